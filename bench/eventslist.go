@@ -1,0 +1,245 @@
+// Package bench holds the load and latency benchmarks behind `auditdb bench`. They run
+// against a real PostgreSQL and compare each measurement with a baseline taken in the same
+// run (machines are noisy; ratios travel better than milliseconds).
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+
+	"auditdb/models"
+)
+
+// EventsListOptions configure the events list benchmark.
+type EventsListOptions struct {
+	Events     int           // events to seed when the database holds fewer
+	Iterations int           // timed requests per case
+	DeepPages  int           // how many keyset pages deep the "deep page" case is
+	Now        time.Time     // the benchmark's clock
+	Serve      func(net.Listener) error
+	Sealer     *models.Sealer
+	Out        io.Writer
+	Timeout    time.Duration // per request
+	DSN        string        // the database, for the bare-SQL baseline over pgx
+}
+
+// Percentiles summarises timings.
+type Percentiles struct{ P50, P95 time.Duration }
+
+func percentiles(ds []time.Duration) Percentiles {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1)+0.5)] }
+	return Percentiles{P50: at(0.50), P95: at(0.95)}
+}
+
+// benchOrg is the demo organization with most events, whose list is measured.
+const benchOrg = "acme-health"
+
+// EventsList seeds the database (when needed) with the demo data set, starts the console via
+// o.Serve on a loopback port, signs in and times the events list (first page, and a page
+// o.DeepPages keyset pages deep, for the last 30 days) over HTTP next to the very same SQL
+// run bare over pgx. It prints a table and returns an error if any request fails.
+func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
+	parts := models.NewPartitionManager(db)
+	var have int64
+	if err := db.WithContext(ctx).Raw("SELECT count(*) FROM audit_log").Scan(&have).Error; err != nil {
+		return err
+	}
+	if have < int64(o.Events) {
+		fmt.Fprintf(o.Out, "seeding %d events (database has %d)…\n", o.Events, have)
+		start := time.Now()
+		res, err := models.SeedDemo(ctx, db, o.Sealer, parts, models.DemoOptions{Events: o.Events, Now: o.Now, Seed: 1})
+		if err != nil {
+			return err
+		}
+		if res.Skipped != "" {
+			return fmt.Errorf("bench: the bench database already holds demo events but fewer than %d; drop it and run again", o.Events)
+		}
+		fmt.Fprintf(o.Out, "seeded %d events in %s\n", res.EventsWritten, time.Since(start).Round(time.Second))
+	}
+	if err := db.WithContext(ctx).Exec("ANALYZE audit_log").Error; err != nil {
+		return err
+	}
+	const email, password = "bench@auditdb.example", "bench-password-not-secret"
+	users := models.NewUserStore(db)
+	if _, err := users.Authenticate(ctx, email, password); err != nil {
+		if _, err := users.Create(ctx, models.NewUser{Email: email, Password: password, OrgID: benchOrg, Role: "org:member"}); err != nil {
+			return fmt.Errorf("bench: create bench user: %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go o.Serve(ln)
+	base := "http://" + ln.Addr().String()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: o.Timeout}
+	if err := signIn(client, base, email, password); err != nil {
+		return err
+	}
+
+	filter := models.EventFilter{From: o.Now.Add(-30 * 24 * time.Hour), To: o.Now.Add(5 * time.Minute)}
+	q := url.Values{"from": {filter.From.UTC().Format(time.RFC3339)}, "to": {filter.To.UTC().Format(time.RFC3339)}}
+	firstURL := base + "/events?" + q.Encode()
+	deepURL, deepCursor, err := followPages(client, firstURL, o.DeepPages)
+	if err != nil {
+		return err
+	}
+
+	var total int64
+	db.WithContext(ctx).Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" < ?`,
+		benchOrg, filter.From, filter.To).Scan(&total)
+	fmt.Fprintf(o.Out, "organization %s: %d events in the last 30 days; deep page = %d pages of %d in\n",
+		benchOrg, total, o.DeepPages, 50)
+
+	conn, err := pgx.Connect(ctx, o.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+
+	type result struct {
+		name      string
+		http, sql Percentiles
+	}
+	var results []result
+	for _, c := range []struct {
+		name   string
+		url    string
+		cursor *models.Cursor
+	}{{"first page", firstURL, nil}, {"deep keyset page", deepURL, &deepCursor}} {
+		sqlText, args := models.ListSQL(benchOrg, filter, c.cursor, 51)
+		httpT, err := timeIt(o.Iterations, func() error { return get(client, c.url) })
+		if err != nil {
+			return err
+		}
+		sqlT, err := timeIt(o.Iterations, func() error {
+			rows, err := conn.Query(ctx, sqlText, args...)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+			if n == 0 {
+				return fmt.Errorf("bench: bare SQL returned no rows")
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return err
+		}
+		results = append(results, result{c.name, percentiles(httpT), percentiles(sqlT)})
+	}
+	fmt.Fprintf(o.Out, "\n%-18s %12s %12s %12s %12s %10s\n", "case", "list p50", "list p95", "SQL p50", "SQL p95", "p95 ratio")
+	for _, r := range results {
+		fmt.Fprintf(o.Out, "%-18s %12s %12s %12s %12s %9.2fx\n", r.name, ms(r.http.P50), ms(r.http.P95),
+			ms(r.sql.P50), ms(r.sql.P95), float64(r.http.P95)/float64(r.sql.P95))
+	}
+	fmt.Fprintf(o.Out, "\n(list = full server round trip of GET /events over loopback HTTP, rendered HTML; SQL = the same keyset query over pgx; %d runs each)\n", o.Iterations)
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func timeIt(n int, fn func() error) ([]time.Duration, error) {
+	for i := 0; i < 10; i++ { // warm up caches and connections
+		if err := fn(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if err := fn(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+var (
+	csrfInput = regexp.MustCompile(`name="_csrf"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="_csrf"`)
+	nextLink  = regexp.MustCompile(`href="(/events\?[^"]*after=[^"]+)"`)
+)
+
+func signIn(client *http.Client, base, email, password string) error {
+	resp, err := client.Get(base + "/login")
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfInput.FindStringSubmatch(string(body))
+	if m == nil {
+		return fmt.Errorf("bench: no CSRF token on the sign-in page")
+	}
+	token := m[1] + m[2]
+	resp, err = client.PostForm(base+"/login", url.Values{"_csrf": {token}, "email": {email}, "password": {password}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.HasSuffix(resp.Request.URL.Path, "/login") {
+		return fmt.Errorf("bench: sign-in failed with status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func get(client *http.Client, u string) error {
+	resp, err := client.Get(u)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: GET %s: status %d", u, resp.StatusCode)
+	}
+	return err
+}
+
+// followPages walks n "older" links from first and returns the URL and cursor of that page.
+func followPages(client *http.Client, first string, n int) (string, models.Cursor, error) {
+	u := first
+	var cur models.Cursor
+	for i := 0; i < n; i++ {
+		resp, err := client.Get(u)
+		if err != nil {
+			return "", cur, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := nextLink.FindStringSubmatch(string(body))
+		if m == nil {
+			return "", cur, fmt.Errorf("bench: page %d has no next link; seed more events or lower --deep", i)
+		}
+		href := strings.ReplaceAll(m[1], "&amp;", "&")
+		parsed, _ := url.Parse(href)
+		cur, err = models.ParseCursor(parsed.Query().Get("after"))
+		if err != nil {
+			return "", cur, err
+		}
+		base, _ := url.Parse(first)
+		u = base.Scheme + "://" + base.Host + href
+	}
+	return u, cur, nil
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"auditdb/migrations"
+	"auditdb/models"
+)
+
+func newFlags(name string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	return fs
+}
+
+func migrateCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	db, err := models.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if len(args) > 0 && args[0] == "down" {
+		if err := migrations.Down(ctx, db); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "rolled back the last migration")
+		return nil
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("migrate takes no argument but `down`")
+	}
+	if err := migrations.Up(ctx, db); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrated to", migrations.Latest())
+	return nil
+}
+
+func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("seed", stdout)
+	demo := fs.Bool("demo", false, "add demo organizations, users and events")
+	events := fs.Int("events", 50_000, "number of demo events")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 0 || *events > 50_000_000 {
+		return models.Invalid("--events", "must be between 0 and 50000000")
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		return err
+	}
+	parts := models.NewPartitionManager(db)
+	if _, err := parts.Ensure(ctx, time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "seeded retention policies, default roles and presets")
+	if !*demo {
+		return nil
+	}
+	key, err := cfg.signingKey()
+	if err != nil {
+		return err
+	}
+	sealer, err := models.NewSealer(key)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	res, err := models.SeedDemo(ctx, db, sealer, parts, models.DemoOptions{Events: *events, Now: time.Now()})
+	if err != nil {
+		return err
+	}
+	if len(res.Credentials) > 0 {
+		fmt.Fprintln(stdout, "demo users (passwords are shown only this once):")
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ORGANIZATION\tROLE\tEMAIL\tPASSWORD")
+		for _, c := range res.Credentials {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.OrgID, c.Role, c.Email, c.Password)
+		}
+		tw.Flush()
+	}
+	if res.Skipped != "" {
+		fmt.Fprintln(stdout, res.Skipped)
+	} else {
+		fmt.Fprintf(stdout, "wrote %d demo events in %s\n", res.EventsWritten, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("usage: auditdb org create --id ID --name NAME")
+	}
+	fs := newFlags("org create", stdout)
+	id := fs.String("id", "", "organization id (lower-case letters, digits, - and _)")
+	name := fs.String("name", "", "display name")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		return err
+	}
+	org, err := models.NewOrgStore(db).Create(ctx, *id, *name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created organization %s (%s)\n", org.ID, org.Name)
+	return nil
+}
+
+func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("usage: auditdb user create --email E --password P (--org ID --role NAME | --superadmin)")
+	}
+	fs := newFlags("user create", stdout)
+	email := fs.String("email", "", "email address")
+	password := fs.String("password", "", "password (at least 12 characters)")
+	org := fs.String("org", "", "organization id")
+	role := fs.String("role", "", "role in the organization, e.g. org:admin")
+	super := fs.Bool("superadmin", false, "may do everything in every organization")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	switch {
+	case *super && *org != "":
+		return models.Invalid("--superadmin", "give either --org and --role, or --superadmin, not both")
+	case !*super && *org == "":
+		return models.Invalid("--org", "give --org and --role, or --superadmin")
+	case *org != "" && *role == "":
+		return models.Invalid("--role", "is required with --org")
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		return err
+	}
+	u, err := models.NewUserStore(db).Create(ctx, models.NewUser{Email: *email, Password: *password,
+		Superadmin: *super, OrgID: *org, Role: *role})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created user %d (%s)\n", u.ID, u.Email)
+	return nil
+}
+
+func partitionsCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: auditdb partitions list|ensure|drop-expired [--dry-run]")
+	}
+	fs := newFlags("partitions", stdout)
+	dry := fs.Bool("dry-run", false, "with drop-expired: only show what would be dropped")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	parts := models.NewPartitionManager(db)
+	now := time.Now()
+	switch args[0] {
+	case "list":
+		list, err := parts.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTITION\tFROM (UTC)\tTO (UTC)\tROWS (EST.)\tSIZE")
+		for _, p := range list {
+			rows := fmt.Sprint(p.Rows)
+			if p.Rows < 0 {
+				rows = "not analyzed"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.From.Format("2006-01-02"), p.To.Format("2006-01-02"),
+				rows, humanBytes(p.Bytes))
+		}
+		return tw.Flush()
+	case "ensure":
+		created, err := parts.Ensure(ctx, now)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created %d partitions %v\n", len(created), created)
+		return nil
+	case "drop-expired":
+		cutoff, err := parts.RetentionCutoff(ctx, now)
+		if err != nil {
+			return err
+		}
+		dropped, err := parts.DropExpired(ctx, now, *dry)
+		verb := "dropped"
+		if *dry {
+			verb = "would drop"
+		}
+		for _, p := range dropped {
+			fmt.Fprintf(stdout, "%s %s (%s to %s)\n", verb, p.Name, p.From.Format("2006-01-02"), p.To.Format("2006-01-02"))
+		}
+		fmt.Fprintf(stdout, "%s %d partitions wholly before %s (longest active retention)\n", verb, len(dropped),
+			cutoff.Format("2006-01-02"))
+		return err
+	}
+	return fmt.Errorf("unknown partitions command %q: use list, ensure or drop-expired", args[0])
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"auditdb/models"
+)
+
+// config is read once from the environment; every field has a default that works on a
+// development machine with PostgreSQL and Redis on localhost.
+type config struct {
+	DatabaseURL string // AUDITDB_DATABASE_URL
+	RedisURL    string // AUDITDB_REDIS_URL
+	Addr        string // AUDITDB_ADDR
+	DataDir     string // AUDITDB_DATA_DIR: generated development keys
+	SigningKey  []byte // AUDITDB_SIGNING_KEY (hex or base64, ≥ 32 bytes) or <data dir>/signing.key
+	TrustProxy  bool   // AUDITDB_TRUST_PROXY: read client address and scheme from X-Forwarded-*
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	get := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	cfg := config{
+		DatabaseURL: get("AUDITDB_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/auditdb?sslmode=disable"),
+		RedisURL:    get("AUDITDB_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		Addr:        get("AUDITDB_ADDR", "127.0.0.1:8080"),
+		DataDir:     get("AUDITDB_DATA_DIR", ".data"),
+	}
+	if v := getenv("AUDITDB_TRUST_PROXY"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, models.Invalid("AUDITDB_TRUST_PROXY", "must be true or false")
+		}
+		cfg.TrustProxy = b
+	}
+	if v := getenv("AUDITDB_SIGNING_KEY"); v != "" {
+		key, err := decodeKey(v)
+		if err != nil || len(key) < 32 {
+			return cfg, models.Invalid("AUDITDB_SIGNING_KEY", "must be at least 32 bytes, hex or base64 encoded")
+		}
+		cfg.SigningKey = key
+	}
+	return cfg, nil
+}
+
+func decodeKey(s string) ([]byte, error) {
+	if b, err := hex.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+// signingKey returns the configured key, or the development key kept in the data directory
+// (generated with mode 0600 on first use).
+func (c config) signingKey() ([]byte, error) {
+	if c.SigningKey != nil {
+		return c.SigningKey, nil
+	}
+	return dataDirKey(c.DataDir, "signing.key", 32)
+}
+
+func dataDirKey(dir, name string, size int) ([]byte, error) {
+	path := filepath.Join(dir, name)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		key, derr := hex.DecodeString(string(trimNewline(raw)))
+		if derr != nil || len(key) < size {
+			return nil, fmt.Errorf("%s is not a %d-byte hex key", path, size)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	key := make([]byte, size)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) { // another process made it first: use theirs
+		return dataDirKey(dir, name, size)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

@@ -1,0 +1,158 @@
+// Package handlers holds the console and API request handlers, one file per area. Each
+// handler is thin: parse, validate, authorize, call a store, render or redirect. Stores are
+// reached through small interfaces declared here, beside their use.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	"auditdb/views/pages/auth"
+	"auditdb/web/render"
+)
+
+// Cookie names used by the console.
+const (
+	SessionCookie    = "auditdb_session"
+	LoginCSRFCookie  = "auditdb_login_csrf"
+	maxEmailLength   = 320
+	maxPasswordBytes = 1024
+)
+
+// Authenticator checks credentials and lists the organizations of a user.
+type Authenticator interface {
+	Authenticate(ctx context.Context, email, password string) (*models.User, error)
+	Organizations(ctx context.Context, u *models.User) ([]models.OrgAccess, error)
+}
+
+// SessionManager starts, switches and ends console sessions.
+type SessionManager interface {
+	Create(ctx context.Context, userID int64, org, ip, userAgent string) (string, *models.Session, error)
+	SetOrg(ctx context.Context, token, org string) error
+	Revoke(ctx context.Context, token string) error
+}
+
+// FailureLimiter counts failed sign-ins per key.
+type FailureLimiter interface {
+	Blocked(ctx context.Context, key string) bool
+	Fail(ctx context.Context, key string)
+	Reset(ctx context.Context, key string)
+}
+
+// LoginLimits are the failed sign-in limiters: one keyed by account, one by address.
+type LoginLimits struct {
+	PerAccount, PerAddress FailureLimiter
+}
+
+// secureRequest reports whether the request reached us over TLS (directly or, when the
+// proxy is trusted by Fiber's config, behind one).
+func secureRequest(c *fiber.Ctx) bool { return c.Protocol() == "https" }
+
+// LoginPage shows the sign-in form with a fresh pre-session CSRF token.
+func LoginPage() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		return renderLogin(c, fiber.StatusOK, auth.LoginProps{Next: render.LocalPath(c.Query("next"))})
+	}
+}
+
+func renderLogin(c *fiber.Ctx, status int, p auth.LoginProps) error {
+	token := c.Cookies(LoginCSRFCookie)
+	if len(token) < 32 {
+		token = models.RandomToken(32)
+		c.Cookie(&fiber.Cookie{Name: LoginCSRFCookie, Value: token, Path: "/login", HTTPOnly: true,
+			SameSite: fiber.CookieSameSiteStrictMode, Secure: secureRequest(c), MaxAge: 3600})
+	}
+	p.CSRF = token
+	return render.HTML(c, status, auth.Login(p))
+}
+
+// Login checks the credentials, enforces the failed sign-in limits and starts a session in
+// the user's first organization. A wrong password and an unknown user get the same answer.
+func Login(users Authenticator, sessions SessionManager, limits LoginLimits, log *slog.Logger) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx := c.UserContext()
+		email, password := c.FormValue("email"), c.FormValue("password")
+		next := render.LocalPath(c.FormValue("next"))
+		props := auth.LoginProps{Email: email, Next: next}
+		if len(email) > maxEmailLength || len(password) > maxPasswordBytes || email == "" || password == "" {
+			props.Error = "Enter your email and password."
+			return renderLogin(c, fiber.StatusBadRequest, props)
+		}
+		accountKey, addressKey := "acct:"+normalizeEmail(email), "addr:"+c.IP()
+		if limits.PerAccount.Blocked(ctx, accountKey) || limits.PerAddress.Blocked(ctx, addressKey) {
+			props.Error = "Too many failed sign-ins. Wait 15 minutes and try again."
+			return renderLogin(c, fiber.StatusTooManyRequests, props)
+		}
+		user, err := users.Authenticate(ctx, email, password)
+		if errors.Is(err, models.ErrBadCredentials) {
+			limits.PerAccount.Fail(ctx, accountKey)
+			limits.PerAddress.Fail(ctx, addressKey)
+			log.Info("sign-in failed", "ip", c.IP())
+			props.Error = "Email or password is incorrect."
+			return renderLogin(c, fiber.StatusUnauthorized, props)
+		}
+		if err != nil {
+			return err
+		}
+		limits.PerAccount.Reset(ctx, accountKey)
+		orgs, err := users.Organizations(ctx, user)
+		if err != nil {
+			return err
+		}
+		org := ""
+		if len(orgs) > 0 {
+			org = orgs[0].ID
+		}
+		token, _, err := sessions.Create(ctx, user.ID, org, c.IP(), c.Get(fiber.HeaderUserAgent))
+		if err != nil {
+			return err
+		}
+		setSessionCookie(c, token, time.Now().Add(models.SessionAbsoluteTimeout))
+		c.ClearCookie(LoginCSRFCookie)
+		return render.Redirect(c, next)
+	}
+}
+
+func setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
+	c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: token, Path: "/", HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteLaxMode, Secure: secureRequest(c), Expires: expires})
+}
+
+// Logout revokes the session and returns to the sign-in page.
+func Logout(sessions SessionManager) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if v := render.ViewerOf(c); v != nil {
+			if err := sessions.Revoke(c.UserContext(), v.Token); err != nil {
+				return err
+			}
+		}
+		c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: "", Path: "/", HTTPOnly: true,
+			SameSite: fiber.CookieSameSiteLaxMode, Secure: secureRequest(c), Expires: time.Unix(1, 0)})
+		return render.Redirect(c, "/login")
+	}
+}
+
+// SwitchOrg makes another of the viewer's organizations the current one.
+func SwitchOrg(sessions SessionManager) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		org := c.FormValue("org")
+		for _, o := range v.Orgs {
+			if o.ID == org {
+				if err := sessions.SetOrg(c.UserContext(), v.Token, org); err != nil {
+					return err
+				}
+				return render.Redirect(c, "/")
+			}
+		}
+		return models.NotFound("organization")
+	}
+}
+
+func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }

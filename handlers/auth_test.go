@@ -1,0 +1,247 @@
+package handlers_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"auditdb/handlers"
+	"auditdb/models"
+	"auditdb/web"
+	"auditdb/web/webtest"
+)
+
+func TestLoginFailuresLookTheSame(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("auth")
+	email := env.User(org, "org:member")
+
+	wrong := env.Anonymous().PostForm("/login", url.Values{"email": {email}, "password": {"not the password!"}})
+	unknown := env.Anonymous().PostForm("/login", url.Values{"email": {"nobody@example.test"}, "password": {"not the password!"}})
+	for name, r := range map[string]webtest.Response{"wrong password": wrong, "unknown user": unknown} {
+		if r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, r.StatusCode)
+		}
+		if !strings.Contains(r.Body, "Email or password is incorrect.") {
+			t.Errorf("%s: body lacks the shared message", name)
+		}
+	}
+}
+
+func TestLoginRequiredEverywhereButLogin(t *testing.T) {
+	env := webtest.New(t)
+	for _, path := range []string{"/", "/events", "/events/1", "/alerts", "/reports", "/retention", "/gdpr", "/roles", "/settings"} {
+		t.Run(path, func(t *testing.T) {
+			r := env.Anonymous().Get(path)
+			if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/login?next=") {
+				t.Fatalf("status %d location %q, want 303 to /login", r.StatusCode, r.Header.Get("Location"))
+			}
+		})
+	}
+	if r := env.Anonymous().Get("/login"); r.StatusCode != http.StatusOK {
+		t.Fatalf("/login: status %d", r.StatusCode)
+	}
+}
+
+func TestCSRFRequiredOnForms(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("csrf")
+	email := env.User(org, "org:member")
+
+	cases := []struct {
+		name string
+		post func() webtest.Response
+	}{
+		{"login without token", func() webtest.Response {
+			c := env.Anonymous()
+			c.Get("/login")
+			return c.PostRaw("/login", url.Values{"email": {email}, "password": {webtest.Password}})
+		}},
+		{"login with forged token", func() webtest.Response {
+			c := env.Anonymous()
+			c.Get("/login")
+			return c.PostRaw("/login", url.Values{"_csrf": {"forged-token-forged-token-forged-token-x"}, "email": {email}, "password": {webtest.Password}})
+		}},
+		{"logout without token", func() webtest.Response {
+			return env.Login(email).PostRaw("/logout", url.Values{})
+		}},
+		{"switch org with another session's token", func() webtest.Response {
+			other := env.Login(email)
+			c := env.Login(email)
+			return c.PostRaw("/session/org", url.Values{"_csrf": {other.CSRF}, "org": {org}})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.post()
+			if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "security token") {
+				t.Fatalf("status %d, want 403 with the CSRF message; body %.200s", r.StatusCode, r.Body)
+			}
+		})
+	}
+}
+
+func TestLogoutRevokesSession(t *testing.T) {
+	env := webtest.New(t)
+	email := env.User(env.Org("logout"), "org:member")
+	c := env.Login(email)
+	cookie := sessionCookie(t, c)
+	if r := c.PostForm("/logout", url.Values{}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: status %d", r.StatusCode)
+	}
+	// Replaying the old cookie must not work: the session is revoked server-side.
+	replay := env.Anonymous()
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.AddCookie(&http.Cookie{Name: handlers.SessionCookie, Value: cookie})
+	if r := replay.Do(req); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoked session still works: status %d", r.StatusCode)
+	}
+}
+
+func sessionCookie(t *testing.T, c *webtest.Client) string {
+	t.Helper()
+	v := c.Cookie(handlers.SessionCookie)
+	if v == "" {
+		t.Fatal("no session cookie")
+	}
+	return v
+}
+
+func TestSessionExpiry(t *testing.T) {
+	env := webtest.New(t)
+	email := env.User(env.Org("expiry"), "org:member")
+	cases := []struct {
+		name string
+		sql  string
+	}{
+		{"idle over 30 minutes", "UPDATE sessions SET last_seen_at = now() - interval '31 minutes' WHERE user_id = (SELECT id FROM users WHERE email = ?)"},
+		{"past 12 hours absolute", "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = (SELECT id FROM users WHERE email = ?)"},
+		{"revoked elsewhere", "UPDATE sessions SET revoked_at = now() WHERE user_id = (SELECT id FROM users WHERE email = ?)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := env.Login(email)
+			if r := c.Get("/events"); r.StatusCode != http.StatusOK {
+				t.Fatalf("before: status %d", r.StatusCode)
+			}
+			if err := env.DB.Exec(tc.sql, email).Error; err != nil {
+				t.Fatal(err)
+			}
+			if r := c.Get("/events"); r.StatusCode != http.StatusSeeOther {
+				t.Fatalf("after: status %d, want redirect to sign-in", r.StatusCode)
+			}
+		})
+	}
+	t.Run("activity within 30 minutes keeps it alive", func(t *testing.T) {
+		c := env.Login(email)
+		env.DB.Exec("UPDATE sessions SET last_seen_at = now() - interval '29 minutes' WHERE user_id = (SELECT id FROM users WHERE email = ?) AND revoked_at IS NULL", email)
+		if r := c.Get("/events"); r.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", r.StatusCode)
+		}
+	})
+}
+
+func TestSessionSurvivesRestartAndRedisOutage(t *testing.T) {
+	env := webtest.New(t)
+	email := env.User(env.Org("restart"), "org:member")
+	c := env.Login(email)
+	cookie := c.Cookie(handlers.SessionCookie)
+
+	// A second application (a restarted server) whose Redis is unreachable.
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond})
+	defer dead.Close()
+	deps := web.NewDeps(env.DB, dead, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	env2 := *env
+	env2.App = web.New(deps)
+	env2.Deps = deps
+	c2 := env2.Anonymous()
+	c2.SetCookie(handlers.SessionCookie, cookie)
+	if r := c2.Get("/events"); r.StatusCode != http.StatusOK {
+		t.Fatalf("session after restart without Redis: status %d", r.StatusCode)
+	}
+	// Signing in still works without Redis too, and the failure limit still holds.
+	if r := env2.Login(email).Get("/"); r.StatusCode != http.StatusOK {
+		t.Fatalf("login without Redis: status %d", r.StatusCode)
+	}
+	for i := 0; i < 5; i++ {
+		env2.Anonymous().PostForm("/login", url.Values{"email": {email}, "password": {"wrong password!!"}})
+	}
+	if r := env2.Anonymous().PostForm("/login", url.Values{"email": {email}, "password": {webtest.Password}}); r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("limit without Redis: status %d, want 429", r.StatusCode)
+	}
+}
+
+func TestFailedLoginLimits(t *testing.T) {
+	env := webtest.New(t)
+	email := env.User(env.Org("limit"), "org:member")
+	for i := 0; i < 5; i++ {
+		r := env.Anonymous().PostForm("/login", url.Values{"email": {strings.ToUpper(email)}, "password": {"wrong password!!"}})
+		if r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: status %d", i, r.StatusCode)
+		}
+	}
+	r := env.Anonymous().PostForm("/login", url.Values{"email": {email}, "password": {webtest.Password}})
+	if r.StatusCode != http.StatusTooManyRequests || !strings.Contains(r.Body, "Too many failed sign-ins") {
+		t.Fatalf("account limit: status %d", r.StatusCode)
+	}
+
+	// Per address: 20 failures over many accounts from one address block that address.
+	env2 := webtest.New(t)
+	victim := env2.User(env2.Org("addr"), "org:member")
+	for i := 0; i < 20; i++ {
+		env2.Anonymous().PostForm("/login", url.Values{"email": {webtest.Unique("spray") + "@example.test"}, "password": {"wrong password!!"}})
+	}
+	r = env2.Anonymous().PostForm("/login", url.Values{"email": {victim}, "password": {webtest.Password}})
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("address limit: status %d", r.StatusCode)
+	}
+}
+
+func TestOrganizationSwitcher(t *testing.T) {
+	env := webtest.New(t)
+	ctx := context.Background()
+	a, b, other := env.Org("swa"), env.Org("swb"), env.Org("swo")
+	email := env.User(a, "org:member")
+	u, err := env.Deps.Users.Authenticate(ctx, email, webtest.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Deps.Users.AddMembership(ctx, u.ID, b, "org:admin"); err != nil {
+		t.Fatal(err)
+	}
+	evB := env.Events(models.Event{OrganizationID: b, Timestamp: time.Now().Add(-time.Hour), Action: "only.in.b", Status: "success"})
+
+	c := env.Login(email)
+	home := c.Get("/")
+	if !strings.Contains(home.Body, `data-testid="org-switcher"`) {
+		t.Fatal("no organization switcher for a user in two organizations")
+	}
+	if r := c.Get("/events/" + itoa(evB[0].ID)); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("event of the other org before switching: status %d", r.StatusCode)
+	}
+	if r := c.PostForm("/session/org", url.Values{"org": {b}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("switch: status %d", r.StatusCode)
+	}
+	if r := c.Get("/events/" + itoa(evB[0].ID)); r.StatusCode != http.StatusOK {
+		t.Fatalf("event after switching: status %d", r.StatusCode)
+	}
+	if r := c.PostForm("/session/org", url.Values{"org": {other}}); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("switch to a foreign org: status %d, want 404", r.StatusCode)
+	}
+
+	// A superadmin sees every organization.
+	super := env.Login(env.User("", ""))
+	page := super.Get("/")
+	for _, id := range []string{a, b, other} {
+		if !strings.Contains(page.Body, `value="`+id+`"`) {
+			t.Errorf("superadmin switcher lacks %s", id)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	eventviews "auditdb/views/pages/events"
+	"auditdb/web/render"
+)
+
+// EventReader is what the events pages need from the event store.
+type EventReader interface {
+	List(ctx context.Context, org string, f models.EventFilter, after *models.Cursor, limit int) (models.EventPage, error)
+	Get(ctx context.Context, org string, id int64) (*models.Event, error)
+}
+
+// Events list defaults.
+const (
+	EventsPageSize    = 50
+	DefaultEventRange = 30 * 24 * time.Hour
+	// futureSlack lets the default range include events stamped slightly ahead of our clock.
+	futureSlack    = 5 * time.Minute
+	formTimeLayout = "2006-01-02T15:04"
+)
+
+// filterParams are the query parameters of the events list, in form order.
+var filterParams = []string{"from", "to", "action", "status", "principal", "resource_type", "resource_id",
+	"classification", "correlation_id", "q"}
+
+// ParseEventFilter reads the events list filter from query values. An absent range means
+// the last 30 days. It returns a KindInvalid error naming the bad parameter.
+func ParseEventFilter(q func(string) string, now time.Time) (models.EventFilter, eventviews.FilterValues, error) {
+	fv := eventviews.FilterValues{
+		From: q("from"), To: q("to"), Action: strings.TrimSpace(q("action")), Status: q("status"),
+		Principal: strings.TrimSpace(q("principal")), ResourceType: strings.TrimSpace(q("resource_type")),
+		ResourceID: strings.TrimSpace(q("resource_id")), Classification: q("classification"),
+		CorrelationID: strings.TrimSpace(q("correlation_id")), Q: strings.TrimSpace(q("q")),
+	}
+	f := models.EventFilter{
+		Action: fv.Action, Status: fv.Status, PrincipalID: fv.Principal, ResourceType: fv.ResourceType,
+		ResourceID: fv.ResourceID, Classification: fv.Classification, CorrelationID: fv.CorrelationID, Text: fv.Q,
+		To: now.Add(futureSlack), From: now.Add(-DefaultEventRange),
+	}
+	var err error
+	if fv.From != "" {
+		if f.From, err = parseFormTime(fv.From); err != nil {
+			return f, fv, models.Invalid("from", "must be a date and time such as 2026-01-31T13:45 (UTC)")
+		}
+	}
+	if fv.To != "" {
+		if f.To, err = parseFormTime(fv.To); err != nil {
+			return f, fv, models.Invalid("to", "must be a date and time such as 2026-01-31T13:45 (UTC)")
+		}
+	}
+	return f, fv, f.Validate()
+}
+
+// parseFormTime accepts the datetime-local form (taken as UTC), a bare date, or RFC 3339.
+func parseFormTime(s string) (time.Time, error) {
+	for _, layout := range []string{formTimeLayout, "2006-01-02T15:04:05", "2006-01-02", time.RFC3339Nano} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			if t.Year() < 1970 || t.Year() > 9999 {
+				break
+			}
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, models.Invalid("time", "unreadable")
+}
+
+// ListEvents shows the current organization's events, newest first, with filters and
+// keyset pages; htmx requests get the results fragment alone.
+func ListEvents(events EventReader, now func() time.Time) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		if v.OrgID == "" {
+			return models.Forbidden("you are not a member of any organization")
+		}
+		filter, values, err := ParseEventFilter(func(k string) string { return c.Query(k) }, now())
+		if err != nil {
+			return err
+		}
+		var after *models.Cursor
+		if raw := c.Query("after"); raw != "" {
+			cur, err := models.ParseCursor(raw)
+			if err != nil {
+				return err
+			}
+			after = &cur
+		}
+		page, err := events.List(c.UserContext(), v.OrgID, filter, after, EventsPageSize)
+		if err != nil {
+			return err
+		}
+		props := eventviews.ListProps{Filter: values, Statuses: models.EventStatuses,
+			Classifications: models.DataClassifications}
+		for i := range page.Events {
+			props.Rows = append(props.Rows, EventRow(&page.Events[i]))
+		}
+		base := filterQuery(c)
+		if page.Next != nil {
+			props.NextHref = withParam("/events", base, "after", page.Next.String())
+		}
+		if after != nil {
+			props.FirstHref = withParam("/events", base, "", "")
+		}
+		if render.IsHTMX(c) {
+			return render.HTML(c, fiber.StatusOK, eventviews.Results(props))
+		}
+		return render.HTML(c, fiber.StatusOK, eventviews.List(v.Shell("Events", "events"), props))
+	}
+}
+
+// filterQuery returns the request's non-empty filter parameters (not the cursor).
+func filterQuery(c *fiber.Ctx) url.Values {
+	vals := url.Values{}
+	for _, k := range filterParams {
+		if s := c.Query(k); s != "" {
+			vals.Set(k, s)
+		}
+	}
+	return vals
+}
+
+func withParam(path string, base url.Values, key, value string) string {
+	vals := url.Values{}
+	for k, v := range base {
+		vals[k] = v
+	}
+	if key != "" {
+		vals.Set(key, value)
+	}
+	if len(vals) == 0 {
+		return path
+	}
+	return path + "?" + vals.Encode()
+}
+
+// EventRow shapes an event for the list table.
+func EventRow(ev *models.Event) eventviews.Row {
+	resource := deref(ev.TargetResourceType)
+	if id := deref(ev.TargetResourceID); id != "" {
+		if resource != "" {
+			resource += "/"
+		}
+		resource += id
+	}
+	return eventviews.Row{
+		ID: ev.ID, Href: "/events/" + strconv.FormatInt(ev.ID, 10),
+		Time:   ev.Timestamp.UTC().Format("2006-01-02 15:04:05 UTC"),
+		Action: ev.Action, Status: ev.Status, Principal: deref(ev.PrincipalID), Resource: resource,
+		Classification: ev.DataClassification, Outcome: deref(ev.OutcomeDescription),
+	}
+}
+
+// ShowEvent shows every field of one event of the current organization. A malformed id or
+// another organization's event is a 404.
+func ShowEvent(events EventReader) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err != nil || id <= 0 || v.OrgID == "" {
+			return models.NotFound("event")
+		}
+		ev, err := events.Get(c.UserContext(), v.OrgID, id)
+		if err != nil {
+			return err
+		}
+		return render.HTML(c, fiber.StatusOK, eventviews.Detail(v.Shell("Event "+strconv.FormatInt(id, 10), "events"), eventDetail(ev)))
+	}
+}
+
+func eventDetail(ev *models.Event) eventviews.DetailProps {
+	opt := func(p *string) string {
+		if p == nil {
+			return "—"
+		}
+		return *p
+	}
+	latency := "—"
+	if ev.ProcessingLatency != nil {
+		latency = strconv.Itoa(int(*ev.ProcessingLatency)) + " ms"
+	}
+	archived := "—"
+	if ev.ArchivedAt != nil {
+		archived = ev.ArchivedAt.UTC().Format(time.RFC3339)
+	}
+	fields := []eventviews.DetailField{
+		{Label: "ID", Value: strconv.FormatInt(ev.ID, 10), TestID: "field-id", Mono: true},
+		{Label: "Timestamp", Value: ev.Timestamp.UTC().Format(models.TimestampLayout), TestID: "field-timestamp", Mono: true},
+		{Label: "Action", Value: ev.Action, TestID: "field-action", Mono: true},
+		{Label: "Status", Value: ev.Status, TestID: "field-status"},
+		{Label: "Principal", Value: opt(ev.PrincipalID), TestID: "field-principal", Mono: true},
+		{Label: "Organization", Value: ev.OrganizationID, TestID: "field-organization", Mono: true},
+		{Label: "Resource type", Value: opt(ev.TargetResourceType), TestID: "field-resource-type"},
+		{Label: "Resource id", Value: opt(ev.TargetResourceID), TestID: "field-resource-id", Mono: true},
+		{Label: "Outcome", Value: opt(ev.OutcomeDescription), TestID: "field-outcome"},
+		{Label: "Correlation id", Value: opt(ev.CorrelationID), TestID: "field-correlation-id", Mono: true},
+		{Label: "Data classification", Value: ev.DataClassification, TestID: "field-classification"},
+		{Label: "Retention policy", Value: ev.RetentionPolicy, TestID: "field-retention-policy"},
+		{Label: "Event version", Value: ev.EventVersion, TestID: "field-event-version"},
+		{Label: "TTL", Value: opt(ev.TTL), TestID: "field-ttl"},
+		{Label: "Processing latency", Value: latency, TestID: "field-latency"},
+		{Label: "Archived at", Value: archived, TestID: "field-archived-at"},
+		{Label: "Hash algorithm", Value: ev.HashAlgorithm, TestID: "field-hash-algorithm", Mono: true},
+		{Label: "Hash", Value: ev.Hash, TestID: "field-hash", Mono: true},
+		{Label: "Subject digest", Value: ev.SubjectDigest, TestID: "field-subject-digest", Mono: true},
+		{Label: "Signature", Value: ev.Signature, TestID: "field-signature", Mono: true},
+	}
+	return eventviews.DetailProps{ID: ev.ID, Title: ev.Action, Fields: fields, DetailsJSON: prettyJSON(ev.Details),
+		BackHref: "/events"}
+}
+
+func prettyJSON(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "{}"
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

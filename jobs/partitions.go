@@ -1,0 +1,61 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/go-co-op/gocron/v2"
+
+	"auditdb/models"
+)
+
+// PartitionMaintainer is what the partition job needs.
+type PartitionMaintainer interface {
+	Ensure(ctx context.Context, now time.Time) ([]string, error)
+	DropExpired(ctx context.Context, now time.Time, dryRun bool) ([]models.Partition, error)
+}
+
+// MaintainPartitions ensures the current and next six monthly partitions and drops those
+// wholly past the longest active retention policy.
+func MaintainPartitions(p PartitionMaintainer, now func() time.Time, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := now()
+		created, err := p.Ensure(ctx, t)
+		if err != nil {
+			return err
+		}
+		dropped, err := p.DropExpired(ctx, t, false)
+		if err != nil && models.KindOf(err) != models.KindConflict {
+			return err
+		}
+		for _, d := range dropped {
+			log.Info("dropped expired partition", "partition", d.Name)
+		}
+		if len(created) > 0 {
+			log.Info("created partitions", "partitions", created)
+		}
+		return nil
+	}
+}
+
+// PartitionJob runs MaintainPartitions daily at 01:15 UTC.
+func PartitionJob(p PartitionMaintainer, log *slog.Logger) Job {
+	return Job{
+		Name:       "partitions",
+		Definition: gocron.DailyJob(1, gocron.NewAtTimes(gocron.NewAtTime(1, 15, 0))),
+		Run:        MaintainPartitions(p, time.Now, log),
+	}
+}
+
+// SessionPurgeJob deletes long-ended console sessions hourly.
+func SessionPurgeJob(s *models.SessionStore) Job {
+	return Job{
+		Name:       "session-purge",
+		Definition: gocron.DurationJob(time.Hour),
+		Run: func(ctx context.Context) error {
+			_, err := s.PurgeExpired(ctx)
+			return err
+		},
+	}
+}

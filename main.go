@@ -1,0 +1,181 @@
+// Command auditdb is a multi-tenant audit-event database with an admin console.
+//
+// Run `auditdb help` for the subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"auditdb/jobs"
+	"auditdb/migrations"
+	"auditdb/models"
+	"auditdb/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "auditdb:", models.MessageOfCLI(err))
+		os.Exit(1)
+	}
+}
+
+const usage = `auditdb — a multi-tenant audit-event database with an admin console.
+
+Usage: auditdb <command> [flags]
+
+Commands:
+  serve                                   migrate, then run the console and API
+  migrate                                 apply pending migrations
+  migrate down                            roll back the last migration
+  seed [--demo] [--events N]              default policies, roles and presets; --demo adds
+                                          two organizations, users and N events (50000)
+  org create --id ID --name NAME          create an organization
+  user create --email E --password P (--org ID --role NAME | --superadmin)
+                                          create a user
+  partitions list|ensure|drop-expired [--dry-run]
+                                          manage monthly partitions
+  bench events-list [--events N]          measure the events list against bare SQL
+  help                                    this text
+
+Configuration comes from the environment; see README.md.
+`
+
+// run is the whole program: it parses args, reads configuration through getenv and writes
+// its output to stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "serve":
+		return serve(ctx, cfg, stdout)
+	case "migrate":
+		return migrateCmd(ctx, cfg, args[1:], stdout)
+	case "seed":
+		return seedCmd(ctx, cfg, args[1:], stdout)
+	case "org":
+		return orgCmd(ctx, cfg, args[1:], stdout)
+	case "user":
+		return userCmd(ctx, cfg, args[1:], stdout)
+	case "partitions":
+		return partitionsCmd(ctx, cfg, args[1:], stdout)
+	case "bench":
+		return benchCmd(ctx, cfg, args[1:], stdout)
+	}
+	return fmt.Errorf("unknown command %q; run `auditdb help`", args[0])
+}
+
+// openDB connects and migrates.
+func openDB(ctx context.Context, cfg config) (*gorm.DB, error) {
+	db, err := models.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Up(ctx, db); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+func closeDB(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		sqlDB.Close()
+	}
+}
+
+// openRedis connects to Redis; when it is down it warns and returns a client anyway, since
+// every Redis use degrades to in-process state and recovers when Redis returns.
+func openRedis(ctx context.Context, cfg config, log *slog.Logger) (*redis.Client, error) {
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, models.Invalid("AUDITDB_REDIS_URL", "must be a redis:// URL")
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = time.Second, time.Second, time.Second
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		log.Warn("Redis is unreachable; continuing with in-process state", "url", opt.Addr, "err", err)
+	}
+	return rdb, nil
+}
+
+func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		return err
+	}
+	parts := models.NewPartitionManager(db)
+	if _, err := parts.Ensure(ctx, time.Now()); err != nil {
+		return err
+	}
+	rdb, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	deps := web.NewDeps(db, rdb, log)
+	deps.TrustProxy = cfg.TrustProxy
+	app := web.New(deps)
+
+	sched, err := jobs.New(db, log)
+	if err != nil {
+		return err
+	}
+	for _, j := range []jobs.Job{jobs.PartitionJob(parts, log), jobs.SessionPurgeJob(deps.Sessions)} {
+		if err := sched.Add(j); err != nil {
+			return err
+		}
+	}
+	sched.Start()
+
+	listenErr := make(chan error, 1)
+	go func() { listenErr <- app.Listen(cfg.Addr) }()
+	log.Info("auditdb console listening", "addr", "http://"+cfg.Addr)
+
+	select {
+	case err = <-listenErr:
+	case <-ctx.Done():
+	}
+	// Ordered shutdown: HTTP first (finish in-flight requests), then the scheduler, then
+	// Redis and the database (deferred above).
+	log.Info("shutting down")
+	if serr := app.ShutdownWithTimeout(20 * time.Second); serr != nil {
+		log.Error("http shutdown", "err", serr)
+	}
+	if serr := sched.Shutdown(); serr != nil {
+		log.Error("scheduler shutdown", "err", serr)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+// Package migrations holds auditdb's schema history as an append-only gormigrate list.
+//
+// Each migration carries its own SQL (embedded from sql/) or copies the structs it needs;
+// nothing here imports the models package, so old migrations never change meaning when the
+// models do. Migrations run under a PostgreSQL advisory lock so several instances may start
+// at once.
+package migrations
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"embed"
+	"fmt"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+//go:embed sql/*.sql
+var sqlFiles embed.FS
+
+// advisoryLockKey is the pg_advisory_lock key that serializes migrations across instances.
+const advisoryLockKey = 72_000_001
+
+// list is the ordered migration history. Append only: never edit or reorder a released entry.
+func list() []*gormigrate.Migration {
+	return []*gormigrate.Migration{
+		sqlMigration("20261126_0001_schema"),
+	}
+}
+
+// sqlMigration builds a migration from sql/<id>.up.sql and sql/<id>.down.sql.
+func sqlMigration(id string) *gormigrate.Migration {
+	return &gormigrate.Migration{
+		ID: id,
+		Migrate: func(tx *gorm.DB) error {
+			return execFile(tx, id+".up.sql")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return execFile(tx, id+".down.sql")
+		},
+	}
+}
+
+func execFile(tx *gorm.DB, name string) error {
+	body, err := sqlFiles.ReadFile("sql/" + name)
+	if err != nil {
+		return fmt.Errorf("migrations: read %s: %w", name, err)
+	}
+	if err := tx.Exec(string(body)).Error; err != nil {
+		return fmt.Errorf("migrations: %s: %w", name, err)
+	}
+	return nil
+}
+
+func options() *gormigrate.Options {
+	o := *gormigrate.DefaultOptions
+	o.TableName = "schema_migrations"
+	o.UseTransaction = true
+	return &o
+}
+
+// Up applies every pending migration. It returns an error naming the failed migration;
+// a failed migration is rolled back as a whole.
+func Up(ctx context.Context, db *gorm.DB) error {
+	return locked(ctx, db, func(conn *gorm.DB) error {
+		return gormigrate.New(conn, options(), list()).Migrate()
+	})
+}
+
+// Down rolls back the most recently applied migration. It returns an error when there is
+// nothing to roll back or the rollback fails.
+func Down(ctx context.Context, db *gorm.DB) error {
+	return locked(ctx, db, func(conn *gorm.DB) error {
+		return gormigrate.New(conn, options(), list()).RollbackLast()
+	})
+}
+
+// Latest returns the id of the newest migration this binary knows.
+func Latest() string {
+	l := list()
+	return l[len(l)-1].ID
+}
+
+// locked runs fn on one pooled connection that holds the migration advisory lock.
+func locked(ctx context.Context, db *gorm.DB, fn func(*gorm.DB) error) error {
+	return db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("SELECT pg_advisory_lock(?)", advisoryLockKey).Error; err != nil {
+			return fmt.Errorf("migrations: take lock: %w", err)
+		}
+		defer conn.Exec("SELECT pg_advisory_unlock(?)", advisoryLockKey)
+		return fn(conn)
+	})
+}
+
+// Fingerprint returns a short digest of the whole migration history (ids and SQL text).
+// Test helpers name their migrated template database after it, so a changed migration
+// gets a fresh template.
+func Fingerprint() string {
+	h := sha256.New()
+	for _, m := range list() {
+		h.Write([]byte(m.ID))
+		for _, suffix := range []string{".up.sql", ".down.sql"} {
+			body, _ := sqlFiles.ReadFile("sql/" + m.ID + suffix)
+			h.Write(body)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}

@@ -1,0 +1,122 @@
+// Package models holds auditdb's data layer: GORM models, stores, raw SQL where PostgreSQL
+// features need it (partitions, COPY), and the integrity hashing of events.
+//
+// Every store method that touches tenant data takes the organization and filters by it.
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Open connects to the database at dsn, creating the database first when it does not
+// exist. It returns a KindUnavailable error with one plain sentence (what was tried and
+// how to start PostgreSQL) when the server cannot be reached.
+func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
+	if err := ensureDatabase(ctx, dsn); err != nil {
+		return nil, err
+	}
+	db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{
+		Logger:                 logger.Default.LogMode(logger.Silent),
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, unreachable(dsn, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("models: open: %w", err)
+	}
+	sqlDB.SetMaxOpenConns(20)
+	sqlDB.SetMaxIdleConns(10)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		return nil, unreachable(dsn, err)
+	}
+	return db, nil
+}
+
+// ensureDatabase creates the database named in dsn when it is missing, connecting to the
+// server's "postgres" maintenance database to do so.
+func ensureDatabase(ctx context.Context, dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return Invalid("AUDITDB_DATABASE_URL", "must be a postgres:// URL")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return Invalid("AUDITDB_DATABASE_URL", "names no database")
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, admin.String())
+	if err != nil {
+		return unreachable(dsn, err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(cctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("models: look up database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(cctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created meanwhile by another instance
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("models: create database %q: %w", name, err)
+	}
+	return nil
+}
+
+func unreachable(dsn string, cause error) error {
+	return Unavailable(fmt.Sprintf(
+		"cannot reach PostgreSQL at %s (%v); start it (for example `pg_ctlcluster 15 main start`) or set AUDITDB_DATABASE_URL",
+		redact(dsn), rootCause(cause)), nil)
+}
+
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
+
+// redact hides a password in a connection URL.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the configured URL"
+	}
+	return u.Redacted()
+}
+
+// Pinger returns a function that checks the database answers SELECT 1.
+func Pinger(db *gorm.DB) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var one int
+		return db.WithContext(ctx).Raw("SELECT 1").Scan(&one).Error
+	}
+}

@@ -1,0 +1,783 @@
+package models
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
+)
+
+// DemoOrg is one organization SeedDemo creates.
+type DemoOrg struct {
+	ID, Name string
+	Share    float64 // fraction of the demo events that belong to it
+}
+
+// DemoOrgs are the organizations of the demo data set.
+var DemoOrgs = []DemoOrg{
+	{"acme-health", "Acme Health System", 0.7},
+	{"northwind-clinic", "Northwind Clinic", 0.3},
+}
+
+// DefaultDemoEvents is how many events SeedDemo writes when DemoOptions.Events is zero.
+const DefaultDemoEvents = 50_000
+
+// demoBatchSize is the number of events per COPY.
+const demoBatchSize = 10_000
+
+// demoLockKey is the pg_advisory_lock key that serializes concurrent demo seeding.
+const demoLockKey = 72_000_003
+
+// DemoOptions tune SeedDemo.
+type DemoOptions struct {
+	Events int       // how many events to write; DefaultDemoEvents when zero
+	Now    time.Time // the end of the twelve months the events cover; time.Now() when zero
+	Seed   int64     // seeds the event generator: the same seed and Now give the same events
+}
+
+// DemoCredential is a demo user created by this call, with its password in clear (shown once).
+type DemoCredential struct {
+	OrgID, Email, Password, Role string
+}
+
+// DemoResult reports what SeedDemo did.
+type DemoResult struct {
+	Orgs          []string
+	Credentials   []DemoCredential // only the users created by this call
+	EventsWritten int64
+	Skipped       string // why no events were written, when none were
+}
+
+// SeedDemo fills the database with a demo data set: the default policies and roles, two
+// healthcare organizations with an admin and a member each, and opts.Events sealed events
+// spread over the twelve months before opts.Now. It is idempotent: existing organizations
+// and users are kept (users keep their passwords and are not listed again), and no events
+// are added when a demo organization already has some. Events are generated and sealed by
+// a few goroutines while one writer copies them in batches of 10,000; on error the batches
+// already committed stay and EventsWritten counts them.
+func SeedDemo(ctx context.Context, db *gorm.DB, sealer *Sealer, parts *PartitionManager, opts DemoOptions) (DemoResult, error) {
+	if opts.Events < 0 {
+		return DemoResult{}, Invalid("events", "must not be negative")
+	}
+	if opts.Events == 0 {
+		opts.Events = DefaultDemoEvents
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	var res DemoResult
+	// One session holds the advisory lock for the whole run, so two seeders started at once
+	// cannot both find "no events yet" and write the data set twice.
+	err := db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("SELECT pg_advisory_lock(?)", demoLockKey).Error; err != nil {
+			return fmt.Errorf("models: demo lock: %w", err)
+		}
+		defer conn.Exec("SELECT pg_advisory_unlock(?)", demoLockKey)
+		var err error
+		res, err = seedDemo(ctx, db, sealer, parts, opts)
+		return err
+	})
+	return res, err
+}
+
+func seedDemo(ctx context.Context, db *gorm.DB, sealer *Sealer, parts *PartitionManager, opts DemoOptions) (DemoResult, error) {
+	var res DemoResult
+	if err := SeedDefaults(ctx, db); err != nil {
+		return res, err
+	}
+	orgs := NewOrgStore(db)
+	users := NewUserStore(db)
+	for _, o := range DemoOrgs {
+		if _, err := orgs.Create(ctx, o.ID, o.Name); err != nil && KindOf(err) != KindConflict {
+			return res, err
+		}
+		res.Orgs = append(res.Orgs, o.ID)
+		for _, role := range []string{"org:admin", "org:member"} {
+			email := role[len("org:"):] + "@" + o.ID + ".example"
+			cred, err := ensureDemoUser(ctx, db, users, o.ID, email, role)
+			if err != nil {
+				return res, err
+			}
+			if cred != nil {
+				res.Credentials = append(res.Credentials, *cred)
+			}
+		}
+	}
+
+	var seeded []string
+	err := db.WithContext(ctx).Raw(`SELECT DISTINCT organization_id FROM audit_log WHERE organization_id IN ?`,
+		res.Orgs).Scan(&seeded).Error
+	if err != nil {
+		return res, fmt.Errorf("models: look for demo events: %w", err)
+	}
+	if len(seeded) > 0 {
+		res.Skipped = fmt.Sprintf("demo events were not written: organization %s already has events", seeded[0])
+		return res, nil
+	}
+	n, err := writeDemoEvents(ctx, NewEventStore(db), sealer, parts, opts)
+	res.EventsWritten = n
+	return res, err
+}
+
+// ensureDemoUser creates the demo user email with a fresh random password unless it exists;
+// it returns the credential of a user it created, nil for an existing one.
+func ensureDemoUser(ctx context.Context, db *gorm.DB, users *UserStore, org, email, role string) (*DemoCredential, error) {
+	var n int64
+	if err := db.WithContext(ctx).Model(&User{}).Where("lower(email) = lower(?)", email).Count(&n).Error; err != nil {
+		return nil, fmt.Errorf("models: look up demo user: %w", err)
+	}
+	if n > 0 {
+		return nil, nil
+	}
+	password, err := randomPassword(20)
+	if err != nil {
+		return nil, err
+	}
+	_, err = users.Create(ctx, NewUser{Email: email, Name: demoUserName(role, org), Password: password, OrgID: org, Role: role})
+	if KindOf(err) == KindConflict {
+		return nil, nil // created meanwhile by someone else: theirs stands
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &DemoCredential{OrgID: org, Email: email, Password: password, Role: role}, nil
+}
+
+func demoUserName(role, org string) string {
+	for _, o := range DemoOrgs {
+		if o.ID == org {
+			org = o.Name
+		}
+	}
+	if role == "org:admin" {
+		return org + " administrator"
+	}
+	return org + " member"
+}
+
+// randomPassword returns n characters drawn uniformly from letters and digits with
+// crypto/rand.
+func randomPassword(n int) (string, error) {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789" // no 0/O, 1/l/I
+	const limit = 256 - 256%len(alphabet)                                        // reject above it: no modulo bias
+	out := make([]byte, 0, n)
+	buf := make([]byte, 2*n)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			return "", fmt.Errorf("models: random password: %w", err)
+		}
+		for _, c := range buf {
+			if int(c) < limit && len(out) < n {
+				out = append(out, alphabet[int(c)%len(alphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// writeDemoEvents generates, seals and copies opts.Events events. Batch k is generated from
+// its own generator seeded with (opts.Seed, k), so the data set does not depend on which
+// goroutine made which batch.
+func writeDemoEvents(ctx context.Context, store *EventStore, sealer *Sealer, parts *PartitionManager, opts DemoOptions) (int64, error) {
+	batches := (opts.Events + demoBatchSize - 1) / demoBatchSize
+	// Sealing costs more than the COPY; PostgreSQL gets the rest of the machine.
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
+	gen := newDemoGenerator(opts.Now)
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan int)
+	sealed := make(chan []Event, workers)
+	g.Go(func() error {
+		defer close(jobs)
+		for k := 0; k < batches; k++ {
+			select {
+			case jobs <- k:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	var producers sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		producers.Add(1)
+		g.Go(func() error {
+			defer producers.Done()
+			for k := range jobs {
+				batch := gen.batch(opts.Seed, k, min(demoBatchSize, opts.Events-k*demoBatchSize))
+				for i := range batch {
+					if err := sealer.Seal(&batch[i]); err != nil {
+						return err
+					}
+				}
+				slices.SortFunc(batch, func(a, b Event) int { return a.Timestamp.Compare(b.Timestamp) })
+				select {
+				case sealed <- batch:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		producers.Wait()
+		close(sealed)
+		return nil
+	})
+	var written int64 // the writer's alone until Wait returns
+	g.Go(func() error {
+		var busy time.Duration
+		defer func() { println("copy busy", busy.String()) }()
+		for batch := range sealed {
+			t0 := time.Now()
+			n, err := store.CopyEvents(gctx, parts, batch)
+			busy += time.Since(t0)
+			written += n
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return written, fmt.Errorf("models: seed demo events: %w", err)
+	}
+	return written, nil
+}
+
+// demoTenant is the cast of one demo organization.
+type demoTenant struct {
+	id          string
+	clinicians  []string
+	admins      []string
+	compliance  []string
+	services    []string
+	patients    int    // size of the patient panel
+	subnet      string // first two octets of the workstations' addresses
+	workstation string // workstation name prefix
+}
+
+var demoTenants = []demoTenant{
+	{
+		id: "acme-health",
+		clinicians: []string{"dr.jane.smith", "dr.omar.haddad", "dr.li.wei", "dr.sarah.oconnor", "dr.raj.patel",
+			"dr.maria.gonzalez", "nurse.kim", "nurse.rodriguez", "nurse.baker", "nurse.okafor", "nurse.schmidt",
+			"np.alvarez", "pa.johnson", "pharm.nguyen", "lab.tech.morris", "rad.tech.singh", "frontdesk.miller"},
+		admins:      []string{"admin.chen", "it.admin.jones"},
+		compliance:  []string{"privacy.officer.grant", "compliance.lee"},
+		services:    []string{"svc-ehr-integration", "svc-hl7-interface", "svc-billing-sync", "svc-lab-results"},
+		patients:    25_000,
+		subnet:      "10.20.",
+		workstation: "ACME",
+	},
+	{
+		id:          "northwind-clinic",
+		clinicians:  []string{"dr.amy.foster", "dr.ben.carter", "dr.kofi.mensah", "nurse.diaz", "nurse.thompson", "ma.wilson", "pharm.ito", "frontdesk.green"},
+		admins:      []string{"admin.park"},
+		compliance:  []string{"compliance.hughes"},
+		services:    []string{"svc-nw-ehr-sync", "svc-nw-lab-feed"},
+		patients:    6_000,
+		subnet:      "10.40.",
+		workstation: "NW",
+	},
+}
+
+var (
+	demoDepartments   = []string{"ED", "ICU", "MED", "SURG", "PEDS", "ONC", "RAD", "LAB", "PHARM", "CLINIC"}
+	demoBrowserAgents = []string{
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+		"Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+		"Epic Hyperspace/10.2 (Windows NT 10.0; Citrix Workspace)",
+	}
+	demoServiceAgents = []string{"HAPI-FHIR-Client/6.10.0", "Mirth-Connect/4.5.0", "Go-http-client/2.0"}
+	demoAttackers     = []string{"admin", "administrator", "jsmith", "test", "root", "dr.smith"}
+	demoClinicalRead  = []string{"Patient", "Patient", "Patient", "Encounter", "Observation", "Condition", "DiagnosticReport", "MedicationRequest"}
+	demoVitals        = []string{"blood pressure 128/82 mmHg", "heart rate 76 bpm", "SpO2 97%", "temperature 37.8 °C",
+		"respiratory rate 18/min", "weight 82.4 kg", "pain score 4/10", "blood glucose 142 mg/dL"}
+	demoLabOrders = []string{"comprehensive metabolic panel", "complete blood count", "HbA1c", "lipid panel",
+		"troponin I", "urinalysis", "chest X-ray", "CT head without contrast", "blood culture x2"}
+	demoMedications = []string{"amoxicillin 500 mg PO TID", "metformin 1000 mg PO BID", "lisinopril 10 mg PO daily",
+		"atorvastatin 40 mg PO nightly", "heparin 5000 units SC q8h", "ondansetron 4 mg IV PRN", "morphine 2 mg IV q4h PRN"}
+	demoReports = []string{"HIPAA access audit", "monthly PHI disclosure log", "failed sign-in summary",
+		"user access review", "quality measures (CMS-122)"}
+	demoExports = []string{"encounter records for quality reporting", "claims extract for the billing vendor",
+		"patient list for a care-management outreach", "immunization records for the state registry",
+		"de-identified research extract (IRB-approved)"}
+)
+
+// demoGenerator makes the demo events; it is read-only after construction, so the workers
+// share one.
+type demoGenerator struct {
+	now, from time.Time
+	days      int
+	clinic    *time.Location // the clinics' wall clock, for the weekday/daytime bias
+}
+
+func newDemoGenerator(now time.Time) *demoGenerator {
+	from := now.AddDate(-1, 0, 0)
+	return &demoGenerator{now: now, from: from, days: int(now.Sub(from).Hours()/24) + 1,
+		clinic: time.FixedZone("clinic", -5*3600)}
+}
+
+// demoBatch is the state of generating one batch.
+type demoBatch struct {
+	*demoGenerator
+	rng    *mrand.Rand
+	events []Event
+	size   int
+}
+
+// batch returns batch k (size events) of the data set seeded with seed.
+func (g *demoGenerator) batch(seed int64, k, size int) []Event {
+	b := &demoBatch{demoGenerator: g, rng: mrand.New(mrand.NewPCG(uint64(seed), uint64(k))),
+		events: make([]Event, 0, size), size: size}
+	for len(b.events) < b.size {
+		b.session()
+	}
+	return b.events
+}
+
+// session is one principal's sitting: a few events sharing a correlation id, a session id,
+// an address and a user agent, seconds to minutes apart.
+type demoSession struct {
+	tenant      *demoTenant
+	principal   string
+	t           time.Time
+	correlation string
+	details     demoDetails
+}
+
+type demoDetails struct {
+	IP          string          `json:"ip"`
+	UserAgent   string          `json:"userAgent"`
+	SessionID   string          `json:"sessionId,omitempty"`
+	Method      string          `json:"method,omitempty"`
+	Path        string          `json:"path,omitempty"`
+	Workstation string          `json:"workstation,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+	Export      *demoExport     `json:"export,omitempty"`
+	Change      *demoRoleChange `json:"change,omitempty"`
+	FHIRVersion string          `json:"fhirVersion,omitempty"`
+}
+
+type demoExport struct {
+	Format      string `json:"format"`
+	RecordCount int    `json:"recordCount"`
+	Destination string `json:"destination"`
+}
+
+type demoRoleChange struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+func (b *demoBatch) pick(list []string) string { return list[b.rng.IntN(len(list))] }
+
+func (b *demoBatch) chance(p float64) bool { return b.rng.Float64() < p }
+
+func (b *demoBatch) between(lo, hi int) int { return lo + b.rng.IntN(hi-lo+1) }
+
+func (b *demoBatch) hexID(n int) string {
+	var buf [16]byte
+	for i := 0; i < (n+1)/2; i++ {
+		buf[i] = byte(b.rng.Uint32())
+	}
+	return hex.EncodeToString(buf[:(n+1)/2])[:n]
+}
+
+func (b *demoBatch) uuid() string {
+	var u [16]byte
+	for i := range u {
+		u[i] = byte(b.rng.Uint32())
+	}
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// start picks a session start in the last twelve months: weekdays three times as likely as
+// weekend days, and most sessions in clinic hours (07:00-19:00), some at night.
+func (b *demoBatch) start() time.Time {
+	for {
+		day := b.from.In(b.clinic).AddDate(0, 0, b.rng.IntN(b.days))
+		if wd := day.Weekday(); (wd == time.Saturday || wd == time.Sunday) && b.chance(2.0/3) {
+			continue
+		}
+		var hour int
+		if b.chance(0.88) {
+			hour = 7 + b.rng.IntN(6) + b.rng.IntN(7) // 07-18, peaking around noon
+		} else {
+			hour = b.rng.IntN(24)
+		}
+		t := time.Date(day.Year(), day.Month(), day.Day(), hour, b.rng.IntN(60), b.rng.IntN(60),
+			b.rng.IntN(1_000_000)*1000, b.clinic)
+		if t.Before(b.from) || !t.Before(b.now.Add(-2*time.Hour)) {
+			continue // sessions run up to about an hour; keep them all in the past
+		}
+		return t
+	}
+}
+
+func (b *demoBatch) tenant() *demoTenant {
+	if b.chance(DemoOrgs[0].Share) {
+		return &demoTenants[0]
+	}
+	return &demoTenants[1]
+}
+
+func (b *demoBatch) newSession(t *demoTenant, principal string, service bool) *demoSession {
+	s := &demoSession{tenant: t, principal: principal, t: b.start(), correlation: b.uuid()}
+	s.details.IP = t.subnet + strconv.Itoa(b.between(1, 254)) + "." + strconv.Itoa(b.between(1, 254))
+	if service {
+		s.details.UserAgent = b.pick(demoServiceAgents)
+		s.details.FHIRVersion = "4.0.1"
+	} else {
+		s.details.UserAgent = b.pick(demoBrowserAgents)
+		s.details.SessionID = "sess-" + b.hexID(24)
+		s.details.Workstation = fmt.Sprintf("%s-%s-WS%02d", t.workstation, b.pick(demoDepartments), b.between(1, 40))
+	}
+	return s
+}
+
+// session appends one session's events (stopping early when the batch is full).
+func (b *demoBatch) session() {
+	t := b.tenant()
+	switch r := b.rng.Float64(); {
+	case r < 0.58:
+		b.clinicalSession(t)
+	case r < 0.74:
+		b.serviceSession(t)
+	case r < 0.82:
+		b.failedLogins(t)
+	case r < 0.87:
+		b.adminSession(t)
+	case r < 0.92:
+		b.complianceSession(t)
+	case r < 0.96:
+		b.unauthorizedSession(t)
+	default:
+		b.healthChecks(t)
+	}
+}
+
+func (b *demoBatch) clinicalSession(t *demoTenant) {
+	s := b.newSession(t, b.pick(t.clinicians), false)
+	b.login(s)
+	for n := b.between(2, 10); n > 0; n-- {
+		switch r := b.rng.Float64(); {
+		case r < 0.55:
+			b.readRecord(s)
+		case r < 0.68:
+			b.updateRecord(s)
+		case r < 0.82:
+			b.createObservation(s)
+		case r < 0.92:
+			b.orderMedication(s)
+		default:
+			b.orderLab(s)
+		}
+	}
+	if b.chance(0.75) {
+		b.logout(s)
+	}
+}
+
+func (b *demoBatch) serviceSession(t *demoTenant) {
+	svc := b.pick(t.services)
+	s := b.newSession(t, svc, true)
+	for n := b.between(3, 12); n > 0; n-- {
+		switch {
+		case svc == "svc-hl7-interface" || svc == "svc-lab-results" || svc == "svc-nw-lab-feed":
+			b.createObservation(s)
+		case svc == "svc-billing-sync":
+			b.readRecord(s)
+		default:
+			if b.chance(0.5) {
+				b.updateRecord(s)
+			} else {
+				b.readRecord(s)
+			}
+		}
+	}
+}
+
+// failedLogins is either a clinician mistyping a password (then usually getting in) or a
+// burst of guesses at a common account name from outside: the pattern the failed-login
+// alert looks for.
+func (b *demoBatch) failedLogins(t *demoTenant) {
+	if b.chance(0.7) {
+		s := b.newSession(t, b.pick(t.clinicians), false)
+		for n := b.between(1, 3); n > 0; n-- {
+			b.loginFailure(s, b.pick([]string{"invalid_password", "invalid_password", "mfa_failed"}))
+		}
+		if b.chance(0.8) {
+			b.login(s)
+			b.readRecord(s)
+			b.logout(s)
+		}
+		return
+	}
+	s := b.newSession(t, b.pick(demoAttackers), false)
+	s.details.IP = b.pick([]string{"203.0.113.", "198.51.100."}) + strconv.Itoa(b.between(1, 254))
+	s.details.Workstation = ""
+	for n := b.between(5, 9); n > 0; n-- {
+		reason := "unknown_user"
+		if n == 1 && b.chance(0.5) {
+			reason = "account_locked"
+		}
+		b.loginFailure(s, reason)
+	}
+}
+
+func (b *demoBatch) adminSession(t *demoTenant) {
+	s := b.newSession(t, b.pick(t.admins), false)
+	b.login(s)
+	for n := b.between(1, 3); n > 0; n-- {
+		switch r := b.rng.Float64(); {
+		case r < 0.6:
+			b.changePermission(s)
+		case r < 0.85:
+			b.generateReport(s)
+		default:
+			b.export(s)
+		}
+	}
+	b.logout(s)
+}
+
+func (b *demoBatch) complianceSession(t *demoTenant) {
+	s := b.newSession(t, b.pick(t.compliance), false)
+	b.login(s)
+	b.generateReport(s)
+	if b.chance(0.6) {
+		b.export(s)
+	}
+	if b.chance(0.5) {
+		b.readRecord(s)
+	}
+	b.logout(s)
+}
+
+// unauthorizedSession is a clinician opening charts without a treatment relationship.
+func (b *demoBatch) unauthorizedSession(t *demoTenant) {
+	s := b.newSession(t, b.pick(t.clinicians), false)
+	b.login(s)
+	if b.chance(0.5) {
+		b.readRecord(s)
+	}
+	for n := b.between(1, 4); n > 0; n-- {
+		b.unauthorized(s)
+	}
+	if b.chance(0.6) {
+		b.logout(s)
+	}
+}
+
+func (b *demoBatch) healthChecks(t *demoTenant) {
+	s := b.newSession(t, "svc-monitoring", true)
+	s.details.UserAgent = "kube-probe/1.29"
+	s.details.FHIRVersion = ""
+	for n := b.between(1, 3); n > 0; n-- {
+		s.details.Method, s.details.Path = "GET", "/healthz"
+		b.add(s, "system.health.check", "success", "PUBLIC", "", "", "Health check passed: database and cache reachable")
+	}
+}
+
+func (b *demoBatch) patient(t *demoTenant) string {
+	u := b.rng.Float64()
+	return fmt.Sprintf("pat-%06d", 1+int(u*u*float64(t.patients))) // a few patients are seen far more often
+}
+
+func (b *demoBatch) resourceID(t *demoTenant, typ string) string {
+	switch typ {
+	case "Patient":
+		return b.patient(t)
+	case "Encounter":
+		return fmt.Sprintf("enc-%07d", b.rng.IntN(2_000_000))
+	case "Observation":
+		return fmt.Sprintf("obs-%08d", b.rng.IntN(50_000_000))
+	case "Condition":
+		return fmt.Sprintf("cond-%07d", b.rng.IntN(3_000_000))
+	case "DiagnosticReport":
+		return fmt.Sprintf("dr-%07d", b.rng.IntN(4_000_000))
+	case "MedicationRequest":
+		return fmt.Sprintf("medreq-%07d", b.rng.IntN(5_000_000))
+	case "Practitioner":
+		return fmt.Sprintf("prac-%05d", b.rng.IntN(3_000))
+	}
+	return b.hexID(12)
+}
+
+func (b *demoBatch) fhir(s *demoSession, method, typ, id string) {
+	s.details.Method = method
+	s.details.Path = "/fhir/r4/" + typ
+	if method != "POST" {
+		s.details.Path += "/" + id
+	}
+}
+
+func (b *demoBatch) login(s *demoSession) {
+	s.details.Method, s.details.Path, s.details.Reason = "POST", "/auth/login", ""
+	b.add(s, "auth.login.success", "success", "INTERNAL", "", "",
+		b.pick([]string{"Signed in with password and MFA", "Signed in via SSO (SAML)", "Signed in with badge tap and PIN"}))
+}
+
+func (b *demoBatch) loginFailure(s *demoSession, reason string) {
+	s.details.Method, s.details.Path, s.details.Reason = "POST", "/auth/login", reason
+	msg := map[string]string{
+		"invalid_password": "Sign-in rejected: invalid password",
+		"mfa_failed":       "Sign-in rejected: MFA code did not match",
+		"unknown_user":     "Sign-in rejected: unknown user name",
+		"account_locked":   "Sign-in rejected: account locked after repeated failures",
+	}[reason]
+	b.add(s, "auth.login.failure", "failure", "INTERNAL", "", "", msg)
+	s.details.Reason = ""
+}
+
+func (b *demoBatch) logout(s *demoSession) {
+	s.details.Method, s.details.Path = "POST", "/auth/logout"
+	b.add(s, "auth.logout", "success", "INTERNAL", "", "",
+		b.pick([]string{"Signed out", "Session ended after 15 minutes of inactivity"}))
+}
+
+func (b *demoBatch) readRecord(s *demoSession) {
+	typ := b.pick(demoClinicalRead)
+	id := b.resourceID(s.tenant, typ)
+	b.fhir(s, "GET", typ, id)
+	msg := map[string]string{
+		"Patient":           "Viewed patient chart summary",
+		"Encounter":         "Viewed encounter notes",
+		"Observation":       "Viewed observation results",
+		"Condition":         "Viewed problem list entry",
+		"DiagnosticReport":  "Viewed diagnostic report",
+		"MedicationRequest": "Viewed medication order",
+	}[typ]
+	b.add(s, "patient.record.read", "success", "PHI", typ, id, msg+" "+id)
+}
+
+func (b *demoBatch) updateRecord(s *demoSession) {
+	typ := b.pick([]string{"Patient", "Patient", "Condition", "Encounter"})
+	id := b.resourceID(s.tenant, typ)
+	b.fhir(s, "PUT", typ, id)
+	msg := map[string]string{
+		"Patient":   b.pick([]string{"Updated allergy list", "Updated contact details", "Updated insurance coverage"}),
+		"Condition": "Updated problem list entry",
+		"Encounter": "Signed encounter note",
+	}[typ]
+	b.add(s, "patient.record.update", "success", "PHI", typ, id, msg+" for "+id)
+}
+
+func (b *demoBatch) createObservation(s *demoSession) {
+	id := b.resourceID(s.tenant, "Observation")
+	b.fhir(s, "POST", "Observation", id)
+	b.add(s, "observation.create", "success", "PHI", "Observation", id,
+		"Recorded "+b.pick(demoVitals)+" for "+b.patient(s.tenant))
+}
+
+func (b *demoBatch) orderMedication(s *demoSession) {
+	id := b.resourceID(s.tenant, "MedicationRequest")
+	b.fhir(s, "POST", "MedicationRequest", id)
+	med := b.pick(demoMedications)
+	if b.chance(0.06) {
+		b.add(s, "medication.order.create", "failure", "PHI", "MedicationRequest", id,
+			"Order for "+med+" blocked: drug interaction alert not overridden")
+		return
+	}
+	b.add(s, "medication.order.create", "success", "PHI", "MedicationRequest", id, "Ordered "+med)
+}
+
+func (b *demoBatch) orderLab(s *demoSession) {
+	id := b.resourceID(s.tenant, "DiagnosticReport")
+	b.fhir(s, "POST", "DiagnosticReport", id)
+	b.add(s, "order.create", "success", "PHI", "DiagnosticReport", id,
+		"Placed order: "+b.pick(demoLabOrders)+" for "+b.patient(s.tenant))
+}
+
+func (b *demoBatch) export(s *demoSession) {
+	s.details.Method, s.details.Path = "POST", "/exports"
+	s.details.Export = &demoExport{Format: b.pick([]string{"CSV", "CSV", "JSON", "XML"}),
+		RecordCount: b.between(20, 25_000), Destination: b.pick([]string{"download", "sftp", "s3"})}
+	what := b.pick(demoExports)
+	if b.chance(0.15) {
+		b.add(s, "data.export", "attempt", "CONFIDENTIAL", "", "", "Export requested, awaiting privacy officer approval: "+what)
+	} else {
+		b.add(s, "data.export", "success", "CONFIDENTIAL", "", "",
+			fmt.Sprintf("Exported %d %s as %s", s.details.Export.RecordCount, what, s.details.Export.Format))
+	}
+	s.details.Export = nil
+}
+
+func (b *demoBatch) generateReport(s *demoSession) {
+	s.details.Method, s.details.Path = "POST", "/reports"
+	b.add(s, "report.generate", "success", "INTERNAL", "", "",
+		"Generated "+b.pick(demoReports)+" report for "+s.t.AddDate(0, -1, 0).Format("January 2006"))
+}
+
+func (b *demoBatch) changePermission(s *demoSession) {
+	id := b.resourceID(s.tenant, "Practitioner")
+	user := b.pick(s.tenant.clinicians)
+	change := b.pick([]string{"org:member>org:admin", "org:admin>org:member", "none>org:member", "org:member>none"})
+	from, to, _ := strings.Cut(change, ">")
+	s.details.Method, s.details.Path = "PUT", "/admin/members/"+user
+	s.details.Change = &demoRoleChange{From: from, To: to}
+	b.add(s, "user.permission.change", "success", "INTERNAL", "Practitioner", id,
+		"Changed role of "+user+" from "+from+" to "+to)
+	s.details.Change = nil
+}
+
+func (b *demoBatch) unauthorized(s *demoSession) {
+	id := b.patient(s.tenant)
+	b.fhir(s, "GET", "Patient", id)
+	s.details.Reason = b.pick([]string{"no_treatment_relationship", "restricted_vip_record", "break_the_glass_declined"})
+	b.add(s, "data.access.unauthorized", "failure", "PHI", "Patient", id,
+		"Access denied to "+id+": "+strings.ReplaceAll(s.details.Reason, "_", " "))
+	s.details.Reason = ""
+}
+
+// demoRetention maps a classification to the seeded retention policy that covers it.
+var demoRetention = map[string]string{
+	"PHI": "phi_extended", "INTERNAL": "standard", "CONFIDENTIAL": "confidential", "PUBLIC": "minimal",
+}
+
+// add appends one event of session s, then moves the session's clock on.
+func (b *demoBatch) add(s *demoSession, action, status, class, resType, resID, outcome string) {
+	if len(b.events) >= b.size {
+		return
+	}
+	details, _ := json.Marshal(&s.details) // a struct of strings and ints cannot fail
+	principal, org, corr, out := s.principal, s.tenant.id, s.correlation, outcome
+	latency := int32(b.between(2, 180))
+	ev := Event{
+		Timestamp:          s.t,
+		PrincipalID:        &principal,
+		OrganizationID:     org,
+		Action:             action,
+		Status:             status,
+		OutcomeDescription: &out,
+		CorrelationID:      &corr,
+		DataClassification: class,
+		RetentionPolicy:    demoRetention[class],
+		EventVersion:       "1.0",
+		ProcessingLatency:  &latency,
+		Details:            details,
+	}
+	if resType != "" {
+		ev.TargetResourceType, ev.TargetResourceID = &resType, &resID
+	}
+	b.events = append(b.events, ev)
+	s.t = s.t.Add(time.Duration(b.between(4, 240))*time.Second + time.Duration(b.rng.IntN(1_000_000))*time.Microsecond)
+}

@@ -1,0 +1,330 @@
+package models
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gowebpki/jcs"
+)
+
+// HashAlgorithm names the event hashing scheme; it is stored with every event so the scheme
+// can evolve while old events still verify.
+const HashAlgorithm = "sha256-jcs-v1"
+
+// TimestampLayout is the canonical text form of an event time inside the hash: RFC 3339,
+// UTC, microseconds (PostgreSQL's precision), so a round trip through the database hashes
+// the same.
+const TimestampLayout = "2006-01-02T15:04:05.000000Z"
+
+// DefaultPersonalKeys are the details keys treated as personal data unless an organization
+// says otherwise.
+var DefaultPersonalKeys = []string{"ip", "ipAddress", "email", "name", "userAgent"}
+
+// Sealer computes and checks the tamper evidence of events: the subject digest over the
+// personal fields, the content hash over everything else, and the HMAC signature.
+type Sealer struct {
+	key          []byte
+	personalKeys []string
+}
+
+// NewSealer returns a sealer signing with key (at least 32 bytes).
+func NewSealer(key []byte) (*Sealer, error) {
+	if len(key) < 32 {
+		return nil, fmt.Errorf("models: signing key must be at least 32 bytes, got %d", len(key))
+	}
+	return &Sealer{key: append([]byte(nil), key...), personalKeys: DefaultPersonalKeys}, nil
+}
+
+// Seal fills ev's subject salt and digest, hash, hash algorithm and signature, and truncates
+// its timestamp to the microseconds PostgreSQL stores. It returns a KindInvalid error when
+// details is not a JSON object (or holds a duplicate key, a number out of range or invalid
+// UTF-8, none of which RFC 8785 can canonicalize).
+func (s *Sealer) Seal(ev *Event) error {
+	rest, personal, err := s.splitDetails(ev.Details)
+	if err != nil {
+		return err
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return fmt.Errorf("models: salt: %w", err)
+	}
+	ev.Timestamp = ev.Timestamp.Truncate(time.Microsecond)
+	ev.SubjectSalt = salt
+	ev.HashAlgorithm = HashAlgorithm
+	ev.SubjectDigest = subjectDigest(ev, personal)
+	ev.Hash = contentHash(ev, rest)
+	ev.Signature = s.Sign(ev.Hash)
+	return nil
+}
+
+// Sign returns the hex HMAC-SHA256 of hash under the server key.
+func (s *Sealer) Sign(hash string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(hash))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Verification is the outcome of checking one stored event.
+type Verification struct {
+	ExpectedHash string // the hash stored with the event
+	ComputedHash string // the hash recomputed from the stored fields
+	HashOK       bool
+	SignatureOK  bool
+}
+
+// Verify recomputes ev's hash and signature from its stored fields. It returns an error only
+// when the stored details cannot be read at all.
+func (s *Sealer) Verify(ev *Event) (Verification, error) {
+	computed, err := s.ContentHash(ev)
+	if err != nil {
+		return Verification{}, err
+	}
+	return Verification{
+		ExpectedHash: ev.Hash,
+		ComputedHash: computed,
+		HashOK:       hmac.Equal([]byte(computed), []byte(ev.Hash)),
+		SignatureOK:  hmac.Equal([]byte(s.Sign(ev.Hash)), []byte(ev.Signature)),
+	}, nil
+}
+
+// recomputeSubjectDigest recomputes the digest of ev's personal fields under its stored salt.
+// Only a test or a GDPR check needs it: the digest is not part of what Verify checks (it is an input
+// of the content hash instead), so erasing the salt and personal fields keeps events verifiable.
+func (s *Sealer) recomputeSubjectDigest(ev *Event) (string, error) {
+	_, personal, err := s.splitDetails(ev.Details)
+	if err != nil {
+		return "", err
+	}
+	return subjectDigest(ev, personal), nil
+}
+
+// subjectDigest is SHA-256(salt ‖ JCS({"details": personal, "principalId": …})), absent
+// members left out. personal is the canonical JSON object of the personal details keys, or nil.
+func subjectDigest(ev *Event, personal []byte) string {
+	b := make([]byte, 0, 128)
+	b = append(b, '{')
+	if personal != nil {
+		b = append(b, `"details":`...)
+		b = append(b, personal...)
+	}
+	if ev.PrincipalID != nil {
+		if personal != nil {
+			b = append(b, ',')
+		}
+		b = append(b, `"principalId":`...)
+		b = appendJCSString(b, *ev.PrincipalID)
+	}
+	b = append(b, '}')
+	h := sha256.New()
+	h.Write(ev.SubjectSalt)
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ContentHash returns the hex SHA-256 of the RFC 8785 canonical JSON of every stored field
+// except the personal ones, the id (assigned by the database), processing latency (known
+// only after commit) and archived_at, plus the subject digest. It returns a KindInvalid
+// error when details cannot be canonicalized.
+func (s *Sealer) ContentHash(ev *Event) (string, error) {
+	rest, _, err := s.splitDetails(ev.Details)
+	if err != nil {
+		return "", err
+	}
+	return contentHash(ev, rest), nil
+}
+
+// contentHash writes the canonical document directly instead of marshalling a map and running
+// it through a JCS transform: every member but details is a string, and the member names are
+// ASCII, so JCS order is plain byte order. The list below is kept in that order (a test
+// compares the result with the generic encoding/json + JCS path for every combination of
+// optional fields). rest is the canonical JSON object of the non-personal details, or nil.
+func contentHash(ev *Event, rest []byte) string {
+	b := make([]byte, 0, 512+len(rest))
+	b = append(b, '{')
+	member := func(name string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+	}
+	str := func(name, v string) {
+		member(name)
+		b = appendJCSString(b, v)
+	}
+	opt := func(name string, v *string) {
+		if v != nil {
+			str(name, *v)
+		}
+	}
+	str("action", ev.Action)
+	opt("correlationId", ev.CorrelationID)
+	str("dataClassification", ev.DataClassification)
+	if rest != nil {
+		member("details")
+		b = append(b, rest...)
+	}
+	str("eventVersion", ev.EventVersion)
+	str("hashAlgorithm", ev.HashAlgorithm)
+	str("organizationId", ev.OrganizationID)
+	opt("outcomeDescription", ev.OutcomeDescription)
+	str("retentionPolicy", ev.RetentionPolicy)
+	str("status", ev.Status)
+	str("subjectDigest", ev.SubjectDigest)
+	opt("targetResourceId", ev.TargetResourceID)
+	opt("targetResourceType", ev.TargetResourceType)
+	str("timestamp", ev.Timestamp.UTC().Format(TimestampLayout))
+	opt("ttl", ev.TTL)
+	b = append(b, '}')
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// splitDetails canonicalizes a details object (RFC 8785) and splits its members into the
+// personal ones and the rest, each again a canonical JSON object (members stay sorted), or
+// nil when there is none. A nil or JSON-null details gives (nil, nil). It returns a
+// KindInvalid error for anything but a JSON object JCS accepts.
+func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, err error) {
+	if len(details) == 0 || string(details) == "null" {
+		return nil, nil, nil
+	}
+	trimmed := bytes.TrimSpace(details)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, nil, Invalid("details", "must be a JSON object")
+	}
+	canon, err := jcs.Transform(trimmed)
+	if err != nil || len(canon) < 2 || canon[0] != '{' {
+		return nil, nil, Invalid("details", "must be a JSON object without duplicate keys")
+	}
+	rest = make([]byte, 0, len(canon))
+	rest = append(rest, '{')
+	for i := 1; i < len(canon)-1; {
+		end := memberEnd(canon, i)
+		m := canon[i:end]
+		key := m[:stringEnd(m, 0)] // the canonical key, quotes included
+		if s.isPersonal(key) {
+			if personal == nil {
+				personal = make([]byte, 0, 128)
+				personal = append(personal, '{')
+			} else {
+				personal = append(personal, ',')
+			}
+			personal = append(personal, m...)
+		} else {
+			if len(rest) > 1 {
+				rest = append(rest, ',')
+			}
+			rest = append(rest, m...)
+		}
+		i = end + 1 // skip the comma (or step onto the closing brace)
+	}
+	rest = append(rest, '}')
+	if personal != nil {
+		personal = append(personal, '}')
+	}
+	return rest, personal, nil
+}
+
+// isPersonal reports whether the canonical, quoted key names a personal field.
+func (s *Sealer) isPersonal(quotedKey []byte) bool {
+	var buf [64]byte
+	for _, k := range s.personalKeys {
+		if bytes.Equal(appendJCSString(buf[:0], k), quotedKey) {
+			return true
+		}
+	}
+	return false
+}
+
+// memberEnd returns the index just past the object member starting at i in canonical
+// (compact, valid) JSON: the next ',' or '}' at nesting depth 0 outside a string.
+func memberEnd(canon []byte, i int) int {
+	depth, inString := 0, false
+	for ; i < len(canon); i++ {
+		c := canon[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+		case c == ',' && depth == 0:
+			return i
+		}
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string starting with the quote at i.
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// appendJCSString appends v as an RFC 8785 string: the same bytes encoding/json followed by a
+// JCS transform produce (invalid UTF-8 becomes U+FFFD; only the quote, the backslash and
+// control characters are escaped, the latter with lower-case hex).
+func appendJCSString(b []byte, v string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(v[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, "\uFFFD"...)
+			} else {
+				b = append(b, v[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			if c < 0x20 {
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			} else {
+				b = append(b, c)
+			}
+		}
+		i++
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,189 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/argon2id"
+	"gorm.io/gorm"
+)
+
+// User is a console user. PasswordHash is an argon2id PHC string.
+type User struct {
+	ID           int64     `gorm:"column:id;primaryKey"`
+	Email        string    `gorm:"column:email"`
+	Name         string    `gorm:"column:name"`
+	PasswordHash string    `gorm:"column:password_hash"`
+	Superadmin   bool      `gorm:"column:superadmin"`
+	Disabled     bool      `gorm:"column:disabled"`
+	CreatedAt    time.Time `gorm:"column:created_at"`
+	UpdatedAt    time.Time `gorm:"column:updated_at"`
+}
+
+// TableName maps User to users.
+func (User) TableName() string { return "users" }
+
+// Membership gives a user a role in an organization.
+type Membership struct {
+	UserID         int64     `gorm:"column:user_id;primaryKey"`
+	OrganizationID string    `gorm:"column:organization_id;primaryKey"`
+	Role           string    `gorm:"column:role"`
+	CreatedAt      time.Time `gorm:"column:created_at"`
+}
+
+// TableName maps Membership to memberships.
+func (Membership) TableName() string { return "memberships" }
+
+// MinPasswordLength is the shortest password accepted.
+const MinPasswordLength = 12
+
+// argonParams follow the OWASP minimum for argon2id (19 MiB, 2 passes, 1 lane).
+var argonParams = &argon2id.Params{Memory: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// dummyHash is compared against when the user does not exist, so an unknown email costs
+// the same time as a wrong password.
+var dummyHash, _ = argon2id.CreateHash("not-a-real-password", argonParams)
+
+// ErrBadCredentials is returned for a wrong password and an unknown user alike.
+var ErrBadCredentials = Unauthorized("email or password is incorrect")
+
+// UserStore manages users and their memberships.
+type UserStore struct{ db *gorm.DB }
+
+// NewUserStore returns a store over db.
+func NewUserStore(db *gorm.DB) *UserStore { return &UserStore{db: db} }
+
+// NewUser describes a user to create.
+type NewUser struct {
+	Email, Name, Password string
+	Superadmin            bool
+	OrgID, Role           string // optional first membership
+}
+
+// Create adds a user (and the membership, when OrgID is set) in one transaction. It returns
+// KindInvalid for a bad email, short password or unknown role, KindNotFound for an unknown
+// organization and KindConflict for a taken email.
+func (s *UserStore) Create(ctx context.Context, nu NewUser) (*User, error) {
+	email := strings.TrimSpace(nu.Email)
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 320 {
+		return nil, Invalid("email", "must be a plain email address")
+	}
+	if len(nu.Password) < MinPasswordLength {
+		return nil, Invalid("password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
+	}
+	if !nu.Superadmin && nu.OrgID == "" {
+		return nil, Invalid("org", "a user needs an organization and role, or superadmin")
+	}
+	hash, err := argon2id.CreateHash(nu.Password, argonParams)
+	if err != nil {
+		return nil, fmt.Errorf("models: hash password: %w", err)
+	}
+	u := &User{Email: email, Name: strings.TrimSpace(nu.Name), PasswordHash: hash, Superadmin: nu.Superadmin}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return Conflict("email", "a user with this email already exists")
+			}
+			return fmt.Errorf("models: create user: %w", err)
+		}
+		if nu.OrgID == "" {
+			return nil
+		}
+		return addMembership(ctx, tx, u.ID, nu.OrgID, nu.Role)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// AddMembership gives user a role in org. It returns KindNotFound for an unknown
+// organization and KindInvalid for a role the organization does not define.
+func (s *UserStore) AddMembership(ctx context.Context, userID int64, org, role string) error {
+	return addMembership(ctx, s.db.WithContext(ctx), userID, org, role)
+}
+
+func addMembership(ctx context.Context, tx *gorm.DB, userID int64, org, role string) error {
+	var n int64
+	if err := tx.Model(&Organization{}).Where("id = ?", org).Count(&n).Error; err != nil {
+		return fmt.Errorf("models: look up organization: %w", err)
+	}
+	if n == 0 {
+		return NotFound("organization")
+	}
+	if err := tx.Table("organization_role").Where("organization_id IN (?, '*') AND name = ?", org, role).Count(&n).Error; err != nil {
+		return fmt.Errorf("models: look up role: %w", err)
+	}
+	if n == 0 {
+		return Invalid("role", "is not a role of this organization")
+	}
+	m := Membership{UserID: userID, OrganizationID: org, Role: role}
+	err := tx.Exec(`INSERT INTO memberships (user_id, organization_id, role) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, organization_id) DO UPDATE SET role = EXCLUDED.role`, m.UserID, m.OrganizationID, m.Role).Error
+	if err != nil {
+		return fmt.Errorf("models: add membership: %w", err)
+	}
+	return nil
+}
+
+// Authenticate checks an email and password. It returns ErrBadCredentials for an unknown
+// user, a disabled user and a wrong password alike, spending the same hashing time on each.
+func (s *UserStore) Authenticate(ctx context.Context, email, password string) (*User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Where("lower(email) = lower(?)", strings.TrimSpace(email)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		argon2id.ComparePasswordAndHash(password, dummyHash)
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models: look up user: %w", err)
+	}
+	ok, err := argon2id.ComparePasswordAndHash(password, u.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("models: compare password: %w", err)
+	}
+	if !ok || u.Disabled {
+		return nil, ErrBadCredentials
+	}
+	return &u, nil
+}
+
+// Get returns user id, or a KindNotFound error.
+func (s *UserStore) Get(ctx context.Context, id int64) (*User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, NotFound("user")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models: get user: %w", err)
+	}
+	return &u, nil
+}
+
+// OrgAccess is an organization a user may work in, with the role held there.
+type OrgAccess struct {
+	ID, Name, Role string
+}
+
+// Organizations returns the organizations user may work in, by name: every organization
+// for a superadmin (role "superadmin"), else those of its memberships.
+func (s *UserStore) Organizations(ctx context.Context, u *User) ([]OrgAccess, error) {
+	var out []OrgAccess
+	q := s.db.WithContext(ctx)
+	var err error
+	if u.Superadmin {
+		err = q.Raw(`SELECT id, name, 'superadmin' AS role FROM organizations ORDER BY name, id`).Scan(&out).Error
+	} else {
+		err = q.Raw(`SELECT o.id, o.name, m.role FROM memberships m JOIN organizations o ON o.id = m.organization_id
+			WHERE m.user_id = ? ORDER BY o.name, o.id`, u.ID).Scan(&out).Error
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models: list user organizations: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,87 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	"auditdb/views/layout"
+	errorviews "auditdb/views/pages/errors"
+	"auditdb/web/render"
+)
+
+// statusOf maps the error vocabulary to HTTP statuses.
+func statusOf(err error) int {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return fe.Code
+	}
+	switch models.KindOf(err) {
+	case models.KindInvalid:
+		return fiber.StatusBadRequest
+	case models.KindNotFound:
+		return fiber.StatusNotFound
+	case models.KindForbidden:
+		return fiber.StatusForbidden
+	case models.KindConflict:
+		return fiber.StatusConflict
+	case models.KindUnavailable:
+		return fiber.StatusServiceUnavailable
+	case models.KindUnauthorized:
+		return fiber.StatusUnauthorized
+	case models.KindTooMany:
+		return fiber.StatusTooManyRequests
+	}
+	return fiber.StatusInternalServerError
+}
+
+// errorHandler answers every error in one place: JSON under /api/, an error fragment for
+// htmx, else an error page (inside the console layout when signed in). Internal errors are
+// logged once; users see a plain message.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		status := statusOf(err)
+		props := errorviews.Props{Status: status, Title: http.StatusText(status)}
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &fe):
+			props.Message = fe.Message
+			if status == fiber.StatusNotFound {
+				props.Message = "There is nothing at this address."
+			}
+		case status == fiber.StatusInternalServerError:
+			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			props.Message = models.MessageOf(err)
+		default:
+			var me *models.Error
+			errors.As(err, &me)
+			props.Message, props.Field = me.Message, me.Field
+			if status == fiber.StatusServiceUnavailable {
+				log.Warn("dependency unavailable", "path", c.Path(), "err", err)
+				c.Set(fiber.HeaderRetryAfter, "5")
+			}
+		}
+		if strings.HasPrefix(c.Path(), "/api/") {
+			body := fiber.Map{"error": fiber.Map{"status": status, "message": props.Message}}
+			if props.Field != "" {
+				body["error"].(fiber.Map)["field"] = props.Field
+			}
+			return c.Status(status).JSON(body)
+		}
+		if render.IsHTMX(c) {
+			c.Set("HX-Retarget", "#flash")
+			c.Set("HX-Reswap", "innerHTML")
+			return render.HTML(c, status, errorviews.Fragment(props))
+		}
+		var shell *layout.Shell
+		if v := render.ViewerOf(c); v != nil {
+			s := v.Shell(props.Title, "")
+			shell = &s
+		}
+		return render.HTML(c, status, errorviews.Page(shell, props))
+	}
+}

@@ -1,0 +1,88 @@
+// Package render holds what handlers and the web layer share about answering a request:
+// rendering templ components as a full page or an htmx fragment, redirects that work for
+// both, and the signed-in viewer carried on the request.
+package render
+
+import (
+	"bytes"
+	"net/url"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	"auditdb/views/layout"
+)
+
+// IsHTMX reports whether the request came from htmx (and wants a fragment). History
+// restores ask for the full page.
+func IsHTMX(c *fiber.Ctx) bool {
+	return c.Get("HX-Request") == "true" && c.Get("HX-History-Restore-Request") != "true"
+}
+
+// HTML renders comp with status. It always sends Vary: HX-Request, since the same URL
+// answers with a page or a fragment.
+func HTML(c *fiber.Ctx, status int, comp templ.Component) error {
+	var buf bytes.Buffer
+	if err := comp.Render(c.UserContext(), &buf); err != nil {
+		return err
+	}
+	c.Vary("HX-Request")
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Status(status).Send(buf.Bytes())
+}
+
+// Redirect sends the browser to target: HX-Redirect for htmx requests, 303 See Other
+// otherwise (so a POST becomes a GET).
+func Redirect(c *fiber.Ctx, target string) error {
+	if c.Get("HX-Request") == "true" {
+		c.Set("HX-Redirect", target)
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+	return c.Redirect(target, fiber.StatusSeeOther)
+}
+
+// LocalPath returns p when it is a path on this site (for ?next=), else "/".
+func LocalPath(p string) string {
+	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "/"
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Host != "" || u.Scheme != "" {
+		return "/"
+	}
+	return p
+}
+
+// Viewer is the signed-in user of a console request, with the current organization.
+type Viewer struct {
+	User    *models.User
+	Session *models.Session
+	Token   string // the session token, for switching organization and logout
+	OrgID   string // "" when the user belongs to no organization
+	OrgName string
+	Role    string
+	Orgs    []models.OrgAccess
+}
+
+const viewerKey = "auditdb.viewer"
+
+// SetViewer attaches v to the request.
+func SetViewer(c *fiber.Ctx, v *Viewer) { c.Locals(viewerKey, v) }
+
+// ViewerOf returns the request's viewer, or nil on public routes.
+func ViewerOf(c *fiber.Ctx) *Viewer {
+	v, _ := c.Locals(viewerKey).(*Viewer)
+	return v
+}
+
+// Shell returns the layout model for a page titled title in nav area active.
+func (v *Viewer) Shell(title, active string) layout.Shell {
+	s := layout.Shell{Title: title, Active: active, UserEmail: v.User.Email, Superadmin: v.User.Superadmin,
+		OrgID: v.OrgID, OrgName: v.OrgName, CSRF: v.Session.CSRFToken()}
+	for _, o := range v.Orgs {
+		s.Orgs = append(s.Orgs, layout.OrgOption{ID: o.ID, Name: o.Name})
+	}
+	return s
+}

@@ -1,0 +1,214 @@
+// Package webtest drives the whole Fiber application in tests, over the real PostgreSQL and
+// Redis: it creates organizations and users, signs in and sends requests with the session
+// cookie and CSRF token, through app.Test.
+package webtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/pgtest"
+	"auditdb/web"
+)
+
+// Env is one application over the package's test database.
+type Env struct {
+	T      testing.TB
+	App    *fiber.App
+	DB     *gorm.DB
+	Deps   web.Deps
+	Sealer *models.Sealer
+	Parts  *models.PartitionManager
+}
+
+var counter atomic.Int64
+
+// New builds the application over the test database and the local Redis. The login limits
+// use a key prefix unique to this Env so tests do not share counters.
+func New(t testing.TB) *Env {
+	t.Helper()
+	db := pgtest.DB(t)
+	rdb := pgtest.Redis(t)
+	deps := web.NewDeps(db, rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
+	deps.LoginPerAccount = models.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
+	deps.LoginPerAddress = models.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
+	sealer, err := models.NewSealer([]byte("test-signing-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Env{T: t, App: web.New(deps), DB: db, Deps: deps, Sealer: sealer, Parts: models.NewPartitionManager(db)}
+}
+
+// Unique returns a short id unique within the test run, for organization ids and emails.
+func Unique(prefix string) string {
+	return fmt.Sprintf("%s%d-%d", prefix, time.Now().UnixNano()%1_000_000_000, counter.Add(1))
+}
+
+// Org creates an organization with a unique id and returns the id.
+func (e *Env) Org(prefix string) string {
+	e.T.Helper()
+	id := Unique(prefix)
+	if _, err := e.Deps.Orgs.Create(context.Background(), id, "Org "+id); err != nil {
+		e.T.Fatal(err)
+	}
+	return id
+}
+
+// Password is the password of every user made by User.
+const Password = "correct horse battery staple"
+
+// User creates a user with a role in org (or a superadmin when org is "") and returns the
+// email.
+func (e *Env) User(org, role string) string {
+	e.T.Helper()
+	email := Unique("user") + "@example.test"
+	nu := models.NewUser{Email: email, Password: Password, OrgID: org, Role: role, Superadmin: org == ""}
+	if _, err := e.Deps.Users.Create(context.Background(), nu); err != nil {
+		e.T.Fatal(err)
+	}
+	return email
+}
+
+// Events seals and writes events (OrganizationID, Timestamp, Action, Status must be set;
+// the rest defaults) and returns them with the ids the database gave them.
+func (e *Env) Events(evs ...models.Event) []models.Event {
+	e.T.Helper()
+	ctx := context.Background()
+	for i := range evs {
+		ev := &evs[i]
+		if ev.DataClassification == "" {
+			ev.DataClassification = "INTERNAL"
+		}
+		if ev.RetentionPolicy == "" {
+			ev.RetentionPolicy = "standard"
+		}
+		if ev.EventVersion == "" {
+			ev.EventVersion = "1.0"
+		}
+		if err := e.Sealer.Seal(ev); err != nil {
+			e.T.Fatal(err)
+		}
+	}
+	if _, err := e.Deps.Events.CopyEvents(ctx, e.Parts, evs); err != nil {
+		e.T.Fatal(err)
+	}
+	for i := range evs {
+		err := e.DB.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash = ?`, evs[i].OrganizationID, evs[i].Hash).
+			Scan(&evs[i].ID).Error
+		if err != nil || evs[i].ID == 0 {
+			e.T.Fatalf("webtest: find written event: %v", err)
+		}
+	}
+	return evs
+}
+
+// Client is a browser-like session against Env's app: it keeps cookies and the CSRF token.
+type Client struct {
+	env     *Env
+	cookies map[string]string
+	CSRF    string
+}
+
+// Anonymous returns a client without a session.
+func (e *Env) Anonymous() *Client { return &Client{env: e, cookies: map[string]string{}} }
+
+var csrfInput = regexp.MustCompile(`name="_csrf"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="_csrf"`)
+
+// Login signs in as email with Password and fails the test unless it succeeds.
+func (e *Env) Login(email string) *Client {
+	e.T.Helper()
+	c := e.Anonymous()
+	resp := c.PostForm("/login", url.Values{"email": {email}, "password": {Password}})
+	if resp.StatusCode != http.StatusSeeOther {
+		e.T.Fatalf("webtest: login as %s: status %d: %s", email, resp.StatusCode, resp.Body)
+	}
+	page := c.Get("/")
+	if page.StatusCode != http.StatusOK {
+		e.T.Fatalf("webtest: dashboard after login: status %d", page.StatusCode)
+	}
+	return c
+}
+
+// Response is a read response.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       string
+}
+
+// Do sends req with the client's cookies and records the cookies it gets back.
+func (c *Client) Do(req *http.Request) Response {
+	c.env.T.Helper()
+	for k, v := range c.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	resp, err := c.env.App.Test(req, 30_000)
+	if err != nil {
+		c.env.T.Fatalf("webtest: %s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, ck := range resp.Cookies() {
+		if ck.MaxAge < 0 || (!ck.Expires.IsZero() && ck.Expires.Before(time.Now())) || ck.Value == "" {
+			delete(c.cookies, ck.Name)
+		} else {
+			c.cookies[ck.Name] = ck.Value
+		}
+	}
+	if m := csrfInput.FindStringSubmatch(string(body)); m != nil {
+		c.CSRF = m[1] + m[2]
+	}
+	return Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: string(body)}
+}
+
+// Get requests path.
+func (c *Client) Get(path string) Response {
+	return c.Do(httptest.NewRequest(http.MethodGet, path, nil))
+}
+
+// GetHTMX requests path as htmx would.
+func (c *Client) GetHTMX(path string) Response {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Header.Set("HX-Request", "true")
+	return c.Do(req)
+}
+
+// PostForm posts form with the current CSRF token (fetching /login first when the client
+// has none yet and is not signed in).
+func (c *Client) PostForm(path string, form url.Values) Response {
+	if c.CSRF == "" {
+		c.Get("/login")
+	}
+	if form.Get("_csrf") == "" {
+		form.Set("_csrf", c.CSRF)
+	}
+	return c.PostRaw(path, form)
+}
+
+// PostRaw posts form exactly as given (no CSRF token added).
+func (c *Client) PostRaw(path string, form url.Values) Response {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.Do(req)
+}
+
+// Cookie returns the value of the client's cookie name, or "".
+func (c *Client) Cookie(name string) string { return c.cookies[name] }
+
+// SetCookie sets a cookie on the client.
+func (c *Client) SetCookie(name, value string) { c.cookies[name] = value }
