@@ -24,10 +24,10 @@ import (
 
 // EventsListOptions configure the events list benchmark.
 type EventsListOptions struct {
-	Events     int           // events to seed when the database holds fewer
-	Iterations int           // timed requests per case
-	DeepPages  int           // how many keyset pages deep the "deep page" case is
-	Now        time.Time     // the benchmark's clock
+	Events     int       // events to seed when the database holds fewer
+	Iterations int       // timed requests per case
+	DeepPages  int       // how many keyset pages deep the "deep page" case is
+	Now        time.Time // the benchmark's clock
 	Serve      func(net.Listener) error
 	Sealer     *models.Sealer
 	Out        io.Writer

@@ -9,8 +9,8 @@ package migrations
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"embed"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/go-gormigrate/gormigrate/v2"
