@@ -1,0 +1,103 @@
+package models_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/pgtest"
+)
+
+// writeEvents seals and copies events for org and returns them with their ids.
+func writeEvents(t *testing.T, db *gorm.DB, org string, n int) []models.Event {
+	t.Helper()
+	ctx := context.Background()
+	sealer := testSealer(t)
+	evs := make([]models.Event, n)
+	now := time.Now().UTC()
+	for i := range evs {
+		evs[i] = models.Event{OrganizationID: org, Timestamp: now.Add(-time.Duration(n-i) * time.Second),
+			Action: "test.event", Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard",
+			EventVersion: "1.0", PrincipalID: ptr("user-1"), Details: []byte(`{"ip":"10.0.0.1","n":1}`)}
+		if err := sealer.Seal(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := models.NewEventStore(db).CopyEvents(ctx, models.NewPartitionManager(db), evs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if err := db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash = ?`, org, evs[i].Hash).Scan(&evs[i].ID).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return evs
+}
+
+func TestAuditLogIsImmutable(t *testing.T) {
+	db := pgtest.DB(t)
+	org := testOrg(t, "imm")
+	ev := writeEvents(t, db, org, 3)
+	cases := []struct {
+		name    string
+		purpose string // SET LOCAL auditdb.purpose first, when not ""
+		sql     string
+		allowed bool
+	}{
+		{"update refused", "", `UPDATE audit_log SET action = 'forged' WHERE id = $1`, false},
+		{"delete refused", "", `DELETE FROM audit_log WHERE id = $1`, false},
+		{"update of a partition directly refused", "", `UPDATE ` + models.PartitionName("audit_log", ev[0].Timestamp) + ` SET status = 'failure' WHERE id = $1`, false},
+		{"truncate refused", "", `TRUNCATE audit_log`, false},
+		{"unknown purpose refused", "curiosity", `UPDATE audit_log SET action = 'forged' WHERE id = $1`, false},
+		{"gdpr update allowed", "gdpr", `UPDATE audit_log SET principal_id = 'pseudonym-1' WHERE id = $1`, true},
+		{"retention delete allowed", "retention", `DELETE FROM audit_log WHERE id = $1`, true},
+		{"leaves refuse truncation", "", `TRUNCATE audit_leaf`, false},
+		{"checkpoints refuse truncation", "", `TRUNCATE audit_checkpoint`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := db.Transaction(func(tx *gorm.DB) error {
+				if tc.purpose != "" {
+					if err := tx.Exec("SELECT set_config('auditdb.purpose', ?, true)", tc.purpose).Error; err != nil {
+						return err
+					}
+				}
+				sql := tc.sql
+				args := []any{}
+				if strings.Contains(sql, "$1") {
+					sql = strings.ReplaceAll(sql, "$1", "?")
+					args = append(args, ev[2].ID)
+				}
+				return tx.Exec(sql, args...).Error
+			})
+			if tc.allowed && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.allowed && (err == nil || !strings.Contains(err.Error(), "immutable")) {
+				t.Fatalf("err = %v, want the immutability refusal", err)
+			}
+		})
+	}
+	t.Run("the purpose does not outlive its transaction", func(t *testing.T) {
+		err := db.Transaction(func(tx *gorm.DB) error {
+			return tx.Exec("SELECT set_config('auditdb.purpose', 'gdpr', true)").Error
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Connection(func(conn *gorm.DB) error {
+			return conn.Exec(`UPDATE audit_log SET action = 'forged' WHERE id = ?`, ev[0].ID).Error
+		})
+		if err == nil || !strings.Contains(err.Error(), "immutable") {
+			t.Fatalf("err = %v, want refusal after the purpose's transaction ended", err)
+		}
+	})
+	var action string
+	if err := db.Raw(`SELECT action FROM audit_log WHERE id = ?`, ev[0].ID).Scan(&action).Error; err != nil || action != "test.event" {
+		t.Fatalf("event 0 changed: action %q, err %v", action, err)
+	}
+}
