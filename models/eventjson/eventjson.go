@@ -1,0 +1,383 @@
+// Package eventjson decodes the audit events services post to the ingest API, strictly:
+// valid UTF-8, no duplicate or unknown members (each refused by name), camelCase names,
+// every member a string except details, which must be a JSON object, and no NUL character
+// anywhere (PostgreSQL text and jsonb cannot hold one). It knows nothing of organizations,
+// presets or the database; models applies those rules to what it returns.
+//
+// The decoder is github.com/go-json-experiment/json/jsontext, the prototype of Go's
+// encoding/json/v2: it rejects duplicate names and invalid UTF-8 by itself.
+package eventjson
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Input is one event as sent. A nil pointer means the member was absent or null.
+type Input struct {
+	Timestamp          *string
+	Action             *string
+	Status             *string
+	PrincipalID        *string
+	TargetResourceType *string
+	TargetResourceID   *string
+	OutcomeDescription *string
+	CorrelationID      *string
+	DataClassification *string
+	RetentionPolicy    *string
+	EventVersion       *string
+	TTL                *string
+	Preset             *string
+	OrganizationID     *string
+
+	// Details is the details object exactly as sent, or nil when absent or null.
+	Details []byte
+	// DetailsDepth is how deeply details nests: 1 for a flat object, 2 when a member holds
+	// an object or array, and so on.
+	DetailsDepth int
+	// DetailsLongestString is the length in characters of the longest string inside
+	// details, member names included.
+	DetailsLongestString int
+}
+
+// Fields lists the members an event may carry, in the order the API documents them.
+var Fields = []string{"timestamp", "action", "status", "principalId", "targetResourceType", "targetResourceId",
+	"outcomeDescription", "correlationId", "dataClassification", "retentionPolicy", "eventVersion", "ttl",
+	"details", "preset", "organizationId"}
+
+// serverFields are event attributes the server computes; a client may not send them.
+var serverFields = map[string]bool{
+	"id": true, "hash": true, "hashAlgorithm": true, "signature": true, "subjectDigest": true,
+	"subjectSalt": true, "processingLatency": true, "archivedAt": true,
+}
+
+// MaxDepth bounds the nesting of details whatever a preset allows, so a hostile body cannot
+// make later stages recurse deeply.
+const MaxDepth = 32
+
+// Error is bad input: which event (Index, -1 outside a batch), which member (Field, "" when
+// the JSON itself is broken) and why.
+type Error struct {
+	Index   int
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("eventjson: ")
+	if e.Index >= 0 {
+		fmt.Fprintf(&b, "event %d: ", e.Index)
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// TooManyError reports a batch with more events than allowed.
+type TooManyError struct{ Max int }
+
+func (e *TooManyError) Error() string {
+	return fmt.Sprintf("eventjson: a batch holds at most %d events", e.Max)
+}
+
+// DecodeOne decodes a body holding exactly one event object. It returns an *Error for
+// anything else.
+func DecodeOne(data []byte) (Input, error) {
+	if !utf8.Valid(data) {
+		return Input{}, &Error{Index: -1, Message: "the body is not valid UTF-8"}
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	in, err := decodeEvent(dec, data, -1)
+	if err != nil {
+		return Input{}, err
+	}
+	if err := expectEOF(dec, -1); err != nil {
+		return Input{}, err
+	}
+	return in, nil
+}
+
+// DecodeArray decodes a body holding a JSON array of at most max event objects. It returns
+// a *TooManyError past max and an *Error naming the event's index for bad input.
+func DecodeArray(data []byte, max int) ([]Input, error) {
+	if !utf8.Valid(data) {
+		return nil, &Error{Index: -1, Message: "the body is not valid UTF-8"}
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, syntaxError(err, -1)
+	}
+	if tok.Kind() != '[' {
+		return nil, &Error{Index: -1, Message: "a batch must be a JSON array of event objects"}
+	}
+	var out []Input
+	for dec.PeekKind() != ']' {
+		if len(out) == max {
+			return nil, &TooManyError{Max: max}
+		}
+		in, err := decodeEvent(dec, data, len(out))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, syntaxError(err, len(out))
+	}
+	if err := expectEOF(dec, -1); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, &Error{Index: -1, Message: "the batch is empty"}
+	}
+	return out, nil
+}
+
+// DecodeNDJSON decodes newline-delimited JSON: one event object per line, at most max
+// lines with an event (blank lines are skipped). Index in an *Error counts events, and the
+// message names the line.
+func DecodeNDJSON(data []byte, max int) ([]Input, error) {
+	if !utf8.Valid(data) {
+		return nil, &Error{Index: -1, Message: "the body is not valid UTF-8"}
+	}
+	var out []Input
+	var r bytes.Reader
+	dec := jsontext.NewDecoder(&r)
+	for lineNo := 1; len(data) > 0; lineNo++ {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if len(out) == max {
+			return nil, &TooManyError{Max: max}
+		}
+		r.Reset(line)
+		dec.Reset(&r)
+		in, err := decodeEvent(dec, line, len(out))
+		if err == nil {
+			err = expectEOF(dec, len(out))
+		}
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.Message = fmt.Sprintf("line %d: %s", lineNo, e.Message)
+			}
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	if len(out) == 0 {
+		return nil, &Error{Index: -1, Message: "the batch is empty"}
+	}
+	return out, nil
+}
+
+// decodeEvent reads one event object from dec; data is dec's whole input, from which the
+// details object is sliced as sent.
+func decodeEvent(dec *jsontext.Decoder, data []byte, index int) (Input, error) {
+	var in Input
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return in, syntaxError(err, index)
+	}
+	if tok.Kind() != '{' {
+		return in, &Error{Index: index, Message: "an event must be a JSON object"}
+	}
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return in, syntaxError(err, index)
+		}
+		name := tok.String()
+		if name == "details" {
+			if err := decodeDetails(dec, data, &in, index); err != nil {
+				return in, err
+			}
+			continue
+		}
+		target := in.field(name)
+		if target == nil {
+			msg := "is not an event field"
+			if serverFields[name] {
+				msg = "is set by the server and may not be sent"
+			}
+			return in, &Error{Index: index, Field: fieldName(name), Message: msg}
+		}
+		val, err := dec.ReadToken()
+		if err != nil {
+			return in, syntaxError(err, index)
+		}
+		switch val.Kind() {
+		case 'n':
+			continue
+		case '"':
+			s := val.String()
+			if strings.IndexByte(s, 0) >= 0 {
+				return in, &Error{Index: index, Field: name, Message: "must not contain NUL characters"}
+			}
+			*target = &s
+		case '{', '[':
+			return in, &Error{Index: index, Field: name, Message: "must be a string"}
+		default:
+			return in, &Error{Index: index, Field: name, Message: "must be a string"}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return in, syntaxError(err, index)
+	}
+	return in, nil
+}
+
+// decodeDetails reads the details value, which must be an object or null, recording its
+// depth and longest string and checking each string for NUL characters.
+func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) error {
+	start := dec.InputOffset()
+	switch dec.PeekKind() {
+	case 'n':
+		_, err := dec.ReadToken()
+		if err != nil {
+			return syntaxError(err, index)
+		}
+		in.Details, in.DetailsDepth, in.DetailsLongestString = nil, 0, 0
+		return nil
+	case '{':
+	default:
+		if _, err := dec.ReadValue(); err != nil {
+			return syntaxError(err, index)
+		}
+		return &Error{Index: index, Field: "details", Message: "must be a JSON object"}
+	}
+	base := dec.StackDepth()
+	depth, longest := 0, 0
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return syntaxError(err, index)
+		}
+		switch tok.Kind() {
+		case '{', '[':
+			d := dec.StackDepth() - base
+			if d > MaxDepth {
+				return &Error{Index: index, Field: "details", Message: fmt.Sprintf("nests deeper than %d levels", MaxDepth)}
+			}
+			depth = max(depth, d)
+		case '"':
+			s := tok.String()
+			if strings.IndexByte(s, 0) >= 0 {
+				return &Error{Index: index, Field: "details", Message: "must not contain NUL characters"}
+			}
+			longest = max(longest, utf8.RuneCountInString(s))
+		}
+		if dec.StackDepth() == base {
+			break
+		}
+	}
+	raw := bytes.TrimLeft(data[start:dec.InputOffset()], " \t\r\n:")
+	in.Details = append([]byte(nil), raw...)
+	in.DetailsDepth, in.DetailsLongestString = depth, longest
+	return nil
+}
+
+// field returns where the named member goes, or nil for a name that is not a string member.
+func (in *Input) field(name string) **string {
+	switch name {
+	case "timestamp":
+		return &in.Timestamp
+	case "action":
+		return &in.Action
+	case "status":
+		return &in.Status
+	case "principalId":
+		return &in.PrincipalID
+	case "targetResourceType":
+		return &in.TargetResourceType
+	case "targetResourceId":
+		return &in.TargetResourceID
+	case "outcomeDescription":
+		return &in.OutcomeDescription
+	case "correlationId":
+		return &in.CorrelationID
+	case "dataClassification":
+		return &in.DataClassification
+	case "retentionPolicy":
+		return &in.RetentionPolicy
+	case "eventVersion":
+		return &in.EventVersion
+	case "ttl":
+		return &in.TTL
+	case "preset":
+		return &in.Preset
+	case "organizationId":
+		return &in.OrganizationID
+	}
+	return nil
+}
+
+// fieldName keeps an unknown member's name readable in a message: at most 64 characters,
+// control characters escaped.
+func fieldName(name string) string {
+	if utf8.RuneCountInString(name) > 64 {
+		name = string([]rune(name)[:64]) + "…"
+	}
+	q := fmt.Sprintf("%q", name)
+	return q[1 : len(q)-1]
+}
+
+// duplicateField names the member a duplicate-name error concerns: the event member itself,
+// or "details" for a duplicate anywhere inside details. A leading array index (a batch) is
+// skipped; an event member whose name is digits is refused as unknown before it can repeat.
+func duplicateField(p jsontext.Pointer) string {
+	var toks []string
+	for t := range p.Tokens() {
+		toks = append(toks, t)
+	}
+	if len(toks) > 0 && strings.Trim(toks[0], "0123456789") == "" {
+		toks = toks[1:]
+	}
+	if len(toks) == 0 {
+		return ""
+	}
+	return fieldName(toks[0])
+}
+
+func expectEOF(dec *jsontext.Decoder, index int) error {
+	_, err := dec.ReadToken()
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return syntaxError(err, index)
+	}
+	return &Error{Index: index, Message: "unexpected data after the JSON value"}
+}
+
+// syntaxError turns a decoder error into an *Error: duplicate members are named, the rest
+// is reported as invalid JSON with the byte offset.
+func syntaxError(err error, index int) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return &Error{Index: index, Message: "invalid JSON: unexpected end of input"}
+	}
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) {
+		if errors.Is(se.Err, jsontext.ErrDuplicateName) {
+			return &Error{Index: index, Field: duplicateField(se.JSONPointer), Message: "appears more than once"}
+		}
+		return &Error{Index: index, Message: fmt.Sprintf("invalid JSON at byte %d: %v", se.ByteOffset, se.Err)}
+	}
+	return &Error{Index: index, Message: "invalid JSON: " + err.Error()}
+}
