@@ -3,6 +3,7 @@ package models
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error for the layers above: the web error handler maps each kind to
@@ -20,6 +21,7 @@ const (
 	KindUnavailable
 	KindUnauthorized
 	KindTooMany
+	KindTooLarge
 )
 
 // Error is an error with a kind, an optional field it concerns and a message fit to show
@@ -29,6 +31,9 @@ type Error struct {
 	Field   string
 	Message string
 	Err     error
+	// RetryAfter, when set on an unavailable or too-many error, says when a retry may
+	// succeed.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -79,6 +84,48 @@ func Unauthorized(message string) error {
 // TooMany reports a rate limit that was hit.
 func TooMany(message string) error {
 	return &Error{Kind: KindTooMany, Message: message}
+}
+
+// TooLarge reports a request over a size or count limit.
+func TooLarge(field, message string) error {
+	return &Error{Kind: KindTooLarge, Field: field, Message: message}
+}
+
+// RetryAfterOf returns how long the caller should wait before retrying err, or 0 when err
+// does not say.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// ItemError places an error at one item of a batch (an event of a posted batch).
+type ItemError struct {
+	Index int
+	Err   error
+}
+
+func (e *ItemError) Error() string { return fmt.Sprintf("item %d: %v", e.Index, e.Err) }
+
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// AtIndex wraps err as concerning item i of a batch; nil stays nil.
+func AtIndex(i int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ItemError{Index: i, Err: err}
+}
+
+// IndexOf returns the batch item err concerns, if it names one.
+func IndexOf(err error) (int, bool) {
+	var e *ItemError
+	if errors.As(err, &e) {
+		return e.Index, true
+	}
+	return 0, false
 }
 
 // KindOf returns the kind of err, KindInternal when it carries none.

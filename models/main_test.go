@@ -1,12 +1,17 @@
 package models_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"gorm.io/gorm"
 
 	"auditdb/models"
 	"auditdb/models/pgtest"
@@ -41,3 +46,37 @@ func testSealer(t testing.TB) *models.Sealer {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func countWhere(t *testing.T, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := pgtest.DB(t).Raw(sql, args...).Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor polls cond for up to ten seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logOrg creates an organization (the sequencer publishes for organizations) and returns
+// its id.
+func logOrg(t *testing.T, db *gorm.DB) string {
+	t.Helper()
+	id := testOrg(t, "")
+	if _, err := models.NewOrgStore(db).Create(context.Background(), id, "Log test"); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

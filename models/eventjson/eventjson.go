@@ -187,6 +187,26 @@ func DecodeNDJSON(data []byte, max int) ([]Input, error) {
 	return out, nil
 }
 
+// MeasureDetails checks that raw is a details object as an event could carry it and returns
+// its depth and longest string (see Input). It returns an *Error otherwise.
+func MeasureDetails(raw []byte) (depth, longest int, err error) {
+	if !utf8.Valid(raw) {
+		return 0, 0, &Error{Index: -1, Field: "details", Message: "is not valid UTF-8"}
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	var in Input
+	if err := decodeDetails(dec, raw, &in, -1); err != nil {
+		return 0, 0, err
+	}
+	if in.Details == nil {
+		return 0, 0, &Error{Index: -1, Field: "details", Message: "must be a JSON object"}
+	}
+	if err := expectEOF(dec, -1); err != nil {
+		return 0, 0, err
+	}
+	return in.DetailsDepth, in.DetailsLongestString, nil
+}
+
 // decodeEvent reads one event object from dec; data is dec's whole input, from which the
 // details object is sliced as sent.
 func decodeEvent(dec *jsontext.Decoder, data []byte, index int) (Input, error) {
