@@ -10,12 +10,26 @@ import (
 	"gorm.io/gorm"
 )
 
-// copyColumns are the audit_log columns written by CopyEvents, in order.
+// copyColumns are the audit_log columns written by COPY after the id, in order.
 var copyColumns = []string{
 	"timestamp", "ttl", "principal_id", "organization_id", "action", "target_resource_type",
 	"target_resource_id", "status", "outcome_description", "hash", "hash_algorithm", "event_version",
 	"correlation_id", "data_classification", "retention_policy", "processing_latency", "details",
 	"subject_salt", "subject_digest", "signature",
+}
+
+// copyRow is ev's values for copyColumns.
+func copyRow(ev *Event) []any {
+	var details any
+	if len(ev.Details) > 0 {
+		details = string(ev.Details)
+	}
+	return []any{
+		ev.Timestamp.UTC(), ev.TTL, ev.PrincipalID, ev.OrganizationID, ev.Action, ev.TargetResourceType,
+		ev.TargetResourceID, ev.Status, ev.OutcomeDescription, ev.Hash, ev.HashAlgorithm, ev.EventVersion,
+		ev.CorrelationID, ev.DataClassification, ev.RetentionPolicy, ev.ProcessingLatency, details,
+		ev.SubjectSalt, ev.SubjectDigest, ev.Signature,
+	}
 }
 
 // WithPgx runs fn on one pooled connection as a native pgx connection, for what GORM
@@ -39,15 +53,42 @@ func WithPgx(ctx context.Context, db *gorm.DB, fn func(*pgx.Conn) error) error {
 	})
 }
 
+// allocateIDs takes n event ids from audit_log's identity sequence.
+func allocateIDs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
+	rows, _ := tx.Query(ctx, `SELECT nextval('audit_log_id_seq') FROM generate_series(1, $1)`, n)
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// copyEvents writes events (ids assigned) into audit_log with one COPY, and queues them for
+// the Merkle sequencer with another, inside tx.
+func copyEvents(ctx context.Context, tx pgx.Tx, events []*Event) error {
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_log"}, append([]string{"id"}, copyColumns...),
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			return append([]any{events[i].ID}, copyRow(events[i])...), nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_leaf_queue"},
+		[]string{"audit_log_id", "organization_id", "event_timestamp", "hash"},
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			ev := events[i]
+			return []any{ev.ID, ev.OrganizationID, ev.Timestamp.UTC(), ev.Hash}, nil
+		}))
+	return err
+}
+
 // CopyEvents writes sealed events into audit_log with one COPY inside one transaction,
-// creating any missing monthly partition first. Every event must already be sealed (see
-// Sealer.Seal). It returns the number of rows written; on error nothing is written.
+// creating any missing monthly partition first and queueing the events for the Merkle log.
+// It sets each event's ID and returns the number of rows written; on error nothing is
+// written. Requests from the API go through the Writer instead, which batches them.
 func (s *EventStore) CopyEvents(ctx context.Context, parts *PartitionManager, events []Event) (int64, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
 	months := map[time.Time]bool{}
 	var times []time.Time
+	ptrs := make([]*Event, len(events))
 	for i := range events {
 		if events[i].Hash == "" || events[i].Signature == "" {
 			return 0, fmt.Errorf("models: event %d is not sealed", i)
@@ -56,32 +97,28 @@ func (s *EventStore) CopyEvents(ctx context.Context, parts *PartitionManager, ev
 			months[m] = true
 			times = append(times, m)
 		}
+		ptrs[i] = &events[i]
 	}
 	if err := parts.EnsureFor(ctx, "audit_log", times...); err != nil {
 		return 0, err
 	}
-	var n int64
 	err := WithPgx(ctx, s.db, func(conn *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			var err error
-			n, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_log"}, copyColumns, pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-				ev := &events[i]
-				var details any
-				if len(ev.Details) > 0 {
-					details = string(ev.Details)
-				}
-				return []any{
-					ev.Timestamp.UTC(), ev.TTL, ev.PrincipalID, ev.OrganizationID, ev.Action, ev.TargetResourceType,
-					ev.TargetResourceID, ev.Status, ev.OutcomeDescription, ev.Hash, ev.HashAlgorithm, ev.EventVersion,
-					ev.CorrelationID, ev.DataClassification, ev.RetentionPolicy, ev.ProcessingLatency, details,
-					ev.SubjectSalt, ev.SubjectDigest, ev.Signature,
-				}, nil
-			}))
-			return err
+			ids, err := allocateIDs(ctx, tx, len(events))
+			if err != nil {
+				return err
+			}
+			for i := range events {
+				events[i].ID = ids[i]
+			}
+			return copyEvents(ctx, tx, ptrs)
 		})
 	})
 	if err != nil {
+		for i := range events {
+			events[i].ID = 0
+		}
 		return 0, fmt.Errorf("models: copy events: %w", err)
 	}
-	return n, nil
+	return int64(len(events)), nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -48,6 +49,31 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 		return nil, unreachable(dsn, err)
 	}
 	return db, nil
+}
+
+// OpenPool returns a native pgx pool of at most maxConns connections on dsn, for the ingest
+// writer. Connections idle for over a second are pinged before use, so the pool recovers
+// by itself after the server restarts. It returns KindUnavailable when the server cannot
+// be reached.
+func OpenPool(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, Invalid("AUDITDB_DATABASE_URL", "must be a postgres:// URL")
+	}
+	cfg.MaxConns = maxConns
+	cfg.PingTimeout = 2 * time.Second
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, unreachable(dsn, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, unreachable(dsn, err)
+	}
+	return pool, nil
 }
 
 // ensureDatabase creates the database named in dsn when it is missing, connecting to the

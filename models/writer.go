@@ -1,0 +1,540 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// WriterConfig tunes the group-commit writer. Zero members take the defaults.
+type WriterConfig struct {
+	// MaxBatch is how many events one transaction gathers (a request is never split, so a
+	// larger request goes alone). Default 2000.
+	MaxBatch int
+	// MaxDelay is how long a flusher waits for more requests after the first. Default 2 ms.
+	MaxDelay time.Duration
+	// MaxQueued is how many events may wait for their commit before requests get 429.
+	// Default 20000; it must hold the largest batch a request may carry.
+	MaxQueued int
+	// Flushers is how many transactions run at once. Default 2.
+	Flushers int
+	// TxTimeout bounds one transaction, commit included. Default 15 s.
+	TxTimeout time.Duration
+}
+
+func (c WriterConfig) withDefaults() WriterConfig {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 2000
+	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = 2 * time.Millisecond
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = 20_000
+	}
+	if c.Flushers <= 0 {
+		c.Flushers = 2
+	}
+	if c.TxTimeout <= 0 {
+		c.TxTimeout = 15 * time.Second
+	}
+	return c
+}
+
+// Receipt acknowledges one durable event.
+type Receipt struct {
+	ID        int64
+	Hash      string
+	Timestamp time.Time
+}
+
+// IdempotencyClaim is the Idempotency-Key a request carried and the digest of the request;
+// the writer stores the answer under it in the events' own transaction.
+type IdempotencyClaim struct {
+	Key         string
+	RequestHash []byte
+}
+
+// WriteRequest is one request's events, validated and sealed, to be written atomically.
+type WriteRequest struct {
+	Org         string
+	Events      []Event
+	Received    time.Time
+	Idempotency *IdempotencyClaim
+	// KeepDeadLetter keeps events the database refuses in archive_dlq_event and reports the
+	// dead letter in the result; without it the refusal is returned as an error (replays).
+	KeepDeadLetter bool
+	// Source names where the events came from ("api", "replay"), for the dead letter.
+	Source string
+}
+
+// WriteResult is the outcome of a write that did not fail: receipts for committed events,
+// or the dead letter that keeps events the database refused.
+type WriteResult struct {
+	Receipts   []Receipt
+	DeadLetter *DeadLetter
+}
+
+// ErrIdempotencyTaken is returned when another request with the same Idempotency-Key was
+// committed first; the caller answers with that request's stored answer.
+var ErrIdempotencyTaken = Conflict("Idempotency-Key", "another request with this key was recorded first")
+
+// errIdempotencyInFlight is returned to the second of two requests with the same key that
+// arrive together.
+var errIdempotencyInFlight = Conflict("Idempotency-Key", "a request with this key is still in progress; retry it shortly")
+
+// Writer is the group-commit writer: requests from many goroutines queue up, a few flushers
+// gather them (bounded by MaxBatch events and MaxDelay) and write each gathering with one
+// COPY into audit_log (plus one into the Merkle leaf queue) in one transaction. A request
+// is answered only after its transaction commits. While the database is unreachable every
+// request gets a KindUnavailable error at once; the writer retries by itself as requests
+// keep coming.
+type Writer struct {
+	pool  *pgxpool.Pool
+	parts *PartitionManager
+	dead  *DeadLetterStore
+	cfg   WriterConfig
+	log   *slog.Logger
+	now   func() time.Time
+
+	queue     chan *pendingWrite
+	queued    atomic.Int64 // events accepted and not yet answered
+	downUntil atomic.Int64 // unix nanoseconds; requests fail fast until then
+	failures  atomic.Int32 // consecutive transient failures, for the backoff
+
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
+
+	committedEvents  atomic.Int64
+	committedBatches atomic.Int64
+}
+
+type pendingWrite struct {
+	req  WriteRequest
+	done chan writeOutcome
+}
+
+type writeOutcome struct {
+	res WriteResult
+	err error
+}
+
+// NewWriter returns a writer over pool; call Start before Write and Close at shutdown.
+func NewWriter(pool *pgxpool.Pool, parts *PartitionManager, dead *DeadLetterStore, cfg WriterConfig, log *slog.Logger) *Writer {
+	cfg = cfg.withDefaults()
+	return &Writer{pool: pool, parts: parts, dead: dead, cfg: cfg, log: log, now: time.Now,
+		queue: make(chan *pendingWrite, cfg.MaxQueued)}
+}
+
+// Start launches the flushers.
+func (w *Writer) Start() {
+	for i := 0; i < w.cfg.Flushers; i++ {
+		w.wg.Add(1)
+		go w.run()
+	}
+}
+
+// Close stops accepting requests and waits until every queued one is answered, or ctx
+// ends.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("models: writer: %d events still queued at shutdown: %w", w.queued.Load(), ctx.Err())
+	}
+}
+
+// Stats returns how many events and transactions the writer has committed.
+func (w *Writer) Stats() (events, batches int64) {
+	return w.committedEvents.Load(), w.committedBatches.Load()
+}
+
+// Write queues req and waits for its outcome. It returns KindTooMany when the queue is
+// full, KindUnavailable while the database is down or the writer is closing (both with a
+// RetryAfter), ErrIdempotencyTaken when the request's key was recorded by another request,
+// and, without KeepDeadLetter, KindInvalid when the database refuses the events.
+func (w *Writer) Write(ctx context.Context, req WriteRequest) (WriteResult, error) {
+	n := len(req.Events)
+	if n == 0 {
+		return WriteResult{}, Invalid("events", "there is nothing to write")
+	}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return WriteResult{}, unavailable("the server is shutting down", nil, 5*time.Second)
+	}
+	if d := w.downFor(); d > 0 {
+		w.mu.RUnlock()
+		return WriteResult{}, unavailable("the database is unavailable", nil, d)
+	}
+	if total := w.queued.Add(int64(n)); total > int64(w.cfg.MaxQueued) && total != int64(n) {
+		w.queued.Add(-int64(n))
+		w.mu.RUnlock()
+		return WriteResult{}, &Error{Kind: KindTooMany, Message: "the ingest queue is full; retry shortly", RetryAfter: time.Second}
+	}
+	p := &pendingWrite{req: req, done: make(chan writeOutcome, 1)}
+	w.queue <- p // never blocks: the channel holds MaxQueued requests of at least one event
+	w.mu.RUnlock()
+	out := <-p.done // the writer always answers, within TxTimeout of picking the request up
+	return out.res, out.err
+}
+
+func unavailable(msg string, cause error, retry time.Duration) error {
+	return &Error{Kind: KindUnavailable, Message: msg, Err: cause, RetryAfter: max(retry, time.Second)}
+}
+
+func (w *Writer) downFor() time.Duration {
+	until := w.downUntil.Load()
+	if until == 0 {
+		return 0
+	}
+	return time.Until(time.Unix(0, until))
+}
+
+// markDown makes requests fail fast for a backoff that grows with consecutive failures
+// (250 ms doubling to 5 s) and returns it.
+func (w *Writer) markDown() time.Duration {
+	f := w.failures.Add(1)
+	backoff := min(250*time.Millisecond<<min(f-1, 5), 5*time.Second)
+	w.downUntil.Store(w.now().Add(backoff).UnixNano())
+	return backoff
+}
+
+func (w *Writer) markUp() {
+	if w.failures.Load() != 0 {
+		w.failures.Store(0)
+		w.downUntil.Store(0)
+	}
+}
+
+// run is one flusher: it gathers requests and writes them until the queue is closed and
+// drained.
+func (w *Writer) run() {
+	defer w.wg.Done()
+	var carry *pendingWrite
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			p, ok := <-w.queue
+			if !ok {
+				return
+			}
+			first = p
+		}
+		batch := []*pendingWrite{first}
+		n := len(first.req.Events)
+		if n < w.cfg.MaxBatch {
+			timer := time.NewTimer(w.cfg.MaxDelay)
+		gather:
+			for n < w.cfg.MaxBatch {
+				select {
+				case p, ok := <-w.queue:
+					if !ok {
+						break gather
+					}
+					if n+len(p.req.Events) > w.cfg.MaxBatch {
+						carry = p
+						break gather
+					}
+					batch = append(batch, p)
+					n += len(p.req.Events)
+				case <-timer.C:
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+		w.flush(batch)
+	}
+}
+
+// flush writes one gathering and answers every request in it.
+func (w *Writer) flush(batch []*pendingWrite) {
+	outs := make([]writeOutcome, len(batch))
+	if d := w.downFor(); d > 0 {
+		for i := range outs {
+			outs[i].err = unavailable("the database is unavailable", nil, d)
+		}
+	} else {
+		w.writeGroup(batch, outs)
+	}
+	for i, p := range batch {
+		w.queued.Add(-int64(len(p.req.Events)))
+		p.done <- outs[i]
+	}
+}
+
+// writeGroup commits batch in one transaction. When the database refuses it for a reason
+// other than an outage, each request is retried alone so one bad request cannot sink the
+// others, and a request refused alone becomes a dead letter.
+func (w *Writer) writeGroup(batch []*pendingWrite, outs []writeOutcome) {
+	err := w.commit(batch, outs)
+	if err == nil {
+		w.markUp()
+		return
+	}
+	if transient(err) {
+		retry := w.markDown()
+		w.log.Warn("ingest write failed; the database looks unavailable", "err", err, "retry_in", retry)
+		for i := range outs {
+			if outs[i].err == nil {
+				outs[i] = writeOutcome{err: unavailable("the database is unavailable", err, retry)}
+			}
+		}
+		return
+	}
+	if len(batch) > 1 {
+		for i := range batch {
+			if outs[i].err == nil {
+				w.writeGroup(batch[i:i+1], outs[i:i+1])
+			}
+		}
+		return
+	}
+	outs[0] = w.refused(batch[0].req, err)
+}
+
+// refused answers a request the database would not take: a dead letter when asked for one.
+func (w *Writer) refused(req WriteRequest, cause error) writeOutcome {
+	reason := refusalReason(cause)
+	w.log.Error("the database refused an ingest request", "org", req.Org, "events", len(req.Events), "err", cause)
+	if !req.KeepDeadLetter {
+		return writeOutcome{err: &Error{Kind: KindInvalid, Message: "the database refused the events: " + reason, Err: cause}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.TxTimeout)
+	defer cancel()
+	dl, err := w.dead.Add(ctx, req, reason)
+	if err != nil {
+		return writeOutcome{err: unavailable("cannot keep the refused events", err, 5*time.Second)}
+	}
+	return writeOutcome{res: WriteResult{DeadLetter: dl}}
+}
+
+// commit writes batch in one transaction and fills outs with receipts (or, for requests
+// that lost an Idempotency-Key race, the reason). On error nothing was written.
+func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.TxTimeout)
+	defer cancel()
+	total := 0
+	var months []time.Time
+	for _, p := range batch {
+		total += len(p.req.Events)
+		for i := range p.req.Events {
+			months = append(months, p.req.Events[i].Timestamp)
+		}
+	}
+	if err := w.parts.EnsureFor(ctx, "audit_log", months...); err != nil {
+		return err
+	}
+	conn, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	// Ids are taken up front, so the receipts (and the stored idempotent answers) are known
+	// before anything is written, and the events can go in with COPY.
+	ids, err := allocateIDs(ctx, tx, total)
+	if err != nil {
+		return err
+	}
+	now := w.now()
+	k := 0
+	for _, p := range batch {
+		latency := int32(min(now.Sub(p.req.Received).Milliseconds(), math.MaxInt32))
+		for i := range p.req.Events {
+			p.req.Events[i].ID = ids[k]
+			p.req.Events[i].ProcessingLatency = &latency
+			k++
+		}
+	}
+	include, err := w.claimKeys(ctx, tx, batch, outs)
+	if err != nil {
+		return err
+	}
+	var events []*Event
+	for i, p := range batch {
+		if include[i] {
+			for j := range p.req.Events {
+				events = append(events, &p.req.Events[j])
+			}
+		}
+	}
+	if len(events) > 0 {
+		if err := copyEvents(ctx, tx, events); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		if len(events) == 0 || !w.committedAnyway(events[0]) {
+			return err
+		}
+		w.log.Warn("ingest commit reported an error but the events are in the table", "err", err)
+	}
+	for i, p := range batch {
+		if include[i] {
+			outs[i] = writeOutcome{res: WriteResult{Receipts: receipts(p.req.Events)}}
+		}
+	}
+	w.committedEvents.Add(int64(len(events)))
+	w.committedBatches.Add(1)
+	return nil
+}
+
+// claimKeys stores the answers of the requests that carry an Idempotency-Key, inside the
+// events' transaction, and reports which requests go ahead. A request whose key another
+// committed request holds (or that repeats a key earlier in this batch) is answered with
+// the reason instead. A key older than IdempotencyTTL is taken over.
+func (w *Writer) claimKeys(ctx context.Context, tx pgx.Tx, batch []*pendingWrite, outs []writeOutcome) ([]bool, error) {
+	include := make([]bool, len(batch))
+	var orgs, keys []string
+	var hashes [][]byte
+	var bodies []string
+	seen := map[string]int{}
+	for i, p := range batch {
+		include[i] = true
+		c := p.req.Idempotency
+		if c == nil {
+			continue
+		}
+		id := p.req.Org + "\x00" + c.Key
+		if _, dup := seen[id]; dup {
+			include[i] = false
+			outs[i] = writeOutcome{err: errIdempotencyInFlight}
+			continue
+		}
+		seen[id] = i
+		body, err := json.Marshal(storedAnswer{Receipts: receiptsJSON(receipts(p.req.Events))})
+		if err != nil {
+			return nil, err
+		}
+		orgs, keys, hashes, bodies = append(orgs, p.req.Org), append(keys, c.Key), append(hashes, c.RequestHash), append(bodies, string(body))
+	}
+	if len(keys) == 0 {
+		return include, nil
+	}
+	rows, _ := tx.Query(ctx, `INSERT INTO api_idempotency (organization_id, idempotency_key, request_hash, status, response)
+		SELECT o, k, h, 201, r FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[]) AS t(o, k, h, r)
+		ON CONFLICT (organization_id, idempotency_key) DO UPDATE
+			SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, response = EXCLUDED.response, created_at = now()
+			WHERE api_idempotency.created_at < now() - make_interval(secs => $5)
+		RETURNING organization_id, idempotency_key`, orgs, keys, hashes, bodies, IdempotencyTTL.Seconds())
+	won, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var o, k string
+		err := r.Scan(&o, &k)
+		return o + "\x00" + k, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range won {
+		delete(seen, id)
+	}
+	for _, i := range seen {
+		include[i] = false
+		outs[i] = writeOutcome{err: ErrIdempotencyTaken}
+	}
+	return include, nil
+}
+
+// committedAnyway settles a commit whose acknowledgement was lost: it looks for the first
+// event of the transaction. It returns false when the event is absent or the database
+// cannot be asked (the caller then reports the outage; a client retry with the same
+// Idempotency-Key stays safe either way).
+func (w *Writer) committedAnyway(ev *Event) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var n int
+	err := w.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE id = $1 AND "timestamp" = $2`, ev.ID, ev.Timestamp.UTC()).Scan(&n)
+	return err == nil && n == 1
+}
+
+func receipts(events []Event) []Receipt {
+	out := make([]Receipt, len(events))
+	for i := range events {
+		out[i] = Receipt{ID: events[i].ID, Hash: events[i].Hash, Timestamp: events[i].Timestamp}
+	}
+	return out
+}
+
+// transient reports whether err means the database is unreachable or overloaded (retry
+// later) rather than refusing these rows (retrying would fail again).
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", // connection exception
+			"53", // insufficient resources
+			"55", // object not in prerequisite state (lock not available)
+			"57", // operator intervention: shutdown, cancel
+			"58", // system error
+			"40": // serialization failure, deadlock
+			return true
+		}
+		return false
+	}
+	// Without an SQLSTATE the error came from the connection (refused, reset, closed, timed
+	// out) or the context: the server gave no verdict on the rows themselves.
+	return true
+}
+
+// refusalReason is the database's words for a refusal, kept for the dead letter.
+func refusalReason(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		r := pgErr.Code + ": " + pgErr.Message
+		if pgErr.Detail != "" {
+			r += " (" + pgErr.Detail + ")"
+		}
+		return truncate(r, 2000)
+	}
+	return truncate(err.Error(), 2000)
+}
+
+// IdempotencyTTL is how long an Idempotency-Key's first answer is kept.
+const IdempotencyTTL = 24 * time.Hour
+
+// storedAnswer is the JSON kept in api_idempotency.response.
+type storedAnswer struct {
+	Receipts []receiptJSON `json:"receipts"`
+}
+
+type receiptJSON struct {
+	ID        int64  `json:"id"`
+	Hash      string `json:"hash"`
+	Timestamp string `json:"timestamp"`
+}
+
+func receiptsJSON(rs []Receipt) []receiptJSON {
+	out := make([]receiptJSON, len(rs))
+	for i, r := range rs {
+		out[i] = receiptJSON{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(TimestampLayout)}
+	}
+	return out
+}

@@ -1,0 +1,278 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"auditdb/models"
+	"auditdb/models/pgtest"
+)
+
+func testPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := models.OpenPool(context.Background(), pgtest.DSN(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// startWriter returns a started writer over the package database, closed at cleanup.
+func startWriter(t *testing.T, cfg models.WriterConfig) *models.Writer {
+	t.Helper()
+	db := pgtest.DB(t)
+	w := models.NewWriter(testPool(t), models.NewPartitionManager(db), models.NewDeadLetterStore(db), cfg,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.Start()
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+// sealed returns n sealed events of org with distinct actions prefix-0, prefix-1, ….
+func sealed(t *testing.T, org, prefix string, n int) []models.Event {
+	t.Helper()
+	s := testSealer(t)
+	out := make([]models.Event, n)
+	for i := range out {
+		out[i] = models.Event{OrganizationID: org, Timestamp: time.Now().UTC(), Action: prefix + "-" + itoa(i), Status: "success",
+			DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0"}
+		if err := s.Seal(&out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestWriterGroupsConcurrentRequests(t *testing.T) {
+	w := startWriter(t, models.WriterConfig{MaxDelay: 20 * time.Millisecond, MaxBatch: 1000})
+	org := testOrg(t, "")
+	const requests = 40
+	var wg sync.WaitGroup
+	results := make([]models.WriteResult, requests)
+	errs := make([]error, requests)
+	received := time.Now()
+	for i := 0; i < requests; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i], errs[i] = w.Write(context.Background(), models.WriteRequest{Org: org,
+				Events: sealed(t, org, "req"+itoa(i), 1+i%3), Received: received})
+		}(i)
+	}
+	wg.Wait()
+	ids := map[int64]bool{}
+	total := 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if len(results[i].Receipts) != 1+i%3 {
+			t.Fatalf("request %d: %d receipts", i, len(results[i].Receipts))
+		}
+		for _, r := range results[i].Receipts {
+			if r.ID == 0 || ids[r.ID] || len(r.Hash) != 64 {
+				t.Fatalf("bad or duplicate receipt %+v", r)
+			}
+			ids[r.ID] = true
+			total++
+		}
+	}
+	if _, batches := w.Stats(); batches >= requests {
+		t.Errorf("%d transactions for %d concurrent requests: nothing was grouped", batches, requests)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ?`, org); n != int64(total) {
+		t.Fatalf("%d rows, want %d", n, total)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM audit_leaf_queue WHERE organization_id = ?`, org); n != int64(total) {
+		t.Fatalf("%d queued for the log, want %d", n, total)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND processing_latency >= 0`, org); n != int64(total) {
+		t.Fatalf("processing_latency missing on %d rows", int64(total)-n)
+	}
+}
+
+func TestWriterIdempotencyKeys(t *testing.T) {
+	w := startWriter(t, models.WriterConfig{MaxDelay: 20 * time.Millisecond})
+	answers := models.NewIdempotencyStore(pgtest.DB(t))
+	ctx := context.Background()
+	org := testOrg(t, "")
+	claim := func(key, body string) *models.IdempotencyClaim {
+		return &models.IdempotencyClaim{Key: key, RequestHash: []byte(body)}
+	}
+
+	t.Run("the first answer is stored with the events", func(t *testing.T) {
+		res, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "k1", 2), Received: time.Now(), Idempotency: claim("k1", "a")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := answers.Lookup(ctx, org, "k1")
+		if err != nil || got == nil || got.Status != 201 || string(got.RequestHash) != "a" || len(got.Receipts) != 2 ||
+			got.Receipts[0].ID != res.Receipts[0].ID || !got.Receipts[1].Timestamp.Equal(res.Receipts[1].Timestamp) {
+			t.Fatalf("stored %+v, %v; want the receipts %+v", got, err, res.Receipts)
+		}
+		if other, _ := answers.Lookup(ctx, testOrg(t, "other"), "k1"); other != nil {
+			t.Fatal("a key is per organization")
+		}
+	})
+	t.Run("a second request with the key writes nothing", func(t *testing.T) {
+		_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "k1-again", 1), Received: time.Now(), Idempotency: claim("k1", "b")})
+		if !errors.Is(err, models.ErrIdempotencyTaken) {
+			t.Fatalf("err = %v, want ErrIdempotencyTaken", err)
+		}
+		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'k1-again%'`, org); n != 0 {
+			t.Fatalf("%d events written under a taken key", n)
+		}
+	})
+	t.Run("concurrent requests with one key: exactly one writes", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				_, errs[i] = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "race", 1), Received: time.Now(), Idempotency: claim("race", "x")})
+			}(i)
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else if models.KindOf(err) != models.KindConflict {
+				t.Fatalf("unexpected error %v", err)
+			}
+		}
+		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'race-%'`, org); ok != 1 || n != 1 {
+			t.Fatalf("%d requests succeeded and %d events were written; want 1 and 1", ok, n)
+		}
+	})
+	t.Run("an expired key is taken over", func(t *testing.T) {
+		if err := pgtest.DB(t).Exec(`INSERT INTO api_idempotency (organization_id, idempotency_key, request_hash, status, response, created_at)
+			VALUES (?, 'old', 'x', 201, '{"receipts":[]}', now() - interval '25 hours')`, org).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := answers.Lookup(ctx, org, "old"); got != nil {
+			t.Fatal("an expired answer should not be returned")
+		}
+		if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "old", 1), Received: time.Now(), Idempotency: claim("old", "y")}); err != nil {
+			t.Fatalf("expired key not taken over: %v", err)
+		}
+		if got, _ := answers.Lookup(ctx, org, "old"); got == nil || string(got.RequestHash) != "y" {
+			t.Fatalf("stored %+v", got)
+		}
+	})
+}
+
+func TestWriterDeadLettersWhatTheDatabaseRefuses(t *testing.T) {
+	db := pgtest.DB(t)
+	// A constraint the validation does not know about stands for any refusal after
+	// acceptance.
+	if err := db.Exec(`ALTER TABLE audit_log ADD CONSTRAINT test_refuse_poison CHECK (action <> 'poison-0')`).Error; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Exec(`ALTER TABLE audit_log DROP CONSTRAINT test_refuse_poison`) })
+	w := startWriter(t, models.WriterConfig{MaxDelay: 50 * time.Millisecond})
+	ctx := context.Background()
+	org := testOrg(t, "")
+
+	var wg sync.WaitGroup
+	var good, bad models.WriteResult
+	var goodErr, badErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		good, goodErr = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "fine", 3), Received: time.Now(), KeepDeadLetter: true})
+	}()
+	go func() {
+		defer wg.Done()
+		bad, badErr = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "poison", 2), Received: time.Now(),
+			KeepDeadLetter: true, Source: "api"})
+	}()
+	wg.Wait()
+	if goodErr != nil || len(good.Receipts) != 3 {
+		t.Fatalf("the good request sank with the bad one: %v %+v", goodErr, good)
+	}
+	if badErr != nil || bad.DeadLetter == nil || len(bad.Receipts) != 0 {
+		t.Fatalf("bad request: %v %+v; want a dead letter", badErr, bad)
+	}
+	dl, err := models.NewDeadLetterStore(db).Get(ctx, org, bad.DeadLetter.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dl.FailureReason, "test_refuse_poison") || dl.EventCount() != 2 || dl.Action != "batch of 2 events" {
+		t.Fatalf("dead letter = %+v", dl)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'poison-%'`, org); n != 0 {
+		t.Fatalf("%d events of the refused request were written; a request is atomic", n)
+	}
+
+	_, err = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "poison", 1), Received: time.Now()})
+	if models.KindOf(err) != models.KindInvalid || !strings.Contains(err.Error(), "test_refuse_poison") {
+		t.Fatalf("without KeepDeadLetter: err = %v, want KindInvalid with the reason", err)
+	}
+}
+
+func TestWriterQueueFullAndOutage(t *testing.T) {
+	db := pgtest.DB(t)
+	w := startWriter(t, models.WriterConfig{MaxQueued: 3, MaxBatch: 1, Flushers: 1, MaxDelay: time.Millisecond})
+	ctx := context.Background()
+	org := testOrg(t, "")
+	if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "warm", 1), Received: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Block the writer: it waits for the lock on the leaf queue.
+	blocker := db.Begin()
+	if err := blocker.Exec(`LOCK TABLE audit_leaf_queue IN ACCESS EXCLUSIVE MODE`).Error; err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func(i int) {
+			_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "blocked"+itoa(i), 1), Received: time.Now()})
+			first <- err
+		}(i)
+	}
+	waitFor(t, "the writer to wait on the lock", func() bool {
+		return countWhere(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
+	})
+	waitFor(t, "the queue to fill", func() bool {
+		_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "overflow", 1), Received: time.Now()})
+		return models.KindOf(err) == models.KindTooMany && models.RetryAfterOf(err) > 0
+	})
+
+	// Kill the writer's connection mid-transaction: an outage as the writer sees it.
+	if err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	blocker.Rollback()
+	outage := 0
+	for i := 0; i < 3; i++ {
+		if err := <-first; err != nil {
+			if models.KindOf(err) != models.KindUnavailable || models.RetryAfterOf(err) < time.Second {
+				t.Fatalf("err = %v, want KindUnavailable with a Retry-After", err)
+			}
+			outage++
+		}
+	}
+	if outage == 0 {
+		t.Fatal("no request saw the outage")
+	}
+	waitFor(t, "the writer to recover by itself", func() bool {
+		_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "after", 1), Received: time.Now()})
+		return err == nil
+	})
+	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'overflow%'`, org); n != 0 {
+		t.Fatalf("%d events refused with 429 were written", n)
+	}
+}
