@@ -1,0 +1,299 @@
+package models
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+)
+
+// API key scopes: an ingest key posts events, a read key reads, verifies and proves them.
+const (
+	ScopeIngest = "ingest"
+	ScopeRead   = "read"
+)
+
+// apiKeyPrefix starts every key, so a leaked key is recognizable (and scannable) as ours.
+const apiKeyPrefix = "adb_"
+
+// apiKeyLength is the prefix plus 32 random bytes in unpadded base64url.
+const apiKeyLength = len(apiKeyPrefix) + 43
+
+// shownPrefix is how much of a key the console keeps showing after creation.
+const shownPrefix = 12
+
+// apiKeyCacheTTL bounds how long an instance trusts a cached key. Revocations reach every
+// instance at once over Redis; the TTL only matters if a message were lost while the
+// subscription looked healthy.
+const apiKeyCacheTTL = 30 * time.Second
+
+// lastUsedEvery bounds how often a key's last-used time is written.
+const lastUsedEvery = time.Minute
+
+// revokedChannel is the Redis channel that announces revoked keys (hex SHA-256).
+const revokedChannel = "auditdb:apikeys:revoked"
+
+// APIKey is a row of api_keys. The key itself is never stored, only its SHA-256.
+type APIKey struct {
+	ID             int64      `gorm:"column:id;primaryKey"`
+	OrganizationID string     `gorm:"column:organization_id"`
+	Name           string     `gorm:"column:name"`
+	Prefix         string     `gorm:"column:prefix"`
+	KeyHash        []byte     `gorm:"column:key_hash"`
+	Scope          string     `gorm:"column:scope"`
+	CreatedAt      time.Time  `gorm:"column:created_at"`
+	CreatedBy      string     `gorm:"column:created_by"`
+	LastUsedAt     *time.Time `gorm:"column:last_used_at"`
+	RevokedAt      *time.Time `gorm:"column:revoked_at"`
+	RevokedBy      *string    `gorm:"column:revoked_by"`
+}
+
+// TableName maps APIKey to api_keys.
+func (APIKey) TableName() string { return "api_keys" }
+
+// ErrBadAPIKey is returned for an unknown and a revoked key alike.
+var ErrBadAPIKey = Unauthorized("the API key is unknown or revoked")
+
+// APIKeyStore creates, lists, revokes and authenticates API keys. Authenticated keys are
+// cached in-process only while the instance's Redis subscription to revocations is up, so
+// a revocation stops a key at once on every instance; without Redis every request reads
+// the database (one indexed lookup).
+type APIKeyStore struct {
+	db  *gorm.DB
+	rdb *redis.Client
+	now func() time.Time
+
+	live  atomic.Bool // the revocation subscription is confirmed: the cache may be used
+	mu    sync.Mutex
+	cache map[[32]byte]cachedKey
+}
+
+type cachedKey struct {
+	key   APIKey
+	until time.Time
+}
+
+// NewAPIKeyStore returns a store over db; rdb may be nil.
+func NewAPIKeyStore(db *gorm.DB, rdb *redis.Client) *APIKeyStore {
+	return &APIKeyStore{db: db, rdb: rdb, now: time.Now, cache: map[[32]byte]cachedKey{}}
+}
+
+// Create makes a key for org and returns it in clear (to be shown once) with its row. It
+// returns KindInvalid for a bad name or scope and KindNotFound for an unknown organization.
+func (s *APIKeyStore) Create(ctx context.Context, org, name, scope, by string) (string, *APIKey, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) {
+		return "", nil, Invalid("name", "must be 1-100 characters")
+	}
+	if scope != ScopeIngest && scope != ScopeRead {
+		return "", nil, Invalid("scope", "must be ingest or read")
+	}
+	raw := apiKeyPrefix + RandomToken(32)
+	sum := sha256.Sum256([]byte(raw))
+	k := &APIKey{OrganizationID: org, Name: name, Prefix: raw[:shownPrefix], KeyHash: sum[:], Scope: scope,
+		CreatedBy: by, CreatedAt: s.now().UTC()}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(k).Error; err != nil {
+			if errors.Is(err, gorm.ErrForeignKeyViolated) {
+				return NotFound("organization")
+			}
+			return fmt.Errorf("models: create API key: %w", err)
+		}
+		return recordConfigChange(tx, org, "api_key", nil,
+			map[string]any{"id": k.ID, "name": k.Name, "scope": k.Scope, "prefix": k.Prefix}, by)
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return raw, k, nil
+}
+
+// List returns org's keys, live ones first, newest first.
+func (s *APIKeyStore) List(ctx context.Context, org string) ([]APIKey, error) {
+	var keys []APIKey
+	err := s.db.WithContext(ctx).Where("organization_id = ?", org).
+		Order("revoked_at IS NOT NULL, created_at DESC, id DESC").Find(&keys).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: list API keys: %w", err)
+	}
+	return keys, nil
+}
+
+// Revoke ends key id of org at once: locally, and on every other instance through Redis.
+// Revoking a revoked key is not an error; another organization's key is KindNotFound.
+func (s *APIKeyStore) Revoke(ctx context.Context, org string, id int64, by string) error {
+	var k APIKey
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Where("organization_id = ? AND id = ?", org, id).Take(&k).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return NotFound("API key")
+		}
+		if err != nil {
+			return fmt.Errorf("models: look up API key: %w", err)
+		}
+		if k.RevokedAt != nil {
+			return nil
+		}
+		now := s.now().UTC()
+		if err := tx.Model(&APIKey{}).Where("id = ?", id).Updates(map[string]any{"revoked_at": now, "revoked_by": by}).Error; err != nil {
+			return fmt.Errorf("models: revoke API key: %w", err)
+		}
+		return recordConfigChange(tx, org, "api_key", map[string]any{"id": k.ID, "name": k.Name, "revoked": false},
+			map[string]any{"id": k.ID, "name": k.Name, "revoked": true}, by)
+	})
+	if err != nil {
+		return err
+	}
+	hash := hex.EncodeToString(k.KeyHash)
+	s.forget(hash)
+	if s.rdb != nil {
+		// A failed publish is not fatal: an instance that cannot hear Redis does not cache.
+		s.rdb.Publish(context.WithoutCancel(ctx), revokedChannel, hash)
+	}
+	return nil
+}
+
+// Authenticate returns the live key raw stands for. It returns a KindUnauthorized error for
+// a malformed, unknown or revoked key, and records the key's last use (at most once a
+// minute).
+func (s *APIKeyStore) Authenticate(ctx context.Context, raw string) (*APIKey, error) {
+	if !wellFormedKey(raw) {
+		return nil, Unauthorized("the API key is malformed")
+	}
+	sum := sha256.Sum256([]byte(raw))
+	now := s.now()
+	if s.live.Load() {
+		s.mu.Lock()
+		c, ok := s.cache[sum]
+		s.mu.Unlock()
+		if ok && now.Before(c.until) {
+			k := c.key
+			return &k, nil
+		}
+	}
+	var k APIKey
+	err := s.db.WithContext(ctx).Where("key_hash = ?", sum[:]).Take(&k).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrBadAPIKey
+	}
+	if err != nil {
+		return nil, Unavailable("cannot read API keys", err)
+	}
+	if k.RevokedAt != nil {
+		return nil, ErrBadAPIKey
+	}
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedEvery {
+		t := now.UTC()
+		err := s.db.WithContext(ctx).Model(&APIKey{}).Where("id = ? AND revoked_at IS NULL", k.ID).
+			Update("last_used_at", t).Error
+		if err != nil {
+			return nil, Unavailable("cannot update API keys", err)
+		}
+		k.LastUsedAt = &t
+	}
+	if s.live.Load() {
+		s.mu.Lock()
+		if len(s.cache) > 10_000 {
+			clear(s.cache)
+		}
+		// Cached until the last-used time is due again, so that write keeps happening.
+		s.cache[sum] = cachedKey{key: k, until: now.Add(min(apiKeyCacheTTL, lastUsedEvery-now.Sub(*k.LastUsedAt)))}
+		s.mu.Unlock()
+	}
+	return &k, nil
+}
+
+// Listen follows revocations announced on Redis until ctx ends, reconnecting as needed.
+// The cache is used only while the subscription is confirmed; it is emptied whenever the
+// subscription drops or is re-established, since messages may have been missed.
+func (s *APIKeyStore) Listen(ctx context.Context) {
+	if s.rdb == nil {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if s.follow(ctx) {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// follow runs one subscription until it fails; it reports whether it was ever confirmed.
+func (s *APIKeyStore) follow(ctx context.Context) bool {
+	ps := s.rdb.Subscribe(ctx, revokedChannel)
+	defer func() {
+		s.live.Store(false)
+		s.flush()
+		ps.Close()
+	}()
+	if _, err := ps.Receive(ctx); err != nil {
+		return false
+	}
+	s.flush()
+	s.live.Store(true)
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, 10*time.Second)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				if ps.Ping(ctx) == nil {
+					continue // the Pong arrives as the next message
+				}
+			}
+			return true
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.forget(m.Payload)
+		case *redis.Subscription:
+			s.flush() // re-subscribed after a reconnect: announcements may have been missed
+		}
+	}
+}
+
+// Live reports whether revocations are being followed (and the cache is in use).
+func (s *APIKeyStore) Live() bool { return s.live.Load() }
+
+func (s *APIKeyStore) forget(hexHash string) {
+	raw, err := hex.DecodeString(hexHash)
+	if err != nil || len(raw) != sha256.Size {
+		s.flush()
+		return
+	}
+	s.mu.Lock()
+	delete(s.cache, [32]byte(raw))
+	s.mu.Unlock()
+}
+
+func (s *APIKeyStore) flush() {
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+}
+
+func wellFormedKey(raw string) bool {
+	if len(raw) != apiKeyLength || !strings.HasPrefix(raw, apiKeyPrefix) {
+		return false
+	}
+	for _, c := range raw[len(apiKeyPrefix):] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

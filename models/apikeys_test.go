@@ -1,0 +1,140 @@
+package models_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"auditdb/models"
+	"auditdb/models/pgtest"
+)
+
+func TestAPIKeysCreateAuthenticateRevoke(t *testing.T) {
+	db := pgtest.DB(t)
+	ctx := context.Background()
+	keys := models.NewAPIKeyStore(db, nil)
+	org := logOrg(t, db)
+
+	raw, k, err := keys.Create(ctx, org, "billing service", models.ScopeIngest, "admin@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(raw, "adb_") || k.Prefix != raw[:12] || len(raw) != 47 {
+		t.Fatalf("key %q prefix %q", raw, k.Prefix)
+	}
+	var stored int64
+	db.Raw(`SELECT count(*) FROM api_keys k WHERE strpos(k::text, ?) > 0`, raw[12:]).Scan(&stored)
+	if stored != 0 {
+		t.Fatal("beyond its shown prefix, the key must not be stored")
+	}
+	got, err := keys.Authenticate(ctx, raw)
+	if err != nil || got.OrganizationID != org || got.Scope != models.ScopeIngest || got.LastUsedAt == nil {
+		t.Fatalf("authenticate: %+v %v", got, err)
+	}
+	if list, _ := keys.List(ctx, org); len(list) != 1 || list[0].LastUsedAt == nil {
+		t.Fatalf("list %+v: last-used time not recorded", list)
+	}
+	var changes int64
+	db.Raw(`SELECT count(*) FROM config_change_event WHERE organization_id = ? AND field = 'api_key'`, org).Scan(&changes)
+	if changes != 1 {
+		t.Fatalf("%d config changes recorded for the creation", changes)
+	}
+
+	bad := []struct{ name, raw string }{
+		{"empty", ""},
+		{"wrong prefix", "xyz_" + raw[4:]},
+		{"truncated", raw[:40]},
+		{"bad characters", raw[:46] + "!"},
+		{"unknown", "adb_" + strings.Repeat("A", 43)},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := keys.Authenticate(ctx, tc.raw); models.KindOf(err) != models.KindUnauthorized {
+				t.Fatalf("err = %v, want KindUnauthorized", err)
+			}
+		})
+	}
+	t.Run("bad input to create", func(t *testing.T) {
+		for _, c := range []struct{ name, scope, field string }{{"", models.ScopeRead, "name"}, {"x", "admin", "scope"},
+			{strings.Repeat("n", 101), models.ScopeRead, "name"}} {
+			if _, _, err := keys.Create(ctx, org, c.name, c.scope, "a"); models.FieldOf(err) != c.field {
+				t.Fatalf("create(%q, %q): err = %v, want field %s", c.name, c.scope, err, c.field)
+			}
+		}
+		if _, _, err := keys.Create(ctx, "no-such-org", "x", models.ScopeRead, "a"); models.KindOf(err) != models.KindNotFound {
+			t.Fatalf("unknown organization: err = %v", err)
+		}
+	})
+	t.Run("another organization cannot revoke it", func(t *testing.T) {
+		if err := keys.Revoke(ctx, logOrg(t, db), k.ID, "intruder"); models.KindOf(err) != models.KindNotFound {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	if err := keys.Revoke(ctx, org, k.ID, "admin@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(ctx, raw); err != models.ErrBadAPIKey {
+		t.Fatalf("revoked key: err = %v", err)
+	}
+	if err := keys.Revoke(ctx, org, k.ID, "again"); err != nil {
+		t.Fatalf("revoking twice: %v", err)
+	}
+}
+
+// TestAPIKeyRevocationReachesEveryInstance runs two stores as two instances sharing the
+// database and Redis: a revocation on one stops the key on the other at once, although
+// the other had it cached.
+func TestAPIKeyRevocationReachesEveryInstance(t *testing.T) {
+	db := pgtest.DB(t)
+	rdb := pgtest.Redis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a, b := models.NewAPIKeyStore(db, rdb), models.NewAPIKeyStore(db, rdb)
+	go a.Listen(ctx)
+	go b.Listen(ctx)
+	waitFor(t, "both instances to follow revocations", func() bool { return a.Live() && b.Live() })
+	org := logOrg(t, db)
+
+	t.Run("cached keys exist: a change behind the store's back is not seen", func(t *testing.T) {
+		raw, k, _ := a.Create(ctx, org, "cached", models.ScopeRead, "admin")
+		if _, err := b.Authenticate(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+		db.Exec(`UPDATE api_keys SET revoked_at = now() WHERE id = ?`, k.ID)
+		if _, err := b.Authenticate(ctx, raw); err != nil {
+			t.Fatalf("instance b should still hold the key in its cache: %v", err)
+		}
+	})
+	t.Run("a revocation through the store is seen at once", func(t *testing.T) {
+		raw, k, _ := a.Create(ctx, org, "revoked", models.ScopeIngest, "admin")
+		if _, err := b.Authenticate(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Revoke(ctx, org, k.ID, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Second)
+		for {
+			_, err := b.Authenticate(ctx, raw)
+			if err == models.ErrBadAPIKey {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("instance b still accepts the revoked key: %v", err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	t.Run("without Redis nothing is cached", func(t *testing.T) {
+		c := models.NewAPIKeyStore(db, nil)
+		raw, k, _ := c.Create(ctx, org, "uncached", models.ScopeRead, "admin")
+		if _, err := c.Authenticate(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+		db.Exec(`UPDATE api_keys SET revoked_at = now() WHERE id = ?`, k.ID)
+		if _, err := c.Authenticate(ctx, raw); err != models.ErrBadAPIKey {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
