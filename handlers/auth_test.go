@@ -158,6 +158,7 @@ func TestSessionSurvivesRestartAndRedisOutage(t *testing.T) {
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond})
 	defer dead.Close()
 	deps := web.NewDeps(env.DB, dead, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	deps.WithIngest(env.Sealer, env.Deps.Writer, env.Log)
 	env2 := *env
 	env2.App = web.New(deps)
 	env2.Deps = deps

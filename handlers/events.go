@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -161,21 +162,99 @@ func EventRow(ev *models.Event) eventviews.Row {
 	}
 }
 
-// ShowEvent shows every field of one event of the current organization. A malformed id or
-// another organization's event is a 404.
-func ShowEvent(events EventReader) fiber.Handler {
+// IntegrityReader tells where an event stands in the Merkle log and how it was last
+// verified.
+type IntegrityReader interface {
+	Position(ctx context.Context, org string, id int64) (models.LogPosition, error)
+	LastCheck(ctx context.Context, org string, id int64) (*models.IntegrityRecord, error)
+}
+
+// ShowEvent shows every field of one event of the current organization, with its place in
+// the Merkle log, its latest verification and a Verify button. A malformed id or another
+// organization's event is a 404.
+func ShowEvent(events EventReader, integrity IntegrityReader) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-		if err != nil || id <= 0 || v.OrgID == "" {
-			return models.NotFound("event")
+		id, err := consoleEventID(c, v)
+		if err != nil {
+			return err
 		}
 		ev, err := events.Get(c.UserContext(), v.OrgID, id)
 		if err != nil {
 			return err
 		}
-		return render.HTML(c, fiber.StatusOK, eventviews.Detail(v.Shell("Event "+strconv.FormatInt(id, 10), "events"), eventDetail(ev)))
+		props := eventDetail(ev)
+		if props.Integrity, err = integrityCard(c, v, integrity, id); err != nil {
+			return err
+		}
+		return render.HTML(c, fiber.StatusOK, eventviews.Detail(v.Shell("Event "+strconv.FormatInt(id, 10), "events"), props))
 	}
+}
+
+// VerifyEvent verifies one event from its page (POST /events/{id}/verify) and records who
+// asked. htmx gets the integrity card again; a plain form post is sent back to the page,
+// which shows the new result.
+func VerifyEvent(verifier EventVerifier, integrity IntegrityReader) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		id, err := consoleEventID(c, v)
+		if err != nil {
+			return err
+		}
+		if _, err := verifier.VerifyEvent(c.UserContext(), v.OrgID, id, v.User.Email); err != nil {
+			return err
+		}
+		if !render.IsHTMX(c) {
+			return render.Redirect(c, "/events/"+strconv.FormatInt(id, 10))
+		}
+		card, err := integrityCard(c, v, integrity, id)
+		if err != nil {
+			return err
+		}
+		return render.HTML(c, fiber.StatusOK, eventviews.IntegrityCard(card))
+	}
+}
+
+func consoleEventID(c *fiber.Ctx, v *render.Viewer) (int64, error) {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || id <= 0 || v.OrgID == "" {
+		return 0, models.NotFound("event")
+	}
+	return id, nil
+}
+
+// integrityCard shapes the integrity card of event id.
+func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id int64) (eventviews.IntegrityProps, error) {
+	ctx := c.UserContext()
+	p := eventviews.IntegrityProps{EventID: id, VerifyAction: "/events/" + strconv.FormatInt(id, 10) + "/verify",
+		CSRF: v.Session.CSRFToken()}
+	pos, err := integrity.Position(ctx, v.OrgID, id)
+	if err != nil {
+		return p, err
+	}
+	switch {
+	case pos.Checkpoint != nil:
+		p.Checkpoint = strconv.FormatInt(*pos.Checkpoint, 10)
+		p.Log = fmt.Sprintf("Included in checkpoint %d (leaf %d of the Merkle log).", *pos.Checkpoint, *pos.LeafIndex)
+	case pos.LeafIndex != nil:
+		p.Log = fmt.Sprintf("In the Merkle log as leaf %d; the next checkpoint will include it.", *pos.LeafIndex)
+	default:
+		p.Log = "Not in the Merkle log yet; the sequencer appends new events within seconds."
+	}
+	last, err := integrity.LastCheck(ctx, v.OrgID, id)
+	if err != nil || last == nil {
+		return p, err
+	}
+	var details struct {
+		Reason string `json:"reason"`
+	}
+	json.Unmarshal(last.Details, &details)
+	p.Last = &eventviews.VerificationView{Status: last.Status, Reason: details.Reason, Expected: deref(last.Expected),
+		Computed: deref(last.Computed), When: last.VerifiedAt.UTC().Format("2006-01-02 15:04:05 UTC"), Who: deref(last.VerifiedBy)}
+	if p.Last.Computed == "" {
+		p.Last.Computed = "—"
+	}
+	return p, nil
 }
 
 func eventDetail(ev *models.Event) eventviews.DetailProps {

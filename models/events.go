@@ -151,12 +151,19 @@ const listColumns = `id, "timestamp", principal_id, organization_id, action, tar
 	target_resource_id, status, outcome_description, correlation_id, data_classification,
 	retention_policy, event_version, hash_algorithm`
 
+// fullColumns are every column but the subject salt, for the API.
+const fullColumns = listColumns + `, ttl, hash, signature, subject_digest, processing_latency, archived_at, details`
+
 // ListSQL builds the keyset query of the events list and its arguments. It is exported so
 // the benchmark can run the very same SQL bare.
 func ListSQL(org string, f EventFilter, after *Cursor, limit int) (string, []any) {
+	return listSQL(listColumns, org, f, after, limit)
+}
+
+func listSQL(columns, org string, f EventFilter, after *Cursor, limit int) (string, []any) {
 	var b strings.Builder
 	args := []any{org, f.From.UTC(), f.To.UTC()}
-	b.WriteString("SELECT " + listColumns + ` FROM audit_log
+	b.WriteString("SELECT " + columns + ` FROM audit_log
 	WHERE organization_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3`)
 	add := func(cond string, v any) {
 		args = append(args, v)
@@ -198,13 +205,23 @@ func ListSQL(org string, f EventFilter, after *Cursor, limit int) (string, []any
 // List returns up to limit events of org matching f, newest first, starting after the
 // cursor. It returns a KindInvalid error for a bad filter.
 func (s *EventStore) List(ctx context.Context, org string, f EventFilter, after *Cursor, limit int) (EventPage, error) {
+	return s.list(ctx, listColumns, org, f, after, limit)
+}
+
+// ListFull is List with every column but the subject salt (details and integrity fields
+// included), for the API.
+func (s *EventStore) ListFull(ctx context.Context, org string, f EventFilter, after *Cursor, limit int) (EventPage, error) {
+	return s.list(ctx, fullColumns, org, f, after, limit)
+}
+
+func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilter, after *Cursor, limit int) (EventPage, error) {
 	if err := f.Validate(); err != nil {
 		return EventPage{}, err
 	}
 	if limit <= 0 || limit > 500 {
 		return EventPage{}, Invalid("limit", "must be between 1 and 500")
 	}
-	query, args := ListSQL(org, f, after, limit+1)
+	query, args := listSQL(columns, org, f, after, limit+1)
 	var rows []Event
 	if err := s.db.WithContext(ctx).Raw(query, args...).Scan(&rows).Error; err != nil {
 		return EventPage{}, fmt.Errorf("models: list events: %w", err)

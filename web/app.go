@@ -28,6 +28,19 @@ type Deps struct {
 	Now                              func() time.Time
 	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-* headers.
 	TrustProxy bool
+
+	// Ingest and integrity.
+	APIKeys     *models.APIKeyStore
+	Presets     *models.PresetStore
+	Policies    *models.PolicyCatalog
+	DeadLetters *models.DeadLetterStore
+	Answers     *models.IdempotencyStore
+	// Set by WithIngest, since they need the server's keys and the writer's pool.
+	Builder   *models.EventBuilder
+	Writer    *models.Writer
+	Merkle    *models.MerkleLog
+	Integrity *models.Integrity
+	Replayer  *models.DeadLetterReplayer
 }
 
 // NewDeps builds Deps over db and rdb with the standard stores and limits.
@@ -41,13 +54,32 @@ func NewDeps(db *gorm.DB, rdb *redis.Client, log *slog.Logger) Deps {
 		LoginPerAccount: models.NewThrottle(rdb, "auditdb:login:", 5, 15*time.Minute),
 		LoginPerAddress: models.NewThrottle(rdb, "auditdb:login:", 20, 15*time.Minute),
 		Now:             time.Now,
+		APIKeys:         models.NewAPIKeyStore(db, rdb),
+		Presets:         models.NewPresetStore(db),
+		Policies:        models.NewPolicyCatalog(db),
+		DeadLetters:     models.NewDeadLetterStore(db),
+		Answers:         models.NewIdempotencyStore(db),
 	}
 }
 
-// New returns the console and API application.
+// WithIngest adds what needs the server's keys: the event builder (which seals with
+// sealer), the group-commit writer w (started by the caller), the Merkle log and the
+// verifiers built on them.
+func (d *Deps) WithIngest(sealer *models.Sealer, w *models.Writer, log *models.MerkleLog) {
+	d.Builder = models.NewEventBuilder(d.Presets, d.Policies, sealer)
+	d.Writer, d.Merkle = w, log
+	d.Integrity = models.NewIntegrity(d.DB, sealer, log)
+	d.Replayer = models.NewDeadLetterReplayer(d.DeadLetters, d.Answers, d.Builder, w)
+}
+
+// New returns the console and API application. It panics when d lacks the ingest parts
+// (see WithIngest): a programming error, caught at start-up.
 func New(d Deps) *fiber.App {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Writer == nil || d.Merkle == nil {
+		panic("web: Deps lacks the ingest writer and Merkle log; call WithIngest")
 	}
 	app := fiber.New(fiber.Config{
 		AppName:                 "auditdb",

@@ -3,7 +3,9 @@ package web
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -35,8 +37,25 @@ func statusOf(err error) int {
 		return fiber.StatusUnauthorized
 	case models.KindTooMany:
 		return fiber.StatusTooManyRequests
+	case models.KindTooLarge:
+		return fiber.StatusRequestEntityTooLarge
 	}
 	return fiber.StatusInternalServerError
+}
+
+// retryAfter is the Retry-After header for err: what the error says, else 5 s for 503 and
+// 1 s for 429, else nothing.
+func retryAfter(err error, status int) string {
+	d := models.RetryAfterOf(err)
+	switch {
+	case d > 0:
+		return strconv.Itoa(int(math.Ceil(d.Seconds())))
+	case status == fiber.StatusServiceUnavailable:
+		return "5"
+	case status == fiber.StatusTooManyRequests:
+		return "1"
+	}
+	return ""
 }
 
 // errorHandler answers every error in one place: JSON under /api/, an error fragment for
@@ -50,8 +69,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		switch {
 		case errors.As(err, &fe):
 			props.Message = fe.Message
-			if status == fiber.StatusNotFound {
+			switch status {
+			case fiber.StatusNotFound:
 				props.Message = "There is nothing at this address."
+			case fiber.StatusRequestEntityTooLarge:
+				props.Message = "The request body is over the 10 MB limit."
 			}
 		case status == fiber.StatusInternalServerError:
 			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
@@ -62,15 +84,20 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			props.Message, props.Field = me.Message, me.Field
 			if status == fiber.StatusServiceUnavailable {
 				log.Warn("dependency unavailable", "path", c.Path(), "err", err)
-				c.Set(fiber.HeaderRetryAfter, "5")
 			}
 		}
+		if retry := retryAfter(err, status); retry != "" {
+			c.Set(fiber.HeaderRetryAfter, retry)
+		}
 		if strings.HasPrefix(c.Path(), "/api/") {
-			body := fiber.Map{"error": fiber.Map{"status": status, "message": props.Message}}
+			body := fiber.Map{"status": status, "message": props.Message}
 			if props.Field != "" {
-				body["error"].(fiber.Map)["field"] = props.Field
+				body["field"] = props.Field
 			}
-			return c.Status(status).JSON(body)
+			if i, ok := models.IndexOf(err); ok {
+				body["index"] = i
+			}
+			return c.Status(status).JSON(fiber.Map{"error": body})
 		}
 		if render.IsHTMX(c) {
 			c.Set("HX-Retarget", "#flash")

@@ -16,6 +16,19 @@ func routes(app *fiber.App, d Deps) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
 
+	// Ingest and read API: API-key authentication, JSON errors. The organization comes
+	// from the key; each route names the scope it needs.
+	app.Get("/api/v1/openapi.yaml", handlers.OpenAPI())
+	ingest := handlers.Ingest{Builder: d.Builder, Sink: d.Writer, Answers: d.Answers, Now: d.Now}
+	api := app.Group("/api/v1", requireAPIKey(d.APIKeys))
+	api.Post("/events", requireScope(models.ScopeIngest), handlers.IngestEvent(ingest))
+	api.Post("/events/batch", requireScope(models.ScopeIngest), handlers.IngestBatch(ingest))
+	api.Get("/events", requireScope(models.ScopeRead), handlers.APIListEvents(d.Events, d.Now))
+	api.Get("/events/:id", requireScope(models.ScopeRead), handlers.APIGetEvent(d.Events))
+	api.Post("/events/:id/verify", requireScope(models.ScopeRead), handlers.APIVerifyEvent(d.Integrity))
+	api.Get("/events/:id/proof", requireScope(models.ScopeRead), handlers.APIEventProof(d.Events, d.Merkle))
+	api.Get("/checkpoints/latest", requireScope(models.ScopeRead), handlers.APILatestCheckpoint(d.Merkle))
+
 	limits := handlers.LoginLimits{PerAccount: d.LoginPerAccount, PerAddress: d.LoginPerAddress}
 	app.Get("/login", handlers.LoginPage())
 	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, limits, d.Log))
@@ -25,7 +38,8 @@ func routes(app *fiber.App, d Deps) {
 	console.Post("/session/org", handlers.SwitchOrg(d.Sessions))
 	console.Get("/", handlers.Dashboard(d.Events, d.Now))
 	console.Get("/events", handlers.ListEvents(d.Events, d.Now))
-	console.Get("/events/:id", handlers.ShowEvent(d.Events))
+	console.Get("/events/:id", handlers.ShowEvent(d.Events, d.Integrity))
+	console.Post("/events/:id/verify", handlers.VerifyEvent(d.Integrity, d.Integrity))
 
 	console.Get("/alerts", handlers.NotBuilt("alerts", "Alerts",
 		"Security and compliance alerts raised from the event stream, to acknowledge and resolve."))
@@ -37,8 +51,20 @@ func routes(app *fiber.App, d Deps) {
 		"Subject access exports, pseudonymization and erasure requests."))
 	console.Get("/roles", handlers.NotBuilt("roles", "Roles",
 		"Organization roles and their permissions, edited in forms."))
-	console.Get("/settings", handlers.NotBuilt("settings", "Settings",
-		"Organization settings, API keys and dead letters."))
+
+	// Settings: the organization's administrators only.
+	settings := console.Group("/settings", requireOrgAdmin)
+	settings.Get("", handlers.Settings())
+	settings.Get("/apikeys", handlers.ListAPIKeys(d.APIKeys))
+	settings.Post("/apikeys", handlers.CreateAPIKey(d.APIKeys))
+	settings.Post("/apikeys/:id/revoke", handlers.RevokeAPIKey(d.APIKeys))
+	settings.Get("/presets", handlers.ListPresets(d.Presets))
+	settings.Get("/presets/new", handlers.NewPreset())
+	settings.Post("/presets", handlers.CreatePreset(d.Presets))
+	settings.Get("/presets/:id", handlers.EditPreset(d.Presets))
+	settings.Post("/presets/:id", handlers.UpdatePreset(d.Presets))
+	settings.Get("/dead-letters", handlers.ListDeadLetters(d.DeadLetters))
+	settings.Post("/dead-letters/:id/replay", handlers.ReplayDeadLetter(d.Replayer))
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 }

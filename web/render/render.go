@@ -86,3 +86,14 @@ func (v *Viewer) Shell(title, active string) layout.Shell {
 	}
 	return s
 }
+
+const apiKeyKey = "auditdb.apikey"
+
+// SetAPIKey attaches the API key that authenticated the request.
+func SetAPIKey(c *fiber.Ctx, k *models.APIKey) { c.Locals(apiKeyKey, k) }
+
+// APIKeyOf returns the request's API key, or nil outside the API.
+func APIKeyOf(c *fiber.Ctx) *models.APIKey {
+	k, _ := c.Locals(apiKeyKey).(*models.APIKey)
+	return k
+}

@@ -67,6 +67,41 @@ type DetailProps struct {
 	Fields      []DetailField
 	DetailsJSON string
 	BackHref    string // "" links back to /events
+	Integrity   IntegrityProps
+}
+
+// IntegrityProps is the view model of the event page's integrity card: where the event
+// stands in the Merkle log, its latest verification and the Verify button.
+type IntegrityProps struct {
+	EventID      int64
+	VerifyAction string // where the Verify form posts
+	CSRF         string
+	// Log says where the event stands in the Merkle log, e.g. "Included in checkpoint 7".
+	Log        string
+	Checkpoint string // the checkpoint number, "" until one includes the event
+	Last       *VerificationView
+}
+
+// VerificationView is one recorded verification, formatted.
+type VerificationView struct {
+	Status   string // success, tampered or failure
+	Reason   string
+	Expected string
+	Computed string
+	When     string
+	Who      string
+}
+
+// VerificationVariant picks the alert colour for a verification status.
+func VerificationVariant(status string) components.Variant {
+	switch status {
+	case "success":
+		return components.Success
+	case "tampered":
+		return components.Danger
+	default:
+		return components.Warning
+	}
 }
 
 // StatusVariant picks the badge colour for an event status.

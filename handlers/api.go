@@ -1,0 +1,168 @@
+package handlers
+
+import (
+	"context"
+	_ "embed"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	"auditdb/views/api"
+	"auditdb/web/render"
+)
+
+// EventLister reads full events (details and integrity fields included) for the API.
+type EventLister interface {
+	ListFull(ctx context.Context, org string, f models.EventFilter, after *models.Cursor, limit int) (models.EventPage, error)
+	Get(ctx context.Context, org string, id int64) (*models.Event, error)
+}
+
+// EventVerifier checks one event and records the check.
+type EventVerifier interface {
+	VerifyEvent(ctx context.Context, org string, id int64, by string) (*models.EventCheck, error)
+}
+
+// LogReader serves proofs and checkpoints from the Merkle log.
+type LogReader interface {
+	Prove(ctx context.Context, org string, eventID int64) (*models.InclusionProof, error)
+	Latest(ctx context.Context, org string) (*models.Checkpoint, error)
+	Key() *models.CheckpointKey
+}
+
+// API page sizes.
+const (
+	APIPageSize    = 100
+	APIMaxPageSize = 500
+)
+
+// APIListEvents lists the key's organization's events newest first, with the console's
+// filters (from, to, action, status, principal, resource_type, resource_id,
+// classification, correlation_id, q), limit and a keyset cursor (after).
+func APIListEvents(events EventLister, now func() time.Time) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		org := render.APIKeyOf(c).OrganizationID
+		filter, _, err := ParseEventFilter(func(k string) string { return c.Query(k) }, now())
+		if err != nil {
+			return err
+		}
+		limit := APIPageSize
+		if raw := c.Query("limit"); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 1 || n > APIMaxPageSize {
+				return models.Invalid("limit", "must be a number from 1 to 500")
+			}
+			limit = n
+		}
+		var after *models.Cursor
+		if raw := c.Query("after"); raw != "" {
+			cur, err := models.ParseCursor(raw)
+			if err != nil {
+				return err
+			}
+			after = &cur
+		}
+		page, err := events.ListFull(c.UserContext(), org, filter, after, limit)
+		if err != nil {
+			return err
+		}
+		out := api.EventPage{Events: make([]api.Event, len(page.Events))}
+		for i := range page.Events {
+			out.Events[i] = api.NewEvent(&page.Events[i])
+		}
+		if page.Next != nil {
+			s := page.Next.String()
+			out.NextCursor = &s
+		}
+		return c.JSON(out)
+	}
+}
+
+// APIGetEvent returns one event of the key's organization; another organization's event
+// is a 404 like a missing one.
+func APIGetEvent(events EventLister) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := eventID(c)
+		if err != nil {
+			return err
+		}
+		ev, err := events.Get(c.UserContext(), render.APIKeyOf(c).OrganizationID, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(api.NewEvent(ev))
+	}
+}
+
+// APIVerifyEvent recomputes an event's hash and signature, compares them with the Merkle
+// log, records the check in audit_integrity_log and returns it (200 whatever the outcome:
+// the status field says success, tampered or failure).
+func APIVerifyEvent(v EventVerifier) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := eventID(c)
+		if err != nil {
+			return err
+		}
+		k := render.APIKeyOf(c)
+		check, err := v.VerifyEvent(c.UserContext(), k.OrganizationID, id, "api-key:"+k.Prefix)
+		if err != nil {
+			return err
+		}
+		return c.JSON(api.NewVerification(check))
+	}
+}
+
+// APIEventProof returns the inclusion proof of an event in its organization's latest signed
+// checkpoint. It is a 404 for another organization's event, and a 404 with Retry-After
+// until a checkpoint includes the event.
+func APIEventProof(events EventLister, log LogReader) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := eventID(c)
+		if err != nil {
+			return err
+		}
+		org := render.APIKeyOf(c).OrganizationID
+		if _, err := events.Get(c.UserContext(), org, id); err != nil {
+			return err
+		}
+		p, err := log.Prove(c.UserContext(), org, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(api.NewProof(p, log.Key().VerifierKey()))
+	}
+}
+
+// APILatestCheckpoint returns the newest signed checkpoint of the key's organization.
+func APILatestCheckpoint(log LogReader) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		cp, err := log.Latest(c.UserContext(), render.APIKeyOf(c).OrganizationID)
+		if err != nil {
+			return err
+		}
+		return c.JSON(api.NewCheckpoint(cp, log.Key().VerifierKey()))
+	}
+}
+
+//go:embed openapi.yaml
+var openAPIDocument []byte
+
+// OpenAPI serves the API's OpenAPI 3 document.
+func OpenAPI() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "application/yaml; charset=utf-8")
+		return c.Send(openAPIDocument)
+	}
+}
+
+// OpenAPIDocument returns the document OpenAPI serves (for tests).
+func OpenAPIDocument() []byte { return openAPIDocument }
+
+func eventID(c *fiber.Ctx) (int64, error) {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, models.NotFound("event")
+	}
+	return id, nil
+}

@@ -1,0 +1,154 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"auditdb/handlers"
+	"auditdb/models"
+	"auditdb/web/webtest"
+)
+
+// TestOpenAPIDescribesTheAPI checks the OpenAPI document against the running application:
+// it documents exactly the /api/v1 routes, and every operation answers a valid request, an
+// unauthenticated one and one with the wrong scope with a documented status and a body
+// that matches the documented schema.
+func TestOpenAPIDescribesTheAPI(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(handlers.OpenAPIDocument())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatalf("the document is not valid OpenAPI: %v", err)
+	}
+	env := webtest.New(t)
+	if r := env.API("GET", "/api/v1/openapi.yaml", "", "", ""); r.StatusCode != 200 || r.Body != string(handlers.OpenAPIDocument()) ||
+		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/yaml") {
+		t.Fatalf("GET /api/v1/openapi.yaml: %d %q", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+
+	documented := map[string]*openapi3.Operation{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			documented[method+" /api/v1"+path] = op
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range env.App.GetRoutes(true) {
+		if !strings.HasPrefix(r.Path, "/api/v1/") || r.Path == "/api/v1/openapi.yaml" || r.Method == "HEAD" || r.Method == "USE" {
+			continue
+		}
+		served[r.Method+" "+strings.ReplaceAll(r.Path, ":id", "{id}")] = true
+	}
+	for route := range served {
+		if documented[route] == nil {
+			t.Errorf("%s is served but not documented", route)
+		}
+	}
+	for route := range documented {
+		if !served[route] {
+			t.Errorf("%s is documented but not served", route)
+		}
+	}
+
+	org := env.Org("oas")
+	ingest, read := env.APIKey(org, models.ScopeIngest), env.APIKey(org, models.ScopeRead)
+	r := env.API("POST", "/api/v1/events", ingest, jsonType, `{"action":"oas","status":"success","details":{"a":1}}`)
+	id := decode[receipt](t, r).ID
+	env.Sequence()
+	evPath := "/api/v1/events/" + strconv.FormatInt(id, 10)
+
+	type call struct {
+		method, path, key, contentType, body string
+		status                               int
+	}
+	scenarios := map[string][]call{
+		"POST /api/v1/events": {
+			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a","status":"success"}`, 201},
+			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a"}`, 400},
+			{"POST", "/api/v1/events", ingest, "text/plain", `x`, 415},
+		},
+		"POST /api/v1/events/batch": {
+			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"a","status":"success"}]`, 201},
+			{"POST", "/api/v1/events/batch", ingest, "application/x-ndjson", `{"action":"a","status":"success"}`, 201},
+			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"a","status":"x"}]`, 400},
+		},
+		"GET /api/v1/events":              {{"GET", "/api/v1/events?limit=1", read, "", "", 200}, {"GET", "/api/v1/events?limit=0", read, "", "", 400}},
+		"GET /api/v1/events/{id}":         {{"GET", evPath, read, "", "", 200}, {"GET", "/api/v1/events/999999999", read, "", "", 404}},
+		"POST /api/v1/events/{id}/verify": {{"POST", evPath + "/verify", read, "", "", 200}, {"POST", "/api/v1/events/999999999/verify", read, "", "", 404}},
+		"GET /api/v1/events/{id}/proof":   {{"GET", evPath + "/proof", read, "", "", 200}, {"GET", "/api/v1/events/999999999/proof", read, "", "", 404}},
+		"GET /api/v1/checkpoints/latest":  {{"GET", "/api/v1/checkpoints/latest", read, "", "", 200}},
+	}
+	for route, op := range documented {
+		method, path, _ := strings.Cut(route, " ")
+		calls := scenarios[route]
+		if len(calls) == 0 {
+			t.Errorf("%s has no scenario in this test", route)
+			continue
+		}
+		wrongScope := read
+		if calls[0].key == read {
+			wrongScope = ingest
+		}
+		concrete := strings.ReplaceAll(path, "{id}", strconv.FormatInt(id, 10))
+		calls = append(calls,
+			call{method, concrete, "", calls[0].contentType, calls[0].body, 401},
+			call{method, concrete, wrongScope, calls[0].contentType, calls[0].body, 403})
+		for _, c := range calls {
+			t.Run(fmt.Sprintf("%s %d %s", route, c.status, c.path), func(t *testing.T) {
+				r := env.API(c.method, c.path, c.key, c.contentType, c.body)
+				if r.StatusCode != c.status {
+					t.Fatalf("status %d, want %d: %.300s", r.StatusCode, c.status, r.Body)
+				}
+				checkDocumented(t, op, r)
+			})
+		}
+	}
+}
+
+// checkDocumented fails unless op documents r's status and r's body matches the schema of
+// that response.
+func checkDocumented(t *testing.T, op *openapi3.Operation, r webtest.Response) {
+	t.Helper()
+	ref := op.Responses.Status(r.StatusCode)
+	if ref == nil || ref.Value == nil {
+		t.Fatalf("status %d is not documented for %s", r.StatusCode, op.OperationID)
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatalf("no content type: %v", err)
+	}
+	media := ref.Value.Content.Get(mt)
+	if media == nil {
+		var types []string
+		for k := range ref.Value.Content {
+			types = append(types, k)
+		}
+		slices.Sort(types)
+		t.Fatalf("content type %s is not documented for %d (documented: %v)", mt, r.StatusCode, types)
+	}
+	var body any
+	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+		t.Fatalf("body is not JSON: %v", err)
+	}
+	if err := media.Schema.Value.VisitJSON(body); err != nil {
+		t.Fatalf("body does not match the documented schema: %v\n%s", err, r.Body)
+	}
+	for name, h := range ref.Value.Headers {
+		if h.Value.Required && r.Header.Get(name) == "" {
+			t.Fatalf("documented header %s missing", name)
+		}
+	}
+	if r.StatusCode == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") == "" {
+		t.Fatal("401 without WWW-Authenticate")
+	}
+}

@@ -1,0 +1,39 @@
+package handlers
+
+import (
+	"errors"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	"auditdb/views/pages/settings"
+	"auditdb/web/render"
+)
+
+// Settings shows the settings index.
+func Settings() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		return render.HTML(c, fiber.StatusOK, settings.Index(v.Shell("Settings", "settings"), settings.IndexProps{
+			Sections: []settings.Section{
+				{Title: "API keys", Description: "Keys services use to post and read events.", Href: "/settings/apikeys", TestID: "settings-apikeys"},
+				{Title: "Presets", Description: "Defaults and validation rules for events.", Href: "/settings/presets", TestID: "settings-presets"},
+				{Title: "Dead letters", Description: "Accepted events the database refused, to replay.", Href: "/settings/dead-letters", TestID: "settings-dead-letters"},
+			},
+		}))
+	}
+}
+
+// dateTime formats a time for settings tables.
+func dateTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// formError returns what a form shows for a KindInvalid or KindConflict error, nil for any
+// other error (which goes to the error handler).
+func formError(err error) *settings.FormError {
+	var e *models.Error
+	if errors.As(err, &e) && (e.Kind == models.KindInvalid || e.Kind == models.KindConflict) {
+		return &settings.FormError{Field: e.Field, Message: e.Message}
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+// Package api holds the JSON presentations of the ingest and read API: the shapes the
+// OpenAPI document (handlers/openapi.yaml) describes. Handlers fill them; encoding/json
+// escapes <, > and & on output, so stored text is never interpreted by a client that
+// embeds it in HTML.
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+
+	"auditdb/models"
+)
+
+// TimeLayout is how every time in the API is written: RFC 3339, UTC, microseconds.
+const TimeLayout = models.TimestampLayout
+
+// Receipt acknowledges one durable event.
+type Receipt struct {
+	ID        int64  `json:"id"`
+	Hash      string `json:"hash"`
+	Timestamp string `json:"timestamp"`
+}
+
+// Receipts converts the writer's receipts.
+func Receipts(rs []models.Receipt) []Receipt {
+	out := make([]Receipt, len(rs))
+	for i, r := range rs {
+		out[i] = Receipt{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(TimeLayout)}
+	}
+	return out
+}
+
+// BatchReceipt acknowledges a whole batch, receipts in the order the events were sent.
+type BatchReceipt struct {
+	Count  int       `json:"count"`
+	Events []Receipt `json:"events"`
+}
+
+// DeadLettered answers a request whose events were accepted but refused by the database:
+// they are kept as a dead letter for an administrator to replay.
+type DeadLettered struct {
+	Status       string `json:"status"`
+	DeadLetterID int64  `json:"deadLetterId"`
+	Reason       string `json:"reason"`
+}
+
+// NewDeadLettered shapes a dead letter.
+func NewDeadLettered(d *models.DeadLetter) DeadLettered {
+	return DeadLettered{Status: "dead-lettered", DeadLetterID: d.ID, Reason: d.FailureReason}
+}
+
+// Event is a stored event with its integrity fields (the subject salt stays private).
+type Event struct {
+	ID                 int64           `json:"id"`
+	Timestamp          string          `json:"timestamp"`
+	OrganizationID     string          `json:"organizationId"`
+	Action             string          `json:"action"`
+	Status             string          `json:"status"`
+	PrincipalID        *string         `json:"principalId,omitempty"`
+	TargetResourceType *string         `json:"targetResourceType,omitempty"`
+	TargetResourceID   *string         `json:"targetResourceId,omitempty"`
+	OutcomeDescription *string         `json:"outcomeDescription,omitempty"`
+	CorrelationID      *string         `json:"correlationId,omitempty"`
+	DataClassification string          `json:"dataClassification"`
+	RetentionPolicy    string          `json:"retentionPolicy"`
+	EventVersion       string          `json:"eventVersion"`
+	TTL                *string         `json:"ttl,omitempty"`
+	Details            json.RawMessage `json:"details,omitempty"`
+	ProcessingLatency  *int32          `json:"processingLatency,omitempty"`
+	ArchivedAt         *string         `json:"archivedAt,omitempty"`
+	HashAlgorithm      string          `json:"hashAlgorithm"`
+	Hash               string          `json:"hash"`
+	SubjectDigest      string          `json:"subjectDigest"`
+	Signature          string          `json:"signature"`
+}
+
+// NewEvent shapes a stored event.
+func NewEvent(ev *models.Event) Event {
+	out := Event{ID: ev.ID, Timestamp: ev.Timestamp.UTC().Format(TimeLayout), OrganizationID: ev.OrganizationID,
+		Action: ev.Action, Status: ev.Status, PrincipalID: ev.PrincipalID, TargetResourceType: ev.TargetResourceType,
+		TargetResourceID: ev.TargetResourceID, OutcomeDescription: ev.OutcomeDescription, CorrelationID: ev.CorrelationID,
+		DataClassification: ev.DataClassification, RetentionPolicy: ev.RetentionPolicy, EventVersion: ev.EventVersion,
+		TTL: ev.TTL, ProcessingLatency: ev.ProcessingLatency, HashAlgorithm: ev.HashAlgorithm, Hash: ev.Hash,
+		SubjectDigest: ev.SubjectDigest, Signature: ev.Signature}
+	if len(ev.Details) > 0 && string(ev.Details) != "null" {
+		out.Details = ev.Details
+	}
+	if ev.ArchivedAt != nil {
+		s := ev.ArchivedAt.UTC().Format(TimeLayout)
+		out.ArchivedAt = &s
+	}
+	return out
+}
+
+// EventPage is one page of the events list; NextCursor (for ?after=) is null on the last.
+type EventPage struct {
+	Events     []Event `json:"events"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+// Verification is the outcome of POST /events/{id}/verify.
+type Verification struct {
+	EventID      int64  `json:"eventId"`
+	Status       string `json:"status"`
+	Reason       string `json:"reason"`
+	ExpectedHash string `json:"expectedHash"`
+	ComputedHash string `json:"computedHash"`
+	HashOK       bool   `json:"hashOk"`
+	SignatureOK  bool   `json:"signatureOk"`
+	LeafIndex    *int64 `json:"leafIndex"`
+	LogMatches   bool   `json:"logMatches"`
+	Checkpoint   *int64 `json:"checkpoint"`
+	VerifiedAt   string `json:"verifiedAt"`
+	VerifiedBy   string `json:"verifiedBy"`
+}
+
+// NewVerification shapes an event check.
+func NewVerification(c *models.EventCheck) Verification {
+	return Verification{EventID: c.EventID, Status: c.Status, Reason: c.Reason, ExpectedHash: c.ExpectedHash,
+		ComputedHash: c.ComputedHash, HashOK: c.HashOK, SignatureOK: c.SignatureOK, LeafIndex: c.LeafIndex,
+		LogMatches: c.LogMatches, Checkpoint: c.Checkpoint, VerifiedAt: c.VerifiedAt.UTC().Format(TimeLayout),
+		VerifiedBy: c.VerifiedBy}
+}
+
+// Checkpoint is a signed checkpoint of an organization's log. Hashes are standard base64,
+// as in the signed note.
+type Checkpoint struct {
+	Number      int64  `json:"number"`
+	Origin      string `json:"origin"`
+	TreeSize    int64  `json:"treeSize"`
+	RootHash    string `json:"rootHash"`
+	Note        string `json:"note"`
+	CreatedAt   string `json:"createdAt"`
+	VerifierKey string `json:"verifierKey"`
+}
+
+// NewCheckpoint shapes a checkpoint; vkey is the log's public verifier key.
+func NewCheckpoint(cp *models.Checkpoint, vkey string) Checkpoint {
+	return Checkpoint{Number: cp.Number, Origin: models.Origin(cp.OrganizationID), TreeSize: cp.TreeSize,
+		RootHash: base64.StdEncoding.EncodeToString(cp.RootHash), Note: cp.Note,
+		CreatedAt: cp.CreatedAt.UTC().Format(TimeLayout), VerifierKey: vkey}
+}
+
+// Proof is an RFC 6962 inclusion proof of one event in a signed checkpoint. The leaf is
+// SHA-256(0x00 ‖ the 32 bytes of the event hash).
+type Proof struct {
+	EventID        int64      `json:"eventId"`
+	EventHash      string     `json:"eventHash"`
+	LeafIndex      int64      `json:"leafIndex"`
+	LeafHash       string     `json:"leafHash"`
+	TreeSize       int64      `json:"treeSize"`
+	InclusionProof []string   `json:"inclusionProof"`
+	Checkpoint     Checkpoint `json:"checkpoint"`
+}
+
+// NewProof shapes an inclusion proof.
+func NewProof(p *models.InclusionProof, vkey string) Proof {
+	hashes := make([]string, len(p.Hashes))
+	for i, h := range p.Hashes {
+		hashes[i] = base64.StdEncoding.EncodeToString(h)
+	}
+	return Proof{EventID: p.EventID, EventHash: p.EventHash, LeafIndex: p.LeafIndex,
+		LeafHash: base64.StdEncoding.EncodeToString(p.LeafHash), TreeSize: p.Checkpoint.TreeSize,
+		InclusionProof: hashes, Checkpoint: NewCheckpoint(&p.Checkpoint, vkey)}
+}
