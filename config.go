@@ -23,6 +23,9 @@ type config struct {
 	DataDir     string // AUDITDB_DATA_DIR: generated development keys
 	SigningKey  []byte // AUDITDB_SIGNING_KEY (hex or base64, ≥ 32 bytes) or <data dir>/signing.key
 	TrustProxy  bool   // AUDITDB_TRUST_PROXY: read client address and scheme from X-Forwarded-*
+	// CheckpointKey is the Ed25519 seed that signs Merkle checkpoints:
+	// AUDITDB_CHECKPOINT_KEY (hex or base64, 32 bytes) or <data dir>/checkpoint.key.
+	CheckpointKey []byte
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -52,6 +55,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		cfg.SigningKey = key
 	}
+	if v := getenv("AUDITDB_CHECKPOINT_KEY"); v != "" {
+		key, err := decodeKey(v)
+		if err != nil || len(key) != 32 {
+			return cfg, models.Invalid("AUDITDB_CHECKPOINT_KEY", "must be a 32-byte Ed25519 seed, hex or base64 encoded")
+		}
+		cfg.CheckpointKey = key
+	}
 	return cfg, nil
 }
 
@@ -69,6 +79,21 @@ func (c config) signingKey() ([]byte, error) {
 		return c.SigningKey, nil
 	}
 	return dataDirKey(c.DataDir, "signing.key", 32)
+}
+
+// checkpointKey returns the checkpoint signer from the configured seed, or from the seed
+// kept in the data directory (generated with mode 0600 on first use). The key is never
+// stored in the database.
+func (c config) checkpointKey() (*models.CheckpointKey, error) {
+	seed := c.CheckpointKey
+	if seed == nil {
+		var err error
+		if seed, err = dataDirKey(c.DataDir, "checkpoint.key", 32); err != nil {
+			return nil, err
+		}
+		seed = seed[:32]
+	}
+	return models.NewCheckpointKey(seed)
 }
 
 func dataDirKey(dir, name string, size int) ([]byte, error) {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
@@ -48,7 +49,15 @@ Commands:
                                           create a user
   partitions list|ensure|drop-expired [--dry-run]
                                           manage monthly partitions
+  apikey create --org ID --name N [--scope ingest|read]
+                                          create an API key and print it (shown once)
+  apikey list --org ID                    list an organization's API keys
+  apikey revoke --org ID --id N           revoke an API key at once
+  verify --org ID | --all                 check every event hash and signature, the Merkle log
+                                          and every checkpoint; name each problem
   bench events-list [--events N]          measure the events list against bare SQL
+  bench ingest [--events N] [--url U --key K]
+                                          measure ingest against a raw COPY baseline
   help                                    this text
 
 Configuration comes from the environment; see README.md.
@@ -83,6 +92,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return partitionsCmd(ctx, cfg, args[1:], stdout)
 	case "bench":
 		return benchCmd(ctx, cfg, args[1:], stdout)
+	case "apikey":
+		return apikeyCmd(ctx, cfg, args[1:], stdout)
+	case "verify":
+		return verifyCmd(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("unknown command %q; run `auditdb help`", args[0])
 }
@@ -122,6 +135,50 @@ func openRedis(ctx context.Context, cfg config, log *slog.Logger) (*redis.Client
 	return rdb, nil
 }
 
+// integrityKeys returns the event sealer and the checkpoint key.
+func integrityKeys(cfg config) (*models.Sealer, *models.CheckpointKey, error) {
+	key, err := cfg.signingKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	sealer, err := models.NewSealer(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	ck, err := cfg.checkpointKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sealer, ck, nil
+}
+
+// ingest is what signs, writes and logs events; serve and the benchmark build it alike.
+type ingest struct {
+	sealer *models.Sealer
+	log    *models.MerkleLog
+	pool   *pgxpool.Pool
+	writer *models.Writer
+}
+
+// openIngest builds the sealer, the Merkle log and the group-commit writer (not started)
+// over its own pgx pool.
+func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.PartitionManager, log *slog.Logger) (*ingest, error) {
+	sealer, ck, err := integrityKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	wcfg := models.WriterConfig{}
+	pool, err := models.OpenPool(ctx, cfg.DatabaseURL, 8)
+	if err != nil {
+		return nil, err
+	}
+	w := models.NewWriter(pool, parts, models.NewDeadLetterStore(db), wcfg, log)
+	return &ingest{sealer: sealer, log: models.NewMerkleLog(db, ck), pool: pool, writer: w}, nil
+}
+
+// sequencerEvery is how often the sequencer appends new events to the Merkle logs.
+const sequencerEvery = 2 * time.Second
+
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	db, err := openDB(ctx, cfg)
@@ -141,16 +198,32 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
+	ing, err := openIngest(ctx, cfg, db, parts, log)
+	if err != nil {
+		return err
+	}
+	defer ing.pool.Close()
+	ing.writer.Start()
 
 	deps := web.NewDeps(db, rdb, log)
 	deps.TrustProxy = cfg.TrustProxy
+	deps.WithIngest(ing.sealer, ing.writer, ing.log)
 	app := web.New(deps)
+	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopListening()
+	go deps.APIKeys.Listen(listenCtx)
 
 	sched, err := jobs.New(db, log)
 	if err != nil {
 		return err
 	}
-	for _, j := range []jobs.Job{jobs.PartitionJob(parts, log), jobs.SessionPurgeJob(deps.Sessions)} {
+	for _, j := range []jobs.Job{
+		jobs.PartitionJob(parts, log),
+		jobs.SessionPurgeJob(deps.Sessions),
+		jobs.SequencerJob(ing.log, sequencerEvery, log),
+		jobs.IntegritySweepJob(deps.Orgs, deps.Integrity, models.NewAlertStore(db), log),
+		jobs.IdempotencyPurgeJob(deps.Answers),
+	} {
 		if err := sched.Add(j); err != nil {
 			return err
 		}
@@ -159,18 +232,23 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- app.Listen(cfg.Addr) }()
-	log.Info("auditdb console listening", "addr", "http://"+cfg.Addr)
+	log.Info("auditdb console listening", "addr", "http://"+cfg.Addr, "checkpoint_verifier_key", ing.log.Key().VerifierKey())
 
 	select {
 	case err = <-listenErr:
 	case <-ctx.Done():
 	}
-	// Ordered shutdown: HTTP first (finish in-flight requests), then the scheduler, then
-	// Redis and the database (deferred above).
+	// Ordered shutdown: HTTP first (finish in-flight requests), then the writer (answer
+	// everything queued), the scheduler, then Redis and the database (deferred above).
 	log.Info("shutting down")
 	if serr := app.ShutdownWithTimeout(20 * time.Second); serr != nil {
 		log.Error("http shutdown", "err", serr)
 	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	if werr := ing.writer.Close(wctx); werr != nil {
+		log.Error("writer shutdown", "err", werr)
+	}
+	cancel()
 	if serr := sched.Shutdown(); serr != nil {
 		log.Error("scheduler shutdown", "err", serr)
 	}

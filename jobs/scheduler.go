@@ -18,6 +18,8 @@ type Job struct {
 	Name       string
 	Definition gocron.JobDefinition
 	Run        func(ctx context.Context) error
+	// Quiet jobs run every few seconds: their successful runs are not logged.
+	Quiet bool
 }
 
 // Scheduler wraps gocron with auditdb's logging and cross-instance locking.
@@ -48,7 +50,9 @@ func (sc *Scheduler) Add(job Job) error {
 			sc.log.Error("job failed", "job", job.Name, "err", err, "took", time.Since(start))
 			return
 		}
-		sc.log.Info("job done", "job", job.Name, "took", time.Since(start))
+		if !job.Quiet {
+			sc.log.Info("job done", "job", job.Name, "took", time.Since(start))
+		}
 	}), gocron.WithName(job.Name), gocron.WithSingletonMode(gocron.LimitModeReschedule))
 	if err != nil {
 		return fmt.Errorf("jobs: add %s: %w", job.Name, err)
