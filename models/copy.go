@@ -3,9 +3,11 @@ package models
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 )
@@ -57,6 +59,76 @@ func WithPgx(ctx context.Context, db *gorm.DB, fn func(*pgx.Conn) error) error {
 func allocateIDs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
 	rows, _ := tx.Query(ctx, `SELECT nextval('audit_log_id_seq') FROM generate_series(1, $1)`, n)
 	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// idBlock hands out audit_log ids taken from its identity sequence a block at a time, so
+// most transactions need no round trip for them. Ids still unused when the process stops
+// are skipped, as with a sequence's own cache.
+type idBlock struct {
+	mu  sync.Mutex
+	ids []int64
+}
+
+// idBlockSize is how many ids one refill takes.
+const idBlockSize = 4096
+
+// take returns n fresh ids.
+func (b *idBlock) take(ctx context.Context, pool *pgxpool.Pool, n int) ([]int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.ids) < n {
+		rows, _ := pool.Query(ctx, `SELECT nextval('audit_log_id_seq') FROM generate_series(1, $1)`, max(n-len(b.ids), idBlockSize))
+		more, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, err
+		}
+		b.ids = append(b.ids, more...)
+	}
+	out := append([]int64(nil), b.ids[:n]...)
+	b.ids = b.ids[n:]
+	return out, nil
+}
+
+// insertEventsSQL writes events (ids assigned) and their leaf-queue rows in one statement,
+// from one array per column.
+const insertEventsSQL = `WITH ins AS (
+	INSERT INTO audit_log (id, "timestamp", ttl, principal_id, organization_id, action, target_resource_type,
+		target_resource_id, status, outcome_description, hash, hash_algorithm, event_version, correlation_id,
+		data_classification, retention_policy, processing_latency, details, subject_salt, subject_digest, signature)
+	SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+		$17::integer[], $18::jsonb[], $19::bytea[], $20::text[], $21::text[])
+	RETURNING id, organization_id, "timestamp", hash)
+INSERT INTO audit_leaf_queue (audit_log_id, organization_id, event_timestamp, hash)
+	SELECT id, organization_id, "timestamp", hash FROM ins`
+
+// insertEvents writes events (ids assigned) and queues them for the Merkle sequencer with
+// one statement, committed on its own.
+func insertEvents(ctx context.Context, conn *pgx.Conn, events []*Event) error {
+	n := len(events)
+	ids, ts, orgs, actions, statuses := make([]int64, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]string, n)
+	ttl, principal, rtype, rid, outcome, corr := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	hash, algo, version, class, policy, digest, sig := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	latency, details, salt := make([]*int32, n), make([]*string, n), make([][]byte, n)
+	for i, ev := range events {
+		ids[i], ts[i], orgs[i], actions[i], statuses[i] = ev.ID, ev.Timestamp.UTC(), ev.OrganizationID, ev.Action, ev.Status
+		ttl[i], principal[i], rtype[i], rid[i], outcome[i], corr[i] = ev.TTL, ev.PrincipalID, ev.TargetResourceType, ev.TargetResourceID, ev.OutcomeDescription, ev.CorrelationID
+		hash[i], algo[i], version[i], class[i], policy[i], digest[i], sig[i] = ev.Hash, ev.HashAlgorithm, ev.EventVersion, ev.DataClassification, ev.RetentionPolicy, ev.SubjectDigest, ev.Signature
+		latency[i], salt[i] = ev.ProcessingLatency, ev.SubjectSalt
+		if len(ev.Details) > 0 {
+			d := string(ev.Details)
+			details[i] = &d
+		}
+	}
+	tag, err := conn.Exec(ctx, insertEventsSQL, ids, ts, ttl, principal, orgs, actions, rtype, rid, statuses, outcome, hash,
+		algo, version, corr, class, policy, latency, details, salt, digest, sig)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != int64(n) {
+		return fmt.Errorf("models: wrote %d of %d events", tag.RowsAffected(), n)
+	}
+	return nil
 }
 
 // copyEvents writes events (ids assigned) into audit_log with one COPY, and queues them for

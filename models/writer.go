@@ -108,6 +108,7 @@ type Writer struct {
 	now   func() time.Time
 
 	queue     chan *pendingWrite
+	ids       idBlock
 	queued    atomic.Int64 // events accepted and not yet answered
 	downUntil atomic.Int64 // unix nanoseconds; requests fail fast until then
 	failures  atomic.Int32 // consecutive transient failures, for the backoff
@@ -331,15 +332,23 @@ func (w *Writer) refused(req WriteRequest, cause error) writeOutcome {
 	return writeOutcome{res: WriteResult{DeadLetter: dl}}
 }
 
+// copyFrom is the gathering size from which events go in with COPY. COPY is the fastest
+// way to load many rows, but it costs several round trips (BEGIN, COPY into audit_log,
+// COPY into the leaf queue, COMMIT); a few events from concurrent single-event requests
+// go in faster as one INSERT … SELECT FROM unnest(…) statement, one round trip with its
+// implicit commit. Requests with an Idempotency-Key always take the transaction.
+const copyFrom = 256
+
 // commit writes batch in one transaction and fills outs with receipts (or, for requests
 // that lost an Idempotency-Key race, the reason). On error nothing was written.
 func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.TxTimeout)
 	defer cancel()
-	total := 0
+	total, claims := 0, false
 	var months []time.Time
 	for _, p := range batch {
 		total += len(p.req.Events)
+		claims = claims || p.req.Idempotency != nil
 		for i := range p.req.Events {
 			months = append(months, p.req.Events[i].Timestamp)
 		}
@@ -347,52 +356,57 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	if err := w.parts.EnsureFor(ctx, "audit_log", months...); err != nil {
 		return err
 	}
-	conn, err := w.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-
 	// Ids are taken up front, so the receipts (and the stored idempotent answers) are known
-	// before anything is written, and the events can go in with COPY.
-	ids, err := allocateIDs(ctx, tx, total)
+	// before anything is written.
+	ids, err := w.ids.take(ctx, w.pool, total)
 	if err != nil {
 		return err
 	}
 	now := w.now()
 	k := 0
-	for _, p := range batch {
+	include := make([]bool, len(batch))
+	var events []*Event
+	for i, p := range batch {
+		include[i] = true
 		latency := int32(min(now.Sub(p.req.Received).Milliseconds(), math.MaxInt32))
-		for i := range p.req.Events {
-			p.req.Events[i].ID = ids[k]
-			p.req.Events[i].ProcessingLatency = &latency
+		for j := range p.req.Events {
+			p.req.Events[j].ID = ids[k]
+			p.req.Events[j].ProcessingLatency = &latency
+			events = append(events, &p.req.Events[j])
 			k++
 		}
 	}
-	include, err := w.claimKeys(ctx, tx, batch, outs)
+	conn, err := w.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	var events []*Event
-	for i, p := range batch {
-		if include[i] {
-			for j := range p.req.Events {
-				events = append(events, &p.req.Events[j])
+	defer conn.Release()
+	if !claims && total < copyFrom {
+		err = insertEvents(ctx, conn.Conn(), events)
+	} else {
+		err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
+			if include, err = w.claimKeys(ctx, tx, batch, outs); err != nil {
+				return err
 			}
-		}
+			events = events[:0]
+			for i, p := range batch {
+				for j := range p.req.Events {
+					if include[i] {
+						events = append(events, &p.req.Events[j])
+					}
+				}
+			}
+			if len(events) == 0 {
+				return nil
+			}
+			return copyEvents(ctx, tx, events)
+		})
 	}
-	if len(events) > 0 {
-		if err := copyEvents(ctx, tx, events); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		if len(events) == 0 || !w.committedAnyway(events[0]) {
+	if err != nil {
+		// A refusal from the server means nothing was written. Without one, the commit's
+		// acknowledgement may be what was lost: look.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) || len(events) == 0 || !w.committedAnyway(events[0]) {
 			return err
 		}
 		w.log.Warn("ingest commit reported an error but the events are in the table", "err", err)

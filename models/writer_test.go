@@ -276,3 +276,45 @@ func TestWriterQueueFullAndOutage(t *testing.T) {
 		t.Fatalf("%d events refused with 429 were written", n)
 	}
 }
+
+// TestWriterPaths covers both ways events go in: one statement for a few events, COPY in a
+// transaction for many (or for any request with an Idempotency-Key).
+func TestWriterPaths(t *testing.T) {
+	w := startWriter(t, models.WriterConfig{})
+	org := testOrg(t, "")
+	cases := []struct {
+		name  string
+		n     int
+		claim *models.IdempotencyClaim
+	}{
+		{"one event", 1, nil},
+		{"a few events", 20, nil},
+		{"many events", 1500, nil},
+		{"a few events with a key", 3, &models.IdempotencyClaim{Key: "paths", RequestHash: []byte("h")}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := sealed(t, org, tc.name, tc.n)
+			res, err := w.Write(context.Background(), models.WriteRequest{Org: org, Events: evs, Received: time.Now(), Idempotency: tc.claim})
+			if err != nil || len(res.Receipts) != tc.n {
+				t.Fatalf("%d receipts, err %v", len(res.Receipts), err)
+			}
+			for i, r := range res.Receipts {
+				var got models.Event
+				if err := pgtest.DB(t).Where("organization_id = ? AND id = ?", org, r.ID).Take(&got).Error; err != nil {
+					t.Fatalf("receipt %d: %v", i, err)
+				}
+				if got.Hash != evs[i].Hash || got.Action != evs[i].Action || !got.Timestamp.Equal(evs[i].Timestamp) {
+					t.Fatalf("receipt %d names another event", i)
+				}
+				if v, err := testSealer(t).Verify(&got); err != nil || !v.HashOK || !v.SignatureOK {
+					t.Fatalf("stored event %d does not verify", i)
+				}
+			}
+			if n := countWhere(t, `SELECT count(*) FROM audit_leaf_queue q JOIN audit_log e ON e.id = q.audit_log_id
+				WHERE e.organization_id = ? AND e.action LIKE ?`, org, tc.name+"-%"); n != int64(tc.n) {
+				t.Fatalf("%d events queued for the log, want %d", n, tc.n)
+			}
+		})
+	}
+}
