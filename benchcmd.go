@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"auditdb/bench"
@@ -99,5 +104,118 @@ func redactedDB(dsn string) string {
 }
 
 func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
-	return fmt.Errorf("bench ingest: not yet")
+	fs := newFlags("bench ingest", stdout)
+	events := fs.Int("events", 100_000, "events through the batch route (and copied raw for the baseline)")
+	batch := fs.Int("batch", 1000, "events per batch request")
+	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
+	singles := fs.Int("singles", 20_000, "single-event requests at full concurrency")
+	concurrency := fs.Int("concurrency", 64, "concurrent single-event clients")
+	halfFor := fs.Duration("half-rate-for", 10*time.Second, "how long to send single events at half the measured rate")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench appended)")
+	target := fs.String("url", "", "a running server to measure (default: start one as a child process)")
+	key := fs.String("key", "", "with --url: an ingest key of --org")
+	org := fs.String("org", "bench-ingest", "organization the events go to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 1000 || *singles < 100 || *concurrency < 1 || *batch < 1 || *batch > models.MaxBatchArray || *batchClients < 1 {
+		return models.Invalid("flags", "need --events ≥ 1000, --singles ≥ 100, 1 ≤ --batch ≤ 1000 and positive client counts")
+	}
+	if (*target == "") != (*key == "") {
+		return models.Invalid("--key", "give --url and --key together, or neither")
+	}
+	dsn := cfg.DatabaseURL
+	if *target == "" || *dbName != "" {
+		var err error
+		if dsn, err = benchDSN(cfg.DatabaseURL, *dbName); err != nil {
+			return err
+		}
+	}
+	db, err := models.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if err := migrations.Up(ctx, db); err != nil {
+		return err
+	}
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		return err
+	}
+	if _, err := models.NewOrgStore(db).Create(ctx, *org, "Ingest benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+		return err
+	}
+	sealer, _, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	opts := bench.IngestOptions{URL: *target, Key: *key, Org: *org, Events: *events, BatchSize: *batch,
+		BatchClients: *batchClients, Singles: *singles, Concurrency: *concurrency, HalfRateFor: *halfFor, DB: db, DSN: dsn,
+		Builder: models.NewEventBuilder(models.NewPresetStore(db), models.NewPolicyCatalog(db), sealer), Out: stdout}
+	if *target == "" {
+		raw, _, err := models.NewAPIKeyStore(db, nil).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339), models.ScopeIngest, "bench")
+		if err != nil {
+			return err
+		}
+		srv, err := startServer(ctx, withDSN(cfg, dsn))
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		opts.URL, opts.Key, opts.PeakRSS = srv.url, raw, bench.PeakRSSOf(srv.cmd.Process.Pid)
+		fmt.Fprintf(stdout, "server: %s (pid %d) on %s\n", srv.url, srv.cmd.Process.Pid, redactedDB(dsn))
+	}
+	_, err = bench.Ingest(ctx, opts)
+	return err
+}
+
+// childServer is `auditdb serve` run by the benchmark, so its memory is its own.
+type childServer struct {
+	cmd *exec.Cmd
+	url string
+}
+
+// startServer runs this binary's serve command on a free loopback port against cfg's
+// database and waits until it answers /healthz.
+func startServer(ctx context.Context, cfg config) (*childServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, exe, "serve")
+	cmd.Env = append(os.Environ(), "AUDITDB_DATABASE_URL="+cfg.DatabaseURL, "AUDITDB_ADDR="+addr)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	srv := &childServer{cmd: cmd, url: "http://" + addr}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(srv.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return srv, nil
+			}
+		}
+	}
+	srv.stop()
+	return nil, fmt.Errorf("bench: the server did not come up on %s", addr)
+}
+
+func (s *childServer) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
 }

@@ -1,0 +1,367 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/eventjson"
+)
+
+// IngestOptions configure the ingest benchmark.
+type IngestOptions struct {
+	URL          string // the server's base URL
+	Key          string // an ingest key of Org
+	Org          string
+	Events       int // events sent through the batch route, and copied raw for the baseline
+	BatchSize    int // events per batch request
+	BatchClients int // concurrent batch clients
+	Singles      int // single-event requests at full concurrency
+	Concurrency  int // concurrent single-event clients
+	HalfRateFor  time.Duration
+	DB           *gorm.DB              // the server's database, for the baseline and the sequencer queue
+	DSN          string                // the same database, for the baseline's pgx connection
+	Builder      *models.EventBuilder  // builds and seals the baseline's rows like the server does
+	PeakRSS      func() (int64, error) // the server's peak resident set (VmHWM), in bytes; nil when unknown
+	Out          io.Writer
+}
+
+// IngestResult is what the benchmark measured.
+type IngestResult struct {
+	CopyRate       float64 // events/s, raw COPY into a scratch copy of audit_log
+	BatchRate      float64 // events/s through POST /events/batch
+	BatchLatency   Latency
+	SingleRate     float64 // events/s through POST /events at full concurrency
+	SingleLatency  Latency
+	HalfRate       float64 // the rate offered in the half-rate phase
+	HalfLatency    Latency
+	QueueAfter     int64         // events waiting for the sequencer when the batch phase ended
+	SequencerDrain time.Duration // time from the end of the batch phase until the queue was empty
+	PeakRSS        int64
+}
+
+// Latency summarises request times.
+type Latency struct{ P50, P99 time.Duration }
+
+func latency(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return Latency{P50: at(0.50), P99: at(0.99)}
+}
+
+// Ingest runs the phases in order — raw COPY baseline, batch route, single events at full
+// concurrency, single events at half that rate — then waits for the sequencer to drain its
+// queue, and prints a table with the ratios against the baseline.
+func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
+	var res IngestResult
+	bodies := makeEvents(o.Events+o.Singles, time.Now().UnixNano())
+	fmt.Fprintf(o.Out, "ingest benchmark: %d events in batches of %d (%d clients), %d single events at concurrency %d\n",
+		o.Events, o.BatchSize, o.BatchClients, o.Singles, o.Concurrency)
+
+	var err error
+	if res.CopyRate, err = rawCopy(ctx, o, bodies[:o.Events]); err != nil {
+		return res, fmt.Errorf("bench: raw COPY baseline: %w", err)
+	}
+	fmt.Fprintf(o.Out, "  raw COPY baseline: %.0f events/s\n", res.CopyRate)
+
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 2 * o.Concurrency, MaxIdleConnsPerHost: 2 * o.Concurrency, IdleConnTimeout: time.Minute}}
+	var batches [][]byte
+	for i := 0; i < o.Events; i += o.BatchSize {
+		batches = append(batches, []byte("["+strings.Join(bodies[i:min(i+o.BatchSize, o.Events)], ",")+"]"))
+	}
+	start := time.Now()
+	lat, err := closedLoop(len(batches), o.BatchClients, func(i int) error {
+		return post(client, o.URL+"/api/v1/events/batch", o.Key, batches[i])
+	})
+	if err != nil {
+		return res, err
+	}
+	batchEnd := time.Now()
+	res.BatchRate, res.BatchLatency = float64(o.Events)/batchEnd.Sub(start).Seconds(), latency(lat)
+	res.QueueAfter = queued(ctx, o.DB)
+	fmt.Fprintf(o.Out, "  batch route: %.0f events/s (%d events waiting for the sequencer at the end)\n", res.BatchRate, res.QueueAfter)
+
+	singles := bodies[o.Events:]
+	start = time.Now()
+	lat, err = closedLoop(len(singles), o.Concurrency, func(i int) error {
+		return post(client, o.URL+"/api/v1/events", o.Key, []byte(singles[i]))
+	})
+	if err != nil {
+		return res, err
+	}
+	res.SingleRate, res.SingleLatency = float64(len(singles))/time.Since(start).Seconds(), latency(lat)
+	fmt.Fprintf(o.Out, "  single events, concurrency %d: %.0f events/s\n", o.Concurrency, res.SingleRate)
+
+	res.HalfRate = res.SingleRate / 2
+	half := makeEvents(int(res.HalfRate*o.HalfRateFor.Seconds())+1, time.Now().UnixNano())
+	lat, err = openLoop(len(half), res.HalfRate, 4*o.Concurrency, func(i int) error {
+		return post(client, o.URL+"/api/v1/events", o.Key, []byte(half[i]))
+	})
+	if err != nil {
+		return res, err
+	}
+	res.HalfLatency = latency(lat)
+	fmt.Fprintf(o.Out, "  single events at %.0f/s: p99 %s\n", res.HalfRate, ms(res.HalfLatency.P99))
+
+	for queued(ctx, o.DB) > 0 {
+		if time.Since(batchEnd) > 5*time.Minute {
+			return res, fmt.Errorf("bench: the sequencer did not drain its queue within 5 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res.SequencerDrain = time.Since(batchEnd)
+	if o.PeakRSS != nil {
+		if res.PeakRSS, err = o.PeakRSS(); err != nil {
+			return res, err
+		}
+	}
+	printIngest(o, res)
+	return res, nil
+}
+
+func printIngest(o IngestOptions, r IngestResult) {
+	w := o.Out
+	fmt.Fprintf(w, "\n%-44s %12s %10s %10s %10s %8s\n", "case", "events/s", "× COPY", "p50 ack", "p99 ack", "target")
+	row := func(name string, rate float64, l Latency, target string) {
+		ratio := "—"
+		if rate > 0 {
+			ratio = fmt.Sprintf("%.2f", rate/r.CopyRate)
+		}
+		p50, p99 := "—", "—"
+		if l.P99 > 0 {
+			p50, p99 = ms(l.P50), ms(l.P99)
+		}
+		fmt.Fprintf(w, "%-44s %12.0f %10s %10s %10s %8s\n", name, rate, ratio, p50, p99, target)
+	}
+	row("raw COPY into a scratch audit_log (baseline)", r.CopyRate, Latency{}, "")
+	row(fmt.Sprintf("POST /events/batch (%d per request)", o.BatchSize), r.BatchRate, r.BatchLatency, "≥ 0.60")
+	row(fmt.Sprintf("POST /events, concurrency %d", o.Concurrency), r.SingleRate, r.SingleLatency, "≥ 0.30")
+	row(fmt.Sprintf("POST /events at half that rate (%.0f/s)", r.HalfRate), 0, r.HalfLatency, "p99≤50ms")
+	fmt.Fprintf(w, "\nsequencer: %d events queued when the batch phase ended; queue empty %s later\n",
+		r.QueueAfter, r.SequencerDrain.Round(10*time.Millisecond))
+	if r.PeakRSS > 0 {
+		fmt.Fprintf(w, "server peak RSS (VmHWM): %.1f MiB (target ≤ 150 MiB)\n", float64(r.PeakRSS)/(1<<20))
+	} else {
+		fmt.Fprintln(w, "server peak RSS: not measured (server not started by the benchmark)")
+	}
+	fmt.Fprintln(w, "(ack = request sent until its 201 arrived, which is after the commit)")
+}
+
+// rawCopy builds and seals the events as the server would, then times copying them into a
+// scratch copy of audit_log (same columns and indexes) in batches of 1,000 over one
+// connection.
+func rawCopy(ctx context.Context, o IngestOptions, bodies []string) (float64, error) {
+	now := time.Now()
+	events := make([]models.Event, len(bodies))
+	for i, b := range bodies {
+		in, err := eventjson.DecodeOne([]byte(b))
+		if err != nil {
+			return 0, err
+		}
+		if events[i], err = o.Builder.BuildOne(ctx, o.Org, in, now); err != nil {
+			return 0, err
+		}
+	}
+	conn, err := pgx.Connect(ctx, o.DSN)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	month := models.MonthStart(now)
+	for _, sql := range []string{
+		`DROP TABLE IF EXISTS bench_audit_log`,
+		`CREATE TABLE bench_audit_log (LIKE audit_log INCLUDING ALL) PARTITION BY RANGE ("timestamp")`,
+		fmt.Sprintf(`CREATE TABLE bench_audit_log_p PARTITION OF bench_audit_log FOR VALUES FROM ('%s') TO ('%s')`,
+			month.Format(time.RFC3339), month.AddDate(0, 1, 0).Format(time.RFC3339)),
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return 0, err
+		}
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_audit_log`)
+	cols := []string{"timestamp", "ttl", "principal_id", "organization_id", "action", "target_resource_type",
+		"target_resource_id", "status", "outcome_description", "hash", "hash_algorithm", "event_version",
+		"correlation_id", "data_classification", "retention_policy", "processing_latency", "details",
+		"subject_salt", "subject_digest", "signature"}
+	start := time.Now()
+	for i := 0; i < len(events); i += 1000 {
+		batch := events[i:min(i+1000, len(events))]
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_audit_log"}, cols, pgx.CopyFromSlice(len(batch), func(j int) ([]any, error) {
+				ev := &batch[j]
+				var details any
+				if len(ev.Details) > 0 {
+					details = string(ev.Details)
+				}
+				return []any{ev.Timestamp, ev.TTL, ev.PrincipalID, ev.OrganizationID, ev.Action, ev.TargetResourceType,
+					ev.TargetResourceID, ev.Status, ev.OutcomeDescription, ev.Hash, ev.HashAlgorithm, ev.EventVersion,
+					ev.CorrelationID, ev.DataClassification, ev.RetentionPolicy, ev.ProcessingLatency, details,
+					ev.SubjectSalt, ev.SubjectDigest, ev.Signature}, nil
+			}))
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(len(events)) / time.Since(start).Seconds(), nil
+}
+
+// closedLoop runs n requests on workers goroutines, each sending the next as soon as its
+// last was answered, and returns every request's time.
+func closedLoop(n, workers int, do func(i int) error) ([]time.Duration, error) {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t := time.Now()
+				if err := do(i); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, firstErr
+}
+
+// openLoop starts n requests at a steady rate per second, whatever the answers, on up to
+// workers goroutines, and returns every request's time from its scheduled start (so a
+// late start counts against it).
+func openLoop(n int, rate float64, workers int, do func(i int) error) ([]time.Duration, error) {
+	lat := make([]time.Duration, n)
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				due := start.Add(time.Duration(i) * interval)
+				time.Sleep(time.Until(due))
+				if err := do(i); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				lat[i] = time.Since(due)
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, firstErr
+}
+
+func post(client *http.Client, url, key string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("bench: POST %s: status %d: %.200s", url, resp.StatusCode, msg)
+	}
+	return nil
+}
+
+func queued(ctx context.Context, db *gorm.DB) int64 {
+	var n int64
+	db.WithContext(ctx).Raw(`SELECT count(*) FROM audit_leaf_queue`).Scan(&n)
+	return n
+}
+
+// makeEvents returns n event bodies shaped like a clinical system's audit trail, each about
+// half a kilobyte.
+func makeEvents(n int, seed int64) []string {
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	actions := []string{"patient.record.read", "patient.record.update", "auth.login.success", "observation.create",
+		"medication.order", "lab.order", "data.export", "report.generate"}
+	statuses := []string{"success", "success", "success", "failure", "attempt"}
+	classes := []string{"PHI", "PHI", "INTERNAL", "CONFIDENTIAL"}
+	out := make([]string, n)
+	for i := range out {
+		ev := map[string]any{
+			"action":             actions[rng.IntN(len(actions))],
+			"status":             statuses[rng.IntN(len(statuses))],
+			"principalId":        "clinician-" + strconv.Itoa(rng.IntN(500)),
+			"targetResourceType": "Patient",
+			"targetResourceId":   "patient-" + strconv.Itoa(rng.IntN(100_000)),
+			"outcomeDescription": "Chart section opened from the ward view during a scheduled round",
+			"correlationId":      fmt.Sprintf("%016x", rng.Uint64()),
+			"dataClassification": classes[rng.IntN(len(classes))],
+			"details": map[string]any{
+				"ip":        fmt.Sprintf("10.%d.%d.%d", rng.IntN(256), rng.IntN(256), rng.IntN(256)),
+				"userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) EHRClient/4.2",
+				"method":    "GET", "path": "/fhir/Patient/" + strconv.Itoa(rng.IntN(100_000)),
+				"ward": "ward-" + strconv.Itoa(rng.IntN(40)), "durationMs": rng.IntN(900),
+			},
+		}
+		b, _ := json.Marshal(ev)
+		out[i] = string(b)
+	}
+	return out
+}
+
+// PeakRSSOf returns a function reading VmHWM (peak resident set) of process pid from
+// /proc, in bytes.
+func PeakRSSOf(pid int) func() (int64, error) {
+	return func() (int64, error) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				return kb << 10, err
+			}
+		}
+		return 0, fmt.Errorf("bench: no VmHWM in /proc/%d/status", pid)
+	}
+}
