@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -88,6 +91,14 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.OrgID, c.Role, c.Email, c.Password)
 		}
 		tw.Flush()
+		path, err := saveDemoCredentials(cfg.DataDir, res.Credentials)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "(also saved, readable only by you, in %s)\n", path)
+	} else {
+		fmt.Fprintf(stdout, "demo users already exist; their passwords were saved in %s when they were created\n",
+			filepath.Join(cfg.DataDir, demoCredentialsFile))
 	}
 	if res.Skipped != "" {
 		fmt.Fprintln(stdout, res.Skipped)
@@ -231,4 +242,28 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+const demoCredentialsFile = "demo-credentials.txt"
+
+// saveDemoCredentials appends the demo users' passwords to a 0600 file in the data
+// directory, so a developer who missed the printout can still sign in.
+func saveDemoCredentials(dir string, creds []models.DemoCredential) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dir, demoCredentialsFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("save demo credentials: %w", err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	for _, c := range creds {
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\n", c.OrgID, c.Role, c.Email, c.Password)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		return "", fmt.Errorf("save demo credentials: %w", err)
+	}
+	return path, nil
 }
