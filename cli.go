@@ -135,8 +135,11 @@ func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) er
 }
 
 func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "revoke-sessions" {
+		return revokeSessionsCmd(ctx, cfg, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("usage: auditdb user create --email E --password P (--org ID --role NAME | --superadmin)")
+		return fmt.Errorf("usage: auditdb user create --email E --password P (--org ID --role NAME | --superadmin) | user revoke-sessions --email E")
 	}
 	fs := newFlags("user create", stdout)
 	email := fs.String("email", "", "email address")
@@ -266,4 +269,28 @@ func saveDemoCredentials(dir string, creds []models.DemoCredential) (string, err
 		return "", fmt.Errorf("save demo credentials: %w", err)
 	}
 	return path, nil
+}
+
+// revokeSessionsCmd signs a user out everywhere at once.
+func revokeSessionsCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("user revoke-sessions", stdout)
+	email := fs.String("email", "", "the user's email")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	u, err := models.NewUserStore(db).GetByEmail(ctx, *email)
+	if err != nil {
+		return err
+	}
+	n, err := models.NewSessionStore(db, nil).RevokeUser(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked %d live sessions of %s\n", n, u.Email)
+	return nil
 }

@@ -94,6 +94,7 @@ func TestCommandsAgainstTheDatabase(t *testing.T) {
 		{[]string{"org", "create", "--id", "cli-org", "--name", "CLI Org"}, "created organization cli-org"},
 		{[]string{"user", "create", "--email", "cli@example.test", "--password", "a long cli password", "--org", "cli-org", "--role", "org:admin"}, "created user"},
 		{[]string{"user", "create", "--email", "root@example.test", "--password", "a long cli password", "--superadmin"}, "created user"},
+		{[]string{"user", "revoke-sessions", "--email", "CLI@example.test"}, "revoked 0 live sessions of cli@example.test"},
 		{[]string{"partitions", "ensure"}, "partitions"},
 		{[]string{"partitions", "list"}, "audit_log_" + time.Now().UTC().Format("2006_01")},
 		{[]string{"partitions", "drop-expired", "--dry-run"}, "would drop"},
