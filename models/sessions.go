@@ -112,11 +112,11 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 	// One round trip for the session and its user: this runs on every console request.
 	var row struct {
 		Session
-		Email        string
-		Name         string
-		Superadmin   bool
-		Disabled     bool
-		UserCreated  time.Time
+		Email       string
+		Name        string
+		Superadmin  bool
+		Disabled    bool
+		UserCreated time.Time
 	}
 	err := s.db.WithContext(ctx).Raw(`SELECT s.*, u.email, u.name, u.superadmin, u.disabled,
 			u.created_at AS user_created
