@@ -47,6 +47,7 @@ Commands:
   org create --id ID --name NAME          create an organization
   user create --email E --password P (--org ID --role NAME | --superadmin)
                                           create a user
+  user revoke-sessions --email E          sign a user out everywhere at once
   partitions list|ensure|drop-expired [--dry-run]
                                           manage monthly partitions
   apikey create --org ID --name N [--scope ingest|read]

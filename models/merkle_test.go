@@ -203,6 +203,7 @@ func TestCheckOrgDetectsTampering(t *testing.T) {
 		event int
 	}
 	const anyAt, forgedAt = -100, 100
+	var forgedID int64 // the id the forged row got
 	cases := []struct {
 		name   string
 		attack func(t *testing.T, org string, evs []models.Event)
@@ -228,10 +229,14 @@ func TestCheckOrgDetectsTampering(t *testing.T) {
 			bypass(t, db, `DELETE FROM audit_log WHERE id = ?`, late[0].ID)
 		}, []want{{models.FindingMissing, anyAt}}},
 		{"a forged row inserted", func(t *testing.T, org string, evs []models.Event) {
+			if err := db.Raw(`SELECT nextval('audit_log_id_seq')`).Scan(&forgedID).Error; err != nil {
+				t.Fatal(err)
+			}
 			bypass(t, db, `INSERT INTO audit_log (id, "timestamp", organization_id, action, status, hash, hash_algorithm,
 				event_version, data_classification, retention_policy, subject_digest, signature)
-				SELECT 900000000 + id, "timestamp", organization_id, 'auth.login.success', status, hash, hash_algorithm,
-				event_version, data_classification, retention_policy, subject_digest, signature FROM audit_log WHERE id = ?`, evs[0].ID)
+				SELECT ?, "timestamp", organization_id, 'auth.login.success', status, hash, hash_algorithm,
+				event_version, data_classification, retention_policy, subject_digest, signature FROM audit_log WHERE id = ?`,
+				forgedID, evs[0].ID)
 		}, []want{{models.FindingTampered, forgedAt}, {models.FindingInserted, forgedAt}}},
 		{"a log entry removed", func(t *testing.T, org string, evs []models.Event) {
 			bypass(t, db, `DELETE FROM audit_leaf WHERE organization_id = ? AND leaf_index = 7`, org)
@@ -266,7 +271,7 @@ func TestCheckOrgDetectsTampering(t *testing.T) {
 				switch w.event {
 				case anyAt:
 				case forgedAt:
-					id = 900000000 + evs[0].ID
+					id = forgedID
 				default:
 					id = evs[w.event].ID
 				}

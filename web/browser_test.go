@@ -1,0 +1,170 @@
+package web_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"auditdb/models"
+	"auditdb/web/webtest"
+)
+
+// chromium returns the browser to drive: AUDITDB_CHROMIUM, else Debian's chromium on PATH.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("AUDITDB_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found: install Debian's chromium package or set AUDITDB_CHROMIUM")
+	return ""
+}
+
+// browser starts a headless Chromium and returns its context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+// serve runs env's app on a loopback port and returns its base URL.
+func serve(t *testing.T, env *webtest.Env) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go env.App.Listener(ln)
+	t.Cleanup(func() { env.App.Shutdown() })
+	return "http://" + ln.Addr().String()
+}
+
+func TestBrowserLoginFilterAndOpenEvent(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("browser")
+	email := env.User(org, "org:member")
+	now := time.Now().UTC()
+	str := func(s string) *string { return &s }
+	env.Events(
+		models.Event{OrganizationID: org, Timestamp: now.Add(-3 * time.Hour), Action: "patient.record.read", Status: "success",
+			PrincipalID: str("dr.grey"), TargetResourceType: str("Patient"), TargetResourceID: str("pt-4711"),
+			OutcomeDescription: str("Viewed <b>allergies</b>"), DataClassification: "PHI"},
+		models.Event{OrganizationID: org, Timestamp: now.Add(-2 * time.Hour), Action: "auth.login.failure", Status: "failure",
+			PrincipalID: str("mallory"), OutcomeDescription: str("Wrong password")},
+		models.Event{OrganizationID: org, Timestamp: now.Add(-1 * time.Hour), Action: "order.create", Status: "success",
+			PrincipalID: str("dr.grey"), TargetResourceType: str("MedicationRequest"), TargetResourceID: str("mr-9")},
+	)
+	base := serve(t, env)
+	ctx := browser(t)
+
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	rows := func() int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-testid="event-row"]').length`))
+		step("count rows", err)
+		return n
+	}
+
+	// Not signed in: the console sends us to the sign-in page.
+	step("sign in", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/events"),
+		chromedp.WaitVisible(`[data-testid="login-form"]`),
+		chromedp.SendKeys(`[data-testid="login-email"]`, email),
+		chromedp.SendKeys(`[data-testid="login-password"]`, webtest.Password),
+		chromedp.Click(`[data-testid="login-submit"]`),
+		chromedp.WaitVisible(`[data-testid="events-table"]`),
+	))
+	rowsBefore := rows()
+
+	// Filter by status: htmx swaps the results and pushes the filter into the URL.
+	step("filter", chromedp.Do(ctx,
+		chromedp.SetValue(`[data-testid="filter-status"]`, "failure"),
+		func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Evaluate[any](`document.querySelector('[data-testid="filter-status"]').dispatchEvent(new Event('input', {bubbles: true})), null`)(ctx, tg)
+			return chromedp.Void{}, err
+		},
+	))
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('[data-testid="event-row"]').length === 1 && location.search.includes("status=failure")`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	step("wait for the filtered rows", err)
+	rowsAfter := rows()
+	location, err := chromedp.Run(ctx, chromedp.Location())
+	step("location", err)
+
+	// Open the remaining event.
+	step("open event", chromedp.Do(ctx,
+		chromedp.Click(`[data-testid="event-link"]`),
+		chromedp.WaitVisible(`[data-testid="field-action"]`),
+	))
+	action, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="field-action"]`))
+	step("read action", err)
+
+	// The PHI event: markup in its data must stay text.
+	step("open PHI event", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/events?principal=dr.grey&action=patient.record.read"),
+		chromedp.Click(`[data-testid="event-link"]`),
+		chromedp.WaitVisible(`[data-testid="field-outcome"]`),
+	))
+	outcome, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="field-outcome"]`))
+	step("read outcome", err)
+
+	// A bad filter value shows the error naming the field.
+	step("bad filter", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/events?classification=TOPSECRET"),
+		chromedp.WaitVisible(`[data-testid="error-field"]`),
+	))
+	errorText, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="error-page"]`))
+	step("read error", err)
+	if shot := os.Getenv("AUDITDB_SCREENSHOT_DIR"); shot != "" {
+		// Optional: keep a picture of the list for a person to look at.
+		step("navigate for screenshot", chromedp.Do(ctx, chromedp.Navigate(base+"/events")))
+		img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		step("screenshot", err)
+		step("write screenshot", os.WriteFile(shot+"/events.png", img, 0o644))
+	}
+
+	if rowsBefore != 3 || rowsAfter != 1 {
+		t.Fatalf("rows before/after filtering = %d/%d, want 3/1", rowsBefore, rowsAfter)
+	}
+	if !strings.Contains(location, "status=failure") {
+		t.Fatalf("URL %q does not carry the filter", location)
+	}
+	if strings.TrimSpace(action) != "auth.login.failure" {
+		t.Fatalf("opened event action = %q", action)
+	}
+	if strings.TrimSpace(outcome) != "Viewed <b>allergies</b>" {
+		t.Fatalf("outcome = %q, want the literal text", outcome)
+	}
+	if !strings.Contains(errorText, "classification") {
+		t.Fatalf("error page %q does not name the field", errorText)
+	}
+}
