@@ -6,7 +6,7 @@ TEMPL   ?= templ
 BIN     ?= ./auditdb
 EVENTS  ?= 50000
 
-.PHONY: run build test generate css assets lint bench-list tools
+.PHONY: run build test generate css assets lint bench-list bench-ingest fault tools
 
 build:
 	$(GO) build -o $(BIN) .
@@ -45,3 +45,12 @@ lint:
 # Events list latency at 1,000,000 events against the same SQL run bare.
 bench-list: build
 	$(BIN) bench events-list --events 1000000
+
+# Ingest throughput and latency against a raw COPY of the same events, in the same run.
+bench-ingest: build
+	$(BIN) bench ingest
+
+# Stops and starts PostgreSQL during sustained ingest (see scripts/fault-ingest.sh for
+# pointing it at a throwaway cluster instead of "15 main").
+fault:
+	scripts/fault-ingest.sh

@@ -111,6 +111,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	singles := fs.Int("singles", 20_000, "single-event requests at full concurrency")
 	concurrency := fs.Int("concurrency", 64, "concurrent single-event clients")
 	halfFor := fs.Duration("half-rate-for", 10*time.Second, "how long to send single events at half the measured rate")
+	rounds := fs.Int("rounds", 4, "how many times the baseline and the routes alternate (so they share the machine's conditions)")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench appended)")
 	target := fs.String("url", "", "a running server to measure (default: start one as a child process)")
 	key := fs.String("key", "", "with --url: an ingest key of --org")
@@ -118,8 +119,9 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *events < 1000 || *singles < 100 || *concurrency < 1 || *batch < 1 || *batch > models.MaxBatchArray || *batchClients < 1 {
-		return models.Invalid("flags", "need --events ≥ 1000, --singles ≥ 100, 1 ≤ --batch ≤ 1000 and positive client counts")
+	if *rounds < 1 || *events < 1000**rounds || *singles < 100**rounds || *concurrency < 1 || *batch < 1 ||
+		*batch > models.MaxBatchArray || *batchClients < 1 {
+		return models.Invalid("flags", "need --events ≥ 1000 and --singles ≥ 100 per round, 1 ≤ --batch ≤ 1000 and positive counts")
 	}
 	if (*target == "") != (*key == "") {
 		return models.Invalid("--key", "give --url and --key together, or neither")
@@ -150,7 +152,8 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 		return err
 	}
 	opts := bench.IngestOptions{URL: *target, Key: *key, Org: *org, Events: *events, BatchSize: *batch,
-		BatchClients: *batchClients, Singles: *singles, Concurrency: *concurrency, HalfRateFor: *halfFor, DB: db, DSN: dsn,
+		BatchClients: *batchClients, Singles: *singles, Concurrency: *concurrency, HalfRateFor: *halfFor, Rounds: *rounds,
+		DB: db, DSN: dsn,
 		Builder: models.NewEventBuilder(models.NewPresetStore(db), models.NewPolicyCatalog(db), sealer), Out: stdout}
 	if *target == "" {
 		raw, _, err := models.NewAPIKeyStore(db, nil).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339), models.ScopeIngest, "bench")

@@ -34,6 +34,7 @@ type IngestOptions struct {
 	Singles      int // single-event requests at full concurrency
 	Concurrency  int // concurrent single-event clients
 	HalfRateFor  time.Duration
+	Rounds       int                   // the baseline and the routes alternate this many times
 	DB           *gorm.DB              // the server's database, for the baseline and the sequencer queue
 	DSN          string                // the same database, for the baseline's pgx connection
 	Builder      *models.EventBuilder  // builds and seals the baseline's rows like the server does
@@ -50,9 +51,9 @@ type IngestResult struct {
 	SingleLatency  Latency
 	HalfRate       float64 // the rate offered in the half-rate phase
 	HalfLatency    Latency
-	QueueAfter     int64         // events waiting for the sequencer when the batch phase ended
+	QueueAfter     int64         // events waiting for the sequencer when the last batch phase ended
 	QueuePeak      int64         // the most events seen waiting for the sequencer during the run
-	SequencerDrain time.Duration // time from the end of the batch phase until the queue was empty
+	SequencerDrain time.Duration // from the end of the last batch phase until the queue was empty
 	PeakRSS        int64
 }
 
@@ -69,21 +70,22 @@ func latency(ds []time.Duration) Latency {
 	return Latency{P50: at(0.50), P99: at(0.99)}
 }
 
-// Ingest runs the phases in order — raw COPY baseline, batch route, single events at full
-// concurrency, single events at half that rate — then waits for the sequencer to drain its
-// queue, and prints a table with the ratios against the baseline.
+// Ingest measures, in Rounds rounds so that the baseline and the routes share the
+// machine's conditions (other work on a small machine swings every figure): a raw COPY of
+// a share of the events into a scratch copy of audit_log, the batch route with the same
+// events, and single events at full concurrency. Then single events at half the measured
+// rate, and how long the sequencer takes to log everything. It prints a table with the
+// ratios against the baseline.
 func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	var res IngestResult
 	bodies := makeEvents(o.Events+o.Singles, time.Now().UnixNano())
-	fmt.Fprintf(o.Out, "ingest benchmark: %d events in batches of %d (%d clients), %d single events at concurrency %d\n",
-		o.Events, o.BatchSize, o.BatchClients, o.Singles, o.Concurrency)
-
-	var err error
-	if res.CopyRate, err = rawCopy(ctx, o, bodies[:o.Events]); err != nil {
+	fmt.Fprintf(o.Out, "ingest benchmark: %d events in batches of %d (%d clients), %d single events at concurrency %d, in %d rounds\n",
+		o.Events, o.BatchSize, o.BatchClients, o.Singles, o.Concurrency, o.Rounds)
+	cp, err := newCopier(ctx, o, bodies[:o.Events])
+	if err != nil {
 		return res, fmt.Errorf("bench: raw COPY baseline: %w", err)
 	}
-	fmt.Fprintf(o.Out, "  raw COPY baseline: %.0f events/s\n", res.CopyRate)
-
+	defer cp.close()
 	if err := drain(ctx, o.DB, 2*time.Minute); err != nil {
 		return res, err
 	}
@@ -91,36 +93,60 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	defer stopSampling()
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: 2 * o.Concurrency, MaxIdleConnsPerHost: 2 * o.Concurrency, IdleConnTimeout: time.Minute}}
-	var batches [][]byte
-	for i := 0; i < o.Events; i += o.BatchSize {
-		batches = append(batches, []byte("["+strings.Join(bodies[i:min(i+o.BatchSize, o.Events)], ",")+"]"))
-	}
-	start := time.Now()
-	lat, err := closedLoop(len(batches), o.BatchClients, func(i int) error {
-		return post(client, o.URL+"/api/v1/events/batch", o.Key, batches[i])
-	})
-	if err != nil {
-		return res, err
-	}
-	batchEnd := time.Now()
-	res.BatchRate, res.BatchLatency = float64(o.Events)/batchEnd.Sub(start).Seconds(), latency(lat)
-	res.QueueAfter = queued(ctx, o.DB)
-	fmt.Fprintf(o.Out, "  batch route: %.0f events/s (%d events waiting for the sequencer at the end)\n", res.BatchRate, res.QueueAfter)
 
-	singles := bodies[o.Events:]
-	start = time.Now()
-	lat, err = closedLoop(len(singles), o.Concurrency, func(i int) error {
-		return post(client, o.URL+"/api/v1/events", o.Key, []byte(singles[i]))
-	})
-	if err != nil {
+	var copyTime, batchTime, singleTime time.Duration
+	var batchLat, singleLat []time.Duration
+	var batchEnd time.Time
+	for r := 0; r < o.Rounds; r++ {
+		lo, hi := r*o.Events/o.Rounds, (r+1)*o.Events/o.Rounds
+		d, err := cp.copy(ctx, lo, hi)
+		if err != nil {
+			return res, fmt.Errorf("bench: raw COPY baseline: %w", err)
+		}
+		copyTime += d
+
+		var batches [][]byte
+		for i := lo; i < hi; i += o.BatchSize {
+			batches = append(batches, []byte("["+strings.Join(bodies[i:min(i+o.BatchSize, hi)], ",")+"]"))
+		}
+		start := time.Now()
+		lat, err := closedLoop(len(batches), o.BatchClients, func(i int) error {
+			return post(client, o.URL+"/api/v1/events/batch", o.Key, batches[i])
+		})
+		if err != nil {
+			return res, err
+		}
+		batchEnd = time.Now()
+		batchDur := batchEnd.Sub(start)
+		batchTime += batchDur
+		batchLat = append(batchLat, lat...)
+		res.QueueAfter = queued(ctx, o.DB)
+
+		singles := bodies[o.Events+r*o.Singles/o.Rounds : o.Events+(r+1)*o.Singles/o.Rounds]
+		start = time.Now()
+		lat, err = closedLoop(len(singles), o.Concurrency, func(i int) error {
+			return post(client, o.URL+"/api/v1/events", o.Key, []byte(singles[i]))
+		})
+		if err != nil {
+			return res, err
+		}
+		singleDur := time.Since(start)
+		singleTime += singleDur
+		singleLat = append(singleLat, lat...)
+		fmt.Fprintf(o.Out, "  round %d: raw COPY %.0f/s, batch route %.0f/s, single events %.0f/s\n", r+1,
+			float64(hi-lo)/d.Seconds(), float64(hi-lo)/batchDur.Seconds(), float64(len(singles))/singleDur.Seconds())
+	}
+	if err := drain(ctx, o.DB, 5*time.Minute); err != nil {
 		return res, err
 	}
-	res.SingleRate, res.SingleLatency = float64(len(singles))/time.Since(start).Seconds(), latency(lat)
-	fmt.Fprintf(o.Out, "  single events, concurrency %d: %.0f events/s\n", o.Concurrency, res.SingleRate)
+	res.SequencerDrain = time.Since(batchEnd)
+	res.CopyRate = float64(o.Events) / copyTime.Seconds()
+	res.BatchRate, res.BatchLatency = float64(o.Events)/batchTime.Seconds(), latency(batchLat)
+	res.SingleRate, res.SingleLatency = float64(o.Singles)/singleTime.Seconds(), latency(singleLat)
 
 	res.HalfRate = res.SingleRate / 2
 	half := makeEvents(int(res.HalfRate*o.HalfRateFor.Seconds())+1, time.Now().UnixNano())
-	lat, err = openLoop(len(half), res.HalfRate, 4*o.Concurrency, func(i int) error {
+	lat, err := openLoop(len(half), res.HalfRate, 4*o.Concurrency, func(i int) error {
 		return post(client, o.URL+"/api/v1/events", o.Key, []byte(half[i]))
 	})
 	if err != nil {
@@ -129,10 +155,6 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	res.HalfLatency = latency(lat)
 	fmt.Fprintf(o.Out, "  single events at %.0f/s: p99 %s\n", res.HalfRate, ms(res.HalfLatency.P99))
 
-	if err := drain(ctx, o.DB, 5*time.Minute); err != nil {
-		return res, err
-	}
-	res.SequencerDrain = time.Since(batchEnd)
 	stopSampling()
 	if o.PeakRSS != nil {
 		if res.PeakRSS, err = o.PeakRSS(); err != nil {
@@ -161,8 +183,8 @@ func printIngest(o IngestOptions, r IngestResult) {
 	row(fmt.Sprintf("POST /events/batch (%d per request)", o.BatchSize), r.BatchRate, r.BatchLatency, "≥ 0.60")
 	row(fmt.Sprintf("POST /events, concurrency %d", o.Concurrency), r.SingleRate, r.SingleLatency, "≥ 0.30")
 	row(fmt.Sprintf("POST /events at half that rate (%.0f/s)", r.HalfRate), 0, r.HalfLatency, "p99≤50ms")
-	fmt.Fprintf(w, "\nsequencer (runs every 2 s in the server): at most %d events waiting during the run, %d when the batch phase ended;\n"+
-		"  everything was in the Merkle log %s after the batch phase ended\n",
+	fmt.Fprintf(w, "\nsequencer (runs every 2 s in the server): at most %d events waiting during the run, %d when the last batch\n"+
+		"  phase ended; everything was in the Merkle log %s after it (single events kept arriving meanwhile)\n",
 		r.QueuePeak, r.QueueAfter, r.SequencerDrain.Round(10*time.Millisecond))
 	if r.PeakRSS > 0 {
 		fmt.Fprintf(w, "server peak RSS (VmHWM): %.1f MiB (target ≤ 150 MiB)\n", float64(r.PeakRSS)/(1<<20))
@@ -172,26 +194,30 @@ func printIngest(o IngestOptions, r IngestResult) {
 	fmt.Fprintln(w, "(ack = request sent until its 201 arrived, which is after the commit)")
 }
 
-// rawCopy builds and seals the events as the server would, then times copying them into a
-// scratch copy of audit_log (same columns and indexes) in batches of 1,000 over one
-// connection.
-func rawCopy(ctx context.Context, o IngestOptions, bodies []string) (float64, error) {
+// copier holds the events built and sealed as the server would, and a scratch copy of
+// audit_log (same columns and indexes) to COPY them into.
+type copier struct {
+	conn   *pgx.Conn
+	events []models.Event
+	cols   []string
+}
+
+func newCopier(ctx context.Context, o IngestOptions, bodies []string) (*copier, error) {
 	now := time.Now()
-	events := make([]models.Event, len(bodies))
+	c := &copier{events: make([]models.Event, len(bodies)), cols: models.CopyColumns()}
 	for i, b := range bodies {
 		in, err := eventjson.DecodeOne([]byte(b))
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if events[i], err = o.Builder.BuildOne(ctx, o.Org, in, now); err != nil {
-			return 0, err
+		if c.events[i], err = o.Builder.BuildOne(ctx, o.Org, in, now); err != nil {
+			return nil, err
 		}
 	}
-	conn, err := pgx.Connect(ctx, o.DSN)
-	if err != nil {
-		return 0, err
+	var err error
+	if c.conn, err = pgx.Connect(ctx, o.DSN); err != nil {
+		return nil, err
 	}
-	defer conn.Close(ctx)
 	month := models.MonthStart(now)
 	for _, sql := range []string{
 		`DROP TABLE IF EXISTS bench_audit_log`,
@@ -199,29 +225,22 @@ func rawCopy(ctx context.Context, o IngestOptions, bodies []string) (float64, er
 		fmt.Sprintf(`CREATE TABLE bench_audit_log_p PARTITION OF bench_audit_log FOR VALUES FROM ('%s') TO ('%s')`,
 			month.Format(time.RFC3339), month.AddDate(0, 1, 0).Format(time.RFC3339)),
 	} {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			return 0, err
+		if _, err := c.conn.Exec(ctx, sql); err != nil {
+			c.close()
+			return nil, err
 		}
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `DROP TABLE IF EXISTS bench_audit_log`)
-	cols := []string{"timestamp", "ttl", "principal_id", "organization_id", "action", "target_resource_type",
-		"target_resource_id", "status", "outcome_description", "hash", "hash_algorithm", "event_version",
-		"correlation_id", "data_classification", "retention_policy", "processing_latency", "details",
-		"subject_salt", "subject_digest", "signature"}
+	return c, nil
+}
+
+// copy times copying events[lo:hi] in batches of 1,000 over one connection.
+func (c *copier) copy(ctx context.Context, lo, hi int) (time.Duration, error) {
 	start := time.Now()
-	for i := 0; i < len(events); i += 1000 {
-		batch := events[i:min(i+1000, len(events))]
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_audit_log"}, cols, pgx.CopyFromSlice(len(batch), func(j int) ([]any, error) {
-				ev := &batch[j]
-				var details any
-				if len(ev.Details) > 0 {
-					details = string(ev.Details)
-				}
-				return []any{ev.Timestamp, ev.TTL, ev.PrincipalID, ev.OrganizationID, ev.Action, ev.TargetResourceType,
-					ev.TargetResourceID, ev.Status, ev.OutcomeDescription, ev.Hash, ev.HashAlgorithm, ev.EventVersion,
-					ev.CorrelationID, ev.DataClassification, ev.RetentionPolicy, ev.ProcessingLatency, details,
-					ev.SubjectSalt, ev.SubjectDigest, ev.Signature}, nil
+	for i := lo; i < hi; i += 1000 {
+		batch := c.events[i:min(i+1000, hi)]
+		err := pgx.BeginFunc(ctx, c.conn, func(tx pgx.Tx) error {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_audit_log"}, c.cols, pgx.CopyFromSlice(len(batch), func(j int) ([]any, error) {
+				return models.CopyRow(&batch[j]), nil
 			}))
 			return err
 		})
@@ -229,7 +248,13 @@ func rawCopy(ctx context.Context, o IngestOptions, bodies []string) (float64, er
 			return 0, err
 		}
 	}
-	return float64(len(events)) / time.Since(start).Seconds(), nil
+	return time.Since(start), nil
+}
+
+func (c *copier) close() {
+	ctx := context.Background()
+	c.conn.Exec(ctx, `DROP TABLE IF EXISTS bench_audit_log`)
+	c.conn.Close(ctx)
 }
 
 // closedLoop runs n requests on workers goroutines, each sending the next as soon as its

@@ -20,6 +20,13 @@ var copyColumns = []string{
 	"subject_salt", "subject_digest", "signature",
 }
 
+// CopyColumns returns the audit_log columns a COPY of events writes (all but the id), in
+// the order of CopyRow.
+func CopyColumns() []string { return append([]string(nil), copyColumns...) }
+
+// CopyRow returns ev's values for CopyColumns.
+func CopyRow(ev *Event) []any { return copyRow(ev) }
+
 // copyRow is ev's values for copyColumns.
 func copyRow(ev *Event) []any {
 	var details any
