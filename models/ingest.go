@@ -156,7 +156,7 @@ func applyPreset(in *eventjson.Input, p *Preset) {
 			}
 			continue
 		}
-		if target := stringField(in, f); target != nil && *target == nil {
+		if target := in.Field(f); target != nil && *target == nil {
 			*target = p.defaultString(f)
 		}
 	}
@@ -174,7 +174,7 @@ func checkRequired(in *eventjson.Input, p *Preset, rules PresetRules) error {
 		present := false
 		if f == "details" {
 			present = in.Details != nil
-		} else if target := stringField(in, f); target != nil {
+		} else if target := in.Field(f); target != nil {
 			present = *target != nil
 		}
 		if !present {
@@ -187,7 +187,7 @@ func checkRequired(in *eventjson.Input, p *Preset, rules PresetRules) error {
 // checkLengths applies the column limits and the rules' maxStringLength and depth.
 func checkLengths(in *eventjson.Input, rules PresetRules) error {
 	for _, f := range eventjson.Fields {
-		target := stringField(in, f)
+		target := in.Field(f)
 		if target == nil || *target == nil {
 			continue
 		}
@@ -210,41 +210,6 @@ func checkLengths(in *eventjson.Input, rules PresetRules) error {
 		if in.DetailsLongestString > rules.MaxStringLength {
 			return Invalid("details", fmt.Sprintf("holds a string longer than %d characters", rules.MaxStringLength))
 		}
-	}
-	return nil
-}
-
-// stringField returns the input member named f, or nil for details and unknown names.
-func stringField(in *eventjson.Input, f string) **string {
-	switch f {
-	case "timestamp":
-		return &in.Timestamp
-	case "action":
-		return &in.Action
-	case "status":
-		return &in.Status
-	case "principalId":
-		return &in.PrincipalID
-	case "targetResourceType":
-		return &in.TargetResourceType
-	case "targetResourceId":
-		return &in.TargetResourceID
-	case "outcomeDescription":
-		return &in.OutcomeDescription
-	case "correlationId":
-		return &in.CorrelationID
-	case "dataClassification":
-		return &in.DataClassification
-	case "retentionPolicy":
-		return &in.RetentionPolicy
-	case "eventVersion":
-		return &in.EventVersion
-	case "ttl":
-		return &in.TTL
-	case "preset":
-		return &in.Preset
-	case "organizationId":
-		return &in.OrganizationID
 	}
 	return nil
 }

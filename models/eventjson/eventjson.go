@@ -230,7 +230,7 @@ func decodeEvent(dec *jsontext.Decoder, data []byte, index int) (Input, error) {
 			}
 			continue
 		}
-		target := in.field(name)
+		target := in.Field(name)
 		if target == nil {
 			msg := "is not an event field"
 			if serverFields[name] {
@@ -313,8 +313,9 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 	return nil
 }
 
-// field returns where the named member goes, or nil for a name that is not a string member.
-func (in *Input) field(name string) **string {
+// Field returns the string member named name (camelCase), or nil for details and for a
+// name that is not an event member.
+func (in *Input) Field(name string) **string {
 	switch name {
 	case "timestamp":
 		return &in.Timestamp
