@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"auditdb/models"
 )
@@ -26,6 +27,9 @@ type config struct {
 	// CheckpointKey is the Ed25519 seed that signs Merkle checkpoints:
 	// AUDITDB_CHECKPOINT_KEY (hex or base64, 32 bytes) or <data dir>/checkpoint.key.
 	CheckpointKey []byte
+	// Writer tunes the group-commit writer: AUDITDB_INGEST_FLUSHERS (concurrent
+	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher gathers, e.g. 2ms).
+	Writer models.WriterConfig
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -54,6 +58,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_SIGNING_KEY", "must be at least 32 bytes, hex or base64 encoded")
 		}
 		cfg.SigningKey = key
+	}
+	if v := getenv("AUDITDB_INGEST_FLUSHERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return cfg, models.Invalid("AUDITDB_INGEST_FLUSHERS", "must be a number from 1 to 64")
+		}
+		cfg.Writer.Flushers = n
+	}
+	if v := getenv("AUDITDB_INGEST_MAX_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > time.Second {
+			return cfg, models.Invalid("AUDITDB_INGEST_MAX_DELAY", "must be a duration up to 1s, such as 2ms")
+		}
+		cfg.Writer.MaxDelay = d
 	}
 	if v := getenv("AUDITDB_CHECKPOINT_KEY"); v != "" {
 		key, err := decodeKey(v)

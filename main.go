@@ -168,12 +168,11 @@ func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.Part
 	if err != nil {
 		return nil, err
 	}
-	wcfg := models.WriterConfig{}
-	pool, err := models.OpenPool(ctx, cfg.DatabaseURL, 8)
+	pool, err := models.OpenPool(ctx, cfg.DatabaseURL, int32(max(cfg.Writer.Flushers, 2)+4))
 	if err != nil {
 		return nil, err
 	}
-	w := models.NewWriter(pool, parts, models.NewDeadLetterStore(db), wcfg, log)
+	w := models.NewWriter(pool, parts, models.NewDeadLetterStore(db), cfg.Writer, log)
 	return &ingest{sealer: sealer, log: models.NewMerkleLog(db, ck), pool: pool, writer: w}, nil
 }
 

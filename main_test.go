@@ -48,6 +48,11 @@ func TestBadConfig(t *testing.T) {
 	cases := []struct{ name, key, value string }{
 		{"short signing key", "AUDITDB_SIGNING_KEY", "abcd"},
 		{"bad trust proxy", "AUDITDB_TRUST_PROXY", "perhaps"},
+		{"checkpoint key of the wrong size", "AUDITDB_CHECKPOINT_KEY", "abcd"},
+		{"flushers not a number", "AUDITDB_INGEST_FLUSHERS", "two"},
+		{"no flushers", "AUDITDB_INGEST_FLUSHERS", "0"},
+		{"gather delay not a duration", "AUDITDB_INGEST_MAX_DELAY", "2"},
+		{"gather delay too long", "AUDITDB_INGEST_MAX_DELAY", "5s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
