@@ -205,6 +205,16 @@ func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, er
 	return res, nil
 }
 
+// VacuumQueue reclaims the space of sequenced queue rows. The queue is written and emptied
+// continuously, so without a vacuum its dead rows pile up and every Sequence call would scan
+// them; autovacuum may be slow to notice, or switched off.
+func (l *MerkleLog) VacuumQueue(ctx context.Context) error {
+	if err := l.db.WithContext(ctx).Exec(`VACUUM (SKIP_LOCKED) audit_leaf_queue`).Error; err != nil {
+		return fmt.Errorf("models: vacuum the leaf queue: %w", err)
+	}
+	return nil
+}
+
 // appendLeaves appends qs to org's log with their complete interior nodes.
 func (l *MerkleLog) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queuedLeaf) error {
 	size, err := logSize(ctx, tx, org)

@@ -41,6 +41,9 @@ CREATE TABLE audit_leaf_queue (
     event_timestamp timestamptz  NOT NULL,
     hash            varchar(64)  NOT NULL
 );
+-- Rows live seconds: vacuum by row count, not by a fraction of a table that is usually
+-- empty (the sequencer job also vacuums it after emptying it).
+ALTER TABLE audit_leaf_queue SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
 
 -- The append-only Merkle log per organization: leaf i is the event hash of one event.
 CREATE TABLE audit_leaf (
