@@ -240,6 +240,10 @@ func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, e
 // finiteNumbers reports whether every number in the (valid) JSON raw fits a float64: RFC 8785
 // refuses the others, where jsontext would round them to the largest float.
 func finiteNumbers(raw []byte) bool {
+	// Without an exponent a number needs over 308 digits to leave the float64 range.
+	if len(raw) <= 308 && !bytes.ContainsAny(raw, "eE") {
+		return true
+	}
 	dec := jsontext.NewDecoder(bytes.NewReader(raw))
 	for {
 		tok, err := dec.ReadToken()
