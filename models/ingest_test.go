@@ -215,3 +215,31 @@ func TestPresetStore(t *testing.T) {
 		t.Fatalf("%d config changes recorded, want 3", changes)
 	}
 }
+
+// TestSealNumberRange covers the number range check at the edges its fast path skips on.
+func TestSealNumberRange(t *testing.T) {
+	cases := []struct {
+		name    string
+		details string
+		ok      bool
+	}{
+		{"exponent beyond float64", `{"a":1e400}`, false},
+		{"capital exponent beyond float64", `{"a":-2E309}`, false},
+		{"exponent inside range", `{"a":1.5e300}`, true},
+		{"309 digits", `{"a":1` + strings.Repeat("0", 309) + `}`, false},
+		{"308 digits", `{"a":1` + strings.Repeat("0", 308) + `}`, true},
+		{"exponent-looking text in a string", `{"a":"1e400","b":true,"c":false}`, true},
+		{"escaped quote before a number", `{"a":"x\"","b":2e999}`, false},
+		{"tiny number", `{"a":1e-400}`, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := models.Event{OrganizationID: "o", Timestamp: time.Now(), Action: "a", Status: "success",
+				DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0", Details: []byte(tc.details)}
+			err := testSealer(t).Seal(&ev)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Seal(%.60s…) = %v, want ok=%v", tc.details, err, tc.ok)
+			}
+		})
+	}
+}

@@ -240,8 +240,7 @@ func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, e
 // finiteNumbers reports whether every number in the (valid) JSON raw fits a float64: RFC 8785
 // refuses the others, where jsontext would round them to the largest float.
 func finiteNumbers(raw []byte) bool {
-	// Without an exponent a number needs over 308 digits to leave the float64 range.
-	if len(raw) <= 308 && !bytes.ContainsAny(raw, "eE") {
+	if !mayOverflow(raw) {
 		return true
 	}
 	dec := jsontext.NewDecoder(bytes.NewReader(raw))
@@ -256,6 +255,36 @@ func finiteNumbers(raw []byte) bool {
 			}
 		}
 	}
+}
+
+// mayOverflow reports whether a number in the JSON raw could be beyond the float64 range:
+// only one with an exponent or with more than 308 digits can be.
+func mayOverflow(raw []byte) bool {
+	inString, digits := false, 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+			continue
+		case c == '"':
+			inString = true
+		case (c == 'e' || c == 'E') && digits > 0:
+			return true
+		}
+		if c >= '0' && c <= '9' || c == '.' {
+			if digits++; digits > 308 {
+				return true
+			}
+		} else {
+			digits = 0
+		}
+	}
+	return false
 }
 
 // isPersonal reports whether the canonical, quoted key names a personal field.
