@@ -27,6 +27,7 @@ const advisoryLockKey = 72_000_001
 func list() []*gormigrate.Migration {
 	return []*gormigrate.Migration{
 		sqlMigration("20261126_0001_schema"),
+		sqlMigration("20261126_0003_access"),
 	}
 }
 
