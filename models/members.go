@@ -236,3 +236,52 @@ func (s *MemberStore) change(ctx context.Context, org string, userID int64, by A
 		return s.trail.RecordTx(ctx, tx, entry)
 	})
 }
+
+// Assign gives user userID the role in org, adding the membership when there is none (a
+// Casbin grouping line names a membership into being). It checks like Add and SetRole and
+// returns KindNotFound for an unknown user or organization.
+func (s *MemberStore) Assign(ctx context.Context, org string, userID int64, role string, by Actor) error {
+	if _, err := s.Get(ctx, org, userID); err == nil {
+		return s.SetRole(ctx, org, userID, role, by)
+	} else if KindOf(err) != KindNotFound {
+		return err
+	}
+	if err := s.trail.prepare(ctx); err != nil {
+		return err
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockOrg(ctx, tx, org); err != nil {
+			return err
+		}
+		set, err := loadSet(ctx, tx, org)
+		if err != nil {
+			return err
+		}
+		if set[role] == nil {
+			return ErrNoRole
+		}
+		if err := checkGrant(ctx, tx, set, org, by, set.Effective(role)); err != nil {
+			return err
+		}
+		var users []User
+		if err := tx.Where("id = ?", userID).Limit(1).Find(&users).Error; err != nil {
+			return fmt.Errorf("models: look up user: %w", err)
+		}
+		if len(users) == 0 {
+			return NotFound("user")
+		}
+		res := tx.Exec(`INSERT INTO memberships (user_id, organization_id, role) VALUES (?, ?, ?)
+			ON CONFLICT (user_id, organization_id) DO NOTHING`, userID, org, role)
+		if res.Error != nil {
+			return fmt.Errorf("models: add membership: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return Conflict("user", "became a member at the same moment; try again")
+		}
+		target := strconv.FormatInt(userID, 10)
+		return s.trail.RecordTx(ctx, tx, AuditEntry{Org: org, Action: ActionMemberAdd, Actor: by, TargetType: "user",
+			TargetID: target, Outcome: fmt.Sprintf("%s added as %s", users[0].Email, role),
+			Details: map[string]any{"member": users[0].Email, "role": role, "newUser": false},
+			Change:  &ConfigChange{Field: "membership." + target + ".role", New: role}})
+	})
+}
