@@ -56,7 +56,7 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return err
 	}
 	defer rdb.Close()
-	app := web.New(web.NewDeps(db, rdb, quiet))
+	app := web.New(web.NewDeps(db, rdb, sealer, quiet))
 	defer app.Shutdown()
 	fmt.Fprintf(stdout, "bench database: %s\n", redactedDB(dsn))
 	return bench.EventsList(ctx, db, bench.EventsListOptions{

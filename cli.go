@@ -5,11 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
+	"gorm.io/gorm"
+
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/policy"
 )
 
 func newFlags(name string, stdout io.Writer) *flag.FlagSet {
@@ -80,6 +84,7 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
+	announcePolicyChange(ctx, cfg, db)
 	if len(res.Credentials) > 0 {
 		fmt.Fprintln(stdout, "demo users (passwords are shown only this once):")
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -119,6 +124,7 @@ func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
+	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created organization %s (%s)\n", org.ID, org.Name)
 	return nil
 }
@@ -157,6 +163,7 @@ func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
+	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created user %d (%s)\n", u.ID, u.Email)
 	return nil
 }
@@ -231,4 +238,17 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// announcePolicyChange tells running servers that organizations, roles or memberships
+// changed, so they reload their authorization policy now rather than at their next
+// periodic version check.
+func announcePolicyChange(ctx context.Context, cfg config, db *gorm.DB) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rdb, err := openRedis(ctx, cfg, quiet)
+	if err != nil {
+		return
+	}
+	defer rdb.Close()
+	policy.New(db, rdb, nil, nil, quiet, policy.Options{}).Changed(ctx)
 }

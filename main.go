@@ -141,10 +141,32 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
+	key, err := cfg.signingKey()
+	if err != nil {
+		return err
+	}
+	sealer, err := models.NewSealer(key)
+	if err != nil {
+		return err
+	}
 
-	deps := web.NewDeps(db, rdb, log)
+	deps := web.NewDeps(db, rdb, sealer, log)
 	deps.TrustProxy = cfg.TrustProxy
+	if err := deps.Policy.Load(ctx); err != nil {
+		return err
+	}
 	app := web.New(deps)
+	// The policy listener follows changes made on other instances until shutdown.
+	policyCtx, stopPolicy := context.WithCancel(context.WithoutCancel(ctx))
+	policyDone := make(chan struct{})
+	go func() {
+		defer close(policyDone)
+		deps.Policy.Run(policyCtx)
+	}()
+	defer func() { // before Redis and the database close (defers run last in, first out)
+		stopPolicy()
+		<-policyDone
+	}()
 
 	sched, err := jobs.New(db, log)
 	if err != nil {
@@ -165,8 +187,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	case err = <-listenErr:
 	case <-ctx.Done():
 	}
-	// Ordered shutdown: HTTP first (finish in-flight requests), then the scheduler, then
-	// Redis and the database (deferred above).
+	// Ordered shutdown: HTTP first (finish in-flight requests), then the scheduler and the
+	// policy listener, then Redis and the database (deferred above).
 	log.Info("shutting down")
 	if serr := app.ShutdownWithTimeout(20 * time.Second); serr != nil {
 		log.Error("http shutdown", "err", serr)

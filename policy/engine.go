@@ -335,6 +335,9 @@ func (e *Engine) listen(ctx context.Context) {
 		return
 	}
 	ps := e.rdb.Subscribe(ctx, e.channel(ns))
+	// A blocked Receive does not watch ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	defer ps.Close()
 	for {
 		msg, err := ps.Receive(ctx)

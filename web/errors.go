@@ -14,30 +14,8 @@ import (
 	"auditdb/web/render"
 )
 
-// statusOf maps the error vocabulary to HTTP statuses.
-func statusOf(err error) int {
-	var fe *fiber.Error
-	if errors.As(err, &fe) {
-		return fe.Code
-	}
-	switch models.KindOf(err) {
-	case models.KindInvalid:
-		return fiber.StatusBadRequest
-	case models.KindNotFound:
-		return fiber.StatusNotFound
-	case models.KindForbidden:
-		return fiber.StatusForbidden
-	case models.KindConflict:
-		return fiber.StatusConflict
-	case models.KindUnavailable:
-		return fiber.StatusServiceUnavailable
-	case models.KindUnauthorized:
-		return fiber.StatusUnauthorized
-	case models.KindTooMany:
-		return fiber.StatusTooManyRequests
-	}
-	return fiber.StatusInternalServerError
-}
+// statusOf maps the error vocabulary to HTTP statuses (see render.StatusOf).
+func statusOf(err error) int { return render.StatusOf(err) }
 
 // errorHandler answers every error in one place: JSON under /api/, an error fragment for
 // htmx, else an error page (inside the console layout when signed in). Internal errors are

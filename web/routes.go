@@ -11,6 +11,14 @@ import (
 	"auditdb/static"
 )
 
+// route is one entry of the URL map: every route that needs a principal declares what it
+// needs, and authorize enforces it before the handler runs.
+type route struct {
+	method, path string
+	need         Need
+	handler      fiber.Handler
+}
+
 // routes is the whole URL map of the console and API.
 func routes(app *fiber.App, d Deps) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
@@ -18,27 +26,72 @@ func routes(app *fiber.App, d Deps) {
 
 	limits := handlers.LoginLimits{PerAccount: d.LoginPerAccount, PerAddress: d.LoginPerAddress}
 	app.Get("/login", handlers.LoginPage())
-	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, limits, d.Log))
+	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, limits, d.Audit, d.Log))
 
-	console := app.Group("", requireSession(d.Sessions, d.Users), sessionCSRF)
-	console.Post("/logout", handlers.Logout(d.Sessions))
-	console.Post("/session/org", handlers.SwitchOrg(d.Sessions))
-	console.Get("/", handlers.Dashboard(d.Events, d.Now))
-	console.Get("/events", handlers.ListEvents(d.Events, d.Now))
-	console.Get("/events/:id", handlers.ShowEvent(d.Events))
-
-	console.Get("/alerts", handlers.NotBuilt("alerts", "Alerts",
-		"Security and compliance alerts raised from the event stream, to acknowledge and resolve."))
-	console.Get("/reports", handlers.NotBuilt("reports", "Reports",
-		"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule."))
-	console.Get("/retention", handlers.NotBuilt("retention", "Retention",
-		"Retention policies per data classification, archival and legal holds."))
-	console.Get("/gdpr", handlers.NotBuilt("gdpr", "GDPR",
-		"Subject access exports, pseudonymization and erasure requests."))
-	console.Get("/roles", handlers.NotBuilt("roles", "Roles",
-		"Organization roles and their permissions, edited in forms."))
-	console.Get("/settings", handlers.NotBuilt("settings", "Settings",
-		"Organization settings, API keys and dead letters."))
+	table := consoleRoutes(d)
+	console := app.Group("", requireSession(d.Sessions, d.Users, d.Authz, navNeeds(table)), sessionCSRF)
+	for _, r := range table {
+		console.Add(r.method, r.path, authorize(d.Authz, r.need), r.handler)
+	}
+	// API routes register the same way: a credential middleware that sets the request's
+	// render.Principal, then authorize(d.Authz, need) and the handler.
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+}
+
+// consoleRoutes are the signed-in console's routes, in match order (fixed paths before
+// parameters).
+func consoleRoutes(d Deps) []route {
+	get, post := fiber.MethodGet, fiber.MethodPost
+	roles := handlers.RoleDeps{Roles: d.Roles, Policy: d.Policy}
+	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles, Policy: d.Policy}
+	return []route{
+		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Now)},
+		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
+		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
+		{get, "/account/password", SignedIn, handlers.PasswordPage()},
+		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Audit)},
+
+		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
+		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events)},
+
+		{get, "/roles", Perm("audit.roles", "read"), handlers.ListRoles(roles)},
+		{get, "/roles/new", Perm("audit.roles", "create"), handlers.NewRole(roles)},
+		{post, "/roles", Perm("audit.roles", "create"), handlers.CreateRole(roles)},
+		{get, "/roles/:name", Perm("audit.roles", "read"), handlers.ShowRole(roles)},
+		{get, "/roles/:name/edit", Perm("audit.roles", "update"), handlers.EditRole(roles)},
+		{post, "/roles/:name", Perm("audit.roles", "update"), handlers.UpdateRole(roles)},
+		{post, "/roles/:name/delete", Perm("audit.roles", "delete"), handlers.DeleteRole(roles)},
+
+		{get, "/members", Perm("organization.members", "read"), handlers.ListMembers(members)},
+		{post, "/members", Perm("organization.members", "create"), handlers.AddMember(members)},
+		{post, "/members/:id/role", Perm("organization.members", "update"), handlers.SetMemberRole(members)},
+		{post, "/members/:id/delete", Perm("organization.members", "delete"), handlers.RemoveMember(members)},
+
+		{get, "/orgs", SuperadminOnly, handlers.ListOrgs(d.Orgs)},
+		{post, "/orgs", SuperadminOnly, handlers.CreateOrg(d.Orgs, d.Members, d.Policy)},
+
+		{get, "/alerts", Perm("audit.alerts", "read"), handlers.NotBuilt("alerts", "Alerts",
+			"Security and compliance alerts raised from the event stream, to acknowledge and resolve.")},
+		{get, "/reports", Perm("audit.reports", "read"), handlers.NotBuilt("reports", "Reports",
+			"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule.")},
+		{get, "/retention", Perm("audit.retention", "read"), handlers.NotBuilt("retention", "Retention",
+			"Retention policies per data classification, archival and legal holds.")},
+		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.NotBuilt("gdpr", "GDPR",
+			"Subject access exports, pseudonymization and erasure requests.")},
+		{get, "/settings", Perm("organization.settings", "read"), handlers.NotBuilt("settings", "Settings",
+			"Organization settings, API keys and dead letters.")},
+	}
+}
+
+// navNeeds maps each page path to the need of its GET route, so the navigation shows only
+// the entries the viewer may follow.
+func navNeeds(table []route) map[string]Need {
+	out := map[string]Need{}
+	for _, r := range table {
+		if r.method == fiber.MethodGet {
+			out[r.path] = r.need
+		}
+	}
+	return out
 }

@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"auditdb/models"
 	"auditdb/models/pgtest"
+	"auditdb/policy"
 	"auditdb/web"
 )
 
@@ -35,6 +37,9 @@ type Env struct {
 	Parts  *models.PartitionManager
 }
 
+// TestSigningKey is the signing key of every Env.
+const TestSigningKey = "test-signing-key-0123456789abcdef"
+
 var counter atomic.Int64
 
 // New builds the application over the test database and the local Redis. The login limits
@@ -42,16 +47,43 @@ var counter atomic.Int64
 func New(t testing.TB) *Env {
 	t.Helper()
 	db := pgtest.DB(t)
-	rdb := pgtest.Redis(t)
-	deps := web.NewDeps(db, rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
-	deps.LoginPerAccount = models.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
-	deps.LoginPerAddress = models.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
-	sealer, err := models.NewSealer([]byte("test-signing-key-0123456789abcdef"))
+	return newEnv(t, db, pgtest.Redis(t))
+}
+
+// newEnv builds an application over db and rdb whose policy engine follows changes made
+// by other instances through Redis pub/sub alone (the periodic version check is off, so a
+// test of cross-instance invalidation cannot pass by polling).
+func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client) *Env {
+	t.Helper()
+	sealer, err := models.NewSealer([]byte(TestSigningKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Env{T: t, App: web.New(deps), DB: db, Deps: deps, Sealer: sealer, Parts: models.NewPartitionManager(db)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	deps := web.NewDeps(db, rdb, sealer, log)
+	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
+	deps.LoginPerAccount = models.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
+	deps.LoginPerAddress = models.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
+	deps.Policy = policy.New(db, rdb, deps.Roles, deps.Members, log, policy.Options{PollInterval: -1})
+	deps.Authz = deps.Policy
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deps.Policy.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return &Env{T: t, App: web.New(deps), DB: db, Deps: deps, Sealer: sealer, Parts: deps.Parts}
+}
+
+// Twin returns a second application over the same database and Redis, as a second
+// server instance behind a load balancer would be.
+func (e *Env) Twin() *Env {
+	e.T.Helper()
+	return newEnv(e.T, e.DB, e.Deps.Redis)
 }
 
 // Unique returns a short id unique within the test run, for organization ids and emails.
@@ -66,6 +98,7 @@ func (e *Env) Org(prefix string) string {
 	if _, err := e.Deps.Orgs.Create(context.Background(), id, "Org "+id); err != nil {
 		e.T.Fatal(err)
 	}
+	e.Deps.Policy.Changed(context.Background()) // as the console does after every change
 	return id
 }
 
@@ -81,6 +114,7 @@ func (e *Env) User(org, role string) string {
 	if _, err := e.Deps.Users.Create(context.Background(), nu); err != nil {
 		e.T.Fatal(err)
 	}
+	e.Deps.Policy.Changed(context.Background())
 	return email
 }
 
