@@ -109,7 +109,12 @@ const Password = "correct horse battery staple"
 // email.
 func (e *Env) User(org, role string) string {
 	e.T.Helper()
-	email := Unique("user") + "@example.test"
+	return e.UserWithEmail(org, role, Unique("user")+"@example.test")
+}
+
+// UserWithEmail is User with a chosen email.
+func (e *Env) UserWithEmail(org, role, email string) string {
+	e.T.Helper()
 	nu := models.NewUser{Email: email, Password: Password, OrgID: org, Role: role, Superadmin: org == ""}
 	if _, err := e.Deps.Users.Create(context.Background(), nu); err != nil {
 		e.T.Fatal(err)
@@ -246,3 +251,52 @@ func (c *Client) Cookie(name string) string { return c.cookies[name] }
 
 // SetCookie sets a cookie on the client.
 func (c *Client) SetCookie(name, value string) { c.cookies[name] = value }
+
+// Send requests path with method: a GET, or a POST of form with the CSRF token. Tables of
+// routes use it to treat every method alike.
+func (c *Client) Send(method, path string, form url.Values) Response {
+	c.env.T.Helper()
+	if method == http.MethodGet {
+		return c.Get(path)
+	}
+	if form == nil {
+		form = url.Values{}
+	}
+	return c.PostForm(path, form)
+}
+
+// UserID returns the id of the user with email.
+func (e *Env) UserID(email string) int64 {
+	e.T.Helper()
+	var id int64
+	if err := e.DB.Raw(`SELECT id FROM users WHERE lower(email) = lower(?)`, email).Scan(&id).Error; err != nil || id == 0 {
+		e.T.Fatalf("webtest: no user %s: %v", email, err)
+	}
+	return id
+}
+
+// SwitchOrg makes org the client's current organization.
+func (c *Client) SwitchOrg(org string) {
+	c.env.T.Helper()
+	if r := c.PostForm("/session/org", url.Values{"org": {org}}); r.StatusCode != http.StatusSeeOther {
+		c.env.T.Fatalf("webtest: switch to %s: status %d", org, r.StatusCode)
+	}
+}
+
+// Role creates role name in org with the given "resource:action" permissions and
+// inherited roles, as the system, and tells the policy engine.
+func (e *Env) Role(org, name string, perms []string, inherits ...string) {
+	e.T.Helper()
+	in := models.RoleInput{Name: name, Description: "role " + name, Inherits: inherits}
+	for _, s := range perms {
+		p, err := models.ParsePermission(s)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		in.Permissions = append(in.Permissions, p)
+	}
+	if _, err := e.Deps.Roles.Create(context.Background(), org, in, models.SystemActor("test")); err != nil {
+		e.T.Fatal(err)
+	}
+	e.Deps.Policy.Changed(context.Background())
+}
