@@ -141,7 +141,7 @@ func Page(s layout.Shell, p Props) templ.Component {
 						}()
 					}
 					ctx = templ.InitializeContext(ctx)
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<form method=\"post\" action=\"/members\" class=\"grid gap-4 p-4 sm:grid-cols-4 sm:items-end\" data-testid=\"member-add-form\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<form method=\"post\" action=\"/members\" class=\"grid gap-4 p-4 sm:grid-cols-4 sm:items-start\" data-testid=\"member-add-form\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -162,7 +162,7 @@ func Page(s layout.Shell, p Props) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<div><button type=\"submit\" class=\"btn btn-primary w-full\" data-testid=\"member-add-submit\">Add member</button></div></form>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<div class=\"sm:pt-6\"><button type=\"submit\" class=\"btn btn-primary w-full\" data-testid=\"member-add-submit\">Add member</button></div></form>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

@@ -84,7 +84,7 @@ func Page(s layout.Shell, p Props) templ.Component {
 					}()
 				}
 				ctx = templ.InitializeContext(ctx)
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<form method=\"post\" action=\"/orgs\" class=\"grid gap-4 p-4 sm:grid-cols-4 sm:items-end\" data-testid=\"org-create-form\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<form method=\"post\" action=\"/orgs\" class=\"grid gap-4 p-4 sm:grid-cols-4 sm:items-start\" data-testid=\"org-create-form\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -104,7 +104,7 @@ func Page(s layout.Shell, p Props) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<div><button type=\"submit\" class=\"btn btn-primary w-full\" data-testid=\"org-create-submit\">Create</button></div></form>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<div class=\"sm:pt-6\"><button type=\"submit\" class=\"btn btn-primary w-full\" data-testid=\"org-create-submit\">Create</button></div></form>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
