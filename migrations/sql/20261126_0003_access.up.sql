@@ -34,13 +34,16 @@ GRANT INSERT ON config_change_event TO auditdb_tenant;
 ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE alerts ENABLE ROW LEVEL SECURITY;
 
+-- The setting is read in a sub-select so PostgreSQL evaluates it once per statement (an
+-- InitPlan) instead of once per row; with the query's own organization_id filter the
+-- planner then reduces the policy to a one-time check.
 CREATE POLICY audit_log_tenant ON audit_log TO auditdb_tenant
-    USING (organization_id = current_setting('auditdb.org', true))
-    WITH CHECK (organization_id = current_setting('auditdb.org', true));
+    USING (organization_id = (SELECT current_setting('auditdb.org', true)))
+    WITH CHECK (organization_id = (SELECT current_setting('auditdb.org', true)));
 
 CREATE POLICY alerts_tenant ON alerts TO auditdb_tenant
-    USING (organization_id = current_setting('auditdb.org', true))
-    WITH CHECK (organization_id = current_setting('auditdb.org', true));
+    USING (organization_id = (SELECT current_setting('auditdb.org', true)))
+    WITH CHECK (organization_id = (SELECT current_setting('auditdb.org', true)));
 
 CREATE TABLE policy_version (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
