@@ -49,6 +49,8 @@ Commands:
   partitions list|ensure|drop-expired [--dry-run]
                                           manage monthly partitions
   bench events-list [--events N]          measure the events list against bare SQL
+  bench authz [--iterations N]            measure what authorization adds to a request
+  bench rls [--events N]                  measure what row-level security costs
   help                                    this text
 
 Configuration comes from the environment; see README.md.
