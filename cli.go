@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -93,6 +96,14 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.OrgID, c.Role, c.Email, c.Password)
 		}
 		tw.Flush()
+		path, err := saveDemoCredentials(cfg.DataDir, res.Credentials)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "(also saved, readable only by you, in %s)\n", path)
+	} else {
+		fmt.Fprintf(stdout, "demo users already exist; their passwords were saved in %s when they were created\n",
+			filepath.Join(cfg.DataDir, demoCredentialsFile))
 	}
 	if res.Skipped != "" {
 		fmt.Fprintln(stdout, res.Skipped)
@@ -130,8 +141,11 @@ func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) er
 }
 
 func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "revoke-sessions" {
+		return revokeSessionsCmd(ctx, cfg, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("usage: auditdb user create --email E --password P (--org ID --role NAME | --superadmin)")
+		return fmt.Errorf("usage: auditdb user create --email E --password P (--org ID --role NAME | --superadmin) | user revoke-sessions --email E")
 	}
 	fs := newFlags("user create", stdout)
 	email := fs.String("email", "", "email address")
@@ -251,4 +265,52 @@ func announcePolicyChange(ctx context.Context, cfg config, db *gorm.DB) {
 	}
 	defer rdb.Close()
 	policy.New(db, rdb, nil, nil, quiet, policy.Options{}).Changed(ctx)
+}
+
+const demoCredentialsFile = "demo-credentials.txt"
+
+// saveDemoCredentials appends the demo users' passwords to a 0600 file in the data
+// directory, so a developer who missed the printout can still sign in.
+func saveDemoCredentials(dir string, creds []models.DemoCredential) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dir, demoCredentialsFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("save demo credentials: %w", err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	for _, c := range creds {
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\n", c.OrgID, c.Role, c.Email, c.Password)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		return "", fmt.Errorf("save demo credentials: %w", err)
+	}
+	return path, nil
+}
+
+// revokeSessionsCmd signs a user out everywhere at once.
+func revokeSessionsCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("user revoke-sessions", stdout)
+	email := fs.String("email", "", "the user's email")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	u, err := models.NewUserStore(db).GetByEmail(ctx, *email)
+	if err != nil {
+		return err
+	}
+	n, err := models.NewSessionStore(db, nil).RevokeUser(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked %d live sessions of %s\n", n, u.Email)
+	return nil
 }

@@ -46,6 +46,7 @@ Commands:
   org create --id ID --name NAME          create an organization
   user create --email E --password P (--org ID --role NAME | --superadmin)
                                           create a user
+  user revoke-sessions --email E          sign a user out everywhere at once
   partitions list|ensure|drop-expired [--dry-run]
                                           manage monthly partitions
   bench events-list [--events N]          measure the events list against bare SQL

@@ -81,19 +81,20 @@ func (f EventFilter) Validate() error {
 	if f.Classification != "" && !contains(DataClassifications, f.Classification) {
 		return Invalid("classification", "must be one of PUBLIC, INTERNAL, CONFIDENTIAL, PHI")
 	}
-	for field, v := range map[string]string{
-		"action": f.Action, "principal": f.PrincipalID, "resource_type": f.ResourceType,
-		"resource_id": f.ResourceID, "correlation_id": f.CorrelationID, "q": f.Text,
+	// A slice, not a map: the same input must always name the same first bad field.
+	for _, c := range []struct{ field, v string }{
+		{"action", f.Action}, {"principal", f.PrincipalID}, {"resource_type", f.ResourceType},
+		{"resource_id", f.ResourceID}, {"correlation_id", f.CorrelationID}, {"q", f.Text},
 	} {
-		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return Invalid(field, "must be valid text")
+		if !utf8.ValidString(c.v) || strings.ContainsRune(c.v, 0) {
+			return Invalid(c.field, "must be valid text")
 		}
 		limit := 255
-		if field == "q" {
+		if c.field == "q" {
 			limit = MaxTextFilter
 		}
-		if utf8.RuneCountInString(v) > limit {
-			return Invalid(field, fmt.Sprintf("must be at most %d characters", limit))
+		if utf8.RuneCountInString(c.v) > limit {
+			return Invalid(c.field, fmt.Sprintf("must be at most %d characters", limit))
 		}
 	}
 	return nil

@@ -202,7 +202,7 @@ func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, e
 	}
 	canon, err := jcs.Transform(trimmed)
 	if err != nil || len(canon) < 2 || canon[0] != '{' {
-		return nil, nil, Invalid("details", "must be a JSON object without duplicate keys")
+		return nil, nil, Invalid("details", "must be a well-formed JSON object with unique keys")
 	}
 	rest = make([]byte, 0, len(canon))
 	rest = append(rest, '{')

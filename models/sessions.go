@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"time"
 
@@ -33,6 +32,8 @@ type Session struct {
 	LastSeenAt     time.Time  `gorm:"column:last_seen_at"`
 	ExpiresAt      time.Time  `gorm:"column:expires_at"`
 	RevokedAt      *time.Time `gorm:"column:revoked_at"`
+	// User is the session's user, loaded with it by Lookup.
+	User *User `gorm:"-"`
 }
 
 // TableName maps Session to sessions.
@@ -98,7 +99,7 @@ func (s *SessionStore) Create(ctx context.Context, userID int64, org, ip, userAg
 	return token, sess, nil
 }
 
-// ErrNoSession is returned for a missing, expired, idle or revoked session.
+// ErrNoSession is returned for a missing, expired, idle or revoked session, or a disabled user.
 var ErrNoSession = Unauthorized("your session has ended; sign in again")
 
 // Lookup returns the live session for token and records the activity. It returns
@@ -108,16 +109,31 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 	if token == "" || len(token) > 128 {
 		return nil, ErrNoSession
 	}
-	var sess Session
-	err := s.db.WithContext(ctx).Where("token_hash = ?", hashToken(token)).Take(&sess).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, ErrNoSession
+	// One round trip for the session and its user: this runs on every console request.
+	var row struct {
+		Session
+		Email       string
+		Name        string
+		Superadmin  bool
+		Disabled    bool
+		UserCreated time.Time
+		// MustChangePassword: the user still has a one-time password.
+		MustChangePassword bool
 	}
+	err := s.db.WithContext(ctx).Raw(`SELECT s.*, u.email, u.name, u.superadmin, u.disabled,
+			u.created_at AS user_created, u.must_change_password
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hashToken(token)).Scan(&row).Error
 	if err != nil {
 		return nil, Unavailable("cannot read the session store", err)
 	}
+	if row.TokenHash == nil {
+		return nil, ErrNoSession
+	}
+	sess := row.Session
+	sess.User = &User{ID: sess.UserID, Email: row.Email, Name: row.Name, Superadmin: row.Superadmin,
+		Disabled: row.Disabled, CreatedAt: row.UserCreated, MustChangePassword: row.MustChangePassword}
 	now := s.now().UTC()
-	if sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > SessionIdleTimeout {
+	if sess.User.Disabled || sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > SessionIdleTimeout {
 		return nil, ErrNoSession
 	}
 	if now.Sub(sess.LastSeenAt) >= sessionTouchEvery {

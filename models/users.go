@@ -250,3 +250,16 @@ func (s *UserStore) AccountByEmail(ctx context.Context, email string) (*Account,
 	}
 	return acc, nil
 }
+
+// GetByEmail returns the user with email (case-insensitive), or a KindNotFound error.
+func (s *UserStore) GetByEmail(ctx context.Context, email string) (*User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Where("lower(email) = lower(?)", strings.TrimSpace(email)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, NotFound("user")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models: get user: %w", err)
+	}
+	return &u, nil
+}

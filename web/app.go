@@ -92,6 +92,7 @@ func New(d Deps) *fiber.App {
 		EnableTrustedProxyCheck: d.TrustProxy,
 		ProxyHeader:             proxyHeader(d.TrustProxy),
 	})
+	app.Use(serverTiming)
 	app.Use(recover.New())
 	app.Use(securityHeaders)
 	routes(app, d)
