@@ -241,3 +241,37 @@ func optional(s string) *string {
 	}
 	return &s
 }
+
+// APIKeyCreated is the self-audit entry of a new API key of org (never the key itself).
+func APIKeyCreated(by Actor, org, keyID, keyName string) AuditEntry {
+	return AuditEntry{Org: org, Action: ActionAPIKeyCreate, Actor: by, TargetType: "apikey", TargetID: keyID,
+		Outcome: "API key " + keyName + " created", Details: map[string]any{"name": keyName}}
+}
+
+// APIKeyRevoked is the self-audit entry of a revoked API key of org.
+func APIKeyRevoked(by Actor, org, keyID, keyName string) AuditEntry {
+	return AuditEntry{Org: org, Action: ActionAPIKeyRevoke, Actor: by, TargetType: "apikey", TargetID: keyID,
+		Outcome: "API key " + keyName + " revoked", Details: map[string]any{"name": keyName}}
+}
+
+// PresetChanged is the self-audit entry of a preset created (previous nil), updated, or
+// deleted (next nil) in org; the definitions also go to config_change_event.
+func PresetChanged(by Actor, org, name string, previous, next any) AuditEntry {
+	action, verb := ActionPresetUpdate, "updated"
+	switch {
+	case previous == nil:
+		action, verb = ActionPresetCreate, "created"
+	case next == nil:
+		action, verb = ActionPresetDelete, "deleted"
+	}
+	return AuditEntry{Org: org, Action: action, Actor: by, TargetType: "preset", TargetID: name,
+		Outcome: "preset " + name + " " + verb,
+		Change:  &ConfigChange{Field: "audit_preset." + name, Previous: previous, New: next}}
+}
+
+// SettingChanged is the self-audit entry of an organization setting changed from previous
+// to next; it is also written to config_change_event.
+func SettingChanged(by Actor, org, field string, previous, next any) AuditEntry {
+	return AuditEntry{Org: org, Action: ActionSettingsUpdate, Actor: by, TargetType: "setting", TargetID: field,
+		Outcome: "setting " + field + " changed", Change: &ConfigChange{Field: field, Previous: previous, New: next}}
+}
