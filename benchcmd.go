@@ -14,23 +14,75 @@ import (
 	"syscall"
 	"time"
 
+	"gorm.io/gorm"
+
 	"auditdb/bench"
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/policy"
 	"auditdb/web"
 )
 
+const benchUsage = `usage: auditdb bench <case> [flags]
+  events-list [--events N] [--iterations N] [--deep N] [--database NAME]
+  authz       [--iterations N] [--database NAME]
+  rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
+  ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]`
+
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "events-list":
-			return benchEventsList(ctx, cfg, args[1:], stdout)
-		case "ingest":
-			return benchIngest(ctx, cfg, args[1:], stdout)
-		}
+	if len(args) == 0 {
+		return fmt.Errorf("%s", benchUsage)
 	}
-	return fmt.Errorf("usage: auditdb bench events-list [--events N] [--iterations N] [--deep N] [--database NAME]\n" +
-		"       auditdb bench ingest [--events N] [--concurrency N] [--database NAME | --url URL --key KEY]")
+	switch args[0] {
+	case "events-list":
+		return benchEventsList(ctx, cfg, args[1:], stdout)
+	case "authz":
+		return benchAuthz(ctx, cfg, args[1:], stdout)
+	case "rls":
+		return benchRLS(ctx, cfg, args[1:], stdout)
+	case "ingest":
+		return benchIngest(ctx, cfg, args[1:], stdout)
+	}
+	return fmt.Errorf("%s", benchUsage)
+}
+
+// benchEnv is what every benchmark needs: its database (migrated, with the defaults) and
+// the signing key.
+type benchEnv struct {
+	db     *gorm.DB
+	dsn    string
+	sealer *models.Sealer
+}
+
+func openBench(ctx context.Context, cfg config, dbName, suffix string, stdout io.Writer) (*benchEnv, error) {
+	dsn, err := benchDSN(cfg.DatabaseURL, dbName, suffix)
+	if err != nil {
+		return nil, err
+	}
+	db, err := models.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Up(ctx, db); err != nil {
+		closeDB(db)
+		return nil, err
+	}
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		closeDB(db)
+		return nil, err
+	}
+	key, err := cfg.signingKey()
+	if err != nil {
+		closeDB(db)
+		return nil, err
+	}
+	sealer, err := models.NewSealer(key)
+	if err != nil {
+		closeDB(db)
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "bench database: %s\n", redactedDB(dsn))
+	return &benchEnv{db: db, dsn: dsn, sealer: sealer}, nil
 }
 
 func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
@@ -42,41 +94,44 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dsn, err := benchDSN(cfg.DatabaseURL, *dbName)
+	env, err := openBench(ctx, cfg, *dbName, "_bench", stdout)
 	if err != nil {
 		return err
 	}
-	db, err := models.Open(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer closeDB(db)
-	if err := migrations.Up(ctx, db); err != nil {
-		return err
-	}
-	if err := models.SeedDefaults(ctx, db); err != nil {
-		return err
-	}
+	defer closeDB(env.db)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rdb, err := openRedis(ctx, cfg, quiet)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	ing, err := openIngest(ctx, withDSN(cfg, dsn), db, models.NewPartitionManager(db), quiet)
+	deps := web.NewDeps(env.db, rdb, env.sealer, quiet)
+	stop, err := withIngest(ctx, cfg, env, &deps, quiet)
 	if err != nil {
 		return err
 	}
-	defer ing.pool.Close()
-	deps := web.NewDeps(db, rdb, quiet)
-	deps.WithIngest(ing.sealer, ing.writer, ing.log)
+	defer stop()
 	app := web.New(deps)
 	defer app.Shutdown()
-	fmt.Fprintf(stdout, "bench database: %s\n", redactedDB(dsn))
-	return bench.EventsList(ctx, db, bench.EventsListOptions{
+	return bench.EventsList(ctx, env.db, bench.EventsListOptions{
 		Events: *events, Iterations: *iterations, DeepPages: *deep, Now: time.Now(),
-		Serve: app.Listener, Sealer: ing.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: dsn,
+		Serve: app.Listener, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn,
 	})
+}
+
+// withIngest gives deps the ingest parts over the bench database (the writer started) and
+// returns what stops them.
+func withIngest(ctx context.Context, cfg config, env *benchEnv, deps *web.Deps, log *slog.Logger) (func(), error) {
+	ing, err := openIngest(ctx, withDSN(cfg, env.dsn), env.db, deps.Parts, log)
+	if err != nil {
+		return nil, err
+	}
+	ing.writer.Start()
+	deps.WithIngest(ing.writer, ing.log)
+	return func() {
+		ing.writer.Close(context.WithoutCancel(ctx))
+		ing.pool.Close()
+	}, nil
 }
 
 // withDSN is cfg pointed at another database.
@@ -85,14 +140,74 @@ func withDSN(cfg config, dsn string) config {
 	return cfg
 }
 
-// benchDSN points the configured URL at the bench database.
-func benchDSN(base, name string) (string, error) {
+// allowAll is the "enforcement off" authorizer of the authz benchmark.
+type allowAll struct{}
+
+func (allowAll) Allowed(context.Context, policy.Subject, string, string, string) (bool, error) {
+	return true, nil
+}
+
+func benchAuthz(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench authz", stdout)
+	iterations := fs.Int("iterations", 2000, "timed requests per route and side")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_authz appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	env, err := openBench(ctx, cfg, *dbName, "_bench_authz", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rdb, err := openRedis(ctx, cfg, quiet)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	on := web.NewDeps(env.db, rdb, env.sealer, quiet)
+	stop, err := withIngest(ctx, cfg, env, &on, quiet)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	off := on
+	off.Authz = allowAll{}
+	appOn, appOff := web.New(on), web.New(off)
+	defer appOn.Shutdown()
+	defer appOff.Shutdown()
+	return bench.Authz(ctx, env.db, bench.AuthzOptions{Iterations: *iterations, ServeOn: appOn.Listener, ServeOff: appOff.Listener,
+		Engine: on.Policy, Redis: rdb, Log: quiet, Out: stdout, Timeout: 30 * time.Second})
+}
+
+func benchRLS(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench rls", stdout)
+	events := fs.Int("events", 200_000, "events to seed for the list")
+	rounds := fs.Int("rounds", 20, "rounds alternating RLS on and off")
+	iterations := fs.Int("iterations", 40, "list queries per case, mode and round")
+	batches := fs.Int("batches", 2, "1000-row ingest batches per path, mode and round")
+	dbName := fs.String("database", "", "bench database; its RLS setting is toggled (default: the configured one with _bench_rls appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	env, err := openBench(ctx, cfg, *dbName, "_bench_rls", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	return bench.RLS(ctx, env.db, bench.RLSOptions{Events: *events, Rounds: *rounds, Iterations: *iterations,
+		Batches: *batches, BatchSize: 1000, Sealer: env.sealer, Now: time.Now(), DSN: env.dsn, Out: stdout})
+}
+
+// benchDSN points the configured URL at the bench database: name, or the configured
+// database's name with suffix appended.
+func benchDSN(base, name, suffix string) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return "", models.Invalid("AUDITDB_DATABASE_URL", "must be a postgres:// URL")
 	}
 	if name == "" {
-		name = strings.TrimPrefix(u.Path, "/") + "_bench"
+		name = strings.TrimPrefix(u.Path, "/") + suffix
 	}
 	u.Path = "/" + name
 	return u.String(), nil
@@ -112,7 +227,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	concurrency := fs.Int("concurrency", 64, "concurrent single-event clients")
 	halfFor := fs.Duration("half-rate-for", 10*time.Second, "how long to send single events at half the measured rate")
 	rounds := fs.Int("rounds", 4, "how many times the baseline and the routes alternate (so they share the machine's conditions)")
-	dbName := fs.String("database", "", "bench database (default: the configured one with _bench appended)")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_ingest appended)")
 	target := fs.String("url", "", "a running server to measure (default: start one as a child process)")
 	key := fs.String("key", "", "with --url: an ingest key of --org")
 	org := fs.String("org", "bench-ingest", "organization the events go to")
@@ -129,7 +244,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	dsn := cfg.DatabaseURL
 	if *target == "" || *dbName != "" {
 		var err error
-		if dsn, err = benchDSN(cfg.DatabaseURL, *dbName); err != nil {
+		if dsn, err = benchDSN(cfg.DatabaseURL, *dbName, "_bench_ingest"); err != nil {
 			return err
 		}
 	}
@@ -154,9 +269,11 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	opts := bench.IngestOptions{URL: *target, Key: *key, Org: *org, Events: *events, BatchSize: *batch,
 		BatchClients: *batchClients, Singles: *singles, Concurrency: *concurrency, HalfRateFor: *halfFor, Rounds: *rounds,
 		DB: db, DSN: dsn,
-		Builder: models.NewEventBuilder(models.NewPresetStore(db), models.NewPolicyCatalog(db), sealer), Out: stdout}
+		Builder: models.NewEventBuilder(models.NewPresetStore(db, nil), models.NewPolicyCatalog(db), sealer), Out: stdout}
 	if *target == "" {
-		raw, _, err := models.NewAPIKeyStore(db, nil).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339), models.ScopeIngest, "bench")
+		trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
+		raw, _, err := models.NewAPIKeyStore(db, nil, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),
+			models.ScopeIngest, models.SystemActor("bench"))
 		if err != nil {
 			return err
 		}

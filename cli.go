@@ -12,8 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gorm.io/gorm"
+
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/policy"
 )
 
 func newFlags(name string, stdout io.Writer) *flag.FlagSet {
@@ -84,6 +87,7 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
+	announcePolicyChange(ctx, cfg, db)
 	if len(res.Credentials) > 0 {
 		fmt.Fprintln(stdout, "demo users (passwords are shown only this once):")
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -131,6 +135,7 @@ func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
+	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created organization %s (%s)\n", org.ID, org.Name)
 	return nil
 }
@@ -172,6 +177,7 @@ func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
+	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created user %d (%s)\n", u.ID, u.Email)
 	return nil
 }
@@ -248,6 +254,19 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// announcePolicyChange tells running servers that organizations, roles or memberships
+// changed, so they reload their authorization policy now rather than at their next
+// periodic version check.
+func announcePolicyChange(ctx context.Context, cfg config, db *gorm.DB) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rdb, err := openRedis(ctx, cfg, quiet)
+	if err != nil {
+		return
+	}
+	defer rdb.Close()
+	policy.New(db, rdb, nil, nil, quiet, policy.Options{}).Changed(ctx)
+}
+
 const demoCredentialsFile = "demo-credentials.txt"
 
 // saveDemoCredentials appends the demo users' passwords to a 0600 file in the data
@@ -317,10 +336,16 @@ func apikeyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 		return err
 	}
 	defer closeDB(db)
-	keys := models.NewAPIKeyStore(db, nil)
+	sealer, _, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
+	keys := models.NewAPIKeyStore(db, nil, trail)
+	by := models.SystemActor("cli")
 	switch args[0] {
 	case "create":
-		raw, k, err := keys.Create(ctx, *org, *name, *scope, "cli")
+		raw, k, err := keys.Create(ctx, *org, *name, *scope, by)
 		if err != nil {
 			return err
 		}
@@ -345,7 +370,7 @@ func apikeyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 			return err
 		}
 		defer rdb.Close()
-		if err := models.NewAPIKeyStore(db, rdb).Revoke(ctx, *org, *id, "cli"); err != nil {
+		if err := models.NewAPIKeyStore(db, rdb, trail).Revoke(ctx, *org, *id, by); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked key %d of %s\n", *id, *org)

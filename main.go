@@ -59,6 +59,8 @@ Commands:
   bench events-list [--events N]          measure the events list against bare SQL
   bench ingest [--events N] [--url U --key K]
                                           measure ingest against a raw COPY baseline
+  bench authz [--iterations N]            measure what authorization adds to a request
+  bench rls [--events N]                  measure what row-level security costs
   help                                    this text
 
 Configuration comes from the environment; see README.md.
@@ -205,13 +207,25 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	defer ing.pool.Close()
 	ing.writer.Start()
 
-	deps := web.NewDeps(db, rdb, log)
+	deps := web.NewDeps(db, rdb, ing.sealer, log)
 	deps.TrustProxy = cfg.TrustProxy
-	deps.WithIngest(ing.sealer, ing.writer, ing.log)
+	deps.WithIngest(ing.writer, ing.log)
+	if err := deps.Policy.Load(ctx); err != nil {
+		return err
+	}
 	app := web.New(deps)
+	// The policy and API-key listeners follow changes made on other instances until shutdown.
 	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopListening()
+	policyDone := make(chan struct{})
+	go func() {
+		defer close(policyDone)
+		deps.Policy.Run(listenCtx)
+	}()
 	go deps.APIKeys.Listen(listenCtx)
+	defer func() { // before Redis and the database close (defers run last in, first out)
+		stopListening()
+		<-policyDone
+	}()
 
 	sched, err := jobs.New(db, log)
 	if err != nil {
@@ -239,7 +253,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	case <-ctx.Done():
 	}
 	// Ordered shutdown: HTTP first (finish in-flight requests), then the writer (answer
-	// everything queued), the scheduler, then Redis and the database (deferred above).
+	// everything queued), the scheduler and the listeners, then Redis and the database
+	// (deferred above).
 	log.Info("shutting down")
 	if serr := app.ShutdownWithTimeout(20 * time.Second); serr != nil {
 		log.Error("http shutdown", "err", serr)

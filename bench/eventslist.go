@@ -169,7 +169,7 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func timeIt(n int, fn func() error) ([]time.Duration, error) {
-	for i := 0; i < 10; i++ { // warm up caches and connections
+	for i := 0; i < 10; i++ { // warm up caches, connections and plans
 		if err := fn(); err != nil {
 			return nil, err
 		}

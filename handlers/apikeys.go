@@ -13,9 +13,9 @@ import (
 
 // APIKeyManager creates, lists and revokes an organization's API keys.
 type APIKeyManager interface {
-	Create(ctx context.Context, org, name, scope, by string) (string, *models.APIKey, error)
+	Create(ctx context.Context, org, name, scope string, by models.Actor) (string, *models.APIKey, error)
 	List(ctx context.Context, org string) ([]models.APIKey, error)
-	Revoke(ctx context.Context, org string, id int64, by string) error
+	Revoke(ctx context.Context, org string, id int64, by models.Actor) error
 }
 
 // ListAPIKeys shows the current organization's keys and the form to create one.
@@ -31,7 +31,7 @@ func CreateAPIKey(keys APIKeyManager) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		name, scope := c.FormValue("name"), c.FormValue("scope")
-		raw, k, err := keys.Create(c.UserContext(), v.OrgID, name, scope, v.User.Email)
+		raw, k, err := keys.Create(c.UserContext(), v.OrgID, name, scope, ActorOf(c))
 		if fe := formError(err); fe != nil {
 			return renderAPIKeys(c, keys, fiber.StatusUnprocessableEntity, settings.APIKeysProps{FormName: name, FormScope: scope, Error: fe})
 		}
@@ -52,7 +52,7 @@ func RevokeAPIKey(keys APIKeyManager) fiber.Handler {
 		if err != nil || id <= 0 {
 			return models.NotFound("API key")
 		}
-		if err := keys.Revoke(c.UserContext(), v.OrgID, id, v.User.Email); err != nil {
+		if err := keys.Revoke(c.UserContext(), v.OrgID, id, ActorOf(c)); err != nil {
 			return err
 		}
 		return render.Redirect(c, "/settings/apikeys")

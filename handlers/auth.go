@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ const (
 type Authenticator interface {
 	Authenticate(ctx context.Context, email, password string) (*models.User, error)
 	Organizations(ctx context.Context, u *models.User) ([]models.OrgAccess, error)
+	AccountLookup
 }
 
 // SessionManager starts, switches and ends console sessions.
@@ -74,7 +76,10 @@ func renderLogin(c *fiber.Ctx, status int, p auth.LoginProps) error {
 
 // Login checks the credentials, enforces the failed sign-in limits and starts a session in
 // the user's first organization. A wrong password and an unknown user get the same answer.
-func Login(users Authenticator, sessions SessionManager, limits LoginLimits, log *slog.Logger) fiber.Handler {
+// Every attempt on an existing account is audited (auth.login.success or
+// auth.login.failure) in the organizations of that account; a success is refused when its
+// audit event cannot be written.
+func Login(users Authenticator, sessions SessionManager, limits LoginLimits, audit Auditor, log *slog.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx := c.UserContext()
 		email, password := c.FormValue("email"), c.FormValue("password")
@@ -84,8 +89,24 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, log
 			props.Error = "Enter your email and password."
 			return renderLogin(c, fiber.StatusBadRequest, props)
 		}
+		acc, err := users.AccountByEmail(ctx, email)
+		if err != nil {
+			return err
+		}
+		failed := func(outcome string) {
+			if acc == nil {
+				return // no organization is concerned by an unknown email
+			}
+			entry := models.AuditEntry{Action: models.ActionLoginFailure, Status: "failure", Actor: ActorOf(c),
+				TargetType: "user", TargetID: strconv.FormatInt(acc.UserID, 10), Outcome: outcome}
+			entry.Actor.UserID, entry.Actor.Email = acc.UserID, acc.Email
+			if err := audit.Record(ctx, entriesFor(acc.Orgs, entry)...); err != nil {
+				log.Error("audit a failed sign-in", "err", err)
+			}
+		}
 		accountKey, addressKey := "acct:"+normalizeEmail(email), "addr:"+c.IP()
 		if limits.PerAccount.Blocked(ctx, accountKey) || limits.PerAddress.Blocked(ctx, addressKey) {
+			failed("refused: too many failed sign-ins")
 			props.Error = "Too many failed sign-ins. Wait 15 minutes and try again."
 			return renderLogin(c, fiber.StatusTooManyRequests, props)
 		}
@@ -94,6 +115,7 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, log
 			limits.PerAccount.Fail(ctx, accountKey)
 			limits.PerAddress.Fail(ctx, addressKey)
 			log.Info("sign-in failed", "ip", c.IP())
+			failed("email or password incorrect")
 			props.Error = "Email or password is incorrect."
 			return renderLogin(c, fiber.StatusUnauthorized, props)
 		}
@@ -108,6 +130,13 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, log
 		org := ""
 		if len(orgs) > 0 {
 			org = orgs[0].ID
+		}
+		actor := ActorOf(c)
+		actor.UserID, actor.Email, actor.Superadmin = user.ID, user.Email, user.Superadmin
+		entry := models.AuditEntry{Action: models.ActionLoginSuccess, Actor: actor, TargetType: "user",
+			TargetID: strconv.FormatInt(user.ID, 10), Outcome: "signed in"}
+		if err := audit.Record(ctx, entriesFor(accountOrgs(acc, org), entry)...); err != nil {
+			return err
 		}
 		token, _, err := sessions.Create(ctx, user.ID, org, c.IP(), c.Get(fiber.HeaderUserAgent))
 		if err != nil {
@@ -124,12 +153,24 @@ func setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
 		SameSite: fiber.CookieSameSiteLaxMode, Secure: secureRequest(c), Expires: expires})
 }
 
-// Logout revokes the session and returns to the sign-in page.
-func Logout(sessions SessionManager) fiber.Handler {
+// Logout revokes the session, audits auth.logout in the organizations of the account and
+// returns to the sign-in page.
+func Logout(sessions SessionManager, accounts AccountLookup, audit Auditor, log *slog.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if v := render.ViewerOf(c); v != nil {
-			if err := sessions.Revoke(c.UserContext(), v.Token); err != nil {
+			ctx := c.UserContext()
+			if err := sessions.Revoke(ctx, v.Token); err != nil {
 				return err
+			}
+			// The session is gone already: a failure to audit it is logged, not shown.
+			acc, err := accounts.AccountByEmail(ctx, v.User.Email)
+			if err == nil {
+				entry := models.AuditEntry{Action: models.ActionLogout, Actor: ActorOf(c), TargetType: "user",
+					TargetID: strconv.FormatInt(v.User.ID, 10), Outcome: "signed out"}
+				err = audit.Record(ctx, entriesFor(accountOrgs(acc, v.OrgID), entry)...)
+			}
+			if err != nil {
+				log.Error("audit a sign-out", "err", err)
 			}
 		}
 		c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: "", Path: "/", HTTPOnly: true,
@@ -138,7 +179,8 @@ func Logout(sessions SessionManager) fiber.Handler {
 	}
 }
 
-// SwitchOrg makes another of the viewer's organizations the current one.
+// SwitchOrg makes another of the viewer's organizations the current one and goes to the
+// form's next path (the dashboard by default).
 func SwitchOrg(sessions SessionManager) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
@@ -148,7 +190,7 @@ func SwitchOrg(sessions SessionManager) fiber.Handler {
 				if err := sessions.SetOrg(c.UserContext(), v.Token, org); err != nil {
 					return err
 				}
-				return render.Redirect(c, "/")
+				return render.Redirect(c, render.LocalPath(c.FormValue("next")))
 			}
 		}
 		return models.NotFound("organization")

@@ -157,8 +157,8 @@ func TestSessionSurvivesRestartAndRedisOutage(t *testing.T) {
 	// A second application (a restarted server) whose Redis is unreachable.
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond})
 	defer dead.Close()
-	deps := web.NewDeps(env.DB, dead, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	deps.WithIngest(env.Sealer, env.Deps.Writer, env.Log)
+	deps := web.NewDeps(env.DB, dead, env.Sealer, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	deps.WithIngest(env.Deps.Writer, env.Log)
 	env2 := *env
 	env2.App = web.New(deps)
 	env2.Deps = deps
@@ -217,6 +217,7 @@ func TestOrganizationSwitcher(t *testing.T) {
 	if err := env.Deps.Users.AddMembership(ctx, u.ID, b, "org:admin"); err != nil {
 		t.Fatal(err)
 	}
+	env.Deps.Policy.Changed(ctx) // a membership made behind the console's back
 	evB := env.Events(models.Event{OrganizationID: b, Timestamp: time.Now().Add(-time.Hour), Action: "only.in.b", Status: "success"})
 
 	c := env.Login(email)

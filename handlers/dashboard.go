@@ -19,12 +19,13 @@ type EventStatter interface {
 	EventReader
 }
 
-// Dashboard shows the current organization's real activity counts and latest events.
+// Dashboard shows the current organization's real activity counts and latest events to
+// viewers who may read events; others get the page without them.
 func Dashboard(events EventStatter, now func() time.Time) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		props := dashboard.Props{OrgName: v.OrgName}
-		if v.OrgID != "" {
+		props := dashboard.Props{OrgName: v.OrgName, ShowEvents: v.OrgID != "" && v.Allowed("audit.events", "read")}
+		if props.ShowEvents {
 			t := now()
 			st, err := events.Stats(c.UserContext(), v.OrgID, t)
 			if err != nil {

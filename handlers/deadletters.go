@@ -18,7 +18,7 @@ type DeadLetterLister interface {
 
 // DeadLetterReplayer writes a dead letter's events again.
 type DeadLetterReplayer interface {
-	Replay(ctx context.Context, org string, id int64, by string) ([]models.Receipt, error)
+	Replay(ctx context.Context, org string, id int64, by models.Actor) ([]models.Receipt, error)
 }
 
 // deadLetterPage is how many dead letters the page lists.
@@ -62,7 +62,7 @@ func ReplayDeadLetter(replayer DeadLetterReplayer) fiber.Handler {
 		if err != nil || id <= 0 {
 			return models.NotFound("dead letter")
 		}
-		if _, err := replayer.Replay(c.UserContext(), v.OrgID, id, v.User.Email); err != nil {
+		if _, err := replayer.Replay(c.UserContext(), v.OrgID, id, ActorOf(c)); err != nil {
 			return err
 		}
 		return render.Redirect(c, "/settings/dead-letters?replayed="+strconv.FormatInt(id, 10))

@@ -226,8 +226,10 @@ func consoleEventID(c *fiber.Ctx, v *render.Viewer) (int64, error) {
 // integrityCard shapes the integrity card of event id.
 func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id int64) (eventviews.IntegrityProps, error) {
 	ctx := c.UserContext()
-	p := eventviews.IntegrityProps{EventID: id, VerifyAction: "/events/" + strconv.FormatInt(id, 10) + "/verify",
-		CSRF: v.Session.CSRFToken()}
+	p := eventviews.IntegrityProps{EventID: id, CSRF: v.Session.CSRFToken()}
+	if v.Allowed("audit.events", "verify") {
+		p.VerifyAction = "/events/" + strconv.FormatInt(id, 10) + "/verify"
+	}
 	pos, err := integrity.Position(ctx, v.OrgID, id)
 	if err != nil {
 		return p, err

@@ -20,8 +20,8 @@ import (
 type PresetManager interface {
 	List(ctx context.Context, org string) ([]models.Preset, error)
 	Get(ctx context.Context, org string, id int64) (*models.Preset, error)
-	Create(ctx context.Context, org string, in models.PresetInput, by string) (*models.Preset, error)
-	Update(ctx context.Context, org string, id int64, in models.PresetInput, by string) (*models.Preset, error)
+	Create(ctx context.Context, org string, in models.PresetInput, by models.Actor) (*models.Preset, error)
+	Update(ctx context.Context, org string, id int64, in models.PresetInput, by models.Actor) (*models.Preset, error)
 }
 
 // ListPresets shows the organization's presets and the global ones.
@@ -67,7 +67,7 @@ func CreatePreset(presets PresetManager) fiber.Handler {
 		form.Title, form.Action = "New preset", "/settings/presets"
 		in, err := presetInput(form)
 		if err == nil {
-			_, err = presets.Create(c.UserContext(), v.OrgID, in, v.User.Email)
+			_, err = presets.Create(c.UserContext(), v.OrgID, in, ActorOf(c))
 		}
 		return afterPresetSave(c, form, in.Name, err)
 	}
@@ -110,7 +110,7 @@ func UpdatePreset(presets PresetManager) fiber.Handler {
 		form.Title, form.Action, form.Global = "Edit preset "+pr.Name, "/settings/presets/"+strconv.FormatInt(pr.ID, 10), pr.Global()
 		in, err := presetInput(form)
 		if err == nil {
-			_, err = presets.Update(c.UserContext(), pr.OrganizationID, pr.ID, in, v.User.Email)
+			_, err = presets.Update(c.UserContext(), pr.OrganizationID, pr.ID, in, ActorOf(c))
 		}
 		return afterPresetSave(c, form, in.Name, err)
 	}

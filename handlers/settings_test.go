@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,43 +13,60 @@ import (
 	"auditdb/web/webtest"
 )
 
-func TestSettingsAreForAdministrators(t *testing.T) {
+// TestSettingsPermissions asks every settings page as each default role and a superadmin:
+// the organization's settings and API keys are the owner's, presets are read by members
+// and managed by admins, dead letters are read by whoever reads events.
+func TestSettingsPermissions(t *testing.T) {
 	env := webtest.New(t)
 	org := env.Org("set")
-	member := env.Login(env.User(org, "org:member"))
-	admin := env.Login(env.User(org, "org:admin"))
-	owner := env.Login(env.User(org, "org:owner"))
-	super := env.Login(env.User("", ""))
-	pages := []string{"/settings", "/settings/apikeys", "/settings/presets", "/settings/presets/new", "/settings/dead-letters"}
+	clients := map[string]*webtest.Client{
+		"member":     env.Login(env.User(org, "org:member")),
+		"admin":      env.Login(env.User(org, "org:admin")),
+		"owner":      env.Login(env.User(org, models.OwnerRole)),
+		"superadmin": env.Login(env.User("", "")),
+	}
+	clients["superadmin"].SwitchOrg(org)
+	all := []string{"member", "admin", "owner", "superadmin"}
 	cases := []struct {
-		name   string
-		client *webtest.Client
-		status int
+		path    string
+		allowed []string
 	}{
-		{"member", member, http.StatusForbidden},
-		{"admin", admin, http.StatusOK},
-		{"owner", owner, http.StatusOK},
-		{"superadmin", super, http.StatusOK},
+		{"/settings", []string{"owner", "superadmin"}},
+		{"/settings/apikeys", []string{"owner", "superadmin"}},
+		{"/settings/presets", all},
+		{"/settings/presets/new", []string{"admin", "owner", "superadmin"}},
+		{"/settings/dead-letters", all},
 	}
 	for _, tc := range cases {
-		for _, p := range pages {
-			t.Run(tc.name+" "+p, func(t *testing.T) {
-				if r := tc.client.Get(p); r.StatusCode != tc.status {
-					t.Fatalf("status %d, want %d", r.StatusCode, tc.status)
+		for _, who := range all {
+			t.Run(tc.path+" as "+who, func(t *testing.T) {
+				want := http.StatusForbidden
+				if slices.Contains(tc.allowed, who) {
+					want = http.StatusOK
+				}
+				if r := clients[who].Get(tc.path); r.StatusCode != want {
+					t.Fatalf("status %d, want %d", r.StatusCode, want)
 				}
 			})
 		}
 	}
-	t.Run("member cannot create a key", func(t *testing.T) {
-		r := member.PostForm("/settings/apikeys", url.Values{"name": {"x"}, "scope": {"ingest"}})
+	t.Run("an admin cannot create a key", func(t *testing.T) {
+		r := clients["admin"].PostForm("/settings/apikeys", url.Values{"name": {"x"}, "scope": {"ingest"}})
 		if r.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d", r.StatusCode)
 		}
 	})
-	index := admin.Get("/settings")
+	t.Run("a member cannot create a preset", func(t *testing.T) {
+		r := clients["member"].PostForm("/settings/presets", url.Values{"name": {"x"}, "max_string_length": {"10"},
+			"max_custom_field_depth": {"1"}, "allowed_event_versions": {"1.0"}})
+		if r.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d", r.StatusCode)
+		}
+	})
+	index := clients["owner"].Get("/settings")
 	for _, id := range []string{"settings-apikeys", "settings-presets", "settings-dead-letters"} {
 		if !strings.Contains(index.Body, `data-testid="`+id+`"`) {
-			t.Errorf("settings index lacks %s", id)
+			t.Errorf("settings index lacks %s for the owner", id)
 		}
 	}
 }
@@ -58,7 +76,7 @@ var newKeyPattern = regexp.MustCompile(`data-testid="new-key-value"[^>]*>(adb_[A
 func TestAPIKeysInTheConsole(t *testing.T) {
 	env := webtest.New(t)
 	org := env.Org("keys")
-	admin := env.Login(env.User(org, "org:admin"))
+	admin := env.Login(env.User(org, models.OwnerRole))
 
 	r := admin.PostForm("/settings/apikeys", url.Values{"name": {"billing"}, "scope": {"ingest"}})
 	m := newKeyPattern.FindStringSubmatch(r.Body)
@@ -105,7 +123,7 @@ func TestAPIKeysInTheConsole(t *testing.T) {
 
 	keys, _ := env.Deps.APIKeys.List(t.Context(), org)
 	revoke := fmt.Sprintf("/settings/apikeys/%d/revoke", keys[0].ID)
-	other := env.Login(env.User(env.Org("keys-other"), "org:admin"))
+	other := env.Login(env.User(env.Org("keys-other"), models.OwnerRole))
 	if r := other.PostForm(revoke, url.Values{}); r.StatusCode != http.StatusNotFound {
 		t.Fatalf("another organization's revoke: status %d", r.StatusCode)
 	}

@@ -28,6 +28,8 @@ func list() []*gormigrate.Migration {
 	return []*gormigrate.Migration{
 		sqlMigration("20261126_0001_schema"),
 		sqlMigration("20261126_0002_ingest"),
+		sqlMigration("20261126_0003_access"),
+		sqlMigration("20261126_0004_ingest_tenant"),
 	}
 }
 

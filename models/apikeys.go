@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,9 +70,10 @@ var ErrBadAPIKey = Unauthorized("the API key is unknown or revoked")
 // a revocation stops a key at once on every instance; without Redis every request reads
 // the database (one indexed lookup).
 type APIKeyStore struct {
-	db  *gorm.DB
-	rdb *redis.Client
-	now func() time.Time
+	db    *gorm.DB
+	rdb   *redis.Client
+	trail *AuditTrail
+	now   func() time.Time
 
 	live  atomic.Bool // the revocation subscription is confirmed: the cache may be used
 	mu    sync.Mutex
@@ -83,14 +85,16 @@ type cachedKey struct {
 	until time.Time
 }
 
-// NewAPIKeyStore returns a store over db; rdb may be nil.
-func NewAPIKeyStore(db *gorm.DB, rdb *redis.Client) *APIKeyStore {
-	return &APIKeyStore{db: db, rdb: rdb, now: time.Now, cache: map[[32]byte]cachedKey{}}
+// NewAPIKeyStore returns a store over db; rdb may be nil. Creations and revocations are
+// self-audited through trail (nil only where keys are just authenticated).
+func NewAPIKeyStore(db *gorm.DB, rdb *redis.Client, trail *AuditTrail) *APIKeyStore {
+	return &APIKeyStore{db: db, rdb: rdb, trail: trail, now: time.Now, cache: map[[32]byte]cachedKey{}}
 }
 
-// Create makes a key for org and returns it in clear (to be shown once) with its row. It
-// returns KindInvalid for a bad name or scope and KindNotFound for an unknown organization.
-func (s *APIKeyStore) Create(ctx context.Context, org, name, scope, by string) (string, *APIKey, error) {
+// Create makes a key for org and returns it in clear (to be shown once) with its row; the
+// creation is self-audited (never the key) in the same transaction. It returns KindInvalid
+// for a bad name or scope and KindNotFound for an unknown organization.
+func (s *APIKeyStore) Create(ctx context.Context, org, name, scope string, by Actor) (string, *APIKey, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) {
 		return "", nil, Invalid("name", "must be 1-100 characters")
@@ -101,7 +105,7 @@ func (s *APIKeyStore) Create(ctx context.Context, org, name, scope, by string) (
 	raw := apiKeyPrefix + RandomToken(32)
 	sum := sha256.Sum256([]byte(raw))
 	k := &APIKey{OrganizationID: org, Name: name, Prefix: raw[:shownPrefix], KeyHash: sum[:], Scope: scope,
-		CreatedBy: by, CreatedAt: s.now().UTC()}
+		CreatedBy: by.Principal(), CreatedAt: s.now().UTC()}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(k).Error; err != nil {
 			if errors.Is(err, gorm.ErrForeignKeyViolated) {
@@ -109,8 +113,10 @@ func (s *APIKeyStore) Create(ctx context.Context, org, name, scope, by string) (
 			}
 			return fmt.Errorf("models: create API key: %w", err)
 		}
-		return recordConfigChange(tx, org, "api_key", nil,
-			map[string]any{"id": k.ID, "name": k.Name, "scope": k.Scope, "prefix": k.Prefix}, by)
+		entry := APIKeyCreated(by, org, strconv.FormatInt(k.ID, 10), k.Name)
+		entry.Change = &ConfigChange{Field: "api_key." + strconv.FormatInt(k.ID, 10),
+			New: map[string]any{"name": k.Name, "scope": k.Scope, "prefix": k.Prefix}}
+		return s.trail.RecordTx(ctx, tx, entry)
 	})
 	if err != nil {
 		return "", nil, err
@@ -129,9 +135,10 @@ func (s *APIKeyStore) List(ctx context.Context, org string) ([]APIKey, error) {
 	return keys, nil
 }
 
-// Revoke ends key id of org at once: locally, and on every other instance through Redis.
-// Revoking a revoked key is not an error; another organization's key is KindNotFound.
-func (s *APIKeyStore) Revoke(ctx context.Context, org string, id int64, by string) error {
+// Revoke ends key id of org at once: locally, and on every other instance through Redis;
+// the revocation is self-audited. Revoking a revoked key is not an error; another
+// organization's key is KindNotFound.
+func (s *APIKeyStore) Revoke(ctx context.Context, org string, id int64, by Actor) error {
 	var k APIKey
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		err := tx.Where("organization_id = ? AND id = ?", org, id).Take(&k).Error
@@ -145,11 +152,13 @@ func (s *APIKeyStore) Revoke(ctx context.Context, org string, id int64, by strin
 			return nil
 		}
 		now := s.now().UTC()
-		if err := tx.Model(&APIKey{}).Where("id = ?", id).Updates(map[string]any{"revoked_at": now, "revoked_by": by}).Error; err != nil {
+		if err := tx.Model(&APIKey{}).Where("id = ?", id).Updates(map[string]any{"revoked_at": now, "revoked_by": by.Principal()}).Error; err != nil {
 			return fmt.Errorf("models: revoke API key: %w", err)
 		}
-		return recordConfigChange(tx, org, "api_key", map[string]any{"id": k.ID, "name": k.Name, "revoked": false},
-			map[string]any{"id": k.ID, "name": k.Name, "revoked": true}, by)
+		entry := APIKeyRevoked(by, org, strconv.FormatInt(k.ID, 10), k.Name)
+		entry.Change = &ConfigChange{Field: "api_key." + strconv.FormatInt(k.ID, 10),
+			Previous: map[string]any{"name": k.Name, "revoked": false}, New: map[string]any{"name": k.Name, "revoked": true}}
+		return s.trail.RecordTx(ctx, tx, entry)
 	})
 	if err != nil {
 		return err

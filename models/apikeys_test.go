@@ -13,10 +13,10 @@ import (
 func TestAPIKeysCreateAuthenticateRevoke(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
-	keys := models.NewAPIKeyStore(db, nil)
+	keys := models.NewAPIKeyStore(db, nil, testTrail(t))
 	org := logOrg(t, db)
 
-	raw, k, err := keys.Create(ctx, org, "billing service", models.ScopeIngest, "admin@example.test")
+	raw, k, err := keys.Create(ctx, org, "billing service", models.ScopeIngest, actor("admin@example.test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,10 +35,16 @@ func TestAPIKeysCreateAuthenticateRevoke(t *testing.T) {
 	if list, _ := keys.List(ctx, org); len(list) != 1 || list[0].LastUsedAt == nil {
 		t.Fatalf("list %+v: last-used time not recorded", list)
 	}
-	var changes int64
-	db.Raw(`SELECT count(*) FROM config_change_event WHERE organization_id = ? AND field = 'api_key'`, org).Scan(&changes)
-	if changes != 1 {
-		t.Fatalf("%d config changes recorded for the creation", changes)
+	var changes, events int64
+	db.Raw(`SELECT count(*) FROM config_change_event WHERE organization_id = ? AND field = ?`, org, "api_key."+itoa(int(k.ID))).Scan(&changes)
+	db.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'apikey.create' AND target_resource_id = ?`, org, itoa(int(k.ID))).Scan(&events)
+	if changes != 1 || events != 1 {
+		t.Fatalf("%d config changes and %d self-audit events recorded for the creation, want 1 and 1", changes, events)
+	}
+	var leaked int64
+	db.Raw(`SELECT count(*) FROM audit_log a WHERE organization_id = ? AND strpos(a::text, ?) > 0`, org, raw[12:]).Scan(&leaked)
+	if leaked != 0 {
+		t.Fatal("the self-audit event must not contain the key")
 	}
 
 	bad := []struct{ name, raw string }{
@@ -58,26 +64,26 @@ func TestAPIKeysCreateAuthenticateRevoke(t *testing.T) {
 	t.Run("bad input to create", func(t *testing.T) {
 		for _, c := range []struct{ name, scope, field string }{{"", models.ScopeRead, "name"}, {"x", "admin", "scope"},
 			{strings.Repeat("n", 101), models.ScopeRead, "name"}} {
-			if _, _, err := keys.Create(ctx, org, c.name, c.scope, "a"); models.FieldOf(err) != c.field {
+			if _, _, err := keys.Create(ctx, org, c.name, c.scope, actor("a")); models.FieldOf(err) != c.field {
 				t.Fatalf("create(%q, %q): err = %v, want field %s", c.name, c.scope, err, c.field)
 			}
 		}
-		if _, _, err := keys.Create(ctx, "no-such-org", "x", models.ScopeRead, "a"); models.KindOf(err) != models.KindNotFound {
+		if _, _, err := keys.Create(ctx, "no-such-org", "x", models.ScopeRead, actor("a")); models.KindOf(err) != models.KindNotFound {
 			t.Fatalf("unknown organization: err = %v", err)
 		}
 	})
 	t.Run("another organization cannot revoke it", func(t *testing.T) {
-		if err := keys.Revoke(ctx, logOrg(t, db), k.ID, "intruder"); models.KindOf(err) != models.KindNotFound {
+		if err := keys.Revoke(ctx, logOrg(t, db), k.ID, actor("intruder")); models.KindOf(err) != models.KindNotFound {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	if err := keys.Revoke(ctx, org, k.ID, "admin@example.test"); err != nil {
+	if err := keys.Revoke(ctx, org, k.ID, actor("admin@example.test")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := keys.Authenticate(ctx, raw); err != models.ErrBadAPIKey {
 		t.Fatalf("revoked key: err = %v", err)
 	}
-	if err := keys.Revoke(ctx, org, k.ID, "again"); err != nil {
+	if err := keys.Revoke(ctx, org, k.ID, actor("again")); err != nil {
 		t.Fatalf("revoking twice: %v", err)
 	}
 }
@@ -90,14 +96,14 @@ func TestAPIKeyRevocationReachesEveryInstance(t *testing.T) {
 	rdb := pgtest.Redis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	a, b := models.NewAPIKeyStore(db, rdb), models.NewAPIKeyStore(db, rdb)
+	a, b := models.NewAPIKeyStore(db, rdb, testTrail(t)), models.NewAPIKeyStore(db, rdb, testTrail(t))
 	go a.Listen(ctx)
 	go b.Listen(ctx)
 	waitFor(t, "both instances to follow revocations", func() bool { return a.Live() && b.Live() })
 	org := logOrg(t, db)
 
 	t.Run("cached keys exist: a change behind the store's back is not seen", func(t *testing.T) {
-		raw, k, _ := a.Create(ctx, org, "cached", models.ScopeRead, "admin")
+		raw, k, _ := a.Create(ctx, org, "cached", models.ScopeRead, actor("admin"))
 		if _, err := b.Authenticate(ctx, raw); err != nil {
 			t.Fatal(err)
 		}
@@ -107,11 +113,11 @@ func TestAPIKeyRevocationReachesEveryInstance(t *testing.T) {
 		}
 	})
 	t.Run("a revocation through the store is seen at once", func(t *testing.T) {
-		raw, k, _ := a.Create(ctx, org, "revoked", models.ScopeIngest, "admin")
+		raw, k, _ := a.Create(ctx, org, "revoked", models.ScopeIngest, actor("admin"))
 		if _, err := b.Authenticate(ctx, raw); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Revoke(ctx, org, k.ID, "admin"); err != nil {
+		if err := a.Revoke(ctx, org, k.ID, actor("admin")); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(time.Second)
@@ -127,8 +133,8 @@ func TestAPIKeyRevocationReachesEveryInstance(t *testing.T) {
 		}
 	})
 	t.Run("without Redis nothing is cached", func(t *testing.T) {
-		c := models.NewAPIKeyStore(db, nil)
-		raw, k, _ := c.Create(ctx, org, "uncached", models.ScopeRead, "admin")
+		c := models.NewAPIKeyStore(db, nil, testTrail(t))
+		raw, k, _ := c.Create(ctx, org, "uncached", models.ScopeRead, actor("admin"))
 		if _, err := c.Authenticate(ctx, raw); err != nil {
 			t.Fatal(err)
 		}

@@ -138,15 +138,16 @@ type eventWriter interface {
 // DeadLetterReplayer replays dead letters through the normal ingest path: the events are
 // validated against today's rules, sealed afresh and written by the writer.
 type DeadLetterReplayer struct {
+	trail   *AuditTrail
 	store   *DeadLetterStore
 	answers *IdempotencyStore
 	builder *EventBuilder
 	writer  eventWriter
 }
 
-// NewDeadLetterReplayer returns a replayer.
-func NewDeadLetterReplayer(store *DeadLetterStore, answers *IdempotencyStore, builder *EventBuilder, writer eventWriter) *DeadLetterReplayer {
-	return &DeadLetterReplayer{store: store, answers: answers, builder: builder, writer: writer}
+// NewDeadLetterReplayer returns a replayer; replays are self-audited through trail.
+func NewDeadLetterReplayer(store *DeadLetterStore, answers *IdempotencyStore, builder *EventBuilder, writer eventWriter, trail *AuditTrail) *DeadLetterReplayer {
+	return &DeadLetterReplayer{store: store, answers: answers, builder: builder, writer: writer, trail: trail}
 }
 
 // Replay writes dead letter id of org again and marks it replayed by by. A replay happens
@@ -154,7 +155,7 @@ func NewDeadLetterReplayer(store *DeadLetterStore, answers *IdempotencyStore, bu
 // crash between the write and the mark) cannot write the events twice. It returns
 // KindNotFound for another organization's letter, KindConflict when it was replayed
 // already, and KindInvalid (recorded on the letter) when the events still fail.
-func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, by string) ([]Receipt, error) {
+func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, by Actor) ([]Receipt, error) {
 	dl, err := r.store.Get(ctx, org, id)
 	if err != nil {
 		return nil, err
@@ -167,7 +168,7 @@ func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, b
 	if prior, err := r.answers.Lookup(ctx, org, key); err != nil {
 		return nil, err
 	} else if prior != nil {
-		return prior.Receipts, r.store.markReplayed(ctx, org, id, by, prior.Receipts)
+		return prior.Receipts, r.store.markReplayed(ctx, org, id, by.Principal(), prior.Receipts)
 	}
 	fail := func(err error) ([]Receipt, error) {
 		if rerr := r.store.replayFailed(ctx, org, id, MessageOf(err)); rerr != nil {
@@ -199,7 +200,12 @@ func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, b
 		}
 		return nil, err
 	}
-	return res.Receipts, r.store.markReplayed(ctx, org, id, by, res.Receipts)
+	if err := r.store.markReplayed(ctx, org, id, by.Principal(), res.Receipts); err != nil {
+		return nil, err
+	}
+	return res.Receipts, r.trail.Record(ctx, AuditEntry{Org: org, Action: ActionDeadLetterReplay, Actor: by,
+		TargetType: "dead_letter", TargetID: strconv.FormatInt(id, 10),
+		Outcome: fmt.Sprintf("dead letter %d replayed: %d events recorded", id, len(res.Receipts))})
 }
 
 // eventInput is an event as the ingest API takes it, for dead letters (replayed through

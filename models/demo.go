@@ -111,7 +111,7 @@ func seedDemo(ctx context.Context, db *gorm.DB, sealer *Sealer, parts *Partition
 			return res, err
 		}
 		res.Orgs = append(res.Orgs, o.ID)
-		for _, role := range []string{"org:admin", "org:member"} {
+		for _, role := range []string{OwnerRole, "org:admin", "org:member"} {
 			email := role[len("org:"):] + "@" + o.ID + ".example"
 			cred, err := ensureDemoUser(ctx, db, users, o.ID, email, role)
 			if err != nil {
@@ -169,7 +169,10 @@ func demoUserName(role, org string) string {
 			org = o.Name
 		}
 	}
-	if role == "org:admin" {
+	switch role {
+	case OwnerRole:
+		return org + " owner"
+	case "org:admin":
 		return org + " administrator"
 	}
 	return org + " member"

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,15 +35,12 @@ func TestSeedDemo(t *testing.T) {
 	}
 
 	t.Run("credentials work", func(t *testing.T) {
-		if len(res.Credentials) != 4 {
-			t.Fatalf("%d credentials, want 4: %+v", len(res.Credentials), res.Credentials)
+		if len(res.Credentials) != 6 { // an owner, an admin and a member per organization
+			t.Fatalf("%d credentials, want 6: %+v", len(res.Credentials), res.Credentials)
 		}
 		users := models.NewUserStore(db)
 		for _, c := range res.Credentials {
-			want := "admin"
-			if c.Role == "org:member" {
-				want = "member"
-			}
+			want := strings.TrimPrefix(c.Role, "org:")
 			if c.Email != want+"@"+c.OrgID+".example" || len(c.Password) != 20 {
 				t.Errorf("credential %+v", c)
 			}

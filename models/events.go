@@ -139,7 +139,8 @@ type EventPage struct {
 	Next   *Cursor
 }
 
-// EventStore reads and writes one organization's audit events.
+// EventStore reads and writes one organization's audit events. Reads run through InTenant:
+// besides filtering by organization, row-level security confines them to it.
 type EventStore struct {
 	db *gorm.DB
 }
@@ -224,7 +225,8 @@ func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilte
 	}
 	query, args := listSQL(columns, org, f, after, limit+1)
 	var rows []Event
-	if err := s.db.WithContext(ctx).Raw(query, args...).Scan(&rows).Error; err != nil {
+	err := InTenant(ctx, s.db, org, func(tx *gorm.DB) error { return tx.Raw(query, args...).Scan(&rows).Error })
+	if err != nil {
 		return EventPage{}, fmt.Errorf("models: list events: %w", err)
 	}
 	page := EventPage{Events: rows}
@@ -240,7 +242,9 @@ func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilte
 // exist or belongs to another organization.
 func (s *EventStore) Get(ctx context.Context, org string, id int64) (*Event, error) {
 	var ev Event
-	err := s.db.WithContext(ctx).Where("organization_id = ? AND id = ?", org, id).Take(&ev).Error
+	err := InTenant(ctx, s.db, org, func(tx *gorm.DB) error {
+		return tx.Where("organization_id = ? AND id = ?", org, id).Take(&ev).Error
+	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, NotFound("event")
 	}
@@ -272,12 +276,14 @@ type EventStats struct {
 // former, reading only the partitions of the last 30 days.
 func (s *EventStore) Stats(ctx context.Context, org string, now time.Time) (EventStats, error) {
 	var st EventStats
-	err := s.db.WithContext(ctx).Raw(`
+	err := InTenant(ctx, s.db, org, func(tx *gorm.DB) error {
+		return tx.Raw(`
 		SELECT count(*) FILTER (WHERE "timestamp" >= $2) AS last24h,
 		       count(*) FILTER (WHERE "timestamp" >= $2 AND status = 'failure') AS failures24h,
 		       count(*) AS last30d
 		FROM audit_log WHERE organization_id = $1 AND "timestamp" >= $3 AND "timestamp" <= $4`,
-		org, now.Add(-24*time.Hour), now.AddDate(0, 0, -30), now.Add(5*time.Minute)).Scan(&st).Error
+			org, now.Add(-24*time.Hour), now.AddDate(0, 0, -30), now.Add(5*time.Minute)).Scan(&st).Error
+	})
 	if err != nil {
 		return st, fmt.Errorf("models: event stats: %w", err)
 	}

@@ -14,13 +14,13 @@ import (
 func TestEventBuilder(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
-	presets := models.NewPresetStore(db)
+	presets := models.NewPresetStore(db, testTrail(t))
 	b := models.NewEventBuilder(presets, models.NewPolicyCatalog(db), testSealer(t))
 	org := logOrg(t, db)
 	received := time.Date(2026, 11, 26, 12, 0, 0, 123456789, time.UTC)
 	if _, err := presets.Create(ctx, org, models.PresetInput{Name: "strict", Action: "patient.read", DataClassification: "PHI",
 		RequiredFields: []string{"principalId", "targetResourceId"}, DefaultValues: `{"targetResourceType":"Patient","details":{"source":"ehr"}}`,
-		MaxStringLength: 20, MaxCustomFieldDepth: 2, AllowedEventVersions: []string{"3.0"}}, "admin"); err != nil {
+		MaxStringLength: 20, MaxCustomFieldDepth: 2, AllowedEventVersions: []string{"3.0"}}, actor("admin")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -134,7 +134,7 @@ func TestEventBuilder(t *testing.T) {
 func TestPresetStore(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
-	s := models.NewPresetStore(db)
+	s := models.NewPresetStore(db, testTrail(t))
 	org, other := logOrg(t, db), logOrg(t, db)
 	valid := models.PresetInput{Name: "login", MaxStringLength: 100, MaxCustomFieldDepth: 2, AllowedEventVersions: []string{"1.0"}}
 
@@ -159,23 +159,23 @@ func TestPresetStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := valid
 			tc.edit(&in)
-			if _, err := s.Create(ctx, org, in, "admin"); models.FieldOf(err) != tc.field {
+			if _, err := s.Create(ctx, org, in, actor("admin")); models.FieldOf(err) != tc.field {
 				t.Fatalf("err = %v, want field %s", err, tc.field)
 			}
 		})
 	}
 
-	p, err := s.Create(ctx, org, valid, "admin")
+	p, err := s.Create(ctx, org, valid, actor("admin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Create(ctx, org, valid, "admin"); models.KindOf(err) != models.KindConflict {
+	if _, err := s.Create(ctx, org, valid, actor("admin")); models.KindOf(err) != models.KindConflict {
 		t.Fatalf("duplicate name: err = %v", err)
 	}
 	if _, err := s.Get(ctx, other, p.ID); models.KindOf(err) != models.KindNotFound {
 		t.Fatalf("another organization's preset: err = %v", err)
 	}
-	if _, err := s.Update(ctx, other, p.ID, valid, "intruder"); models.KindOf(err) != models.KindNotFound {
+	if _, err := s.Update(ctx, other, p.ID, valid, actor("intruder")); models.KindOf(err) != models.KindNotFound {
 		t.Fatalf("another organization's update: err = %v", err)
 	}
 	got, err := s.Resolve(ctx, org, "login")
@@ -184,7 +184,7 @@ func TestPresetStore(t *testing.T) {
 	}
 	edited := valid
 	edited.Action = "auth.login"
-	if _, err := s.Update(ctx, org, p.ID, edited, "admin"); err != nil {
+	if _, err := s.Update(ctx, org, p.ID, edited, actor("admin")); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := s.Resolve(ctx, org, "login"); got.Action == nil || *got.Action != "auth.login" {
@@ -195,7 +195,7 @@ func TestPresetStore(t *testing.T) {
 	}
 	shadow := valid
 	shadow.Name = "authentication"
-	own, err := s.Create(ctx, org, shadow, "admin")
+	own, err := s.Create(ctx, org, shadow, actor("admin"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,10 +209,11 @@ func TestPresetStore(t *testing.T) {
 	if len(list) < 6 || list[0].Global() || !list[len(list)-1].Global() {
 		t.Fatalf("list: own presets first, then the global ones: %d", len(list))
 	}
-	var changes int64
-	db.Raw(`SELECT count(*) FROM config_change_event WHERE organization_id = ? AND field LIKE 'preset:%'`, org).Scan(&changes)
-	if changes != 3 {
-		t.Fatalf("%d config changes recorded, want 3", changes)
+	var changes, events int64
+	db.Raw(`SELECT count(*) FROM config_change_event WHERE organization_id = ? AND field LIKE 'audit_preset.%'`, org).Scan(&changes)
+	db.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'preset.%' AND principal_id = 'admin@example.test'`, org).Scan(&events)
+	if changes != 3 || events != 3 {
+		t.Fatalf("%d config changes and %d self-audit events recorded, want 3 and 3", changes, events)
 	}
 }
 

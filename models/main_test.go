@@ -80,3 +80,18 @@ func logOrg(t *testing.T, db *gorm.DB) string {
 	}
 	return id
 }
+
+// testTrail returns a self-audit trail sealing with the test key.
+func testTrail(t testing.TB) *models.AuditTrail {
+	t.Helper()
+	db := pgtest.DB(t)
+	return models.NewAuditTrail(db, testSealer(t), models.NewPartitionManager(db))
+}
+
+// actor is a console user acting, named by email ("admin" becomes admin@example.test).
+func actor(name string) models.Actor {
+	if !strings.Contains(name, "@") {
+		name += "@example.test"
+	}
+	return models.Actor{UserID: 1, Email: name}
+}

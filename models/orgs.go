@@ -26,14 +26,26 @@ func (Organization) TableName() string { return "organizations" }
 var orgIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,49}$`)
 
 // OrgStore manages organizations.
-type OrgStore struct{ db *gorm.DB }
+type OrgStore struct {
+	db    *gorm.DB
+	trail *AuditTrail // nil: CreateBy is unavailable
+}
 
 // NewOrgStore returns a store over db.
 func NewOrgStore(db *gorm.DB) *OrgStore { return &OrgStore{db: db} }
 
+// NewAuditedOrgStore returns a store over db whose CreateBy audits to trail.
+func NewAuditedOrgStore(db *gorm.DB, trail *AuditTrail) *OrgStore {
+	return &OrgStore{db: db, trail: trail}
+}
+
 // Create adds an organization. It returns KindInvalid for a bad id or name and KindConflict
 // when the id is taken.
 func (s *OrgStore) Create(ctx context.Context, id, name string) (*Organization, error) {
+	return createOrg(ctx, s.db, id, name)
+}
+
+func createOrg(ctx context.Context, tx *gorm.DB, id, name string) (*Organization, error) {
 	if !orgIDPattern.MatchString(id) {
 		return nil, Invalid("id", "must be 1-50 lower-case letters, digits, '-' or '_', starting with a letter or digit")
 	}
@@ -42,7 +54,7 @@ func (s *OrgStore) Create(ctx context.Context, id, name string) (*Organization, 
 		return nil, Invalid("name", "must be 1-255 characters")
 	}
 	org := &Organization{ID: id, Name: name, RetentionDays: 90}
-	err := s.db.WithContext(ctx).Create(org).Error
+	err := tx.WithContext(ctx).Create(org).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return nil, Conflict("id", "an organization with this id already exists")
 	}
@@ -50,6 +62,51 @@ func (s *OrgStore) Create(ctx context.Context, id, name string) (*Organization, 
 		return nil, fmt.Errorf("models: create organization: %w", err)
 	}
 	return org, nil
+}
+
+// CreateBy adds an organization like Create and writes organization.create to the new
+// organization's audit log in the same transaction, with by as the principal.
+func (s *OrgStore) CreateBy(ctx context.Context, id, name string, by Actor) (*Organization, error) {
+	if err := s.trail.prepare(ctx); err != nil {
+		return nil, err
+	}
+	var org *Organization
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if org, err = createOrg(ctx, tx, id, name); err != nil {
+			return err
+		}
+		return s.trail.RecordTx(ctx, tx, AuditEntry{Org: org.ID, Action: ActionOrgCreate, Actor: by,
+			TargetType: "organization", TargetID: org.ID, Outcome: "organization " + org.Name + " created",
+			Change: &ConfigChange{Field: "organization", New: map[string]any{"id": org.ID, "name": org.Name}}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return org, nil
+}
+
+// OrgSummary is an organization with its member and owner counts.
+type OrgSummary struct {
+	ID, Name      string
+	Members       int
+	Owners        int
+	CreatedAt     time.Time
+	RetentionDays int
+}
+
+// Summaries returns every organization by name with its member and owner counts (for
+// superadmins).
+func (s *OrgStore) Summaries(ctx context.Context) ([]OrgSummary, error) {
+	var out []OrgSummary
+	err := s.db.WithContext(ctx).Raw(`SELECT o.id, o.name, o.created_at, o.retention_days,
+			count(m.user_id) AS members, count(m.user_id) FILTER (WHERE m.role = ?) AS owners
+		FROM organizations o LEFT JOIN memberships m ON m.organization_id = o.id
+		GROUP BY o.id ORDER BY o.name, o.id`, OwnerRole).Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: list organizations: %w", err)
+	}
+	return out, nil
 }
 
 // Get returns organization id, or a KindNotFound error.

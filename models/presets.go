@@ -174,8 +174,9 @@ const presetCacheTTL = 5 * time.Second
 
 // PresetStore manages presets and resolves them for ingest.
 type PresetStore struct {
-	db  *gorm.DB
-	now func() time.Time
+	db    *gorm.DB
+	trail *AuditTrail
+	now   func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cachedPreset
@@ -186,9 +187,10 @@ type cachedPreset struct {
 	until time.Time
 }
 
-// NewPresetStore returns a store over db.
-func NewPresetStore(db *gorm.DB) *PresetStore {
-	return &PresetStore{db: db, now: time.Now, cache: map[string]cachedPreset{}}
+// NewPresetStore returns a store over db whose changes are self-audited through trail (nil
+// only where presets are just resolved).
+func NewPresetStore(db *gorm.DB, trail *AuditTrail) *PresetStore {
+	return &PresetStore{db: db, trail: trail, now: time.Now, cache: map[string]cachedPreset{}}
 }
 
 // List returns org's own presets and the global ones, own first, by name.
@@ -217,12 +219,13 @@ func (s *PresetStore) Get(ctx context.Context, org string, id int64) (*Preset, e
 
 // Create adds a preset to org ("*" for a global one). It returns KindInvalid naming the form
 // field and KindConflict when org already has a preset of that name.
-func (s *PresetStore) Create(ctx context.Context, org string, in PresetInput, by string) (*Preset, error) {
+func (s *PresetStore) Create(ctx context.Context, org string, in PresetInput, by Actor) (*Preset, error) {
 	defaults, err := in.validate()
 	if err != nil {
 		return nil, err
 	}
-	p := &Preset{OrganizationID: org, CreatedBy: &by, UpdatedBy: &by}
+	who := by.Principal()
+	p := &Preset{OrganizationID: org, CreatedBy: &who, UpdatedBy: &who}
 	in.apply(p, defaults)
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(p).Error; err != nil {
@@ -231,7 +234,7 @@ func (s *PresetStore) Create(ctx context.Context, org string, in PresetInput, by
 			}
 			return fmt.Errorf("models: create preset: %w", err)
 		}
-		return recordConfigChange(tx, org, "preset:"+p.Name, nil, presetSnapshot(p), by)
+		return s.audit(ctx, tx, org, p.Name, nil, presetSnapshot(p), by)
 	})
 	if err != nil {
 		return nil, err
@@ -242,7 +245,7 @@ func (s *PresetStore) Create(ctx context.Context, org string, in PresetInput, by
 
 // Update replaces preset id of org ("*" edits a global one). It returns KindNotFound when
 // org has no such preset, else as Create.
-func (s *PresetStore) Update(ctx context.Context, org string, id int64, in PresetInput, by string) (*Preset, error) {
+func (s *PresetStore) Update(ctx context.Context, org string, id int64, in PresetInput, by Actor) (*Preset, error) {
 	defaults, err := in.validate()
 	if err != nil {
 		return nil, err
@@ -259,7 +262,8 @@ func (s *PresetStore) Update(ctx context.Context, org string, id int64, in Prese
 		before := presetSnapshot(&p)
 		oldName := p.Name
 		in.apply(&p, defaults)
-		p.UpdatedBy, p.UpdatedAt = &by, s.now().UTC()
+		who := by.Principal()
+		p.UpdatedBy, p.UpdatedAt = &who, s.now().UTC()
 		if err := tx.Save(&p).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return Conflict("name", "a preset with this name already exists")
@@ -267,13 +271,23 @@ func (s *PresetStore) Update(ctx context.Context, org string, id int64, in Prese
 			return fmt.Errorf("models: update preset: %w", err)
 		}
 		s.forget(org, oldName)
-		return recordConfigChange(tx, org, "preset:"+p.Name, before, presetSnapshot(&p), by)
+		return s.audit(ctx, tx, org, p.Name, before, presetSnapshot(&p), by)
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.forget(org, p.Name)
 	return &p, nil
+}
+
+// audit records a preset change inside tx: an organization's change is a self-audit event
+// (and a config_change_event row); a global preset belongs to no organization's log, so
+// its change is only a config_change_event row.
+func (s *PresetStore) audit(ctx context.Context, tx *gorm.DB, org, name string, before, after any, by Actor) error {
+	if org == GlobalOrg {
+		return recordConfigChange(tx, org, "audit_preset."+name, before, after, by.Principal())
+	}
+	return s.trail.RecordTx(ctx, tx, PresetChanged(by, org, name, before, after))
 }
 
 // Resolve returns the preset named name for org's events: org's own, else the global one.

@@ -59,7 +59,9 @@ func join(lists ...[]Permission) []Permission {
 	return out
 }
 
-// DefaultRoles are the seed's roles: member, admin, and owner (which inherits admin).
+// DefaultRoles are the seed's roles: member, admin, and owner (which inherits admin). They
+// are stored under GlobalOrg and apply to every organization; the owner's permissions use
+// the role editor's vocabulary (see Resources) rather than the seed's invite/remove/billing.
 var DefaultRoles = []DefaultRole{
 	{"org:member", "Reads and records audit events; reads reports, presets and metrics",
 		join(perms("audit.events", "read", "create"), perms("audit.reports", "read"),
@@ -70,10 +72,13 @@ var DefaultRoles = []DefaultRole{
 			perms("audit.presets", "create", "read", "update", "delete"),
 			perms("audit.metrics", "read"),
 			perms("audit.alerts", "read", "acknowledge", "resolve")), nil},
-	{"org:owner", "Everything an admin may do, plus organization settings, members and billing",
+	{"org:owner", "Everything an admin may do, plus organization settings, members, roles, API keys, retention and GDPR",
 		join(perms("organization.settings", "read", "update"),
-			perms("organization.members", "read", "invite", "remove", "update"),
-			perms("organization.billing", "read", "update")), []string{"org:admin"}},
+			perms("organization.members", "read", "create", "update", "delete"),
+			perms("audit.roles", "read", "create", "update", "delete"),
+			perms("audit.apikeys", "read", "create", "delete"),
+			perms("audit.retention", "read", "update"),
+			perms("audit.gdpr", "read", "export", "pseudonymize", "delete")), []string{"org:admin"}},
 }
 
 // DefaultPreset is an audit preset every organization can use.

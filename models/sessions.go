@@ -117,9 +117,11 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 		Superadmin  bool
 		Disabled    bool
 		UserCreated time.Time
+		// MustChangePassword: the user still has a one-time password.
+		MustChangePassword bool
 	}
 	err := s.db.WithContext(ctx).Raw(`SELECT s.*, u.email, u.name, u.superadmin, u.disabled,
-			u.created_at AS user_created
+			u.created_at AS user_created, u.must_change_password
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hashToken(token)).Scan(&row).Error
 	if err != nil {
 		return nil, Unavailable("cannot read the session store", err)
@@ -129,7 +131,7 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 	}
 	sess := row.Session
 	sess.User = &User{ID: sess.UserID, Email: row.Email, Name: row.Name, Superadmin: row.Superadmin,
-		Disabled: row.Disabled, CreatedAt: row.UserCreated}
+		Disabled: row.Disabled, CreatedAt: row.UserCreated, MustChangePassword: row.MustChangePassword}
 	now := s.now().UTC()
 	if sess.User.Disabled || sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > SessionIdleTimeout {
 		return nil, ErrNoSession

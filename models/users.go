@@ -14,14 +14,17 @@ import (
 
 // User is a console user. PasswordHash is an argon2id PHC string.
 type User struct {
-	ID           int64     `gorm:"column:id;primaryKey"`
-	Email        string    `gorm:"column:email"`
-	Name         string    `gorm:"column:name"`
-	PasswordHash string    `gorm:"column:password_hash"`
-	Superadmin   bool      `gorm:"column:superadmin"`
-	Disabled     bool      `gorm:"column:disabled"`
-	CreatedAt    time.Time `gorm:"column:created_at"`
-	UpdatedAt    time.Time `gorm:"column:updated_at"`
+	ID           int64  `gorm:"column:id;primaryKey"`
+	Email        string `gorm:"column:email"`
+	Name         string `gorm:"column:name"`
+	PasswordHash string `gorm:"column:password_hash"`
+	Superadmin   bool   `gorm:"column:superadmin"`
+	Disabled     bool   `gorm:"column:disabled"`
+	// MustChangePassword is set for a user created with a one-time password: the console
+	// lets it do nothing but choose a new password.
+	MustChangePassword bool      `gorm:"column:must_change_password"`
+	CreatedAt          time.Time `gorm:"column:created_at"`
+	UpdatedAt          time.Time `gorm:"column:updated_at"`
 }
 
 // TableName maps User to users.
@@ -186,6 +189,66 @@ func (s *UserStore) Organizations(ctx context.Context, u *User) ([]OrgAccess, er
 		return nil, fmt.Errorf("models: list user organizations: %w", err)
 	}
 	return out, nil
+}
+
+// ChangePassword replaces user id's password after checking the current one, and clears
+// the one-time password flag. It returns ErrBadCredentials for a wrong current password and
+// KindInvalid for a new password that is too short or equal to the current one.
+func (s *UserStore) ChangePassword(ctx context.Context, id int64, current, next string) error {
+	if len(next) < MinPasswordLength {
+		return Invalid("password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
+	}
+	if next == current {
+		return Invalid("password", "must differ from the current password")
+	}
+	u, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	ok, err := argon2id.ComparePasswordAndHash(current, u.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("models: compare password: %w", err)
+	}
+	if !ok {
+		return ErrBadCredentials
+	}
+	hash, err := argon2id.CreateHash(next, argonParams)
+	if err != nil {
+		return fmt.Errorf("models: hash password: %w", err)
+	}
+	err = s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
+		Updates(map[string]any{"password_hash": hash, "must_change_password": false, "updated_at": gorm.Expr("now()")}).Error
+	if err != nil {
+		return fmt.Errorf("models: change password: %w", err)
+	}
+	return nil
+}
+
+// Account is what a sign-in attempt concerns, for the self-audit trail: the user an email
+// belongs to and the organizations it is a member of.
+type Account struct {
+	UserID int64
+	Email  string
+	Orgs   []string
+}
+
+// AccountByEmail returns the account of email, or nil when no user has it.
+func (s *UserStore) AccountByEmail(ctx context.Context, email string) (*Account, error) {
+	var users []User
+	err := s.db.WithContext(ctx).Where("lower(email) = lower(?)", strings.TrimSpace(email)).Limit(1).Find(&users).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: look up user: %w", err)
+	}
+	if len(users) == 0 {
+		return nil, nil
+	}
+	acc := &Account{UserID: users[0].ID, Email: users[0].Email}
+	err = s.db.WithContext(ctx).Raw(`SELECT organization_id FROM memberships WHERE user_id = ? ORDER BY organization_id`,
+		acc.UserID).Scan(&acc.Orgs).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: list memberships: %w", err)
+	}
+	return acc, nil
 }
 
 // GetByEmail returns the user with email (case-insensitive), or a KindNotFound error.

@@ -2,11 +2,13 @@ package web
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/policy"
 	"auditdb/web/render"
 )
 
@@ -14,10 +16,10 @@ type apiKeyAuthenticator interface {
 	Authenticate(ctx context.Context, raw string) (*models.APIKey, error)
 }
 
-// requireAPIKey admits API requests carrying "Authorization: Bearer <key>" with a live key,
-// and attaches the key (its organization and scope) to the request. Everything else gets
-// 401 with a WWW-Authenticate challenge. The organization of every API request comes from
-// here, never from the body.
+// requireAPIKey admits API requests carrying "Authorization: Bearer <key>" with a live key
+// and makes the key the request's principal, in the key's organization: the organization
+// of every API request comes from here, never from the body. Everything else gets 401
+// with a WWW-Authenticate challenge.
 func requireAPIKey(keys apiKeyAuthenticator) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		k, err := apiKey(c, keys)
@@ -26,6 +28,7 @@ func requireAPIKey(keys apiKeyAuthenticator) fiber.Handler {
 			return err
 		}
 		render.SetAPIKey(c, k)
+		render.SetPrincipal(c, render.Principal{Subject: keySubject(k), Org: k.OrganizationID})
 		return c.Next()
 	}
 }
@@ -43,13 +46,28 @@ func apiKey(c *fiber.Ctx, keys apiKeyAuthenticator) (*models.APIKey, error) {
 	return keys.Authenticate(c.UserContext(), token)
 }
 
-// requireScope admits requests whose API key has scope; others get 403.
-func requireScope(scope string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		k := render.APIKeyOf(c)
-		if k == nil || k.Scope != scope {
-			return models.Forbidden("this API key's scope does not allow this; it needs a " + scope + " key")
-		}
-		return c.Next()
+// keySubjectPrefix starts the subject name of an API key: "apikey:<scope>:<id>".
+const keySubjectPrefix = "apikey:"
+
+func keySubject(k *models.APIKey) policy.Subject {
+	return policy.Subject{Name: keySubjectPrefix + k.Scope + ":" + strconv.FormatInt(k.ID, 10)}
+}
+
+// scopePermissions are what each API key scope grants in the key's organization.
+var scopePermissions = map[string][]models.Permission{
+	models.ScopeIngest: {{Resource: "audit.events", Action: "create"}},
+	models.ScopeRead:   {{Resource: "audit.events", Action: "read"}, {Resource: "audit.events", Action: "verify"}},
+}
+
+// apiKeyAuthorizer decides for API-key principals from the key's scope (a key holds no
+// role) and passes every other principal on.
+type apiKeyAuthorizer struct{ next Authorizer }
+
+func (a apiKeyAuthorizer) Allowed(ctx context.Context, sub policy.Subject, org, resource, action string) (bool, error) {
+	rest, ok := strings.CutPrefix(sub.Name, keySubjectPrefix)
+	if !ok {
+		return a.next.Allowed(ctx, sub, org, resource, action)
 	}
+	scope, _, _ := strings.Cut(rest, ":")
+	return models.Covers(scopePermissions[scope], models.Permission{Resource: resource, Action: action}), nil
 }

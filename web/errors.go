@@ -16,32 +16,8 @@ import (
 	"auditdb/web/render"
 )
 
-// statusOf maps the error vocabulary to HTTP statuses.
-func statusOf(err error) int {
-	var fe *fiber.Error
-	if errors.As(err, &fe) {
-		return fe.Code
-	}
-	switch models.KindOf(err) {
-	case models.KindInvalid:
-		return fiber.StatusBadRequest
-	case models.KindNotFound:
-		return fiber.StatusNotFound
-	case models.KindForbidden:
-		return fiber.StatusForbidden
-	case models.KindConflict:
-		return fiber.StatusConflict
-	case models.KindUnavailable:
-		return fiber.StatusServiceUnavailable
-	case models.KindUnauthorized:
-		return fiber.StatusUnauthorized
-	case models.KindTooMany:
-		return fiber.StatusTooManyRequests
-	case models.KindTooLarge:
-		return fiber.StatusRequestEntityTooLarge
-	}
-	return fiber.StatusInternalServerError
-}
+// statusOf maps the error vocabulary to HTTP statuses (see render.StatusOf).
+func statusOf(err error) int { return render.StatusOf(err) }
 
 // retryAfter is the Retry-After header for err: what the error says, else 5 s for 503 and
 // 1 s for 429, else nothing.

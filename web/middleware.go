@@ -11,6 +11,8 @@ import (
 
 	"auditdb/handlers"
 	"auditdb/models"
+	"auditdb/policy"
+	"auditdb/views/layout"
 	"auditdb/web/render"
 )
 
@@ -48,10 +50,14 @@ type userLookup interface {
 	Organizations(ctx context.Context, u *models.User) ([]models.OrgAccess, error)
 }
 
-// requireSession admits only requests with a live session, attaching the viewer; others go
-// to the sign-in page (and come back afterwards). A session whose organization is no
-// longer accessible falls back to the user's first organization.
-func requireSession(sessions sessionLookup, users userLookup) fiber.Handler {
+// passwordPath is where a user with a one-time password is sent until it picks its own.
+const passwordPath = "/account/password"
+
+// requireSession admits only requests with a live session, attaching the viewer and the
+// principal authorize checks; others go to the sign-in page (and come back afterwards). A
+// session whose organization is no longer accessible falls back to the user's first
+// organization. A user still on a one-time password may only change it or sign out.
+func requireSession(sessions sessionLookup, users userLookup, authz Authorizer, nav map[string]Need) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx := c.UserContext()
 		token := c.Cookies(handlers.SessionCookie)
@@ -79,7 +85,20 @@ func requireSession(sessions sessionLookup, users userLookup) fiber.Handler {
 				return err
 			}
 		}
+		p := render.Principal{Subject: policy.UserOf(user), Org: v.OrgID}
+		v.Can = func(resource, action string) bool {
+			ok, err := authz.Allowed(ctx, p.Subject, p.Org, resource, action)
+			return err == nil && ok
+		}
+		v.ShowNav = func(item layout.NavItem) bool {
+			ok, err := decide(ctx, authz, p, nav[item.Href])
+			return err == nil && ok
+		}
 		render.SetViewer(c, v)
+		render.SetPrincipal(c, p)
+		if user.MustChangePassword && c.Path() != passwordPath && c.Path() != "/logout" {
+			return render.Redirect(c, passwordPath)
+		}
 		return c.Next()
 	}
 }

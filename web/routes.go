@@ -11,60 +11,123 @@ import (
 	"auditdb/static"
 )
 
+// route is one entry of the URL map: every route that needs a principal declares what it
+// needs, and authorize enforces it before the handler runs.
+type route struct {
+	method, path string
+	need         Need
+	handler      fiber.Handler
+}
+
 // routes is the whole URL map of the console and API.
 func routes(app *fiber.App, d Deps) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
 
-	// Ingest and read API: API-key authentication, JSON errors. The organization comes
-	// from the key; each route names the scope it needs.
-	app.Get("/api/v1/openapi.yaml", handlers.OpenAPI())
-	ingest := handlers.Ingest{Builder: d.Builder, Sink: d.Writer, Answers: d.Answers, Now: d.Now}
-	api := app.Group("/api/v1", requireAPIKey(d.APIKeys))
-	api.Post("/events", requireScope(models.ScopeIngest), handlers.IngestEvent(ingest))
-	api.Post("/events/batch", requireScope(models.ScopeIngest), handlers.IngestBatch(ingest))
-	api.Get("/events", requireScope(models.ScopeRead), handlers.APIListEvents(d.Events, d.Now))
-	api.Get("/events/:id", requireScope(models.ScopeRead), handlers.APIGetEvent(d.Events))
-	api.Post("/events/:id/verify", requireScope(models.ScopeRead), handlers.APIVerifyEvent(d.Integrity))
-	api.Get("/events/:id/proof", requireScope(models.ScopeRead), handlers.APIEventProof(d.Events, d.Merkle))
-	api.Get("/checkpoints/latest", requireScope(models.ScopeRead), handlers.APILatestCheckpoint(d.Merkle))
-
 	limits := handlers.LoginLimits{PerAccount: d.LoginPerAccount, PerAddress: d.LoginPerAddress}
 	app.Get("/login", handlers.LoginPage())
-	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, limits, d.Log))
+	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, limits, d.Audit, d.Log))
 
-	console := app.Group("", requireSession(d.Sessions, d.Users), sessionCSRF)
-	console.Post("/logout", handlers.Logout(d.Sessions))
-	console.Post("/session/org", handlers.SwitchOrg(d.Sessions))
-	console.Get("/", handlers.Dashboard(d.Events, d.Now))
-	console.Get("/events", handlers.ListEvents(d.Events, d.Now))
-	console.Get("/events/:id", handlers.ShowEvent(d.Events, d.Integrity))
-	console.Post("/events/:id/verify", handlers.VerifyEvent(d.Integrity, d.Integrity))
+	// The ingest and read API: the API-key middleware sets the request's principal (the
+	// key's organization and scope), then each route is authorized like a console route.
+	// The OpenAPI document is public.
+	app.Get("/api/v1/openapi.yaml", handlers.OpenAPI())
+	api := app.Group("/api/v1", requireAPIKey(d.APIKeys))
+	keys := apiKeyAuthorizer{next: d.Authz}
+	for _, r := range apiRoutes(d) {
+		api.Add(r.method, r.path, authorize(keys, r.need), r.handler)
+	}
 
-	console.Get("/alerts", handlers.NotBuilt("alerts", "Alerts",
-		"Security and compliance alerts raised from the event stream, to acknowledge and resolve."))
-	console.Get("/reports", handlers.NotBuilt("reports", "Reports",
-		"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule."))
-	console.Get("/retention", handlers.NotBuilt("retention", "Retention",
-		"Retention policies per data classification, archival and legal holds."))
-	console.Get("/gdpr", handlers.NotBuilt("gdpr", "GDPR",
-		"Subject access exports, pseudonymization and erasure requests."))
-	console.Get("/roles", handlers.NotBuilt("roles", "Roles",
-		"Organization roles and their permissions, edited in forms."))
-
-	// Settings: the organization's administrators only.
-	settings := console.Group("/settings", requireOrgAdmin)
-	settings.Get("", handlers.Settings())
-	settings.Get("/apikeys", handlers.ListAPIKeys(d.APIKeys))
-	settings.Post("/apikeys", handlers.CreateAPIKey(d.APIKeys))
-	settings.Post("/apikeys/:id/revoke", handlers.RevokeAPIKey(d.APIKeys))
-	settings.Get("/presets", handlers.ListPresets(d.Presets))
-	settings.Get("/presets/new", handlers.NewPreset())
-	settings.Post("/presets", handlers.CreatePreset(d.Presets))
-	settings.Get("/presets/:id", handlers.EditPreset(d.Presets))
-	settings.Post("/presets/:id", handlers.UpdatePreset(d.Presets))
-	settings.Get("/dead-letters", handlers.ListDeadLetters(d.DeadLetters))
-	settings.Post("/dead-letters/:id/replay", handlers.ReplayDeadLetter(d.Replayer))
+	table := consoleRoutes(d)
+	console := app.Group("", requireSession(d.Sessions, d.Users, d.Authz, navNeeds(table)), sessionCSRF)
+	for _, r := range table {
+		console.Add(r.method, r.path, authorize(d.Authz, r.need), r.handler)
+	}
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+}
+
+// apiRoutes are the API's routes under /api/v1, in match order. An ingest key may create
+// events; a read key may read, verify and prove them (see apiKeyAuthorizer).
+func apiRoutes(d Deps) []route {
+	get, post := fiber.MethodGet, fiber.MethodPost
+	ingest := handlers.Ingest{Builder: d.Builder, Sink: d.Writer, Answers: d.Answers, Now: d.Now}
+	return []route{
+		{post, "/events", Perm("audit.events", "create"), handlers.IngestEvent(ingest)},
+		{post, "/events/batch", Perm("audit.events", "create"), handlers.IngestBatch(ingest)},
+		{get, "/events", Perm("audit.events", "read"), handlers.APIListEvents(d.Events, d.Now)},
+		{get, "/events/:id", Perm("audit.events", "read"), handlers.APIGetEvent(d.Events)},
+		{post, "/events/:id/verify", Perm("audit.events", "verify"), handlers.APIVerifyEvent(d.Integrity)},
+		{get, "/events/:id/proof", Perm("audit.events", "read"), handlers.APIEventProof(d.Events, d.Merkle)},
+		{get, "/checkpoints/latest", Perm("audit.events", "read"), handlers.APILatestCheckpoint(d.Merkle)},
+	}
+}
+
+// consoleRoutes are the signed-in console's routes, in match order (fixed paths before
+// parameters).
+func consoleRoutes(d Deps) []route {
+	get, post := fiber.MethodGet, fiber.MethodPost
+	roles := handlers.RoleDeps{Roles: d.Roles, Policy: d.Policy}
+	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles, Policy: d.Policy}
+	return []route{
+		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Now)},
+		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
+		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
+		{get, "/account/password", SignedIn, handlers.PasswordPage()},
+		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Audit)},
+
+		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
+		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},
+		{post, "/events/:id/verify", Perm("audit.events", "verify"), handlers.VerifyEvent(d.Integrity, d.Integrity)},
+
+		{get, "/roles", Perm("audit.roles", "read"), handlers.ListRoles(roles)},
+		{get, "/roles/new", Perm("audit.roles", "create"), handlers.NewRole(roles)},
+		{post, "/roles", Perm("audit.roles", "create"), handlers.CreateRole(roles)},
+		{get, "/roles/:name", Perm("audit.roles", "read"), handlers.ShowRole(roles)},
+		{get, "/roles/:name/edit", Perm("audit.roles", "update"), handlers.EditRole(roles)},
+		{post, "/roles/:name", Perm("audit.roles", "update"), handlers.UpdateRole(roles)},
+		{post, "/roles/:name/delete", Perm("audit.roles", "delete"), handlers.DeleteRole(roles)},
+
+		{get, "/members", Perm("organization.members", "read"), handlers.ListMembers(members)},
+		{post, "/members", Perm("organization.members", "create"), handlers.AddMember(members)},
+		{post, "/members/:id/role", Perm("organization.members", "update"), handlers.SetMemberRole(members)},
+		{post, "/members/:id/delete", Perm("organization.members", "delete"), handlers.RemoveMember(members)},
+
+		{get, "/orgs", SuperadminOnly, handlers.ListOrgs(d.Orgs)},
+		{post, "/orgs", SuperadminOnly, handlers.CreateOrg(d.Orgs, d.Members, d.Policy)},
+
+		{get, "/alerts", Perm("audit.alerts", "read"), handlers.NotBuilt("alerts", "Alerts",
+			"Security and compliance alerts raised from the event stream, to acknowledge and resolve.")},
+		{get, "/reports", Perm("audit.reports", "read"), handlers.NotBuilt("reports", "Reports",
+			"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule.")},
+		{get, "/retention", Perm("audit.retention", "read"), handlers.NotBuilt("retention", "Retention",
+			"Retention policies per data classification, archival and legal holds.")},
+		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.NotBuilt("gdpr", "GDPR",
+			"Subject access exports, pseudonymization and erasure requests.")},
+		{get, "/settings", Perm("organization.settings", "read"), handlers.Settings()},
+		{get, "/settings/apikeys", Perm("audit.apikeys", "read"), handlers.ListAPIKeys(d.APIKeys)},
+		{post, "/settings/apikeys", Perm("audit.apikeys", "create"), handlers.CreateAPIKey(d.APIKeys)},
+		{post, "/settings/apikeys/:id/revoke", Perm("audit.apikeys", "delete"), handlers.RevokeAPIKey(d.APIKeys)},
+		{get, "/settings/presets", Perm("audit.presets", "read"), handlers.ListPresets(d.Presets)},
+		{get, "/settings/presets/new", Perm("audit.presets", "create"), handlers.NewPreset()},
+		{post, "/settings/presets", Perm("audit.presets", "create"), handlers.CreatePreset(d.Presets)},
+		{get, "/settings/presets/:id", Perm("audit.presets", "update"), handlers.EditPreset(d.Presets)},
+		{post, "/settings/presets/:id", Perm("audit.presets", "update"), handlers.UpdatePreset(d.Presets)},
+		// Dead letters are events the database refused: reading them is reading events,
+		// replaying them repairs the event stream (an administrator's update).
+		{get, "/settings/dead-letters", Perm("audit.events", "read"), handlers.ListDeadLetters(d.DeadLetters)},
+		{post, "/settings/dead-letters/:id/replay", Perm("audit.events", "update"), handlers.ReplayDeadLetter(d.Replayer)},
+	}
+}
+
+// navNeeds maps each page path to the need of its GET route, so the navigation shows only
+// the entries the viewer may follow.
+func navNeeds(table []route) map[string]Need {
+	out := map[string]Need{}
+	for _, r := range table {
+		if r.method == fiber.MethodGet {
+			out[r.path] = r.need
+		}
+	}
+	return out
 }

@@ -25,6 +25,16 @@ type Shell struct {
 	OrgName    string
 	Orgs       []OrgOption // switcher is shown when there is more than one
 	CSRF       string      // token for forms and htmx requests
+	// Nav is the navigation the viewer may follow; nil shows every entry of NavItems.
+	Nav []NavItem
+}
+
+// navItems returns the entries to show.
+func (s Shell) navItems() []NavItem {
+	if s.Nav == nil {
+		return NavItems
+	}
+	return s.Nav
 }
 
 // NavItem is one entry of the main navigation.
@@ -43,6 +53,8 @@ var NavItems = []NavItem{
 	{Key: "retention", Label: "Retention", Href: "/retention"},
 	{Key: "gdpr", Label: "GDPR", Href: "/gdpr"},
 	{Key: "roles", Label: "Roles", Href: "/roles"},
+	{Key: "members", Label: "Members", Href: "/members"},
+	{Key: "orgs", Label: "Organizations", Href: "/orgs"},
 	{Key: "settings", Label: "Settings", Href: "/settings"},
 }
 

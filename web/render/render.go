@@ -5,6 +5,7 @@ package render
 
 import (
 	"bytes"
+	"errors"
 	"net/url"
 	"strings"
 
@@ -12,8 +13,37 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/policy"
 	"auditdb/views/layout"
 )
+
+// StatusOf maps the error vocabulary to HTTP statuses: the one place that does, shared by
+// the error handler and the forms that answer a refusal with themselves.
+func StatusOf(err error) int {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return fe.Code
+	}
+	switch models.KindOf(err) {
+	case models.KindInvalid:
+		return fiber.StatusBadRequest
+	case models.KindNotFound:
+		return fiber.StatusNotFound
+	case models.KindForbidden:
+		return fiber.StatusForbidden
+	case models.KindConflict:
+		return fiber.StatusConflict
+	case models.KindUnavailable:
+		return fiber.StatusServiceUnavailable
+	case models.KindUnauthorized:
+		return fiber.StatusUnauthorized
+	case models.KindTooMany:
+		return fiber.StatusTooManyRequests
+	case models.KindTooLarge:
+		return fiber.StatusRequestEntityTooLarge
+	}
+	return fiber.StatusInternalServerError
+}
 
 // IsHTMX reports whether the request came from htmx (and wants a fragment). History
 // restores ask for the full page.
@@ -64,9 +94,40 @@ type Viewer struct {
 	OrgName string
 	Role    string
 	Orgs    []models.OrgAccess
+	// Can reports whether the viewer may do action on resource in the current
+	// organization; nil denies everything.
+	Can func(resource, action string) bool
+	// ShowNav reports whether a navigation entry leads somewhere the viewer may go; nil
+	// shows every entry.
+	ShowNav func(item layout.NavItem) bool
 }
 
-const viewerKey = "auditdb.viewer"
+// Allowed reports whether the viewer may do action on resource in the current
+// organization.
+func (v *Viewer) Allowed(resource, action string) bool {
+	return v != nil && v.Can != nil && v.Can(resource, action)
+}
+
+const (
+	viewerKey    = "auditdb.viewer"
+	principalKey = "auditdb.principal"
+)
+
+// Principal is who a request acts as, and in which organization, for authorization: the
+// console's signed-in user, or whoever an API credential names.
+type Principal struct {
+	Subject policy.Subject
+	Org     string
+}
+
+// SetPrincipal attaches p to the request; the authorization middleware reads it.
+func SetPrincipal(c *fiber.Ctx, p Principal) { c.Locals(principalKey, p) }
+
+// PrincipalOf returns the request's principal, and false on requests without one.
+func PrincipalOf(c *fiber.Ctx) (Principal, bool) {
+	p, ok := c.Locals(principalKey).(Principal)
+	return p, ok
+}
 
 // SetViewer attaches v to the request.
 func SetViewer(c *fiber.Ctx, v *Viewer) { c.Locals(viewerKey, v) }
@@ -80,7 +141,12 @@ func ViewerOf(c *fiber.Ctx) *Viewer {
 // Shell returns the layout model for a page titled title in nav area active.
 func (v *Viewer) Shell(title, active string) layout.Shell {
 	s := layout.Shell{Title: title, Active: active, UserEmail: v.User.Email, Superadmin: v.User.Superadmin,
-		OrgID: v.OrgID, OrgName: v.OrgName, CSRF: v.Session.CSRFToken()}
+		OrgID: v.OrgID, OrgName: v.OrgName, CSRF: v.Session.CSRFToken(), Nav: []layout.NavItem{}}
+	for _, item := range layout.NavItems {
+		if v.ShowNav == nil || v.ShowNav(item) {
+			s.Nav = append(s.Nav, item)
+		}
+	}
 	for _, o := range v.Orgs {
 		s.Orgs = append(s.Orgs, layout.OrgOption{ID: o.ID, Name: o.Name})
 	}

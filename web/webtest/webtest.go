@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"auditdb/models"
 	"auditdb/models/pgtest"
+	"auditdb/policy"
 	"auditdb/web"
 )
 
@@ -36,6 +38,9 @@ type Env struct {
 	Parts  *models.PartitionManager
 	Log    *models.MerkleLog
 }
+
+// TestSigningKey is the signing key of every Env.
+const TestSigningKey = "test-signing-key-0123456789abcdef"
 
 var counter atomic.Int64
 
@@ -55,16 +60,35 @@ func New(t testing.TB, opts ...Options) *Env {
 		o = opts[0]
 	}
 	db := pgtest.DB(t)
-	rdb := pgtest.Redis(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	deps := web.NewDeps(db, rdb, quiet)
-	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
-	deps.LoginPerAccount = models.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
-	deps.LoginPerAddress = models.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
-	sealer, err := models.NewSealer([]byte("test-signing-key-0123456789abcdef"))
+	return newEnv(t, db, pgtest.Redis(t), o)
+}
+
+// newEnv builds an application over db and rdb whose policy engine follows changes made
+// by other instances through Redis pub/sub alone (the periodic version check is off, so a
+// test of cross-instance invalidation cannot pass by polling).
+func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
+	t.Helper()
+	sealer, err := models.NewSealer([]byte(TestSigningKey))
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	deps := web.NewDeps(db, rdb, sealer, log)
+	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
+	deps.LoginPerAccount = models.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
+	deps.LoginPerAddress = models.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
+	deps.Policy = policy.New(db, rdb, deps.Roles, deps.Members, log, policy.Options{PollInterval: -1})
+	deps.Authz = deps.Policy
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deps.Policy.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	ck, err := models.NewCheckpointKey([]byte("webtest-checkpoint-seed-01234567"))
 	if err != nil {
 		t.Fatal(err)
@@ -73,17 +97,16 @@ func New(t testing.TB, opts ...Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := models.NewPartitionManager(db)
-	w := models.NewWriter(pool, parts, models.NewDeadLetterStore(db), o.Writer, quiet)
+	w := models.NewWriter(pool, deps.Parts, models.NewDeadLetterStore(db), o.Writer, log)
 	w.Start()
 	t.Cleanup(func() {
 		w.Close(context.Background())
 		pool.Close()
 	})
-	log := models.NewMerkleLog(db, ck)
-	log.CheckpointEvery = 0
-	deps.WithIngest(sealer, w, log)
-	return &Env{T: t, App: web.New(deps), DB: db, Deps: deps, Sealer: sealer, Parts: parts, Log: log}
+	mlog := models.NewMerkleLog(db, ck)
+	mlog.CheckpointEvery = 0
+	deps.WithIngest(w, mlog)
+	return &Env{T: t, App: web.New(deps), DB: db, Deps: deps, Sealer: sealer, Parts: deps.Parts, Log: mlog}
 }
 
 // Serve runs the application on a loopback port until the test ends and returns its base
@@ -102,7 +125,7 @@ func (e *Env) Serve() string {
 // APIKey creates an API key of org with scope and returns it.
 func (e *Env) APIKey(org, scope string) string {
 	e.T.Helper()
-	raw, _, err := e.Deps.APIKeys.Create(context.Background(), org, "test key", scope, "webtest")
+	raw, _, err := e.Deps.APIKeys.Create(context.Background(), org, "test key", scope, models.SystemActor("webtest"))
 	if err != nil {
 		e.T.Fatal(err)
 	}
@@ -134,6 +157,13 @@ func (e *Env) API(method, path, key, contentType, body string, headers ...string
 	return e.Anonymous().Do(req)
 }
 
+// Twin returns a second application over the same database and Redis, as a second
+// server instance behind a load balancer would be.
+func (e *Env) Twin() *Env {
+	e.T.Helper()
+	return newEnv(e.T, e.DB, e.Deps.Redis, Options{})
+}
+
 // Unique returns a short id unique within the test run, for organization ids and emails.
 func Unique(prefix string) string {
 	return fmt.Sprintf("%s%d-%d", prefix, time.Now().UnixNano()%1_000_000_000, counter.Add(1))
@@ -146,6 +176,7 @@ func (e *Env) Org(prefix string) string {
 	if _, err := e.Deps.Orgs.Create(context.Background(), id, "Org "+id); err != nil {
 		e.T.Fatal(err)
 	}
+	e.Deps.Policy.Changed(context.Background()) // as the console does after every change
 	return id
 }
 
@@ -156,11 +187,17 @@ const Password = "correct horse battery staple"
 // email.
 func (e *Env) User(org, role string) string {
 	e.T.Helper()
-	email := Unique("user") + "@example.test"
+	return e.UserWithEmail(org, role, Unique("user")+"@example.test")
+}
+
+// UserWithEmail is User with a chosen email.
+func (e *Env) UserWithEmail(org, role, email string) string {
+	e.T.Helper()
 	nu := models.NewUser{Email: email, Password: Password, OrgID: org, Role: role, Superadmin: org == ""}
 	if _, err := e.Deps.Users.Create(context.Background(), nu); err != nil {
 		e.T.Fatal(err)
 	}
+	e.Deps.Policy.Changed(context.Background())
 	return email
 }
 
@@ -186,6 +223,13 @@ func (e *Env) Events(evs ...models.Event) []models.Event {
 	}
 	if _, err := e.Deps.Events.CopyEvents(ctx, e.Parts, evs); err != nil {
 		e.T.Fatal(err)
+	}
+	for i := range evs {
+		err := e.DB.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash = ?`, evs[i].OrganizationID, evs[i].Hash).
+			Scan(&evs[i].ID).Error
+		if err != nil || evs[i].ID == 0 {
+			e.T.Fatalf("webtest: find written event: %v", err)
+		}
 	}
 	return evs
 }
@@ -285,3 +329,52 @@ func (c *Client) Cookie(name string) string { return c.cookies[name] }
 
 // SetCookie sets a cookie on the client.
 func (c *Client) SetCookie(name, value string) { c.cookies[name] = value }
+
+// Send requests path with method: a GET, or a POST of form with the CSRF token. Tables of
+// routes use it to treat every method alike.
+func (c *Client) Send(method, path string, form url.Values) Response {
+	c.env.T.Helper()
+	if method == http.MethodGet {
+		return c.Get(path)
+	}
+	if form == nil {
+		form = url.Values{}
+	}
+	return c.PostForm(path, form)
+}
+
+// UserID returns the id of the user with email.
+func (e *Env) UserID(email string) int64 {
+	e.T.Helper()
+	var id int64
+	if err := e.DB.Raw(`SELECT id FROM users WHERE lower(email) = lower(?)`, email).Scan(&id).Error; err != nil || id == 0 {
+		e.T.Fatalf("webtest: no user %s: %v", email, err)
+	}
+	return id
+}
+
+// SwitchOrg makes org the client's current organization.
+func (c *Client) SwitchOrg(org string) {
+	c.env.T.Helper()
+	if r := c.PostForm("/session/org", url.Values{"org": {org}}); r.StatusCode != http.StatusSeeOther {
+		c.env.T.Fatalf("webtest: switch to %s: status %d", org, r.StatusCode)
+	}
+}
+
+// Role creates role name in org with the given "resource:action" permissions and
+// inherited roles, as the system, and tells the policy engine.
+func (e *Env) Role(org, name string, perms []string, inherits ...string) {
+	e.T.Helper()
+	in := models.RoleInput{Name: name, Description: "role " + name, Inherits: inherits}
+	for _, s := range perms {
+		p, err := models.ParsePermission(s)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		in.Permissions = append(in.Permissions, p)
+	}
+	if _, err := e.Deps.Roles.Create(context.Background(), org, in, models.SystemActor("test")); err != nil {
+		e.T.Fatal(err)
+	}
+	e.Deps.Policy.Changed(context.Background())
+}

@@ -74,7 +74,7 @@ type DetailProps struct {
 // stands in the Merkle log, its latest verification and the Verify button.
 type IntegrityProps struct {
 	EventID      int64
-	VerifyAction string // where the Verify form posts
+	VerifyAction string // where the Verify form posts; "" hides the button (the viewer may not verify)
 	CSRF         string
 	// Log says where the event stands in the Merkle log, e.g. "Included in checkpoint 7".
 	Log        string

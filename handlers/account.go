@@ -1,0 +1,66 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	"auditdb/views/pages/account"
+	"auditdb/web/render"
+)
+
+// PasswordChanger replaces a user's password.
+type PasswordChanger interface {
+	ChangePassword(ctx context.Context, id int64, current, next string) error
+	AccountLookup
+}
+
+// PasswordPage shows the form that replaces the viewer's password (the only page a user
+// with a one-time password may use).
+func PasswordPage() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		return render.HTML(c, fiber.StatusOK, account.Password(v.Shell("Choose a password", ""),
+			account.PasswordProps{Required: v.User.MustChangePassword, CSRF: v.Session.CSRFToken()}))
+	}
+}
+
+// ChangePassword replaces the viewer's password after checking the current one, and
+// audits auth.password.change in the organizations of the account.
+func ChangePassword(users PasswordChanger, audit Auditor) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		ctx := c.UserContext()
+		props := account.PasswordProps{Required: v.User.MustChangePassword, CSRF: v.Session.CSRFToken()}
+		next := c.FormValue("password")
+		var err error
+		if next != c.FormValue("confirm") {
+			err = models.Invalid("confirm", "the two new passwords differ")
+		} else {
+			err = users.ChangePassword(ctx, v.User.ID, c.FormValue("current"), next)
+		}
+		if errors.Is(err, models.ErrBadCredentials) {
+			err = models.Invalid("current", "the current password is wrong")
+		}
+		if err != nil {
+			if models.KindOf(err) != models.KindInvalid {
+				return err
+			}
+			props.Error = models.MessageOf(err)
+			return render.HTML(c, fiber.StatusBadRequest, account.Password(v.Shell("Choose a password", ""), props))
+		}
+		acc, err := users.AccountByEmail(ctx, v.User.Email)
+		if err != nil {
+			return err
+		}
+		entry := models.AuditEntry{Action: models.ActionPasswordChange, Actor: ActorOf(c), TargetType: "user",
+			TargetID: strconv.FormatInt(v.User.ID, 10), Outcome: "password changed"}
+		if err := audit.Record(ctx, entriesFor(accountOrgs(acc, v.OrgID), entry)...); err != nil {
+			return err
+		}
+		return render.Redirect(c, "/")
+	}
+}

@@ -1,0 +1,184 @@
+package handlers
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"auditdb/models"
+	"auditdb/views/components"
+	memberviews "auditdb/views/pages/members"
+	"auditdb/web/render"
+)
+
+// MemberStore is what the members page needs from the member store.
+type MemberStore interface {
+	List(ctx context.Context, org string) ([]models.Member, error)
+	Add(ctx context.Context, org string, in models.NewMember, by models.Actor) (*models.AddedMember, error)
+	SetRole(ctx context.Context, org string, userID int64, role string, by models.Actor) error
+	Remove(ctx context.Context, org string, userID int64, by models.Actor) error
+}
+
+// MemberDeps are the members page's dependencies.
+type MemberDeps struct {
+	Members MemberStore
+	Roles   RoleStore
+	Policy  PolicyNotifier
+}
+
+// membersPage builds the page for the viewer's organization.
+func membersPage(ctx context.Context, d MemberDeps, v *render.Viewer) (memberviews.Props, error) {
+	list, err := d.Members.List(ctx, v.OrgID)
+	if err != nil {
+		return memberviews.Props{}, err
+	}
+	set, err := d.Roles.Set(ctx, v.OrgID)
+	if err != nil {
+		return memberviews.Props{}, err
+	}
+	holds, err := holdings(ctx, d.Roles, v)
+	if err != nil {
+		return memberviews.Props{}, err
+	}
+	props := memberviews.Props{OrgName: v.OrgName, CanAdd: v.Allowed("organization.members", "create"),
+		CSRF: v.Session.CSRFToken(), Form: memberviews.AddForm{Role: "org:member"}}
+	for _, r := range set.Sorted() {
+		if grantable(set, r.Name, holds) {
+			props.Roles = append(props.Roles, components.Option{Value: r.Name, Label: r.Name})
+		}
+	}
+	canUpdate, canRemove := v.Allowed("organization.members", "update"), v.Allowed("organization.members", "delete")
+	for _, m := range list {
+		row := memberviews.Row{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role,
+			Since: m.Since.UTC().Format("2006-01-02"), MustChangePassword: m.MustChangePassword}
+		base := "/members/" + strconv.FormatInt(m.UserID, 10)
+		// Only members whose role the viewer could have given may be changed or removed by it.
+		mine := grantable(set, m.Role, holds)
+		if canUpdate && mine {
+			row.RoleAction = base + "/role"
+		}
+		if canRemove && mine {
+			row.RemoveAction = base + "/delete"
+		}
+		props.Rows = append(props.Rows, row)
+	}
+	return props, nil
+}
+
+func memberFlash(c *fiber.Ctx) string {
+	switch c.Query("done") {
+	case "updated":
+		return "Role changed."
+	case "removed":
+		return "Member removed."
+	}
+	return ""
+}
+
+// ListMembers shows the organization's members, the add form and, per member, the role
+// and removal controls the viewer may use.
+func ListMembers(d MemberDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		props, err := membersPage(c.UserContext(), d, v)
+		if err != nil {
+			return err
+		}
+		props.Flash = memberFlash(c)
+		return render.HTML(c, fiber.StatusOK, memberviews.Page(v.Shell("Members", "members"), props))
+	}
+}
+
+// renderMembersRefusal shows the members page with the reason a change was refused.
+func renderMembersRefusal(c *fiber.Ctx, d MemberDeps, v *render.Viewer, form memberviews.AddForm, refused error) error {
+	props, err := membersPage(c.UserContext(), d, v)
+	if err != nil {
+		return err
+	}
+	props.Error = models.MessageOf(refused)
+	if form.Email != "" {
+		props.Form = form
+	}
+	return render.HTML(c, render.StatusOf(refused), memberviews.Page(v.Shell("Members", "members"), props))
+}
+
+// AddMember adds an existing user by email, or creates the user with a one-time password
+// that this response shows once (the page is rendered, not redirected to, so the password
+// never lands in a URL or history).
+func AddMember(d MemberDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		ctx := c.UserContext()
+		form := memberviews.AddForm{Email: strings.TrimSpace(c.FormValue("email")), Name: c.FormValue("name"), Role: c.FormValue("role")}
+		added, err := d.Members.Add(ctx, v.OrgID, models.NewMember{Email: form.Email, Name: form.Name, Role: form.Role}, ActorOf(c))
+		if err != nil {
+			if !refusal(err) {
+				return err
+			}
+			return renderMembersRefusal(c, d, v, form, err)
+		}
+		d.Policy.Changed(ctx)
+		props, err := membersPage(ctx, d, v)
+		if err != nil {
+			return err
+		}
+		props.Flash = added.Email + " added as " + added.Role + "."
+		if added.NewUser {
+			props.Created = &memberviews.Created{Email: added.Email, Password: added.OneTimePassword}
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return render.HTML(c, fiber.StatusOK, memberviews.Page(v.Shell("Members", "members"), props))
+	}
+}
+
+// memberID reads the :id parameter; anything but a positive number is a 404.
+func memberID(c *fiber.Ctx) (int64, error) {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, models.NotFound("member")
+	}
+	return id, nil
+}
+
+// SetMemberRole gives a member of the organization another role. A user who is not a
+// member of the viewer's organization is a 404.
+func SetMemberRole(d MemberDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		ctx := c.UserContext()
+		id, err := memberID(c)
+		if err != nil {
+			return err
+		}
+		if err := d.Members.SetRole(ctx, v.OrgID, id, c.FormValue("role"), ActorOf(c)); err != nil {
+			if models.KindOf(err) == models.KindNotFound || !refusal(err) {
+				return err
+			}
+			return renderMembersRefusal(c, d, v, memberviews.AddForm{}, err)
+		}
+		d.Policy.Changed(ctx)
+		return render.Redirect(c, "/members?done=updated")
+	}
+}
+
+// RemoveMember ends a membership of the organization (the user itself stays).
+func RemoveMember(d MemberDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		ctx := c.UserContext()
+		id, err := memberID(c)
+		if err != nil {
+			return err
+		}
+		if err := d.Members.Remove(ctx, v.OrgID, id, ActorOf(c)); err != nil {
+			if models.KindOf(err) == models.KindNotFound || !refusal(err) {
+				return err
+			}
+			return renderMembersRefusal(c, d, v, memberviews.AddForm{}, err)
+		}
+		d.Policy.Changed(ctx)
+		return render.Redirect(c, "/members?done=removed")
+	}
+}

@@ -1,0 +1,1 @@
+REVOKE INSERT ON audit_leaf_queue FROM auditdb_tenant;

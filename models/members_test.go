@@ -1,0 +1,126 @@
+package models_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"auditdb/models"
+)
+
+func TestMemberAddNewUserGetsOneTimePassword(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	email := "new-" + f.org + "@example.test"
+	added, err := f.members.Add(ctx, f.org, models.NewMember{Email: email, Name: "New Person", Role: "org:member"}, f.owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !added.NewUser || len(added.OneTimePassword) < models.MinPasswordLength || !added.MustChangePassword {
+		t.Fatalf("added %+v", added)
+	}
+	u, err := f.users.Authenticate(ctx, email, added.OneTimePassword)
+	if err != nil || !u.MustChangePassword {
+		t.Fatalf("sign in with the one-time password: %v %+v", err, u)
+	}
+	if err := f.users.ChangePassword(ctx, u.ID, added.OneTimePassword, "a brand new password"); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := f.users.Authenticate(ctx, email, "a brand new password"); u == nil || u.MustChangePassword {
+		t.Fatalf("after change: %+v", u)
+	}
+	if _, err := f.users.Authenticate(ctx, email, added.OneTimePassword); err != models.ErrBadCredentials {
+		t.Fatalf("the one-time password still works: %v", err)
+	}
+
+	// An existing user is added without a password; adding twice is refused.
+	other := testOrg(t, "second")
+	if _, err := models.NewOrgStore(f.db).Create(ctx, other, "Second"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.members.Add(ctx, other, models.NewMember{Email: strings.ToUpper(email[:1]) + email[1:], Role: "org:admin"}, models.SystemActor("test"))
+	if err != nil || again.NewUser || again.OneTimePassword != "" || again.UserID != u.ID {
+		t.Fatalf("existing user: %+v %v", again, err)
+	}
+	if _, err := f.members.Add(ctx, other, models.NewMember{Email: email, Role: "org:member"}, models.SystemActor("test")); models.KindOf(err) != models.KindConflict {
+		t.Fatalf("second add: %v", err)
+	}
+	if _, err := f.members.Add(ctx, other, models.NewMember{Email: "x-" + email, Role: "nope"}, models.SystemActor("test")); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("unknown role: %v", err)
+	}
+}
+
+func TestMemberChangesKeepAnOwnerAndRefuseEscalation(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	outsider := testOrg(t, "outsider")
+	if _, err := models.NewOrgStore(f.db).Create(ctx, outsider, "Outsider"); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := f.users.Create(ctx, models.NewUser{Email: "stranger-" + f.org + "@example.test", Password: "long enough password",
+		OrgID: outsider, Role: "org:member"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		name string
+		do   func() error
+		kind models.Kind // KindInternal means success
+	}{
+		{"last owner cannot be demoted", func() error {
+			return f.members.SetRole(ctx, f.org, f.owner.UserID, "org:admin", f.owner)
+		}, models.KindConflict},
+		{"last owner cannot be removed", func() error { return f.members.Remove(ctx, f.org, f.owner.UserID, f.owner) }, models.KindConflict},
+		{"admin cannot make itself owner", func() error {
+			return f.members.SetRole(ctx, f.org, f.admin.UserID, models.OwnerRole, f.admin)
+		}, models.KindForbidden},
+		{"admin cannot demote the owner", func() error {
+			return f.members.SetRole(ctx, f.org, f.owner.UserID, "org:member", f.admin)
+		}, models.KindForbidden},
+		{"admin cannot add an owner", func() error {
+			_, err := f.members.Add(ctx, f.org, models.NewMember{Email: "o2-" + f.org + "@example.test", Role: models.OwnerRole}, f.admin)
+			return err
+		}, models.KindForbidden},
+		{"another organization's user is not a member here", func() error {
+			return f.members.SetRole(ctx, f.org, stranger.ID, "org:admin", f.owner)
+		}, models.KindNotFound},
+		{"removing another organization's user", func() error { return f.members.Remove(ctx, f.org, stranger.ID, f.owner) }, models.KindNotFound},
+		{"unknown role", func() error { return f.members.SetRole(ctx, f.org, f.member.UserID, "nope", f.owner) }, models.KindInvalid},
+		{"owner promotes the admin", func() error {
+			return f.members.SetRole(ctx, f.org, f.admin.UserID, models.OwnerRole, f.owner)
+		}, models.KindInternal},
+		{"with two owners one may step down", func() error {
+			return f.members.SetRole(ctx, f.org, f.owner.UserID, "org:member", f.owner)
+		}, models.KindInternal},
+		{"the remaining owner is the last again", func() error { return f.members.Remove(ctx, f.org, f.admin.UserID, f.admin) }, models.KindConflict},
+		{"owner removes a member", func() error { return f.members.Remove(ctx, f.org, f.member.UserID, f.admin) }, models.KindInternal},
+	}
+	for _, st := range steps {
+		err := st.do()
+		switch {
+		case st.kind == models.KindInternal && err != nil:
+			t.Fatalf("%s: %v", st.name, err)
+		case st.kind != models.KindInternal && models.KindOf(err) != st.kind:
+			t.Fatalf("%s: got %v (kind %v), want kind %v", st.name, err, models.KindOf(err), st.kind)
+		}
+	}
+	list, err := f.members.List(ctx, f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[int64]string{}
+	for _, m := range list {
+		roles[m.UserID] = m.Role
+	}
+	if roles[f.admin.UserID] != models.OwnerRole || roles[f.owner.UserID] != "org:member" || roles[f.member.UserID] != "" {
+		t.Fatalf("final roles %v", roles)
+	}
+	var actions []string
+	for _, ev := range auditEvents(t, f.db, f.org) {
+		actions = append(actions, ev.Action)
+	}
+	if strings.Join(actions, ",") != "member.update,member.update,member.remove" {
+		t.Fatalf("audited %v", actions)
+	}
+}
