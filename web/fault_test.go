@@ -128,8 +128,8 @@ func TestFaultDatabaseRestartDuringIngest(t *testing.T) {
 		CorrelationID string
 		N             int
 	}
-	if err := env.DB.Raw(`SELECT correlation_id, count(*) AS n FROM audit_log WHERE organization_id = ? GROUP BY correlation_id`,
-		org).Scan(&rows).Error; err != nil {
+	if err := env.DB.Raw(`SELECT correlation_id, count(*) AS n FROM audit_log
+		WHERE organization_id = ? AND correlation_id LIKE 'fault-%' GROUP BY correlation_id`, org).Scan(&rows).Error; err != nil {
 		t.Fatal(err)
 	}
 	stored := map[string]int{}
