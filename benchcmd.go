@@ -99,14 +99,7 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 		return err
 	}
 	defer closeDB(env.db)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := openRedis(ctx, cfg, quiet)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	deps := web.NewDeps(env.db, rdb, env.sealer, quiet)
-	stop, err := withIngest(ctx, cfg, env, &deps, quiet)
+	deps, stop, err := env.appDeps(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -119,18 +112,26 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 	})
 }
 
-// withIngest gives deps the ingest parts over the bench database (the writer started) and
-// returns what stops them.
-func withIngest(ctx context.Context, cfg config, env *benchEnv, deps *web.Deps, log *slog.Logger) (func(), error) {
-	ing, err := openIngest(ctx, withDSN(cfg, env.dsn), env.db, deps.Parts, log)
+// appDeps builds the web dependencies over the bench database, quiet, with Redis and the
+// ingest writer started, and returns what stops them.
+func (env *benchEnv) appDeps(ctx context.Context, cfg config) (web.Deps, func(), error) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rdb, err := openRedis(ctx, cfg, quiet)
 	if err != nil {
-		return nil, err
+		return web.Deps{}, nil, err
+	}
+	deps := web.NewDeps(env.db, rdb, env.sealer, quiet)
+	ing, err := openIngest(ctx, withDSN(cfg, env.dsn), env.db, deps.Parts, quiet)
+	if err != nil {
+		rdb.Close()
+		return web.Deps{}, nil, err
 	}
 	ing.writer.Start()
 	deps.WithIngest(ing.writer, ing.log)
-	return func() {
+	return deps, func() {
 		ing.writer.Close(context.WithoutCancel(ctx))
 		ing.pool.Close()
+		rdb.Close()
 	}, nil
 }
 
@@ -159,14 +160,7 @@ func benchAuthz(ctx context.Context, cfg config, args []string, stdout io.Writer
 		return err
 	}
 	defer closeDB(env.db)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := openRedis(ctx, cfg, quiet)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	on := web.NewDeps(env.db, rdb, env.sealer, quiet)
-	stop, err := withIngest(ctx, cfg, env, &on, quiet)
+	on, stop, err := env.appDeps(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -177,7 +171,7 @@ func benchAuthz(ctx context.Context, cfg config, args []string, stdout io.Writer
 	defer appOn.Shutdown()
 	defer appOff.Shutdown()
 	return bench.Authz(ctx, env.db, bench.AuthzOptions{Iterations: *iterations, ServeOn: appOn.Listener, ServeOff: appOff.Listener,
-		Engine: on.Policy, Redis: rdb, Log: quiet, Out: stdout, Timeout: 30 * time.Second})
+		Engine: on.Policy, Redis: on.Redis, Log: on.Log, Out: stdout, Timeout: 30 * time.Second})
 }
 
 func benchRLS(ctx context.Context, cfg config, args []string, stdout io.Writer) error {

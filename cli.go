@@ -58,18 +58,11 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if *events < 0 || *events > 50_000_000 {
 		return models.Invalid("--events", "must be between 0 and 50000000")
 	}
-	db, err := openDB(ctx, cfg)
+	db, parts, err := openReady(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB(db)
-	if err := models.SeedDefaults(ctx, db); err != nil {
-		return err
-	}
-	parts := models.NewPartitionManager(db)
-	if _, err := parts.Ensure(ctx, time.Now()); err != nil {
-		return err
-	}
 	fmt.Fprintln(stdout, "seeded retention policies, default roles and presets")
 	if !*demo {
 		return nil
@@ -123,14 +116,11 @@ func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) er
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	db, err := openDB(ctx, cfg)
+	db, _, err := openReady(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB(db)
-	if err := models.SeedDefaults(ctx, db); err != nil {
-		return err
-	}
 	org, err := models.NewOrgStore(db).Create(ctx, *id, *name)
 	if err != nil {
 		return err
@@ -164,14 +154,11 @@ func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	case *org != "" && *role == "":
 		return models.Invalid("--role", "is required with --org")
 	}
-	db, err := openDB(ctx, cfg)
+	db, _, err := openReady(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB(db)
-	if err := models.SeedDefaults(ctx, db); err != nil {
-		return err
-	}
 	u, err := models.NewUserStore(db).Create(ctx, models.NewUser{Email: *email, Password: *password,
 		Superadmin: *super, OrgID: *org, Role: *role})
 	if err != nil {

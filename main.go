@@ -115,6 +115,26 @@ func openDB(ctx context.Context, cfg config) (*gorm.DB, error) {
 	return db, nil
 }
 
+// openReady connects, migrates, seeds the default policies, roles and presets, and makes
+// sure the partitions from this month through the next six exist: what every command that
+// writes needs first.
+func openReady(ctx context.Context, cfg config) (*gorm.DB, *models.PartitionManager, error) {
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	parts := models.NewPartitionManager(db)
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		closeDB(db)
+		return nil, nil, err
+	}
+	if _, err := parts.Ensure(ctx, time.Now()); err != nil {
+		closeDB(db)
+		return nil, nil, err
+	}
+	return db, parts, nil
+}
+
 func closeDB(db *gorm.DB) {
 	if sqlDB, err := db.DB(); err == nil {
 		sqlDB.Close()
@@ -183,18 +203,11 @@ const sequencerEvery = 2 * time.Second
 
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	db, err := openDB(ctx, cfg)
+	db, parts, err := openReady(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB(db)
-	if err := models.SeedDefaults(ctx, db); err != nil {
-		return err
-	}
-	parts := models.NewPartitionManager(db)
-	if _, err := parts.Ensure(ctx, time.Now()); err != nil {
-		return err
-	}
 	rdb, err := openRedis(ctx, cfg, log)
 	if err != nil {
 		return err
