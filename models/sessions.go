@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -32,8 +33,10 @@ type Session struct {
 	LastSeenAt     time.Time  `gorm:"column:last_seen_at"`
 	ExpiresAt      time.Time  `gorm:"column:expires_at"`
 	RevokedAt      *time.Time `gorm:"column:revoked_at"`
-	// User is the session's user, loaded with it by Lookup.
-	User *User `gorm:"-"`
+	// User is the session's user and Orgs the organizations it may work in (all of them
+	// for a superadmin), loaded with the session by Lookup.
+	User *User       `gorm:"-"`
+	Orgs []OrgAccess `gorm:"-"`
 }
 
 // TableName maps Session to sessions.
@@ -109,7 +112,8 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 	if token == "" || len(token) > 128 {
 		return nil, ErrNoSession
 	}
-	// One round trip for the session and its user: this runs on every console request.
+	// One round trip for the session, its user and the user's organizations: this runs on
+	// every console request.
 	var row struct {
 		Session
 		Email       string
@@ -119,9 +123,18 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 		UserCreated time.Time
 		// MustChangePassword: the user still has a one-time password.
 		MustChangePassword bool
+		OrgsJSON           string
 	}
 	err := s.db.WithContext(ctx).Raw(`SELECT s.*, u.email, u.name, u.superadmin, u.disabled,
-			u.created_at AS user_created, u.must_change_password
+			u.created_at AS user_created, u.must_change_password,
+			CASE WHEN u.superadmin THEN
+				(SELECT coalesce(json_agg(json_build_object('id', o.id, 'name', o.name, 'role', 'superadmin')
+					ORDER BY o.name, o.id), '[]') FROM organizations o)
+			ELSE
+				(SELECT coalesce(json_agg(json_build_object('id', o.id, 'name', o.name, 'role', m.role)
+					ORDER BY o.name, o.id), '[]')
+				 FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = u.id)
+			END AS orgs_json
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hashToken(token)).Scan(&row).Error
 	if err != nil {
 		return nil, Unavailable("cannot read the session store", err)
@@ -132,6 +145,9 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 	sess := row.Session
 	sess.User = &User{ID: sess.UserID, Email: row.Email, Name: row.Name, Superadmin: row.Superadmin,
 		Disabled: row.Disabled, CreatedAt: row.UserCreated, MustChangePassword: row.MustChangePassword}
+	if err := json.Unmarshal([]byte(row.OrgsJSON), &sess.Orgs); err != nil {
+		return nil, fmt.Errorf("models: read session organizations: %w", err)
+	}
 	now := s.now().UTC()
 	if sess.User.Disabled || sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > SessionIdleTimeout {
 		return nil, ErrNoSession

@@ -46,10 +46,6 @@ type sessionLookup interface {
 	SetOrg(ctx context.Context, token, org string) error
 }
 
-type userLookup interface {
-	Organizations(ctx context.Context, u *models.User) ([]models.OrgAccess, error)
-}
-
 // passwordPath is where a user with a one-time password is sent until it picks its own.
 const passwordPath = "/account/password"
 
@@ -57,7 +53,7 @@ const passwordPath = "/account/password"
 // principal authorize checks; others go to the sign-in page (and come back afterwards). A
 // session whose organization is no longer accessible falls back to the user's first
 // organization. A user still on a one-time password may only change it or sign out.
-func requireSession(sessions sessionLookup, users userLookup, authz Authorizer, nav map[string]Need) fiber.Handler {
+func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Need) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx := c.UserContext()
 		token := c.Cookies(handlers.SessionCookie)
@@ -68,11 +64,7 @@ func requireSession(sessions sessionLookup, users userLookup, authz Authorizer, 
 		if err != nil {
 			return err
 		}
-		user := sess.User
-		orgs, err := users.Organizations(ctx, user)
-		if err != nil {
-			return err
-		}
+		user, orgs := sess.User, sess.Orgs
 		v := &render.Viewer{User: user, Session: sess, Token: token, Orgs: orgs}
 		for _, o := range orgs {
 			if o.ID == sess.Org() {

@@ -39,7 +39,7 @@ func routes(app *fiber.App, d Deps) {
 	}
 
 	table := consoleRoutes(d)
-	console := app.Group("", requireSession(d.Sessions, d.Users, d.Authz, navNeeds(table)), sessionCSRF)
+	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF)
 	for _, r := range table {
 		console.Add(r.method, r.path, authorize(d.Authz, r.need), r.handler)
 	}
