@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,19 @@ const benchUsage = `usage: auditdb bench <case> [flags]
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%s", benchUsage)
+	}
+	if path := os.Getenv("AUDITDB_BENCH_CPUPROFILE"); path != "" {
+		// A CPU profile of the whole benchmark process (for in-process servers, that
+		// includes the server's side), for `go tool pprof`.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	switch args[0] {
 	case "events-list":

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
@@ -225,7 +226,11 @@ func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilte
 	}
 	query, args := listSQL(columns, org, f, after, limit+1)
 	var rows []Event
-	err := InTenant(ctx, s.db, org, func(tx *gorm.DB) error { return tx.Raw(query, args...).Scan(&rows).Error })
+	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
+		var err error
+		rows, err = pgx.CollectRows(r, pgx.RowToStructByNameLax[Event])
+		return err
+	})
 	if err != nil {
 		return EventPage{}, fmt.Errorf("models: list events: %w", err)
 	}
