@@ -55,13 +55,9 @@ func APIListEvents(events EventLister, now func() time.Time) fiber.Handler {
 			}
 			limit = n
 		}
-		var after *models.Cursor
-		if raw := c.Query("after"); raw != "" {
-			cur, err := models.ParseCursor(raw)
-			if err != nil {
-				return err
-			}
-			after = &cur
+		after, err := queryCursor(c)
+		if err != nil {
+			return err
 		}
 		page, err := events.ListFull(c.UserContext(), org, filter, after, limit)
 		if err != nil {

@@ -89,13 +89,9 @@ func ListEvents(events EventReader, now func() time.Time) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		var after *models.Cursor
-		if raw := c.Query("after"); raw != "" {
-			cur, err := models.ParseCursor(raw)
-			if err != nil {
-				return err
-			}
-			after = &cur
+		after, err := queryCursor(c)
+		if err != nil {
+			return err
 		}
 		page, err := events.List(c.UserContext(), v.OrgID, filter, after, EventsPageSize)
 		if err != nil {
@@ -316,4 +312,18 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// queryCursor reads the optional keyset cursor ?after= of a list; it returns nil for the
+// first page and a KindInvalid error naming "after" for anything unreadable.
+func queryCursor(c *fiber.Ctx) (*models.Cursor, error) {
+	raw := c.Query("after")
+	if raw == "" {
+		return nil, nil
+	}
+	cur, err := models.ParseCursor(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &cur, nil
 }
