@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -140,8 +139,9 @@ type EventPage struct {
 	Next   *Cursor
 }
 
-// EventStore reads and writes one organization's audit events. Reads run through InTenant:
-// besides filtering by organization, row-level security confines them to it.
+// EventStore reads and writes one organization's audit events. Reads run in a tenant
+// transaction (queryInTenant): besides filtering by organization, row-level security
+// confines them to it.
 type EventStore struct {
 	db *gorm.DB
 }
@@ -246,17 +246,20 @@ func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilte
 // Get returns event id of org. It returns a KindNotFound error when the event does not
 // exist or belongs to another organization.
 func (s *EventStore) Get(ctx context.Context, org string, id int64) (*Event, error) {
-	var ev Event
-	err := InTenant(ctx, s.db, org, func(tx *gorm.DB) error {
-		return tx.Where("organization_id = ? AND id = ?", org, id).Take(&ev).Error
-	})
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, NotFound("event")
-	}
+	var evs []Event
+	err := queryInTenant(ctx, s.db, org, `SELECT * FROM audit_log WHERE organization_id = $1 AND id = $2`,
+		[]any{org, id}, func(r pgx.Rows) error {
+			var err error
+			evs, err = pgx.CollectRows(r, pgx.RowToStructByNameLax[Event])
+			return err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("models: get event: %w", err)
 	}
-	return &ev, nil
+	if len(evs) == 0 {
+		return nil, NotFound("event")
+	}
+	return &evs[0], nil
 }
 
 func escapeLike(s string) string {
@@ -281,14 +284,16 @@ type EventStats struct {
 // former, reading only the partitions of the last 30 days.
 func (s *EventStore) Stats(ctx context.Context, org string, now time.Time) (EventStats, error) {
 	var st EventStats
-	err := InTenant(ctx, s.db, org, func(tx *gorm.DB) error {
-		return tx.Raw(`
-		SELECT count(*) FILTER (WHERE "timestamp" >= $2) AS last24h,
-		       count(*) FILTER (WHERE "timestamp" >= $2 AND status = 'failure') AS failures24h,
-		       count(*) AS last30d
+	err := queryInTenant(ctx, s.db, org, `
+		SELECT count(*) FILTER (WHERE "timestamp" >= $2),
+		       count(*) FILTER (WHERE "timestamp" >= $2 AND status = 'failure'),
+		       count(*)
 		FROM audit_log WHERE organization_id = $1 AND "timestamp" >= $3 AND "timestamp" <= $4`,
-			org, now.Add(-24*time.Hour), now.AddDate(0, 0, -30), now.Add(5*time.Minute)).Scan(&st).Error
-	})
+		[]any{org, now.Add(-24 * time.Hour), now.AddDate(0, 0, -30), now.Add(5 * time.Minute)},
+		func(r pgx.Rows) error {
+			_, err := pgx.ForEachRow(r, []any{&st.Last24h, &st.Failures24h, &st.Last30d}, func() error { return nil })
+			return err
+		})
 	if err != nil {
 		return st, fmt.Errorf("models: event stats: %w", err)
 	}

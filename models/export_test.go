@@ -14,3 +14,6 @@ func (s *Sealer) RecomputeSubjectDigest(ev *Event) (string, error) {
 func DemoBatch(now time.Time, seed int64, k, size int) []Event {
 	return newDemoGenerator(now).batch(seed, k, size)
 }
+
+// QueryInTenant exposes the pipelined tenant read the event store uses.
+var QueryInTenant = queryInTenant

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"auditdb/models"
@@ -96,6 +97,33 @@ func TestRowLevelSecurity(t *testing.T) {
 			_ = err // the refused statements abort the transaction; what matters is checked inside
 		})
 	}
+
+	t.Run("the pipelined tenant read is confined too", func(t *testing.T) {
+		var orgs []string
+		err := models.QueryInTenant(ctx, db, a, `SELECT DISTINCT organization_id FROM audit_log WHERE action = 'rls.probe'`, nil,
+			func(r pgx.Rows) error {
+				var err error
+				orgs, err = pgx.CollectRows(r, pgx.RowTo[string])
+				return err
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(orgs) != 1 || orgs[0] != a {
+			t.Fatalf("organizations visible without a filter: %v, want only %s", orgs, a)
+		}
+		// A failing statement must not leave the pooled connection inside a transaction.
+		bad := models.QueryInTenant(ctx, db, a, `SELECT 1/0`, nil, func(pgx.Rows) error { return nil })
+		if bad == nil {
+			t.Fatal("division by zero did not fail")
+		}
+		for i := 0; i < 25; i++ { // more than the pool's connections
+			var one int
+			if err := db.Raw("SELECT 1").Scan(&one).Error; err != nil || one != 1 {
+				t.Fatalf("pool unusable after a failed tenant read: %v", err)
+			}
+		}
+	})
 
 	t.Run("tenant role without the setting sees nothing", func(t *testing.T) {
 		err := db.Transaction(func(tx *gorm.DB) error {
