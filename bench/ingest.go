@@ -279,40 +279,26 @@ func (c *copier) close() {
 // closedLoop runs n requests on workers goroutines, each sending the next as soon as its
 // last was answered, and returns every request's time.
 func closedLoop(n, workers int, do func(i int) error) ([]time.Duration, error) {
-	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				t := time.Now()
-				if err := do(i); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				lat[i] = time.Since(t)
-			}
-		}()
-	}
-	wg.Wait()
-	return lat, firstErr
+	return runLoop(n, workers, func(int) time.Time { return time.Now() }, do)
 }
 
 // openLoop starts n requests at a steady rate per second, whatever the answers, on up to
 // workers goroutines, and returns every request's time from its scheduled start (so a
 // late start counts against it).
 func openLoop(n int, rate float64, workers int, do func(i int) error) ([]time.Duration, error) {
-	lat := make([]time.Duration, n)
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / rate)
+	return runLoop(n, workers, func(i int) time.Time {
+		due := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(due))
+		return due
+	}, do)
+}
+
+// runLoop hands requests 0..n-1 to workers goroutines; begin(i) waits as the loop demands
+// and returns the instant request i's time is counted from. It stops at the first error.
+func runLoop(n, workers int, begin func(i int) time.Time, do func(i int) error) ([]time.Duration, error) {
+	lat := make([]time.Duration, n)
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -326,13 +312,12 @@ func openLoop(n int, rate float64, workers int, do func(i int) error) ([]time.Du
 				if i >= n {
 					return
 				}
-				due := start.Add(time.Duration(i) * interval)
-				time.Sleep(time.Until(due))
+				from := begin(i)
 				if err := do(i); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
-				lat[i] = time.Since(due)
+				lat[i] = time.Since(from)
 			}
 		}()
 	}
