@@ -33,7 +33,9 @@ var DefaultPersonalKeys = []string{"ip", "ipAddress", "email", "name", "userAgen
 // personal fields, the content hash over everything else, and the HMAC signature.
 type Sealer struct {
 	key          []byte
-	personalKeys []string
+	// personalKeys are the personal details keys in canonical quoted form, as they appear in
+	// canonical JSON, computed once: sealing compares against them for every details member.
+	personalKeys [][]byte
 }
 
 // NewSealer returns a sealer signing with key (at least 32 bytes).
@@ -41,7 +43,11 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if len(key) < 32 {
 		return nil, fmt.Errorf("models: signing key must be at least 32 bytes, got %d", len(key))
 	}
-	return &Sealer{key: append([]byte(nil), key...), personalKeys: DefaultPersonalKeys}, nil
+	s := &Sealer{key: append([]byte(nil), key...)}
+	for _, k := range DefaultPersonalKeys {
+		s.personalKeys = append(s.personalKeys, appendJCSString(nil, k))
+	}
+	return s, nil
 }
 
 // Seal fills ev's subject salt and digest, hash, hash algorithm and signature, and truncates
@@ -289,9 +295,8 @@ func mayOverflow(raw []byte) bool {
 
 // isPersonal reports whether the canonical, quoted key names a personal field.
 func (s *Sealer) isPersonal(quotedKey []byte) bool {
-	var buf [64]byte
 	for _, k := range s.personalKeys {
-		if bytes.Equal(appendJCSString(buf[:0], k), quotedKey) {
+		if bytes.Equal(k, quotedKey) {
 			return true
 		}
 	}
