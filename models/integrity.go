@@ -32,7 +32,7 @@ var DefaultPersonalKeys = []string{"ip", "ipAddress", "email", "name", "userAgen
 // Sealer computes and checks the tamper evidence of events: the subject digest over the
 // personal fields, the content hash over everything else, and the HMAC signature.
 type Sealer struct {
-	key          []byte
+	key []byte
 	// personalKeys are the personal details keys in canonical quoted form, as they appear in
 	// canonical JSON, computed once: sealing compares against them for every details member.
 	personalKeys [][]byte
