@@ -25,7 +25,7 @@ tools:
 	$(GO) install github.com/a-h/templ/cmd/templ@v0.3.1100
 
 generate:
-	$(TEMPL) generate
+	$(TEMPL) generate -path views
 
 node_modules: package.json package-lock.json
 	npm ci

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -46,6 +47,16 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if path := os.Getenv("AUDITDB_BENCH_MEMPROFILE"); path != "" {
+		// Where the benchmark process allocated (alloc_space / alloc_objects), written at the end.
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	switch args[0] {
 	case "events-list":

@@ -228,7 +228,7 @@ func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilte
 	var rows []Event
 	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		var err error
-		rows, err = pgx.CollectRows(r, pgx.RowToStructByNameLax[Event])
+		rows, err = collectEvents(r)
 		return err
 	})
 	if err != nil {
@@ -250,7 +250,7 @@ func (s *EventStore) Get(ctx context.Context, org string, id int64) (*Event, err
 	err := queryInTenant(ctx, s.db, org, `SELECT * FROM audit_log WHERE organization_id = $1 AND id = $2`,
 		[]any{org, id}, func(r pgx.Rows) error {
 			var err error
-			evs, err = pgx.CollectRows(r, pgx.RowToStructByNameLax[Event])
+			evs, err = collectEvents(r)
 			return err
 		})
 	if err != nil {
@@ -260,6 +260,81 @@ func (s *EventStore) Get(ctx context.Context, org string, id int64) (*Event, err
 		return nil, NotFound("event")
 	}
 	return &evs[0], nil
+}
+
+// collectEvents reads every row of r into events. The columns are matched to fields once
+// per query, not per row: this runs for every page of the events list.
+func collectEvents(r pgx.Rows) ([]Event, error) {
+	defer r.Close()
+	var ev Event
+	targets := make([]any, 0, 24)
+	for _, fd := range r.FieldDescriptions() {
+		t := ev.column(fd.Name)
+		if t == nil {
+			return nil, fmt.Errorf("models: audit_log column %q has no Event field", fd.Name)
+		}
+		targets = append(targets, t)
+	}
+	var out []Event
+	for r.Next() {
+		ev = Event{} // fresh pointer fields for every row; the targets still point into ev
+		if err := r.Scan(targets...); err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, r.Err()
+}
+
+// column returns a pointer to the field that holds audit_log's column name, or nil.
+func (e *Event) column(name string) any {
+	switch name {
+	case "id":
+		return &e.ID
+	case "timestamp":
+		return &e.Timestamp
+	case "ttl":
+		return &e.TTL
+	case "principal_id":
+		return &e.PrincipalID
+	case "organization_id":
+		return &e.OrganizationID
+	case "action":
+		return &e.Action
+	case "target_resource_type":
+		return &e.TargetResourceType
+	case "target_resource_id":
+		return &e.TargetResourceID
+	case "status":
+		return &e.Status
+	case "outcome_description":
+		return &e.OutcomeDescription
+	case "hash":
+		return &e.Hash
+	case "hash_algorithm":
+		return &e.HashAlgorithm
+	case "event_version":
+		return &e.EventVersion
+	case "correlation_id":
+		return &e.CorrelationID
+	case "data_classification":
+		return &e.DataClassification
+	case "retention_policy":
+		return &e.RetentionPolicy
+	case "processing_latency":
+		return &e.ProcessingLatency
+	case "archived_at":
+		return &e.ArchivedAt
+	case "details":
+		return &e.Details
+	case "subject_salt":
+		return &e.SubjectSalt
+	case "subject_digest":
+		return &e.SubjectDigest
+	case "signature":
+		return &e.Signature
+	}
+	return nil
 }
 
 func escapeLike(s string) string {

@@ -4,7 +4,6 @@
 package render
 
 import (
-	"bytes"
 	"errors"
 	"net/url"
 	"strings"
@@ -54,13 +53,16 @@ func IsHTMX(c *fiber.Ctx) bool {
 // HTML renders comp with status. It always sends Vary: HX-Request, since the same URL
 // answers with a page or a fragment.
 func HTML(c *fiber.Ctx, status int, comp templ.Component) error {
-	var buf bytes.Buffer
-	if err := comp.Render(c.UserContext(), &buf); err != nil {
+	// Straight into the response body, which is a buffer until the handler returns.
+	c.Response().ResetBody()
+	if err := comp.Render(c.UserContext(), c.Response().BodyWriter()); err != nil {
+		c.Response().ResetBody()
 		return err
 	}
 	c.Vary("HX-Request")
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.Status(status).Send(buf.Bytes())
+	c.Status(status)
+	return nil
 }
 
 // Redirect sends the browser to target: HX-Redirect for htmx requests, 303 See Other
