@@ -124,16 +124,17 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 		return err
 	}
 	defer closeDB(env.db)
-	deps, stop, err := env.appDeps(ctx, cfg)
-	if err != nil {
-		return err
+	start := func(ctx context.Context) (string, func(), error) {
+		srv, err := startServer(ctx, withDSN(cfg, env.dsn))
+		if err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(stdout, "server: %s (pid %d)\n", srv.url, srv.cmd.Process.Pid)
+		return srv.url, srv.stop, nil
 	}
-	defer stop()
-	app := web.New(deps)
-	defer app.Shutdown()
 	return bench.EventsList(ctx, env.db, bench.EventsListOptions{
 		Events: *events, Iterations: *iterations, DeepPages: *deep, Now: time.Now(),
-		Serve: app.Listener, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn,
+		Start: start, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn,
 	})
 }
 

@@ -228,7 +228,7 @@ func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilte
 	var rows []Event
 	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		var err error
-		rows, err = collectEvents(r)
+		rows, err = collectEvents(r, limit+1)
 		return err
 	})
 	if err != nil {
@@ -250,7 +250,7 @@ func (s *EventStore) Get(ctx context.Context, org string, id int64) (*Event, err
 	err := queryInTenant(ctx, s.db, org, `SELECT * FROM audit_log WHERE organization_id = $1 AND id = $2`,
 		[]any{org, id}, func(r pgx.Rows) error {
 			var err error
-			evs, err = collectEvents(r)
+			evs, err = collectEvents(r, 1)
 			return err
 		})
 	if err != nil {
@@ -264,7 +264,7 @@ func (s *EventStore) Get(ctx context.Context, org string, id int64) (*Event, err
 
 // collectEvents reads every row of r into events. The columns are matched to fields once
 // per query, not per row: this runs for every page of the events list.
-func collectEvents(r pgx.Rows) ([]Event, error) {
+func collectEvents(r pgx.Rows, capacity int) ([]Event, error) {
 	defer r.Close()
 	var ev Event
 	targets := make([]any, 0, 24)
@@ -275,7 +275,7 @@ func collectEvents(r pgx.Rows) ([]Event, error) {
 		}
 		targets = append(targets, t)
 	}
-	var out []Event
+	out := make([]Event, 0, capacity)
 	for r.Next() {
 		ev = Event{} // fresh pointer fields for every row; the targets still point into ev
 		if err := r.Scan(targets...); err != nil {
