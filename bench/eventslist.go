@@ -30,11 +30,11 @@ type EventsListOptions struct {
 	Now        time.Time // the benchmark's clock
 	// Start runs the server to measure over the same database (seeded by then) and returns
 	// its base URL and what stops it.
-	Start      func(ctx context.Context) (string, func(), error)
-	Sealer     *models.Sealer
-	Out        io.Writer
-	Timeout    time.Duration // per request
-	DSN        string        // the database, for the bare-SQL baseline over pgx
+	Start   func(ctx context.Context) (string, func(), error)
+	Sealer  *models.Sealer
+	Out     io.Writer
+	Timeout time.Duration // per request
+	DSN     string        // the database, for the bare-SQL baseline over pgx
 }
 
 // Percentiles summarises timings.
