@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +31,9 @@ type config struct {
 	// Writer tunes the group-commit writer: AUDITDB_INGEST_FLUSHERS (concurrent
 	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher gathers, e.g. 2ms).
 	Writer models.WriterConfig
+	// PprofAddr, when set (AUDITDB_PPROF_ADDR, a loopback address such as 127.0.0.1:6060),
+	// serves Go's runtime profiles there for diagnosing performance; off by default.
+	PprofAddr string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -58,6 +62,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_SIGNING_KEY", "must be at least 32 bytes, hex or base64 encoded")
 		}
 		cfg.SigningKey = key
+	}
+	if v := getenv("AUDITDB_PPROF_ADDR"); v != "" {
+		host, _, err := net.SplitHostPort(v)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return cfg, models.Invalid("AUDITDB_PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060 (profiles are not for the network)")
+		}
+		cfg.PprofAddr = v
 	}
 	if v := getenv("AUDITDB_INGEST_FLUSHERS"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -218,6 +220,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	defer ing.pool.Close()
+	if cfg.PprofAddr != "" {
+		servePprof(cfg.PprofAddr, log)
+	}
 	ing.writer.Start()
 
 	deps := web.NewDeps(db, rdb, ing.sealer, log)
@@ -284,4 +289,20 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	return nil
+}
+
+// servePprof serves the runtime's profiles (CPU, heap, goroutines…) on a loopback address of
+// their own, never on the console's port.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil {
+			log.Warn("profiles are not served", "addr", addr, "err", err)
+		}
+	}()
+	log.Info("serving runtime profiles", "addr", "http://"+addr+"/debug/pprof/")
 }
