@@ -232,17 +232,23 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	app := web.New(deps)
-	// The policy and API-key listeners follow changes made on other instances until shutdown.
+	// The policy, API-key and session listeners follow changes made on other instances
+	// until shutdown.
 	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
-	policyDone := make(chan struct{})
+	policyDone, sessionsDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(policyDone)
 		deps.Policy.Run(listenCtx)
 	}()
 	go deps.APIKeys.Listen(listenCtx)
+	go func() {
+		defer close(sessionsDone)
+		deps.Sessions.Listen(listenCtx, cfg.DatabaseURL)
+	}()
 	defer func() { // before Redis and the database close (defers run last in, first out)
 		stopListening()
 		<-policyDone
+		<-sessionsDone
 	}()
 
 	sched, err := jobs.New(db, log)

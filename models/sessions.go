@@ -6,9 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
@@ -16,9 +21,21 @@ import (
 const (
 	SessionIdleTimeout     = 30 * time.Minute
 	SessionAbsoluteTimeout = 12 * time.Hour
-	// sessionTouchEvery bounds how often a request writes last_seen_at.
+	// sessionTouchEvery bounds how often a request writes last_seen_at. It also bounds how
+	// long a session stays cached, so that write and the expiry checks keep happening.
 	sessionTouchEvery = time.Minute
 )
+
+// sessionsChannel is the PostgreSQL channel on which triggers announce a change to
+// sessions (other than their last-seen time), users, memberships or organizations.
+const sessionsChannel = "auditdb_sessions"
+
+// sessionCacheSize bounds the session cache; a full cache is emptied.
+const sessionCacheSize = 10_000
+
+// sessionListenIdle is how long the listener waits for a notification before it checks
+// that its connection still answers.
+const sessionListenIdle = 15 * time.Second
 
 // Session is a signed-in console session. Only the SHA-256 of its token is stored, so a
 // database leak does not hand out live sessions.
@@ -53,11 +70,60 @@ func (s *Session) Org() string {
 	return *s.OrganizationID
 }
 
+// clone returns a deep copy of the session, so a caller may change what it got without
+// touching the cache.
+func (s *Session) clone() *Session {
+	c := *s
+	c.TokenHash = slices.Clone(s.TokenHash)
+	c.CSRFSecret = slices.Clone(s.CSRFSecret)
+	if s.OrganizationID != nil {
+		org := *s.OrganizationID
+		c.OrganizationID = &org
+	}
+	if s.RevokedAt != nil {
+		at := *s.RevokedAt
+		c.RevokedAt = &at
+	}
+	if s.User != nil {
+		u := *s.User
+		c.User = &u
+	}
+	c.Orgs = slices.Clone(s.Orgs)
+	return &c
+}
+
+// ended reports whether the session is over at now: its user is disabled, it was revoked,
+// or it is past its absolute lifetime or idle for longer than SessionIdleTimeout.
+func (s *Session) ended(now time.Time) bool {
+	return s.User.Disabled || s.RevokedAt != nil || !now.Before(s.ExpiresAt) ||
+		now.Sub(s.LastSeenAt) > SessionIdleTimeout
+}
+
 // SessionStore keeps console sessions in PostgreSQL, so they survive a restart and a Redis
 // outage and can be revoked at once on every instance.
+//
+// While Listen follows the database's change notifications, looked-up sessions are cached
+// in process (for at most sessionTouchEvery). Any change to sessions, users, memberships or
+// organizations, by any writer, empties every instance's cache on commit; so does losing or
+// regaining the notification connection, during which nothing is cached.
 type SessionStore struct {
 	db  *gorm.DB
 	now func() time.Time
+
+	live  atomic.Bool   // the change notifications are followed: the cache may be used
+	gen   atomic.Uint64 // bumped by every flush, under mu
+	reads atomic.Int64  // sessions read from the database, for tests
+	mu    sync.Mutex
+	cache map[[sha256.Size]byte]cachedSession
+	// listenIdle is sessionListenIdle, shorter in tests; afterRead, set by tests only, runs
+	// between a database read and its caching.
+	listenIdle time.Duration
+	afterRead  func()
+}
+
+type cachedSession struct {
+	sess  *Session
+	until time.Time
 }
 
 // NewSessionStore returns a store over db; now may be nil for the wall clock.
@@ -65,7 +131,7 @@ func NewSessionStore(db *gorm.DB, now func() time.Time) *SessionStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &SessionStore{db: db, now: now}
+	return &SessionStore{db: db, now: now, cache: map[[sha256.Size]byte]cachedSession{}, listenIdle: sessionListenIdle}
 }
 
 func hashToken(token string) []byte {
@@ -105,13 +171,45 @@ func (s *SessionStore) Create(ctx context.Context, userID int64, org, ip, userAg
 // ErrNoSession is returned for a missing, expired, idle or revoked session, or a disabled user.
 var ErrNoSession = Unauthorized("your session has ended; sign in again")
 
-// Lookup returns the live session for token and records the activity. It returns
-// ErrNoSession when the session is unknown, revoked, past its absolute lifetime or idle for
-// longer than SessionIdleTimeout.
+// Lookup returns the live session for token (a copy the caller may change) and records
+// the activity; while Listen is live it is served from the cache when it can be. It
+// returns ErrNoSession when the session is unknown, revoked, past its absolute lifetime or
+// idle for longer than SessionIdleTimeout, or its user is disabled, and a KindUnavailable
+// error when the database cannot be read or updated.
 func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, error) {
 	if token == "" || len(token) > 128 {
 		return nil, ErrNoSession
 	}
+	key := sha256.Sum256([]byte(token))
+	if s.live.Load() {
+		now := s.now().UTC()
+		s.mu.Lock()
+		c, ok := s.cache[key]
+		s.mu.Unlock()
+		if ok && now.Before(c.until) && now.Sub(c.sess.LastSeenAt) < sessionTouchEvery && !c.sess.ended(now) {
+			return c.sess.clone(), nil
+		}
+	}
+	// The generation is taken before the read: a flush after this point (a change committed
+	// while the read runs) keeps the result out of the cache.
+	gen := s.gen.Load()
+	sess, err := s.read(ctx, key[:])
+	if s.afterRead != nil {
+		s.afterRead()
+	}
+	if err != nil {
+		if err == ErrNoSession {
+			s.forget(key)
+		}
+		return nil, err
+	}
+	s.keep(key, gen, sess)
+	return sess, nil
+}
+
+// read returns the live session whose token hashes to hash, recording the activity.
+func (s *SessionStore) read(ctx context.Context, hash []byte) (*Session, error) {
+	s.reads.Add(1)
 	// One round trip for the session, its user and the user's organizations: this runs on
 	// every console request.
 	var row struct {
@@ -135,7 +233,7 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 					ORDER BY o.name, o.id), '[]')
 				 FROM memberships m JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = u.id)
 			END AS orgs_json
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hashToken(token)).Scan(&row).Error
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).Scan(&row).Error
 	if err != nil {
 		return nil, Unavailable("cannot read the session store", err)
 	}
@@ -149,7 +247,7 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 		return nil, fmt.Errorf("models: read session organizations: %w", err)
 	}
 	now := s.now().UTC()
-	if sess.User.Disabled || sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > SessionIdleTimeout {
+	if sess.ended(now) {
 		return nil, ErrNoSession
 	}
 	if now.Sub(sess.LastSeenAt) >= sessionTouchEvery {
@@ -163,6 +261,107 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 	return &sess, nil
 }
 
+// keep caches a copy of sess under key, unless the notifications are not followed or the
+// cache was flushed since generation gen was read.
+func (s *SessionStore) keep(key [sha256.Size]byte, gen uint64, sess *Session) {
+	if !s.live.Load() {
+		return
+	}
+	c := cachedSession{sess: sess.clone(), until: s.now().UTC().Add(sessionTouchEvery)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.live.Load() || s.gen.Load() != gen {
+		return
+	}
+	if len(s.cache) >= sessionCacheSize {
+		clear(s.cache)
+	}
+	s.cache[key] = c
+}
+
+func (s *SessionStore) forget(key [sha256.Size]byte) {
+	s.mu.Lock()
+	delete(s.cache, key)
+	s.mu.Unlock()
+}
+
+// flush empties the cache and moves to a new generation, so reads already under way are
+// not cached either.
+func (s *SessionStore) flush() {
+	s.mu.Lock()
+	clear(s.cache)
+	s.gen.Add(1)
+	s.mu.Unlock()
+}
+
+// Live reports whether the change notifications are being followed (and the cache is in
+// use).
+func (s *SessionStore) Live() bool { return s.live.Load() }
+
+// Listen follows the change notifications on a connection of its own to dsn until ctx
+// ends, reconnecting as needed; failures only leave the cache off until the next attempt.
+// Sessions are cached only while a LISTEN is confirmed; the cache is emptied on every
+// notification, and whenever the connection drops or is established, since changes may
+// have been missed in between.
+func (s *SessionStore) Listen(ctx context.Context, dsn string) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if s.follow(ctx, dsn) {
+			backoff = 100 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// follow runs one LISTEN connection until it fails; it reports whether it was ever
+// confirmed.
+func (s *SessionStore) follow(ctx context.Context, dsn string) bool {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	conn, err := pgx.Connect(cctx, dsn)
+	cancel()
+	if err != nil {
+		return false
+	}
+	defer func() {
+		s.live.Store(false)
+		s.flush()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		conn.Close(cctx)
+		cancel()
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+sessionsChannel); err != nil {
+		return false
+	}
+	s.flush()
+	s.live.Store(true)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, s.listenIdle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if n != nil {
+			s.flush()
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return true
+		}
+		// Quiet for a while: make sure the server is still there, since a connection
+		// that died silently would hear nothing.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return true
+		}
+	}
+}
+
 // SetOrg switches the session's current organization. The caller checks access first.
 func (s *SessionStore) SetOrg(ctx context.Context, token, org string) error {
 	err := s.db.WithContext(ctx).Model(&Session{}).Where("token_hash = ?", hashToken(token)).
@@ -170,6 +369,7 @@ func (s *SessionStore) SetOrg(ctx context.Context, token, org string) error {
 	if err != nil {
 		return fmt.Errorf("models: switch organization: %w", err)
 	}
+	s.flush() // the trigger's notification tells the other instances
 	return nil
 }
 
@@ -180,6 +380,7 @@ func (s *SessionStore) Revoke(ctx context.Context, token string) error {
 	if err != nil {
 		return fmt.Errorf("models: revoke session: %w", err)
 	}
+	s.flush()
 	return nil
 }
 
@@ -191,6 +392,7 @@ func (s *SessionStore) RevokeUser(ctx context.Context, userID int64) (int64, err
 	if res.Error != nil {
 		return 0, fmt.Errorf("models: revoke sessions: %w", res.Error)
 	}
+	s.flush()
 	return res.RowsAffected, nil
 }
 
