@@ -29,7 +29,7 @@ type config struct {
 	// AUDITDB_CHECKPOINT_KEY (hex or base64, 32 bytes) or <data dir>/checkpoint.key.
 	CheckpointKey []byte
 	// Writer tunes the group-commit writer: AUDITDB_INGEST_FLUSHERS (concurrent
-	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher gathers, e.g. 2ms).
+	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher waits for more, e.g. 500us).
 	Writer models.WriterConfig
 	// PprofAddr, when set (AUDITDB_PPROF_ADDR, a loopback address such as 127.0.0.1:6060),
 	// serves Go's runtime profiles there for diagnosing performance; off by default.
@@ -80,7 +80,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if v := getenv("AUDITDB_INGEST_MAX_DELAY"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 || d > time.Second {
-			return cfg, models.Invalid("AUDITDB_INGEST_MAX_DELAY", "must be a duration up to 1s, such as 2ms")
+			return cfg, models.Invalid("AUDITDB_INGEST_MAX_DELAY", "must be a duration up to 1s, such as 500us")
 		}
 		cfg.Writer.MaxDelay = d
 	}

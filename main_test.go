@@ -1,15 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"math"
 	"os"
+	"runtime/debug"
+	"strings"
+	"testing"
 	"time"
 
 	"auditdb/models"
 	"auditdb/models/pgtest"
-	"bytes"
-	"context"
-	"strings"
-	"testing"
 )
 
 func env(m map[string]string) func(string) string {
@@ -53,6 +55,9 @@ func TestBadConfig(t *testing.T) {
 		{"no flushers", "AUDITDB_INGEST_FLUSHERS", "0"},
 		{"gather delay not a duration", "AUDITDB_INGEST_MAX_DELAY", "2"},
 		{"gather delay too long", "AUDITDB_INGEST_MAX_DELAY", "5s"},
+		{"profiles on every interface", "AUDITDB_PPROF_ADDR", ":6060"},
+		{"profiles on a public address", "AUDITDB_PPROF_ADDR", "10.1.2.3:6060"},
+		{"profiles without a port", "AUDITDB_PPROF_ADDR", "127.0.0.1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,6 +67,27 @@ func TestBadConfig(t *testing.T) {
 				t.Fatalf("error %v should name %s", err, tc.key)
 			}
 		})
+	}
+}
+
+// TestServeGCDefaults: serve sets its collector defaults only where the environment says
+// nothing, so GOGC and GOMEMLIMIT still override them.
+func TestServeGCDefaults(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	tuneGC(env(nil))
+	if got := debug.SetGCPercent(100); got != serveGCPercent {
+		t.Errorf("GC percent = %d, want %d", got, serveGCPercent)
+	}
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != serveMemoryLimit {
+		t.Errorf("memory limit = %d, want %d", got, serveMemoryLimit)
+	}
+	tuneGC(env(map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}))
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set, GC percent = %d, want it left at 100", got)
+	}
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != math.MaxInt64 {
+		t.Errorf("with GOMEMLIMIT set, memory limit = %d, want it left alone", got)
 	}
 }
 

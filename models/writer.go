@@ -21,7 +21,9 @@ type WriterConfig struct {
 	// MaxBatch is how many events one transaction gathers (a request is never split, so a
 	// larger request goes alone). Default 2000.
 	MaxBatch int
-	// MaxDelay is how long a flusher waits for more requests after the first. Default 2 ms.
+	// MaxDelay is how long a flusher waits for more requests once it has taken all that were
+	// waiting. Default 500 µs: under load the queue fills while the other flusher writes, so
+	// a longer wait adds latency without making gatherings much larger.
 	MaxDelay time.Duration
 	// MaxQueued is how many events may wait for their commit before requests get 429.
 	// Default 20000; it must hold the largest batch a request may carry.
@@ -37,7 +39,7 @@ func (c WriterConfig) withDefaults() WriterConfig {
 		c.MaxBatch = 2000
 	}
 	if c.MaxDelay <= 0 {
-		c.MaxDelay = 2 * time.Millisecond
+		c.MaxDelay = 500 * time.Microsecond
 	}
 	if c.MaxQueued <= 0 {
 		c.MaxQueued = 20_000
@@ -243,31 +245,52 @@ func (w *Writer) run() {
 			}
 			first = p
 		}
-		batch := []*pendingWrite{first}
-		n := len(first.req.Events)
-		if n < w.cfg.MaxBatch {
-			timer := time.NewTimer(w.cfg.MaxDelay)
-		gather:
-			for n < w.cfg.MaxBatch {
-				select {
-				case p, ok := <-w.queue:
-					if !ok {
-						break gather
-					}
-					if n+len(p.req.Events) > w.cfg.MaxBatch {
-						carry = p
-						break gather
-					}
-					batch = append(batch, p)
-					n += len(p.req.Events)
-				case <-timer.C:
-					break gather
-				}
-			}
-			timer.Stop()
-		}
+		var batch []*pendingWrite
+		batch, carry = w.gather(first)
 		w.flush(batch)
 	}
+}
+
+// gather collects a gathering that starts with first: every request already waiting, then
+// whatever arrives within MaxDelay of that, up to MaxBatch events. A request that does not
+// fit is returned as carry, to start the next gathering. Under load the queue fills while
+// the other flushers write, so gatherings grow without anyone waiting on a timer.
+func (w *Writer) gather(first *pendingWrite) (batch []*pendingWrite, carry *pendingWrite) {
+	batch = []*pendingWrite{first}
+	n := len(first.req.Events)
+	var timeout <-chan time.Time // set once everything waiting has been taken
+	expired := false
+	for n < w.cfg.MaxBatch {
+		var p *pendingWrite
+		var ok bool
+		select {
+		case p, ok = <-w.queue:
+		default:
+			if expired {
+				return batch, nil
+			}
+			if timeout == nil {
+				timer := time.NewTimer(w.cfg.MaxDelay)
+				defer timer.Stop()
+				timeout = timer.C
+			}
+			select {
+			case p, ok = <-w.queue:
+			case <-timeout:
+				expired = true // take what is waiting now, then go
+				continue
+			}
+		}
+		if !ok { // closed: run sees it on its next receive
+			return batch, nil
+		}
+		if n+len(p.req.Events) > w.cfg.MaxBatch {
+			return batch, p
+		}
+		batch = append(batch, p)
+		n += len(p.req.Events)
+	}
+	return batch, nil
 }
 
 // flush writes one gathering and answers every request in it.
