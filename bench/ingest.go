@@ -379,7 +379,8 @@ func drain(ctx context.Context, db *gorm.DB, limit time.Duration) error {
 }
 
 // sampleQueue records the longest sequencer queue seen in *peak until the returned
-// function is called.
+// function is called. Four looks a second resolve the sequencer's 2-second cycle; each is a
+// count over the queue, so looking more often would take PostgreSQL time from the run.
 func sampleQueue(ctx context.Context, db *gorm.DB, peak *int64) func() {
 	done := make(chan struct{})
 	var once sync.Once
@@ -387,7 +388,7 @@ func sampleQueue(ctx context.Context, db *gorm.DB, peak *int64) func() {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
