@@ -176,23 +176,6 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-func timeIt(n int, fn func() error) ([]time.Duration, error) {
-	for i := 0; i < 10; i++ { // warm up caches, connections and plans
-		if err := fn(); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
-		start := time.Now()
-		if err := fn(); err != nil {
-			return nil, err
-		}
-		out = append(out, time.Since(start))
-	}
-	return out, nil
-}
-
 // waitForSequencer waits until the Merkle leaf queue is empty: a freshly seeded database
 // has every event queued, and a server that has caught up has none.
 func waitForSequencer(ctx context.Context, db *gorm.DB, out io.Writer) error {

@@ -235,3 +235,21 @@ func tenantInsert(ctx context.Context, conn *pgx.Conn, org string, batch []model
 		return err
 	})
 }
+
+// timeIt runs fn ten times to warm caches, connections and plans, then n times timed.
+func timeIt(n int, fn func() error) ([]time.Duration, error) {
+	for i := 0; i < 10; i++ {
+		if err := fn(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if err := fn(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}

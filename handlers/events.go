@@ -98,7 +98,7 @@ func ListEvents(events EventReader, now func() time.Time) fiber.Handler {
 			return err
 		}
 		props := eventviews.ListProps{Filter: values, Statuses: models.EventStatuses,
-			Classifications: models.DataClassifications}
+			Classifications: models.DataClassifications, Rows: make([]eventviews.Row, 0, len(page.Events))}
 		for i := range page.Events {
 			props.Rows = append(props.Rows, EventRow(&page.Events[i]))
 		}

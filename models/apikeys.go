@@ -229,17 +229,7 @@ func (s *APIKeyStore) Listen(ctx context.Context) {
 	if s.rdb == nil {
 		return
 	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if s.follow(ctx) {
-			backoff = 100 * time.Millisecond
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	followUntilDone(ctx, s.follow)
 }
 
 // follow runs one subscription until it fails; it reports whether it was ever confirmed.

@@ -304,17 +304,7 @@ func (s *SessionStore) Live() bool { return s.live.Load() }
 // notification, and whenever the connection drops or is established, since changes may
 // have been missed in between.
 func (s *SessionStore) Listen(ctx context.Context, dsn string) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		if s.follow(ctx, dsn) {
-			backoff = 100 * time.Millisecond
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	followUntilDone(ctx, func(ctx context.Context) bool { return s.follow(ctx, dsn) })
 }
 
 // follow runs one LISTEN connection until it fails; it reports whether it was ever
