@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -237,20 +238,21 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	// The policy, API-key and session listeners follow changes made on other instances
 	// until shutdown.
 	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
-	policyDone, sessionsDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(policyDone)
-		deps.Policy.Run(listenCtx)
-	}()
-	go deps.APIKeys.Listen(listenCtx)
-	go func() {
-		defer close(sessionsDone)
-		deps.Sessions.Listen(listenCtx, cfg.DatabaseURL)
-	}()
+	var listeners sync.WaitGroup
+	for _, listen := range []func(context.Context){
+		func(ctx context.Context) { deps.Policy.Run(ctx) },
+		deps.APIKeys.Listen,
+		func(ctx context.Context) { deps.Sessions.Listen(ctx, cfg.DatabaseURL) },
+	} {
+		listeners.Add(1)
+		go func() {
+			defer listeners.Done()
+			listen(listenCtx)
+		}()
+	}
 	defer func() { // before Redis and the database close (defers run last in, first out)
 		stopListening()
-		<-policyDone
-		<-sessionsDone
+		listeners.Wait()
 	}()
 
 	sched, err := jobs.New(db, log)

@@ -235,6 +235,9 @@ func (s *APIKeyStore) Listen(ctx context.Context) {
 // follow runs one subscription until it fails; it reports whether it was ever confirmed.
 func (s *APIKeyStore) follow(ctx context.Context) bool {
 	ps := s.rdb.Subscribe(ctx, revokedChannel)
+	// A blocked receive does not watch ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
 	defer func() {
 		s.live.Store(false)
 		s.flush()

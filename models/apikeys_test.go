@@ -144,3 +144,26 @@ func TestAPIKeyRevocationReachesEveryInstance(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIKeyListenerStopsWithItsContext: serve waits for its listeners before closing Redis,
+// so the listener must return as soon as its context ends, not at its next receive timeout.
+func TestAPIKeyListenerStopsWithItsContext(t *testing.T) {
+	keys := models.NewAPIKeyStore(pgtest.DB(t), pgtest.Redis(t), testTrail(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		keys.Listen(ctx)
+	}()
+	waitFor(t, "the listener to follow revocations", keys.Live)
+	time.Sleep(100 * time.Millisecond) // into a blocked receive
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Listen still runs 2 s after its context ended")
+	}
+	if keys.Live() {
+		t.Error("the cache is still marked live after the listener stopped")
+	}
+}
