@@ -57,24 +57,7 @@ const benchOrg = "acme-health"
 // alternating so that both meet the same machine. It prints a table and returns an error if
 // any request fails.
 func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
-	parts := models.NewPartitionManager(db)
-	var have int64
-	if err := db.WithContext(ctx).Raw("SELECT count(*) FROM audit_log").Scan(&have).Error; err != nil {
-		return err
-	}
-	if have < int64(o.Events) {
-		fmt.Fprintf(o.Out, "seeding %d events (database has %d)…\n", o.Events, have)
-		start := time.Now()
-		res, err := models.SeedDemo(ctx, db, o.Sealer, parts, models.DemoOptions{Events: o.Events, Now: o.Now, Seed: 1})
-		if err != nil {
-			return err
-		}
-		if res.Skipped != "" {
-			return fmt.Errorf("bench: the bench database already holds demo events but fewer than %d; drop it and run again", o.Events)
-		}
-		fmt.Fprintf(o.Out, "seeded %d events in %s\n", res.EventsWritten, time.Since(start).Round(time.Second))
-	}
-	if err := db.WithContext(ctx).Exec("ANALYZE audit_log").Error; err != nil {
+	if err := seedDemo(ctx, db, o.Sealer, o.Events, o.Now, o.Out); err != nil {
 		return err
 	}
 	const email, password = "bench@auditdb.example", "bench-password-not-secret"
@@ -175,6 +158,28 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// seedDemo fills the bench database with the demo data set of n events, unless it holds
+// that many already, and refreshes the planner's statistics.
+func seedDemo(ctx context.Context, db *gorm.DB, sealer *models.Sealer, n int, now time.Time, out io.Writer) error {
+	var have int64
+	if err := db.WithContext(ctx).Raw("SELECT count(*) FROM audit_log").Scan(&have).Error; err != nil {
+		return err
+	}
+	if have < int64(n) {
+		fmt.Fprintf(out, "seeding %d events (database has %d)…\n", n, have)
+		start := time.Now()
+		res, err := models.SeedDemo(ctx, db, sealer, models.NewPartitionManager(db), models.DemoOptions{Events: n, Now: now, Seed: 1})
+		if err != nil {
+			return err
+		}
+		if res.Skipped != "" {
+			return fmt.Errorf("bench: the bench database already holds demo events but fewer than %d; drop it and run again", n)
+		}
+		fmt.Fprintf(out, "seeded %d events in %s\n", res.EventsWritten, time.Since(start).Round(time.Second))
+	}
+	return db.WithContext(ctx).Exec("ANALYZE audit_log").Error
+}
 
 // waitForSequencer waits until the Merkle leaf queue is empty: a freshly seeded database
 // has every event queued, and a server that has caught up has none.

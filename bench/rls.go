@@ -40,20 +40,10 @@ type RLSOptions struct {
 // It changes the table's RLS setting, so it must run on a database of its own; RLS is left
 // enabled at the end. It prints a table and returns the first error.
 func RLS(ctx context.Context, db *gorm.DB, o RLSOptions) (err error) {
+	if err := seedDemo(ctx, db, o.Sealer, o.Events, o.Now, o.Out); err != nil {
+		return err
+	}
 	parts := models.NewPartitionManager(db)
-	var have int64
-	if err := db.WithContext(ctx).Raw("SELECT count(*) FROM audit_log").Scan(&have).Error; err != nil {
-		return err
-	}
-	if have < int64(o.Events) {
-		fmt.Fprintf(o.Out, "seeding %d events (database has %d)…\n", o.Events, have)
-		if _, err := models.SeedDemo(ctx, db, o.Sealer, parts, models.DemoOptions{Events: o.Events, Now: o.Now, Seed: 1}); err != nil {
-			return err
-		}
-	}
-	if err := db.WithContext(ctx).Exec("ANALYZE audit_log").Error; err != nil {
-		return err
-	}
 	setRLS := func(on bool) error {
 		verb := "DISABLE"
 		if on {
