@@ -41,6 +41,9 @@ assets: css
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	@# The committed templ output must be what `make generate` writes.
+	$(TEMPL) generate -path views >/dev/null 2>&1
+	@git diff --exit-code --stat -- views || (echo "views: run make generate and commit the result"; exit 1)
 
 # Events list latency at 1,000,000 events against the same SQL run bare.
 bench-list: build
