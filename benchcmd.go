@@ -302,7 +302,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 			return err
 		}
 		defer srv.stop()
-		opts.URL, opts.Key, opts.PeakRSS = srv.url, raw, bench.PeakRSSOf(srv.cmd.Process.Pid)
+		opts.URL, opts.Key, opts.PeakRSS, opts.ServerPID = srv.url, raw, bench.PeakRSSOf(srv.cmd.Process.Pid), srv.cmd.Process.Pid
 		fmt.Fprintf(stdout, "server: %s (pid %d) on %s\n", srv.url, srv.cmd.Process.Pid, redactedDB(dsn))
 	}
 	_, err = bench.Ingest(ctx, opts)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -39,6 +40,7 @@ type IngestOptions struct {
 	DSN          string                // the same database, for the baseline's pgx connection
 	Builder      *models.EventBuilder  // builds and seals the baseline's rows like the server does
 	PeakRSS      func() (int64, error) // the server's peak resident set (VmHWM), in bytes; nil when unknown
+	ServerPID    int                   // the server's process, for its CPU time; 0 when it is not on this machine
 	Out          io.Writer
 }
 
@@ -56,6 +58,11 @@ type IngestResult struct {
 	QueuePeak      int64         // the most events seen waiting for the sequencer during the run
 	SequencerDrain time.Duration // the longest wait, after a batch phase, until everything was logged
 	PeakRSS        int64
+	// CopyCPU, BatchCPU and SingleCPU split the CPU time of the baseline, batch and
+	// single-event phases between the server, PostgreSQL and the load generator (which runs
+	// the baseline's COPY); CPUKnown says whether they were read.
+	CopyCPU, BatchCPU, SingleCPU CPUSplit
+	CPUKnown                     bool
 }
 
 // Latency summarises request times.
@@ -111,18 +118,28 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	}
 	var copyTime, batchTime, singleTime time.Duration
 	var batchLat, singleLat []time.Duration
+	meter := cpuMeter{serverPID: o.ServerPID}
+	res.CPUKnown = o.ServerPID > 0
+	measure := func(into *CPUSplit, from cpuSnapshot) {
+		split, ok := since(from, meter.snapshot())
+		*into = into.Add(split)
+		res.CPUKnown = res.CPUKnown && ok
+	}
 	for r := 0; r < o.Rounds; r++ {
 		lo, hi := r*o.Events/o.Rounds, (r+1)*o.Events/o.Rounds
+		cpuFrom := meter.snapshot()
 		d, err := cp.copy(ctx, lo, hi)
 		if err != nil {
 			return res, fmt.Errorf("bench: raw COPY baseline: %w", err)
 		}
 		copyTime += d
+		measure(&res.CopyCPU, cpuFrom)
 
 		var batches [][]byte
 		for i := lo; i < hi; i += o.BatchSize {
 			batches = append(batches, []byte("["+strings.Join(bodies[i:min(i+o.BatchSize, hi)], ",")+"]"))
 		}
+		cpuFrom = meter.snapshot()
 		start := time.Now()
 		lat, err := closedLoop(len(batches), o.BatchClients, func(i int) error {
 			return post(client, o.URL+"/api/v1/events/batch", o.Key, batches[i])
@@ -131,6 +148,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 			return res, err
 		}
 		batchEnd := time.Now()
+		measure(&res.BatchCPU, cpuFrom)
 		batchDur := batchEnd.Sub(start)
 		batchTime += batchDur
 		batchLat = append(batchLat, lat...)
@@ -143,6 +161,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 		}
 		res.SequencerDrain = max(res.SequencerDrain, time.Since(batchEnd))
 		singles := asBytes(bodies[o.Events+r*o.Singles/o.Rounds : o.Events+(r+1)*o.Singles/o.Rounds])
+		cpuFrom = meter.snapshot()
 		start = time.Now()
 		lat, err = closedLoop(len(singles), o.Concurrency, func(i int) error {
 			return post(client, o.URL+"/api/v1/events", o.Key, singles[i])
@@ -151,6 +170,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 			return res, err
 		}
 		singleDur := time.Since(start)
+		measure(&res.SingleCPU, cpuFrom)
 		singleTime += singleDur
 		singleLat = append(singleLat, lat...)
 		fmt.Fprintf(o.Out, "  round %d: raw COPY %.0f/s, batch route %.0f/s, single events %.0f/s\n", r+1,
@@ -213,6 +233,20 @@ func printIngest(o IngestOptions, r IngestResult) {
 		fmt.Fprintf(w, "server peak RSS (VmHWM): %.1f MiB (target ≤ 150 MiB)\n", float64(r.PeakRSS)/(1<<20))
 	} else {
 		fmt.Fprintln(w, "server peak RSS: not measured (server not started by the benchmark)")
+	}
+	if r.CPUKnown {
+		cpus := runtime.NumCPU()
+		line := func(name string, c CPUSplit, events int) {
+			fmt.Fprintf(w, "  %-14s server %s, PostgreSQL %s, load generator %s; CPUs idle %.0f%% of the phase\n", name,
+				perEvent(c.Server, events), perEvent(c.Postgres, events), perEvent(c.LoadGenerator, events),
+				100*c.Idle.Seconds()/(c.Wall.Seconds()*float64(cpus)))
+		}
+		fmt.Fprintf(w, "CPU time per event (from /proc, %d CPUs):\n", cpus)
+		line("raw COPY", r.CopyCPU, o.Events)
+		line("batch route", r.BatchCPU, o.Events)
+		line("single events", r.SingleCPU, o.Singles)
+	} else {
+		fmt.Fprintln(w, "CPU time per event: not measured (the server or PostgreSQL is not a process on this machine)")
 	}
 	fmt.Fprintln(w, "(ack = request sent until its 201 arrived, which is after the commit)")
 }
