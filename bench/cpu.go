@@ -42,6 +42,9 @@ type cpuSnapshot struct {
 }
 
 func (m cpuMeter) snapshot() cpuSnapshot {
+	if m.serverPID <= 0 { // a server elsewhere: nothing to split, so no /proc scan
+		return cpuSnapshot{}
+	}
 	s := cpuSnapshot{at: time.Now(), ok: true}
 	var err error
 	if s.server, err = processCPU(m.serverPID); err != nil {

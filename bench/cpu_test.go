@@ -70,6 +70,9 @@ func TestCPUMeterSplitsAPhase(t *testing.T) {
 	if _, ok := since(cpuSnapshot{}, m.snapshot()); ok {
 		t.Fatal("a failed snapshot gave a split")
 	}
+	if (cpuMeter{}).snapshot().ok {
+		t.Fatal("a meter without a server process gave a snapshot")
+	}
 	sum := split.Add(split)
 	if sum.Server != 2*split.Server || sum.Wall != 2*split.Wall {
 		t.Fatalf("Add: %+v", sum)
