@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -477,22 +476,4 @@ func makeEvents(n int, seed int64) []string {
 		out[i] = string(b)
 	}
 	return out
-}
-
-// PeakRSSOf returns a function reading VmHWM (peak resident set) of process pid from
-// /proc, in bytes.
-func PeakRSSOf(pid int) func() (int64, error) {
-	return func() (int64, error) {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			return 0, err
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				return kb << 10, err
-			}
-		}
-		return 0, fmt.Errorf("bench: no VmHWM in /proc/%d/status", pid)
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -149,4 +150,22 @@ func machineIdle() (time.Duration, error) {
 // perEvent formats a CPU time per event in microseconds.
 func perEvent(d time.Duration, events int) string {
 	return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(events))
+}
+
+// PeakRSSOf returns a function reading VmHWM (peak resident set) of process pid from
+// /proc, in bytes.
+func PeakRSSOf(pid int) func() (int64, error) {
+	return func() (int64, error) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				return kb << 10, err
+			}
+		}
+		return 0, fmt.Errorf("bench: no VmHWM in /proc/%d/status", pid)
+	}
 }
