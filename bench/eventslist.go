@@ -187,7 +187,7 @@ func waitForSequencer(ctx context.Context, db *gorm.DB, out io.Writer) error {
 	told := false
 	for deadline := time.Now().Add(30 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
 		var queued int64
-		if err := db.WithContext(ctx).Raw("SELECT count(*) FROM audit_leaf_queue").Scan(&queued).Error; err != nil {
+		if err := db.WithContext(ctx).Raw("SELECT coalesce(sum(cardinality(audit_log_ids)), 0) FROM audit_leaf_queue").Scan(&queued).Error; err != nil {
 			return err
 		}
 		if queued == 0 {

@@ -442,7 +442,7 @@ func sampleQueue(ctx context.Context, db *gorm.DB, peak *int64) func() {
 
 func queued(ctx context.Context, db *gorm.DB) int64 {
 	var n int64
-	db.WithContext(ctx).Raw(`SELECT count(*) FROM audit_leaf_queue`).Scan(&n)
+	db.WithContext(ctx).Raw(`SELECT coalesce(sum(cardinality(audit_log_ids)), 0) FROM audit_leaf_queue`).Scan(&n)
 	return n
 }
 

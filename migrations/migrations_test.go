@@ -157,3 +157,60 @@ func TestConcurrentUpIsSafe(t *testing.T) {
 		t.Fatalf("schema_migrations: %d duplicate ids, latest applied = %v", dup, latest)
 	}
 }
+
+// The leaf queue changed from a row per event to a row per write and organization; events
+// waiting for the sequencer keep their place across the change, both ways.
+func TestLeafQueueReshapeKeepsWaitingEvents(t *testing.T) {
+	ctx := context.Background()
+	db := freshDB(t)
+	if err := migrations.UpTo(ctx, db, "20261127_0006_leaf_queue_per_write"); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 27, 10, 0, 0, 123456000, time.UTC)
+	err := db.Exec(`INSERT INTO audit_leaf_queue (organization_id, audit_log_ids, event_timestamps, hashes) VALUES
+		('org-a', ARRAY[3, 1]::bigint[], ARRAY[?, ?]::timestamptz[], ARRAY['h3', 'h1']),
+		('org-b', ARRAY[2]::bigint[], ARRAY[?]::timestamptz[], ARRAY['h2']),
+		('org-a', ARRAY[5]::bigint[], ARRAY[?]::timestamptz[], ARRAY['h5'])`, at, at, at, at).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Down(ctx, db); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	type row struct {
+		AuditLogID     int64
+		OrganizationID string
+		EventTimestamp time.Time
+		Hash           string
+	}
+	var rows []row
+	if err := db.Raw(`SELECT audit_log_id, organization_id, event_timestamp, hash FROM audit_leaf_queue ORDER BY audit_log_id`).
+		Scan(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	want := []row{{1, "org-a", at, "h1"}, {2, "org-b", at, "h2"}, {3, "org-a", at, "h3"}, {5, "org-a", at, "h5"}}
+	if len(rows) != len(want) {
+		t.Fatalf("after down: %d queued events, want %d: %+v", len(rows), len(want), rows)
+	}
+	for i := range want {
+		if rows[i].AuditLogID != want[i].AuditLogID || rows[i].OrganizationID != want[i].OrganizationID ||
+			!rows[i].EventTimestamp.Equal(at) || rows[i].Hash != want[i].Hash {
+			t.Fatalf("after down: event %d is %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+	if err := migrations.UpTo(ctx, db, "20261127_0006_leaf_queue_per_write"); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	var got []struct {
+		OrganizationID string
+		IDs            string
+		Hashes         string
+	}
+	if err := db.Raw(`SELECT organization_id, audit_log_ids::text AS ids, hashes::text AS hashes FROM audit_leaf_queue
+		ORDER BY organization_id`).Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].IDs != "{1,3,5}" || got[0].Hashes != "{h1,h3,h5}" || got[1].IDs != "{2}" || got[1].Hashes != "{h2}" {
+		t.Fatalf("after up: %+v; want org-a {1,3,5} and org-b {2}", got)
+	}
+}

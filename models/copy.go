@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -96,8 +97,8 @@ func (b *idBlock) take(ctx context.Context, pool *pgxpool.Pool, n int) ([]int64,
 	return out, nil
 }
 
-// insertEventsSQL writes events (ids assigned) and their leaf-queue rows in one statement,
-// from one array per column.
+// insertEventsSQL writes events (ids assigned) and queues them for the Merkle sequencer in
+// one statement, from one array per column: one queue row per organization.
 const insertEventsSQL = `WITH ins AS (
 	INSERT INTO audit_log (id, "timestamp", ttl, principal_id, organization_id, action, target_resource_type,
 		target_resource_id, status, outcome_description, hash, hash_algorithm, event_version, correlation_id,
@@ -106,8 +107,9 @@ const insertEventsSQL = `WITH ins AS (
 		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
 		$17::integer[], $18::jsonb[], $19::bytea[], $20::text[], $21::text[])
 	RETURNING id, organization_id, "timestamp", hash)
-INSERT INTO audit_leaf_queue (audit_log_id, organization_id, event_timestamp, hash)
-	SELECT id, organization_id, "timestamp", hash FROM ins`
+INSERT INTO audit_leaf_queue (organization_id, audit_log_ids, event_timestamps, hashes)
+	SELECT organization_id, array_agg(id ORDER BY id), array_agg("timestamp" ORDER BY id), array_agg(hash ORDER BY id)
+	FROM ins GROUP BY organization_id`
 
 // insertEvents writes events (ids assigned) and queues them for the Merkle sequencer with
 // one statement, committed on its own.
@@ -117,7 +119,11 @@ func insertEvents(ctx context.Context, conn *pgx.Conn, events []*Event) error {
 	ttl, principal, rtype, rid, outcome, corr := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 	hash, algo, version, class, policy, digest, sig := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	latency, details, salt := make([]*int32, n), make([]*string, n), make([][]byte, n)
+	var orgSet []string // the distinct organizations: each gets one queue row
 	for i, ev := range events {
+		if !slices.Contains(orgSet, ev.OrganizationID) {
+			orgSet = append(orgSet, ev.OrganizationID)
+		}
 		ids[i], ts[i], orgs[i], actions[i], statuses[i] = ev.ID, ev.Timestamp.UTC(), ev.OrganizationID, ev.Action, ev.Status
 		ttl[i], principal[i], rtype[i], rid[i], outcome[i], corr[i] = ev.TTL, ev.PrincipalID, ev.TargetResourceType, ev.TargetResourceID, ev.OutcomeDescription, ev.CorrelationID
 		hash[i], algo[i], version[i], class[i], policy[i], digest[i], sig[i] = ev.Hash, ev.HashAlgorithm, ev.EventVersion, ev.DataClassification, ev.RetentionPolicy, ev.SubjectDigest, ev.Signature
@@ -132,8 +138,8 @@ func insertEvents(ctx context.Context, conn *pgx.Conn, events []*Event) error {
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() != int64(n) {
-		return fmt.Errorf("models: wrote %d of %d events", tag.RowsAffected(), n)
+	if tag.RowsAffected() != int64(len(orgSet)) {
+		return fmt.Errorf("models: queued %d of %d organizations' events for the log", tag.RowsAffected(), len(orgSet))
 	}
 	return nil
 }
@@ -148,13 +154,44 @@ func copyEvents(ctx context.Context, tx pgx.Tx, events []*Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_leaf_queue"},
-		[]string{"audit_log_id", "organization_id", "event_timestamp", "hash"},
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			ev := events[i]
-			return []any{ev.ID, ev.OrganizationID, ev.Timestamp.UTC(), ev.Hash}, nil
+	rows := queueRows(events)
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_leaf_queue"}, leafQueueColumns,
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := rows[i]
+			return []any{r.org, r.ids, r.timestamps, r.hashes}, nil
 		}))
 	return err
+}
+
+// leafQueueColumns are the columns of one audit_leaf_queue row: the events of one write of
+// one organization, in parallel arrays.
+var leafQueueColumns = []string{"organization_id", "audit_log_ids", "event_timestamps", "hashes"}
+
+// queueRow is one audit_leaf_queue row.
+type queueRow struct {
+	org        string
+	ids        []int64
+	timestamps []time.Time
+	hashes     []string
+}
+
+// queueRows groups events (ids assigned) into queue rows, one per organization, in the
+// order the organizations first appear.
+func queueRows(events []*Event) []queueRow {
+	var rows []queueRow
+	for _, ev := range events {
+		i := len(rows) - 1
+		if i < 0 || rows[i].org != ev.OrganizationID {
+			i = slices.IndexFunc(rows, func(r queueRow) bool { return r.org == ev.OrganizationID })
+			if i < 0 {
+				rows = append(rows, queueRow{org: ev.OrganizationID})
+				i = len(rows) - 1
+			}
+		}
+		r := &rows[i]
+		r.ids, r.timestamps, r.hashes = append(r.ids, ev.ID), append(r.timestamps, ev.Timestamp.UTC()), append(r.hashes, ev.Hash)
+	}
+	return rows
 }
 
 // CopyEvents writes sealed events into audit_log with one COPY inside one transaction,

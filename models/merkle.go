@@ -152,8 +152,8 @@ type queuedLeaf struct {
 	hash string
 }
 
-// Sequence moves up to limit queued events into their organizations' logs and publishes a
-// checkpoint for every organization whose log grew past its latest checkpoint (and whose
+// Sequence moves queued events into their organizations' logs, whole queue rows (writes)
+// until at least limit events or the queue's end, and publishes a checkpoint for every organization whose log grew past its latest checkpoint (and whose
 // latest checkpoint is at least CheckpointEvery old), all in one transaction.
 func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, error) {
 	var res SequenceResult
@@ -163,13 +163,26 @@ func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, er
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sequencerLockKey); err != nil {
 				return err
 			}
-			rows, _ := tx.Query(ctx, `DELETE FROM audit_leaf_queue
-				WHERE ctid = ANY(ARRAY(SELECT ctid FROM audit_leaf_queue LIMIT $1))
-				RETURNING audit_log_id, organization_id, event_timestamp, hash`, limit)
-			queued, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (queuedLeaf, error) {
-				var q queuedLeaf
-				err := r.Scan(&q.id, &q.org, &q.ts, &q.hash)
-				return q, err
+			// Whole queue rows (one per write and organization), in physical order, until
+			// they hold limit events; always at least one.
+			rows, _ := tx.Query(ctx, `DELETE FROM audit_leaf_queue WHERE ctid = ANY(ARRAY(
+					SELECT ctid FROM (SELECT ctid, sum(cardinality(audit_log_ids)) OVER (ROWS UNBOUNDED PRECEDING)
+						- cardinality(audit_log_ids) AS before FROM audit_leaf_queue) w
+					WHERE before < $1))
+				RETURNING organization_id, audit_log_ids, event_timestamps, hashes`, limit)
+			var queued []queuedLeaf
+			var org string
+			var ids []int64
+			var times []time.Time
+			var hashes []string
+			_, err := pgx.ForEachRow(rows, []any{&org, &ids, &times, &hashes}, func() error {
+				if len(times) != len(ids) || len(hashes) != len(ids) {
+					return fmt.Errorf("models: a leaf queue row of %s has arrays of unequal length", org)
+				}
+				for i := range ids {
+					queued = append(queued, queuedLeaf{id: ids[i], org: org, ts: times[i], hash: hashes[i]})
+				}
+				return nil
 			})
 			if err != nil {
 				return err

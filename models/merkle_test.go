@@ -178,6 +178,41 @@ func TestMerkleLogPendingAndCheckpointPacing(t *testing.T) {
 	}
 }
 
+// The queue holds a row per write: the sequencer takes whole writes until it has the
+// events it asked for, and the log keeps the events' order.
+func TestSequenceTakesWholeWrites(t *testing.T) {
+	db := pgtest.DB(t)
+	ctx := context.Background()
+	l := models.NewMerkleLog(db, testCheckpointKey(t))
+	l.CheckpointEvery = 0
+	sequenceAll(t, l) // whatever earlier tests left
+	org := logOrg(t, db)
+	var evs []models.Event
+	for i := 0; i < 3; i++ {
+		evs = append(evs, writeEvents(t, db, org, 4)...)
+	}
+	var rows int
+	db.Raw(`SELECT count(*) FROM audit_leaf_queue WHERE organization_id = ?`, org).Scan(&rows)
+	if rows != 3 {
+		t.Fatalf("%d queue rows for 3 writes", rows)
+	}
+	for _, want := range []int{8, 4, 0} { // 5 asked: the second write crosses it, the third waits
+		res, err := l.Sequence(ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Leaves != want {
+			t.Fatalf("sequenced %d events, want %d", res.Leaves, want)
+		}
+	}
+	for i, ev := range evs {
+		leaf, err := l.Leaf(ctx, org, ev.ID)
+		if err != nil || leaf.LeafIndex != int64(i) {
+			t.Fatalf("event %d: leaf %+v, %v; want index %d", i, leaf, err, i)
+		}
+	}
+}
+
 // bypass runs sql as the superuser with triggers off: the attacker with database access.
 func bypass(t *testing.T, db *gorm.DB, sql string, args ...any) {
 	t.Helper()

@@ -259,7 +259,7 @@ func (v *Integrity) checkCheckpoints(ctx context.Context, conn *pgx.Conn, org st
 
 // checkEvents verifies each event of org and that the log (or the queue) holds it.
 func (v *Integrity) checkEvents(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
-	rows, _ := conn.Query(ctx, `SELECT audit_log_id FROM audit_leaf_queue WHERE organization_id = $1`, org)
+	rows, _ := conn.Query(ctx, `SELECT unnest(audit_log_ids) FROM audit_leaf_queue WHERE organization_id = $1`, org)
 	queuedIDs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return err
@@ -402,9 +402,9 @@ func (v *Integrity) checkMissing(ctx context.Context, conn *pgx.Conn, org string
 		WHERE l.organization_id = $1 AND NOT EXISTS (SELECT 1 FROM audit_log e
 			WHERE e.organization_id = l.organization_id AND e.id = l.audit_log_id AND e."timestamp" = l.event_timestamp)
 		UNION ALL
-		SELECT -1, q.audit_log_id FROM audit_leaf_queue q
-		WHERE q.organization_id = $1 AND NOT EXISTS (SELECT 1 FROM audit_log e
-			WHERE e.organization_id = q.organization_id AND e.id = q.audit_log_id AND e."timestamp" = q.event_timestamp)
+		SELECT -1, q.id FROM audit_leaf_queue w, unnest(w.audit_log_ids, w.event_timestamps) AS q(id, ts)
+		WHERE w.organization_id = $1 AND NOT EXISTS (SELECT 1 FROM audit_log e
+			WHERE e.organization_id = w.organization_id AND e.id = q.id AND e."timestamp" = q.ts)
 		ORDER BY 1, 2`, org)
 	var leaf, id int64
 	_, err := pgx.ForEachRow(rows, []any{&leaf, &id}, func() error {
