@@ -31,6 +31,10 @@ type config struct {
 	// Writer tunes the group-commit writer: AUDITDB_INGEST_FLUSHERS (concurrent
 	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher waits for more, e.g. 500us).
 	Writer models.WriterConfig
+	// SequencerEvery is how often the sequencer appends new events to the Merkle logs
+	// (AUDITDB_SEQUENCER_EVERY, 100ms to 1m): shorter runs do the same work in smaller,
+	// steadier pieces.
+	SequencerEvery time.Duration
 	// PprofAddr, when set (AUDITDB_PPROF_ADDR, a loopback address such as 127.0.0.1:6060),
 	// serves Go's runtime profiles there for diagnosing performance; off by default.
 	PprofAddr string
@@ -48,6 +52,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL:    get("AUDITDB_REDIS_URL", "redis://127.0.0.1:6379/0"),
 		Addr:        get("AUDITDB_ADDR", "127.0.0.1:8080"),
 		DataDir:     get("AUDITDB_DATA_DIR", ".data"),
+
+		SequencerEvery: defaultSequencerEvery,
 	}
 	if v := getenv("AUDITDB_TRUST_PROXY"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -83,6 +89,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_INGEST_MAX_DELAY", "must be a duration up to 1s, such as 500us")
 		}
 		cfg.Writer.MaxDelay = d
+	}
+	if v := getenv("AUDITDB_SEQUENCER_EVERY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > time.Minute {
+			return cfg, models.Invalid("AUDITDB_SEQUENCER_EVERY", "must be a duration from 100ms to 1m, such as 500ms")
+		}
+		cfg.SequencerEvery = d
 	}
 	if v := getenv("AUDITDB_CHECKPOINT_KEY"); v != "" {
 		key, err := decodeKey(v)

@@ -202,8 +202,9 @@ func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.Part
 	return &ingest{sealer: sealer, log: models.NewMerkleLog(db, ck), pool: pool, writer: w}, nil
 }
 
-// sequencerEvery is how often the sequencer appends new events to the Merkle logs.
-const sequencerEvery = 2 * time.Second
+// defaultSequencerEvery is how often the sequencer appends new events to the Merkle logs
+// unless AUDITDB_SEQUENCER_EVERY says otherwise.
+const defaultSequencerEvery = 500 * time.Millisecond
 
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -262,7 +263,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	for _, j := range []jobs.Job{
 		jobs.PartitionJob(parts, log),
 		jobs.SessionPurgeJob(deps.Sessions),
-		jobs.SequencerJob(ing.log, sequencerEvery, log),
+		jobs.SequencerJob(ing.log, cfg.SequencerEvery, log),
 		jobs.IntegritySweepJob(deps.Orgs, deps.Integrity, models.NewAlertStore(db), log),
 		jobs.IdempotencyPurgeJob(deps.Answers),
 	} {
