@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"auditdb/bench"
@@ -233,6 +234,31 @@ func benchDSN(base, name, suffix string) (string, error) {
 	return u.String(), nil
 }
 
+// dropBenchDatabase drops the database dsn names, which must end in suffix: a benchmark
+// never drops a database it did not make.
+func dropBenchDatabase(ctx context.Context, dsn, suffix string) error {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return models.Invalid("AUDITDB_DATABASE_URL", "must be a postgres:// URL")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if !strings.HasSuffix(name, suffix) || name == suffix {
+		return models.Invalid("--database", fmt.Sprintf("the benchmark recreates its database, so its name must end in %s; "+
+			"or pass --keep", suffix))
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("bench: connect to drop %s: %w", name, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("bench: drop %s: %w", name, err)
+	}
+	return nil
+}
+
 func redactedDB(dsn string) string {
 	u, _ := url.Parse(dsn)
 	return u.Redacted()
@@ -251,6 +277,8 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	target := fs.String("url", "", "a running server to measure (default: start one as a child process)")
 	key := fs.String("key", "", "with --url: an ingest key of --org")
 	org := fs.String("org", "bench-ingest", "organization the events go to")
+	keep := fs.Bool("keep", false, "keep the events of earlier runs (by default the bench database is recreated, so that every run\n"+
+		"starts from an empty audit_log like the baseline's scratch table, and runs compare)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -265,6 +293,11 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	if *target == "" || *dbName != "" {
 		var err error
 		if dsn, err = benchDSN(cfg.DatabaseURL, *dbName, "_bench_ingest"); err != nil {
+			return err
+		}
+	}
+	if *target == "" && !*keep {
+		if err := dropBenchDatabase(ctx, dsn, "_bench_ingest"); err != nil {
 			return err
 		}
 	}

@@ -225,7 +225,7 @@ func printIngest(o IngestOptions, r IngestResult) {
 	row(fmt.Sprintf("POST /events, concurrency %d", o.Concurrency), r.SingleRate, r.SingleLatency, "≥ 0.30")
 	row(fmt.Sprintf("POST /events at half that rate (%.0f/s)", r.HalfRate), 0, r.HalfLatency, "p99≤50ms")
 	row("  the same, time inside the server", 0, r.HalfServer, "")
-	fmt.Fprintf(w, "\nsequencer (runs every 2 s in the server): at most %d events waiting during the run, at most %d at the end\n"+
+	fmt.Fprintf(w, "\nsequencer (runs in the server): at most %d events waiting during the run, at most %d at the end\n"+
 		"  of a batch phase; everything was in the Merkle log at most %s after a batch phase ended\n",
 		r.QueuePeak, r.QueueAfter, r.SequencerDrain.Round(10*time.Millisecond))
 	if r.PeakRSS > 0 {
