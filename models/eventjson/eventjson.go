@@ -51,6 +51,9 @@ var Fields = []string{"timestamp", "action", "status", "principalId", "targetRes
 	"outcomeDescription", "correlationId", "dataClassification", "retentionPolicy", "eventVersion", "ttl",
 	"details", "preset", "organizationId"}
 
+// stringMembers is how many members of an event are strings: all of Fields but details.
+const stringMembers = 14
+
 // serverFields are event attributes the server computes; a client may not send them.
 var serverFields = map[string]bool{
 	"id": true, "hash": true, "hashAlgorithm": true, "signature": true, "subjectDigest": true,
@@ -95,7 +98,8 @@ func DecodeOne(data []byte) (Input, error) {
 	if !utf8.Valid(data) {
 		return Input{}, &Error{Index: -1, Message: "the body is not valid UTF-8"}
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	// From a bytes.Buffer the decoder parses in place instead of copying the body.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
 	in, err := decodeEvent(dec, data, -1)
 	if err != nil {
 		return Input{}, err
@@ -112,7 +116,7 @@ func DecodeArray(data []byte, max int) ([]Input, error) {
 	if !utf8.Valid(data) {
 		return nil, &Error{Index: -1, Message: "the body is not valid UTF-8"}
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
 	tok, err := dec.ReadToken()
 	if err != nil {
 		return nil, syntaxError(err, -1)
@@ -193,7 +197,7 @@ func MeasureDetails(raw []byte) (depth, longest int, err error) {
 	if !utf8.Valid(raw) {
 		return 0, 0, &Error{Index: -1, Field: "details", Message: "is not valid UTF-8"}
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	dec := jsontext.NewDecoder(bytes.NewBuffer(raw))
 	var in Input
 	if err := decodeDetails(dec, raw, &in, -1); err != nil {
 		return 0, 0, err
@@ -218,12 +222,14 @@ func decodeEvent(dec *jsontext.Decoder, data []byte, index int) (Input, error) {
 	if tok.Kind() != '{' {
 		return in, &Error{Index: index, Message: "an event must be a JSON object"}
 	}
+	var store *[stringMembers]string // the string members' values
+	held := 0
 	for dec.PeekKind() != '}' {
-		tok, err := dec.ReadToken()
+		rawName, err := dec.ReadValue()
 		if err != nil {
 			return in, syntaxError(err, index)
 		}
-		name := tok.String()
+		name := memberName(rawName)
 		if name == "details" {
 			if err := decodeDetails(dec, data, &in, index); err != nil {
 				return in, err
@@ -250,7 +256,12 @@ func decodeEvent(dec *jsontext.Decoder, data []byte, index int) (Input, error) {
 			if strings.IndexByte(s, 0) >= 0 {
 				return in, &Error{Index: index, Field: name, Message: "must not contain NUL characters"}
 			}
-			*target = &s
+			if store == nil || held == len(store) { // one allocation holds the members' strings
+				store, held = new([stringMembers]string), 0
+			}
+			store[held] = s
+			*target = &store[held]
+			held++
 		case '{', '[':
 			return in, &Error{Index: index, Field: name, Message: "must be a string"}
 		default:
@@ -284,7 +295,27 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 	}
 	base := dec.StackDepth()
 	depth, longest := 0, 0
+	var unquoted []byte // scratch for strings written with escapes
 	for {
+		if dec.PeekKind() == '"' { // a name or a string: measured from its raw form
+			raw, err := dec.ReadValue()
+			if err != nil {
+				return syntaxError(err, index)
+			}
+			str := raw[1 : len(raw)-1]
+			if bytes.IndexByte(str, '\\') >= 0 {
+				// Only an escape can put a NUL in a JSON string.
+				if unquoted, err = jsontext.AppendUnquote(unquoted[:0], raw); err != nil {
+					return syntaxError(err, index)
+				}
+				if bytes.IndexByte(unquoted, 0) >= 0 {
+					return &Error{Index: index, Field: "details", Message: "must not contain NUL characters"}
+				}
+				str = unquoted
+			}
+			longest = max(longest, utf8.RuneCount(str))
+			continue
+		}
 		tok, err := dec.ReadToken()
 		if err != nil {
 			return syntaxError(err, index)
@@ -296,12 +327,6 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 				return &Error{Index: index, Field: "details", Message: fmt.Sprintf("nests deeper than %d levels", MaxDepth)}
 			}
 			depth = max(depth, d)
-		case '"':
-			s := tok.String()
-			if strings.IndexByte(s, 0) >= 0 {
-				return &Error{Index: index, Field: "details", Message: "must not contain NUL characters"}
-			}
-			longest = max(longest, utf8.RuneCountInString(s))
 		}
 		if dec.StackDepth() == base {
 			break
@@ -312,6 +337,35 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 	in.DetailsDepth, in.DetailsLongestString = depth, longest
 	return nil
 }
+
+// memberName returns an object member's name from its raw JSON string. The known names
+// come back as constants without allocating; any other name, or one written with escapes,
+// is unquoted.
+func memberName(raw jsontext.Value) string {
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		switch n := raw[1 : len(raw)-1]; string(n) {
+		case "timestamp", "action", "status", "principalId", "targetResourceType", "targetResourceId",
+			"outcomeDescription", "correlationId", "dataClassification", "retentionPolicy", "eventVersion", "ttl",
+			"details", "preset", "organizationId":
+			return knownNames[string(n)]
+		}
+	}
+	name, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil { // the decoder has checked the string already
+		return string(raw)
+	}
+	return string(name)
+}
+
+// knownNames maps each event member's name to itself, so that memberName can return it
+// without allocating.
+var knownNames = func() map[string]string {
+	m := make(map[string]string, len(Fields))
+	for _, f := range Fields {
+		m[f] = f
+	}
+	return m
+}()
 
 // Field returns the string member named name (camelCase), or nil for details and for a
 // name that is not an event member.

@@ -258,3 +258,34 @@ func measure(v any) (depth, longest int) {
 	}
 	return 0, 0
 }
+
+// BenchmarkDecodeOne measures decoding the body of one typical single-event request, a cost
+// every request pays: go test ./models/eventjson -run '^$' -bench DecodeOne.
+func BenchmarkDecodeOne(b *testing.B) {
+	body := []byte(`{"action":"patient.record.read","status":"success","principalId":"clinician-212",` +
+		`"targetResourceType":"Patient","targetResourceId":"patient-48213",` +
+		`"outcomeDescription":"Chart section opened from the ward view during a scheduled round",` +
+		`"correlationId":"9f2c4e7a1b3d5f60","dataClassification":"PHI","details":{"ip":"10.1.2.3",` +
+		`"userAgent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) EHRClient/4.2","method":"GET",` +
+		`"path":"/fhir/Patient/48213","ward":"ward-7","durationMs":412}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for i := 0; i < b.N; i++ {
+		if _, err := eventjson.DecodeOne(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestStringMembersCountsFields(t *testing.T) {
+	n := 0
+	for _, f := range eventjson.Fields {
+		var in eventjson.Input
+		if in.Field(f) != nil {
+			n++
+		}
+	}
+	if n != eventjson.StringMembers {
+		t.Fatalf("%d string members in Fields, the decoder reserves room for %d", n, eventjson.StringMembers)
+	}
+}

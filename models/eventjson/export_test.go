@@ -1,0 +1,4 @@
+package eventjson
+
+// StringMembers exposes stringMembers to the tests.
+const StringMembers = stringMembers
