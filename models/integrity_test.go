@@ -2,11 +2,13 @@ package models_test
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,6 +260,38 @@ func TestSealRejectsBadDetails(t *testing.T) {
 				t.Fatalf("Seal(%s) = %v, want KindInvalid on details", d.json, err)
 			}
 		})
+	}
+}
+
+// The signature is the plain HMAC-SHA256 of the hash under the key, however often and from
+// however many goroutines the sealer signs (it reuses keyed states).
+func TestSignatureIsHMACOfTheHash(t *testing.T) {
+	key := []byte("test-signing-key-0123456789abcdef0123")
+	s := testSealer(t)
+	want := func(hash string) string {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(hash))
+		return hex.EncodeToString(m.Sum(nil))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				hash := fmt.Sprintf("%064x", g*1000+i)
+				if got := s.Sign(hash); got != want(hash) {
+					errs <- fmt.Sprintf("Sign(%s) = %s, want %s", hash, got, want(hash))
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
 
