@@ -1,0 +1,42 @@
+package api_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"auditdb/models"
+	"auditdb/views/api"
+)
+
+// The hand-written receipts are byte for byte what encoding/json writes for the same
+// shapes.
+func TestReceiptJSONMatchesEncodingJSON(t *testing.T) {
+	var rs []models.Receipt
+	for i := 0; i < 50; i++ {
+		sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+		at := time.Date(2026, 11, 27, 3, 4, 5, i*123457000, time.FixedZone("x", (i-25)*1800))
+		rs = append(rs, models.Receipt{ID: int64(i) * 987654321, Hash: hex.EncodeToString(sum[:]), Timestamp: at})
+	}
+	for _, r := range rs {
+		want, err := json.Marshal(api.Receipts([]models.Receipt{r})[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := api.AppendReceiptJSON(nil, r); string(got) != string(want) {
+			t.Fatalf("receipt\n got %s\nwant %s", got, want)
+		}
+	}
+	for _, n := range []int{1, 2, len(rs)} {
+		want, err := json.Marshal(api.BatchReceipt{Count: n, Events: api.Receipts(rs[:n])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := api.AppendBatchReceiptJSON(nil, rs[:n]); string(got) != string(want) {
+			t.Fatalf("batch of %d\n got %s\nwant %s", n, got, want)
+		}
+	}
+}
