@@ -1,9 +1,12 @@
 package models
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,70 +100,96 @@ func (b *idBlock) take(ctx context.Context, pool *pgxpool.Pool, n int) ([]int64,
 	return out, nil
 }
 
-// insertEventsSQL writes events (ids assigned) and queues them for the Merkle sequencer in
-// one statement, from one array per column: one queue row per organization.
-const insertEventsSQL = `WITH ins AS (
-	INSERT INTO audit_log (id, "timestamp", ttl, principal_id, organization_id, action, target_resource_type,
-		target_resource_id, status, outcome_description, hash, hash_algorithm, event_version, correlation_id,
-		data_classification, retention_policy, processing_latency, details, subject_salt, subject_digest, signature)
-	SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-		$17::integer[], $18::jsonb[], $19::bytea[], $20::text[], $21::text[])
-	RETURNING id, organization_id, "timestamp", hash)
-INSERT INTO audit_leaf_queue (organization_id, audit_log_ids, event_timestamps, hashes)
-	SELECT organization_id, array_agg(id ORDER BY id), array_agg("timestamp" ORDER BY id), array_agg(hash ORDER BY id)
-	FROM ins GROUP BY organization_id`
-
-// insertEvents writes events (ids assigned) and queues them for the Merkle sequencer with
-// one statement, committed on its own.
-func insertEvents(ctx context.Context, conn *pgx.Conn, events []*Event) error {
-	n := len(events)
-	ids, ts, orgs, actions, statuses := make([]int64, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]string, n)
-	ttl, principal, rtype, rid, outcome, corr := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-	hash, algo, version, class, policy, digest, sig := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	latency, details, salt := make([]*int32, n), make([]*string, n), make([][]byte, n)
-	var orgSet []string // the distinct organizations: each gets one queue row
-	for i, ev := range events {
-		if !slices.Contains(orgSet, ev.OrganizationID) {
-			orgSet = append(orgSet, ev.OrganizationID)
-		}
-		ids[i], ts[i], orgs[i], actions[i], statuses[i] = ev.ID, ev.Timestamp.UTC(), ev.OrganizationID, ev.Action, ev.Status
-		ttl[i], principal[i], rtype[i], rid[i], outcome[i], corr[i] = ev.TTL, ev.PrincipalID, ev.TargetResourceType, ev.TargetResourceID, ev.OutcomeDescription, ev.CorrelationID
-		hash[i], algo[i], version[i], class[i], policy[i], digest[i], sig[i] = ev.Hash, ev.HashAlgorithm, ev.EventVersion, ev.DataClassification, ev.RetentionPolicy, ev.SubjectDigest, ev.Signature
-		latency[i], salt[i] = ev.ProcessingLatency, ev.SubjectSalt
-		if len(ev.Details) > 0 {
-			d := string(ev.Details)
-			details[i] = &d
-		}
-	}
-	tag, err := conn.Exec(ctx, insertEventsSQL, ids, ts, ttl, principal, orgs, actions, rtype, rid, statuses, outcome, hash,
-		algo, version, corr, class, policy, latency, details, salt, digest, sig)
+// copyEvents writes events (ids assigned) into audit_log and queues them for the Merkle
+// sequencer, one queue row per organization, in one round trip: a simple query holding a
+// binary COPY of the rows and the INSERT of the queue rows. Outside a transaction block
+// the two statements run as one implicit transaction; inside one (a writer transaction
+// that also stores Idempotency-Keys) they join it. Either way, on error neither took
+// effect.
+func copyEvents(ctx context.Context, conn *pgx.Conn, events []*Event) error {
+	queue, err := queueInsertSQL(queueRows(events))
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() != int64(len(orgSet)) {
-		return fmt.Errorf("models: queued %d of %d organizations' events for the log", tag.RowsAffected(), len(orgSet))
+	stream := make([]byte, 0, len(copySignature)+len(copyTrailer)+len(events)*1024)
+	stream = append(stream, copySignature...)
+	for _, ev := range events {
+		stream = appendCopyEvent(stream, ev)
 	}
-	return nil
+	stream = append(stream, copyTrailer...)
+	_, err = conn.PgConn().CopyFrom(ctx, bytes.NewReader(stream), copyEventsSQL+";\n"+queue)
+	return err
 }
 
-// copyEvents writes events (ids assigned) into audit_log with one COPY, and queues them for
-// the Merkle sequencer with another, inside tx.
-func copyEvents(ctx context.Context, tx pgx.Tx, events []*Event) error {
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_log"}, append([]string{"id"}, copyColumns...),
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			return append([]any{events[i].ID}, copyRow(events[i])...), nil
-		}))
-	if err != nil {
-		return err
+// copyEventsSQL starts the binary COPY of appendCopyEvent's rows.
+var copyEventsSQL = "COPY audit_log (id, " + strings.Join(quotedColumns(copyColumns), ", ") + ") FROM STDIN (FORMAT binary)"
+
+func quotedColumns(cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = pgx.Identifier{c}.Sanitize()
 	}
-	rows := queueRows(events)
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_leaf_queue"}, leafQueueColumns,
-		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			r := rows[i]
-			return []any{r.org, r.ids, r.timestamps, r.hashes}, nil
-		}))
-	return err
+	return out
+}
+
+// queueInsertSQL is the INSERT of rows into audit_leaf_queue, values written in: a simple
+// query cannot carry parameters. Every value is checked to be of a shape that needs no
+// quoting (an organization id, a hex hash; ids and times are formatted here), so no text
+// from a request reaches the SQL unchecked.
+func queueInsertSQL(rows []queueRow) (string, error) {
+	b := make([]byte, 0, 128+len(rows)*128)
+	b = append(b, "INSERT INTO audit_leaf_queue (organization_id, audit_log_ids, event_timestamps, hashes) VALUES "...)
+	for i, r := range rows {
+		if !orgIDPattern.MatchString(r.org) {
+			return "", Invalid("organizationId", fmt.Sprintf("%q is not an organization id", r.org))
+		}
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, "('"...)
+		b = append(b, r.org...)
+		b = append(b, "', '{"...)
+		for j, id := range r.ids {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, id, 10)
+		}
+		b = append(b, "}', '{"...)
+		for j, t := range r.timestamps {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = t.UTC().AppendFormat(b, "2006-01-02 15:04:05.999999+00")
+			b = append(b, '"')
+		}
+		b = append(b, "}', '{"...)
+		for j, h := range r.hashes {
+			if !isHexDigest(h) {
+				return "", Invalid("hash", fmt.Sprintf("event %d has no hex SHA-256 hash", r.ids[j]))
+			}
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, h...)
+		}
+		b = append(b, "}')"...)
+	}
+	return string(b), nil
+}
+
+// isHexDigest reports whether h is a lower-case hex SHA-256 digest.
+func isHexDigest(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if !(h[i] >= '0' && h[i] <= '9' || h[i] >= 'a' && h[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // leafQueueColumns are the columns of one audit_leaf_queue row: the events of one write of
@@ -227,7 +256,7 @@ func (s *EventStore) CopyEvents(ctx context.Context, parts *PartitionManager, ev
 			for i := range events {
 				events[i].ID = ids[i]
 			}
-			return copyEvents(ctx, tx, ptrs)
+			return copyEvents(ctx, tx.Conn(), ptrs)
 		})
 	})
 	if err != nil {

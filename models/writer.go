@@ -97,10 +97,10 @@ var errIdempotencyInFlight = Conflict("Idempotency-Key", "a request with this ke
 
 // Writer is the group-commit writer: requests from many goroutines queue up, a few flushers
 // gather them (bounded by MaxBatch events and MaxDelay) and write each gathering with one
-// COPY into audit_log (plus one into the Merkle leaf queue) in one transaction. A request
-// is answered only after its transaction commits. While the database is unreachable every
-// request gets a KindUnavailable error at once; the writer retries by itself as requests
-// keep coming.
+// COPY into audit_log and one INSERT into the Merkle leaf queue, in one transaction and one
+// round trip. A request is answered only after its transaction commits. While the database
+// is unreachable every request gets a KindUnavailable error at once; the writer retries by
+// itself as requests keep coming.
 type Writer struct {
 	pool  *pgxpool.Pool
 	parts *PartitionManager
@@ -355,13 +355,6 @@ func (w *Writer) refused(req WriteRequest, cause error) writeOutcome {
 	return writeOutcome{res: WriteResult{DeadLetter: dl}}
 }
 
-// copyFrom is the gathering size from which events go in with COPY. COPY is the fastest
-// way to load many rows, but it costs several round trips (BEGIN, COPY into audit_log,
-// COPY into the leaf queue, COMMIT); a few events from concurrent single-event requests
-// go in faster as one INSERT … SELECT FROM unnest(…) statement, one round trip with its
-// implicit commit. Requests with an Idempotency-Key always take the transaction.
-const copyFrom = 256
-
 // commit writes batch in one transaction and fills outs with receipts (or, for requests
 // that lost an Idempotency-Key race, the reason). On error nothing was written.
 func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
@@ -404,8 +397,9 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 		return err
 	}
 	defer conn.Release()
-	if !claims && total < copyFrom {
-		err = insertEvents(ctx, conn.Conn(), events)
+	if !claims {
+		// One round trip: the COPY and the queue rows commit together (see copyEvents).
+		err = copyEvents(ctx, conn.Conn(), events)
 	} else {
 		err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
 			if include, err = w.claimKeys(ctx, tx, batch, outs); err != nil {
@@ -422,7 +416,7 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 			if len(events) == 0 {
 				return nil
 			}
-			return copyEvents(ctx, tx, events)
+			return copyEvents(ctx, tx.Conn(), events)
 		})
 	}
 	if err != nil {
@@ -523,6 +517,10 @@ func receipts(events []Event) []Receipt {
 // transient reports whether err means the database is unreachable or overloaded (retry
 // later) rather than refusing these rows (retrying would fail again).
 func transient(err error) bool {
+	var refused *Error
+	if errors.As(err, &refused) && refused.Kind == KindInvalid {
+		return false // the writer itself found the rows unwritable
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {
