@@ -29,7 +29,7 @@ type config struct {
 	// AUDITDB_CHECKPOINT_KEY (hex or base64, 32 bytes) or <data dir>/checkpoint.key.
 	CheckpointKey []byte
 	// Writer tunes the group-commit writer: AUDITDB_INGEST_FLUSHERS (concurrent
-	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher waits for more, e.g. 500us).
+	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher waits for more, e.g. 100us).
 	Writer models.WriterConfig
 	// SequencerEvery is how often the sequencer appends new events to the Merkle logs
 	// (AUDITDB_SEQUENCER_EVERY, 100ms to 1m): shorter runs do the same work in smaller,
