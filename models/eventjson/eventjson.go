@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -98,8 +99,8 @@ func DecodeOne(data []byte) (Input, error) {
 	if !utf8.Valid(data) {
 		return Input{}, &Error{Index: -1, Message: "the body is not valid UTF-8"}
 	}
-	// From a bytes.Buffer the decoder parses in place instead of copying the body.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
+	dec := getDecoder(data)
+	defer putDecoder(dec)
 	in, err := decodeEvent(dec, data, -1)
 	if err != nil {
 		return Input{}, err
@@ -116,7 +117,8 @@ func DecodeArray(data []byte, max int) ([]Input, error) {
 	if !utf8.Valid(data) {
 		return nil, &Error{Index: -1, Message: "the body is not valid UTF-8"}
 	}
-	dec := jsontext.NewDecoder(bytes.NewBuffer(data))
+	dec := getDecoder(data)
+	defer putDecoder(dec)
 	tok, err := dec.ReadToken()
 	if err != nil {
 		return nil, syntaxError(err, -1)
@@ -197,7 +199,8 @@ func MeasureDetails(raw []byte) (depth, longest int, err error) {
 	if !utf8.Valid(raw) {
 		return 0, 0, &Error{Index: -1, Field: "details", Message: "is not valid UTF-8"}
 	}
-	dec := jsontext.NewDecoder(bytes.NewBuffer(raw))
+	dec := getDecoder(raw)
+	defer putDecoder(dec)
 	var in Input
 	if err := decodeDetails(dec, raw, &in, -1); err != nil {
 		return 0, 0, err
@@ -209,6 +212,25 @@ func MeasureDetails(raw []byte) (depth, longest int, err error) {
 		return 0, 0, err
 	}
 	return in.DetailsDepth, in.DetailsLongestString, nil
+}
+
+// decoders keeps jsontext decoders between requests: a decoder's state (the stack of
+// names seen per object, for refusing duplicates) is allocated as it grows, and a reset
+// decoder keeps it.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewBuffer(nil)) }}
+
+// getDecoder returns a decoder over data. From a bytes.Buffer it parses in place instead of
+// copying the body.
+func getDecoder(data []byte) *jsontext.Decoder {
+	dec := decoders.Get().(*jsontext.Decoder)
+	dec.Reset(bytes.NewBuffer(data))
+	return dec
+}
+
+// putDecoder returns dec to the pool, without the body it was reading.
+func putDecoder(dec *jsontext.Decoder) {
+	dec.Reset(bytes.NewBuffer(nil))
+	decoders.Put(dec)
 }
 
 // decodeEvent reads one event object from dec; data is dec's whole input, from which the
