@@ -171,7 +171,8 @@ func (s *Sealer) ContentHash(ev *Event) (string, error) {
 // compares the result with the generic encoding/json + JCS path for every combination of
 // optional fields). rest is the canonical JSON object of the non-personal details, or nil.
 func contentHash(ev *Event, rest []byte) string {
-	b := make([]byte, 0, 512+len(rest))
+	var buf [1024]byte // most documents fit; a larger one grows onto the heap
+	b := buf[:0]
 	b = append(b, '{')
 	member := func(name string) {
 		if len(b) > 1 {
@@ -206,7 +207,10 @@ func contentHash(ev *Event, rest []byte) string {
 	str("subjectDigest", ev.SubjectDigest)
 	opt("targetResourceId", ev.TargetResourceID)
 	opt("targetResourceType", ev.TargetResourceType)
-	str("timestamp", ev.Timestamp.UTC().Format(TimestampLayout))
+	member("timestamp") // the layout's characters need no escaping
+	b = append(b, '"')
+	b = ev.Timestamp.UTC().AppendFormat(b, TimestampLayout)
+	b = append(b, '"')
 	opt("ttl", ev.TTL)
 	b = append(b, '}')
 	sum := sha256.Sum256(b)
@@ -368,7 +372,12 @@ func stringEnd(b []byte, i int) int {
 func appendJCSString(b []byte, v string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
-	for i := 0; i < len(v); {
+	plain := 0 // the leading run of printable ASCII other than '"' and '\\', copied as is
+	for plain < len(v) && v[plain] >= 0x20 && v[plain] < utf8.RuneSelf && v[plain] != '"' && v[plain] != '\\' {
+		plain++
+	}
+	b = append(b, v[:plain]...)
+	for i := plain; i < len(v); {
 		c := v[i]
 		if c >= utf8.RuneSelf {
 			r, size := utf8.DecodeRuneInString(v[i:])
