@@ -29,7 +29,8 @@ type config struct {
 	// AUDITDB_CHECKPOINT_KEY (hex or base64, 32 bytes) or <data dir>/checkpoint.key.
 	CheckpointKey []byte
 	// Writer tunes the group-commit writer: AUDITDB_INGEST_FLUSHERS (concurrent
-	// transactions) and AUDITDB_INGEST_MAX_DELAY (how long a flusher waits for more, e.g. 100us).
+	// transactions), AUDITDB_INGEST_MAX_DELAY (how long a flusher waits for more, e.g. 100us)
+	// and AUDITDB_INGEST_HOLD_BELOW (see models.WriterConfig.HoldBelow; 0 turns it off).
 	Writer models.WriterConfig
 	// SequencerEvery is how often the sequencer appends new events to the Merkle logs
 	// (AUDITDB_SEQUENCER_EVERY, 100ms to 1m): shorter runs do the same work in smaller,
@@ -89,6 +90,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_INGEST_MAX_DELAY", "must be a duration up to 1s, such as 500us")
 		}
 		cfg.Writer.MaxDelay = d
+	}
+	if v := getenv("AUDITDB_INGEST_HOLD_BELOW"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10_000 {
+			return cfg, models.Invalid("AUDITDB_INGEST_HOLD_BELOW", "must be a number of events from 0 (off) to 10000")
+		}
+		cfg.Writer.HoldBelow = n
+		if n == 0 {
+			cfg.Writer.HoldBelow = -1
+		}
 	}
 	if v := getenv("AUDITDB_SEQUENCER_EVERY"); v != "" {
 		d, err := time.ParseDuration(v)

@@ -55,6 +55,8 @@ func TestBadConfig(t *testing.T) {
 		{"no flushers", "AUDITDB_INGEST_FLUSHERS", "0"},
 		{"gather delay not a duration", "AUDITDB_INGEST_MAX_DELAY", "2"},
 		{"gather delay too long", "AUDITDB_INGEST_MAX_DELAY", "5s"},
+		{"hold not a number", "AUDITDB_INGEST_HOLD_BELOW", "many"},
+		{"hold negative", "AUDITDB_INGEST_HOLD_BELOW", "-3"},
 		{"sequencer interval not a duration", "AUDITDB_SEQUENCER_EVERY", "2"},
 		{"sequencer interval too short", "AUDITDB_SEQUENCER_EVERY", "10ms"},
 		{"profiles on every interface", "AUDITDB_PPROF_ADDR", ":6060"},

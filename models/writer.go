@@ -31,6 +31,14 @@ type WriterConfig struct {
 	MaxQueued int
 	// Flushers is how many transactions run at once. Default 2.
 	Flushers int
+	// HoldBelow: while another gathering is being written, a flusher holding fewer events
+	// than this keeps gathering until that write ends (or HoldFor passes) instead of
+	// writing a small one beside it. Each transaction costs PostgreSQL a fixed ~0.3 ms on
+	// top of its rows, so at high concurrency fewer, larger gatherings leave more CPU for
+	// the requests. Default 40; negative disables it.
+	HoldBelow int
+	// HoldFor bounds that wait. Default 2 ms.
+	HoldFor time.Duration
 	// TxTimeout bounds one transaction, commit included. Default 15 s.
 	TxTimeout time.Duration
 }
@@ -47,6 +55,12 @@ func (c WriterConfig) withDefaults() WriterConfig {
 	}
 	if c.Flushers <= 0 {
 		c.Flushers = 2
+	}
+	if c.HoldBelow == 0 {
+		c.HoldBelow = 40
+	}
+	if c.HoldFor <= 0 {
+		c.HoldFor = 2 * time.Millisecond
 	}
 	if c.TxTimeout <= 0 {
 		c.TxTimeout = 15 * time.Second
@@ -122,6 +136,9 @@ type Writer struct {
 
 	committedEvents  atomic.Int64
 	committedBatches atomic.Int64
+
+	writing  atomic.Int32  // gatherings being written
+	wroteOne chan struct{} // a token after each written gathering, for a flusher holding a small one
 }
 
 type pendingWrite struct {
@@ -138,7 +155,7 @@ type writeOutcome struct {
 func NewWriter(pool *pgxpool.Pool, parts *PartitionManager, dead *DeadLetterStore, cfg WriterConfig, log *slog.Logger) *Writer {
 	cfg = cfg.withDefaults()
 	return &Writer{pool: pool, parts: parts, dead: dead, cfg: cfg, log: log, now: time.Now,
-		queue: make(chan *pendingWrite, cfg.MaxQueued)}
+		queue: make(chan *pendingWrite, cfg.MaxQueued), wroteOne: make(chan struct{}, 1)}
 }
 
 // Start launches the flushers.
@@ -248,18 +265,26 @@ func (w *Writer) run() {
 		}
 		var batch []*pendingWrite
 		batch, carry = w.gather(first)
+		w.writing.Add(1)
 		w.flush(batch)
+		w.writing.Add(-1)
+		select {
+		case w.wroteOne <- struct{}{}:
+		default:
+		}
 	}
 }
 
 // gather collects a gathering that starts with first: every request already waiting, then
-// whatever arrives within MaxDelay of that, up to MaxBatch events. A request that does not
+// whatever arrives within MaxDelay of that (or, for a small gathering while another one is
+// being written, until that write ends), up to MaxBatch events. A request that does not
 // fit is returned as carry, to start the next gathering. Under load the queue fills while
 // the other flushers write, so gatherings grow without anyone waiting on a timer.
 func (w *Writer) gather(first *pendingWrite) (batch []*pendingWrite, carry *pendingWrite) {
 	batch = []*pendingWrite{first}
 	n := len(first.req.Events)
 	var timeout <-chan time.Time // set once everything waiting has been taken
+	var hold <-chan time.Time
 	expired := false
 	for n < w.cfg.MaxBatch {
 		var p *pendingWrite
@@ -269,6 +294,29 @@ func (w *Writer) gather(first *pendingWrite) (batch []*pendingWrite, carry *pend
 		default:
 			if expired {
 				return batch, nil
+			}
+			if n < w.cfg.HoldBelow && w.writing.Load() > 0 {
+				// Another gathering is being written, so the database is busy anyway:
+				// this one grows until that write ends (or HoldFor passes).
+				if hold == nil {
+					select { // a token from an earlier write is stale
+					case <-w.wroteOne:
+					default:
+					}
+					timer := time.NewTimer(w.cfg.HoldFor)
+					defer timer.Stop()
+					hold = timer.C
+				}
+				select {
+				case p, ok = <-w.queue:
+				case <-w.wroteOne:
+					expired = true
+					continue
+				case <-hold:
+					expired = true
+					continue
+				}
+				break
 			}
 			if timeout == nil {
 				timer := time.NewTimer(w.cfg.MaxDelay)

@@ -277,8 +277,8 @@ func TestWriterQueueFullAndOutage(t *testing.T) {
 	}
 }
 
-// TestWriterPaths covers both ways events go in: one statement for a few events, COPY in a
-// transaction for many (or for any request with an Idempotency-Key).
+// TestWriterPaths covers gatherings of every size, with and without an Idempotency-Key (a
+// key adds a transaction around the write that stores the answer).
 func TestWriterPaths(t *testing.T) {
 	w := startWriter(t, models.WriterConfig{})
 	org := testOrg(t, "")
@@ -314,6 +314,65 @@ func TestWriterPaths(t *testing.T) {
 			if n := countWhere(t, `SELECT count(*) FROM audit_leaf_queue q, unnest(q.audit_log_ids) AS u(id)
 				JOIN audit_log e ON e.id = u.id WHERE e.organization_id = ? AND e.action LIKE ?`, org, tc.name+"-%"); n != int64(tc.n) {
 				t.Fatalf("%d events queued for the log, want %d", n, tc.n)
+			}
+		})
+	}
+}
+
+// While one gathering is being written, a flusher with a small one keeps gathering until
+// that write ends, then writes everything it gathered in one transaction; HoldFor bounds
+// the wait.
+func TestWriterHoldsSmallGatheringsWhileAnotherIsWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		holdFor time.Duration
+		waiters int64 // writes waiting on the lock while the first is blocked
+	}{
+		{"held until the write ends", time.Minute, 1},
+		{"held at most HoldFor", 50 * time.Millisecond, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := pgtest.DB(t)
+			w := startWriter(t, models.WriterConfig{Flushers: 2, HoldBelow: 100, HoldFor: tc.holdFor, MaxDelay: time.Millisecond})
+			ctx := context.Background()
+			org := testOrg(t, "")
+			if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "warm", 1), Received: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			_, before := w.Stats()
+			blocker := db.Begin()
+			defer blocker.Rollback()
+			if err := blocker.Exec(`LOCK TABLE audit_leaf_queue IN ACCESS EXCLUSIVE MODE`).Error; err != nil {
+				t.Fatal(err)
+			}
+			waiting := func() int64 {
+				return countWhere(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+			}
+			errs := make(chan error, 31)
+			write := func(prefix string) {
+				_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, prefix, 1), Received: time.Now()})
+				errs <- err
+			}
+			go write("first")
+			waitFor(t, "the first write to wait on the lock", func() bool { return waiting() == 1 })
+			for i := 0; i < 30; i++ {
+				go write("held" + itoa(i))
+			}
+			time.Sleep(300 * time.Millisecond)
+			if got := waiting(); got != tc.waiters {
+				t.Fatalf("%d writes waiting on the lock, want %d", got, tc.waiters)
+			}
+			blocker.Rollback()
+			for i := 0; i < 31; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'held%'`, org); n != 30 {
+				t.Fatalf("%d held events written, want 30", n)
+			}
+			if _, after := w.Stats(); tc.waiters == 1 && after-before != 2 {
+				t.Fatalf("%d transactions for the blocked write and 30 held requests, want 2", after-before)
 			}
 		})
 	}
