@@ -209,22 +209,27 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 func printIngest(o IngestOptions, r IngestResult) {
 	w := o.Out
 	fmt.Fprintf(w, "\n%-44s %12s %10s %10s %10s %8s\n", "case", "events/s", "× COPY", "p50 ack", "p99 ack", "target")
-	row := func(name string, rate float64, l Latency, target string) {
-		ratio := "—"
+	// rate is events/s (0: not a rate of its own); ratio says whether to compare it with the
+	// baseline (the half-rate phase offers a rate derived from the measured one).
+	row := func(name string, rate float64, ratio bool, l Latency, target string) {
+		events, times := "—", "—"
 		if rate > 0 {
-			ratio = fmt.Sprintf("%.2f", rate/r.CopyRate)
+			events = fmt.Sprintf("%.0f", rate)
+			if ratio {
+				times = fmt.Sprintf("%.2f", rate/r.CopyRate)
+			}
 		}
 		p50, p99 := "—", "—"
 		if l.P99 > 0 {
 			p50, p99 = ms(l.P50), ms(l.P99)
 		}
-		fmt.Fprintf(w, "%-44s %12.0f %10s %10s %10s %8s\n", name, rate, ratio, p50, p99, target)
+		fmt.Fprintf(w, "%-44s %12s %10s %10s %10s %8s\n", name, events, times, p50, p99, target)
 	}
-	row("raw COPY into a scratch audit_log (baseline)", r.CopyRate, Latency{}, "")
-	row(fmt.Sprintf("POST /events/batch (%d per request)", o.BatchSize), r.BatchRate, r.BatchLatency, "≥ 0.60")
-	row(fmt.Sprintf("POST /events, concurrency %d", o.Concurrency), r.SingleRate, r.SingleLatency, "≥ 0.30")
-	row(fmt.Sprintf("POST /events at half that rate (%.0f/s)", r.HalfRate), 0, r.HalfLatency, "p99≤50ms")
-	row("  the same, time inside the server", 0, r.HalfServer, "")
+	row("raw COPY into a scratch audit_log (baseline)", r.CopyRate, true, Latency{}, "")
+	row(fmt.Sprintf("POST /events/batch (%d per request)", o.BatchSize), r.BatchRate, true, r.BatchLatency, "≥ 0.60")
+	row(fmt.Sprintf("POST /events, concurrency %d", o.Concurrency), r.SingleRate, true, r.SingleLatency, "≥ 0.30")
+	row("POST /events at half that rate, open loop", r.HalfRate, false, r.HalfLatency, "p99≤50ms")
+	row("  the same, time inside the server", 0, false, r.HalfServer, "")
 	fmt.Fprintf(w, "\nsequencer (runs in the server): at most %d events waiting during the run, at most %d at the end\n"+
 		"  of a batch phase; everything was in the Merkle log at most %s after a batch phase ended\n",
 		r.QueuePeak, r.QueueAfter, r.SequencerDrain.Round(10*time.Millisecond))
