@@ -269,7 +269,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	events := fs.Int("events", 100_000, "events through the batch route (and copied raw for the baseline)")
 	batch := fs.Int("batch", 1000, "events per batch request")
 	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
-	singles := fs.Int("singles", 20_000, "single-event requests at full concurrency")
+	singles := fs.Int("singles", 40_000, "single-event requests at full concurrency")
 	concurrency := fs.Int("concurrency", 64, "concurrent single-event clients")
 	halfFor := fs.Duration("half-rate-for", 10*time.Second, "how long to send single events at half the measured rate")
 	rounds := fs.Int("rounds", 4, "how many times the baseline and the routes alternate (so they share the machine's conditions)")
