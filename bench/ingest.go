@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/valyala/fasthttp"
 	"gorm.io/gorm"
 
 	"auditdb/models"
@@ -101,17 +100,21 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	}
 	stopSampling := sampleQueue(ctx, o.DB, &res.QueuePeak)
 	defer stopSampling()
-	// fasthttp's client spends a fraction of net/http's CPU per request; on a small machine
-	// the load generator competes with the server, so a light one measures the server.
-	client := &fasthttp.Client{MaxConnsPerHost: 4 * o.Concurrency, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	// On a small machine the load generator competes with the server, so a light client
+	// measures the server (see poster).
+	client, err := newPoster(o.URL, o.Key, 4*o.Concurrency, eventsPath, batchPath)
+	if err != nil {
+		return res, err
+	}
+	defer client.close()
 
 	// Warm up: connections, prepared statements, partitions, caches.
 	warm := makeEvents(1500, time.Now().UnixNano())
-	if err := post(client, o.URL+"/api/v1/events/batch", o.Key, []byte("["+strings.Join(warm[:1000], ",")+"]")); err != nil {
+	if err := post(client, batchPath, []byte("["+strings.Join(warm[:1000], ",")+"]")); err != nil {
 		return res, err
 	}
 	if _, err := closedLoop(500, o.Concurrency, func(i int) error {
-		return post(client, o.URL+"/api/v1/events", o.Key, []byte(warm[1000+i]))
+		return post(client, eventsPath, []byte(warm[1000+i]))
 	}); err != nil {
 		return res, err
 	}
@@ -141,7 +144,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 		cpuFrom = meter.snapshot()
 		start := time.Now()
 		lat, err := closedLoop(len(batches), o.BatchClients, func(i int) error {
-			return post(client, o.URL+"/api/v1/events/batch", o.Key, batches[i])
+			return post(client, batchPath, batches[i])
 		})
 		if err != nil {
 			return res, err
@@ -163,7 +166,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 		cpuFrom = meter.snapshot()
 		start = time.Now()
 		lat, err = closedLoop(len(singles), o.Concurrency, func(i int) error {
-			return post(client, o.URL+"/api/v1/events", o.Key, singles[i])
+			return post(client, eventsPath, singles[i])
 		})
 		if err != nil {
 			return res, err
@@ -188,7 +191,7 @@ func Ingest(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	inServer := make([]time.Duration, len(half))
 	lat, err := openLoop(len(half), res.HalfRate, 4*o.Concurrency, func(i int) error {
 		var err error
-		inServer[i], err = postTimed(client, o.URL+"/api/v1/events", o.Key, half[i])
+		inServer[i], err = postTimed(client, eventsPath, half[i])
 		return err
 	})
 	if err != nil {
@@ -376,32 +379,28 @@ func asBytes(bodies []string) [][]byte {
 	return out
 }
 
-func post(client *fasthttp.Client, url, key string, body []byte) error {
-	_, err := postTimed(client, url, key, body)
+// The routes the benchmark posts to.
+const (
+	eventsPath = "/api/v1/events"
+	batchPath  = "/api/v1/events/batch"
+)
+
+func post(client *poster, path string, body []byte) error {
+	_, err := postTimed(client, path, body)
 	return err
 }
 
 // postTimed posts body and returns the time the server reports having spent on it (its
-// Server-Timing header).
-func postTimed(client *fasthttp.Client, url, key string, body []byte) (time.Duration, error) {
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(url)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.SetContentType("application/json")
-	req.SetBodyRaw(body)
-	// Do, not DoTimeout (a goroutine and a timer per request): the client's own read and
-	// write timeouts bound every request.
-	if err := client.Do(req, resp); err != nil {
+// Server-Timing header); any answer but 201 is an error.
+func postTimed(client *poster, path string, body []byte) (time.Duration, error) {
+	status, answer, serverTime, err := client.post(path, body)
+	if err != nil {
 		return 0, err
 	}
-	if resp.StatusCode() != fasthttp.StatusCreated {
-		return 0, fmt.Errorf("bench: POST %s: status %d: %.200s", url, resp.StatusCode(), resp.Body())
+	if status != 201 {
+		return 0, fmt.Errorf("bench: POST %s: status %d: %.200s", path, status, answer)
 	}
-	msec, _ := strconv.ParseFloat(strings.TrimPrefix(string(resp.Header.Peek("Server-Timing")), "app;dur="), 64)
-	return time.Duration(msec * float64(time.Millisecond)), nil
+	return serverTime, nil
 }
 
 // drain waits until the sequencer's queue is empty.
