@@ -295,38 +295,37 @@ func (w *Writer) gather(first *pendingWrite) (batch []*pendingWrite, carry *pend
 			if expired {
 				return batch, nil
 			}
-			if n < w.cfg.HoldBelow && w.writing.Load() > 0 {
-				// Another gathering is being written, so the database is busy anyway:
-				// this one grows until that write ends (or HoldFor passes).
-				if hold == nil {
-					select { // a token from an earlier write is stale
-					case <-w.wroteOne:
-					default:
-					}
+			// Wait for more: a small gathering while another one is being written (the
+			// database is busy anyway) until that write ends or HoldFor passes, any other
+			// for MaxDelay.
+			holding := n < w.cfg.HoldBelow && w.writing.Load() > 0
+			if holding && hold == nil {
+				select { // a token from a write that ended before this wait is stale
+				case <-w.wroteOne:
+				default:
+				}
+				if holding = w.writing.Load() > 0; holding {
 					timer := time.NewTimer(w.cfg.HoldFor)
 					defer timer.Stop()
 					hold = timer.C
 				}
-				select {
-				case p, ok = <-w.queue:
-				case <-w.wroteOne:
-					expired = true
-					continue
-				case <-hold:
-					expired = true
-					continue
-				}
-				break
 			}
-			if timeout == nil {
-				timer := time.NewTimer(w.cfg.MaxDelay)
-				defer timer.Stop()
-				timeout = timer.C
+			end, wrote := hold, w.wroteOne
+			if !holding {
+				if timeout == nil {
+					timer := time.NewTimer(w.cfg.MaxDelay)
+					defer timer.Stop()
+					timeout = timer.C
+				}
+				end, wrote = timeout, nil // a nil channel never delivers
 			}
 			select {
 			case p, ok = <-w.queue:
-			case <-timeout:
+			case <-wrote:
 				expired = true // take what is waiting now, then go
+				continue
+			case <-end:
+				expired = true
 				continue
 			}
 		}
