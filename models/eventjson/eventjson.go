@@ -365,11 +365,8 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 // is unquoted.
 func memberName(raw jsontext.Value) string {
 	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
-		switch n := raw[1 : len(raw)-1]; string(n) {
-		case "timestamp", "action", "status", "principalId", "targetResourceType", "targetResourceId",
-			"outcomeDescription", "correlationId", "dataClassification", "retentionPolicy", "eventVersion", "ttl",
-			"details", "preset", "organizationId":
-			return knownNames[string(n)]
+		if name, ok := knownNames[string(raw[1:len(raw)-1])]; ok {
+			return name
 		}
 	}
 	name, err := jsontext.AppendUnquote(nil, raw)
