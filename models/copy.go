@@ -192,11 +192,8 @@ func isHexDigest(h string) bool {
 	return true
 }
 
-// leafQueueColumns are the columns of one audit_leaf_queue row: the events of one write of
-// one organization, in parallel arrays.
-var leafQueueColumns = []string{"organization_id", "audit_log_ids", "event_timestamps", "hashes"}
-
-// queueRow is one audit_leaf_queue row.
+// queueRow is one audit_leaf_queue row: the events of one write of one organization, in
+// parallel arrays.
 type queueRow struct {
 	org        string
 	ids        []int64

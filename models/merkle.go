@@ -153,8 +153,9 @@ type queuedLeaf struct {
 }
 
 // Sequence moves queued events into their organizations' logs, whole queue rows (writes)
-// until at least limit events or the queue's end, and publishes a checkpoint for every organization whose log grew past its latest checkpoint (and whose
-// latest checkpoint is at least CheckpointEvery old), all in one transaction.
+// until at least limit events or the queue's end, and publishes a checkpoint for every
+// organization whose log grew past its latest checkpoint (and whose latest checkpoint is at
+// least CheckpointEvery old), all in one transaction.
 func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, error) {
 	var res SequenceResult
 	err := WithPgx(ctx, l.db, func(conn *pgx.Conn) error {
