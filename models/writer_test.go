@@ -377,3 +377,21 @@ func TestWriterHoldsSmallGatheringsWhileAnotherIsWritten(t *testing.T) {
 		})
 	}
 }
+
+// Rows the writer itself cannot write (an organization id that could not be written into
+// the queue's SQL) are refused as invalid, not taken for an outage: the next request goes
+// through at once.
+func TestWriterRefusesUnwritableRowsWithoutAnOutage(t *testing.T) {
+	w := startWriter(t, models.WriterConfig{})
+	ctx := context.Background()
+	evs := sealed(t, "x", "odd", 1)
+	evs[0].OrganizationID = "Not an org'"
+	_, err := w.Write(ctx, models.WriteRequest{Org: evs[0].OrganizationID, Events: evs, Received: time.Now()})
+	if models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("err = %v, want KindInvalid", err)
+	}
+	org := testOrg(t, "")
+	if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "next", 1), Received: time.Now()}); err != nil {
+		t.Fatalf("the next request: %v (the writer took the refusal for an outage)", err)
+	}
+}
