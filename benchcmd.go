@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"auditdb/bench"
@@ -246,17 +245,7 @@ func dropBenchDatabase(ctx context.Context, dsn, suffix string) error {
 		return models.Invalid("--database", fmt.Sprintf("the benchmark recreates its database, so its name must end in %s; "+
 			"or pass --keep", suffix))
 	}
-	admin := *u
-	admin.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, admin.String())
-	if err != nil {
-		return fmt.Errorf("bench: connect to drop %s: %w", name, err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-		return fmt.Errorf("bench: drop %s: %w", name, err)
-	}
-	return nil
+	return models.DropDatabase(ctx, dsn)
 }
 
 func redactedDB(dsn string) string {

@@ -76,24 +76,34 @@ func OpenPool(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, e
 	return pool, nil
 }
 
-// ensureDatabase creates the database named in dsn when it is missing, connecting to the
-// server's "postgres" maintenance database to do so.
-func ensureDatabase(ctx context.Context, dsn string) error {
+// maintenanceConn connects to the "postgres" maintenance database of the server dsn points
+// at, and returns the name of the database dsn names.
+func maintenanceConn(ctx context.Context, dsn string) (*pgx.Conn, string, error) {
 	u, err := url.Parse(dsn)
 	if err != nil || u.Scheme == "" {
-		return Invalid("AUDITDB_DATABASE_URL", "must be a postgres:// URL")
+		return nil, "", Invalid("AUDITDB_DATABASE_URL", "must be a postgres:// URL")
 	}
 	name := strings.TrimPrefix(u.Path, "/")
 	if name == "" {
-		return Invalid("AUDITDB_DATABASE_URL", "names no database")
+		return nil, "", Invalid("AUDITDB_DATABASE_URL", "names no database")
 	}
 	admin := *u
 	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return nil, "", unreachable(dsn, err)
+	}
+	return conn, name, nil
+}
+
+// ensureDatabase creates the database named in dsn when it is missing, connecting to the
+// server's "postgres" maintenance database to do so.
+func ensureDatabase(ctx context.Context, dsn string) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, admin.String())
+	conn, name, err := maintenanceConn(cctx, dsn)
 	if err != nil {
-		return unreachable(dsn, err)
+		return err
 	}
 	defer conn.Close(context.Background())
 	var exists bool
@@ -110,6 +120,20 @@ func ensureDatabase(ctx context.Context, dsn string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("models: create database %q: %w", name, err)
+	}
+	return nil
+}
+
+// DropDatabase drops the database named in dsn, if it exists, ending any connection still
+// open on it. Only benchmarks and tests drop databases, each one it made itself.
+func DropDatabase(ctx context.Context, dsn string) error {
+	conn, name, err := maintenanceConn(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("models: drop database %q: %w", name, err)
 	}
 	return nil
 }

@@ -172,13 +172,7 @@ func buildTemplate(ctx context.Context, admin *pgx.Conn, tpl string) error {
 
 // Drop removes a test database, ending any connection still open on it.
 func Drop(ctx context.Context, name string) error {
-	admin, err := pgx.Connect(ctx, dsnFor("postgres"))
-	if err != nil {
-		return fmt.Errorf("pgtest: connect: %w", err)
-	}
-	defer admin.Close(ctx)
-	_, err = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)")
-	return err
+	return models.DropDatabase(ctx, dsnFor(strings.ToLower(name)))
 }
 
 func ident(s string) string { return pgx.Identifier{strings.ToLower(s)}.Sanitize() }
