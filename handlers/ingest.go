@@ -169,14 +169,13 @@ func answerReplay(c *fiber.Ctx, prior *models.StoredAnswer, batch bool, err erro
 		return err
 	}
 	c.Set("Idempotent-Replayed", "true")
-	rs := api.Receipts(prior.Receipts)
 	if batch {
-		return c.Status(prior.Status).JSON(api.BatchReceipt{Count: len(rs), Events: rs})
+		return sendJSON(c, prior.Status, api.AppendBatchReceiptJSON(nil, prior.Receipts))
 	}
-	if len(rs) != 1 {
+	if len(prior.Receipts) != 1 {
 		return models.Conflict(IdempotencyHeader, "was already used in the last 24 hours for a different request")
 	}
-	return c.Status(prior.Status).JSON(rs[0])
+	return sendJSON(c, prior.Status, api.AppendReceiptJSON(nil, prior.Receipts[0]))
 }
 
 // inputError turns decoder errors into the error vocabulary.
