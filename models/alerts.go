@@ -44,7 +44,7 @@ func (s *AlertStore) Raise(ctx context.Context, a NewAlert) (string, error) {
 	now := time.Now().UTC()
 	err = s.db.WithContext(ctx).Exec(`INSERT INTO alerts (id, organization_id, severity, type, title, description, source,
 		metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, a.Org, a.Severity, a.Type, truncate(a.Title, 500), a.Description, truncate(a.Source, 100), string(meta), now, now).Error
+		id, a.Org, a.Severity, a.Type, Truncate(a.Title, 500), a.Description, Truncate(a.Source, 100), string(meta), now, now).Error
 	if err != nil {
 		return "", fmt.Errorf("models: raise alert: %w", err)
 	}

@@ -165,8 +165,7 @@ func (a *AuditTrail) write(ctx context.Context, tx *gorm.DB, entries []AuditEntr
 			return fmt.Errorf("models: write audit event %s: %w", ev.Action, err)
 		}
 		// Like every event, it goes into the organization's Merkle log.
-		err = tx.Exec(`INSERT INTO audit_leaf_queue (organization_id, audit_log_ids, event_timestamps, hashes)
-			VALUES (?, ARRAY[?::bigint], ARRAY[?::timestamptz], ARRAY[?::text])`,
+		err = tx.Exec(leafQueueInsert+"(?, ARRAY[?::bigint], ARRAY[?::timestamptz], ARRAY[?::text])",
 			ev.OrganizationID, ev.ID, ev.Timestamp, ev.Hash).Error
 		if err != nil {
 			return fmt.Errorf("models: queue audit event %s for the log: %w", ev.Action, err)

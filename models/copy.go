@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"gorm.io/gorm"
 )
 
 // copyColumns are the audit_log columns written by COPY after the id, in order.
@@ -43,27 +39,6 @@ func copyRow(ev *Event) []any {
 		ev.CorrelationID, ev.DataClassification, ev.RetentionPolicy, ev.ProcessingLatency, details,
 		ev.SubjectSalt, ev.SubjectDigest, ev.Signature,
 	}
-}
-
-// WithPgx runs fn on one pooled connection as a native pgx connection, for what GORM
-// cannot do (COPY).
-func WithPgx(ctx context.Context, db *gorm.DB, fn func(*pgx.Conn) error) error {
-	sqlDB, err := db.DB()
-	if err != nil {
-		return fmt.Errorf("models: pool: %w", err)
-	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("models: acquire connection: %w", err)
-	}
-	defer conn.Close()
-	return conn.Raw(func(driverConn any) error {
-		c, ok := driverConn.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("models: driver connection is %T, not pgx", driverConn)
-		}
-		return fn(c.Conn())
-	})
 }
 
 // allocateIDs takes n event ids from audit_log's identity sequence.
@@ -107,7 +82,7 @@ func (b *idBlock) take(ctx context.Context, pool *pgxpool.Pool, n int) ([]int64,
 // that also stores Idempotency-Keys) they join it. Either way, on error neither took
 // effect.
 func copyEvents(ctx context.Context, conn *pgx.Conn, events []*Event) error {
-	queue, err := queueInsertSQL(queueRows(events))
+	queue, err := LeafQueueSQL(events)
 	if err != nil {
 		return err
 	}
@@ -130,94 +105,6 @@ func quotedColumns(cols []string) []string {
 		out[i] = pgx.Identifier{c}.Sanitize()
 	}
 	return out
-}
-
-// queueInsertSQL is the INSERT of rows into audit_leaf_queue, values written in: a simple
-// query cannot carry parameters. Every value is checked to be of a shape that needs no
-// quoting (an organization id, a hex hash; ids and times are formatted here), so no text
-// from a request reaches the SQL unchecked.
-func queueInsertSQL(rows []queueRow) (string, error) {
-	b := make([]byte, 0, 128+len(rows)*128)
-	b = append(b, "INSERT INTO audit_leaf_queue (organization_id, audit_log_ids, event_timestamps, hashes) VALUES "...)
-	for i, r := range rows {
-		if !orgIDPattern.MatchString(r.org) {
-			return "", Invalid("organizationId", fmt.Sprintf("%q is not an organization id", r.org))
-		}
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, "('"...)
-		b = append(b, r.org...)
-		b = append(b, "', '{"...)
-		for j, id := range r.ids {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, id, 10)
-		}
-		b = append(b, "}', '{"...)
-		for j, t := range r.timestamps {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '"')
-			b = t.UTC().AppendFormat(b, "2006-01-02 15:04:05.999999+00")
-			b = append(b, '"')
-		}
-		b = append(b, "}', '{"...)
-		for j, h := range r.hashes {
-			if !isHexDigest(h) {
-				return "", Invalid("hash", fmt.Sprintf("event %d has no hex SHA-256 hash", r.ids[j]))
-			}
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, h...)
-		}
-		b = append(b, "}')"...)
-	}
-	return string(b), nil
-}
-
-// isHexDigest reports whether h is a lower-case hex SHA-256 digest.
-func isHexDigest(h string) bool {
-	if len(h) != 64 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		if !(h[i] >= '0' && h[i] <= '9' || h[i] >= 'a' && h[i] <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// queueRow is one audit_leaf_queue row: the events of one write of one organization, in
-// parallel arrays.
-type queueRow struct {
-	org        string
-	ids        []int64
-	timestamps []time.Time
-	hashes     []string
-}
-
-// queueRows groups events (ids assigned) into queue rows, one per organization, in the
-// order the organizations first appear.
-func queueRows(events []*Event) []queueRow {
-	var rows []queueRow
-	for _, ev := range events {
-		i := len(rows) - 1
-		if i < 0 || rows[i].org != ev.OrganizationID {
-			i = slices.IndexFunc(rows, func(r queueRow) bool { return r.org == ev.OrganizationID })
-			if i < 0 {
-				rows = append(rows, queueRow{org: ev.OrganizationID})
-				i = len(rows) - 1
-			}
-		}
-		r := &rows[i]
-		r.ids, r.timestamps, r.hashes = append(r.ids, ev.ID), append(r.timestamps, ev.Timestamp.UTC()), append(r.hashes, ev.Hash)
-	}
-	return rows
 }
 
 // CopyEvents writes sealed events into audit_log with one COPY inside one transaction,

@@ -124,7 +124,7 @@ func TestQueueInsertRefusesValuesThatWouldNeedQuoting(t *testing.T) {
 		return &models.Event{ID: 7, OrganizationID: org, Hash: hash, Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
 	}
 	good := strings.Repeat("ab", 32)
-	sql, err := models.QueueInsertSQL([]*models.Event{ev("acme-health", good)})
+	sql, err := models.LeafQueueSQL([]*models.Event{ev("acme-health", good)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestQueueInsertRefusesValuesThatWouldNeedQuoting(t *testing.T) {
 		ev("acme", good[:63]+"'"),
 		ev("acme", good+"00"),
 	} {
-		if _, err := models.QueueInsertSQL([]*models.Event{bad}); models.KindOf(err) != models.KindInvalid {
+		if _, err := models.LeafQueueSQL([]*models.Event{bad}); models.KindOf(err) != models.KindInvalid {
 			t.Errorf("org %q hash %q: err = %v, want KindInvalid", bad.OrganizationID, bad.Hash, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -169,4 +170,25 @@ func Pinger(db *gorm.DB) func(context.Context) error {
 		var one int
 		return db.WithContext(ctx).Raw("SELECT 1").Scan(&one).Error
 	}
+}
+
+// WithPgx runs fn on one pooled connection as a native pgx connection, for what GORM
+// cannot do (COPY).
+func WithPgx(ctx context.Context, db *gorm.DB, fn func(*pgx.Conn) error) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return fmt.Errorf("models: pool: %w", err)
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("models: acquire connection: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error {
+		c, ok := driverConn.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("models: driver connection is %T, not pgx", driverConn)
+		}
+		return fn(c.Conn())
+	})
 }

@@ -75,8 +75,8 @@ func (s *DeadLetterStore) Add(ctx context.Context, req WriteRequest, reason stri
 	meta, _ := json.Marshal(map[string]any{"events": len(req.Events), "source": req.Source})
 	queue := deadLetterQueue
 	now := s.now().UTC()
-	dl := &DeadLetter{OrganizationID: &req.Org, Timestamp: req.Received.UTC(), Action: truncate(action, 255),
-		FailureReason: truncate(reason, 2000), FailureCount: 1, FirstFailureTime: now, LastFailureTime: now,
+	dl := &DeadLetter{OrganizationID: &req.Org, Timestamp: req.Received.UTC(), Action: Truncate(action, 255),
+		FailureReason: Truncate(reason, 2000), FailureCount: 1, FirstFailureTime: now, LastFailureTime: now,
 		OriginalQueueName: &queue, OriginalEvent: body, Metadata: meta}
 	if req.Idempotency != nil {
 		dl.OriginalJobID = &req.Idempotency.Key
@@ -123,7 +123,7 @@ func (s *DeadLetterStore) markReplayed(ctx context.Context, org string, id int64
 func (s *DeadLetterStore) replayFailed(ctx context.Context, org string, id int64, reason string) error {
 	err := s.db.WithContext(ctx).Exec(`UPDATE archive_dlq_event SET failure_count = failure_count + 1,
 		last_failure_time = ?, failure_reason = ? WHERE organization_id = ? AND id = ?`,
-		s.now().UTC(), truncate(reason, 2000), org, id).Error
+		s.now().UTC(), Truncate(reason, 2000), org, id).Error
 	if err != nil {
 		return fmt.Errorf("models: record failed replay: %w", err)
 	}

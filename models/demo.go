@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -149,7 +148,7 @@ func ensureDemoUser(ctx context.Context, db *gorm.DB, users *UserStore, org, ema
 	if n > 0 {
 		return nil, nil
 	}
-	password, err := randomPassword(20)
+	password, err := RandomPassword(20)
 	if err != nil {
 		return nil, err
 	}
@@ -176,26 +175,6 @@ func demoUserName(role, org string) string {
 		return org + " administrator"
 	}
 	return org + " member"
-}
-
-// randomPassword returns n characters drawn uniformly from letters and digits with
-// crypto/rand.
-func randomPassword(n int) (string, error) {
-	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789" // no 0/O, 1/l/I
-	const limit = 256 - 256%len(alphabet)                                        // reject above it: no modulo bias
-	out := make([]byte, 0, n)
-	buf := make([]byte, 2*n)
-	for len(out) < n {
-		if _, err := rand.Read(buf); err != nil {
-			return "", fmt.Errorf("models: random password: %w", err)
-		}
-		for _, c := range buf {
-			if int(c) < limit && len(out) < n {
-				out = append(out, alphabet[int(c)%len(alphabet)])
-			}
-		}
-	}
-	return string(out), nil
 }
 
 // writeDemoEvents generates, seals and copies opts.Events events: producers generate and

@@ -33,6 +33,3 @@ func (s *SessionStore) SetListenIdle(d time.Duration) { s.listenIdle = d }
 // CopyEventsOn exposes the writer's one-round-trip write of events (ids assigned) and their
 // queue rows on conn.
 var CopyEventsOn = copyEvents
-
-// QueueInsertSQL exposes the queue rows' INSERT for events (ids assigned).
-func QueueInsertSQL(events []*Event) (string, error) { return queueInsertSQL(queueRows(events)) }

@@ -120,7 +120,7 @@ func (s *MemberStore) Add(ctx context.Context, org string, in NewMember, by Acto
 		}
 		out = &AddedMember{}
 		if len(users) == 0 {
-			password, err := randomPassword(20)
+			password, err := RandomPassword(20)
 			if err != nil {
 				return err
 			}

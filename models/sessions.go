@@ -139,15 +139,6 @@ func hashToken(token string) []byte {
 	return sum[:]
 }
 
-// RandomToken returns n random bytes, URL-safe base64 encoded.
-func RandomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("models: crypto/rand failed: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // Create starts a session for user in org (may be "") and returns its token, which is
 // shown to nobody but the browser's cookie.
 func (s *SessionStore) Create(ctx context.Context, userID int64, org, ip, userAgent string) (string, *Session, error) {
@@ -157,8 +148,8 @@ func (s *SessionStore) Create(ctx context.Context, userID int64, org, ip, userAg
 	if _, err := rand.Read(secret); err != nil {
 		return "", nil, fmt.Errorf("models: csrf secret: %w", err)
 	}
-	sess := &Session{TokenHash: hashToken(token), UserID: userID, CSRFSecret: secret, IP: truncate(ip, 64),
-		UserAgent: truncate(userAgent, 512), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(SessionAbsoluteTimeout)}
+	sess := &Session{TokenHash: hashToken(token), UserID: userID, CSRFSecret: secret, IP: Truncate(ip, 64),
+		UserAgent: Truncate(userAgent, 512), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(SessionAbsoluteTimeout)}
 	if org != "" {
 		sess.OrganizationID = &org
 	}
@@ -395,11 +386,4 @@ func (s *SessionStore) PurgeExpired(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("models: purge sessions: %w", res.Error)
 	}
 	return res.RowsAffected, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

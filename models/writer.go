@@ -595,9 +595,9 @@ func refusalReason(err error) string {
 		if pgErr.Detail != "" {
 			r += " (" + pgErr.Detail + ")"
 		}
-		return truncate(r, 2000)
+		return Truncate(r, 2000)
 	}
-	return truncate(err.Error(), 2000)
+	return Truncate(err.Error(), 2000)
 }
 
 // IdempotencyTTL is how long an Idempotency-Key's first answer is kept.
