@@ -16,6 +16,7 @@ import (
 
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/session"
 	"auditdb/policy"
 )
 
@@ -294,7 +295,7 @@ func revokeSessionsCmd(ctx context.Context, cfg config, args []string, stdout io
 	if err != nil {
 		return err
 	}
-	n, err := models.NewSessionStore(db, nil).RevokeUser(ctx, u.ID)
+	n, err := session.NewStore(db, nil).RevokeUser(ctx, u.ID)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/models/session"
 	"auditdb/views/pages/auth"
 	"auditdb/web/render"
 )
@@ -35,7 +36,7 @@ type Authenticator interface {
 
 // SessionManager starts, switches and ends console sessions.
 type SessionManager interface {
-	Create(ctx context.Context, userID int64, org, ip, userAgent string) (string, *models.Session, error)
+	Create(ctx context.Context, userID int64, org, ip, userAgent string) (string, *session.Session, error)
 	SetOrg(ctx context.Context, token, org string) error
 	Revoke(ctx context.Context, token string) error
 }
@@ -142,7 +143,7 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, aud
 		if err != nil {
 			return err
 		}
-		setSessionCookie(c, token, time.Now().Add(models.SessionAbsoluteTimeout))
+		setSessionCookie(c, token, time.Now().Add(session.AbsoluteTimeout))
 		c.ClearCookie(LoginCSRFCookie)
 		return render.Redirect(c, next)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 
 	"auditdb/models"
+	"auditdb/models/session"
 )
 
 // PartitionMaintainer is what the partition job needs.
@@ -49,7 +50,7 @@ func PartitionJob(p PartitionMaintainer, log *slog.Logger) Job {
 }
 
 // SessionPurgeJob deletes long-ended console sessions hourly.
-func SessionPurgeJob(s *models.SessionStore) Job {
+func SessionPurgeJob(s *session.Store) Job {
 	return Job{
 		Name:       "session-purge",
 		Definition: gocron.DurationJob(time.Hour),

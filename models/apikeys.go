@@ -229,7 +229,7 @@ func (s *APIKeyStore) Listen(ctx context.Context) {
 	if s.rdb == nil {
 		return
 	}
-	followUntilDone(ctx, s.follow)
+	FollowUntilDone(ctx, s.follow)
 }
 
 // follow runs one subscription until it fails; it reports whether it was ever confirmed.

@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// followUntilDone runs follow (one subscription to change signals, returning when it
+// FollowUntilDone runs follow (one subscription to change signals, returning when it
 // fails, and reporting whether it was ever confirmed) again and again until ctx ends. The
 // pause between attempts doubles from 100 ms to 5 s while attempts fail, and starts over
 // after one that was confirmed.
-func followUntilDone(ctx context.Context, follow func(context.Context) bool) {
+func FollowUntilDone(ctx context.Context, follow func(context.Context) bool) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if follow(ctx) {

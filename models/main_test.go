@@ -2,10 +2,7 @@ package models_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,18 +18,10 @@ import (
 // works in organizations of its own (see testOrg).
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-var nonIDChars = regexp.MustCompile(`[^a-z0-9]+`)
-
 // testOrg returns an organization id unique to this test run, derived from the test name.
 func testOrg(t testing.TB, suffix string) string {
 	t.Helper()
-	var b [3]byte
-	rand.Read(b[:])
-	name := strings.Trim(nonIDChars.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
-	if len(name) > 30 {
-		name = name[len(name)-30:]
-	}
-	return strings.Trim(name+"-"+suffix, "-") + "-" + hex.EncodeToString(b[:])
+	return pgtest.OrgID(t, suffix)
 }
 
 // testSealer returns a sealer with a fixed test key.

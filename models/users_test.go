@@ -15,11 +15,7 @@ const goodPassword = "correct horse battery"
 // newOrg creates an organization for the test.
 func newOrg(t *testing.T, suffix string) string {
 	t.Helper()
-	id := testOrg(t, suffix)
-	if _, err := models.NewOrgStore(pgtest.DB(t)).Create(context.Background(), id, "Org "+suffix); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return pgtest.NewOrg(t, suffix)
 }
 
 func TestCreateAndAuthenticate(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/session"
 	"auditdb/policy"
 )
 
@@ -23,7 +24,7 @@ type Deps struct {
 	Events   *models.EventStore
 	Users    *models.UserStore
 	Orgs     *models.OrgStore
-	Sessions *models.SessionStore
+	Sessions *session.Store
 	// Sealer seals events with the server's signing key; the self-audit trail needs it.
 	Sealer *models.Sealer
 	Parts  *models.PartitionManager
@@ -37,7 +38,7 @@ type Deps struct {
 	// Authz decides every request; it is Policy unless a benchmark swaps it.
 	Authz Authorizer
 	// LoginPerAccount and LoginPerAddress limit failed sign-ins.
-	LoginPerAccount, LoginPerAddress *models.Throttle
+	LoginPerAccount, LoginPerAddress *session.Throttle
 	Now                              func() time.Time
 	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-* headers.
 	TrustProxy bool
@@ -68,7 +69,7 @@ func NewDeps(db *gorm.DB, rdb *redis.Client, sealer *models.Sealer, log *slog.Lo
 		Events:          models.NewEventStore(db),
 		Users:           models.NewUserStore(db),
 		Orgs:            models.NewAuditedOrgStore(db, trail),
-		Sessions:        models.NewSessionStore(db, nil),
+		Sessions:        session.NewStore(db, nil),
 		Sealer:          sealer,
 		Parts:           parts,
 		Audit:           trail,
@@ -76,8 +77,8 @@ func NewDeps(db *gorm.DB, rdb *redis.Client, sealer *models.Sealer, log *slog.Lo
 		Members:         members,
 		Policy:          engine,
 		Authz:           engine,
-		LoginPerAccount: models.NewThrottle(rdb, "auditdb:login:", 5, 15*time.Minute),
-		LoginPerAddress: models.NewThrottle(rdb, "auditdb:login:", 20, 15*time.Minute),
+		LoginPerAccount: session.NewThrottle(rdb, "auditdb:login:", 5, 15*time.Minute),
+		LoginPerAddress: session.NewThrottle(rdb, "auditdb:login:", 20, 15*time.Minute),
 		Now:             time.Now,
 		APIKeys:         models.NewAPIKeyStore(db, rdb, trail),
 		Presets:         models.NewPresetStore(db, trail),

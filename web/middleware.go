@@ -11,6 +11,7 @@ import (
 
 	"auditdb/handlers"
 	"auditdb/models"
+	"auditdb/models/session"
 	"auditdb/policy"
 	"auditdb/views/layout"
 	"auditdb/web/render"
@@ -42,7 +43,7 @@ func securityHeaders(c *fiber.Ctx) error {
 }
 
 type sessionLookup interface {
-	Lookup(ctx context.Context, token string) (*models.Session, error)
+	Lookup(ctx context.Context, token string) (*session.Session, error)
 	SetOrg(ctx context.Context, token, org string) error
 }
 
@@ -58,7 +59,7 @@ func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Nee
 		ctx := c.UserContext()
 		token := c.Cookies(handlers.SessionCookie)
 		sess, err := sessions.Lookup(ctx, token)
-		if err == models.ErrNoSession {
+		if err == session.ErrNoSession {
 			return render.Redirect(c, "/login?next="+url.QueryEscape(string(c.Request().RequestURI())))
 		}
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/models/session"
 	"auditdb/policy"
 	"auditdb/views/layout"
 )
@@ -90,7 +91,7 @@ func LocalPath(p string) string {
 // Viewer is the signed-in user of a console request, with the current organization.
 type Viewer struct {
 	User    *models.User
-	Session *models.Session
+	Session *session.Session
 	Token   string // the session token, for switching organization and logout
 	OrgID   string // "" when the user belongs to no organization
 	OrgName string

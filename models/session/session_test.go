@@ -1,4 +1,4 @@
-package models_test
+package session_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/pgtest"
+	"auditdb/models/session"
 )
 
 // testClock is a settable clock for a session store.
@@ -38,10 +39,10 @@ type sessionFixture struct {
 	token      string
 }
 
-func newSessionFixture(t *testing.T, store *models.SessionStore, superadmin bool) sessionFixture {
+func newSessionFixture(t *testing.T, store *session.Store, superadmin bool) sessionFixture {
 	t.Helper()
 	ctx := context.Background()
-	f := sessionFixture{org: newOrg(t, "a"), other: newOrg(t, "b")}
+	f := sessionFixture{org: pgtest.NewOrg(t, "a"), other: pgtest.NewOrg(t, "b")}
 	nu := models.NewUser{Email: f.org + "@example.test", Password: goodPassword, OrgID: f.org, Role: "org:member"}
 	if superadmin {
 		nu = models.NewUser{Email: f.org + "@example.test", Password: goodPassword, Superadmin: true}
@@ -65,7 +66,7 @@ func newSessionFixture(t *testing.T, store *models.SessionStore, superadmin bool
 
 // listen runs store's listener until the test ends or stop is called, and waits until it
 // is live.
-func listen(t *testing.T, store *models.SessionStore, dsn string) (stop func()) {
+func listen(t *testing.T, store *session.Store, dsn string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -96,7 +97,7 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // settle waits until store's listener has handled every change committed so far: it sends
 // a notification of its own and waits for its flush (notifications arrive in commit order).
-func settle(t *testing.T, store *models.SessionStore) {
+func settle(t *testing.T, store *session.Store) {
 	t.Helper()
 	flushes := store.SessionFlushes()
 	if err := pgtest.DB(t).Exec("NOTIFY auditdb_sessions").Error; err != nil {
@@ -108,7 +109,7 @@ func settle(t *testing.T, store *models.SessionStore) {
 // cached looks token up twice and fails unless the second lookup came from the cache.
 // Notifications of the test's own setup are handled first, so they cannot empty the cache
 // in between.
-func cached(t *testing.T, store *models.SessionStore, token string) *models.Session {
+func cached(t *testing.T, store *session.Store, token string) *session.Session {
 	t.Helper()
 	ctx := context.Background()
 	settle(t, store)
@@ -126,7 +127,7 @@ func cached(t *testing.T, store *models.SessionStore, token string) *models.Sess
 	return sess
 }
 
-func hasOrg(sess *models.Session, id, name, role string) bool {
+func hasOrg(sess *session.Session, id, name, role string) bool {
 	return slices.ContainsFunc(sess.Orgs, func(o models.OrgAccess) bool {
 		return o.ID == id && (name == "" || o.Name == name) && (role == "" || o.Role == role)
 	})
@@ -134,7 +135,7 @@ func hasOrg(sess *models.Session, id, name, role string) bool {
 
 func TestSessionCacheServesRepeatLookupsWithoutSQL(t *testing.T) {
 	db := pgtest.DB(t)
-	store := models.NewSessionStore(db, nil)
+	store := session.NewStore(db, nil)
 	f := newSessionFixture(t, store, false)
 	ctx := context.Background()
 
@@ -165,7 +166,7 @@ func TestSessionCacheServesRepeatLookupsWithoutSQL(t *testing.T) {
 
 	// What callers do to their copies (the one read and the one cached) stays out of the
 	// cache.
-	for _, s := range []*models.Session{first, sess} {
+	for _, s := range []*session.Session{first, sess} {
 		changed := "elsewhere"
 		s.OrganizationID = &changed
 		s.User.Superadmin = true
@@ -188,17 +189,17 @@ func TestSessionCacheServesRepeatLookupsWithoutSQL(t *testing.T) {
 // within moments, long before a cache entry would lapse.
 func TestSessionCacheInvalidation(t *testing.T) {
 	db := pgtest.DB(t)
-	store := models.NewSessionStore(db, nil)
-	other := models.NewSessionStore(db, nil) // another instance
+	store := session.NewStore(db, nil)
+	other := session.NewStore(db, nil) // another instance
 	listen(t, store, pgtest.DSN(t))
 	ctx := context.Background()
 
-	ended := func(sess *models.Session, err error, _ sessionFixture) bool { return err == models.ErrNoSession }
+	ended := func(sess *session.Session, err error, _ sessionFixture) bool { return err == session.ErrNoSession }
 	cases := []struct {
 		name       string
 		superadmin bool
 		change     func(t *testing.T, f sessionFixture) error
-		seen       func(sess *models.Session, err error, f sessionFixture) bool
+		seen       func(sess *session.Session, err error, f sessionFixture) bool
 	}{
 		{"revoked on another instance", false,
 			func(t *testing.T, f sessionFixture) error { return other.Revoke(ctx, f.token) }, ended},
@@ -220,26 +221,26 @@ func TestSessionCacheInvalidation(t *testing.T) {
 			func(t *testing.T, f sessionFixture) error {
 				return db.Exec("DELETE FROM memberships WHERE user_id = ? AND organization_id = ?", f.userID, f.other).Error
 			},
-			func(sess *models.Session, err error, f sessionFixture) bool {
+			func(sess *session.Session, err error, f sessionFixture) bool {
 				return err == nil && !hasOrg(sess, f.other, "", "") && hasOrg(sess, f.org, "", "")
 			}},
 		{"role changed by SQL", false,
 			func(t *testing.T, f sessionFixture) error {
 				return db.Exec("UPDATE memberships SET role = 'org:admin' WHERE user_id = ? AND organization_id = ?", f.userID, f.other).Error
 			},
-			func(sess *models.Session, err error, f sessionFixture) bool {
+			func(sess *session.Session, err error, f sessionFixture) bool {
 				return err == nil && hasOrg(sess, f.other, "", "org:admin")
 			}},
 		{"organization renamed by SQL", false,
 			func(t *testing.T, f sessionFixture) error {
 				return db.Exec("UPDATE organizations SET name = 'Renamed' WHERE id = ?", f.other).Error
 			},
-			func(sess *models.Session, err error, f sessionFixture) bool {
+			func(sess *session.Session, err error, f sessionFixture) bool {
 				return err == nil && hasOrg(sess, f.other, "Renamed", "")
 			}},
 		{"organization switched on another instance", false,
 			func(t *testing.T, f sessionFixture) error { return other.SetOrg(ctx, f.token, f.other) },
-			func(sess *models.Session, err error, f sessionFixture) bool {
+			func(sess *session.Session, err error, f sessionFixture) bool {
 				return err == nil && sess.Org() == f.other
 			}},
 		{"organization created, seen by a superadmin", true,
@@ -247,14 +248,14 @@ func TestSessionCacheInvalidation(t *testing.T) {
 				_, err := models.NewOrgStore(db).Create(ctx, f.org+"-new", "New")
 				return err
 			},
-			func(sess *models.Session, err error, f sessionFixture) bool {
+			func(sess *session.Session, err error, f sessionFixture) bool {
 				return err == nil && hasOrg(sess, f.org+"-new", "New", "superadmin")
 			}},
 		{"organization deleted by SQL, seen by a superadmin", true,
 			func(t *testing.T, f sessionFixture) error {
 				return db.Exec("DELETE FROM organizations WHERE id = ?", f.other).Error
 			},
-			func(sess *models.Session, err error, f sessionFixture) bool {
+			func(sess *session.Session, err error, f sessionFixture) bool {
 				return err == nil && !hasOrg(sess, f.other, "", "") && hasOrg(sess, f.org, "", "")
 			}},
 	}
@@ -279,7 +280,7 @@ func TestSessionCacheInvalidation(t *testing.T) {
 func TestSessionTouchDoesNotFlush(t *testing.T) {
 	db := pgtest.DB(t)
 	clock := newTestClock()
-	store := models.NewSessionStore(db, clock.Now)
+	store := session.NewStore(db, clock.Now)
 	f := newSessionFixture(t, store, false)
 	listen(t, store, pgtest.DSN(t))
 	ctx := context.Background()
@@ -305,7 +306,7 @@ func TestSessionTouchDoesNotFlush(t *testing.T) {
 
 func TestSessionCacheOffWhileListenerDown(t *testing.T) {
 	db := pgtest.DB(t)
-	store := models.NewSessionStore(db, nil)
+	store := session.NewStore(db, nil)
 	f := newSessionFixture(t, store, false)
 	stop := listen(t, store, pgtest.DSN(t))
 	cached(t, store, f.token)
@@ -329,7 +330,7 @@ func TestSessionCacheOffWhileListenerDown(t *testing.T) {
 // until the listener is back, which it is at once.
 func TestSessionCacheReconnects(t *testing.T) {
 	db := pgtest.DB(t)
-	store := models.NewSessionStore(db, nil)
+	store := session.NewStore(db, nil)
 	store.SetListenIdle(20 * time.Millisecond) // pings between notifications
 	f := newSessionFixture(t, store, false)
 	listen(t, store, pgtest.DSN(t)+"&application_name=session_cache_test")
@@ -358,7 +359,7 @@ func TestSessionCacheReconnects(t *testing.T) {
 	}
 	within(t, 2*time.Second, "a change to reach the reconnected listener", func() bool {
 		_, err := store.Lookup(context.Background(), f.token)
-		return err == models.ErrNoSession
+		return err == session.ErrNoSession
 	})
 }
 
@@ -368,15 +369,15 @@ func TestSessionReadRacingAChange(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
 	// afterFirstRead makes fn run once, between Lookup's first read and its caching.
-	afterFirstRead := func(store *models.SessionStore, fn func()) {
+	afterFirstRead := func(store *session.Store, fn func()) {
 		var once sync.Once
 		store.SetSessionAfterRead(func() { once.Do(fn) })
 	}
 	// endedUncached fails unless the session has ended, as read from the database.
-	endedUncached := func(t *testing.T, store *models.SessionStore, token string) {
+	endedUncached := func(t *testing.T, store *session.Store, token string) {
 		t.Helper()
 		reads := store.SessionReads()
-		if _, err := store.Lookup(ctx, token); err != models.ErrNoSession {
+		if _, err := store.Lookup(ctx, token); err != session.ErrNoSession {
 			t.Fatalf("lookup after the change = %v, want ErrNoSession", err)
 		}
 		if store.SessionReads() != reads+1 {
@@ -385,7 +386,7 @@ func TestSessionReadRacingAChange(t *testing.T) {
 	}
 
 	t.Run("revoked on another instance, notification handled before caching", func(t *testing.T) {
-		store, other := models.NewSessionStore(db, nil), models.NewSessionStore(db, nil)
+		store, other := session.NewStore(db, nil), session.NewStore(db, nil)
 		f := newSessionFixture(t, store, false)
 		listen(t, store, pgtest.DSN(t))
 		settle(t, store)
@@ -402,7 +403,7 @@ func TestSessionReadRacingAChange(t *testing.T) {
 		endedUncached(t, store, f.token)
 	})
 	t.Run("user disabled while the listener was down, listener up before caching", func(t *testing.T) {
-		store := models.NewSessionStore(db, nil)
+		store := session.NewStore(db, nil)
 		f := newSessionFixture(t, store, false)
 		afterFirstRead(store, func() {
 			if err := db.Exec("UPDATE users SET disabled = true WHERE id = ?", f.userID).Error; err != nil {
@@ -423,18 +424,18 @@ func TestSessionTimeoutsWithCachedEntry(t *testing.T) {
 
 	t.Run("idle", func(t *testing.T) {
 		clock := newTestClock()
-		store := models.NewSessionStore(db, clock.Now)
+		store := session.NewStore(db, clock.Now)
 		f := newSessionFixture(t, store, false)
 		listen(t, store, pgtest.DSN(t))
 		cached(t, store, f.token)
-		clock.Advance(models.SessionIdleTimeout + time.Second)
-		if _, err := store.Lookup(ctx, f.token); err != models.ErrNoSession {
-			t.Fatalf("after %v idle: %v, want ErrNoSession", models.SessionIdleTimeout, err)
+		clock.Advance(session.IdleTimeout + time.Second)
+		if _, err := store.Lookup(ctx, f.token); err != session.ErrNoSession {
+			t.Fatalf("after %v idle: %v, want ErrNoSession", session.IdleTimeout, err)
 		}
 	})
 	t.Run("an entry lives a minute even when last seen is ahead of this clock", func(t *testing.T) {
 		clock := newTestClock()
-		store := models.NewSessionStore(db, clock.Now)
+		store := session.NewStore(db, clock.Now)
 		f := newSessionFixture(t, store, false)
 		listen(t, store, pgtest.DSN(t))
 		clock.Advance(-10 * time.Minute) // another instance, ahead by ten minutes, wrote last_seen_at
@@ -447,12 +448,12 @@ func TestSessionTimeoutsWithCachedEntry(t *testing.T) {
 	})
 	t.Run("absolute", func(t *testing.T) {
 		clock := newTestClock()
-		store := models.NewSessionStore(db, clock.Now)
+		store := session.NewStore(db, clock.Now)
 		f := newSessionFixture(t, store, false)
 		listen(t, store, pgtest.DSN(t))
 		// Keep the session busy until half a minute before its absolute end, cached.
-		for elapsed := time.Duration(0); elapsed < models.SessionAbsoluteTimeout-30*time.Second; {
-			step := min(20*time.Minute, models.SessionAbsoluteTimeout-30*time.Second-elapsed)
+		for elapsed := time.Duration(0); elapsed < session.AbsoluteTimeout-30*time.Second; {
+			step := min(20*time.Minute, session.AbsoluteTimeout-30*time.Second-elapsed)
 			clock.Advance(step)
 			elapsed += step
 			if _, err := store.Lookup(ctx, f.token); err != nil {
@@ -461,7 +462,7 @@ func TestSessionTimeoutsWithCachedEntry(t *testing.T) {
 		}
 		cached(t, store, f.token)
 		clock.Advance(31 * time.Second)
-		if _, err := store.Lookup(ctx, f.token); err != models.ErrNoSession {
+		if _, err := store.Lookup(ctx, f.token); err != session.ErrNoSession {
 			t.Fatalf("past the absolute lifetime: %v, want ErrNoSession", err)
 		}
 	})

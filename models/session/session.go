@@ -1,6 +1,9 @@
-package models
+// Package session keeps signed-in console sessions (stored hashed in PostgreSQL, cached per
+// instance and invalidated through PostgreSQL notifications) and the sign-in throttle.
+package session
 
 import (
+	"auditdb/models"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,8 +22,8 @@ import (
 
 // Session lifetimes for the console.
 const (
-	SessionIdleTimeout     = 30 * time.Minute
-	SessionAbsoluteTimeout = 12 * time.Hour
+	IdleTimeout     = 30 * time.Minute
+	AbsoluteTimeout = 12 * time.Hour
 	// sessionTouchEvery bounds how often a request writes last_seen_at. It also bounds how
 	// long a session stays cached, so that write and the expiry checks keep happening.
 	sessionTouchEvery = time.Minute
@@ -52,8 +55,8 @@ type Session struct {
 	RevokedAt      *time.Time `gorm:"column:revoked_at"`
 	// User is the session's user and Orgs the organizations it may work in (all of them
 	// for a superadmin), loaded with the session by Lookup.
-	User *User       `gorm:"-"`
-	Orgs []OrgAccess `gorm:"-"`
+	User *models.User       `gorm:"-"`
+	Orgs []models.OrgAccess `gorm:"-"`
 }
 
 // TableName maps Session to sessions.
@@ -93,20 +96,20 @@ func (s *Session) clone() *Session {
 }
 
 // ended reports whether the session is over at now: its user is disabled, it was revoked,
-// or it is past its absolute lifetime or idle for longer than SessionIdleTimeout.
+// or it is past its absolute lifetime or idle for longer than IdleTimeout.
 func (s *Session) ended(now time.Time) bool {
 	return s.User.Disabled || s.RevokedAt != nil || !now.Before(s.ExpiresAt) ||
-		now.Sub(s.LastSeenAt) > SessionIdleTimeout
+		now.Sub(s.LastSeenAt) > IdleTimeout
 }
 
-// SessionStore keeps console sessions in PostgreSQL, so they survive a restart and a Redis
+// Store keeps console sessions in PostgreSQL, so they survive a restart and a Redis
 // outage and can be revoked at once on every instance.
 //
 // While Listen follows the database's change notifications, looked-up sessions are cached
 // in process (for at most sessionTouchEvery). Any change to sessions, users, memberships or
 // organizations, by any writer, empties every instance's cache on commit; so does losing or
 // regaining the notification connection, during which nothing is cached.
-type SessionStore struct {
+type Store struct {
 	db  *gorm.DB
 	now func() time.Time
 
@@ -126,12 +129,12 @@ type cachedSession struct {
 	until time.Time
 }
 
-// NewSessionStore returns a store over db; now may be nil for the wall clock.
-func NewSessionStore(db *gorm.DB, now func() time.Time) *SessionStore {
+// NewStore returns a store over db; now may be nil for the wall clock.
+func NewStore(db *gorm.DB, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &SessionStore{db: db, now: now, cache: map[[sha256.Size]byte]cachedSession{}, listenIdle: sessionListenIdle}
+	return &Store{db: db, now: now, cache: map[[sha256.Size]byte]cachedSession{}, listenIdle: sessionListenIdle}
 }
 
 func hashToken(token string) []byte {
@@ -141,33 +144,33 @@ func hashToken(token string) []byte {
 
 // Create starts a session for user in org (may be "") and returns its token, which is
 // shown to nobody but the browser's cookie.
-func (s *SessionStore) Create(ctx context.Context, userID int64, org, ip, userAgent string) (string, *Session, error) {
-	token := RandomToken(32)
+func (s *Store) Create(ctx context.Context, userID int64, org, ip, userAgent string) (string, *Session, error) {
+	token := models.RandomToken(32)
 	now := s.now().UTC()
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		return "", nil, fmt.Errorf("models: csrf secret: %w", err)
+		return "", nil, fmt.Errorf("session: csrf secret: %w", err)
 	}
-	sess := &Session{TokenHash: hashToken(token), UserID: userID, CSRFSecret: secret, IP: Truncate(ip, 64),
-		UserAgent: Truncate(userAgent, 512), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(SessionAbsoluteTimeout)}
+	sess := &Session{TokenHash: hashToken(token), UserID: userID, CSRFSecret: secret, IP: models.Truncate(ip, 64),
+		UserAgent: models.Truncate(userAgent, 512), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(AbsoluteTimeout)}
 	if org != "" {
 		sess.OrganizationID = &org
 	}
 	if err := s.db.WithContext(ctx).Create(sess).Error; err != nil {
-		return "", nil, fmt.Errorf("models: create session: %w", err)
+		return "", nil, fmt.Errorf("session: create session: %w", err)
 	}
 	return token, sess, nil
 }
 
 // ErrNoSession is returned for a missing, expired, idle or revoked session, or a disabled user.
-var ErrNoSession = Unauthorized("your session has ended; sign in again")
+var ErrNoSession = models.Unauthorized("your session has ended; sign in again")
 
 // Lookup returns the live session for token (a copy the caller may change) and records
 // the activity; while Listen is live it is served from the cache when it can be. It
 // returns ErrNoSession when the session is unknown, revoked, past its absolute lifetime or
-// idle for longer than SessionIdleTimeout, or its user is disabled, and a KindUnavailable
+// idle for longer than IdleTimeout, or its user is disabled, and a KindUnavailable
 // error when the database cannot be read or updated.
-func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, error) {
+func (s *Store) Lookup(ctx context.Context, token string) (*Session, error) {
 	if token == "" || len(token) > 128 {
 		return nil, ErrNoSession
 	}
@@ -199,7 +202,7 @@ func (s *SessionStore) Lookup(ctx context.Context, token string) (*Session, erro
 }
 
 // read returns the live session whose token hashes to hash, recording the activity.
-func (s *SessionStore) read(ctx context.Context, hash []byte) (*Session, error) {
+func (s *Store) read(ctx context.Context, hash []byte) (*Session, error) {
 	s.reads.Add(1)
 	// One round trip for the session, its user and the user's organizations: this runs on
 	// every console request.
@@ -226,16 +229,16 @@ func (s *SessionStore) read(ctx context.Context, hash []byte) (*Session, error) 
 			END AS orgs_json
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).Scan(&row).Error
 	if err != nil {
-		return nil, Unavailable("cannot read the session store", err)
+		return nil, models.Unavailable("cannot read the session store", err)
 	}
 	if row.TokenHash == nil {
 		return nil, ErrNoSession
 	}
 	sess := row.Session
-	sess.User = &User{ID: sess.UserID, Email: row.Email, Name: row.Name, Superadmin: row.Superadmin,
+	sess.User = &models.User{ID: sess.UserID, Email: row.Email, Name: row.Name, Superadmin: row.Superadmin,
 		Disabled: row.Disabled, CreatedAt: row.UserCreated, MustChangePassword: row.MustChangePassword}
 	if err := json.Unmarshal([]byte(row.OrgsJSON), &sess.Orgs); err != nil {
-		return nil, fmt.Errorf("models: read session organizations: %w", err)
+		return nil, fmt.Errorf("session: read session organizations: %w", err)
 	}
 	now := s.now().UTC()
 	if sess.ended(now) {
@@ -245,7 +248,7 @@ func (s *SessionStore) read(ctx context.Context, hash []byte) (*Session, error) 
 		err := s.db.WithContext(ctx).Model(&Session{}).Where("token_hash = ?", sess.TokenHash).
 			Update("last_seen_at", now).Error
 		if err != nil {
-			return nil, Unavailable("cannot update the session store", err)
+			return nil, models.Unavailable("cannot update the session store", err)
 		}
 		sess.LastSeenAt = now
 	}
@@ -254,7 +257,7 @@ func (s *SessionStore) read(ctx context.Context, hash []byte) (*Session, error) 
 
 // keep caches a copy of sess under key, unless the notifications are not followed or the
 // cache was flushed since generation gen was read.
-func (s *SessionStore) keep(key [sha256.Size]byte, gen uint64, sess *Session) {
+func (s *Store) keep(key [sha256.Size]byte, gen uint64, sess *Session) {
 	if !s.live.Load() {
 		return
 	}
@@ -270,7 +273,7 @@ func (s *SessionStore) keep(key [sha256.Size]byte, gen uint64, sess *Session) {
 	s.cache[key] = c
 }
 
-func (s *SessionStore) forget(key [sha256.Size]byte) {
+func (s *Store) forget(key [sha256.Size]byte) {
 	s.mu.Lock()
 	delete(s.cache, key)
 	s.mu.Unlock()
@@ -278,7 +281,7 @@ func (s *SessionStore) forget(key [sha256.Size]byte) {
 
 // flush empties the cache and moves to a new generation, so reads already under way are
 // not cached either.
-func (s *SessionStore) flush() {
+func (s *Store) flush() {
 	s.mu.Lock()
 	clear(s.cache)
 	s.gen.Add(1)
@@ -287,20 +290,20 @@ func (s *SessionStore) flush() {
 
 // Live reports whether the change notifications are being followed (and the cache is in
 // use).
-func (s *SessionStore) Live() bool { return s.live.Load() }
+func (s *Store) Live() bool { return s.live.Load() }
 
 // Listen follows the change notifications on a connection of its own to dsn until ctx
 // ends, reconnecting as needed; failures only leave the cache off until the next attempt.
 // Sessions are cached only while a LISTEN is confirmed; the cache is emptied on every
 // notification, and whenever the connection drops or is established, since changes may
 // have been missed in between.
-func (s *SessionStore) Listen(ctx context.Context, dsn string) {
-	followUntilDone(ctx, func(ctx context.Context) bool { return s.follow(ctx, dsn) })
+func (s *Store) Listen(ctx context.Context, dsn string) {
+	models.FollowUntilDone(ctx, func(ctx context.Context) bool { return s.follow(ctx, dsn) })
 }
 
 // follow runs one LISTEN connection until it fails; it reports whether it was ever
 // confirmed.
-func (s *SessionStore) follow(ctx context.Context, dsn string) bool {
+func (s *Store) follow(ctx context.Context, dsn string) bool {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	conn, err := pgx.Connect(cctx, dsn)
 	cancel()
@@ -344,22 +347,22 @@ func (s *SessionStore) follow(ctx context.Context, dsn string) bool {
 }
 
 // SetOrg switches the session's current organization. The caller checks access first.
-func (s *SessionStore) SetOrg(ctx context.Context, token, org string) error {
+func (s *Store) SetOrg(ctx context.Context, token, org string) error {
 	err := s.db.WithContext(ctx).Model(&Session{}).Where("token_hash = ?", hashToken(token)).
 		Update("organization_id", org).Error
 	if err != nil {
-		return fmt.Errorf("models: switch organization: %w", err)
+		return fmt.Errorf("session: switch organization: %w", err)
 	}
 	s.flush() // the trigger's notification tells the other instances
 	return nil
 }
 
 // Revoke ends the session for token at once. Revoking an unknown token is not an error.
-func (s *SessionStore) Revoke(ctx context.Context, token string) error {
+func (s *Store) Revoke(ctx context.Context, token string) error {
 	err := s.db.WithContext(ctx).Model(&Session{}).Where("token_hash = ? AND revoked_at IS NULL", hashToken(token)).
 		Update("revoked_at", s.now().UTC()).Error
 	if err != nil {
-		return fmt.Errorf("models: revoke session: %w", err)
+		return fmt.Errorf("session: revoke session: %w", err)
 	}
 	s.flush()
 	return nil
@@ -367,23 +370,23 @@ func (s *SessionStore) Revoke(ctx context.Context, token string) error {
 
 // RevokeUser ends every session of a user (after a password change or removal) and
 // returns how many were live.
-func (s *SessionStore) RevokeUser(ctx context.Context, userID int64) (int64, error) {
+func (s *Store) RevokeUser(ctx context.Context, userID int64) (int64, error) {
 	res := s.db.WithContext(ctx).Model(&Session{}).Where("user_id = ? AND revoked_at IS NULL", userID).
 		Update("revoked_at", s.now().UTC())
 	if res.Error != nil {
-		return 0, fmt.Errorf("models: revoke sessions: %w", res.Error)
+		return 0, fmt.Errorf("session: revoke sessions: %w", res.Error)
 	}
 	s.flush()
 	return res.RowsAffected, nil
 }
 
 // PurgeExpired deletes sessions that ended more than a day ago and returns how many.
-func (s *SessionStore) PurgeExpired(ctx context.Context) (int64, error) {
+func (s *Store) PurgeExpired(ctx context.Context) (int64, error) {
 	cut := s.now().UTC().Add(-24 * time.Hour)
 	res := s.db.WithContext(ctx).Where("expires_at < ? OR revoked_at < ? OR last_seen_at < ?",
-		cut, cut, cut.Add(-SessionIdleTimeout)).Delete(&Session{})
+		cut, cut, cut.Add(-IdleTimeout)).Delete(&Session{})
 	if res.Error != nil {
-		return 0, fmt.Errorf("models: purge sessions: %w", res.Error)
+		return 0, fmt.Errorf("session: purge sessions: %w", res.Error)
 	}
 	return res.RowsAffected, nil
 }
