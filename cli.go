@@ -16,6 +16,7 @@ import (
 
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/demo"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -51,7 +52,7 @@ func migrateCmd(ctx context.Context, cfg config, args []string, stdout io.Writer
 
 func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	fs := newFlags("seed", stdout)
-	demo := fs.Bool("demo", false, "add demo organizations, users and events")
+	withDemo := fs.Bool("demo", false, "add demo organizations, users and events")
 	events := fs.Int("events", 50_000, "number of demo events")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,7 +66,7 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	}
 	defer closeDB(db)
 	fmt.Fprintln(stdout, "seeded retention policies, default roles and presets")
-	if !*demo {
+	if !*withDemo {
 		return nil
 	}
 	key, err := cfg.signingKey()
@@ -77,7 +78,7 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 		return err
 	}
 	start := time.Now()
-	res, err := models.SeedDemo(ctx, db, sealer, parts, models.DemoOptions{Events: *events, Now: time.Now()})
+	res, err := demo.Seed(ctx, db, sealer, parts, demo.Options{Events: *events, Now: time.Now()})
 	if err != nil {
 		return err
 	}
@@ -259,7 +260,7 @@ const demoCredentialsFile = "demo-credentials.txt"
 
 // saveDemoCredentials appends the demo users' passwords to a 0600 file in the data
 // directory, so a developer who missed the printout can still sign in.
-func saveDemoCredentials(dir string, creds []models.DemoCredential) (string, error) {
+func saveDemoCredentials(dir string, creds []demo.Credential) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create data dir: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/demo"
 )
 
 // EventsListOptions configure the events list benchmark.
@@ -169,7 +170,7 @@ func seedDemo(ctx context.Context, db *gorm.DB, sealer *models.Sealer, n int, no
 	if have < int64(n) {
 		fmt.Fprintf(out, "seeding %d events (database has %d)…\n", n, have)
 		start := time.Now()
-		res, err := models.SeedDemo(ctx, db, sealer, models.NewPartitionManager(db), models.DemoOptions{Events: n, Now: now, Seed: 1})
+		res, err := demo.Seed(ctx, db, sealer, models.NewPartitionManager(db), demo.Options{Events: n, Now: now, Seed: 1})
 		if err != nil {
 			return err
 		}

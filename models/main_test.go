@@ -27,11 +27,7 @@ func testOrg(t testing.TB, suffix string) string {
 // testSealer returns a sealer with a fixed test key.
 func testSealer(t testing.TB) *models.Sealer {
 	t.Helper()
-	s, err := models.NewSealer([]byte("test-signing-key-0123456789abcdef0123"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return pgtest.Sealer(t)
 }
 
 func ptr[T any](v T) *T { return &v }

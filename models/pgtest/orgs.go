@@ -36,3 +36,13 @@ func NewOrg(t testing.TB, suffix string) string {
 	}
 	return id
 }
+
+// Sealer returns a sealer with a fixed test key; it fails the test if the key is refused.
+func Sealer(t testing.TB) *models.Sealer {
+	t.Helper()
+	s, err := models.NewSealer([]byte("test-signing-key-0123456789abcdef0123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -3,7 +3,6 @@
 package session
 
 import (
-	"auditdb/models"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
+
+	"auditdb/models"
 )
 
 // Session lifetimes for the console.

@@ -1,4 +1,4 @@
-package models_test
+package demo_test
 
 import (
 	"context"
@@ -13,17 +13,18 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/demo"
 	"auditdb/models/pgtest"
 )
 
 func TestSeedDemo(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.DB(t)
-	s := testSealer(t)
+	s := pgtest.Sealer(t)
 	now := time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
-	opts := models.DemoOptions{Events: 5000, Now: now, Seed: 42}
+	opts := demo.Options{Events: 5000, Now: now, Seed: 42}
 
-	res, err := models.SeedDemo(ctx, db, s, models.NewPartitionManager(db), opts)
+	res, err := demo.Seed(ctx, db, s, models.NewPartitionManager(db), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestSeedDemo(t *testing.T) {
 	})
 
 	t.Run("second run adds nothing", func(t *testing.T) {
-		again, err := models.SeedDemo(ctx, db, s, models.NewPartitionManager(db), opts)
+		again, err := demo.Seed(ctx, db, s, models.NewPartitionManager(db), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,18 +161,18 @@ func TestSeedDemo(t *testing.T) {
 
 func TestDemoGenerator(t *testing.T) {
 	now := time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
-	a := models.DemoBatch(now, 7, 3, 2000)
+	a := demo.Batch(now, 7, 3, 2000)
 	if len(a) != 2000 {
 		t.Fatalf("batch of %d events, want 2000", len(a))
 	}
 	t.Run("deterministic", func(t *testing.T) {
-		if b := models.DemoBatch(now, 7, 3, 2000); !reflect.DeepEqual(a, b) {
+		if b := demo.Batch(now, 7, 3, 2000); !reflect.DeepEqual(a, b) {
 			t.Fatal("the same seed and batch gave different events")
 		}
-		if c := models.DemoBatch(now, 8, 3, 2000); reflect.DeepEqual(a, c) {
+		if c := demo.Batch(now, 8, 3, 2000); reflect.DeepEqual(a, c) {
 			t.Fatal("another seed gave the same events")
 		}
-		if c := models.DemoBatch(now, 7, 4, 2000); reflect.DeepEqual(a, c) {
+		if c := demo.Batch(now, 7, 4, 2000); reflect.DeepEqual(a, c) {
 			t.Fatal("another batch gave the same events")
 		}
 	})
@@ -195,7 +196,7 @@ func TestDemoGenerator(t *testing.T) {
 		}
 	})
 	t.Run("well formed", func(t *testing.T) {
-		s := testSealer(t)
+		s := pgtest.Sealer(t)
 		for i := range a {
 			ev := a[i]
 			if ev.Timestamp.After(now) || ev.Timestamp.Before(now.AddDate(-1, 0, 0)) {
@@ -232,7 +233,7 @@ func TestSeedDemoMillion(t *testing.T) {
 	t.Cleanup(func() { closeDB(db) })
 
 	start := time.Now()
-	res, err := models.SeedDemo(ctx, db, testSealer(t), models.NewPartitionManager(db), models.DemoOptions{Events: 1_000_000, Seed: 1})
+	res, err := demo.Seed(ctx, db, pgtest.Sealer(t), models.NewPartitionManager(db), demo.Options{Events: 1_000_000, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,6 @@
-package models
+// Package demo seeds demonstration organizations, users (random passwords, shown once) and a
+// reproducible stream of sealed audit events for trying the console and for benchmarks.
+package demo
 
 import (
 	"context"
@@ -16,22 +18,24 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
+
+	"auditdb/models"
 )
 
-// DemoOrg is one organization SeedDemo creates.
-type DemoOrg struct {
+// Org is one organization Seed creates.
+type Org struct {
 	ID, Name string
 	Share    float64 // fraction of the demo events that belong to it
 }
 
-// DemoOrgs are the organizations of the demo data set.
-var DemoOrgs = []DemoOrg{
+// Orgs are the organizations of the demo data set.
+var Orgs = []Org{
 	{"acme-health", "Acme Health System", 0.7},
 	{"northwind-clinic", "Northwind Clinic", 0.3},
 }
 
-// DefaultDemoEvents is how many events SeedDemo writes when DemoOptions.Events is zero.
-const DefaultDemoEvents = 50_000
+// DefaultEvents is how many events Seed writes when Options.Events is zero.
+const DefaultEvents = 50_000
 
 // demoBatchSize is the number of events per COPY.
 const demoBatchSize = 10_000
@@ -44,27 +48,27 @@ const demoWriters = 2
 // demoLockKey is the pg_advisory_lock key that serializes concurrent demo seeding.
 const demoLockKey = 72_000_003
 
-// DemoOptions tune SeedDemo.
-type DemoOptions struct {
-	Events int       // how many events to write; DefaultDemoEvents when zero
+// Options tune Seed.
+type Options struct {
+	Events int       // how many events to write; DefaultEvents when zero
 	Now    time.Time // the end of the twelve months the events cover; time.Now() when zero
 	Seed   int64     // seeds the event generator: the same seed and Now give the same events
 }
 
-// DemoCredential is a demo user created by this call, with its password in clear (shown once).
-type DemoCredential struct {
+// Credential is a demo user created by this call, with its password in clear (shown once).
+type Credential struct {
 	OrgID, Email, Password, Role string
 }
 
-// DemoResult reports what SeedDemo did.
-type DemoResult struct {
+// Result reports what Seed did.
+type Result struct {
 	Orgs          []string
-	Credentials   []DemoCredential // only the users created by this call
+	Credentials   []Credential // only the users created by this call
 	EventsWritten int64
 	Skipped       string // why no events were written, when none were
 }
 
-// SeedDemo fills the database with a demo data set: the default policies and roles, two
+// Seed fills the database with a demo data set: the default policies and roles, two
 // healthcare organizations with an admin and a member each, and opts.Events sealed events
 // spread over the twelve months before opts.Now. It is idempotent: existing organizations
 // and users are kept (users keep their passwords and are not listed again), and no events
@@ -72,22 +76,22 @@ type DemoResult struct {
 // generated and sealed by a few goroutines while demoWriters writers copy them in batches of
 // 10,000, one transaction each; on error the batches already committed stay, EventsWritten
 // counts them, and a later call skips the events.
-func SeedDemo(ctx context.Context, db *gorm.DB, sealer *Sealer, parts *PartitionManager, opts DemoOptions) (DemoResult, error) {
+func Seed(ctx context.Context, db *gorm.DB, sealer *models.Sealer, parts *models.PartitionManager, opts Options) (Result, error) {
 	if opts.Events < 0 {
-		return DemoResult{}, Invalid("events", "must not be negative")
+		return Result{}, models.Invalid("events", "must not be negative")
 	}
 	if opts.Events == 0 {
-		opts.Events = DefaultDemoEvents
+		opts.Events = DefaultEvents
 	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
-	var res DemoResult
+	var res Result
 	// One session holds the advisory lock for the whole run, so two seeders started at once
 	// cannot both find "no events yet" and write the data set twice.
 	err := db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
 		if err := conn.Exec("SELECT pg_advisory_lock(?)", demoLockKey).Error; err != nil {
-			return fmt.Errorf("models: demo lock: %w", err)
+			return fmt.Errorf("demo: demo lock: %w", err)
 		}
 		// Unlock even when ctx is cancelled: the connection goes back to the pool.
 		defer conn.WithContext(context.WithoutCancel(ctx)).Exec("SELECT pg_advisory_unlock(?)", demoLockKey)
@@ -98,19 +102,19 @@ func SeedDemo(ctx context.Context, db *gorm.DB, sealer *Sealer, parts *Partition
 	return res, err
 }
 
-func seedDemo(ctx context.Context, db *gorm.DB, sealer *Sealer, parts *PartitionManager, opts DemoOptions) (DemoResult, error) {
-	var res DemoResult
-	if err := SeedDefaults(ctx, db); err != nil {
+func seedDemo(ctx context.Context, db *gorm.DB, sealer *models.Sealer, parts *models.PartitionManager, opts Options) (Result, error) {
+	var res Result
+	if err := models.SeedDefaults(ctx, db); err != nil {
 		return res, err
 	}
-	orgs := NewOrgStore(db)
-	users := NewUserStore(db)
-	for _, o := range DemoOrgs {
-		if _, err := orgs.Create(ctx, o.ID, o.Name); err != nil && KindOf(err) != KindConflict {
+	orgs := models.NewOrgStore(db)
+	users := models.NewUserStore(db)
+	for _, o := range Orgs {
+		if _, err := orgs.Create(ctx, o.ID, o.Name); err != nil && models.KindOf(err) != models.KindConflict {
 			return res, err
 		}
 		res.Orgs = append(res.Orgs, o.ID)
-		for _, role := range []string{OwnerRole, "org:admin", "org:member"} {
+		for _, role := range []string{models.OwnerRole, "org:admin", "org:member"} {
 			email := role[len("org:"):] + "@" + o.ID + ".example"
 			cred, err := ensureDemoUser(ctx, db, users, o.ID, email, role)
 			if err != nil {
@@ -126,50 +130,50 @@ func seedDemo(ctx context.Context, db *gorm.DB, sealer *Sealer, parts *Partition
 		var has bool
 		err := db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM audit_log WHERE organization_id = ?)`, org).Scan(&has).Error
 		if err != nil {
-			return res, fmt.Errorf("models: look for demo events: %w", err)
+			return res, fmt.Errorf("demo: look for demo events: %w", err)
 		}
 		if has {
 			res.Skipped = fmt.Sprintf("demo events were not written: organization %s already has events", org)
 			return res, nil
 		}
 	}
-	n, err := writeDemoEvents(ctx, NewEventStore(db), sealer, parts, opts)
+	n, err := writeDemoEvents(ctx, models.NewEventStore(db), sealer, parts, opts)
 	res.EventsWritten = n
 	return res, err
 }
 
 // ensureDemoUser creates the demo user email with a fresh random password unless it exists;
 // it returns the credential of a user it created, nil for an existing one.
-func ensureDemoUser(ctx context.Context, db *gorm.DB, users *UserStore, org, email, role string) (*DemoCredential, error) {
+func ensureDemoUser(ctx context.Context, db *gorm.DB, users *models.UserStore, org, email, role string) (*Credential, error) {
 	var n int64
-	if err := db.WithContext(ctx).Model(&User{}).Where("lower(email) = lower(?)", email).Count(&n).Error; err != nil {
-		return nil, fmt.Errorf("models: look up demo user: %w", err)
+	if err := db.WithContext(ctx).Model(&models.User{}).Where("lower(email) = lower(?)", email).Count(&n).Error; err != nil {
+		return nil, fmt.Errorf("demo: look up demo user: %w", err)
 	}
 	if n > 0 {
 		return nil, nil
 	}
-	password, err := RandomPassword(20)
+	password, err := models.RandomPassword(20)
 	if err != nil {
 		return nil, err
 	}
-	_, err = users.Create(ctx, NewUser{Email: email, Name: demoUserName(role, org), Password: password, OrgID: org, Role: role})
-	if KindOf(err) == KindConflict {
+	_, err = users.Create(ctx, models.NewUser{Email: email, Name: demoUserName(role, org), Password: password, OrgID: org, Role: role})
+	if models.KindOf(err) == models.KindConflict {
 		return nil, nil // created meanwhile by someone else: theirs stands
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &DemoCredential{OrgID: org, Email: email, Password: password, Role: role}, nil
+	return &Credential{OrgID: org, Email: email, Password: password, Role: role}, nil
 }
 
 func demoUserName(role, org string) string {
-	for _, o := range DemoOrgs {
+	for _, o := range Orgs {
 		if o.ID == org {
 			org = o.Name
 		}
 	}
 	switch role {
-	case OwnerRole:
+	case models.OwnerRole:
 		return org + " owner"
 	case "org:admin":
 		return org + " administrator"
@@ -181,13 +185,13 @@ func demoUserName(role, org string) string {
 // seal whole batches while demoWriters writers COPY them, each batch in its own transaction.
 // Batch k is generated from its own generator seeded with (opts.Seed, k), so the data set
 // does not depend on which goroutine made which batch.
-func writeDemoEvents(ctx context.Context, store *EventStore, sealer *Sealer, parts *PartitionManager, opts DemoOptions) (int64, error) {
+func writeDemoEvents(ctx context.Context, store *models.EventStore, sealer *models.Sealer, parts *models.PartitionManager, opts Options) (int64, error) {
 	batches := (opts.Events + demoBatchSize - 1) / demoBatchSize
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	gen := newDemoGenerator(opts.Now)
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan int)
-	sealed := make(chan []Event, workers)
+	sealed := make(chan []models.Event, workers)
 	g.Go(func() error {
 		defer close(jobs)
 		for k := 0; k < batches; k++ {
@@ -212,7 +216,7 @@ func writeDemoEvents(ctx context.Context, store *EventStore, sealer *Sealer, par
 					}
 				}
 				// In time order the rows of one COPY land in few partitions and adjacent index pages.
-				slices.SortFunc(batch, func(a, b Event) int { return a.Timestamp.Compare(b.Timestamp) })
+				slices.SortFunc(batch, func(a, b models.Event) int { return a.Timestamp.Compare(b.Timestamp) })
 				select {
 				case sealed <- batch:
 				case <-gctx.Done():
@@ -241,7 +245,7 @@ func writeDemoEvents(ctx context.Context, store *EventStore, sealer *Sealer, par
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return written.Load(), fmt.Errorf("models: seed demo events: %w", err)
+		return written.Load(), fmt.Errorf("demo: seed demo events: %w", err)
 	}
 	return written.Load(), nil
 }
@@ -326,14 +330,14 @@ func newDemoGenerator(now time.Time) *demoGenerator {
 type demoBatch struct {
 	*demoGenerator
 	rng    *mrand.Rand
-	events []Event
+	events []models.Event
 	size   int
 }
 
 // batch returns batch k (size events) of the data set seeded with seed.
-func (g *demoGenerator) batch(seed int64, k, size int) []Event {
+func (g *demoGenerator) batch(seed int64, k, size int) []models.Event {
 	b := &demoBatch{demoGenerator: g, rng: mrand.New(mrand.NewPCG(uint64(seed), uint64(k))),
-		events: make([]Event, 0, size), size: size}
+		events: make([]models.Event, 0, size), size: size}
 	for len(b.events) < b.size {
 		b.session()
 	}
@@ -423,7 +427,7 @@ func (b *demoBatch) start() time.Time {
 }
 
 func (b *demoBatch) tenant() *demoTenant {
-	if b.chance(DemoOrgs[0].Share) {
+	if b.chance(Orgs[0].Share) {
 		return &demoTenants[0]
 	}
 	return &demoTenants[1]
@@ -793,7 +797,7 @@ func (b *demoBatch) add(s *demoSession, action, status, class, resType, resID, o
 	details, _ := json.Marshal(&s.details) // a struct of strings and ints cannot fail
 	principal, org, corr, out := s.principal, s.tenant.id, s.correlation, outcome
 	latency := int32(b.between(2, 180))
-	ev := Event{
+	ev := models.Event{
 		Timestamp:          s.t,
 		PrincipalID:        &principal,
 		OrganizationID:     org,
