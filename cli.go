@@ -17,6 +17,7 @@ import (
 	"auditdb/migrations"
 	"auditdb/models"
 	"auditdb/models/demo"
+	"auditdb/models/merkle"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -394,7 +395,7 @@ func verifyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	checker := models.NewIntegrity(db, sealer, models.NewMerkleLog(db, ck))
+	checker := merkle.NewVerifier(db, sealer, merkle.NewLog(db, ck))
 	orgs := []string{*org}
 	if *all {
 		list, err := models.NewOrgStore(db).All(ctx)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 )
 
 // config is read once from the environment; every field has a default that works on a
@@ -137,7 +138,7 @@ func (c config) signingKey() ([]byte, error) {
 // checkpointKey returns the checkpoint signer from the configured seed, or from the seed
 // kept in the data directory (generated with mode 0600 on first use). The key is never
 // stored in the database.
-func (c config) checkpointKey() (*models.CheckpointKey, error) {
+func (c config) checkpointKey() (*merkle.CheckpointKey, error) {
 	seed := c.CheckpointKey
 	if seed == nil {
 		var err error
@@ -146,7 +147,7 @@ func (c config) checkpointKey() (*models.CheckpointKey, error) {
 		}
 		seed = seed[:32]
 	}
-	return models.NewCheckpointKey(seed)
+	return merkle.NewCheckpointKey(seed)
 }
 
 func dataDirKey(dir, name string, size int) ([]byte, error) {

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 )
 
@@ -94,7 +95,7 @@ func TestVerifyCommand(t *testing.T) {
 	if _, err := models.NewEventStore(db).CopyEvents(ctx, models.NewPartitionManager(db), evs); err != nil {
 		t.Fatal(err)
 	}
-	mlog := models.NewMerkleLog(db, ck)
+	mlog := merkle.NewLog(db, ck)
 	mlog.CheckpointEvery = 0
 	if _, err := mlog.Sequence(ctx, 1000); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"auditdb/jobs"
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/web"
 )
 
@@ -163,7 +164,7 @@ func openRedis(ctx context.Context, cfg config, log *slog.Logger) (*redis.Client
 }
 
 // integrityKeys returns the event sealer and the checkpoint key.
-func integrityKeys(cfg config) (*models.Sealer, *models.CheckpointKey, error) {
+func integrityKeys(cfg config) (*models.Sealer, *merkle.CheckpointKey, error) {
 	key, err := cfg.signingKey()
 	if err != nil {
 		return nil, nil, err
@@ -182,7 +183,7 @@ func integrityKeys(cfg config) (*models.Sealer, *models.CheckpointKey, error) {
 // ingest is what signs, writes and logs events; serve and the benchmark build it alike.
 type ingest struct {
 	sealer *models.Sealer
-	log    *models.MerkleLog
+	log    *merkle.Log
 	pool   *pgxpool.Pool
 	writer *models.Writer
 }
@@ -199,7 +200,7 @@ func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.Part
 		return nil, err
 	}
 	w := models.NewWriter(pool, parts, models.NewDeadLetterStore(db), cfg.Writer, log)
-	return &ingest{sealer: sealer, log: models.NewMerkleLog(db, ck), pool: pool, writer: w}, nil
+	return &ingest{sealer: sealer, log: merkle.NewLog(db, ck), pool: pool, writer: w}, nil
 }
 
 // defaultSequencerEvery is how often the sequencer appends new events to the Merkle logs

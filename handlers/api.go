@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/views/api"
 	"auditdb/web/render"
 )
@@ -21,14 +22,14 @@ type EventLister interface {
 
 // EventVerifier checks one event and records the check.
 type EventVerifier interface {
-	VerifyEvent(ctx context.Context, org string, id int64, by string) (*models.EventCheck, error)
+	VerifyEvent(ctx context.Context, org string, id int64, by string) (*merkle.EventCheck, error)
 }
 
 // LogReader serves proofs and checkpoints from the Merkle log.
 type LogReader interface {
-	Prove(ctx context.Context, org string, eventID int64) (*models.InclusionProof, error)
-	Latest(ctx context.Context, org string) (*models.Checkpoint, error)
-	Key() *models.CheckpointKey
+	Prove(ctx context.Context, org string, eventID int64) (*merkle.InclusionProof, error)
+	Latest(ctx context.Context, org string) (*merkle.Checkpoint, error)
+	Key() *merkle.CheckpointKey
 }
 
 // API page sizes.

@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/web/webtest"
 )
 
@@ -129,7 +130,7 @@ func TestAPIReadVerifyProve(t *testing.T) {
 			t.Fatal(err)
 		}
 		n, err := note.Open([]byte(cp.Note), note.VerifierList(v))
-		if err != nil || !strings.HasPrefix(n.Text, models.Origin(org)+"\n"+strconv.FormatInt(all, 10)+"\n"+cp.RootHash+"\n") {
+		if err != nil || !strings.HasPrefix(n.Text, merkle.Origin(org)+"\n"+strconv.FormatInt(all, 10)+"\n"+cp.RootHash+"\n") {
 			t.Fatalf("note %q: %v", cp.Note, err)
 		}
 	})
@@ -146,17 +147,17 @@ func TestAPIReadVerifyProve(t *testing.T) {
 			}](t, r)
 			raw, _ := hex.DecodeString(p.EventHash)
 			leaf, _ := base64.StdEncoding.DecodeString(p.LeafHash)
-			if want, _ := models.LeafHash(p.EventHash); len(raw) != 32 || string(leaf) != string(want) {
+			if want, _ := merkle.LeafHash(p.EventHash); len(raw) != 32 || string(leaf) != string(want) {
 				t.Fatalf("leaf hash does not commit to the event hash")
 			}
 			root, _ := base64.StdEncoding.DecodeString(p.Checkpoint.RootHash)
-			proof := &models.InclusionProof{LeafIndex: p.LeafIndex, LeafHash: leaf,
-				Checkpoint: models.Checkpoint{TreeSize: p.TreeSize, RootHash: root}}
+			proof := &merkle.InclusionProof{LeafIndex: p.LeafIndex, LeafHash: leaf,
+				Checkpoint: merkle.Checkpoint{TreeSize: p.TreeSize, RootHash: root}}
 			for _, h := range p.InclusionProof {
 				b, _ := base64.StdEncoding.DecodeString(h)
 				proof.Hashes = append(proof.Hashes, b)
 			}
-			if err := models.VerifyInclusion(proof); err != nil {
+			if err := merkle.VerifyInclusion(proof); err != nil {
 				t.Fatalf("event %d: %v", id, err)
 			}
 		}

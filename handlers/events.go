@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	eventviews "auditdb/views/pages/events"
 	"auditdb/web/render"
 )
@@ -161,8 +162,8 @@ func EventRow(ev *models.Event) eventviews.Row {
 // IntegrityReader tells where an event stands in the Merkle log and how it was last
 // verified.
 type IntegrityReader interface {
-	Position(ctx context.Context, org string, id int64) (models.LogPosition, error)
-	LastCheck(ctx context.Context, org string, id int64) (*models.IntegrityRecord, error)
+	Position(ctx context.Context, org string, id int64) (merkle.LogPosition, error)
+	LastCheck(ctx context.Context, org string, id int64) (*merkle.CheckRecord, error)
 }
 
 // ShowEvent shows every field of one event of the current organization, with its place in

@@ -7,12 +7,12 @@ import (
 
 	"github.com/go-co-op/gocron/v2"
 
-	"auditdb/models"
+	"auditdb/models/merkle"
 )
 
 // Sequencer is what the sequencer job needs from the Merkle log.
 type Sequencer interface {
-	Sequence(ctx context.Context, limit int) (models.SequenceResult, error)
+	Sequence(ctx context.Context, limit int) (merkle.SequenceResult, error)
 	VacuumQueue(ctx context.Context) error
 }
 

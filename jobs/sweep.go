@@ -10,6 +10,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 )
 
 // OrgLister lists the organizations to sweep.
@@ -19,7 +20,7 @@ type OrgLister interface {
 
 // OrgChecker checks one organization end to end.
 type OrgChecker interface {
-	CheckOrg(ctx context.Context, org string) (*models.OrgReport, error)
+	CheckOrg(ctx context.Context, org string) (*merkle.OrgReport, error)
 }
 
 // AlertRaiser raises alerts.
@@ -60,7 +61,7 @@ func SweepIntegrity(orgs OrgLister, checker OrgChecker, alerts AlertRaiser, log 
 }
 
 // sweepAlert describes a failed check: the counts, and the first findings by kind.
-func sweepAlert(rep *models.OrgReport) models.NewAlert {
+func sweepAlert(rep *merkle.OrgReport) models.NewAlert {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d problems in %d events, %d log entries and %d checkpoints:\n", rep.Problems, rep.Events, rep.Leaves, rep.Checkpoints)
 	for i, f := range rep.Findings {
@@ -76,7 +77,7 @@ func sweepAlert(rep *models.OrgReport) models.NewAlert {
 }
 
 // describe is one line about a finding.
-func describe(f models.Finding) string {
+func describe(f merkle.Finding) string {
 	if f.EventID != 0 {
 		return fmt.Sprintf("%s: event %d: %s", f.Kind, f.EventID, f.Detail)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"auditdb/jobs"
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 )
 
@@ -21,8 +22,8 @@ import (
 type fixture struct {
 	db      *gorm.DB
 	sealer  *models.Sealer
-	log     *models.MerkleLog
-	checker *models.Integrity
+	log     *merkle.Log
+	checker *merkle.Verifier
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -32,13 +33,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := models.NewCheckpointKey([]byte("jobs-test-checkpoint-seed-012345"))
+	ck, err := merkle.NewCheckpointKey([]byte("jobs-test-checkpoint-seed-012345"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := models.NewMerkleLog(db, ck)
+	l := merkle.NewLog(db, ck)
 	l.CheckpointEvery = 0
-	return &fixture{db: db, sealer: sealer, log: l, checker: models.NewIntegrity(db, sealer, l)}
+	return &fixture{db: db, sealer: sealer, log: l, checker: merkle.NewVerifier(db, sealer, l)}
 }
 
 // org creates an organization with n events and returns its id and the events.

@@ -1,10 +1,8 @@
 package models_test
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -15,27 +13,7 @@ import (
 // writeEvents seals and copies events for org and returns them with their ids.
 func writeEvents(t *testing.T, db *gorm.DB, org string, n int) []models.Event {
 	t.Helper()
-	ctx := context.Background()
-	sealer := testSealer(t)
-	evs := make([]models.Event, n)
-	now := time.Now().UTC()
-	for i := range evs {
-		evs[i] = models.Event{OrganizationID: org, Timestamp: now.Add(-time.Duration(n-i) * time.Second),
-			Action: "test.event", Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard",
-			EventVersion: "1.0", PrincipalID: ptr("user-1"), Details: []byte(`{"ip":"10.0.0.1","n":1}`)}
-		if err := sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := models.NewEventStore(db).CopyEvents(ctx, models.NewPartitionManager(db), evs); err != nil {
-		t.Fatal(err)
-	}
-	for i := range evs {
-		if err := db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash = ?`, org, evs[i].Hash).Scan(&evs[i].ID).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
-	return evs
+	return pgtest.WriteEvents(t, db, org, n)
 }
 
 func TestAuditLogIsImmutable(t *testing.T) {

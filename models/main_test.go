@@ -1,7 +1,6 @@
 package models_test
 
 import (
-	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -59,11 +58,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // its id.
 func logOrg(t *testing.T, db *gorm.DB) string {
 	t.Helper()
-	id := testOrg(t, "")
-	if _, err := models.NewOrgStore(db).Create(context.Background(), id, "Log test"); err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return pgtest.NewOrg(t, "")
 }
 
 // testTrail returns a self-audit trail sealing with the test key.

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -52,8 +53,8 @@ type Deps struct {
 	// Set by WithIngest: they need the group-commit writer and the Merkle log.
 	Builder   *models.EventBuilder
 	Writer    *models.Writer
-	Merkle    *models.MerkleLog
-	Integrity *models.Integrity
+	Merkle    *merkle.Log
+	Integrity *merkle.Verifier
 	Replayer  *models.DeadLetterReplayer
 }
 
@@ -91,10 +92,10 @@ func NewDeps(db *gorm.DB, rdb *redis.Client, sealer *models.Sealer, log *slog.Lo
 // WithIngest adds the ingest parts: the event builder (sealing with d.Sealer), the
 // group-commit writer w (started by the caller), the Merkle log and the verifiers built
 // on them.
-func (d *Deps) WithIngest(w *models.Writer, log *models.MerkleLog) {
+func (d *Deps) WithIngest(w *models.Writer, log *merkle.Log) {
 	d.Builder = models.NewEventBuilder(d.Presets, d.Policies, d.Sealer)
 	d.Writer, d.Merkle = w, log
-	d.Integrity = models.NewIntegrity(d.DB, d.Sealer, log)
+	d.Integrity = merkle.NewVerifier(d.DB, d.Sealer, log)
 	d.Replayer = models.NewDeadLetterReplayer(d.DeadLetters, d.Answers, d.Builder, w, d.Audit)
 }
 

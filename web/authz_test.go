@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/policy"
 	"auditdb/web/render"
 )
@@ -25,11 +26,11 @@ func testDeps(t *testing.T) Deps {
 		t.Fatal(err)
 	}
 	d := NewDeps(nil, nil, sealer, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	key, err := models.NewCheckpointKey(make([]byte, 32))
+	key, err := merkle.NewCheckpointKey(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.WithIngest(models.NewWriter(nil, nil, nil, models.WriterConfig{}, d.Log), models.NewMerkleLog(nil, key))
+	d.WithIngest(models.NewWriter(nil, nil, nil, models.WriterConfig{}, d.Log), merkle.NewLog(nil, key))
 	return d
 }
 

@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"gorm.io/gorm"
 
 	"auditdb/models"
 )
@@ -45,4 +48,33 @@ func Sealer(t testing.TB) *models.Sealer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// WriteEvents seals n test events of org (one a second up to now, with personal details)
+// with Sealer's key, writes them with one COPY and returns them with their ids; it fails
+// the test when they cannot be written.
+func WriteEvents(t testing.TB, db *gorm.DB, org string, n int) []models.Event {
+	t.Helper()
+	ctx := context.Background()
+	sealer := Sealer(t)
+	evs := make([]models.Event, n)
+	now := time.Now().UTC()
+	principal := "user-1"
+	for i := range evs {
+		evs[i] = models.Event{OrganizationID: org, Timestamp: now.Add(-time.Duration(n-i) * time.Second),
+			Action: "test.event", Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard",
+			EventVersion: "1.0", PrincipalID: &principal, Details: []byte(`{"ip":"10.0.0.1","n":1}`)}
+		if err := sealer.Seal(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := models.NewEventStore(db).CopyEvents(ctx, models.NewPartitionManager(db), evs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if err := db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash = ?`, org, evs[i].Hash).Scan(&evs[i].ID).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return evs
 }

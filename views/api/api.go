@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 )
 
 // TimeLayout is how every time in the API is written: RFC 3339, UTC, microseconds.
@@ -137,7 +138,7 @@ type Verification struct {
 }
 
 // NewVerification shapes an event check.
-func NewVerification(c *models.EventCheck) Verification {
+func NewVerification(c *merkle.EventCheck) Verification {
 	return Verification{EventID: c.EventID, Status: c.Status, Reason: c.Reason, ExpectedHash: c.ExpectedHash,
 		ComputedHash: c.ComputedHash, HashOK: c.HashOK, SignatureOK: c.SignatureOK, LeafIndex: c.LeafIndex,
 		LogMatches: c.LogMatches, Checkpoint: c.Checkpoint, VerifiedAt: c.VerifiedAt.UTC().Format(TimeLayout),
@@ -157,8 +158,8 @@ type Checkpoint struct {
 }
 
 // NewCheckpoint shapes a checkpoint; vkey is the log's public verifier key.
-func NewCheckpoint(cp *models.Checkpoint, vkey string) Checkpoint {
-	return Checkpoint{Number: cp.Number, Origin: models.Origin(cp.OrganizationID), TreeSize: cp.TreeSize,
+func NewCheckpoint(cp *merkle.Checkpoint, vkey string) Checkpoint {
+	return Checkpoint{Number: cp.Number, Origin: merkle.Origin(cp.OrganizationID), TreeSize: cp.TreeSize,
 		RootHash: base64.StdEncoding.EncodeToString(cp.RootHash), Note: cp.Note,
 		CreatedAt: cp.CreatedAt.UTC().Format(TimeLayout), VerifierKey: vkey}
 }
@@ -176,7 +177,7 @@ type Proof struct {
 }
 
 // NewProof shapes an inclusion proof.
-func NewProof(p *models.InclusionProof, vkey string) Proof {
+func NewProof(p *merkle.InclusionProof, vkey string) Proof {
 	hashes := make([]string, len(p.Hashes))
 	for i, h := range p.Hashes {
 		hashes[i] = base64.StdEncoding.EncodeToString(h)

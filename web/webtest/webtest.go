@@ -23,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 	"auditdb/models/session"
 	"auditdb/policy"
@@ -37,7 +38,7 @@ type Env struct {
 	Deps   web.Deps
 	Sealer *models.Sealer
 	Parts  *models.PartitionManager
-	Log    *models.MerkleLog
+	Log    *merkle.Log
 }
 
 // TestSigningKey is the signing key of every Env.
@@ -90,7 +91,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 		cancel()
 		<-done
 	})
-	ck, err := models.NewCheckpointKey([]byte("webtest-checkpoint-seed-01234567"))
+	ck, err := merkle.NewCheckpointKey([]byte("webtest-checkpoint-seed-01234567"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 		w.Close(context.Background())
 		pool.Close()
 	})
-	mlog := models.NewMerkleLog(db, ck)
+	mlog := merkle.NewLog(db, ck)
 	mlog.CheckpointEvery = 0
 	deps.WithIngest(w, mlog)
 	return &Env{T: t, App: web.New(deps), DB: db, Deps: deps, Sealer: sealer, Parts: deps.Parts, Log: mlog}

@@ -1,4 +1,4 @@
-package models
+package merkle
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/transparency-dev/merkle/compact"
 	"gorm.io/gorm"
+
+	"auditdb/models"
 )
 
 // Verification outcomes, as written to audit_integrity_log.verification_status.
@@ -35,40 +37,40 @@ type EventCheck struct {
 	VerifiedAt   time.Time
 }
 
-// Integrity verifies events and whole organizations against their hashes, signatures and
+// Verifier verifies events and whole organizations against their hashes, signatures and
 // Merkle log.
-type Integrity struct {
+type Verifier struct {
 	db     *gorm.DB
-	events *EventStore
-	sealer *Sealer
-	log    *MerkleLog
+	events *models.EventStore
+	sealer *models.Sealer
+	log    *Log
 	now    func() time.Time
 }
 
-// NewIntegrity returns the verifier.
-func NewIntegrity(db *gorm.DB, sealer *Sealer, log *MerkleLog) *Integrity {
-	return &Integrity{db: db, events: NewEventStore(db), sealer: sealer, log: log, now: time.Now}
+// NewVerifier returns the verifier.
+func NewVerifier(db *gorm.DB, sealer *models.Sealer, log *Log) *Verifier {
+	return &Verifier{db: db, events: models.NewEventStore(db), sealer: sealer, log: log, now: time.Now}
 }
 
 // VerifyEvent recomputes event id's hash and signature, compares them with its log entry,
 // records the outcome in audit_integrity_log (who asked, expected and computed hash) and
 // returns it. It returns KindNotFound for another organization's event.
-func (v *Integrity) VerifyEvent(ctx context.Context, org string, id int64, by string) (*EventCheck, error) {
+func (v *Verifier) VerifyEvent(ctx context.Context, org string, id int64, by string) (*EventCheck, error) {
 	ev, err := v.events.Get(ctx, org, id)
 	if err != nil {
 		return nil, err
 	}
 	c := &EventCheck{EventID: id, ExpectedHash: ev.Hash, VerifiedBy: by, VerifiedAt: v.now().UTC()}
 	switch res, err := v.sealer.Verify(ev); {
-	case ev.HashAlgorithm != HashAlgorithm:
+	case ev.HashAlgorithm != models.HashAlgorithm:
 		c.Status, c.Reason = IntegrityFailure, fmt.Sprintf("unknown hash algorithm %q", ev.HashAlgorithm)
 	case err != nil:
-		c.Status, c.Reason = IntegrityFailure, "the stored details cannot be read: "+MessageOf(err)
+		c.Status, c.Reason = IntegrityFailure, "the stored details cannot be read: "+models.MessageOf(err)
 	default:
 		c.ComputedHash, c.HashOK, c.SignatureOK = res.ComputedHash, res.HashOK, res.SignatureOK
 	}
 	lf, err := v.log.Leaf(ctx, org, id)
-	if err != nil && KindOf(err) != KindNotFound {
+	if err != nil && models.KindOf(err) != models.KindNotFound {
 		return nil, err
 	}
 	if lf != nil {
@@ -99,13 +101,13 @@ func (v *Integrity) VerifyEvent(ctx context.Context, org string, id int64, by st
 		verification_status, verification_details, verified_by, hash_verified, expected_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		org, id, c.VerifiedAt, c.Status, string(details), by, c.ComputedHash, c.ExpectedHash).Error
 	if err != nil {
-		return nil, fmt.Errorf("models: record verification: %w", err)
+		return nil, fmt.Errorf("merkle: record verification: %w", err)
 	}
 	return c, nil
 }
 
-// IntegrityRecord is a row of audit_integrity_log.
-type IntegrityRecord struct {
+// CheckRecord is a row of audit_integrity_log.
+type CheckRecord struct {
 	Status     string    `gorm:"column:verification_status"`
 	VerifiedAt time.Time `gorm:"column:verification_timestamp"`
 	VerifiedBy *string   `gorm:"column:verified_by"`
@@ -116,12 +118,12 @@ type IntegrityRecord struct {
 
 // LastCheck returns the newest verification of event id of org, or nil when it was never
 // verified.
-func (v *Integrity) LastCheck(ctx context.Context, org string, id int64) (*IntegrityRecord, error) {
-	var rows []IntegrityRecord
+func (v *Verifier) LastCheck(ctx context.Context, org string, id int64) (*CheckRecord, error) {
+	var rows []CheckRecord
 	err := v.db.WithContext(ctx).Table("audit_integrity_log").Where("organization_id = ? AND audit_log_id = ?", org, id).
 		Order("verification_timestamp DESC, id DESC").Limit(1).Find(&rows).Error
 	if err != nil {
-		return nil, fmt.Errorf("models: last verification: %w", err)
+		return nil, fmt.Errorf("merkle: last verification: %w", err)
 	}
 	if len(rows) == 0 {
 		return nil, nil
@@ -136,10 +138,10 @@ type LogPosition struct {
 }
 
 // Position returns event id's place in org's log.
-func (v *Integrity) Position(ctx context.Context, org string, id int64) (LogPosition, error) {
+func (v *Verifier) Position(ctx context.Context, org string, id int64) (LogPosition, error) {
 	var pos LogPosition
 	lf, err := v.log.Leaf(ctx, org, id)
-	if KindOf(err) == KindNotFound {
+	if models.KindOf(err) == models.KindNotFound {
 		return pos, nil
 	}
 	if err != nil {
@@ -147,7 +149,7 @@ func (v *Integrity) Position(ctx context.Context, org string, id int64) (LogPosi
 	}
 	pos.LeafIndex = &lf.LeafIndex
 	cp, err := v.log.FirstCovering(ctx, org, lf.LeafIndex)
-	if KindOf(err) == KindNotFound {
+	if models.KindOf(err) == models.KindNotFound {
 		return pos, nil
 	}
 	if err != nil {
@@ -204,9 +206,9 @@ func (r *OrgReport) add(f Finding) {
 // the root of the first tree_size leaves, the stored interior nodes, and an RFC 6962
 // consistency proof between each pair of consecutive checkpoints. It names each tampered,
 // missing or inserted event. The error is for a check that could not run.
-func (v *Integrity) CheckOrg(ctx context.Context, org string) (*OrgReport, error) {
+func (v *Verifier) CheckOrg(ctx context.Context, org string) (*OrgReport, error) {
 	r := &OrgReport{Org: org}
-	err := WithPgx(ctx, v.db, func(conn *pgx.Conn) error {
+	err := models.WithPgx(ctx, v.db, func(conn *pgx.Conn) error {
 		cps, err := v.checkCheckpoints(ctx, conn, org, r)
 		if err != nil {
 			return err
@@ -220,14 +222,14 @@ func (v *Integrity) CheckOrg(ctx context.Context, org string) (*OrgReport, error
 		return v.checkMissing(ctx, conn, org, r)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("models: check %s: %w", org, err)
+		return nil, fmt.Errorf("merkle: check %s: %w", org, err)
 	}
 	return r, nil
 }
 
 // checkCheckpoints verifies signatures, numbering and the chain, and returns the
 // checkpoints in order.
-func (v *Integrity) checkCheckpoints(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) ([]Checkpoint, error) {
+func (v *Verifier) checkCheckpoints(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) ([]Checkpoint, error) {
 	rows, _ := conn.Query(ctx, `SELECT number, tree_size, root_hash, note FROM audit_checkpoint
 		WHERE organization_id = $1 ORDER BY number`, org)
 	cps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Checkpoint, error) {
@@ -258,7 +260,7 @@ func (v *Integrity) checkCheckpoints(ctx context.Context, conn *pgx.Conn, org st
 }
 
 // checkEvents verifies each event of org and that the log (or the queue) holds it.
-func (v *Integrity) checkEvents(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
+func (v *Verifier) checkEvents(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
 	rows, _ := conn.Query(ctx, `SELECT unnest(audit_log_ids) FROM audit_leaf_queue WHERE organization_id = $1`, org)
 	queuedIDs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
@@ -275,7 +277,7 @@ func (v *Integrity) checkEvents(ctx context.Context, conn *pgx.Conn, org string,
 		FROM audit_log e
 		LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 		WHERE e.organization_id = $1`, org)
-	var ev Event
+	var ev models.Event
 	var hash, digest, sig, leafHash *string
 	var leafIndex *int64
 	_, err = pgx.ForEachRow(rows, []any{&ev.ID, &ev.Timestamp, &ev.TTL, &ev.PrincipalID, &ev.Action, &ev.TargetResourceType,
@@ -291,7 +293,7 @@ func (v *Integrity) checkEvents(ctx context.Context, conn *pgx.Conn, org string,
 		}
 		res, err := v.sealer.Verify(&ev)
 		switch {
-		case ev.HashAlgorithm != HashAlgorithm || err != nil:
+		case ev.HashAlgorithm != models.HashAlgorithm || err != nil:
 			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: "its hash cannot be recomputed (scheme or details unreadable)"})
 		case !res.HashOK:
 			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: "its fields no longer match its hash"})
@@ -313,7 +315,7 @@ func (v *Integrity) checkEvents(ctx context.Context, conn *pgx.Conn, org string,
 
 // checkLeaves recomputes the tree from the leaves, compares every checkpoint root and every
 // stored interior node, and verifies consistency proofs between consecutive checkpoints.
-func (v *Integrity) checkLeaves(ctx context.Context, conn *pgx.Conn, org string, cps []Checkpoint, r *OrgReport) error {
+func (v *Verifier) checkLeaves(ctx context.Context, conn *pgx.Conn, org string, cps []Checkpoint, r *OrgReport) error {
 	rows, _ := conn.Query(ctx, `SELECT level, node_index, hash FROM audit_merkle_node WHERE organization_id = $1`, org)
 	stored := map[compact.NodeID][]byte{}
 	var level int16
@@ -396,7 +398,7 @@ func (v *Integrity) checkLeaves(ctx context.Context, conn *pgx.Conn, org string,
 }
 
 // checkMissing names the events the log or the sequencer queue holds but the table lacks.
-func (v *Integrity) checkMissing(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
+func (v *Verifier) checkMissing(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
 	rows, _ := conn.Query(ctx, `
 		SELECT l.leaf_index, l.audit_log_id FROM audit_leaf l
 		WHERE l.organization_id = $1 AND NOT EXISTS (SELECT 1 FROM audit_log e

@@ -1,4 +1,7 @@
-package models
+// Package merkle keeps each organization's append-only Merkle log of event hashes (RFC 6962
+// tree, signed checkpoints chained to one another), sequences queued events into it and
+// verifies events and whole organizations against their hashes, signatures and the log.
+package merkle
 
 import (
 	"bytes"
@@ -20,6 +23,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
+
+	"auditdb/models"
 )
 
 // StoredLevel is the lowest tree level whose complete nodes are kept in audit_merkle_node:
@@ -54,16 +59,16 @@ type CheckpointKey struct {
 // any other length.
 func NewCheckpointKey(seed []byte) (*CheckpointKey, error) {
 	if len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("models: checkpoint key must be a %d-byte Ed25519 seed, got %d bytes", ed25519.SeedSize, len(seed))
+		return nil, fmt.Errorf("merkle: checkpoint key must be a %d-byte Ed25519 seed, got %d bytes", ed25519.SeedSize, len(seed))
 	}
 	priv := ed25519.NewKeyFromSeed(seed)
 	vkey, err := note.NewEd25519VerifierKey(LogKeyName, priv.Public().(ed25519.PublicKey))
 	if err != nil {
-		return nil, fmt.Errorf("models: checkpoint verifier key: %w", err)
+		return nil, fmt.Errorf("merkle: checkpoint verifier key: %w", err)
 	}
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		return nil, fmt.Errorf("models: checkpoint verifier: %w", err)
+		return nil, fmt.Errorf("merkle: checkpoint verifier: %w", err)
 	}
 	return &CheckpointKey{priv: priv, verifier: v, vkey: vkey}, nil
 }
@@ -115,13 +120,13 @@ func (Checkpoint) TableName() string { return "audit_checkpoint" }
 func LeafHash(eventHash string) ([]byte, error) {
 	raw, err := hex.DecodeString(eventHash)
 	if err != nil || len(raw) != sha256.Size {
-		return nil, fmt.Errorf("models: %q is not a hex SHA-256 event hash", eventHash)
+		return nil, fmt.Errorf("merkle: %q is not a hex SHA-256 event hash", eventHash)
 	}
 	return logHasher.HashLeaf(raw), nil
 }
 
-// MerkleLog is the append-only, signed log of event hashes per organization.
-type MerkleLog struct {
+// Log is the append-only, signed log of event hashes per organization.
+type Log struct {
 	db  *gorm.DB
 	key *CheckpointKey
 	now func() time.Time
@@ -130,13 +135,13 @@ type MerkleLog struct {
 	CheckpointEvery time.Duration
 }
 
-// NewMerkleLog returns the log over db, signing with key.
-func NewMerkleLog(db *gorm.DB, key *CheckpointKey) *MerkleLog {
-	return &MerkleLog{db: db, key: key, now: time.Now, CheckpointEvery: 10 * time.Second}
+// NewLog returns the log over db, signing with key.
+func NewLog(db *gorm.DB, key *CheckpointKey) *Log {
+	return &Log{db: db, key: key, now: time.Now, CheckpointEvery: 10 * time.Second}
 }
 
 // Key returns the checkpoint key.
-func (l *MerkleLog) Key() *CheckpointKey { return l.key }
+func (l *Log) Key() *CheckpointKey { return l.key }
 
 // SequenceResult reports one Sequence call.
 type SequenceResult struct {
@@ -156,9 +161,9 @@ type queuedLeaf struct {
 // until at least limit events or the queue's end, and publishes a checkpoint for every
 // organization whose log grew past its latest checkpoint (and whose latest checkpoint is at
 // least CheckpointEvery old), all in one transaction.
-func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, error) {
+func (l *Log) Sequence(ctx context.Context, limit int) (SequenceResult, error) {
 	var res SequenceResult
-	err := WithPgx(ctx, l.db, func(conn *pgx.Conn) error {
+	err := models.WithPgx(ctx, l.db, func(conn *pgx.Conn) error {
 		res = SequenceResult{}
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, sequencerLockKey); err != nil {
@@ -178,7 +183,7 @@ func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, er
 			var hashes []string
 			_, err := pgx.ForEachRow(rows, []any{&org, &ids, &times, &hashes}, func() error {
 				if len(times) != len(ids) || len(hashes) != len(ids) {
-					return fmt.Errorf("models: a leaf queue row of %s has arrays of unequal length", org)
+					return fmt.Errorf("merkle: a leaf queue row of %s has arrays of unequal length", org)
 				}
 				for i := range ids {
 					queued = append(queued, queuedLeaf{id: ids[i], org: org, ts: times[i], hash: hashes[i]})
@@ -214,7 +219,7 @@ func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, er
 		})
 	})
 	if err != nil {
-		return SequenceResult{}, fmt.Errorf("models: sequence: %w", err)
+		return SequenceResult{}, fmt.Errorf("merkle: sequence: %w", err)
 	}
 	return res, nil
 }
@@ -222,15 +227,15 @@ func (l *MerkleLog) Sequence(ctx context.Context, limit int) (SequenceResult, er
 // VacuumQueue reclaims the space of sequenced queue rows. The queue is written and emptied
 // continuously, so without a vacuum its dead rows pile up and every Sequence call would scan
 // them; autovacuum may be slow to notice, or switched off.
-func (l *MerkleLog) VacuumQueue(ctx context.Context) error {
+func (l *Log) VacuumQueue(ctx context.Context) error {
 	if err := l.db.WithContext(ctx).Exec(`VACUUM (SKIP_LOCKED) audit_leaf_queue`).Error; err != nil {
-		return fmt.Errorf("models: vacuum the leaf queue: %w", err)
+		return fmt.Errorf("merkle: vacuum the leaf queue: %w", err)
 	}
 	return nil
 }
 
 // appendLeaves appends qs to org's log with their complete interior nodes.
-func (l *MerkleLog) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queuedLeaf) error {
+func (l *Log) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queuedLeaf) error {
 	size, err := logSize(ctx, tx, org)
 	if err != nil {
 		return err
@@ -280,7 +285,7 @@ func (l *MerkleLog) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs 
 
 // dueForCheckpoint lists the organizations whose log holds leaves past their latest
 // checkpoint, latest checkpoint older than CheckpointEvery.
-func (l *MerkleLog) dueForCheckpoint(ctx context.Context, tx pgx.Tx) ([]string, error) {
+func (l *Log) dueForCheckpoint(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	rows, _ := tx.Query(ctx, `
 		SELECT o.id FROM organizations o
 		CROSS JOIN LATERAL (SELECT leaf_index + 1 AS size FROM audit_leaf
@@ -294,7 +299,7 @@ func (l *MerkleLog) dueForCheckpoint(ctx context.Context, tx pgx.Tx) ([]string, 
 }
 
 // publish signs and stores the next checkpoint of org over its whole log.
-func (l *MerkleLog) publish(ctx context.Context, tx pgx.Tx, org string) error {
+func (l *Log) publish(ctx context.Context, tx pgx.Tx, org string) error {
 	size, err := logSize(ctx, tx, org)
 	if err != nil {
 		return err
@@ -327,7 +332,7 @@ func (l *MerkleLog) publish(ctx context.Context, tx pgx.Tx, org string) error {
 // sign builds the C2SP checkpoint body (origin, size, root) with two extension lines —
 // "seq N" and, after the first, "prev <base64 SHA-256 of the previous signed checkpoint>"
 // — and signs it as a note.
-func (l *MerkleLog) sign(org string, number int64, size uint64, root []byte, prevNote string) (string, error) {
+func (l *Log) sign(org string, number int64, size uint64, root []byte, prevNote string) (string, error) {
 	var body strings.Builder
 	body.Write(tlog.Checkpoint{Origin: Origin(org), Size: size, Hash: root}.Marshal())
 	fmt.Fprintf(&body, "seq %d\n", number)
@@ -337,7 +342,7 @@ func (l *MerkleLog) sign(org string, number int64, size uint64, root []byte, pre
 	}
 	msg, err := note.Sign(&note.Note{Text: body.String()}, l.key)
 	if err != nil {
-		return "", fmt.Errorf("models: sign checkpoint: %w", err)
+		return "", fmt.Errorf("merkle: sign checkpoint: %w", err)
 	}
 	return string(msg), nil
 }
@@ -377,7 +382,7 @@ func logSize(ctx context.Context, q querier, org string) (int64, error) {
 }
 
 // rangeAt rebuilds the compact range [0, size) of org's log from stored nodes and leaves.
-func (l *MerkleLog) rangeAt(ctx context.Context, q querier, org string, size int64) (*compact.Range, error) {
+func (l *Log) rangeAt(ctx context.Context, q querier, org string, size int64) (*compact.Range, error) {
 	ids := compact.RangeNodes(0, uint64(size), nil)
 	hashes, err := nodeHashes(ctx, q, org, ids)
 	if err != nil {
@@ -436,7 +441,7 @@ func nodeHashes(ctx context.Context, q querier, org string, ids []compact.NodeID
 			b, e := id.Coverage()
 			if id.Level < StoredLevel && b>>StoredLevel == block {
 				if e-begin > uint64(len(leaves)) {
-					return nil, fmt.Errorf("models: log of %s lacks leaves %d..%d", org, b, e-1)
+					return nil, fmt.Errorf("merkle: log of %s lacks leaves %d..%d", org, b, e-1)
 				}
 				out[i] = perfectRoot(leaves[b-begin : e-begin])
 			}
@@ -444,7 +449,7 @@ func nodeHashes(ctx context.Context, q querier, org string, ids []compact.NodeID
 	}
 	for i, h := range out {
 		if h == nil {
-			return nil, fmt.Errorf("models: log of %s lacks node %d/%d", org, ids[i].Level, ids[i].Index)
+			return nil, fmt.Errorf("merkle: log of %s lacks node %d/%d", org, ids[i].Level, ids[i].Index)
 		}
 	}
 	return out, nil
@@ -472,54 +477,54 @@ type InclusionProof struct {
 
 // Leaf returns the log entry of event id of org, or KindNotFound when the event is not
 // (yet) in the log.
-func (l *MerkleLog) Leaf(ctx context.Context, org string, eventID int64) (*Leaf, error) {
+func (l *Log) Leaf(ctx context.Context, org string, eventID int64) (*Leaf, error) {
 	var lf Leaf
 	err := l.db.WithContext(ctx).Where("organization_id = ? AND audit_log_id = ?", org, eventID).Take(&lf).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, NotFound("log entry")
+		return nil, models.NotFound("log entry")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("models: log entry: %w", err)
+		return nil, fmt.Errorf("merkle: log entry: %w", err)
 	}
 	return &lf, nil
 }
 
 // Latest returns org's newest checkpoint, or KindNotFound when it has none.
-func (l *MerkleLog) Latest(ctx context.Context, org string) (*Checkpoint, error) {
+func (l *Log) Latest(ctx context.Context, org string) (*Checkpoint, error) {
 	var cp Checkpoint
 	err := l.db.WithContext(ctx).Where("organization_id = ?", org).Order("number DESC").Take(&cp).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, NotFound("checkpoint")
+		return nil, models.NotFound("checkpoint")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("models: latest checkpoint: %w", err)
+		return nil, fmt.Errorf("merkle: latest checkpoint: %w", err)
 	}
 	return &cp, nil
 }
 
 // FirstCovering returns the first checkpoint of org that includes leaf index, or
 // KindNotFound when none does yet.
-func (l *MerkleLog) FirstCovering(ctx context.Context, org string, index int64) (*Checkpoint, error) {
+func (l *Log) FirstCovering(ctx context.Context, org string, index int64) (*Checkpoint, error) {
 	var cp Checkpoint
 	err := l.db.WithContext(ctx).Where("organization_id = ? AND tree_size > ?", org, index).
 		Order("tree_size, number").Take(&cp).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, NotFound("checkpoint")
+		return nil, models.NotFound("checkpoint")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("models: covering checkpoint: %w", err)
+		return nil, fmt.Errorf("merkle: covering checkpoint: %w", err)
 	}
 	return &cp, nil
 }
 
 // ErrNotYetLogged is returned for an event not yet covered by a checkpoint.
-var ErrNotYetLogged = &Error{Kind: KindNotFound, Message: "the event is not in a signed checkpoint yet; retry in a few seconds",
+var ErrNotYetLogged = &models.Error{Kind: models.KindNotFound, Message: "the event is not in a signed checkpoint yet; retry in a few seconds",
 	RetryAfter: 10 * time.Second}
 
 // Prove returns the inclusion proof of event id of org in org's latest checkpoint. It
 // returns KindNotFound (ErrNotYetLogged) until a checkpoint covers the event, and for an
 // event of another organization.
-func (l *MerkleLog) Prove(ctx context.Context, org string, eventID int64) (*InclusionProof, error) {
+func (l *Log) Prove(ctx context.Context, org string, eventID int64) (*InclusionProof, error) {
 	lf, err := l.Leaf(ctx, org, eventID)
 	if err != nil {
 		return nil, ErrNotYetLogged
@@ -530,7 +535,7 @@ func (l *MerkleLog) Prove(ctx context.Context, org string, eventID int64) (*Incl
 	}
 	nodes, err := proof.Inclusion(uint64(lf.LeafIndex), uint64(cp.TreeSize))
 	if err != nil {
-		return nil, fmt.Errorf("models: inclusion proof: %w", err)
+		return nil, fmt.Errorf("merkle: inclusion proof: %w", err)
 	}
 	hashes, err := l.fetch(ctx, org, nodes)
 	if err != nil {
@@ -546,24 +551,24 @@ func (l *MerkleLog) Prove(ctx context.Context, org string, eventID int64) (*Incl
 
 // ConsistencyProof returns the RFC 6962 proof that org's tree of size2 extends its tree of
 // size1.
-func (l *MerkleLog) ConsistencyProof(ctx context.Context, org string, size1, size2 int64) ([][]byte, error) {
+func (l *Log) ConsistencyProof(ctx context.Context, org string, size1, size2 int64) ([][]byte, error) {
 	nodes, err := proof.Consistency(uint64(size1), uint64(size2))
 	if err != nil {
-		return nil, fmt.Errorf("models: consistency proof: %w", err)
+		return nil, fmt.Errorf("merkle: consistency proof: %w", err)
 	}
 	return l.fetch(ctx, org, nodes)
 }
 
 // fetch reads the nodes a proof needs and assembles the proof.
-func (l *MerkleLog) fetch(ctx context.Context, org string, nodes proof.Nodes) ([][]byte, error) {
+func (l *Log) fetch(ctx context.Context, org string, nodes proof.Nodes) ([][]byte, error) {
 	var hashes [][]byte
-	err := WithPgx(ctx, l.db, func(conn *pgx.Conn) error {
+	err := models.WithPgx(ctx, l.db, func(conn *pgx.Conn) error {
 		var err error
 		hashes, err = nodeHashes(ctx, conn, org, nodes.IDs)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("models: proof nodes: %w", err)
+		return nil, fmt.Errorf("merkle: proof nodes: %w", err)
 	}
 	return nodes.Rehash(hashes, logHasher.HashChildren)
 }

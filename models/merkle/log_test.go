@@ -1,9 +1,10 @@
-package models_test
+package merkle_test
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,19 +13,20 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 )
 
-func testCheckpointKey(t testing.TB) *models.CheckpointKey {
+func testCheckpointKey(t testing.TB) *merkle.CheckpointKey {
 	t.Helper()
-	k, err := models.NewCheckpointKey([]byte("checkpoint-test-seed-0123456789!"))
+	k, err := merkle.NewCheckpointKey([]byte("checkpoint-test-seed-0123456789!"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
 }
 
-func sequenceAll(t *testing.T, l *models.MerkleLog) {
+func sequenceAll(t *testing.T, l *merkle.Log) {
 	t.Helper()
 	if _, err := l.Sequence(context.Background(), 100_000); err != nil {
 		t.Fatal(err)
@@ -49,13 +51,13 @@ func referenceRoot(leaves [][]byte) []byte {
 func TestMerkleLogSequenceProofsAndCheckpoints(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
-	l := models.NewMerkleLog(db, testCheckpointKey(t))
+	l := merkle.NewLog(db, testCheckpointKey(t))
 	l.CheckpointEvery = 0
-	org := logOrg(t, db)
+	org := pgtest.NewOrg(t, "")
 	var all []models.Event
 	// Uneven runs cross the stored level (64-leaf blocks) in several ways.
 	for _, n := range []int{1, 2, 61, 64, 200, 3} {
-		all = append(all, writeEvents(t, db, org, n)...)
+		all = append(all, pgtest.WriteEvents(t, db, org, n)...)
 		sequenceAll(t, l)
 	}
 	cp, err := l.Latest(ctx, org)
@@ -67,7 +69,7 @@ func TestMerkleLogSequenceProofsAndCheckpoints(t *testing.T) {
 	}
 
 	var leaves [][]byte
-	var rows []models.Leaf
+	var rows []merkle.Leaf
 	if err := db.Where("organization_id = ?", org).Order("leaf_index").Find(&rows).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +87,10 @@ func TestMerkleLogSequenceProofsAndCheckpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines := strings.Split(n.Text, "\n")
-		if lines[0] != models.Origin(org) || lines[1] != itoa(len(all)) || lines[3] != "seq 6" || !strings.HasPrefix(lines[4], "prev ") {
+		if lines[0] != merkle.Origin(org) || lines[1] != strconv.Itoa(len(all)) || lines[3] != "seq 6" || !strings.HasPrefix(lines[4], "prev ") {
 			t.Fatalf("note text = %q", n.Text)
 		}
-		other, _ := models.NewCheckpointKey(make([]byte, 32))
+		other, _ := merkle.NewCheckpointKey(make([]byte, 32))
 		if _, err := note.Open([]byte(cp.Note), note.VerifierList(other.Verifier())); err == nil {
 			t.Fatal("a note must not open with another key")
 		}
@@ -102,17 +104,17 @@ func TestMerkleLogSequenceProofsAndCheckpoints(t *testing.T) {
 			if p.EventHash != all[i].Hash || p.Checkpoint.Number != cp.Number {
 				t.Fatalf("event %d: proof of %s in checkpoint %d", i, p.EventHash, p.Checkpoint.Number)
 			}
-			if err := models.VerifyInclusion(p); err != nil {
+			if err := merkle.VerifyInclusion(p); err != nil {
 				t.Fatalf("event %d: %v", i, err)
 			}
 			p.LeafHash[0] ^= 1
-			if models.VerifyInclusion(p) == nil {
+			if merkle.VerifyInclusion(p) == nil {
 				t.Fatalf("event %d: a wrong leaf verified", i)
 			}
 		}
 	})
 	t.Run("consistency proofs between checkpoints verify", func(t *testing.T) {
-		var cps []models.Checkpoint
+		var cps []merkle.Checkpoint
 		db.Where("organization_id = ?", org).Order("number").Find(&cps)
 		for i := 1; i < len(cps); i++ {
 			a, b := cps[i-1], cps[i]
@@ -120,13 +122,13 @@ func TestMerkleLogSequenceProofsAndCheckpoints(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := models.VerifyConsistency(a.TreeSize, b.TreeSize, hashes, a.RootHash, b.RootHash); err != nil {
+			if err := merkle.VerifyConsistency(a.TreeSize, b.TreeSize, hashes, a.RootHash, b.RootHash); err != nil {
 				t.Fatalf("checkpoints %d→%d: %v", a.Number, b.Number, err)
 			}
 		}
 	})
 	t.Run("a whole check finds nothing", func(t *testing.T) {
-		rep, err := models.NewIntegrity(db, testSealer(t), l).CheckOrg(ctx, org)
+		rep, err := merkle.NewVerifier(db, pgtest.Sealer(t), l).CheckOrg(ctx, org)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +137,7 @@ func TestMerkleLogSequenceProofsAndCheckpoints(t *testing.T) {
 		}
 	})
 	t.Run("another organization's event has no proof", func(t *testing.T) {
-		if _, err := l.Prove(ctx, logOrg(t, db), all[0].ID); models.KindOf(err) != models.KindNotFound {
+		if _, err := l.Prove(ctx, pgtest.NewOrg(t, ""), all[0].ID); models.KindOf(err) != models.KindNotFound {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -152,15 +154,15 @@ func TestMerkleLogSequenceProofsAndCheckpoints(t *testing.T) {
 func TestMerkleLogPendingAndCheckpointPacing(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
-	l := models.NewMerkleLog(db, testCheckpointKey(t))
+	l := merkle.NewLog(db, testCheckpointKey(t))
 	l.CheckpointEvery = time.Hour
-	org := logOrg(t, db)
-	evs := writeEvents(t, db, org, 5)
+	org := pgtest.NewOrg(t, "")
+	evs := pgtest.WriteEvents(t, db, org, 5)
 	if _, err := l.Prove(ctx, org, evs[0].ID); models.KindOf(err) != models.KindNotFound {
 		t.Fatalf("unsequenced event: err = %v", err)
 	}
 	sequenceAll(t, l)
-	writeEvents(t, db, org, 5)
+	pgtest.WriteEvents(t, db, org, 5)
 	res, err := l.Sequence(ctx, 100_000)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +174,7 @@ func TestMerkleLogPendingAndCheckpointPacing(t *testing.T) {
 	if cp.TreeSize != 5 {
 		t.Fatalf("latest checkpoint covers %d", cp.TreeSize)
 	}
-	rep, err := models.NewIntegrity(db, testSealer(t), l).CheckOrg(ctx, org)
+	rep, err := merkle.NewVerifier(db, pgtest.Sealer(t), l).CheckOrg(ctx, org)
 	if err != nil || !rep.OK() || rep.Leaves != 10 {
 		t.Fatalf("leaves past the latest checkpoint are fine: %+v %v", rep, err)
 	}
@@ -183,13 +185,13 @@ func TestMerkleLogPendingAndCheckpointPacing(t *testing.T) {
 func TestSequenceTakesWholeWrites(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
-	l := models.NewMerkleLog(db, testCheckpointKey(t))
+	l := merkle.NewLog(db, testCheckpointKey(t))
 	l.CheckpointEvery = 0
 	sequenceAll(t, l) // whatever earlier tests left
-	org := logOrg(t, db)
+	org := pgtest.NewOrg(t, "")
 	var evs []models.Event
 	for i := 0; i < 3; i++ {
-		evs = append(evs, writeEvents(t, db, org, 4)...)
+		evs = append(evs, pgtest.WriteEvents(t, db, org, 4)...)
 	}
 	var rows int
 	db.Raw(`SELECT count(*) FROM audit_leaf_queue WHERE organization_id = ?`, org).Scan(&rows)
@@ -246,23 +248,23 @@ func TestCheckOrgDetectsTampering(t *testing.T) {
 	}{
 		{"a changed field", func(t *testing.T, org string, evs []models.Event) {
 			bypass(t, db, `UPDATE audit_log SET outcome_description = 'all fine' WHERE id = ?`, evs[3].ID)
-		}, []want{{models.FindingTampered, 3}}},
+		}, []want{{merkle.FindingTampered, 3}}},
 		{"a changed field with its hash recomputed", func(t *testing.T, org string, evs []models.Event) {
 			forged := evs[4]
 			forged.Status = "failure"
-			h, err := testSealer(t).ContentHash(&forged)
+			h, err := pgtest.Sealer(t).ContentHash(&forged)
 			if err != nil {
 				t.Fatal(err)
 			}
 			bypass(t, db, `UPDATE audit_log SET status = 'failure', hash = ? WHERE id = ?`, h, evs[4].ID)
-		}, []want{{models.FindingTampered, 4}}},
+		}, []want{{merkle.FindingTampered, 4}}},
 		{"the newest rows deleted", func(t *testing.T, org string, evs []models.Event) {
 			bypass(t, db, `DELETE FROM audit_log WHERE id IN (?, ?)`, evs[len(evs)-1].ID, evs[len(evs)-2].ID)
-		}, []want{{models.FindingMissing, 10}, {models.FindingMissing, 11}}},
+		}, []want{{merkle.FindingMissing, 10}, {merkle.FindingMissing, 11}}},
 		{"a row deleted before it was sequenced", func(t *testing.T, org string, evs []models.Event) {
-			late := writeEvents(t, db, org, 1)
+			late := pgtest.WriteEvents(t, db, org, 1)
 			bypass(t, db, `DELETE FROM audit_log WHERE id = ?`, late[0].ID)
-		}, []want{{models.FindingMissing, anyAt}}},
+		}, []want{{merkle.FindingMissing, anyAt}}},
 		{"a forged row inserted", func(t *testing.T, org string, evs []models.Event) {
 			if err := db.Raw(`SELECT nextval('audit_log_id_seq')`).Scan(&forgedID).Error; err != nil {
 				t.Fatal(err)
@@ -272,24 +274,24 @@ func TestCheckOrgDetectsTampering(t *testing.T) {
 				SELECT ?, "timestamp", organization_id, 'auth.login.success', status, hash, hash_algorithm,
 				event_version, data_classification, retention_policy, subject_digest, signature FROM audit_log WHERE id = ?`,
 				forgedID, evs[0].ID)
-		}, []want{{models.FindingTampered, forgedAt}, {models.FindingInserted, forgedAt}}},
+		}, []want{{merkle.FindingTampered, forgedAt}, {merkle.FindingInserted, forgedAt}}},
 		{"a log entry removed", func(t *testing.T, org string, evs []models.Event) {
 			bypass(t, db, `DELETE FROM audit_leaf WHERE organization_id = ? AND leaf_index = 7`, org)
-		}, []want{{models.FindingInserted, 7}, {models.FindingLog, anyAt}, {models.FindingCheckpoint, anyAt}}},
+		}, []want{{merkle.FindingInserted, 7}, {merkle.FindingLog, anyAt}, {merkle.FindingCheckpoint, anyAt}}},
 		{"a checkpoint re-signed by someone else", func(t *testing.T, org string, evs []models.Event) {
 			bypass(t, db, `UPDATE audit_checkpoint SET note = replace(note, '— auditdb ', '— auditdb x') WHERE organization_id = ? AND number = 1`, org)
-		}, []want{{models.FindingCheckpoint, anyAt}}},
+		}, []want{{merkle.FindingCheckpoint, anyAt}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			l := models.NewMerkleLog(db, key)
+			l := merkle.NewLog(db, key)
 			l.CheckpointEvery = 0
-			org := logOrg(t, db)
-			evs := writeEvents(t, db, org, 6)
+			org := pgtest.NewOrg(t, "")
+			evs := pgtest.WriteEvents(t, db, org, 6)
 			sequenceAll(t, l)
-			evs = append(evs, writeEvents(t, db, org, 6)...)
+			evs = append(evs, pgtest.WriteEvents(t, db, org, 6)...)
 			sequenceAll(t, l)
-			checker := models.NewIntegrity(db, testSealer(t), l)
+			checker := merkle.NewVerifier(db, pgtest.Sealer(t), l)
 			if rep, err := checker.CheckOrg(ctx, org); err != nil || !rep.OK() {
 				t.Fatalf("before the attack: %+v %v", rep, err)
 			}
