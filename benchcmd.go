@@ -21,6 +21,7 @@ import (
 	"auditdb/bench"
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/policy"
 	"auditdb/web"
 )
@@ -272,7 +273,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 		return err
 	}
 	if *rounds < 1 || *events < 1000**rounds || *singles < 100**rounds || *concurrency < 1 || *batch < 1 ||
-		*batch > models.MaxBatchArray || *batchClients < 1 {
+		*batch > ingest.MaxBatchArray || *batchClients < 1 {
 		return models.Invalid("flags", "need --events ≥ 1000 and --singles ≥ 100 per round, 1 ≤ --batch ≤ 1000 and positive counts")
 	}
 	if (*target == "") != (*key == "") {
@@ -311,7 +312,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	opts := bench.IngestOptions{URL: *target, Key: *key, Org: *org, Events: *events, BatchSize: *batch,
 		BatchClients: *batchClients, Singles: *singles, Concurrency: *concurrency, HalfRateFor: *halfFor, Rounds: *rounds,
 		DB: db, DSN: dsn,
-		Builder: models.NewEventBuilder(models.NewPresetStore(db, nil), models.NewPolicyCatalog(db), sealer), Out: stdout}
+		Builder: ingest.NewBuilder(models.NewPresetStore(db, nil), ingest.NewRetentionCatalog(db), sealer), Out: stdout}
 	if *target == "" {
 		trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
 		raw, _, err := models.NewAPIKeyStore(db, nil, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),

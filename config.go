@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 )
 
@@ -31,8 +32,8 @@ type config struct {
 	CheckpointKey []byte
 	// Writer tunes the group-commit writer: AUDITDB_INGEST_FLUSHERS (concurrent
 	// transactions), AUDITDB_INGEST_MAX_DELAY (how long a flusher waits for more, e.g. 100us)
-	// and AUDITDB_INGEST_HOLD_BELOW (see models.WriterConfig.HoldBelow; 0 turns it off).
-	Writer models.WriterConfig
+	// and AUDITDB_INGEST_HOLD_BELOW (see ingest.WriterConfig.HoldBelow; 0 turns it off).
+	Writer ingest.WriterConfig
 	// SequencerEvery is how often the sequencer appends new events to the Merkle logs
 	// (AUDITDB_SEQUENCER_EVERY, 100ms to 1m): shorter runs do the same work in smaller,
 	// steadier pieces.

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 )
@@ -92,7 +93,7 @@ func TestVerifyCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := models.NewEventStore(db).CopyEvents(ctx, models.NewPartitionManager(db), evs); err != nil {
+	if _, err := ingest.CopyEvents(ctx, db, models.NewPartitionManager(db), evs); err != nil {
 		t.Fatal(err)
 	}
 	mlog := merkle.NewLog(db, ck)

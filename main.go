@@ -25,6 +25,7 @@ import (
 	"auditdb/jobs"
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/web"
 )
@@ -180,17 +181,17 @@ func integrityKeys(cfg config) (*models.Sealer, *merkle.CheckpointKey, error) {
 	return sealer, ck, nil
 }
 
-// ingest is what signs, writes and logs events; serve and the benchmark build it alike.
-type ingest struct {
+// ingestion is what signs, writes and logs events; serve and the benchmark build it alike.
+type ingestion struct {
 	sealer *models.Sealer
 	log    *merkle.Log
 	pool   *pgxpool.Pool
-	writer *models.Writer
+	writer *ingest.Writer
 }
 
 // openIngest builds the sealer, the Merkle log and the group-commit writer (not started)
 // over its own pgx pool.
-func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.PartitionManager, log *slog.Logger) (*ingest, error) {
+func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.PartitionManager, log *slog.Logger) (*ingestion, error) {
 	sealer, ck, err := integrityKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -199,8 +200,8 @@ func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.Part
 	if err != nil {
 		return nil, err
 	}
-	w := models.NewWriter(pool, parts, models.NewDeadLetterStore(db), cfg.Writer, log)
-	return &ingest{sealer: sealer, log: merkle.NewLog(db, ck), pool: pool, writer: w}, nil
+	w := ingest.NewWriter(pool, parts, ingest.NewDeadLetterStore(db), cfg.Writer, log)
+	return &ingestion{sealer: sealer, log: merkle.NewLog(db, ck), pool: pool, writer: w}, nil
 }
 
 // defaultSequencerEvery is how often the sequencer appends new events to the Merkle logs

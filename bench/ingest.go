@@ -20,6 +20,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/eventjson"
+	"auditdb/models/ingest"
 )
 
 // IngestOptions configure the ingest benchmark.
@@ -36,7 +37,7 @@ type IngestOptions struct {
 	Rounds       int                   // the baseline and the routes alternate this many times
 	DB           *gorm.DB              // the server's database, for the baseline and the sequencer queue
 	DSN          string                // the same database, for the baseline's pgx connection
-	Builder      *models.EventBuilder  // builds and seals the baseline's rows like the server does
+	Builder      *ingest.Builder       // builds and seals the baseline's rows like the server does
 	PeakRSS      func() (int64, error) // the server's peak resident set (VmHWM), in bytes; nil when unknown
 	ServerPID    int                   // the server's process, for its CPU time; 0 when it is not on this machine
 	Out          io.Writer
@@ -268,7 +269,7 @@ type copier struct {
 
 func newCopier(ctx context.Context, o IngestOptions, bodies []string) (*copier, error) {
 	now := time.Now()
-	c := &copier{events: make([]models.Event, len(bodies)), cols: models.CopyColumns()}
+	c := &copier{events: make([]models.Event, len(bodies)), cols: ingest.CopyColumns()}
 	for i, b := range bodies {
 		in, err := eventjson.DecodeOne([]byte(b))
 		if err != nil {
@@ -304,7 +305,7 @@ func (c *copier) copy(ctx context.Context, lo, hi int) (time.Duration, error) {
 		batch := c.events[i:min(i+1000, hi)]
 		err := pgx.BeginFunc(ctx, c.conn, func(tx pgx.Tx) error {
 			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_audit_log"}, c.cols, pgx.CopyFromSlice(len(batch), func(j int) ([]any, error) {
-				return models.CopyRow(&batch[j]), nil
+				return ingest.CopyRow(&batch[j]), nil
 			}))
 			return err
 		})

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 )
 
 // RLSOptions configure the row-level security benchmark.
@@ -138,7 +139,7 @@ func RLS(ctx context.Context, db *gorm.DB, o RLSOptions) (err error) {
 					}
 					start := time.Now()
 					if path == "system COPY" {
-						_, err = store.CopyEvents(ctx, parts, batch)
+						_, err = ingest.CopyEvents(ctx, db, parts, batch)
 					} else {
 						err = tenantInsert(ctx, conn, rlsIngestOrg, batch)
 					}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/web/webtest"
 )
 
@@ -125,7 +126,7 @@ func newTenantObjects(t *testing.T, env *webtest.Env, org string) tenantObjects 
 	if err := env.Sealer.Seal(&dead); err != nil {
 		t.Fatal(err)
 	}
-	letter, err := env.Deps.DeadLetters.Add(ctx, models.WriteRequest{Org: org, Events: []models.Event{dead}, Received: time.Now()}, "test")
+	letter, err := env.Deps.DeadLetters.Add(ctx, ingest.WriteRequest{Org: org, Events: []models.Event{dead}, Received: time.Now()}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

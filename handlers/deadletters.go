@@ -7,18 +7,19 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/views/pages/settings"
 	"auditdb/web/render"
 )
 
 // DeadLetterLister lists an organization's dead letters.
 type DeadLetterLister interface {
-	List(ctx context.Context, org string, limit int) ([]models.DeadLetter, error)
+	List(ctx context.Context, org string, limit int) ([]ingest.DeadLetter, error)
 }
 
 // DeadLetterReplayer writes a dead letter's events again.
 type DeadLetterReplayer interface {
-	Replay(ctx context.Context, org string, id int64, by models.Actor) ([]models.Receipt, error)
+	Replay(ctx context.Context, org string, id int64, by models.Actor) ([]ingest.Receipt, error)
 }
 
 // deadLetterPage is how many dead letters the page lists.

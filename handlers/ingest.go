@@ -12,6 +12,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/eventjson"
+	"auditdb/models/ingest"
 	"auditdb/views/api"
 	"auditdb/web/render"
 )
@@ -24,12 +25,12 @@ type EventBuilder interface {
 
 // EventSink writes sealed events durably and says so (the group-commit writer).
 type EventSink interface {
-	Write(ctx context.Context, req models.WriteRequest) (models.WriteResult, error)
+	Write(ctx context.Context, req ingest.WriteRequest) (ingest.WriteResult, error)
 }
 
 // AnswerStore finds the first answer to an Idempotency-Key.
 type AnswerStore interface {
-	Lookup(ctx context.Context, org, key string) (*models.StoredAnswer, error)
+	Lookup(ctx context.Context, org, key string) (*ingest.StoredAnswer, error)
 }
 
 // Ingest is what the ingest routes need.
@@ -74,7 +75,7 @@ func IngestEvent(in Ingest) fiber.Handler {
 }
 
 // IngestBatch records a batch atomically (POST /api/v1/events/batch): a JSON array of at
-// most models.MaxBatchArray events, or NDJSON of at most models.MaxBatchNDJSON lines. One
+// most ingest.MaxBatchArray events, or NDJSON of at most ingest.MaxBatchNDJSON lines. One
 // bad event refuses the whole batch, naming its index.
 func IngestBatch(in Ingest) fiber.Handler {
 	return func(c *fiber.Ctx) error {
@@ -82,9 +83,9 @@ func IngestBatch(in Ingest) fiber.Handler {
 		var decode func([]byte) ([]eventjson.Input, error)
 		switch mediaType(c) {
 		case fiber.MIMEApplicationJSON:
-			decode = func(b []byte) ([]eventjson.Input, error) { return eventjson.DecodeArray(b, models.MaxBatchArray) }
+			decode = func(b []byte) ([]eventjson.Input, error) { return eventjson.DecodeArray(b, ingest.MaxBatchArray) }
 		case "application/x-ndjson", "application/ndjson", "application/jsonl":
-			decode = func(b []byte) ([]eventjson.Input, error) { return eventjson.DecodeNDJSON(b, models.MaxBatchNDJSON) }
+			decode = func(b []byte) ([]eventjson.Input, error) { return eventjson.DecodeNDJSON(b, ingest.MaxBatchNDJSON) }
 		default:
 			return fiber.NewError(fiber.StatusUnsupportedMediaType,
 				"Content-Type must be application/json (an array) or application/x-ndjson (one event per line)")
@@ -110,15 +111,15 @@ func IngestBatch(in Ingest) fiber.Handler {
 	}
 }
 
-func (in Ingest) write(c *fiber.Ctx, org string, events []models.Event, received time.Time, claim *models.IdempotencyClaim) (models.WriteResult, error) {
-	return in.Sink.Write(c.UserContext(), models.WriteRequest{Org: org, Events: events, Received: received,
+func (in Ingest) write(c *fiber.Ctx, org string, events []models.Event, received time.Time, claim *ingest.IdempotencyClaim) (ingest.WriteResult, error) {
+	return in.Sink.Write(c.UserContext(), ingest.WriteRequest{Org: org, Events: events, Received: received,
 		Idempotency: claim, KeepDeadLetter: true, Source: "api"})
 }
 
 // answerWrite answers a write that produced no receipts: a dead letter, a lost
 // Idempotency-Key race (answered like a retry), or an error.
-func answerWrite(c *fiber.Ctx, in Ingest, org string, claim *models.IdempotencyClaim, res models.WriteResult, batch bool, err error) error {
-	if errors.Is(err, models.ErrIdempotencyTaken) {
+func answerWrite(c *fiber.Ctx, in Ingest, org string, claim *ingest.IdempotencyClaim, res ingest.WriteResult, batch bool, err error) error {
+	if errors.Is(err, ingest.ErrIdempotencyTaken) {
 		prior, lerr := in.Answers.Lookup(c.UserContext(), org, claim.Key)
 		if lerr != nil {
 			return lerr
@@ -137,7 +138,7 @@ func answerWrite(c *fiber.Ctx, in Ingest, org string, claim *models.IdempotencyC
 // idempotency reads the Idempotency-Key header: no key gives (nil, nil, nil); a key seen
 // before gives its stored answer (or a conflict when the body differs); a new key gives
 // the claim the writer stores the answer under.
-func (in Ingest) idempotency(c *fiber.Ctx, org string) (*models.IdempotencyClaim, *models.StoredAnswer, error) {
+func (in Ingest) idempotency(c *fiber.Ctx, org string) (*ingest.IdempotencyClaim, *ingest.StoredAnswer, error) {
 	key := c.Get(IdempotencyHeader)
 	if key == "" {
 		return nil, nil, nil
@@ -148,7 +149,7 @@ func (in Ingest) idempotency(c *fiber.Ctx, org string) (*models.IdempotencyClaim
 	h := sha256.New()
 	fmt.Fprintf(h, "%s %s\n%s\n", c.Method(), c.Path(), mediaType(c))
 	h.Write(c.Body())
-	claim := &models.IdempotencyClaim{Key: key, RequestHash: h.Sum(nil)}
+	claim := &ingest.IdempotencyClaim{Key: key, RequestHash: h.Sum(nil)}
 	prior, err := in.Answers.Lookup(c.UserContext(), org, key)
 	if err != nil || prior == nil {
 		return claim, nil, err
@@ -156,7 +157,7 @@ func (in Ingest) idempotency(c *fiber.Ctx, org string) (*models.IdempotencyClaim
 	return nil, prior, checkSameRequest(prior, claim)
 }
 
-func checkSameRequest(prior *models.StoredAnswer, claim *models.IdempotencyClaim) error {
+func checkSameRequest(prior *ingest.StoredAnswer, claim *ingest.IdempotencyClaim) error {
 	if string(prior.RequestHash) != string(claim.RequestHash) {
 		return models.Conflict(IdempotencyHeader, "was already used in the last 24 hours for a different request")
 	}
@@ -164,7 +165,7 @@ func checkSameRequest(prior *models.StoredAnswer, claim *models.IdempotencyClaim
 }
 
 // answerReplay repeats a stored first answer, or returns err.
-func answerReplay(c *fiber.Ctx, prior *models.StoredAnswer, batch bool, err error) error {
+func answerReplay(c *fiber.Ctx, prior *ingest.StoredAnswer, batch bool, err error) error {
 	if err != nil {
 		return err
 	}

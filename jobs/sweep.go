@@ -10,6 +10,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 )
 
@@ -94,7 +95,7 @@ func IntegritySweepJob(orgs OrgLister, checker OrgChecker, alerts AlertRaiser, l
 }
 
 // IdempotencyPurgeJob deletes Idempotency-Key answers past their 24 hours, hourly.
-func IdempotencyPurgeJob(s *models.IdempotencyStore) Job {
+func IdempotencyPurgeJob(s *ingest.IdempotencyStore) Job {
 	return Job{
 		Name:       "idempotency-purge",
 		Definition: gocron.DurationJob(time.Hour),

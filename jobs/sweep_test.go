@@ -13,6 +13,7 @@ import (
 
 	"auditdb/jobs"
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 )
@@ -58,7 +59,7 @@ func (f *fixture) org(t *testing.T, prefix string, n int) (string, []models.Even
 			t.Fatal(err)
 		}
 	}
-	if _, err := models.NewEventStore(f.db).CopyEvents(ctx, models.NewPartitionManager(f.db), evs); err != nil {
+	if _, err := ingest.CopyEvents(ctx, f.db, models.NewPartitionManager(f.db), evs); err != nil {
 		t.Fatal(err)
 	}
 	return id, evs

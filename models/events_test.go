@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/pgtest"
 )
 
@@ -45,7 +46,7 @@ func seedEvents(t *testing.T, events []models.Event) []int64 {
 	}
 	var before int64
 	db.Raw(`SELECT coalesce(max(id), 0) FROM audit_log`).Scan(&before)
-	if _, err := models.NewEventStore(db).CopyEvents(ctx, models.NewPartitionManager(db), events); err != nil {
+	if _, err := ingest.CopyEvents(ctx, db, models.NewPartitionManager(db), events); err != nil {
 		t.Fatal(err)
 	}
 	var ids []int64

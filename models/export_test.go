@@ -10,7 +10,3 @@ func (s *Sealer) RecomputeSubjectDigest(ev *Event) (string, error) {
 
 // QueryInTenant exposes the pipelined tenant read the event store uses.
 var QueryInTenant = queryInTenant
-
-// CopyEventsOn exposes the writer's one-round-trip write of events (ids assigned) and their
-// queue rows on conn.
-var CopyEventsOn = copyEvents

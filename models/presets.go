@@ -356,8 +356,8 @@ func presetSnapshot(p *Preset) map[string]any {
 		"defaultValues": p.DefaultValues, "validation": p.Validation}
 }
 
-// defaultString returns the preset's default for a string field, if it has one.
-func (p *Preset) defaultString(field string) *string {
+// DefaultString returns the preset's default for a string field, if it has one.
+func (p *Preset) DefaultString(field string) *string {
 	switch field {
 	case "action":
 		if p.Action != nil {
@@ -374,8 +374,8 @@ func (p *Preset) defaultString(field string) *string {
 	return nil
 }
 
-// defaultDetails returns the preset's default details object as JSON, or nil.
-func (p *Preset) defaultDetails() []byte {
+// DefaultDetails returns the preset's default details object as JSON, or nil.
+func (p *Preset) DefaultDetails() []byte {
 	v, ok := p.DefaultValues["details"]
 	if !ok {
 		return nil

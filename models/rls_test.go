@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/pgtest"
 )
 
@@ -32,7 +33,7 @@ func TestRowLevelSecurity(t *testing.T) {
 		evs = append(evs, ev)
 	}
 	// The system path (a batch mixing organizations, as the ingest writer's) is not confined.
-	if _, err := models.NewEventStore(db).CopyEvents(ctx, parts, evs); err != nil {
+	if _, err := ingest.CopyEvents(ctx, db, parts, evs); err != nil {
 		t.Fatal(err)
 	}
 	for _, org := range []string{a, b} {

@@ -15,6 +15,7 @@ import (
 	"github.com/gowebpki/jcs"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/pgtest"
 )
 
@@ -334,7 +335,7 @@ func roundTrip(t *testing.T, s *models.Sealer, events []models.Event) []*models.
 			t.Fatalf("Seal %d: %v", i, err)
 		}
 	}
-	n, err := store.CopyEvents(ctx, models.NewPartitionManager(db), events)
+	n, err := ingest.CopyEvents(ctx, db, models.NewPartitionManager(db), events)
 	if err != nil || n != int64(len(events)) {
 		t.Fatalf("CopyEvents = %d, %v", n, err)
 	}

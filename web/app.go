@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/session"
 	"auditdb/policy"
@@ -47,15 +48,15 @@ type Deps struct {
 	// Ingest and integrity.
 	APIKeys     *models.APIKeyStore
 	Presets     *models.PresetStore
-	Policies    *models.PolicyCatalog
-	DeadLetters *models.DeadLetterStore
-	Answers     *models.IdempotencyStore
+	Policies    *ingest.RetentionCatalog
+	DeadLetters *ingest.DeadLetterStore
+	Answers     *ingest.IdempotencyStore
 	// Set by WithIngest: they need the group-commit writer and the Merkle log.
-	Builder   *models.EventBuilder
-	Writer    *models.Writer
+	Builder   *ingest.Builder
+	Writer    *ingest.Writer
 	Merkle    *merkle.Log
 	Integrity *merkle.Verifier
-	Replayer  *models.DeadLetterReplayer
+	Replayer  *ingest.DeadLetterReplayer
 }
 
 // NewDeps builds Deps over db and rdb with the standard stores and limits; sealer signs
@@ -83,20 +84,20 @@ func NewDeps(db *gorm.DB, rdb *redis.Client, sealer *models.Sealer, log *slog.Lo
 		Now:             time.Now,
 		APIKeys:         models.NewAPIKeyStore(db, rdb, trail),
 		Presets:         models.NewPresetStore(db, trail),
-		Policies:        models.NewPolicyCatalog(db),
-		DeadLetters:     models.NewDeadLetterStore(db),
-		Answers:         models.NewIdempotencyStore(db),
+		Policies:        ingest.NewRetentionCatalog(db),
+		DeadLetters:     ingest.NewDeadLetterStore(db),
+		Answers:         ingest.NewIdempotencyStore(db),
 	}
 }
 
 // WithIngest adds the ingest parts: the event builder (sealing with d.Sealer), the
 // group-commit writer w (started by the caller), the Merkle log and the verifiers built
 // on them.
-func (d *Deps) WithIngest(w *models.Writer, log *merkle.Log) {
-	d.Builder = models.NewEventBuilder(d.Presets, d.Policies, d.Sealer)
+func (d *Deps) WithIngest(w *ingest.Writer, log *merkle.Log) {
+	d.Builder = ingest.NewBuilder(d.Presets, d.Policies, d.Sealer)
 	d.Writer, d.Merkle = w, log
 	d.Integrity = merkle.NewVerifier(d.DB, d.Sealer, log)
-	d.Replayer = models.NewDeadLetterReplayer(d.DeadLetters, d.Answers, d.Builder, w, d.Audit)
+	d.Replayer = ingest.NewDeadLetterReplayer(d.DeadLetters, d.Answers, d.Builder, w, d.Audit)
 }
 
 // New returns the console and API application. It panics when d lacks the signing key,

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/policy"
 	"auditdb/web/render"
@@ -30,7 +31,7 @@ func testDeps(t *testing.T) Deps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.WithIngest(models.NewWriter(nil, nil, nil, models.WriterConfig{}, d.Log), merkle.NewLog(nil, key))
+	d.WithIngest(ingest.NewWriter(nil, nil, nil, ingest.WriterConfig{}, d.Log), merkle.NewLog(nil, key))
 	return d
 }
 

@@ -20,6 +20,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 )
 
 // Org is one organization Seed creates.
@@ -137,7 +138,7 @@ func seedDemo(ctx context.Context, db *gorm.DB, sealer *models.Sealer, parts *mo
 			return res, nil
 		}
 	}
-	n, err := writeDemoEvents(ctx, models.NewEventStore(db), sealer, parts, opts)
+	n, err := writeDemoEvents(ctx, db, sealer, parts, opts)
 	res.EventsWritten = n
 	return res, err
 }
@@ -185,7 +186,7 @@ func demoUserName(role, org string) string {
 // seal whole batches while demoWriters writers COPY them, each batch in its own transaction.
 // Batch k is generated from its own generator seeded with (opts.Seed, k), so the data set
 // does not depend on which goroutine made which batch.
-func writeDemoEvents(ctx context.Context, store *models.EventStore, sealer *models.Sealer, parts *models.PartitionManager, opts Options) (int64, error) {
+func writeDemoEvents(ctx context.Context, db *gorm.DB, sealer *models.Sealer, parts *models.PartitionManager, opts Options) (int64, error) {
 	batches := (opts.Events + demoBatchSize - 1) / demoBatchSize
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	gen := newDemoGenerator(opts.Now)
@@ -235,7 +236,7 @@ func writeDemoEvents(ctx context.Context, store *models.EventStore, sealer *mode
 	for w := 0; w < demoWriters; w++ {
 		g.Go(func() error {
 			for batch := range sealed {
-				n, err := store.CopyEvents(gctx, parts, batch)
+				n, err := ingest.CopyEvents(gctx, db, parts, batch)
 				written.Add(n)
 				if err != nil {
 					return err

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 )
 
 var nonIDChars = regexp.MustCompile(`[^a-z0-9]+`)
@@ -68,7 +69,7 @@ func WriteEvents(t testing.TB, db *gorm.DB, org string, n int) []models.Event {
 			t.Fatal(err)
 		}
 	}
-	if _, err := models.NewEventStore(db).CopyEvents(ctx, models.NewPartitionManager(db), evs); err != nil {
+	if _, err := ingest.CopyEvents(ctx, db, models.NewPartitionManager(db), evs); err != nil {
 		t.Fatal(err)
 	}
 	for i := range evs {

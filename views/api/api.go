@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 )
 
@@ -29,7 +30,7 @@ type Receipt struct {
 // reflection was a visible share of the ingest route's time. The hash is hex and the time
 // is written in TimeLayout, so nothing in them needs escaping (a test compares the output
 // with encoding/json's).
-func AppendReceiptJSON(b []byte, r models.Receipt) []byte {
+func AppendReceiptJSON(b []byte, r ingest.Receipt) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, r.ID, 10)
 	b = append(b, `,"hash":"`...)
@@ -40,7 +41,7 @@ func AppendReceiptJSON(b []byte, r models.Receipt) []byte {
 }
 
 // AppendBatchReceiptJSON appends the JSON of the BatchReceipt of rs.
-func AppendBatchReceiptJSON(b []byte, rs []models.Receipt) []byte {
+func AppendBatchReceiptJSON(b []byte, rs []ingest.Receipt) []byte {
 	b = append(b, `{"count":`...)
 	b = strconv.AppendInt(b, int64(len(rs)), 10)
 	b = append(b, `,"events":[`...)
@@ -68,7 +69,7 @@ type DeadLettered struct {
 }
 
 // NewDeadLettered shapes a dead letter.
-func NewDeadLettered(d *models.DeadLetter) DeadLettered {
+func NewDeadLettered(d *ingest.DeadLetter) DeadLettered {
 	return DeadLettered{Status: "dead-lettered", DeadLetterID: d.ID, Reason: d.FailureReason}
 }
 

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/views/api"
 )
 
 // receipts converts the writer's receipts into the declared shapes.
-func receipts(rs []models.Receipt) []api.Receipt {
+func receipts(rs []ingest.Receipt) []api.Receipt {
 	out := make([]api.Receipt, len(rs))
 	for i, r := range rs {
 		out[i] = api.Receipt{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(api.TimeLayout)}
@@ -24,14 +24,14 @@ func receipts(rs []models.Receipt) []api.Receipt {
 // The hand-written receipts are byte for byte what encoding/json writes for the same
 // shapes.
 func TestReceiptJSONMatchesEncodingJSON(t *testing.T) {
-	var rs []models.Receipt
+	var rs []ingest.Receipt
 	for i := 0; i < 50; i++ {
 		sum := sha256.Sum256([]byte(strconv.Itoa(i)))
 		at := time.Date(2026, 11, 27, 3, 4, 5, i*123457000, time.FixedZone("x", (i-25)*1800))
-		rs = append(rs, models.Receipt{ID: int64(i) * 987654321, Hash: hex.EncodeToString(sum[:]), Timestamp: at})
+		rs = append(rs, ingest.Receipt{ID: int64(i) * 987654321, Hash: hex.EncodeToString(sum[:]), Timestamp: at})
 	}
 	for _, r := range rs {
-		want, err := json.Marshal(receipts([]models.Receipt{r})[0])
+		want, err := json.Marshal(receipts([]ingest.Receipt{r})[0])
 		if err != nil {
 			t.Fatal(err)
 		}

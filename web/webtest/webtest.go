@@ -23,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 	"auditdb/models/session"
@@ -48,7 +49,7 @@ var counter atomic.Int64
 
 // Options tune New.
 type Options struct {
-	Writer models.WriterConfig // the group-commit writer's settings
+	Writer ingest.WriterConfig // the group-commit writer's settings
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -99,7 +100,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := models.NewWriter(pool, deps.Parts, models.NewDeadLetterStore(db), o.Writer, log)
+	w := ingest.NewWriter(pool, deps.Parts, ingest.NewDeadLetterStore(db), o.Writer, log)
 	w.Start()
 	t.Cleanup(func() {
 		w.Close(context.Background())
@@ -223,7 +224,7 @@ func (e *Env) Events(evs ...models.Event) []models.Event {
 			e.T.Fatal(err)
 		}
 	}
-	if _, err := e.Deps.Events.CopyEvents(ctx, e.Parts, evs); err != nil {
+	if _, err := ingest.CopyEvents(ctx, e.DB, e.Parts, evs); err != nil {
 		e.T.Fatal(err)
 	}
 	for i := range evs {

@@ -1,4 +1,4 @@
-package models
+package ingest
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"auditdb/models"
 )
 
 // WriterConfig tunes the group-commit writer. Zero members take the defaults.
@@ -85,7 +87,7 @@ type IdempotencyClaim struct {
 // WriteRequest is one request's events, validated and sealed, to be written atomically.
 type WriteRequest struct {
 	Org         string
-	Events      []Event
+	Events      []models.Event
 	Received    time.Time
 	Idempotency *IdempotencyClaim
 	// KeepDeadLetter keeps events the database refuses in archive_dlq_event and reports the
@@ -104,11 +106,11 @@ type WriteResult struct {
 
 // ErrIdempotencyTaken is returned when another request with the same Idempotency-Key was
 // committed first; the caller answers with that request's stored answer.
-var ErrIdempotencyTaken = Conflict("Idempotency-Key", "another request with this key was recorded first")
+var ErrIdempotencyTaken = models.Conflict("Idempotency-Key", "another request with this key was recorded first")
 
 // errIdempotencyInFlight is returned to the second of two requests with the same key that
 // arrive together.
-var errIdempotencyInFlight = Conflict("Idempotency-Key", "a request with this key is still in progress; retry it shortly")
+var errIdempotencyInFlight = models.Conflict("Idempotency-Key", "a request with this key is still in progress; retry it shortly")
 
 // Writer is the group-commit writer: requests from many goroutines queue up, a few flushers
 // gather them (bounded by MaxBatch events and MaxDelay) and write each gathering with one
@@ -118,7 +120,7 @@ var errIdempotencyInFlight = Conflict("Idempotency-Key", "a request with this ke
 // itself as requests keep coming.
 type Writer struct {
 	pool  *pgxpool.Pool
-	parts *PartitionManager
+	parts *models.PartitionManager
 	dead  *DeadLetterStore
 	cfg   WriterConfig
 	log   *slog.Logger
@@ -152,7 +154,7 @@ type writeOutcome struct {
 }
 
 // NewWriter returns a writer over pool; call Start before Write and Close at shutdown.
-func NewWriter(pool *pgxpool.Pool, parts *PartitionManager, dead *DeadLetterStore, cfg WriterConfig, log *slog.Logger) *Writer {
+func NewWriter(pool *pgxpool.Pool, parts *models.PartitionManager, dead *DeadLetterStore, cfg WriterConfig, log *slog.Logger) *Writer {
 	cfg = cfg.withDefaults()
 	return &Writer{pool: pool, parts: parts, dead: dead, cfg: cfg, log: log, now: time.Now,
 		queue: make(chan *pendingWrite, cfg.MaxQueued), wroteOne: make(chan struct{}, 1)}
@@ -181,7 +183,7 @@ func (w *Writer) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("models: writer: %d events still queued at shutdown: %w", w.queued.Load(), ctx.Err())
+		return fmt.Errorf("ingest: writer: %d events still queued at shutdown: %w", w.queued.Load(), ctx.Err())
 	}
 }
 
@@ -197,7 +199,7 @@ func (w *Writer) Stats() (events, batches int64) {
 func (w *Writer) Write(ctx context.Context, req WriteRequest) (WriteResult, error) {
 	n := len(req.Events)
 	if n == 0 {
-		return WriteResult{}, Invalid("events", "there is nothing to write")
+		return WriteResult{}, models.Invalid("events", "there is nothing to write")
 	}
 	w.mu.RLock()
 	if w.closed {
@@ -211,7 +213,7 @@ func (w *Writer) Write(ctx context.Context, req WriteRequest) (WriteResult, erro
 	if total := w.queued.Add(int64(n)); total > int64(w.cfg.MaxQueued) && total != int64(n) {
 		w.queued.Add(-int64(n))
 		w.mu.RUnlock()
-		return WriteResult{}, &Error{Kind: KindTooMany, Message: "the ingest queue is full; retry shortly", RetryAfter: time.Second}
+		return WriteResult{}, &models.Error{Kind: models.KindTooMany, Message: "the ingest queue is full; retry shortly", RetryAfter: time.Second}
 	}
 	p := &pendingWrite{req: req, done: make(chan writeOutcome, 1)}
 	w.queue <- p // never blocks: the channel holds MaxQueued requests of at least one event
@@ -221,7 +223,7 @@ func (w *Writer) Write(ctx context.Context, req WriteRequest) (WriteResult, erro
 }
 
 func unavailable(msg string, cause error, retry time.Duration) error {
-	return &Error{Kind: KindUnavailable, Message: msg, Err: cause, RetryAfter: max(retry, time.Second)}
+	return &models.Error{Kind: models.KindUnavailable, Message: msg, Err: cause, RetryAfter: max(retry, time.Second)}
 }
 
 func (w *Writer) downFor() time.Duration {
@@ -392,7 +394,7 @@ func (w *Writer) refused(req WriteRequest, cause error) writeOutcome {
 	reason := refusalReason(cause)
 	w.log.Error("the database refused an ingest request", "org", req.Org, "events", len(req.Events), "err", cause)
 	if !req.KeepDeadLetter {
-		return writeOutcome{err: &Error{Kind: KindInvalid, Message: "the database refused the events: " + reason, Err: cause}}
+		return writeOutcome{err: &models.Error{Kind: models.KindInvalid, Message: "the database refused the events: " + reason, Err: cause}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.TxTimeout)
 	defer cancel()
@@ -429,7 +431,7 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	now := w.now()
 	k := 0
 	include := make([]bool, len(batch))
-	var events []*Event
+	var events []*models.Event
 	for i, p := range batch {
 		include[i] = true
 		latency := int32(min(now.Sub(p.req.Received).Milliseconds(), math.MaxInt32))
@@ -546,7 +548,7 @@ func (w *Writer) claimKeys(ctx context.Context, tx pgx.Tx, batch []*pendingWrite
 // event of the transaction. It returns false when the event is absent or the database
 // cannot be asked (the caller then reports the outage; a client retry with the same
 // Idempotency-Key stays safe either way).
-func (w *Writer) committedAnyway(ev *Event) bool {
+func (w *Writer) committedAnyway(ev *models.Event) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var n int
@@ -554,7 +556,7 @@ func (w *Writer) committedAnyway(ev *Event) bool {
 	return err == nil && n == 1
 }
 
-func receipts(events []Event) []Receipt {
+func receipts(events []models.Event) []Receipt {
 	out := make([]Receipt, len(events))
 	for i := range events {
 		out[i] = Receipt{ID: events[i].ID, Hash: events[i].Hash, Timestamp: events[i].Timestamp}
@@ -565,8 +567,8 @@ func receipts(events []Event) []Receipt {
 // transient reports whether err means the database is unreachable or overloaded (retry
 // later) rather than refusing these rows (retrying would fail again).
 func transient(err error) bool {
-	var refused *Error
-	if errors.As(err, &refused) && refused.Kind == KindInvalid {
+	var refused *models.Error
+	if errors.As(err, &refused) && refused.Kind == models.KindInvalid {
 		return false // the writer itself found the rows unwritable
 	}
 	var pgErr *pgconn.PgError
@@ -595,9 +597,9 @@ func refusalReason(err error) string {
 		if pgErr.Detail != "" {
 			r += " (" + pgErr.Detail + ")"
 		}
-		return Truncate(r, 2000)
+		return models.Truncate(r, 2000)
 	}
-	return Truncate(err.Error(), 2000)
+	return models.Truncate(err.Error(), 2000)
 }
 
 // IdempotencyTTL is how long an Idempotency-Key's first answer is kept.
@@ -617,7 +619,7 @@ type receiptJSON struct {
 func receiptsJSON(rs []Receipt) []receiptJSON {
 	out := make([]receiptJSON, len(rs))
 	for i, r := range rs {
-		out[i] = receiptJSON{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(TimestampLayout)}
+		out[i] = receiptJSON{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(models.TimestampLayout)}
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package models_test
+package ingest_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/pgtest"
 )
 
@@ -40,16 +41,16 @@ func TestCopyEventsWritesRowsAndQueue(t *testing.T) {
 	db := pgtest.DB(t)
 	conn := pgxConn(t)
 	ctx := context.Background()
-	org, other := testOrg(t, ""), testOrg(t, "b")
+	org, other := pgtest.OrgID(t, ""), pgtest.OrgID(t, "b")
 	evs := append(sealedWithIDs(t, conn, org, 3), sealedWithIDs(t, conn, other, 2)...)
 	evs[1].Details = []byte(`{"ip":"10.0.0.1","note":"ünïcödé \u2028 'quoted'"}`)
-	if err := testSealer(t).Seal(evs[1]); err != nil {
+	if err := pgtest.Sealer(t).Seal(evs[1]); err != nil {
 		t.Fatal(err)
 	}
 	if err := models.NewPartitionManager(db).EnsureFor(ctx, "audit_log", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := models.CopyEventsOn(ctx, conn, evs); err != nil {
+	if err := ingest.CopyEventsOn(ctx, conn, evs); err != nil {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
@@ -57,7 +58,7 @@ func TestCopyEventsWritesRowsAndQueue(t *testing.T) {
 		if err := db.Where("id = ? AND timestamp = ?", ev.ID, ev.Timestamp).Take(&got).Error; err != nil {
 			t.Fatalf("event %d: %v", ev.ID, err)
 		}
-		if v, err := testSealer(t).Verify(&got); err != nil || !v.HashOK || !v.SignatureOK {
+		if v, err := pgtest.Sealer(t).Verify(&got); err != nil || !v.HashOK || !v.SignatureOK {
 			t.Fatalf("event %d does not verify as stored: %+v %v", ev.ID, v, err)
 		}
 		if !got.Timestamp.Equal(ev.Timestamp) || got.OrganizationID != ev.OrganizationID {
@@ -81,7 +82,7 @@ func TestCopyEventsIsAtomic(t *testing.T) {
 	db := pgtest.DB(t)
 	conn := pgxConn(t)
 	ctx := context.Background()
-	org := testOrg(t, "")
+	org := pgtest.OrgID(t, "")
 	evs := sealedWithIDs(t, conn, org, 4)
 	if err := models.NewPartitionManager(db).EnsureFor(ctx, "audit_log", time.Now()); err != nil {
 		t.Fatal(err)
@@ -94,7 +95,7 @@ func TestCopyEventsIsAtomic(t *testing.T) {
 	if _, err := conn.Exec(ctx, `SET lock_timeout = '200ms'`); err != nil {
 		t.Fatal(err)
 	}
-	err := models.CopyEventsOn(ctx, conn, evs)
+	err := ingest.CopyEventsOn(ctx, conn, evs)
 	if err == nil || !strings.Contains(err.Error(), "lock") {
 		t.Fatalf("with the queue locked: err = %v, want a lock timeout", err)
 	}
@@ -108,7 +109,7 @@ func TestCopyEventsIsAtomic(t *testing.T) {
 	if _, err := conn.Exec(ctx, `SET lock_timeout = 0`); err != nil {
 		t.Fatal(err)
 	}
-	if err := models.CopyEventsOn(ctx, conn, evs); err != nil {
+	if err := ingest.CopyEventsOn(ctx, conn, evs); err != nil {
 		t.Fatal(err)
 	}
 	db.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ?`, org).Scan(&n)

@@ -1,8 +1,10 @@
-package models
+package ingest
 
 import (
 	"testing"
 	"time"
+
+	"auditdb/models"
 )
 
 // TestWriterGather: a gathering takes every request already waiting at once, waits up to
@@ -10,7 +12,7 @@ import (
 // gathering) and ends at once when the queue closes.
 func TestWriterGather(t *testing.T) {
 	req := func(events int) *pendingWrite {
-		return &pendingWrite{req: WriteRequest{Events: make([]Event, events)}}
+		return &pendingWrite{req: WriteRequest{Events: make([]models.Event, events)}}
 	}
 	newWriter := func(delay time.Duration) *Writer {
 		return &Writer{cfg: WriterConfig{MaxBatch: 10, MaxDelay: delay}.withDefaults(), queue: make(chan *pendingWrite, 32)}

@@ -1,4 +1,4 @@
-package models_test
+package ingest_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/eventjson"
+	"auditdb/models/ingest"
 	"auditdb/models/pgtest"
 )
 
@@ -15,8 +16,8 @@ func TestEventBuilder(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
 	presets := models.NewPresetStore(db, testTrail(t))
-	b := models.NewEventBuilder(presets, models.NewPolicyCatalog(db), testSealer(t))
-	org := logOrg(t, db)
+	b := ingest.NewBuilder(presets, ingest.NewRetentionCatalog(db), pgtest.Sealer(t))
+	org := pgtest.NewOrg(t, "")
 	received := time.Date(2026, 11, 26, 12, 0, 0, 123456789, time.UTC)
 	if _, err := presets.Create(ctx, org, models.PresetInput{Name: "strict", Action: "patient.read", DataClassification: "PHI",
 		RequiredFields: []string{"principalId", "targetResourceId"}, DefaultValues: `{"targetResourceType":"Patient","details":{"source":"ehr"}}`,
@@ -105,7 +106,7 @@ func TestEventBuilder(t *testing.T) {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				if v, err := testSealer(t).Verify(&ev); err != nil || !v.HashOK || !v.SignatureOK {
+				if v, err := pgtest.Sealer(t).Verify(&ev); err != nil || !v.HashOK || !v.SignatureOK {
 					t.Fatalf("built event does not verify: %+v %v", v, err)
 				}
 				if tc.check != nil {
@@ -135,7 +136,7 @@ func TestPresetStore(t *testing.T) {
 	db := pgtest.DB(t)
 	ctx := context.Background()
 	s := models.NewPresetStore(db, testTrail(t))
-	org, other := logOrg(t, db), logOrg(t, db)
+	org, other := pgtest.NewOrg(t, ""), pgtest.NewOrg(t, "")
 	valid := models.PresetInput{Name: "login", MaxStringLength: 100, MaxCustomFieldDepth: 2, AllowedEventVersions: []string{"1.0"}}
 
 	bad := []struct {
@@ -237,7 +238,7 @@ func TestSealNumberRange(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := models.Event{OrganizationID: "o", Timestamp: time.Now(), Action: "a", Status: "success",
 				DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0", Details: []byte(tc.details)}
-			err := testSealer(t).Seal(&ev)
+			err := pgtest.Sealer(t).Seal(&ev)
 			if (err == nil) != tc.ok {
 				t.Fatalf("Seal(%.60s…) = %v, want ok=%v", tc.details, err, tc.ok)
 			}

@@ -1,4 +1,4 @@
-package models
+package ingest
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"auditdb/models"
 	"auditdb/models/eventjson"
 )
 
@@ -66,7 +67,7 @@ func (s *DeadLetterStore) Add(ctx context.Context, req WriteRequest, reason stri
 	}
 	body, err := json.Marshal(inputs)
 	if err != nil {
-		return nil, fmt.Errorf("models: dead letter: %w", err)
+		return nil, fmt.Errorf("ingest: dead letter: %w", err)
 	}
 	action := req.Events[0].Action
 	if len(req.Events) > 1 {
@@ -75,14 +76,14 @@ func (s *DeadLetterStore) Add(ctx context.Context, req WriteRequest, reason stri
 	meta, _ := json.Marshal(map[string]any{"events": len(req.Events), "source": req.Source})
 	queue := deadLetterQueue
 	now := s.now().UTC()
-	dl := &DeadLetter{OrganizationID: &req.Org, Timestamp: req.Received.UTC(), Action: Truncate(action, 255),
-		FailureReason: Truncate(reason, 2000), FailureCount: 1, FirstFailureTime: now, LastFailureTime: now,
+	dl := &DeadLetter{OrganizationID: &req.Org, Timestamp: req.Received.UTC(), Action: models.Truncate(action, 255),
+		FailureReason: models.Truncate(reason, 2000), FailureCount: 1, FirstFailureTime: now, LastFailureTime: now,
 		OriginalQueueName: &queue, OriginalEvent: body, Metadata: meta}
 	if req.Idempotency != nil {
 		dl.OriginalJobID = &req.Idempotency.Key
 	}
 	if err := s.db.WithContext(ctx).Create(dl).Error; err != nil {
-		return nil, fmt.Errorf("models: add dead letter: %w", err)
+		return nil, fmt.Errorf("ingest: add dead letter: %w", err)
 	}
 	return dl, nil
 }
@@ -92,7 +93,7 @@ func (s *DeadLetterStore) List(ctx context.Context, org string, limit int) ([]De
 	var out []DeadLetter
 	err := s.db.WithContext(ctx).Where("organization_id = ?", org).Order("id DESC").Limit(limit).Find(&out).Error
 	if err != nil {
-		return nil, fmt.Errorf("models: list dead letters: %w", err)
+		return nil, fmt.Errorf("ingest: list dead letters: %w", err)
 	}
 	return out, nil
 }
@@ -102,10 +103,10 @@ func (s *DeadLetterStore) Get(ctx context.Context, org string, id int64) (*DeadL
 	var dl DeadLetter
 	err := s.db.WithContext(ctx).Where("organization_id = ? AND id = ?", org, id).Take(&dl).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, NotFound("dead letter")
+		return nil, models.NotFound("dead letter")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("models: get dead letter: %w", err)
+		return nil, fmt.Errorf("ingest: get dead letter: %w", err)
 	}
 	return &dl, nil
 }
@@ -115,7 +116,7 @@ func (s *DeadLetterStore) markReplayed(ctx context.Context, org string, id int64
 	err := s.db.WithContext(ctx).Model(&DeadLetter{}).Where("organization_id = ? AND id = ? AND replayed_at IS NULL", org, id).
 		Updates(map[string]any{"replayed_at": s.now().UTC(), "replayed_by": by, "replay_result": string(body)}).Error
 	if err != nil {
-		return fmt.Errorf("models: mark dead letter replayed: %w", err)
+		return fmt.Errorf("ingest: mark dead letter replayed: %w", err)
 	}
 	return nil
 }
@@ -123,9 +124,9 @@ func (s *DeadLetterStore) markReplayed(ctx context.Context, org string, id int64
 func (s *DeadLetterStore) replayFailed(ctx context.Context, org string, id int64, reason string) error {
 	err := s.db.WithContext(ctx).Exec(`UPDATE archive_dlq_event SET failure_count = failure_count + 1,
 		last_failure_time = ?, failure_reason = ? WHERE organization_id = ? AND id = ?`,
-		s.now().UTC(), Truncate(reason, 2000), org, id).Error
+		s.now().UTC(), models.Truncate(reason, 2000), org, id).Error
 	if err != nil {
-		return fmt.Errorf("models: record failed replay: %w", err)
+		return fmt.Errorf("ingest: record failed replay: %w", err)
 	}
 	return nil
 }
@@ -138,15 +139,15 @@ type eventWriter interface {
 // DeadLetterReplayer replays dead letters through the normal ingest path: the events are
 // validated against today's rules, sealed afresh and written by the writer.
 type DeadLetterReplayer struct {
-	trail   *AuditTrail
+	trail   *models.AuditTrail
 	store   *DeadLetterStore
 	answers *IdempotencyStore
-	builder *EventBuilder
+	builder *Builder
 	writer  eventWriter
 }
 
 // NewDeadLetterReplayer returns a replayer; replays are self-audited through trail.
-func NewDeadLetterReplayer(store *DeadLetterStore, answers *IdempotencyStore, builder *EventBuilder, writer eventWriter, trail *AuditTrail) *DeadLetterReplayer {
+func NewDeadLetterReplayer(store *DeadLetterStore, answers *IdempotencyStore, builder *Builder, writer eventWriter, trail *models.AuditTrail) *DeadLetterReplayer {
 	return &DeadLetterReplayer{store: store, answers: answers, builder: builder, writer: writer, trail: trail}
 }
 
@@ -155,13 +156,13 @@ func NewDeadLetterReplayer(store *DeadLetterStore, answers *IdempotencyStore, bu
 // crash between the write and the mark) cannot write the events twice. It returns
 // KindNotFound for another organization's letter, KindConflict when it was replayed
 // already, and KindInvalid (recorded on the letter) when the events still fail.
-func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, by Actor) ([]Receipt, error) {
+func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, by models.Actor) ([]Receipt, error) {
 	dl, err := r.store.Get(ctx, org, id)
 	if err != nil {
 		return nil, err
 	}
 	if dl.ReplayedAt != nil {
-		return nil, Conflict("id", "this dead letter was replayed already")
+		return nil, models.Conflict("id", "this dead letter was replayed already")
 	}
 	key := "dead-letter:" + strconv.FormatInt(id, 10)
 	sum := sha256.Sum256(dl.OriginalEvent)
@@ -171,14 +172,14 @@ func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, b
 		return prior.Receipts, r.store.markReplayed(ctx, org, id, by.Principal(), prior.Receipts)
 	}
 	fail := func(err error) ([]Receipt, error) {
-		if rerr := r.store.replayFailed(ctx, org, id, MessageOf(err)); rerr != nil {
+		if rerr := r.store.replayFailed(ctx, org, id, models.MessageOf(err)); rerr != nil {
 			return nil, rerr
 		}
 		return nil, err
 	}
 	ins, err := eventjson.DecodeArray(dl.OriginalEvent, MaxBatchNDJSON)
 	if err != nil {
-		return fail(Invalid("original_event", err.Error()))
+		return fail(models.Invalid("original_event", err.Error()))
 	}
 	now := r.store.now()
 	events, err := r.builder.BuildBatch(ctx, org, ins, now)
@@ -190,12 +191,12 @@ func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, b
 	if errors.Is(err, ErrIdempotencyTaken) {
 		prior, lerr := r.answers.Lookup(ctx, org, key)
 		if lerr != nil || prior == nil {
-			return nil, Conflict("id", "this dead letter is being replayed")
+			return nil, models.Conflict("id", "this dead letter is being replayed")
 		}
 		res.Receipts, err = prior.Receipts, nil
 	}
 	if err != nil {
-		if KindOf(err) == KindInvalid {
+		if models.KindOf(err) == models.KindInvalid {
 			return fail(err)
 		}
 		return nil, err
@@ -203,7 +204,7 @@ func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, b
 	if err := r.store.markReplayed(ctx, org, id, by.Principal(), res.Receipts); err != nil {
 		return nil, err
 	}
-	return res.Receipts, r.trail.Record(ctx, AuditEntry{Org: org, Action: ActionDeadLetterReplay, Actor: by,
+	return res.Receipts, r.trail.Record(ctx, models.AuditEntry{Org: org, Action: models.ActionDeadLetterReplay, Actor: by,
 		TargetType: "dead_letter", TargetID: strconv.FormatInt(id, 10),
 		Outcome: fmt.Sprintf("dead letter %d replayed: %d events recorded", id, len(res.Receipts))})
 }
@@ -226,8 +227,8 @@ type eventInput struct {
 	Details            json.RawMessage `json:"details,omitempty"`
 }
 
-func inputOf(ev *Event) eventInput {
-	return eventInput{Timestamp: ev.Timestamp.UTC().Format(TimestampLayout), Action: ev.Action, Status: ev.Status,
+func inputOf(ev *models.Event) eventInput {
+	return eventInput{Timestamp: ev.Timestamp.UTC().Format(models.TimestampLayout), Action: ev.Action, Status: ev.Status,
 		PrincipalID: ev.PrincipalID, TargetResourceType: ev.TargetResourceType, TargetResourceID: ev.TargetResourceID,
 		OutcomeDescription: ev.OutcomeDescription, CorrelationID: ev.CorrelationID,
 		DataClassification: ev.DataClassification, RetentionPolicy: ev.RetentionPolicy, EventVersion: ev.EventVersion,

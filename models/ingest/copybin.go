@@ -1,8 +1,10 @@
-package models
+package ingest
 
 import (
 	"encoding/binary"
 	"time"
+
+	"auditdb/models"
 )
 
 // PostgreSQL's binary COPY format, written by hand for audit_log rows: the writer sends a
@@ -72,7 +74,7 @@ func (b copyRowBuf) bytea(v []byte) copyRowBuf {
 
 // appendCopyEvent appends ev (id assigned) as one binary COPY tuple of the id followed by
 // copyColumns.
-func appendCopyEvent(buf []byte, ev *Event) []byte {
+func appendCopyEvent(buf []byte, ev *models.Event) []byte {
 	b := copyRowBuf(binary.BigEndian.AppendUint16(buf, uint16(1+len(copyColumns))))
 	b = b.int8(ev.ID).timestamptz(ev.Timestamp).optText(ev.TTL).optText(ev.PrincipalID).text(ev.OrganizationID).
 		text(ev.Action).optText(ev.TargetResourceType).optText(ev.TargetResourceID).text(ev.Status).

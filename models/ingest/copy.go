@@ -1,4 +1,4 @@
-package models
+package ingest
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"gorm.io/gorm"
+
+	"auditdb/models"
 )
 
 // copyColumns are the audit_log columns written by COPY after the id, in order.
@@ -25,10 +28,10 @@ var copyColumns = []string{
 func CopyColumns() []string { return append([]string(nil), copyColumns...) }
 
 // CopyRow returns ev's values for CopyColumns.
-func CopyRow(ev *Event) []any { return copyRow(ev) }
+func CopyRow(ev *models.Event) []any { return copyRow(ev) }
 
 // copyRow is ev's values for copyColumns.
-func copyRow(ev *Event) []any {
+func copyRow(ev *models.Event) []any {
 	var details any
 	if len(ev.Details) > 0 {
 		details = string(ev.Details)
@@ -81,8 +84,8 @@ func (b *idBlock) take(ctx context.Context, pool *pgxpool.Pool, n int) ([]int64,
 // the two statements run as one implicit transaction; inside one (a writer transaction
 // that also stores Idempotency-Keys) they join it. Either way, on error neither took
 // effect.
-func copyEvents(ctx context.Context, conn *pgx.Conn, events []*Event) error {
-	queue, err := LeafQueueSQL(events)
+func copyEvents(ctx context.Context, conn *pgx.Conn, events []*models.Event) error {
+	queue, err := models.LeafQueueSQL(events)
 	if err != nil {
 		return err
 	}
@@ -111,18 +114,18 @@ func quotedColumns(cols []string) []string {
 // creating any missing monthly partition first and queueing the events for the Merkle log.
 // It sets each event's ID and returns the number of rows written; on error nothing is
 // written. Requests from the API go through the Writer instead, which batches them.
-func (s *EventStore) CopyEvents(ctx context.Context, parts *PartitionManager, events []Event) (int64, error) {
+func CopyEvents(ctx context.Context, db *gorm.DB, parts *models.PartitionManager, events []models.Event) (int64, error) {
 	if len(events) == 0 {
 		return 0, nil
 	}
 	months := map[time.Time]bool{}
 	var times []time.Time
-	ptrs := make([]*Event, len(events))
+	ptrs := make([]*models.Event, len(events))
 	for i := range events {
 		if events[i].Hash == "" || events[i].Signature == "" {
-			return 0, fmt.Errorf("models: event %d is not sealed", i)
+			return 0, fmt.Errorf("ingest: event %d is not sealed", i)
 		}
-		if m := MonthStart(events[i].Timestamp); !months[m] {
+		if m := models.MonthStart(events[i].Timestamp); !months[m] {
 			months[m] = true
 			times = append(times, m)
 		}
@@ -131,7 +134,7 @@ func (s *EventStore) CopyEvents(ctx context.Context, parts *PartitionManager, ev
 	if err := parts.EnsureFor(ctx, "audit_log", times...); err != nil {
 		return 0, err
 	}
-	err := WithPgx(ctx, s.db, func(conn *pgx.Conn) error {
+	err := models.WithPgx(ctx, db, func(conn *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			ids, err := allocateIDs(ctx, tx, len(events))
 			if err != nil {
@@ -147,7 +150,7 @@ func (s *EventStore) CopyEvents(ctx context.Context, parts *PartitionManager, ev
 		for i := range events {
 			events[i].ID = 0
 		}
-		return 0, fmt.Errorf("models: copy events: %w", err)
+		return 0, fmt.Errorf("ingest: copy events: %w", err)
 	}
 	return int64(len(events)), nil
 }

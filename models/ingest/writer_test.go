@@ -1,10 +1,11 @@
-package models_test
+package ingest_test
 
 import (
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"auditdb/models"
+	"auditdb/models/ingest"
 	"auditdb/models/pgtest"
 )
 
@@ -27,10 +29,10 @@ func testPool(t *testing.T) *pgxpool.Pool {
 }
 
 // startWriter returns a started writer over the package database, closed at cleanup.
-func startWriter(t *testing.T, cfg models.WriterConfig) *models.Writer {
+func startWriter(t *testing.T, cfg ingest.WriterConfig) *ingest.Writer {
 	t.Helper()
 	db := pgtest.DB(t)
-	w := models.NewWriter(testPool(t), models.NewPartitionManager(db), models.NewDeadLetterStore(db), cfg,
+	w := ingest.NewWriter(testPool(t), models.NewPartitionManager(db), ingest.NewDeadLetterStore(db), cfg,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	w.Start()
 	t.Cleanup(func() { w.Close(context.Background()) })
@@ -40,10 +42,10 @@ func startWriter(t *testing.T, cfg models.WriterConfig) *models.Writer {
 // sealed returns n sealed events of org with distinct actions prefix-0, prefix-1, ….
 func sealed(t *testing.T, org, prefix string, n int) []models.Event {
 	t.Helper()
-	s := testSealer(t)
+	s := pgtest.Sealer(t)
 	out := make([]models.Event, n)
 	for i := range out {
-		out[i] = models.Event{OrganizationID: org, Timestamp: time.Now().UTC(), Action: prefix + "-" + itoa(i), Status: "success",
+		out[i] = models.Event{OrganizationID: org, Timestamp: time.Now().UTC(), Action: prefix + "-" + strconv.Itoa(i), Status: "success",
 			DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0"}
 		if err := s.Seal(&out[i]); err != nil {
 			t.Fatal(err)
@@ -53,19 +55,19 @@ func sealed(t *testing.T, org, prefix string, n int) []models.Event {
 }
 
 func TestWriterGroupsConcurrentRequests(t *testing.T) {
-	w := startWriter(t, models.WriterConfig{MaxDelay: 20 * time.Millisecond, MaxBatch: 1000})
-	org := testOrg(t, "")
+	w := startWriter(t, ingest.WriterConfig{MaxDelay: 20 * time.Millisecond, MaxBatch: 1000})
+	org := pgtest.OrgID(t, "")
 	const requests = 40
 	var wg sync.WaitGroup
-	results := make([]models.WriteResult, requests)
+	results := make([]ingest.WriteResult, requests)
 	errs := make([]error, requests)
 	received := time.Now()
 	for i := 0; i < requests; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			results[i], errs[i] = w.Write(context.Background(), models.WriteRequest{Org: org,
-				Events: sealed(t, org, "req"+itoa(i), 1+i%3), Received: received})
+			results[i], errs[i] = w.Write(context.Background(), ingest.WriteRequest{Org: org,
+				Events: sealed(t, org, "req"+strconv.Itoa(i), 1+i%3), Received: received})
 		}(i)
 	}
 	wg.Wait()
@@ -101,16 +103,16 @@ func TestWriterGroupsConcurrentRequests(t *testing.T) {
 }
 
 func TestWriterIdempotencyKeys(t *testing.T) {
-	w := startWriter(t, models.WriterConfig{MaxDelay: 20 * time.Millisecond})
-	answers := models.NewIdempotencyStore(pgtest.DB(t))
+	w := startWriter(t, ingest.WriterConfig{MaxDelay: 20 * time.Millisecond})
+	answers := ingest.NewIdempotencyStore(pgtest.DB(t))
 	ctx := context.Background()
-	org := testOrg(t, "")
-	claim := func(key, body string) *models.IdempotencyClaim {
-		return &models.IdempotencyClaim{Key: key, RequestHash: []byte(body)}
+	org := pgtest.OrgID(t, "")
+	claim := func(key, body string) *ingest.IdempotencyClaim {
+		return &ingest.IdempotencyClaim{Key: key, RequestHash: []byte(body)}
 	}
 
 	t.Run("the first answer is stored with the events", func(t *testing.T) {
-		res, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "k1", 2), Received: time.Now(), Idempotency: claim("k1", "a")})
+		res, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "k1", 2), Received: time.Now(), Idempotency: claim("k1", "a")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,13 +121,13 @@ func TestWriterIdempotencyKeys(t *testing.T) {
 			got.Receipts[0].ID != res.Receipts[0].ID || !got.Receipts[1].Timestamp.Equal(res.Receipts[1].Timestamp) {
 			t.Fatalf("stored %+v, %v; want the receipts %+v", got, err, res.Receipts)
 		}
-		if other, _ := answers.Lookup(ctx, testOrg(t, "other"), "k1"); other != nil {
+		if other, _ := answers.Lookup(ctx, pgtest.OrgID(t, "other"), "k1"); other != nil {
 			t.Fatal("a key is per organization")
 		}
 	})
 	t.Run("a second request with the key writes nothing", func(t *testing.T) {
-		_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "k1-again", 1), Received: time.Now(), Idempotency: claim("k1", "b")})
-		if !errors.Is(err, models.ErrIdempotencyTaken) {
+		_, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "k1-again", 1), Received: time.Now(), Idempotency: claim("k1", "b")})
+		if !errors.Is(err, ingest.ErrIdempotencyTaken) {
 			t.Fatalf("err = %v, want ErrIdempotencyTaken", err)
 		}
 		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'k1-again%'`, org); n != 0 {
@@ -139,7 +141,7 @@ func TestWriterIdempotencyKeys(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				_, errs[i] = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "race", 1), Received: time.Now(), Idempotency: claim("race", "x")})
+				_, errs[i] = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "race", 1), Received: time.Now(), Idempotency: claim("race", "x")})
 			}(i)
 		}
 		wg.Wait()
@@ -163,7 +165,7 @@ func TestWriterIdempotencyKeys(t *testing.T) {
 		if got, _ := answers.Lookup(ctx, org, "old"); got != nil {
 			t.Fatal("an expired answer should not be returned")
 		}
-		if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "old", 1), Received: time.Now(), Idempotency: claim("old", "y")}); err != nil {
+		if _, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "old", 1), Received: time.Now(), Idempotency: claim("old", "y")}); err != nil {
 			t.Fatalf("expired key not taken over: %v", err)
 		}
 		if got, _ := answers.Lookup(ctx, org, "old"); got == nil || string(got.RequestHash) != "y" {
@@ -180,21 +182,21 @@ func TestWriterDeadLettersWhatTheDatabaseRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Exec(`ALTER TABLE audit_log DROP CONSTRAINT test_refuse_poison`) })
-	w := startWriter(t, models.WriterConfig{MaxDelay: 50 * time.Millisecond})
+	w := startWriter(t, ingest.WriterConfig{MaxDelay: 50 * time.Millisecond})
 	ctx := context.Background()
-	org := testOrg(t, "")
+	org := pgtest.OrgID(t, "")
 
 	var wg sync.WaitGroup
-	var good, bad models.WriteResult
+	var good, bad ingest.WriteResult
 	var goodErr, badErr error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		good, goodErr = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "fine", 3), Received: time.Now(), KeepDeadLetter: true})
+		good, goodErr = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "fine", 3), Received: time.Now(), KeepDeadLetter: true})
 	}()
 	go func() {
 		defer wg.Done()
-		bad, badErr = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "poison", 2), Received: time.Now(),
+		bad, badErr = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "poison", 2), Received: time.Now(),
 			KeepDeadLetter: true, Source: "api"})
 	}()
 	wg.Wait()
@@ -204,7 +206,7 @@ func TestWriterDeadLettersWhatTheDatabaseRefuses(t *testing.T) {
 	if badErr != nil || bad.DeadLetter == nil || len(bad.Receipts) != 0 {
 		t.Fatalf("bad request: %v %+v; want a dead letter", badErr, bad)
 	}
-	dl, err := models.NewDeadLetterStore(db).Get(ctx, org, bad.DeadLetter.ID)
+	dl, err := ingest.NewDeadLetterStore(db).Get(ctx, org, bad.DeadLetter.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +217,7 @@ func TestWriterDeadLettersWhatTheDatabaseRefuses(t *testing.T) {
 		t.Fatalf("%d events of the refused request were written; a request is atomic", n)
 	}
 
-	_, err = w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "poison", 1), Received: time.Now()})
+	_, err = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "poison", 1), Received: time.Now()})
 	if models.KindOf(err) != models.KindInvalid || !strings.Contains(err.Error(), "test_refuse_poison") {
 		t.Fatalf("without KeepDeadLetter: err = %v, want KindInvalid with the reason", err)
 	}
@@ -223,10 +225,10 @@ func TestWriterDeadLettersWhatTheDatabaseRefuses(t *testing.T) {
 
 func TestWriterQueueFullAndOutage(t *testing.T) {
 	db := pgtest.DB(t)
-	w := startWriter(t, models.WriterConfig{MaxQueued: 3, MaxBatch: 1, Flushers: 1, MaxDelay: time.Millisecond})
+	w := startWriter(t, ingest.WriterConfig{MaxQueued: 3, MaxBatch: 1, Flushers: 1, MaxDelay: time.Millisecond})
 	ctx := context.Background()
-	org := testOrg(t, "")
-	if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "warm", 1), Received: time.Now()}); err != nil {
+	org := pgtest.OrgID(t, "")
+	if _, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "warm", 1), Received: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -238,7 +240,7 @@ func TestWriterQueueFullAndOutage(t *testing.T) {
 	first := make(chan error, 3)
 	for i := 0; i < 3; i++ {
 		go func(i int) {
-			_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "blocked"+itoa(i), 1), Received: time.Now()})
+			_, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "blocked"+strconv.Itoa(i), 1), Received: time.Now()})
 			first <- err
 		}(i)
 	}
@@ -246,7 +248,7 @@ func TestWriterQueueFullAndOutage(t *testing.T) {
 		return countWhere(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) > 0
 	})
 	waitFor(t, "the queue to fill", func() bool {
-		_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "overflow", 1), Received: time.Now()})
+		_, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "overflow", 1), Received: time.Now()})
 		return models.KindOf(err) == models.KindTooMany && models.RetryAfterOf(err) > 0
 	})
 
@@ -269,7 +271,7 @@ func TestWriterQueueFullAndOutage(t *testing.T) {
 		t.Fatal("no request saw the outage")
 	}
 	waitFor(t, "the writer to recover by itself", func() bool {
-		_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "after", 1), Received: time.Now()})
+		_, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "after", 1), Received: time.Now()})
 		return err == nil
 	})
 	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'overflow%'`, org); n != 0 {
@@ -280,22 +282,22 @@ func TestWriterQueueFullAndOutage(t *testing.T) {
 // TestWriterPaths covers gatherings of every size, with and without an Idempotency-Key (a
 // key adds a transaction around the write that stores the answer).
 func TestWriterPaths(t *testing.T) {
-	w := startWriter(t, models.WriterConfig{})
-	org := testOrg(t, "")
+	w := startWriter(t, ingest.WriterConfig{})
+	org := pgtest.OrgID(t, "")
 	cases := []struct {
 		name  string
 		n     int
-		claim *models.IdempotencyClaim
+		claim *ingest.IdempotencyClaim
 	}{
 		{"one event", 1, nil},
 		{"a few events", 20, nil},
 		{"many events", 1500, nil},
-		{"a few events with a key", 3, &models.IdempotencyClaim{Key: "paths", RequestHash: []byte("h")}},
+		{"a few events with a key", 3, &ingest.IdempotencyClaim{Key: "paths", RequestHash: []byte("h")}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			evs := sealed(t, org, tc.name, tc.n)
-			res, err := w.Write(context.Background(), models.WriteRequest{Org: org, Events: evs, Received: time.Now(), Idempotency: tc.claim})
+			res, err := w.Write(context.Background(), ingest.WriteRequest{Org: org, Events: evs, Received: time.Now(), Idempotency: tc.claim})
 			if err != nil || len(res.Receipts) != tc.n {
 				t.Fatalf("%d receipts, err %v", len(res.Receipts), err)
 			}
@@ -307,7 +309,7 @@ func TestWriterPaths(t *testing.T) {
 				if got.Hash != evs[i].Hash || got.Action != evs[i].Action || !got.Timestamp.Equal(evs[i].Timestamp) {
 					t.Fatalf("receipt %d names another event", i)
 				}
-				if v, err := testSealer(t).Verify(&got); err != nil || !v.HashOK || !v.SignatureOK {
+				if v, err := pgtest.Sealer(t).Verify(&got); err != nil || !v.HashOK || !v.SignatureOK {
 					t.Fatalf("stored event %d does not verify", i)
 				}
 			}
@@ -333,10 +335,10 @@ func TestWriterHoldsSmallGatheringsWhileAnotherIsWritten(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := pgtest.DB(t)
-			w := startWriter(t, models.WriterConfig{Flushers: 2, HoldBelow: 100, HoldFor: tc.holdFor, MaxDelay: time.Millisecond})
+			w := startWriter(t, ingest.WriterConfig{Flushers: 2, HoldBelow: 100, HoldFor: tc.holdFor, MaxDelay: time.Millisecond})
 			ctx := context.Background()
-			org := testOrg(t, "")
-			if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "warm", 1), Received: time.Now()}); err != nil {
+			org := pgtest.OrgID(t, "")
+			if _, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "warm", 1), Received: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			_, before := w.Stats()
@@ -350,13 +352,13 @@ func TestWriterHoldsSmallGatheringsWhileAnotherIsWritten(t *testing.T) {
 			}
 			errs := make(chan error, 31)
 			write := func(prefix string) {
-				_, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, prefix, 1), Received: time.Now()})
+				_, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, prefix, 1), Received: time.Now()})
 				errs <- err
 			}
 			go write("first")
 			waitFor(t, "the first write to wait on the lock", func() bool { return waiting() == 1 })
 			for i := 0; i < 30; i++ {
-				go write("held" + itoa(i))
+				go write("held" + strconv.Itoa(i))
 			}
 			time.Sleep(300 * time.Millisecond)
 			if got := waiting(); got != tc.waiters {
@@ -382,16 +384,16 @@ func TestWriterHoldsSmallGatheringsWhileAnotherIsWritten(t *testing.T) {
 // the queue's SQL) are refused as invalid, not taken for an outage: the next request goes
 // through at once.
 func TestWriterRefusesUnwritableRowsWithoutAnOutage(t *testing.T) {
-	w := startWriter(t, models.WriterConfig{})
+	w := startWriter(t, ingest.WriterConfig{})
 	ctx := context.Background()
 	evs := sealed(t, "x", "odd", 1)
 	evs[0].OrganizationID = "Not an org'"
-	_, err := w.Write(ctx, models.WriteRequest{Org: evs[0].OrganizationID, Events: evs, Received: time.Now()})
+	_, err := w.Write(ctx, ingest.WriteRequest{Org: evs[0].OrganizationID, Events: evs, Received: time.Now()})
 	if models.KindOf(err) != models.KindInvalid {
 		t.Fatalf("err = %v, want KindInvalid", err)
 	}
-	org := testOrg(t, "")
-	if _, err := w.Write(ctx, models.WriteRequest{Org: org, Events: sealed(t, org, "next", 1), Received: time.Now()}); err != nil {
+	org := pgtest.OrgID(t, "")
+	if _, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "next", 1), Received: time.Now()}); err != nil {
 		t.Fatalf("the next request: %v (the writer took the refusal for an outage)", err)
 	}
 }

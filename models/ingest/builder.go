@@ -1,4 +1,7 @@
-package models
+// Package ingest is the write path of audit events: the builder that checks and seals what
+// services post, the group-commit writer (one binary COPY and one leaf-queue INSERT per batch),
+// Idempotency-Key answers and the dead letters the database refused.
+package ingest
 
 import (
 	"context"
@@ -10,6 +13,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"auditdb/models"
 	"auditdb/models/eventjson"
 )
 
@@ -32,97 +36,97 @@ var columnLimits = map[string]int{
 
 // presetResolver finds the preset an event names.
 type presetResolver interface {
-	Resolve(ctx context.Context, org, name string) (*Preset, error)
+	Resolve(ctx context.Context, org, name string) (*models.Preset, error)
 }
 
-// EventBuilder turns decoded input into sealed events ready for the writer: it applies the
+// Builder turns decoded input into sealed events ready for the writer: it applies the
 // named preset's defaults, checks every field against the preset's (or the default)
 // rules, resolves the retention policy and seals the result.
-type EventBuilder struct {
+type Builder struct {
 	presets  presetResolver
-	policies *PolicyCatalog
-	sealer   *Sealer
+	policies *RetentionCatalog
+	sealer   *models.Sealer
 }
 
-// NewEventBuilder returns a builder over the preset store, the retention policies and the
+// NewBuilder returns a builder over the preset store, the retention policies and the
 // sealer.
-func NewEventBuilder(presets presetResolver, policies *PolicyCatalog, sealer *Sealer) *EventBuilder {
-	return &EventBuilder{presets: presets, policies: policies, sealer: sealer}
+func NewBuilder(presets presetResolver, policies *RetentionCatalog, sealer *models.Sealer) *Builder {
+	return &Builder{presets: presets, policies: policies, sealer: sealer}
 }
 
 // BuildOne builds the event of a single-event request. Bad input is KindInvalid naming the
 // camelCase field; an organizationId other than org is KindForbidden.
-func (b *EventBuilder) BuildOne(ctx context.Context, org string, in eventjson.Input, received time.Time) (Event, error) {
+func (b *Builder) BuildOne(ctx context.Context, org string, in eventjson.Input, received time.Time) (models.Event, error) {
 	return b.build(ctx, org, in, received)
 }
 
 // BuildBatch builds every event of a batch, or none: the first bad event's error is
 // returned wrapped with its index (see IndexOf).
-func (b *EventBuilder) BuildBatch(ctx context.Context, org string, ins []eventjson.Input, received time.Time) ([]Event, error) {
-	out := make([]Event, len(ins))
+func (b *Builder) BuildBatch(ctx context.Context, org string, ins []eventjson.Input, received time.Time) ([]models.Event, error) {
+	out := make([]models.Event, len(ins))
 	for i := range ins {
 		ev, err := b.build(ctx, org, ins[i], received)
 		if err != nil {
-			return nil, AtIndex(i, err)
+			return nil, models.AtIndex(i, err)
 		}
 		out[i] = ev
 	}
 	return out, nil
 }
 
-func (b *EventBuilder) build(ctx context.Context, org string, in eventjson.Input, received time.Time) (Event, error) {
+func (b *Builder) build(ctx context.Context, org string, in eventjson.Input, received time.Time) (models.Event, error) {
 	if in.OrganizationID != nil && *in.OrganizationID != org {
-		return Event{}, &Error{Kind: KindForbidden, Field: "organizationId",
+		return models.Event{}, &models.Error{Kind: models.KindForbidden, Field: "organizationId",
 			Message: "names another organization; leave it out or send the API key's own"}
 	}
-	rules := DefaultRules
-	var preset *Preset
+	rules := models.DefaultRules
+	var preset *models.Preset
 	if in.Preset != nil {
 		p, err := b.presets.Resolve(ctx, org, *in.Preset)
 		if err != nil {
-			return Event{}, err
+			return models.Event{}, err
 		}
 		preset, rules = p, p.Rules()
 		applyPreset(&in, p)
 	}
 	if err := checkRequired(&in, preset, rules); err != nil {
-		return Event{}, err
+		return models.Event{}, err
 	}
 	if err := checkLengths(&in, rules); err != nil {
-		return Event{}, err
+		return models.Event{}, err
 	}
 
-	ev := Event{OrganizationID: org, Action: *in.Action, Status: *in.Status, PrincipalID: in.PrincipalID,
+	ev := models.Event{OrganizationID: org, Action: *in.Action, Status: *in.Status, PrincipalID: in.PrincipalID,
 		TargetResourceType: in.TargetResourceType, TargetResourceID: in.TargetResourceID,
 		OutcomeDescription: in.OutcomeDescription, CorrelationID: in.CorrelationID, TTL: in.TTL,
 		DataClassification: "INTERNAL", EventVersion: "1.0", Details: in.Details}
-	if !contains(EventStatuses, ev.Status) {
-		return Event{}, Invalid("status", "must be one of attempt, success, failure")
+	if !slices.Contains(models.EventStatuses, ev.Status) {
+		return models.Event{}, models.Invalid("status", "must be one of attempt, success, failure")
 	}
 	if in.DataClassification != nil {
 		ev.DataClassification = *in.DataClassification
-		if !contains(DataClassifications, ev.DataClassification) {
-			return Event{}, Invalid("dataClassification", "must be one of PUBLIC, INTERNAL, CONFIDENTIAL, PHI")
+		if !slices.Contains(models.DataClassifications, ev.DataClassification) {
+			return models.Event{}, models.Invalid("dataClassification", "must be one of PUBLIC, INTERNAL, CONFIDENTIAL, PHI")
 		}
 	}
 	if in.EventVersion != nil {
 		ev.EventVersion = *in.EventVersion
 	}
 	if !slices.Contains(rules.AllowedEventVersions, ev.EventVersion) {
-		return Event{}, Invalid("eventVersion", fmt.Sprintf("must be one of %v", rules.AllowedEventVersions))
+		return models.Event{}, models.Invalid("eventVersion", fmt.Sprintf("must be one of %v", rules.AllowedEventVersions))
 	}
 
 	ev.Timestamp = received
 	if in.Timestamp != nil {
 		t, err := time.Parse(time.RFC3339Nano, *in.Timestamp)
 		if err != nil {
-			return Event{}, Invalid("timestamp", "must be an RFC 3339 date and time, such as 2026-01-31T13:45:00Z")
+			return models.Event{}, models.Invalid("timestamp", "must be an RFC 3339 date and time, such as 2026-01-31T13:45:00Z")
 		}
 		if t.Year() < 1970 {
-			return Event{}, Invalid("timestamp", "must be after 1970")
+			return models.Event{}, models.Invalid("timestamp", "must be after 1970")
 		}
 		if t.After(received.Add(MaxFutureSkew)) {
-			return Event{}, Invalid("timestamp", "is more than 5 minutes in the future")
+			return models.Event{}, models.Invalid("timestamp", "is more than 5 minutes in the future")
 		}
 		ev.Timestamp = t
 	}
@@ -130,25 +134,25 @@ func (b *EventBuilder) build(ctx context.Context, org string, in eventjson.Input
 
 	policy, err := b.policies.resolve(ctx, in.RetentionPolicy, ev.DataClassification)
 	if err != nil {
-		return Event{}, err
+		return models.Event{}, err
 	}
 	ev.RetentionPolicy = policy.Name
 	if ev.Timestamp.Before(received.AddDate(0, 0, -policy.RetentionDays)) {
-		return Event{}, Invalid("timestamp", fmt.Sprintf("is older than the %d days retention policy %s keeps events",
+		return models.Event{}, models.Invalid("timestamp", fmt.Sprintf("is older than the %d days retention policy %s keeps events",
 			policy.RetentionDays, policy.Name))
 	}
 	if err := b.sealer.Seal(&ev); err != nil {
-		return Event{}, err
+		return models.Event{}, err
 	}
 	return ev, nil
 }
 
 // applyPreset fills the members the event left out from the preset's defaults.
-func applyPreset(in *eventjson.Input, p *Preset) {
-	for _, f := range PresetDefaultFields {
+func applyPreset(in *eventjson.Input, p *models.Preset) {
+	for _, f := range models.PresetDefaultFields {
 		if f == "details" {
 			if in.Details == nil {
-				if raw := p.defaultDetails(); raw != nil {
+				if raw := p.DefaultDetails(); raw != nil {
 					if depth, longest, err := eventjson.MeasureDetails(raw); err == nil {
 						in.Details, in.DetailsDepth, in.DetailsLongestString = raw, depth, longest
 					}
@@ -157,13 +161,13 @@ func applyPreset(in *eventjson.Input, p *Preset) {
 			continue
 		}
 		if target := in.Field(f); target != nil && *target == nil {
-			*target = p.defaultString(f)
+			*target = p.DefaultString(f)
 		}
 	}
 }
 
 // checkRequired demands action and status always, and whatever the preset requires.
-func checkRequired(in *eventjson.Input, p *Preset, rules PresetRules) error {
+func checkRequired(in *eventjson.Input, p *models.Preset, rules models.PresetRules) error {
 	required := []string{"action", "status"}
 	by := ""
 	if p != nil {
@@ -178,14 +182,14 @@ func checkRequired(in *eventjson.Input, p *Preset, rules PresetRules) error {
 			present = *target != nil
 		}
 		if !present {
-			return Invalid(f, "is required"+by)
+			return models.Invalid(f, "is required"+by)
 		}
 	}
 	return nil
 }
 
 // checkLengths applies the column limits and the rules' maxStringLength and depth.
-func checkLengths(in *eventjson.Input, rules PresetRules) error {
+func checkLengths(in *eventjson.Input, rules models.PresetRules) error {
 	for _, f := range eventjson.Fields {
 		target := in.Field(f)
 		if target == nil || *target == nil {
@@ -197,25 +201,25 @@ func checkLengths(in *eventjson.Input, rules PresetRules) error {
 			limit = c
 		}
 		if n > limit {
-			return Invalid(f, fmt.Sprintf("must be at most %d characters", limit))
+			return models.Invalid(f, fmt.Sprintf("must be at most %d characters", limit))
 		}
 		if n == 0 && (f == "action" || f == "status") {
-			return Invalid(f, "must not be empty")
+			return models.Invalid(f, "must not be empty")
 		}
 	}
 	if in.Details != nil {
 		if in.DetailsDepth > rules.MaxCustomFieldDepth {
-			return Invalid("details", fmt.Sprintf("nests %d levels deep; at most %d allowed", in.DetailsDepth, rules.MaxCustomFieldDepth))
+			return models.Invalid("details", fmt.Sprintf("nests %d levels deep; at most %d allowed", in.DetailsDepth, rules.MaxCustomFieldDepth))
 		}
 		if in.DetailsLongestString > rules.MaxStringLength {
-			return Invalid("details", fmt.Sprintf("holds a string longer than %d characters", rules.MaxStringLength))
+			return models.Invalid("details", fmt.Sprintf("holds a string longer than %d characters", rules.MaxStringLength))
 		}
 	}
 	return nil
 }
 
-// ActivePolicy is an active retention policy as ingest needs it.
-type ActivePolicy struct {
+// ActiveRetention is an active retention policy as ingest needs it.
+type ActiveRetention struct {
 	Name           string
 	Classification string
 	RetentionDays  int
@@ -224,32 +228,34 @@ type ActivePolicy struct {
 // policyCacheTTL is how long the active policies are reused before being read again.
 const policyCacheTTL = 30 * time.Second
 
-// PolicyCatalog answers which retention policies are active, read from
+// RetentionCatalog answers which retention policies are active, read from
 // audit_retention_policy at most every policyCacheTTL.
-type PolicyCatalog struct {
+type RetentionCatalog struct {
 	db  *gorm.DB
 	now func() time.Time
 
 	mu      sync.Mutex
 	until   time.Time
-	byName  map[string]ActivePolicy
-	byClass map[string]ActivePolicy
+	byName  map[string]ActiveRetention
+	byClass map[string]ActiveRetention
 }
 
-// NewPolicyCatalog returns a catalog over db.
-func NewPolicyCatalog(db *gorm.DB) *PolicyCatalog { return &PolicyCatalog{db: db, now: time.Now} }
+// NewRetentionCatalog returns a catalog over db.
+func NewRetentionCatalog(db *gorm.DB) *RetentionCatalog {
+	return &RetentionCatalog{db: db, now: time.Now}
+}
 
 // resolve returns the named active policy, or when name is nil the default for the data
 // classification (the oldest active policy of that classification, else "standard").
-func (c *PolicyCatalog) resolve(ctx context.Context, name *string, classification string) (ActivePolicy, error) {
+func (c *RetentionCatalog) resolve(ctx context.Context, name *string, classification string) (ActiveRetention, error) {
 	byName, byClass, err := c.load(ctx)
 	if err != nil {
-		return ActivePolicy{}, err
+		return ActiveRetention{}, err
 	}
 	if name != nil {
 		p, ok := byName[*name]
 		if !ok {
-			return ActivePolicy{}, Invalid("retentionPolicy", fmt.Sprintf("%q is not an active retention policy", *name))
+			return ActiveRetention{}, models.Invalid("retentionPolicy", fmt.Sprintf("%q is not an active retention policy", *name))
 		}
 		return p, nil
 	}
@@ -259,23 +265,23 @@ func (c *PolicyCatalog) resolve(ctx context.Context, name *string, classificatio
 	if p, ok := byName["standard"]; ok {
 		return p, nil
 	}
-	return ActivePolicy{}, Invalid("retentionPolicy", "is required: no active policy covers "+classification+" data")
+	return ActiveRetention{}, models.Invalid("retentionPolicy", "is required: no active policy covers "+classification+" data")
 }
 
-func (c *PolicyCatalog) load(ctx context.Context) (map[string]ActivePolicy, map[string]ActivePolicy, error) {
+func (c *RetentionCatalog) load(ctx context.Context) (map[string]ActiveRetention, map[string]ActiveRetention, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	if c.byName != nil && now.Before(c.until) {
 		return c.byName, c.byClass, nil
 	}
-	var rows []ActivePolicy
+	var rows []ActiveRetention
 	err := c.db.WithContext(ctx).Raw(`SELECT policy_name AS name, data_classification AS classification, retention_days
 		FROM audit_retention_policy WHERE is_active ORDER BY id`).Scan(&rows).Error
 	if err != nil {
-		return nil, nil, Unavailable("cannot read retention policies", err)
+		return nil, nil, models.Unavailable("cannot read retention policies", err)
 	}
-	c.byName, c.byClass = map[string]ActivePolicy{}, map[string]ActivePolicy{}
+	c.byName, c.byClass = map[string]ActiveRetention{}, map[string]ActiveRetention{}
 	for _, r := range rows {
 		c.byName[r.Name] = r
 		if _, ok := c.byClass[r.Classification]; !ok {

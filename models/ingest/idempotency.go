@@ -1,4 +1,4 @@
-package models
+package ingest
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"auditdb/models"
 )
 
 // StoredAnswer is the first answer to a request that carried an Idempotency-Key.
@@ -38,17 +40,17 @@ func (s *IdempotencyStore) Lookup(ctx context.Context, org, key string) (*Stored
 		return nil, nil
 	}
 	if err != nil {
-		return nil, Unavailable("cannot read idempotency records", err)
+		return nil, models.Unavailable("cannot read idempotency records", err)
 	}
 	var body storedAnswer
 	if err := json.Unmarshal(row.Response, &body); err != nil {
-		return nil, fmt.Errorf("models: stored answer of %q: %w", key, err)
+		return nil, fmt.Errorf("ingest: stored answer of %q: %w", key, err)
 	}
 	ans := &StoredAnswer{RequestHash: row.RequestHash, Status: row.Status}
 	for _, r := range body.Receipts {
-		ts, err := time.Parse(TimestampLayout, r.Timestamp)
+		ts, err := time.Parse(models.TimestampLayout, r.Timestamp)
 		if err != nil {
-			return nil, fmt.Errorf("models: stored answer of %q: %w", key, err)
+			return nil, fmt.Errorf("ingest: stored answer of %q: %w", key, err)
 		}
 		ans.Receipts = append(ans.Receipts, Receipt{ID: r.ID, Hash: r.Hash, Timestamp: ts})
 	}
@@ -60,7 +62,7 @@ func (s *IdempotencyStore) PurgeExpired(ctx context.Context) (int64, error) {
 	res := s.db.WithContext(ctx).Exec(`DELETE FROM api_idempotency WHERE created_at < now() - make_interval(secs => ?)`,
 		IdempotencyTTL.Seconds())
 	if res.Error != nil {
-		return 0, fmt.Errorf("models: purge idempotency records: %w", res.Error)
+		return 0, fmt.Errorf("ingest: purge idempotency records: %w", res.Error)
 	}
 	return res.RowsAffected, nil
 }
