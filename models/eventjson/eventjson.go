@@ -10,6 +10,7 @@ package eventjson
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,25 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 )
+
+// Event is an event in the ingest API's JSON form, the fields the decoders read (less preset and
+// organizationId, which the server resolves), times in RFC 3339 with microseconds. Dead
+// letters keep refused events in this form, so a replay goes through the same decoder.
+type Event struct {
+	Timestamp          string          `json:"timestamp"`
+	Action             string          `json:"action"`
+	Status             string          `json:"status"`
+	PrincipalID        *string         `json:"principalId,omitempty"`
+	TargetResourceType *string         `json:"targetResourceType,omitempty"`
+	TargetResourceID   *string         `json:"targetResourceId,omitempty"`
+	OutcomeDescription *string         `json:"outcomeDescription,omitempty"`
+	CorrelationID      *string         `json:"correlationId,omitempty"`
+	DataClassification string          `json:"dataClassification"`
+	RetentionPolicy    string          `json:"retentionPolicy"`
+	EventVersion       string          `json:"eventVersion"`
+	TTL                *string         `json:"ttl,omitempty"`
+	Details            json.RawMessage `json:"details,omitempty"`
+}
 
 // Input is one event as sent. A nil pointer means the member was absent or null.
 type Input struct {

@@ -289,3 +289,48 @@ func TestStringMembersCountsFields(t *testing.T) {
 		t.Fatalf("%d string members in Fields, the decoder reserves room for %d", n, eventjson.StringMembers)
 	}
 }
+
+// TestEventRoundTrip: an Event encoded with encoding/json decodes to the same fields, so
+// dead letters kept in this form replay unchanged.
+func TestEventRoundTrip(t *testing.T) {
+	s := func(v string) *string { return &v }
+	ev := eventjson.Event{Timestamp: "2026-11-26T10:00:00.123456Z", Action: "record.read", Status: "success",
+		PrincipalID: s("dr.who"), TargetResourceType: s("Patient"), TargetResourceID: s("p-1"),
+		OutcomeDescription: s("opened"), CorrelationID: s("c-1"), DataClassification: "PHI",
+		RetentionPolicy: "phi_extended", EventVersion: "1.1", TTL: s("30d"), Details: json.RawMessage(`{"ip":"10.0.0.1"}`)}
+	body, err := json.Marshal([]eventjson.Event{ev, {Timestamp: ev.Timestamp, Action: "a", Status: "failure"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := eventjson.DecodeArray(body, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 2 {
+		t.Fatalf("decoded %d events, want 2", len(ins))
+	}
+	in := ins[0]
+	got := map[string]*string{"timestamp": in.Timestamp, "action": in.Action, "status": in.Status,
+		"principalId": in.PrincipalID, "targetResourceType": in.TargetResourceType, "targetResourceId": in.TargetResourceID,
+		"outcomeDescription": in.OutcomeDescription, "correlationId": in.CorrelationID,
+		"dataClassification": in.DataClassification, "retentionPolicy": in.RetentionPolicy,
+		"eventVersion": in.EventVersion, "ttl": in.TTL}
+	want := map[string]string{"timestamp": ev.Timestamp, "action": ev.Action, "status": ev.Status,
+		"principalId": "dr.who", "targetResourceType": "Patient", "targetResourceId": "p-1",
+		"outcomeDescription": "opened", "correlationId": "c-1", "dataClassification": "PHI",
+		"retentionPolicy": "phi_extended", "eventVersion": "1.1", "ttl": "30d"}
+	for field, w := range want {
+		if got[field] == nil || *got[field] != w {
+			t.Errorf("%s = %v, want %q", field, got[field], w)
+		}
+	}
+	if string(in.Details) != `{"ip":"10.0.0.1"}` {
+		t.Errorf("details = %s", in.Details)
+	}
+	if in.Preset != nil || in.OrganizationID != nil {
+		t.Errorf("preset/organizationId decoded from an Event: %v %v", in.Preset, in.OrganizationID)
+	}
+	if p := ins[1]; p.PrincipalID != nil || p.TTL != nil || p.Details != nil {
+		t.Errorf("omitted members decoded as present: %+v", p)
+	}
+}

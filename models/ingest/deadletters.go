@@ -61,7 +61,7 @@ func NewDeadLetterStore(db *gorm.DB) *DeadLetterStore { return &DeadLetterStore{
 
 // Add keeps req's events, as API input, with the database's reason for refusing them.
 func (s *DeadLetterStore) Add(ctx context.Context, req WriteRequest, reason string) (*DeadLetter, error) {
-	inputs := make([]eventInput, len(req.Events))
+	inputs := make([]eventjson.Event, len(req.Events))
 	for i := range req.Events {
 		inputs[i] = inputOf(&req.Events[i])
 	}
@@ -112,7 +112,7 @@ func (s *DeadLetterStore) Get(ctx context.Context, org string, id int64) (*DeadL
 }
 
 func (s *DeadLetterStore) markReplayed(ctx context.Context, org string, id int64, by string, rs []Receipt) error {
-	body, _ := json.Marshal(map[string]any{"receipts": receiptsJSON(rs)})
+	body, _ := json.Marshal(storedAnswer{Receipts: rs})
 	err := s.db.WithContext(ctx).Model(&DeadLetter{}).Where("organization_id = ? AND id = ? AND replayed_at IS NULL", org, id).
 		Updates(map[string]any{"replayed_at": s.now().UTC(), "replayed_by": by, "replay_result": string(body)}).Error
 	if err != nil {
@@ -209,26 +209,9 @@ func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, b
 		Outcome: fmt.Sprintf("dead letter %d replayed: %d events recorded", id, len(res.Receipts))})
 }
 
-// eventInput is an event as the ingest API takes it, for dead letters (replayed through
-// the same decoder) and the API's own output.
-type eventInput struct {
-	Timestamp          string          `json:"timestamp"`
-	Action             string          `json:"action"`
-	Status             string          `json:"status"`
-	PrincipalID        *string         `json:"principalId,omitempty"`
-	TargetResourceType *string         `json:"targetResourceType,omitempty"`
-	TargetResourceID   *string         `json:"targetResourceId,omitempty"`
-	OutcomeDescription *string         `json:"outcomeDescription,omitempty"`
-	CorrelationID      *string         `json:"correlationId,omitempty"`
-	DataClassification string          `json:"dataClassification"`
-	RetentionPolicy    string          `json:"retentionPolicy"`
-	EventVersion       string          `json:"eventVersion"`
-	TTL                *string         `json:"ttl,omitempty"`
-	Details            json.RawMessage `json:"details,omitempty"`
-}
-
-func inputOf(ev *models.Event) eventInput {
-	return eventInput{Timestamp: ev.Timestamp.UTC().Format(models.TimestampLayout), Action: ev.Action, Status: ev.Status,
+// inputOf is ev in the ingest API's JSON form.
+func inputOf(ev *models.Event) eventjson.Event {
+	return eventjson.Event{Timestamp: ev.Timestamp.UTC().Format(models.TimestampLayout), Action: ev.Action, Status: ev.Status,
 		PrincipalID: ev.PrincipalID, TargetResourceType: ev.TargetResourceType, TargetResourceID: ev.TargetResourceID,
 		OutcomeDescription: ev.OutcomeDescription, CorrelationID: ev.CorrelationID,
 		DataClassification: ev.DataClassification, RetentionPolicy: ev.RetentionPolicy, EventVersion: ev.EventVersion,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -46,14 +45,7 @@ func (s *IdempotencyStore) Lookup(ctx context.Context, org, key string) (*Stored
 	if err := json.Unmarshal(row.Response, &body); err != nil {
 		return nil, fmt.Errorf("ingest: stored answer of %q: %w", key, err)
 	}
-	ans := &StoredAnswer{RequestHash: row.RequestHash, Status: row.Status}
-	for _, r := range body.Receipts {
-		ts, err := time.Parse(models.TimestampLayout, r.Timestamp)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: stored answer of %q: %w", key, err)
-		}
-		ans.Receipts = append(ans.Receipts, Receipt{ID: r.ID, Hash: r.Hash, Timestamp: ts})
-	}
+	ans := &StoredAnswer{RequestHash: row.RequestHash, Status: row.Status, Receipts: body.Receipts}
 	return ans, nil
 }
 

@@ -70,11 +70,40 @@ func (c WriterConfig) withDefaults() WriterConfig {
 	return c
 }
 
-// Receipt acknowledges one durable event.
+// Receipt acknowledges one durable event. Its JSON form, which Idempotency-Key answers and
+// replayed dead letters keep, is {"id", "hash", "timestamp"} with the time in
+// models.TimestampLayout.
 type Receipt struct {
 	ID        int64
 	Hash      string
 	Timestamp time.Time
+}
+
+// receiptJSON is Receipt's JSON form.
+type receiptJSON struct {
+	ID        int64  `json:"id"`
+	Hash      string `json:"hash"`
+	Timestamp string `json:"timestamp"`
+}
+
+// MarshalJSON encodes r in its JSON form; it fails only if encoding/json does.
+func (r Receipt) MarshalJSON() ([]byte, error) {
+	return json.Marshal(receiptJSON{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(models.TimestampLayout)})
+}
+
+// UnmarshalJSON decodes r from its JSON form; it returns an error for malformed JSON or a
+// timestamp not in models.TimestampLayout.
+func (r *Receipt) UnmarshalJSON(b []byte) error {
+	var j receiptJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	ts, err := time.Parse(models.TimestampLayout, j.Timestamp)
+	if err != nil {
+		return fmt.Errorf("ingest: receipt %d: %w", j.ID, err)
+	}
+	*r = Receipt{ID: j.ID, Hash: j.Hash, Timestamp: ts}
+	return nil
 }
 
 // IdempotencyClaim is the Idempotency-Key a request carried and the digest of the request;
@@ -511,7 +540,7 @@ func (w *Writer) claimKeys(ctx context.Context, tx pgx.Tx, batch []*pendingWrite
 			continue
 		}
 		seen[id] = i
-		body, err := json.Marshal(storedAnswer{Receipts: receiptsJSON(receipts(p.req.Events))})
+		body, err := json.Marshal(storedAnswer{Receipts: receipts(p.req.Events)})
 		if err != nil {
 			return nil, err
 		}
@@ -605,21 +634,8 @@ func refusalReason(err error) string {
 // IdempotencyTTL is how long an Idempotency-Key's first answer is kept.
 const IdempotencyTTL = 24 * time.Hour
 
-// storedAnswer is the JSON kept in api_idempotency.response.
+// storedAnswer is the JSON kept in api_idempotency.response and, for replays, in
+// archive_dlq_event.replay_result.
 type storedAnswer struct {
-	Receipts []receiptJSON `json:"receipts"`
-}
-
-type receiptJSON struct {
-	ID        int64  `json:"id"`
-	Hash      string `json:"hash"`
-	Timestamp string `json:"timestamp"`
-}
-
-func receiptsJSON(rs []Receipt) []receiptJSON {
-	out := make([]receiptJSON, len(rs))
-	for i, r := range rs {
-		out[i] = receiptJSON{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(models.TimestampLayout)}
-	}
-	return out
+	Receipts []Receipt `json:"receipts"`
 }

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -395,5 +396,30 @@ func TestWriterRefusesUnwritableRowsWithoutAnOutage(t *testing.T) {
 	org := pgtest.OrgID(t, "")
 	if _, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "next", 1), Received: time.Now()}); err != nil {
 		t.Fatalf("the next request: %v (the writer took the refusal for an outage)", err)
+	}
+}
+
+// TestReceiptJSON: a receipt's JSON form, as Idempotency-Key answers and replayed dead
+// letters keep it, and back.
+func TestReceiptJSON(t *testing.T) {
+	at := time.Date(2026, 11, 26, 10, 0, 0, 123456000, time.FixedZone("CET", 3600))
+	r := ingest.Receipt{ID: 7, Hash: strings.Repeat("ab", 32), Timestamp: at}
+	b, err := json.Marshal([]ingest.Receipt{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"id":7,"hash":"` + r.Hash + `","timestamp":"2026-11-26T09:00:00.123456Z"}]`
+	if string(b) != want {
+		t.Fatalf("JSON = %s, want %s", b, want)
+	}
+	var back []ingest.Receipt
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != 1 || back[0].ID != 7 || back[0].Hash != r.Hash || !back[0].Timestamp.Equal(at) {
+		t.Fatalf("decoded %+v, want %+v", back, r)
+	}
+	if err := json.Unmarshal([]byte(`[{"id":1,"hash":"x","timestamp":"yesterday"}]`), &back); err == nil {
+		t.Fatal("a timestamp not in TimestampLayout decoded without error")
 	}
 }
