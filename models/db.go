@@ -1,5 +1,7 @@
-// Package models holds auditdb's data layer: GORM models, stores, raw SQL where PostgreSQL
-// features need it (partitions, COPY), and the integrity hashing of events.
+// Package models holds auditdb's data layer: the organization-scoped GORM stores and the
+// foundations the pipelines build on (event sealing, partitions, tenant transactions, the
+// error vocabulary, seeds). The pipelines live in sub-packages that import this one, never
+// the other way round: models/ingest, models/merkle, models/session and models/demo.
 //
 // Every store method that touches tenant data takes the organization and filters by it.
 package models
