@@ -8,9 +8,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/api"
-	"auditdb/web/render"
 )
 
 // EventLister reads full events (details and integrity fields included) for the API.

@@ -13,9 +13,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/pages/auth"
-	"auditdb/web/render"
 )
 
 // Cookie names used by the console.

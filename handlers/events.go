@@ -12,9 +12,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	eventviews "auditdb/views/pages/events"
-	"auditdb/web/render"
 )
 
 // EventReader is what the events pages need from the event store.

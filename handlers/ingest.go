@@ -10,10 +10,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/eventjson"
 	"auditdb/views/api"
-	"auditdb/web/render"
 )
 
 // EventBuilder validates decoded events against the organization's rules and seals them.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/policy"
-	"auditdb/web/render"
 )
 
 // testDeps builds Deps without touching a database: enough to assemble the routes.
