@@ -8,9 +8,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/apijson"
 	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/views/api"
 )
 
 // EventLister reads full events (details and integrity fields included) for the API.
@@ -63,9 +63,9 @@ func APIListEvents(events EventLister, now func() time.Time) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		out := api.EventPage{Events: make([]api.Event, len(page.Events))}
+		out := apijson.EventPage{Events: make([]apijson.Event, len(page.Events))}
 		for i := range page.Events {
-			out.Events[i] = api.NewEvent(&page.Events[i])
+			out.Events[i] = apijson.NewEvent(&page.Events[i])
 		}
 		if page.Next != nil {
 			s := page.Next.String()
@@ -87,7 +87,7 @@ func APIGetEvent(events EventLister) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewEvent(ev))
+		return c.JSON(apijson.NewEvent(ev))
 	}
 }
 
@@ -105,7 +105,7 @@ func APIVerifyEvent(v EventVerifier) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewVerification(check))
+		return c.JSON(apijson.NewVerification(check))
 	}
 }
 
@@ -126,7 +126,7 @@ func APIEventProof(events EventLister, log LogReader) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewProof(p, log.Key().VerifierKey()))
+		return c.JSON(apijson.NewProof(p, log.Key().VerifierKey()))
 	}
 }
 
@@ -137,7 +137,7 @@ func APILatestCheckpoint(log LogReader) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewCheckpoint(cp, log.Key().VerifierKey()))
+		return c.JSON(apijson.NewCheckpoint(cp, log.Key().VerifierKey()))
 	}
 }
 
