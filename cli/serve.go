@@ -10,38 +10,70 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
-	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"gorm.io/gorm"
 
 	"auditdb/jobs"
 	"auditdb/models"
 	"auditdb/web"
 )
 
-// ingest is what signs, writes and logs events; serve and the benchmark build it alike.
-type ingest struct {
-	sealer *models.Sealer
-	log    *models.MerkleLog
-	pool   *pgxpool.Pool
-	writer *models.Writer
-}
-
-// openIngest builds the sealer, the Merkle log and the group-commit writer (not started)
-// over its own pgx pool.
-func openIngest(ctx context.Context, cfg config, db *gorm.DB, parts *models.PartitionManager, log *slog.Logger) (*ingest, error) {
+// buildServices is the one composition root: it opens what the application runs on (the
+// database, migrated and seeded with the defaults; Redis; the ingest writer's own pgx
+// pool; the signing and checkpoint keys), builds every service over them once with
+// web.NewServices, loads the authorization policy and starts the writer and the
+// listeners. serve and the benchmarks build through it. close stops the services, then
+// closes the pool, Redis and the database, in that order; it returns the writer's error.
+func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.Services, close func() error, err error) {
+	var closers []func() // run last first
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	db, _, err := openReady(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { closeDB(db) })
+	rdb, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { rdb.Close() })
 	sealer, ck, err := integrityKeys(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pool, err := models.OpenPool(ctx, cfg.DatabaseURL, int32(max(cfg.Writer.Flushers, 2)+4))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	w := models.NewWriter(pool, parts, models.NewDeadLetterStore(db), cfg.Writer, log)
-	return &ingest{sealer: sealer, log: models.NewMerkleLog(db, ck), pool: pool, writer: w}, nil
+	closers = append(closers, pool.Close)
+	svc, err = web.NewServices(web.ServicesConfig{
+		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
+		Sealer: sealer, CheckpointKey: ck, Log: log,
+		Writer: cfg.Writer, TrustProxy: cfg.TrustProxy, FollowCaches: true,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := svc.Policy.Load(ctx); err != nil {
+		return nil, nil, err
+	}
+	stop := svc.Start(ctx)
+	return svc, func() error {
+		// The writer answers everything queued, within a bound.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		err := stop(wctx)
+		closeAll()
+		return err
+	}, nil
 }
 
 // defaultSequencerEvery is how often the sequencer appends new events to the Merkle logs
@@ -51,97 +83,66 @@ const defaultSequencerEvery = 500 * time.Millisecond
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tuneGC(os.Getenv)
-	db, parts, err := openReady(ctx, cfg)
+	svc, closeServices, err := buildServices(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeDB(db)
-	rdb, err := openRedis(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	ing, err := openIngest(ctx, cfg, db, parts, log)
-	if err != nil {
-		return err
-	}
-	defer ing.pool.Close()
 	if cfg.PprofAddr != "" {
 		servePprof(cfg.PprofAddr, log)
 	}
-	ing.writer.Start()
-
-	deps := web.NewDeps(db, rdb, ing.sealer, log)
-	deps.TrustProxy = cfg.TrustProxy
-	deps.WithIngest(ing.writer, ing.log)
-	if err := deps.Policy.Load(ctx); err != nil {
-		return err
-	}
-	app := web.New(deps)
-	// The policy, API-key and session listeners follow changes made on other instances
-	// until shutdown.
-	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
-	var listeners sync.WaitGroup
-	for _, listen := range []func(context.Context){
-		func(ctx context.Context) { deps.Policy.Run(ctx) },
-		deps.APIKeys.Listen,
-		func(ctx context.Context) { deps.Sessions.Listen(ctx, cfg.DatabaseURL) },
-	} {
-		listeners.Add(1)
-		go func() {
-			defer listeners.Done()
-			listen(listenCtx)
-		}()
-	}
-	defer func() { // before Redis and the database close (defers run last in, first out)
-		stopListening()
-		listeners.Wait()
-	}()
-
-	sched, err := jobs.New(db, log)
+	app := web.New(svc)
+	sched, err := schedule(svc, cfg, log)
 	if err != nil {
+		closeServices()
 		return err
-	}
-	for _, j := range []jobs.Job{
-		jobs.PartitionJob(parts, log),
-		jobs.SessionPurgeJob(deps.Sessions),
-		jobs.SequencerJob(ing.log, cfg.SequencerEvery, log),
-		jobs.IntegritySweepJob(deps.Orgs, deps.Integrity, models.NewAlertStore(db), log),
-		jobs.IdempotencyPurgeJob(deps.Answers),
-	} {
-		if err := sched.Add(j); err != nil {
-			return err
-		}
 	}
 	sched.Start()
 
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- app.Listen(cfg.Addr) }()
-	log.Info("auditdb console listening", "addr", "http://"+cfg.Addr, "checkpoint_verifier_key", ing.log.Key().VerifierKey())
+	log.Info("auditdb console listening", "addr", "http://"+cfg.Addr, "checkpoint_verifier_key", svc.Merkle.Key().VerifierKey())
 
 	select {
 	case err = <-listenErr:
 	case <-ctx.Done():
 	}
-	// Ordered shutdown: HTTP first (finish in-flight requests), then the writer (answer
-	// everything queued), the scheduler and the listeners, then Redis and the database
-	// (deferred above).
+	// Ordered shutdown: HTTP first (finish in-flight requests), then the scheduler, then
+	// the services (the listeners, and the writer, which answers everything queued), Redis
+	// and the database.
 	log.Info("shutting down")
 	if serr := app.ShutdownWithTimeout(20 * time.Second); serr != nil {
 		log.Error("http shutdown", "err", serr)
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-	if werr := ing.writer.Close(wctx); werr != nil {
-		log.Error("writer shutdown", "err", werr)
-	}
-	cancel()
 	if serr := sched.Shutdown(); serr != nil {
 		log.Error("scheduler shutdown", "err", serr)
+	}
+	if werr := closeServices(); werr != nil {
+		log.Error("writer shutdown", "err", werr)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	return nil
+}
+
+// schedule returns the scheduler with every job, each given the parts of svc it uses.
+func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler, error) {
+	sched, err := jobs.New(svc.DB, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range []jobs.Job{
+		jobs.PartitionJob(svc.Parts, log),
+		jobs.SessionPurgeJob(svc.Sessions),
+		jobs.SequencerJob(svc.Merkle, cfg.SequencerEvery, log),
+		jobs.IntegritySweepJob(svc.Orgs, svc.Integrity, svc.Alerts, log),
+		jobs.IdempotencyPurgeJob(svc.Answers),
+	} {
+		if err := sched.Add(j); err != nil {
+			return nil, err
+		}
+	}
+	return sched, nil
 }
 
 // servePprof serves the runtime's profiles (CPU, heap, goroutines…) on a loopback address of

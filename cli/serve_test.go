@@ -1,9 +1,17 @@
 package cli
 
 import (
+	"context"
+	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"runtime/debug"
+	"strings"
 	"testing"
+
+	"auditdb/models/pgtest"
+	"auditdb/web"
 )
 
 // TestServeGCDefaults: serve sets its collector defaults only where the environment says
@@ -24,5 +32,45 @@ func TestServeGCDefaults(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(math.MaxInt64); got != math.MaxInt64 {
 		t.Errorf("with GOMEMLIMIT set, memory limit = %d, want it left alone", got)
+	}
+}
+
+// buildServices gives an application that answers, with its writer and Merkle log
+// attached, and its close stops everything without error.
+func TestBuildServicesServesAndCloses(t *testing.T) {
+	cfg, err := loadConfig(env(map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, closeServices, err := buildServices(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Writer == nil || svc.Merkle == nil || svc.Integrity == nil || svc.Replayer == nil || svc.Authz == nil {
+		t.Fatalf("services lack a part: %+v", svc)
+	}
+	resp, err := web.New(svc).Test(httptest.NewRequest(http.MethodGet, "/healthz", nil), 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: status %d", resp.StatusCode)
+	}
+	if err := closeServices(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+// A Redis URL the services cannot use is refused, naming the variable.
+func TestBuildServicesBadRedisURL(t *testing.T) {
+	cfg, err := loadConfig(env(map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir(),
+		"AUDITDB_REDIS_URL": "http://not-redis"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = buildServices(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "AUDITDB_REDIS_URL") {
+		t.Fatalf("err = %v, want one naming AUDITDB_REDIS_URL", err)
 	}
 }
