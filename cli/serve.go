@@ -21,9 +21,9 @@ import (
 // database, migrated and seeded with the defaults; Redis; the ingest writer's own pgx
 // pool; the signing and checkpoint keys), builds every service over them once with
 // web.NewServices, loads the authorization policy and starts the writer and the
-// listeners. serve and the benchmarks build through it. close stops the services, then
+// listeners. serve and the benchmarks build through it. shutdown stops the services, then
 // closes the pool, Redis and the database, in that order; it returns the writer's error.
-func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.Services, close func() error, err error) {
+func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.Services, shutdown func() error, err error) {
 	var closers []func() // run last first
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
