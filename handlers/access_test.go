@@ -31,7 +31,7 @@ func TestRoutePermissions(t *testing.T) {
 	loner := env.User(env.Org("gone"), "org:member")
 	clients["nobody"] = env.Login(loner)
 	env.DB.Exec(`DELETE FROM memberships WHERE user_id = ?`, env.UserID(loner))
-	env.Deps.Policy.Changed(context.Background())
+	env.Services.Policy.Changed(context.Background())
 
 	all := []string{"member", "admin", "owner", "superadmin", "nobody"}
 	cases := []struct {
@@ -112,12 +112,12 @@ func newTenantObjects(t *testing.T, env *webtest.Env, org string) tenantObjects 
 	env.DB.Exec(`UPDATE organization_role SET description = ? WHERE organization_id = ? AND name = ?`, marker, org, role)
 	email := env.UserWithEmail(org, "org:member", marker+"@example.test")
 	ctx, by := context.Background(), models.SystemActor("test")
-	preset, err := env.Deps.Presets.Create(ctx, org, models.PresetInput{Name: strings.ReplaceAll(role, ".", ""), Description: marker,
+	preset, err := env.Services.Presets.Create(ctx, org, models.PresetInput{Name: strings.ReplaceAll(role, ".", ""), Description: marker,
 		MaxStringLength: 100, MaxCustomFieldDepth: 2, AllowedEventVersions: []string{"1.0"}}, by)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, err := env.Deps.APIKeys.Create(ctx, org, marker, models.ScopeIngest, by)
+	_, key, err := env.Services.APIKeys.Create(ctx, org, marker, models.ScopeIngest, by)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func newTenantObjects(t *testing.T, env *webtest.Env, org string) tenantObjects 
 	if err := env.Sealer.Seal(&dead); err != nil {
 		t.Fatal(err)
 	}
-	letter, err := env.Deps.DeadLetters.Add(ctx, ingest.WriteRequest{Org: org, Events: []models.Event{dead}, Received: time.Now()}, "test")
+	letter, err := env.Services.DeadLetters.Add(ctx, ingest.WriteRequest{Org: org, Events: []models.Event{dead}, Received: time.Now()}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

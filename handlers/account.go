@@ -7,9 +7,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/pages/account"
-	"auditdb/web/render"
 )
 
 // PasswordChanger replaces a user's password.

@@ -8,10 +8,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/apijson"
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/merkle"
-	"auditdb/views/api"
-	"auditdb/web/render"
 )
 
 // EventLister reads full events (details and integrity fields included) for the API.
@@ -64,9 +64,9 @@ func APIListEvents(events EventLister, now func() time.Time) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		out := api.EventPage{Events: make([]api.Event, len(page.Events))}
+		out := apijson.EventPage{Events: make([]apijson.Event, len(page.Events))}
 		for i := range page.Events {
-			out.Events[i] = api.NewEvent(&page.Events[i])
+			out.Events[i] = apijson.NewEvent(&page.Events[i])
 		}
 		if page.Next != nil {
 			s := page.Next.String()
@@ -88,7 +88,7 @@ func APIGetEvent(events EventLister) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewEvent(ev))
+		return c.JSON(apijson.NewEvent(ev))
 	}
 }
 
@@ -106,7 +106,7 @@ func APIVerifyEvent(v EventVerifier) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewVerification(check))
+		return c.JSON(apijson.NewVerification(check))
 	}
 }
 
@@ -127,7 +127,7 @@ func APIEventProof(events EventLister, log LogReader) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewProof(p, log.Key().VerifierKey()))
+		return c.JSON(apijson.NewProof(p, log.Key().VerifierKey()))
 	}
 }
 
@@ -138,7 +138,7 @@ func APILatestCheckpoint(log LogReader) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		return c.JSON(api.NewCheckpoint(cp, log.Key().VerifierKey()))
+		return c.JSON(apijson.NewCheckpoint(cp, log.Key().VerifierKey()))
 	}
 }
 

@@ -6,9 +6,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/pages/settings"
-	"auditdb/web/render"
 )
 
 // APIKeyManager creates, lists and revokes an organization's API keys.

@@ -6,8 +6,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/web/render"
 )
 
 // Auditor writes self-audit events to the audit log of the organization each names.

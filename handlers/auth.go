@@ -13,10 +13,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/session"
 	"auditdb/views/pages/auth"
-	"auditdb/web/render"
 )
 
 // Cookie names used by the console.

@@ -2,8 +2,6 @@ package handlers_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +12,6 @@ import (
 
 	"auditdb/handlers"
 	"auditdb/models"
-	"auditdb/web"
 	"auditdb/web/webtest"
 )
 
@@ -156,12 +153,8 @@ func TestSessionSurvivesRestartAndRedisOutage(t *testing.T) {
 
 	// A second application (a restarted server) whose Redis is unreachable.
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond})
-	defer dead.Close()
-	deps := web.NewDeps(env.DB, dead, env.Sealer, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	deps.WithIngest(env.Deps.Writer, env.Log)
-	env2 := *env
-	env2.App = web.New(deps)
-	env2.Deps = deps
+	t.Cleanup(func() { dead.Close() }) // after env2 has stopped (cleanups run last in, first out)
+	env2 := webtest.New(t, webtest.Options{Redis: dead})
 	c2 := env2.Anonymous()
 	c2.SetCookie(handlers.SessionCookie, cookie)
 	if r := c2.Get("/events"); r.StatusCode != http.StatusOK {
@@ -210,14 +203,14 @@ func TestOrganizationSwitcher(t *testing.T) {
 	ctx := context.Background()
 	a, b, other := env.Org("swa"), env.Org("swb"), env.Org("swo")
 	email := env.User(a, "org:member")
-	u, err := env.Deps.Users.Authenticate(ctx, email, webtest.Password)
+	u, err := env.Services.Users.Authenticate(ctx, email, webtest.Password)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Deps.Users.AddMembership(ctx, u.ID, b, "org:admin"); err != nil {
+	if err := env.Services.Users.AddMembership(ctx, u.ID, b, "org:admin"); err != nil {
 		t.Fatal(err)
 	}
-	env.Deps.Policy.Changed(ctx) // a membership made behind the console's back
+	env.Services.Policy.Changed(ctx) // a membership made behind the console's back
 	evB := env.Events(models.Event{OrganizationID: b, Timestamp: time.Now().Add(-time.Hour), Action: "only.in.b", Status: "success"})
 
 	c := env.Login(email)

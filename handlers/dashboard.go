@@ -7,10 +7,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/pages/dashboard"
 	"auditdb/views/pages/notbuilt"
-	"auditdb/web/render"
 )
 
 // EventStatter counts an organization's recent events.

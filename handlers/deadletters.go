@@ -6,10 +6,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/ingest"
 	"auditdb/views/pages/settings"
-	"auditdb/web/render"
 )
 
 // DeadLetterLister lists an organization's dead letters.

@@ -12,10 +12,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/merkle"
 	eventviews "auditdb/views/pages/events"
-	"auditdb/web/render"
 )
 
 // EventReader is what the events pages need from the event store.

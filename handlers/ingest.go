@@ -10,11 +10,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/apijson"
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/eventjson"
 	"auditdb/models/ingest"
-	"auditdb/views/api"
-	"auditdb/web/render"
 )
 
 // EventBuilder validates decoded events against the organization's rules and seals them.
@@ -70,7 +70,7 @@ func IngestEvent(in Ingest) fiber.Handler {
 		if err != nil || res.Receipts == nil {
 			return answerWrite(c, in, org, claim, res, false, err)
 		}
-		return sendJSON(c, fiber.StatusCreated, api.AppendReceiptJSON(nil, res.Receipts[0]))
+		return sendJSON(c, fiber.StatusCreated, apijson.AppendReceiptJSON(nil, res.Receipts[0]))
 	}
 }
 
@@ -107,7 +107,7 @@ func IngestBatch(in Ingest) fiber.Handler {
 		if err != nil || res.Receipts == nil {
 			return answerWrite(c, in, org, claim, res, true, err)
 		}
-		return sendJSON(c, fiber.StatusCreated, api.AppendBatchReceiptJSON(make([]byte, 0, 128*len(res.Receipts)), res.Receipts))
+		return sendJSON(c, fiber.StatusCreated, apijson.AppendBatchReceiptJSON(make([]byte, 0, 128*len(res.Receipts)), res.Receipts))
 	}
 }
 
@@ -132,7 +132,7 @@ func answerWrite(c *fiber.Ctx, in Ingest, org string, claim *ingest.IdempotencyC
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusAccepted).JSON(api.NewDeadLettered(res.DeadLetter))
+	return c.Status(fiber.StatusAccepted).JSON(apijson.NewDeadLettered(res.DeadLetter))
 }
 
 // idempotency reads the Idempotency-Key header: no key gives (nil, nil, nil); a key seen
@@ -171,12 +171,12 @@ func answerReplay(c *fiber.Ctx, prior *ingest.StoredAnswer, batch bool, err erro
 	}
 	c.Set("Idempotent-Replayed", "true")
 	if batch {
-		return sendJSON(c, prior.Status, api.AppendBatchReceiptJSON(nil, prior.Receipts))
+		return sendJSON(c, prior.Status, apijson.AppendBatchReceiptJSON(nil, prior.Receipts))
 	}
 	if len(prior.Receipts) != 1 {
 		return models.Conflict(IdempotencyHeader, "was already used in the last 24 hours for a different request")
 	}
-	return sendJSON(c, prior.Status, api.AppendReceiptJSON(nil, prior.Receipts[0]))
+	return sendJSON(c, prior.Status, apijson.AppendReceiptJSON(nil, prior.Receipts[0]))
 }
 
 // inputError turns decoder errors into the error vocabulary.

@@ -64,7 +64,7 @@ func TestIngestOneEvent(t *testing.T) {
 		t.Fatalf("status %d: %s", r.StatusCode, r.Body)
 	}
 	rc := decode[receipt](t, r)
-	ev, err := env.Deps.Events.Get(t.Context(), org, rc.ID)
+	ev, err := env.Services.Events.Get(t.Context(), org, rc.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestIngestBatch(t *testing.T) {
 				t.Fatalf("got %+v", got)
 			}
 			for i, rc := range got.Events {
-				ev, err := env.Deps.Events.Get(t.Context(), org, rc.ID)
+				ev, err := env.Services.Events.Get(t.Context(), org, rc.ID)
 				if err != nil || ev.Hash != rc.Hash {
 					t.Fatalf("receipt %d: %v", i, err)
 				}
@@ -133,11 +133,11 @@ func TestIngestBadInput(t *testing.T) {
 	org := env.Org("bad")
 	ingest := env.APIKey(org, models.ScopeIngest)
 	read := env.APIKey(org, models.ScopeRead)
-	revokedKey, revoked, err := env.Deps.APIKeys.Create(t.Context(), org, "old", models.ScopeIngest, models.SystemActor("test"))
+	revokedKey, revoked, err := env.Services.APIKeys.Create(t.Context(), org, "old", models.ScopeIngest, models.SystemActor("test"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Deps.APIKeys.Revoke(t.Context(), org, revoked.ID, models.SystemActor("test")); err != nil {
+	if err := env.Services.APIKeys.Revoke(t.Context(), org, revoked.ID, models.SystemActor("test")); err != nil {
 		t.Fatal(err)
 	}
 	ok := `{"action":"a","status":"success"}`

@@ -7,10 +7,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/components"
 	memberviews "auditdb/views/pages/members"
-	"auditdb/web/render"
 )
 
 // MemberStore is what the members page needs from the member store.

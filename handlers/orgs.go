@@ -6,10 +6,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	memberviews "auditdb/views/pages/members"
 	orgviews "auditdb/views/pages/orgs"
-	"auditdb/web/render"
 )
 
 // OrgStore is what the organizations page needs.

@@ -11,9 +11,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/pages/settings"
-	"auditdb/web/render"
 )
 
 // PresetManager lists, reads, creates and edits presets.

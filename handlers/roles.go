@@ -7,9 +7,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	roleviews "auditdb/views/pages/roles"
-	"auditdb/web/render"
 )
 
 // RoleStore is what the role editor needs from the role store.

@@ -121,7 +121,7 @@ func TestAPIKeysInTheConsole(t *testing.T) {
 		t.Fatalf("create without CSRF: status %d", r.StatusCode)
 	}
 
-	keys, _ := env.Deps.APIKeys.List(t.Context(), org)
+	keys, _ := env.Services.APIKeys.List(t.Context(), org)
 	revoke := fmt.Sprintf("/settings/apikeys/%d/revoke", keys[0].ID)
 	other := env.Login(env.User(env.Org("keys-other"), models.OwnerRole))
 	if r := other.PostForm(revoke, url.Values{}); r.StatusCode != http.StatusNotFound {
@@ -156,7 +156,7 @@ func TestPresetsInTheConsole(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/settings/presets?saved=lab-result" {
 		t.Fatalf("create: status %d %s", r.StatusCode, r.Body)
 	}
-	presets, _ := env.Deps.Presets.List(t.Context(), org)
+	presets, _ := env.Services.Presets.List(t.Context(), org)
 	own := presets[0]
 	if own.Name != "lab-result" || own.Global() || len(own.RequiredFields) != 2 || own.Validation.MaxCustomFieldDepth != 2 {
 		t.Fatalf("saved %+v", own)
@@ -171,7 +171,7 @@ func TestPresetsInTheConsole(t *testing.T) {
 	if r.StatusCode != 201 {
 		t.Fatalf("ingest with the preset: %d %s", r.StatusCode, r.Body)
 	}
-	ev, _ := env.Deps.Events.Get(t.Context(), org, decode[receipt](t, r).ID)
+	ev, _ := env.Services.Events.Get(t.Context(), org, decode[receipt](t, r).ID)
 	if ev.Action != "lab.result.view" || ev.DataClassification != "PHI" || *ev.TargetResourceType != "Observation" {
 		t.Fatalf("preset defaults not applied: %+v", ev)
 	}
@@ -196,7 +196,7 @@ func TestPresetsInTheConsole(t *testing.T) {
 	if r := admin.PostForm(edit, form); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("update: status %d %s", r.StatusCode, r.Body)
 	}
-	if p, _ := env.Deps.Presets.Get(t.Context(), org, own.ID); *p.Action != "lab.result.read" {
+	if p, _ := env.Services.Presets.Get(t.Context(), org, own.ID); *p.Action != "lab.result.read" {
 		t.Fatalf("update not saved: %+v", p)
 	}
 

@@ -7,9 +7,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/policy"
-	"auditdb/web/render"
 )
 
 type apiKeyAuthenticator interface {

@@ -3,134 +3,31 @@
 package web
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/recover"
-	"github.com/redis/go-redis/v9"
-	"gorm.io/gorm"
-
-	"auditdb/models"
-	"auditdb/models/ingest"
-	"auditdb/models/merkle"
-	"auditdb/models/session"
-	"auditdb/policy"
 )
 
-// Deps are what the web layer needs; main builds them once.
-type Deps struct {
-	DB       *gorm.DB
-	Redis    *redis.Client // may be nil: features degrade to in-process state
-	Log      *slog.Logger
-	Events   *models.EventStore
-	Users    *models.UserStore
-	Orgs     *models.OrgStore
-	Sessions *session.Store
-	// Sealer seals events with the server's signing key; the self-audit trail needs it.
-	Sealer *models.Sealer
-	Parts  *models.PartitionManager
-	// Audit writes self-audit events (sealed) to the organization concerned.
-	Audit   *models.AuditTrail
-	Roles   *models.RoleStore
-	Members *models.MemberStore
-	// Policy is the Casbin engine: decisions, caches and change signals. Run it (Run) for
-	// the life of the server so changes made on other instances reach this one.
-	Policy *policy.Engine
-	// Authz decides every request; it is Policy unless a benchmark swaps it.
-	Authz Authorizer
-	// LoginPerAccount and LoginPerAddress limit failed sign-ins.
-	LoginPerAccount, LoginPerAddress *session.Throttle
-	Now                              func() time.Time
-	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-* headers.
-	TrustProxy bool
-
-	// Ingest and integrity.
-	APIKeys     *models.APIKeyStore
-	Presets     *models.PresetStore
-	Policies    *ingest.RetentionCatalog
-	DeadLetters *ingest.DeadLetterStore
-	Answers     *ingest.IdempotencyStore
-	// Set by WithIngest: they need the group-commit writer and the Merkle log.
-	Builder   *ingest.Builder
-	Writer    *ingest.Writer
-	Merkle    *merkle.Log
-	Integrity *merkle.Verifier
-	Replayer  *ingest.DeadLetterReplayer
-}
-
-// NewDeps builds Deps over db and rdb with the standard stores and limits; sealer signs
-// the self-audit events.
-func NewDeps(db *gorm.DB, rdb *redis.Client, sealer *models.Sealer, log *slog.Logger) Deps {
-	parts := models.NewPartitionManager(db)
-	trail := models.NewAuditTrail(db, sealer, parts)
-	roles, members := models.NewRoleStore(db, trail), models.NewMemberStore(db, trail)
-	engine := policy.New(db, rdb, roles, members, log, policy.Options{})
-	return Deps{
-		DB: db, Redis: rdb, Log: log,
-		Events:          models.NewEventStore(db),
-		Users:           models.NewUserStore(db),
-		Orgs:            models.NewAuditedOrgStore(db, trail),
-		Sessions:        session.NewStore(db, nil),
-		Sealer:          sealer,
-		Parts:           parts,
-		Audit:           trail,
-		Roles:           roles,
-		Members:         members,
-		Policy:          engine,
-		Authz:           engine,
-		LoginPerAccount: session.NewThrottle(rdb, "auditdb:login:", 5, 15*time.Minute),
-		LoginPerAddress: session.NewThrottle(rdb, "auditdb:login:", 20, 15*time.Minute),
-		Now:             time.Now,
-		APIKeys:         models.NewAPIKeyStore(db, rdb, trail),
-		Presets:         models.NewPresetStore(db, trail),
-		Policies:        ingest.NewRetentionCatalog(db),
-		DeadLetters:     ingest.NewDeadLetterStore(db),
-		Answers:         ingest.NewIdempotencyStore(db),
-	}
-}
-
-// WithIngest adds the ingest parts: the event builder (sealing with d.Sealer), the
-// group-commit writer w (started by the caller), the Merkle log and the verifiers built
-// on them.
-func (d *Deps) WithIngest(w *ingest.Writer, log *merkle.Log) {
-	d.Builder = ingest.NewBuilder(d.Presets, d.Policies, d.Sealer)
-	d.Writer, d.Merkle = w, log
-	d.Integrity = merkle.NewVerifier(d.DB, d.Sealer, log)
-	d.Replayer = ingest.NewDeadLetterReplayer(d.DeadLetters, d.Answers, d.Builder, w, d.Audit)
-}
-
-// New returns the console and API application. It panics when d lacks the signing key,
-// the authorizer or the ingest parts: the console must neither run unaudited nor
-// unguarded, and the API needs its writer.
-func New(d Deps) *fiber.App {
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Sealer == nil || d.Audit == nil {
-		panic("web: Deps.Sealer and Deps.Audit are required (self-audit needs the signing key)")
-	}
-	if d.Authz == nil || d.Policy == nil {
-		panic("web: Deps.Policy and Deps.Authz are required")
-	}
-	if d.Writer == nil || d.Merkle == nil {
-		panic("web: Deps lacks the ingest writer and Merkle log; call WithIngest")
-	}
+// New returns the console and API application over s, which NewServices built (so it
+// has the signing key, the authorizer and the ingest parts: the console never runs
+// unaudited or unguarded).
+func New(s *Services) *fiber.App {
 	app := fiber.New(fiber.Config{
 		AppName:                 "auditdb",
-		ErrorHandler:            errorHandler(d.Log),
+		ErrorHandler:            errorHandler(s.Log),
 		DisableStartupMessage:   true,
 		BodyLimit:               10 << 20,
 		ReadTimeout:             30 * time.Second,
 		WriteTimeout:            60 * time.Second,
 		IdleTimeout:             2 * time.Minute,
-		EnableTrustedProxyCheck: d.TrustProxy,
-		ProxyHeader:             proxyHeader(d.TrustProxy),
+		EnableTrustedProxyCheck: s.TrustProxy,
+		ProxyHeader:             proxyHeader(s.TrustProxy),
 	})
 	app.Use(serverTiming)
 	app.Use(recover.New())
 	app.Use(securityHeaders)
-	routes(app, d)
+	routes(app, s)
 	return app
 }
 

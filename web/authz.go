@@ -6,9 +6,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/policy"
-	"auditdb/web/render"
 )
 
 // Authorizer decides whether a subject may do an action on a resource in an organization.

@@ -12,27 +12,28 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/policy"
-	"auditdb/web/render"
 )
 
-// testDeps builds Deps without touching a database: enough to assemble the routes.
-func testDeps(t *testing.T) Deps {
+// testServices builds Services without touching a database: enough to assemble the routes.
+func testServices(t *testing.T) *Services {
 	t.Helper()
 	sealer, err := models.NewSealer([]byte("web-test-signing-key-0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDeps(nil, nil, sealer, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	key, err := merkle.NewCheckpointKey(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.WithIngest(ingest.NewWriter(nil, nil, nil, ingest.WriterConfig{}, d.Log), merkle.NewLog(nil, key))
-	return d
+	s, err := NewServices(ServicesConfig{Sealer: sealer, CheckpointKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // public are the routes that need no principal: assets, health, the sign-in page and the
@@ -47,7 +48,7 @@ var public = map[string]bool{
 // not public must come from the table, with a declared need, so nothing is reachable
 // without passing authorize.
 func TestEveryRouteDeclaresWhatItNeeds(t *testing.T) {
-	d := testDeps(t)
+	d := testServices(t)
 	app := New(d)
 	declared := map[string]Need{}
 	for _, r := range consoleRoutes(d) {
@@ -166,5 +167,28 @@ func TestDeniedAnswers(t *testing.T) {
 	resp, _ = app.Test(httptest.NewRequest(http.MethodGet, "/anonymous-probe", nil))
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("no principal: %d", resp.StatusCode)
+	}
+}
+
+// NewServices refuses to build services that could not sign: the console never runs
+// unaudited.
+func TestNewServicesNeedsTheKeys(t *testing.T) {
+	sealer, err := models.NewSealer([]byte("web-test-signing-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := merkle.NewCheckpointKey(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]ServicesConfig{
+		"no signing key":    {CheckpointKey: key},
+		"no checkpoint key": {Sealer: sealer},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if s, err := NewServices(c); err == nil || s != nil || !strings.Contains(err.Error(), "web: services need") {
+				t.Fatalf("got %v, %v; want a refusal", s, err)
+			}
+		})
 	}
 }

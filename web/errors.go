@@ -10,10 +10,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/views/layout"
 	errorviews "auditdb/views/pages/errors"
-	"auditdb/web/render"
 )
 
 // statusOf maps the error vocabulary to HTTP statuses (see render.StatusOf).

@@ -150,7 +150,7 @@ func TestFaultDatabaseRestartDuringIngest(t *testing.T) {
 	t.Logf("%d acknowledged events, %d distinct events stored", ackedCount, len(stored))
 
 	env.Sequence()
-	rep, err := env.Deps.Integrity.CheckOrg(context.Background(), org)
+	rep, err := env.Services.Integrity.CheckOrg(context.Background(), org)
 	if err != nil || !rep.OK() {
 		t.Fatalf("after the restart the organization does not verify: %+v %v", rep, err)
 	}

@@ -10,11 +10,11 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/handlers"
+	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/session"
 	"auditdb/policy"
 	"auditdb/views/layout"
-	"auditdb/web/render"
 )
 
 // contentSecurityPolicy allows only our own scripts and styles: no inline script, no

@@ -20,7 +20,7 @@ type route struct {
 }
 
 // routes is the whole URL map of the console and API.
-func routes(app *fiber.App, d Deps) {
+func routes(app *fiber.App, d *Services) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
 
@@ -49,7 +49,7 @@ func routes(app *fiber.App, d Deps) {
 
 // apiRoutes are the API's routes under /api/v1, in match order. An ingest key may create
 // events; a read key may read, verify and prove them (see apiKeyAuthorizer).
-func apiRoutes(d Deps) []route {
+func apiRoutes(d *Services) []route {
 	get, post := fiber.MethodGet, fiber.MethodPost
 	ingest := handlers.Ingest{Builder: d.Builder, Sink: d.Writer, Answers: d.Answers, Now: d.Now}
 	return []route{
@@ -65,7 +65,7 @@ func apiRoutes(d Deps) []route {
 
 // consoleRoutes are the signed-in console's routes, in match order (fixed paths before
 // parameters).
-func consoleRoutes(d Deps) []route {
+func consoleRoutes(d *Services) []route {
 	get, post := fiber.MethodGet, fiber.MethodPost
 	roles := handlers.RoleDeps{Roles: d.Roles, Policy: d.Policy}
 	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles, Policy: d.Policy}

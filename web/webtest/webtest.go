@@ -26,20 +26,21 @@ import (
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
-	"auditdb/models/session"
 	"auditdb/policy"
 	"auditdb/web"
 )
 
 // Env is one application over the package's test database.
 type Env struct {
-	T      testing.TB
-	App    *fiber.App
-	DB     *gorm.DB
-	Deps   web.Deps
-	Sealer *models.Sealer
-	Parts  *models.PartitionManager
-	Log    *merkle.Log
+	T   testing.TB
+	App *fiber.App
+	DB  *gorm.DB
+	// Services are what the application runs on, built by web.NewServices as serve
+	// builds them.
+	Services *web.Services
+	Sealer   *models.Sealer
+	Parts    *models.PartitionManager
+	Log      *merkle.Log
 }
 
 // TestSigningKey is the signing key of every Env.
@@ -50,6 +51,9 @@ var counter atomic.Int64
 // Options tune New.
 type Options struct {
 	Writer ingest.WriterConfig // the group-commit writer's settings
+	// Redis is the application's Redis client; nil is the local Redis. A client on an
+	// address where nothing listens stands for a Redis outage.
+	Redis *redis.Client
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -62,8 +66,11 @@ func New(t testing.TB, opts ...Options) *Env {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	db := pgtest.DB(t)
-	return newEnv(t, db, pgtest.Redis(t), o)
+	rdb := o.Redis
+	if rdb == nil {
+		rdb = pgtest.Redis(t)
+	}
+	return newEnv(t, pgtest.DB(t), rdb, o)
 }
 
 // newEnv builds an application over db and rdb whose policy engine follows changes made
@@ -75,23 +82,6 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	deps := web.NewDeps(db, rdb, sealer, log)
-	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
-	deps.LoginPerAccount = session.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
-	deps.LoginPerAddress = session.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
-	deps.Policy = policy.New(db, rdb, deps.Roles, deps.Members, log, policy.Options{PollInterval: -1})
-	deps.Authz = deps.Policy
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		deps.Policy.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
 	ck, err := merkle.NewCheckpointKey([]byte("webtest-checkpoint-seed-01234567"))
 	if err != nil {
 		t.Fatal(err)
@@ -100,16 +90,21 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := ingest.NewWriter(pool, deps.Parts, ingest.NewDeadLetterStore(db), o.Writer, log)
-	w.Start()
-	t.Cleanup(func() {
-		w.Close(context.Background())
-		pool.Close()
+	t.Cleanup(pool.Close) // after the writer has stopped (cleanups run last in, first out)
+	svc, err := web.NewServices(web.ServicesConfig{
+		DB: db, Redis: rdb, Pool: pool, DatabaseURL: pgtest.DSN(t),
+		Sealer: sealer, CheckpointKey: ck, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Writer:           o.Writer,
+		Policy:           policy.Options{PollInterval: -1},
+		LoginLimitPrefix: fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
 	})
-	mlog := merkle.NewLog(db, ck)
-	mlog.CheckpointEvery = 0
-	deps.WithIngest(w, mlog)
-	return &Env{T: t, App: web.New(deps), DB: db, Deps: deps, Sealer: sealer, Parts: deps.Parts, Log: mlog}
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Merkle.CheckpointEvery = 0
+	stop := svc.Start(context.Background())
+	t.Cleanup(func() { stop(context.Background()) })
+	return &Env{T: t, App: web.New(svc), DB: db, Services: svc, Sealer: sealer, Parts: svc.Parts, Log: svc.Merkle}
 }
 
 // Serve runs the application on a loopback port until the test ends and returns its base
@@ -128,7 +123,7 @@ func (e *Env) Serve() string {
 // APIKey creates an API key of org with scope and returns it.
 func (e *Env) APIKey(org, scope string) string {
 	e.T.Helper()
-	raw, _, err := e.Deps.APIKeys.Create(context.Background(), org, "test key", scope, models.SystemActor("webtest"))
+	raw, _, err := e.Services.APIKeys.Create(context.Background(), org, "test key", scope, models.SystemActor("webtest"))
 	if err != nil {
 		e.T.Fatal(err)
 	}
@@ -164,7 +159,7 @@ func (e *Env) API(method, path, key, contentType, body string, headers ...string
 // server instance behind a load balancer would be.
 func (e *Env) Twin() *Env {
 	e.T.Helper()
-	return newEnv(e.T, e.DB, e.Deps.Redis, Options{})
+	return newEnv(e.T, e.DB, e.Services.Redis, Options{})
 }
 
 // Unique returns a short id unique within the test run, for organization ids and emails.
@@ -176,10 +171,10 @@ func Unique(prefix string) string {
 func (e *Env) Org(prefix string) string {
 	e.T.Helper()
 	id := Unique(prefix)
-	if _, err := e.Deps.Orgs.Create(context.Background(), id, "Org "+id); err != nil {
+	if _, err := e.Services.Orgs.Create(context.Background(), id, "Org "+id); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Deps.Policy.Changed(context.Background()) // as the console does after every change
+	e.Services.Policy.Changed(context.Background()) // as the console does after every change
 	return id
 }
 
@@ -197,10 +192,10 @@ func (e *Env) User(org, role string) string {
 func (e *Env) UserWithEmail(org, role, email string) string {
 	e.T.Helper()
 	nu := models.NewUser{Email: email, Password: Password, OrgID: org, Role: role, Superadmin: org == ""}
-	if _, err := e.Deps.Users.Create(context.Background(), nu); err != nil {
+	if _, err := e.Services.Users.Create(context.Background(), nu); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Deps.Policy.Changed(context.Background())
+	e.Services.Policy.Changed(context.Background())
 	return email
 }
 
@@ -376,8 +371,8 @@ func (e *Env) Role(org, name string, perms []string, inherits ...string) {
 		}
 		in.Permissions = append(in.Permissions, p)
 	}
-	if _, err := e.Deps.Roles.Create(context.Background(), org, in, models.SystemActor("test")); err != nil {
+	if _, err := e.Services.Roles.Create(context.Background(), org, in, models.SystemActor("test")); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Deps.Policy.Changed(context.Background())
+	e.Services.Policy.Changed(context.Background())
 }

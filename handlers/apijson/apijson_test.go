@@ -1,4 +1,4 @@
-package api_test
+package apijson_test
 
 import (
 	"crypto/sha256"
@@ -8,15 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"auditdb/handlers/apijson"
 	"auditdb/models/ingest"
-	"auditdb/views/api"
 )
 
 // receipts converts the writer's receipts into the declared shapes.
-func receipts(rs []ingest.Receipt) []api.Receipt {
-	out := make([]api.Receipt, len(rs))
+func receipts(rs []ingest.Receipt) []apijson.Receipt {
+	out := make([]apijson.Receipt, len(rs))
 	for i, r := range rs {
-		out[i] = api.Receipt{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(api.TimeLayout)}
+		out[i] = apijson.Receipt{ID: r.ID, Hash: r.Hash, Timestamp: r.Timestamp.UTC().Format(apijson.TimeLayout)}
 	}
 	return out
 }
@@ -35,16 +35,16 @@ func TestReceiptJSONMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := api.AppendReceiptJSON(nil, r); string(got) != string(want) {
+		if got := apijson.AppendReceiptJSON(nil, r); string(got) != string(want) {
 			t.Fatalf("receipt\n got %s\nwant %s", got, want)
 		}
 	}
 	for _, n := range []int{1, 2, len(rs)} {
-		want, err := json.Marshal(api.BatchReceipt{Count: n, Events: receipts(rs[:n])})
+		want, err := json.Marshal(apijson.BatchReceipt{Count: n, Events: receipts(rs[:n])})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := api.AppendBatchReceiptJSON(nil, rs[:n]); string(got) != string(want) {
+		if got := apijson.AppendBatchReceiptJSON(nil, rs[:n]); string(got) != string(want) {
 			t.Fatalf("batch of %d\n got %s\nwant %s", n, got, want)
 		}
 	}

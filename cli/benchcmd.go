@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -139,29 +139,6 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 	})
 }
 
-// appDeps builds the web dependencies over the bench database, quiet, with Redis and the
-// ingest writer started, and returns what stops them.
-func (env *benchEnv) appDeps(ctx context.Context, cfg config) (web.Deps, func(), error) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := openRedis(ctx, cfg, quiet)
-	if err != nil {
-		return web.Deps{}, nil, err
-	}
-	deps := web.NewDeps(env.db, rdb, env.sealer, quiet)
-	ing, err := openIngest(ctx, withDSN(cfg, env.dsn), env.db, deps.Parts, quiet)
-	if err != nil {
-		rdb.Close()
-		return web.Deps{}, nil, err
-	}
-	ing.writer.Start()
-	deps.WithIngest(ing.writer, ing.log)
-	return deps, func() {
-		ing.writer.Close(context.WithoutCancel(ctx))
-		ing.pool.Close()
-		rdb.Close()
-	}, nil
-}
-
 // withDSN is cfg pointed at another database.
 func withDSN(cfg config, dsn string) config {
 	cfg.DatabaseURL = dsn
@@ -187,14 +164,15 @@ func benchAuthz(ctx context.Context, cfg config, args []string, stdout io.Writer
 		return err
 	}
 	defer closeDB(env.db)
-	on, stop, err := env.appDeps(ctx, cfg)
+	// The application as serve builds it, over the bench database, quiet.
+	on, closeServices, err := buildServices(ctx, withDSN(cfg, env.dsn), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	defer stop()
-	off := on
+	defer closeServices()
+	off := *on
 	off.Authz = allowAll{}
-	appOn, appOff := web.New(on), web.New(off)
+	appOn, appOff := web.New(on), web.New(&off)
 	defer appOn.Shutdown()
 	defer appOff.Shutdown()
 	return bench.Authz(ctx, env.db, bench.AuthzOptions{Iterations: *iterations, ServeOn: appOn.Listener, ServeOff: appOff.Listener,

@@ -1,8 +1,8 @@
-// Package api holds the JSON presentations of the ingest and read API: the shapes the
+// Package apijson holds the JSON presentations of the ingest and read API: the shapes the
 // OpenAPI document (handlers/openapi.yaml) describes. Handlers fill them; encoding/json
 // escapes <, > and & on output, so stored text is never interpreted by a client that
 // embeds it in HTML.
-package api
+package apijson
 
 import (
 	"encoding/base64"

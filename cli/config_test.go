@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestBadConfig(t *testing.T) {
+	cases := []struct{ name, key, value string }{
+		{"short signing key", "AUDITDB_SIGNING_KEY", "abcd"},
+		{"bad trust proxy", "AUDITDB_TRUST_PROXY", "perhaps"},
+		{"checkpoint key of the wrong size", "AUDITDB_CHECKPOINT_KEY", "abcd"},
+		{"flushers not a number", "AUDITDB_INGEST_FLUSHERS", "two"},
+		{"no flushers", "AUDITDB_INGEST_FLUSHERS", "0"},
+		{"gather delay not a duration", "AUDITDB_INGEST_MAX_DELAY", "2"},
+		{"gather delay too long", "AUDITDB_INGEST_MAX_DELAY", "5s"},
+		{"hold not a number", "AUDITDB_INGEST_HOLD_BELOW", "many"},
+		{"hold negative", "AUDITDB_INGEST_HOLD_BELOW", "-3"},
+		{"sequencer interval not a duration", "AUDITDB_SEQUENCER_EVERY", "2"},
+		{"sequencer interval too short", "AUDITDB_SEQUENCER_EVERY", "10ms"},
+		{"profiles on every interface", "AUDITDB_PPROF_ADDR", ":6060"},
+		{"profiles on a public address", "AUDITDB_PPROF_ADDR", "10.1.2.3:6060"},
+		{"profiles without a port", "AUDITDB_PPROF_ADDR", "127.0.0.1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := Run(context.Background(), []string{"migrate"}, env(map[string]string{tc.key: tc.value}), &out)
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("error %v should name %s", err, tc.key)
+			}
+		})
+	}
+}

@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"auditdb/jobs"
+	"auditdb/models"
+	"auditdb/web"
+)
+
+// buildServices is the one composition root: it opens what the application runs on (the
+// database, migrated and seeded with the defaults; Redis; the ingest writer's own pgx
+// pool; the signing and checkpoint keys), builds every service over them once with
+// web.NewServices, loads the authorization policy and starts the writer and the
+// listeners. serve and the benchmarks build through it. shutdown stops the services, then
+// closes the pool, Redis and the database, in that order; it returns the writer's error.
+func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.Services, shutdown func() error, err error) {
+	var closers []func() // run last first
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	db, _, err := openReady(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { closeDB(db) })
+	rdb, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { rdb.Close() })
+	sealer, ck, err := integrityKeys(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := models.OpenPool(ctx, cfg.DatabaseURL, int32(max(cfg.Writer.Flushers, 2)+4))
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, pool.Close)
+	svc, err = web.NewServices(web.ServicesConfig{
+		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
+		Sealer: sealer, CheckpointKey: ck, Log: log,
+		Writer: cfg.Writer, TrustProxy: cfg.TrustProxy, FollowCaches: true,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := svc.Policy.Load(ctx); err != nil {
+		return nil, nil, err
+	}
+	stop := svc.Start(ctx)
+	return svc, func() error {
+		// The writer answers everything queued, within a bound.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		err := stop(wctx)
+		closeAll()
+		return err
+	}, nil
+}
+
+// defaultSequencerEvery is how often the sequencer appends new events to the Merkle logs
+// unless AUDITDB_SEQUENCER_EVERY says otherwise.
+const defaultSequencerEvery = 500 * time.Millisecond
+
+func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tuneGC(os.Getenv)
+	svc, closeServices, err := buildServices(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.PprofAddr != "" {
+		servePprof(cfg.PprofAddr, log)
+	}
+	app := web.New(svc)
+	sched, err := schedule(svc, cfg, log)
+	if err != nil {
+		closeServices()
+		return err
+	}
+	sched.Start()
+
+	listenErr := make(chan error, 1)
+	go func() { listenErr <- app.Listen(cfg.Addr) }()
+	log.Info("auditdb console listening", "addr", "http://"+cfg.Addr, "checkpoint_verifier_key", svc.Merkle.Key().VerifierKey())
+
+	select {
+	case err = <-listenErr:
+	case <-ctx.Done():
+	}
+	// Ordered shutdown: HTTP first (finish in-flight requests), then the scheduler, then
+	// the services (the listeners, and the writer, which answers everything queued), Redis
+	// and the database.
+	log.Info("shutting down")
+	if serr := app.ShutdownWithTimeout(20 * time.Second); serr != nil {
+		log.Error("http shutdown", "err", serr)
+	}
+	if serr := sched.Shutdown(); serr != nil {
+		log.Error("scheduler shutdown", "err", serr)
+	}
+	if werr := closeServices(); werr != nil {
+		log.Error("writer shutdown", "err", werr)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return nil
+}
+
+// schedule returns the scheduler with every job, each given the parts of svc it uses.
+func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler, error) {
+	sched, err := jobs.New(svc.DB, log)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range []jobs.Job{
+		jobs.PartitionJob(svc.Parts, log),
+		jobs.SessionPurgeJob(svc.Sessions),
+		jobs.SequencerJob(svc.Merkle, cfg.SequencerEvery, log),
+		jobs.IntegritySweepJob(svc.Orgs, svc.Integrity, svc.Alerts, log),
+		jobs.IdempotencyPurgeJob(svc.Answers),
+	} {
+		if err := sched.Add(j); err != nil {
+			return nil, err
+		}
+	}
+	return sched, nil
+}
+
+// servePprof serves the runtime's profiles (CPU, heap, goroutines…) on a loopback address of
+// their own, never on the console's port.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil {
+			log.Warn("profiles are not served", "addr", addr, "err", err)
+		}
+	}()
+	log.Info("serving runtime profiles", "addr", "http://"+addr+"/debug/pprof/")
+}
+
+// Garbage collector defaults for serve, used unless GOGC or GOMEMLIMIT is set. A server's
+// live heap is small (tens of MiB), so with Go's default (GOGC=100) the collector runs many
+// times a second under ingest and takes a tenth of the CPU. GOGC=400 lets the heap grow to
+// five times what survived the last cycle before collecting, and the soft memory limit makes
+// the collector work harder instead when the process nears it.
+const (
+	serveGCPercent   = 400
+	serveMemoryLimit = 100 << 20
+)
+
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
+	}
+}

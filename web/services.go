@@ -1,0 +1,192 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/ingest"
+	"auditdb/models/merkle"
+	"auditdb/models/session"
+	"auditdb/policy"
+)
+
+// Services are every long-lived part the application runs on: the stores, the ingest
+// writer, the Merkle log, the policy engine and the listeners that follow other instances.
+// NewServices builds them all at once, so nothing can be left out.
+//
+// They live here, in web, rather than in cli: web is the lowest package that needs all of
+// them, and its test harness (web/webtest) must build them the same way serve does, which
+// it could not do through cli without importing a package above it. The command line
+// opens the connections and calls NewServices; the jobs take only the parts they use, so
+// jobs stays below web.
+type Services struct {
+	DB    *gorm.DB
+	Redis *redis.Client // may be nil: features degrade to in-process state
+	Log   *slog.Logger
+	// DatabaseURL is where the session listener opens its LISTEN connection.
+	DatabaseURL string
+	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-* headers.
+	TrustProxy bool
+	Now        func() time.Time
+
+	Events   *models.EventStore
+	Users    *models.UserStore
+	Orgs     *models.OrgStore
+	Sessions *session.Store
+	// Sealer seals events with the server's signing key; the self-audit trail needs it.
+	Sealer *models.Sealer
+	Parts  *models.PartitionManager
+	// Audit writes self-audit events (sealed) to the organization concerned.
+	Audit   *models.AuditTrail
+	Roles   *models.RoleStore
+	Members *models.MemberStore
+	Alerts  *models.AlertStore
+	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
+	// changes made on other instances reach this one.
+	Policy *policy.Engine
+	// Authz decides every request; it is Policy unless a benchmark swaps it.
+	Authz Authorizer
+	// LoginPerAccount and LoginPerAddress limit failed sign-ins.
+	LoginPerAccount, LoginPerAddress *session.Throttle
+
+	// Ingest and integrity.
+	APIKeys     *models.APIKeyStore
+	Presets     *models.PresetStore
+	Policies    *ingest.RetentionCatalog
+	DeadLetters *ingest.DeadLetterStore
+	Answers     *ingest.IdempotencyStore
+	Builder     *ingest.Builder
+	// Writer is the group-commit writer over its own pgx pool; Start starts it.
+	Writer    *ingest.Writer
+	Merkle    *merkle.Log
+	Integrity *merkle.Verifier
+	Replayer  *ingest.DeadLetterReplayer
+
+	// followCaches runs the API-key and session listeners in Start.
+	followCaches bool
+}
+
+// ServicesConfig is what NewServices builds on: connections opened by the caller (who
+// closes them after the services have stopped), the keys and the settings.
+type ServicesConfig struct {
+	// DB is required to serve; it may be nil only to assemble the routes without serving
+	// (a test of the URL map).
+	DB *gorm.DB
+	// Redis may be nil: every use of it degrades to in-process state.
+	Redis *redis.Client
+	// Pool carries the ingest writer's transactions; like DB it may be nil only when
+	// nothing is served.
+	Pool *pgxpool.Pool
+	// DatabaseURL is where the session listener connects (see FollowCaches).
+	DatabaseURL string
+	// Sealer signs events and the self-audit trail; CheckpointKey signs Merkle
+	// checkpoints. Both are required.
+	Sealer        *models.Sealer
+	CheckpointKey *merkle.CheckpointKey
+	// Log receives the services' own logging; nil discards it.
+	Log *slog.Logger
+	// Writer tunes the group-commit writer.
+	Writer ingest.WriterConfig
+	// Policy tunes the policy engine (its periodic version check).
+	Policy policy.Options
+	// LoginLimitPrefix prefixes the Redis keys of the sign-in limits; "" is
+	// "auditdb:login:", which every instance of one deployment shares.
+	LoginLimitPrefix string
+	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-*.
+	TrustProxy bool
+	// FollowCaches makes Start run the API-key and session listeners, without which those
+	// stores never cache (every request reads the database, so a change made elsewhere
+	// counts at once). Servers turn it on; the policy engine is followed either way.
+	FollowCaches bool
+}
+
+// NewServices builds every store and engine over c's connections. Nothing runs until
+// Start. It fails only when c lacks the signing or checkpoint key.
+func NewServices(c ServicesConfig) (*Services, error) {
+	if c.Sealer == nil {
+		return nil, errors.New("web: services need the signing key (ServicesConfig.Sealer)")
+	}
+	if c.CheckpointKey == nil {
+		return nil, errors.New("web: services need the checkpoint key (ServicesConfig.CheckpointKey)")
+	}
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	prefix := c.LoginLimitPrefix
+	if prefix == "" {
+		prefix = "auditdb:login:"
+	}
+	db, rdb := c.DB, c.Redis
+	parts := models.NewPartitionManager(db)
+	trail := models.NewAuditTrail(db, c.Sealer, parts)
+	roles, members := models.NewRoleStore(db, trail), models.NewMemberStore(db, trail)
+	engine := policy.New(db, rdb, roles, members, log, c.Policy)
+	s := &Services{
+		DB: db, Redis: rdb, Log: log,
+		DatabaseURL:     c.DatabaseURL,
+		TrustProxy:      c.TrustProxy,
+		Now:             time.Now,
+		Events:          models.NewEventStore(db),
+		Users:           models.NewUserStore(db),
+		Orgs:            models.NewAuditedOrgStore(db, trail),
+		Sessions:        session.NewStore(db, nil),
+		Sealer:          c.Sealer,
+		Parts:           parts,
+		Audit:           trail,
+		Roles:           roles,
+		Members:         members,
+		Alerts:          models.NewAlertStore(db),
+		Policy:          engine,
+		Authz:           engine,
+		LoginPerAccount: session.NewThrottle(rdb, prefix, 5, 15*time.Minute),
+		LoginPerAddress: session.NewThrottle(rdb, prefix, 20, 15*time.Minute),
+		APIKeys:         models.NewAPIKeyStore(db, rdb, trail),
+		Presets:         models.NewPresetStore(db, trail),
+		Policies:        ingest.NewRetentionCatalog(db),
+		DeadLetters:     ingest.NewDeadLetterStore(db),
+		Answers:         ingest.NewIdempotencyStore(db),
+		Merkle:          merkle.NewLog(db, c.CheckpointKey),
+		followCaches:    c.FollowCaches,
+	}
+	s.Builder = ingest.NewBuilder(s.Presets, s.Policies, s.Sealer)
+	s.Writer = ingest.NewWriter(c.Pool, parts, s.DeadLetters, c.Writer, log)
+	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
+	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
+	return s, nil
+}
+
+// Start starts the group-commit writer and the listeners that follow changes made on
+// other instances (the policy engine; with FollowCaches, API-key revocations and session
+// changes too). The listeners run until stop; stop ends them, then closes the writer,
+// which answers everything queued unless ctx ends first, and returns the writer's error.
+func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) error) {
+	s.Writer.Start()
+	listeners := []func(context.Context){func(ctx context.Context) { s.Policy.Run(ctx) }}
+	if s.followCaches {
+		listeners = append(listeners, s.APIKeys.Listen,
+			func(ctx context.Context) { s.Sessions.Listen(ctx, s.DatabaseURL) })
+	}
+	listenCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var running sync.WaitGroup
+	for _, listen := range listeners {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			listen(listenCtx)
+		}()
+	}
+	return func(ctx context.Context) error {
+		cancel()
+		running.Wait()
+		return s.Writer.Close(ctx)
+	}
+}
