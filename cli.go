@@ -12,11 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"gorm.io/gorm"
 
 	"auditdb/migrations"
 	"auditdb/models"
-	"auditdb/policy"
 )
 
 func newFlags(name string, stdout io.Writer) *flag.FlagSet {
@@ -80,7 +78,6 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
-	announcePolicyChange(ctx, cfg, db)
 	if len(res.Credentials) > 0 {
 		fmt.Fprintln(stdout, "demo users (passwords are shown only this once):")
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -125,7 +122,6 @@ func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created organization %s (%s)\n", org.ID, org.Name)
 	return nil
 }
@@ -164,7 +160,6 @@ func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
-	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created user %d (%s)\n", u.ID, u.Email)
 	return nil
 }
@@ -241,19 +236,6 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// announcePolicyChange tells running servers that organizations, roles or memberships
-// changed, so they reload their authorization policy now rather than at their next
-// periodic version check.
-func announcePolicyChange(ctx context.Context, cfg config, db *gorm.DB) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := openRedis(ctx, cfg, quiet)
-	if err != nil {
-		return
-	}
-	defer rdb.Close()
-	policy.New(db, rdb, nil, nil, quiet, policy.Options{}).Changed(ctx)
-}
-
 const demoCredentialsFile = "demo-credentials.txt"
 
 // saveDemoCredentials appends the demo users' passwords to a 0600 file in the data
@@ -328,7 +310,7 @@ func apikeyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 		return err
 	}
 	trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
-	keys := models.NewAPIKeyStore(db, nil, trail)
+	keys := models.NewAPIKeyStore(db, trail)
 	by := models.SystemActor("cli")
 	switch args[0] {
 	case "create":
@@ -357,7 +339,7 @@ func apikeyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 			return err
 		}
 		defer rdb.Close()
-		if err := models.NewAPIKeyStore(db, rdb, trail).Revoke(ctx, *org, *id, by); err != nil {
+		if err := models.NewAPIKeyStore(db, trail).Revoke(ctx, *org, *id, by); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked key %d of %s\n", *id, *org)

@@ -236,13 +236,17 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	app := web.New(deps)
-	// The policy, API-key and session listeners follow changes made on other instances
-	// until shutdown.
+	// The policy and API-key caches follow the database's change signals, and the
+	// session cache its own LISTEN, until shutdown; the policy engine also checks its
+	// version while the signals are down.
+	signals := models.NewSignals(cfg.DatabaseURL, log)
+	deps.Policy.Follow(signals)
+	deps.APIKeys.Follow(signals)
 	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
 	var listeners sync.WaitGroup
 	for _, listen := range []func(context.Context){
+		signals.Run,
 		func(ctx context.Context) { deps.Policy.Run(ctx) },
-		deps.APIKeys.Listen,
 		func(ctx context.Context) { deps.Sessions.Listen(ctx, cfg.DatabaseURL) },
 	} {
 		listeners.Add(1)

@@ -63,11 +63,17 @@ func NewDeps(db *gorm.DB, rdb *redis.Client, sealer *models.Sealer, log *slog.Lo
 	trail := models.NewAuditTrail(db, sealer, parts)
 	roles, members := models.NewRoleStore(db, trail), models.NewMemberStore(db, trail)
 	engine := policy.New(db, rdb, roles, members, log, policy.Options{})
+	orgs := models.NewAuditedOrgStore(db, trail)
+	// This instance applies its own policy changes from its very next request; the
+	// database's signals tell the other instances (Follow).
+	for _, r := range []*models.PolicyRefresh{&roles.Refresh, &members.Refresh, &orgs.Refresh} {
+		r.Set(engine.Refresh)
+	}
 	return Deps{
 		DB: db, Redis: rdb, Log: log,
 		Events:          models.NewEventStore(db),
 		Users:           models.NewUserStore(db),
-		Orgs:            models.NewAuditedOrgStore(db, trail),
+		Orgs:            orgs,
 		Sessions:        models.NewSessionStore(db, nil),
 		Sealer:          sealer,
 		Parts:           parts,
@@ -79,7 +85,7 @@ func NewDeps(db *gorm.DB, rdb *redis.Client, sealer *models.Sealer, log *slog.Lo
 		LoginPerAccount: models.NewThrottle(rdb, "auditdb:login:", 5, 15*time.Minute),
 		LoginPerAddress: models.NewThrottle(rdb, "auditdb:login:", 20, 15*time.Minute),
 		Now:             time.Now,
-		APIKeys:         models.NewAPIKeyStore(db, rdb, trail),
+		APIKeys:         models.NewAPIKeyStore(db, trail),
 		Presets:         models.NewPresetStore(db, trail),
 		Policies:        models.NewPolicyCatalog(db),
 		DeadLetters:     models.NewDeadLetterStore(db),

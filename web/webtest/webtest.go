@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,9 +64,9 @@ func New(t testing.TB, opts ...Options) *Env {
 	return newEnv(t, db, pgtest.Redis(t), o)
 }
 
-// newEnv builds an application over db and rdb whose policy engine follows changes made
-// by other instances through Redis pub/sub alone (the periodic version check is off, so a
-// test of cross-instance invalidation cannot pass by polling).
+// newEnv builds an application over db and rdb whose policy engine and API-key cache follow
+// changes made by other instances through the database's signals alone (the periodic
+// version check is off, so a test of cross-instance invalidation cannot pass by polling).
 func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	t.Helper()
 	sealer, err := models.NewSealer([]byte(TestSigningKey))
@@ -79,15 +80,27 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	deps.LoginPerAddress = models.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
 	deps.Policy = policy.New(db, rdb, deps.Roles, deps.Members, log, policy.Options{PollInterval: -1})
 	deps.Authz = deps.Policy
+	for _, r := range []*models.PolicyRefresh{&deps.Roles.Refresh, &deps.Members.Refresh, &deps.Orgs.Refresh} {
+		r.Set(deps.Policy.Refresh)
+	}
+	// As serve: the policy and API-key caches follow the database's signals (with the
+	// periodic version check off, so a test of cross-instance invalidation cannot pass
+	// by polling).
+	signals := models.NewSignals(pgtest.DSN(t), log)
+	deps.Policy.Follow(signals)
+	deps.APIKeys.Follow(signals)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		deps.Policy.Run(ctx)
-	}()
+	var running sync.WaitGroup
+	for _, run := range []func(context.Context){signals.Run, func(ctx context.Context) { deps.Policy.Run(ctx) }} {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			run(ctx)
+		}()
+	}
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		running.Wait()
 	})
 	ck, err := models.NewCheckpointKey([]byte("webtest-checkpoint-seed-01234567"))
 	if err != nil {
@@ -164,6 +177,14 @@ func (e *Env) Twin() *Env {
 	return newEnv(e.T, e.DB, e.Deps.Redis, Options{})
 }
 
+// TwinWithoutRedis is Twin for an instance whose Redis is unreachable (a closed port).
+func (e *Env) TwinWithoutRedis() *Env {
+	e.T.Helper()
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	e.T.Cleanup(func() { dead.Close() })
+	return newEnv(e.T, e.DB, dead, Options{})
+}
+
 // Unique returns a short id unique within the test run, for organization ids and emails.
 func Unique(prefix string) string {
 	return fmt.Sprintf("%s%d-%d", prefix, time.Now().UnixNano()%1_000_000_000, counter.Add(1))
@@ -176,7 +197,6 @@ func (e *Env) Org(prefix string) string {
 	if _, err := e.Deps.Orgs.Create(context.Background(), id, "Org "+id); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Deps.Policy.Changed(context.Background()) // as the console does after every change
 	return id
 }
 
@@ -197,7 +217,9 @@ func (e *Env) UserWithEmail(org, role, email string) string {
 	if _, err := e.Deps.Users.Create(context.Background(), nu); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Deps.Policy.Changed(context.Background())
+	// The user store (as the CLI uses it) has no refresh hook: apply the membership now
+	// rather than when the database's signal arrives.
+	e.Deps.Policy.Refresh(context.Background())
 	return email
 }
 
@@ -376,5 +398,4 @@ func (e *Env) Role(org, name string, perms []string, inherits ...string) {
 	if _, err := e.Deps.Roles.Create(context.Background(), org, in, models.SystemActor("test")); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Deps.Policy.Changed(context.Background())
 }
