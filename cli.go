@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-
 	"auditdb/migrations"
 	"auditdb/models"
 )
