@@ -54,7 +54,7 @@ func Authz(ctx context.Context, db *gorm.DB, o AuthzOptions) error {
 			return fmt.Errorf("bench: create bench user: %w", err)
 		}
 	}
-	o.Engine.Changed(ctx)
+	o.Engine.Refresh(ctx)
 
 	type side struct {
 		name   string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -37,7 +36,7 @@ func apikeyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 		return err
 	}
 	trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
-	keys := models.NewAPIKeyStore(db, nil, trail)
+	keys := models.NewAPIKeyStore(db, trail)
 	by := models.SystemActor("cli")
 	switch args[0] {
 	case "create":
@@ -60,13 +59,8 @@ func apikeyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 		}
 		return tw.Flush()
 	case "revoke":
-		// Other instances hear of it over Redis; without Redis they never cache keys.
-		rdb, err := openRedis(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			return err
-		}
-		defer rdb.Close()
-		if err := models.NewAPIKeyStore(db, rdb, trail).Revoke(ctx, *org, *id, by); err != nil {
+		// The database announces the revocation to every running instance.
+		if err := models.NewAPIKeyStore(db, trail).Revoke(ctx, *org, *id, by); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked key %d of %s\n", *id, *org)

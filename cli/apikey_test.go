@@ -28,7 +28,7 @@ func TestAPIKeyCommands(t *testing.T) {
 		t.Fatalf("no key printed: %s", out.String())
 	}
 	db := pgtest.DB(t)
-	if k, err := models.NewAPIKeyStore(db, nil, nil).Authenticate(ctx, key); err != nil || k.Scope != models.ScopeRead || k.OrganizationID != "key-org" {
+	if k, err := models.NewAPIKeyStore(db, nil).Authenticate(ctx, key); err != nil || k.Scope != models.ScopeRead || k.OrganizationID != "key-org" {
 		t.Fatalf("the printed key: %+v %v", k, err)
 	}
 	out.Reset()
@@ -53,12 +53,12 @@ func TestAPIKeyCommands(t *testing.T) {
 			}
 		})
 	}
-	keys, _ := models.NewAPIKeyStore(db, nil, nil).List(ctx, "key-org")
+	keys, _ := models.NewAPIKeyStore(db, nil).List(ctx, "key-org")
 	out.Reset()
 	if err := Run(ctx, []string{"apikey", "revoke", "--org", "key-org", "--id", strconv.FormatInt(keys[0].ID, 10)}, env(vars), &out); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := models.NewAPIKeyStore(db, nil, nil).Authenticate(ctx, key); err != models.ErrBadAPIKey {
+	if _, err := models.NewAPIKeyStore(db, nil).Authenticate(ctx, key); err != models.ErrBadAPIKey {
 		t.Fatalf("revoked from the command line, the key still works: %v", err)
 	}
 }

@@ -293,7 +293,7 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 		Builder: ingest.NewBuilder(models.NewPresetStore(db, nil), ingest.NewRetentionCatalog(db), sealer), Out: stdout}
 	if *target == "" {
 		trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
-		raw, _, err := models.NewAPIKeyStore(db, nil, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),
+		raw, _, err := models.NewAPIKeyStore(db, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),
 			models.ScopeIngest, models.SystemActor("bench"))
 		if err != nil {
 			return err

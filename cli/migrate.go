@@ -70,7 +70,6 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
-	announcePolicyChange(ctx, cfg, db)
 	if len(res.Credentials) > 0 {
 		fmt.Fprintln(stdout, "demo users (passwords are shown only this once):")
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

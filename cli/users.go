@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-
-	"gorm.io/gorm"
 
 	"auditdb/models"
 	"auditdb/models/session"
-	"auditdb/policy"
 )
 
 func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
@@ -32,7 +28,6 @@ func orgCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created organization %s (%s)\n", org.ID, org.Name)
 	return nil
 }
@@ -71,7 +66,6 @@ func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if err != nil {
 		return err
 	}
-	announcePolicyChange(ctx, cfg, db)
 	fmt.Fprintf(stdout, "created user %d (%s)\n", u.ID, u.Email)
 	return nil
 }
@@ -98,17 +92,4 @@ func revokeSessionsCmd(ctx context.Context, cfg config, args []string, stdout io
 	}
 	fmt.Fprintf(stdout, "revoked %d live sessions of %s\n", n, u.Email)
 	return nil
-}
-
-// announcePolicyChange tells running servers that organizations, roles or memberships
-// changed, so they reload their authorization policy now rather than at their next
-// periodic version check.
-func announcePolicyChange(ctx context.Context, cfg config, db *gorm.DB) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := openRedis(ctx, cfg, quiet)
-	if err != nil {
-		return
-	}
-	defer rdb.Close()
-	policy.New(db, rdb, nil, nil, quiet, policy.Options{}).Changed(ctx)
 }

@@ -31,7 +31,7 @@ func TestRoutePermissions(t *testing.T) {
 	loner := env.User(env.Org("gone"), "org:member")
 	clients["nobody"] = env.Login(loner)
 	env.DB.Exec(`DELETE FROM memberships WHERE user_id = ?`, env.UserID(loner))
-	env.Services.Policy.Changed(context.Background())
+	env.Services.Policy.Refresh(context.Background())
 
 	all := []string{"member", "admin", "owner", "superadmin", "nobody"}
 	cases := []struct {
@@ -590,4 +590,68 @@ func TestPermissionChangeReachesAnotherInstance(t *testing.T) {
 		t.Fatalf("edit: %d", r.StatusCode)
 	}
 	t.Logf("grant honoured after %s", waitStatus("/alerts", http.StatusOK))
+}
+
+// TestChangesReachAnInstanceWithoutRedis: a second instance whose Redis is unreachable,
+// caching sessions and API keys as serve does, still hears, within a second and through PostgreSQL alone, a role edited and a member
+// demoted on the first instance, and an API key revoked as the CLI does it (the store,
+// outside any server).
+func TestChangesReachAnInstanceWithoutRedis(t *testing.T) {
+	one := webtest.New(t, webtest.Options{FollowCaches: true})
+	two := one.TwinWithoutRedis()
+	org := one.Org("noredis")
+	one.Role(org, "alert-reader", []string{"audit.alerts:read", "audit.events:read"})
+	owner := one.Login(one.User(org, models.OwnerRole))
+	readerEmail := one.User(org, "alert-reader")
+	reader := two.Login(readerEmail)
+	adminEmail := one.User(org, "org:admin")
+	admin := two.Login(adminEmail)
+	within := func(what string, c *webtest.Client, path string, want int) {
+		t.Helper()
+		start := time.Now()
+		for {
+			if r := c.Get(path); r.StatusCode == want {
+				t.Logf("%s honoured after %s", what, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s: %s on the instance without Redis is not %d after a second", what, path, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	within("warm-up", reader, "/alerts", http.StatusOK)
+	within("warm-up", admin, "/alerts", http.StatusOK)
+
+	if r := owner.PostForm("/roles/alert-reader", url.Values{"perm": {"audit.events:read"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("edit: %d", r.StatusCode)
+	}
+	within("a role edit", reader, "/alerts", http.StatusForbidden)
+
+	if r := owner.PostForm("/members/"+itoa(one.UserID(adminEmail))+"/role", url.Values{"role": {"org:member"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("demote: %d %s", r.StatusCode, r.Body)
+	}
+	within("a demotion", admin, "/alerts", http.StatusForbidden)
+
+	raw, key, err := one.Services.APIKeys.Create(t.Context(), org, "cli", models.ScopeRead, models.SystemActor("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second answer comes from the cache
+		if r := two.API("GET", "/api/v1/events", raw, "", ""); r.StatusCode != http.StatusOK {
+			t.Fatalf("a live key on the instance without Redis: %d %s", r.StatusCode, r.Body)
+		}
+	}
+	cli := models.NewAPIKeyStore(one.DB, one.Services.Audit)
+	if err := cli.Revoke(t.Context(), org, key.ID, models.SystemActor("cli")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for two.API("GET", "/api/v1/events", raw, "", "").StatusCode != http.StatusUnauthorized {
+		if time.Since(start) > time.Second {
+			t.Fatal("a key revoked by the CLI still works on the instance without Redis after a second")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("a CLI revocation honoured after %s", time.Since(start).Round(time.Millisecond))
 }

@@ -21,12 +21,6 @@ type AccountLookup interface {
 	AccountByEmail(ctx context.Context, email string) (*models.Account, error)
 }
 
-// PolicyNotifier is told after a role, membership or organization change has committed,
-// so every instance reloads its authorization policy.
-type PolicyNotifier interface {
-	Changed(ctx context.Context)
-}
-
 // ActorOf returns who is acting in a console request, for the self-audit trail: the
 // signed-in user with the request's address and user agent (copied: Fiber reuses them).
 func ActorOf(c *fiber.Ctx) models.Actor {

@@ -210,7 +210,7 @@ func TestOrganizationSwitcher(t *testing.T) {
 	if err := env.Services.Users.AddMembership(ctx, u.ID, b, "org:admin"); err != nil {
 		t.Fatal(err)
 	}
-	env.Services.Policy.Changed(ctx) // a membership made behind the console's back
+	env.Services.Policy.Refresh(ctx) // a membership made behind the console's back
 	evB := env.Events(models.Event{OrganizationID: b, Timestamp: time.Now().Add(-time.Hour), Action: "only.in.b", Status: "success"})
 
 	c := env.Login(email)

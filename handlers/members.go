@@ -25,7 +25,6 @@ type MemberStore interface {
 type MemberDeps struct {
 	Members MemberStore
 	Roles   RoleStore
-	Policy  PolicyNotifier
 }
 
 // membersPage builds the page for the viewer's organization.
@@ -119,7 +118,6 @@ func AddMember(d MemberDeps) fiber.Handler {
 			}
 			return renderMembersRefusal(c, d, v, form, err)
 		}
-		d.Policy.Changed(ctx)
 		props, err := membersPage(ctx, d, v)
 		if err != nil {
 			return err
@@ -158,7 +156,6 @@ func SetMemberRole(d MemberDeps) fiber.Handler {
 			}
 			return renderMembersRefusal(c, d, v, memberviews.AddForm{}, err)
 		}
-		d.Policy.Changed(ctx)
 		return render.Redirect(c, "/members?done=updated")
 	}
 }
@@ -178,7 +175,6 @@ func RemoveMember(d MemberDeps) fiber.Handler {
 			}
 			return renderMembersRefusal(c, d, v, memberviews.AddForm{}, err)
 		}
-		d.Policy.Changed(ctx)
 		return render.Redirect(c, "/members?done=removed")
 	}
 }

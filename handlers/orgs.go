@@ -50,7 +50,7 @@ func ListOrgs(orgs OrgStore) fiber.Handler {
 
 // CreateOrg creates an organization and, when an email is given, makes that user its
 // first owner (a new user gets a one-time password, shown once on this response).
-func CreateOrg(orgs OrgStore, members MemberAdder, policy PolicyNotifier) fiber.Handler {
+func CreateOrg(orgs OrgStore, members MemberAdder) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
@@ -73,7 +73,6 @@ func CreateOrg(orgs OrgStore, members MemberAdder, policy PolicyNotifier) fiber.
 			}
 			return refuse(err, true)
 		}
-		policy.Changed(ctx)
 		var created *memberviews.Created
 		if form.OwnerEmail != "" {
 			added, err := members.Add(ctx, org.ID, models.NewMember{Email: form.OwnerEmail, Role: models.OwnerRole}, ActorOf(c))
@@ -83,7 +82,6 @@ func CreateOrg(orgs OrgStore, members MemberAdder, policy PolicyNotifier) fiber.
 				}
 				return refuse(models.Invalid("owner", "organization "+org.ID+" was created, but its owner was not added: "+models.MessageOf(err)), false)
 			}
-			policy.Changed(ctx)
 			if added.NewUser {
 				created = &memberviews.Created{Email: added.Email, Password: added.OneTimePassword}
 			}

@@ -24,8 +24,7 @@ type RoleStore interface {
 
 // RoleDeps are the role editor's dependencies.
 type RoleDeps struct {
-	Roles  RoleStore
-	Policy PolicyNotifier
+	Roles RoleStore
 }
 
 // roleHref is the page of role name.
@@ -278,7 +277,6 @@ func CreateRole(d RoleDeps) fiber.Handler {
 		if err == nil {
 			var r *models.Role
 			if r, err = d.Roles.Create(ctx, v.OrgID, in, ActorOf(c)); err == nil {
-				d.Policy.Changed(ctx)
 				return render.Redirect(c, "/roles?done=created&role="+url.QueryEscape(r.Name))
 			}
 		}
@@ -357,7 +355,6 @@ func UpdateRole(d RoleDeps) fiber.Handler {
 		in.Name = name
 		if err == nil {
 			if _, err = d.Roles.Update(ctx, v.OrgID, name, in, ActorOf(c)); err == nil {
-				d.Policy.Changed(ctx)
 				return render.Redirect(c, "/roles?done=updated&role="+url.QueryEscape(name))
 			}
 		}
@@ -377,7 +374,6 @@ func DeleteRole(d RoleDeps) fiber.Handler {
 		name := strings.Clone(c.Params("name"))
 		err := d.Roles.Delete(ctx, v.OrgID, name, ActorOf(c))
 		if err == nil {
-			d.Policy.Changed(ctx)
 			return render.Redirect(c, "/roles?done=deleted&role="+url.QueryEscape(name))
 		}
 		if models.KindOf(err) != models.KindConflict {

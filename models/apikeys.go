@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 )
 
@@ -34,15 +32,12 @@ const apiKeyLength = len(apiKeyPrefix) + 43
 const shownPrefix = 12
 
 // apiKeyCacheTTL bounds how long an instance trusts a cached key. Revocations reach every
-// instance at once over Redis; the TTL only matters if a message were lost while the
-// subscription looked healthy.
+// instance at once through PostgreSQL's notifications; the TTL only matters if one were
+// lost while the connection looked healthy.
 const apiKeyCacheTTL = 30 * time.Second
 
 // lastUsedEvery bounds how often a key's last-used time is written.
 const lastUsedEvery = time.Minute
-
-// revokedChannel is the Redis channel that announces revoked keys (hex SHA-256).
-const revokedChannel = "auditdb:apikeys:revoked"
 
 // APIKey is a row of api_keys. The key itself is never stored, only its SHA-256.
 type APIKey struct {
@@ -66,16 +61,17 @@ func (APIKey) TableName() string { return "api_keys" }
 var ErrBadAPIKey = Unauthorized("the API key is unknown or revoked")
 
 // APIKeyStore creates, lists, revokes and authenticates API keys. Authenticated keys are
-// cached in-process only while the instance's Redis subscription to revocations is up, so
-// a revocation stops a key at once on every instance; without Redis every request reads
+// cached in-process only while the instance follows the database's revocation signals
+// (ChannelAPIKeys, fired by a trigger on api_keys), so a revocation by any writer stops a
+// key at once on every instance; while the signals are not followed every request reads
 // the database (one indexed lookup).
 type APIKeyStore struct {
 	db    *gorm.DB
-	rdb   *redis.Client
 	trail *AuditTrail
 	now   func() time.Time
 
-	live  atomic.Bool // the revocation subscription is confirmed: the cache may be used
+	live  atomic.Bool   // the revocation signals are followed: the cache may be used
+	gen   atomic.Uint64 // bumped by every forget and flush, under mu
 	mu    sync.Mutex
 	cache map[[32]byte]cachedKey
 }
@@ -85,10 +81,11 @@ type cachedKey struct {
 	until time.Time
 }
 
-// NewAPIKeyStore returns a store over db; rdb may be nil. Creations and revocations are
-// self-audited through trail (nil only where keys are just authenticated).
-func NewAPIKeyStore(db *gorm.DB, rdb *redis.Client, trail *AuditTrail) *APIKeyStore {
-	return &APIKeyStore{db: db, rdb: rdb, trail: trail, now: time.Now, cache: map[[32]byte]cachedKey{}}
+// NewAPIKeyStore returns a store over db. Creations and revocations are self-audited
+// through trail (nil only where keys are just authenticated). Keys are cached only once
+// the store is subscribed to signals (Follow) and those are live.
+func NewAPIKeyStore(db *gorm.DB, trail *AuditTrail) *APIKeyStore {
+	return &APIKeyStore{db: db, trail: trail, now: time.Now, cache: map[[32]byte]cachedKey{}}
 }
 
 // Create makes a key for org and returns it in clear (to be shown once) with its row; the
@@ -163,12 +160,9 @@ func (s *APIKeyStore) Revoke(ctx context.Context, org string, id int64, by Actor
 	if err != nil {
 		return err
 	}
-	hash := hex.EncodeToString(k.KeyHash)
-	s.forget(hash)
-	if s.rdb != nil {
-		// A failed publish is not fatal: an instance that cannot hear Redis does not cache.
-		s.rdb.Publish(context.WithoutCancel(ctx), revokedChannel, hash)
-	}
+	// The trigger's notification tells every instance, this one included; forgetting
+	// here as well makes the revocation hold for this instance's very next request.
+	s.forget(hex.EncodeToString(k.KeyHash))
 	return nil
 }
 
@@ -190,6 +184,9 @@ func (s *APIKeyStore) Authenticate(ctx context.Context, raw string) (*APIKey, er
 			return &k, nil
 		}
 	}
+	// The generation is taken before the read: a revocation signalled after this point
+	// keeps what this read found out of the cache.
+	gen := s.gen.Load()
 	var k APIKey
 	err := s.db.WithContext(ctx).Where("key_hash = ?", sum[:]).Take(&k).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -210,61 +207,34 @@ func (s *APIKeyStore) Authenticate(ctx context.Context, raw string) (*APIKey, er
 		}
 		k.LastUsedAt = &t
 	}
-	if s.live.Load() {
-		s.mu.Lock()
+	s.mu.Lock()
+	if s.live.Load() && s.gen.Load() == gen {
 		if len(s.cache) > 10_000 {
 			clear(s.cache)
 		}
 		// Cached until the last-used time is due again, so that write keeps happening.
 		s.cache[sum] = cachedKey{key: k, until: now.Add(min(apiKeyCacheTTL, lastUsedEvery-now.Sub(*k.LastUsedAt)))}
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	return &k, nil
 }
 
-// Listen follows revocations announced on Redis until ctx ends, reconnecting as needed.
-// The cache is used only while the subscription is confirmed; it is emptied whenever the
-// subscription drops or is re-established, since messages may have been missed.
-func (s *APIKeyStore) Listen(ctx context.Context) {
-	if s.rdb == nil {
-		return
-	}
-	FollowUntilDone(ctx, s.follow)
-}
+// Follow subscribes the store to the revocation signals; its cache is used only while
+// they are live.
+func (s *APIKeyStore) Follow(sig *Signals) { sig.Subscribe(ChannelAPIKeys, apiKeySignals{s}) }
 
-// follow runs one subscription until it fails; it reports whether it was ever confirmed.
-func (s *APIKeyStore) follow(ctx context.Context) bool {
-	ps := s.rdb.Subscribe(ctx, revokedChannel)
-	// A blocked receive does not watch ctx; closing the subscription ends it.
-	stop := context.AfterFunc(ctx, func() { ps.Close() })
-	defer stop()
-	defer func() {
-		s.live.Store(false)
-		s.flush()
-		ps.Close()
-	}()
-	if _, err := ps.Receive(ctx); err != nil {
-		return false
+// apiKeySignals adapts the store to Subscriber without adding those methods to its API.
+type apiKeySignals struct{ s *APIKeyStore }
+
+func (a apiKeySignals) Notified(hexHash string) { a.s.forget(hexHash) }
+
+func (a apiKeySignals) Reset(live bool) {
+	if !live {
+		a.s.live.Store(false)
 	}
-	s.flush()
-	s.live.Store(true)
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, 10*time.Second)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-				if ps.Ping(ctx) == nil {
-					continue // the Pong arrives as the next message
-				}
-			}
-			return true
-		}
-		switch m := msg.(type) {
-		case *redis.Message:
-			s.forget(m.Payload)
-		case *redis.Subscription:
-			s.flush() // re-subscribed after a reconnect: announcements may have been missed
-		}
+	a.s.flush()
+	if live {
+		a.s.live.Store(true)
 	}
 }
 
@@ -279,12 +249,14 @@ func (s *APIKeyStore) forget(hexHash string) {
 	}
 	s.mu.Lock()
 	delete(s.cache, [32]byte(raw))
+	s.gen.Add(1)
 	s.mu.Unlock()
 }
 
 func (s *APIKeyStore) flush() {
 	s.mu.Lock()
 	clear(s.cache)
+	s.gen.Add(1)
 	s.mu.Unlock()
 }
 

@@ -44,6 +44,8 @@ type AddedMember struct {
 type MemberStore struct {
 	db    *gorm.DB
 	trail *AuditTrail
+	// Refresh is run after every committed change (see PolicyRefresh).
+	Refresh PolicyRefresh
 }
 
 // NewMemberStore returns a store over db that audits changes to trail.
@@ -157,7 +159,7 @@ func (s *MemberStore) Add(ctx context.Context, org string, in NewMember, by Acto
 			Details: map[string]any{"member": u.Email, "role": in.Role, "newUser": out.NewUser},
 			Change:  &ConfigChange{Field: "membership." + strconv.FormatInt(u.ID, 10) + ".role", New: in.Role}})
 	})
-	if err != nil {
+	if err := s.Refresh.done(ctx, err); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -168,12 +170,12 @@ func (s *MemberStore) Add(ctx context.Context, org string, in NewMember, by Acto
 // not hold every permission of the member's current and new role, and KindConflict when it
 // would leave org without an owner.
 func (s *MemberStore) SetRole(ctx context.Context, org string, userID int64, role string, by Actor) error {
-	return s.change(ctx, org, userID, by, &role)
+	return s.Refresh.done(ctx, s.change(ctx, org, userID, by, &role))
 }
 
 // Remove ends member userID's membership of org, with the same errors as SetRole.
 func (s *MemberStore) Remove(ctx context.Context, org string, userID int64, by Actor) error {
-	return s.change(ctx, org, userID, by, nil)
+	return s.Refresh.done(ctx, s.change(ctx, org, userID, by, nil))
 }
 
 // change sets the member's role to *role, or removes the membership when role is nil.
@@ -249,7 +251,7 @@ func (s *MemberStore) Assign(ctx context.Context, org string, userID int64, role
 	if err := s.trail.prepare(ctx); err != nil {
 		return err
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.Refresh.done(ctx, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockOrg(ctx, tx, org); err != nil {
 			return err
 		}
@@ -283,5 +285,5 @@ func (s *MemberStore) Assign(ctx context.Context, org string, userID int64, role
 			TargetID: target, Outcome: fmt.Sprintf("%s added as %s", users[0].Email, role),
 			Details: map[string]any{"member": users[0].Email, "role": role, "newUser": false},
 			Change:  &ConfigChange{Field: "membership." + target + ".role", New: role}})
-	})
+	}))
 }

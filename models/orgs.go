@@ -29,6 +29,8 @@ var orgIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,49}$`)
 type OrgStore struct {
 	db    *gorm.DB
 	trail *AuditTrail // nil: CreateBy is unavailable
+	// Refresh is run after every committed change (see PolicyRefresh).
+	Refresh PolicyRefresh
 }
 
 // NewOrgStore returns a store over db.
@@ -42,7 +44,11 @@ func NewAuditedOrgStore(db *gorm.DB, trail *AuditTrail) *OrgStore {
 // Create adds an organization. It returns KindInvalid for a bad id or name and KindConflict
 // when the id is taken.
 func (s *OrgStore) Create(ctx context.Context, id, name string) (*Organization, error) {
-	return createOrg(ctx, s.db, id, name)
+	org, err := createOrg(ctx, s.db, id, name)
+	if err := s.Refresh.done(ctx, err); err != nil {
+		return nil, err
+	}
+	return org, nil
 }
 
 func createOrg(ctx context.Context, tx *gorm.DB, id, name string) (*Organization, error) {
@@ -80,7 +86,7 @@ func (s *OrgStore) CreateBy(ctx context.Context, id, name string, by Actor) (*Or
 			TargetType: "organization", TargetID: org.ID, Outcome: "organization " + org.Name + " created",
 			Change: &ConfigChange{Field: "organization", New: map[string]any{"id": org.ID, "name": org.Name}}})
 	})
-	if err != nil {
+	if err := s.Refresh.done(ctx, err); err != nil {
 		return nil, err
 	}
 	return org, nil

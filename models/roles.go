@@ -144,6 +144,8 @@ const MaxRoleDescription = 500
 type RoleStore struct {
 	db    *gorm.DB
 	trail *AuditTrail
+	// Refresh is run after every committed change (see PolicyRefresh).
+	Refresh PolicyRefresh
 }
 
 // NewRoleStore returns a store over db that audits changes to trail.
@@ -461,7 +463,7 @@ func (s *RoleStore) change(ctx context.Context, org, name string, by Actor, mode
 		}
 		return s.trail.RecordTx(ctx, tx, entry)
 	})
-	if err != nil {
+	if err := s.Refresh.done(ctx, err); err != nil {
 		return nil, err
 	}
 	return saved, nil
@@ -474,7 +476,7 @@ func (s *RoleStore) Delete(ctx context.Context, org, name string, by Actor) erro
 	if err := s.trail.prepare(ctx); err != nil {
 		return err
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.Refresh.done(ctx, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockOrg(ctx, tx, org); err != nil {
 			return err
 		}
@@ -506,7 +508,7 @@ func (s *RoleStore) Delete(ctx context.Context, org, name string, by Actor) erro
 		return s.trail.RecordTx(ctx, tx, AuditEntry{Org: org, Action: ActionRoleDelete, Actor: by, TargetType: "role",
 			TargetID: name, Outcome: "role " + name + " deleted",
 			Change: &ConfigChange{Field: "organization_role." + name, Previous: roleDefinition(cur)}})
-	})
+	}))
 }
 
 func permStrings(ps []Permission) []string {

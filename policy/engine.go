@@ -47,14 +47,19 @@ type Options struct {
 	// LocalTTL and LocalSize bound the in-process decision cache (1 minute, 10,000).
 	LocalTTL  time.Duration
 	LocalSize int
-	// PollInterval is how often the engine compares its policy version with the database's,
-	// a safety net for missed pub/sub signals and changes made outside the console (30 s;
-	// negative disables it).
+	// PollInterval is how often the engine compares its policy version with the database's
+	// while it follows the database's change signals: a safety net for a lost
+	// notification (30 s; negative disables every check).
 	PollInterval time.Duration
+	// UnfollowedPoll is how often it compares while the signals are not followed (the
+	// listening connection is down or there is none): 1 s, so a change reaches this
+	// instance within a second even then.
+	UnfollowedPoll time.Duration
 	// RedisBackoff is how long Redis is left alone after it failed (5 s).
 	RedisBackoff time.Duration
-	// Channel is the Redis pub/sub channel prefix ("auditdb:policy").
-	Channel string
+	// KeyPrefix starts every Redis key of the shared decision cache ("auditdb:"), so two
+	// deployments may share one Redis.
+	KeyPrefix string
 }
 
 func (o Options) withDefaults() Options {
@@ -70,11 +75,14 @@ func (o Options) withDefaults() Options {
 	if o.PollInterval == 0 {
 		o.PollInterval = 30 * time.Second
 	}
+	if o.UnfollowedPoll == 0 {
+		o.UnfollowedPoll = time.Second
+	}
 	if o.RedisBackoff == 0 {
 		o.RedisBackoff = 5 * time.Second
 	}
-	if o.Channel == "" {
-		o.Channel = "auditdb:policy"
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = "auditdb:"
 	}
 	return o
 }
@@ -83,10 +91,12 @@ func (o Options) withDefaults() Options {
 //
 // Decisions are cached in two levels: a small in-process map, then Redis (shared by every
 // instance, 5-minute TTL). Both are keyed by the policy version, so a change makes every
-// older decision unreachable at once. After a change the writer calls Changed, which
-// reloads the policy here and publishes the new version on Redis; every other instance's
-// Run reloads on the signal. When Redis is down decisions come straight from the enforcer
-// and a periodic version check still catches changes.
+// older decision unreachable at once. The database announces every change itself: the
+// trigger that bumps policy_version notifies models.ChannelPolicy with the new version,
+// and every instance that Follows the signals reloads on it, whoever made the change (an
+// instance, the CLI, plain SQL) and whether or not Redis is up. The instance that made the
+// change also reloads at once through Refresh, which the stores call after committing.
+// While the signals are not followed, Run compares versions every second instead.
 type Engine struct {
 	db      *gorm.DB
 	rdb     *redis.Client // may be nil
@@ -103,6 +113,7 @@ type Engine struct {
 	local          localCache
 	redisDownUntil atomic.Int64 // unix nanoseconds
 	reloads        atomic.Int64
+	following      atomic.Bool // the database's change signals are live
 }
 
 // New returns an engine over db (the policy) and rdb (shared decisions and change
@@ -210,7 +221,7 @@ func (e *Engine) Allowed(ctx context.Context, sub Subject, org, resource, action
 	if d, ok := e.local.get(key); ok {
 		return d, nil
 	}
-	rkey := "auditdb:authz:" + ns + ":" + key
+	rkey := e.opts.KeyPrefix + "authz:" + ns + ":" + key
 	if e.redisUsable() {
 		v, err := e.rdb.Get(ctx, rkey).Result()
 		switch {
@@ -251,27 +262,41 @@ func (e *Engine) redisFailed(err error) {
 	e.log.Warn("policy: Redis unavailable; deciding from the enforcer alone", "err", err)
 }
 
-// Changed is called after a role, membership or organization change has committed: it
-// reloads the policy here and tells every other instance to do the same. A failed signal
-// is logged; the other instances' version check catches up.
-func (e *Engine) Changed(ctx context.Context) {
+// Refresh brings this instance's policy up to date at once; the stores call it after a
+// role, membership or organization change has committed, so the instance that made the
+// change decides by it from its very next request (the other instances hear the
+// database's signal). A failure is logged; the version checks catch up.
+func (e *Engine) Refresh(ctx context.Context) {
 	if err := e.Load(ctx); err != nil {
 		e.log.Error("policy: reload after a change", "err", err)
-		return
-	}
-	if e.rdb == nil || !e.redisUsable() {
-		return
-	}
-	_, _, ns, _ := e.current(ctx)
-	if err := e.rdb.Publish(ctx, e.channel(ns), strconv.FormatInt(e.Version(), 10)).Err(); err != nil {
-		e.redisFailed(err)
 	}
 }
 
-func (e *Engine) channel(ns string) string { return e.opts.Channel + ":" + ns }
+// Follow subscribes the engine to the database's policy signals.
+func (e *Engine) Follow(sig *models.Signals) { sig.Subscribe(models.ChannelPolicy, policySignals{e}) }
+
+// policySignals adapts the engine to models.Subscriber.
+type policySignals struct{ e *Engine }
+
+func (p policySignals) Notified(payload string) {
+	v, _ := strconv.ParseInt(strings.TrimSpace(payload), 10, 64)
+	if err := p.e.loadIfBehind(context.Background(), v); err != nil {
+		p.e.log.Error("policy: reload on signal", "err", err)
+	}
+}
+
+func (p policySignals) Reset(live bool) {
+	p.e.following.Store(live)
+	if live {
+		// (Re)connected: changes may have gone by unheard meanwhile.
+		if err := p.e.Load(context.Background()); err != nil {
+			p.e.log.Error("policy: reload after following signals", "err", err)
+		}
+	}
+}
 
 // Enforcer returns the live Casbin enforcer, for the Casbin API: its writes store back
-// through the adapter. Call Changed afterwards so every instance reloads.
+// through the adapter, whose tables' triggers tell every instance.
 func (e *Engine) Enforcer(ctx context.Context) (*casbin.SyncedEnforcer, error) {
 	enf, _, _, err := e.current(ctx)
 	return enf, err
@@ -281,91 +306,47 @@ func (e *Engine) Enforcer(ctx context.Context) (*casbin.SyncedEnforcer, error) {
 // at all when a is nil (for table tests that add lines by hand).
 func NewEnforcer(a *Adapter) (*casbin.SyncedEnforcer, error) { return newEnforcer(a) }
 
-// Run keeps the policy current until ctx ends: it reloads on every change signal from
-// Redis (and after each (re)subscription, since signals may have been missed while
-// disconnected) and, every PollInterval, when the database's version moved on. It returns
-// nil when ctx ends.
+// Run keeps the policy current until ctx ends: it compares the policy version with the
+// database's every PollInterval while the change signals are followed, and every
+// UnfollowedPoll while they are not, and reloads when the database's moved on. It
+// returns nil when ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
-	if _, _, _, err := e.current(ctx); err != nil {
+	if _, _, _, err := e.current(ctx); err != nil && ctx.Err() == nil {
 		e.log.Error("policy: first load", "err", err)
 	}
-	var wg sync.WaitGroup
-	if e.opts.PollInterval > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.poll(ctx)
-		}()
+	if e.opts.PollInterval < 0 {
+		<-ctx.Done()
+		return nil
 	}
-	if e.rdb != nil {
-		e.listen(ctx)
-	}
-	wg.Wait()
-	return nil
-}
-
-func (e *Engine) poll(ctx context.Context) {
-	t := time.NewTicker(e.opts.PollInterval)
+	t := time.NewTicker(e.opts.UnfollowedPoll)
 	defer t.Stop()
+	var lastCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		var v int64
-		if err := e.db.WithContext(ctx).Raw("SELECT version FROM policy_version").Scan(&v).Error; err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("policy: version check", "err", err)
-			}
+		if e.following.Load() && time.Since(lastCheck) < e.opts.PollInterval {
 			continue
 		}
-		if v != e.Version() {
-			if err := e.Load(ctx); err != nil && ctx.Err() == nil {
-				e.log.Error("policy: reload after version check", "err", err)
-			}
-		}
+		lastCheck = time.Now()
+		e.checkVersion(ctx)
 	}
 }
 
-func (e *Engine) listen(ctx context.Context) {
-	_, _, ns, err := e.current(ctx)
-	if err != nil {
-		// Without a namespace there is no channel; the version check still runs.
+// checkVersion reloads when the database's policy version differs from the one in use.
+func (e *Engine) checkVersion(ctx context.Context) {
+	var v int64
+	if err := e.db.WithContext(ctx).Raw("SELECT version FROM policy_version").Scan(&v).Error; err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("policy: version check", "err", err)
+		}
 		return
 	}
-	ps := e.rdb.Subscribe(ctx, e.channel(ns))
-	// A blocked Receive does not watch ctx; closing the subscription ends it.
-	stop := context.AfterFunc(ctx, func() { ps.Close() })
-	defer stop()
-	defer ps.Close()
-	for {
-		msg, err := ps.Receive(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			// go-redis reconnects and resubscribes on the next Receive; do not spin.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				// (Re)subscribed: changes may have gone by unheard meanwhile.
-				if err := e.Load(ctx); err != nil && ctx.Err() == nil {
-					e.log.Error("policy: reload after resubscribing", "err", err)
-				}
-			}
-		case *redis.Message:
-			v, _ := strconv.ParseInt(strings.TrimSpace(m.Payload), 10, 64)
-			if err := e.loadIfBehind(ctx, v); err != nil && ctx.Err() == nil {
-				e.log.Error("policy: reload on signal", "err", err)
-			}
+	if v != e.Version() {
+		if err := e.Load(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("policy: reload after version check", "err", err)
 		}
 	}
 }

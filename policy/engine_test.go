@@ -163,7 +163,7 @@ func TestCasbinAPIAndFormsAgree(t *testing.T) {
 	e := w.engine(t, nil, policy.Options{PollInterval: -1})
 	w.role(t, "auditor", "audit.events:read")
 	sub := w.user(t, "auditor")
-	e.Changed(ctx)
+	e.Refresh(ctx)
 	if !allowed(t, e, sub, w.org, "audit.events", "read") || allowed(t, e, sub, w.org, "audit.alerts", "read") {
 		t.Fatal("the role made in the store is not enforced as saved")
 	}
@@ -203,7 +203,7 @@ func TestCasbinAPIAndFormsAgree(t *testing.T) {
 	if ok, err := enf.RemovePolicy("auditor", w.org, "audit.events", "read"); !ok || err != nil {
 		t.Fatalf("RemovePolicy: %v %v", ok, err)
 	}
-	e.Changed(ctx)
+	e.Refresh(ctx)
 	if allowed(t, e, sub, w.org, "audit.reports", "read") != true { // inherited from org:member now
 		t.Error("inheritance added through the API is not enforced after reload")
 	}
@@ -221,44 +221,73 @@ func TestCasbinAPIAndFormsAgree(t *testing.T) {
 	}
 }
 
-// TestCacheInvalidationAcrossInstances starts two engines over the same database and Redis
-// with the periodic version check off: only the pub/sub signal can tell the second one.
+// TestCacheInvalidationAcrossInstances starts two engines over the same database, each
+// following the database's signals on its own connection, the second with Redis
+// unreachable, and the periodic version check off: a change made through the store alone
+// (nobody tells the engines) reaches both within a second, through PostgreSQL.
 func TestCacheInvalidationAcrossInstances(t *testing.T) {
 	w := newWorld(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer dead.Close()
 	opts := policy.Options{PollInterval: -1}
-	one, two := w.engine(t, w.rdb, opts), w.engine(t, w.rdb, opts)
+	one, two := w.engine(t, w.rdb, opts), w.engine(t, dead, opts)
 	for _, e := range []*policy.Engine{one, two} {
+		sig := models.NewSignals(pgtest.DSN(t), quiet())
+		e.Follow(sig)
+		go sig.Run(ctx)
 		go e.Run(ctx)
 	}
 	w.role(t, "rotating", "audit.events:read")
 	sub := w.user(t, "rotating")
-	one.Changed(ctx)
-	waitFor(t, "second instance learns the new role", func() bool { return allowed(t, two, sub, w.org, "audit.events", "read") })
-	// Warm both cache levels on the second instance.
-	for i := 0; i < 3; i++ {
-		allowed(t, two, sub, w.org, "audit.events", "read")
-		allowed(t, two, sub, w.org, "audit.alerts", "read")
-	}
-
-	edit := func(perms ...string) {
-		in := models.RoleInput{}
-		for _, s := range perms {
-			p, _ := models.ParsePermission(s)
-			in.Permissions = append(in.Permissions, p)
-		}
-		if _, err := w.roles.Update(ctx, w.org, "rotating", in, models.SystemActor("test")); err != nil {
-			t.Fatal(err)
-		}
-		one.Changed(ctx)
-	}
-	start := time.Now()
-	edit("audit.alerts:read")
-	waitFor(t, "revocation reaches the second instance", func() bool {
-		return !allowed(t, two, sub, w.org, "audit.events", "read") && allowed(t, two, sub, w.org, "audit.alerts", "read")
+	waitFor(t, "both instances learn the new role", func() bool {
+		return allowed(t, one, sub, w.org, "audit.events", "read") && allowed(t, two, sub, w.org, "audit.events", "read")
 	})
-	t.Logf("revocation honoured by the second instance after %s", time.Since(start).Round(time.Millisecond))
+	// Warm both cache levels.
+	for i := 0; i < 3; i++ {
+		for _, e := range []*policy.Engine{one, two} {
+			allowed(t, e, sub, w.org, "audit.events", "read")
+			allowed(t, e, sub, w.org, "audit.alerts", "read")
+		}
+	}
+	in := models.RoleInput{}
+	p, _ := models.ParsePermission("audit.alerts:read")
+	in.Permissions = append(in.Permissions, p)
+	start := time.Now()
+	if _, err := w.roles.Update(ctx, w.org, "rotating", in, models.SystemActor("test")); err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]*policy.Engine{"with Redis": one, "without Redis": two} {
+		waitFor(t, "the revocation reaches the instance "+name, func() bool {
+			return !allowed(t, e, sub, w.org, "audit.events", "read") && allowed(t, e, sub, w.org, "audit.alerts", "read")
+		})
+	}
+	t.Logf("revocation honoured by both instances after %s", time.Since(start).Round(time.Millisecond))
+
+	// A membership removed by plain SQL, as an operator would, is heard the same way.
+	if err := w.db.Exec(`DELETE FROM memberships WHERE organization_id = ? AND role = 'rotating'`, w.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]*policy.Engine{"with Redis": one, "without Redis": two} {
+		waitFor(t, "the removed membership reaches the instance "+name, func() bool {
+			return !allowed(t, e, sub, w.org, "audit.alerts", "read")
+		})
+	}
+}
+
+// TestVersionCheckWhileSignalsAreDown: an engine that follows no signals (its listening
+// connection is down) compares versions every UnfollowedPoll, so a change still reaches it
+// within about a second although its safety poll is long.
+func TestVersionCheckWhileSignalsAreDown(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := w.engine(t, nil, policy.Options{PollInterval: time.Hour, UnfollowedPoll: 200 * time.Millisecond})
+	go e.Run(ctx)
+	w.role(t, "polled", "audit.events:read")
+	sub := w.user(t, "polled")
+	waitFor(t, "the unfollowed engine learns the new role", func() bool { return allowed(t, e, sub, w.org, "audit.events", "read") })
 }
 
 // waitFor polls cond for up to one second.
@@ -281,7 +310,7 @@ func TestDecisionsWithRedisDown(t *testing.T) {
 	e := w.engine(t, dead, policy.Options{PollInterval: -1})
 	w.role(t, "offline", "audit.events:read")
 	sub := w.user(t, "offline")
-	e.Changed(ctx)
+	e.Refresh(ctx)
 	start := time.Now()
 	for i := 0; i < 50; i++ {
 		if !allowed(t, e, sub, w.org, "audit.events", "read") || allowed(t, e, sub, w.org, "audit.events", "delete") {
@@ -294,7 +323,7 @@ func TestDecisionsWithRedisDown(t *testing.T) {
 	if _, err := w.roles.Update(ctx, w.org, "offline", models.RoleInput{}, models.SystemActor("test")); err != nil {
 		t.Fatal(err)
 	}
-	e.Changed(ctx)
+	e.Refresh(ctx)
 	if allowed(t, e, sub, w.org, "audit.events", "read") {
 		t.Fatal("a local change is not honoured with Redis down")
 	}

@@ -67,8 +67,8 @@ func apiRoutes(d *Services) []route {
 // parameters).
 func consoleRoutes(d *Services) []route {
 	get, post := fiber.MethodGet, fiber.MethodPost
-	roles := handlers.RoleDeps{Roles: d.Roles, Policy: d.Policy}
-	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles, Policy: d.Policy}
+	roles := handlers.RoleDeps{Roles: d.Roles}
+	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles}
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Now)},
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
@@ -94,7 +94,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/members/:id/delete", Perm("organization.members", "delete"), handlers.RemoveMember(members)},
 
 		{get, "/orgs", SuperadminOnly, handlers.ListOrgs(d.Orgs)},
-		{post, "/orgs", SuperadminOnly, handlers.CreateOrg(d.Orgs, d.Members, d.Policy)},
+		{post, "/orgs", SuperadminOnly, handlers.CreateOrg(d.Orgs, d.Members)},
 
 		{get, "/alerts", Perm("audit.alerts", "read"), handlers.NotBuilt("alerts", "Alerts",
 			"Security and compliance alerts raised from the event stream, to acknowledge and resolve.")},

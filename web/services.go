@@ -70,8 +70,9 @@ type Services struct {
 	Integrity *merkle.Verifier
 	Replayer  *ingest.DeadLetterReplayer
 
-	// followCaches runs the API-key and session listeners in Start.
-	followCaches bool
+	// Signals follows the database's change notifications for the caches (nil without a
+	// DatabaseURL: then nothing caches what another writer may change).
+	Signals *models.Signals
 }
 
 // ServicesConfig is what NewServices builds on: connections opened by the caller (who
@@ -85,7 +86,8 @@ type ServicesConfig struct {
 	// Pool carries the ingest writer's transactions; like DB it may be nil only when
 	// nothing is served.
 	Pool *pgxpool.Pool
-	// DatabaseURL is where the session listener connects (see FollowCaches).
+	// DatabaseURL is where the change signals' LISTEN connection goes; "" runs without
+	// (the policy engine then compares versions every second, and nothing else caches).
 	DatabaseURL string
 	// Sealer signs events and the self-audit trail; CheckpointKey signs Merkle
 	// checkpoints. Both are required.
@@ -102,9 +104,10 @@ type ServicesConfig struct {
 	LoginLimitPrefix string
 	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-*.
 	TrustProxy bool
-	// FollowCaches makes Start run the API-key and session listeners, without which those
-	// stores never cache (every request reads the database, so a change made elsewhere
-	// counts at once). Servers turn it on; the policy engine is followed either way.
+	// FollowCaches subscribes the API-key and session caches to the change signals,
+	// without which those stores never cache (every request reads the database, so a
+	// change made elsewhere counts at once). Servers turn it on; the policy engine follows
+	// the signals either way.
 	FollowCaches bool
 }
 
@@ -130,6 +133,12 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	trail := models.NewAuditTrail(db, c.Sealer, parts)
 	roles, members := models.NewRoleStore(db, trail), models.NewMemberStore(db, trail)
 	engine := policy.New(db, rdb, roles, members, log, c.Policy)
+	orgs := models.NewAuditedOrgStore(db, trail)
+	// This instance applies its own policy changes from its very next request; the
+	// database's signals tell the other instances.
+	for _, r := range []*models.PolicyRefresh{&roles.Refresh, &members.Refresh, &orgs.Refresh} {
+		r.Set(engine.Refresh)
+	}
 	s := &Services{
 		DB: db, Redis: rdb, Log: log,
 		DatabaseURL:     c.DatabaseURL,
@@ -137,7 +146,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Now:             time.Now,
 		Events:          models.NewEventStore(db),
 		Users:           models.NewUserStore(db),
-		Orgs:            models.NewAuditedOrgStore(db, trail),
+		Orgs:            orgs,
 		Sessions:        session.NewStore(db, nil),
 		Sealer:          c.Sealer,
 		Parts:           parts,
@@ -149,31 +158,36 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Authz:           engine,
 		LoginPerAccount: session.NewThrottle(rdb, prefix, 5, 15*time.Minute),
 		LoginPerAddress: session.NewThrottle(rdb, prefix, 20, 15*time.Minute),
-		APIKeys:         models.NewAPIKeyStore(db, rdb, trail),
+		APIKeys:         models.NewAPIKeyStore(db, trail),
 		Presets:         models.NewPresetStore(db, trail),
 		Policies:        ingest.NewRetentionCatalog(db),
 		DeadLetters:     ingest.NewDeadLetterStore(db),
 		Answers:         ingest.NewIdempotencyStore(db),
 		Merkle:          merkle.NewLog(db, c.CheckpointKey),
-		followCaches:    c.FollowCaches,
 	}
 	s.Builder = ingest.NewBuilder(s.Presets, s.Policies, s.Sealer)
 	s.Writer = ingest.NewWriter(c.Pool, parts, s.DeadLetters, c.Writer, log)
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
+	if c.DatabaseURL != "" {
+		s.Signals = models.NewSignals(c.DatabaseURL, log)
+		engine.Follow(s.Signals)
+		if c.FollowCaches {
+			s.APIKeys.Follow(s.Signals)
+			s.Sessions.Follow(s.Signals)
+		}
+	}
 	return s, nil
 }
 
-// Start starts the group-commit writer and the listeners that follow changes made on
-// other instances (the policy engine; with FollowCaches, API-key revocations and session
-// changes too). The listeners run until stop; stop ends them, then closes the writer,
-// which answers everything queued unless ctx ends first, and returns the writer's error.
+// Start starts the group-commit writer, the change signals and the policy engine's
+// version checks. They run until stop; stop ends them, then closes the writer, which
+// answers everything queued unless ctx ends first, and returns the writer's error.
 func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) error) {
 	s.Writer.Start()
 	listeners := []func(context.Context){func(ctx context.Context) { s.Policy.Run(ctx) }}
-	if s.followCaches {
-		listeners = append(listeners, s.APIKeys.Listen,
-			func(ctx context.Context) { s.Sessions.Listen(ctx, s.DatabaseURL) })
+	if s.Signals != nil {
+		listeners = append(listeners, s.Signals.Run)
 	}
 	listenCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var running sync.WaitGroup

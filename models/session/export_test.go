@@ -1,7 +1,5 @@
 package session
 
-import "time"
-
 // Internals the external tests (package session_test) check directly.
 
 // SessionReads returns how many sessions s has read from the database.
@@ -12,6 +10,3 @@ func (s *Store) SessionFlushes() uint64 { return s.gen.Load() }
 
 // SetSessionAfterRead makes f run in Lookup between the database read and its caching.
 func (s *Store) SetSessionAfterRead(f func()) { s.afterRead = f }
-
-// SetListenIdle sets how long Listen waits for a notification before pinging.
-func (s *Store) SetListenIdle(d time.Duration) { s.listenIdle = d }

@@ -8,14 +8,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"auditdb/models"
@@ -30,16 +28,8 @@ const (
 	sessionTouchEvery = time.Minute
 )
 
-// sessionsChannel is the PostgreSQL channel on which triggers announce a change to
-// sessions (other than their last-seen time), users, memberships or organizations.
-const sessionsChannel = "auditdb_sessions"
-
 // sessionCacheSize bounds the session cache; a full cache is emptied.
 const sessionCacheSize = 10_000
-
-// sessionListenIdle is how long the listener waits for a notification before it checks
-// that its connection still answers.
-const sessionListenIdle = 15 * time.Second
 
 // Session is a signed-in console session. Only the SHA-256 of its token is stored, so a
 // database leak does not hand out live sessions.
@@ -106,7 +96,7 @@ func (s *Session) ended(now time.Time) bool {
 // Store keeps console sessions in PostgreSQL, so they survive a restart and a Redis
 // outage and can be revoked at once on every instance.
 //
-// While Listen follows the database's change notifications, looked-up sessions are cached
+// While the store Follows the database's change signals, looked-up sessions are cached
 // in process (for at most sessionTouchEvery). Any change to sessions, users, memberships or
 // organizations, by any writer, empties every instance's cache on commit; so does losing or
 // regaining the notification connection, during which nothing is cached.
@@ -119,10 +109,8 @@ type Store struct {
 	reads atomic.Int64  // sessions read from the database, for tests
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]cachedSession
-	// listenIdle is sessionListenIdle, shorter in tests; afterRead, set by tests only, runs
-	// between a database read and its caching.
-	listenIdle time.Duration
-	afterRead  func()
+	// afterRead, set by tests only, runs between a database read and its caching.
+	afterRead func()
 }
 
 type cachedSession struct {
@@ -135,7 +123,7 @@ func NewStore(db *gorm.DB, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, now: now, cache: map[[sha256.Size]byte]cachedSession{}, listenIdle: sessionListenIdle}
+	return &Store{db: db, now: now, cache: map[[sha256.Size]byte]cachedSession{}}
 }
 
 func hashToken(token string) []byte {
@@ -293,57 +281,24 @@ func (s *Store) flush() {
 // use).
 func (s *Store) Live() bool { return s.live.Load() }
 
-// Listen follows the change notifications on a connection of its own to dsn until ctx
-// ends, reconnecting as needed; failures only leave the cache off until the next attempt.
-// Sessions are cached only while a LISTEN is confirmed; the cache is emptied on every
+// Follow subscribes the store to the database's session signals (models.ChannelSessions).
+// Sessions are cached only while the signals are live; the cache is emptied on every
 // notification, and whenever the connection drops or is established, since changes may
 // have been missed in between.
-func (s *Store) Listen(ctx context.Context, dsn string) {
-	models.FollowUntilDone(ctx, func(ctx context.Context) bool { return s.follow(ctx, dsn) })
-}
+func (s *Store) Follow(sig *models.Signals) { sig.Subscribe(models.ChannelSessions, sessionSignals{s}) }
 
-// follow runs one LISTEN connection until it fails; it reports whether it was ever
-// confirmed.
-func (s *Store) follow(ctx context.Context, dsn string) bool {
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	conn, err := pgx.Connect(cctx, dsn)
-	cancel()
-	if err != nil {
-		return false
+// sessionSignals adapts the store to models.Subscriber.
+type sessionSignals struct{ s *Store }
+
+func (a sessionSignals) Notified(string) { a.s.flush() }
+
+func (a sessionSignals) Reset(live bool) {
+	if !live {
+		a.s.live.Store(false)
 	}
-	defer func() {
-		s.live.Store(false)
-		s.flush()
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		conn.Close(cctx)
-		cancel()
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+sessionsChannel); err != nil {
-		return false
-	}
-	s.flush()
-	s.live.Store(true)
-	for {
-		wctx, cancel := context.WithTimeout(ctx, s.listenIdle)
-		n, err := conn.WaitForNotification(wctx)
-		cancel()
-		if n != nil {
-			s.flush()
-		}
-		if err == nil {
-			continue
-		}
-		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return true
-		}
-		// Quiet for a while: make sure the server is still there, since a connection
-		// that died silently would hear nothing.
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = conn.Ping(pctx)
-		cancel()
-		if err != nil {
-			return true
-		}
+	a.s.flush()
+	if live {
+		a.s.live.Store(true)
 	}
 }
 

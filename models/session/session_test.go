@@ -64,15 +64,21 @@ func newSessionFixture(t *testing.T, store *session.Store, superadmin bool) sess
 	return f
 }
 
-// listen runs store's listener until the test ends or stop is called, and waits until it
-// is live.
-func listen(t *testing.T, store *session.Store, dsn string) (stop func()) {
+// listen runs change signals on dsn that store follows, until the test ends or stop is
+// called, and waits until they are live. idle, when given, is how long a quiet connection
+// goes before it is pinged.
+func listen(t *testing.T, store *session.Store, dsn string, idle ...time.Duration) (stop func()) {
 	t.Helper()
+	sig := models.NewSignals(dsn, nil)
+	if len(idle) > 0 {
+		sig.SetIdle(idle[0])
+	}
+	store.Follow(sig)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		store.Listen(ctx, dsn)
+		sig.Run(ctx)
 	}()
 	stop = func() {
 		cancel()
@@ -331,9 +337,9 @@ func TestSessionCacheOffWhileListenerDown(t *testing.T) {
 func TestSessionCacheReconnects(t *testing.T) {
 	db := pgtest.DB(t)
 	store := session.NewStore(db, nil)
-	store.SetListenIdle(20 * time.Millisecond) // pings between notifications
 	f := newSessionFixture(t, store, false)
-	listen(t, store, pgtest.DSN(t)+"&application_name=session_cache_test")
+	// Pings between notifications every 20 ms.
+	listen(t, store, pgtest.DSN(t)+"&application_name=session_cache_test", 20*time.Millisecond)
 	cached(t, store, f.token)
 	flushes := store.SessionFlushes()
 	time.Sleep(100 * time.Millisecond) // several quiet periods, each ended by a ping

@@ -41,6 +41,7 @@ type Env struct {
 	Sealer   *models.Sealer
 	Parts    *models.PartitionManager
 	Log      *merkle.Log
+	opts     Options
 }
 
 // TestSigningKey is the signing key of every Env.
@@ -54,6 +55,10 @@ type Options struct {
 	// Redis is the application's Redis client; nil is the local Redis. A client on an
 	// address where nothing listens stands for a Redis outage.
 	Redis *redis.Client
+	// FollowCaches lets the API-key and session stores cache while they follow the
+	// database's change signals, as serve does; off, they read the database on every
+	// request, so a test can change a row behind their back and see it at once.
+	FollowCaches bool
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -73,9 +78,9 @@ func New(t testing.TB, opts ...Options) *Env {
 	return newEnv(t, pgtest.DB(t), rdb, o)
 }
 
-// newEnv builds an application over db and rdb whose policy engine follows changes made
-// by other instances through Redis pub/sub alone (the periodic version check is off, so a
-// test of cross-instance invalidation cannot pass by polling).
+// newEnv builds an application over db and rdb whose policy engine and API-key cache follow
+// changes made by other instances through the database's signals alone (the periodic
+// version check is off, so a test of cross-instance invalidation cannot pass by polling).
 func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	t.Helper()
 	sealer, err := models.NewSealer([]byte(TestSigningKey))
@@ -96,6 +101,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 		Sealer: sealer, CheckpointKey: ck, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Writer:           o.Writer,
 		Policy:           policy.Options{PollInterval: -1},
+		FollowCaches:     o.FollowCaches,
 		LoginLimitPrefix: fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
 	})
 	if err != nil {
@@ -104,7 +110,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	svc.Merkle.CheckpointEvery = 0
 	stop := svc.Start(context.Background())
 	t.Cleanup(func() { stop(context.Background()) })
-	return &Env{T: t, App: web.New(svc), DB: db, Services: svc, Sealer: sealer, Parts: svc.Parts, Log: svc.Merkle}
+	return &Env{T: t, App: web.New(svc), DB: db, Services: svc, Sealer: sealer, Parts: svc.Parts, Log: svc.Merkle, opts: o}
 }
 
 // Serve runs the application on a loopback port until the test ends and returns its base
@@ -159,7 +165,15 @@ func (e *Env) API(method, path, key, contentType, body string, headers ...string
 // server instance behind a load balancer would be.
 func (e *Env) Twin() *Env {
 	e.T.Helper()
-	return newEnv(e.T, e.DB, e.Services.Redis, Options{})
+	return newEnv(e.T, e.DB, e.Services.Redis, Options{FollowCaches: e.opts.FollowCaches})
+}
+
+// TwinWithoutRedis is Twin for an instance whose Redis is unreachable (a closed port).
+func (e *Env) TwinWithoutRedis() *Env {
+	e.T.Helper()
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	e.T.Cleanup(func() { dead.Close() })
+	return newEnv(e.T, e.DB, dead, Options{FollowCaches: e.opts.FollowCaches})
 }
 
 // Unique returns a short id unique within the test run, for organization ids and emails.
@@ -174,7 +188,6 @@ func (e *Env) Org(prefix string) string {
 	if _, err := e.Services.Orgs.Create(context.Background(), id, "Org "+id); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Services.Policy.Changed(context.Background()) // as the console does after every change
 	return id
 }
 
@@ -195,7 +208,9 @@ func (e *Env) UserWithEmail(org, role, email string) string {
 	if _, err := e.Services.Users.Create(context.Background(), nu); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Services.Policy.Changed(context.Background())
+	// The user store (as the CLI uses it) has no refresh hook: apply the membership now
+	// rather than when the database's signal arrives.
+	e.Services.Policy.Refresh(context.Background())
 	return email
 }
 
@@ -374,5 +389,4 @@ func (e *Env) Role(org, name string, perms []string, inherits ...string) {
 	if _, err := e.Services.Roles.Create(context.Background(), org, in, models.SystemActor("test")); err != nil {
 		e.T.Fatal(err)
 	}
-	e.Services.Policy.Changed(context.Background())
 }
