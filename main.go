@@ -262,7 +262,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	for _, j := range []jobs.Job{
 		jobs.PartitionJob(parts, log),
-		jobs.SessionPurgeJob(deps.Sessions),
+		jobs.SessionPurgeJob(deps.Sessions, deps.LoginPerAccount),
 		jobs.SequencerJob(ing.log, cfg.SequencerEvery, log),
 		jobs.IntegritySweepJob(deps.Orgs, deps.Integrity, models.NewAlertStore(db), log),
 		jobs.IdempotencyPurgeJob(deps.Answers),

@@ -76,8 +76,8 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	deps := web.NewDeps(db, rdb, sealer, log)
 	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
-	deps.LoginPerAccount = session.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
-	deps.LoginPerAddress = session.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
+	deps.LoginPerAccount = session.NewThrottle(rdb, db, prefix+"acct:", 5, 15*time.Minute)
+	deps.LoginPerAddress = session.NewThrottle(rdb, db, prefix+"addr:", 20, 15*time.Minute)
 	deps.Policy = policy.New(db, rdb, deps.Roles, deps.Members, log, policy.Options{PollInterval: -1})
 	deps.Authz = deps.Policy
 	ctx, cancel := context.WithCancel(context.Background())
