@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"auditdb/models"
@@ -23,6 +24,9 @@ import (
 type config struct {
 	DatabaseURL string // AUDITDB_DATABASE_URL
 	RedisURL    string // AUDITDB_REDIS_URL
+	// RedisPrefix starts every Redis key (AUDITDB_REDIS_PREFIX, "auditdb:"), so two
+	// deployments may share one Redis.
+	RedisPrefix string
 	Addr        string // AUDITDB_ADDR
 	DataDir     string // AUDITDB_DATA_DIR: generated development keys
 	SigningKey  []byte // AUDITDB_SIGNING_KEY (hex or base64, ≥ 32 bytes) or <data dir>/signing.key
@@ -53,6 +57,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg := config{
 		DatabaseURL: get("AUDITDB_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/auditdb?sslmode=disable"),
 		RedisURL:    get("AUDITDB_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisPrefix: get("AUDITDB_REDIS_PREFIX", "auditdb:"),
 		Addr:        get("AUDITDB_ADDR", "127.0.0.1:8080"),
 		DataDir:     get("AUDITDB_DATA_DIR", ".data"),
 
@@ -64,6 +69,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_TRUST_PROXY", "must be true or false")
 		}
 		cfg.TrustProxy = b
+	}
+	if len(cfg.RedisPrefix) > 64 || strings.ContainsAny(cfg.RedisPrefix, " \t\r\n") {
+		return cfg, models.Invalid("AUDITDB_REDIS_PREFIX", "must be at most 64 characters without spaces")
 	}
 	if v := getenv("AUDITDB_SIGNING_KEY"); v != "" {
 		key, err := decodeKey(v)

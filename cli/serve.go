@@ -57,7 +57,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 	svc, err = web.NewServices(web.ServicesConfig{
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
 		Sealer: sealer, CheckpointKey: ck, Log: log,
-		Writer: cfg.Writer, TrustProxy: cfg.TrustProxy, FollowCaches: true,
+		Writer: cfg.Writer, TrustProxy: cfg.TrustProxy, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -133,7 +133,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 	}
 	for _, j := range []jobs.Job{
 		jobs.PartitionJob(svc.Parts, log),
-		jobs.SessionPurgeJob(svc.Sessions),
+		jobs.SessionPurgeJob(svc.Sessions, svc.LoginPerAccount),
 		jobs.SequencerJob(svc.Merkle, cfg.SequencerEvery, log),
 		jobs.IntegritySweepJob(svc.Orgs, svc.Integrity, svc.Alerts, log),
 		jobs.IdempotencyPurgeJob(svc.Answers),

@@ -14,7 +14,7 @@ import (
 
 // PasswordChanger replaces a user's password.
 type PasswordChanger interface {
-	ChangePassword(ctx context.Context, id int64, current, next string) error
+	ChangePassword(ctx context.Context, id int64, current, next string, keepSession []byte) error
 	AccountLookup
 }
 
@@ -28,9 +28,11 @@ func PasswordPage() fiber.Handler {
 	}
 }
 
-// ChangePassword replaces the viewer's password after checking the current one, and
-// audits auth.password.change in the organizations of the account.
-func ChangePassword(users PasswordChanger, audit Auditor) fiber.Handler {
+// ChangePassword replaces the viewer's password after checking the current one, ends every
+// other session of the viewer, and audits auth.password.change in the organizations of the
+// account. The current-password check counts against the sign-in limits, so a stolen
+// session cannot guess the password faster than the sign-in form allows.
+func ChangePassword(users PasswordChanger, limits LoginLimits, audit Auditor) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
@@ -39,8 +41,14 @@ func ChangePassword(users PasswordChanger, audit Auditor) fiber.Handler {
 		var err error
 		if next != c.FormValue("confirm") {
 			err = models.Invalid("confirm", "the two new passwords differ")
+		} else if accountKey, addressKey, ok := limits.reserve(c, v.User.Email); !ok {
+			props.Error = "Too many wrong passwords. Wait 15 minutes and try again."
+			return render.HTML(c, fiber.StatusTooManyRequests, account.Password(v.Shell("Choose a password", ""), props))
 		} else {
-			err = users.ChangePassword(ctx, v.User.ID, c.FormValue("current"), next)
+			err = users.ChangePassword(ctx, v.User.ID, c.FormValue("current"), next, v.Session.TokenHash)
+			if err == nil {
+				limits.succeeded(ctx, accountKey, addressKey)
+			}
 		}
 		if errors.Is(err, models.ErrBadCredentials) {
 			err = models.Invalid("current", "the current password is wrong")

@@ -41,16 +41,36 @@ type SessionManager interface {
 	Revoke(ctx context.Context, token string) error
 }
 
-// FailureLimiter counts failed sign-ins per key.
-type FailureLimiter interface {
-	Blocked(ctx context.Context, key string) bool
-	Fail(ctx context.Context, key string)
-	Reset(ctx context.Context, key string)
+// AttemptLimiter counts sign-in attempts per key, before the password is checked.
+type AttemptLimiter interface {
+	// Reserve counts one attempt and reports whether it may be tried.
+	Reserve(ctx context.Context, key string) bool
+	// Release gives one reservation back; Forget drops the key's count.
+	Release(ctx context.Context, key string)
+	Forget(ctx context.Context, key string)
 }
 
-// LoginLimits are the failed sign-in limiters: one keyed by account, one by address.
+// LoginLimits are the sign-in limiters: one keyed by account, one by address. Both the
+// sign-in form and the password-change form's current-password check count against them.
 type LoginLimits struct {
-	PerAccount, PerAddress FailureLimiter
+	PerAccount, PerAddress AttemptLimiter
+}
+
+// reserve counts one password check of email from the request's address against both
+// limits, and reports whether it may go ahead. The count is taken before the check, so
+// parallel attempts cannot all slip in under the limit.
+func (l LoginLimits) reserve(c *fiber.Ctx, email string) (accountKey, addressKey string, ok bool) {
+	ctx := c.UserContext()
+	accountKey, addressKey = "acct:"+normalizeEmail(email), "addr:"+c.IP()
+	okAccount := l.PerAccount.Reserve(ctx, accountKey)
+	okAddress := l.PerAddress.Reserve(ctx, addressKey)
+	return accountKey, addressKey, okAccount && okAddress
+}
+
+// succeeded clears the account's count and gives the address its attempt back.
+func (l LoginLimits) succeeded(ctx context.Context, accountKey, addressKey string) {
+	l.PerAccount.Forget(ctx, accountKey)
+	l.PerAddress.Release(ctx, addressKey)
 }
 
 // secureRequest reports whether the request reached us over TLS (directly or, when the
@@ -105,16 +125,14 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, aud
 				log.Error("audit a failed sign-in", "err", err)
 			}
 		}
-		accountKey, addressKey := "acct:"+normalizeEmail(email), "addr:"+c.IP()
-		if limits.PerAccount.Blocked(ctx, accountKey) || limits.PerAddress.Blocked(ctx, addressKey) {
+		accountKey, addressKey, ok := limits.reserve(c, email)
+		if !ok {
 			failed("refused: too many failed sign-ins")
 			props.Error = "Too many failed sign-ins. Wait 15 minutes and try again."
 			return renderLogin(c, fiber.StatusTooManyRequests, props)
 		}
 		user, err := users.Authenticate(ctx, email, password)
 		if errors.Is(err, models.ErrBadCredentials) {
-			limits.PerAccount.Fail(ctx, accountKey)
-			limits.PerAddress.Fail(ctx, addressKey)
 			log.Info("sign-in failed", "ip", c.IP())
 			failed("email or password incorrect")
 			props.Error = "Email or password is incorrect."
@@ -123,7 +141,7 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, aud
 		if err != nil {
 			return err
 		}
-		limits.PerAccount.Reset(ctx, accountKey)
+		limits.succeeded(ctx, accountKey, addressKey)
 		orgs, err := users.Organizations(ctx, user)
 		if err != nil {
 			return err
@@ -142,6 +160,13 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, aud
 		token, _, err := sessions.Create(ctx, user.ID, org, c.IP(), c.Get(fiber.HeaderUserAgent))
 		if err != nil {
 			return err
+		}
+		// A session this browser held before ends now: signing in again never leaves two
+		// sessions behind one cookie jar.
+		if previous := c.Cookies(SessionCookie); previous != "" {
+			if err := sessions.Revoke(ctx, previous); err != nil {
+				log.Warn("end the previous session of a browser", "err", err)
+			}
 		}
 		setSessionCookie(c, token, time.Now().Add(session.AbsoluteTimeout))
 		c.ClearCookie(LoginCSRFCookie)

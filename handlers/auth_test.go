@@ -2,9 +2,11 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,5 +240,101 @@ func TestOrganizationSwitcher(t *testing.T) {
 		if !strings.Contains(page.Body, `value="`+id+`"`) {
 			t.Errorf("superadmin switcher lacks %s", id)
 		}
+	}
+}
+
+// TestParallelSignInsAreLimited: forty sign-ins at once against one account, the right
+// password among them, try at most five passwords (the limit): the others are refused
+// before any password is checked.
+func TestParallelSignInsAreLimited(t *testing.T) {
+	env := webtest.New(t)
+	email := env.User(env.Org("par"), "org:member")
+	clients := make([]*webtest.Client, 40)
+	for i := range clients {
+		clients[i] = env.Anonymous()
+		clients[i].Get("/login")
+	}
+	statuses := make([]int, len(clients))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			password := "wrong password!!"
+			if i == 20 {
+				password = webtest.Password
+			}
+			<-start
+			statuses[i] = c.PostForm("/login", url.Values{"email": {email}, "password": {password}}).StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	tried := 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusTooManyRequests:
+		case http.StatusUnauthorized, http.StatusSeeOther:
+			tried++
+		default:
+			t.Fatalf("unexpected status %d among %v", s, statuses)
+		}
+	}
+	if tried > 5 {
+		t.Fatalf("%d of 40 parallel sign-ins had their password checked (limit 5): %v", tried, statuses)
+	}
+}
+
+// TestPasswordChangeEndsOtherSessions: changing the password ends every other session of
+// the user and keeps the one that changed it; the current-password check counts against
+// the sign-in limits, so a stolen session cannot guess without limit.
+func TestPasswordChangeEndsOtherSessions(t *testing.T) {
+	env := webtest.New(t)
+	email := env.User(env.Org("pw"), "org:member")
+	here, elsewhere := env.Login(email), env.Login(email)
+	r := here.PostForm("/account/password", url.Values{"current": {webtest.Password},
+		"password": {"a much better password"}, "confirm": {"a much better password"}})
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("change: %d %s", r.StatusCode, r.Body)
+	}
+	if r := here.Get("/events"); r.StatusCode != http.StatusOK {
+		t.Fatalf("the session that changed the password ended: %d", r.StatusCode)
+	}
+	if r := elsewhere.Get("/events"); r.StatusCode == http.StatusOK {
+		t.Fatal("another session of the user outlived the password change")
+	}
+
+	thief := env.Login(env.User(env.Org("pw2"), "org:member"))
+	statuses := []int{}
+	for range 7 {
+		r := thief.PostForm("/account/password", url.Values{"current": {"guess guess guess"},
+			"password": {"a new password!!"}, "confirm": {"a new password!!"}})
+		statuses = append(statuses, r.StatusCode)
+	}
+	want := []int{400, 400, 400, 400, 400, 429, 429}
+	if fmt.Sprint(statuses) != fmt.Sprint(want) {
+		t.Fatalf("wrong current passwords answered %v, want %v", statuses, want)
+	}
+}
+
+// TestSigningInAgainEndsThePreviousSession: a browser that signs in again while it still
+// holds a session does not leave that session alive.
+func TestSigningInAgainEndsThePreviousSession(t *testing.T) {
+	env := webtest.New(t)
+	email := env.User(env.Org("again"), "org:member")
+	c := env.Login(email)
+	old := c.Cookie(handlers.SessionCookie)
+	c.Get("/login")
+	if r := c.PostForm("/login", url.Values{"email": {email}, "password": {webtest.Password}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("second sign-in: %d", r.StatusCode)
+	}
+	if c.Cookie(handlers.SessionCookie) == old {
+		t.Fatal("the session token was not replaced")
+	}
+	stale := env.Anonymous()
+	stale.SetCookie(handlers.SessionCookie, old)
+	if r := stale.Get("/events"); r.StatusCode == http.StatusOK {
+		t.Fatal("the previous session of the browser is still alive")
 	}
 }

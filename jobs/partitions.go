@@ -2,13 +2,13 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
 
 	"auditdb/models"
-	"auditdb/models/session"
 )
 
 // PartitionMaintainer is what the partition job needs.
@@ -49,14 +49,25 @@ func PartitionJob(p PartitionMaintainer, log *slog.Logger) Job {
 	}
 }
 
-// SessionPurgeJob deletes long-ended console sessions hourly.
-func SessionPurgeJob(s *session.Store) Job {
+// Purger deletes what has expired and returns how many rows went.
+type Purger interface {
+	PurgeExpired(ctx context.Context) (int64, error)
+}
+
+// SessionPurgeJob deletes long-ended console sessions and sign-in attempt counts whose
+// window has ended, hourly.
+func SessionPurgeJob(purgers ...Purger) Job {
 	return Job{
 		Name:       "session-purge",
 		Definition: gocron.DurationJob(time.Hour),
 		Run: func(ctx context.Context) error {
-			_, err := s.PurgeExpired(ctx)
-			return err
+			var errs []error
+			for _, p := range purgers {
+				if _, err := p.PurgeExpired(ctx); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			return errors.Join(errs...)
 		},
 	}
 }

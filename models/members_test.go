@@ -23,7 +23,7 @@ func TestMemberAddNewUserGetsOneTimePassword(t *testing.T) {
 	if err != nil || !u.MustChangePassword {
 		t.Fatalf("sign in with the one-time password: %v %+v", err, u)
 	}
-	if err := f.users.ChangePassword(ctx, u.ID, added.OneTimePassword, "a brand new password"); err != nil {
+	if err := f.users.ChangePassword(ctx, u.ID, added.OneTimePassword, "a brand new password", nil); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := f.users.Authenticate(ctx, email, "a brand new password"); u == nil || u.MustChangePassword {

@@ -191,10 +191,12 @@ func (s *UserStore) Organizations(ctx context.Context, u *User) ([]OrgAccess, er
 	return out, nil
 }
 
-// ChangePassword replaces user id's password after checking the current one, and clears
-// the one-time password flag. It returns ErrBadCredentials for a wrong current password and
-// KindInvalid for a new password that is too short or equal to the current one.
-func (s *UserStore) ChangePassword(ctx context.Context, id int64, current, next string) error {
+// ChangePassword replaces user id's password after checking the current one, clears the
+// one-time password flag and ends every other session of the user (all but the one whose
+// token hash is keepSession; nil ends them all), in one transaction. It returns
+// ErrBadCredentials for a wrong current password and KindInvalid for a new password that
+// is too short or equal to the current one.
+func (s *UserStore) ChangePassword(ctx context.Context, id int64, current, next string, keepSession []byte) error {
 	if len(next) < MinPasswordLength {
 		return Invalid("password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
 	}
@@ -216,12 +218,21 @@ func (s *UserStore) ChangePassword(ctx context.Context, id int64, current, next 
 	if err != nil {
 		return fmt.Errorf("models: hash password: %w", err)
 	}
-	err = s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
-		Updates(map[string]any{"password_hash": hash, "must_change_password": false, "updated_at": gorm.Expr("now()")}).Error
-	if err != nil {
-		return fmt.Errorf("models: change password: %w", err)
-	}
-	return nil
+	// One change: the new password and the end of every other session of the user (a
+	// session stolen with the old password must not outlive it).
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Model(&User{}).Where("id = ?", id).
+			Updates(map[string]any{"password_hash": hash, "must_change_password": false, "updated_at": gorm.Expr("now()")}).Error
+		if err != nil {
+			return fmt.Errorf("models: change password: %w", err)
+		}
+		err = tx.Exec(`UPDATE sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL AND token_hash <> ?`,
+			id, keepSession).Error
+		if err != nil {
+			return fmt.Errorf("models: end other sessions: %w", err)
+		}
+		return nil
+	})
 }
 
 // Account is what a sign-in attempt concerns, for the self-audit trail: the user an email

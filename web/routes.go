@@ -24,9 +24,8 @@ func routes(app *fiber.App, d *Services) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
 
-	limits := handlers.LoginLimits{PerAccount: d.LoginPerAccount, PerAddress: d.LoginPerAddress}
 	app.Get("/login", handlers.LoginPage())
-	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, limits, d.Audit, d.Log))
+	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, loginLimits(d), d.Audit, d.Log))
 
 	// The ingest and read API: the API-key middleware sets the request's principal (the
 	// key's organization and scope), then each route is authorized like a console route.
@@ -63,6 +62,11 @@ func apiRoutes(d *Services) []route {
 	}
 }
 
+// loginLimits are the sign-in limiters, shared by the sign-in and password-change forms.
+func loginLimits(d *Services) handlers.LoginLimits {
+	return handlers.LoginLimits{PerAccount: d.LoginPerAccount, PerAddress: d.LoginPerAddress}
+}
+
 // consoleRoutes are the signed-in console's routes, in match order (fixed paths before
 // parameters).
 func consoleRoutes(d *Services) []route {
@@ -74,7 +78,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
 		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
 		{get, "/account/password", SignedIn, handlers.PasswordPage()},
-		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Audit)},
+		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, loginLimits(d), d.Audit)},
 
 		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},

@@ -99,9 +99,10 @@ type ServicesConfig struct {
 	Writer ingest.WriterConfig
 	// Policy tunes the policy engine (its periodic version check).
 	Policy policy.Options
-	// LoginLimitPrefix prefixes the Redis keys of the sign-in limits; "" is
-	// "auditdb:login:", which every instance of one deployment shares.
-	LoginLimitPrefix string
+	// RedisPrefix starts every Redis key (sign-in counts, shared decisions), so that two
+	// deployments may share one Redis; "" is "auditdb:". Every instance of one deployment
+	// uses the same.
+	RedisPrefix string
 	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-*.
 	TrustProxy bool
 	// FollowCaches subscribes the API-key and session caches to the change signals,
@@ -124,10 +125,11 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	prefix := c.LoginLimitPrefix
+	prefix := c.RedisPrefix
 	if prefix == "" {
-		prefix = "auditdb:login:"
+		prefix = "auditdb:"
 	}
+	c.Policy.KeyPrefix = prefix
 	db, rdb := c.DB, c.Redis
 	parts := models.NewPartitionManager(db)
 	trail := models.NewAuditTrail(db, c.Sealer, parts)
@@ -156,8 +158,8 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Alerts:          models.NewAlertStore(db),
 		Policy:          engine,
 		Authz:           engine,
-		LoginPerAccount: session.NewThrottle(rdb, prefix, 5, 15*time.Minute),
-		LoginPerAddress: session.NewThrottle(rdb, prefix, 20, 15*time.Minute),
+		LoginPerAccount: session.NewThrottle(rdb, db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
+		LoginPerAddress: session.NewThrottle(rdb, db, prefix+"login:", 20, 15*time.Minute).WithLog(log),
 		APIKeys:         models.NewAPIKeyStore(db, trail),
 		Presets:         models.NewPresetStore(db, trail),
 		Policies:        ingest.NewRetentionCatalog(db),

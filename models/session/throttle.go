@@ -2,98 +2,139 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
 )
 
-// Throttle counts failures per key (an account, an address) in a fixed window and says when
-// a key has failed too often. Counts live in Redis so every instance shares them; when
-// Redis is unreachable it falls back to counting in this process, so a Redis outage never
-// opens the door wider than one instance's limit.
+// Throttle limits attempts per key (an account, an address) in a fixed window. It counts
+// an attempt before the password is checked (Reserve), so however many requests arrive at
+// once, at most limit of them per window get to try one: the count is taken atomically and
+// only then acted on. A successful attempt gives its reservation back (Release), or
+// forgets the key altogether (Forget); a failed one keeps it.
+//
+// Counts live in Redis, shared by every instance. While Redis is unreachable they live in
+// PostgreSQL (one upsert per attempt in an unlogged table), still shared by every instance,
+// and Redis is left alone for a few seconds after it failed so that an outage costs a sign-in
+// one failed dial at most.
 type Throttle struct {
-	rdb    *redis.Client
+	rdb    *redis.Client // may be nil
+	db     *gorm.DB
 	prefix string
 	limit  int
 	window time.Duration
-	now    func() time.Time
+	log    *slog.Logger
 
-	mu  sync.Mutex
-	mem map[string]memCount
+	redisDownUntil atomic.Int64 // unix nanoseconds
 }
 
-type memCount struct {
-	n     int
-	until time.Time
+// redisBackoff is how long Redis is left alone after it failed.
+const redisBackoff = 5 * time.Second
+
+// NewThrottle allows limit attempts per key within window, counting in rdb (may be nil)
+// and, while Redis is unreachable, in db. prefix starts every key, so that several
+// limiters and several deployments can share one Redis and one table.
+func NewThrottle(rdb *redis.Client, db *gorm.DB, prefix string, limit int, window time.Duration) *Throttle {
+	return &Throttle{rdb: rdb, db: db, prefix: prefix, limit: limit, window: window,
+		log: slog.New(slog.DiscardHandler)}
 }
 
-// NewThrottle allows limit failures per key within window. rdb may be nil.
-func NewThrottle(rdb *redis.Client, prefix string, limit int, window time.Duration) *Throttle {
-	return &Throttle{rdb: rdb, prefix: prefix, limit: limit, window: window, now: time.Now, mem: map[string]memCount{}}
+// WithLog returns t logging Redis failures to log.
+func (t *Throttle) WithLog(log *slog.Logger) *Throttle {
+	t.log = log
+	return t
 }
 
-// Blocked reports whether key has reached the limit.
-func (t *Throttle) Blocked(ctx context.Context, key string) bool {
-	if t.rdb != nil {
-		n, err := t.rdb.Get(ctx, t.prefix+key).Int()
-		if err == nil || err == redis.Nil {
-			return n >= t.limit || t.memCount(key) >= t.limit
-		}
+// Reserve counts one attempt for key and reports whether it is within the limit. An
+// attempt refused here must not be tried. When neither Redis nor the database can count,
+// it refuses: a limiter that cannot count must not open the door.
+func (t *Throttle) Reserve(ctx context.Context, key string) bool {
+	n, err := t.add(ctx, key, 1)
+	if err != nil {
+		t.log.Error("session: cannot count sign-in attempts; refusing", "err", err)
+		return false
 	}
-	return t.memCount(key) >= t.limit
+	return n <= int64(t.limit)
 }
 
-// Fail records one failure for key.
-func (t *Throttle) Fail(ctx context.Context, key string) {
-	if t.rdb != nil {
-		pipe := t.rdb.TxPipeline()
-		pipe.Incr(ctx, t.prefix+key)
-		pipe.ExpireNX(ctx, t.prefix+key, t.window)
-		if _, err := pipe.Exec(ctx); err == nil {
+// Release gives back one reservation of key (after a successful attempt that should not
+// count against the key, such as a sign-in from an address).
+func (t *Throttle) Release(ctx context.Context, key string) {
+	if _, err := t.add(ctx, key, -1); err != nil {
+		t.log.Warn("session: release a sign-in attempt", "err", err)
+	}
+}
+
+// Forget drops key's count (after a successful sign-in to an account).
+func (t *Throttle) Forget(ctx context.Context, key string) {
+	k := t.prefix + key
+	if t.redisUsable() {
+		err := t.rdb.Del(ctx, k).Err()
+		if err == nil {
 			return
 		}
+		t.redisFailed(err)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	c := t.mem[key]
-	if now.After(c.until) {
-		c = memCount{until: now.Add(t.window)}
+	if err := t.db.WithContext(ctx).Exec(`DELETE FROM login_attempts WHERE key = ?`, k).Error; err != nil {
+		t.log.Warn("session: forget sign-in attempts", "err", err)
 	}
-	c.n++
-	t.mem[key] = c
-	if len(t.mem) > 100_000 { // bound memory under a spray of keys
-		for k, v := range t.mem {
-			if now.After(v.until) {
-				delete(t.mem, k)
-			}
+}
+
+// add changes key's count by delta (within the current window) and returns the new count.
+func (t *Throttle) add(ctx context.Context, key string, delta int64) (int64, error) {
+	k := t.prefix + key
+	if t.redisUsable() {
+		pipe := t.rdb.TxPipeline()
+		n := pipe.IncrBy(ctx, k, delta)
+		pipe.ExpireNX(ctx, k, t.window)
+		if _, err := pipe.Exec(ctx); err == nil {
+			return n.Val(), nil
+		} else {
+			t.redisFailed(err)
 		}
 	}
+	// One statement, so concurrent attempts on every instance are counted atomically; a
+	// window that has ended starts over.
+	var n int64
+	err := t.db.WithContext(ctx).Raw(`
+		INSERT INTO login_attempts AS a (key, n, until) VALUES (?, greatest(?, 0), now() + ?::interval)
+		ON CONFLICT (key) DO UPDATE SET
+			n     = CASE WHEN a.until <= now() THEN greatest(EXCLUDED.n, 0) ELSE greatest(a.n + ?, 0) END,
+			until = CASE WHEN a.until <= now() THEN EXCLUDED.until ELSE a.until END
+		RETURNING n`, k, delta, fmt.Sprintf("%d milliseconds", t.window.Milliseconds()), delta).Scan(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("session: count attempts: %w", err)
+	}
+	return n, nil
 }
 
-// Reset forgets key's failures (after a success).
-func (t *Throttle) Reset(ctx context.Context, key string) {
-	if t.rdb != nil {
-		t.rdb.Del(ctx, t.prefix+key)
-	}
-	t.mu.Lock()
-	delete(t.mem, key)
-	t.mu.Unlock()
+func (t *Throttle) redisUsable() bool {
+	return t.rdb != nil && time.Now().UnixNano() >= t.redisDownUntil.Load()
 }
 
-func (t *Throttle) memCount(key string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c, ok := t.mem[key]
-	if !ok || t.now().After(c.until) {
-		return 0
+func (t *Throttle) redisFailed(err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return // the request gave up, not Redis
 	}
-	return c.n
+	t.redisDownUntil.Store(time.Now().Add(redisBackoff).UnixNano())
+	t.log.Warn("session: Redis unavailable; counting sign-in attempts in PostgreSQL", "err", err)
+}
+
+// PurgeExpired deletes the database's counts whose window has ended and returns how many.
+func (t *Throttle) PurgeExpired(ctx context.Context) (int64, error) {
+	res := t.db.WithContext(ctx).Exec(`DELETE FROM login_attempts WHERE until <= now()`)
+	if res.Error != nil {
+		return 0, fmt.Errorf("session: purge sign-in attempts: %w", res.Error)
+	}
+	return res.RowsAffected, nil
 }
 
 // String describes the limit for messages.
 func (t *Throttle) String() string {
-	return fmt.Sprintf("%d failures per %s", t.limit, t.window)
+	return fmt.Sprintf("%d attempts per %s", t.limit, t.window)
 }

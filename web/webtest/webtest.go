@@ -99,10 +99,10 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	svc, err := web.NewServices(web.ServicesConfig{
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: pgtest.DSN(t),
 		Sealer: sealer, CheckpointKey: ck, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Writer:           o.Writer,
-		Policy:           policy.Options{PollInterval: -1},
-		FollowCaches:     o.FollowCaches,
-		LoginLimitPrefix: fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
+		Writer:       o.Writer,
+		Policy:       policy.Options{PollInterval: -1},
+		FollowCaches: o.FollowCaches,
+		RedisPrefix:  fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
 	})
 	if err != nil {
 		t.Fatal(err)
