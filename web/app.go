@@ -117,7 +117,7 @@ func New(d Deps) *fiber.App {
 		AppName:                 "auditdb",
 		ErrorHandler:            errorHandler(d.Log),
 		DisableStartupMessage:   true,
-		BodyLimit:               10 << 20,
+		BodyLimit:               bodyLimit,
 		ReadTimeout:             30 * time.Second,
 		WriteTimeout:            60 * time.Second,
 		IdleTimeout:             2 * time.Minute,
@@ -127,6 +127,7 @@ func New(d Deps) *fiber.App {
 	app.Use(serverTiming)
 	app.Use(recover.New())
 	app.Use(securityHeaders)
+	app.Use(decodeBody(bodyLimit))
 	routes(app, d)
 	return app
 }
