@@ -98,11 +98,20 @@ func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Nee
 // errCSRF is the answer to a state-changing request without a valid token.
 var errCSRF = models.Forbidden("the form's security token is missing or stale; reload the page and try again")
 
+// submittedCSRF returns the request's CSRF token: the X-CSRF-Token header (htmx sends it,
+// see the layout's hx-headers) or the _csrf field of the form body. The query string never
+// counts: a token there leaks through logs, history and Referer.
 func submittedCSRF(c *fiber.Ctx) string {
 	if h := c.Get("X-CSRF-Token"); h != "" {
 		return h
 	}
-	return c.FormValue("_csrf")
+	if v := c.Request().PostArgs().Peek("_csrf"); len(v) > 0 {
+		return string(v)
+	}
+	if f, err := c.MultipartForm(); err == nil && len(f.Value["_csrf"]) > 0 {
+		return f.Value["_csrf"][0]
+	}
+	return ""
 }
 
 func safeMethod(m string) bool {
@@ -125,10 +134,21 @@ func sessionCSRF(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// loginCSRF checks the sign-in form's double-submit token against its cookie.
-func loginCSRF(c *fiber.Ctx) error {
-	if !tokensEqual(submittedCSRF(c), c.Cookies(handlers.LoginCSRFCookie)) {
-		return errCSRF
+// loginCSRF checks the sign-in form's token: one the server minted (tokens), equal to the
+// token cookie set with the form.
+func loginCSRF(tokens *handlers.LoginTokens) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		sent := submittedCSRF(c)
+		if !tokens.Valid(sent) || !tokensEqual(sent, c.Cookies(handlers.LoginCSRFCookie)) {
+			return errCSRF
+		}
+		return c.Next()
 	}
-	return c.Next()
+}
+
+// loginTokenKey derives the sign-in token key from the server's signing key, so every
+// instance agrees on it. The derivation input is not a hex event hash, so the key is no
+// event's signature.
+func loginTokenKey(s *models.Sealer) []byte {
+	return []byte(s.Sign("auditdb sign-in form token key v1"))
 }

@@ -25,8 +25,9 @@ func routes(app *fiber.App, d Deps) {
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
 
 	limits := handlers.LoginLimits{PerAccount: d.LoginPerAccount, PerAddress: d.LoginPerAddress}
-	app.Get("/login", handlers.LoginPage())
-	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, limits, d.Audit, d.Log))
+	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
+	app.Get("/login", handlers.LoginPage(tokens))
+	app.Post("/login", loginCSRF(tokens), handlers.Login(d.Users, d.Sessions, limits, tokens, d.Audit, d.Log))
 
 	// The ingest and read API: the API-key middleware sets the request's principal (the
 	// key's organization and scope), then each route is authorized like a console route.
