@@ -230,7 +230,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	ing.writer.Start()
 
 	deps := web.NewDeps(db, rdb, ing.sealer, log)
-	deps.TrustProxy = cfg.TrustProxy
+	deps.TrustedProxies = cfg.TrustedProxies
 	deps.WithIngest(ing.writer, ing.log)
 	if err := deps.Policy.Load(ctx); err != nil {
 		return err

@@ -4,6 +4,7 @@ package web
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -39,8 +40,10 @@ type Deps struct {
 	// LoginPerAccount and LoginPerAddress limit failed sign-ins.
 	LoginPerAccount, LoginPerAddress *models.Throttle
 	Now                              func() time.Time
-	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-* headers.
-	TrustProxy bool
+	// TrustedProxies are the reverse proxies (addresses and ranges, see ParseTrustedProxies)
+	// whose X-Forwarded-For and X-Forwarded-Proto the server believes; requests from any
+	// other peer have those headers ignored.
+	TrustedProxies []netip.Prefix
 
 	// Ingest and integrity.
 	APIKeys     *models.APIKeyStore
@@ -121,20 +124,15 @@ func New(d Deps) *fiber.App {
 		ReadTimeout:             30 * time.Second,
 		WriteTimeout:            60 * time.Second,
 		IdleTimeout:             2 * time.Minute,
-		EnableTrustedProxyCheck: d.TrustProxy,
-		ProxyHeader:             proxyHeader(d.TrustProxy),
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          proxies(d.TrustedProxies).fiberList(),
+		ProxyHeader:             fiber.HeaderXForwardedFor,
 	})
+	app.Use(forwardedClient(d.TrustedProxies))
 	app.Use(serverTiming)
 	app.Use(recover.New())
 	app.Use(securityHeaders)
 	app.Use(decodeBody(bodyLimit))
 	routes(app, d)
 	return app
-}
-
-func proxyHeader(trust bool) string {
-	if trust {
-		return fiber.HeaderXForwardedFor
-	}
-	return ""
 }

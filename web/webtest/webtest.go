@@ -47,6 +47,9 @@ var counter atomic.Int64
 // Options tune New.
 type Options struct {
 	Writer models.WriterConfig // the group-commit writer's settings
+	// TrustedProxies are the addresses (IPs or CIDR ranges) whose X-Forwarded-* headers
+	// the application believes.
+	TrustedProxies []string
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -74,6 +77,9 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	deps := web.NewDeps(db, rdb, sealer, log)
+	if deps.TrustedProxies, err = web.ParseTrustedProxies(strings.Join(o.TrustedProxies, ",")); err != nil {
+		t.Fatal(err)
+	}
 	prefix := fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1))
 	deps.LoginPerAccount = models.NewThrottle(rdb, prefix+"acct:", 5, 15*time.Minute)
 	deps.LoginPerAddress = models.NewThrottle(rdb, prefix+"addr:", 20, 15*time.Minute)
