@@ -50,7 +50,7 @@ type sessionLookup interface {
 const passwordPath = "/account/password"
 
 // requireSession admits only requests with a live session, attaching the viewer and the
-// principal authorize checks; others go to the sign-in page (and come back afterwards). A
+// principal authorize checks and marking the answer Cache-Control: no-store; others go to the sign-in page (and come back afterwards). A
 // session whose organization is no longer accessible falls back to the user's first
 // organization. A user still on a one-time password may only change it or sign out.
 func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Need) fiber.Handler {
@@ -86,6 +86,9 @@ func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Nee
 			ok, err := decide(ctx, authz, p, nav[item.Href])
 			return err == nil && ok
 		}
+		// Signed-in pages show an organization's events and settings: no copy may be kept
+		// by the browser's cache or a shared proxy.
+		c.Set(fiber.HeaderCacheControl, "no-store")
 		render.SetViewer(c, v)
 		render.SetPrincipal(c, p)
 		if user.MustChangePassword && c.Path() != passwordPath && c.Path() != "/logout" {
