@@ -12,6 +12,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
+// maxCodings is how many content codings one body may stack: each costs a pass over up to
+// bodyLimit bytes, so a long list of cheap layers would buy a lot of work with one request.
+const maxCodings = 2
+
 // bodyLimit is the largest request body the server reads, after decoding any
 // Content-Encoding: a compressed body may not expand past it.
 const bodyLimit = 10 << 20
@@ -20,7 +24,7 @@ const bodyLimit = 10 << 20
 // identity, or several applied in turn) by its decoded form before any handler reads it,
 // streaming through each decoder with a cap of limit bytes. A body that would expand past
 // the cap is refused with 413 as soon as the cap is reached (a gzip bomb costs at most
-// limit bytes), an unknown coding with 415, an undecodable body with 400.
+// limit bytes), an unknown coding (or more than maxCodings) with 415, an undecodable body with 400.
 //
 // Fiber would otherwise decode in Ctx.Body without any bound, and fasthttp does the same
 // for multipart forms; once the header is gone, neither decodes again.
@@ -36,6 +40,9 @@ func decodeBody(limit int) fiber.Handler {
 			if p = strings.ToLower(strings.TrimSpace(p)); p != "" && p != "identity" {
 				codings = append(codings, p)
 			}
+		}
+		if len(codings) > maxCodings {
+			return fiber.NewError(fiber.StatusUnsupportedMediaType, "at most two Content-Encodings may be stacked")
 		}
 		body := req.Body()
 		// Codings are listed in the order they were applied: undo the last one first.

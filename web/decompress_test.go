@@ -118,6 +118,11 @@ func TestCompressedBodyLimit(t *testing.T) {
 		r := env.API("POST", "/api/v1/events/batch", key, "application/json", batch, "Content-Encoding", "compress")
 		assertAPIError(t, r, http.StatusUnsupportedMediaType)
 	})
+	t.Run("too many stacked codings", func(t *testing.T) {
+		body := gzipped(t, gzipped(t, gzipped(t, batch)))
+		r := env.API("POST", "/api/v1/events/batch", key, "application/json", body, "Content-Encoding", "gzip, gzip, gzip")
+		assertAPIError(t, r, http.StatusUnsupportedMediaType)
+	})
 	t.Run("corrupt gzip", func(t *testing.T) {
 		r := env.API("POST", "/api/v1/events/batch", key, "application/json", batch, "Content-Encoding", "gzip")
 		assertAPIError(t, r, http.StatusBadRequest)
