@@ -85,8 +85,8 @@ func forwardedClient(trusted proxies) fiber.Handler {
 			}
 		})
 		for i := len(hops) - 1; i >= 0; i-- {
-			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-			if err != nil {
+			hop, ok := parseHop(strings.TrimSpace(hops[i]))
+			if !ok {
 				break // garbage left of a trusted hop: the last trusted hop is the client
 			}
 			client = hop.Unmap()
@@ -98,4 +98,16 @@ func forwardedClient(trusted proxies) fiber.Handler {
 		h.Set(fiber.HeaderXForwardedFor, client.String())
 		return c.Next()
 	}
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address and port as some
+// proxies write it (203.0.113.5:4711, [2001:db8::1]:4711).
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a, true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), true
+	}
+	return netip.Addr{}, false
 }

@@ -113,6 +113,9 @@ func TestTrustedProxyClientAddress(t *testing.T) {
 		if got[limit] != http.StatusTooManyRequests {
 			t.Fatalf("attempt %d from 203.0.113.5 with rotating forged hops: status %d, want 429", limit, got[limit])
 		}
+		if s := failSignIns(t, base, 1, func(int) string { return "203.0.113.5:4711" })[0]; s != http.StatusTooManyRequests {
+			t.Fatalf("the same client written with a port: status %d, want 429", s)
+		}
 		if s := failSignIns(t, base, 1, func(int) string { return "203.0.113.6" })[0]; s != http.StatusUnauthorized {
 			t.Fatalf("another client behind the proxy: status %d, want 401 (its own limit)", s)
 		}
