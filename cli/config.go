@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"auditdb/models"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
+	"auditdb/web"
 )
 
 // config is read once from the environment; every field has a default that works on a
@@ -30,7 +32,10 @@ type config struct {
 	Addr        string // AUDITDB_ADDR
 	DataDir     string // AUDITDB_DATA_DIR: generated development keys
 	SigningKey  []byte // AUDITDB_SIGNING_KEY (hex or base64, ≥ 32 bytes) or <data dir>/signing.key
-	TrustProxy  bool   // AUDITDB_TRUST_PROXY: read client address and scheme from X-Forwarded-*
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For/-Proto are believed:
+	// AUDITDB_TRUSTED_PROXIES (IPs and CIDR ranges, comma-separated). The deprecated
+	// AUDITDB_TRUST_PROXY=true, without a list, trusts loopback and private addresses.
+	TrustedProxies []netip.Prefix
 	// CheckpointKey is the Ed25519 seed that signs Merkle checkpoints:
 	// AUDITDB_CHECKPOINT_KEY (hex or base64, 32 bytes) or <data dir>/checkpoint.key.
 	CheckpointKey []byte
@@ -68,7 +73,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if err != nil {
 			return cfg, models.Invalid("AUDITDB_TRUST_PROXY", "must be true or false")
 		}
-		cfg.TrustProxy = b
+		if b {
+			cfg.TrustedProxies = deprecatedTrustProxy
+		}
+	}
+	if v := getenv("AUDITDB_TRUSTED_PROXIES"); v != "" {
+		ps, err := web.ParseTrustedProxies(v)
+		if err != nil {
+			return cfg, models.Invalid("AUDITDB_TRUSTED_PROXIES", err.Error())
+		}
+		cfg.TrustedProxies = ps
 	}
 	if len(cfg.RedisPrefix) > 64 || strings.ContainsAny(cfg.RedisPrefix, " \t\r\n") {
 		return cfg, models.Invalid("AUDITDB_REDIS_PREFIX", "must be at most 64 characters without spaces")

@@ -57,7 +57,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 	svc, err = web.NewServices(web.ServicesConfig{
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
 		Sealer: sealer, CheckpointKey: ck, Log: log,
-		Writer: cfg.Writer, TrustProxy: cfg.TrustProxy, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
+		Writer: cfg.Writer, TrustedProxies: cfg.TrustedProxies, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -56,7 +56,7 @@ func APIListEvents(events EventLister, now func() time.Time) fiber.Handler {
 			}
 			limit = n
 		}
-		after, err := queryCursor(c)
+		after, err := queryCursor(c, filter)
 		if err != nil {
 			return err
 		}

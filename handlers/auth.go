@@ -77,22 +77,33 @@ func (l LoginLimits) succeeded(ctx context.Context, accountKey, addressKey strin
 // proxy is trusted by Fiber's config, behind one).
 func secureRequest(c *fiber.Ctx) bool { return c.Protocol() == "https" }
 
-// LoginPage shows the sign-in form with a fresh pre-session CSRF token.
-func LoginPage() fiber.Handler {
+// LoginPage shows the sign-in form with its pre-session CSRF token: the one in the
+// browser's cookie when tokens minted it and it is still valid, else a fresh one.
+func LoginPage(tokens *LoginTokens) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		return renderLogin(c, fiber.StatusOK, auth.LoginProps{Next: render.LocalPath(c.Query("next"))})
+		return renderLogin(c, tokens, fiber.StatusOK, auth.LoginProps{Next: render.LocalPath(c.Query("next"))})
 	}
 }
 
-func renderLogin(c *fiber.Ctx, status int, p auth.LoginProps) error {
+func renderLogin(c *fiber.Ctx, tokens *LoginTokens, status int, p auth.LoginProps) error {
 	token := c.Cookies(LoginCSRFCookie)
-	if len(token) < 32 {
-		token = models.RandomToken(32)
-		c.Cookie(&fiber.Cookie{Name: LoginCSRFCookie, Value: token, Path: "/login", HTTPOnly: true,
-			SameSite: fiber.CookieSameSiteStrictMode, Secure: secureRequest(c), MaxAge: 3600})
+	if !tokens.Valid(token) {
+		token = tokens.Mint()
+		setLoginTokenCookie(c, token, time.Time{})
 	}
 	p.CSRF = token
 	return render.HTML(c, status, auth.Login(p))
+}
+
+// setLoginTokenCookie sets the sign-in token cookie, or deletes it when expires is set
+// (on the same path, or the browser keeps it).
+func setLoginTokenCookie(c *fiber.Ctx, token string, expires time.Time) {
+	ck := &fiber.Cookie{Name: LoginCSRFCookie, Value: token, Path: "/login", HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteStrictMode, Secure: secureRequest(c), Expires: expires}
+	if expires.IsZero() {
+		ck.MaxAge = int(loginTokenLifetime / time.Second)
+	}
+	c.Cookie(ck)
 }
 
 // Login checks the credentials, enforces the failed sign-in limits and starts a session in
@@ -100,7 +111,7 @@ func renderLogin(c *fiber.Ctx, status int, p auth.LoginProps) error {
 // Every attempt on an existing account is audited (auth.login.success or
 // auth.login.failure) in the organizations of that account; a success is refused when its
 // audit event cannot be written.
-func Login(users Authenticator, sessions SessionManager, limits LoginLimits, audit Auditor, log *slog.Logger) fiber.Handler {
+func Login(users Authenticator, sessions SessionManager, limits LoginLimits, tokens *LoginTokens, audit Auditor, log *slog.Logger) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx := c.UserContext()
 		email, password := c.FormValue("email"), c.FormValue("password")
@@ -108,7 +119,7 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, aud
 		props := auth.LoginProps{Email: email, Next: next}
 		if len(email) > maxEmailLength || len(password) > maxPasswordBytes || email == "" || password == "" {
 			props.Error = "Enter your email and password."
-			return renderLogin(c, fiber.StatusBadRequest, props)
+			return renderLogin(c, tokens, fiber.StatusBadRequest, props)
 		}
 		acc, err := users.AccountByEmail(ctx, email)
 		if err != nil {
@@ -129,14 +140,14 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, aud
 		if !ok {
 			failed("refused: too many failed sign-ins")
 			props.Error = "Too many failed sign-ins. Wait 15 minutes and try again."
-			return renderLogin(c, fiber.StatusTooManyRequests, props)
+			return renderLogin(c, tokens, fiber.StatusTooManyRequests, props)
 		}
 		user, err := users.Authenticate(ctx, email, password)
 		if errors.Is(err, models.ErrBadCredentials) {
 			log.Info("sign-in failed", "ip", c.IP())
 			failed("email or password incorrect")
 			props.Error = "Email or password is incorrect."
-			return renderLogin(c, fiber.StatusUnauthorized, props)
+			return renderLogin(c, tokens, fiber.StatusUnauthorized, props)
 		}
 		if err != nil {
 			return err
@@ -169,7 +180,7 @@ func Login(users Authenticator, sessions SessionManager, limits LoginLimits, aud
 			}
 		}
 		setSessionCookie(c, token, time.Now().Add(session.AbsoluteTimeout))
-		c.ClearCookie(LoginCSRFCookie)
+		setLoginTokenCookie(c, "", time.Unix(1, 0))
 		return render.Redirect(c, next)
 	}
 }

@@ -90,7 +90,7 @@ func ListEvents(events EventReader, now func() time.Time) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		after, err := queryCursor(c)
+		after, err := queryCursor(c, filter)
 		if err != nil {
 			return err
 		}
@@ -315,9 +315,12 @@ func deref(p *string) string {
 	return *p
 }
 
-// queryCursor reads the optional keyset cursor ?after= of a list; it returns nil for the
-// first page and a KindInvalid error naming "after" for anything unreadable.
-func queryCursor(c *fiber.Ctx) (*models.Cursor, error) {
+// queryCursor reads the optional keyset cursor ?after= of a list filtered by f; it returns
+// nil for the first page and a KindInvalid error naming "after" for anything unreadable or
+// outside f's range: a cursor is the last row of a page, so it is never after the range's
+// end, and never long before its start (the default range moves with the clock, so a
+// cursor of a page shown some time ago may fall a little before it).
+func queryCursor(c *fiber.Ctx, f models.EventFilter) (*models.Cursor, error) {
 	raw := c.Query("after")
 	if raw == "" {
 		return nil, nil
@@ -325,6 +328,9 @@ func queryCursor(c *fiber.Ctx) (*models.Cursor, error) {
 	cur, err := models.ParseCursor(raw)
 	if err != nil {
 		return nil, err
+	}
+	if cur.Timestamp.After(f.To) || cur.Timestamp.Before(f.From.Add(-DefaultEventRange)) {
+		return nil, models.Invalid("after", "is a page cursor outside the listed time range; start from the first page")
 	}
 	return &cur, nil
 }

@@ -27,6 +27,7 @@ func requireAPIKey(keys apiKeyAuthenticator) fiber.Handler {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="auditdb"`)
 			return err
 		}
+		c.Set(fiber.HeaderCacheControl, "no-store") // answers carry the organization's events
 		render.SetAPIKey(c, k)
 		render.SetPrincipal(c, render.Principal{Subject: keySubject(k), Org: k.OrganizationID})
 		return c.Next()

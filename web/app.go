@@ -17,23 +17,19 @@ func New(s *Services) *fiber.App {
 		AppName:                 "auditdb",
 		ErrorHandler:            errorHandler(s.Log),
 		DisableStartupMessage:   true,
-		BodyLimit:               10 << 20,
+		BodyLimit:               bodyLimit,
 		ReadTimeout:             30 * time.Second,
 		WriteTimeout:            60 * time.Second,
 		IdleTimeout:             2 * time.Minute,
-		EnableTrustedProxyCheck: s.TrustProxy,
-		ProxyHeader:             proxyHeader(s.TrustProxy),
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          proxies(s.TrustedProxies).fiberList(),
+		ProxyHeader:             fiber.HeaderXForwardedFor,
 	})
+	app.Use(forwardedClient(s.TrustedProxies))
 	app.Use(serverTiming)
 	app.Use(recover.New())
 	app.Use(securityHeaders)
+	app.Use(decodeBody(bodyLimit))
 	routes(app, s)
 	return app
-}
-
-func proxyHeader(trust bool) string {
-	if trust {
-		return fiber.HeaderXForwardedFor
-	}
-	return ""
 }

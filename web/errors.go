@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -32,6 +31,18 @@ func retryAfter(err error, status int) string {
 		return "1"
 	}
 	return ""
+}
+
+// answersJSON reports whether an error answer takes the API's JSON shape: the path is under
+// /api in any case (routing ignores case), or the request's head could not be read at all
+// (a 408 or 431 before the request line: nothing tells an API client from a browser, and
+// JSON is legible to both).
+func answersJSON(c *fiber.Ctx, status int) bool {
+	if isAPIPath(c.Path()) {
+		return true
+	}
+	headUnread := len(c.Request().Header.Host()) == 0
+	return headUnread && (status == fiber.StatusRequestTimeout || status == fiber.StatusRequestHeaderFieldsTooLarge)
 }
 
 // errorHandler answers every error in one place: JSON under /api/, an error fragment for
@@ -65,7 +76,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if retry := retryAfter(err, status); retry != "" {
 			c.Set(fiber.HeaderRetryAfter, retry)
 		}
-		if strings.HasPrefix(c.Path(), "/api/") {
+		if answersJSON(c, status) {
 			body := fiber.Map{"status": status, "message": props.Message}
 			if props.Field != "" {
 				body["field"] = props.Field

@@ -51,7 +51,7 @@ type sessionLookup interface {
 const passwordPath = "/account/password"
 
 // requireSession admits only requests with a live session, attaching the viewer and the
-// principal authorize checks; others go to the sign-in page (and come back afterwards). A
+// principal authorize checks and marking the answer Cache-Control: no-store; others go to the sign-in page (and come back afterwards). A
 // session whose organization is no longer accessible falls back to the user's first
 // organization. A user still on a one-time password may only change it or sign out.
 func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Need) fiber.Handler {
@@ -87,6 +87,9 @@ func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Nee
 			ok, err := decide(ctx, authz, p, nav[item.Href])
 			return err == nil && ok
 		}
+		// Signed-in pages show an organization's events and settings: no copy may be kept
+		// by the browser's cache or a shared proxy.
+		c.Set(fiber.HeaderCacheControl, "no-store")
 		render.SetViewer(c, v)
 		render.SetPrincipal(c, p)
 		if user.MustChangePassword && c.Path() != passwordPath && c.Path() != "/logout" {
@@ -99,11 +102,20 @@ func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Nee
 // errCSRF is the answer to a state-changing request without a valid token.
 var errCSRF = models.Forbidden("the form's security token is missing or stale; reload the page and try again")
 
+// submittedCSRF returns the request's CSRF token: the X-CSRF-Token header (htmx sends it,
+// see the layout's hx-headers) or the _csrf field of the form body. The query string never
+// counts: a token there leaks through logs, history and Referer.
 func submittedCSRF(c *fiber.Ctx) string {
 	if h := c.Get("X-CSRF-Token"); h != "" {
 		return h
 	}
-	return c.FormValue("_csrf")
+	if v := c.Request().PostArgs().Peek("_csrf"); len(v) > 0 {
+		return string(v)
+	}
+	if f, err := c.MultipartForm(); err == nil && len(f.Value["_csrf"]) > 0 {
+		return f.Value["_csrf"][0]
+	}
+	return ""
 }
 
 func safeMethod(m string) bool {
@@ -126,10 +138,21 @@ func sessionCSRF(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// loginCSRF checks the sign-in form's double-submit token against its cookie.
-func loginCSRF(c *fiber.Ctx) error {
-	if !tokensEqual(submittedCSRF(c), c.Cookies(handlers.LoginCSRFCookie)) {
-		return errCSRF
+// loginCSRF checks the sign-in form's token: one the server minted (tokens), equal to the
+// token cookie set with the form.
+func loginCSRF(tokens *handlers.LoginTokens) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		sent := submittedCSRF(c)
+		if !tokens.Valid(sent) || !tokensEqual(sent, c.Cookies(handlers.LoginCSRFCookie)) {
+			return errCSRF
+		}
+		return c.Next()
 	}
-	return c.Next()
+}
+
+// loginTokenKey derives the sign-in token key from the server's signing key, so every
+// instance agrees on it. The derivation input is not a hex event hash, so the key is no
+// event's signature.
+func loginTokenKey(s *models.Sealer) []byte {
+	return []byte(s.Sign("auditdb sign-in form token key v1"))
 }

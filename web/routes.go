@@ -24,18 +24,22 @@ func routes(app *fiber.App, d *Services) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
 
-	app.Get("/login", handlers.LoginPage())
-	app.Post("/login", loginCSRF, handlers.Login(d.Users, d.Sessions, loginLimits(d), d.Audit, d.Log))
+	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
+	app.Get("/login", handlers.LoginPage(tokens))
+	app.Post("/login", loginCSRF(tokens), handlers.Login(d.Users, d.Sessions, loginLimits(d), tokens, d.Audit, d.Log))
 
 	// The ingest and read API: the API-key middleware sets the request's principal (the
 	// key's organization and scope), then each route is authorized like a console route.
 	// The OpenAPI document is public.
-	app.Get("/api/v1/openapi.yaml", handlers.OpenAPI())
-	api := app.Group("/api/v1", requireAPIKey(d.APIKeys))
+	app.Get(apiPrefix+"/openapi.yaml", handlers.OpenAPI())
+	api := app.Group(apiPrefix, requireAPIKey(d.APIKeys))
 	keys := apiKeyAuthorizer{next: d.Authz}
-	for _, r := range apiRoutes(d) {
+	apiTable := apiRoutes(d)
+	for _, r := range apiTable {
 		api.Add(r.method, r.path, authorize(keys, r.need), r.handler)
 	}
+	// Nothing under /api falls through to the console (and its sign-in redirect).
+	app.Use("/api", apiFallback(append(apiTable, route{method: fiber.MethodGet, path: "/openapi.yaml"})))
 
 	table := consoleRoutes(d)
 	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -33,9 +34,11 @@ type Services struct {
 	Log   *slog.Logger
 	// DatabaseURL is where the session listener opens its LISTEN connection.
 	DatabaseURL string
-	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-* headers.
-	TrustProxy bool
-	Now        func() time.Time
+	// TrustedProxies are the reverse proxies (addresses and ranges, see ParseTrustedProxies)
+	// whose X-Forwarded-For and X-Forwarded-Proto the server believes; requests from any
+	// other peer have those headers ignored.
+	TrustedProxies []netip.Prefix
+	Now            func() time.Time
 
 	Events   *models.EventStore
 	Users    *models.UserStore
@@ -103,8 +106,8 @@ type ServicesConfig struct {
 	// deployments may share one Redis; "" is "auditdb:". Every instance of one deployment
 	// uses the same.
 	RedisPrefix string
-	// TrustProxy makes Fiber read the client address and scheme from X-Forwarded-*.
-	TrustProxy bool
+	// TrustedProxies: see Services.TrustedProxies.
+	TrustedProxies []netip.Prefix
 	// FollowCaches subscribes the API-key and session caches to the change signals,
 	// without which those stores never cache (every request reads the database, so a
 	// change made elsewhere counts at once). Servers turn it on; the policy engine follows
@@ -144,7 +147,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s := &Services{
 		DB: db, Redis: rdb, Log: log,
 		DatabaseURL:     c.DatabaseURL,
-		TrustProxy:      c.TrustProxy,
+		TrustedProxies:  c.TrustedProxies,
 		Now:             time.Now,
 		Events:          models.NewEventStore(db),
 		Users:           models.NewUserStore(db),

@@ -118,7 +118,7 @@ func (b *Builder) build(ctx context.Context, org string, in eventjson.Input, rec
 
 	ev.Timestamp = received
 	if in.Timestamp != nil {
-		t, err := time.Parse(time.RFC3339Nano, *in.Timestamp)
+		t, err := eventjson.ParseTimestamp(*in.Timestamp)
 		if err != nil {
 			return models.Event{}, models.Invalid("timestamp", "must be an RFC 3339 date and time, such as 2026-01-31T13:45:00Z")
 		}

@@ -59,6 +59,9 @@ type Options struct {
 	// database's change signals, as serve does; off, they read the database on every
 	// request, so a test can change a row behind their back and see it at once.
 	FollowCaches bool
+	// TrustedProxies are the addresses (IPs or CIDR ranges) whose X-Forwarded-* headers
+	// the application believes.
+	TrustedProxies []string
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -87,6 +90,10 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	trusted, err := web.ParseTrustedProxies(strings.Join(o.TrustedProxies, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ck, err := merkle.NewCheckpointKey([]byte("webtest-checkpoint-seed-01234567"))
 	if err != nil {
 		t.Fatal(err)
@@ -99,10 +106,11 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	svc, err := web.NewServices(web.ServicesConfig{
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: pgtest.DSN(t),
 		Sealer: sealer, CheckpointKey: ck, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Writer:       o.Writer,
-		Policy:       policy.Options{PollInterval: -1},
-		FollowCaches: o.FollowCaches,
-		RedisPrefix:  fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
+		Writer:         o.Writer,
+		Policy:         policy.Options{PollInterval: -1},
+		FollowCaches:   o.FollowCaches,
+		TrustedProxies: trusted,
+		RedisPrefix:    fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
 	})
 	if err != nil {
 		t.Fatal(err)
