@@ -70,7 +70,9 @@ func consoleRoutes(d Deps) []route {
 	roles := handlers.RoleDeps{Roles: d.Roles, Policy: d.Policy}
 	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles, Policy: d.Policy}
 	return []route{
-		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Now)},
+		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Members, d.Now)},
+		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions, d.Policy)},
+		{post, "/invitations/:id/decline", SignedIn, handlers.DeclineInvitation(d.Members)},
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
 		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
 		{get, "/account/password", SignedIn, handlers.PasswordPage()},
