@@ -406,8 +406,8 @@ func TestRoleLifecycleThroughTheForms(t *testing.T) {
 	}
 }
 
-// TestMembersThroughTheForms adds a new user (one-time password shown once, changed at
-// first sign-in), changes roles, refuses to lose the last owner and removes a member.
+// TestMembersThroughTheForms invites a new user (one-time password shown once, changed at
+// first sign-in, invitation accepted on the dashboard), changes roles, refuses to lose the last owner and removes a member.
 func TestMembersThroughTheForms(t *testing.T) {
 	env := webtest.New(t)
 	org := env.Org("mem")
@@ -437,8 +437,16 @@ func TestMembersThroughTheForms(t *testing.T) {
 	if r := newbie.PostForm("/account/password", url.Values{"current": {otp}, "password": {webtest.Password}, "confirm": {webtest.Password}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("change password: %d %.300s", r.StatusCode, r.Body)
 	}
+	// It is a member only once it accepts the invitation on its dashboard.
+	if r := newbie.Get("/events"); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("before accepting: %d", r.StatusCode)
+	}
+	accept := between(newbie.Get("/").Body, `data-testid="invitation-accept" action="`, `"`)
+	if r := newbie.PostForm(accept, url.Values{}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accept: %d %.300s", r.StatusCode, r.Body)
+	}
 	if r := newbie.Get("/events"); r.StatusCode != http.StatusOK {
-		t.Fatalf("after changing: %d", r.StatusCode)
+		t.Fatalf("after accepting: %d", r.StatusCode)
 	}
 
 	newID, ownerID := env.UserID(newEmail), env.UserID(ownerEmail)
@@ -510,8 +518,8 @@ func TestOrganizationsPage(t *testing.T) {
 }
 
 // TestConsoleChangesAreAudited: sign-in success and failure, sign-out, role and membership
-// changes appear in the organization's events browser with the acting user as principal,
-// and role changes also in config_change_event.
+// changes appear in the organization's events browser with the acting user as principal
+// (the invited account for its acceptance), and role changes also in config_change_event.
 func TestConsoleChangesAreAudited(t *testing.T) {
 	env := webtest.New(t)
 	org, other := env.Org("aud"), env.Org("aud-other")
@@ -520,8 +528,10 @@ func TestConsoleChangesAreAudited(t *testing.T) {
 	owner := env.Login(ownerEmail)
 	owner.PostForm("/roles", url.Values{"name": {"watcher"}, "perm": {"audit.events:read"}})
 	owner.PostForm("/roles/watcher", url.Values{"perm": {"audit.events:read", "audit.reports:read"}})
-	memberEmail := env.User(other, "org:member") // exists elsewhere: joins without a password
+	memberEmail := env.User(other, "org:member") // exists elsewhere: joins by accepting the invitation
 	owner.PostForm("/members", url.Values{"email": {memberEmail}, "role": {"watcher"}})
+	invited := env.Login(memberEmail)
+	invited.PostForm(between(invited.Get("/").Body, `data-testid="invitation-accept" action="`, `"`), url.Values{})
 	owner.PostForm("/members/"+itoa(env.UserID(memberEmail))+"/role", url.Values{"role": {"org:member"}})
 	owner.PostForm("/members/"+itoa(env.UserID(memberEmail))+"/delete", url.Values{})
 	owner.PostForm("/roles/watcher/delete", url.Values{})
@@ -529,11 +539,14 @@ func TestConsoleChangesAreAudited(t *testing.T) {
 
 	viewer := env.Login(env.User(org, "org:admin"))
 	for _, action := range []string{"auth.login.failure", "auth.login.success", "role.create", "role.update", "role.delete",
-		"member.add", "member.update", "member.remove", "auth.logout"} {
+		"member.invite", "member.update", "member.remove", "auth.logout"} {
 		r := viewer.Get("/events?principal=" + url.QueryEscape(ownerEmail) + "&action=" + action)
 		if r.StatusCode != http.StatusOK || countRows(r.Body) != 1 {
 			t.Errorf("%s: %d rows in the events browser", action, countRows(r.Body))
 		}
+	}
+	if r := viewer.Get("/events?principal=" + url.QueryEscape(memberEmail) + "&action=member.invitation.accept"); countRows(r.Body) != 1 {
+		t.Errorf("member.invitation.accept: %d rows in the events browser", countRows(r.Body))
 	}
 	// The member's other organization heard nothing of this one's changes.
 	var leaked int64
@@ -545,7 +558,7 @@ func TestConsoleChangesAreAudited(t *testing.T) {
 	env.DB.Raw(`SELECT field, changed_by FROM config_change_event WHERE organization_id = ? ORDER BY id`, org).Scan(&changes)
 	var fields []string
 	for _, c := range changes {
-		if c.ChangedBy != ownerEmail {
+		if c.ChangedBy != ownerEmail && !(strings.HasPrefix(c.Field, "membership.") && c.ChangedBy == memberEmail) {
 			t.Errorf("changed_by %q", c.ChangedBy)
 		}
 		fields = append(fields, c.Field)

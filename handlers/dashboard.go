@@ -19,12 +19,29 @@ type EventStatter interface {
 	EventReader
 }
 
-// Dashboard shows the current organization's real activity counts and latest events to
-// viewers who may read events; others get the page without them.
-func Dashboard(events EventStatter, now func() time.Time) fiber.Handler {
+// InvitationLister lists an account's pending invitations.
+type InvitationLister interface {
+	Invitations(ctx context.Context, userID int64) ([]models.Invitation, error)
+}
+
+// Dashboard shows the account's pending invitations, and the current organization's real
+// activity counts and latest events to viewers who may read events; others get the page
+// without them.
+func Dashboard(events EventStatter, invitations InvitationLister, now func() time.Time) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		props := dashboard.Props{OrgName: v.OrgName, ShowEvents: v.OrgID != "" && v.Allowed("audit.events", "read")}
+		props := dashboard.Props{OrgName: v.OrgName, ShowEvents: v.OrgID != "" && v.Allowed("audit.events", "read"),
+			CSRF: v.Session.CSRFToken()}
+		pending, err := invitations.Invitations(c.UserContext(), v.User.ID)
+		if err != nil {
+			return err
+		}
+		for _, inv := range pending {
+			base := "/invitations/" + strconv.FormatInt(inv.ID, 10)
+			props.Invitations = append(props.Invitations, dashboard.Invitation{OrgID: inv.OrgID, OrgName: inv.OrgName,
+				Role: inv.Role, InvitedBy: inv.InvitedBy, Expires: inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"),
+				AcceptAction: base + "/accept", DeclineAction: base + "/decline"})
+		}
 		if props.ShowEvents {
 			t := now()
 			st, err := events.Stats(c.UserContext(), v.OrgID, t)

@@ -16,7 +16,7 @@ import (
 // MemberStore is what the members page needs from the member store.
 type MemberStore interface {
 	List(ctx context.Context, org string) ([]models.Member, error)
-	Add(ctx context.Context, org string, in models.NewMember, by models.Actor) (*models.AddedMember, error)
+	Invite(ctx context.Context, org string, in models.NewMember, by models.Actor) (*models.Invited, error)
 	SetRole(ctx context.Context, org string, userID int64, role string, by models.Actor) error
 	Remove(ctx context.Context, org string, userID int64, by models.Actor) error
 }
@@ -103,15 +103,17 @@ func renderMembersRefusal(c *fiber.Ctx, d MemberDeps, v *render.Viewer, form mem
 	return render.HTML(c, render.StatusOf(refused), memberviews.Page(v.Shell("Members", "members"), props))
 }
 
-// AddMember adds an existing user by email, or creates the user with a one-time password
-// that this response shows once (the page is rendered, not redirected to, so the password
-// never lands in a URL or history).
+// AddMember invites an email to the organization. The account (created with the shown
+// code as its one-time password when the email has none) becomes a member only when its
+// owner, signed in, accepts: an organization cannot attach an account another one created.
+// The answer is the same page whether or not the email had an account, and the code is
+// rendered, not redirected to, so it never lands in a URL or history.
 func AddMember(d MemberDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
 		form := memberviews.AddForm{Email: strings.TrimSpace(c.FormValue("email")), Name: c.FormValue("name"), Role: c.FormValue("role")}
-		added, err := d.Members.Add(ctx, v.OrgID, models.NewMember{Email: form.Email, Name: form.Name, Role: form.Role}, ActorOf(c))
+		invited, err := d.Members.Invite(ctx, v.OrgID, models.NewMember{Email: form.Email, Name: form.Name, Role: form.Role}, ActorOf(c))
 		if err != nil {
 			if !refusal(err) {
 				return err
@@ -122,12 +124,66 @@ func AddMember(d MemberDeps) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		props.Flash = added.Email + " added as " + added.Role + "."
-		if added.NewUser {
-			props.Created = &memberviews.Created{Email: added.Email, Password: added.OneTimePassword}
-		}
+		props.Flash = invited.Email + " was invited as " + invited.Role + "; they appear here once they accept."
+		props.Invited = &memberviews.Invited{Email: invited.Email, Role: invited.Role, Code: invited.Code}
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return render.HTML(c, fiber.StatusOK, memberviews.Page(v.Shell("Members", "members"), props))
+	}
+}
+
+// InvitationAnswerer is what the invitation forms need from the member store.
+type InvitationAnswerer interface {
+	AcceptInvitation(ctx context.Context, id int64, by models.Actor) (string, error)
+	DeclineInvitation(ctx context.Context, id int64, by models.Actor) error
+}
+
+// OrgSwitcher changes a session's current organization.
+type OrgSwitcher interface {
+	SetOrg(ctx context.Context, token, org string) error
+}
+
+// invitationID reads the :id parameter; anything but a positive number is a 404.
+func invitationID(c *fiber.Ctx) (int64, error) {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, models.NotFound("invitation")
+	}
+	return id, nil
+}
+
+// AcceptInvitation makes the signed-in account a member as its invitation says, and
+// switches the session to that organization. Another account's invitation is a 404; an
+// expired one a 409.
+func AcceptInvitation(members InvitationAnswerer, sessions OrgSwitcher) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		ctx := c.UserContext()
+		id, err := invitationID(c)
+		if err != nil {
+			return err
+		}
+		org, err := members.AcceptInvitation(ctx, id, ActorOf(c))
+		if err != nil {
+			return err
+		}
+		if err := sessions.SetOrg(ctx, v.Token, org); err != nil {
+			return err
+		}
+		return render.Redirect(c, "/")
+	}
+}
+
+// DeclineInvitation refuses the signed-in account's invitation.
+func DeclineInvitation(members InvitationAnswerer) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := invitationID(c)
+		if err != nil {
+			return err
+		}
+		if err := members.DeclineInvitation(c.UserContext(), id, ActorOf(c)); err != nil {
+			return err
+		}
+		return render.Redirect(c, "/")
 	}
 }
 

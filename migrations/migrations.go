@@ -32,6 +32,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261126_0004_ingest_tenant"),
 		sqlMigration("20261127_0005_session_signals"),
 		sqlMigration("20261127_0006_leaf_queue_per_write"),
+		sqlMigration("20261129_0007_invitations"),
 		sqlMigration("20261129_0008_change_signals"),
 		sqlMigration("20261129_0009_login_attempts"),
 	}

@@ -85,11 +85,16 @@ func getMember(ctx context.Context, tx *gorm.DB, org string, userID int64) (*Mem
 	return &out[0], nil
 }
 
-// Add gives in.Email the role in.Role in org, creating the user with a one-time password
-// when no user has that email. It returns KindInvalid for a bad email or unknown role,
-// KindConflict when the user is a member already, KindForbidden when the role grants
-// something the actor does not hold, and KindNotFound for an unknown organization.
+// Add gives in.Email the role in.Role in org at once, creating the user with a one-time
+// password when no user has that email. Only a superadmin or the program may: it attaches an
+// existing account without its owner's consent (a superadmin naming a new organization's
+// owner); everyone else invites (Invite). It returns KindForbidden for any other actor,
+// KindInvalid for a bad email or unknown role, KindConflict when the user is a member
+// already, and KindNotFound for an unknown organization.
 func (s *MemberStore) Add(ctx context.Context, org string, in NewMember, by Actor) (*AddedMember, error) {
+	if !by.unrestricted() {
+		return nil, Forbidden("an account joins an organization by accepting an invitation; invite it instead")
+	}
 	email := strings.TrimSpace(in.Email)
 	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 320 {
 		return nil, Invalid("email", "must be a plain email address")

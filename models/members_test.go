@@ -12,7 +12,7 @@ func TestMemberAddNewUserGetsOneTimePassword(t *testing.T) {
 	f := newAccessFixture(t)
 	ctx := context.Background()
 	email := "new-" + f.org + "@example.test"
-	added, err := f.members.Add(ctx, f.org, models.NewMember{Email: email, Name: "New Person", Role: "org:member"}, f.owner)
+	added, err := f.members.Add(ctx, f.org, models.NewMember{Email: email, Name: "New Person", Role: "org:member"}, models.SystemActor("test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +78,12 @@ func TestMemberChangesKeepAnOwnerAndRefuseEscalation(t *testing.T) {
 		{"admin cannot demote the owner", func() error {
 			return f.members.SetRole(ctx, f.org, f.owner.UserID, "org:member", f.admin)
 		}, models.KindForbidden},
-		{"admin cannot add an owner", func() error {
-			_, err := f.members.Add(ctx, f.org, models.NewMember{Email: "o2-" + f.org + "@example.test", Role: models.OwnerRole}, f.admin)
+		{"admin cannot invite an owner", func() error {
+			_, err := f.members.Invite(ctx, f.org, models.NewMember{Email: "o2-" + f.org + "@example.test", Role: models.OwnerRole}, f.admin)
+			return err
+		}, models.KindForbidden},
+		{"an owner cannot attach an account without its consent", func() error {
+			_, err := f.members.Add(ctx, f.org, models.NewMember{Email: "o3-" + f.org + "@example.test", Role: "org:member"}, f.owner)
 			return err
 		}, models.KindForbidden},
 		{"another organization's user is not a member here", func() error {
@@ -122,5 +126,72 @@ func TestMemberChangesKeepAnOwnerAndRefuseEscalation(t *testing.T) {
 	}
 	if strings.Join(actions, ",") != "member.update,member.update,member.remove" {
 		t.Fatalf("audited %v", actions)
+	}
+}
+
+// TestInvitations: an invitation attaches nothing until the invited account accepts; only
+// that account can accept or decline it; an expired one is refused; each step is audited.
+func TestInvitations(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	other := testOrg(t, "inv")
+	if _, err := models.NewOrgStore(f.db).Create(ctx, other, "Other"); err != nil {
+		t.Fatal(err)
+	}
+	// f.member belongs to f.org; the other organization's owner invites it.
+	otherOwner, err := f.users.Create(ctx, models.NewUser{Email: "owner-" + other + "@example.test", Password: "long enough password",
+		OrgID: other, Role: models.OwnerRole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := models.Actor{UserID: otherOwner.ID, Email: otherOwner.Email}
+	inv, err := f.members.Invite(ctx, other, models.NewMember{Email: f.member.Email, Role: "org:member"}, by)
+	if err != nil || len(inv.Code) < models.MinPasswordLength {
+		t.Fatalf("invite: %+v %v", inv, err)
+	}
+	if _, err := f.members.Get(ctx, other, f.member.UserID); models.KindOf(err) != models.KindNotFound {
+		t.Fatalf("a member before accepting: %v", err)
+	}
+	if _, err := f.users.Authenticate(ctx, f.member.Email, inv.Code); err != models.ErrBadCredentials {
+		t.Fatalf("the invitation code signs in to the existing account: %v", err)
+	}
+	pending, err := f.members.Invitations(ctx, f.member.UserID)
+	if err != nil || len(pending) != 1 || pending[0].OrgID != other || pending[0].InvitedBy != otherOwner.Email {
+		t.Fatalf("pending: %+v %v", pending, err)
+	}
+	id := pending[0].ID
+	if _, err := f.members.AcceptInvitation(ctx, id, f.admin); models.KindOf(err) != models.KindNotFound {
+		t.Fatalf("another account accepting: %v, want not found", err)
+	}
+	if err := f.members.DeclineInvitation(ctx, id, by); models.KindOf(err) != models.KindNotFound {
+		t.Fatalf("the inviter declining: %v, want not found", err)
+	}
+	if err := f.db.Exec(`UPDATE membership_invitations SET expires_at = now() - interval '1 second' WHERE id = ?`, id).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.members.AcceptInvitation(ctx, id, f.member); models.KindOf(err) != models.KindConflict {
+		t.Fatalf("accepting an expired invitation: %v, want conflict", err)
+	}
+	// A new invitation replaces the pending one.
+	if _, err := f.members.Invite(ctx, other, models.NewMember{Email: f.member.Email, Role: "org:member"}, by); err != nil {
+		t.Fatal(err)
+	}
+	if org, err := f.members.AcceptInvitation(ctx, id, f.member); err != nil || org != other {
+		t.Fatalf("accept: %q %v", org, err)
+	}
+	m, err := f.members.Get(ctx, other, f.member.UserID)
+	if err != nil || m.Role != "org:member" {
+		t.Fatalf("after accepting: %+v %v", m, err)
+	}
+	if _, err := f.members.AcceptInvitation(ctx, id, f.member); models.KindOf(err) != models.KindNotFound {
+		t.Fatalf("accepting twice: %v", err)
+	}
+	var actions []string
+	if err := f.db.Raw(`SELECT action FROM audit_log WHERE organization_id = ? AND action LIKE 'member.%' ORDER BY id`, other).
+		Scan(&actions).Error; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(actions, ",") != "member.invite,member.invite,member.invitation.accept" {
+		t.Fatalf("self-audit: %v", actions)
 	}
 }

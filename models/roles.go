@@ -293,6 +293,62 @@ func checkGrant(ctx context.Context, tx *gorm.DB, before RoleSet, org string, by
 	return nil
 }
 
+// checkRemoval is checkGrant's other half for an edit of role name: taking a permission
+// away needs the same standing as giving it. It returns a KindForbidden error when the edit
+// removes from name a permission the actor does not hold, or weakens a role (name itself or
+// any role inheriting it, directly or not) held by a member whose effective permissions,
+// before the edit, the actor does not cover — as the actor could not demote that member
+// directly. Held permissions are those before the edit, like checkGrant's.
+func checkRemoval(ctx context.Context, tx *gorm.DB, before, after RoleSet, org, name string, by Actor) error {
+	if by.unrestricted() {
+		return nil
+	}
+	held, err := heldBy(ctx, tx, before, org, by.UserID)
+	if err != nil {
+		return err
+	}
+	for _, role := range before.Sorted() {
+		removed := Removed(before.Effective(role.Name), after.Effective(role.Name))
+		if len(removed) == 0 {
+			continue
+		}
+		for _, p := range removed {
+			if !Covers(held, p) {
+				return Forbidden(fmt.Sprintf("you cannot take %s away from role %s: you do not hold it yourself", p, role.Name))
+			}
+		}
+		var holders []int64
+		if err := tx.WithContext(ctx).Raw(`SELECT user_id FROM memberships WHERE organization_id = ? AND role = ?`, org, role.Name).
+			Scan(&holders).Error; err != nil {
+			return fmt.Errorf("models: role holders: %w", err)
+		}
+		if len(holders) == 0 {
+			continue
+		}
+		for _, p := range before.Effective(role.Name) {
+			if !Covers(held, p) {
+				what := "role " + role.Name
+				if role.Name != name {
+					what += " (which inherits " + name + ")"
+				}
+				return Forbidden(fmt.Sprintf("you cannot weaken %s: it is held by a member with permissions you do not hold (%s)", what, p))
+			}
+		}
+	}
+	return nil
+}
+
+// Removed returns the permissions of before that after no longer covers, in before's order.
+func Removed(before, after []Permission) []Permission {
+	var out []Permission
+	for _, p := range before {
+		if !Covers(after, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // lockOrg takes the organization's row lock for the rest of the transaction, so role and
 // membership changes of one organization happen one at a time. It returns a KindNotFound
 // error for an unknown organization.
@@ -435,6 +491,9 @@ func (s *RoleStore) change(ctx context.Context, org, name string, by Actor, mode
 			return Invalid("inherits", "inheritance would make a cycle: "+strings.Join(cycle, " → "))
 		}
 		if err := checkGrant(ctx, tx, before, org, by, after.Effective(name)); err != nil {
+			return err
+		}
+		if err := checkRemoval(ctx, tx, before, after, org, name, by); err != nil {
 			return err
 		}
 		perms, _ := json.Marshal(role.Permissions)

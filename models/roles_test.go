@@ -319,3 +319,74 @@ func auditEvents(t *testing.T, db *gorm.DB, org string) []models.Event {
 	}
 	return evs
 }
+
+// TestRoleStoreNoWeakeningStrongerHolders: editing a role checks what it removes as well
+// as what it grants. An admin may not strip a permission it does not hold, nor weaken a role
+// (directly or through a role it inherits) held by a member stronger than the admin.
+func TestRoleStoreNoWeakeningStrongerHolders(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	sys := models.SystemActor("test")
+	create := func(name string, perms []models.Permission, inherits ...string) {
+		t.Helper()
+		if _, err := f.roles.Create(ctx, f.org, models.RoleInput{Name: name, Permissions: perms, Inherits: inherits}, sys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("lead", permsOf("audit.events:read", "organization.members:update"))
+	create("deputy", nil, models.OwnerRole)
+	create("base", permsOf("audit.alerts:resolve"))
+	create("chief", permsOf("organization.members:update"), "base")
+	create("assistants", permsOf("audit.events:read", "audit.alerts:resolve"))
+	f.user(t, "lead", "lead")
+	f.user(t, "deputy", "deputy")
+	f.user(t, "chief", "chief")
+	f.user(t, "assistant", "assistants")
+
+	cases := []struct {
+		name  string
+		role  string
+		input models.RoleInput
+		ok    bool
+	}{
+		{"strip a permission the admin lacks", "lead", models.RoleInput{Permissions: permsOf("audit.events:read")}, false},
+		{"drop the inherited owner role", "deputy", models.RoleInput{Permissions: permsOf("audit.events:read")}, false},
+		{"weaken a role a stronger member inherits", "base", models.RoleInput{}, false},
+		{"weaken a role only weaker members hold", "assistants", models.RoleInput{Permissions: permsOf("audit.events:read")}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := f.roles.Get(ctx, f.org, tc.role)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.roles.Update(ctx, f.org, tc.role, tc.input, f.admin)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if models.KindOf(err) != models.KindForbidden {
+				t.Fatalf("got %v, want forbidden", err)
+			}
+			after, err := f.roles.Get(ctx, f.org, tc.role)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameRole(before, after) {
+				t.Fatalf("a refused edit changed the role: %+v → %+v", before, after)
+			}
+		})
+	}
+	// The owner covers everyone, so the same edits are the owner's to make.
+	if _, err := f.roles.Update(ctx, f.org, "deputy", models.RoleInput{Permissions: permsOf("audit.events:read")}, f.owner); err != nil {
+		t.Fatalf("owner refused: %v", err)
+	}
+}
+
+func sameRole(a, b *models.Role) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}

@@ -10,12 +10,13 @@ import (
 	"fmt"
 	gohash "hash"
 	"io"
-	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"auditdb/models/eventjson"
 )
 
 // HashAlgorithm names the event hashing scheme; it is stored with every event so the scheme
@@ -232,7 +233,7 @@ func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, e
 	// jsontext (the prototype of encoding/json/v2) implements RFC 8785 several times faster
 	// than a generic parse and re-encode; it also refuses duplicate names and invalid UTF-8.
 	canon := jsontext.Value(bytes.Clone(trimmed))
-	if err := canon.Canonicalize(); err != nil || len(canon) < 2 || canon[0] != '{' || !finiteNumbers(trimmed) {
+	if err := canon.Canonicalize(); err != nil || len(canon) < 2 || canon[0] != '{' || !exactNumbers(trimmed) {
 		return nil, nil, Invalid("details", "must be a well-formed JSON object with unique keys")
 	}
 	rest = make([]byte, 0, len(canon))
@@ -264,10 +265,12 @@ func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, e
 	return rest, personal, nil
 }
 
-// finiteNumbers reports whether every number in the (valid) JSON raw fits a float64: RFC 8785
-// refuses the others, where jsontext would round them to the largest float.
-func finiteNumbers(raw []byte) bool {
-	if !mayOverflow(raw) {
+// exactNumbers reports whether every number in the (valid) JSON raw is exactly the value
+// RFC 8785 writes for it (see eventjson.ExactNumber). Ingest refuses the others, so one in
+// stored details means the row was rewritten with digits the hash does not commit to (or
+// was sealed before that rule) and cannot be vouched for.
+func exactNumbers(raw []byte) bool {
+	if !mayBeInexact(raw) {
 		return true
 	}
 	dec := jsontext.NewDecoder(bytes.NewReader(raw))
@@ -276,17 +279,16 @@ func finiteNumbers(raw []byte) bool {
 		if err != nil {
 			return err == io.EOF
 		}
-		if tok.Kind() == '0' {
-			if _, err := strconv.ParseFloat(tok.String(), 64); err != nil {
-				return false
-			}
+		if tok.Kind() == '0' && !eventjson.ExactNumber(tok.String()) {
+			return false
 		}
 	}
 }
 
-// mayOverflow reports whether a number in the JSON raw could be beyond the float64 range:
-// only one with an exponent or with more than 308 digits can be.
-func mayOverflow(raw []byte) bool {
+// mayBeInexact reports whether a number in the JSON raw could be one a float64 does not hold
+// exactly: only one with a fraction, an exponent or more than 15 digits can be. Most details
+// have none, and skip the decoder.
+func mayBeInexact(raw []byte) bool {
 	inString, digits := false, 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
@@ -300,11 +302,11 @@ func mayOverflow(raw []byte) bool {
 			continue
 		case c == '"':
 			inString = true
-		case (c == 'e' || c == 'E') && digits > 0:
+		case (c == 'e' || c == 'E' || c == '.') && digits > 0:
 			return true
 		}
-		if c >= '0' && c <= '9' || c == '.' {
-			if digits++; digits > 308 {
+		if c >= '0' && c <= '9' {
+			if digits++; digits > 15 {
 				return true
 			}
 		} else {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -363,6 +364,11 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 			return syntaxError(err, index)
 		}
 		switch tok.Kind() {
+		case '0':
+			if !ExactNumber(tok.String()) {
+				return &Error{Index: index, Field: detailsPath(dec, base),
+					Message: "is not exactly a 64-bit floating-point number (RFC 7493 I-JSON); send it as a string to keep every digit"}
+			}
 		case '{', '[':
 			d := dec.StackDepth() - base
 			if d > MaxDepth {
@@ -378,6 +384,104 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 	in.Details = append([]byte(nil), raw...)
 	in.DetailsDepth, in.DetailsLongestString = depth, longest
 	return nil
+}
+
+// ExactNumber reports whether the JSON number text has exactly the value of the shortest
+// decimal that round-trips through a float64: the one value RFC 8785 canonicalization
+// writes for it. Any other number would be stored (as PostgreSQL numeric) with digits the
+// event hash does not commit to — 123456789012345678901234567890 and …891 hash alike, 1e-400
+// hashes as 0 — or not be storable at all (1e200000 is beyond numeric's range). So ingest
+// refuses them, as RFC 7493 (I-JSON) asks; 12.5, 0.1 and 1e300 are fine.
+func ExactNumber(text string) bool {
+	if len(text) <= 15 && strings.IndexAny(text, ".eE") < 0 {
+		return true // an integer of at most 15 digits: every float64 holds it
+	}
+	if !modestNotation(text) {
+		return false
+	}
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil { // beyond the float64 range
+		return false
+	}
+	var buf [32]byte
+	return sameDecimal(text, string(strconv.AppendFloat(buf[:0], f, 'e', -1, 64)))
+}
+
+// maxNotation bounds how a number may be written: at most this many digits after the
+// point, and an exponent within ±maxNotation. PostgreSQL's numeric refuses a written
+// exponent beyond ±1000 and more than 16383 digits after the point even for a zero (0e2000,
+// 0.000…), and no float64 needs more.
+const maxNotation = 1000
+
+// modestNotation reports whether text keeps within maxNotation.
+func modestNotation(text string) bool {
+	mant := text
+	if i := strings.IndexAny(text, "eE"); i >= 0 {
+		mant = text[:i]
+		n, err := strconv.Atoi(strings.TrimPrefix(text[i+1:], "+"))
+		if err != nil || n > maxNotation || n < -maxNotation {
+			return false
+		}
+	}
+	if i := strings.IndexByte(mant, '.'); i >= 0 && len(mant)-i-1 > maxNotation {
+		return false
+	}
+	return true
+}
+
+// sameDecimal reports whether two well-formed JSON numbers have the same decimal value (a
+// zero's sign aside).
+func sameDecimal(a, b string) bool {
+	an, ad, ae := decimalParts(a)
+	bn, bd, be := decimalParts(b)
+	if ad == "" || bd == "" {
+		return ad == bd
+	}
+	return an == bn && ad == bd && ae == be
+}
+
+// decimalParts splits a JSON number into its sign, its significant digits without leading
+// or trailing zeros, and the decimal exponent of the first of them (value = 0.digits ×
+// 10^exp). Zero has no digits.
+func decimalParts(s string) (neg bool, digits string, exp int) {
+	if strings.HasPrefix(s, "-") {
+		neg, s = true, s[1:]
+	}
+	mant, e := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant = s[:i]
+		e, _ = strconv.Atoi(strings.TrimPrefix(s[i+1:], "+")) // within ±maxNotation, or a float64's
+	}
+	intPart, frac := mant, ""
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		intPart, frac = mant[:i], mant[i+1:]
+	}
+	all := intPart + frac
+	lead := len(all) - len(strings.TrimLeft(all, "0"))
+	all = strings.TrimRight(all[lead:], "0")
+	if all == "" {
+		return false, "", 0
+	}
+	return neg, all, e + len(intPart) - lead
+}
+
+// detailsPath names the value dec read last by its place inside details, as
+// "details.amount" or "details.items[2].price"; base is the stack depth of the event object.
+func detailsPath(dec *jsontext.Decoder, base int) string {
+	var toks []string
+	for t := range dec.StackPointer().Tokens() {
+		toks = append(toks, t)
+	}
+	var b strings.Builder
+	b.WriteString("details")
+	for level := base + 1; level <= dec.StackDepth() && level-1 < len(toks); level++ {
+		if kind, _ := dec.StackIndex(level); kind == '[' {
+			b.WriteString("[" + toks[level-1] + "]")
+		} else {
+			b.WriteString("." + fieldName(toks[level-1]))
+		}
+	}
+	return b.String()
 }
 
 // memberName returns an object member's name from its raw JSON string. The known names

@@ -334,3 +334,21 @@ func TestEventRoundTrip(t *testing.T) {
 		t.Errorf("omitted members decoded as present: %+v", p)
 	}
 }
+
+func TestExactNumber(t *testing.T) {
+	cases := []struct {
+		text string
+		ok   bool
+	}{
+		{"0", true}, {"-0", true}, {"12", true}, {"12.5", true}, {"12.50", true}, {"0.1", true}, {"1e300", true},
+		{"1.5E-7", true}, {"9007199254740992", true}, {"-1.7976931348623157e308", true}, {"0e5", true}, {"5e-324", true},
+		{"123456789012345678901234567890", false}, {"9007199254740993", false}, {"1e-400", false},
+		{"0.1000000000000000000001", false}, {"1e309", false}, {"1e400", false}, {"1e200000", false}, {"0e1001", false},
+		{"1." + strings.Repeat("0", 1001), false},
+	}
+	for _, tc := range cases {
+		if got := eventjson.ExactNumber(tc.text); got != tc.ok {
+			t.Errorf("ExactNumber(%.40s) = %v, want %v", tc.text, got, tc.ok)
+		}
+	}
+}

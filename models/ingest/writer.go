@@ -429,6 +429,12 @@ func (w *Writer) refused(req WriteRequest, cause error) writeOutcome {
 	defer cancel()
 	dl, err := w.dead.Add(ctx, req, reason)
 	if err != nil {
+		if !transient(err) {
+			// The dead letter holds the same values the database just refused: retrying
+			// would fail the same way forever, so this is bad input, not an outage.
+			w.log.Error("the database refused the dead letter too", "org", req.Org, "err", err)
+			return writeOutcome{err: &models.Error{Kind: models.KindInvalid, Message: "the database refused the events: " + reason, Err: cause}}
+		}
 		return writeOutcome{err: unavailable("cannot keep the refused events", err, 5*time.Second)}
 	}
 	return writeOutcome{res: WriteResult{DeadLetter: dl}}

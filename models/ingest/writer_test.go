@@ -423,3 +423,21 @@ func TestReceiptJSON(t *testing.T) {
 		t.Fatal("a timestamp not in TimestampLayout decoded without error")
 	}
 }
+
+// A request the database refuses whose dead letter it refuses too (details PostgreSQL's
+// numeric cannot hold) is answered as invalid, not as an outage the client should retry
+// forever; the next request goes through at once.
+func TestWriterRefusesAnUnstorableDeadLetterWithoutAnOutage(t *testing.T) {
+	w := startWriter(t, ingest.WriterConfig{})
+	ctx := context.Background()
+	org := pgtest.NewOrg(t, "")
+	evs := sealed(t, org, "unstorable", 1)
+	evs[0].Details = []byte(`{"one":1.` + strings.Repeat("0", 20000) + `}`)
+	_, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: evs, Received: time.Now(), KeepDeadLetter: true})
+	if models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("err = %v, want KindInvalid", err)
+	}
+	if _, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "next", 1), Received: time.Now()}); err != nil {
+		t.Fatalf("the next request: %v (the writer took the refusal for an outage)", err)
+	}
+}

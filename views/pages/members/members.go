@@ -1,5 +1,5 @@
-// Package members renders an organization's members page: who holds which role, adding a
-// member (with the one-time password of a new user, shown once) and changing or ending a
+// Package members renders an organization's members page: who holds which role, inviting a
+// member (with the invitation's one-time code, shown once) and changing or ending a
 // membership.
 package members
 
@@ -23,6 +23,14 @@ type Created struct {
 	Password string
 }
 
+// Invited is an invitation just created, with the code shown once. The panel reads the
+// same whether or not the email had an account.
+type Invited struct {
+	Email string
+	Role  string
+	Code  string
+}
+
 // Props is the view model of the members page.
 type Props struct {
 	OrgName string
@@ -33,6 +41,7 @@ type Props struct {
 	Flash   string
 	Error   string
 	Created *Created
+	Invited *Invited
 	Form    AddForm // the add form's values after a refusal
 	CSRF    string
 }
