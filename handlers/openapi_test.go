@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/gofiber/fiber/v2"
 
 	"auditdb/handlers"
 	"auditdb/models"
@@ -19,8 +20,9 @@ import (
 
 // TestOpenAPIDescribesTheAPI checks the OpenAPI document against the running application:
 // it documents exactly the /api/v1 routes, and every operation answers a valid request, an
-// unauthenticated one and one with the wrong scope with a documented status and a body
-// that matches the documented schema.
+// unauthenticated one and one with the wrong scope with a documented status, a body that
+// matches the documented schema, and only API headers the response declares (a replayed
+// Idempotency-Key answer, a proof not yet in a checkpoint).
 func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(handlers.OpenAPIDocument())
@@ -66,27 +68,50 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	id := decode[receipt](t, r).ID
 	env.Sequence()
 	evPath := "/api/v1/events/" + strconv.FormatInt(id, 10)
+	r = env.API("POST", "/api/v1/events", ingest, jsonType, `{"action":"oas.unlogged","status":"success"}`)
+	unlogged := "/api/v1/events/" + strconv.FormatInt(decode[receipt](t, r).ID, 10)
+	replayKey := []string{handlers.IdempotencyHeader, webtest.Unique("oas-replay")}
+	batchReplayKey := []string{handlers.IdempotencyHeader, webtest.Unique("oas-batch-replay")}
 
 	type call struct {
 		method, path, key, contentType, body string
 		status                               int
+		headers                              []string
+		wantHeader                           string // a header the answer must carry
 	}
 	scenarios := map[string][]call{
 		"POST /api/v1/events": {
-			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a","status":"success"}`, 201},
-			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a"}`, 400},
-			{"POST", "/api/v1/events", ingest, "text/plain", `x`, 415},
+			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a","status":"success"}`, 201, nil, ""},
+			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a"}`, 400, nil, ""},
+			{"POST", "/api/v1/events", ingest, "text/plain", `x`, 415, nil, ""},
+			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"r","status":"success"}`, 201, replayKey, ""},
+			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"r","status":"success"}`, 201, replayKey, "Idempotent-Replayed"},
 		},
 		"POST /api/v1/events/batch": {
-			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"a","status":"success"}]`, 201},
-			{"POST", "/api/v1/events/batch", ingest, "application/x-ndjson", `{"action":"a","status":"success"}`, 201},
-			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"a","status":"x"}]`, 400},
+			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"a","status":"success"}]`, 201, nil, ""},
+			{"POST", "/api/v1/events/batch", ingest, "application/x-ndjson", `{"action":"a","status":"success"}`, 201, nil, ""},
+			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"a","status":"x"}]`, 400, nil, ""},
+			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"r","status":"success"}]`, 201, batchReplayKey, ""},
+			{"POST", "/api/v1/events/batch", ingest, jsonType, `[{"action":"r","status":"success"}]`, 201, batchReplayKey, "Idempotent-Replayed"},
 		},
-		"GET /api/v1/events":              {{"GET", "/api/v1/events?limit=1", read, "", "", 200}, {"GET", "/api/v1/events?limit=0", read, "", "", 400}},
-		"GET /api/v1/events/{id}":         {{"GET", evPath, read, "", "", 200}, {"GET", "/api/v1/events/999999999", read, "", "", 404}},
-		"POST /api/v1/events/{id}/verify": {{"POST", evPath + "/verify", read, "", "", 200}, {"POST", "/api/v1/events/999999999/verify", read, "", "", 404}},
-		"GET /api/v1/events/{id}/proof":   {{"GET", evPath + "/proof", read, "", "", 200}, {"GET", "/api/v1/events/999999999/proof", read, "", "", 404}},
-		"GET /api/v1/checkpoints/latest":  {{"GET", "/api/v1/checkpoints/latest", read, "", "", 200}},
+		"GET /api/v1/events": {
+			{"GET", "/api/v1/events?limit=1", read, "", "", 200, nil, ""},
+			{"GET", "/api/v1/events?limit=0", read, "", "", 400, nil, ""},
+		},
+		"GET /api/v1/events/{id}": {
+			{"GET", evPath, read, "", "", 200, nil, ""},
+			{"GET", "/api/v1/events/999999999", read, "", "", 404, nil, ""},
+		},
+		"POST /api/v1/events/{id}/verify": {
+			{"POST", evPath + "/verify", read, "", "", 200, nil, ""},
+			{"POST", "/api/v1/events/999999999/verify", read, "", "", 404, nil, ""},
+		},
+		"GET /api/v1/events/{id}/proof": {
+			{"GET", evPath + "/proof", read, "", "", 200, nil, ""},
+			{"GET", "/api/v1/events/999999999/proof", read, "", "", 404, nil, ""},
+			{"GET", unlogged + "/proof", read, "", "", 404, nil, fiber.HeaderRetryAfter},
+		},
+		"GET /api/v1/checkpoints/latest": {{"GET", "/api/v1/checkpoints/latest", read, "", "", 200, nil, ""}},
 	}
 	for route, op := range documented {
 		method, path, _ := strings.Cut(route, " ")
@@ -101,13 +126,16 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		}
 		concrete := strings.ReplaceAll(path, "{id}", strconv.FormatInt(id, 10))
 		calls = append(calls,
-			call{method, concrete, "", calls[0].contentType, calls[0].body, 401},
-			call{method, concrete, wrongScope, calls[0].contentType, calls[0].body, 403})
-		for _, c := range calls {
-			t.Run(fmt.Sprintf("%s %d %s", route, c.status, c.path), func(t *testing.T) {
-				r := env.API(c.method, c.path, c.key, c.contentType, c.body)
+			call{method, concrete, "", calls[0].contentType, calls[0].body, 401, nil, ""},
+			call{method, concrete, wrongScope, calls[0].contentType, calls[0].body, 403, nil, ""})
+		for i, c := range calls {
+			t.Run(fmt.Sprintf("%s %d %s #%d", route, c.status, c.path, i), func(t *testing.T) {
+				r := env.API(c.method, c.path, c.key, c.contentType, c.body, c.headers...)
 				if r.StatusCode != c.status {
 					t.Fatalf("status %d, want %d: %.300s", r.StatusCode, c.status, r.Body)
+				}
+				if c.wantHeader != "" && r.Header.Get(c.wantHeader) == "" {
+					t.Fatalf("no %s header", c.wantHeader)
 				}
 				checkDocumented(t, op, r)
 			})
@@ -115,8 +143,13 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	}
 }
 
-// checkDocumented fails unless op documents r's status and r's body matches the schema of
-// that response.
+// apiHeaders are the response headers clients act on; a response that sends one must
+// declare it.
+var apiHeaders = []string{fiber.HeaderRetryAfter, "Idempotent-Replayed"}
+
+// checkDocumented fails unless op documents r's status, r's body matches the schema of
+// that response, the response's required headers are sent and the API headers sent are
+// declared.
 func checkDocumented(t *testing.T, op *openapi3.Operation, r webtest.Response) {
 	t.Helper()
 	ref := op.Responses.Status(r.StatusCode)
@@ -146,6 +179,11 @@ func checkDocumented(t *testing.T, op *openapi3.Operation, r webtest.Response) {
 	for name, h := range ref.Value.Headers {
 		if h.Value.Required && r.Header.Get(name) == "" {
 			t.Fatalf("documented header %s missing", name)
+		}
+	}
+	for _, name := range apiHeaders {
+		if r.Header.Get(name) != "" && ref.Value.Headers[name] == nil {
+			t.Fatalf("the %d answer of %s sends %s but does not declare it", r.StatusCode, op.OperationID, name)
 		}
 	}
 	if r.StatusCode == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") == "" {
