@@ -42,7 +42,6 @@ func checkpointKeyCmd(cfg config, args []string, stdout io.Writer) error {
 	return nil
 }
 
-
 // stringList is a flag that may be given several times.
 type stringList []string
 
