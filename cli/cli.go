@@ -41,6 +41,10 @@ Commands:
   apikey revoke --org ID --id N           revoke an API key at once
   verify --org ID | --all                 check every event hash and signature, the Merkle log
                                           and every checkpoint; name each problem
+  checkpoint-key                          print the checkpoint verifier key, to pin out of band
+  verify-consistency --key K --old FILE --new FILE (--proof FILE | --url U)
+                                          check that a saved checkpoint extends an older saved
+                                          one; --url fetches the proof with AUDITDB_API_KEY
   bench events-list [--events N]          measure the events list against bare SQL
   bench ingest [--events N] [--url U --key K]
                                           measure ingest against a raw COPY baseline
@@ -84,6 +88,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return apikeyCmd(ctx, cfg, args[1:], stdout)
 	case "verify":
 		return verifyCmd(ctx, cfg, args[1:], stdout)
+	case "checkpoint-key":
+		return checkpointKeyCmd(cfg, args[1:], stdout)
+	case "verify-consistency":
+		return verifyConsistencyCmd(ctx, getenv, args[1:], stdout)
 	}
 	return fmt.Errorf("unknown command %q; run `auditdb help`", args[0])
 }

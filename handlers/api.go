@@ -27,8 +27,10 @@ type EventVerifier interface {
 
 // LogReader serves proofs and checkpoints from the Merkle log.
 type LogReader interface {
-	Prove(ctx context.Context, org string, eventID int64) (*merkle.InclusionProof, error)
+	ProveAt(ctx context.Context, org string, eventID, size int64) (*merkle.InclusionProof, error)
 	Latest(ctx context.Context, org string) (*merkle.Checkpoint, error)
+	CheckpointOfSize(ctx context.Context, org string, size int64) (*merkle.Checkpoint, error)
+	ProveConsistency(ctx context.Context, org string, from, to int64) (*merkle.Consistency, error)
 	Key() *merkle.CheckpointKey
 }
 
@@ -111,19 +113,26 @@ func APIVerifyEvent(v EventVerifier) fiber.Handler {
 }
 
 // APIEventProof returns the inclusion proof of an event in its organization's latest signed
-// checkpoint. It is a 404 for another organization's event, and a 404 with Retry-After
-// until a checkpoint includes the event.
+// checkpoint, or in the one of tree size ?checkpoint=SIZE. It is a 404 for another
+// organization's event, a 404 with Retry-After until a checkpoint includes the event, a
+// 400 for a size never published and a 409 when the event came after the chosen checkpoint.
 func APIEventProof(events EventLister, log LogReader) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := eventID(c)
 		if err != nil {
 			return err
 		}
+		var size int64
+		if raw, ok := c.Queries()["checkpoint"]; ok {
+			if size, err = treeSizeParam("checkpoint", raw); err != nil {
+				return err
+			}
+		}
 		org := render.APIKeyOf(c).OrganizationID
 		if _, err := events.Get(c.UserContext(), org, id); err != nil {
 			return err
 		}
-		p, err := log.Prove(c.UserContext(), org, id)
+		p, err := log.ProveAt(c.UserContext(), org, id, size)
 		if err != nil {
 			return err
 		}
@@ -140,6 +149,54 @@ func APILatestCheckpoint(log LogReader) fiber.Handler {
 		}
 		return c.JSON(apijson.NewCheckpoint(cp, log.Key().VerifierKey()))
 	}
+}
+
+// APICheckpoint returns the key's organization's checkpoint of tree size :size, exactly as
+// it was published; a size the organization never published is a 404.
+func APICheckpoint(log LogReader) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		size, err := treeSizeParam("size", c.Params("size"))
+		if err != nil {
+			return models.NotFound("checkpoint")
+		}
+		cp, err := log.CheckpointOfSize(c.UserContext(), render.APIKeyOf(c).OrganizationID, size)
+		if err != nil {
+			return err
+		}
+		return c.JSON(apijson.NewCheckpoint(cp, log.Key().VerifierKey()))
+	}
+}
+
+// APIConsistencyProof returns the RFC 6962 consistency proof between two published tree
+// sizes (?from=N&to=M) of the key's organization, with both checkpoints.
+func APIConsistencyProof(log LogReader) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		from, err := treeSizeParam("from", c.Query("from"))
+		if err != nil {
+			return err
+		}
+		to, err := treeSizeParam("to", c.Query("to"))
+		if err != nil {
+			return err
+		}
+		p, err := log.ProveConsistency(c.UserContext(), render.APIKeyOf(c).OrganizationID, from, to)
+		if err != nil {
+			return err
+		}
+		return c.JSON(apijson.NewConsistencyProof(p, log.Key().VerifierKey()))
+	}
+}
+
+// treeSizeParam parses a tree size parameter: a decimal number of at least 1.
+func treeSizeParam(name, raw string) (int64, error) {
+	if raw == "" {
+		return 0, models.Invalid(name, "is required: a published tree size")
+	}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || n < 1 {
+		return 0, models.Invalid(name, "must be a tree size: a whole number of at least 1")
+	}
+	return n, nil
 }
 
 //go:embed openapi.yaml

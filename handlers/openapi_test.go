@@ -49,7 +49,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		if !strings.HasPrefix(r.Path, "/api/v1/") || r.Path == "/api/v1/openapi.yaml" || r.Method == "HEAD" || r.Method == "USE" {
 			continue
 		}
-		served[r.Method+" "+strings.ReplaceAll(r.Path, ":id", "{id}")] = true
+		served[r.Method+" "+strings.NewReplacer(":id", "{id}", ":size", "{size}").Replace(r.Path)] = true
 	}
 	for route := range served {
 		if documented[route] == nil {
@@ -67,6 +67,8 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	r := env.API("POST", "/api/v1/events", ingest, jsonType, `{"action":"oas","status":"success","details":{"a":1}}`)
 	id := decode[receipt](t, r).ID
 	env.Sequence()
+	r = env.API("GET", "/api/v1/checkpoints/latest", read, "", "")
+	size := strconv.FormatInt(decode[apiCheckpoint](t, r).TreeSize, 10)
 	evPath := "/api/v1/events/" + strconv.FormatInt(id, 10)
 	r = env.API("POST", "/api/v1/events", ingest, jsonType, `{"action":"oas.unlogged","status":"success"}`)
 	unlogged := "/api/v1/events/" + strconv.FormatInt(decode[receipt](t, r).ID, 10)
@@ -110,8 +112,18 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 			{"GET", evPath + "/proof", read, "", "", 200, nil, ""},
 			{"GET", "/api/v1/events/999999999/proof", read, "", "", 404, nil, ""},
 			{"GET", unlogged + "/proof", read, "", "", 404, nil, fiber.HeaderRetryAfter},
+			{"GET", evPath + "/proof?checkpoint=" + size, read, "", "", 200, nil, ""},
+			{"GET", evPath + "/proof?checkpoint=x", read, "", "", 400, nil, ""},
 		},
 		"GET /api/v1/checkpoints/latest": {{"GET", "/api/v1/checkpoints/latest", read, "", "", 200, nil, ""}},
+		"GET /api/v1/checkpoints/{size}": {
+			{"GET", "/api/v1/checkpoints/" + size, read, "", "", 200, nil, ""},
+			{"GET", "/api/v1/checkpoints/999999999", read, "", "", 404, nil, ""},
+		},
+		"GET /api/v1/proofs/consistency": {
+			{"GET", "/api/v1/proofs/consistency?from=" + size + "&to=" + size, read, "", "", 200, nil, ""},
+			{"GET", "/api/v1/proofs/consistency?from=" + size, read, "", "", 400, nil, ""},
+		},
 	}
 	for route, op := range documented {
 		method, path, _ := strings.Cut(route, " ")
@@ -124,7 +136,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		if calls[0].key == read {
 			wrongScope = ingest
 		}
-		concrete := strings.ReplaceAll(path, "{id}", strconv.FormatInt(id, 10))
+		concrete := strings.NewReplacer("{id}", strconv.FormatInt(id, 10), "{size}", size).Replace(path)
 		calls = append(calls,
 			call{method, concrete, "", calls[0].contentType, calls[0].body, 401, nil, ""},
 			call{method, concrete, wrongScope, calls[0].contentType, calls[0].body, 403, nil, ""})

@@ -63,6 +63,8 @@ func apiRoutes(d *Services) []route {
 		{post, "/events/:id/verify", Perm("audit.events", "verify"), handlers.APIVerifyEvent(d.Integrity)},
 		{get, "/events/:id/proof", Perm("audit.events", "read"), handlers.APIEventProof(d.Events, d.Merkle)},
 		{get, "/checkpoints/latest", Perm("audit.events", "read"), handlers.APILatestCheckpoint(d.Merkle)},
+		{get, "/checkpoints/:size", Perm("audit.events", "read"), handlers.APICheckpoint(d.Merkle)},
+		{get, "/proofs/consistency", Perm("audit.events", "read"), handlers.APIConsistencyProof(d.Merkle)},
 	}
 }
 

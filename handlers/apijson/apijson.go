@@ -187,3 +187,24 @@ func NewProof(p *merkle.InclusionProof, vkey string) Proof {
 		LeafHash: base64.StdEncoding.EncodeToString(p.LeafHash), TreeSize: p.Checkpoint.TreeSize,
 		InclusionProof: hashes, Checkpoint: NewCheckpoint(&p.Checkpoint, vkey)}
 }
+
+// ConsistencyProof is an RFC 6962 consistency proof that the tree of the checkpoint To
+// extends the tree of the checkpoint From, with both checkpoints. An auditor checks it
+// against the roots of the checkpoints they saved, not against the ones returned here.
+type ConsistencyProof struct {
+	FromSize         int64      `json:"fromSize"`
+	ToSize           int64      `json:"toSize"`
+	ConsistencyProof []string   `json:"consistencyProof"`
+	From             Checkpoint `json:"from"`
+	To               Checkpoint `json:"to"`
+}
+
+// NewConsistencyProof shapes a consistency proof; vkey is the log's public verifier key.
+func NewConsistencyProof(p *merkle.Consistency, vkey string) ConsistencyProof {
+	hashes := make([]string, len(p.Hashes))
+	for i, h := range p.Hashes {
+		hashes[i] = base64.StdEncoding.EncodeToString(h)
+	}
+	return ConsistencyProof{FromSize: p.From.TreeSize, ToSize: p.To.TreeSize, ConsistencyProof: hashes,
+		From: NewCheckpoint(&p.From, vkey), To: NewCheckpoint(&p.To, vkey)}
+}

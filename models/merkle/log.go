@@ -533,6 +533,11 @@ func (l *Log) Prove(ctx context.Context, org string, eventID int64) (*InclusionP
 	if err != nil || cp.TreeSize <= lf.LeafIndex {
 		return nil, ErrNotYetLogged
 	}
+	return l.proveIn(ctx, org, lf, cp)
+}
+
+// proveIn returns the inclusion proof of the leaf lf in checkpoint cp, which covers it.
+func (l *Log) proveIn(ctx context.Context, org string, lf *Leaf, cp *Checkpoint) (*InclusionProof, error) {
 	nodes, err := proof.Inclusion(uint64(lf.LeafIndex), uint64(cp.TreeSize))
 	if err != nil {
 		return nil, fmt.Errorf("merkle: inclusion proof: %w", err)
@@ -545,7 +550,7 @@ func (l *Log) Prove(ctx context.Context, org string, eventID int64) (*InclusionP
 	if err != nil {
 		return nil, err
 	}
-	return &InclusionProof{EventID: eventID, EventHash: lf.EventHash, LeafIndex: lf.LeafIndex, LeafHash: lh,
+	return &InclusionProof{EventID: lf.AuditLogID, EventHash: lf.EventHash, LeafIndex: lf.LeafIndex, LeafHash: lh,
 		Hashes: hashes, Checkpoint: *cp}, nil
 }
 
