@@ -116,7 +116,7 @@ func SeedDefaults(ctx context.Context, db *gorm.DB) error {
 		for _, p := range DefaultRetentionPolicies {
 			err := tx.Exec(`INSERT INTO audit_retention_policy
 				(policy_name, retention_days, archive_after_days, data_classification, description, is_active, created_by)
-				VALUES (?, ?, ?, ?, ?, true, 'system') ON CONFLICT (policy_name) DO NOTHING`,
+				VALUES (?, ?, ?, ?, ?, true, 'system') ON CONFLICT (organization_id, policy_name) DO NOTHING`,
 				p.Name, p.RetentionDays, p.ArchiveAfterDays, p.Classification, p.Description).Error
 			if err != nil {
 				return fmt.Errorf("models: seed retention policy %s: %w", p.Name, err)
