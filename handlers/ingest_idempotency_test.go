@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"auditdb/models"
 	"auditdb/web/webtest"
@@ -20,7 +21,8 @@ func TestDeadLetterReplayKeyIsNotAClientKey(t *testing.T) {
 	env := webtest.New(t)
 	org := env.Org("decoy")
 	key := env.APIKey(org, models.ScopeIngest)
-	if err := env.DB.Exec(`ALTER TABLE audit_log ADD CONSTRAINT handlers_test_decoy CHECK (action <> 'refused.for.decoy')`).Error; err != nil {
+	refused := fmt.Sprintf("refused.decoy.%d", time.Now().UnixNano()) // written by the replay: unique per run
+	if err := env.DB.Exec(`ALTER TABLE audit_log ADD CONSTRAINT handlers_test_decoy CHECK (action <> '` + refused + `')`).Error; err != nil {
 		t.Fatal(err)
 	}
 	dropped := false
@@ -31,7 +33,7 @@ func TestDeadLetterReplayKeyIsNotAClientKey(t *testing.T) {
 		}
 	}
 	t.Cleanup(drop)
-	r := env.API("POST", "/api/v1/events/batch", key, jsonType, `[{"action":"kept","status":"success"},{"action":"refused.for.decoy","status":"success"}]`)
+	r := env.API("POST", "/api/v1/events/batch", key, jsonType, `[{"action":"kept","status":"success"},{"action":"`+refused+`","status":"success"}]`)
 	if r.StatusCode != http.StatusAccepted {
 		t.Fatalf("status %d: %s", r.StatusCode, r.Body)
 	}
@@ -53,7 +55,7 @@ func TestDeadLetterReplayKeyIsNotAClientKey(t *testing.T) {
 		t.Fatalf("%d events after the replay, want 3 (the decoy and the dead letter's two): the replay wrote nothing", n)
 	}
 	var actions []string
-	if err := env.DB.Raw(`SELECT action FROM audit_log WHERE organization_id = ? AND action IN ('kept', 'refused.for.decoy') ORDER BY action`, org).
+	if err := env.DB.Raw(`SELECT action FROM audit_log WHERE organization_id = ? AND action IN ('kept', ?) ORDER BY action`, org, refused).
 		Scan(&actions).Error; err != nil {
 		t.Fatal(err)
 	}
