@@ -28,21 +28,26 @@ type EventSink interface {
 	Write(ctx context.Context, req ingest.WriteRequest) (ingest.WriteResult, error)
 }
 
-// AnswerStore finds the first answer to an Idempotency-Key.
-type AnswerStore interface {
-	Lookup(ctx context.Context, org, key string) (*ingest.StoredAnswer, error)
+// IdempotentWriter runs a write at most once per Idempotency-Key and answers the others
+// with the first answer (ingest.IdempotencyStore.Idempotent).
+type IdempotentWriter interface {
+	Idempotent(ctx context.Context, org string, claim *ingest.IdempotencyClaim,
+		write func(*ingest.IdempotencyClaim) (ingest.WriteResult, error)) (ingest.WriteResult, error)
 }
 
 // Ingest is what the ingest routes need.
 type Ingest struct {
 	Builder EventBuilder
 	Sink    EventSink
-	Answers AnswerStore
+	Answers IdempotentWriter
 	Now     func() time.Time
 }
 
 // IdempotencyHeader is the request header that makes a retried POST safe.
 const IdempotencyHeader = "Idempotency-Key"
+
+// ReplayedHeader marks an answer that repeats the first answer to an Idempotency-Key.
+const ReplayedHeader = "Idempotent-Replayed"
 
 // IngestEvent records one event (POST /api/v1/events). It answers 201 with {id, hash,
 // timestamp} once the event is committed, 202 when the database refused it after
@@ -54,21 +59,26 @@ func IngestEvent(in Ingest) fiber.Handler {
 			return fiber.NewError(fiber.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		}
 		org := render.APIKeyOf(c).OrganizationID
-		claim, replay, err := in.idempotency(c, org)
-		if err != nil || replay != nil {
-			return answerReplay(c, replay, false, err)
-		}
-		input, err := eventjson.DecodeOne(c.Body())
-		if err != nil {
-			return inputError(err)
-		}
-		ev, err := in.Builder.BuildOne(c.UserContext(), org, input, received)
+		claim, err := idempotencyClaim(c)
 		if err != nil {
 			return err
 		}
-		res, err := in.write(c, org, []models.Event{ev}, received, claim)
+		var res ingest.WriteResult
+		if claim == nil { // no closure, no lookup: the plain path costs nothing extra
+			res, err = in.writeOne(c, org, received, nil)
+		} else {
+			res, err = in.Answers.Idempotent(c.UserContext(), org, claim, func(claim *ingest.IdempotencyClaim) (ingest.WriteResult, error) {
+				return in.writeOne(c, org, received, claim)
+			})
+		}
 		if err != nil || res.Receipts == nil {
-			return answerWrite(c, in, org, claim, res, false, err)
+			return answerDeadLetter(c, res, err)
+		}
+		if res.Replayed {
+			if len(res.Receipts) != 1 { // cannot happen: the request hash covers the route
+				return ingest.ErrIdempotencyConflict
+			}
+			c.Set(ReplayedHeader, "true")
 		}
 		return sendJSON(c, fiber.StatusCreated, apijson.AppendReceiptJSON(nil, res.Receipts[0]))
 	}
@@ -91,24 +101,52 @@ func IngestBatch(in Ingest) fiber.Handler {
 				"Content-Type must be application/json (an array) or application/x-ndjson (one event per line)")
 		}
 		org := render.APIKeyOf(c).OrganizationID
-		claim, replay, err := in.idempotency(c, org)
-		if err != nil || replay != nil {
-			return answerReplay(c, replay, true, err)
-		}
-		inputs, err := decode(c.Body())
-		if err != nil {
-			return inputError(err)
-		}
-		events, err := in.Builder.BuildBatch(c.UserContext(), org, inputs, received)
+		claim, err := idempotencyClaim(c)
 		if err != nil {
 			return err
 		}
-		res, err := in.write(c, org, events, received, claim)
+		var res ingest.WriteResult
+		if claim == nil {
+			res, err = in.writeBatch(c, org, received, decode, nil)
+		} else {
+			res, err = in.Answers.Idempotent(c.UserContext(), org, claim, func(claim *ingest.IdempotencyClaim) (ingest.WriteResult, error) {
+				return in.writeBatch(c, org, received, decode, claim)
+			})
+		}
 		if err != nil || res.Receipts == nil {
-			return answerWrite(c, in, org, claim, res, true, err)
+			return answerDeadLetter(c, res, err)
+		}
+		if res.Replayed {
+			c.Set(ReplayedHeader, "true")
 		}
 		return sendJSON(c, fiber.StatusCreated, apijson.AppendBatchReceiptJSON(make([]byte, 0, 128*len(res.Receipts)), res.Receipts))
 	}
+}
+
+// writeOne decodes, builds and writes the request's one event under claim.
+func (in Ingest) writeOne(c *fiber.Ctx, org string, received time.Time, claim *ingest.IdempotencyClaim) (ingest.WriteResult, error) {
+	input, err := eventjson.DecodeOne(c.Body())
+	if err != nil {
+		return ingest.WriteResult{}, inputError(err)
+	}
+	ev, err := in.Builder.BuildOne(c.UserContext(), org, input, received)
+	if err != nil {
+		return ingest.WriteResult{}, err
+	}
+	return in.write(c, org, []models.Event{ev}, received, claim)
+}
+
+// writeBatch decodes, builds and writes the request's batch under claim.
+func (in Ingest) writeBatch(c *fiber.Ctx, org string, received time.Time, decode func([]byte) ([]eventjson.Input, error), claim *ingest.IdempotencyClaim) (ingest.WriteResult, error) {
+	inputs, err := decode(c.Body())
+	if err != nil {
+		return ingest.WriteResult{}, inputError(err)
+	}
+	events, err := in.Builder.BuildBatch(c.UserContext(), org, inputs, received)
+	if err != nil {
+		return ingest.WriteResult{}, err
+	}
+	return in.write(c, org, events, received, claim)
 }
 
 func (in Ingest) write(c *fiber.Ctx, org string, events []models.Event, received time.Time, claim *ingest.IdempotencyClaim) (ingest.WriteResult, error) {
@@ -116,67 +154,29 @@ func (in Ingest) write(c *fiber.Ctx, org string, events []models.Event, received
 		Idempotency: claim, KeepDeadLetter: true, Source: "api"})
 }
 
-// answerWrite answers a write that produced no receipts: a dead letter, a lost
-// Idempotency-Key race (answered like a retry), or an error.
-func answerWrite(c *fiber.Ctx, in Ingest, org string, claim *ingest.IdempotencyClaim, res ingest.WriteResult, batch bool, err error) error {
-	if errors.Is(err, ingest.ErrIdempotencyTaken) {
-		prior, lerr := in.Answers.Lookup(c.UserContext(), org, claim.Key)
-		if lerr != nil {
-			return lerr
-		}
-		if prior == nil {
-			return err
-		}
-		return answerReplay(c, prior, batch, checkSameRequest(prior, claim))
-	}
+// answerDeadLetter answers a write that produced no receipts: the dead letter that keeps
+// the events, or the error.
+func answerDeadLetter(c *fiber.Ctx, res ingest.WriteResult, err error) error {
 	if err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(apijson.NewDeadLettered(res.DeadLetter))
 }
 
-// idempotency reads the Idempotency-Key header: no key gives (nil, nil, nil); a key seen
-// before gives its stored answer (or a conflict when the body differs); a new key gives
-// the claim the writer stores the answer under.
-func (in Ingest) idempotency(c *fiber.Ctx, org string) (*ingest.IdempotencyClaim, *ingest.StoredAnswer, error) {
+// idempotencyClaim reads the Idempotency-Key header: nil without one, else the key and the
+// digest of the request (method, route, media type and body) it names.
+func idempotencyClaim(c *fiber.Ctx) (*ingest.IdempotencyClaim, error) {
 	key := c.Get(IdempotencyHeader)
 	if key == "" {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if len(key) > 255 || !printableASCII(key) {
-		return nil, nil, models.Invalid(IdempotencyHeader, "must be 1-255 printable ASCII characters")
+		return nil, models.Invalid(IdempotencyHeader, "must be 1-255 printable ASCII characters")
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s %s\n%s\n", c.Method(), c.Path(), mediaType(c))
 	h.Write(c.Body())
-	claim := &ingest.IdempotencyClaim{Key: key, RequestHash: h.Sum(nil)}
-	prior, err := in.Answers.Lookup(c.UserContext(), org, key)
-	if err != nil || prior == nil {
-		return claim, nil, err
-	}
-	return nil, prior, checkSameRequest(prior, claim)
-}
-
-func checkSameRequest(prior *ingest.StoredAnswer, claim *ingest.IdempotencyClaim) error {
-	if string(prior.RequestHash) != string(claim.RequestHash) {
-		return models.Conflict(IdempotencyHeader, "was already used in the last 24 hours for a different request")
-	}
-	return nil
-}
-
-// answerReplay repeats a stored first answer, or returns err.
-func answerReplay(c *fiber.Ctx, prior *ingest.StoredAnswer, batch bool, err error) error {
-	if err != nil {
-		return err
-	}
-	c.Set("Idempotent-Replayed", "true")
-	if batch {
-		return sendJSON(c, prior.Status, apijson.AppendBatchReceiptJSON(nil, prior.Receipts))
-	}
-	if len(prior.Receipts) != 1 {
-		return models.Conflict(IdempotencyHeader, "was already used in the last 24 hours for a different request")
-	}
-	return sendJSON(c, prior.Status, apijson.AppendReceiptJSON(nil, prior.Receipts[0]))
+	return &ingest.IdempotencyClaim{Key: key, RequestHash: h.Sum(nil)}, nil
 }
 
 // inputError turns decoder errors into the error vocabulary.

@@ -111,14 +111,16 @@ func (s *DeadLetterStore) Get(ctx context.Context, org string, id int64) (*DeadL
 	return &dl, nil
 }
 
-func (s *DeadLetterStore) markReplayed(ctx context.Context, org string, id int64, by string, rs []Receipt) error {
+// markReplayed marks dead letter id replayed and reports whether this call did (false:
+// it was marked already).
+func (s *DeadLetterStore) markReplayed(ctx context.Context, org string, id int64, by string, rs []Receipt) (bool, error) {
 	body, _ := json.Marshal(storedAnswer{Receipts: rs})
-	err := s.db.WithContext(ctx).Model(&DeadLetter{}).Where("organization_id = ? AND id = ? AND replayed_at IS NULL", org, id).
-		Updates(map[string]any{"replayed_at": s.now().UTC(), "replayed_by": by, "replay_result": string(body)}).Error
-	if err != nil {
-		return fmt.Errorf("ingest: mark dead letter replayed: %w", err)
+	res := s.db.WithContext(ctx).Model(&DeadLetter{}).Where("organization_id = ? AND id = ? AND replayed_at IS NULL", org, id).
+		Updates(map[string]any{"replayed_at": s.now().UTC(), "replayed_by": by, "replay_result": string(body)})
+	if res.Error != nil {
+		return false, fmt.Errorf("ingest: mark dead letter replayed: %w", res.Error)
 	}
-	return nil
+	return res.RowsAffected == 1, nil
 }
 
 func (s *DeadLetterStore) replayFailed(ctx context.Context, org string, id int64, reason string) error {
@@ -152,8 +154,9 @@ func NewDeadLetterReplayer(store *DeadLetterStore, answers *IdempotencyStore, bu
 }
 
 // Replay writes dead letter id of org again and marks it replayed by by. A replay happens
-// at most once: it runs under an Idempotency-Key of its own, so a repeated click (or a
-// crash between the write and the mark) cannot write the events twice. It returns
+// at most once: it runs under an internal Idempotency-Key of its own, out of clients'
+// reach, so a repeated click (or a crash between the write and the mark) cannot write the
+// events twice. It returns
 // KindNotFound for another organization's letter, KindConflict when it was replayed
 // already, and KindInvalid (recorded on the letter) when the events still fail.
 func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, by models.Actor) ([]Receipt, error) {
@@ -164,45 +167,36 @@ func (r *DeadLetterReplayer) Replay(ctx context.Context, org string, id int64, b
 	if dl.ReplayedAt != nil {
 		return nil, models.Conflict("id", "this dead letter was replayed already")
 	}
-	key := "dead-letter:" + strconv.FormatInt(id, 10)
 	sum := sha256.Sum256(dl.OriginalEvent)
-	if prior, err := r.answers.Lookup(ctx, org, key); err != nil {
-		return nil, err
-	} else if prior != nil {
-		return prior.Receipts, r.store.markReplayed(ctx, org, id, by.Principal(), prior.Receipts)
-	}
+	// The key lives in the internal scope: no client's Idempotency-Key can stand in for it.
+	claim := &IdempotencyClaim{Key: "dead-letter:" + strconv.FormatInt(id, 10), RequestHash: sum[:], internal: true}
 	fail := func(err error) ([]Receipt, error) {
 		if rerr := r.store.replayFailed(ctx, org, id, models.MessageOf(err)); rerr != nil {
 			return nil, rerr
 		}
 		return nil, err
 	}
-	ins, err := eventjson.DecodeArray(dl.OriginalEvent, MaxBatchNDJSON)
-	if err != nil {
-		return fail(models.Invalid("original_event", err.Error()))
-	}
-	now := r.store.now()
-	events, err := r.builder.BuildBatch(ctx, org, ins, now)
-	if err != nil {
-		return fail(err)
-	}
-	res, err := r.writer.Write(ctx, WriteRequest{Org: org, Events: events, Received: now, Source: "replay",
-		Idempotency: &IdempotencyClaim{Key: key, RequestHash: sum[:]}})
-	if errors.Is(err, ErrIdempotencyTaken) {
-		prior, lerr := r.answers.Lookup(ctx, org, key)
-		if lerr != nil || prior == nil {
-			return nil, models.Conflict("id", "this dead letter is being replayed")
+	res, err := r.answers.Idempotent(ctx, org, claim, func(claim *IdempotencyClaim) (WriteResult, error) {
+		ins, err := eventjson.DecodeArray(dl.OriginalEvent, MaxBatchNDJSON)
+		if err != nil {
+			return WriteResult{}, models.Invalid("original_event", err.Error())
 		}
-		res.Receipts, err = prior.Receipts, nil
-	}
+		now := r.store.now()
+		events, err := r.builder.BuildBatch(ctx, org, ins, now)
+		if err != nil {
+			return WriteResult{}, err
+		}
+		return r.writer.Write(ctx, WriteRequest{Org: org, Events: events, Received: now, Source: "replay", Idempotency: claim})
+	})
 	if err != nil {
 		if models.KindOf(err) == models.KindInvalid {
 			return fail(err)
 		}
 		return nil, err
 	}
-	if err := r.store.markReplayed(ctx, org, id, by.Principal(), res.Receipts); err != nil {
-		return nil, err
+	marked, err := r.store.markReplayed(ctx, org, id, by.Principal(), res.Receipts)
+	if err != nil || !marked { // a concurrent replay of the letter marked and audited it
+		return res.Receipts, err
 	}
 	return res.Receipts, r.trail.Record(ctx, models.AuditEntry{Org: org, Action: models.ActionDeadLetterReplay, Actor: by,
 		TargetType: "dead_letter", TargetID: strconv.FormatInt(id, 10),

@@ -106,13 +106,6 @@ func (r *Receipt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// IdempotencyClaim is the Idempotency-Key a request carried and the digest of the request;
-// the writer stores the answer under it in the events' own transaction.
-type IdempotencyClaim struct {
-	Key         string
-	RequestHash []byte
-}
-
 // WriteRequest is one request's events, validated and sealed, to be written atomically.
 type WriteRequest struct {
 	Org         string
@@ -127,19 +120,13 @@ type WriteRequest struct {
 }
 
 // WriteResult is the outcome of a write that did not fail: receipts for committed events,
-// or the dead letter that keeps events the database refused.
+// or the dead letter that keeps events the database refused. Replayed says the receipts
+// are the first answer to the request's Idempotency-Key, recorded by another request.
 type WriteResult struct {
 	Receipts   []Receipt
 	DeadLetter *DeadLetter
+	Replayed   bool
 }
-
-// ErrIdempotencyTaken is returned when another request with the same Idempotency-Key was
-// committed first; the caller answers with that request's stored answer.
-var ErrIdempotencyTaken = models.Conflict("Idempotency-Key", "another request with this key was recorded first")
-
-// errIdempotencyInFlight is returned to the second of two requests with the same key that
-// arrive together.
-var errIdempotencyInFlight = models.Conflict("Idempotency-Key", "a request with this key is still in progress; retry it shortly")
 
 // Writer is the group-commit writer: requests from many goroutines queue up, a few flushers
 // gather them (bounded by MaxBatch events and MaxDelay) and write each gathering with one
@@ -223,8 +210,10 @@ func (w *Writer) Stats() (events, batches int64) {
 
 // Write queues req and waits for its outcome. It returns KindTooMany when the queue is
 // full, KindUnavailable while the database is down or the writer is closing (both with a
-// RetryAfter), ErrIdempotencyTaken when the request's key was recorded by another request,
-// and, without KeepDeadLetter, KindInvalid when the database refuses the events.
+// RetryAfter), and, without KeepDeadLetter, KindInvalid when the database refuses the
+// events. A request whose Idempotency-Key another request recorded (committed before, or
+// committing now: the write waits for it) gets that request's receipts, Replayed, or
+// ErrIdempotencyConflict when the other request differs.
 func (w *Writer) Write(ctx context.Context, req WriteRequest) (WriteResult, error) {
 	n := len(req.Events)
 	if n == 0 {
@@ -441,7 +430,8 @@ func (w *Writer) refused(req WriteRequest, cause error) writeOutcome {
 }
 
 // commit writes batch in one transaction and fills outs with receipts (or, for requests
-// that lost an Idempotency-Key race, the reason). On error nothing was written.
+// whose Idempotency-Key another request recorded, its answer). On error nothing was
+// written and outs is untouched.
 func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.TxTimeout)
 	defer cancel()
@@ -482,12 +472,13 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 		return err
 	}
 	defer conn.Release()
+	var settled []writeOutcome // answers of the requests whose key was recorded by another
 	if !claims {
 		// One round trip: the COPY and the queue rows commit together (see copyEvents).
 		err = copyEvents(ctx, conn.Conn(), events)
 	} else {
 		err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
-			if include, err = w.claimKeys(ctx, tx, batch, outs); err != nil {
+			if include, settled, err = w.claimKeys(ctx, tx, batch); err != nil {
 				return err
 			}
 			events = events[:0]
@@ -516,6 +507,8 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	for i, p := range batch {
 		if include[i] {
 			outs[i] = writeOutcome{res: WriteResult{Receipts: receipts(p.req.Events)}}
+		} else {
+			outs[i] = settled[i]
 		}
 	}
 	w.committedEvents.Add(int64(len(events)))
@@ -525,58 +518,105 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 
 // claimKeys stores the answers of the requests that carry an Idempotency-Key, inside the
 // events' transaction, and reports which requests go ahead. A request whose key another
-// committed request holds (or that repeats a key earlier in this batch) is answered with
-// the reason instead. A key older than IdempotencyTTL is taken over.
-func (w *Writer) claimKeys(ctx context.Context, tx pgx.Tx, batch []*pendingWrite, outs []writeOutcome) ([]bool, error) {
+// request holds is settled instead: a replay of that request's receipts when it is the
+// same request, ErrIdempotencyConflict otherwise. The other request may be earlier in
+// this batch, committed, or still committing in another transaction (the INSERT waits
+// for that one's outcome, so the loser replays its answer rather than failing). A key
+// older than IdempotencyTTL is taken over. Keys are inserted in order, so two
+// transactions cannot deadlock on each other's keys.
+func (w *Writer) claimKeys(ctx context.Context, tx pgx.Tx, batch []*pendingWrite) ([]bool, []writeOutcome, error) {
 	include := make([]bool, len(batch))
-	var orgs, keys []string
+	settled := make([]writeOutcome, len(batch))
+	var orgs, scopes, keys []string
 	var hashes [][]byte
 	var bodies []string
-	seen := map[string]int{}
+	first := map[string]int{} // org, scope, key → the batch's first request with it
+	leader := make([]int, len(batch))
 	for i, p := range batch {
-		include[i] = true
+		include[i], leader[i] = true, i
 		c := p.req.Idempotency
 		if c == nil {
 			continue
 		}
-		id := p.req.Org + "\x00" + c.Key
-		if _, dup := seen[id]; dup {
-			include[i] = false
-			outs[i] = writeOutcome{err: errIdempotencyInFlight}
+		id := p.req.Org + "\x00" + c.scope() + "\x00" + c.Key
+		if j, dup := first[id]; dup {
+			include[i], leader[i] = false, j
 			continue
 		}
-		seen[id] = i
+		first[id] = i
 		body, err := json.Marshal(storedAnswer{Receipts: receipts(p.req.Events)})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		orgs, keys, hashes, bodies = append(orgs, p.req.Org), append(keys, c.Key), append(hashes, c.RequestHash), append(bodies, string(body))
+		orgs, scopes, keys = append(orgs, p.req.Org), append(scopes, c.scope()), append(keys, c.Key)
+		hashes, bodies = append(hashes, c.RequestHash), append(bodies, string(body))
 	}
 	if len(keys) == 0 {
-		return include, nil
+		return include, settled, nil
 	}
-	rows, _ := tx.Query(ctx, `INSERT INTO api_idempotency (organization_id, idempotency_key, request_hash, status, response)
-		SELECT o, k, h, 201, r FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[]) AS t(o, k, h, r)
-		ON CONFLICT (organization_id, idempotency_key) DO UPDATE
+	rows, _ := tx.Query(ctx, `INSERT INTO api_idempotency (organization_id, scope, idempotency_key, request_hash, status, response)
+		SELECT o, s, k, h, 201, r FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::jsonb[]) AS t(o, s, k, h, r)
+		ORDER BY o, s, k
+		ON CONFLICT (organization_id, scope, idempotency_key) DO UPDATE
 			SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, response = EXCLUDED.response, created_at = now()
-			WHERE api_idempotency.created_at < now() - make_interval(secs => $5)
-		RETURNING organization_id, idempotency_key`, orgs, keys, hashes, bodies, IdempotencyTTL.Seconds())
+			WHERE api_idempotency.created_at < now() - make_interval(secs => $6)
+		RETURNING organization_id, scope, idempotency_key`, orgs, scopes, keys, hashes, bodies, IdempotencyTTL.Seconds())
 	won, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
-		var o, k string
-		err := r.Scan(&o, &k)
-		return o + "\x00" + k, err
+		var o, s, k string
+		err := r.Scan(&o, &s, &k)
+		return o + "\x00" + s + "\x00" + k, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, id := range won {
-		delete(seen, id)
+		delete(first, id)
 	}
-	for _, i := range seen {
+	// What is left in first lost its key to a committed request: read that one's answer.
+	prior := map[string]*StoredAnswer{}
+	if len(first) > 0 {
+		orgs, scopes, keys = orgs[:0], scopes[:0], keys[:0]
+		for _, i := range first {
+			p := batch[i]
+			orgs, scopes, keys = append(orgs, p.req.Org), append(scopes, p.req.Idempotency.scope()), append(keys, p.req.Idempotency.Key)
+		}
+		rows, _ := tx.Query(ctx, `SELECT a.organization_id, a.scope, a.idempotency_key, a.request_hash, a.status, a.response
+			FROM api_idempotency a JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(o, s, k)
+			ON a.organization_id = t.o AND a.scope = t.s AND a.idempotency_key = t.k`, orgs, scopes, keys)
+		var o, s, k string
+		var hash, response []byte
+		var status int
+		_, err := pgx.ForEachRow(rows, []any{&o, &s, &k, &hash, &status, &response}, func() error {
+			a, err := decodeAnswer(k, hash, status, response)
+			prior[o+"\x00"+s+"\x00"+k] = a
+			return err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	for i, p := range batch {
+		c := p.req.Idempotency
+		if c == nil {
+			continue
+		}
+		l := batch[leader[i]]
+		id := p.req.Org + "\x00" + c.scope() + "\x00" + c.Key
+		if _, lost := first[id]; !lost {
+			if leader[i] != i { // the batch's own winner: its receipts are the answer
+				a := StoredAnswer{RequestHash: l.req.Idempotency.RequestHash, Status: 201, Receipts: receipts(l.req.Events)}
+				settled[i].res, settled[i].err = a.replayFor(c)
+			}
+			continue
+		}
 		include[i] = false
-		outs[i] = writeOutcome{err: ErrIdempotencyTaken}
+		if a := prior[id]; a != nil {
+			settled[i].res, settled[i].err = a.replayFor(c)
+		} else {
+			settled[i].err = errIdempotencyVanished
+		}
 	}
-	return include, nil
+	return include, settled, nil
 }
 
 // committedAnyway settles a commit whose acknowledgement was lost: it looks for the first

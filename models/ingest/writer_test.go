@@ -128,34 +128,89 @@ func TestWriterIdempotencyKeys(t *testing.T) {
 	})
 	t.Run("a second request with the key writes nothing", func(t *testing.T) {
 		_, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "k1-again", 1), Received: time.Now(), Idempotency: claim("k1", "b")})
-		if !errors.Is(err, ingest.ErrIdempotencyTaken) {
-			t.Fatalf("err = %v, want ErrIdempotencyTaken", err)
+		if !errors.Is(err, ingest.ErrIdempotencyConflict) {
+			t.Fatalf("err = %v, want ErrIdempotencyConflict", err)
 		}
-		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'k1-again%'`, org); n != 0 {
+		first, _ := answers.Lookup(ctx, org, "k1")
+		res, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "k1-same", 2), Received: time.Now(), Idempotency: claim("k1", "a")})
+		if err != nil || !res.Replayed || len(res.Receipts) != 2 || res.Receipts[0].ID != first.Receipts[0].ID {
+			t.Fatalf("the same request again: %+v, %v; want a replay of %+v", res, err, first.Receipts)
+		}
+		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND (action LIKE 'k1-again%' OR action LIKE 'k1-same%')`, org); n != 0 {
 			t.Fatalf("%d events written under a taken key", n)
 		}
 	})
-	t.Run("concurrent requests with one key: exactly one writes", func(t *testing.T) {
+	t.Run("concurrent requests with one key: exactly one writes, the others replay it", func(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make([]error, 8)
+		results := make([]ingest.WriteResult, len(errs))
 		for i := range errs {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				_, errs[i] = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "race", 1), Received: time.Now(), Idempotency: claim("race", "x")})
+				results[i], errs[i] = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "race", 1), Received: time.Now(), Idempotency: claim("race", "x")})
 			}(i)
 		}
 		wg.Wait()
-		ok := 0
+		fresh := 0
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if !results[i].Replayed {
+				fresh++
+			}
+			if len(results[i].Receipts) != 1 || results[i].Receipts[0] != results[0].Receipts[0] {
+				t.Fatalf("request %d got %+v, request 0 %+v", i, results[i].Receipts, results[0].Receipts)
+			}
+		}
+		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'race-%'`, org); fresh != 1 || n != 1 {
+			t.Fatalf("%d requests wrote and %d events were written; want 1 and 1", fresh, n)
+		}
+	})
+	t.Run("a different request racing the key gets a conflict", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make([]error, 6)
+		for i := range errs {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				_, errs[i] = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "mixed", 1), Received: time.Now(),
+					Idempotency: claim("mixed", strconv.Itoa(i%2))})
+			}(i)
+		}
+		wg.Wait()
+		ok, conflicts := 0, 0
 		for _, err := range errs {
-			if err == nil {
+			switch {
+			case err == nil:
 				ok++
-			} else if models.KindOf(err) != models.KindConflict {
+			case errors.Is(err, ingest.ErrIdempotencyConflict):
+				conflicts++
+			default:
 				t.Fatalf("unexpected error %v", err)
 			}
 		}
-		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'race-%'`, org); ok != 1 || n != 1 {
-			t.Fatalf("%d requests succeeded and %d events were written; want 1 and 1", ok, n)
+		if ok != 3 || conflicts != 3 {
+			t.Fatalf("%d answered, %d conflicts; want 3 and 3 (one body wins, its twins replay)", ok, conflicts)
+		}
+		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'mixed-%'`, org); n != 1 {
+			t.Fatalf("%d events written, want 1", n)
+		}
+	})
+	t.Run("client and internal keys do not meet", func(t *testing.T) {
+		if _, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "scope-client", 1), Received: time.Now(), Idempotency: claim("shared", "c")}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "scope-internal", 1), Received: time.Now(), Idempotency: ingest.InternalClaim("shared", []byte("i"))})
+		if err != nil || res.Replayed {
+			t.Fatalf("an internal key should not see the client's: %+v, %v", res, err)
+		}
+		if got, _ := answers.Lookup(ctx, org, "shared"); got == nil || string(got.RequestHash) != "c" {
+			t.Fatalf("the client's answer: %+v", got)
+		}
+		if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'scope-%'`, org); n != 2 {
+			t.Fatalf("%d events written, want 2", n)
 		}
 	})
 	t.Run("an expired key is taken over", func(t *testing.T) {
