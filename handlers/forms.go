@@ -14,7 +14,7 @@ import (
 	"auditdb/views/components"
 )
 
-// The one set of helpers every console form uses:
+// The one set of functions every console form uses:
 //
 //   - pathID reads a numeric :id or answers 404;
 //   - refusalOf tells a refusal the form shows itself (bad input, a clash, an escalation)

@@ -53,7 +53,7 @@ func TestFormConventions(t *testing.T) {
 			want: []string{`data-testid="preset-saved"`, "Preset &lt;i&gt;x&lt;/i&gt; saved."}, unwanted: []string{"<i>x</i>"}},
 		{name: "an invalid role names its field", method: http.MethodPost, path: "/roles", form: url.Values{"name": {" "}}, status: http.StatusBadRequest,
 			want: []string{`data-testid="form-error"`, `data-testid="form-error-field">name<`}},
-		{name: "a duplicate API key scope refusal is a 400 naming the field", method: http.MethodPost, path: "/settings/apikeys",
+		{name: "an unknown API key scope is a 400 naming the field", method: http.MethodPost, path: "/settings/apikeys",
 			form: url.Values{"name": {"k"}, "scope": {"root"}}, status: http.StatusBadRequest, want: []string{`data-testid="form-error-field">scope<`}},
 		{name: "a taken organization id is a 409 naming the field", client: super, method: http.MethodPost, path: "/orgs",
 			form: url.Values{"id": {taken}, "name": {"Again"}}, status: http.StatusConflict, want: []string{`data-testid="form-error-field">id<`}},
