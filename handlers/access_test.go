@@ -500,6 +500,17 @@ func TestOrganizationsPage(t *testing.T) {
 	if r := super.PostForm("/orgs", url.Values{"id": {id}, "name": {"Again"}}); r.StatusCode != http.StatusConflict {
 		t.Fatalf("duplicate id: %d", r.StatusCode)
 	}
+	// An organization and its owner are one change: a refused owner leaves no organization.
+	refused := webtest.Unique("noowner")
+	if r := super.PostForm("/orgs", url.Values{"id": {refused}, "name": {"No owner"}, "owner": {"not an email"}}); r.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(r.Body, `data-testid="form-error-field">owner<`) || strings.Contains(r.Body, "its owner was not added") {
+		t.Fatalf("refused owner: %d %.400s", r.StatusCode, r.Body)
+	}
+	var orgs int64
+	env.DB.Raw(`SELECT count(*) FROM organizations WHERE id = ?`, refused).Scan(&orgs)
+	if orgs != 0 {
+		t.Fatal("the organization was created although its owner was refused")
+	}
 	var role string
 	env.DB.Raw(`SELECT role FROM memberships WHERE organization_id = ? AND user_id = ?`, id, env.UserID(ownerEmail)).Scan(&role)
 	if role != models.OwnerRole {

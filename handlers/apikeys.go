@@ -8,6 +8,7 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
+	"auditdb/views/components"
 	"auditdb/views/pages/settings"
 )
 
@@ -21,7 +22,7 @@ type APIKeyManager interface {
 // ListAPIKeys shows the current organization's keys and the form to create one.
 func ListAPIKeys(keys APIKeyManager) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		return renderAPIKeys(c, keys, fiber.StatusOK, settings.APIKeysProps{FormScope: models.ScopeIngest})
+		return renderAPIKeys(c, keys, fiber.StatusOK, settings.APIKeysProps{FormScope: models.ScopeIngest, Flash: flash(c)})
 	}
 }
 
@@ -32,8 +33,8 @@ func CreateAPIKey(keys APIKeyManager) fiber.Handler {
 		v := render.ViewerOf(c)
 		name, scope := c.FormValue("name"), c.FormValue("scope")
 		raw, k, err := keys.Create(c.UserContext(), v.OrgID, name, scope, ActorOf(c))
-		if fe := formError(err); fe != nil {
-			return renderAPIKeys(c, keys, fiber.StatusUnprocessableEntity, settings.APIKeysProps{FormName: name, FormScope: scope, Error: fe})
+		if fe := refusalOf(err); fe != nil {
+			return renderAPIKeys(c, keys, render.StatusOf(err), settings.APIKeysProps{FormName: name, FormScope: scope, Error: fe})
 		}
 		if err != nil {
 			return err
@@ -48,14 +49,14 @@ func CreateAPIKey(keys APIKeyManager) fiber.Handler {
 func RevokeAPIKey(keys APIKeyManager) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-		if err != nil || id <= 0 {
-			return models.NotFound("API key")
+		id, err := pathID(c, "API key")
+		if err != nil {
+			return err
 		}
 		if err := keys.Revoke(c.UserContext(), v.OrgID, id, ActorOf(c)); err != nil {
 			return err
 		}
-		return render.Redirect(c, "/settings/apikeys")
+		return redirectDone(c, "/settings/apikeys", doneAPIKeyRevoked, "")
 	}
 }
 
@@ -68,13 +69,13 @@ func renderAPIKeys(c *fiber.Ctx, keys APIKeyManager, status int, p settings.APIK
 	p.CSRF, p.Scopes = v.Session.CSRFToken(), []string{models.ScopeIngest, models.ScopeRead}
 	for _, k := range list {
 		row := settings.APIKeyRow{ID: k.ID, Name: k.Name, Prefix: k.Prefix + "…", Scope: k.Scope,
-			Created: dateTime(k.CreatedAt) + " by " + k.CreatedBy, LastUsed: "never",
+			Created: components.DateTime(k.CreatedAt) + " by " + k.CreatedBy, LastUsed: "never",
 			RevokeAction: "/settings/apikeys/" + strconv.FormatInt(k.ID, 10) + "/revoke"}
 		if k.LastUsedAt != nil {
-			row.LastUsed = dateTime(*k.LastUsedAt)
+			row.LastUsed = components.DateTime(*k.LastUsedAt)
 		}
 		if k.RevokedAt != nil {
-			row.Revoked = dateTime(*k.RevokedAt)
+			row.Revoked = components.DateTime(*k.RevokedAt)
 		}
 		p.Keys = append(p.Keys, row)
 	}

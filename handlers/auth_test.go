@@ -291,12 +291,19 @@ func TestParallelSignInsAreLimited(t *testing.T) {
 // the sign-in limits, so a stolen session cannot guess without limit.
 func TestPasswordChangeEndsOtherSessions(t *testing.T) {
 	env := webtest.New(t)
-	email := env.User(env.Org("pw"), "org:member")
+	org := env.Org("pw")
+	email := env.User(org, "org:member")
 	here, elsewhere := env.Login(email), env.Login(email)
 	r := here.PostForm("/account/password", url.Values{"current": {webtest.Password},
 		"password": {"a much better password"}, "confirm": {"a much better password"}})
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("change: %d %s", r.StatusCode, r.Body)
+	}
+	var audited int64
+	env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = ? AND principal_id = ?`,
+		org, models.ActionPasswordChange, email).Scan(&audited)
+	if audited != 1 {
+		t.Fatalf("%d auth.password.change events, want 1", audited)
 	}
 	if r := here.Get("/events"); r.StatusCode != http.StatusOK {
 		t.Fatalf("the session that changed the password ended: %d", r.StatusCode)

@@ -9,6 +9,7 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
+	"auditdb/views/components"
 	"auditdb/views/pages/dashboard"
 	"auditdb/views/pages/notbuilt"
 )
@@ -39,7 +40,7 @@ func Dashboard(events EventStatter, invitations InvitationLister, now func() tim
 		for _, inv := range pending {
 			base := "/invitations/" + strconv.FormatInt(inv.ID, 10)
 			props.Invitations = append(props.Invitations, dashboard.Invitation{OrgID: inv.OrgID, OrgName: inv.OrgName,
-				Role: inv.Role, InvitedBy: inv.InvitedBy, Expires: inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"),
+				Role: inv.Role, InvitedBy: inv.InvitedBy, Expires: components.DateTime(inv.ExpiresAt),
 				AcceptAction: base + "/accept", DeclineAction: base + "/decline"})
 		}
 		if props.ShowEvents {

@@ -9,6 +9,7 @@ import (
 	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/ingest"
+	"auditdb/views/components"
 	"auditdb/views/pages/settings"
 )
 
@@ -36,18 +37,18 @@ func ListDeadLetters(letters DeadLetterLister) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		p := settings.DeadLettersProps{CSRF: v.Session.CSRFToken(), Replayed: c.Query("replayed")}
+		p := settings.DeadLettersProps{CSRF: v.Session.CSRFToken(), Flash: flash(c)}
 		for i := range list {
 			d := &list[i]
 			payload := prettyJSON(d.OriginalEvent)
 			if len(payload) > maxPayloadShown {
 				payload = payload[:maxPayloadShown] + "\n…"
 			}
-			row := settings.DeadLetterRow{ID: d.ID, Received: dateTime(d.Timestamp), Action: d.Action, Events: d.EventCount(),
+			row := settings.DeadLetterRow{ID: d.ID, Received: components.DateTime(d.Timestamp), Action: d.Action, Events: d.EventCount(),
 				Reason: d.FailureReason, Failures: d.FailureCount, Payload: payload,
 				ReplayAction: "/settings/dead-letters/" + strconv.FormatInt(d.ID, 10) + "/replay"}
 			if d.ReplayedAt != nil {
-				row.Replayed = dateTime(*d.ReplayedAt)
+				row.Replayed = components.DateTime(*d.ReplayedAt)
 			}
 			p.Rows = append(p.Rows, row)
 		}
@@ -59,13 +60,13 @@ func ListDeadLetters(letters DeadLetterLister) fiber.Handler {
 func ReplayDeadLetter(replayer DeadLetterReplayer) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-		if err != nil || id <= 0 {
-			return models.NotFound("dead letter")
+		id, err := pathID(c, "dead letter")
+		if err != nil {
+			return err
 		}
 		if _, err := replayer.Replay(c.UserContext(), v.OrgID, id, ActorOf(c)); err != nil {
 			return err
 		}
-		return render.Redirect(c, "/settings/dead-letters?replayed="+strconv.FormatInt(id, 10))
+		return redirectDone(c, "/settings/dead-letters", doneDeadLetterReplay, strconv.FormatInt(id, 10))
 	}
 }

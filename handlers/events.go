@@ -15,6 +15,7 @@ import (
 	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/merkle"
+	"auditdb/views/components"
 	eventviews "auditdb/views/pages/events"
 )
 
@@ -153,7 +154,7 @@ func EventRow(ev *models.Event) eventviews.Row {
 	}
 	return eventviews.Row{
 		ID: ev.ID, Href: "/events/" + strconv.FormatInt(ev.ID, 10),
-		Time:   ev.Timestamp.UTC().Format("2006-01-02 15:04:05 UTC"),
+		Time:   components.Timestamp(ev.Timestamp),
 		Action: ev.Action, Status: ev.Status, Principal: deref(ev.PrincipalID), Resource: resource,
 		Classification: ev.DataClassification, Outcome: deref(ev.OutcomeDescription),
 	}
@@ -249,7 +250,7 @@ func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id
 	}
 	json.Unmarshal(last.Details, &details)
 	p.Last = &eventviews.VerificationView{Status: last.Status, Reason: details.Reason, Expected: deref(last.Expected),
-		Computed: deref(last.Computed), When: last.VerifiedAt.UTC().Format("2006-01-02 15:04:05 UTC"), Who: deref(last.VerifiedBy)}
+		Computed: deref(last.Computed), When: components.Timestamp(last.VerifiedAt), Who: deref(last.VerifiedBy)}
 	if p.Last.Computed == "" {
 		p.Last.Computed = "—"
 	}

@@ -340,7 +340,7 @@ func TestIngestDeadLetterAndReplay(t *testing.T) {
 	if n := countEvents(t, env, org); n != 2 {
 		t.Fatalf("%d events after the replay, want 2", n)
 	}
-	page = admin.Get(fmt.Sprintf("/settings/dead-letters?replayed=%d", dl.ID))
+	page = admin.Get(fmt.Sprintf("/settings/dead-letters?done=dead-letter-replayed&name=%d", dl.ID))
 	if !strings.Contains(page.Body, `data-testid="replayed"`) || !strings.Contains(page.Body, `data-testid="dead-letter-replayed"`) ||
 		!strings.Contains(page.Body, "Failed 2 times") {
 		t.Fatal("the page should confirm the replay and show the letter as replayed after one failed attempt")

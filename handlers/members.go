@@ -51,7 +51,7 @@ func membersPage(ctx context.Context, d MemberDeps, v *render.Viewer) (membervie
 	canUpdate, canRemove := v.Allowed("organization.members", "update"), v.Allowed("organization.members", "delete")
 	for _, m := range list {
 		row := memberviews.Row{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role,
-			Since: m.Since.UTC().Format("2006-01-02"), MustChangePassword: m.MustChangePassword}
+			Since: components.Date(m.Since), MustChangePassword: m.MustChangePassword}
 		base := "/members/" + strconv.FormatInt(m.UserID, 10)
 		// Only members whose role the viewer could have given may be changed or removed by it.
 		mine := grantable(set, m.Role, holds)
@@ -66,16 +66,6 @@ func membersPage(ctx context.Context, d MemberDeps, v *render.Viewer) (membervie
 	return props, nil
 }
 
-func memberFlash(c *fiber.Ctx) string {
-	switch c.Query("done") {
-	case "updated":
-		return "Role changed."
-	case "removed":
-		return "Member removed."
-	}
-	return ""
-}
-
 // ListMembers shows the organization's members, the add form and, per member, the role
 // and removal controls the viewer may use.
 func ListMembers(d MemberDeps) fiber.Handler {
@@ -85,7 +75,7 @@ func ListMembers(d MemberDeps) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		props.Flash = memberFlash(c)
+		props.Flash = flash(c)
 		return render.HTML(c, fiber.StatusOK, memberviews.Page(v.Shell("Members", "members"), props))
 	}
 }
@@ -96,11 +86,11 @@ func renderMembersRefusal(c *fiber.Ctx, d MemberDeps, v *render.Viewer, form mem
 	if err != nil {
 		return err
 	}
-	props.Error = models.MessageOf(refused)
+	props.Error = refusalOf(refused)
 	if form.Email != "" {
 		props.Form = form
 	}
-	return render.HTML(c, render.StatusOf(refused), memberviews.Page(v.Shell("Members", "members"), props))
+	return refuse(c, refused, memberviews.Page(v.Shell("Members", "members"), props))
 }
 
 // AddMember invites an email to the organization. The account (created with the shown
@@ -115,7 +105,7 @@ func AddMember(d MemberDeps) fiber.Handler {
 		form := memberviews.AddForm{Email: strings.TrimSpace(c.FormValue("email")), Name: c.FormValue("name"), Role: c.FormValue("role")}
 		invited, err := d.Members.Invite(ctx, v.OrgID, models.NewMember{Email: form.Email, Name: form.Name, Role: form.Role}, ActorOf(c))
 		if err != nil {
-			if !refusal(err) {
+			if refusalOf(err) == nil {
 				return err
 			}
 			return renderMembersRefusal(c, d, v, form, err)
@@ -142,15 +132,6 @@ type OrgSwitcher interface {
 	SetOrg(ctx context.Context, token, org string) error
 }
 
-// invitationID reads the :id parameter; anything but a positive number is a 404.
-func invitationID(c *fiber.Ctx) (int64, error) {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, models.NotFound("invitation")
-	}
-	return id, nil
-}
-
 // AcceptInvitation makes the signed-in account a member as its invitation says, and
 // switches the session to that organization. Another account's invitation is a 404; an
 // expired one a 409.
@@ -158,7 +139,7 @@ func AcceptInvitation(members InvitationAnswerer, sessions OrgSwitcher) fiber.Ha
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
-		id, err := invitationID(c)
+		id, err := pathID(c, "invitation")
 		if err != nil {
 			return err
 		}
@@ -176,7 +157,7 @@ func AcceptInvitation(members InvitationAnswerer, sessions OrgSwitcher) fiber.Ha
 // DeclineInvitation refuses the signed-in account's invitation.
 func DeclineInvitation(members InvitationAnswerer) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := invitationID(c)
+		id, err := pathID(c, "invitation")
 		if err != nil {
 			return err
 		}
@@ -187,32 +168,23 @@ func DeclineInvitation(members InvitationAnswerer) fiber.Handler {
 	}
 }
 
-// memberID reads the :id parameter; anything but a positive number is a 404.
-func memberID(c *fiber.Ctx) (int64, error) {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, models.NotFound("member")
-	}
-	return id, nil
-}
-
 // SetMemberRole gives a member of the organization another role. A user who is not a
 // member of the viewer's organization is a 404.
 func SetMemberRole(d MemberDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
-		id, err := memberID(c)
+		id, err := pathID(c, "member")
 		if err != nil {
 			return err
 		}
 		if err := d.Members.SetRole(ctx, v.OrgID, id, c.FormValue("role"), ActorOf(c)); err != nil {
-			if models.KindOf(err) == models.KindNotFound || !refusal(err) {
+			if refusalOf(err) == nil {
 				return err
 			}
 			return renderMembersRefusal(c, d, v, memberviews.AddForm{}, err)
 		}
-		return render.Redirect(c, "/members?done=updated")
+		return redirectDone(c, "/members", doneMemberRoleChanged, "")
 	}
 }
 
@@ -221,16 +193,16 @@ func RemoveMember(d MemberDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
-		id, err := memberID(c)
+		id, err := pathID(c, "member")
 		if err != nil {
 			return err
 		}
 		if err := d.Members.Remove(ctx, v.OrgID, id, ActorOf(c)); err != nil {
-			if models.KindOf(err) == models.KindNotFound || !refusal(err) {
+			if refusalOf(err) == nil {
 				return err
 			}
 			return renderMembersRefusal(c, d, v, memberviews.AddForm{}, err)
 		}
-		return render.Redirect(c, "/members?done=removed")
+		return redirectDone(c, "/members", doneMemberRemoved, "")
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
+	"auditdb/views/components"
 	memberviews "auditdb/views/pages/members"
 	orgviews "auditdb/views/pages/orgs"
 )
@@ -15,12 +16,7 @@ import (
 // OrgStore is what the organizations page needs.
 type OrgStore interface {
 	Summaries(ctx context.Context) ([]models.OrgSummary, error)
-	CreateBy(ctx context.Context, id, name string, by models.Actor) (*models.Organization, error)
-}
-
-// MemberAdder adds a member to an organization.
-type MemberAdder interface {
-	Add(ctx context.Context, org string, in models.NewMember, by models.Actor) (*models.AddedMember, error)
+	CreateWithOwner(ctx context.Context, id, name string, owner models.NewMember, by models.Actor) (*models.Organization, *models.AddedMember, error)
 }
 
 func orgsPage(ctx context.Context, orgs OrgStore, v *render.Viewer) (orgviews.Props, error) {
@@ -31,7 +27,7 @@ func orgsPage(ctx context.Context, orgs OrgStore, v *render.Viewer) (orgviews.Pr
 	props := orgviews.Props{CSRF: v.Session.CSRFToken()}
 	for _, o := range list {
 		props.Rows = append(props.Rows, orgviews.Row{ID: o.ID, Name: o.Name, Members: o.Members, Owners: o.Owners,
-			Created: o.CreatedAt.UTC().Format("2006-01-02")})
+			Created: components.Date(o.CreatedAt)})
 	}
 	return props, nil
 }
@@ -48,49 +44,35 @@ func ListOrgs(orgs OrgStore) fiber.Handler {
 	}
 }
 
-// CreateOrg creates an organization and, when an email is given, makes that user its
-// first owner (a new user gets a one-time password, shown once on this response).
-func CreateOrg(orgs OrgStore, members MemberAdder) fiber.Handler {
+// CreateOrg creates an organization and, when an email is given, makes that account its
+// first owner, in one change: a refused owner leaves no organization behind. A new account
+// gets a one-time password, shown once on this response (rendered, not redirected to, so
+// it never lands in a URL).
+func CreateOrg(orgs OrgStore) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
 		form := orgviews.Form{ID: strings.TrimSpace(c.FormValue("id")), Name: c.FormValue("name"), OwnerEmail: strings.TrimSpace(c.FormValue("owner"))}
-		refuse := func(refused error, keepForm bool) error {
-			props, err := orgsPage(ctx, orgs, v)
-			if err != nil {
-				return err
-			}
-			props.Error = models.MessageOf(refused)
-			if keepForm {
-				props.Form = form
-			}
-			return render.HTML(c, render.StatusOf(refused), orgviews.Page(v.Shell("Organizations", "orgs"), props))
-		}
-		org, err := orgs.CreateBy(ctx, form.ID, form.Name, ActorOf(c))
+		org, added, err := orgs.CreateWithOwner(ctx, form.ID, form.Name, models.NewMember{Email: form.OwnerEmail, Role: models.OwnerRole}, ActorOf(c))
 		if err != nil {
-			if !refusal(err) {
+			if refusalOf(err) == nil {
 				return err
 			}
-			return refuse(err, true)
-		}
-		var created *memberviews.Created
-		if form.OwnerEmail != "" {
-			added, err := members.Add(ctx, org.ID, models.NewMember{Email: form.OwnerEmail, Role: models.OwnerRole}, ActorOf(c))
-			if err != nil {
-				if !refusal(err) {
-					return err
-				}
-				return refuse(models.Invalid("owner", "organization "+org.ID+" was created, but its owner was not added: "+models.MessageOf(err)), false)
+			props, perr := orgsPage(ctx, orgs, v)
+			if perr != nil {
+				return perr
 			}
-			if added.NewUser {
-				created = &memberviews.Created{Email: added.Email, Password: added.OneTimePassword}
-			}
+			props.Error, props.Form = refusalOf(err), form
+			return refuse(c, err, orgviews.Page(v.Shell("Organizations", "orgs"), props))
 		}
 		props, err := orgsPage(ctx, orgs, v)
 		if err != nil {
 			return err
 		}
-		props.Flash, props.Created = "Organization "+org.Name+" created.", created
+		props.Flash = "Organization " + org.Name + " created."
+		if added != nil && added.NewUser {
+			props.Created = &memberviews.Created{Email: added.Email, Password: added.OneTimePassword}
+		}
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return render.HTML(c, fiber.StatusOK, orgviews.Page(v.Shell("Organizations", "orgs"), props))
 	}

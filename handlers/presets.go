@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +31,7 @@ func ListPresets(presets PresetManager) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		p := settings.PresetsProps{Saved: c.Query("saved")}
+		p := settings.PresetsProps{Flash: flash(c)}
 		for i := range list {
 			pr := &list[i]
 			rules := pr.Rules()
@@ -117,20 +116,20 @@ func UpdatePreset(presets PresetManager) fiber.Handler {
 }
 
 func afterPresetSave(c *fiber.Ctx, form settings.PresetForm, name string, err error) error {
-	if fe := formError(err); fe != nil {
+	if fe := refusalOf(err); fe != nil {
 		form.Error = fe
-		return renderPresetForm(c, fiber.StatusUnprocessableEntity, form)
+		return renderPresetForm(c, render.StatusOf(err), form)
 	}
 	if err != nil {
 		return err
 	}
-	return render.Redirect(c, "/settings/presets?saved="+url.QueryEscape(name))
+	return redirectDone(c, "/settings/presets", donePresetSaved, name)
 }
 
 func editablePreset(c *fiber.Ctx, presets PresetManager, v *render.Viewer) (*models.Preset, error) {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return nil, models.NotFound("preset")
+	id, err := pathID(c, "preset")
+	if err != nil {
+		return nil, err
 	}
 	pr, err := presets.Get(c.UserContext(), v.OrgID, id)
 	if err != nil {

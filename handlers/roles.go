@@ -84,20 +84,6 @@ func roleRow(v *render.Viewer, set models.RoleSet, usage map[string]int, r *mode
 	return row
 }
 
-// roleFlash turns the redirect's done/role parameters into a message.
-func roleFlash(c *fiber.Ctx) string {
-	name := c.Query("role")
-	switch c.Query("done") {
-	case "created":
-		return "Role " + name + " created."
-	case "updated":
-		return "Role " + name + " saved."
-	case "deleted":
-		return "Role " + name + " deleted."
-	}
-	return ""
-}
-
 // ListRoles shows the organization's roles and the defaults, with their effective
 // permissions and how many members hold each.
 func ListRoles(d RoleDeps) fiber.Handler {
@@ -107,7 +93,7 @@ func ListRoles(d RoleDeps) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		props.Flash = roleFlash(c)
+		props.Flash = flash(c)
 		return render.HTML(c, fiber.StatusOK, roleviews.List(v.Shell("Roles", "roles"), props))
 	}
 }
@@ -228,16 +214,6 @@ func parseRoleForm(c *fiber.Ctx) (models.RoleInput, error) {
 	return in, nil
 }
 
-// refusal reports whether err is a refusal the form shows itself (bad input, a clash, an
-// escalation) rather than the error page.
-func refusal(err error) bool {
-	switch models.KindOf(err) {
-	case models.KindInvalid, models.KindConflict, models.KindForbidden:
-		return true
-	}
-	return false
-}
-
 // NewRole shows an empty role form, or one prefilled from ?copy=<role> (typically a
 // default role the organization wants to adjust).
 func NewRole(d RoleDeps) fiber.Handler {
@@ -277,10 +253,10 @@ func CreateRole(d RoleDeps) fiber.Handler {
 		if err == nil {
 			var r *models.Role
 			if r, err = d.Roles.Create(ctx, v.OrgID, in, ActorOf(c)); err == nil {
-				return render.Redirect(c, "/roles?done=created&role="+url.QueryEscape(r.Name))
+				return redirectDone(c, "/roles", doneRoleCreated, r.Name)
 			}
 		}
-		if !refusal(err) {
+		if refusalOf(err) == nil {
 			return err
 		}
 		return renderRoleRefusal(c, d, v, in, "/roles", false, err)
@@ -298,7 +274,7 @@ func renderRoleRefusal(c *fiber.Ctx, d RoleDeps, v *render.Viewer, in models.Rol
 		return err
 	}
 	props.Action, props.Editing = action, editing
-	props.Error, props.ErrorField = models.MessageOf(refused), models.FieldOf(refused)
+	props.Error = refusalOf(refused)
 	if editing {
 		props.Effective = permGroups(set.Effective(in.Name))
 	}
@@ -306,7 +282,7 @@ func renderRoleRefusal(c *fiber.Ctx, d RoleDeps, v *render.Viewer, in models.Rol
 	if editing {
 		title = "Edit role " + in.Name
 	}
-	return render.HTML(c, render.StatusOf(refused), roleviews.Form(v.Shell(title, "roles"), props))
+	return refuse(c, refused, roleviews.Form(v.Shell(title, "roles"), props))
 }
 
 // orgRole returns the organization's own role name, a KindForbidden error for a default
@@ -355,10 +331,10 @@ func UpdateRole(d RoleDeps) fiber.Handler {
 		in.Name = name
 		if err == nil {
 			if _, err = d.Roles.Update(ctx, v.OrgID, name, in, ActorOf(c)); err == nil {
-				return render.Redirect(c, "/roles?done=updated&role="+url.QueryEscape(name))
+				return redirectDone(c, "/roles", doneRoleSaved, name)
 			}
 		}
-		if models.KindOf(err) == models.KindNotFound || !refusal(err) {
+		if refusalOf(err) == nil {
 			return err
 		}
 		return renderRoleRefusal(c, d, v, in, roleHref(name), true, err)
@@ -374,8 +350,10 @@ func DeleteRole(d RoleDeps) fiber.Handler {
 		name := strings.Clone(c.Params("name"))
 		err := d.Roles.Delete(ctx, v.OrgID, name, ActorOf(c))
 		if err == nil {
-			return render.Redirect(c, "/roles?done=deleted&role="+url.QueryEscape(name))
+			return redirectDone(c, "/roles", doneRoleDeleted, name)
 		}
+		// Only a conflict (still held or inherited) is shown on the list; a default role
+		// (forbidden) or another organization's (not found) goes to the error page.
 		if models.KindOf(err) != models.KindConflict {
 			return err
 		}
@@ -383,7 +361,7 @@ func DeleteRole(d RoleDeps) fiber.Handler {
 		if lerr != nil {
 			return lerr
 		}
-		props.Error = models.MessageOf(err)
-		return render.HTML(c, render.StatusOf(err), roleviews.List(v.Shell("Roles", "roles"), props))
+		props.Error = refusalOf(err)
+		return refuse(c, err, roleviews.List(v.Shell("Roles", "roles"), props))
 	}
 }

@@ -1,13 +1,9 @@
 package handlers
 
 import (
-	"errors"
-	"time"
-
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/handlers/render"
-	"auditdb/models"
 	"auditdb/views/pages/settings"
 )
 
@@ -30,17 +26,4 @@ func Settings() fiber.Handler {
 		}
 		return render.HTML(c, fiber.StatusOK, settings.Index(v.Shell("Settings", "settings"), p))
 	}
-}
-
-// dateTime formats a time for settings tables.
-func dateTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
-
-// formError returns what a form shows for a KindInvalid or KindConflict error, nil for any
-// other error (which goes to the error handler).
-func formError(err error) *settings.FormError {
-	var e *models.Error
-	if errors.As(err, &e) && (e.Kind == models.KindInvalid || e.Kind == models.KindConflict) {
-		return &settings.FormError{Field: e.Field, Message: e.Message}
-	}
-	return nil
 }

@@ -112,7 +112,7 @@ func TestAPIKeysInTheConsole(t *testing.T) {
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			r := admin.PostForm("/settings/apikeys", tc.form)
-			if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `data-testid="form-error-field">`+tc.field+`<`) {
+			if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, `data-testid="form-error-field">`+tc.field+`<`) {
 				t.Fatalf("status %d: %.300s", r.StatusCode, r.Body)
 			}
 		})
@@ -153,7 +153,7 @@ func TestPresetsInTheConsole(t *testing.T) {
 		"required_fields": {"principalId", "targetResourceId"}, "default_values": {`{"targetResourceType":"Observation"}`},
 		"max_string_length": {"500"}, "max_custom_field_depth": {"2"}, "allowed_event_versions": {"1.0, 1.1"}}
 	r := admin.PostForm("/settings/presets", form)
-	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/settings/presets?saved=lab-result" {
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/settings/presets?done=preset-saved&name=lab-result" {
 		t.Fatalf("create: status %d %s", r.StatusCode, r.Body)
 	}
 	presets, _ := env.Services.Presets.List(t.Context(), org)
@@ -182,13 +182,13 @@ func TestPresetsInTheConsole(t *testing.T) {
 		t.Fatalf("edit form not filled: %.500s", page.Body)
 	}
 	form.Set("max_custom_field_depth", "nope")
-	if r := admin.PostForm(edit, form); r.StatusCode != http.StatusUnprocessableEntity ||
+	if r := admin.PostForm(edit, form); r.StatusCode != http.StatusBadRequest ||
 		!strings.Contains(r.Body, `data-testid="form-error-field">max_custom_field_depth<`) {
 		t.Fatalf("bad number: status %d", r.StatusCode)
 	}
 	form.Set("max_custom_field_depth", "3")
 	form.Set("default_values", `{"colour":"red"}`)
-	if r := admin.PostForm(edit, form); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "colour") {
+	if r := admin.PostForm(edit, form); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "colour") {
 		t.Fatalf("bad default: status %d", r.StatusCode)
 	}
 	form.Set("default_values", "")

@@ -92,79 +92,100 @@ func getMember(ctx context.Context, tx *gorm.DB, org string, userID int64) (*Mem
 // KindInvalid for a bad email or unknown role, KindConflict when the user is a member
 // already, and KindNotFound for an unknown organization.
 func (s *MemberStore) Add(ctx context.Context, org string, in NewMember, by Actor) (*AddedMember, error) {
-	if !by.unrestricted() {
-		return nil, Forbidden("an account joins an organization by accepting an invitation; invite it instead")
-	}
-	email := strings.TrimSpace(in.Email)
-	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 320 {
-		return nil, Invalid("email", "must be a plain email address")
-	}
-	name := strings.TrimSpace(in.Name)
-	if len(name) > 255 {
-		return nil, Invalid("name", "must be at most 255 characters")
+	if err := checkNewMember(in, by); err != nil {
+		return nil, err
 	}
 	if err := s.trail.prepare(ctx); err != nil {
 		return nil, err
 	}
 	var out *AddedMember
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := lockOrg(ctx, tx, org); err != nil {
-			return err
-		}
-		set, err := loadSet(ctx, tx, org)
-		if err != nil {
-			return err
-		}
-		if set[in.Role] == nil {
-			return ErrNoRole
-		}
-		if err := checkGrant(ctx, tx, set, org, by, set.Effective(in.Role)); err != nil {
-			return err
-		}
-		var users []User
-		if err := tx.Where("lower(email) = lower(?)", email).Limit(1).Find(&users).Error; err != nil {
-			return fmt.Errorf("models: look up user: %w", err)
-		}
-		out = &AddedMember{}
-		if len(users) == 0 {
-			password, err := RandomPassword(20)
-			if err != nil {
-				return err
-			}
-			hash, err := argon2id.CreateHash(password, argonParams)
-			if err != nil {
-				return fmt.Errorf("models: hash password: %w", err)
-			}
-			u := User{Email: email, Name: name, PasswordHash: hash, MustChangePassword: true}
-			if err := tx.Create(&u).Error; err != nil {
-				if errors.Is(err, gorm.ErrDuplicatedKey) {
-					return Conflict("email", "a user with this email was added at the same moment; try again")
-				}
-				return fmt.Errorf("models: create user: %w", err)
-			}
-			users = append(users, u)
-			out.NewUser, out.OneTimePassword = true, password
-		}
-		u := users[0]
-		res := tx.Exec(`INSERT INTO memberships (user_id, organization_id, role) VALUES (?, ?, ?)
-			ON CONFLICT (user_id, organization_id) DO NOTHING`, u.ID, org, in.Role)
-		if res.Error != nil {
-			return fmt.Errorf("models: add membership: %w", res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return Conflict("email", "is a member already; change their role instead")
-		}
-		m, err := getMember(ctx, tx, org, u.ID)
-		if err != nil {
-			return err
-		}
-		out.Member = *m
-		return s.trail.RecordTx(ctx, tx, AuditEntry{Org: org, Action: ActionMemberAdd, Actor: by, TargetType: "user",
-			TargetID: strconv.FormatInt(u.ID, 10), Outcome: fmt.Sprintf("%s added as %s", u.Email, in.Role),
-			Details: map[string]any{"member": u.Email, "role": in.Role, "newUser": out.NewUser},
-			Change:  &ConfigChange{Field: "membership." + strconv.FormatInt(u.ID, 10) + ".role", New: in.Role}})
+		var err error
+		out, err = addMember(ctx, tx, s.trail, org, in, by)
+		return err
 	})
 	if err := s.Refresh.done(ctx, err); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkNewMember refuses what Add refuses before it opens a transaction: an actor that
+// must invite instead, a bad email or a name too long.
+func checkNewMember(in NewMember, by Actor) error {
+	if !by.unrestricted() {
+		return Forbidden("an account joins an organization by accepting an invitation; invite it instead")
+	}
+	email := strings.TrimSpace(in.Email)
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > 320 {
+		return Invalid("email", "must be a plain email address")
+	}
+	if len(strings.TrimSpace(in.Name)) > 255 {
+		return Invalid("name", "must be at most 255 characters")
+	}
+	return nil
+}
+
+// addMember is Add inside tx (checked by checkNewMember first): it locks org, creates the
+// user when the email has none, inserts the membership and audits member.add to trail.
+func addMember(ctx context.Context, tx *gorm.DB, trail *AuditTrail, org string, in NewMember, by Actor) (*AddedMember, error) {
+	email, name := strings.TrimSpace(in.Email), strings.TrimSpace(in.Name)
+	if err := lockOrg(ctx, tx, org); err != nil {
+		return nil, err
+	}
+	set, err := loadSet(ctx, tx, org)
+	if err != nil {
+		return nil, err
+	}
+	if set[in.Role] == nil {
+		return nil, ErrNoRole
+	}
+	if err := checkGrant(ctx, tx, set, org, by, set.Effective(in.Role)); err != nil {
+		return nil, err
+	}
+	var users []User
+	if err := tx.Where("lower(email) = lower(?)", email).Limit(1).Find(&users).Error; err != nil {
+		return nil, fmt.Errorf("models: look up user: %w", err)
+	}
+	out := &AddedMember{}
+	if len(users) == 0 {
+		password, err := RandomPassword(20)
+		if err != nil {
+			return nil, err
+		}
+		hash, err := argon2id.CreateHash(password, argonParams)
+		if err != nil {
+			return nil, fmt.Errorf("models: hash password: %w", err)
+		}
+		u := User{Email: email, Name: name, PasswordHash: hash, MustChangePassword: true}
+		if err := tx.Create(&u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return nil, Conflict("email", "a user with this email was added at the same moment; try again")
+			}
+			return nil, fmt.Errorf("models: create user: %w", err)
+		}
+		users = append(users, u)
+		out.NewUser, out.OneTimePassword = true, password
+	}
+	u := users[0]
+	res := tx.Exec(`INSERT INTO memberships (user_id, organization_id, role) VALUES (?, ?, ?)
+		ON CONFLICT (user_id, organization_id) DO NOTHING`, u.ID, org, in.Role)
+	if res.Error != nil {
+		return nil, fmt.Errorf("models: add membership: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, Conflict("email", "is a member already; change their role instead")
+	}
+	m, err := getMember(ctx, tx, org, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	out.Member = *m
+	err = trail.RecordTx(ctx, tx, AuditEntry{Org: org, Action: ActionMemberAdd, Actor: by, TargetType: "user",
+		TargetID: strconv.FormatInt(u.ID, 10), Outcome: fmt.Sprintf("%s added as %s", u.Email, in.Role),
+		Details: map[string]any{"member": u.Email, "role": in.Role, "newUser": out.NewUser},
+		Change:  &ConfigChange{Field: "membership." + strconv.FormatInt(u.ID, 10) + ".role", New: in.Role}})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -79,14 +79,80 @@ func (s *OrgStore) CreateBy(ctx context.Context, id, name string, by Actor) (*Or
 	var org *Organization
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		if org, err = createOrg(ctx, tx, id, name); err != nil {
-			return err
-		}
-		return s.trail.RecordTx(ctx, tx, AuditEntry{Org: org.ID, Action: ActionOrgCreate, Actor: by,
-			TargetType: "organization", TargetID: org.ID, Outcome: "organization " + org.Name + " created",
-			Change: &ConfigChange{Field: "organization", New: map[string]any{"id": org.ID, "name": org.Name}}})
+		org, err = createOrgTx(ctx, tx, s.trail, id, name, by)
+		return err
 	})
 	if err := s.Refresh.done(ctx, err); err != nil {
+		return nil, err
+	}
+	return org, nil
+}
+
+// CreateWithOwner adds an organization like CreateBy and, when owner.Email is not empty,
+// makes that account its first owner, all in one transaction: either both are written
+// or neither is. A new email gets an account with a one-time password (returned once in
+// the AddedMember); an existing account is attached directly, without an invitation.
+// That is acceptable here because only superadmins (or the program) create organizations
+// and an organization without an owner is unusable; everyone else invites. owner.Role
+// defaults to OwnerRole. The AddedMember is nil when no owner was given. It returns what
+// CreateBy and MemberStore.Add return (KindInvalid, KindConflict naming the field,
+// KindForbidden for an actor that is not unrestricted).
+func (s *OrgStore) CreateWithOwner(ctx context.Context, id, name string, owner NewMember, by Actor) (*Organization, *AddedMember, error) {
+	if owner.Email != "" {
+		if owner.Role == "" {
+			owner.Role = OwnerRole
+		}
+		if err := checkNewMember(owner, by); err != nil {
+			return nil, nil, ownerError(err)
+		}
+	}
+	if err := s.trail.prepare(ctx); err != nil {
+		return nil, nil, err
+	}
+	var (
+		org   *Organization
+		added *AddedMember
+	)
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if org, err = createOrgTx(ctx, tx, s.trail, id, name, by); err != nil {
+			return err
+		}
+		if owner.Email == "" {
+			return nil
+		}
+		added, err = addMember(ctx, tx, s.trail, org.ID, owner, by)
+		return ownerError(err)
+	})
+	if err := s.Refresh.done(ctx, err); err != nil {
+		return nil, nil, err
+	}
+	return org, added, nil
+}
+
+// ownerError names the owner field in a refusal about the owner's email, which the
+// organizations form calls "owner".
+func ownerError(err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Field == "email" {
+		c := *e
+		c.Field = "owner"
+		return &c
+	}
+	return err
+}
+
+// createOrgTx creates the organization in tx and writes organization.create to its audit
+// log in the same transaction.
+func createOrgTx(ctx context.Context, tx *gorm.DB, trail *AuditTrail, id, name string, by Actor) (*Organization, error) {
+	org, err := createOrg(ctx, tx, id, name)
+	if err != nil {
+		return nil, err
+	}
+	err = trail.RecordTx(ctx, tx, AuditEntry{Org: org.ID, Action: ActionOrgCreate, Actor: by,
+		TargetType: "organization", TargetID: org.ID, Outcome: "organization " + org.Name + " created",
+		Change: &ConfigChange{Field: "organization", New: map[string]any{"id": org.ID, "name": org.Name}}})
+	if err != nil {
 		return nil, err
 	}
 	return org, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,10 +56,18 @@ var dummyHash, _ = argon2id.CreateHash("not-a-real-password", argonParams)
 var ErrBadCredentials = Unauthorized("email or password is incorrect")
 
 // UserStore manages users and their memberships.
-type UserStore struct{ db *gorm.DB }
+type UserStore struct {
+	db    *gorm.DB
+	trail *AuditTrail // nil: ChangePasswordBy is unavailable
+}
 
 // NewUserStore returns a store over db.
 func NewUserStore(db *gorm.DB) *UserStore { return &UserStore{db: db} }
+
+// NewAuditedUserStore returns a store over db whose ChangePasswordBy audits to trail.
+func NewAuditedUserStore(db *gorm.DB, trail *AuditTrail) *UserStore {
+	return &UserStore{db: db, trail: trail}
+}
 
 // NewUser describes a user to create.
 type NewUser struct {
@@ -197,6 +206,40 @@ func (s *UserStore) Organizations(ctx context.Context, u *User) ([]OrgAccess, er
 // ErrBadCredentials for a wrong current password and KindInvalid for a new password that
 // is too short or equal to the current one.
 func (s *UserStore) ChangePassword(ctx context.Context, id int64, current, next string, keepSession []byte) error {
+	return s.changePassword(ctx, id, current, next, keepSession, nil)
+}
+
+// ChangePasswordBy is ChangePassword that also writes auth.password.change, with by as the
+// principal, to the audit log of every organization the user is a member of (sessionOrg
+// when it is a member of none, as a superadmin may be), in the same transaction: a
+// password never changes unaudited, and a failed audit changes nothing. It returns what
+// ChangePassword returns.
+func (s *UserStore) ChangePasswordBy(ctx context.Context, id int64, current, next string, keepSession []byte, sessionOrg string, by Actor) error {
+	if err := s.trail.prepare(ctx); err != nil {
+		return err
+	}
+	return s.changePassword(ctx, id, current, next, keepSession, func(tx *gorm.DB) error {
+		var orgs []string
+		err := tx.Raw(`SELECT organization_id FROM memberships WHERE user_id = ? ORDER BY organization_id`, id).Scan(&orgs).Error
+		if err != nil {
+			return fmt.Errorf("models: list memberships: %w", err)
+		}
+		if len(orgs) == 0 && sessionOrg != "" {
+			orgs = []string{sessionOrg}
+		}
+		for _, org := range orgs {
+			err := s.trail.RecordTx(ctx, tx, AuditEntry{Org: org, Action: ActionPasswordChange, Actor: by, TargetType: "user",
+				TargetID: strconv.FormatInt(id, 10), Outcome: "password changed"})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// changePassword is ChangePassword running also within, when not nil, in its transaction.
+func (s *UserStore) changePassword(ctx context.Context, id int64, current, next string, keepSession []byte, within func(tx *gorm.DB) error) error {
 	if len(next) < MinPasswordLength {
 		return Invalid("password", fmt.Sprintf("must be at least %d characters", MinPasswordLength))
 	}
@@ -230,6 +273,9 @@ func (s *UserStore) ChangePassword(ctx context.Context, id int64, current, next 
 			id, keepSession).Error
 		if err != nil {
 			return fmt.Errorf("models: end other sessions: %w", err)
+		}
+		if within != nil {
+			return within(tx)
 		}
 		return nil
 	})

@@ -166,3 +166,38 @@ func TestOrganizationsOfUser(t *testing.T) {
 		}
 	}
 }
+
+// TestChangePasswordByIsOneChange: the new password and its audit event commit together;
+// when the audit cannot be written the password stays as it was.
+func TestChangePasswordByIsOneChange(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	org := testOrg(t, "")
+	if _, err := models.NewOrgStore(db).Create(ctx, org, "Passwords"); err != nil {
+		t.Fatal(err)
+	}
+	email := "pw-" + org + "@example.test"
+	u, err := models.NewUserStore(db).Create(ctx, models.NewUser{Email: email, Password: "the first password", OrgID: org, Role: "org:member"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := models.Actor{UserID: u.ID, Email: email}
+
+	// A store without a trail cannot audit, so nothing changes.
+	if err := models.NewUserStore(db).ChangePasswordBy(ctx, u.ID, "the first password", "the second password", nil, "", by); err == nil {
+		t.Fatal("a password changed without its audit event")
+	}
+	users := models.NewAuditedUserStore(db, testTrail(t))
+	if _, err := users.Authenticate(ctx, email, "the first password"); err != nil {
+		t.Fatalf("the first password stopped working after a refused change: %v", err)
+	}
+	if err := users.ChangePasswordBy(ctx, u.ID, "the first password", "the second password", nil, "", by); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.Authenticate(ctx, email, "the second password"); err != nil {
+		t.Fatalf("the new password: %v", err)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = ?`, org, models.ActionPasswordChange); n != 1 {
+		t.Fatalf("%d auth.password.change events, want 1", n)
+	}
+}

@@ -86,7 +86,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
 		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
 		{get, "/account/password", SignedIn, handlers.PasswordPage()},
-		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, loginLimits(d), d.Audit)},
+		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, loginLimits(d))},
 
 		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},
@@ -106,7 +106,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/members/:id/delete", Perm("organization.members", "delete"), handlers.RemoveMember(members)},
 
 		{get, "/orgs", SuperadminOnly, handlers.ListOrgs(d.Orgs)},
-		{post, "/orgs", SuperadminOnly, handlers.CreateOrg(d.Orgs, d.Members)},
+		{post, "/orgs", SuperadminOnly, handlers.CreateOrg(d.Orgs)},
 
 		{get, "/alerts", Perm("audit.alerts", "read"), handlers.NotBuilt("alerts", "Alerts",
 			"Security and compliance alerts raised from the event stream, to acknowledge and resolve.")},

@@ -150,7 +150,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		TrustedProxies:  c.TrustedProxies,
 		Now:             time.Now,
 		Events:          models.NewEventStore(db),
-		Users:           models.NewUserStore(db),
+		Users:           models.NewAuditedUserStore(db, trail),
 		Orgs:            orgs,
 		Sessions:        session.NewStore(db, nil),
 		Sealer:          c.Sealer,

@@ -39,7 +39,7 @@ type Props struct {
 	Roles   []components.Option
 	CanAdd  bool
 	Flash   string
-	Error   string
+	Error   *components.FormError
 	Created *Created
 	Invited *Invited
 	Form    AddForm // the add form's values after a refusal

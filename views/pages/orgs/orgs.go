@@ -2,7 +2,10 @@
 // member and owner counts, and the form that creates one (with an optional first owner).
 package orgs
 
-import "auditdb/views/pages/members"
+import (
+	"auditdb/views/components"
+	"auditdb/views/pages/members"
+)
 
 // Row is one organization.
 type Row struct {
@@ -16,7 +19,7 @@ type Row struct {
 type Props struct {
 	Rows    []Row
 	Flash   string
-	Error   string
+	Error   *components.FormError
 	Created *members.Created
 	Form    Form
 	CSRF    string

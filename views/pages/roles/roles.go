@@ -2,7 +2,11 @@
 // defaults, one role's page, and the create/edit form with its permission matrix.
 package roles
 
-import "strings"
+import (
+	"strings"
+
+	"auditdb/views/components"
+)
 
 // PermGroup is one resource and the actions held on it, for showing permissions compactly.
 type PermGroup struct {
@@ -30,7 +34,7 @@ type ListProps struct {
 	Defaults  []Row
 	CanCreate bool
 	Flash     string
-	Error     string // why a deletion was refused
+	Error     *components.FormError // why a deletion was refused
 	CSRF      string
 }
 
@@ -73,8 +77,7 @@ type FormProps struct {
 	Matrix      Matrix
 	Inherits    []InheritOption
 	Effective   []PermGroup // of the saved role, when editing
-	Error       string
-	ErrorField  string
+	Error       *components.FormError
 	CancelHref  string
 	CSRF        string
 }

@@ -2,6 +2,8 @@
 // and dead letters.
 package settings
 
+import "auditdb/views/components"
+
 // Section is one entry of the settings index.
 type Section struct {
 	Title       string
@@ -13,12 +15,6 @@ type Section struct {
 // IndexProps is the view model of the settings index.
 type IndexProps struct {
 	Sections []Section
-}
-
-// FormError is a form's error message and the field it concerns ("" for the form).
-type FormError struct {
-	Field   string
-	Message string
 }
 
 // APIKeyRow is one key in the list, formatted.
@@ -43,7 +39,8 @@ type APIKeysProps struct {
 	NewKeyName string
 	FormName   string
 	FormScope  string
-	Error      *FormError
+	Error      *components.FormError
+	Flash      string // the confirmation of a change just made
 }
 
 // PresetRow is one preset in the list, formatted.
@@ -62,7 +59,7 @@ type PresetRow struct {
 // PresetsProps is the view model of Settings → Presets.
 type PresetsProps struct {
 	Rows  []PresetRow
-	Saved string // the name of the preset just saved, for the confirmation
+	Flash string // the confirmation of a change just made
 }
 
 // PresetForm is the create and edit form of a preset, values as typed.
@@ -82,7 +79,7 @@ type PresetForm struct {
 	AllowedEventVersions string
 	Fields               []string // the fields a preset may require
 	Classifications      []string
-	Error                *FormError
+	Error                *components.FormError
 }
 
 // DeadLetterRow is one dead letter in the list, formatted.
@@ -100,7 +97,7 @@ type DeadLetterRow struct {
 
 // DeadLettersProps is the view model of Settings → Dead letters.
 type DeadLettersProps struct {
-	CSRF     string
-	Rows     []DeadLetterRow
-	Replayed string // the id of the letter just replayed, for the confirmation
+	CSRF  string
+	Rows  []DeadLetterRow
+	Flash string // the confirmation of a change just made
 }
