@@ -102,9 +102,9 @@ type ServicesConfig struct {
 	Writer ingest.WriterConfig
 	// Policy tunes the policy engine (its periodic version check).
 	Policy policy.Options
-	// RedisPrefix starts every Redis key (sign-in counts, shared decisions), so that two
-	// deployments may share one Redis; "" is "auditdb:". Every instance of one deployment
-	// uses the same.
+	// RedisPrefix starts every Redis key (the shared authorization decisions), so that two
+	// deployments may share one Redis; "" is "auditdb:". It also names the sign-in counts
+	// kept in PostgreSQL. Every instance of one deployment uses the same.
 	RedisPrefix string
 	// TrustedProxies: see Services.TrustedProxies.
 	TrustedProxies []netip.Prefix
@@ -161,8 +161,8 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Alerts:          models.NewAlertStore(db),
 		Policy:          engine,
 		Authz:           engine,
-		LoginPerAccount: session.NewThrottle(rdb, db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
-		LoginPerAddress: session.NewThrottle(rdb, db, prefix+"login:", 20, 15*time.Minute).WithLog(log),
+		LoginPerAccount: session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
+		LoginPerAddress: session.NewThrottle(db, prefix+"login:", 20, 15*time.Minute).WithLog(log),
 		APIKeys:         models.NewAPIKeyStore(db, trail),
 		Presets:         models.NewPresetStore(db, trail),
 		Policies:        ingest.NewRetentionCatalog(db),

@@ -2,13 +2,10 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 )
 
@@ -18,40 +15,33 @@ import (
 // only then acted on. A successful attempt gives its reservation back (Release), or
 // forgets the key altogether (Forget); a failed one keeps it.
 //
-// Counts live in Redis, shared by every instance. While Redis is unreachable they live in
-// PostgreSQL (one upsert per attempt in an unlogged table), still shared by every instance,
-// and Redis is left alone for a few seconds after it failed so that an outage costs a sign-in
-// one failed dial at most.
+// Counts live in PostgreSQL, one atomic upsert per attempt in an unlogged table: every
+// instance counts in the same row whether or not it can reach Redis. (Counting in Redis while
+// it is up and in PostgreSQL while it is down split the count between instances that saw
+// Redis differently, so two instances let twice the limit through.) Sign-in attempts are
+// few; the upsert costs about a millisecond.
 type Throttle struct {
-	rdb    *redis.Client // may be nil
 	db     *gorm.DB
 	prefix string
 	limit  int
 	window time.Duration
 	log    *slog.Logger
-
-	redisDownUntil atomic.Int64 // unix nanoseconds
 }
 
-// redisBackoff is how long Redis is left alone after it failed.
-const redisBackoff = 5 * time.Second
-
-// NewThrottle allows limit attempts per key within window, counting in rdb (may be nil)
-// and, while Redis is unreachable, in db. prefix starts every key, so that several
-// limiters and several deployments can share one Redis and one table.
-func NewThrottle(rdb *redis.Client, db *gorm.DB, prefix string, limit int, window time.Duration) *Throttle {
-	return &Throttle{rdb: rdb, db: db, prefix: prefix, limit: limit, window: window,
-		log: slog.New(slog.DiscardHandler)}
+// NewThrottle allows limit attempts per key within window, counting in db. prefix starts
+// every key, so that several limiters can share the table.
+func NewThrottle(db *gorm.DB, prefix string, limit int, window time.Duration) *Throttle {
+	return &Throttle{db: db, prefix: prefix, limit: limit, window: window, log: slog.New(slog.DiscardHandler)}
 }
 
-// WithLog returns t logging Redis failures to log.
+// WithLog returns t logging its failures to log.
 func (t *Throttle) WithLog(log *slog.Logger) *Throttle {
 	t.log = log
 	return t
 }
 
 // Reserve counts one attempt for key and reports whether it is within the limit. An
-// attempt refused here must not be tried. When neither Redis nor the database can count,
+// attempt refused here must not be tried. When the database cannot count,
 // it refuses: a limiter that cannot count must not open the door.
 func (t *Throttle) Reserve(ctx context.Context, key string) bool {
 	n, err := t.add(ctx, key, 1)
@@ -73,13 +63,6 @@ func (t *Throttle) Release(ctx context.Context, key string) {
 // Forget drops key's count (after a successful sign-in to an account).
 func (t *Throttle) Forget(ctx context.Context, key string) {
 	k := t.prefix + key
-	if t.redisUsable() {
-		err := t.rdb.Del(ctx, k).Err()
-		if err == nil {
-			return
-		}
-		t.redisFailed(err)
-	}
 	if err := t.db.WithContext(ctx).Exec(`DELETE FROM login_attempts WHERE key = ?`, k).Error; err != nil {
 		t.log.Warn("session: forget sign-in attempts", "err", err)
 	}
@@ -88,16 +71,6 @@ func (t *Throttle) Forget(ctx context.Context, key string) {
 // add changes key's count by delta (within the current window) and returns the new count.
 func (t *Throttle) add(ctx context.Context, key string, delta int64) (int64, error) {
 	k := t.prefix + key
-	if t.redisUsable() {
-		pipe := t.rdb.TxPipeline()
-		n := pipe.IncrBy(ctx, k, delta)
-		pipe.ExpireNX(ctx, k, t.window)
-		if _, err := pipe.Exec(ctx); err == nil {
-			return n.Val(), nil
-		} else {
-			t.redisFailed(err)
-		}
-	}
 	// One statement, so concurrent attempts on every instance are counted atomically; a
 	// window that has ended starts over.
 	var n int64
@@ -111,18 +84,6 @@ func (t *Throttle) add(ctx context.Context, key string, delta int64) (int64, err
 		return 0, fmt.Errorf("session: count attempts: %w", err)
 	}
 	return n, nil
-}
-
-func (t *Throttle) redisUsable() bool {
-	return t.rdb != nil && time.Now().UnixNano() >= t.redisDownUntil.Load()
-}
-
-func (t *Throttle) redisFailed(err error) {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return // the request gave up, not Redis
-	}
-	t.redisDownUntil.Store(time.Now().Add(redisBackoff).UnixNano())
-	t.log.Warn("session: Redis unavailable; counting sign-in attempts in PostgreSQL", "err", err)
 }
 
 // PurgeExpired deletes the database's counts whose window has ended and returns how many.
