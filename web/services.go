@@ -158,7 +158,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Audit:           trail,
 		Roles:           roles,
 		Members:         members,
-		Alerts:          models.NewAlertStore(db),
+		Alerts:          models.NewAlertStore(db).WithAudit(trail),
 		Policy:          engine,
 		Authz:           engine,
 		LoginPerAccount: session.NewThrottle(rdb, db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
