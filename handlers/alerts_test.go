@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"auditdb/models"
+	"auditdb/web"
 	"auditdb/web/webtest"
 )
 
@@ -392,5 +393,44 @@ func TestAPIListAlerts(t *testing.T) {
 				t.Errorf("filtered body: %s", r.Body)
 			}
 		})
+	}
+}
+
+// deliveries stands in for the notifications area at the handler boundary.
+type deliveries struct {
+	org string
+	out map[string][]models.AlertDelivery
+}
+
+func (d deliveries) ForAlert(_ context.Context, org, alertID string) ([]models.AlertDelivery, error) {
+	if org != d.org {
+		return nil, nil
+	}
+	return d.out[alertID], nil
+}
+
+func TestAlertTimelineShowsNotificationsWhenWired(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("aln")
+	sent := raiseAlert(t, env, models.NewAlert{Org: org, Title: "Failed logins"})
+	quiet := raiseAlert(t, env, models.NewAlert{Org: org, Title: "Nothing sent"})
+	at := time.Now().UTC().Add(time.Minute)
+	env.Services.AlertDeliveries = deliveries{org: org, out: map[string][]models.AlertDelivery{sent: {
+		{Channel: "soc-webhook", Kind: "webhook", Status: "delivered", Attempts: 1, LastAttemptAt: &at, DeliveredAt: &at},
+		{Channel: "oncall", Kind: "email", Status: "failed", Attempts: 7, LastAttemptAt: &at, LastError: "550 mailbox unavailable"},
+	}}}
+	env.App = web.New(env.Services)
+	admin := env.Login(env.User(org, "org:admin"))
+	r := admin.Get("/alerts/" + sent)
+	if n := strings.Count(r.Body, `data-testid="timeline-notification"`); n != 2 {
+		t.Errorf("%d notifications in the timeline, want 2", n)
+	}
+	for _, w := range []string{"Notification via soc-webhook (webhook)", "delivered after 1 attempt<", "failed after 7 attempts: 550 mailbox unavailable"} {
+		if !strings.Contains(r.Body, w) {
+			t.Errorf("timeline lacks %q", w)
+		}
+	}
+	if r := admin.Get("/alerts/" + quiet); !strings.Contains(r.Body, `data-testid="alert-no-deliveries"`) {
+		t.Error("no note that nothing was sent")
 	}
 }
