@@ -137,6 +137,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.SequencerJob(svc.Merkle, cfg.SequencerEvery, log),
 		jobs.IntegritySweepJob(svc.Orgs, svc.Integrity, svc.Alerts, log),
 		jobs.IdempotencyPurgeJob(svc.Answers),
+		jobs.AlertRetentionJob(svc.Alerts, log),
 	} {
 		if err := sched.Add(j); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -69,6 +70,11 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	env.Sequence()
 	r = env.API("GET", "/api/v1/checkpoints/latest", read, "", "")
 	size := strconv.FormatInt(decode[apiCheckpoint](t, r).TreeSize, 10)
+	if _, err := env.Services.Alerts.Raise(context.Background(), models.NewAlert{Org: org, Severity: "HIGH", Type: "SECURITY",
+		Title: "Failed logins", Source: "detection", Rule: "failed_logins", Principal: "mallory", EventIDs: []int64{id},
+		Metadata: map[string]any{"count": 5}}); err != nil {
+		t.Fatal(err)
+	}
 	evPath := "/api/v1/events/" + strconv.FormatInt(id, 10)
 	r = env.API("POST", "/api/v1/events", ingest, jsonType, `{"action":"oas.unlogged","status":"success"}`)
 	unlogged := "/api/v1/events/" + strconv.FormatInt(decode[receipt](t, r).ID, 10)
@@ -123,6 +129,10 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		"GET /api/v1/proofs/consistency": {
 			{"GET", "/api/v1/proofs/consistency?from=" + size + "&to=" + size, read, "", "", 200, nil, ""},
 			{"GET", "/api/v1/proofs/consistency?from=" + size, read, "", "", 400, nil, ""},
+		},
+		"GET /api/v1/alerts": {
+			{"GET", "/api/v1/alerts?limit=1", read, "", "", 200, nil, ""},
+			{"GET", "/api/v1/alerts?severity=URGENT", read, "", "", 400, nil, ""},
 		},
 	}
 	for route, op := range documented {

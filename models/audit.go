@@ -86,6 +86,8 @@ const (
 	ActionPresetDelete     = "preset.delete"
 	ActionSettingsUpdate   = "settings.update"
 	ActionDeadLetterReplay = "deadletter.replay"
+	ActionAlertAcknowledge = "alert.acknowledge"
+	ActionAlertResolve     = "alert.resolve"
 )
 
 // AuditTrail writes self-audit events sealed like any other event (subject digest, hash,
@@ -281,4 +283,17 @@ func PresetChanged(by Actor, org, name string, previous, next any) AuditEntry {
 func SettingChanged(by Actor, org, field string, previous, next any) AuditEntry {
 	return AuditEntry{Org: org, Action: ActionSettingsUpdate, Actor: by, TargetType: "setting", TargetID: field,
 		Outcome: "setting " + field + " changed", Change: &ConfigChange{Field: field, Previous: previous, New: next}}
+}
+
+// AlertAcknowledged is the self-audit entry of alert id (titled title) of org acknowledged.
+func AlertAcknowledged(by Actor, org, id, title string) AuditEntry {
+	return AuditEntry{Org: org, Action: ActionAlertAcknowledge, Actor: by, TargetType: "alert", TargetID: id,
+		Outcome: "alert " + Truncate(title, 200) + " acknowledged"}
+}
+
+// AlertResolved is the self-audit entry of alert id (titled title) of org resolved with
+// notes.
+func AlertResolved(by Actor, org, id, title, notes string) AuditEntry {
+	return AuditEntry{Org: org, Action: ActionAlertResolve, Actor: by, TargetType: "alert", TargetID: id,
+		Outcome: "alert " + Truncate(title, 200) + " resolved", Details: map[string]any{"notes": notes}}
 }

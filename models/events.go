@@ -374,3 +374,29 @@ func (s *EventStore) Stats(ctx context.Context, org string, now time.Time) (Even
 	}
 	return st, nil
 }
+
+// MaxEventsByID is the most events ByIDs reads at once.
+const MaxEventsByID = 100
+
+// ByIDs returns the events of org among ids (the list's columns, newest first); ids of
+// another organization's events or of no event are left out. It reads at most
+// MaxEventsByID ids and ignores the rest.
+func (s *EventStore) ByIDs(ctx context.Context, org string, ids []int64) ([]Event, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if len(ids) > MaxEventsByID {
+		ids = ids[:MaxEventsByID]
+	}
+	var rows []Event
+	err := queryInTenant(ctx, s.db, org, `SELECT `+listColumns+` FROM audit_log WHERE organization_id = $1 AND id = ANY($2)
+		ORDER BY "timestamp" DESC, id DESC`, []any{org, ids}, func(r pgx.Rows) error {
+		var err error
+		rows, err = collectEvents(r, len(ids))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("models: events by id: %w", err)
+	}
+	return rows, nil
+}

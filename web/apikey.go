@@ -57,7 +57,8 @@ func keySubject(k *models.APIKey) policy.Subject {
 // scopePermissions are what each API key scope grants in the key's organization.
 var scopePermissions = map[string][]models.Permission{
 	models.ScopeIngest: {{Resource: "audit.events", Action: "create"}},
-	models.ScopeRead:   {{Resource: "audit.events", Action: "read"}, {Resource: "audit.events", Action: "verify"}},
+	models.ScopeRead: {{Resource: "audit.events", Action: "read"}, {Resource: "audit.events", Action: "verify"},
+		{Resource: "audit.alerts", Action: "read"}},
 }
 
 // apiKeyAuthorizer decides for API-key principals from the key's scope (a key holds no

@@ -169,3 +169,80 @@ func TestBrowserLoginFilterAndOpenEvent(t *testing.T) {
 		t.Fatalf("error page %q does not name the field", errorText)
 	}
 }
+
+func TestBrowserAcknowledgeAndResolveAlert(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("browseral")
+	email := env.User(org, "org:admin")
+	bg := context.Background()
+	id, err := env.Services.Alerts.Raise(bg, models.NewAlert{Org: org, Severity: "CRITICAL", Type: "SECURITY",
+		Title: "Unauthorized access attempts", Description: "3 denied requests by mallory", Source: "detection"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Services.Alerts.Raise(bg, models.NewAlert{Org: org, Severity: "LOW", Type: "COMPLIANCE",
+		Title: "Data access off hours", Source: "detection"}); err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, env)
+	ctx := browser(t)
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	row := `tr[data-alert-id="` + id + `"] `
+	stateIs := func(state string) {
+		t.Helper()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`(document.querySelector('`+row+`[data-testid="alert-state"]') || {}).textContent === '`+state+`'`,
+			chromedp.WithPollingTimeout(10*time.Second)))
+		step("wait for "+state, err)
+	}
+
+	step("sign in to the alerts", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/alerts"),
+		chromedp.WaitVisible(`[data-testid="login-form"]`),
+		chromedp.SendKeys(`[data-testid="login-email"]`, email),
+		chromedp.SendKeys(`[data-testid="login-password"]`, webtest.Password),
+		chromedp.Click(`[data-testid="login-submit"]`),
+		chromedp.WaitVisible(`[data-testid="alerts-table"]`),
+	))
+	badge, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="nav-alerts-count"]`))
+	step("read the navigation count", err)
+
+	// Acknowledge inline: htmx swaps the row.
+	step("acknowledge", chromedp.Do(ctx, chromedp.Click(row+`[data-testid="alert-acknowledge"]`)))
+	stateIs("acknowledged")
+
+	// Resolve with notes from the same row.
+	step("resolve", chromedp.Do(ctx,
+		chromedp.Click(row+`[data-testid="alert-resolve-open"]`),
+		chromedp.WaitVisible(row+`[data-testid="alert-notes"]`),
+		chromedp.SendKeys(row+`[data-testid="alert-notes"]`, "Blocked the account; the requests were a misconfigured script."),
+		chromedp.Click(row+`[data-testid="alert-resolve"]`),
+	))
+	stateIs("resolved")
+
+	// The alert's page tells the story.
+	step("open the alert", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/alerts/"+id),
+		chromedp.WaitVisible(`[data-testid="timeline-resolved"]`),
+	))
+	timeline, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="alert-timeline"]`))
+	step("read the timeline", err)
+	badgeAfter, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="nav-alerts-count"]`))
+	step("read the navigation count again", err)
+
+	a, err := env.Services.Alerts.Get(bg, org, id)
+	step("read the alert", err)
+	if !a.Acknowledged || !a.Resolved || a.ResolvedBy != email || !strings.HasPrefix(a.ResolutionNotes, "Blocked the account") {
+		t.Fatalf("alert after the browser: %+v", a)
+	}
+	if !strings.Contains(timeline, "Acknowledged by "+email) || !strings.Contains(timeline, "misconfigured script") {
+		t.Fatalf("timeline %q", timeline)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(badge), "2") || !strings.HasPrefix(strings.TrimSpace(badgeAfter), "1") {
+		t.Fatalf("navigation count %q then %q, want 2 then 1", badge, badgeAfter)
+	}
+}

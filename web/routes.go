@@ -42,7 +42,7 @@ func routes(app *fiber.App, d *Services) {
 	app.Use("/api", apiFallback(append(apiTable, route{method: fiber.MethodGet, path: "/openapi.yaml"})))
 
 	table := consoleRoutes(d)
-	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF)
+	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF, d.AlertBadge.Middleware())
 	for _, r := range table {
 		console.Add(r.method, r.path, authorize(d.Authz, r.need), r.handler)
 	}
@@ -65,6 +65,7 @@ func apiRoutes(d *Services) []route {
 		{get, "/checkpoints/latest", Perm("audit.events", "read"), handlers.APILatestCheckpoint(d.Merkle)},
 		{get, "/checkpoints/:size", Perm("audit.events", "read"), handlers.APICheckpoint(d.Merkle)},
 		{get, "/proofs/consistency", Perm("audit.events", "read"), handlers.APIConsistencyProof(d.Merkle)},
+		{get, "/alerts", Perm("audit.alerts", "read"), handlers.APIListAlerts(d.Alerts)},
 	}
 }
 
@@ -79,6 +80,7 @@ func consoleRoutes(d *Services) []route {
 	get, post := fiber.MethodGet, fiber.MethodPost
 	roles := handlers.RoleDeps{Roles: d.Roles}
 	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles}
+	alerts := handlers.AlertDeps{Alerts: d.Alerts, Events: d.Events, Deliveries: d.AlertDeliveries, Badge: d.AlertBadge}
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Members, d.Now)},
 		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions)},
@@ -108,8 +110,11 @@ func consoleRoutes(d *Services) []route {
 		{get, "/orgs", SuperadminOnly, handlers.ListOrgs(d.Orgs)},
 		{post, "/orgs", SuperadminOnly, handlers.CreateOrg(d.Orgs)},
 
-		{get, "/alerts", Perm("audit.alerts", "read"), handlers.NotBuilt("alerts", "Alerts",
-			"Security and compliance alerts raised from the event stream, to acknowledge and resolve.")},
+		{get, "/alerts", Perm("audit.alerts", "read"), handlers.ListAlerts(alerts)},
+		{post, "/alerts/acknowledge", Perm("audit.alerts", "acknowledge"), handlers.AcknowledgeAlerts(alerts)},
+		{get, "/alerts/:id", Perm("audit.alerts", "read"), handlers.ShowAlert(alerts)},
+		{post, "/alerts/:id/acknowledge", Perm("audit.alerts", "acknowledge"), handlers.AcknowledgeAlert(alerts)},
+		{post, "/alerts/:id/resolve", Perm("audit.alerts", "resolve"), handlers.ResolveAlert(alerts)},
 		{get, "/reports", Perm("audit.reports", "read"), handlers.NotBuilt("reports", "Reports",
 			"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule.")},
 		{get, "/retention", Perm("audit.retention", "read"), handlers.NotBuilt("retention", "Retention",

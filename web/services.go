@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"auditdb/handlers"
 	"auditdb/models"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
@@ -52,6 +53,10 @@ type Services struct {
 	Roles   *models.RoleStore
 	Members *models.MemberStore
 	Alerts  *models.AlertStore
+	// AlertBadge caches each organization's active-alert count for the navigation.
+	AlertBadge *handlers.AlertBadge
+	// AlertDeliveries lists an alert's notifications for its page; nil hides them.
+	AlertDeliveries handlers.AlertDeliveries
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
 	// changes made on other instances reach this one.
 	Policy *policy.Engine
@@ -158,7 +163,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Audit:           trail,
 		Roles:           roles,
 		Members:         members,
-		Alerts:          models.NewAlertStore(db),
+		Alerts:          models.NewAlertStore(db).WithAudit(trail),
 		Policy:          engine,
 		Authz:           engine,
 		LoginPerAccount: session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
@@ -174,6 +179,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.Writer = ingest.NewWriter(c.Pool, parts, s.DeadLetters, c.Writer, log)
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
+	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)

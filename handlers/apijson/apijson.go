@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"auditdb/models"
 	"auditdb/models/ingest"
@@ -207,4 +208,62 @@ func NewConsistencyProof(p *merkle.Consistency, vkey string) ConsistencyProof {
 	}
 	return ConsistencyProof{FromSize: p.From.TreeSize, ToSize: p.To.TreeSize, ConsistencyProof: hashes,
 		From: NewCheckpoint(&p.From, vkey), To: NewCheckpoint(&p.To, vkey)}
+}
+
+// Alert is one alert as the API presents it. Optional fields are null when unset.
+type Alert struct {
+	ID              string          `json:"id"`
+	Severity        string          `json:"severity"`
+	Type            string          `json:"type"`
+	Title           string          `json:"title"`
+	Description     string          `json:"description"`
+	Source          *string         `json:"source"`
+	Rule            *string         `json:"rule"`
+	Principal       *string         `json:"principal"`
+	CorrelationID   *string         `json:"correlationId"`
+	State           string          `json:"state"`
+	EventIDs        []int64         `json:"eventIds"`
+	Metadata        json.RawMessage `json:"metadata"`
+	CreatedAt       string          `json:"createdAt"`
+	AcknowledgedAt  *string         `json:"acknowledgedAt"`
+	AcknowledgedBy  *string         `json:"acknowledgedBy"`
+	ResolvedAt      *string         `json:"resolvedAt"`
+	ResolvedBy      *string         `json:"resolvedBy"`
+	ResolutionNotes *string         `json:"resolutionNotes"`
+}
+
+// NewAlert presents a.
+func NewAlert(a *models.Alert) Alert {
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	at := func(t *time.Time) *string {
+		if t == nil {
+			return nil
+		}
+		s := t.UTC().Format(TimeLayout)
+		return &s
+	}
+	out := Alert{ID: a.ID, Severity: a.Severity, Type: a.Type, Title: a.Title, Description: a.Description,
+		Source: opt(a.Source), Rule: opt(a.Rule), Principal: opt(a.Principal), CorrelationID: opt(a.CorrelationID),
+		State: a.State(), EventIDs: a.EventIDs, Metadata: a.Metadata,
+		CreatedAt: a.CreatedAt.UTC().Format(TimeLayout), AcknowledgedAt: at(a.AcknowledgedAt),
+		AcknowledgedBy: opt(a.AcknowledgedBy), ResolvedAt: at(a.ResolvedAt), ResolvedBy: opt(a.ResolvedBy),
+		ResolutionNotes: opt(a.ResolutionNotes)}
+	if out.EventIDs == nil {
+		out.EventIDs = []int64{}
+	}
+	if len(out.Metadata) == 0 {
+		out.Metadata = json.RawMessage("null")
+	}
+	return out
+}
+
+// AlertPage is one page of the alerts list; NextCursor (for ?after=) is null on the last.
+type AlertPage struct {
+	Alerts     []Alert `json:"alerts"`
+	NextCursor *string `json:"nextCursor"`
 }

@@ -103,6 +103,9 @@ type Viewer struct {
 	// ShowNav reports whether a navigation entry leads somewhere the viewer may go; nil
 	// shows every entry.
 	ShowNav func(item layout.NavItem) bool
+	// NavCount, when set, returns the count shown beside a navigation entry (0 for none);
+	// it is asked only for the entries shown, once per full page.
+	NavCount func(key string) int64
 }
 
 // Allowed reports whether the viewer may do action on resource in the current
@@ -147,6 +150,9 @@ func (v *Viewer) Shell(title, active string) layout.Shell {
 		OrgID: v.OrgID, OrgName: v.OrgName, CSRF: v.Session.CSRFToken(), Nav: []layout.NavItem{}}
 	for _, item := range layout.NavItems {
 		if v.ShowNav == nil || v.ShowNav(item) {
+			if v.NavCount != nil {
+				item.Count = v.NavCount(item.Key)
+			}
 			s.Nav = append(s.Nav, item)
 		}
 	}

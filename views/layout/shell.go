@@ -42,6 +42,8 @@ type NavItem struct {
 	Key   string // matched against Shell.Active; also the data-testid suffix
 	Label string
 	Href  string
+	// Count, when above zero, is shown beside the label (the active alerts).
+	Count int64
 }
 
 // NavItems lists every console area in navigation order.
