@@ -254,8 +254,12 @@ func (s *ErrorLogStore) Insert(ctx context.Context, recs []ErrorRecord) error {
 	rows := make([]errorLogRow, 0, len(recs))
 	aggs := map[string]*errorAggRow{}
 	samples := map[string][]string{}
-	for _, r := range recs {
-		r = r.normalize(now)
+	norm := make([]ErrorRecord, len(recs))
+	for i, r := range recs {
+		norm[i] = r.normalize(now)
+	}
+	sort.SliceStable(norm, func(i, j int) bool { return norm[i].At.Before(norm[j].At) }) // samples newest first
+	for _, r := range norm {
 		fp := ErrorFingerprint(r.Kind, r.Operation, r.Message)
 		key := errorAggregationKey(r.Org, fp)
 		ctxJSON, err := json.Marshal(recordContext(r))

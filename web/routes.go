@@ -108,6 +108,10 @@ func consoleRoutes(d *Services) []route {
 
 		{get, "/alerts", Perm("audit.alerts", "read"), handlers.NotBuilt("alerts", "Alerts",
 			"Security and compliance alerts raised from the event stream, to acknowledge and resolve.")},
+		// The error log: admins (audit.alerts:read, which org:admin holds and org:member
+		// does not) see their organization's rows, superadmins everyone's.
+		{get, "/errors", Perm("audit.alerts", "read"), handlers.ListErrors(d.ErrorLog, d.Now)},
+		{get, "/errors/:key", Perm("audit.alerts", "read"), handlers.ShowError(d.ErrorLog, d.Now)},
 		{get, "/reports", Perm("audit.reports", "read"), handlers.NotBuilt("reports", "Reports",
 			"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule.")},
 		{get, "/retention", Perm("audit.retention", "read"), handlers.NotBuilt("retention", "Retention",
