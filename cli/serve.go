@@ -107,8 +107,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	case <-ctx.Done():
 	}
 	// Ordered shutdown: HTTP first (finish in-flight requests), then the scheduler, then
-	// the services (the listeners, and the writer, which answers everything queued), Redis
-	// and the database.
+	// the services (the listeners, the writer, which answers everything queued, and the
+	// error log's writer, drained last so the errors of the shutdown are kept), Redis and
+	// the database.
 	log.Info("shutting down")
 	if serr := app.ShutdownWithTimeout(20 * time.Second); serr != nil {
 		log.Error("http shutdown", "err", serr)
@@ -131,6 +132,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 	if err != nil {
 		return nil, err
 	}
+	sched.RecordErrorsTo(svc.Errors)
 	for _, j := range []jobs.Job{
 		jobs.PartitionJob(svc.Parts, log),
 		jobs.SessionPurgeJob(svc.Sessions, svc.LoginPerAccount),
@@ -138,6 +140,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.IntegritySweepJob(svc.Orgs, svc.Integrity, svc.Alerts, log),
 		jobs.IdempotencyPurgeJob(svc.Answers),
 		jobs.AlertRetentionJob(svc.Alerts, log),
+		jobs.ErrorLogRetentionJob(svc.ErrorLog, models.DefaultErrorRetention, time.Now, log),
 	} {
 		if err := sched.Add(j); err != nil {
 			return nil, err

@@ -41,6 +41,7 @@ func TestRoutePermissions(t *testing.T) {
 		{"/", all},
 		{"/events", []string{"member", "admin", "owner", "superadmin"}},
 		{"/alerts", []string{"admin", "owner", "superadmin"}},
+		{"/errors", []string{"admin", "owner", "superadmin"}},
 		{"/reports", []string{"member", "admin", "owner", "superadmin"}},
 		{"/retention", []string{"owner", "superadmin"}},
 		{"/gdpr", []string{"owner", "superadmin"}},
@@ -79,7 +80,7 @@ func TestRoutePermissions(t *testing.T) {
 				t.Errorf("member lacks nav %s", key)
 			}
 		}
-		for _, key := range []string{"alerts", "retention", "gdpr", "roles", "members", "orgs", "settings"} {
+		for _, key := range []string{"alerts", "errors", "retention", "gdpr", "roles", "members", "orgs", "settings"} {
 			if strings.Contains(body, `data-testid="nav-`+key+`"`) {
 				t.Errorf("member sees nav %s", key)
 			}

@@ -71,3 +71,30 @@ func SessionPurgeJob(purgers ...Purger) Job {
 		},
 	}
 }
+
+// ErrorLogPurger deletes the error log's rows older than a retention.
+type ErrorLogPurger interface {
+	Purge(ctx context.Context, now time.Time, keep time.Duration) (int64, error)
+}
+
+// ErrorLogRetentionJob drops the error log's rows older than keep (models.
+// DefaultErrorRetention when zero), daily at 01:45 UTC.
+func ErrorLogRetentionJob(p ErrorLogPurger, keep time.Duration, now func() time.Time, log *slog.Logger) Job {
+	if keep <= 0 {
+		keep = models.DefaultErrorRetention
+	}
+	return Job{
+		Name:       "error-log-retention",
+		Definition: gocron.DailyJob(1, gocron.NewAtTimes(gocron.NewAtTime(1, 45, 0))),
+		Run: func(ctx context.Context) error {
+			n, err := p.Purge(ctx, now(), keep)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				log.Info("purged the error log", "rows", n, "kept_days", int(keep.Hours()/24))
+			}
+			return nil
+		},
+	}
+}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
 )
 
 // New returns the console and API application over s, which NewServices built (so it
@@ -15,7 +15,7 @@ import (
 func New(s *Services) *fiber.App {
 	app := fiber.New(fiber.Config{
 		AppName:                 "auditdb",
-		ErrorHandler:            errorHandler(s.Log),
+		ErrorHandler:            errorHandler(s.Log, s.Errors),
 		DisableStartupMessage:   true,
 		BodyLimit:               bodyLimit,
 		ReadTimeout:             30 * time.Second,
@@ -27,7 +27,8 @@ func New(s *Services) *fiber.App {
 	})
 	app.Use(forwardedClient(s.TrustedProxies))
 	app.Use(serverTiming)
-	app.Use(recover.New())
+	app.Use(requestid.New())
+	app.Use(recoverPanics)
 	app.Use(securityHeaders)
 	app.Use(decodeBody(bodyLimit))
 	routes(app, s)

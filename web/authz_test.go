@@ -136,7 +136,7 @@ func TestPermRefusesWhatTheVocabularyLacks(t *testing.T) {
 // TestDeniedAnswers: the console gets the 403 page; the API gets a JSON 403; a request
 // without any principal is denied.
 func TestDeniedAnswers(t *testing.T) {
-	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)})
 	authz := stubAuthz{}
 	withPrincipal := func(c *fiber.Ctx) error {
 		render.SetPrincipal(c, render.Principal{Subject: policy.Subject{Name: "key:1"}, Org: "acme"})

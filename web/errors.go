@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -48,9 +51,12 @@ func answersJSON(c *fiber.Ctx, status int) bool {
 // errorHandler answers every error in one place: JSON under /api/, an error fragment for
 // htmx, else an error page (inside the console layout when signed in). Internal errors are
 // logged once; users see a plain message.
-func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+func errorHandler(log *slog.Logger, errs ErrorRecorder) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		status := statusOf(err)
+		if status >= fiber.StatusInternalServerError {
+			recordServerError(c, errs, err, status)
+		}
 		props := errorviews.Props{Status: status, Title: http.StatusText(status)}
 		var fe *fiber.Error
 		switch {
@@ -63,7 +69,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 				props.Message = "The request body is over the 10 MB limit."
 			}
 		case status == fiber.StatusInternalServerError:
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			if pe, ok := errors.AsType[*panicError](err); ok {
+				log.Error("request panicked", "method", c.Method(), "path", c.Path(), "panic", pe.value, "stack", pe.stack)
+			} else {
+				log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			}
 			props.Message = models.MessageOf(err)
 		default:
 			var me *models.Error
@@ -98,4 +108,60 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		}
 		return render.HTML(c, status, errorviews.Page(shell, props))
 	}
+}
+
+// ErrorRecorder takes the server's own errors for the error log; Record never blocks
+// and never fails (see models.ErrorWriter).
+type ErrorRecorder interface {
+	Record(ctx context.Context, rec models.ErrorRecord)
+}
+
+// maxStack bounds the stack trace a panic's record keeps.
+const maxStack = 4000
+
+// recordServerError hands a 5xx answer (or a panic) to the error log: the route pattern,
+// method, status, request id and the principal's organization and id. Never the body,
+// the query string or a header.
+func recordServerError(c *fiber.Ctx, errs ErrorRecorder, err error, status int) {
+	if errs == nil {
+		return
+	}
+	rec := models.ErrorRecord{Kind: models.ErrorKindHTTP, Component: "web", Message: err.Error(), Status: status,
+		Method: c.Method(), RequestID: string(c.Response().Header.Peek(fiber.HeaderXRequestID))}
+	route := c.Route().Path
+	if route == "" || route == "/" && c.Path() != "/" {
+		route = "(unmatched)"
+	}
+	rec.Operation = c.Method() + " " + route
+	if p, ok := render.PrincipalOf(c); ok {
+		rec.Org, rec.UserID = p.Org, p.Subject.Name
+	}
+	if pe, ok := errors.AsType[*panicError](err); ok {
+		rec.Kind = models.ErrorKindPanic
+		stack := pe.stack
+		if len(stack) > maxStack {
+			stack = stack[:maxStack]
+		}
+		rec.Context = map[string]any{"stack": stack}
+	}
+	errs.Record(c.UserContext(), rec)
+}
+
+// panicError is a panic recovered while answering a request.
+type panicError struct {
+	value any
+	stack string
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// recoverPanics turns a panic in a later handler into a panicError, which the error
+// handler records and answers with a 500.
+func recoverPanics(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{value: r, stack: string(debug.Stack())}
+		}
+	}()
+	return c.Next()
 }

@@ -82,15 +82,16 @@ func TestBrowserRoleGivesExactlyItsPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Strings(keys)
-	if strings.Join(keys, ",") != "alerts,dashboard,events" {
-		t.Fatalf("member's navigation: %v, want alerts, dashboard, events", keys)
+	// audit.alerts:read also opens the error log (the organization's server errors).
+	if strings.Join(keys, ",") != "alerts,dashboard,errors,events" {
+		t.Fatalf("member's navigation: %v, want alerts, dashboard, errors, events", keys)
 	}
 
 	pages := []struct {
 		path    string
 		allowed bool
 	}{
-		{"/", true}, {"/events", true}, {"/alerts", true},
+		{"/", true}, {"/events", true}, {"/alerts", true}, {"/errors", true},
 		{"/reports", false}, {"/retention", false}, {"/gdpr", false}, {"/roles", false},
 		{"/members", false}, {"/orgs", false}, {"/settings", false},
 	}

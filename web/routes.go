@@ -115,6 +115,10 @@ func consoleRoutes(d *Services) []route {
 		{get, "/alerts/:id", Perm("audit.alerts", "read"), handlers.ShowAlert(alerts)},
 		{post, "/alerts/:id/acknowledge", Perm("audit.alerts", "acknowledge"), handlers.AcknowledgeAlert(alerts)},
 		{post, "/alerts/:id/resolve", Perm("audit.alerts", "resolve"), handlers.ResolveAlert(alerts)},
+		// The error log: admins (audit.alerts:read, which org:admin holds and org:member
+		// does not) see their organization's rows, superadmins everyone's.
+		{get, "/errors", Perm("audit.alerts", "read"), handlers.ListErrors(d.ErrorLog, d.Now)},
+		{get, "/errors/:key", Perm("audit.alerts", "read"), handlers.ShowError(d.ErrorLog, d.Now)},
 		{get, "/reports", Perm("audit.reports", "read"), handlers.NotBuilt("reports", "Reports",
 			"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule.")},
 		{get, "/retention", Perm("audit.retention", "read"), handlers.NotBuilt("retention", "Retention",

@@ -78,6 +78,12 @@ type Services struct {
 	Integrity *merkle.Verifier
 	Replayer  *ingest.DeadLetterReplayer
 
+	// ErrorLog reads and writes the server's own errors; Errors queues them for it without
+	// ever blocking the caller (5xx answers, panics, failed jobs, dead letters, failed
+	// deliveries all go through Errors.Record). Start starts it; stop drains it last.
+	ErrorLog *models.ErrorLogStore
+	Errors   *models.ErrorWriter
+
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
 	Signals *models.Signals
@@ -175,8 +181,11 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Answers:         ingest.NewIdempotencyStore(db),
 		Merkle:          merkle.NewLog(db, c.CheckpointKey),
 	}
+	s.ErrorLog = models.NewErrorLogStore(db, parts)
+	s.Errors = models.NewErrorWriter(s.ErrorLog, models.ErrorWriterConfig{}, log)
 	s.Builder = ingest.NewBuilder(s.Presets, s.Policies, s.Sealer)
 	s.Writer = ingest.NewWriter(c.Pool, parts, s.DeadLetters, c.Writer, log)
+	s.Writer.ErrorSink = s.Errors.Record
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
 	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)
@@ -191,10 +200,12 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	return s, nil
 }
 
-// Start starts the group-commit writer, the change signals and the policy engine's
-// version checks. They run until stop; stop ends them, then closes the writer, which
-// answers everything queued unless ctx ends first, and returns the writer's error.
+// Start starts the error log's writer, the group-commit writer, the change signals and
+// the policy engine's version checks. They run until stop; stop ends them, then closes
+// the group-commit writer, which answers everything queued unless ctx ends first, then
+// drains the error log (the last errors included), and returns the writers' errors.
 func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) error) {
+	s.Errors.Start()
 	s.Writer.Start()
 	listeners := []func(context.Context){func(ctx context.Context) { s.Policy.Run(ctx) }}
 	if s.Signals != nil {
@@ -212,6 +223,7 @@ func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) er
 	return func(ctx context.Context) error {
 		cancel()
 		running.Wait()
-		return s.Writer.Close(ctx)
+		werr := s.Writer.Close(ctx)
+		return errors.Join(werr, s.Errors.Close(ctx))
 	}
 }

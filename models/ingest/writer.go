@@ -157,6 +157,10 @@ type Writer struct {
 
 	writing  atomic.Int32  // gatherings being written
 	wroteOne chan struct{} // a token after each written gathering, for a flusher holding a small one
+
+	// ErrorSink, when set (before Start), receives a record of every request the
+	// database refused: kept as a dead letter or refused again. It must not block.
+	ErrorSink func(ctx context.Context, rec models.ErrorRecord)
 }
 
 type pendingWrite struct {
@@ -422,11 +426,26 @@ func (w *Writer) refused(req WriteRequest, cause error) writeOutcome {
 			// The dead letter holds the same values the database just refused: retrying
 			// would fail the same way forever, so this is bad input, not an outage.
 			w.log.Error("the database refused the dead letter too", "org", req.Org, "err", err)
+			w.recordDeadLetter(ctx, req, "the database refused the events and their dead letter: "+reason, nil)
 			return writeOutcome{err: &models.Error{Kind: models.KindInvalid, Message: "the database refused the events: " + reason, Err: cause}}
 		}
 		return writeOutcome{err: unavailable("cannot keep the refused events", err, 5*time.Second)}
 	}
+	w.recordDeadLetter(ctx, req, "the database refused the events, kept as a dead letter: "+reason, dl)
 	return writeOutcome{res: WriteResult{DeadLetter: dl}}
+}
+
+// recordDeadLetter hands a refused request to the error log, if there is one.
+func (w *Writer) recordDeadLetter(ctx context.Context, req WriteRequest, message string, dl *DeadLetter) {
+	if w.ErrorSink == nil {
+		return
+	}
+	rec := models.ErrorRecord{Kind: models.ErrorKindDeadLetter, Component: "ingest", Operation: "ingest " + req.Source,
+		Org: req.Org, Message: message, Context: map[string]any{"events": len(req.Events)}}
+	if dl != nil {
+		rec.Context["dead_letter_id"] = dl.ID
+	}
+	w.ErrorSink(ctx, rec)
 }
 
 // commit writes batch in one transaction and fills outs with receipts (or, for requests

@@ -239,6 +239,13 @@ func TestWriterDeadLettersWhatTheDatabaseRefuses(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Exec(`ALTER TABLE audit_log DROP CONSTRAINT test_refuse_poison`) })
 	w := startWriter(t, ingest.WriterConfig{MaxDelay: 50 * time.Millisecond})
+	var sunk []models.ErrorRecord
+	var sinkMu sync.Mutex
+	w.ErrorSink = func(_ context.Context, rec models.ErrorRecord) {
+		sinkMu.Lock()
+		defer sinkMu.Unlock()
+		sunk = append(sunk, rec)
+	}
 	ctx := context.Background()
 	org := pgtest.OrgID(t, "")
 
@@ -272,6 +279,12 @@ func TestWriterDeadLettersWhatTheDatabaseRefuses(t *testing.T) {
 	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'poison-%'`, org); n != 0 {
 		t.Fatalf("%d events of the refused request were written; a request is atomic", n)
 	}
+	sinkMu.Lock()
+	if len(sunk) != 1 || sunk[0].Kind != models.ErrorKindDeadLetter || sunk[0].Org != org || sunk[0].Operation != "ingest api" ||
+		sunk[0].Context["dead_letter_id"] != bad.DeadLetter.ID || !strings.Contains(sunk[0].Message, "test_refuse_poison") {
+		t.Fatalf("error log got %+v, want one dead-letter record", sunk)
+	}
+	sinkMu.Unlock()
 
 	_, err = w.Write(ctx, ingest.WriteRequest{Org: org, Events: sealed(t, org, "poison", 1), Received: time.Now()})
 	if models.KindOf(err) != models.KindInvalid || !strings.Contains(err.Error(), "test_refuse_poison") {

@@ -58,6 +58,7 @@ var NavItems = []NavItem{
 	{Key: "members", Label: "Members", Href: "/members"},
 	{Key: "orgs", Label: "Organizations", Href: "/orgs"},
 	{Key: "settings", Label: "Settings", Href: "/settings"},
+	{Key: "errors", Label: "Errors", Href: "/errors"},
 }
 
 // AppName is the product name shown in titles and the sidebar.
