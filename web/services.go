@@ -73,6 +73,10 @@ type Services struct {
 	Integrity *merkle.Verifier
 	Replayer  *ingest.DeadLetterReplayer
 
+	// Notifications: an organization's alert channels and the deliveries to them.
+	Channels   *models.ChannelStore
+	Deliveries *models.DeliveryStore
+
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
 	Signals *models.Signals
@@ -113,6 +117,10 @@ type ServicesConfig struct {
 	// change made elsewhere counts at once). Servers turn it on; the policy engine follows
 	// the signals either way.
 	FollowCaches bool
+	// SMTP is the email notifications' server; nil disables email channels.
+	SMTP *models.SMTPConfig
+	// PublicURL is the console's public address, for links in notifications.
+	PublicURL string
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -170,6 +178,8 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Answers:         ingest.NewIdempotencyStore(db),
 		Merkle:          merkle.NewLog(db, c.CheckpointKey),
 	}
+	s.Channels = models.NewChannelStore(db, trail, nil, c.SMTP)
+	s.Deliveries = models.NewDeliveryStore(db, trail, log, c.PublicURL, c.SMTP, nil)
 	s.Builder = ingest.NewBuilder(s.Presets, s.Policies, s.Sealer)
 	s.Writer = ingest.NewWriter(c.Pool, parts, s.DeadLetters, c.Writer, log)
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
