@@ -26,7 +26,9 @@ func (s *countingSender) SendDue(_ context.Context, limit int) (int, error) {
 	return n, nil
 }
 
-func (s *countingSender) EnqueueNew(ctx context.Context, limit int) (int, error) { return s.SendDue(ctx, limit) }
+func (s *countingSender) EnqueueNew(ctx context.Context, limit int) (int, error) {
+	return s.SendDue(ctx, limit)
+}
 
 func TestNotificationJobRounds(t *testing.T) {
 	cases := []struct {

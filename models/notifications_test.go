@@ -696,4 +696,3 @@ func TestEmailDelivery(t *testing.T) {
 		}
 	})
 }
-
