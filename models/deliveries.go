@@ -84,6 +84,8 @@ type DeliveryStore struct {
 	Now func() time.Time
 	// Concurrency bounds the deliveries sent at once by one SendDue.
 	Concurrency int
+	// Timeout bounds one attempt (SendTimeout unless a test shortens it).
+	Timeout time.Duration
 }
 
 // NewDeliveryStore returns a store over db. baseURL is the console's public address (the
@@ -97,7 +99,7 @@ func NewDeliveryStore(db *gorm.DB, trail *AuditTrail, log *slog.Logger, baseURL 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &DeliveryStore{db: db, trail: trail, log: log, baseURL: strings.TrimRight(baseURL, "/"), smtp: smtp,
-		resolver: resolver, Now: time.Now, Concurrency: 4}
+		resolver: resolver, Now: time.Now, Concurrency: 4, Timeout: SendTimeout}
 }
 
 type newAlertRow struct {
@@ -201,9 +203,10 @@ type claimed struct {
 }
 
 // SendDue claims up to limit due deliveries, sends them (at most Concurrency at once, each
-// within SendTimeout) and records each outcome: delivered; retried after RetryBackoff;
+// within Timeout) and records each outcome: delivered; retried after RetryBackoff;
 // failed once RetryFor has passed since it was enqueued (at once for a test), written to
-// the log. A slow or failing channel never holds up the others. It returns how many it
+// the log. A slow or failing channel never holds up the others for longer than one
+// attempt's timeout. It returns how many it
 // attempted.
 func (s *DeliveryStore) SendDue(ctx context.Context, limit int) (int, error) {
 	now := s.Now().UTC()
@@ -235,7 +238,7 @@ func (s *DeliveryStore) SendDue(ctx context.Context, limit int) (int, error) {
 
 // attempt sends one claimed delivery and records what happened.
 func (s *DeliveryStore) attempt(ctx context.Context, d claimed) {
-	sctx, cancel := context.WithTimeout(ctx, SendTimeout)
+	sctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	status, err := s.send(sctx, d)
 	cancel()
 	now := s.Now().UTC()

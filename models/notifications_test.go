@@ -696,3 +696,67 @@ func TestEmailDelivery(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimedDeliverySurvivesACrash: a sender that claimed a delivery and died before
+// recording the outcome leaves it leased; once the lease is over another instance sends it.
+func TestClaimedDeliverySurvivesACrash(t *testing.T) {
+	e := newNotifyEnv(t, nil)
+	rcv := newReceiver(t, http.StatusOK)
+	_, rcv.secret = e.channel(t, "hook", "webhook", rcv.srv.URL, "LOW")
+	alert := e.raise(t, "HIGH", "Crash")
+	if _, err := e.deliveries.EnqueueNew(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	// What SendDue's claim does, by an instance that then dies.
+	now := e.clock()
+	err := pgtest.DB(t).Exec(`UPDATE alert_deliveries SET attempts = attempts + 1, last_attempt_at = ?, next_attempt_at = ?
+		WHERE alert_id = ?`, now, now.Add(2*time.Minute), alert).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.deliveries.SendDue(context.Background(), 100); err != nil || n != 0 {
+		t.Fatalf("sent %d while leased (err %v)", n, err)
+	}
+	e.advance(2 * time.Minute)
+	drain(t, e.deliveries)
+	got, _ := e.deliveries.ForAlert(context.Background(), e.org, alert)
+	if len(got) != 1 || got[0].Status != "delivered" || got[0].Attempts != 2 || rcv.count() != 1 {
+		t.Fatalf("deliveries %+v, received %d", got, rcv.count())
+	}
+}
+
+// TestHangingReceiverDoesNotBlockOthers: a receiver that never answers times out and is
+// retried later; the other channels' deliveries go out in the same pass.
+func TestHangingReceiverDoesNotBlockOthers(t *testing.T) {
+	e := newNotifyEnv(t, nil)
+	e.deliveries.Timeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hanging.Close)
+	t.Cleanup(func() { close(release) })
+	healthy := newReceiver(t, http.StatusOK)
+	e.channel(t, "hanging", "webhook", hanging.URL, "LOW")
+	_, healthy.secret = e.channel(t, "healthy", "webhook", healthy.srv.URL, "LOW")
+	alert := e.raise(t, "HIGH", "Slow receiver")
+	start := time.Now()
+	drain(t, e.deliveries)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the pass took %v", took)
+	}
+	got, _ := e.deliveries.ForAlert(context.Background(), e.org, alert)
+	status := map[string]models.AlertDelivery{}
+	for _, d := range got {
+		status[d.Channel] = d
+	}
+	if status["healthy"].Status != "delivered" || healthy.count() != 1 {
+		t.Fatalf("healthy: %+v", status["healthy"])
+	}
+	if d := status["hanging"]; d.Status != "pending" || !strings.Contains(d.LastError, "deadline") {
+		t.Fatalf("hanging: %+v", d)
+	}
+}
