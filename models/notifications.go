@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Notification channel kinds.
@@ -166,7 +167,7 @@ func (s *ChannelStore) Get(ctx context.Context, org, id string) (*NotificationCh
 func (s *ChannelStore) SetEnabled(ctx context.Context, org, id string, enabled bool, by Actor) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var c NotificationChannel
-		err := tx.Set("gorm:query_option", "FOR UPDATE").Where("organization_id = ? AND id = ?", org, id).Take(&c).Error
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("organization_id = ? AND id = ?", org, id).Take(&c).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return NotFound("notification channel")
 		}
