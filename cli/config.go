@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,6 +51,13 @@ type config struct {
 	// PprofAddr, when set (AUDITDB_PPROF_ADDR, a loopback address such as 127.0.0.1:6060),
 	// serves Go's runtime profiles there for diagnosing performance; off by default.
 	PprofAddr string
+	// SMTP is where email notifications go (AUDITDB_SMTP_URL such as
+	// smtp://user:pass@host:587, with AUDITDB_SMTP_FROM the sender address); nil (unset)
+	// disables email channels.
+	SMTP *models.SMTPConfig
+	// PublicURL is the console's address as people reach it (AUDITDB_PUBLIC_URL), for the
+	// links in notifications; by default http://<AUDITDB_ADDR>.
+	PublicURL string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -93,6 +101,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_SIGNING_KEY", "must be at least 32 bytes, hex or base64 encoded")
 		}
 		cfg.SigningKey = key
+	}
+	if v := getenv("AUDITDB_SMTP_URL"); v != "" {
+		smtp, err := models.ParseSMTPURL(v, getenv("AUDITDB_SMTP_FROM"))
+		if err != nil {
+			return cfg, err
+		}
+		cfg.SMTP = smtp
+	}
+	cfg.PublicURL = get("AUDITDB_PUBLIC_URL", "http://"+cfg.Addr)
+	if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return cfg, models.Invalid("AUDITDB_PUBLIC_URL", "must be an http(s) URL such as https://audit.example.com")
 	}
 	if v := getenv("AUDITDB_PPROF_ADDR"); v != "" {
 		host, _, err := net.SplitHostPort(v)

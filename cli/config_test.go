@@ -23,6 +23,8 @@ func TestBadConfig(t *testing.T) {
 		{"profiles on every interface", "AUDITDB_PPROF_ADDR", ":6060"},
 		{"profiles on a public address", "AUDITDB_PPROF_ADDR", "10.1.2.3:6060"},
 		{"profiles without a port", "AUDITDB_PPROF_ADDR", "127.0.0.1"},
+		{"smtp url of another scheme", "AUDITDB_SMTP_URL", "http://mail.example.com"},
+		{"public url without a scheme", "AUDITDB_PUBLIC_URL", "audit.example.com"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,4 +35,26 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSMTPConfig(t *testing.T) {
+	t.Run("a server without a sender address is refused", func(t *testing.T) {
+		_, err := loadConfig(env(map[string]string{"AUDITDB_SMTP_URL": "smtp://mail.example.com:587"}))
+		if err == nil || !strings.Contains(err.Error(), "AUDITDB_SMTP_FROM") {
+			t.Fatalf("error %v should name AUDITDB_SMTP_FROM", err)
+		}
+	})
+	t.Run("unset disables email", func(t *testing.T) {
+		cfg, err := loadConfig(env(nil))
+		if err != nil || cfg.SMTP != nil || cfg.PublicURL != "http://127.0.0.1:8080" {
+			t.Fatalf("config %+v, err %v", cfg, err)
+		}
+	})
+	t.Run("a full configuration", func(t *testing.T) {
+		cfg, err := loadConfig(env(map[string]string{"AUDITDB_SMTP_URL": "smtp://u:p@mail.example.com:2525",
+			"AUDITDB_SMTP_FROM": "alerts@example.com", "AUDITDB_PUBLIC_URL": "https://audit.example.com"}))
+		if err != nil || cfg.SMTP == nil || cfg.SMTP.Port != "2525" || cfg.SMTP.From != "alerts@example.com" || cfg.PublicURL != "https://audit.example.com" {
+			t.Fatalf("config %+v, err %v", cfg, err)
+		}
+	})
 }

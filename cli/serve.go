@@ -58,6 +58,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
 		Sealer: sealer, CheckpointKey: ck, Log: log,
 		Writer: cfg.Writer, TrustedProxies: cfg.TrustedProxies, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
+		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -141,6 +142,8 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.IdempotencyPurgeJob(svc.Answers),
 		jobs.AlertRetentionJob(svc.Alerts, log),
 		jobs.ErrorLogRetentionJob(svc.ErrorLog, models.DefaultErrorRetention, time.Now, log),
+		jobs.NotifyEnqueueJob(svc.Deliveries),
+		jobs.NotifySendJob(svc.Deliveries),
 	} {
 		if err := sched.Add(j); err != nil {
 			return nil, err

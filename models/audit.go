@@ -297,3 +297,28 @@ func AlertResolved(by Actor, org, id, title, notes string) AuditEntry {
 	return AuditEntry{Org: org, Action: ActionAlertResolve, Actor: by, TargetType: "alert", TargetID: id,
 		Outcome: "alert " + Truncate(title, 200) + " resolved", Details: map[string]any{"notes": notes}}
 }
+
+// Self-audit actions of notification channels.
+const (
+	ActionNotificationChannelCreate = "notification.channel.create"
+	ActionNotificationChannelUpdate = "notification.channel.update"
+	ActionNotificationChannelTest   = "notification.channel.test"
+)
+
+// NotificationChannelChanged is the self-audit entry of a notification channel created
+// (previous nil) or changed in org; the definitions also go to config_change_event.
+func NotificationChannelChanged(by Actor, org, id, name string, previous, next any) AuditEntry {
+	action, verb := ActionNotificationChannelUpdate, "updated"
+	if previous == nil {
+		action, verb = ActionNotificationChannelCreate, "created"
+	}
+	return AuditEntry{Org: org, Action: action, Actor: by, TargetType: "notification_channel", TargetID: id,
+		Outcome: "notification channel " + name + " " + verb,
+		Change:  &ConfigChange{Field: "notification_channel." + id, Previous: previous, New: next}}
+}
+
+// NotificationTestSent is the self-audit entry of a test delivery queued to a channel.
+func NotificationTestSent(by Actor, org, id, name string) AuditEntry {
+	return AuditEntry{Org: org, Action: ActionNotificationChannelTest, Actor: by, TargetType: "notification_channel",
+		TargetID: id, Outcome: "test notification queued to " + name}
+}

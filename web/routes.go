@@ -81,6 +81,7 @@ func consoleRoutes(d *Services) []route {
 	roles := handlers.RoleDeps{Roles: d.Roles}
 	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles}
 	alerts := handlers.AlertDeps{Alerts: d.Alerts, Events: d.Events, Deliveries: d.AlertDeliveries, Badge: d.AlertBadge}
+	notify := handlers.NotificationDeps{Channels: d.Channels, Deliveries: d.Deliveries}
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Members, d.Now)},
 		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions)},
@@ -126,6 +127,10 @@ func consoleRoutes(d *Services) []route {
 		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.NotBuilt("gdpr", "GDPR",
 			"Subject access exports, pseudonymization and erasure requests.")},
 		{get, "/settings", Perm("organization.settings", "read"), handlers.Settings()},
+		{get, "/settings/notifications", Perm("audit.alerts", "update"), handlers.ListChannels(notify)},
+		{post, "/settings/notifications", Perm("audit.alerts", "update"), handlers.CreateChannel(notify)},
+		{post, "/settings/notifications/:id/test", Perm("audit.alerts", "update"), handlers.TestChannel(notify)},
+		{post, "/settings/notifications/:id/enabled", Perm("audit.alerts", "update"), handlers.SetChannelEnabled(notify)},
 		{get, "/settings/apikeys", Perm("audit.apikeys", "read"), handlers.ListAPIKeys(d.APIKeys)},
 		{post, "/settings/apikeys", Perm("audit.apikeys", "create"), handlers.CreateAPIKey(d.APIKeys)},
 		{post, "/settings/apikeys/:id/revoke", Perm("audit.apikeys", "delete"), handlers.RevokeAPIKey(d.APIKeys)},

@@ -83,6 +83,9 @@ type Services struct {
 	// deliveries all go through Errors.Record). Start starts it; stop drains it last.
 	ErrorLog *models.ErrorLogStore
 	Errors   *models.ErrorWriter
+	// Notifications: an organization's alert channels and the deliveries to them.
+	Channels   *models.ChannelStore
+	Deliveries *models.DeliveryStore
 
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
@@ -124,6 +127,10 @@ type ServicesConfig struct {
 	// change made elsewhere counts at once). Servers turn it on; the policy engine follows
 	// the signals either way.
 	FollowCaches bool
+	// SMTP is the email notifications' server; nil disables email channels.
+	SMTP *models.SMTPConfig
+	// PublicURL is the console's public address, for links in notifications.
+	PublicURL string
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -183,9 +190,13 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	}
 	s.ErrorLog = models.NewErrorLogStore(db, parts)
 	s.Errors = models.NewErrorWriter(s.ErrorLog, models.ErrorWriterConfig{}, log)
+	s.Channels = models.NewChannelStore(db, trail, nil, c.SMTP)
+	s.Deliveries = models.NewDeliveryStore(db, trail, log, c.PublicURL, c.SMTP, nil)
 	s.Builder = ingest.NewBuilder(s.Presets, s.Policies, s.Sealer)
 	s.Writer = ingest.NewWriter(c.Pool, parts, s.DeadLetters, c.Writer, log)
 	s.Writer.ErrorSink = s.Errors.Record
+	s.Deliveries.ErrorSink = s.Errors.Record
+	s.AlertDeliveries = s.Deliveries
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
 	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)

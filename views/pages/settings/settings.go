@@ -101,3 +101,55 @@ type DeadLettersProps struct {
 	Rows  []DeadLetterRow
 	Flash string // the confirmation of a change just made
 }
+
+// ChannelRow is one notification channel, formatted, with its delivery log.
+type ChannelRow struct {
+	ID           string
+	Name         string
+	Kind         string // webhook or email
+	Target       string // the URL or the address
+	MinSeverity  string
+	Enabled      bool
+	Created      string // date and author
+	TestAction   string // where the "send test" form posts
+	ToggleAction string // where the enable/disable form posts
+	Deliveries   []DeliveryRow
+}
+
+// DeliveryRow is one entry of a channel's delivery log, formatted.
+type DeliveryRow struct {
+	Created     string
+	Alert       string // the alert's title, or "Test notification"
+	AlertHref   string // "" for a test
+	Status      string // pending, delivered or failed
+	Attempts    int
+	LastAttempt string // "" before the first attempt
+	NextAttempt string // "" unless pending
+	Response    string // the webhook's HTTP status, "" when none
+	Error       string
+}
+
+// NotificationsProps is the view model of Settings → Notifications.
+type NotificationsProps struct {
+	CSRF     string
+	Channels []ChannelRow
+	// EmailEnabled is false while the server has no SMTP server configured.
+	EmailEnabled bool
+	// NewSecret is the signing secret of the webhook just created, shown this once.
+	NewSecret        string
+	NewSecretChannel string
+	// TestQueued names the channel a test was just queued to.
+	TestQueued string
+	Form       ChannelForm
+	Error      *components.FormError
+}
+
+// ChannelForm is the create form, values as typed.
+type ChannelForm struct {
+	Name        string
+	Kind        string
+	Target      string
+	MinSeverity string
+	Kinds       []string
+	Severities  []string
+}
