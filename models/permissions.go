@@ -23,7 +23,7 @@ type ResourceActions struct {
 // actions that make sense on it, in the order the role editor shows them.
 var Resources = []ResourceActions{
 	{"audit.events", []string{"read", "create", "update", "delete", "export", "verify", "pseudonymize"}},
-	{"audit.alerts", []string{"read", "create", "delete", "acknowledge", "resolve"}},
+	{"audit.alerts", []string{"read", "create", "update", "delete", "acknowledge", "resolve"}},
 	{"audit.reports", []string{"read", "create", "update", "delete", "export"}},
 	{"audit.presets", []string{"read", "create", "update", "delete"}},
 	{"audit.retention", []string{"read", "create", "update", "delete"}},

@@ -71,7 +71,7 @@ var DefaultRoles = []DefaultRole{
 			perms("audit.reports", "create", "read", "update", "delete"),
 			perms("audit.presets", "create", "read", "update", "delete"),
 			perms("audit.metrics", "read"),
-			perms("audit.alerts", "read", "acknowledge", "resolve")), nil},
+			perms("audit.alerts", "read", "acknowledge", "resolve", "update")), nil},
 	{"org:owner", "Everything an admin may do, plus organization settings, members, roles, API keys, retention and GDPR",
 		join(perms("organization.settings", "read", "update"),
 			perms("organization.members", "read", "create", "update", "delete"),
