@@ -22,7 +22,7 @@ type route struct {
 // routes is the whole URL map of the console and API.
 func routes(app *fiber.App, d *Services) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
-	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
+	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Detector))
 
 	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
 	app.Get("/login", handlers.LoginPage(tokens))
