@@ -104,3 +104,27 @@ type DeadLettersProps struct {
 	Rows     []DeadLetterRow
 	Replayed string // the id of the letter just replayed, for the confirmation
 }
+
+// AlertRuleRow is one detection rule's form, values as shown or as typed.
+type AlertRuleRow struct {
+	Rule          string
+	Name          string
+	Description   string
+	Enabled       bool
+	Threshold     string
+	WindowMinutes string
+	Severity      string
+	Customized    bool
+	Action        string     // where the row's form posts
+	Error         *FormError // the row's refused field, shown next to it
+}
+
+// AlertRulesProps is the view model of Settings → Alert rules.
+type AlertRulesProps struct {
+	CSRF          string
+	Rules         []AlertRuleRow
+	Severities    []string
+	TimeZone      string
+	TimeZoneError *FormError
+	Saved         string // what was just saved, for the confirmation
+}
