@@ -516,3 +516,88 @@ func TestDetectionFollowsTheOrganizationsRules(t *testing.T) {
 		t.Fatalf("a disabled rule raised %+v", got)
 	}
 }
+
+// A batch that fails after its hits, alert and counts were written (here: the cursor's
+// update refused, as a crash before commit would) leaves nothing behind; the next pass
+// redoes it exactly once.
+func TestDetectionCrashInsideABatchLeavesNothing(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	db := pgtest.DB(t)
+	evs := repeat(30, func(i int) models.Event {
+		at := detectBase.Add(-time.Duration(30-i) * time.Second)
+		if i >= 10 && i < 15 { // the second batch reaches the failed sign-in threshold
+			return ev(org, at, "auth.login.failure", "failure", by("dr.smith"))
+		}
+		return ev(org, at, "page.view", "success", by("u1"))
+	})
+	f.write(evs...)
+	ctx := context.Background()
+	d := f.detector(10)
+	if _, err := d.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fn := "detect_crash_" + strings.ReplaceAll(org, "-", "_")
+	for _, q := range []string{
+		`CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'simulated crash'; END $$`,
+		`CREATE TRIGGER ` + fn + ` BEFORE UPDATE ON detection_cursor FOR EACH ROW WHEN (NEW.organization_id = '` + org + `') EXECUTE FUNCTION ` + fn + `()`,
+	} {
+		if err := db.Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropped := false
+	drop := func() {
+		if !dropped {
+			db.Exec(`DROP TRIGGER ` + fn + ` ON detection_cursor`)
+			db.Exec(`DROP FUNCTION ` + fn + `()`)
+			dropped = true
+		}
+	}
+	defer drop()
+	if _, err := d.Pass(ctx); err == nil || !strings.Contains(err.Error(), "simulated crash") {
+		t.Fatalf("pass = %v, want the simulated crash", err)
+	}
+	if h, a, _ := eventCounts(t, org); h != 10 || a != 10 {
+		t.Fatalf("after the crash: counts %d per hour, %d per action; want the first batch's 10", h, a)
+	}
+	if got := alertsOf(t, org, models.RuleFailedLogins); len(got) != 0 {
+		t.Fatalf("the crashed batch left alerts %+v", got)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ?`, org); n != 0 {
+		t.Fatalf("the crashed batch left %d hits", n)
+	}
+	drop()
+	f.drain(d)
+	if h, a, p := eventCounts(t, org); h != 30 || a != 30 || p != 30 {
+		t.Fatalf("after recovery: counts %d, %d, %d; want 30 each", h, a, p)
+	}
+	if got := alertsOf(t, org, models.RuleFailedLogins); len(got) != 1 {
+		t.Fatalf("after recovery: alerts %+v, want one", got)
+	}
+}
+
+// Hits older than twice their rule's window are purged; newer ones stay.
+func TestDetectionPurgesExpiredHits(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	f.write(
+		ev(org, detectBase.Add(-90*time.Second), "data.read", "success", by("svc")),
+		ev(org, detectBase.Add(-10*time.Second), "data.read", "success", by("svc")),
+	)
+	f.drain(f.detector(1000))
+	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND rule = ?`, org, models.RuleDataAccessVelocity); n != 2 {
+		t.Fatalf("%d velocity hits, want 2", n)
+	}
+	// Two minutes later (twice the 1 min window) a new instance's pass purges the first.
+	f.setNow(detectBase.Add(31 * time.Second))
+	f.write(ev(org, detectBase.Add(30*time.Second), "page.view", "success"))
+	f.drain(f.detector(1000))
+	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND rule = ? AND event_time = ?`,
+		org, models.RuleDataAccessVelocity, detectBase.Add(-10*time.Second)); n != 1 {
+		t.Fatalf("the newer hit is gone")
+	}
+	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND rule = ?`, org, models.RuleDataAccessVelocity); n != 1 {
+		t.Fatalf("%d velocity hits left, want only the newer one", n)
+	}
+}
