@@ -30,7 +30,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   events-list [--events N] [--iterations N] [--deep N] [--database NAME]
   authz       [--iterations N] [--database NAME]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
-  ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]`
+  ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
+  detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -68,6 +69,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchRLS(ctx, cfg, args[1:], stdout)
 	case "ingest":
 		return benchIngest(ctx, cfg, args[1:], stdout)
+	case "detect":
+		return benchDetect(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -310,6 +313,66 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 	return err
 }
 
+// benchDetect measures batch ingest with detection off and on, in alternating rounds,
+// against a server of its own that runs no detection job (AUDITDB_DETECT_EVERY=off):
+// detection runs in this process as the job would, on the same database.
+func benchDetect(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench detect", stdout)
+	events := fs.Int("events", 400_000, "events sent in all (half with detection on)")
+	batch := fs.Int("batch", 1000, "events per batch request")
+	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
+	rounds := fs.Int("rounds", 4, "how many times detection off and on alternate")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_detect appended; recreated)")
+	org := fs.String("org", "bench-detect", "organization the events go to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rounds < 1 || *batch < 1 || *batch > ingest.MaxBatchArray || *batchClients < 1 || *events < 2**rounds**batch {
+		return models.Invalid("flags", "need 1 ≤ --batch ≤ 1000, positive counts and --events ≥ 2 × --rounds × --batch")
+	}
+	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_detect")
+	if err != nil {
+		return err
+	}
+	if err := dropBenchDatabase(ctx, dsn, "_bench_detect"); err != nil {
+		return err
+	}
+	db, err := models.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if err := migrations.Up(ctx, db); err != nil {
+		return err
+	}
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		return err
+	}
+	if _, err := models.NewOrgStore(db).Create(ctx, *org, "Detection benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+		return err
+	}
+	sealer, _, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
+	raw, _, err := models.NewAPIKeyStore(db, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),
+		models.ScopeIngest, models.SystemActor("bench"))
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, withDSN(cfg, dsn), "AUDITDB_DETECT_EVERY=off")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	fmt.Fprintf(stdout, "server: %s (pid %d) on %s\n", srv.url, srv.cmd.Process.Pid, redactedDB(dsn))
+	_, err = bench.Detect(ctx, bench.DetectOptions{URL: srv.url, Key: raw, Org: *org, Events: *events, BatchSize: *batch,
+		BatchClients: *batchClients, Rounds: *rounds, Every: defaultDetectEvery, DB: db,
+		Detector: models.NewDetector(db, nil), Out: stdout})
+	return err
+}
+
 // childServer is `auditdb serve` run by the benchmark, so its memory is its own.
 type childServer struct {
 	cmd *exec.Cmd
@@ -318,7 +381,7 @@ type childServer struct {
 
 // startServer runs this binary's serve command on a free loopback port against cfg's
 // database and waits until it answers /healthz.
-func startServer(ctx context.Context, cfg config) (*childServer, error) {
+func startServer(ctx context.Context, cfg config, env ...string) (*childServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -330,7 +393,7 @@ func startServer(ctx context.Context, cfg config) (*childServer, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.CommandContext(ctx, exe, "serve")
-	cmd.Env = append(os.Environ(), "AUDITDB_DATABASE_URL="+cfg.DatabaseURL, "AUDITDB_ADDR="+addr)
+	cmd.Env = append(append(os.Environ(), "AUDITDB_DATABASE_URL="+cfg.DatabaseURL, "AUDITDB_ADDR="+addr), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

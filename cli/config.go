@@ -48,6 +48,9 @@ type config struct {
 	// (AUDITDB_SEQUENCER_EVERY, 100ms to 1m): shorter runs do the same work in smaller,
 	// steadier pieces.
 	SequencerEvery time.Duration
+	// DetectEvery is how often detection reads newly logged events (AUDITDB_DETECT_EVERY,
+	// 100ms to 1m, or "off" to run no detection on this instance).
+	DetectEvery time.Duration
 	// PprofAddr, when set (AUDITDB_PPROF_ADDR, a loopback address such as 127.0.0.1:6060),
 	// serves Go's runtime profiles there for diagnosing performance; off by default.
 	PprofAddr string
@@ -75,6 +78,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DataDir:     get("AUDITDB_DATA_DIR", ".data"),
 
 		SequencerEvery: defaultSequencerEvery,
+		DetectEvery:    defaultDetectEvery,
 	}
 	if v := getenv("AUDITDB_TRUST_PROXY"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -150,6 +154,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_SEQUENCER_EVERY", "must be a duration from 100ms to 1m, such as 500ms")
 		}
 		cfg.SequencerEvery = d
+	}
+	if v := getenv("AUDITDB_DETECT_EVERY"); v == "off" {
+		cfg.DetectEvery = 0
+	} else if v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > time.Minute {
+			return cfg, models.Invalid("AUDITDB_DETECT_EVERY", "must be a duration from 100ms to 1m, such as 500ms, or off")
+		}
+		cfg.DetectEvery = d
 	}
 	if v := getenv("AUDITDB_CHECKPOINT_KEY"); v != "" {
 		key, err := decodeKey(v)

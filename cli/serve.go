@@ -81,6 +81,10 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 // unless AUDITDB_SEQUENCER_EVERY says otherwise.
 const defaultSequencerEvery = 500 * time.Millisecond
 
+// defaultDetectEvery is how often detection reads newly logged events unless
+// AUDITDB_DETECT_EVERY says otherwise.
+const defaultDetectEvery = 500 * time.Millisecond
+
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tuneGC(os.Getenv)
@@ -146,6 +150,11 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.NotifySendJob(svc.Deliveries),
 	} {
 		if err := sched.Add(j); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.DetectEvery > 0 {
+		if err := sched.Add(jobs.DetectionJob(svc.Detector, cfg.DetectEvery)); err != nil {
 			return nil, err
 		}
 	}

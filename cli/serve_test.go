@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -53,9 +55,17 @@ func TestBuildServicesServesAndCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: status %d", resp.StatusCode)
+	}
+	var health struct {
+		Detection map[string]any `json:"detection"`
+	}
+	if err := json.Unmarshal(body, &health); err != nil || health.Detection["status"] != "ok" ||
+		health.Detection["lag_seconds"] == nil || health.Detection["pending_events"] == nil {
+		t.Fatalf("healthz detail %s (%v), want detection's pending events and lag", body, err)
 	}
 	if err := closeServices(); err != nil {
 		t.Fatalf("close: %v", err)

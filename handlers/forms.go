@@ -69,6 +69,8 @@ const (
 	donePresetSaved       = "preset-saved"
 	doneAPIKeyRevoked     = "apikey-revoked"
 	doneDeadLetterReplay  = "dead-letter-replayed"
+	doneAlertRuleSaved    = "alert-rule-saved"
+	doneTimeZoneSaved     = "time-zone-saved"
 )
 
 var doneMessages = map[string]string{
@@ -80,6 +82,8 @@ var doneMessages = map[string]string{
 	donePresetSaved:       "Preset %s saved.",
 	doneAPIKeyRevoked:     "API key revoked: it stops working at once.",
 	doneDeadLetterReplay:  "Dead letter %s replayed: its events are recorded.",
+	doneAlertRuleSaved:    "Alert rule %s saved.",
+	doneTimeZoneSaved:     "Time zone saved.",
 }
 
 // doneURL is path with the confirmation of what was done and, when given, the name of

@@ -36,6 +36,7 @@ func TestSettingsPermissions(t *testing.T) {
 		{"/settings/presets", all},
 		{"/settings/presets/new", []string{"admin", "owner", "superadmin"}},
 		{"/settings/dead-letters", all},
+		{"/settings/alert-rules", []string{"admin", "owner", "superadmin"}},
 	}
 	for _, tc := range cases {
 		for _, who := range all {
@@ -64,7 +65,7 @@ func TestSettingsPermissions(t *testing.T) {
 		}
 	})
 	index := clients["owner"].Get("/settings")
-	for _, id := range []string{"settings-apikeys", "settings-presets", "settings-dead-letters"} {
+	for _, id := range []string{"settings-apikeys", "settings-presets", "settings-alert-rules", "settings-dead-letters"} {
 		if !strings.Contains(index.Body, `data-testid="`+id+`"`) {
 			t.Errorf("settings index lacks %s for the owner", id)
 		}

@@ -38,6 +38,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0010_idempotency_scope"),
 		sqlMigration("20261129_0011_alert_fields"),
 		sqlMigration("20261129_0012_alerts_core"),
+		sqlMigration("20261129_0013_detection"),
 		sqlMigration("20261129_0014_notifications"),
 		sqlMigration("20261129_0015_error_log"),
 		sqlMigration("20261129_0017_retention"),

@@ -27,9 +27,6 @@ const (
 	DeliveryFailed    = "failed"
 )
 
-// Severities are the alert severities, lowest first.
-var Severities = []string{"LOW", "MEDIUM", "HIGH", "CRITICAL"}
-
 // NotificationChannel is a row of notification_channels: where an organization's alerts
 // are sent. The webhook secret is never read back after creation.
 type NotificationChannel struct {

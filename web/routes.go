@@ -22,7 +22,7 @@ type route struct {
 // routes is the whole URL map of the console and API.
 func routes(app *fiber.App, d *Services) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
-	app.Get("/healthz", handlers.Health(models.Pinger(d.DB)))
+	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Detector))
 
 	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
 	app.Get("/login", handlers.LoginPage(tokens))
@@ -139,6 +139,9 @@ func consoleRoutes(d *Services) []route {
 		{post, "/settings/presets", Perm("audit.presets", "create"), handlers.CreatePreset(d.Presets)},
 		{get, "/settings/presets/:id", Perm("audit.presets", "update"), handlers.EditPreset(d.Presets)},
 		{post, "/settings/presets/:id", Perm("audit.presets", "update"), handlers.UpdatePreset(d.Presets)},
+		{get, "/settings/alert-rules", Perm("audit.alerts", "update"), handlers.AlertRulesPage(d.AlertRules)},
+		{post, "/settings/alert-rules/time-zone", Perm("audit.alerts", "update"), handlers.SetOrgTimeZone(d.AlertRules)},
+		{post, "/settings/alert-rules/:rule", Perm("audit.alerts", "update"), handlers.UpdateAlertRule(d.AlertRules)},
 		// Dead letters are events the database refused: reading them is reading events,
 		// replaying them repairs the event stream (an administrator's update).
 		{get, "/settings/dead-letters", Perm("audit.events", "read"), handlers.ListDeadLetters(d.DeadLetters)},

@@ -57,6 +57,9 @@ type Services struct {
 	AlertBadge *handlers.AlertBadge
 	// AlertDeliveries lists an alert's notifications for its page; nil hides them.
 	AlertDeliveries handlers.AlertDeliveries
+	// Detector runs detection passes and reports their lag; AlertRules are its settings.
+	Detector   *models.Detector
+	AlertRules *models.AlertRuleStore
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
 	// changes made on other instances reach this one.
 	Policy *policy.Engine
@@ -177,6 +180,8 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Roles:           roles,
 		Members:         members,
 		Alerts:          models.NewAlertStore(db).WithAudit(trail),
+		Detector:        models.NewDetector(db, nil),
+		AlertRules:      models.NewAlertRuleStore(db, trail),
 		Policy:          engine,
 		Authz:           engine,
 		LoginPerAccount: session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),

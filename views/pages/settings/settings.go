@@ -153,3 +153,27 @@ type ChannelForm struct {
 	Kinds       []string
 	Severities  []string
 }
+
+// AlertRuleRow is one detection rule's form, values as shown or as typed.
+type AlertRuleRow struct {
+	Rule          string
+	Name          string
+	Description   string
+	Enabled       bool
+	Threshold     string
+	WindowMinutes string
+	Severity      string
+	Customized    bool
+	Action        string     // where the row's form posts
+	Error         *components.FormError // the row's refused field, shown next to it
+}
+
+// AlertRulesProps is the view model of Settings → Alert rules.
+type AlertRulesProps struct {
+	CSRF          string
+	Rules         []AlertRuleRow
+	Severities    []string
+	TimeZone      string
+	TimeZoneError *components.FormError
+	Saved         string // what was just saved, for the confirmation
+}

@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"auditdb/models"
+)
+
+// DetectOptions configure the detection benchmark.
+type DetectOptions struct {
+	URL          string // the server's base URL (a server running no detection of its own)
+	Key          string // an ingest key of Org
+	Org          string
+	Events       int // events sent in all, half with detection on
+	BatchSize    int // events per batch request
+	BatchClients int // concurrent batch clients
+	Rounds       int // detection off and on alternate this many times
+	Every        time.Duration
+	DB           *gorm.DB         // the server's database (the sequencer queue)
+	Detector     *models.Detector // detection as the server's job runs it, on the same database
+	Out          io.Writer
+}
+
+// DetectResult is what the detection benchmark measured.
+type DetectResult struct {
+	OffRate, OnRate float64       // events/s through POST /events/batch with detection off and on
+	LagP50, LagP95  time.Duration // detection lag sampled while detection was on
+	Samples         int
+}
+
+// Detect measures what detection costs ingest: batch ingest with detection off and on in
+// alternating rounds (the order flips every round, so both share the machine's
+// conditions), and detection's lag (models.DetectionStatus) sampled four times a second
+// while it runs. Detection runs as the serve job does, every o.Every, in this process
+// against the same database. Between phases the sequencer and detection catch up
+// untimed, so no phase inherits another's backlog.
+func Detect(ctx context.Context, o DetectOptions) (DetectResult, error) {
+	var res DetectResult
+	per := o.Events / (2 * o.Rounds)
+	fmt.Fprintf(o.Out, "detection benchmark: %d events in batches of %d (%d clients), %d rounds of detection off and on, detection every %s\n",
+		2*per*o.Rounds, o.BatchSize, o.BatchClients, o.Rounds, o.Every)
+	client, err := newPoster(o.URL, o.Key, 2*o.BatchClients, batchPath)
+	if err != nil {
+		return res, err
+	}
+	defer client.close()
+	bodies := makeEvents(per, time.Now().UnixNano())
+	batches := make([][]byte, 0, per/o.BatchSize+1)
+	for lo := 0; lo < per; lo += o.BatchSize {
+		batches = append(batches, []byte("["+strings.Join(bodies[lo:min(lo+o.BatchSize, per)], ",")+"]"))
+	}
+	if err := post(client, batchPath, batches[0]); err != nil { // warm up
+		return res, err
+	}
+	if err := catchUp(ctx, o); err != nil {
+		return res, err
+	}
+	var offTime, onTime time.Duration
+	var lags []time.Duration
+	for r := 0; r < o.Rounds; r++ {
+		for _, on := range [][]bool{{false, true}, {true, false}}[r%2] {
+			var stop func() []time.Duration
+			if on {
+				stop = runDetection(ctx, o)
+			}
+			start := time.Now()
+			_, err := closedLoop(len(batches), o.BatchClients, func(i int) error { return post(client, batchPath, batches[i]) })
+			took := time.Since(start)
+			if on {
+				lags = append(lags, stop()...)
+				onTime += took
+			} else {
+				offTime += took
+			}
+			if err != nil {
+				return res, err
+			}
+			if err := catchUp(ctx, o); err != nil {
+				return res, err
+			}
+		}
+	}
+	sent := float64(per * o.Rounds)
+	res.OffRate, res.OnRate = sent/offTime.Seconds(), sent/onTime.Seconds()
+	slices.Sort(lags)
+	res.Samples = len(lags)
+	if len(lags) > 0 {
+		res.LagP50, res.LagP95 = lags[len(lags)*50/100], lags[min(len(lags)*95/100, len(lags)-1)]
+	}
+	fmt.Fprintf(o.Out, "%-28s %12s\n", "batch ingest", "events/s")
+	fmt.Fprintf(o.Out, "%-28s %12.0f\n", "detection off", res.OffRate)
+	fmt.Fprintf(o.Out, "%-28s %12.0f\n", "detection on", res.OnRate)
+	fmt.Fprintf(o.Out, "on / off: %.3f (detection costs %.1f %% of ingest throughput; target ≤ 5 %%)\n",
+		res.OnRate/res.OffRate, 100*(1-res.OnRate/res.OffRate))
+	fmt.Fprintf(o.Out, "detection lag while on: p50 %s, p95 %s over %d samples (target p95 ≤ 2s)\n",
+		res.LagP50.Round(time.Millisecond), res.LagP95.Round(time.Millisecond), res.Samples)
+	return res, nil
+}
+
+// runDetection runs detection passes every o.Every and samples the lag four times a second
+// until the returned function is called; that returns the samples.
+func runDetection(ctx context.Context, o DetectOptions) func() []time.Duration {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var lags []time.Duration
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(o.Every)
+		defer t.Stop()
+		for {
+			for {
+				res, err := o.Detector.Pass(ctx)
+				if err != nil || res.Events == 0 {
+					break
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if s, err := o.Detector.Status(ctx, o.Org); err == nil {
+					lags = append(lags, s.Lag)
+				}
+			}
+		}
+	}()
+	return func() []time.Duration {
+		close(done)
+		wg.Wait()
+		return lags
+	}
+}
+
+// catchUp waits for the sequencer to log everything, then runs detection to the end.
+func catchUp(ctx context.Context, o DetectOptions) error {
+	if err := drain(ctx, o.DB, 5*time.Minute); err != nil {
+		return err
+	}
+	for {
+		res, err := o.Detector.Pass(ctx)
+		if err != nil {
+			return err
+		}
+		if res.Events == 0 {
+			return nil
+		}
+	}
+}

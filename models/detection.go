@@ -1,0 +1,782 @@
+package models
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Detection reads committed events in the order of each organization's Merkle log
+// (audit_leaf: append-only, gap-free per organization) from a persisted cursor. One
+// transaction per organization and batch locks the cursor row (FOR UPDATE SKIP LOCKED, so
+// two instances never process the same organization at once), reads the batch's events,
+// records the rules' hits, raises alerts, adds the events to the hourly and daily counts
+// and advances the cursor: a crash rolls all of it back, so no event is missed or counted
+// twice.
+//
+// On first start over an existing database the cursor begins at the first leaf: the
+// counts include every event of the log, but a rule only records events and raises alerts
+// for events inside its window relative to now (no flood of stale alerts for old history).
+// The same holds for events that reach the log late: one older than its rule's window when
+// detection reads it is counted, not alerted on.
+
+// DetectionSource is the source of the alerts detection raises.
+const DetectionSource = "detection"
+
+// DedupWindow is how long the same alert (organization, rule, principal, severity) is not
+// raised again.
+const DedupWindow = 300 * time.Second
+
+// maxAlertEvents caps the triggering event ids an alert stores (the newest ones).
+const maxAlertEvents = 100
+
+// defaultDetectBatch is how many leaves one transaction processes per organization.
+const defaultDetectBatch = 5000
+
+// purgeEvery is how often, at most, a detector purges an organization's expired hits.
+const purgeEvery = time.Minute
+
+// Detector runs detection passes.
+type Detector struct {
+	db    *gorm.DB
+	now   func() time.Time
+	batch int
+
+	mu        sync.Mutex
+	lastPurge map[string]time.Time
+}
+
+// NewDetector returns a detector over db reading the time from now (time.Now when nil).
+func NewDetector(db *gorm.DB, now func() time.Time) *Detector {
+	if now == nil {
+		now = time.Now
+	}
+	return &Detector{db: db, now: now, batch: defaultDetectBatch, lastPurge: map[string]time.Time{}}
+}
+
+// WithBatch sets how many leaves one transaction processes per organization (n > 0).
+func (d *Detector) WithBatch(n int) *Detector {
+	if n > 0 {
+		d.batch = n
+	}
+	return d
+}
+
+// DetectResult is what a pass did.
+type DetectResult struct {
+	Orgs   int // organizations with a batch processed
+	Events int // events processed
+	Alerts int // alerts raised
+}
+
+// Pass processes one batch of every organization with unprocessed leaves whose cursor no
+// other instance holds. It returns the first error; batches committed before it stay.
+func (d *Detector) Pass(ctx context.Context) (DetectResult, error) {
+	var res DetectResult
+	db := d.db.WithContext(ctx)
+	if err := db.Exec(`INSERT INTO detection_cursor (organization_id)
+		SELECT id FROM organizations o WHERE NOT EXISTS (SELECT 1 FROM detection_cursor c WHERE c.organization_id = o.id)
+		ON CONFLICT DO NOTHING`).Error; err != nil {
+		return res, fmt.Errorf("models: detection cursors: %w", err)
+	}
+	var orgs []string
+	if err := db.Raw(`SELECT c.organization_id FROM detection_cursor c
+		WHERE EXISTS (SELECT 1 FROM audit_leaf l WHERE l.organization_id = c.organization_id AND l.leaf_index = c.leaf_index)
+		ORDER BY c.organization_id`).Scan(&orgs).Error; err != nil {
+		return res, fmt.Errorf("models: detection backlog: %w", err)
+	}
+	for _, org := range orgs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		n, alerts, err := d.processOrg(ctx, org)
+		if err != nil {
+			return res, err
+		}
+		if n > 0 {
+			res.Orgs++
+			res.Events += n
+			res.Alerts += alerts
+		}
+	}
+	return res, nil
+}
+
+// detectLeaf is one leaf of the batch.
+type detectLeaf struct {
+	LeafIndex      int64
+	AuditLogID     int64
+	EventTimestamp time.Time
+}
+
+// detectEvent is what the rules and counts read of an event.
+type detectEvent struct {
+	ID                 int64
+	Timestamp          time.Time
+	PrincipalID        *string
+	Action             string
+	Status             string
+	OutcomeDescription *string
+	TargetResourceType *string
+	IPAddress          *string
+}
+
+// detectHit is one event matched by one rule.
+type detectHit struct {
+	rule, group, resource string
+	at                    time.Time
+	id                    int64
+}
+
+// processOrg processes org's next batch in one transaction and returns how many events it
+// processed (0 when another instance holds the cursor or nothing is pending) and how many
+// alerts it raised.
+func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error) {
+	var processed, raised int
+	err := d.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var cur []int64
+		if err := tx.Raw(`SELECT leaf_index FROM detection_cursor WHERE organization_id = ? FOR UPDATE SKIP LOCKED`,
+			org).Scan(&cur).Error; err != nil {
+			return fmt.Errorf("models: lock detection cursor: %w", err)
+		}
+		if len(cur) == 0 {
+			return nil // another instance is on it
+		}
+		var leaves []detectLeaf
+		if err := tx.Raw(`SELECT leaf_index, audit_log_id, event_timestamp FROM audit_leaf
+			WHERE organization_id = ? AND leaf_index >= ? ORDER BY leaf_index LIMIT ?`, org, cur[0], d.batch).
+			Scan(&leaves).Error; err != nil {
+			return fmt.Errorf("models: read leaves: %w", err)
+		}
+		// The log is gap-free; stop at a gap rather than skip a leaf.
+		for i := range leaves {
+			if leaves[i].LeafIndex != cur[0]+int64(i) {
+				leaves = leaves[:i]
+				break
+			}
+		}
+		if len(leaves) == 0 {
+			return nil
+		}
+		events, err := readDetectEvents(tx, org, leaves)
+		if err != nil {
+			return err
+		}
+		now := d.now().UTC()
+		if err := addEventCounts(tx, org, events); err != nil {
+			return err
+		}
+		rules, err := listAlertRules(tx, org)
+		if err != nil {
+			return err
+		}
+		loc, err := orgLocation(tx, org)
+		if err != nil {
+			return err
+		}
+		hits := matchRules(events, rules, loc, now)
+		if raised, err = d.evaluate(tx, org, rules, hits, loc, now); err != nil {
+			return err
+		}
+		if err := d.purgeHits(tx, org, rules, now); err != nil {
+			return err
+		}
+		if err := tx.Exec(`UPDATE detection_cursor SET leaf_index = ?, updated_at = ? WHERE organization_id = ?`,
+			leaves[len(leaves)-1].LeafIndex+1, now, org).Error; err != nil {
+			return fmt.Errorf("models: advance detection cursor: %w", err)
+		}
+		processed = len(leaves)
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return processed, raised, nil
+}
+
+// readDetectEvents reads the leaves' events, bounded by their time range so PostgreSQL
+// prunes audit_log's partitions. An event no longer there (removed by retention) is skipped.
+func readDetectEvents(tx *gorm.DB, org string, leaves []detectLeaf) ([]detectEvent, error) {
+	lo, hi := leaves[0].EventTimestamp, leaves[0].EventTimestamp
+	ids := make([]int64, len(leaves))
+	for i, l := range leaves {
+		ids[i] = l.AuditLogID
+		if l.EventTimestamp.Before(lo) {
+			lo = l.EventTimestamp
+		}
+		if l.EventTimestamp.After(hi) {
+			hi = l.EventTimestamp
+		}
+	}
+	var events []detectEvent
+	err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status, outcome_description, target_resource_type,
+			details->>'ipAddress' AS ip_address
+		FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" <= ? AND id = ANY(?::bigint[])`,
+		org, lo, hi, pq64(ids)).Scan(&events).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: read events for detection: %w", err)
+	}
+	return events, nil
+}
+
+// orgLocation is org's time zone (UTC when unset or unknown).
+func orgLocation(tx *gorm.DB, org string) (*time.Location, error) {
+	var tz []string
+	if err := tx.Raw(`SELECT time_zone FROM organizations WHERE id = ?`, org).Scan(&tz).Error; err != nil {
+		return nil, fmt.Errorf("models: read time zone: %w", err)
+	}
+	if len(tz) == 1 {
+		if loc, err := time.LoadLocation(tz[0]); err == nil {
+			return loc, nil
+		}
+	}
+	return time.UTC, nil
+}
+
+// The rules' predicates (the seed's, see DefaultAlertRules).
+func isFailedLogin(e *detectEvent) bool {
+	return e.Status == "failure" && strings.Contains(e.Action, "auth.login.failure")
+}
+
+func isUnauthorized(e *detectEvent) bool {
+	if e.Status != "failure" || e.OutcomeDescription == nil {
+		return false
+	}
+	o := strings.ToLower(*e.OutcomeDescription)
+	return strings.Contains(o, "unauthorized") || strings.Contains(o, "access denied") || strings.Contains(o, "forbidden")
+}
+
+func isDataRead(e *detectEvent) bool {
+	return e.Status == "success" && (strings.Contains(e.Action, "data.read") || strings.Contains(e.Action, "fhir.") ||
+		(e.TargetResourceType != nil && *e.TargetResourceType != ""))
+}
+
+func isBulk(e *detectEvent) bool {
+	return strings.Contains(e.Action, "data.export") || strings.Contains(e.Action, "data.import") || strings.Contains(e.Action, "bulk")
+}
+
+func isDataAccess(e *detectEvent) bool {
+	return e.Status == "success" && (strings.Contains(e.Action, "data.") || strings.Contains(e.Action, "fhir."))
+}
+
+// OffHours reports whether t falls in [22:00, 06:00) of loc.
+func OffHours(t time.Time, loc *time.Location) bool {
+	h := t.In(loc).Hour()
+	return h >= 22 || h < 6
+}
+
+// who is the group key of a per-principal rule: the principal, else the address.
+func who(e *detectEvent) string {
+	if e.PrincipalID != nil && *e.PrincipalID != "" {
+		return Truncate(*e.PrincipalID, 255)
+	}
+	if e.IPAddress != nil {
+		return Truncate(*e.IPAddress, 255)
+	}
+	return ""
+}
+
+// matchRules returns the hits of the enabled rules among events, leaving out events too
+// old to count in their rule's window any more.
+func matchRules(events []detectEvent, rules []AlertRule, loc *time.Location, now time.Time) []detectHit {
+	var hits []detectHit
+	for _, r := range rules {
+		if !r.Enabled {
+			continue
+		}
+		oldest := now.Add(-2 * r.Window)
+		for i := range events {
+			e := &events[i]
+			if e.Timestamp.Before(oldest) {
+				continue
+			}
+			var ok bool
+			group := who(e)
+			switch r.Rule {
+			case RuleFailedLogins:
+				ok = isFailedLogin(e)
+			case RuleUnauthorizedAccess:
+				ok = isUnauthorized(e)
+			case RuleDataAccessVelocity:
+				ok = isDataRead(e)
+			case RuleBulkOperations:
+				ok, group = isBulk(e), ""
+			case RuleOffHoursAccess:
+				ok = isDataAccess(e) && OffHours(e.Timestamp, loc)
+			}
+			if !ok {
+				continue
+			}
+			h := detectHit{rule: r.Rule, group: group, at: e.Timestamp.UTC(), id: e.ID}
+			if e.TargetResourceType != nil {
+				h.resource = Truncate(*e.TargetResourceType, 255)
+			}
+			hits = append(hits, h)
+		}
+	}
+	return hits
+}
+
+// storedHit is a hit read back from detection_hit.
+type storedHit struct {
+	GroupKey     string
+	EventTime    time.Time
+	EventID      int64
+	ResourceType *string
+}
+
+// evaluate records hits, then for every (rule, group) they touch counts the hits in each
+// of the rule's windows that holds a new hit, and raises an alert for the latest window that
+// reaches the threshold (unless the same alert was raised within DedupWindow). It returns
+// how many alerts it raised.
+func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []detectHit, loc *time.Location, now time.Time) (int, error) {
+	if len(hits) == 0 {
+		return 0, nil
+	}
+	if err := insertHits(tx, org, hits); err != nil {
+		return 0, err
+	}
+	raised := 0
+	for _, r := range rules {
+		fresh := map[string]map[int64]bool{} // group → new event ids
+		var lo, hi time.Time
+		for _, h := range hits {
+			if h.rule != r.Rule {
+				continue
+			}
+			if fresh[h.group] == nil {
+				fresh[h.group] = map[int64]bool{}
+			}
+			fresh[h.group][h.id] = true
+			if lo.IsZero() || h.at.Before(lo) {
+				lo = h.at
+			}
+			if h.at.After(hi) {
+				hi = h.at
+			}
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		groups := make([]string, 0, len(fresh))
+		for g := range fresh {
+			groups = append(groups, g)
+		}
+		sort.Strings(groups)
+		var stored []storedHit
+		if err := tx.Raw(`SELECT group_key, event_time, event_id, resource_type FROM detection_hit
+			WHERE organization_id = ? AND rule = ? AND group_key IN ? AND event_time > ? AND event_time < ?
+			ORDER BY group_key, event_time, event_id`, org, r.Rule, groups, lo.Add(-r.Window), hi.Add(r.Window)).Scan(&stored).Error; err != nil {
+			return 0, fmt.Errorf("models: read detection window: %w", err)
+		}
+		for len(stored) > 0 {
+			n := 1
+			for n < len(stored) && stored[n].GroupKey == stored[0].GroupKey {
+				n++
+			}
+			group := stored[:n]
+			stored = stored[n:]
+			w, ok := latestWindow(group, fresh[group[0].GroupKey], r, now)
+			if !ok {
+				continue
+			}
+			ok, err := d.raise(tx, org, r, group[0].GroupKey, w, loc, now)
+			if err != nil {
+				return 0, err
+			}
+			if ok {
+				raised++
+			}
+		}
+	}
+	return raised, nil
+}
+
+// latestWindow returns the latest window of r (the hits in (t - Window, t] for a hit at
+// t) that holds at least r.Threshold hits, one of them new, and false when there is none
+// (or it ended more than a window before now). Events reach the log out of timestamp
+// order, so a new hit may complete a window that ends at an older, later-timed hit.
+func latestWindow(group []storedHit, fresh map[int64]bool, r AlertRule, now time.Time) ([]storedHit, bool) {
+	newBefore := make([]int, len(group)+1) // new hits in group[:k]
+	for k, h := range group {
+		newBefore[k+1] = newBefore[k]
+		if fresh[h.EventID] {
+			newBefore[k+1]++
+		}
+	}
+	var best []storedHit
+	start := 0
+	for end := 0; end < len(group); end++ {
+		t := group[end].EventTime
+		if end+1 < len(group) && group[end+1].EventTime.Equal(t) {
+			continue // the window ends after every hit at the same instant
+		}
+		for !group[start].EventTime.After(t.Add(-r.Window)) {
+			start++
+		}
+		if end-start+1 < r.Threshold || newBefore[end+1]-newBefore[start] == 0 || t.Before(now.Add(-r.Window)) {
+			continue
+		}
+		best = group[start : end+1]
+	}
+	return best, best != nil
+}
+
+// insertHits records hits (an event a rule already matched is kept once).
+func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
+	rules, groups, times, ids, res := make([]string, len(hits)), make([]string, len(hits)), make([]time.Time, len(hits)),
+		make([]int64, len(hits)), make([]*string, len(hits))
+	for i, h := range hits {
+		rules[i], groups[i], times[i], ids[i] = h.rule, h.group, h.at, h.id
+		if h.resource != "" {
+			res[i] = &hits[i].resource
+		}
+	}
+	err := tx.Exec(`INSERT INTO detection_hit (organization_id, rule, group_key, event_time, event_id, resource_type)
+		SELECT ?, * FROM unnest(?::text[], ?::text[], ?::timestamptz[], ?::bigint[], ?::text[])
+		ON CONFLICT DO NOTHING`, org, textArray(rules), textArray(groups), timeArray(times), pq64(ids), nullTextArray(res)).Error
+	if err != nil {
+		return fmt.Errorf("models: record detection hits: %w", err)
+	}
+	return nil
+}
+
+// raise inserts the alert of window w unless the same alert was raised within
+// DedupWindow of now; it reports whether it raised one.
+func (d *Detector) raise(tx *gorm.DB, org string, r AlertRule, group string, w []storedHit, loc *time.Location, now time.Time) (bool, error) {
+	var recent []int
+	if err := tx.Raw(`SELECT 1 FROM alerts WHERE organization_id = ? AND rule = ? AND principal IS NOT DISTINCT FROM NULLIF(?, '')
+		AND severity = ? AND created_at > ? LIMIT 1`, org, r.Rule, group, r.Severity, now.Add(-DedupWindow)).Scan(&recent).Error; err != nil {
+		return false, fmt.Errorf("models: look up recent alert: %w", err)
+	}
+	if len(recent) > 0 {
+		return false, nil
+	}
+	a := describeDetection(org, r, group, w, loc)
+	meta, err := json.Marshal(a.Metadata)
+	if err != nil {
+		return false, fmt.Errorf("models: alert metadata: %w", err)
+	}
+	err = tx.Exec(`INSERT INTO alerts (id, organization_id, severity, type, title, description, source,
+		metadata, rule, principal, event_ids, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?)`,
+		"alert_"+RandomToken(12), org, a.Severity, a.Type, Truncate(a.Title, 500), a.Description, a.Source, string(meta),
+		a.Rule, a.Principal, pq64(a.EventIDs), now, now).Error
+	if err != nil {
+		return false, fmt.Errorf("models: raise alert: %w", err)
+	}
+	return true, nil
+}
+
+// describeDetection is the alert of window w: a title that says what happened ("5 failed
+// sign-ins for dr.smith in 5 min"), the details, and the newest triggering events.
+func describeDetection(org string, r AlertRule, group string, w []storedHit, loc *time.Location) NewAlert {
+	n := len(w)
+	first, last := w[0].EventTime, w[n-1].EventTime
+	who := group
+	if who == "" {
+		who = "an unknown principal"
+	}
+	span := humanDuration(r.Window)
+	var title, typ string
+	var types []string
+	switch r.Rule {
+	case RuleFailedLogins:
+		title, typ = fmt.Sprintf("%d failed sign-ins for %s in %s", n, who, span), "SECURITY"
+	case RuleUnauthorizedAccess:
+		title, typ = fmt.Sprintf("%d unauthorized access attempts by %s in %s", n, who, span), "SECURITY"
+	case RuleDataAccessVelocity:
+		typ = "COMPLIANCE"
+		seen := map[string]bool{}
+		for _, h := range w {
+			if h.ResourceType != nil && *h.ResourceType != "" && !seen[*h.ResourceType] {
+				seen[*h.ResourceType] = true
+				types = append(types, *h.ResourceType)
+			}
+		}
+		sort.Strings(types)
+		title = fmt.Sprintf("%d data reads by %s in %s", n, who, span)
+	case RuleBulkOperations:
+		title, typ = fmt.Sprintf("%d bulk operations in %s", n, span), "COMPLIANCE"
+	case RuleOffHoursAccess:
+		typ = "COMPLIANCE"
+		if n == 1 {
+			title = fmt.Sprintf("Data access off hours by %s at %s %s", who, last.In(loc).Format("15:04"), loc.String())
+		} else {
+			title = fmt.Sprintf("%d data accesses off hours by %s in %s", n, who, span)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d matching events between %s and %s (threshold %d in %s).", ruleName(r.Rule), n,
+		first.UTC().Format("2006-01-02 15:04:05 UTC"), last.UTC().Format("2006-01-02 15:04:05 UTC"), r.Threshold, span)
+	if r.Rule == RuleOffHoursAccess {
+		fmt.Fprintf(&b, " Off hours are 22:00 to 06:00 in %s.", loc.String())
+	}
+	if len(types) > 0 {
+		fmt.Fprintf(&b, " Resource types touched: %s.", strings.Join(types, ", "))
+	}
+	tail := w
+	if len(tail) > maxAlertEvents {
+		tail = tail[len(tail)-maxAlertEvents:]
+	}
+	ids := make([]int64, len(tail))
+	for i, h := range tail {
+		ids[i] = h.EventID
+	}
+	meta := map[string]any{"rule": r.Rule, "count": n, "threshold": r.Threshold, "window_seconds": int(r.Window / time.Second),
+		"first_event_at": first.UTC(), "last_event_at": last.UTC()}
+	if group != "" {
+		meta["group"] = group
+	}
+	if types != nil {
+		meta["resource_types"] = types
+	}
+	return NewAlert{Org: org, Severity: r.Severity, Type: typ, Title: title, Description: b.String(), Source: DetectionSource,
+		Metadata: meta, Rule: r.Rule, Principal: group, EventIDs: ids}
+}
+
+func ruleName(rule string) string {
+	if r, ok := DefaultAlertRule(rule); ok {
+		return r.Name
+	}
+	return rule
+}
+
+// humanDuration writes d as "5 min", "1 h", "90 s" or "1 h 30 min".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + " h"
+	case d%time.Minute == 0 && d > time.Hour:
+		return fmt.Sprintf("%d h %d min", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	case d%time.Minute == 0:
+		return strconv.Itoa(int(d/time.Minute)) + " min"
+	}
+	return strconv.Itoa(int(d/time.Second)) + " s"
+}
+
+// purgeHits deletes org's hits that can no longer fall into a window that raises (older
+// than twice the rule's window: a late event inside the window of now may still count
+// hits up to one window before it), at most every purgeEvery per organization.
+func (d *Detector) purgeHits(tx *gorm.DB, org string, rules []AlertRule, now time.Time) error {
+	d.mu.Lock()
+	due := now.Sub(d.lastPurge[org]) >= purgeEvery
+	if due {
+		d.lastPurge[org] = now
+	}
+	d.mu.Unlock()
+	if !due {
+		return nil
+	}
+	for _, r := range rules {
+		if err := tx.Exec(`DELETE FROM detection_hit WHERE organization_id = ? AND rule = ? AND event_time < ?`,
+			org, r.Rule, now.Add(-2*r.Window)).Error; err != nil {
+			return fmt.Errorf("models: purge detection hits: %w", err)
+		}
+	}
+	return nil
+}
+
+// addEventCounts adds events to event_counts_hourly (the UTC hour of their timestamp) and
+// event_counts_daily (the UTC day, by action and by principal; events without a principal
+// are left out of the principals), one upsert per table.
+func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	type tally struct{ events, failures int64 }
+	hourly := map[time.Time]*tally{}
+	type dayKey struct {
+		day         string
+		kind, value string
+	}
+	daily := map[dayKey]*tally{}
+	add := func(t *tally, failed bool) {
+		t.events++
+		if failed {
+			t.failures++
+		}
+	}
+	for i := range events {
+		e := &events[i]
+		ts := e.Timestamp.UTC()
+		failed := e.Status == "failure"
+		h := ts.Truncate(time.Hour)
+		if hourly[h] == nil {
+			hourly[h] = &tally{}
+		}
+		add(hourly[h], failed)
+		day := ts.Format("2006-01-02")
+		keys := []dayKey{{day, "action", Truncate(e.Action, 255)}}
+		if e.PrincipalID != nil && *e.PrincipalID != "" {
+			keys = append(keys, dayKey{day, "principal", Truncate(*e.PrincipalID, 255)})
+		}
+		for _, k := range keys {
+			if daily[k] == nil {
+				daily[k] = &tally{}
+			}
+			add(daily[k], failed)
+		}
+	}
+	var hours []time.Time
+	var hEvents, hFailures []int64
+	for h, t := range hourly {
+		hours, hEvents, hFailures = append(hours, h), append(hEvents, t.events), append(hFailures, t.failures)
+	}
+	err := tx.Exec(`INSERT INTO event_counts_hourly (organization_id, hour, events, failures)
+		SELECT ?, * FROM unnest(?::timestamptz[], ?::bigint[], ?::bigint[])
+		ON CONFLICT (organization_id, hour) DO UPDATE SET events = event_counts_hourly.events + EXCLUDED.events,
+			failures = event_counts_hourly.failures + EXCLUDED.failures`,
+		org, timeArray(hours), pq64(hEvents), pq64(hFailures)).Error
+	if err != nil {
+		return fmt.Errorf("models: count events per hour: %w", err)
+	}
+	keys := make([]dayKey, 0, len(daily))
+	for k := range daily {
+		keys = append(keys, k)
+	}
+	// A stable order keeps concurrent upserts of the same rows from deadlocking.
+	slices.SortFunc(keys, func(a, b dayKey) int {
+		return strings.Compare(a.day+"\x00"+a.kind+"\x00"+a.value, b.day+"\x00"+b.kind+"\x00"+b.value)
+	})
+	days, kinds, values := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+	dEvents, dFailures := make([]int64, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		days[i], kinds[i], values[i] = k.day, k.kind, k.value
+		dEvents[i], dFailures[i] = daily[k].events, daily[k].failures
+	}
+	err = tx.Exec(`INSERT INTO event_counts_daily (organization_id, day, kind, value, events, failures)
+		SELECT ?, * FROM unnest(?::date[], ?::text[], ?::text[], ?::bigint[], ?::bigint[])
+		ON CONFLICT (organization_id, day, kind, value) DO UPDATE SET events = event_counts_daily.events + EXCLUDED.events,
+			failures = event_counts_daily.failures + EXCLUDED.failures`,
+		org, textArray(days), textArray(kinds), textArray(values), pq64(dEvents), pq64(dFailures)).Error
+	if err != nil {
+		return fmt.Errorf("models: count events per day: %w", err)
+	}
+	return nil
+}
+
+// textArray is ss as a PostgreSQL text[] literal.
+func textArray(ss []string) string {
+	p := make([]*string, len(ss))
+	for i := range ss {
+		p[i] = &ss[i]
+	}
+	return nullTextArray(p)
+}
+
+// nullTextArray is ss as a PostgreSQL text[] literal, nil elements as NULL.
+func nullTextArray(ss []*string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if s == nil {
+			b.WriteString("NULL")
+			continue
+		}
+		b.WriteByte('"')
+		for _, r := range *s {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// timeArray is ts as a PostgreSQL timestamptz[] literal.
+func timeArray(ts []time.Time) string {
+	ss := make([]string, len(ts))
+	for i, t := range ts {
+		ss[i] = t.UTC().Format(time.RFC3339Nano)
+	}
+	return textArray(ss)
+}
+
+// DetectionStatus is how far detection has read an organization's log.
+type DetectionStatus struct {
+	Cursor int64 // leaves processed (the next leaf index to read)
+	Leaves int64 // leaves in the log
+	// Lag is how long the oldest unprocessed leaf has been in the log (0 when detection
+	// is caught up).
+	Lag       time.Duration
+	UpdatedAt *time.Time // when the cursor last moved; nil before the first pass
+}
+
+// Pending is the number of leaves not processed yet.
+func (s DetectionStatus) Pending() int64 { return max(s.Leaves-s.Cursor, 0) }
+
+// Status returns org's detection status. It returns an error when the database cannot be
+// read.
+func (d *Detector) Status(ctx context.Context, org string) (DetectionStatus, error) {
+	var row struct {
+		Cursor      *int64
+		UpdatedAt   *time.Time
+		Leaves      int64
+		SequencedAt *time.Time
+	}
+	err := d.db.WithContext(ctx).Raw(`SELECT c.leaf_index AS cursor, c.updated_at,
+			coalesce((SELECT leaf_index + 1 FROM audit_leaf WHERE organization_id = ? ORDER BY leaf_index DESC LIMIT 1), 0) AS leaves,
+			(SELECT sequenced_at FROM audit_leaf WHERE organization_id = ? AND leaf_index = coalesce(c.leaf_index, 0)) AS sequenced_at
+		FROM (SELECT 1) one LEFT JOIN detection_cursor c ON c.organization_id = ?`, org, org, org).Scan(&row).Error
+	if err != nil {
+		return DetectionStatus{}, fmt.Errorf("models: detection status: %w", err)
+	}
+	s := DetectionStatus{Leaves: row.Leaves}
+	if row.Cursor != nil {
+		s.Cursor, s.UpdatedAt = *row.Cursor, row.UpdatedAt
+	}
+	if s.Pending() > 0 && row.SequencedAt != nil {
+		s.Lag = max(d.now().Sub(*row.SequencedAt), 0)
+	}
+	return s, nil
+}
+
+// DetectionOverview is detection's state over every organization, for /healthz.
+type DetectionOverview struct {
+	Pending    int64         // leaves not processed yet
+	OrgsBehind int           // organizations with unprocessed leaves
+	MaxLag     time.Duration // the largest organization lag
+}
+
+// Overview returns detection's state over every organization with a cursor. It returns an
+// error when the database cannot be read.
+func (d *Detector) Overview(ctx context.Context) (DetectionOverview, error) {
+	var rows []struct {
+		Cursor      int64
+		Leaves      int64
+		SequencedAt *time.Time
+	}
+	err := d.db.WithContext(ctx).Raw(`SELECT c.leaf_index AS cursor, n.leaves, p.sequenced_at
+		FROM detection_cursor c
+		CROSS JOIN LATERAL (SELECT leaf_index + 1 AS leaves FROM audit_leaf l
+			WHERE l.organization_id = c.organization_id ORDER BY leaf_index DESC LIMIT 1) n
+		LEFT JOIN audit_leaf p ON p.organization_id = c.organization_id AND p.leaf_index = c.leaf_index
+		WHERE n.leaves > c.leaf_index`).Scan(&rows).Error
+	if err != nil {
+		return DetectionOverview{}, fmt.Errorf("models: detection overview: %w", err)
+	}
+	var o DetectionOverview
+	now := d.now()
+	for _, r := range rows {
+		o.Pending += r.Leaves - r.Cursor
+		o.OrgsBehind++
+		if r.SequencedAt != nil {
+			o.MaxLag = max(o.MaxLag, now.Sub(*r.SequencedAt))
+		}
+	}
+	return o, nil
+}
