@@ -38,6 +38,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0010_idempotency_scope"),
 		sqlMigration("20261129_0011_alert_fields"),
 		sqlMigration("20261129_0017_retention"),
+		sqlMigration("20261129_0018_invitations_by_email"),
 	}
 }
 
