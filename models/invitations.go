@@ -5,11 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"gorm.io/gorm"
 	"net/mail"
 	"strconv"
 	"strings"
 	"time"
-	"gorm.io/gorm"
 )
 
 // Self-audit actions of invitations.

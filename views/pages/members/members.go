@@ -34,8 +34,8 @@ type Props struct {
 	Created *Created
 	// EmailInvitations reports whether invitations are emailed with a link.
 	EmailInvitations bool
-	Form    AddForm // the add form's values after a refusal
-	CSRF    string
+	Form             AddForm // the add form's values after a refusal
+	CSRF             string
 }
 
 // AddForm holds what was typed into the add form.
