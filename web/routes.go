@@ -86,7 +86,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
 		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
 		{get, "/account/password", SignedIn, handlers.PasswordPage()},
-		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, loginLimits(d))},
+		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Sessions, loginLimits(d))},
 
 		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},
