@@ -29,7 +29,7 @@ func New(s *Services) *fiber.App {
 	app.Use(serverTiming)
 	app.Use(recover.New())
 	app.Use(securityHeaders)
-	app.Use(decodeBody(bodyLimit))
+	app.Use(decodeConsoleBody(bodyLimit))
 	routes(app, s)
 	return app
 }

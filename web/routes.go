@@ -32,7 +32,8 @@ func routes(app *fiber.App, d *Services) {
 	// key's organization and scope), then each route is authorized like a console route.
 	// The OpenAPI document is public.
 	app.Get(apiPrefix+"/openapi.yaml", handlers.OpenAPI())
-	api := app.Group(apiPrefix, requireAPIKey(d.APIKeys))
+	// Bodies are decoded only once the key is known (see decodeConsoleBody).
+	api := app.Group(apiPrefix, requireAPIKey(d.APIKeys), decodeBody(bodyLimit))
 	keys := apiKeyAuthorizer{next: d.Authz}
 	apiTable := apiRoutes(d)
 	for _, r := range apiTable {
