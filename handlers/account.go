@@ -3,11 +3,13 @@ package handlers
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/handlers/render"
 	"auditdb/models"
+	"auditdb/models/session"
 	"auditdb/views/components"
 	"auditdb/views/pages/account"
 )
@@ -29,9 +31,11 @@ func PasswordPage() fiber.Handler {
 
 // ChangePassword replaces the viewer's password after checking the current one, ends every
 // other session of the viewer, and audits auth.password.change in the organizations of the
-// account, all in one change. The current-password check counts against the sign-in limits, so a stolen
+// account, all in one change. Then the changing session is replaced too: a fresh session
+// (and cookie) starts and the old token ends, so a token copied before the change dies with
+// the old password. The current-password check counts against the sign-in limits, so a stolen
 // session cannot guess the password faster than the sign-in form allows.
-func ChangePassword(users PasswordChanger, limits LoginLimits) fiber.Handler {
+func ChangePassword(users PasswordChanger, sessions SessionManager, limits LoginLimits) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		ctx := c.UserContext()
@@ -59,6 +63,14 @@ func ChangePassword(users PasswordChanger, limits LoginLimits) fiber.Handler {
 			props.Error = refusalOf(err)
 			return refuse(c, err, account.Password(v.Shell("Choose a password", ""), props))
 		}
+		token, _, err := sessions.Create(ctx, v.User.ID, v.OrgID, c.IP(), c.Get(fiber.HeaderUserAgent))
+		if err != nil {
+			return err
+		}
+		if err := sessions.Revoke(ctx, v.Token); err != nil {
+			return err
+		}
+		setSessionCookie(c, token, time.Now().Add(session.AbsoluteTimeout))
 		return render.Redirect(c, "/")
 	}
 }

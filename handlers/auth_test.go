@@ -294,10 +294,21 @@ func TestPasswordChangeEndsOtherSessions(t *testing.T) {
 	org := env.Org("pw")
 	email := env.User(org, "org:member")
 	here, elsewhere := env.Login(email), env.Login(email)
+	before := here.Cookie(handlers.SessionCookie)
 	r := here.PostForm("/account/password", url.Values{"current": {webtest.Password},
 		"password": {"a much better password"}, "confirm": {"a much better password"}})
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("change: %d %s", r.StatusCode, r.Body)
+	}
+	// The changing session itself is replaced by a fresh one: its old cookie is dead.
+	after := here.Cookie(handlers.SessionCookie)
+	if after == "" || after == before {
+		t.Fatal("the password change did not start a fresh session")
+	}
+	old := env.Anonymous()
+	old.SetCookie(handlers.SessionCookie, before)
+	if r := old.Get("/events"); r.StatusCode == http.StatusOK {
+		t.Fatal("the session cookie from before the password change still works")
 	}
 	var audited int64
 	env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = ? AND principal_id = ?`,

@@ -33,7 +33,7 @@ func TestIngestRefusesWhatCannotBeStoredExactly(t *testing.T) {
 		{"zero written with an exponent past ±1000", "/api/v1/events", withDetails(`{"z":0e99999}`), "details.z", -1},
 		{"number written with more digits than numeric keeps", "/api/v1/events", withDetails(`{"one":1.` + strings.Repeat("0", 20000) + `}`), "details.one", -1},
 		{"number beyond a float64's range", "/api/v1/events", withDetails(`{"big":1e309}`), "details.big", -1},
-		{"NUL in details", "/api/v1/events", withDetails(`{"s":"a\u0000b"}`), "details", -1},
+		{"NUL in details", "/api/v1/events", withDetails(`{"s":"a\u0000b"}`), "details.s", -1},
 		{"NUL in a string member", "/api/v1/events", `{"action":"a\u0000","status":"success"}`, "action", -1},
 		{"unpaired surrogate in details", "/api/v1/events", withDetails(`{"s":"\ud800"}`), "", -1},
 		{"timestamp before 1970", "/api/v1/events", `{"action":"a","status":"success","timestamp":"0001-01-01T00:00:00Z"}`, "timestamp", -1},

@@ -25,6 +25,8 @@ type MemberStore interface {
 type MemberDeps struct {
 	Members MemberStore
 	Roles   RoleStore
+	// EmailInvitations reports whether invitations are emailed with a single-use link.
+	EmailInvitations bool
 }
 
 // membersPage builds the page for the viewer's organization.
@@ -42,7 +44,7 @@ func membersPage(ctx context.Context, d MemberDeps, v *render.Viewer) (membervie
 		return memberviews.Props{}, err
 	}
 	props := memberviews.Props{OrgName: v.OrgName, CanAdd: v.Allowed("organization.members", "create"),
-		CSRF: v.Session.CSRFToken(), Form: memberviews.AddForm{Role: "org:member"}}
+		CSRF: v.Session.CSRFToken(), Form: memberviews.AddForm{Role: "org:member"}, EmailInvitations: d.EmailInvitations}
 	for _, r := range set.Sorted() {
 		if grantable(set, r.Name, holds) {
 			props.Roles = append(props.Roles, components.Option{Value: r.Name, Label: r.Name})
@@ -93,11 +95,9 @@ func renderMembersRefusal(c *fiber.Ctx, d MemberDeps, v *render.Viewer, form mem
 	return refuse(c, refused, memberviews.Page(v.Shell("Members", "members"), props))
 }
 
-// AddMember invites an email to the organization. The account (created with the shown
-// code as its one-time password when the email has none) becomes a member only when its
-// owner, signed in, accepts: an organization cannot attach an account another one created.
-// The answer is the same page whether or not the email had an account, and the code is
-// rendered, not redirected to, so it never lands in a URL or history.
+// AddMember invites an email to the organization. It creates no account and shows no code
+// or password: the account of that email becomes a member only when its owner, signed in,
+// accepts. The answer is the same page whether or not the email has an account.
 func AddMember(d MemberDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
@@ -114,9 +114,11 @@ func AddMember(d MemberDeps) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		props.Flash = invited.Email + " was invited as " + invited.Role + "; they appear here once they accept."
-		props.Invited = &memberviews.Invited{Email: invited.Email, Role: invited.Role, Code: invited.Code}
-		c.Set(fiber.HeaderCacheControl, "no-store")
+		props.Flash = "Invitation recorded for " + invited.Email + " as " + invited.Role + ": they accept it after signing in"
+		if invited.Emailed {
+			props.Flash += "; a link was emailed to them"
+		}
+		props.Flash += ". They appear here once they accept."
 		return render.HTML(c, fiber.StatusOK, memberviews.Page(v.Shell("Members", "members"), props))
 	}
 }

@@ -46,6 +46,8 @@ type MemberStore struct {
 	trail *AuditTrail
 	// Refresh is run after every committed change (see PolicyRefresh).
 	Refresh PolicyRefresh
+	// Mailer sends invitation links; nil when the server has no email configured.
+	Mailer InvitationMailer
 }
 
 // NewMemberStore returns a store over db that audits changes to trail.

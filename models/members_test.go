@@ -146,14 +146,11 @@ func TestInvitations(t *testing.T) {
 	}
 	by := models.Actor{UserID: otherOwner.ID, Email: otherOwner.Email}
 	inv, err := f.members.Invite(ctx, other, models.NewMember{Email: f.member.Email, Role: "org:member"}, by)
-	if err != nil || len(inv.Code) < models.MinPasswordLength {
+	if err != nil || inv.Email != f.member.Email || inv.Emailed {
 		t.Fatalf("invite: %+v %v", inv, err)
 	}
 	if _, err := f.members.Get(ctx, other, f.member.UserID); models.KindOf(err) != models.KindNotFound {
 		t.Fatalf("a member before accepting: %v", err)
-	}
-	if _, err := f.users.Authenticate(ctx, f.member.Email, inv.Code); err != models.ErrBadCredentials {
-		t.Fatalf("the invitation code signs in to the existing account: %v", err)
 	}
 	pending, err := f.members.Invitations(ctx, f.member.UserID)
 	if err != nil || len(pending) != 1 || pending[0].OrgID != other || pending[0].InvitedBy != otherOwner.Email {
@@ -193,5 +190,69 @@ func TestInvitations(t *testing.T) {
 	}
 	if strings.Join(actions, ",") != "member.invite,member.invite,member.invitation.accept" {
 		t.Fatalf("self-audit: %v", actions)
+	}
+}
+
+// TestInvitingCreatesNoAccount: an invitation to an email without an account creates none
+// and hands the inviter nothing that signs in; the account a superadmin creates later for
+// that email finds the invitation and may accept it, and only an account whose email the
+// invitation names may.
+func TestInvitingCreatesNoAccount(t *testing.T) {
+	f := newAccessFixture(t)
+	ctx := context.Background()
+	email := "Newhire-" + f.org + "@Example.test"
+	inv, err := f.members.Invite(ctx, f.org, models.NewMember{Email: email, Name: "New Hire", Role: "org:member"}, f.admin)
+	if err != nil || inv.Emailed {
+		t.Fatalf("invite: %+v %v", inv, err)
+	}
+	var accounts int64
+	if err := f.db.Raw(`SELECT count(*) FROM users WHERE lower(email) = lower(?)`, email).Scan(&accounts).Error; err != nil {
+		t.Fatal(err)
+	}
+	if accounts != 0 {
+		t.Fatalf("inviting created %d accounts", accounts)
+	}
+	// Another account cannot accept it, not even one the invitation is recorded against.
+	var id int64
+	if err := f.db.Raw(`UPDATE membership_invitations SET user_id = ? WHERE organization_id = ? AND email = ? RETURNING id`,
+		f.member.UserID, f.org, email).Scan(&id).Error; err != nil || id == 0 {
+		t.Fatalf("invitation id %d: %v", id, err)
+	}
+	if _, err := f.members.AcceptInvitation(ctx, id, f.member); models.KindOf(err) != models.KindNotFound {
+		t.Fatalf("an account of another email accepting: %v, want not found", err)
+	}
+	if pending, err := f.members.Invitations(ctx, f.member.UserID); err != nil || len(pending) != 0 {
+		t.Fatalf("another email's invitation listed: %+v %v", pending, err)
+	}
+	// A superadmin creates the account in another organization (emails compare
+	// case-insensitively).
+	home := testOrg(t, "home")
+	if _, err := models.NewOrgStore(f.db).Create(ctx, home, "Home"); err != nil {
+		t.Fatal(err)
+	}
+	u, err := f.users.Create(ctx, models.NewUser{Email: strings.ToLower(email), Password: "long enough password", OrgID: home, Role: "org:member"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := f.members.Invitations(ctx, u.ID)
+	if err != nil || len(pending) != 1 || pending[0].ID != id {
+		t.Fatalf("pending of the new account: %+v %v", pending, err)
+	}
+	// An account an inviter created with a password it saw (the earlier flow) accepts nothing.
+	if err := f.db.Exec(`UPDATE users SET created_by_inviter = true WHERE id = ?`, u.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	newcomer := models.Actor{UserID: u.ID, Email: u.Email}
+	if _, err := f.members.AcceptInvitation(ctx, id, newcomer); err != models.ErrCreatedByInviter {
+		t.Fatalf("an account created by an inviter accepting: %v", err)
+	}
+	if err := f.db.Exec(`UPDATE users SET created_by_inviter = false WHERE id = ?`, u.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if org, err := f.members.AcceptInvitation(ctx, id, newcomer); err != nil || org != f.org {
+		t.Fatalf("accept: %q %v", org, err)
+	}
+	if m, err := f.members.Get(ctx, f.org, u.ID); err != nil || m.Role != "org:member" {
+		t.Fatalf("after accepting: %+v %v", m, err)
 	}
 }

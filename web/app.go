@@ -30,7 +30,7 @@ func New(s *Services) *fiber.App {
 	app.Use(requestid.New())
 	app.Use(recoverPanics)
 	app.Use(securityHeaders)
-	app.Use(decodeBody(bodyLimit))
+	app.Use(decodeConsoleBody(bodyLimit))
 	routes(app, s)
 	return app
 }

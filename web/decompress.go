@@ -10,6 +10,9 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/gofiber/fiber/v2"
+
+	"auditdb/handlers"
+	"auditdb/handlers/render"
 )
 
 // maxCodings is how many content codings one body may stack: each costs a pass over up to
@@ -95,4 +98,24 @@ func decodeOne(coding string, body []byte, limit int) ([]byte, error) {
 
 func badCoding(coding string) error {
 	return fiber.NewError(fiber.StatusBadRequest, "the request body is not valid "+coding+" data")
+}
+
+// decodeConsoleBody is decodeBody for every request outside the API: the API decodes only
+// once the request's key is known (its group mounts decodeBody after requireAPIKey), so an
+// anonymous client cannot make the server expand a body. A console request with a
+// Content-Encoding but no session cookie is sent to sign in before its body is decoded; the
+// sign-in form itself, which needs its body for the CSRF check, is decoded as before.
+func decodeConsoleBody(limit int) fiber.Handler {
+	decode := decodeBody(limit)
+	return func(c *fiber.Ctx) error {
+		path := strings.ToLower(c.Path())
+		if path == "/api" || strings.HasPrefix(path, "/api/") {
+			return c.Next()
+		}
+		if len(c.Request().Header.Peek(fiber.HeaderContentEncoding)) > 0 && path != "/login" &&
+			c.Cookies(handlers.SessionCookie) == "" {
+			return render.Redirect(c, "/login")
+		}
+		return decode(c)
+	}
 }

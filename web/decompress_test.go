@@ -127,6 +127,21 @@ func TestCompressedBodyLimit(t *testing.T) {
 		r := env.API("POST", "/api/v1/events/batch", key, "application/json", batch, "Content-Encoding", "gzip")
 		assertAPIError(t, r, http.StatusBadRequest)
 	})
+	// The API key is checked before any decoding: an anonymous bomb costs the server nothing.
+	for _, path := range []string{"/api/v1/nope", "/api/v1/events/batch"} {
+		t.Run("anonymous bomb on "+path, func(t *testing.T) {
+			r := env.API("POST", path, "", "application/json", bomb, "Content-Encoding", "gzip")
+			assertAPIError(t, r, http.StatusUnauthorized)
+		})
+	}
+	t.Run("anonymous bomb on a console form", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", "/members", strings.NewReader(bomb))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Content-Encoding", "gzip")
+		if r := env.Anonymous().Do(req); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/login") {
+			t.Fatalf("status %d, location %q; want the sign-in redirect", r.StatusCode, r.Header.Get("Location"))
+		}
+	})
 	t.Run("gzipped sign-in form", func(t *testing.T) {
 		c := env.Anonymous()
 		c.Get("/login")

@@ -32,7 +32,8 @@ func routes(app *fiber.App, d *Services) {
 	// key's organization and scope), then each route is authorized like a console route.
 	// The OpenAPI document is public.
 	app.Get(apiPrefix+"/openapi.yaml", handlers.OpenAPI())
-	api := app.Group(apiPrefix, requireAPIKey(d.APIKeys))
+	// Bodies are decoded only once the key is known (see decodeConsoleBody).
+	api := app.Group(apiPrefix, requireAPIKey(d.APIKeys), decodeBody(bodyLimit))
 	keys := apiKeyAuthorizer{next: d.Authz}
 	apiTable := apiRoutes(d)
 	for _, r := range apiTable {
@@ -89,7 +90,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
 		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
 		{get, "/account/password", SignedIn, handlers.PasswordPage()},
-		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, loginLimits(d))},
+		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Sessions, loginLimits(d))},
 
 		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},

@@ -352,7 +352,9 @@ func decodeDetails(dec *jsontext.Decoder, data []byte, in *Input, index int) err
 					return syntaxError(err, index)
 				}
 				if bytes.IndexByte(unquoted, 0) >= 0 {
-					return &Error{Index: index, Field: "details", Message: "must not contain NUL characters"}
+					// Named by its member path, as numbers are (a name with a NUL names itself,
+					// escaped).
+					return &Error{Index: index, Field: detailsPath(dec, base), Message: "must not contain NUL characters"}
 				}
 				str = unquoted
 			}

@@ -83,8 +83,9 @@ func TestDecodeBadInput(t *testing.T) {
 		{"details not an object", `{"details":[1,2]}`, "details", "must be a JSON object"},
 		{"details a string", `{"details":"x"}`, "details", "must be a JSON object"},
 		{"NUL in a field", `{"action":"a\u0000b"}`, "action", "NUL"},
-		{"NUL in details", `{"details":{"k":"a\u0000"}}`, "details", "NUL"},
-		{"NUL in a details name", `{"details":{"\u0000":1}}`, "details", "NUL"},
+		{"NUL in details", `{"details":{"k":"a\u0000"}}`, "details.k", "NUL"},
+		{"NUL in nested details", `{"details":{"a":[1,{"b":"x\u0000"}]}}`, "details.a[1].b", "NUL"},
+		{"NUL in a nested details name", `{"details":{"a":{"b\u0000c":1}}}`, `details.a.b\x00c`, "NUL"},
 		{"details nested too deep", `{"details":` + strings.Repeat(`{"a":`, eventjson.MaxDepth+1) + `1` + strings.Repeat(`}`, eventjson.MaxDepth+1) + `}`, "details", "deeper"},
 		{"empty body", ``, "", "invalid JSON"},
 	}

@@ -1,6 +1,5 @@
 // Package members renders an organization's members page: who holds which role, inviting a
-// member (with the invitation's one-time code, shown once) and changing or ending a
-// membership.
+// member by email and changing or ending a membership.
 package members
 
 import "auditdb/views/components"
@@ -23,14 +22,6 @@ type Created struct {
 	Password string
 }
 
-// Invited is an invitation just created, with the code shown once. The panel reads the
-// same whether or not the email had an account.
-type Invited struct {
-	Email string
-	Role  string
-	Code  string
-}
-
 // Props is the view model of the members page.
 type Props struct {
 	OrgName string
@@ -41,9 +32,10 @@ type Props struct {
 	Flash   string
 	Error   *components.FormError
 	Created *Created
-	Invited *Invited
-	Form    AddForm // the add form's values after a refusal
-	CSRF    string
+	// EmailInvitations reports whether invitations are emailed with a link.
+	EmailInvitations bool
+	Form             AddForm // the add form's values after a refusal
+	CSRF             string
 }
 
 // AddForm holds what was typed into the add form.
