@@ -10,3 +10,6 @@ func (s *Store) SessionFlushes() uint64 { return s.gen.Load() }
 
 // SetSessionAfterRead makes f run in Lookup between the database read and its caching.
 func (s *Store) SetSessionAfterRead(f func()) { s.afterRead = f }
+
+// SessionHeard returns the payload of the last notification s handled.
+func (s *Store) SessionHeard() string { v, _ := s.heard.Load().(string); return v }

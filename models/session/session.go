@@ -107,6 +107,7 @@ type Store struct {
 	live  atomic.Bool   // the change notifications are followed: the cache may be used
 	gen   atomic.Uint64 // bumped by every flush, under mu
 	reads atomic.Int64  // sessions read from the database, for tests
+	heard atomic.Value  // the payload of the last notification handled, for tests
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]cachedSession
 	// afterRead, set by tests only, runs between a database read and its caching.
@@ -290,7 +291,10 @@ func (s *Store) Follow(sig *models.Signals) { sig.Subscribe(models.ChannelSessio
 // sessionSignals adapts the store to models.Subscriber.
 type sessionSignals struct{ s *Store }
 
-func (a sessionSignals) Notified(string) { a.s.flush() }
+func (a sessionSignals) Notified(payload string) {
+	a.s.flush()
+	a.s.heard.Store(payload)
+}
 
 func (a sessionSignals) Reset(live bool) {
 	if !live {

@@ -2,8 +2,10 @@ package session_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,13 +105,18 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // settle waits until store's listener has handled every change committed so far: it sends
 // a notification of its own and waits for its flush (notifications arrive in commit order).
+var settles atomic.Int64
+
 func settle(t *testing.T, store *session.Store) {
 	t.Helper()
-	flushes := store.SessionFlushes()
-	if err := pgtest.DB(t).Exec("NOTIFY auditdb_sessions").Error; err != nil {
+	// Notifications arrive in commit order: once this one is handled, so are those of
+	// every change committed before it (waiting for any flush could be satisfied by an
+	// earlier one, leaving this one to empty the cache later).
+	marker := fmt.Sprintf("settle-%d", settles.Add(1))
+	if err := pgtest.DB(t).Exec("SELECT pg_notify('auditdb_sessions', ?)", marker).Error; err != nil {
 		t.Fatal(err)
 	}
-	within(t, 2*time.Second, "the listener to catch up", func() bool { return store.SessionFlushes() > flushes })
+	within(t, 2*time.Second, "the listener to catch up", func() bool { return store.SessionHeard() == marker })
 }
 
 // cached looks token up twice and fails unless the second lookup came from the cache.
