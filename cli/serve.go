@@ -135,7 +135,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.PartitionJob(svc.Parts, log),
 		jobs.SessionPurgeJob(svc.Sessions, svc.LoginPerAccount),
 		jobs.SequencerJob(svc.Merkle, cfg.SequencerEvery, log),
-		jobs.IntegritySweepJob(svc.Orgs, svc.Integrity, svc.Alerts, log),
+		jobs.IntegritySweepJob(svc.Orgs, svc.Integrity, svc.Alerts, svc.SweepRuns, log),
 		jobs.IdempotencyPurgeJob(svc.Answers),
 	} {
 		if err := sched.Add(j); err != nil {

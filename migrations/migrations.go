@@ -36,6 +36,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0008_change_signals"),
 		sqlMigration("20261129_0009_login_attempts"),
 		sqlMigration("20261129_0011_alert_fields"),
+		sqlMigration("20261129_0016_dashboard"),
 	}
 }
 

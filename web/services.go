@@ -52,6 +52,9 @@ type Services struct {
 	Roles   *models.RoleStore
 	Members *models.MemberStore
 	Alerts  *models.AlertStore
+	// Dashboard reads the dashboard's figures; SweepRuns keeps the integrity sweep's outcomes.
+	Dashboard *models.DashboardStore
+	SweepRuns *models.SweepRunStore
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
 	// changes made on other instances reach this one.
 	Policy *policy.Engine
@@ -159,6 +162,8 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Roles:           roles,
 		Members:         members,
 		Alerts:          models.NewAlertStore(db),
+		Dashboard:       models.NewDashboardStore(db),
+		SweepRuns:       models.NewSweepRunStore(db),
 		Policy:          engine,
 		Authz:           engine,
 		LoginPerAccount: session.NewThrottle(rdb, db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
