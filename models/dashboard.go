@@ -67,13 +67,14 @@ type DashboardOverview struct {
 	// LogSize is the number of events in the organization's Merkle log; Ingested is how
 	// many of them were sequenced within DashboardIngestSpan before the clock.
 	LogSize, Ingested int64
-	// Counted says whether the rollups hold any row for the organization, ever.
-	Counted bool
+	// Counted says whether the rollups hold any row for the organization, ever. Recorded
+	// says whether it holds any event other than the console's own records (sign-ins,
+	// changes made in the console), counted or not yet.
+	Counted, Recorded bool
 }
 
-// Empty says whether the organization has never recorded an event: nothing counted and
-// nothing in its log.
-func (o *DashboardOverview) Empty() bool { return !o.Counted && o.LogSize == 0 }
+// Empty says whether the organization has never received an event from its own systems.
+func (o *DashboardOverview) Empty() bool { return !o.Recorded }
 
 // DashboardQuery is one statement of the dashboard with its arguments.
 type DashboardQuery struct {
@@ -89,7 +90,7 @@ type DashboardStore struct{ db *gorm.DB }
 func NewDashboardStore(db *gorm.DB) *DashboardStore { return &DashboardStore{db: db} }
 
 // DashboardQueries are the statements Overview runs for org at now, in order: hours, days,
-// top actions, top principals, active alerts, last sweep, ingest, counted. Each reads
+// top actions, top principals, active alerts, last sweep, ingest, recorded. Each reads
 // through an index on organization_id and a bounded range, so none grows with history.
 func DashboardQueries(org string, now time.Time) []DashboardQuery {
 	now = now.UTC()
@@ -130,7 +131,10 @@ func DashboardQueries(org string, now time.Time) []DashboardQuery {
 				WHERE s.lo < s.hi)
 			SELECT (SELECT n FROM size), (SELECT n FROM size) - (SELECT hi FROM search ORDER BY hi - lo LIMIT 1)`,
 			[]any{org, now.Add(-DashboardIngestSpan)}},
-		{"counted", `SELECT EXISTS (SELECT 1 FROM event_counts_hourly WHERE organization_id = $1)`, []any{org}},
+		// Whether anything was counted, and whether any event is not the console's own: an
+		// existence probe that stops at the first such event, not a count.
+		{"recorded", `SELECT EXISTS (SELECT 1 FROM event_counts_hourly WHERE organization_id = $1),
+			EXISTS (SELECT 1 FROM audit_log WHERE organization_id = $1 AND details->>'source' IS DISTINCT FROM 'console')`, []any{org}},
 	}
 }
 
@@ -192,7 +196,7 @@ func (s *DashboardStore) Overview(ctx context.Context, org string, now time.Time
 				return err
 			},
 			func(r pgx.Rows) error {
-				_, err := pgx.ForEachRow(r, []any{&o.Counted}, func() error { return nil })
+				_, err := pgx.ForEachRow(r, []any{&o.Counted, &o.Recorded}, func() error { return nil })
 				return err
 			},
 		}

@@ -78,7 +78,8 @@ func consoleRoutes(d *Services) []route {
 	roles := handlers.RoleDeps{Roles: d.Roles}
 	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles}
 	return []route{
-		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Members, d.Now)},
+		{get, "/", SignedIn, handlers.Dashboard(handlers.DashboardSources{Events: d.Events, Invitations: d.Members,
+			Figures: d.Dashboard, Checkpoints: d.Merkle, Now: d.Now})},
 		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions)},
 		{post, "/invitations/:id/decline", SignedIn, handlers.DeclineInvitation(d.Members)},
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
