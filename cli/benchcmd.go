@@ -30,7 +30,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   events-list [--events N] [--iterations N] [--deep N] [--database NAME]
   authz       [--iterations N] [--database NAME]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
-  ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]`
+  ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
+  dashboard   [--events N] [--iterations N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -68,6 +69,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchRLS(ctx, cfg, args[1:], stdout)
 	case "ingest":
 		return benchIngest(ctx, cfg, args[1:], stdout)
+	case "dashboard":
+		return benchDashboard(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -177,6 +180,34 @@ func benchAuthz(ctx context.Context, cfg config, args []string, stdout io.Writer
 	defer appOff.Shutdown()
 	return bench.Authz(ctx, env.db, bench.AuthzOptions{Iterations: *iterations, ServeOn: appOn.Listener, ServeOff: appOff.Listener,
 		Engine: on.Policy, Redis: on.Redis, Log: on.Log, Out: stdout, Timeout: 30 * time.Second})
+}
+
+func benchDashboard(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench dashboard", stdout)
+	events := fs.Int("events", 1_000_000, "events the bench organization holds (each size gets its own database)")
+	iterations := fs.Int("iterations", 300, "timed requests")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_dashboard_<events> appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 1 || *iterations < 1 {
+		return models.Invalid("--events", "--events and --iterations must be at least 1")
+	}
+	env, err := openBench(ctx, cfg, *dbName, fmt.Sprintf("_bench_dashboard_%d", *events), stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	// The application as serve builds it, over the bench database, quiet.
+	svc, closeServices, err := buildServices(ctx, withDSN(cfg, env.dsn), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer closeServices()
+	app := web.New(svc)
+	defer app.Shutdown()
+	return bench.Dashboard(ctx, env.db, bench.DashboardOptions{Events: *events, Iterations: *iterations,
+		Serve: app.Listener, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn})
 }
 
 func benchRLS(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
