@@ -167,7 +167,8 @@ func overviewView(ov *models.DashboardOverview, cp *merkle.Checkpoint, lag time.
 		days[i] = dashboard.Point{Label: d.Day.Format("2006-01-02") + " UTC", Short: short, Events: d.Events, Failures: d.Failures}
 	}
 	o := &dashboard.Overview{
-		Counted: ov.Counted,
+		Counted:     ov.Counted,
+		MonthlyAsOf: ov.MonthlyAsOf.Format(displayTime),
 		Hourly: dashboard.NewChart("chart-hourly", "Events per hour, last 24 hours",
 			fmt.Sprintf("%s and %s in the last 24 hours, by hour (UTC).", dashboard.Plural(ev24, "event"), dashboard.Plural(fail24, "failure")), hours),
 		Daily: dashboard.NewChart("chart-daily", "Events per day, last 30 days",

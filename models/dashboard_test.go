@@ -126,3 +126,65 @@ func TestDashboardOverviewWindows(t *testing.T) {
 }
 
 func reflectEqual(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+// TestDashboardMonthlyKept: the 30-day aggregates are kept for MonthlyTTL (a change to them
+// shows only after it), then answered once more while a background read replaces them; the
+// hourly figures are read on every call.
+func TestDashboardMonthlyKept(t *testing.T) {
+	db := pgtest.DB(t)
+	now := time.Now().UTC()
+	org := testOrg(t, "kept")
+	store := models.NewDashboardStore(db)
+	store.MonthlyTTL = time.Hour
+	add := func() {
+		t.Helper()
+		if err := db.Exec(`INSERT INTO event_counts_hourly VALUES (?, ?, 1, 0) ON CONFLICT (organization_id, hour)
+			DO UPDATE SET events = event_counts_hourly.events + 1`, org, now.Truncate(time.Hour)).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec(`INSERT INTO event_counts_daily VALUES (?, ?, 'action', 'a', 1, 0) ON CONFLICT (organization_id, day, kind, value)
+			DO UPDATE SET events = event_counts_daily.events + 1`, org, now.Format("2006-01-02")).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() (hour, day int64) {
+		t.Helper()
+		ov, err := store.Overview(t.Context(), org, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ov.Hours[len(ov.Hours)-1].Events, ov.Days[len(ov.Days)-1].Events
+	}
+	steps := []struct {
+		name      string
+		ttl       time.Duration
+		hour, day int64
+	}{
+		{"first read", time.Hour, 1, 1},
+		{"within the TTL the daily figures are kept", time.Hour, 2, 1},
+		{"past the TTL the kept figures answer while they are read again", time.Nanosecond, 3, 1},
+		{"without a TTL they are read on every call", 0, 4, 4},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			add()
+			store.MonthlyTTL = st.ttl
+			if h, d := read(); h != st.hour || d != st.day {
+				t.Fatalf("hour %d, day %d; want %d and %d", h, d, st.hour, st.day)
+			}
+		})
+		if st.ttl == time.Nanosecond {
+			t.Run("the background read replaces them", func(t *testing.T) {
+				store.MonthlyTTL = time.Hour
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					if _, d := read(); d == 3 {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the 30-day figures were not refreshed within 10 s")
+					}
+				}
+			})
+		}
+	}
+}
