@@ -139,7 +139,7 @@ func Dashboard(ctx context.Context, db *gorm.DB, o DashboardOptions) error {
 	fmt.Fprintf(o.Out, "%-44s %11s %11s\n", "before: the old three counts over audit_log", ms(old.P50), ms(old.P95))
 	fmt.Fprintf(o.Out, "\nserver = Server-Timing of GET / (session, authorization, queries, rendering), %d runs alternating with the\n"+
 		"bare SQL of its statements (the rollup batch, the newest checkpoint, the ten latest events) and with the 30-day\n"+
-		"aggregates (the daily chart and the top lists, which the store reads at most once a minute per organization);\n"+
+		"aggregates (the daily chart and the top lists, which the store refreshes in the background about once a minute);\n"+
 		"before = the old dashboard's counts (EventStore.Stats), %d runs.\n", o.Iterations, len(oldT))
 	return nil
 }
