@@ -1418,7 +1418,7 @@ func alertsPanel(o Overview) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 113, "</p><svg class=\"mt-2 h-auto w-full\" viewBox=\"0 0 200 112\" role=\"img\" aria-labelledby=\"alerts-chart-title\" data-testid=\"active-alerts-svg\"><title id=\"alerts-chart-title\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 113, "</p><svg class=\"mt-2 h-auto w-48 max-w-full\" viewBox=\"0 0 200 112\" role=\"img\" aria-labelledby=\"alerts-chart-title\" data-testid=\"active-alerts-svg\"><title id=\"alerts-chart-title\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
