@@ -91,6 +91,9 @@ func Dashboard(src DashboardSources) fiber.Handler {
 				}
 			}
 			props.Overview = overviewView(ov, cp, lag, running, t)
+			if !v.Allowed("audit.alerts", "read") {
+				props.Overview.Alerts = nil
+			}
 			page, err := src.Events.List(ctx, v.OrgID,
 				models.EventFilter{From: t.Add(-DefaultEventRange), To: t.Add(futureSlack)}, nil, 10)
 			if err != nil {

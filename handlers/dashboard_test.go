@@ -169,6 +169,16 @@ func TestDashboard(t *testing.T) {
 		})
 	}
 
+	t.Run("a member who may not read alerts does not see their counts", func(t *testing.T) {
+		res := env.Login(env.User(busy, "org:member")).Get("/")
+		if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `data-testid="chart-hourly"`) {
+			t.Fatalf("status %d, or no chart for a member who reads events: %.300s", res.StatusCode, res.Body)
+		}
+		if strings.Contains(res.Body, `data-testid="active-alerts"`) {
+			t.Fatal("the member sees the active alerts panel")
+		}
+	})
+
 	t.Run("active alerts by severity count only the organization's own", func(t *testing.T) {
 		body := env.Login(env.User(busy, models.OwnerRole)).Get("/").Body
 		for sev, want := range map[string]string{"CRITICAL": "2", "HIGH": "0", "MEDIUM": "0", "LOW": "1"} {
