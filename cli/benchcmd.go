@@ -31,7 +31,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   authz       [--iterations N] [--database NAME]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
-  detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]`
+  detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]
+  dashboard   [--events N] [--iterations N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -71,6 +72,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchIngest(ctx, cfg, args[1:], stdout)
 	case "detect":
 		return benchDetect(ctx, cfg, args[1:], stdout)
+	case "dashboard":
+		return benchDashboard(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -180,6 +183,34 @@ func benchAuthz(ctx context.Context, cfg config, args []string, stdout io.Writer
 	defer appOff.Shutdown()
 	return bench.Authz(ctx, env.db, bench.AuthzOptions{Iterations: *iterations, ServeOn: appOn.Listener, ServeOff: appOff.Listener,
 		Engine: on.Policy, Redis: on.Redis, Log: on.Log, Out: stdout, Timeout: 30 * time.Second})
+}
+
+func benchDashboard(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench dashboard", stdout)
+	events := fs.Int("events", 1_000_000, "events the bench organization holds (each size gets its own database)")
+	iterations := fs.Int("iterations", 300, "timed requests")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_dashboard_<events> appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 1 || *iterations < 1 {
+		return models.Invalid("--events", "--events and --iterations must be at least 1")
+	}
+	env, err := openBench(ctx, cfg, *dbName, fmt.Sprintf("_bench_dashboard_%d", *events), stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	// The application as serve builds it, over the bench database, quiet.
+	svc, closeServices, err := buildServices(ctx, withDSN(cfg, env.dsn), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer closeServices()
+	app := web.New(svc)
+	defer app.Shutdown()
+	return bench.Dashboard(ctx, env.db, bench.DashboardOptions{Events: *events, Iterations: *iterations,
+		Serve: app.Listener, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn})
 }
 
 func benchRLS(ctx context.Context, cfg config, args []string, stdout io.Writer) error {

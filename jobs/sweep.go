@@ -29,23 +29,40 @@ type AlertRaiser interface {
 	Raise(ctx context.Context, a models.NewAlert) (string, error)
 }
 
+// SweepRecorder keeps each organization's outcome of a sweep (the dashboard shows the last).
+type SweepRecorder interface {
+	Record(ctx context.Context, org string, run models.SweepRun) error
+}
+
 // SweepIntegrity checks every organization (every event's hash and signature, the Merkle
-// log, every checkpoint) and raises a CRITICAL COMPLIANCE alert for each one with a
-// problem. It returns an error when a check could not run at all.
-func SweepIntegrity(orgs OrgLister, checker OrgChecker, alerts AlertRaiser, log *slog.Logger) func(context.Context) error {
+// log, every checkpoint), records each outcome with runs (when not nil) and raises a
+// CRITICAL COMPLIANCE alert for each organization with a problem. It returns an error when
+// a check could not run at all.
+func SweepIntegrity(orgs OrgLister, checker OrgChecker, alerts AlertRaiser, runs SweepRecorder, log *slog.Logger) func(context.Context) error {
 	return func(ctx context.Context) error {
 		list, err := orgs.All(ctx)
 		if err != nil {
 			return err
 		}
+		record := func(org string, run models.SweepRun) {
+			if runs == nil {
+				return
+			}
+			if err := runs.Record(ctx, org, run); err != nil {
+				log.Error("integrity sweep could not record its outcome", "org", org, "err", err)
+			}
+		}
 		var failed []string
 		for _, o := range list {
+			started := time.Now().UTC()
 			rep, err := checker.CheckOrg(ctx, o.ID)
 			if err != nil {
 				failed = append(failed, o.ID)
 				log.Error("integrity sweep could not check an organization", "org", o.ID, "err", err)
+				record(o.ID, models.SweepRun{SweptAt: started, Error: err.Error()})
 				continue
 			}
+			record(o.ID, models.SweepRun{SweptAt: started, OK: rep.OK(), Problems: rep.Problems, Events: rep.Events})
 			if rep.OK() {
 				continue
 			}
@@ -86,11 +103,11 @@ func describe(f merkle.Finding) string {
 }
 
 // IntegritySweepJob runs SweepIntegrity daily at 03:30 UTC.
-func IntegritySweepJob(orgs OrgLister, checker OrgChecker, alerts AlertRaiser, log *slog.Logger) Job {
+func IntegritySweepJob(orgs OrgLister, checker OrgChecker, alerts AlertRaiser, runs SweepRecorder, log *slog.Logger) Job {
 	return Job{
 		Name:       "integrity-sweep",
 		Definition: gocron.DailyJob(1, gocron.NewAtTimes(gocron.NewAtTime(3, 30, 0))),
-		Run:        SweepIntegrity(orgs, checker, alerts, log),
+		Run:        SweepIntegrity(orgs, checker, alerts, runs, log),
 	}
 }
 

@@ -104,7 +104,7 @@ func TestIntegritySweepRaisesAnAlert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := jobs.SweepIntegrity(models.NewOrgStore(f.db), f.checker, models.NewAlertStore(f.db), quiet())(ctx); err != nil {
+	if err := jobs.SweepIntegrity(models.NewOrgStore(f.db), f.checker, models.NewAlertStore(f.db), models.NewSweepRunStore(f.db), quiet())(ctx); err != nil {
 		t.Fatal(err)
 	}
 	type alert struct {
@@ -117,6 +117,18 @@ func TestIntegritySweepRaisesAnAlert(t *testing.T) {
 	for _, a := range alerts {
 		got[a.OrganizationID] = a
 	}
+	type run struct {
+		OrganizationID string
+		OK             bool
+		Problems       int64
+	}
+	var runs []run
+	f.db.Raw(`SELECT organization_id, ok, problems FROM integrity_sweep_runs WHERE organization_id IN ?`,
+		[]string{clean, dirty, deleted}).Scan(&runs)
+	recorded := map[string]run{}
+	for _, r := range runs {
+		recorded[r.OrganizationID] = r
+	}
 	cases := []struct {
 		name, org, mention string
 		alert              bool
@@ -127,6 +139,10 @@ func TestIntegritySweepRaisesAnAlert(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			r, swept := recorded[tc.org]
+			if !swept || r.OK == tc.alert || (r.Problems > 0) != tc.alert {
+				t.Fatalf("recorded sweep run %+v (present %v), want ok = %v", r, swept, !tc.alert)
+			}
 			a, ok := got[tc.org]
 			if ok != tc.alert {
 				t.Fatalf("alert raised = %v, want %v", ok, tc.alert)

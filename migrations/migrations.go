@@ -41,6 +41,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0013_detection"),
 		sqlMigration("20261129_0014_notifications"),
 		sqlMigration("20261129_0015_error_log"),
+		sqlMigration("20261129_0016_dashboard"),
 		sqlMigration("20261129_0017_retention"),
 		sqlMigration("20261129_0018_invitations_by_email"),
 	}

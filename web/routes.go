@@ -1,7 +1,9 @@
 package web
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
@@ -84,7 +86,8 @@ func consoleRoutes(d *Services) []route {
 	alerts := handlers.AlertDeps{Alerts: d.Alerts, Events: d.Events, Deliveries: d.AlertDeliveries, Badge: d.AlertBadge}
 	notify := handlers.NotificationDeps{Channels: d.Channels, Deliveries: d.Deliveries}
 	return []route{
-		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Members, d.Now)},
+		{get, "/", SignedIn, handlers.Dashboard(handlers.DashboardSources{Events: d.Events, Invitations: d.Members,
+			Figures: d.Dashboard, Checkpoints: d.Merkle, Detection: detectionLag{d.Detector}, Now: d.Now})},
 		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions)},
 		{post, "/invitations/:id/decline", SignedIn, handlers.DeclineInvitation(d.Members)},
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
@@ -160,4 +163,16 @@ func navNeeds(table []route) map[string]Need {
 		}
 	}
 	return out
+}
+
+// detectionLag reports the detector's lag for the dashboard; detection counts as running
+// once it has read the organization's log at least once.
+type detectionLag struct{ d *models.Detector }
+
+func (l detectionLag) Lag(ctx context.Context, org string) (time.Duration, bool, error) {
+	st, err := l.d.Status(ctx, org)
+	if err != nil {
+		return 0, false, err
+	}
+	return st.Lag, st.UpdatedAt != nil, nil
 }

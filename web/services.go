@@ -60,6 +60,9 @@ type Services struct {
 	// Detector runs detection passes and reports their lag; AlertRules are its settings.
 	Detector   *models.Detector
 	AlertRules *models.AlertRuleStore
+	// Dashboard reads the dashboard's figures; SweepRuns keeps the integrity sweep's outcomes.
+	Dashboard *models.DashboardStore
+	SweepRuns *models.SweepRunStore
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
 	// changes made on other instances reach this one.
 	Policy *policy.Engine
@@ -182,6 +185,8 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Alerts:          models.NewAlertStore(db).WithAudit(trail),
 		Detector:        models.NewDetector(db, nil),
 		AlertRules:      models.NewAlertRuleStore(db, trail),
+		Dashboard:       models.NewDashboardStore(db),
+		SweepRuns:       models.NewSweepRunStore(db),
 		Policy:          engine,
 		Authz:           engine,
 		LoginPerAccount: session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),

@@ -1,0 +1,1 @@
+DROP TABLE integrity_sweep_runs;
