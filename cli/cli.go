@@ -50,6 +50,9 @@ Commands:
                                           measure ingest against a raw COPY baseline
   bench authz [--iterations N]            measure what authorization adds to a request
   bench rls [--events N]                  measure what row-level security costs
+  bench detect [--events N] [--rounds N]  ingest with detection on vs off, and detection lag
+  bench dashboard [--events N] [--iterations N]
+                                          the dashboard's server time against its bare SQL
   help                                    this text
 
 Configuration comes from the environment; see README.md.
