@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,8 @@ type AlertRuleManager interface {
 	Update(ctx context.Context, org string, in models.AlertRuleInput, by models.Actor) (*models.AlertRule, error)
 	TimeZone(ctx context.Context, org string) (string, error)
 	SetTimeZone(ctx context.Context, org, name string, by models.Actor) error
+	AlertRetention(ctx context.Context, org string) (int, error)
+	SetAlertRetention(ctx context.Context, org string, days int, by models.Actor) error
 }
 
 // AlertRulesPage shows Settings → Alert rules.
@@ -51,6 +54,34 @@ func UpdateAlertRule(rules AlertRuleManager) fiber.Handler {
 		}
 		return redirectDone(c, "/settings/alert-rules", doneAlertRuleSaved, name)
 	}
+}
+
+// SetAlertRetention saves how many days resolved alerts are kept; a value outside 1–3650
+// answers 400 with the error next to the field.
+func SetAlertRetention(rules AlertRuleManager) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		typed := strings.TrimSpace(c.FormValue("retention_days"))
+		days, err := strconv.Atoi(typed)
+		if err != nil {
+			err = models.Invalid("retention_days", fmt.Sprintf("must be a whole number of days from %d to %d",
+				models.MinAlertRetentionDays, models.MaxAlertRetentionDays))
+		} else {
+			err = rules.SetAlertRetention(c.UserContext(), v.OrgID, days, ActorOf(c))
+		}
+		if fe := refusalOf(err); fe != nil {
+			return renderAlertRules(c, rules, fiber.StatusBadRequest, nil, nil, "", &retentionTyped{value: typed, err: fe})
+		} else if err != nil {
+			return err
+		}
+		return redirectDone(c, "/settings/alert-rules", doneAlertRetentionSaved, typed)
+	}
+}
+
+// retentionTyped is a refused alert retention as typed.
+type retentionTyped struct {
+	value string
+	err   *components.FormError
 }
 
 // SetOrgTimeZone saves the organization's time zone; a name that is not an IANA time zone
@@ -99,7 +130,7 @@ type timeZoneTyped struct {
 
 // renderAlertRules renders the page; typed replaces its rule's row (with the error of the
 // last save attempt), tz the time zone field.
-func renderAlertRules(c *fiber.Ctx, rules AlertRuleManager, status int, typed *settings.AlertRuleRow, tz *timeZoneTyped, saved string) error {
+func renderAlertRules(c *fiber.Ctx, rules AlertRuleManager, status int, typed *settings.AlertRuleRow, tz *timeZoneTyped, saved string, ret ...*retentionTyped) error {
 	v := render.ViewerOf(c)
 	list, err := rules.List(c.UserContext(), v.OrgID)
 	if err != nil {
@@ -112,6 +143,14 @@ func renderAlertRules(c *fiber.Ctx, rules AlertRuleManager, status int, typed *s
 	p := settings.AlertRulesProps{CSRF: v.Session.CSRFToken(), Severities: models.Severities, TimeZone: zone, Saved: saved}
 	if tz != nil {
 		p.TimeZone, p.TimeZoneError = tz.name, tz.err
+	}
+	days, err := rules.AlertRetention(c.UserContext(), v.OrgID)
+	if err != nil {
+		return err
+	}
+	p.AlertRetention = strconv.Itoa(days)
+	if len(ret) > 0 && ret[0] != nil {
+		p.AlertRetention, p.AlertRetentionError = ret[0].value, ret[0].err
 	}
 	var typedErr *components.FormError
 	if typed != nil {

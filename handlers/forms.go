@@ -61,29 +61,31 @@ func refuse(c *fiber.Ctx, refused error, page templ.Component) error {
 // Confirmations a form redirects with (?done=). A message's %s is the name the redirect
 // carries.
 const (
-	doneRoleCreated       = "role-created"
-	doneRoleSaved         = "role-saved"
-	doneRoleDeleted       = "role-deleted"
-	doneMemberRoleChanged = "member-role-changed"
-	doneMemberRemoved     = "member-removed"
-	donePresetSaved       = "preset-saved"
-	doneAPIKeyRevoked     = "apikey-revoked"
-	doneDeadLetterReplay  = "dead-letter-replayed"
-	doneAlertRuleSaved    = "alert-rule-saved"
-	doneTimeZoneSaved     = "time-zone-saved"
+	doneRoleCreated         = "role-created"
+	doneRoleSaved           = "role-saved"
+	doneRoleDeleted         = "role-deleted"
+	doneMemberRoleChanged   = "member-role-changed"
+	doneMemberRemoved       = "member-removed"
+	donePresetSaved         = "preset-saved"
+	doneAPIKeyRevoked       = "apikey-revoked"
+	doneDeadLetterReplay    = "dead-letter-replayed"
+	doneAlertRuleSaved      = "alert-rule-saved"
+	doneTimeZoneSaved       = "time-zone-saved"
+	doneAlertRetentionSaved = "alert-retention-saved"
 )
 
 var doneMessages = map[string]string{
-	doneRoleCreated:       "Role %s created.",
-	doneRoleSaved:         "Role %s saved.",
-	doneRoleDeleted:       "Role %s deleted.",
-	doneMemberRoleChanged: "Role changed.",
-	doneMemberRemoved:     "Member removed.",
-	donePresetSaved:       "Preset %s saved.",
-	doneAPIKeyRevoked:     "API key revoked: it stops working at once.",
-	doneDeadLetterReplay:  "Dead letter %s replayed: its events are recorded.",
-	doneAlertRuleSaved:    "Alert rule %s saved.",
-	doneTimeZoneSaved:     "Time zone saved.",
+	doneRoleCreated:         "Role %s created.",
+	doneRoleSaved:           "Role %s saved.",
+	doneRoleDeleted:         "Role %s deleted.",
+	doneMemberRoleChanged:   "Role changed.",
+	doneMemberRemoved:       "Member removed.",
+	donePresetSaved:         "Preset %s saved.",
+	doneAPIKeyRevoked:       "API key revoked: it stops working at once.",
+	doneDeadLetterReplay:    "Dead letter %s replayed: its events are recorded.",
+	doneAlertRuleSaved:      "Alert rule %s saved.",
+	doneTimeZoneSaved:       "Time zone saved.",
+	doneAlertRetentionSaved: "Resolved alerts are now kept for %s days.",
 }
 
 // doneURL is path with the confirmation of what was done and, when given, the name of

@@ -251,3 +251,50 @@ func (s *AlertRuleStore) SetTimeZone(ctx context.Context, org, name string, by A
 		return s.trail.RecordTx(ctx, tx, SettingChanged(by, org, "time_zone", prev[0], name))
 	})
 }
+
+// Limits of the alert retention setting (days a resolved alert is kept).
+const (
+	MinAlertRetentionDays = 1
+	MaxAlertRetentionDays = 3650
+)
+
+// AlertRetention returns how many days org keeps resolved alerts (organizations.retention_days,
+// 90 unless changed). It returns KindNotFound for an unknown organization.
+func (s *AlertRuleStore) AlertRetention(ctx context.Context, org string) (int, error) {
+	var days []int
+	if err := s.db.WithContext(ctx).Raw(`SELECT retention_days FROM organizations WHERE id = ?`, org).Scan(&days).Error; err != nil {
+		return 0, fmt.Errorf("models: read alert retention: %w", err)
+	}
+	if len(days) == 0 {
+		return 0, NotFound("organization")
+	}
+	return days[0], nil
+}
+
+// SetAlertRetention changes how many days org keeps resolved alerts before the daily job
+// deletes them, self-audited (settings.update on retention_days, also written to
+// config_change_event). It returns KindInvalid (field retention_days) outside 1–3650.
+func (s *AlertRuleStore) SetAlertRetention(ctx context.Context, org string, days int, by Actor) error {
+	if days < MinAlertRetentionDays || days > MaxAlertRetentionDays {
+		return Invalid("retention_days", fmt.Sprintf("must be a whole number of days from %d to %d", MinAlertRetentionDays, MaxAlertRetentionDays))
+	}
+	if err := s.trail.prepare(ctx); err != nil {
+		return err
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var prev []int
+		if err := tx.Raw(`SELECT retention_days FROM organizations WHERE id = ? FOR UPDATE`, org).Scan(&prev).Error; err != nil {
+			return fmt.Errorf("models: read alert retention: %w", err)
+		}
+		if len(prev) == 0 {
+			return NotFound("organization")
+		}
+		if prev[0] == days {
+			return nil
+		}
+		if err := tx.Exec(`UPDATE organizations SET retention_days = ?, updated_at = ? WHERE id = ?`, days, s.now().UTC(), org).Error; err != nil {
+			return fmt.Errorf("models: save alert retention: %w", err)
+		}
+		return s.trail.RecordTx(ctx, tx, SettingChanged(by, org, "retention_days", prev[0], days))
+	})
+}

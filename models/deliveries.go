@@ -241,7 +241,7 @@ func (s *DeliveryStore) attempt(ctx context.Context, d claimed) {
 			response_status = NULLIF(?, 0) WHERE id = ? AND attempts = ?`, []any{now, status, d.ID, d.Attempts}
 	case d.AlertID == nil || now.Add(RetryBackoff(d.Attempts)).Sub(d.CreatedAt) >= RetryFor:
 		q, args = `UPDATE alert_deliveries SET status = 'failed', last_error = ?, response_status = NULLIF(?, 0)
-			WHERE id = ? AND attempts = ?`, []any{Truncate(err.Error(), 1000), status, d.ID, d.Attempts}
+			WHERE id = ? AND attempts = ?`, []any{DeliveryErrorClass(err, status), status, d.ID, d.Attempts}
 		alert := "test"
 		if d.AlertID != nil {
 			alert = *d.AlertID
@@ -250,12 +250,12 @@ func (s *DeliveryStore) attempt(ctx context.Context, d claimed) {
 			"kind", d.Kind, "delivery", d.ID, "attempts", d.Attempts, "err", err)
 		if s.ErrorSink != nil {
 			s.ErrorSink(ctx, ErrorRecord{Kind: ErrorKindDelivery, Component: "notifications", Operation: d.Kind,
-				Org: d.OrganizationID, Message: err.Error(),
+				Org: d.OrganizationID, Message: DeliveryErrorClass(err, status),
 				Context: map[string]any{"alert_id": alert, "channel": d.ChannelName, "delivery_id": d.ID, "attempts": d.Attempts}})
 		}
 	default:
 		q, args = `UPDATE alert_deliveries SET last_error = ?, response_status = NULLIF(?, 0), next_attempt_at = ?
-			WHERE id = ? AND attempts = ?`, []any{Truncate(err.Error(), 1000), status, now.Add(RetryBackoff(d.Attempts)), d.ID, d.Attempts}
+			WHERE id = ? AND attempts = ?`, []any{DeliveryErrorClass(err, status), status, now.Add(RetryBackoff(d.Attempts)), d.ID, d.Attempts}
 		s.log.Warn("alert delivery will be retried", "org", d.OrganizationID, "channel", d.ChannelName,
 			"delivery", d.ID, "attempts", d.Attempts, "err", err)
 	}
@@ -349,4 +349,51 @@ func (s *DeliveryStore) RecentByChannel(ctx context.Context, org string, perChan
 		out[cd.ChannelID] = append(out[cd.ChannelID], cd)
 	}
 	return out, nil
+}
+
+// DeliveryErrorClass is what a tenant is shown of a failed delivery: the class of the
+// failure (refused, timed out, TLS, an HTTP status, an SMTP refusal…), never the raw
+// dial error, which would tell a tenant's admin which ports of the server's own network
+// answer and which resolver it uses. The full error goes to the server's log.
+func DeliveryErrorClass(err error, status int) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	var ne net.Error
+	switch {
+	case status >= 300:
+		return fmt.Sprintf("the receiver answered HTTP %d", status)
+	case errors.Is(err, errForbiddenAddress), strings.Contains(msg, errForbiddenAddress.Error()), strings.Contains(msg, "loopback"):
+		return "refused: " + errForbiddenAddress.Error()
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return "no answer in time"
+	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "no route to host"),
+		strings.Contains(msg, "network is unreachable"), strings.Contains(msg, "EOF"),
+		strings.Contains(msg, "connection reset"):
+		return "the receiver could not be reached"
+	case strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"), strings.Contains(msg, "certificate"):
+		return "the TLS handshake failed (certificate or protocol)"
+	case strings.Contains(msg, "cannot be resolved"), strings.Contains(msg, "no address"):
+		return "the receiver's host name cannot be resolved"
+	case strings.Contains(msg, "smtp") || strings.Contains(msg, "SMTP"):
+		if code := smtpCode(msg); code != "" {
+			return "the mail server refused the message (" + code + ")"
+		}
+		return "the mail server could not be reached or refused the message"
+	case strings.Contains(msg, "email channels are disabled"):
+		return "email is not configured on this server"
+	}
+	return "the delivery failed"
+}
+
+// smtpCode returns the first three-digit SMTP reply code in msg, or "".
+func smtpCode(msg string) string {
+	for i := 0; i+3 <= len(msg); i++ {
+		if msg[i] >= '2' && msg[i] <= '5' && msg[i+1] >= '0' && msg[i+1] <= '9' && msg[i+2] >= '0' && msg[i+2] <= '9' &&
+			(i == 0 || msg[i-1] == ' ') && (i+3 == len(msg) || msg[i+3] == ' ') {
+			return msg[i : i+3]
+		}
+	}
+	return ""
 }

@@ -451,6 +451,13 @@ func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
 
 // raise inserts the alert of window w unless the same alert was raised within
 // DedupWindow of now; it reports whether it raised one.
+// MaxAlertsPerRule bounds the alerts one rule raises for one organization within the dedup
+// window; past it, one storm alert stands for the rest.
+const MaxAlertsPerRule = 20
+
+// StormSource is the source of a rule's storm alert (it has no principal).
+const StormSource = "detection-storm"
+
 func (d *Detector) raise(tx *gorm.DB, org string, r AlertRule, group string, w []storedHit, loc *time.Location, now time.Time) (bool, error) {
 	var recent []int
 	if err := tx.Raw(`SELECT 1 FROM alerts WHERE organization_id = ? AND rule = ? AND principal IS NOT DISTINCT FROM NULLIF(?, '')
@@ -460,7 +467,33 @@ func (d *Detector) raise(tx *gorm.DB, org string, r AlertRule, group string, w [
 	if len(recent) > 0 {
 		return false, nil
 	}
+	// An alert storm (one client inventing principals, each just over the threshold) is
+	// capped per organization and rule: past MaxAlertsPerRule within the dedup window,
+	// one storm alert says so instead of one alert (and its notifications) per principal.
+	var raised int64
+	if err := tx.Raw(`SELECT count(*) FROM alerts WHERE organization_id = ? AND rule = ? AND created_at > ?`,
+		org, r.Rule, now.Add(-DedupWindow)).Scan(&raised).Error; err != nil {
+		return false, fmt.Errorf("models: count recent alerts: %w", err)
+	}
 	a := describeDetection(org, r, group, w, loc)
+	if raised >= MaxAlertsPerRule {
+		var storm []int
+		if err := tx.Raw(`SELECT 1 FROM alerts WHERE organization_id = ? AND rule = ? AND source = ? AND created_at > ? LIMIT 1`,
+			org, r.Rule, StormSource, now.Add(-DedupWindow)).Scan(&storm).Error; err != nil {
+			return false, fmt.Errorf("models: look up alert storm: %w", err)
+		}
+		if len(storm) > 0 {
+			return false, nil
+		}
+		a.Principal, a.Source = "", StormSource
+		a.Title = fmt.Sprintf("Alert storm: rule %s raised %d alerts in %s; more are suppressed", r.Name, raised, humanDuration(DedupWindow))
+		a.Description = fmt.Sprintf("More than %d principals reached the threshold of %s within %s. Further alerts of this rule "+
+			"are held back until the storm ends; the last one held back was about %s. Look at the events of this rule's action "+
+			"in the events list.", MaxAlertsPerRule, r.Name, humanDuration(DedupWindow), group)
+		if m, ok := a.Metadata.(map[string]any); ok {
+			m["suppressed"] = true
+		}
+	}
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
 		return false, fmt.Errorf("models: alert metadata: %w", err)

@@ -286,6 +286,44 @@ func TestDetectionDedupFor300Seconds(t *testing.T) {
 	}
 }
 
+// TestDetectionCapsAnAlertStorm: one client inventing principals, each just over the
+// threshold, raises MaxAlertsPerRule alerts and then one storm alert, not one alert (and its
+// notifications) per principal; the dedup window ending lets alerts through again.
+func TestDetectionCapsAnAlertStorm(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	d := f.detector(1000)
+	var evs []models.Event
+	for p := range models.MaxAlertsPerRule + 15 {
+		who := fmt.Sprintf("invented-%d", p)
+		evs = append(evs, repeat(5, func(i int) models.Event {
+			return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "auth.login.failure", "failure", by(who))
+		})...)
+	}
+	f.write(evs...)
+	f.drain(d)
+	got := alertsOf(t, org, models.RuleFailedLogins)
+	storms := 0
+	for _, a := range got {
+		if strings.HasPrefix(a.Title, "Alert storm") {
+			storms++
+		}
+	}
+	if len(got) != models.MaxAlertsPerRule+1 || storms != 1 {
+		t.Fatalf("%d alerts (%d storm alerts) for %d principals, want %d and 1", len(got), storms,
+			models.MaxAlertsPerRule+15, models.MaxAlertsPerRule+1)
+	}
+	// A real principal within the same window is held back too, but counted again after it.
+	f.setNow(detectBase.Add(301 * time.Second))
+	f.write(repeat(5, func(i int) models.Event {
+		return ev(org, detectBase.Add(301*time.Second-time.Duration(i)*time.Second), "auth.login.failure", "failure", by("dr.smith"))
+	})...)
+	f.drain(d)
+	if n := len(alertsOf(t, org, models.RuleFailedLogins)); n != models.MaxAlertsPerRule+2 {
+		t.Fatalf("after the window: %d alerts, want %d", n, models.MaxAlertsPerRule+2)
+	}
+}
+
 func TestDetectionNeverAddsUpOrganizations(t *testing.T) {
 	f := newDetectFixture(t)
 	a, b := pgtest.NewOrg(t, "a"), pgtest.NewOrg(t, "b")

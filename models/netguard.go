@@ -26,6 +26,13 @@ var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
 // unicast address that is not private, link-local, multicast or unspecified.
 func publicOrLoopback(a netip.Addr) bool {
 	a = a.Unmap()
+	if a.Is6() {
+		// Addresses that carry an IPv4 address inside (NAT64, 6to4, the old IPv4-compatible
+		// form) lead wherever that address does: judge the embedded one.
+		if v4, ok := embeddedIPv4(a); ok {
+			return !v4.IsLoopback() && publicOrLoopback(v4)
+		}
+	}
 	switch {
 	case a.IsLoopback():
 		return true
@@ -33,7 +40,51 @@ func publicOrLoopback(a netip.Addr) bool {
 		a.IsInterfaceLocalMulticast(), a.IsMulticast(), sharedAddressSpace.Contains(a), !a.IsGlobalUnicast():
 		return false
 	}
+	for _, p := range nonPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
 	return true
+}
+
+// nonPublic are ranges IsGlobalUnicast lets through that no public service lives in:
+// benchmarking, documentation, reserved and "this network" IPv4 ranges, IPv6 site-local
+// (deprecated, still routed inside some networks), documentation and discard ranges.
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("fec0::/10"),
+	netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("100::/64"),
+	netip.MustParsePrefix("2001::/23"), // IETF special-purpose (Teredo and others)
+}
+
+// The IPv6 ranges that embed an IPv4 address, and where it sits.
+var (
+	nat64Prefix      = netip.MustParsePrefix("64:ff9b::/96")
+	nat64LocalPrefix = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixToFourPrefix  = netip.MustParsePrefix("2002::/16")
+	v4CompatPrefix   = netip.MustParsePrefix("::/96")
+)
+
+// embeddedIPv4 returns the IPv4 address an IPv6 address carries (NAT64 64:ff9b::/96 and
+// 64:ff9b:1::/48 in the last 32 bits, 6to4 2002::/16 in bits 16-47, IPv4-compatible ::/96
+// in the last 32 bits), and whether it carries one.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	switch {
+	case nat64Prefix.Contains(a), nat64LocalPrefix.Contains(a), v4CompatPrefix.Contains(a) && !a.IsUnspecified() && a != netip.IPv6Loopback():
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case sixToFourPrefix.Contains(a):
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	}
+	return netip.Addr{}, false
 }
 
 // errForbiddenAddress is the refusal of an address no webhook may reach.
@@ -50,7 +101,9 @@ func resolveChecked(ctx context.Context, r Resolver, host string, loopbackOnly b
 		defer cancel()
 		addrs, err = r.LookupNetIP(lctx, "ip", host)
 		if err != nil {
-			return nil, fmt.Errorf("its host %s cannot be resolved: %w", host, err)
+			// The resolver's own error names the server's DNS resolver: keep it out of
+			// what a tenant is shown.
+			return nil, fmt.Errorf("its host %s cannot be resolved", host)
 		}
 		if len(addrs) == 0 {
 			return nil, fmt.Errorf("its host %s has no address", host)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -81,6 +82,18 @@ func TestCheckWebhookURL(t *testing.T) {
 		{"unspecified", "https://0.0.0.0/hook", false, "private"},
 		{"multicast", "https://224.0.0.1/hook", false, "private"},
 		{"carrier-grade NAT", "https://100.64.0.1/hook", false, "private"},
+		{"NAT64 of a private address", "https://[64:ff9b::a00:1]/hook", false, "private"},
+		{"NAT64 of the metadata address", "https://[64:ff9b::a9fe:a9fe]/hook", false, "private"},
+		{"local NAT64 of a private address", "https://[64:ff9b:1::a00:1]/hook", false, "private"},
+		{"6to4 of a private address", "https://[2002:a00:1::1]/hook", false, "private"},
+		{"IPv4-compatible private address", "https://[::a00:1]/hook", false, "private"},
+		{"NAT64 of loopback is not loopback", "http://[64:ff9b::7f00:1]/hook", false, "private"},
+		{"IPv6 site-local", "https://[fec0::1]/hook", false, "private"},
+		{"benchmarking range", "https://198.18.0.1/hook", false, "private"},
+		{"reserved 240/4", "https://240.0.0.1/hook", false, "private"},
+		{"documentation range", "https://192.0.2.1/hook", false, "private"},
+		{"NAT64 of a public address", "https://[64:ff9b::808:808]/hook", true, ""},
+		{"public IPv6", "https://[2606:4700:4700::1111]/hook", true, ""},
 		{"host resolving to a private address", "https://internal.example.com/hook", false, "private"},
 		{"host resolving to metadata", "https://metadata.example.com/hook", false, "private"},
 		{"host with one private address among public ones", "https://mixed.example.com/hook", false, "private"},
@@ -485,7 +498,7 @@ func TestFailingReceiversRetryThenFail(t *testing.T) {
 		if !strings.Contains(byChannel["broken"].LastError, "500") {
 			t.Fatalf("broken: %q", byChannel["broken"].LastError)
 		}
-		if !strings.Contains(byChannel["down"].LastError, "refused") {
+		if !strings.Contains(byChannel["down"].LastError, "could not be reached") {
 			t.Fatalf("down: %q", byChannel["down"].LastError)
 		}
 	})
@@ -756,7 +769,24 @@ func TestHangingReceiverDoesNotBlockOthers(t *testing.T) {
 	if status["healthy"].Status != "delivered" || healthy.count() != 1 {
 		t.Fatalf("healthy: %+v", status["healthy"])
 	}
-	if d := status["hanging"]; d.Status != "pending" || !strings.Contains(d.LastError, "deadline") {
+	if d := status["hanging"]; d.Status != "pending" || !strings.Contains(d.LastError, "no answer in time") {
 		t.Fatalf("hanging: %+v", d)
+	}
+}
+
+// TestDeliveryErrorClassHidesTheNetwork: what a tenant is shown of a failed delivery does
+// not tell an open port from a closed one, nor name the server's resolver.
+func TestDeliveryErrorClassHidesTheNetwork(t *testing.T) {
+	open := models.DeliveryErrorClass(errors.New(`Post "http://127.0.0.1:6379/": EOF`), 0)
+	closed := models.DeliveryErrorClass(errors.New(`Post "http://[::1]:5432/": dial tcp [::1]:5432: connect: connection refused`), 0)
+	if open != closed {
+		t.Fatalf("an open port reads %q and a closed one %q", open, closed)
+	}
+	dns := models.DeliveryErrorClass(errors.New(`its host x.example cannot be resolved: lookup x.example on 10.255.255.53:53: no such host`), 0)
+	if strings.Contains(dns, "10.255") || strings.Contains(dns, "53") {
+		t.Fatalf("the resolver shows: %q", dns)
+	}
+	if got := models.DeliveryErrorClass(errors.New("x"), 503); !strings.Contains(got, "503") {
+		t.Fatalf("an HTTP status is not named: %q", got)
 	}
 }

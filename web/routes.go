@@ -145,6 +145,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/settings/presets/:id", Perm("audit.presets", "update"), handlers.UpdatePreset(d.Presets)},
 		{get, "/settings/alert-rules", Perm("audit.alerts", "update"), handlers.AlertRulesPage(d.AlertRules)},
 		{post, "/settings/alert-rules/time-zone", Perm("audit.alerts", "update"), handlers.SetOrgTimeZone(d.AlertRules)},
+		{post, "/settings/alert-rules/retention", Perm("audit.alerts", "update"), handlers.SetAlertRetention(d.AlertRules)},
 		{post, "/settings/alert-rules/:rule", Perm("audit.alerts", "update"), handlers.UpdateAlertRule(d.AlertRules)},
 		// Dead letters are events the database refused: reading them is reading events,
 		// replaying them repairs the event stream (an administrator's update).

@@ -164,7 +164,7 @@ type AlertRuleRow struct {
 	WindowMinutes string
 	Severity      string
 	Customized    bool
-	Action        string     // where the row's form posts
+	Action        string                // where the row's form posts
 	Error         *components.FormError // the row's refused field, shown next to it
 }
 
@@ -175,5 +175,8 @@ type AlertRulesProps struct {
 	Severities    []string
 	TimeZone      string
 	TimeZoneError *components.FormError
-	Saved         string // what was just saved, for the confirmation
+	// AlertRetention is how many days resolved alerts are kept (as typed when refused).
+	AlertRetention      string
+	AlertRetentionError *components.FormError
+	Saved               string // what was just saved, for the confirmation
 }
