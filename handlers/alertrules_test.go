@@ -71,6 +71,9 @@ func TestAlertRulesSettings(t *testing.T) {
 		{"unknown rule", "/settings/alert-rules/coffee_breaks", with("", ""), "rule"},
 		{"invalid time zone", "/settings/alert-rules/time-zone", url.Values{"time_zone": {"Mars/Olympus_Mons"}}, "time_zone"},
 		{"empty time zone", "/settings/alert-rules/time-zone", url.Values{"time_zone": {""}}, "time_zone"},
+		{"zero alert retention", "/settings/alert-rules/retention", url.Values{"retention_days": {"0"}}, "retention_days"},
+		{"alert retention over ten years", "/settings/alert-rules/retention", url.Values{"retention_days": {"3651"}}, "retention_days"},
+		{"alert retention not a number", "/settings/alert-rules/retention", url.Values{"retention_days": {"ninety"}}, "retention_days"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := admin.PostForm(tc.path, tc.form)
@@ -109,6 +112,22 @@ func TestAlertRulesSettings(t *testing.T) {
 		env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'settings.update'`, org).Scan(&rows)
 		if rows != 2 {
 			t.Fatalf("%d self-audit events, want 2", rows)
+		}
+	})
+	t.Run("saves the alert retention", func(t *testing.T) {
+		if r := admin.PostForm("/settings/alert-rules/retention", url.Values{"retention_days": {"30"}}); r.StatusCode/100 != 3 {
+			t.Fatalf("save retention: status %d: %s", r.StatusCode, r.Body)
+		}
+		page := admin.Get("/settings/alert-rules?done=alert-retention-saved&name=30")
+		if !strings.Contains(page.Body, `value="30"`) || !strings.Contains(page.Body, "kept for 30 days") {
+			t.Fatalf("page does not show the saved retention")
+		}
+		var days int
+		env.DB.Raw(`SELECT retention_days FROM organizations WHERE id = ?`, org).Scan(&days)
+		var changes int64
+		env.DB.Raw(`SELECT count(*) FROM config_change_event WHERE organization_id = ? AND field = 'retention_days'`, org).Scan(&changes)
+		if days != 30 || changes != 1 {
+			t.Fatalf("retention_days %d with %d config changes, want 30 and 1", days, changes)
 		}
 	})
 }
