@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,7 +28,7 @@ func requireAPIKey(keys apiKeyAuthenticator) fiber.Handler {
 		}
 		c.Set(fiber.HeaderCacheControl, "no-store") // answers carry the organization's events
 		render.SetAPIKey(c, k)
-		render.SetPrincipal(c, render.Principal{Subject: keySubject(k), Org: k.OrganizationID})
+		render.SetPrincipal(c, render.Principal{Subject: policy.APIKeyOf(k), Org: k.OrganizationID})
 		return c.Next()
 	}
 }
@@ -45,31 +44,4 @@ func apiKey(c *fiber.Ctx, keys apiKeyAuthenticator) (*models.APIKey, error) {
 		return nil, models.Unauthorized("the Authorization header must be: Bearer <key>")
 	}
 	return keys.Authenticate(c.UserContext(), token)
-}
-
-// keySubjectPrefix starts the subject name of an API key: "apikey:<scope>:<id>".
-const keySubjectPrefix = "apikey:"
-
-func keySubject(k *models.APIKey) policy.Subject {
-	return policy.Subject{Name: keySubjectPrefix + k.Scope + ":" + strconv.FormatInt(k.ID, 10)}
-}
-
-// scopePermissions are what each API key scope grants in the key's organization.
-var scopePermissions = map[string][]models.Permission{
-	models.ScopeIngest: {{Resource: "audit.events", Action: "create"}},
-	models.ScopeRead: {{Resource: "audit.events", Action: "read"}, {Resource: "audit.events", Action: "verify"},
-		{Resource: "audit.alerts", Action: "read"}},
-}
-
-// apiKeyAuthorizer decides for API-key principals from the key's scope (a key holds no
-// role) and passes every other principal on.
-type apiKeyAuthorizer struct{ next Authorizer }
-
-func (a apiKeyAuthorizer) Allowed(ctx context.Context, sub policy.Subject, org, resource, action string) (bool, error) {
-	rest, ok := strings.CutPrefix(sub.Name, keySubjectPrefix)
-	if !ok {
-		return a.next.Allowed(ctx, sub, org, resource, action)
-	}
-	scope, _, _ := strings.Cut(rest, ":")
-	return models.Covers(scopePermissions[scope], models.Permission{Resource: resource, Action: action}), nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"auditdb/handlers"
 	"auditdb/models"
+	"auditdb/policy"
 	"auditdb/static"
 )
 
@@ -36,7 +37,7 @@ func routes(app *fiber.App, d *Services) {
 	app.Get(apiPrefix+"/openapi.yaml", handlers.OpenAPI())
 	// Bodies are decoded only once the key is known (see decodeConsoleBody).
 	api := app.Group(apiPrefix, requireAPIKey(d.APIKeys), decodeBody(bodyLimit))
-	keys := apiKeyAuthorizer{next: d.Authz}
+	keys := policy.KeyScoped(d.Authz)
 	apiTable := apiRoutes(d)
 	for _, r := range apiTable {
 		api.Add(r.method, r.path, authorize(keys, r.need), r.handler)
@@ -54,7 +55,7 @@ func routes(app *fiber.App, d *Services) {
 }
 
 // apiRoutes are the API's routes under /api/v1, in match order. An ingest key may create
-// events; a read key may read, verify and prove them (see apiKeyAuthorizer).
+// events; a read key may read, verify and prove them (see policy.ScopePermissions).
 func apiRoutes(d *Services) []route {
 	get, post := fiber.MethodGet, fiber.MethodPost
 	ingest := handlers.Ingest{Builder: d.Builder, Sink: d.Writer, Answers: d.Answers, Now: d.Now}
