@@ -219,7 +219,6 @@ func TestRetentionArchivesOnItsDayDeletesUnlessHeld(t *testing.T) {
 	}
 }
 
-
 func TestRetentionCancelledRunResumesExactlyOnce(t *testing.T) {
 	f := newRetentionFixture(t)
 	var times []time.Time
