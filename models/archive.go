@@ -266,3 +266,9 @@ func ArchivedEvent(ctx context.Context, db *gorm.DB, org string, id int64) (stri
 func ArchiveProblem(err error) string {
 	return strings.TrimPrefix(err.Error(), "models: ")
 }
+
+// ArchivedEvent returns the id of the archive that holds event id of org, once retention
+// moved it out of audit_log; KindNotFound when no archive holds it.
+func (s *EventStore) ArchivedEvent(ctx context.Context, org string, id int64) (string, error) {
+	return ArchivedEvent(ctx, s.db, org, id)
+}
