@@ -33,11 +33,11 @@ func ApplyRetention(engine RetentionRunner, log *slog.Logger) func(context.Conte
 	}
 }
 
-// RetentionJob runs retention daily at 03:30.
+// RetentionJob runs retention daily at 02:45 UTC, before the integrity sweep checks the result.
 func RetentionJob(engine RetentionRunner, log *slog.Logger) Job {
 	return Job{
 		Name:       "retention",
-		Definition: gocron.DailyJob(1, gocron.NewAtTimes(gocron.NewAtTime(3, 30, 0))),
+		Definition: gocron.DailyJob(1, gocron.NewAtTimes(gocron.NewAtTime(2, 45, 0))),
 		Run:        ApplyRetention(engine, log),
 	}
 }
