@@ -22,6 +22,7 @@ import (
 	"auditdb/migrations"
 	"auditdb/models"
 	"auditdb/models/ingest"
+	"auditdb/models/merkle"
 	"auditdb/policy"
 	"auditdb/web"
 )
@@ -32,7 +33,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
   detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]
-  dashboard   [--events N] [--iterations N] [--database NAME]`
+  dashboard   [--events N] [--iterations N] [--database NAME]
+  retention   [--events N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -74,6 +76,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchDetect(ctx, cfg, args[1:], stdout)
 	case "dashboard":
 		return benchDashboard(ctx, cfg, args[1:], stdout)
+	case "retention":
+		return benchRetention(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -453,4 +457,41 @@ func (s *childServer) stop() {
 		s.cmd.Process.Kill()
 		<-done
 	}
+}
+
+func benchRetention(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench retention", stdout)
+	events := fs.Int("events", 1_000_000, "events to seed (a fifth due for deletion, the rest for the archive)")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_retention appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 100 {
+		return models.Invalid("--events", "need at least 100 events")
+	}
+	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_retention")
+	if err != nil {
+		return err
+	}
+	if err := dropBenchDatabase(ctx, dsn, "_bench_retention"); err != nil {
+		return err
+	}
+	env, err := openBench(ctx, cfg, *dbName, "_bench_retention", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-retention"
+	if _, err := models.NewOrgStore(env.db).Create(ctx, org, "Retention benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+		return err
+	}
+	_, ck, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	mlog := merkle.NewLog(env.db, ck)
+	mlog.CheckpointEvery = time.Hour
+	_, err = bench.Retention(ctx, bench.RetentionOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
+		Events: *events, Now: time.Now().UTC(), Out: stdout})
+	return err
 }

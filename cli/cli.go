@@ -35,6 +35,8 @@ Commands:
   user revoke-sessions --email E          sign a user out everywhere at once
   partitions list|ensure|drop-expired [--dry-run]
                                           manage monthly partitions
+  retention run [--org ID] [--dry-run]  archive events past their policy's archive day and delete
+                                          those at the end of retention (legal holds honoured)
   apikey create --org ID --name N [--scope ingest|read]
                                           create an API key and print it (shown once)
   apikey list --org ID                    list an organization's API keys
@@ -89,6 +91,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return benchCmd(ctx, cfg, args[1:], stdout)
 	case "apikey":
 		return apikeyCmd(ctx, cfg, args[1:], stdout)
+	case "retention":
+		return retentionCmd(ctx, cfg, args[1:], stdout)
 	case "verify":
 		return verifyCmd(ctx, cfg, args[1:], stdout)
 	case "checkpoint-key":

@@ -56,6 +56,12 @@ func verifyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 		}
 		fmt.Fprintf(stdout, "%s: %s — %d events (%d awaiting the log), %d log entries, %d checkpoints, checked in %s\n",
 			o, verdict, rep.Events, rep.Pending, rep.Leaves, rep.Checkpoints, time.Since(start).Round(time.Millisecond))
+		if rep.Archives > 0 {
+			fmt.Fprintf(stdout, "  %d events verified from %d archives\n", rep.Archived, rep.Archives)
+		}
+		for _, line := range rep.RemovedBy {
+			fmt.Fprintf(stdout, "  %s\n", line)
+		}
 		for _, f := range rep.Findings {
 			switch {
 			case f.EventID != 0 && f.LeafIndex >= 0:

@@ -112,8 +112,15 @@ func APIVerifyEvent(v EventVerifier) fiber.Handler {
 	}
 }
 
+// ArchivedEventLocator finds the archive holding an event that retention moved out of
+// audit_log (models.EventStore implements it).
+type ArchivedEventLocator interface {
+	ArchivedEvent(ctx context.Context, org string, id int64) (string, error)
+}
+
 // APIEventProof returns the inclusion proof of an event in its organization's latest signed
-// checkpoint, or in the one of tree size ?checkpoint=SIZE. It is a 404 for another
+// checkpoint, or in the one of tree size ?checkpoint=SIZE. An archived event keeps its proof:
+// its log entry stays when its row moves to an archive. It is a 404 for another
 // organization's event, a 404 with Retry-After until a checkpoint includes the event, a
 // 400 for a size never published and a 409 when the event came after the chosen checkpoint.
 func APIEventProof(events EventLister, log LogReader) fiber.Handler {
@@ -130,7 +137,13 @@ func APIEventProof(events EventLister, log LogReader) fiber.Handler {
 		}
 		org := render.APIKeyOf(c).OrganizationID
 		if _, err := events.Get(c.UserContext(), org, id); err != nil {
-			return err
+			loc, ok := events.(ArchivedEventLocator)
+			if !ok || models.KindOf(err) != models.KindNotFound {
+				return err
+			}
+			if _, aerr := loc.ArchivedEvent(c.UserContext(), org, id); aerr != nil {
+				return err
+			}
 		}
 		p, err := log.ProveAt(c.UserContext(), org, id, size)
 		if err != nil {

@@ -211,3 +211,37 @@ func (p *PartitionManager) DropExpired(ctx context.Context, now time.Time, dryRu
 	}
 	return expired, nil
 }
+
+// DropIfEmpty drops table's partition of month m when it holds no row, checked under an
+// exclusive lock so that no row arrives in between. It returns the dropped partition's name,
+// or "" when the partition does not exist or still holds rows.
+func (p *PartitionManager) DropIfEmpty(ctx context.Context, table string, m time.Time) (string, error) {
+	name := PartitionName(table, MonthStart(m))
+	if !partitionName.MatchString(name) {
+		return "", fmt.Errorf("models: refusing to drop %q", name)
+	}
+	dropped := false
+	err := p.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var exists bool
+		if err := tx.Raw(`SELECT to_regclass(?) IS NOT NULL`, "public."+name).Scan(&exists).Error; err != nil || !exists {
+			return err
+		}
+		if err := tx.Exec(`LOCK TABLE ` + name + ` IN ACCESS EXCLUSIVE MODE`).Error; err != nil {
+			return err
+		}
+		var any bool
+		if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM ` + name + `)`).Scan(&any).Error; err != nil || any {
+			return err
+		}
+		dropped = true
+		return tx.Exec(`DROP TABLE ` + name).Error
+	})
+	if err != nil {
+		return "", fmt.Errorf("models: drop empty partition %s: %w", name, err)
+	}
+	if !dropped {
+		return "", nil
+	}
+	p.known.Delete(table + "/" + MonthStart(m).Format("2006-01"))
+	return name, nil
+}

@@ -79,8 +79,10 @@ type Services struct {
 	Answers     *ingest.IdempotencyStore
 	Builder     *ingest.Builder
 	// Writer is the group-commit writer over its own pgx pool; Start starts it.
-	Writer    *ingest.Writer
-	Merkle    *merkle.Log
+	Writer *ingest.Writer
+	Merkle *merkle.Log
+	// Retention archives and deletes events by policy (the daily job, `auditdb retention run`).
+	Retention *models.RetentionEngine
 	Integrity *merkle.Verifier
 	Replayer  *ingest.DeadLetterReplayer
 
@@ -198,6 +200,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Answers:         ingest.NewIdempotencyStore(db),
 		Merkle:          merkle.NewLog(db, c.CheckpointKey),
 	}
+	s.Retention = models.NewRetentionEngine(db, trail, parts)
 	s.ErrorLog = models.NewErrorLogStore(db, parts)
 	s.Errors = models.NewErrorWriter(s.ErrorLog, models.ErrorWriterConfig{}, log)
 	s.Channels = models.NewChannelStore(db, trail, nil, c.SMTP)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -166,6 +167,7 @@ const (
 	FindingInserted   = "inserted"   // an event is in the table but was never logged
 	FindingLog        = "log"        // the leaf or node tables are inconsistent
 	FindingCheckpoint = "checkpoint" // a checkpoint's signature, chain, root or consistency fails
+	FindingArchive    = "archive"    // an archive's bytes or an archived event no longer match their checksums or log entry
 )
 
 // Finding is one problem an organization check found.
@@ -186,8 +188,14 @@ type OrgReport struct {
 	Leaves      int64 // entries in the log
 	Pending     int64 // events committed but not yet sequenced
 	Checkpoints int64
-	Problems    int64
-	Findings    []Finding
+	Archives    int64 // archives checked
+	Archived    int64 // events verified from an archive
+	Removed     int64 // log entries whose event retention (or an erasure) removed, by record
+	// RemovedBy says what removed them, one line per policy and run, e.g.
+	// "12 events removed by retention policy standard in run 3".
+	RemovedBy []string
+	Problems  int64
+	Findings  []Finding
 }
 
 // OK reports whether the check found nothing wrong.
@@ -217,6 +225,12 @@ func (v *Verifier) CheckOrg(ctx context.Context, org string) (*OrgReport, error)
 			return err
 		}
 		if err := v.checkLeaves(ctx, conn, org, cps, r); err != nil {
+			return err
+		}
+		if err := v.checkArchives(ctx, conn, org, r); err != nil {
+			return err
+		}
+		if err := v.checkRemoved(ctx, conn, org, r); err != nil {
 			return err
 		}
 		return v.checkMissing(ctx, conn, org, r)
@@ -397,12 +411,17 @@ func (v *Verifier) checkLeaves(ctx context.Context, conn *pgx.Conn, org string, 
 	return nil
 }
 
-// checkMissing names the events the log or the sequencer queue holds but the table lacks.
+// checkMissing names the events the log or the sequencer queue holds but the table lacks,
+// unless an archive holds them or a record says retention (or an erasure) removed them.
 func (v *Verifier) checkMissing(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
 	rows, _ := conn.Query(ctx, `
 		SELECT l.leaf_index, l.audit_log_id FROM audit_leaf l
 		WHERE l.organization_id = $1 AND NOT EXISTS (SELECT 1 FROM audit_log e
 			WHERE e.organization_id = l.organization_id AND e.id = l.audit_log_id AND e."timestamp" = l.event_timestamp)
+		AND NOT EXISTS (SELECT 1 FROM archived_events a JOIN archive_storage s ON s.id = a.archive_id AND s.deleted_at IS NULL
+			WHERE a.organization_id = l.organization_id AND a.audit_log_id = l.audit_log_id)
+		AND NOT EXISTS (SELECT 1 FROM removed_events d
+			WHERE d.organization_id = l.organization_id AND d.audit_log_id = l.audit_log_id)
 		UNION ALL
 		SELECT -1, q.id FROM audit_leaf_queue w, unnest(w.audit_log_ids, w.event_timestamps) AS q(id, ts)
 		WHERE w.organization_id = $1 AND NOT EXISTS (SELECT 1 FROM audit_log e
@@ -425,4 +444,123 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// checkArchives opens each of org's archives, checks the SHA-256 of its compressed and
+// decompressed bytes, recomputes each archived event's hash and signature from its line and
+// compares the hash with the event's Merkle leaf. Every event archived_events places in an
+// archive must be in its content.
+func (v *Verifier) checkArchives(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
+	rows, _ := conn.Query(ctx, `SELECT id FROM archive_storage WHERE organization_id = $1 AND deleted_at IS NULL
+		AND content IS NOT NULL ORDER BY month, part`, org)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		r.Archives++
+		if err := v.checkArchive(ctx, conn, org, id, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type archivedLeaf struct {
+	leafIndex int64
+	leafHash  string
+	seen      bool
+}
+
+func (v *Verifier) checkArchive(ctx context.Context, conn *pgx.Conn, org, id string, r *OrgReport) error {
+	rows, _ := conn.Query(ctx, `SELECT a.audit_log_id, coalesce(l.leaf_index, -1), coalesce(l.event_hash, '')
+		FROM archived_events a LEFT JOIN audit_leaf l ON l.organization_id = a.organization_id AND l.audit_log_id = a.audit_log_id
+		WHERE a.organization_id = $1 AND a.archive_id = $2`, org, id)
+	listed := map[int64]*archivedLeaf{}
+	var eid, li int64
+	var lh string
+	if _, err := pgx.ForEachRow(rows, []any{&eid, &li, &lh}, func() error {
+		listed[eid] = &archivedLeaf{leafIndex: li, leafHash: lh}
+		return nil
+	}); err != nil {
+		return err
+	}
+	var meta models.Archive
+	var content []byte
+	err := conn.QueryRow(ctx, `SELECT id, event_count, original_size, compressed_size, sha256_original, sha256_compressed, content
+		FROM archive_storage WHERE id = $1`, id).Scan(&meta.ID, &meta.EventCount, &meta.OriginalSize, &meta.CompressedSize,
+		&meta.SHA256Original, &meta.SHA256Compressed, &content)
+	if err != nil {
+		return err
+	}
+	ar, err := models.OpenArchiveContent(meta, content)
+	if err != nil {
+		r.add(Finding{Kind: FindingArchive, LeafIndex: -1, Detail: models.ArchiveProblem(err)})
+		return nil
+	}
+	defer ar.Close()
+	for {
+		line, err := ar.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			r.add(Finding{Kind: FindingArchive, LeafIndex: -1, Detail: models.ArchiveProblem(err)})
+			return nil
+		}
+		r.Archived++
+		ev := line.Event()
+		res, verr := v.sealer.Verify(ev)
+		lf := listed[ev.ID]
+		li := int64(-1)
+		if lf != nil {
+			li = lf.leafIndex
+		}
+		switch {
+		case ev.OrganizationID != org || lf == nil:
+			r.add(Finding{Kind: FindingArchive, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("archive %s holds it, but no record places it there", id)})
+			continue
+		case ev.HashAlgorithm != models.HashAlgorithm || verr != nil:
+			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("in archive %s: its hash cannot be recomputed", id)})
+		case !res.HashOK:
+			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("in archive %s: its fields no longer match its hash", id)})
+		case !res.SignatureOK:
+			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("in archive %s: the signature of its hash does not verify", id)})
+		case lf.leafIndex < 0:
+			r.add(Finding{Kind: FindingInserted, EventID: ev.ID, LeafIndex: -1, Detail: fmt.Sprintf("in archive %s: it is in no log entry", id)})
+		case lf.leafHash != ev.Hash:
+			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("in archive %s: its hash differs from its entry in the Merkle log", id)})
+		}
+		lf.seen = true
+	}
+	for id2, lf := range listed {
+		if !lf.seen {
+			r.add(Finding{Kind: FindingMissing, EventID: id2, LeafIndex: lf.leafIndex, Detail: fmt.Sprintf("archive %s should hold it, but does not", id)})
+		}
+	}
+	return nil
+}
+
+// checkRemoved counts the log entries whose event was removed by record, says by which
+// policy and run, and checks that each record holds the hash of its log entry.
+func (v *Verifier) checkRemoved(ctx context.Context, conn *pgx.Conn, org string, r *OrgReport) error {
+	rows, _ := conn.Query(ctx, `SELECT d.reason, coalesce(d.policy, ''), coalesce(d.run_id, 0), coalesce(d.request_id, ''), count(*),
+			count(*) FILTER (WHERE l.event_hash IS DISTINCT FROM d.event_hash)
+		FROM removed_events d LEFT JOIN audit_leaf l ON l.organization_id = d.organization_id AND l.audit_log_id = d.audit_log_id
+		WHERE d.organization_id = $1 GROUP BY 1, 2, 3, 4 ORDER BY 3, 2`, org)
+	var reason, policy, request string
+	var run, n, mismatched int64
+	_, err := pgx.ForEachRow(rows, []any{&reason, &policy, &run, &request, &n, &mismatched}, func() error {
+		r.Removed += n
+		what := fmt.Sprintf("%d events removed by retention policy %s in run %d", n, policy, run)
+		if reason == "gdpr" {
+			what = fmt.Sprintf("%d events erased by request %s", n, request)
+		}
+		r.RemovedBy = append(r.RemovedBy, what)
+		if mismatched > 0 {
+			r.add(Finding{Kind: FindingLog, LeafIndex: -1, Detail: fmt.Sprintf("%d removal records of run %d name a hash their log entry does not hold", mismatched, run)})
+		}
+		return nil
+	})
+	return err
 }

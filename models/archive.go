@@ -1,0 +1,274 @@
+package models
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"gorm.io/gorm"
+)
+
+// ArchiveEncoding is the encoding of every archive this version writes: JSON Lines, one
+// event per line, compressed with zstd.
+const ArchiveEncoding = "jsonl+zstd"
+
+// ArchiveLine is one archived event as stored in audit_log: every column, so that its hash,
+// subject digest and signature can be recomputed from the line alone, plus its place in the
+// organization's Merkle log.
+type ArchiveLine struct {
+	ID                 int64           `json:"id"`
+	Timestamp          time.Time       `json:"timestamp"`
+	TTL                *string         `json:"ttl,omitempty"`
+	PrincipalID        *string         `json:"principalId,omitempty"`
+	OrganizationID     string          `json:"organizationId"`
+	Action             string          `json:"action"`
+	TargetResourceType *string         `json:"targetResourceType,omitempty"`
+	TargetResourceID   *string         `json:"targetResourceId,omitempty"`
+	Status             string          `json:"status"`
+	OutcomeDescription *string         `json:"outcomeDescription,omitempty"`
+	Hash               string          `json:"hash"`
+	HashAlgorithm      string          `json:"hashAlgorithm"`
+	EventVersion       string          `json:"eventVersion"`
+	CorrelationID      *string         `json:"correlationId,omitempty"`
+	DataClassification string          `json:"dataClassification"`
+	RetentionPolicy    string          `json:"retentionPolicy"`
+	ProcessingLatency  *int32          `json:"processingLatency,omitempty"`
+	ArchivedAt         *time.Time      `json:"archivedAt,omitempty"`
+	Details            json.RawMessage `json:"details,omitempty"`
+	SubjectSalt        []byte          `json:"subjectSalt,omitempty"`
+	SubjectDigest      string          `json:"subjectDigest"`
+	Signature          string          `json:"signature"`
+	LeafIndex          int64           `json:"leafIndex"`
+}
+
+// Event returns the line as the audit_log row it was.
+func (l *ArchiveLine) Event() *Event {
+	return &Event{ID: l.ID, Timestamp: l.Timestamp, TTL: l.TTL, PrincipalID: l.PrincipalID, OrganizationID: l.OrganizationID,
+		Action: l.Action, TargetResourceType: l.TargetResourceType, TargetResourceID: l.TargetResourceID, Status: l.Status,
+		OutcomeDescription: l.OutcomeDescription, Hash: l.Hash, HashAlgorithm: l.HashAlgorithm, EventVersion: l.EventVersion,
+		CorrelationID: l.CorrelationID, DataClassification: l.DataClassification, RetentionPolicy: l.RetentionPolicy,
+		ProcessingLatency: l.ProcessingLatency, ArchivedAt: l.ArchivedAt, Details: l.Details, SubjectSalt: l.SubjectSalt,
+		SubjectDigest: l.SubjectDigest, Signature: l.Signature}
+}
+
+// Archive is the metadata of one row of archive_storage.
+type Archive struct {
+	ID               string     `gorm:"column:id;primaryKey"`
+	OrganizationID   string     `gorm:"column:organization_id"`
+	Encoding         string     `gorm:"column:encoding"`
+	Policy           string     `gorm:"column:policy"`
+	Month            time.Time  `gorm:"column:month"`
+	Part             int        `gorm:"column:part"`
+	EventCount       int64      `gorm:"column:event_count"`
+	FirstEventAt     time.Time  `gorm:"column:first_event_at"`
+	LastEventAt      time.Time  `gorm:"column:last_event_at"`
+	MinEventID       int64      `gorm:"column:min_event_id"`
+	MaxEventID       int64      `gorm:"column:max_event_id"`
+	MinLeafIndex     int64      `gorm:"column:min_leaf_index"`
+	MaxLeafIndex     int64      `gorm:"column:max_leaf_index"`
+	OriginalSize     int64      `gorm:"column:original_size"`
+	CompressedSize   int64      `gorm:"column:compressed_size"`
+	SHA256Original   string     `gorm:"column:sha256_original"`
+	SHA256Compressed string     `gorm:"column:sha256_compressed"`
+	RunID            *int64     `gorm:"column:run_id"`
+	CreatedAt        time.Time  `gorm:"column:created_at"`
+	DeletedAt        *time.Time `gorm:"column:deleted_at"`
+}
+
+// TableName is archive_storage.
+func (Archive) TableName() string { return "archive_storage" }
+
+// archiveColumns are the metadata columns, without the content.
+const archiveColumns = `id, organization_id, encoding, policy, month, part, event_count, first_event_at, last_event_at,
+	min_event_id, max_event_id, min_leaf_index, max_leaf_index, original_size, compressed_size, sha256_original,
+	sha256_compressed, run_id, created_at, deleted_at`
+
+// ErrArchiveCorrupt is wrapped by every checksum or format mismatch of an archive.
+var ErrArchiveCorrupt = errors.New("models: archive corrupt")
+
+// archiveWriter builds one archive in memory: lines go through SHA-256 and zstd; only the
+// compressed bytes are kept.
+type archiveWriter struct {
+	buf      bytes.Buffer
+	enc      *zstd.Encoder
+	orig     hash.Hash
+	origSize int64
+	line     []byte
+	count    int64
+	first    ArchiveLine // for the ranges
+	last     ArchiveLine
+	minID    int64
+	maxID    int64
+	minLeaf  int64
+	maxLeaf  int64
+}
+
+func newArchiveWriter() (*archiveWriter, error) {
+	w := &archiveWriter{orig: sha256.New()}
+	enc, err := zstd.NewWriter(&w.buf, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("models: zstd: %w", err)
+	}
+	w.enc = enc
+	return w, nil
+}
+
+// add appends one event line.
+func (w *archiveWriter) add(l *ArchiveLine) error {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return fmt.Errorf("models: archive line of event %d: %w", l.ID, err)
+	}
+	b = append(b, '\n')
+	w.orig.Write(b)
+	w.origSize += int64(len(b))
+	if _, err := w.enc.Write(b); err != nil {
+		return fmt.Errorf("models: compress: %w", err)
+	}
+	if w.count == 0 || l.Timestamp.Before(w.first.Timestamp) {
+		w.first = *l
+	}
+	if w.count == 0 || !l.Timestamp.Before(w.last.Timestamp) {
+		w.last = *l
+	}
+	if w.count == 0 {
+		w.minID, w.maxID, w.minLeaf, w.maxLeaf = l.ID, l.ID, l.LeafIndex, l.LeafIndex
+	}
+	w.minID, w.maxID = min(w.minID, l.ID), max(w.maxID, l.ID)
+	w.minLeaf, w.maxLeaf = min(w.minLeaf, l.LeafIndex), max(w.maxLeaf, l.LeafIndex)
+	w.count++
+	return nil
+}
+
+// finish closes the compressor and fills a's sizes, checksums and ranges.
+func (w *archiveWriter) finish(a *Archive) ([]byte, error) {
+	if err := w.enc.Close(); err != nil {
+		return nil, fmt.Errorf("models: compress: %w", err)
+	}
+	content := w.buf.Bytes()
+	sum := sha256.Sum256(content)
+	a.Encoding = ArchiveEncoding
+	a.EventCount = w.count
+	a.FirstEventAt, a.LastEventAt = w.first.Timestamp, w.last.Timestamp
+	a.MinEventID, a.MaxEventID, a.MinLeafIndex, a.MaxLeafIndex = w.minID, w.maxID, w.minLeaf, w.maxLeaf
+	a.OriginalSize, a.CompressedSize = w.origSize, int64(len(content))
+	a.SHA256Original, a.SHA256Compressed = hex.EncodeToString(w.orig.Sum(nil)), hex.EncodeToString(sum[:])
+	return content, nil
+}
+
+// ArchiveReader reads the lines of one archive. The compressed bytes' SHA-256 is checked
+// when it opens; the original bytes' SHA-256 and the line count when the last line has been
+// read (Next returns io.EOF only when both match).
+type ArchiveReader struct {
+	meta  Archive
+	dec   *zstd.Decoder
+	sc    *bufio.Reader
+	orig  hash.Hash
+	size  int64
+	count int64
+}
+
+// OpenArchiveContent checks content against meta's compressed checksum and returns a reader
+// of its lines. A mismatch is an ErrArchiveCorrupt.
+func OpenArchiveContent(meta Archive, content []byte) (*ArchiveReader, error) {
+	sum := sha256.Sum256(content)
+	if got := hex.EncodeToString(sum[:]); got != meta.SHA256Compressed || int64(len(content)) != meta.CompressedSize {
+		return nil, fmt.Errorf("%w: archive %s: the compressed bytes' SHA-256 is %s, the recorded one %s",
+			ErrArchiveCorrupt, meta.ID, got, meta.SHA256Compressed)
+	}
+	dec, err := zstd.NewReader(bytes.NewReader(content), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return nil, fmt.Errorf("%w: archive %s: %v", ErrArchiveCorrupt, meta.ID, err)
+	}
+	return &ArchiveReader{meta: meta, dec: dec, sc: bufio.NewReaderSize(dec, 64<<10), orig: sha256.New()}, nil
+}
+
+// OpenArchive loads archive id of org and opens it; KindNotFound for another organization's
+// archive or a deleted one.
+func OpenArchive(ctx context.Context, db *gorm.DB, org, id string) (*ArchiveReader, error) {
+	var meta Archive
+	err := db.WithContext(ctx).Raw(`SELECT `+archiveColumns+` FROM archive_storage
+		WHERE id = ? AND organization_id = ? AND deleted_at IS NULL`, id, org).Scan(&meta).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: archive %s: %w", id, err)
+	}
+	if meta.ID == "" {
+		return nil, NotFound("archive")
+	}
+	var content []byte
+	if err := db.WithContext(ctx).Raw(`SELECT content FROM archive_storage WHERE id = ?`, id).Row().Scan(&content); err != nil {
+		return nil, fmt.Errorf("models: archive %s: %w", id, err)
+	}
+	return OpenArchiveContent(meta, content)
+}
+
+// Meta returns the archive's metadata.
+func (r *ArchiveReader) Meta() Archive { return r.meta }
+
+// Next returns the next line. At the end it checks the original bytes' SHA-256 and count
+// and returns io.EOF, or an ErrArchiveCorrupt when they differ from the metadata.
+func (r *ArchiveReader) Next() (*ArchiveLine, error) {
+	b, err := r.sc.ReadBytes('\n')
+	r.orig.Write(b)
+	r.size += int64(len(b))
+	if err == io.EOF {
+		if len(b) > 0 {
+			return nil, fmt.Errorf("%w: archive %s: the last line is cut short", ErrArchiveCorrupt, r.meta.ID)
+		}
+		if got := hex.EncodeToString(r.orig.Sum(nil)); got != r.meta.SHA256Original || r.size != r.meta.OriginalSize {
+			return nil, fmt.Errorf("%w: archive %s: the decompressed bytes' SHA-256 is %s, the recorded one %s",
+				ErrArchiveCorrupt, r.meta.ID, got, r.meta.SHA256Original)
+		}
+		if r.count != r.meta.EventCount {
+			return nil, fmt.Errorf("%w: archive %s holds %d events, its metadata says %d", ErrArchiveCorrupt, r.meta.ID, r.count, r.meta.EventCount)
+		}
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: archive %s: %v", ErrArchiveCorrupt, r.meta.ID, err)
+	}
+	var l ArchiveLine
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("%w: archive %s: line %d: %v", ErrArchiveCorrupt, r.meta.ID, r.count+1, err)
+	}
+	r.count++
+	return &l, nil
+}
+
+// Close releases the decompressor.
+func (r *ArchiveReader) Close() { r.dec.Close() }
+
+// ArchivedEvent returns the archive that holds event id of org, or KindNotFound.
+func ArchivedEvent(ctx context.Context, db *gorm.DB, org string, id int64) (string, error) {
+	var archiveID string
+	err := db.WithContext(ctx).Raw(`SELECT archive_id FROM archived_events WHERE organization_id = ? AND audit_log_id = ?`,
+		org, id).Scan(&archiveID).Error
+	if err != nil {
+		return "", fmt.Errorf("models: archived event: %w", err)
+	}
+	if archiveID == "" {
+		return "", NotFound("event")
+	}
+	return archiveID, nil
+}
+
+// ArchiveProblem returns err's message without the package prefix, for reports.
+func ArchiveProblem(err error) string {
+	return strings.TrimPrefix(err.Error(), "models: ")
+}
+
+// ArchivedEvent returns the id of the archive that holds event id of org, once retention
+// moved it out of audit_log; KindNotFound when no archive holds it.
+func (s *EventStore) ArchivedEvent(ctx context.Context, org string, id int64) (string, error) {
+	return ArchivedEvent(ctx, s.db, org, id)
+}

@@ -1,0 +1,350 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/ingest"
+	"auditdb/models/merkle"
+	"auditdb/models/pgtest"
+)
+
+// retentionFixture is an organization with a policy "short" of its own (archive after 10
+// days, delete after 30), a Merkle log and an engine on an injected clock.
+type retentionFixture struct {
+	t      *testing.T
+	db     *gorm.DB
+	org    string
+	log    *merkle.Log
+	engine *models.RetentionEngine
+	now    time.Time
+}
+
+func newRetentionFixture(t *testing.T) *retentionFixture {
+	db := pgtest.DB(t)
+	org := pgtest.NewOrg(t, "")
+	if err := db.Exec(`INSERT INTO audit_retention_policy (organization_id, policy_name, retention_days, archive_after_days,
+		data_classification, description) VALUES (?, 'short', 30, 10, 'INTERNAL', 'test')`, org).Error; err != nil {
+		t.Fatal(err)
+	}
+	key, err := merkle.NewCheckpointKey([]byte("checkpoint-test-seed-0123456789!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := merkle.NewLog(db, key)
+	l.CheckpointEvery = 0
+	parts := models.NewPartitionManager(db)
+	f := &retentionFixture{t: t, db: db, org: org, log: l}
+	f.engine = models.NewRetentionEngine(db, models.NewAuditTrail(db, pgtest.Sealer(t), parts), parts)
+	f.engine.Now = func() time.Time { return f.now }
+	return f
+}
+
+// write seals and writes one event of policy "short" per time (principal "p-<i>"), sequences
+// them into the log and returns them with their ids.
+func (f *retentionFixture) write(times ...time.Time) []models.Event {
+	t := f.t
+	t.Helper()
+	sealer := pgtest.Sealer(t)
+	evs := make([]models.Event, len(times))
+	for i, ts := range times {
+		p := "p-" + string(rune('a'+i))
+		evs[i] = models.Event{OrganizationID: f.org, Timestamp: ts, Action: "test.retention", Status: "success",
+			DataClassification: "INTERNAL", RetentionPolicy: "short", EventVersion: "1.0", PrincipalID: &p,
+			Details: []byte(`{"ip":"10.0.0.1","n":1}`)}
+		if err := sealer.Seal(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), evs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if err := f.db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash = ?`, f.org, evs[i].Hash).Scan(&evs[i].ID).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.log.Sequence(context.Background(), 100_000); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func (f *retentionFixture) run(at time.Time) *models.RetentionResult {
+	f.t.Helper()
+	f.now = at
+	res, err := f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org})
+	if err != nil {
+		f.t.Fatalf("run at %s: %v", at, err)
+	}
+	return res
+}
+
+func (f *retentionFixture) count(sql string) int64 {
+	f.t.Helper()
+	var n int64
+	if err := f.db.Raw(sql, f.org).Scan(&n).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// placement counts where each logged event of the organization is: in audit_log, in a live
+// archive, removed by record; every one must be in exactly one place.
+func (f *retentionFixture) checkExactlyOnce() (live, archived, removed int64) {
+	f.t.Helper()
+	var bad int64
+	err := f.db.Raw(`SELECT count(*) FILTER (WHERE n <> 1) FROM (
+		SELECT (SELECT count(*) FROM audit_log e WHERE e.organization_id = l.organization_id AND e.id = l.audit_log_id)
+		     + (SELECT count(*) FROM archived_events a WHERE a.organization_id = l.organization_id AND a.audit_log_id = l.audit_log_id)
+		     + (SELECT count(*) FROM removed_events d WHERE d.organization_id = l.organization_id AND d.audit_log_id = l.audit_log_id) AS n
+		FROM audit_leaf l WHERE l.organization_id = ?) x`, f.org).Scan(&bad).Error
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if bad != 0 {
+		f.t.Fatalf("%d logged events are not in exactly one place", bad)
+	}
+	return f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'test.retention'`),
+		f.count(`SELECT count(*) FROM archived_events WHERE organization_id = ?`),
+		f.count(`SELECT count(*) FROM removed_events WHERE organization_id = ?`)
+}
+
+func (f *retentionFixture) verify() *merkle.OrgReport {
+	f.t.Helper()
+	if _, err := f.log.Sequence(context.Background(), 100_000); err != nil {
+		f.t.Fatal(err)
+	}
+	rep, err := merkle.NewVerifier(f.db, pgtest.Sealer(f.t), f.log).CheckOrg(context.Background(), f.org)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rep
+}
+
+func day(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, time.UTC) }
+
+func TestRetentionArchivesOnItsDayDeletesUnlessHeld(t *testing.T) {
+	f := newRetentionFixture(t)
+	base := day(2021, time.January, 10, 15)
+	evs := f.write(base, base.Add(time.Minute), base.Add(2*time.Minute), day(2021, time.January, 15, 9))
+
+	// Archive after 10 days: due on January 20.
+	if res := f.run(day(2021, time.January, 19, 23)); res.Archived != 0 || res.Deleted != 0 {
+		t.Fatalf("the day before: archived %d, deleted %d", res.Archived, res.Deleted)
+	}
+	res := f.run(day(2021, time.January, 20, 0))
+	if res.Archived != 3 || res.Archives != 1 || res.Deleted != 0 {
+		t.Fatalf("on the day: %+v", res)
+	}
+	live, archived, removed := f.checkExactlyOnce()
+	if live != 1 || archived != 3 || removed != 0 {
+		t.Fatalf("after archival: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	var a models.Archive
+	if err := f.db.Raw(`SELECT * FROM archive_storage WHERE organization_id = ?`, f.org).Scan(&a).Error; err != nil {
+		t.Fatal(err)
+	}
+	if a.EventCount != 3 || a.Policy != "short" || a.Part != 1 || a.MinEventID != evs[0].ID || a.MaxEventID != evs[2].ID ||
+		!a.FirstEventAt.Equal(base) || a.CompressedSize == 0 || a.OriginalSize <= a.CompressedSize/2 || len(a.SHA256Original) != 64 ||
+		a.Month.Format("2006-01") != "2021-01" {
+		t.Fatalf("archive metadata: %+v", a)
+	}
+	r, err := models.OpenArchive(context.Background(), f.db, f.org, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := r.Next()
+	if err != nil || first.ID != evs[0].ID || first.Hash != evs[0].Hash || *first.PrincipalID != "p-a" {
+		t.Fatalf("first archived line: %+v %v", first, err)
+	}
+	r.Close()
+	if rep := f.verify(); !rep.OK() || rep.Archived != 3 || rep.Archives != 1 {
+		t.Fatalf("verify after archival: %+v", rep)
+	}
+
+	// A hold on principal p-b keeps that event past its deletion day (February 9).
+	if err := f.db.Exec(`INSERT INTO legal_holds (organization_id, name, reason, scope, principal_id, placed_by)
+		VALUES (?, 'case 1', 'litigation', 'principal', 'p-b', 'counsel')`, f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	if res := f.run(day(2021, time.February, 8, 23)); res.Deleted != 0 || res.Archived != 1 {
+		t.Fatalf("the day before deletion: deleted %d, archived %d (the January 15 event)", res.Deleted, res.Archived)
+	}
+	res = f.run(day(2021, time.February, 9, 1))
+	if res.Deleted != 2 || res.KeptByHolds != 1 || res.Archived != 0 {
+		t.Fatalf("deletion day: %+v", res)
+	}
+	live, archived, removed = f.checkExactlyOnce()
+	if live != 0 || archived != 2 || removed != 2 {
+		t.Fatalf("after deletion: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	if n := f.count(`SELECT count(*) FROM archived_events WHERE organization_id = ? AND audit_log_id = ` +
+		strconv.FormatInt(evs[1].ID, 10)); n != 1 {
+		t.Fatal("the held event left its archive")
+	}
+
+	// Released, the next run deletes it; its archive is emptied.
+	if err := f.db.Exec(`UPDATE legal_holds SET released_at = now(), released_by = 'counsel' WHERE organization_id = ?`, f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	res = f.run(day(2021, time.February, 15, 1))
+	if res.Deleted != 2 || res.KeptByHolds != 0 {
+		t.Fatalf("after the release: %+v", res)
+	}
+	live, archived, removed = f.checkExactlyOnce()
+	if live != 0 || archived != 0 || removed != 4 {
+		t.Fatalf("after the release: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ? AND deleted_at IS NOT NULL AND content IS NULL`); n != 2 {
+		t.Fatalf("%d emptied archives, want 2", n)
+	}
+	rep := f.verify()
+	if !rep.OK() || rep.Removed != 4 || len(rep.RemovedBy) != 2 || !strings.Contains(rep.RemovedBy[0], "removed by retention policy short in run") {
+		t.Fatalf("verify after deletion: %+v", rep)
+	}
+	var apply []models.Event
+	if err := f.db.Where("organization_id = ? AND action = ?", f.org, models.ActionRetentionApply).Find(&apply).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(apply) != 4 || !strings.Contains(string(apply[len(apply)-1].Details), `"removedIdsSha256"`) {
+		t.Fatalf("%d gdpr.retention.apply events: %+v", len(apply), apply)
+	}
+}
+
+func TestRetentionCancelledRunResumesExactlyOnce(t *testing.T) {
+	f := newRetentionFixture(t)
+	var times []time.Time
+	for i := range 7 {
+		times = append(times, day(2022, time.March, 1, 0).Add(time.Duration(i)*time.Hour)) // due for deletion
+	}
+	for i := range 9 {
+		times = append(times, day(2022, time.April, 1, 0).Add(time.Duration(i)*time.Hour)) // due for the archive only
+	}
+	f.write(times...)
+	f.engine.PartSize, f.engine.DeleteBatch = 2, 3
+	ctx, cancel := context.WithCancel(context.Background())
+	batches := 0
+	f.engine.AfterBatch = func() {
+		batches++
+		if batches == 2 {
+			cancel()
+		}
+	}
+	f.now = day(2022, time.April, 20, 0)
+	if _, err := f.engine.Run(ctx, models.RetentionOptions{Org: f.org}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	live, archived, removed := f.checkExactlyOnce()
+	if removed != 6 || archived != 0 || live != 10 {
+		t.Fatalf("after the cancelled run: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	f.engine.AfterBatch = nil
+	res := f.run(day(2022, time.April, 20, 0))
+	if res.Deleted != 1 || res.Archived != 9 || res.Archives != 5 {
+		t.Fatalf("resumed run: %+v", res)
+	}
+	live, archived, removed = f.checkExactlyOnce()
+	if live != 0 || archived != 9 || removed != 7 {
+		t.Fatalf("after the resumed run: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	if rep := f.verify(); !rep.OK() || rep.Archived != 9 || rep.Removed != 7 {
+		t.Fatalf("verify: %+v", rep)
+	}
+	var dropped []string
+	for _, m := range []string{"2022_03", "2022_04"} {
+		var exists bool
+		f.db.Raw(`SELECT to_regclass(?) IS NOT NULL`, "audit_log_"+m).Scan(&exists)
+		if !exists {
+			dropped = append(dropped, m)
+		}
+	}
+	// March is emptied and dropped; April, the run's current month, is never dropped.
+	if strings.Join(dropped, ",") != "2022_03" || strings.Join(res.DroppedPartitions, ",") != "audit_log_2022_03" {
+		t.Fatalf("emptied partitions dropped: %v (run says %v)", dropped, res.DroppedPartitions)
+	}
+	var statuses []string
+	f.db.Raw(`SELECT status FROM retention_runs WHERE organization_id = ? ORDER BY id`, f.org).Scan(&statuses)
+	if strings.Join(statuses, ",") != "failed,completed" {
+		t.Fatalf("runs recorded: %v", statuses)
+	}
+}
+
+func TestRetentionArchiveTamperingIsDetected(t *testing.T) {
+	f := newRetentionFixture(t)
+	f.write(day(2023, time.May, 1, 0), day(2023, time.May, 2, 0))
+	if res := f.run(day(2023, time.May, 20, 0)); res.Archived != 2 {
+		t.Fatalf("archived %d", res.Archived)
+	}
+	if rep := f.verify(); !rep.OK() {
+		t.Fatalf("before tampering: %+v", rep)
+	}
+	var id string
+	f.db.Raw(`SELECT id FROM archive_storage WHERE organization_id = ?`, f.org).Scan(&id)
+	if err := f.db.Exec(`UPDATE archive_storage SET content = overlay(content PLACING '\xff'::bytea FROM 20 FOR 1) WHERE id = ?`, id).Error; err != nil {
+		t.Fatal(err)
+	}
+	rep := f.verify()
+	if rep.OK() || rep.Findings[0].Kind != merkle.FindingArchive || !strings.Contains(rep.Findings[0].Detail, "SHA-256") {
+		t.Fatalf("tampered archive: %+v", rep)
+	}
+	if _, err := models.OpenArchive(context.Background(), f.db, f.org, id); !errors.Is(err, models.ErrArchiveCorrupt) {
+		t.Fatalf("reading a tampered archive: %v", err)
+	}
+	// Deletion refuses to rewrite a corrupt archive rather than losing track of its events.
+	f.now = day(2023, time.June, 30, 0)
+	if _, err := f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org}); !errors.Is(err, models.ErrArchiveCorrupt) {
+		t.Fatalf("deleting from a tampered archive: %v", err)
+	}
+	if _, archived, removed := f.checkExactlyOnce(); archived != 2 || removed != 0 {
+		t.Fatalf("after the refused deletion: %d archived, %d removed", archived, removed)
+	}
+}
+
+func TestRetentionRunWhileAnotherHoldsTheLock(t *testing.T) {
+	f := newRetentionFixture(t)
+	f.write(day(2024, time.February, 1, 0))
+	sqlDB, err := f.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sqlDB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_lock(72000013)`); err != nil {
+		t.Fatal(err)
+	}
+	f.now = day(2024, time.February, 20, 0)
+	_, err = f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org})
+	if !models.IsRetentionRunning(err) || models.KindOf(err) != models.KindConflict {
+		t.Fatalf("run under another's lock: %v", err)
+	}
+	if live, archived, _ := f.checkExactlyOnce(); live != 1 || archived != 0 {
+		t.Fatal("a refused run changed something")
+	}
+	if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(72000013)`); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.run(f.now); res.Archived != 1 {
+		t.Fatalf("after the lock was released: %+v", res)
+	}
+	// A dry run counts and changes nothing.
+	f.write(day(2024, time.February, 2, 0))
+	f.now = day(2024, time.February, 25, 0)
+	res, err := f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org, DryRun: true})
+	if err != nil || res.Archived != 1 {
+		t.Fatalf("dry run: %+v %v", res, err)
+	}
+	if live, _, _ := f.checkExactlyOnce(); live != 1 {
+		t.Fatal("the dry run changed something")
+	}
+}
