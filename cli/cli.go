@@ -55,6 +55,7 @@ Commands:
   bench detect [--events N] [--rounds N]  ingest with detection on vs off, and detection lag
   bench dashboard [--events N] [--iterations N]
                                           the dashboard's server time against its bare SQL
+  bench retention [--events N]            archival and deletion against a plain COPY of the rows
   help                                    this text
 
 Configuration comes from the environment; see README.md.
