@@ -43,6 +43,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0015_error_log"),
 		sqlMigration("20261129_0017_retention"),
 		sqlMigration("20261129_0018_invitations_by_email"),
+		sqlMigration("20261129_0019_retention_policies"),
 	}
 }
 
