@@ -103,9 +103,9 @@ func (h LegalHold) Describe() string {
 
 // LegalHoldInput is a hold as typed in the form.
 type LegalHoldInput struct {
-	Name, Reason, Scope                                   string
+	Name, Reason, Scope                                  string
 	PrincipalID, ResourceType, ResourceID, CorrelationID string
-	From, To                                              *time.Time
+	From, To                                             *time.Time
 }
 
 // Validate returns a KindInvalid error naming the first field that is missing or wrong:
@@ -274,4 +274,3 @@ func deref(p *string) string {
 	}
 	return *p
 }
-
