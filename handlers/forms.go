@@ -71,6 +71,12 @@ const (
 	doneDeadLetterReplay  = "dead-letter-replayed"
 	doneAlertRuleSaved    = "alert-rule-saved"
 	doneTimeZoneSaved     = "time-zone-saved"
+
+	doneRetentionPolicySaved   = "retention-policy-saved"
+	doneRetentionPolicyDeleted = "retention-policy-deleted"
+	doneRetentionFloorSet      = "retention-floor-set"
+	doneLegalHoldPlaced        = "legal-hold-placed"
+	doneLegalHoldReleased      = "legal-hold-released"
 )
 
 var doneMessages = map[string]string{
@@ -84,6 +90,12 @@ var doneMessages = map[string]string{
 	doneDeadLetterReplay:  "Dead letter %s replayed: its events are recorded.",
 	doneAlertRuleSaved:    "Alert rule %s saved.",
 	doneTimeZoneSaved:     "Time zone saved.",
+
+	doneRetentionPolicySaved:   "Retention policy %s saved; the change is in the audit log (retention.policy).",
+	doneRetentionPolicyDeleted: "Retention policy %s deleted; the change is in the audit log (retention.policy.delete).",
+	doneRetentionFloorSet:      "Statutory floor of %s set; the change is in the audit log (retention.floor.update).",
+	doneLegalHoldPlaced:        "Legal hold %s placed: the events it covers are no longer deleted.",
+	doneLegalHoldReleased:      "Legal hold %s released: the next run deletes what is due and no other hold keeps.",
 }
 
 // doneURL is path with the confirmation of what was done and, when given, the name of

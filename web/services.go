@@ -60,6 +60,8 @@ type Services struct {
 	// Detector runs detection passes and reports their lag; AlertRules are its settings.
 	Detector   *models.Detector
 	AlertRules *models.AlertRuleStore
+	// RetentionPolicies are the retention policies, statutory floors and legal holds.
+	RetentionPolicies *models.RetentionPolicyStore
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
 	// changes made on other instances reach this one.
 	Policy *policy.Engine
@@ -167,31 +169,32 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	}
 	s := &Services{
 		DB: db, Redis: rdb, Log: log,
-		DatabaseURL:     c.DatabaseURL,
-		TrustedProxies:  c.TrustedProxies,
-		Now:             time.Now,
-		Events:          models.NewEventStore(db),
-		Users:           models.NewAuditedUserStore(db, trail),
-		Orgs:            orgs,
-		Sessions:        session.NewStore(db, nil),
-		Sealer:          c.Sealer,
-		Parts:           parts,
-		Audit:           trail,
-		Roles:           roles,
-		Members:         members,
-		Alerts:          models.NewAlertStore(db).WithAudit(trail),
-		Detector:        models.NewDetector(db, nil),
-		AlertRules:      models.NewAlertRuleStore(db, trail),
-		Policy:          engine,
-		Authz:           engine,
-		LoginPerAccount: session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
-		LoginPerAddress: session.NewThrottle(db, prefix+"login:", 20, 15*time.Minute).WithLog(log),
-		APIKeys:         models.NewAPIKeyStore(db, trail),
-		Presets:         models.NewPresetStore(db, trail),
-		Policies:        ingest.NewRetentionCatalog(db),
-		DeadLetters:     ingest.NewDeadLetterStore(db),
-		Answers:         ingest.NewIdempotencyStore(db),
-		Merkle:          merkle.NewLog(db, c.CheckpointKey),
+		DatabaseURL:       c.DatabaseURL,
+		TrustedProxies:    c.TrustedProxies,
+		Now:               time.Now,
+		Events:            models.NewEventStore(db),
+		Users:             models.NewAuditedUserStore(db, trail),
+		Orgs:              orgs,
+		Sessions:          session.NewStore(db, nil),
+		Sealer:            c.Sealer,
+		Parts:             parts,
+		Audit:             trail,
+		Roles:             roles,
+		Members:           members,
+		Alerts:            models.NewAlertStore(db).WithAudit(trail),
+		Detector:          models.NewDetector(db, nil),
+		AlertRules:        models.NewAlertRuleStore(db, trail),
+		RetentionPolicies: models.NewRetentionPolicyStore(db, trail),
+		Policy:            engine,
+		Authz:             engine,
+		LoginPerAccount:   session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
+		LoginPerAddress:   session.NewThrottle(db, prefix+"login:", 20, 15*time.Minute).WithLog(log),
+		APIKeys:           models.NewAPIKeyStore(db, trail),
+		Presets:           models.NewPresetStore(db, trail),
+		Policies:          ingest.NewRetentionCatalog(db),
+		DeadLetters:       ingest.NewDeadLetterStore(db),
+		Answers:           ingest.NewIdempotencyStore(db),
+		Merkle:            merkle.NewLog(db, c.CheckpointKey),
 	}
 	s.ErrorLog = models.NewErrorLogStore(db, parts)
 	s.Errors = models.NewErrorWriter(s.ErrorLog, models.ErrorWriterConfig{}, log)
