@@ -164,7 +164,7 @@ type AlertRuleRow struct {
 	WindowMinutes string
 	Severity      string
 	Customized    bool
-	Action        string     // where the row's form posts
+	Action        string                // where the row's form posts
 	Error         *components.FormError // the row's refused field, shown next to it
 }
 
