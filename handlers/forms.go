@@ -77,6 +77,8 @@ const (
 	doneRetentionFloorSet      = "retention-floor-set"
 	doneLegalHoldPlaced        = "legal-hold-placed"
 	doneLegalHoldReleased      = "legal-hold-released"
+	donePartitionsEnsured      = "partitions-ensured"
+	donePartitionsDropped      = "partitions-dropped"
 )
 
 var doneMessages = map[string]string{
@@ -96,6 +98,8 @@ var doneMessages = map[string]string{
 	doneRetentionFloorSet:      "Statutory floor of %s set; the change is in the audit log (retention.floor.update).",
 	doneLegalHoldPlaced:        "Legal hold %s placed: the events it covers are no longer deleted.",
 	doneLegalHoldReleased:      "Legal hold %s released: the next run deletes what is due and no other hold keeps.",
+	donePartitionsEnsured:      "%s partitions created; recorded in the audit log (retention.partitions.ensure).",
+	donePartitionsDropped:      "%s expired partitions dropped; recorded in the audit log (retention.partitions.drop).",
 }
 
 // doneURL is path with the confirmation of what was done and, when given, the name of

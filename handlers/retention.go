@@ -412,7 +412,7 @@ func renderHolds(c *fiber.Ctx, d RetentionDeps, status int, f retention.HoldForm
 		return err
 	}
 	canChange := v.Allowed("audit.retention", "update")
-	p := retention.HoldsProps{CSRF: v.Session.CSRFToken(), Flash: flash(c), CanChange: canChange, Form: f, Error: fe}
+	p := retention.HoldsProps{Superadmin: v.User.Superadmin, CSRF: v.Session.CSRFToken(), Flash: flash(c), CanChange: canChange, Form: f, Error: fe}
 	if fe != nil {
 		p.Flash = ""
 	}

@@ -139,6 +139,13 @@ func (c *PartitionConsole) Ensure(ctx context.Context, org string, now time.Time
 	if err := checkConfirm(confirm, len(missing), "create"); err != nil {
 		return nil, err
 	}
+	// The catalog is the truth: forget what the manager remembers of the missing ones
+	// (dropped by hand, for instance), so Ensure creates them.
+	for _, name := range missing {
+		if m := partitionName.FindStringSubmatch(name); m != nil {
+			c.parts.known.Delete(m[1] + "/" + m[2] + "-" + m[3])
+		}
+	}
 	created, err := c.parts.Ensure(ctx, now)
 	if err != nil {
 		return created, err

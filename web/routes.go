@@ -84,6 +84,7 @@ func consoleRoutes(d *Services) []route {
 	alerts := handlers.AlertDeps{Alerts: d.Alerts, Events: d.Events, Deliveries: d.AlertDeliveries, Badge: d.AlertBadge}
 	notify := handlers.NotificationDeps{Channels: d.Channels, Deliveries: d.Deliveries}
 	retention := handlers.RetentionDeps{Store: d.RetentionPolicies, Now: d.Now}
+	partitions := handlers.PartitionDeps{Partitions: d.PartitionConsole, Now: d.Now}
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(d.Events, d.Members, d.Now)},
 		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions)},
@@ -134,6 +135,9 @@ func consoleRoutes(d *Services) []route {
 		{get, "/retention/holds", Perm("audit.retention", "read"), handlers.LegalHoldsPage(retention)},
 		{post, "/retention/holds", Perm("audit.retention", "update"), handlers.PlaceLegalHold(retention)},
 		{post, "/retention/holds/:id/release", Perm("audit.retention", "update"), handlers.ReleaseLegalHold(retention)},
+		{get, "/retention/partitions", SuperadminOnly, handlers.PartitionsPage(partitions)},
+		{post, "/retention/partitions/ensure", SuperadminOnly, handlers.EnsurePartitions(partitions)},
+		{post, "/retention/partitions/drop-expired", SuperadminOnly, handlers.DropExpiredPartitions(partitions)},
 		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.NotBuilt("gdpr", "GDPR",
 			"Subject access exports, pseudonymization and erasure requests.")},
 		{get, "/settings", Perm("organization.settings", "read"), handlers.Settings()},

@@ -62,6 +62,8 @@ type Services struct {
 	AlertRules *models.AlertRuleStore
 	// RetentionPolicies are the retention policies, statutory floors and legal holds.
 	RetentionPolicies *models.RetentionPolicyStore
+	// PartitionConsole is the partitions page's view and actions.
+	PartitionConsole *models.PartitionConsole
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
 	// changes made on other instances reach this one.
 	Policy *policy.Engine
@@ -185,6 +187,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Detector:          models.NewDetector(db, nil),
 		AlertRules:        models.NewAlertRuleStore(db, trail),
 		RetentionPolicies: models.NewRetentionPolicyStore(db, trail),
+		PartitionConsole:  models.NewPartitionConsole(db, parts, trail),
 		Policy:            engine,
 		Authz:             engine,
 		LoginPerAccount:   session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),

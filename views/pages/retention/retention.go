@@ -111,13 +111,14 @@ type HoldForm struct {
 
 // HoldsProps is the view model of /retention/holds.
 type HoldsProps struct {
-	CSRF      string
-	Flash     string
-	Holds     []HoldRow
-	CanChange bool
-	Form      HoldForm
-	Scopes    []components.Option
-	Error     *components.FormError
+	Superadmin bool
+	CSRF       string
+	Flash      string
+	Holds      []HoldRow
+	CanChange  bool
+	Form       HoldForm
+	Scopes     []components.Option
+	Error      *components.FormError
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -129,4 +130,46 @@ func floorOptions(fs []FloorRow) []components.Option {
 		out[i] = components.Option{Value: f.Classification, Label: f.Classification}
 	}
 	return out
+}
+
+// PartitionRow is one partition, formatted.
+type PartitionRow struct {
+	Name      string
+	Range     string
+	Rows      string
+	TableSize string
+	IndexSize string
+	State     string // future, current, past or empty
+}
+
+// PartitionAction is the dry run of an action with its confirmation form.
+type PartitionAction struct {
+	Title   string
+	Summary string   // what will happen
+	Names   []string // the partitions concerned
+	Count   string   // what to type to confirm
+	Post    string
+	Button  string
+	Empty   string // what to say when nothing is concerned
+}
+
+// PartitionsProps is the view model of /retention/partitions.
+type PartitionsProps struct {
+	CSRF    string
+	Flash   string
+	Rows    []PartitionRow
+	Preview *PartitionAction
+	Error   *components.FormError
+}
+
+func stateVariant(state string) components.Variant {
+	switch state {
+	case "current":
+		return components.Success
+	case "future":
+		return components.Info
+	case "empty":
+		return components.Warning
+	}
+	return components.Neutral
 }
