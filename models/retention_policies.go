@@ -474,6 +474,11 @@ func (s *RetentionPolicyStore) UpdatePolicy(ctx context.Context, org string, id 
 		if err != nil {
 			return err
 		}
+		if in.Name != before.Name {
+			if err := refuseRenameInUse(tx, before); err != nil {
+				return err
+			}
+		}
 		if before.Active && (!in.Active || in.Classification != before.Classification) {
 			if err := s.checkLastActive(tx, org, before, "active"); err != nil {
 				return err
@@ -534,6 +539,23 @@ func (s *RetentionPolicyStore) DeletePolicy(ctx context.Context, org string, id 
 		return nil, err
 	}
 	return before, nil
+}
+
+// refuseRenameInUse refuses renaming p while events name it: they would lose the policy
+// that governs them.
+func refuseRenameInUse(tx *gorm.DB, p *RetentionPolicyRecord) error {
+	q, args := `SELECT EXISTS (SELECT 1 FROM audit_log WHERE organization_id = ? AND retention_policy = ?)`, []any{p.OrganizationID, p.Name}
+	if p.Global() {
+		q, args = `SELECT EXISTS (SELECT 1 FROM audit_log WHERE retention_policy = ?)`, []any{p.Name}
+	}
+	var used bool
+	if err := tx.Raw(q, args...).Scan(&used).Error; err != nil {
+		return fmt.Errorf("models: look for events of a policy: %w", err)
+	}
+	if used {
+		return Conflict("name", fmt.Sprintf("events name policy %s, so it keeps its name; create a policy with the new name instead", p.Name))
+	}
+	return nil
 }
 
 // checkLastActive refuses taking p out of service when no other active policy covers its

@@ -195,8 +195,11 @@ func TestRetentionPolicyStore(t *testing.T) {
 		if _, err := s.DeletePolicy(ctx, lone, conf, root); models.KindOf(err) != models.KindConflict {
 			t.Fatalf("deleting the last global CONFIDENTIAL policy: %v, want conflict", err)
 		}
-		// The organization's own policy, active and the only one of its own for the
-		// classification, with no global one behind it would be refused too.
+		// Events name conf_own: it keeps its name.
+		renamed := policyInput("conf_renamed", "CONFIDENTIAL", 400)
+		if _, err := s.UpdatePolicy(ctx, lone, own.ID, renamed, owner); models.KindOf(err) != models.KindConflict || fieldOf(err) != "name" {
+			t.Fatalf("renaming a policy events name: %v, want conflict on name", err)
+		}
 		if _, err := s.UpdatePolicy(ctx, lone, own.ID, policyInput("conf_own", "CONFIDENTIAL", 400), owner); err != nil {
 			t.Fatal(err)
 		}
