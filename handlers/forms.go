@@ -72,6 +72,14 @@ const (
 	doneAlertRuleSaved      = "alert-rule-saved"
 	doneTimeZoneSaved       = "time-zone-saved"
 	doneAlertRetentionSaved = "alert-retention-saved"
+
+	doneRetentionPolicySaved   = "retention-policy-saved"
+	doneRetentionPolicyDeleted = "retention-policy-deleted"
+	doneRetentionFloorSet      = "retention-floor-set"
+	doneLegalHoldPlaced        = "legal-hold-placed"
+	doneLegalHoldReleased      = "legal-hold-released"
+	donePartitionsEnsured      = "partitions-ensured"
+	donePartitionsDropped      = "partitions-dropped"
 )
 
 var doneMessages = map[string]string{
@@ -86,6 +94,14 @@ var doneMessages = map[string]string{
 	doneAlertRuleSaved:      "Alert rule %s saved.",
 	doneTimeZoneSaved:       "Time zone saved.",
 	doneAlertRetentionSaved: "Resolved alerts are now kept for %s days.",
+
+	doneRetentionPolicySaved:   "Retention policy %s saved; the change is in the audit log (retention.policy).",
+	doneRetentionPolicyDeleted: "Retention policy %s deleted; the change is in the audit log (retention.policy.delete).",
+	doneRetentionFloorSet:      "Statutory floor of %s set; the change is in the audit log (retention.floor.update).",
+	doneLegalHoldPlaced:        "Legal hold %s placed: the events it covers are no longer deleted.",
+	doneLegalHoldReleased:      "Legal hold %s released: the next run deletes what is due and no other hold keeps.",
+	donePartitionsEnsured:      "%s partitions created; recorded in the audit log (retention.partitions.ensure).",
+	donePartitionsDropped:      "%s expired partitions dropped; recorded in the audit log (retention.partitions.drop).",
 }
 
 // doneURL is path with the confirmation of what was done and, when given, the name of

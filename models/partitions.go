@@ -167,11 +167,12 @@ func (p *PartitionManager) List(ctx context.Context) ([]Partition, error) {
 }
 
 // RetentionCutoff returns the instant before which no active retention policy keeps data:
-// now minus the longest active retention. It returns a KindConflict error when no policy is
+// now minus the longest active deletion day (delete_after_days, else retention_days) of any
+// policy, global or an organization's own. It returns a KindConflict error when no policy is
 // active, since then nothing may be dropped.
 func (p *PartitionManager) RetentionCutoff(ctx context.Context, now time.Time) (time.Time, error) {
 	var days *int
-	err := p.db.WithContext(ctx).Raw(`SELECT max(retention_days) FROM audit_retention_policy WHERE is_active`).Scan(&days).Error
+	err := p.db.WithContext(ctx).Raw(`SELECT max(coalesce(delete_after_days, retention_days)) FROM audit_retention_policy WHERE is_active`).Scan(&days).Error
 	if err != nil {
 		return time.Time{}, fmt.Errorf("models: read retention policies: %w", err)
 	}
@@ -182,7 +183,8 @@ func (p *PartitionManager) RetentionCutoff(ctx context.Context, now time.Time) (
 }
 
 // DropExpired drops every partition whose whole range ends before the retention cutoff and
-// returns them; with dryRun it only returns what would go.
+// returns them; with dryRun it only returns what would go. An audit_log partition holding
+// an event under an active legal hold is kept.
 func (p *PartitionManager) DropExpired(ctx context.Context, now time.Time, dryRun bool) ([]Partition, error) {
 	cutoff, err := p.RetentionCutoff(ctx, now)
 	if err != nil {
@@ -196,6 +198,18 @@ func (p *PartitionManager) DropExpired(ctx context.Context, now time.Time, dryRu
 	for _, part := range all {
 		if part.To.After(cutoff) {
 			continue
+		}
+		if !partitionName.MatchString(part.Name) {
+			return expired, fmt.Errorf("models: refusing partition name %q", part.Name)
+		}
+		if part.Table == "audit_log" {
+			held, err := p.holdsEvents(ctx, part.Name)
+			if err != nil {
+				return expired, err
+			}
+			if held {
+				continue
+			}
 		}
 		expired = append(expired, part)
 		if dryRun {
@@ -244,4 +258,17 @@ func (p *PartitionManager) DropIfEmpty(ctx context.Context, table string, m time
 	}
 	p.known.Delete(table + "/" + MonthStart(m).Format("2006-01"))
 	return name, nil
+}
+
+// holdsEvents reports whether partition name (of audit_log, already checked against the
+// partition pattern) holds an event under an active legal hold of its organization.
+func (p *PartitionManager) holdsEvents(ctx context.Context, name string) (bool, error) {
+	match, args := holdMatches("lh", "e")
+	var held bool
+	err := p.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM `+name+` e JOIN legal_holds lh
+		ON lh.organization_id = e.organization_id AND lh.released_at IS NULL AND `+match+`)`, args...).Scan(&held).Error
+	if err != nil {
+		return false, fmt.Errorf("models: look for held events in %s: %w", name, err)
+	}
+	return held, nil
 }

@@ -266,7 +266,8 @@ func TestDropExpired(t *testing.T) {
 	if err := pm.EnsureFor(ctx, "error_log", eightYears); err != nil {
 		t.Fatal(err)
 	}
-	seedEvents(t, []models.Event{{OrganizationID: testOrg(t, ""), Action: "old", Timestamp: eightYears}})
+	evOrg := testOrg(t, "")
+	seedEvents(t, []models.Event{{OrganizationID: evOrg, Action: "old", Timestamp: eightYears}})
 
 	check := func(t *testing.T, got []models.Partition) {
 		t.Helper()
@@ -337,6 +338,41 @@ func TestDropExpired(t *testing.T) {
 				t.Error(err)
 			} else if !slices.Contains(names(got), old6) {
 				t.Errorf("with 1825 days of retention the 6-year-old %s should go; got %v", old6, names(got))
+			}
+			return errRollback
+		})
+	})
+	t.Run("delete_after_days of an organization's policy extends the cutoff", func(t *testing.T) {
+		errRollback := errors.New("roll back")
+		db.Transaction(func(tx *gorm.DB) error {
+			tx.Exec(`INSERT INTO audit_retention_policy (organization_id, policy_name, retention_days, delete_after_days, data_classification)
+				VALUES ('some-org', 'long_tail', 30, 3650, 'PUBLIC')`)
+			got, err := models.NewPartitionManager(tx).DropExpired(ctx, now, true)
+			if err != nil {
+				t.Error(err)
+			} else if slices.Contains(names(got), old8) {
+				t.Errorf("a policy deleting after 3650 days keeps the 8-year-old %s; got %v", old8, names(got))
+			}
+			return errRollback
+		})
+	})
+	t.Run("a legal hold keeps its events' partition", func(t *testing.T) {
+		errRollback := errors.New("roll back")
+		db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`INSERT INTO organizations (id, name) VALUES (?, 'held') ON CONFLICT DO NOTHING`, evOrg).Error; err != nil {
+				t.Error(err)
+				return errRollback
+			}
+			if err := tx.Exec(`INSERT INTO legal_holds (organization_id, name, reason, scope, placed_by)
+				VALUES (?, 'matter', 'litigation', 'organization', 'test')`, evOrg).Error; err != nil {
+				t.Error(err)
+				return errRollback
+			}
+			got, err := models.NewPartitionManager(tx).DropExpired(ctx, now, true)
+			if err != nil {
+				t.Error(err)
+			} else if slices.Contains(names(got), old8) || !slices.Contains(names(got), old8err) {
+				t.Errorf("the held %s must stay and %s go; got %v", old8, old8err, names(got))
 			}
 			return errRollback
 		})

@@ -78,7 +78,7 @@ var DefaultRoles = []DefaultRole{
 			perms("audit.roles", "read", "create", "update", "delete"),
 			perms("audit.apikeys", "read", "create", "delete"),
 			perms("audit.alerts", "update"),
-			perms("audit.retention", "read", "update"),
+			perms("audit.retention", "read", "create", "update", "delete"),
 			perms("audit.gdpr", "read", "export", "pseudonymize", "delete")), []string{"org:admin"}},
 }
 

@@ -86,6 +86,8 @@ func consoleRoutes(d *Services) []route {
 	members := handlers.MemberDeps{Members: d.Members, Roles: d.Roles}
 	alerts := handlers.AlertDeps{Alerts: d.Alerts, Events: d.Events, Deliveries: d.AlertDeliveries, Badge: d.AlertBadge}
 	notify := handlers.NotificationDeps{Channels: d.Channels, Deliveries: d.Deliveries}
+	retention := handlers.RetentionDeps{Store: d.RetentionPolicies, Now: d.Now}
+	partitions := handlers.PartitionDeps{Partitions: d.PartitionConsole, Now: d.Now}
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(handlers.DashboardSources{Events: d.Events, Invitations: d.Members,
 			Figures: d.Dashboard, Checkpoints: d.Merkle, Detection: detectionLag{d.Detector}, Now: d.Now})},
@@ -127,8 +129,19 @@ func consoleRoutes(d *Services) []route {
 		{get, "/errors/:key", Perm("audit.alerts", "read"), handlers.ShowError(d.ErrorLog, d.Now)},
 		{get, "/reports", Perm("audit.reports", "read"), handlers.NotBuilt("reports", "Reports",
 			"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule.")},
-		{get, "/retention", Perm("audit.retention", "read"), handlers.NotBuilt("retention", "Retention",
-			"Retention policies per data classification, archival and legal holds.")},
+		{get, "/retention", Perm("audit.retention", "read"), handlers.RetentionPage(retention)},
+		{post, "/retention/floors", SuperadminOnly, handlers.SetRetentionFloor(retention)},
+		{get, "/retention/policies/new", Perm("audit.retention", "create"), handlers.NewRetentionPolicy(retention)},
+		{post, "/retention/policies", Perm("audit.retention", "create"), handlers.CreateRetentionPolicy(retention)},
+		{get, "/retention/policies/:id", Perm("audit.retention", "update"), handlers.EditRetentionPolicy(retention)},
+		{post, "/retention/policies/:id", Perm("audit.retention", "update"), handlers.UpdateRetentionPolicy(retention)},
+		{post, "/retention/policies/:id/delete", Perm("audit.retention", "delete"), handlers.DeleteRetentionPolicy(retention)},
+		{get, "/retention/holds", Perm("audit.retention", "read"), handlers.LegalHoldsPage(retention)},
+		{post, "/retention/holds", Perm("audit.retention", "update"), handlers.PlaceLegalHold(retention)},
+		{post, "/retention/holds/:id/release", Perm("audit.retention", "update"), handlers.ReleaseLegalHold(retention)},
+		{get, "/retention/partitions", SuperadminOnly, handlers.PartitionsPage(partitions)},
+		{post, "/retention/partitions/ensure", SuperadminOnly, handlers.EnsurePartitions(partitions)},
+		{post, "/retention/partitions/drop-expired", SuperadminOnly, handlers.DropExpiredPartitions(partitions)},
 		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.NotBuilt("gdpr", "GDPR",
 			"Subject access exports, pseudonymization and erasure requests.")},
 		{get, "/settings", Perm("organization.settings", "read"), handlers.Settings()},

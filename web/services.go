@@ -63,6 +63,10 @@ type Services struct {
 	// Dashboard reads the dashboard's figures; SweepRuns keeps the integrity sweep's outcomes.
 	Dashboard *models.DashboardStore
 	SweepRuns *models.SweepRunStore
+	// RetentionPolicies are the retention policies, statutory floors and legal holds.
+	RetentionPolicies *models.RetentionPolicyStore
+	// PartitionConsole is the partitions page's view and actions.
+	PartitionConsole *models.PartitionConsole
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
 	// changes made on other instances reach this one.
 	Policy *policy.Engine
@@ -172,33 +176,35 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	}
 	s := &Services{
 		DB: db, Redis: rdb, Log: log,
-		DatabaseURL:     c.DatabaseURL,
-		TrustedProxies:  c.TrustedProxies,
-		Now:             time.Now,
-		Events:          models.NewEventStore(db),
-		Users:           models.NewAuditedUserStore(db, trail),
-		Orgs:            orgs,
-		Sessions:        session.NewStore(db, nil),
-		Sealer:          c.Sealer,
-		Parts:           parts,
-		Audit:           trail,
-		Roles:           roles,
-		Members:         members,
-		Alerts:          models.NewAlertStore(db).WithAudit(trail),
-		Detector:        models.NewDetector(db, nil),
-		AlertRules:      models.NewAlertRuleStore(db, trail),
-		Dashboard:       models.NewDashboardStore(db),
-		SweepRuns:       models.NewSweepRunStore(db),
-		Policy:          engine,
-		Authz:           engine,
-		LoginPerAccount: session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
-		LoginPerAddress: session.NewThrottle(db, prefix+"login:", 20, 15*time.Minute).WithLog(log),
-		APIKeys:         models.NewAPIKeyStore(db, trail),
-		Presets:         models.NewPresetStore(db, trail),
-		Policies:        ingest.NewRetentionCatalog(db),
-		DeadLetters:     ingest.NewDeadLetterStore(db),
-		Answers:         ingest.NewIdempotencyStore(db),
-		Merkle:          merkle.NewLog(db, c.CheckpointKey),
+		DatabaseURL:       c.DatabaseURL,
+		TrustedProxies:    c.TrustedProxies,
+		Now:               time.Now,
+		Events:            models.NewEventStore(db),
+		Users:             models.NewAuditedUserStore(db, trail),
+		Orgs:              orgs,
+		Sessions:          session.NewStore(db, nil),
+		Sealer:            c.Sealer,
+		Parts:             parts,
+		Audit:             trail,
+		Roles:             roles,
+		Members:           members,
+		Alerts:            models.NewAlertStore(db).WithAudit(trail),
+		Detector:          models.NewDetector(db, nil),
+		AlertRules:        models.NewAlertRuleStore(db, trail),
+		Dashboard:         models.NewDashboardStore(db),
+		SweepRuns:         models.NewSweepRunStore(db),
+		RetentionPolicies: models.NewRetentionPolicyStore(db, trail),
+		PartitionConsole:  models.NewPartitionConsole(db, parts, trail),
+		Policy:            engine,
+		Authz:             engine,
+		LoginPerAccount:   session.NewThrottle(db, prefix+"login:", 5, 15*time.Minute).WithLog(log),
+		LoginPerAddress:   session.NewThrottle(db, prefix+"login:", 20, 15*time.Minute).WithLog(log),
+		APIKeys:           models.NewAPIKeyStore(db, trail),
+		Presets:           models.NewPresetStore(db, trail),
+		Policies:          ingest.NewRetentionCatalog(db),
+		DeadLetters:       ingest.NewDeadLetterStore(db),
+		Answers:           ingest.NewIdempotencyStore(db),
+		Merkle:            merkle.NewLog(db, c.CheckpointKey),
 	}
 	s.Retention = models.NewRetentionEngine(db, trail, parts)
 	s.ErrorLog = models.NewErrorLogStore(db, parts)

@@ -132,7 +132,7 @@ func (b *Builder) build(ctx context.Context, org string, in eventjson.Input, rec
 	}
 	ev.Timestamp = ev.Timestamp.UTC()
 
-	policy, err := b.policies.resolve(ctx, in.RetentionPolicy, ev.DataClassification)
+	policy, err := b.policies.resolve(ctx, org, in.RetentionPolicy, ev.DataClassification)
 	if err != nil {
 		return models.Event{}, err
 	}
@@ -228,14 +228,20 @@ type ActiveRetention struct {
 // policyCacheTTL is how long the active policies are reused before being read again.
 const policyCacheTTL = 30 * time.Second
 
-// RetentionCatalog answers which retention policies are active, read from
-// audit_retention_policy at most every policyCacheTTL.
+// RetentionCatalog answers which retention policies are active for an organization, read
+// from audit_retention_policy at most every policyCacheTTL. An organization's own policy
+// wins over the global one ('*') of the same name or classification, as presets do.
 type RetentionCatalog struct {
 	db  *gorm.DB
 	now func() time.Time
 
-	mu      sync.Mutex
-	until   time.Time
+	mu     sync.Mutex
+	until  time.Time
+	scopes map[string]*retentionScope // by organization_id, '*' for the global policies
+}
+
+// retentionScope is the active policies of one owner (an organization or '*').
+type retentionScope struct {
 	byName  map[string]ActiveRetention
 	byClass map[string]ActiveRetention
 }
@@ -245,49 +251,74 @@ func NewRetentionCatalog(db *gorm.DB) *RetentionCatalog {
 	return &RetentionCatalog{db: db, now: time.Now}
 }
 
-// resolve returns the named active policy, or when name is nil the default for the data
-// classification (the oldest active policy of that classification, else "standard").
-func (c *RetentionCatalog) resolve(ctx context.Context, name *string, classification string) (ActiveRetention, error) {
-	byName, byClass, err := c.load(ctx)
+// resolve returns the named active policy of org (its own, else the global one), or when
+// name is nil the default for the data classification: org's oldest active policy of that
+// classification, else the oldest global one, else "standard".
+func (c *RetentionCatalog) resolve(ctx context.Context, org string, name *string, classification string) (ActiveRetention, error) {
+	scopes, err := c.load(ctx)
 	if err != nil {
 		return ActiveRetention{}, err
 	}
+	own, global := scopes[org], scopes[models.GlobalOrg]
+	lookup := func(pick func(*retentionScope) map[string]ActiveRetention, key string) (ActiveRetention, bool) {
+		for _, s := range []*retentionScope{own, global} {
+			if s == nil {
+				continue
+			}
+			if p, ok := pick(s)[key]; ok {
+				return p, true
+			}
+		}
+		return ActiveRetention{}, false
+	}
+	names := func(s *retentionScope) map[string]ActiveRetention { return s.byName }
+	classes := func(s *retentionScope) map[string]ActiveRetention { return s.byClass }
 	if name != nil {
-		p, ok := byName[*name]
+		p, ok := lookup(names, *name)
 		if !ok {
 			return ActiveRetention{}, models.Invalid("retentionPolicy", fmt.Sprintf("%q is not an active retention policy", *name))
 		}
 		return p, nil
 	}
-	if p, ok := byClass[classification]; ok {
+	if p, ok := lookup(classes, classification); ok {
 		return p, nil
 	}
-	if p, ok := byName["standard"]; ok {
+	if p, ok := lookup(names, "standard"); ok {
 		return p, nil
 	}
 	return ActiveRetention{}, models.Invalid("retentionPolicy", "is required: no active policy covers "+classification+" data")
 }
 
-func (c *RetentionCatalog) load(ctx context.Context) (map[string]ActiveRetention, map[string]ActiveRetention, error) {
+type catalogRow struct {
+	OrganizationID string
+	ActiveRetention
+}
+
+func (c *RetentionCatalog) load(ctx context.Context) (map[string]*retentionScope, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	if c.byName != nil && now.Before(c.until) {
-		return c.byName, c.byClass, nil
+	if c.scopes != nil && now.Before(c.until) {
+		return c.scopes, nil
 	}
-	var rows []ActiveRetention
-	err := c.db.WithContext(ctx).Raw(`SELECT policy_name AS name, data_classification AS classification, retention_days
+	var rows []catalogRow
+	err := c.db.WithContext(ctx).Raw(`SELECT organization_id, policy_name AS name, data_classification AS classification, retention_days
 		FROM audit_retention_policy WHERE is_active ORDER BY id`).Scan(&rows).Error
 	if err != nil {
-		return nil, nil, models.Unavailable("cannot read retention policies", err)
+		return nil, models.Unavailable("cannot read retention policies", err)
 	}
-	c.byName, c.byClass = map[string]ActiveRetention{}, map[string]ActiveRetention{}
+	scopes := map[string]*retentionScope{}
 	for _, r := range rows {
-		c.byName[r.Name] = r
-		if _, ok := c.byClass[r.Classification]; !ok {
-			c.byClass[r.Classification] = r
+		s := scopes[r.OrganizationID]
+		if s == nil {
+			s = &retentionScope{byName: map[string]ActiveRetention{}, byClass: map[string]ActiveRetention{}}
+			scopes[r.OrganizationID] = s
+		}
+		s.byName[r.Name] = r.ActiveRetention
+		if _, ok := s.byClass[r.Classification]; !ok {
+			s.byClass[r.Classification] = r.ActiveRetention
 		}
 	}
-	c.until = now.Add(policyCacheTTL)
-	return c.byName, c.byClass, nil
+	c.scopes, c.until = scopes, now.Add(policyCacheTTL)
+	return scopes, nil
 }

@@ -248,3 +248,41 @@ func TestSealNumberRange(t *testing.T) {
 		})
 	}
 }
+
+// An organization's own policy of a classification wins over the global one, for that
+// organization only; its name is not visible to other organizations.
+func TestRetentionCatalogPerOrganization(t *testing.T) {
+	db := pgtest.DB(t)
+	ctx := context.Background()
+	b := ingest.NewBuilder(models.NewPresetStore(db, testTrail(t)), ingest.NewRetentionCatalog(db), pgtest.Sealer(t))
+	own, other := pgtest.NewOrg(t, ""), pgtest.NewOrg(t, "")
+	if err := db.Exec(`INSERT INTO audit_retention_policy (organization_id, policy_name, retention_days, data_classification, is_active, created_by)
+		VALUES (?, 'phi_ten_years', 3650, 'PHI', true, 'test')`, own).Error; err != nil {
+		t.Fatal(err)
+	}
+	received := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	build := func(org, body string) (models.Event, error) {
+		in, err := eventjson.DecodeOne([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.BuildOne(ctx, org, in, received)
+	}
+	phi := `{"action":"a","status":"success","dataClassification":"PHI"}`
+	if ev, err := build(own, phi); err != nil || ev.RetentionPolicy != "phi_ten_years" {
+		t.Fatalf("own organization: policy %q, err %v; want phi_ten_years", ev.RetentionPolicy, err)
+	}
+	if ev, err := build(other, phi); err != nil || ev.RetentionPolicy != "phi_extended" {
+		t.Fatalf("other organization: policy %q, err %v; want the global phi_extended", ev.RetentionPolicy, err)
+	}
+	if ev, err := build(own, `{"action":"a","status":"success"}`); err != nil || ev.RetentionPolicy != "standard" {
+		t.Fatalf("own organization, INTERNAL: policy %q, err %v; want the global standard", ev.RetentionPolicy, err)
+	}
+	named := `{"action":"a","status":"success","retentionPolicy":"phi_ten_years"}`
+	if ev, err := build(own, named); err != nil || ev.RetentionPolicy != "phi_ten_years" {
+		t.Fatalf("own organization by name: policy %q, err %v", ev.RetentionPolicy, err)
+	}
+	if _, err := build(other, named); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("another organization's policy by name: err %v, want invalid", err)
+	}
+}

@@ -1,0 +1,175 @@
+// Package retention renders the retention area: the policies with their statutory floors
+// and the next run's preview, the policy form, legal holds and the partitions page.
+package retention
+
+import (
+	"strconv"
+
+	"auditdb/views/components"
+)
+
+// PolicyRow is one policy in the list, formatted.
+type PolicyRow struct {
+	ID             int64
+	Name           string
+	Classification string
+	Description    string
+	RetentionDays  string
+	ArchiveAfter   string // "—" when the policy never archives
+	DeleteAt       string // the deletion day and where it comes from
+	Active         bool
+	Global         bool
+	Overridden     bool   // a global policy the organization's own policy of its classification replaces
+	FloorOverride  string // the reason a policy is kept below its floor, "" when it is not
+	ActiveEvents   string
+	ArchivedEvents string
+	EditHref       string // "" when the viewer may not change it
+}
+
+// FloorRow is the statutory floor of one classification.
+type FloorRow struct {
+	Classification string
+	MinDays        string // "none" when 0
+	Updated        string
+}
+
+// HoldKeepRow is what one legal hold keeps from the next run's deletion.
+type HoldKeepRow struct {
+	Name   string
+	Events string
+}
+
+// Preview is the next run's preview, formatted.
+type Preview struct {
+	At            string
+	Archive       string
+	ArchiveMonths string
+	Delete        string
+	DeleteMonths  string
+	Kept          string
+	ByHold        []HoldKeepRow
+	Nothing       bool // nothing is due
+}
+
+// IndexProps is the view model of /retention.
+type IndexProps struct {
+	CSRF           string
+	Flash          string
+	Policies       []PolicyRow
+	Floors         []FloorRow
+	CanCreate      bool
+	CanSetFloor    bool // superadmins
+	FloorError     *components.FormError
+	Preview        Preview
+	ActiveHolds    int
+	CanManageHolds bool
+}
+
+// PolicyForm is the form to create or edit a policy, as typed.
+type PolicyForm struct {
+	Title               string
+	Action              string
+	DeleteAction        string // "" when the viewer may not delete it (or it is new)
+	CSRF                string
+	Name                string
+	Classification      string
+	RetentionDays       string
+	ArchiveAfterDays    string
+	DeleteAfterDays     string
+	Description         string
+	FloorOverrideReason string
+	Active              bool
+	Global              bool
+	Classifications     []string
+	FloorHint           string // the floors, in words
+	Error               *components.FormError
+}
+
+// HoldRow is one legal hold, formatted.
+type HoldRow struct {
+	ID            int64
+	Name          string
+	Reason        string
+	Covers        string
+	Placed        string // when and by whom
+	Released      string // "" while active
+	ReleaseAction string // "" when released or the viewer may not release it
+}
+
+// HoldForm is the form to place a hold, as typed.
+type HoldForm struct {
+	Name          string
+	Reason        string
+	Scope         string
+	PrincipalID   string
+	ResourceType  string
+	ResourceID    string
+	CorrelationID string
+	From          string
+	To            string
+}
+
+// HoldsProps is the view model of /retention/holds.
+type HoldsProps struct {
+	Superadmin bool
+	CSRF       string
+	Flash      string
+	Holds      []HoldRow
+	CanChange  bool
+	Form       HoldForm
+	Scopes     []components.Option
+	Error      *components.FormError
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// floorOptions are the classifications of the floors table.
+func floorOptions(fs []FloorRow) []components.Option {
+	out := make([]components.Option, len(fs))
+	for i, f := range fs {
+		out[i] = components.Option{Value: f.Classification, Label: f.Classification}
+	}
+	return out
+}
+
+// PartitionRow is one partition, formatted.
+type PartitionRow struct {
+	Name      string
+	Range     string
+	Rows      string
+	TableSize string
+	IndexSize string
+	State     string // future, current, past or empty
+}
+
+// PartitionAction is the dry run of an action with its confirmation form.
+type PartitionAction struct {
+	Title   string
+	Summary string   // what will happen
+	Names   []string // the partitions concerned
+	Count   string   // what to type to confirm
+	Post    string
+	Button  string
+	Empty   string // what to say when nothing is concerned
+}
+
+// PartitionsProps is the view model of /retention/partitions.
+type PartitionsProps struct {
+	CSRF    string
+	Flash   string
+	Rows    []PartitionRow
+	Preview *PartitionAction
+	Error   *components.FormError
+}
+
+func stateVariant(state string) components.Variant {
+	switch state {
+	case "current":
+		return components.Success
+	case "future":
+		return components.Info
+	case "empty":
+		return components.Warning
+	}
+	return components.Neutral
+}
