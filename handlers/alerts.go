@@ -511,13 +511,9 @@ func APIListAlerts(alerts AlertLister) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		limit := APIPageSize
-		if raw := c.Query("limit"); raw != "" {
-			n, err := strconv.Atoi(raw)
-			if err != nil || n < 1 || n > APIMaxPageSize {
-				return models.Invalid("limit", "must be a number from 1 to 500")
-			}
-			limit = n
+		limit, err := apiLimit(c)
+		if err != nil {
+			return err
 		}
 		after, err := alertCursor(c, filter)
 		if err != nil {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -50,13 +51,9 @@ func APIListEvents(events EventLister, now func() time.Time) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		limit := APIPageSize
-		if raw := c.Query("limit"); raw != "" {
-			n, err := strconv.Atoi(raw)
-			if err != nil || n < 1 || n > APIMaxPageSize {
-				return models.Invalid("limit", "must be a number from 1 to 500")
-			}
-			limit = n
+		limit, err := apiLimit(c)
+		if err != nil {
+			return err
 		}
 		after, err := queryCursor(c, filter)
 		if err != nil {
@@ -232,4 +229,17 @@ func eventID(c *fiber.Ctx) (int64, error) {
 		return 0, models.NotFound("event")
 	}
 	return id, nil
+}
+
+// apiLimit reads an API list's ?limit: APIPageSize when absent, else 1 to APIMaxPageSize.
+func apiLimit(c *fiber.Ctx) (int, error) {
+	raw := c.Query("limit")
+	if raw == "" {
+		return APIPageSize, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > APIMaxPageSize {
+		return 0, models.Invalid("limit", fmt.Sprintf("must be a number from 1 to %d", APIMaxPageSize))
+	}
+	return n, nil
 }
