@@ -219,6 +219,9 @@ func overviewView(ov *models.DashboardOverview, cp *merkle.Checkpoint, lag time.
 		o.ActiveAlerts = dashboard.Plural(total, "active alert")
 	}
 	for i, sev := range models.AlertSeverities {
+		if total == 0 {
+			break // "No active alerts" says it all; no chart of zeros
+		}
 		n, width := ov.ActiveAlerts[sev], 0.0
 		if peak > 0 {
 			width = float64(n) / float64(peak) * 100
