@@ -371,6 +371,13 @@ func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []d
 			groups = append(groups, g)
 		}
 		sort.Strings(groups)
+		groups, err := alertable(tx, org, r, groups, now)
+		if err != nil {
+			return 0, err
+		}
+		if len(groups) == 0 {
+			continue
+		}
 		var stored []storedHit
 		if err := tx.Raw(`SELECT group_key, event_time, event_id, resource_type FROM detection_hit
 			WHERE organization_id = ? AND rule = ? AND group_key IN ? AND event_time > ? AND event_time < ?
@@ -398,6 +405,52 @@ func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []d
 		}
 	}
 	return raised, nil
+}
+
+// alertable returns the groups of r that raise could still raise an alert for: none while
+// the rule's storm alert stands (MaxAlertsPerRule reached and the storm alert raised within
+// DedupWindow), else those without an alert of their own within DedupWindow. Alerts are only
+// added within the pass, so a group left out here would not have raised; leaving it out
+// spares reading its window (during a burst, most groups of a busy rule).
+func alertable(tx *gorm.DB, org string, r AlertRule, groups []string, now time.Time) ([]string, error) {
+	since := now.Add(-DedupWindow)
+	var recent []struct {
+		Principal *string
+		Severity  string
+		Source    string
+	}
+	if err := tx.Raw(`SELECT principal, severity, source FROM alerts WHERE organization_id = ? AND rule = ? AND created_at > ?`,
+		org, r.Rule, since).Scan(&recent).Error; err != nil {
+		return nil, fmt.Errorf("models: look up recent alerts: %w", err)
+	}
+	if len(recent) == 0 {
+		return groups, nil
+	}
+	storm := false
+	done := map[string]bool{}
+	for _, a := range recent {
+		if a.Source == StormSource {
+			storm = true
+		}
+		if a.Severity == r.Severity {
+			switch {
+			case a.Principal == nil:
+				done[""] = true // the organization's group, or a storm alert
+			case *a.Principal != "":
+				done[*a.Principal] = true
+			}
+		}
+	}
+	if storm && len(recent) >= MaxAlertsPerRule {
+		return nil, nil
+	}
+	kept := groups[:0]
+	for _, g := range groups {
+		if !done[g] {
+			kept = append(kept, g)
+		}
+	}
+	return kept, nil
 }
 
 // latestWindow returns the latest window of r (the hits in (t - Window, t] for a hit at
