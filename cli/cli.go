@@ -33,6 +33,7 @@ Commands:
   user create --email E --password P (--org ID --role NAME | --superadmin)
                                           create a user
   user revoke-sessions --email E          sign a user out everywhere at once
+  user reset-password --email E           a new one-time password (printed once); ends the user's sessions
   partitions list|ensure|drop-expired [--dry-run]
                                           manage monthly partitions
   retention run [--org ID] [--dry-run]  archive events past their policy's archive day and delete

@@ -10,6 +10,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/pgtest"
+	"auditdb/models/session"
 )
 
 func env(m map[string]string) func(string) string {
@@ -102,5 +103,51 @@ func TestUserCreateFlags(t *testing.T) {
 				t.Fatalf("error %v should name %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestResetPassword: the operator's reset prints a one-time password once, which signs the
+// user in (and must be changed), while the old password and every session end, and an
+// account an inviter had created becomes its holder's (it may accept invitations again).
+func TestResetPassword(t *testing.T) {
+	db := pgtest.DB(t)
+	vars := map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir()}
+	ctx := context.Background()
+	org := pgtest.NewOrg(t, "reset")
+	users := models.NewUserStore(db)
+	u, err := users.Create(ctx, models.NewUser{Email: org + "@example.test", Password: "the old long password", OrgID: org, Role: "org:member"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec(`UPDATE users SET created_by_inviter = true WHERE id = ?`, u.ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := session.NewStore(db, nil).Create(ctx, u.ID, org, "127.0.0.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Run(ctx, []string{"user", "reset-password", "--email", strings.ToUpper(u.Email)}, env(vars), &out); err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(strings.TrimSpace(out.String()))
+	password := fields[len(fields)-1]
+	if len(password) < 20 {
+		t.Fatalf("no one-time password printed: %q", out.String())
+	}
+	if _, err := users.Authenticate(ctx, u.Email, "the old long password"); err == nil {
+		t.Fatal("the old password still signs in")
+	}
+	got, err := users.Authenticate(ctx, u.Email, password)
+	if err != nil || !got.MustChangePassword {
+		t.Fatalf("the one-time password: %v, must change %v", err, got != nil && got.MustChangePassword)
+	}
+	var live, flagged int64
+	db.Raw(`SELECT count(*) FROM sessions WHERE user_id = ? AND revoked_at IS NULL`, u.ID).Scan(&live)
+	db.Raw(`SELECT count(*) FROM users WHERE id = ? AND created_by_inviter`, u.ID).Scan(&flagged)
+	if live != 0 || flagged != 0 {
+		t.Fatalf("%d live sessions and inviter mark %d after the reset, want 0 and 0", live, flagged)
+	}
+	if err := Run(ctx, []string{"user", "reset-password", "--email", "nobody@example.test"}, env(vars), &out); err == nil {
+		t.Fatal("resetting an unknown user succeeded")
 	}
 }

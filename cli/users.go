@@ -36,8 +36,11 @@ func userCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if len(args) > 0 && args[0] == "revoke-sessions" {
 		return revokeSessionsCmd(ctx, cfg, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "reset-password" {
+		return resetPasswordCmd(ctx, cfg, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("usage: auditdb user create --email E --password P (--org ID --role NAME | --superadmin) | user revoke-sessions --email E")
+		return fmt.Errorf("usage: auditdb user create --email E --password P (--org ID --role NAME | --superadmin) | user revoke-sessions --email E | user reset-password --email E")
 	}
 	fs := newFlags("user create", stdout)
 	email := fs.String("email", "", "email address")
@@ -91,5 +94,31 @@ func revokeSessionsCmd(ctx context.Context, cfg config, args []string, stdout io
 		return err
 	}
 	fmt.Fprintf(stdout, "revoked %d live sessions of %s\n", n, u.Email)
+	return nil
+}
+
+// resetPasswordCmd gives a user a new one-time password (printed once), ends their sessions
+// and makes the account theirs again if an inviter had created it.
+func resetPasswordCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("user reset-password", stdout)
+	email := fs.String("email", "", "the user's email")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	users := models.NewUserStore(db)
+	u, err := users.GetByEmail(ctx, *email)
+	if err != nil {
+		return err
+	}
+	password, err := users.ResetPassword(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "new one-time password of %s (shown once; to be changed at the next sign-in): %s\n", u.Email, password)
 	return nil
 }

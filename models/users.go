@@ -320,3 +320,37 @@ func (s *UserStore) GetByEmail(ctx context.Context, email string) (*User, error)
 	}
 	return &u, nil
 }
+
+// ResetPassword gives user id a new one-time password (returned, to be handed over out of
+// band), which must be changed at the next sign-in, ends every session of the user, and
+// clears the mark of an account an inviter created (created_by_inviter): whoever holds the
+// reset password now controls the account, not the inviter. It is the operator's tool (the
+// CLI), in one transaction. It returns KindNotFound for an unknown user.
+func (s *UserStore) ResetPassword(ctx context.Context, id int64) (string, error) {
+	password, err := RandomPassword(20)
+	if err != nil {
+		return "", err
+	}
+	hash, err := argon2id.CreateHash(password, argonParams)
+	if err != nil {
+		return "", fmt.Errorf("models: hash password: %w", err)
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE users SET password_hash = ?, must_change_password = true, created_by_inviter = false,
+			updated_at = now() WHERE id = ?`, hash, id)
+		if res.Error != nil {
+			return fmt.Errorf("models: reset password: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return NotFound("user")
+		}
+		if err := tx.Exec(`UPDATE sessions SET revoked_at = now() WHERE user_id = ? AND revoked_at IS NULL`, id).Error; err != nil {
+			return fmt.Errorf("models: end sessions: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return password, nil
+}
