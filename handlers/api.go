@@ -79,7 +79,7 @@ func APIListEvents(events EventLister, now func() time.Time) fiber.Handler {
 // is a 404 like a missing one.
 func APIGetEvent(events EventLister) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := eventID(c)
+		id, err := pathID(c, "event")
 		if err != nil {
 			return err
 		}
@@ -96,7 +96,7 @@ func APIGetEvent(events EventLister) fiber.Handler {
 // the status field says success, tampered or failure).
 func APIVerifyEvent(v EventVerifier) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := eventID(c)
+		id, err := pathID(c, "event")
 		if err != nil {
 			return err
 		}
@@ -122,7 +122,7 @@ type ArchivedEventLocator interface {
 // 400 for a size never published and a 409 when the event came after the chosen checkpoint.
 func APIEventProof(events EventLister, log LogReader) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := eventID(c)
+		id, err := pathID(c, "event")
 		if err != nil {
 			return err
 		}
@@ -222,14 +222,6 @@ func OpenAPI() fiber.Handler {
 
 // OpenAPIDocument returns the document OpenAPI serves (for tests).
 func OpenAPIDocument() []byte { return openAPIDocument }
-
-func eventID(c *fiber.Ctx) (int64, error) {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, models.NotFound("event")
-	}
-	return id, nil
-}
 
 // apiLimit reads an API list's ?limit: APIPageSize when absent, else 1 to APIMaxPageSize.
 func apiLimit(c *fiber.Ctx) (int, error) {

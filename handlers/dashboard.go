@@ -168,7 +168,7 @@ func overviewView(ov *models.DashboardOverview, cp *merkle.Checkpoint, lag time.
 	}
 	o := &dashboard.Overview{
 		Counted:     ov.Counted,
-		MonthlyAsOf: ov.MonthlyAsOf.Format(displayTime),
+		MonthlyAsOf: components.Timestamp(ov.MonthlyAsOf),
 		Hourly: dashboard.NewChart("chart-hourly", "Events per hour, last 24 hours",
 			fmt.Sprintf("%s and %s in the last 24 hours, by hour (UTC).", dashboard.Plural(ev24, "event"), dashboard.Plural(fail24, "failure")), hours),
 		Daily: dashboard.NewChart("chart-daily", "Events per day, last 30 days",
@@ -237,7 +237,7 @@ func overviewView(ov *models.DashboardOverview, cp *merkle.Checkpoint, lag time.
 	o.Integrity.Checkpoint = "None signed yet"
 	if cp != nil {
 		o.Integrity.Checkpoint = fmt.Sprintf("#%d · %s · %s (%s)", cp.Number, dashboard.Plural(cp.TreeSize, "event"),
-			cp.CreatedAt.UTC().Format(displayTime), ago(cp.CreatedAt, now))
+			components.Timestamp(cp.CreatedAt), ago(cp.CreatedAt, now))
 	}
 	in := &o.Integrity
 	switch s := ov.LastSweep; {
@@ -245,13 +245,13 @@ func overviewView(ov *models.DashboardOverview, cp *merkle.Checkpoint, lag time.
 		in.SweepStatus, in.SweepVariant, in.Sweep = "Not run", components.Neutral, "The sweep runs daily at 03:30 UTC."
 	case s.Error != "":
 		in.SweepStatus, in.SweepVariant = "Failed", components.Danger
-		in.Sweep = "Could not check at " + s.SweptAt.UTC().Format(displayTime) + " (" + ago(s.SweptAt, now) + ")."
+		in.Sweep = "Could not check at " + components.Timestamp(s.SweptAt) + " (" + ago(s.SweptAt, now) + ")."
 	case s.OK:
 		in.SweepStatus, in.SweepVariant = "Passed", components.Success
-		in.Sweep = "No problems in " + dashboard.Plural(s.Events, "event") + " at " + s.SweptAt.UTC().Format(displayTime) + " (" + ago(s.SweptAt, now) + ")."
+		in.Sweep = "No problems in " + dashboard.Plural(s.Events, "event") + " at " + components.Timestamp(s.SweptAt) + " (" + ago(s.SweptAt, now) + ")."
 	default:
 		in.SweepStatus, in.SweepVariant = "Problems", components.Danger
-		in.Sweep = dashboard.Plural(s.Problems, "problem") + " found at " + s.SweptAt.UTC().Format(displayTime) + " (" + ago(s.SweptAt, now) + "): see the alerts."
+		in.Sweep = dashboard.Plural(s.Problems, "problem") + " found at " + components.Timestamp(s.SweptAt) + " (" + ago(s.SweptAt, now) + "): see the alerts."
 	}
 	return o
 }

@@ -8,6 +8,7 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
+	"auditdb/views/components"
 	"auditdb/views/pages/errorlog"
 )
 
@@ -26,18 +27,15 @@ func errorScope(v *render.Viewer) models.ErrorScope {
 	return models.ErrorScope{Org: v.OrgID}
 }
 
-// errorTime is the one time format of the console.
-func errorTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
-
 // errorRow shapes a fingerprint for the screen.
 func errorRow(g models.ErrorGroup) errorlog.Row {
 	r := errorlog.Row{Href: "/errors/" + g.Key, Kind: g.Kind, Component: g.Component, Operation: g.Operation,
-		Title: g.Title, Org: g.Org, Count: g.Count, LastSeen: errorTime(g.LastSeen), FirstSeen: errorTime(g.FirstSeen)}
+		Title: g.Title, Org: g.Org, Count: g.Count, LastSeen: components.Timestamp(g.LastSeen), FirstSeen: components.Timestamp(g.FirstSeen)}
 	if len(g.Samples) > 0 {
 		r.Sample = g.Samples[0]
 	}
 	for i, n := range g.Trend {
-		r.Trend.Days = append(r.Trend.Days, errorlog.Day{Label: g.TrendDays[i].Format("2006-01-02"), Count: n})
+		r.Trend.Days = append(r.Trend.Days, errorlog.Day{Label: components.Date(g.TrendDays[i]), Count: n})
 	}
 	return r
 }
@@ -75,7 +73,7 @@ func ShowError(log ErrorLogReader, now func() time.Time) fiber.Handler {
 		}
 		p := errorlog.DetailProps{AllOrgs: scope.All, Row: errorRow(g), Samples: g.Samples}
 		for _, o := range occ {
-			p.Occurrences = append(p.Occurrences, errorlog.Occurrence{When: errorTime(o.At), Org: o.Org, Code: o.Code,
+			p.Occurrences = append(p.Occurrences, errorlog.Occurrence{When: components.Timestamp(o.At), Org: o.Org, Code: o.Code,
 				Message: o.Message, RequestID: o.RequestID, UserID: o.UserID})
 		}
 		return render.HTML(c, fiber.StatusOK, errorlog.Detail(v.Shell("Error", "errors"), p))

@@ -3,12 +3,12 @@ package handlers
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"auditdb/handlers/render"
 	"auditdb/models"
+	"auditdb/views/components"
 	"auditdb/views/pages/settings"
 )
 
@@ -120,10 +120,10 @@ func renderNotifications(c *fiber.Ctx, d NotificationDeps, status int, p setting
 	}
 	for _, ch := range list {
 		row := settings.ChannelRow{ID: ch.ID, Name: ch.Name, Kind: ch.Kind, Target: ch.Target, MinSeverity: ch.MinSeverity,
-			Enabled: ch.Enabled, Created: "added " + notificationTime(ch.CreatedAt) + " by " + ch.CreatedBy,
+			Enabled: ch.Enabled, Created: "added " + components.Timestamp(ch.CreatedAt) + " by " + ch.CreatedBy,
 			TestAction: "/settings/notifications/" + ch.ID + "/test", ToggleAction: "/settings/notifications/" + ch.ID + "/enabled"}
 		for _, dl := range log[ch.ID] {
-			r := settings.DeliveryRow{Created: notificationTime(dl.CreatedAt), Alert: dl.Title, Status: dl.Status,
+			r := settings.DeliveryRow{Created: components.Timestamp(dl.CreatedAt), Alert: dl.Title, Status: dl.Status,
 				Attempts: dl.Attempts, Error: dl.LastError}
 			if dl.AlertID != "" {
 				r.AlertHref = "/alerts/" + dl.AlertID
@@ -131,10 +131,10 @@ func renderNotifications(c *fiber.Ctx, d NotificationDeps, status int, p setting
 				r.Alert = "Test notification"
 			}
 			if dl.LastAttemptAt != nil {
-				r.LastAttempt = notificationTime(*dl.LastAttemptAt)
+				r.LastAttempt = components.Timestamp(*dl.LastAttemptAt)
 			}
 			if dl.Status == models.DeliveryPending && dl.Attempts > 0 {
-				r.NextAttempt = notificationTime(dl.NextAttemptAt)
+				r.NextAttempt = components.Timestamp(dl.NextAttemptAt)
 			}
 			if dl.ResponseStatus != 0 {
 				r.Response = strconv.Itoa(dl.ResponseStatus)
@@ -144,9 +144,4 @@ func renderNotifications(c *fiber.Ctx, d NotificationDeps, status int, p setting
 		p.Channels = append(p.Channels, row)
 	}
 	return render.HTML(c, status, settings.Notifications(v.Shell("Notifications", "settings"), p))
-}
-
-// notificationTime is the console's one time format, 2026-11-29 19:21:28 UTC.
-func notificationTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }

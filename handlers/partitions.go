@@ -102,7 +102,7 @@ func renderPartitions(c *fiber.Ctx, d PartitionDeps, status int, preview string,
 		p.Preview = &retention.PartitionAction{Title: "Ensure partitions (dry run)", Names: names, Count: strconv.Itoa(len(names)),
 			Summary: fmt.Sprintf("Would create %d partitions, from this month through %d months ahead:", len(names), models.MonthsAhead),
 			Post:    "/retention/partitions/" + partitionsEnsure, Button: "Create partitions",
-			Empty: "Every partition from this month through six months ahead exists: nothing to create."}
+			Empty: fmt.Sprintf("Every partition from this month through %d months ahead exists: nothing to create.", models.MonthsAhead)}
 	case partitionsDrop:
 		parts, err := d.Partitions.DropPreview(ctx, now)
 		if refusal := refusalOf(err); refusal != nil {
