@@ -15,7 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -100,15 +99,13 @@ func errorAggregationKey(org, fingerprint string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// truncate cuts s to at most n bytes on a rune boundary.
+// truncate cuts s to fit a column of n characters, marking the cut with "…" (which takes
+// the last of the n).
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return Truncate(s, n-1) + "…"
 }
 
 // normalize fills defaults and bounds the lengths of r.
@@ -127,7 +124,7 @@ func (r ErrorRecord) normalize(now time.Time) ErrorRecord {
 		r.Component = "server"
 	}
 	r.Kind, r.Severity = truncate(r.Kind, 50), truncate(r.Severity, 20)
-	r.Component, r.Operation = truncate(r.Component, 100), truncate(r.Operation, 200)
+	r.Component, r.Operation = truncate(r.Component, 100), truncate(r.Operation, 100)
 	r.Org, r.RequestID, r.UserID = truncate(r.Org, 50), truncate(r.RequestID, 200), truncate(r.UserID, 200)
 	r.Message = truncate(r.Message, maxErrorMessage)
 	return r

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"auditdb/models"
 	"auditdb/models/pgtest"
@@ -248,4 +250,25 @@ func TestErrorWriterNeverBlocksAndDrains(t *testing.T) {
 		var w *models.ErrorWriter
 		w.Record(ctx, models.ErrorRecord{Kind: "http"})
 	})
+}
+
+// TestErrorRecordsFitTheirColumns: over-long and multi-byte fields are cut to what the
+// columns hold, so recording the error never fails on its own text.
+func TestErrorRecordsFitTheirColumns(t *testing.T) {
+	long := strings.Repeat("a", 300) // one byte a character: the tightest fit
+	r := models.ErrorRecord{Kind: long, Severity: long, Component: long, Operation: long, Org: long,
+		RequestID: long, UserID: long, Message: long}
+	got := models.NormalizeErrorRecord(r)
+	for name, v := range map[string]struct {
+		s string
+		n int
+	}{"kind": {got.Kind, 50}, "severity": {got.Severity, 20}, "component": {got.Component, 100},
+		"operation": {got.Operation, 100}, "org": {got.Org, 50}} {
+		if n := utf8.RuneCountInString(v.s); n > v.n || !utf8.ValidString(v.s) {
+			t.Errorf("%s: %d characters (valid UTF-8 %v), column holds %d", name, n, utf8.ValidString(v.s), v.n)
+		}
+	}
+	if s := models.Truncate("aé", 2); s != "a" {
+		t.Errorf("Truncate split a character: %q", s)
+	}
 }

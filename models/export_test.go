@@ -1,5 +1,7 @@
 package models
 
+import "time"
+
 // Internals the external tests (package models_test, which needs pgtest and so cannot live
 // inside package models) check directly.
 
@@ -10,3 +12,6 @@ func (s *Sealer) RecomputeSubjectDigest(ev *Event) (string, error) {
 
 // QueryInTenant exposes the pipelined tenant read the event store uses.
 var QueryInTenant = queryInTenant
+
+// NormalizeErrorRecord is ErrorRecord.normalize at the current time.
+func NormalizeErrorRecord(r ErrorRecord) ErrorRecord { return r.normalize(time.Now()) }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"unicode/utf8"
 )
 
 // RandomToken returns n random bytes, URL-safe base64 encoded.
@@ -15,11 +16,15 @@ func RandomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// Truncate returns s cut to at most n bytes, for text stored in a column of bounded width
-// (failure reasons, descriptions).
+// Truncate returns s cut to at most n bytes, on a character boundary (PostgreSQL refuses a
+// split UTF-8 sequence), for text stored in a column of bounded width (failure reasons,
+// descriptions).
 func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
