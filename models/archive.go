@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -205,15 +206,17 @@ func OpenArchive(ctx context.Context, db *gorm.DB, org, id string) (*ArchiveRead
 	if meta.ID == "" {
 		return nil, NotFound("archive")
 	}
+	// Read under the same conditions as the metadata: a second, unscoped read could see the
+	// content a concurrent deletion emptied and report a sound archive as corrupt.
 	var content []byte
-	if err := db.WithContext(ctx).Raw(`SELECT content FROM archive_storage WHERE id = ?`, id).Row().Scan(&content); err != nil {
+	if err := db.WithContext(ctx).Raw(`SELECT content FROM archive_storage WHERE id = ? AND organization_id = ? AND deleted_at IS NULL`,
+		id, org).Row().Scan(&content); errors.Is(err, sql.ErrNoRows) {
+		return nil, NotFound("archive") // deleted since the metadata was read
+	} else if err != nil {
 		return nil, fmt.Errorf("models: archive %s: %w", id, err)
 	}
 	return OpenArchiveContent(meta, content)
 }
-
-// Meta returns the archive's metadata.
-func (r *ArchiveReader) Meta() Archive { return r.meta }
 
 // Next returns the next line. At the end it checks the original bytes' SHA-256 and count
 // and returns io.EOF, or an ErrArchiveCorrupt when they differ from the metadata.

@@ -84,8 +84,8 @@ func (s *ChannelStore) EmailEnabled() bool { return s.smtp != nil }
 // then. The creation is self-audited (never the secret).
 func (s *ChannelStore) Create(ctx context.Context, org string, in ChannelInput, by Actor) (*NotificationChannel, string, error) {
 	name := strings.TrimSpace(in.Name)
-	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) {
-		return nil, "", Invalid("name", "must be 1-100 characters")
+	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		return nil, "", Invalid("name", "must be 1-100 characters, without NUL")
 	}
 	if !slices.Contains(Severities, in.MinSeverity) {
 		return nil, "", Invalid("min_severity", "must be LOW, MEDIUM, HIGH or CRITICAL")

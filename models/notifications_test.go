@@ -319,6 +319,7 @@ func TestChannelCreateRefusals(t *testing.T) {
 		{"unknown severity", models.ChannelInput{Name: "w", Kind: "webhook", Target: "https://hooks.example.com", MinSeverity: "URGENT"}, "min_severity", "LOW"},
 		{"unknown kind", models.ChannelInput{Name: "w", Kind: "sms", Target: "+15550100", MinSeverity: "LOW"}, "kind", "webhook or email"},
 		{"empty name", models.ChannelInput{Name: " ", Kind: "webhook", Target: "https://hooks.example.com", MinSeverity: "LOW"}, "name", "1-100"},
+		{"NUL in the name", models.ChannelInput{Name: "on\x00call", Kind: "webhook", Target: "https://hooks.example.com", MinSeverity: "LOW"}, "name", "NUL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

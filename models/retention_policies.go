@@ -91,14 +91,6 @@ type RetentionPolicyRecord struct {
 // Global reports whether the policy applies to every organization.
 func (p RetentionPolicyRecord) Global() bool { return p.OrganizationID == GlobalOrg }
 
-// DeletionDays is the age in days at which the policy deletes an event.
-func (p RetentionPolicyRecord) DeletionDays() int {
-	if p.DeleteAfterDays != nil {
-		return *p.DeleteAfterDays
-	}
-	return p.RetentionDays
-}
-
 func (p RetentionPolicyRecord) snapshot() map[string]any {
 	return map[string]any{"name": p.Name, "classification": p.Classification, "retention_days": p.RetentionDays,
 		"archive_after_days": p.ArchiveAfterDays, "delete_after_days": p.DeleteAfterDays,
