@@ -108,11 +108,10 @@ func badCoding(coding string) error {
 func decodeConsoleBody(limit int) fiber.Handler {
 	decode := decodeBody(limit)
 	return func(c *fiber.Ctx) error {
-		path := strings.ToLower(c.Path())
-		if path == "/api" || strings.HasPrefix(path, "/api/") {
+		if isAPIPath(c.Path()) {
 			return c.Next()
 		}
-		if len(c.Request().Header.Peek(fiber.HeaderContentEncoding)) > 0 && path != "/login" &&
+		if len(c.Request().Header.Peek(fiber.HeaderContentEncoding)) > 0 && !strings.EqualFold(c.Path(), "/login") &&
 			c.Cookies(handlers.SessionCookie) == "" {
 			return render.Redirect(c, "/login")
 		}

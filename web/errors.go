@@ -18,9 +18,6 @@ import (
 	errorviews "auditdb/views/pages/errors"
 )
 
-// statusOf maps the error vocabulary to HTTP statuses (see render.StatusOf).
-func statusOf(err error) int { return render.StatusOf(err) }
-
 // retryAfter is the Retry-After header for err: what the error says, else 5 s for 503 and
 // 1 s for 429, else nothing.
 func retryAfter(err error, status int) string {
@@ -53,7 +50,7 @@ func answersJSON(c *fiber.Ctx, status int) bool {
 // logged once; users see a plain message.
 func errorHandler(log *slog.Logger, errs ErrorRecorder) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		status := statusOf(err)
+		status := render.StatusOf(err)
 		if status >= fiber.StatusInternalServerError {
 			recordServerError(c, errs, err, status)
 		}
