@@ -44,7 +44,8 @@ func UpdateAlertRule(rules AlertRuleManager) fiber.Handler {
 			_, err = rules.Update(c.UserContext(), v.OrgID, in, ActorOf(c))
 		}
 		if fe := refusalOf(err); fe != nil {
-			return renderAlertRules(c, rules, fiber.StatusBadRequest, &typed, nil, "")
+			typed.Error = fe
+			return renderAlertRules(c, rules, render.StatusOf(err), &typed, nil, "")
 		} else if err != nil {
 			return err
 		}
@@ -70,7 +71,7 @@ func SetAlertRetention(rules AlertRuleManager) fiber.Handler {
 			err = rules.SetAlertRetention(c.UserContext(), v.OrgID, days, ActorOf(c))
 		}
 		if fe := refusalOf(err); fe != nil {
-			return renderAlertRules(c, rules, fiber.StatusBadRequest, nil, nil, "", &retentionTyped{value: typed, err: fe})
+			return renderAlertRules(c, rules, render.StatusOf(err), nil, nil, "", &retentionTyped{value: typed, err: fe})
 		} else if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func SetOrgTimeZone(rules AlertRuleManager) fiber.Handler {
 		tz := c.FormValue("time_zone")
 		err := rules.SetTimeZone(c.UserContext(), v.OrgID, tz, ActorOf(c))
 		if fe := refusalOf(err); fe != nil {
-			return renderAlertRules(c, rules, fiber.StatusBadRequest, nil, &timeZoneTyped{name: tz, err: fe}, "")
+			return renderAlertRules(c, rules, render.StatusOf(err), nil, &timeZoneTyped{name: tz, err: fe}, "")
 		} else if err != nil {
 			return err
 		}
@@ -154,11 +155,7 @@ func renderAlertRules(c *fiber.Ctx, rules AlertRuleManager, status int, typed *s
 	}
 	var typedErr *components.FormError
 	if typed != nil {
-		in, err := alertRuleInput(*typed)
-		if err == nil {
-			err = in.Validate()
-		}
-		typedErr = refusalOf(err)
+		typedErr = typed.Error // the refusal of the save that brought the form back
 	}
 	matched := false
 	for _, r := range list {
