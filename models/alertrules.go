@@ -20,8 +20,12 @@ const (
 	RuleOffHoursAccess     = "off_hours_access"
 )
 
-// Severities lists the alert severities, lowest first.
-var Severities = []string{"LOW", "MEDIUM", "HIGH", "CRITICAL"}
+// Severities lists the alert severities lowest first: AlertSeverities reversed.
+var Severities = func() []string {
+	s := slices.Clone(AlertSeverities)
+	slices.Reverse(s)
+	return s
+}()
 
 // Limits of a rule's settings.
 const (
