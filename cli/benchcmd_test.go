@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"auditdb/models"
 	"bytes"
 	"context"
 	"strings"
@@ -16,8 +17,9 @@ func TestBenchIngestDropsOnlyItsOwnDatabase(t *testing.T) {
 		t.Fatalf("err = %v, want a refusal naming --database", err)
 	}
 	for _, name := range []string{"_bench_ingest", "auditdb_bench_ingest_old"} {
-		if err := dropBenchDatabase(context.Background(), "postgres://postgres@127.0.0.1:5432/"+name, "_bench_ingest"); err == nil {
-			t.Errorf("%s: dropped", name)
+		err := dropBenchDatabase(context.Background(), "postgres://postgres@127.0.0.1:5432/"+name, "_bench_ingest")
+		if models.KindOf(err) != models.KindInvalid || !strings.Contains(err.Error(), "--database") {
+			t.Errorf("%s: err = %v, want the name refused before any connection", name, err)
 		}
 	}
 }
