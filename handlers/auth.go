@@ -45,9 +45,8 @@ type SessionManager interface {
 type AttemptLimiter interface {
 	// Reserve counts one attempt and reports whether it may be tried.
 	Reserve(ctx context.Context, key string) bool
-	// Release gives one reservation back; Forget drops the key's count.
+	// Release gives one reservation back.
 	Release(ctx context.Context, key string)
-	Forget(ctx context.Context, key string)
 }
 
 // LoginLimits are the sign-in limiters: one keyed by account, one by address. Both the
@@ -67,9 +66,11 @@ func (l LoginLimits) reserve(c *fiber.Ctx, email string) (accountKey, addressKey
 	return accountKey, addressKey, okAccount && okAddress
 }
 
-// succeeded clears the account's count and gives the address its attempt back.
+// succeeded gives the account and the address the attempt back: a correct password does
+// not count against either. The failures before it still do, until their window ends —
+// clearing them on success would let attempts already in flight past the limit.
 func (l LoginLimits) succeeded(ctx context.Context, accountKey, addressKey string) {
-	l.PerAccount.Forget(ctx, accountKey)
+	l.PerAccount.Release(ctx, accountKey)
 	l.PerAddress.Release(ctx, addressKey)
 }
 

@@ -12,8 +12,8 @@ import (
 // Throttle limits attempts per key (an account, an address) in a fixed window. It counts
 // an attempt before the password is checked (Reserve), so however many requests arrive at
 // once, at most limit of them per window get to try one: the count is taken atomically and
-// only then acted on. A successful attempt gives its reservation back (Release), or
-// forgets the key altogether (Forget); a failed one keeps it.
+// only then acted on. A successful attempt gives its reservation back (Release); a failed
+// one keeps it.
 //
 // Counts live in PostgreSQL, one atomic upsert per attempt in an unlogged table: every
 // instance counts in the same row whether or not it can reach Redis. (Counting in Redis while
@@ -57,14 +57,6 @@ func (t *Throttle) Reserve(ctx context.Context, key string) bool {
 func (t *Throttle) Release(ctx context.Context, key string) {
 	if _, err := t.add(ctx, key, -1); err != nil {
 		t.log.Warn("session: release a sign-in attempt", "err", err)
-	}
-}
-
-// Forget drops key's count (after a successful sign-in to an account).
-func (t *Throttle) Forget(ctx context.Context, key string) {
-	k := t.prefix + key
-	if err := t.db.WithContext(ctx).Exec(`DELETE FROM login_attempts WHERE key = ?`, k).Error; err != nil {
-		t.log.Warn("session: forget sign-in attempts", "err", err)
 	}
 }
 
