@@ -34,6 +34,7 @@ var layerOf = []struct{ prefix, layer string }{
 	// The decoder of the ingest wire format imports nothing of ours; the stores validate
 	// preset defaults with it, so it sits beneath models rather than above it.
 	{"auditdb/models/eventjson", "codec"},
+	{"auditdb/models/export", "codec"},
 	{"auditdb/models/ingest", "pipeline"},
 	{"auditdb/models/merkle", "pipeline"},
 	{"auditdb/models/session", "pipeline"},
