@@ -37,6 +37,7 @@ var layerOf = []struct{ prefix, layer string }{
 	{"auditdb/models/export", "codec"},
 	{"auditdb/models/ingest", "pipeline"},
 	{"auditdb/models/merkle", "pipeline"},
+	{"auditdb/models/bundle", "pipeline"},
 	{"auditdb/models/session", "pipeline"},
 	{"auditdb/models/demo", "pipeline"},
 	{"auditdb/models/pgtest", "testsupport"},

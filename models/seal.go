@@ -415,3 +415,30 @@ func appendJCSString(b []byte, v string) []byte {
 	}
 	return append(b, '"')
 }
+
+// keyless splits details like every Sealer does; it holds no key and signs nothing.
+var keyless = func() *Sealer {
+	s := &Sealer{}
+	for _, k := range DefaultPersonalKeys {
+		s.personalKeys = append(s.personalKeys, appendJCSString(nil, k))
+	}
+	return s
+}()
+
+// RecomputeEvent recomputes from ev's fields alone, with no key, what anyone can check: the
+// content hash, and the subject digest when the subject salt is kept ("" when it is not).
+// It returns a KindInvalid error naming hash_algorithm for a scheme this version does not
+// know, and one naming details when they cannot be canonicalized.
+func RecomputeEvent(ev *Event) (hash, digest string, err error) {
+	if ev.HashAlgorithm != HashAlgorithm {
+		return "", "", Invalid("hash_algorithm", fmt.Sprintf("unknown scheme %q (this version knows %s)", ev.HashAlgorithm, HashAlgorithm))
+	}
+	rest, personal, err := keyless.splitDetails(ev.Details)
+	if err != nil {
+		return "", "", err
+	}
+	if ev.SubjectSalt != nil {
+		digest = subjectDigest(ev, personal)
+	}
+	return contentHash(ev, rest), digest, nil
+}

@@ -423,28 +423,45 @@ func nodeHashes(ctx context.Context, q querier, org string, ids []compact.NodeID
 			return nil, err
 		}
 	}
-	for block := range blocks {
-		begin := block << StoredLevel
-		rows, _ := q.Query(ctx, `SELECT event_hash FROM audit_leaf WHERE organization_id = $1
-			AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index`, org, int64(begin), int64(begin+1<<StoredLevel))
-		hexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if len(blocks) > 0 {
+		// Every block's leaves in one query, however many blocks: a batch of proofs over
+		// neighbouring events needs many.
+		starts := make([]int64, 0, len(blocks))
+		for block := range blocks {
+			starts = append(starts, int64(block<<StoredLevel))
+		}
+		rows, _ := q.Query(ctx, `SELECT l.leaf_index, l.event_hash FROM unnest($2::bigint[]) AS b(start)
+			JOIN audit_leaf l ON l.organization_id = $1 AND l.leaf_index >= b.start AND l.leaf_index < b.start + $3
+			ORDER BY l.leaf_index`, org, starts, int64(1)<<StoredLevel)
+		leaves := map[uint64][][]byte{} // per block, its leaf hashes from its start, without gaps
+		var index int64
+		var h string
+		_, err := pgx.ForEachRow(rows, []any{&index, &h}, func() error {
+			block := uint64(index) >> StoredLevel
+			if uint64(index)-block<<StoredLevel != uint64(len(leaves[block])) {
+				return fmt.Errorf("merkle: log of %s lacks leaf %d", org, block<<StoredLevel+uint64(len(leaves[block])))
+			}
+			lh, err := LeafHash(h)
+			if err != nil {
+				return err
+			}
+			leaves[block] = append(leaves[block], lh)
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		leaves := make([][]byte, len(hexes))
-		for i, h := range hexes {
-			if leaves[i], err = LeafHash(h); err != nil {
-				return nil, err
-			}
-		}
 		for i, id := range ids {
-			b, e := id.Coverage()
-			if id.Level < StoredLevel && b>>StoredLevel == block {
-				if e-begin > uint64(len(leaves)) {
-					return nil, fmt.Errorf("merkle: log of %s lacks leaves %d..%d", org, b, e-1)
-				}
-				out[i] = perfectRoot(leaves[b-begin : e-begin])
+			if id.Level >= StoredLevel {
+				continue
 			}
+			b, e := id.Coverage()
+			block := b >> StoredLevel
+			begin := block << StoredLevel
+			if e-begin > uint64(len(leaves[block])) {
+				return nil, fmt.Errorf("merkle: log of %s lacks leaves %d..%d", org, b, e-1)
+			}
+			out[i] = perfectRoot(leaves[block][b-begin : e-begin])
 		}
 	}
 	for i, h := range out {

@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	tlog "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
 	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
 
@@ -163,4 +166,52 @@ func CheckExtends(older, newer *SavedCheckpoint, hashes [][]byte) error {
 		return fmt.Errorf("merkle: the consistency proof from size %d to %d does not verify: %w", older.Size, newer.Size, err)
 	}
 	return nil
+}
+
+// Querier reads the log: a pgx connection or transaction (a transaction gives one snapshot
+// to several reads).
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// InclusionPaths returns the RFC 6962 audit paths of the leaves at indexes (each below size)
+// in org's tree of size size, in the order of indexes. Proofs of neighbouring leaves share
+// most of their nodes: each node is read once, with one query for the stored nodes and one
+// for the leaf blocks below them, however many proofs there are.
+func InclusionPaths(ctx context.Context, q Querier, org string, size int64, indexes []int64) ([][][]byte, error) {
+	per := make([]proof.Nodes, len(indexes))
+	at := map[compact.NodeID]int{}
+	var ids []compact.NodeID
+	for i, index := range indexes {
+		if index < 0 || index >= size {
+			return nil, fmt.Errorf("merkle: leaf %d is not in a tree of size %d", index, size)
+		}
+		nodes, err := proof.Inclusion(uint64(index), uint64(size))
+		if err != nil {
+			return nil, fmt.Errorf("merkle: inclusion proof: %w", err)
+		}
+		per[i] = nodes
+		for _, id := range nodes.IDs {
+			if _, ok := at[id]; !ok {
+				at[id] = len(ids)
+				ids = append(ids, id)
+			}
+		}
+	}
+	hashes, err := nodeHashes(ctx, q, org, ids)
+	if err != nil {
+		return nil, fmt.Errorf("merkle: proof nodes: %w", err)
+	}
+	out := make([][][]byte, len(indexes))
+	for i, nodes := range per {
+		hs := make([][]byte, len(nodes.IDs))
+		for j, id := range nodes.IDs {
+			hs[j] = hashes[at[id]]
+		}
+		if out[i], err = nodes.Rehash(hs, logHasher.HashChildren); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,425 @@
+package bundle_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/bundle"
+	"auditdb/models/ingest"
+	"auditdb/models/merkle"
+	"auditdb/models/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// fixture is an organization with a policy "short" (archive after 10 days, delete after
+// 30) whose events are in all three places: deleted by retention, archived, and live, plus
+// events not yet in a checkpoint, and another organization's events in the same range.
+type fixture struct {
+	db                      *gorm.DB
+	org, other              string
+	log                     *merkle.Log
+	now                     time.Time
+	removed, archived, live []models.Event
+	pending                 []models.Event
+}
+
+func str(s string) *string { return &s }
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	f := &fixture{db: db, org: pgtest.NewOrg(t, ""), other: pgtest.NewOrg(t, "other"), now: time.Now().UTC()}
+	if err := db.Exec(`INSERT INTO audit_retention_policy (organization_id, policy_name, retention_days, archive_after_days,
+		data_classification, description) VALUES (?, 'short', 30, 10, 'INTERNAL', 'test')`, f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	key, err := merkle.NewCheckpointKey([]byte("checkpoint-test-seed-0123456789!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.log = merkle.NewLog(db, key)
+	f.log.CheckpointEvery = 0
+	f.removed = f.write(t, f.org, f.now.Add(-45*24*time.Hour), 3, "short")
+	f.archived = f.write(t, f.org, f.now.Add(-15*24*time.Hour), 5, "short")
+	f.live = f.write(t, f.org, f.now.Add(-2*time.Hour), 7, "standard")
+	f.write(t, f.other, f.now.Add(-2*time.Hour), 4, "standard")
+	f.sequence(t)
+	parts := models.NewPartitionManager(db)
+	engine := models.NewRetentionEngine(db, models.NewAuditTrail(db, pgtest.Sealer(t), parts), parts)
+	engine.Now = func() time.Time { return f.now }
+	if _, err := engine.Run(ctx, models.RetentionOptions{Org: f.org}); err != nil {
+		t.Fatal(err)
+	}
+	f.sequence(t) // the run's own gdpr.retention.apply event
+	f.pending = f.write(t, f.org, f.now.Add(-time.Hour), 2, "standard")
+	var n [3]int64
+	db.Raw(`SELECT count(*) FROM removed_events WHERE organization_id = ?`, f.org).Scan(&n[0])
+	db.Raw(`SELECT count(*) FROM archived_events WHERE organization_id = ?`, f.org).Scan(&n[1])
+	if n[0] != 3 || n[1] != 5 {
+		t.Fatalf("retention removed %d and archived %d events; the fixture wants 3 and 5", n[0], n[1])
+	}
+	return f
+}
+
+// write seals n events of org at ts (a second apart), with awkward contents, and writes
+// them without sequencing.
+func (f *fixture) write(t *testing.T, org string, ts time.Time, n int, policy string) []models.Event {
+	t.Helper()
+	sealer := pgtest.Sealer(t)
+	evs := make([]models.Event, n)
+	for i := range evs {
+		evs[i] = models.Event{OrganizationID: org, Timestamp: ts.Add(time.Duration(i) * time.Second), Action: "test.bundle",
+			Status: models.EventStatuses[i%3], DataClassification: "INTERNAL", RetentionPolicy: policy, EventVersion: "1.0",
+			PrincipalID: str(fmt.Sprintf("user-%d", i)), TargetResourceType: str("Patient"), TargetResourceID: str(strconv.Itoa(i)),
+			OutcomeDescription: str(`=cmd|' /C calc'!A0 <b>bold</b> שלום 🧾`), CorrelationID: str("c-1"), TTL: str("30d"),
+			Details: []byte(fmt.Sprintf(`{"ip":"10.0.0.%d","email":"a@b.c","n":%d,"f":1.5,"nested":{"name":"x","list":[1,"y",null,true]},"text":"line\nbreak \u2028 é"}`, i, i))}
+		if i == 0 {
+			evs[i].Details, evs[i].PrincipalID, evs[i].TTL = nil, nil, nil
+		}
+		if err := sealer.Seal(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), evs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if err := f.db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash = ?`, org, evs[i].Hash).Scan(&evs[i].ID).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return evs
+}
+
+func (f *fixture) sequence(t *testing.T) {
+	t.Helper()
+	if _, err := f.log.Sequence(context.Background(), 100_000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) filter() models.EventFilter {
+	return models.EventFilter{From: f.now.Add(-60 * 24 * time.Hour), To: f.now.Add(time.Minute)}
+}
+
+func (f *fixture) bundle(t *testing.T, flt models.EventFilter) ([]byte, bundle.Summary) {
+	t.Helper()
+	var buf bytes.Buffer
+	sum, err := bundle.Write(context.Background(), f.db, f.log, f.org, flt, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), sum
+}
+
+func verify(t *testing.T, b []byte, keys ...string) *bundle.Report {
+	t.Helper()
+	rep, err := bundle.Verify(bytes.NewReader(b), int64(len(b)), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// entries reads a zip into its files, in order.
+func entries(t *testing.T, b []byte) ([]string, map[string][]byte) {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+		names = append(names, f.Name)
+	}
+	return names, files
+}
+
+// rezip writes the files back, in order, after change edits them.
+func rezip(t *testing.T, b []byte, change func(files map[string][]byte)) []byte {
+	t.Helper()
+	names, files := entries(t, b)
+	change(files)
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for _, n := range names {
+		w, err := zw.Create(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(files[n])
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// editLine rewrites the line of file holding `"id":<id>,` with edit.
+func editLine(t *testing.T, files map[string][]byte, file string, id int64, edit func(line string) string) {
+	t.Helper()
+	lines := strings.SplitAfter(string(files[file]), "\n")
+	found := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, fmt.Sprintf(`{"id":%d,`, id)) {
+			lines[i], found = edit(l), true
+		}
+	}
+	if !found {
+		t.Fatalf("no line of event %d in %s", id, file)
+	}
+	files[file] = []byte(strings.Join(lines, ""))
+}
+
+// flipAfter changes the hex digit that follows the first prefix in l.
+func flipAfter(l, prefix string) string {
+	i := strings.Index(l, prefix) + len(prefix)
+	c := "0"
+	if l[i] == '0' {
+		c = "1"
+	}
+	return l[:i] + c + l[i+1:]
+}
+
+func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
+	f := newFixture(t)
+	b, sum := f.bundle(t, f.filter())
+	// Live: the 7 events and the retention run's own event; archived: 5; removed: 3;
+	// the 2 written after the last checkpoint are left out.
+	if sum.Events != 7+1+5 || sum.Archived != 5 || sum.Removed != 3 || sum.NotSequenced != 2 {
+		t.Fatalf("summary %+v; want 13 events, 5 archived, 3 removed, 2 not sequenced", sum)
+	}
+	cp, err := f.log.Latest(context.Background(), f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.CheckpointSize != cp.TreeSize || sum.CheckpointNumber != cp.Number {
+		t.Fatalf("summary checkpoint %d/%d; the newest is %d/%d", sum.CheckpointNumber, sum.CheckpointSize, cp.Number, cp.TreeSize)
+	}
+	rep := verify(t, b, f.log.Key().VerifierKey())
+	if !rep.OK() {
+		t.Fatalf("a fresh bundle has problems:\n%s", strings.Join(rep.Problems, "\n"))
+	}
+	if rep.Events != 13 || rep.Archived != 5 || rep.Removed != 3 || rep.Proofs != 16 || rep.TreeSize != cp.TreeSize ||
+		rep.TrustedKey == "" || rep.Origin != merkle.Origin(f.org) {
+		t.Fatalf("report %+v", rep)
+	}
+
+	names, files := entries(t, b)
+	want := []string{bundle.FileReadme, bundle.FileCheckpoint, bundle.FileKey, bundle.FileEvents, bundle.FileManifest,
+		bundle.FileProofs, bundle.FileInfo}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Fatalf("files %v; want %v", names, want)
+	}
+	if string(files[bundle.FileCheckpoint]) != cp.Note {
+		t.Fatal("checkpoint.note is not the stored note byte for byte")
+	}
+	// Only the organization's events, the personal fields and salt included so the digest
+	// checks, and the text as sent (no HTML escaping).
+	events := string(files[bundle.FileEvents])
+	for _, ev := range f.live[1:] {
+		if !strings.Contains(events, `"principalId":"`+*ev.PrincipalID+`"`) || !strings.Contains(events, `<b>bold</b> שלום 🧾`) {
+			t.Fatalf("events.jsonl lacks event %d's principal or its text as sent", ev.ID)
+		}
+	}
+	if strings.Contains(events, `"organizationId":"`+f.other+`"`) {
+		t.Fatal("the bundle holds another organization's events")
+	}
+	for _, ev := range f.removed {
+		if strings.Contains(events, fmt.Sprintf(`{"id":%d,`, ev.ID)) || !strings.Contains(string(files[bundle.FileManifest]),
+			fmt.Sprintf(`{"id":%d,`, ev.ID)) {
+			t.Fatalf("removed event %d: it must be in the manifest and have no line", ev.ID)
+		}
+	}
+	for _, ev := range f.pending {
+		if strings.Contains(string(files[bundle.FileManifest]), fmt.Sprintf(`{"id":%d,`, ev.ID)) {
+			t.Fatalf("event %d, not yet in a checkpoint, is in the manifest", ev.ID)
+		}
+	}
+	var info bundle.Info
+	if err := json.Unmarshal(files[bundle.FileInfo], &info); err != nil || info.OrganizationID != f.org ||
+		info.HashAlgorithms[0] != models.HashAlgorithm || len(info.Files) != 6 {
+		t.Fatalf("bundle.json %+v (%v)", info, err)
+	}
+
+	t.Run("a filter narrows live and archived events alike", func(t *testing.T) {
+		flt := f.filter()
+		flt.Status = "failure"
+		b, sum := f.bundle(t, flt)
+		// Status cycles attempt, success, failure: 2 of the 7 live, 1 of the 5 archived;
+		// removed events are listed whatever the filter (their fields are gone).
+		if sum.Events != 3 || sum.Archived != 1 || sum.Removed != 3 {
+			t.Fatalf("summary %+v; want 3 events, 1 archived, 3 removed", sum)
+		}
+		if rep := verify(t, b, f.log.Key().VerifierKey()); !rep.OK() {
+			t.Fatalf("problems:\n%s", strings.Join(rep.Problems, "\n"))
+		}
+	})
+	t.Run("an empty period is a valid bundle", func(t *testing.T) {
+		b, sum := f.bundle(t, models.EventFilter{From: f.now.Add(-400 * 24 * time.Hour), To: f.now.Add(-300 * 24 * time.Hour)})
+		if sum.Events != 0 || sum.Removed != 0 {
+			t.Fatalf("summary %+v", sum)
+		}
+		if rep := verify(t, b, f.log.Key().VerifierKey()); !rep.OK() || rep.Events != 0 {
+			t.Fatalf("report %+v", rep)
+		}
+	})
+}
+
+func TestVerifyNamesEachKindOfTampering(t *testing.T) {
+	f := newFixture(t)
+	b, _ := f.bundle(t, f.filter())
+	key := f.log.Key().VerifierKey()
+	live, archived, removed := f.live[3].ID, f.archived[2].ID, f.removed[1].ID
+	other, err := merkle.NewCheckpointKey([]byte("another-checkpoint-seed-01234567"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resign := func(files map[string][]byte, signer note.Signer) {
+		n, err := note.Open(files[bundle.FileCheckpoint], note.VerifierList(f.log.Key().Verifier()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := note.Sign(&note.Note{Text: n.Text}, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[bundle.FileCheckpoint] = signed
+	}
+
+	for _, tc := range []struct {
+		name   string
+		change func(files map[string][]byte)
+		keys   []string
+		want   []string
+	}{
+		{"a changed field of a live event", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, live, func(l string) string { return strings.Replace(l, `"status":"`, `"status":"x`, 1) })
+		}, nil, []string{fmt.Sprintf("event %d: changed", live)}},
+		{"a changed personal field of an archived event", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, archived, func(l string) string { return strings.Replace(l, `"principalId":"user-`, `"principalId":"mallory-`, 1) })
+		}, nil, []string{fmt.Sprintf("event %d: changed: its personal fields", archived)}},
+		{"a removed line", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
+		}, nil, []string{fmt.Sprintf("event %d: in the manifest (log entry", live), "a removed line"}},
+		{"an added line", func(files map[string][]byte) {
+			var line string
+			editLine(t, files, bundle.FileEvents, live, func(l string) string { line = l; return l })
+			files[bundle.FileEvents] = append(files[bundle.FileEvents], strings.Replace(line, fmt.Sprintf(`{"id":%d,`, live), `{"id":999999999,`, 1)...)
+		}, nil, []string{"event 999999999 (events.jsonl line 14): not in the manifest: an added line"}},
+		{"a wrong proof hash", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileProofs, archived, func(l string) string { return flipAfter(l, `"hashes":["`) })
+		}, nil, []string{fmt.Sprintf("event %d: wrong proof", archived)}},
+		{"a proof of a removed event's entry changed", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileProofs, removed, func(l string) string { return flipAfter(l, `"hashes":["`) })
+		}, nil, []string{fmt.Sprintf("event %d: wrong proof", removed)}},
+		{"an altered checkpoint", func(files map[string][]byte) {
+			lines := strings.SplitN(string(files[bundle.FileCheckpoint]), "\n", 3)
+			n, _ := strconv.Atoi(lines[1])
+			lines[1] = strconv.Itoa(n + 1)
+			files[bundle.FileCheckpoint] = []byte(strings.Join(lines, "\n"))
+		}, []string{key}, []string{"checkpoint: its signature does not verify with the bundle's own key", "checkpoint: not signed by any trusted key"}},
+		{"a bad signature", func(files map[string][]byte) {
+			s := string(files[bundle.FileCheckpoint])
+			i := strings.LastIndex(s, " ") + 10
+			c := byte('A')
+			if s[i] == 'A' {
+				c = 'B'
+			}
+			files[bundle.FileCheckpoint] = []byte(s[:i] + string(c) + s[i+1:])
+		}, []string{key}, []string{"checkpoint: its signature does not verify with the bundle's own key", "checkpoint: not signed by any trusted key"}},
+		{"signed by another key, the bundle's key swapped", func(files map[string][]byte) {
+			resign(files, other)
+			files[bundle.FileKey] = []byte(other.VerifierKey() + "\n")
+		}, []string{key}, []string{"checkpoint: not signed by any trusted key (" + strings.Join(strings.SplitN(key, "+", 3)[:2], "+") + ")"}},
+		{"a manifest hash edited", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileManifest, live, func(l string) string { return flipAfter(l, `"hash":"`) })
+		}, nil, []string{fmt.Sprintf("event %d: the manifest's hash", live), "manifest edited"}},
+		{"a manifest entry dropped with its line", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileManifest, live, func(string) string { return "" })
+			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
+		}, nil, []string{fmt.Sprintf("event %d (proofs.jsonl line", live), "bundle.json: counts"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := verify(t, rezip(t, b, tc.change), tc.keys...)
+			if rep.OK() {
+				t.Fatal("the tampered bundle passed")
+			}
+			all := strings.Join(rep.Problems, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Fatalf("problems do not say %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+
+	t.Run("without a trusted key it says so, and another key does not pass", func(t *testing.T) {
+		rep := verify(t, b)
+		if !rep.OK() || rep.TrustedKey != "" || rep.BundleKey == "" {
+			t.Fatalf("report %+v", rep)
+		}
+		if rep := verify(t, b, other.VerifierKey()); rep.OK() {
+			t.Fatal("a bundle passed against a trusted key that did not sign it")
+		}
+	})
+}
+
+func TestBundleRefusals(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	write := func(org string, flt models.EventFilter) (int, error) {
+		var buf bytes.Buffer
+		_, err := bundle.Write(ctx, f.db, f.log, org, flt, &buf)
+		return buf.Len(), err
+	}
+	long := models.EventFilter{From: f.now.Add(-367 * 24 * time.Hour), To: f.now}
+	if n, err := write(f.org, long); models.KindOf(err) != models.KindInvalid || n != 0 || !strings.Contains(err.Error(), "one year") {
+		t.Fatalf("a range over a year: %v (%d bytes written)", err, n)
+	}
+	if err := bundle.Check(ctx, f.db, f.org, long); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("Check of a range over a year: %v", err)
+	}
+	bad := f.filter()
+	bad.Status = "nope"
+	if _, err := write(f.org, bad); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("a bad status: %v", err)
+	}
+	restore := bundle.SetMaxEvents(10)
+	if n, err := write(f.org, f.filter()); models.KindOf(err) != models.KindTooLarge || n != 0 {
+		t.Fatalf("over the events limit: %v (%d bytes written)", err, n)
+	}
+	if err := bundle.Check(ctx, f.db, f.org, f.filter()); models.KindOf(err) != models.KindTooLarge {
+		t.Fatalf("Check over the events limit: %v", err)
+	}
+	restore()
+	fresh := pgtest.NewOrg(t, "fresh")
+	if n, err := write(fresh, f.filter()); models.KindOf(err) != models.KindConflict || n != 0 {
+		t.Fatalf("an organization without a checkpoint: %v (%d bytes)", err, n)
+	}
+	if _, err := bundle.Verify(bytes.NewReader([]byte("not a zip")), 9, nil); err == nil {
+		t.Fatal("a non-zip verified")
+	}
+}

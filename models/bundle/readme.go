@@ -1,0 +1,49 @@
+package bundle
+
+import (
+	"encoding/hex"
+	"fmt"
+
+	"auditdb/models/merkle"
+)
+
+// readme is README.txt: what the bundle holds and how to check it, by program or by hand.
+func readme(org string, cp merkle.Checkpoint) string {
+	return fmt.Sprintf(`auditdb evidence bundle (%s)
+
+Organization %s; every proof is against checkpoint %d of its log, tree size %d,
+root %s (hex).
+
+Files
+  bundle.json       what was asked for (the filter), counts, and each other file's size and SHA-256
+  checkpoint.note   the signed checkpoint (C2SP signed note), byte for byte as published
+  verifier-key.txt  the log's verifier key: auditdb+<key hash>+<base64 of 0x01 || Ed25519 public key>
+  events.jsonl      one event per line, every column of the row plus "leafIndex"
+  manifest.jsonl    one log entry per line: id, leafIndex, hash, hashAlgorithm, state
+                    (live, archived, or removed: removed events have no line, only hash and proof)
+  proofs.jsonl      per manifest entry, its RFC 6962 audit path in the checkpoint, hex, leaf's sibling first
+
+Check it with the auditdb program (no database, no network):
+
+  auditdb verify-bundle --key 'auditdb+<hash>+<key you pinned>' THIS.zip
+
+Do not trust verifier-key.txt alone: anyone can make a bundle with their own key. Compare it
+with the key the log's operator gave you out of band, or pass that key with --key.
+
+Check it by hand (docs/integrity.md of auditdb gives every byte):
+  1. Verify checkpoint.note's Ed25519 signature with your pinned key; read the tree size and
+     the root (base64) from its second and third lines.
+  2. For each line of events.jsonl, rebuild the canonical event document (RFC 8785 JSON of
+     action, correlationId, dataClassification, details without the personal members ip,
+     ipAddress, email, name, userAgent, eventVersion, hashAlgorithm, organizationId,
+     outcomeDescription, retentionPolicy, status, subjectDigest, targetResourceId,
+     targetResourceType, timestamp as YYYY-MM-DDTHH:MM:SS.ffffffZ, ttl; absent ones left
+     out). Its SHA-256 in hex must equal the line's "hash" and its manifest entry's "hash".
+     Where "subjectSalt" is present, SHA-256(salt || JCS({"details": personal members,
+     "principalId": ...})) must equal "subjectDigest".
+  3. Every manifest entry but the removed ones has exactly one line, and every line one entry.
+  4. For each manifest entry, leaf = SHA-256(0x00 || the 32 bytes of "hash"); fold the
+     proof's hashes as RFC 6962 (RFC 9162 section 2.1.3.2) for leafIndex in the tree size:
+     the result must be the checkpoint's root.
+`, Format, org, cp.Number, cp.TreeSize, hex.EncodeToString(cp.RootHash))
+}
