@@ -48,6 +48,9 @@ Commands:
   verify-consistency --key K --old FILE --new FILE (--proof FILE | --url U)
                                           check that a saved checkpoint extends an older saved
                                           one; --url fetches the proof with AUDITDB_API_KEY
+  verify-bundle [--key K | --key-file F] FILE
+                                          check an evidence bundle offline: signature, every
+                                          event's hash, manifest and inclusion proofs
   bench events-list [--events N]          measure the events list against bare SQL
   bench ingest [--events N] [--url U --key K]
                                           measure ingest against a raw COPY baseline
@@ -101,6 +104,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return checkpointKeyCmd(cfg, args[1:], stdout)
 	case "verify-consistency":
 		return verifyConsistencyCmd(ctx, getenv, args[1:], stdout)
+	case "verify-bundle":
+		return verifyBundleCmd(getenv, args[1:], stdout)
 	}
 	return fmt.Errorf("unknown command %q; run `auditdb help`", args[0])
 }

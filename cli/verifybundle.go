@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"auditdb/models"
+	"auditdb/models/bundle"
+)
+
+// verifyBundleCmd checks an evidence bundle offline (no database, no network, no
+// configuration but the trusted keys) and names every problem. The checkpoint is checked
+// against the key inside the bundle and against the keys the auditor trusts (--key,
+// --key-file, AUDITDB_VERIFIER_KEY); without a trusted key it says that only the bundle's
+// own key vouches for it.
+func verifyBundleCmd(getenv func(string) string, args []string, stdout io.Writer) error {
+	fs := newFlags("verify-bundle", stdout)
+	var keys stringList
+	fs.Var(&keys, "key", "a trusted verifier key auditdb+<hash>+<key> (repeat for every key you keep)")
+	keyFile := fs.String("key-file", "", "a file of trusted verifier keys, one a line (# comments)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return models.Invalid("FILE", "give one bundle: auditdb verify-bundle [--key K] FILE")
+	}
+	if *keyFile != "" {
+		fromFile, err := readKeyFile(*keyFile)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, fromFile...)
+	}
+	for _, k := range strings.Fields(getenv("AUDITDB_VERIFIER_KEY")) {
+		keys = append(keys, k)
+	}
+	path := fs.Arg(0)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cli: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cli: %w", err)
+	}
+	rep, err := bundle.Verify(f, st.Size(), keys)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bundle %s: %s at tree size %d (seq %d)\n", path, rep.Origin, rep.TreeSize, rep.Seq)
+	switch {
+	case rep.TrustedKey != "":
+		fmt.Fprintf(stdout, "checkpoint signed by trusted key %s\n", rep.TrustedKey)
+	case len(keys) == 0:
+		fmt.Fprintf(stdout, "WARNING: no trusted key given (--key, --key-file or AUDITDB_VERIFIER_KEY): the checkpoint was checked only "+
+			"against the bundle's own key %s, which anyone making a bundle can choose; compare it with the key you pinned\n", orNone(rep.BundleKey))
+	}
+	fmt.Fprintf(stdout, "%d events (%d from archives) hashed from their lines, %d removed events listed, %d inclusion proofs checked\n",
+		rep.Events, rep.Archived, rep.Removed, rep.Proofs)
+	if rep.OK() {
+		fmt.Fprintln(stdout, "OK")
+		return nil
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(stdout, "PROBLEM: "+p)
+	}
+	return fmt.Errorf("verify-bundle: %d problems in %s", len(rep.Problems), path)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none that verifies)"
+	}
+	return s
+}
