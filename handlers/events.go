@@ -111,6 +111,9 @@ func ListEvents(events EventReader, now func() time.Time) fiber.Handler {
 		if after != nil {
 			props.FirstHref = withParam("/events", base, "", "")
 		}
+		if v.Allowed("audit.events", "export") {
+			props.BundleHref = withParam("/events/bundle", base, "", "")
+		}
 		if render.IsHTMX(c) {
 			return render.HTML(c, fiber.StatusOK, eventviews.Results(props))
 		}

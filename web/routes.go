@@ -99,6 +99,7 @@ func consoleRoutes(d *Services) []route {
 		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Sessions, loginLimits(d))},
 
 		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
+		{get, "/events/bundle", Perm("audit.events", "export"), handlers.DownloadEvidenceBundle(d.Bundles, d.Audit, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},
 		{post, "/events/:id/verify", Perm("audit.events", "verify"), handlers.VerifyEvent(d.Integrity, d.Integrity)},
 

@@ -14,6 +14,7 @@ import (
 
 	"auditdb/handlers"
 	"auditdb/models"
+	"auditdb/models/bundle"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/session"
@@ -89,6 +90,8 @@ type Services struct {
 	Retention *models.RetentionEngine
 	Integrity *merkle.Verifier
 	Replayer  *ingest.DeadLetterReplayer
+	// Bundles writes evidence bundles of events (the events page's download).
+	Bundles *bundle.Service
 
 	// ErrorLog reads and writes the server's own errors; Errors queues them for it without
 	// ever blocking the caller (5xx answers, panics, failed jobs, dead letters, failed
@@ -217,6 +220,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.Deliveries.ErrorSink = s.Errors.Record
 	s.AlertDeliveries = s.Deliveries
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
+	s.Bundles = bundle.NewService(db, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
 	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)
 	if c.DatabaseURL != "" {

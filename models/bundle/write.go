@@ -545,3 +545,22 @@ func (s *spool) close() {
 	s.f.Close()
 	os.Remove(s.f.Name())
 }
+
+// Service makes bundles for the console: Write and Check over one database and log.
+type Service struct {
+	db  *gorm.DB
+	log *merkle.Log
+}
+
+// NewService returns the bundle service over db and lg.
+func NewService(db *gorm.DB, lg *merkle.Log) *Service { return &Service{db: db, log: lg} }
+
+// Check is the package's Check.
+func (s *Service) Check(ctx context.Context, org string, f models.EventFilter) error {
+	return Check(ctx, s.db, org, f)
+}
+
+// Write is the package's Write.
+func (s *Service) Write(ctx context.Context, org string, f models.EventFilter, w io.Writer) (Summary, error) {
+	return Write(ctx, s.db, s.log, org, f, w)
+}

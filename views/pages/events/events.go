@@ -45,6 +45,7 @@ type ListProps struct {
 	Rows            []Row
 	NextHref        string // "" when there is no older page
 	FirstHref       string // "" when already on the newest page
+	BundleHref      string // the evidence bundle of the filter; "" without the export permission
 	Statuses        []string
 	Classifications []string
 }
