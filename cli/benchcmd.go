@@ -34,7 +34,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
   detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]
   dashboard   [--events N] [--iterations N] [--database NAME]
-  retention   [--events N] [--database NAME]`
+  retention   [--events N] [--database NAME]
+  bundle      [--events N] [--rounds N] [--sample N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -78,6 +79,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchDashboard(ctx, cfg, args[1:], stdout)
 	case "retention":
 		return benchRetention(ctx, cfg, args[1:], stdout)
+	case "bundle":
+		return benchBundle(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -493,5 +496,47 @@ func benchRetention(ctx context.Context, cfg config, args []string, stdout io.Wr
 	mlog.CheckpointEvery = time.Hour
 	_, err = bench.Retention(ctx, bench.RetentionOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
 		Events: *events, Now: time.Now().UTC(), Out: stdout})
+	return err
+}
+
+func benchBundle(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench bundle", stdout)
+	events := fs.Int("events", 100_000, "events to seed, all in the bundle's year")
+	rounds := fs.Int("rounds", 3, "alternating rounds of bundle and baseline")
+	sample := fs.Int("sample", 2000, "events proven one by one for the per-proof baseline")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_bundle appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 100 || *events > 1_000_000 {
+		return models.Invalid("--events", "must be between 100 and 1,000,000 (a bundle's limit)")
+	}
+	if *rounds < 1 || *sample < 1 {
+		return models.Invalid("--rounds", "--rounds and --sample must be at least 1")
+	}
+	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_bundle")
+	if err != nil {
+		return err
+	}
+	if err := dropBenchDatabase(ctx, dsn, "_bench_bundle"); err != nil {
+		return err
+	}
+	env, err := openBench(ctx, cfg, *dbName, "_bench_bundle", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-bundle"
+	if _, err := models.NewOrgStore(env.db).Create(ctx, org, "Bundle benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+		return err
+	}
+	_, ck, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	mlog := merkle.NewLog(env.db, ck)
+	mlog.CheckpointEvery = 0
+	_, err = bench.Bundle(ctx, bench.BundleOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
+		Events: *events, Rounds: *rounds, Sample: *sample, Now: time.Now().UTC(), Out: stdout})
 	return err
 }

@@ -60,6 +60,7 @@ Commands:
   bench dashboard [--events N] [--iterations N]
                                           the dashboard's server time against its bare SQL
   bench retention [--events N]            archival and deletion against a plain COPY of the rows
+  bench bundle [--events N]               an evidence bundle and its verify-bundle, against a COPY of its rows
   help                                    this text
 
 Configuration comes from the environment; see README.md.
