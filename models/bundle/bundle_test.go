@@ -237,10 +237,11 @@ func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
 		t.Fatal("checkpoint.note is not the stored note byte for byte")
 	}
 	// Only the organization's events, the personal fields and salt included so the digest
-	// checks, and the text as sent (no HTML escaping).
+	// checks, and no raw line separator inside a line.
 	events := string(files[bundle.FileEvents])
 	for _, ev := range f.live[1:] {
-		if !strings.Contains(events, `"principalId":"`+*ev.PrincipalID+`"`) || !strings.Contains(events, `<b>bold</b> שלום 🧾`) {
+		if !strings.Contains(events, `"principalId":"`+*ev.PrincipalID+`"`) || !strings.Contains(events, `\u003cb\u003ebold\u003c/b\u003e שלום 🧾`) ||
+			strings.Contains(events, "\u2028") {
 			t.Fatalf("events.jsonl lacks event %d's principal or its text as sent", ev.ID)
 		}
 	}

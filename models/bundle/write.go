@@ -298,8 +298,7 @@ func (b *writer) live(events io.Writer) error {
 		&line.HashAlgorithm, &line.EventVersion, &line.CorrelationID, &line.DataClassification, &line.RetentionPolicy,
 		&line.ProcessingLatency, &line.ArchivedAt, &line.Details, &line.SubjectSalt, &line.SubjectDigest, &line.Signature,
 		&leaf}
-	enc := json.NewEncoder(events)
-	enc.SetEscapeHTML(false)
+	enc := json.NewEncoder(events) // escapes U+2028 and U+2029 too, which some line splitters break at
 	for {
 		rows, _ := b.tx.Query(b.ctx, `FETCH 1024 FROM bundle_live`)
 		n := 0
@@ -350,8 +349,7 @@ func (b *writer) archived(events io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bundle: archives: %w", err)
 	}
-	enc := json.NewEncoder(events)
-	enc.SetEscapeHTML(false)
+	enc := json.NewEncoder(events) // escapes U+2028 and U+2029 too, which some line splitters break at
 	for _, meta := range metas {
 		var content []byte
 		if err := b.tx.QueryRow(b.ctx, `SELECT content FROM archive_storage WHERE id = $1 AND organization_id = $2`,
