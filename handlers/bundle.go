@@ -23,12 +23,17 @@ type EvidenceBundler interface {
 
 var unsafeFileChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
+// MaxConcurrentBundles is how many evidence bundles one instance builds at once; a request
+// beyond them is refused with a 429 rather than queued (each may read a million events).
+const MaxConcurrentBundles = 2
+
 // DownloadEvidenceBundle sends the evidence bundle of the events list's current filter: a
 // .zip an auditor checks offline with `auditdb verify-bundle`. The filter's range is at most
 // a year and its events at most bundle.MaxEvents, refused with a 400 or 413 naming "to".
 // The bundle is built in a temporary file first, so a failure is an error page rather than
 // a cut-off download, and the export is self-audited before a byte is sent.
 func DownloadEvidenceBundle(bundles EvidenceBundler, audit Auditor, now func() time.Time) fiber.Handler {
+	slots := make(chan struct{}, MaxConcurrentBundles)
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		if v.OrgID == "" {
@@ -37,6 +42,13 @@ func DownloadEvidenceBundle(bundles EvidenceBundler, audit Auditor, now func() t
 		filter, _, err := ParseEventFilter(func(k string) string { return c.Query(k) }, now())
 		if err != nil {
 			return err
+		}
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			return &models.Error{Kind: models.KindTooMany, RetryAfter: 30 * time.Second,
+				Message: fmt.Sprintf("%d evidence bundles are being built already; retry in a minute", MaxConcurrentBundles)}
 		}
 		ctx := c.UserContext()
 		if err := bundles.Check(ctx, v.OrgID, filter); err != nil {
