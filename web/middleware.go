@@ -36,6 +36,8 @@ func securityHeaders(c *fiber.Ctx) error {
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("Referrer-Policy", "same-origin")
+	// An administration console is never for search engines (robots.txt says so too).
+	c.Set("X-Robots-Tag", "noindex, nofollow")
 	if c.Protocol() == "https" {
 		c.Set("Strict-Transport-Security", "max-age=31536000")
 	}

@@ -23,8 +23,10 @@ type route struct {
 }
 
 // routes is the whole URL map of the console and API.
-func routes(app *fiber.App, d *Services) {
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
+func routes(app *fiber.App, d *Services, a *assets) {
+	app.Get("/robots.txt", robotsTxt)
+	app.Use("/static", a.serve, filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}),
+		func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Detector))
 
 	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
