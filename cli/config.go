@@ -61,6 +61,9 @@ type config struct {
 	// PublicURL is the console's address as people reach it (AUDITDB_PUBLIC_URL), for the
 	// links in notifications; by default http://<AUDITDB_ADDR>.
 	PublicURL string
+	// StatementTimeout is the query budget of console and API requests (not ingest, not
+	// jobs): AUDITDB_STATEMENT_TIMEOUT, 100ms to 5m (default 5s), or "off".
+	StatementTimeout time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -163,6 +166,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_DETECT_EVERY", "must be a duration from 100ms to 1m, such as 500ms, or off")
 		}
 		cfg.DetectEvery = d
+	}
+	if v := getenv("AUDITDB_STATEMENT_TIMEOUT"); v == "off" {
+		cfg.StatementTimeout = -1
+	} else if v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > 5*time.Minute {
+			return cfg, models.Invalid("AUDITDB_STATEMENT_TIMEOUT", "must be a duration from 100ms to 5m, such as 5s, or off")
+		}
+		cfg.StatementTimeout = d
 	}
 	if v := getenv("AUDITDB_CHECKPOINT_KEY"); v != "" {
 		key, err := decodeKey(v)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBadConfig(t *testing.T) {
@@ -57,4 +58,32 @@ func TestSMTPConfig(t *testing.T) {
 			t.Fatalf("config %+v, err %v", cfg, err)
 		}
 	})
+}
+
+func TestStatementTimeoutConfig(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		want  time.Duration
+		bad   bool
+	}{
+		{"", 0, false}, // the services' default (models.DefaultStatementTimeout)
+		{"2s", 2 * time.Second, false},
+		{"off", -1, false},
+		{"10ms", 0, true},
+		{"1h", 0, true},
+		{"fast", 0, true},
+	} {
+		t.Run(c.value, func(t *testing.T) {
+			cfg, err := loadConfig(env(map[string]string{"AUDITDB_STATEMENT_TIMEOUT": c.value}))
+			if c.bad {
+				if err == nil || !strings.Contains(err.Error(), "AUDITDB_STATEMENT_TIMEOUT") {
+					t.Fatalf("%q: error %v should name AUDITDB_STATEMENT_TIMEOUT", c.value, err)
+				}
+				return
+			}
+			if err != nil || cfg.StatementTimeout != c.want {
+				t.Fatalf("%q: %v, %v; want %v", c.value, cfg.StatementTimeout, err, c.want)
+			}
+		})
+	}
 }

@@ -75,7 +75,7 @@ func seedCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  ORGANIZATION\tROLE\tEMAIL\tPASSWORD")
 		for _, c := range res.Credentials {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.OrgID, c.Role, c.Email, c.Password)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", credentialOrg(c), c.Role, c.Email, c.Password)
 		}
 		tw.Flush()
 		path, err := saveDemoCredentials(cfg.DataDir, res.Credentials)
@@ -111,10 +111,19 @@ func saveDemoCredentials(dir string, creds []demo.Credential) (string, error) {
 	defer f.Close()
 	var b strings.Builder
 	for _, c := range creds {
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\n", c.OrgID, c.Role, c.Email, c.Password)
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\n", credentialOrg(c), c.Role, c.Email, c.Password)
 	}
 	if _, err := f.WriteString(b.String()); err != nil {
 		return "", fmt.Errorf("save demo credentials: %w", err)
 	}
 	return path, nil
+}
+
+// credentialOrg is the organization column of a demo credential: the superadmin's is every
+// organization.
+func credentialOrg(c demo.Credential) string {
+	if c.OrgID == "" {
+		return "(all)"
+	}
+	return c.OrgID
 }

@@ -58,7 +58,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
 		Sealer: sealer, CheckpointKey: ck, Log: log,
 		Writer: cfg.Writer, TrustedProxies: cfg.TrustedProxies, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
-		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL,
+		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL, StatementTimeout: cfg.StatementTimeout,
 	})
 	if err != nil {
 		return nil, nil, err

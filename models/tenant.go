@@ -36,9 +36,16 @@ func InTenant(ctx context.Context, db *gorm.DB, org string, fn func(tx *gorm.DB)
 }
 
 // enterTenant switches the current transaction to the tenant role for org, in one round
-// trip (set_config is SET LOCAL with bind parameters).
+// trip (set_config is SET LOCAL with bind parameters). When the transaction's context
+// carries a request's budget (WithStatementTimeout), its statement_timeout is set to it.
 func enterTenant(tx *gorm.DB, org string) error {
-	err := tx.Exec("SELECT set_config('role', ?, true), set_config(?, ?, true)", TenantRole, TenantSetting, org).Error
+	var err error
+	if ms := statementTimeoutSetting(tx.Statement.Context); ms != "" {
+		err = tx.Exec("SELECT set_config('role', ?, true), set_config(?, ?, true), set_config('statement_timeout', ?, true)",
+			TenantRole, TenantSetting, org, ms).Error
+	} else {
+		err = tx.Exec("SELECT set_config('role', ?, true), set_config(?, ?, true)", TenantRole, TenantSetting, org).Error
+	}
 	if err != nil {
 		return fmt.Errorf("models: enter tenant %s: %w", org, err)
 	}
@@ -58,7 +65,8 @@ func leaveTenant(tx *gorm.DB) error {
 // queryInTenant runs one read-only query confined to org and hands its rows to scan. The
 // transaction's BEGIN, the tenant settings, the query and the COMMIT go to the server as
 // one pgx pipeline, so the confinement costs no extra network round trips on the hottest
-// read path (the events list).
+// read path (the events list). A request's budget (WithStatementTimeout) goes with the
+// tenant settings.
 func queryInTenant(ctx context.Context, db *gorm.DB, org, query string, args []any, scan func(pgx.Rows) error) error {
 	if org == "" {
 		return NotFound("organization")
@@ -66,7 +74,12 @@ func queryInTenant(ctx context.Context, db *gorm.DB, org, query string, args []a
 	return WithPgx(ctx, db, func(conn *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN READ ONLY")
-		b.Queue("SELECT set_config('role', $1, true), set_config($2, $3, true)", TenantRole, TenantSetting, org)
+		if ms := statementTimeoutSetting(ctx); ms != "" {
+			b.Queue("SELECT set_config('role', $1, true), set_config($2, $3, true), set_config('statement_timeout', $4, true)",
+				TenantRole, TenantSetting, org, ms)
+		} else {
+			b.Queue("SELECT set_config('role', $1, true), set_config($2, $3, true)", TenantRole, TenantSetting, org)
+		}
 		b.Queue(query, args...)
 		b.Queue("COMMIT")
 		err := runTenantBatch(conn.SendBatch(ctx, b), scan)

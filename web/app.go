@@ -3,10 +3,14 @@
 package web
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/compress"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
+
+	"auditdb/static"
 )
 
 // New returns the console and API application over s, which NewServices built (so it
@@ -30,7 +34,28 @@ func New(s *Services) *fiber.App {
 	app.Use(requestid.New())
 	app.Use(recoverPanics)
 	app.Use(securityHeaders)
+	// Pages, fragments, CSS, JavaScript and JSON go out compressed (brotli or gzip, as the
+	// client accepts); bodies already compressed or not compressible (images, archives)
+	// are left as they are by the compressor itself.
+	app.Use(compress.New(compress.Config{Level: compress.LevelBestSpeed, Next: ingestRequest}))
 	app.Use(decodeConsoleBody(bodyLimit))
-	routes(app, s)
+	a, err := loadAssets(static.FS)
+	if err != nil {
+		// The tree is embedded in the binary: reading it fails only on a broken build.
+		panic("web: static files: " + err.Error())
+	}
+	app.Use(viewContext(a))
+	routes(app, s, a)
 	return app
+}
+
+// ingestRequest reports whether the request posts events: its answer is a small receipt,
+// and the ingest path keeps every microsecond (see `auditdb bench ingest`), so it is sent
+// uncompressed.
+func ingestRequest(c *fiber.Ctx) bool {
+	if c.Method() != fiber.MethodPost {
+		return false
+	}
+	p := c.Path()
+	return strings.EqualFold(p, apiPrefix+"/events") || strings.EqualFold(p, apiPrefix+"/events/batch")
 }

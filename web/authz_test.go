@@ -40,6 +40,7 @@ func testServices(t *testing.T) *Services {
 // not-found fallback.
 var public = map[string]bool{
 	"GET /static": true, "HEAD /static": true, "GET /healthz": true, "HEAD /healthz": true,
+	"GET /robots.txt": true, "HEAD /robots.txt": true,
 	"GET /login": true, "HEAD /login": true, "POST /login": true,
 	"GET /api/v1/openapi.yaml": true, "HEAD /api/v1/openapi.yaml": true,
 }

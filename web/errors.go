@@ -50,6 +50,9 @@ func answersJSON(c *fiber.Ctx, status int) bool {
 // logged once; users see a plain message.
 func errorHandler(log *slog.Logger, errs ErrorRecorder) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
+		if models.IsQueryTimeout(err) {
+			err = models.QueryTooSlow(err)
+		}
 		status := render.StatusOf(err)
 		if status >= fiber.StatusInternalServerError {
 			recordServerError(c, errs, err, status)

@@ -36,6 +36,8 @@ func securityHeaders(c *fiber.Ctx) error {
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("Referrer-Policy", "same-origin")
+	// An administration console is never for search engines (robots.txt says so too).
+	c.Set("X-Robots-Tag", "noindex, nofollow")
 	if c.Protocol() == "https" {
 		c.Set("Strict-Transport-Security", "max-age=31536000")
 	}
@@ -155,4 +157,25 @@ func loginCSRF(tokens *handlers.LoginTokens) fiber.Handler {
 // event's signature.
 func loginTokenKey(s *models.Sealer) []byte {
 	return []byte(s.Sign("auditdb sign-in form token key v1"))
+}
+
+// queryBudget limits the database work of a console or API request to budget (see
+// models.WithStatementTimeout), so one slow search cannot keep PostgreSQL busy or the
+// request hanging: it ends with the error handler's plain answer instead. Ingest has its
+// own budget (the writer's) and does not pass here. A budget of 0 turns it off.
+func queryBudget(budget time.Duration) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if budget <= 0 {
+			return c.Next()
+		}
+		parent := c.UserContext()
+		ctx, cancel := models.WithStatementTimeout(parent, budget)
+		defer cancel()
+		c.SetUserContext(ctx)
+		err := c.Next()
+		// The error handler renders its answer after this returns, when the budget's
+		// context is over: it gets the request's own.
+		c.SetUserContext(parent)
+		return err
+	}
 }

@@ -65,6 +65,7 @@ func TestBrowserRoleGivesExactlyItsPages(t *testing.T) {
 		chromedp.SetValue(css(row+`[data-testid="member-role-select"]`), "triage"),
 		chromedp.Click(css(row+`[data-testid="member-role-save"]`)),
 		chromedp.WaitVisible(css(`[data-testid="members-flash"]`)),
+		chromedp.Click(css(`[data-testid="account-menu-button"]`)),
 		chromedp.Click(css(`[data-testid="logout"]`)),
 		chromedp.WaitVisible(css(`[data-testid="login-form"]`)),
 	)

@@ -23,8 +23,10 @@ type route struct {
 }
 
 // routes is the whole URL map of the console and API.
-func routes(app *fiber.App, d *Services) {
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}))
+func routes(app *fiber.App, d *Services, a *assets) {
+	app.Get("/robots.txt", robotsTxt)
+	app.Use("/static", a.serve, filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}),
+		func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Detector))
 
 	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
@@ -39,14 +41,20 @@ func routes(app *fiber.App, d *Services) {
 	api := app.Group(apiPrefix, requireAPIKey(d.APIKeys), decodeBody(bodyLimit))
 	keys := policy.KeyScoped(d.Authz)
 	apiTable := apiRoutes(d)
+	budget := queryBudget(d.StatementTimeout)
 	for _, r := range apiTable {
-		api.Add(r.method, r.path, authorize(keys, r.need), r.handler)
+		if isIngest(r) {
+			api.Add(r.method, r.path, authorize(keys, r.need), r.handler)
+			continue
+		}
+		api.Add(r.method, r.path, budget, authorize(keys, r.need), r.handler)
 	}
 	// Nothing under /api falls through to the console (and its sign-in redirect).
 	app.Use("/api", apiFallback(append(apiTable, route{method: fiber.MethodGet, path: "/openapi.yaml"})))
 
 	table := consoleRoutes(d)
-	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF, d.AlertBadge.Middleware())
+	// The query budget comes before the alert badge, whose count is one of the page's queries.
+	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF, budget, d.AlertBadge.Middleware())
 	for _, r := range table {
 		console.Add(r.method, r.path, authorize(d.Authz, r.need), r.handler)
 	}
@@ -71,6 +79,12 @@ func apiRoutes(d *Services) []route {
 		{get, "/proofs/consistency", Perm("audit.events", "read"), handlers.APIConsistencyProof(d.Merkle)},
 		{get, "/alerts", Perm("audit.alerts", "read"), handlers.APIListAlerts(d.Alerts)},
 	}
+}
+
+// isIngest reports whether r takes events in: those requests run under the ingest
+// writer's own budget, not a reader's statement timeout.
+func isIngest(r route) bool {
+	return r.method == fiber.MethodPost && r.need == Perm("audit.events", "create")
 }
 
 // loginLimits are the sign-in limiters, shared by the sign-in and password-change forms.

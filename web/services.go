@@ -105,6 +105,10 @@ type Services struct {
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
 	Signals *models.Signals
+
+	// StatementTimeout is the query budget of every console and API request but ingest
+	// (see queryBudget); 0 turns it off.
+	StatementTimeout time.Duration
 }
 
 // ServicesConfig is what NewServices builds on: connections opened by the caller (who
@@ -146,6 +150,9 @@ type ServicesConfig struct {
 	SMTP *models.SMTPConfig
 	// PublicURL is the console's public address, for links in notifications.
 	PublicURL string
+	// StatementTimeout is the query budget of console and API requests (ingest and jobs
+	// have their own); 0 is models.DefaultStatementTimeout, below 0 none.
+	StatementTimeout time.Duration
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -181,6 +188,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		DB: db, Redis: rdb, Log: log,
 		DatabaseURL:       c.DatabaseURL,
 		TrustedProxies:    c.TrustedProxies,
+		StatementTimeout:  statementTimeout(c.StatementTimeout),
 		Now:               time.Now,
 		Events:            models.NewEventStore(db),
 		Users:             models.NewAuditedUserStore(db, trail),
@@ -260,4 +268,15 @@ func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) er
 		werr := s.Writer.Close(ctx)
 		return errors.Join(werr, s.Errors.Close(ctx))
 	}
+}
+
+// statementTimeout is the configured query budget: the default for 0, none below 0.
+func statementTimeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return models.DefaultStatementTimeout
+	case d < 0:
+		return 0
+	}
+	return d
 }

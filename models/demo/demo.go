@@ -57,9 +57,17 @@ type Options struct {
 }
 
 // Credential is a demo user created by this call, with its password in clear (shown once).
+// The superadmin's has no OrgID and the role SuperadminRole.
 type Credential struct {
 	OrgID, Email, Password, Role string
 }
+
+// SuperadminEmail is the demo's superadmin, who sees every organization and manages them
+// on /orgs.
+const SuperadminEmail = "superadmin@auditdb.example"
+
+// SuperadminRole is the Role of the superadmin's Credential (no organization role).
+const SuperadminRole = "superadmin"
 
 // Result reports what Seed did.
 type Result struct {
@@ -126,6 +134,13 @@ func seedDemo(ctx context.Context, db *gorm.DB, sealer *models.Sealer, parts *mo
 			}
 		}
 	}
+	cred, err := ensureDemoUser(ctx, db, users, "", SuperadminEmail, SuperadminRole)
+	if err != nil {
+		return res, err
+	}
+	if cred != nil {
+		res.Credentials = append(res.Credentials, *cred)
+	}
 
 	for _, org := range res.Orgs {
 		var has bool
@@ -144,7 +159,8 @@ func seedDemo(ctx context.Context, db *gorm.DB, sealer *models.Sealer, parts *mo
 }
 
 // ensureDemoUser creates the demo user email with a fresh random password unless it exists;
-// it returns the credential of a user it created, nil for an existing one.
+// it returns the credential of a user it created, nil for an existing one. The role
+// SuperadminRole (with no org) makes a superadmin.
 func ensureDemoUser(ctx context.Context, db *gorm.DB, users *models.UserStore, org, email, role string) (*Credential, error) {
 	var n int64
 	if err := db.WithContext(ctx).Model(&models.User{}).Where("lower(email) = lower(?)", email).Count(&n).Error; err != nil {
@@ -157,7 +173,11 @@ func ensureDemoUser(ctx context.Context, db *gorm.DB, users *models.UserStore, o
 	if err != nil {
 		return nil, err
 	}
-	_, err = users.Create(ctx, models.NewUser{Email: email, Name: demoUserName(role, org), Password: password, OrgID: org, Role: role})
+	nu := models.NewUser{Email: email, Name: demoUserName(role, org), Password: password, OrgID: org, Role: role}
+	if role == SuperadminRole {
+		nu = models.NewUser{Email: email, Name: "Demo superadmin", Password: password, Superadmin: true}
+	}
+	_, err = users.Create(ctx, nu)
 	if models.KindOf(err) == models.KindConflict {
 		return nil, nil // created meanwhile by someone else: theirs stands
 	}

@@ -36,11 +36,18 @@ func TestSeedDemo(t *testing.T) {
 	}
 
 	t.Run("credentials work", func(t *testing.T) {
-		if len(res.Credentials) != 6 { // an owner, an admin and a member per organization
-			t.Fatalf("%d credentials, want 6: %+v", len(res.Credentials), res.Credentials)
+		if len(res.Credentials) != 7 { // an owner, an admin and a member per organization, a superadmin
+			t.Fatalf("%d credentials, want 7: %+v", len(res.Credentials), res.Credentials)
 		}
 		users := models.NewUserStore(db)
-		for _, c := range res.Credentials {
+		super := res.Credentials[6]
+		if super.Email != demo.SuperadminEmail || super.Role != demo.SuperadminRole || super.OrgID != "" || len(super.Password) != 20 {
+			t.Fatalf("superadmin credential %+v", super)
+		}
+		if u, err := users.Authenticate(ctx, super.Email, super.Password); err != nil || !u.Superadmin {
+			t.Fatalf("the demo superadmin signs in as %+v, %v", u, err)
+		}
+		for _, c := range res.Credentials[:6] {
 			want := strings.TrimPrefix(c.Role, "org:")
 			if c.Email != want+"@"+c.OrgID+".example" || len(c.Password) != 20 {
 				t.Errorf("credential %+v", c)

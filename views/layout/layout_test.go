@@ -65,8 +65,14 @@ func TestPage(t *testing.T) {
 					t.Errorf("unexpected %q", s)
 				}
 			}
-			if n := strings.Count(html, `aria-current="page"`); n != 1 {
-				t.Errorf("aria-current appears %d times, want 1", n)
+			// Once in the sidebar and once in the phone's menu (only one is displayed).
+			if n := strings.Count(html, `aria-current="page"`); n != 2 {
+				t.Errorf("aria-current appears %d times, want 2", n)
+			}
+			for _, s := range []string{`data-testid="nav-menu-button"`, `data-testid="account-menu-button"`, `href="/account/password"`} {
+				if !strings.Contains(html, s) {
+					t.Errorf("missing %q", s)
+				}
 			}
 		})
 	}

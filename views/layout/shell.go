@@ -73,6 +73,15 @@ func documentTitle(title string) string {
 	return title + " · " + AppName
 }
 
+// description is the page's meta description: what the console is, and the page's title.
+func description(title string) string {
+	const what = "auditdb, the tamper-evident audit-event database: the administration console"
+	if strings.TrimSpace(title) == "" {
+		return what + "."
+	}
+	return title + " — " + what + "."
+}
+
 // csrfHeaders returns the JSON for the body's hx-headers attribute so every
 // htmx request carries the CSRF token. json.Marshal does the quoting, so a
 // token can never break out of the JSON; templ then escapes the attribute.

@@ -62,6 +62,8 @@ type Options struct {
 	// TrustedProxies are the addresses (IPs or CIDR ranges) whose X-Forwarded-* headers
 	// the application believes.
 	TrustedProxies []string
+	// StatementTimeout is the requests' query budget; 0 is the server's default.
+	StatementTimeout time.Duration
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -106,11 +108,12 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	svc, err := web.NewServices(web.ServicesConfig{
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: pgtest.DSN(t),
 		Sealer: sealer, CheckpointKey: ck, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Writer:         o.Writer,
-		Policy:         policy.Options{PollInterval: -1},
-		FollowCaches:   o.FollowCaches,
-		TrustedProxies: trusted,
-		RedisPrefix:    fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
+		Writer:           o.Writer,
+		Policy:           policy.Options{PollInterval: -1},
+		FollowCaches:     o.FollowCaches,
+		TrustedProxies:   trusted,
+		StatementTimeout: o.StatementTimeout,
+		RedisPrefix:      fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
 	})
 	if err != nil {
 		t.Fatal(err)

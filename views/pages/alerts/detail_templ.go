@@ -295,7 +295,7 @@ func Detail(s layout.Shell, p DetailProps) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<div class=\"overflow-x-auto\"><table class=\"mt-3 min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Event</th><th scope=\"col\" class=\"table-head\">Status</th><th scope=\"col\" class=\"table-head\">Principal</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Triggering events table\"><table class=\"mt-3 min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Event</th><th scope=\"col\" class=\"table-head\">Status</th><th scope=\"col\" class=\"table-head\">Principal</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -412,14 +412,14 @@ func Detail(s layout.Shell, p DetailProps) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if p.Metadata != "" {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 41, "<section class=\"card mt-6 p-4\" aria-labelledby=\"metadata-heading\"><h2 id=\"metadata-heading\" class=\"text-base font-semibold text-slate-900\">Metadata</h2><pre class=\"mt-3 max-h-64 overflow-auto rounded-md bg-slate-900 p-3 font-mono text-xs text-slate-100\" data-testid=\"alert-metadata\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 41, "<section class=\"card mt-6 p-4\" aria-labelledby=\"metadata-heading\"><h2 id=\"metadata-heading\" class=\"text-base font-semibold text-slate-900\">Metadata</h2><pre tabindex=\"0\" aria-label=\"Alert metadata\" class=\"mt-3 max-h-64 overflow-auto rounded-md bg-slate-900 p-3 font-mono text-xs text-slate-100\" data-testid=\"alert-metadata\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var21 string
 				templ_7745c5c3_Var21, templ_7745c5c3_Err = templ.JoinStringErrs(p.Metadata)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `pages/alerts/detail.templ`, Line: 101, Col: 147}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `pages/alerts/detail.templ`, Line: 101, Col: 188}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var21))
 				if templ_7745c5c3_Err != nil {

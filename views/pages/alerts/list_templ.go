@@ -275,7 +275,7 @@ func Results(p ListProps) templ.Component {
 				}
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\" data-testid=\"alerts-table\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Select</span></th><th scope=\"col\" class=\"table-head\">Alert</th><th scope=\"col\" class=\"table-head\">Severity</th><th scope=\"col\" class=\"table-head\">State</th><th scope=\"col\" class=\"table-head\">Type · source</th><th scope=\"col\" class=\"table-head\">Actions</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Alerts table\"><table class=\"min-w-full divide-y divide-slate-200\" data-testid=\"alerts-table\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Select</span></th><th scope=\"col\" class=\"table-head\">Alert</th><th scope=\"col\" class=\"table-head\">Severity</th><th scope=\"col\" class=\"table-head\">State</th><th scope=\"col\" class=\"table-head\">Type · source</th><th scope=\"col\" class=\"table-head\">Actions</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

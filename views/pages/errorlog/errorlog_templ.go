@@ -73,7 +73,7 @@ func List(s layout.Shell, p ListProps) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\" data-testid=\"errors-table\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Error</th><th scope=\"col\" class=\"table-head\">Component</th>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Server errors table\"><table class=\"min-w-full divide-y divide-slate-200\" data-testid=\"errors-table\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Error</th><th scope=\"col\" class=\"table-head\">Component</th>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -849,7 +849,7 @@ func Detail(s layout.Shell, p DetailProps) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 68, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">When</th><th scope=\"col\" class=\"table-head\">Code</th><th scope=\"col\" class=\"table-head\">Message</th><th scope=\"col\" class=\"table-head\">Request</th><th scope=\"col\" class=\"table-head\">Principal</th>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 68, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Occurrences table\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">When</th><th scope=\"col\" class=\"table-head\">Code</th><th scope=\"col\" class=\"table-head\">Message</th><th scope=\"col\" class=\"table-head\">Request</th><th scope=\"col\" class=\"table-head\">Principal</th>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

@@ -122,7 +122,7 @@ func Page(s layout.Shell, p Props) templ.Component {
 					}()
 				}
 				ctx = templ.InitializeContext(ctx)
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Organization</th><th scope=\"col\" class=\"table-head\">Members</th><th scope=\"col\" class=\"table-head\">Owners</th><th scope=\"col\" class=\"table-head\">Created</th><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Organizations table\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Organization</th><th scope=\"col\" class=\"table-head\">Members</th><th scope=\"col\" class=\"table-head\">Owners</th><th scope=\"col\" class=\"table-head\">Created</th><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

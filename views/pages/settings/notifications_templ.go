@@ -413,7 +413,7 @@ func Notifications(s layout.Shell, p NotificationsProps) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\" data-testid=\"deliveries\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Queued</th><th scope=\"col\" class=\"table-head\">Alert</th><th scope=\"col\" class=\"table-head\">Status</th><th scope=\"col\" class=\"table-head\">Attempts</th><th scope=\"col\" class=\"table-head\">Last attempt</th><th scope=\"col\" class=\"table-head\">Answer</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Deliveries table\"><table class=\"min-w-full divide-y divide-slate-200\" data-testid=\"deliveries\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Queued</th><th scope=\"col\" class=\"table-head\">Alert</th><th scope=\"col\" class=\"table-head\">Status</th><th scope=\"col\" class=\"table-head\">Attempts</th><th scope=\"col\" class=\"table-head\">Last attempt</th><th scope=\"col\" class=\"table-head\">Answer</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
