@@ -39,7 +39,7 @@ const DedupWindow = 300 * time.Second
 const maxAlertEvents = 100
 
 // defaultDetectBatch is how many leaves one transaction processes per organization.
-const defaultDetectBatch = 5000
+const defaultDetectBatch = 20000
 
 // purgeEvery is how often, at most, a detector purges an organization's expired hits.
 const purgeEvery = time.Minute
@@ -150,9 +150,11 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 		if len(cur) == 0 {
 			return nil // another instance is on it
 		}
+		// A closed range, not LIMIT: with a backlog, an open one made PostgreSQL read and
+		// sort every pending leaf to return the first batch.
 		var leaves []detectLeaf
 		if err := tx.Raw(`SELECT leaf_index, audit_log_id, event_timestamp FROM audit_leaf
-			WHERE organization_id = ? AND leaf_index >= ? ORDER BY leaf_index LIMIT ?`, org, cur[0], d.batch).
+			WHERE organization_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index`, org, cur[0], cur[0]+int64(d.batch)).
 			Scan(&leaves).Error; err != nil {
 			return fmt.Errorf("models: read leaves: %w", err)
 		}
@@ -325,7 +327,7 @@ func matchRules(events []detectEvent, rules []AlertRule, loc *time.Location, now
 	return hits
 }
 
-// storedHit is a hit read back from detection_hit.
+// storedHit is a hit read back from detection_hit_run.
 type storedHit struct {
 	GroupKey     string
 	EventTime    time.Time
@@ -378,11 +380,9 @@ func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []d
 		if len(groups) == 0 {
 			continue
 		}
-		var stored []storedHit
-		if err := tx.Raw(`SELECT group_key, event_time, event_id, resource_type FROM detection_hit
-			WHERE organization_id = ? AND rule = ? AND group_key IN ? AND event_time > ? AND event_time < ?
-			ORDER BY group_key, event_time, event_id`, org, r.Rule, groups, lo.Add(-r.Window), hi.Add(r.Window)).Scan(&stored).Error; err != nil {
-			return 0, fmt.Errorf("models: read detection window: %w", err)
+		stored, err := readWindows(tx, org, r, groups, lo.Add(-r.Window), hi.Add(r.Window))
+		if err != nil {
+			return 0, err
 		}
 		for len(stored) > 0 {
 			n := 1
@@ -483,7 +483,40 @@ func latestWindow(group []storedHit, fresh map[int64]bool, r AlertRule, now time
 	return best, best != nil
 }
 
-// insertHits records hits (an event a rule already matched is kept once).
+// readWindows returns the recorded hits of r's groups in (from, to), ordered by group, time
+// and event id, leaving out every group whose runs there hold fewer hits than r.Threshold
+// in all: no window inside the range can reach the threshold, so its hits are not read.
+func readWindows(tx *gorm.DB, org string, r AlertRule, groups []string, from, to time.Time) ([]storedHit, error) {
+	var stored []storedHit
+	err := tx.Raw(`WITH runs AS (
+			SELECT group_key, hits, event_times, event_ids, resource_types FROM detection_hit_run
+			WHERE organization_id = ? AND rule = ? AND group_key IN ? AND last_time > ? AND first_time < ?
+		), reachable AS (
+			SELECT group_key FROM runs GROUP BY group_key HAVING sum(hits) >= ?
+		)
+		SELECT runs.group_key, u.event_time, u.event_id, u.resource_type
+		FROM runs JOIN reachable USING (group_key)
+		CROSS JOIN LATERAL unnest(runs.event_times, runs.event_ids, runs.resource_types) AS u (event_time, event_id, resource_type)
+		WHERE u.event_time > ? AND u.event_time < ?
+		ORDER BY runs.group_key, u.event_time, u.event_id`,
+		org, r.Rule, groups, from, to, r.Threshold, from, to).Scan(&stored).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: read detection window: %w", err)
+	}
+	// A hit is recorded once (a batch commits with its cursor), but a window must never
+	// count an event twice, so a repeated (time, event) is dropped here too.
+	kept := stored[:0]
+	for i, h := range stored {
+		if i > 0 && h.EventID == stored[i-1].EventID && h.GroupKey == stored[i-1].GroupKey && h.EventTime.Equal(stored[i-1].EventTime) {
+			continue
+		}
+		kept = append(kept, h)
+	}
+	return kept, nil
+}
+
+// insertHits records hits as one run per (rule, group): a row with the group's hits of
+// this batch, in (time, event id) order.
 func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
 	rules, groups, times, ids, res := make([]string, len(hits)), make([]string, len(hits)), make([]time.Time, len(hits)),
 		make([]int64, len(hits)), make([]*string, len(hits))
@@ -493,9 +526,12 @@ func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
 			res[i] = &hits[i].resource
 		}
 	}
-	err := tx.Exec(`INSERT INTO detection_hit (organization_id, rule, group_key, event_time, event_id, resource_type)
-		SELECT ?, * FROM unnest(?::text[], ?::text[], ?::timestamptz[], ?::bigint[], ?::text[])
-		ON CONFLICT DO NOTHING`, org, textArray(rules), textArray(groups), timeArray(times), pq64(ids), nullTextArray(res)).Error
+	err := tx.Exec(`INSERT INTO detection_hit_run (organization_id, rule, group_key, first_time, last_time, hits,
+			event_times, event_ids, resource_types)
+		SELECT ?, rule, group_key, min(t), max(t), count(*), array_agg(t ORDER BY t, id), array_agg(id ORDER BY t, id),
+			array_agg(res ORDER BY t, id)
+		FROM unnest(?::text[], ?::text[], ?::timestamptz[], ?::bigint[], ?::text[]) AS h (rule, group_key, t, id, res)
+		GROUP BY rule, group_key`, org, textArray(rules), textArray(groups), timeArray(times), pq64(ids), nullTextArray(res)).Error
 	if err != nil {
 		return fmt.Errorf("models: record detection hits: %w", err)
 	}
@@ -662,9 +698,18 @@ func (d *Detector) purgeHits(tx *gorm.DB, org string, rules []AlertRule, now tim
 		return nil
 	}
 	for _, r := range rules {
-		if err := tx.Exec(`DELETE FROM detection_hit WHERE organization_id = ? AND rule = ? AND event_time < ?`,
-			org, r.Rule, now.Add(-2*r.Window)).Error; err != nil {
+		cutoff := now.Add(-2 * r.Window)
+		if err := tx.Exec(`DELETE FROM detection_hit_run WHERE organization_id = ? AND rule = ? AND last_time < ?`,
+			org, r.Rule, cutoff).Error; err != nil {
 			return fmt.Errorf("models: purge detection hits: %w", err)
+		}
+		// A run that straddles the cutoff keeps only its hits from the cutoff on.
+		if err := tx.Exec(`UPDATE detection_hit_run SET (first_time, hits, event_times, event_ids, resource_types) = (
+				SELECT min(u.t), count(*), array_agg(u.t ORDER BY u.n), array_agg(u.id ORDER BY u.n), array_agg(u.res ORDER BY u.n)
+				FROM unnest(event_times, event_ids, resource_types) WITH ORDINALITY AS u (t, id, res, n) WHERE u.t >= ?)
+			WHERE organization_id = ? AND rule = ? AND first_time < ? AND last_time >= ?`,
+			cutoff, org, r.Rule, cutoff, cutoff).Error; err != nil {
+			return fmt.Errorf("models: trim detection hits: %w", err)
 		}
 	}
 	return nil
