@@ -204,29 +204,52 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 	return processed, raised, nil
 }
 
-// readDetectEvents reads the leaves' events, bounded by their time range so PostgreSQL
-// prunes audit_log's partitions. An event no longer there (removed by retention) is skipped.
+// readDetectEvents reads the leaves' events, bounded by their time range (so PostgreSQL
+// prunes audit_log's partitions) and their id range; the few events of those ranges that
+// are not leaves of this batch are dropped here. (An id list in SQL, id = ANY($1), is
+// searched element by element once PostgreSQL caches a generic plan for the statement:
+// 20,000 ids cost about 400 million comparisons per batch.) An event no longer there
+// (removed by retention) is skipped. The address is read from details only for events
+// without a principal, the only ones that use it.
 func readDetectEvents(tx *gorm.DB, org string, leaves []detectLeaf) ([]detectEvent, error) {
 	lo, hi := leaves[0].EventTimestamp, leaves[0].EventTimestamp
-	ids := make([]int64, len(leaves))
-	for i, l := range leaves {
-		ids[i] = l.AuditLogID
-		if l.EventTimestamp.Before(lo) {
-			lo = l.EventTimestamp
-		}
-		if l.EventTimestamp.After(hi) {
-			hi = l.EventTimestamp
-		}
+	minID, maxID := leaves[0].AuditLogID, leaves[0].AuditLogID
+	want := make(map[int64]struct{}, len(leaves))
+	for _, l := range leaves {
+		want[l.AuditLogID] = struct{}{}
+		lo, hi = minTime(lo, l.EventTimestamp), maxTime(hi, l.EventTimestamp)
+		minID, maxID = min(minID, l.AuditLogID), max(maxID, l.AuditLogID)
 	}
 	var events []detectEvent
 	err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status, outcome_description, target_resource_type,
-			details->>'ipAddress' AS ip_address
-		FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" <= ? AND id = ANY(?::bigint[])`,
-		org, lo, hi, pq64(ids)).Scan(&events).Error
+			CASE WHEN coalesce(principal_id, '') = '' THEN details->>'ipAddress' END AS ip_address
+		FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" <= ? AND id >= ? AND id <= ?`,
+		org, lo, hi, minID, maxID).Scan(&events).Error
 	if err != nil {
 		return nil, fmt.Errorf("models: read events for detection: %w", err)
 	}
-	return events, nil
+	kept := events[:0]
+	for _, e := range events {
+		if _, ok := want[e.ID]; ok {
+			kept = append(kept, e)
+			delete(want, e.ID) // an id is one event
+		}
+	}
+	return kept, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // orgLocation is org's time zone (UTC when unset or unknown).
