@@ -150,13 +150,9 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 		if len(cur) == 0 {
 			return nil // another instance is on it
 		}
-		// A closed range, not LIMIT: with a backlog, an open one made PostgreSQL read and
-		// sort every pending leaf to return the first batch.
-		var leaves []detectLeaf
-		if err := tx.Raw(`SELECT leaf_index, audit_log_id, event_timestamp FROM audit_leaf
-			WHERE organization_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index`, org, cur[0], cur[0]+int64(d.batch)).
-			Scan(&leaves).Error; err != nil {
-			return fmt.Errorf("models: read leaves: %w", err)
+		leaves, err := readLeaves(tx, org, cur[0], d.batch)
+		if err != nil {
+			return err
 		}
 		// The log is gap-free; stop at a gap rather than skip a leaf.
 		for i := range leaves {
@@ -220,22 +216,55 @@ func readDetectEvents(tx *gorm.DB, org string, leaves []detectLeaf) ([]detectEve
 		lo, hi = minTime(lo, l.EventTimestamp), maxTime(hi, l.EventTimestamp)
 		minID, maxID = min(minID, l.AuditLogID), max(maxID, l.AuditLogID)
 	}
-	var events []detectEvent
-	err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status, outcome_description, target_resource_type,
+	rows, err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status, outcome_description, target_resource_type,
 			CASE WHEN coalesce(principal_id, '') = '' THEN details->>'ipAddress' END AS ip_address
 		FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" <= ? AND id >= ? AND id <= ?`,
-		org, lo, hi, minID, maxID).Scan(&events).Error
+		org, lo, hi, minID, maxID).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("models: read events for detection: %w", err)
 	}
-	kept := events[:0]
-	for _, e := range events {
+	defer rows.Close()
+	// Scanned by hand: GORM's reflective scan was most of detection's own CPU time.
+	events := make([]detectEvent, 0, len(leaves))
+	for rows.Next() {
+		var e detectEvent
+		if err := rows.Scan(&e.ID, &e.Timestamp, &e.PrincipalID, &e.Action, &e.Status, &e.OutcomeDescription,
+			&e.TargetResourceType, &e.IPAddress); err != nil {
+			return nil, fmt.Errorf("models: read events for detection: %w", err)
+		}
 		if _, ok := want[e.ID]; ok {
-			kept = append(kept, e)
+			events = append(events, e)
 			delete(want, e.ID) // an id is one event
 		}
 	}
-	return kept, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("models: read events for detection: %w", err)
+	}
+	return events, nil
+}
+
+// readLeaves returns up to n leaves of org's log from index from on, in order. A closed
+// range, not LIMIT: with a backlog, an open one made PostgreSQL read and sort every
+// pending leaf to return the first batch.
+func readLeaves(tx *gorm.DB, org string, from int64, n int) ([]detectLeaf, error) {
+	rows, err := tx.Raw(`SELECT leaf_index, audit_log_id, event_timestamp FROM audit_leaf
+		WHERE organization_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index`, org, from, from+int64(n)).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("models: read leaves: %w", err)
+	}
+	defer rows.Close()
+	leaves := make([]detectLeaf, 0, n)
+	for rows.Next() {
+		var l detectLeaf
+		if err := rows.Scan(&l.LeafIndex, &l.AuditLogID, &l.EventTimestamp); err != nil {
+			return nil, fmt.Errorf("models: read leaves: %w", err)
+		}
+		leaves = append(leaves, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("models: read leaves: %w", err)
+	}
+	return leaves, nil
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -748,7 +777,7 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 	type tally struct{ events, failures int64 }
 	hourly := map[time.Time]*tally{}
 	type dayKey struct {
-		day         string
+		day         time.Time // midnight UTC
 		kind, value string
 	}
 	daily := map[dayKey]*tally{}
@@ -767,16 +796,18 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 			hourly[h] = &tally{}
 		}
 		add(hourly[h], failed)
-		day := ts.Format("2006-01-02")
-		keys := []dayKey{{day, "action", Truncate(e.Action, 255)}}
-		if e.PrincipalID != nil && *e.PrincipalID != "" {
-			keys = append(keys, dayKey{day, "principal", Truncate(*e.PrincipalID, 255)})
-		}
-		for _, k := range keys {
-			if daily[k] == nil {
-				daily[k] = &tally{}
+		day := ts.Truncate(24 * time.Hour) // UTC days are whole multiples of 24 h since the zero time
+		count := func(k dayKey) {
+			t := daily[k]
+			if t == nil {
+				t = &tally{}
+				daily[k] = t
 			}
-			add(daily[k], failed)
+			add(t, failed)
+		}
+		count(dayKey{day, "action", e.Action})
+		if e.PrincipalID != nil && *e.PrincipalID != "" {
+			count(dayKey{day, "principal", *e.PrincipalID})
 		}
 	}
 	var hours []time.Time
@@ -792,18 +823,36 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 	if err != nil {
 		return fmt.Errorf("models: count events per hour: %w", err)
 	}
+	// Values are cut to the column's width after counting (once per key, not per event);
+	// two values that differ only past the cut add up under the cut one.
+	cut := make(map[dayKey]*tally, len(daily))
+	for k, t := range daily {
+		k.value = Truncate(k.value, 255)
+		if c := cut[k]; c != nil {
+			c.events, c.failures = c.events+t.events, c.failures+t.failures
+		} else {
+			cut[k] = t
+		}
+	}
+	daily = cut
 	keys := make([]dayKey, 0, len(daily))
 	for k := range daily {
 		keys = append(keys, k)
 	}
 	// A stable order keeps concurrent upserts of the same rows from deadlocking.
 	slices.SortFunc(keys, func(a, b dayKey) int {
-		return strings.Compare(a.day+"\x00"+a.kind+"\x00"+a.value, b.day+"\x00"+b.kind+"\x00"+b.value)
+		if c := a.day.Compare(b.day); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.kind, b.kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.value, b.value)
 	})
 	days, kinds, values := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
 	dEvents, dFailures := make([]int64, len(keys)), make([]int64, len(keys))
 	for i, k := range keys {
-		days[i], kinds[i], values[i] = k.day, k.kind, k.value
+		days[i], kinds[i], values[i] = k.day.Format("2006-01-02"), k.kind, k.value
 		dEvents[i], dFailures[i] = daily[k].events, daily[k].failures
 	}
 	err = tx.Exec(`INSERT INTO event_counts_daily (organization_id, day, kind, value, events, failures)
