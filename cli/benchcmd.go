@@ -356,10 +356,10 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 // detection runs in this process as the job would, on the same database.
 func benchDetect(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	fs := newFlags("bench detect", stdout)
-	events := fs.Int("events", 400_000, "events sent in all (half with detection on)")
+	events := fs.Int("events", 640_000, "events sent in all (half with detection on)")
 	batch := fs.Int("batch", 1000, "events per batch request")
 	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
-	rounds := fs.Int("rounds", 4, "how many times detection off and on alternate")
+	rounds := fs.Int("rounds", 8, "how many times detection off and on alternate")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_detect appended; recreated)")
 	org := fs.String("org", "bench-detect", "organization the events go to")
 	if err := fs.Parse(args); err != nil {

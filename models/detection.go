@@ -39,7 +39,7 @@ const DedupWindow = 300 * time.Second
 const maxAlertEvents = 100
 
 // defaultDetectBatch is how many leaves one transaction processes per organization.
-const defaultDetectBatch = 5000
+const defaultDetectBatch = 20000
 
 // purgeEvery is how often, at most, a detector purges an organization's expired hits.
 const purgeEvery = time.Minute
@@ -150,11 +150,9 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 		if len(cur) == 0 {
 			return nil // another instance is on it
 		}
-		var leaves []detectLeaf
-		if err := tx.Raw(`SELECT leaf_index, audit_log_id, event_timestamp FROM audit_leaf
-			WHERE organization_id = ? AND leaf_index >= ? ORDER BY leaf_index LIMIT ?`, org, cur[0], d.batch).
-			Scan(&leaves).Error; err != nil {
-			return fmt.Errorf("models: read leaves: %w", err)
+		leaves, err := readLeaves(tx, org, cur[0], d.batch)
+		if err != nil {
+			return err
 		}
 		// The log is gap-free; stop at a gap rather than skip a leaf.
 		for i := range leaves {
@@ -202,29 +200,85 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 	return processed, raised, nil
 }
 
-// readDetectEvents reads the leaves' events, bounded by their time range so PostgreSQL
-// prunes audit_log's partitions. An event no longer there (removed by retention) is skipped.
+// readDetectEvents reads the leaves' events, bounded by their time range (so PostgreSQL
+// prunes audit_log's partitions) and their id range; the few events of those ranges that
+// are not leaves of this batch are dropped here. (An id list in SQL, id = ANY($1), is
+// searched element by element once PostgreSQL caches a generic plan for the statement:
+// 20,000 ids cost about 400 million comparisons per batch.) An event no longer there
+// (removed by retention) is skipped. The address is read from details only for events
+// without a principal, the only ones that use it.
 func readDetectEvents(tx *gorm.DB, org string, leaves []detectLeaf) ([]detectEvent, error) {
 	lo, hi := leaves[0].EventTimestamp, leaves[0].EventTimestamp
-	ids := make([]int64, len(leaves))
-	for i, l := range leaves {
-		ids[i] = l.AuditLogID
-		if l.EventTimestamp.Before(lo) {
-			lo = l.EventTimestamp
-		}
-		if l.EventTimestamp.After(hi) {
-			hi = l.EventTimestamp
-		}
+	minID, maxID := leaves[0].AuditLogID, leaves[0].AuditLogID
+	want := make(map[int64]struct{}, len(leaves))
+	for _, l := range leaves {
+		want[l.AuditLogID] = struct{}{}
+		lo, hi = minTime(lo, l.EventTimestamp), maxTime(hi, l.EventTimestamp)
+		minID, maxID = min(minID, l.AuditLogID), max(maxID, l.AuditLogID)
 	}
-	var events []detectEvent
-	err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status, outcome_description, target_resource_type,
-			details->>'ipAddress' AS ip_address
-		FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" <= ? AND id = ANY(?::bigint[])`,
-		org, lo, hi, pq64(ids)).Scan(&events).Error
+	rows, err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status, outcome_description, target_resource_type,
+			CASE WHEN coalesce(principal_id, '') = '' THEN details->>'ipAddress' END AS ip_address
+		FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" <= ? AND id >= ? AND id <= ?`,
+		org, lo, hi, minID, maxID).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("models: read events for detection: %w", err)
 	}
+	defer rows.Close()
+	// Scanned by hand: GORM's reflective scan was most of detection's own CPU time.
+	events := make([]detectEvent, 0, len(leaves))
+	for rows.Next() {
+		var e detectEvent
+		if err := rows.Scan(&e.ID, &e.Timestamp, &e.PrincipalID, &e.Action, &e.Status, &e.OutcomeDescription,
+			&e.TargetResourceType, &e.IPAddress); err != nil {
+			return nil, fmt.Errorf("models: read events for detection: %w", err)
+		}
+		if _, ok := want[e.ID]; ok {
+			events = append(events, e)
+			delete(want, e.ID) // an id is one event
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("models: read events for detection: %w", err)
+	}
 	return events, nil
+}
+
+// readLeaves returns up to n leaves of org's log from index from on, in order. A closed
+// range, not LIMIT: with a backlog, an open one made PostgreSQL read and sort every
+// pending leaf to return the first batch.
+func readLeaves(tx *gorm.DB, org string, from int64, n int) ([]detectLeaf, error) {
+	rows, err := tx.Raw(`SELECT leaf_index, audit_log_id, event_timestamp FROM audit_leaf
+		WHERE organization_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index`, org, from, from+int64(n)).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("models: read leaves: %w", err)
+	}
+	defer rows.Close()
+	leaves := make([]detectLeaf, 0, n)
+	for rows.Next() {
+		var l detectLeaf
+		if err := rows.Scan(&l.LeafIndex, &l.AuditLogID, &l.EventTimestamp); err != nil {
+			return nil, fmt.Errorf("models: read leaves: %w", err)
+		}
+		leaves = append(leaves, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("models: read leaves: %w", err)
+	}
+	return leaves, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // orgLocation is org's time zone (UTC when unset or unknown).
@@ -325,7 +379,7 @@ func matchRules(events []detectEvent, rules []AlertRule, loc *time.Location, now
 	return hits
 }
 
-// storedHit is a hit read back from detection_hit.
+// storedHit is a hit read back from detection_hit_run.
 type storedHit struct {
 	GroupKey     string
 	EventTime    time.Time
@@ -378,11 +432,9 @@ func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []d
 		if len(groups) == 0 {
 			continue
 		}
-		var stored []storedHit
-		if err := tx.Raw(`SELECT group_key, event_time, event_id, resource_type FROM detection_hit
-			WHERE organization_id = ? AND rule = ? AND group_key IN ? AND event_time > ? AND event_time < ?
-			ORDER BY group_key, event_time, event_id`, org, r.Rule, groups, lo.Add(-r.Window), hi.Add(r.Window)).Scan(&stored).Error; err != nil {
-			return 0, fmt.Errorf("models: read detection window: %w", err)
+		stored, err := readWindows(tx, org, r, groups, lo.Add(-r.Window), hi.Add(r.Window))
+		if err != nil {
+			return 0, err
 		}
 		for len(stored) > 0 {
 			n := 1
@@ -483,7 +535,40 @@ func latestWindow(group []storedHit, fresh map[int64]bool, r AlertRule, now time
 	return best, best != nil
 }
 
-// insertHits records hits (an event a rule already matched is kept once).
+// readWindows returns the recorded hits of r's groups in (from, to), ordered by group, time
+// and event id, leaving out every group whose runs there hold fewer hits than r.Threshold
+// in all: no window inside the range can reach the threshold, so its hits are not read.
+func readWindows(tx *gorm.DB, org string, r AlertRule, groups []string, from, to time.Time) ([]storedHit, error) {
+	var stored []storedHit
+	err := tx.Raw(`WITH runs AS (
+			SELECT group_key, hits, event_times, event_ids, resource_types FROM detection_hit_run
+			WHERE organization_id = ? AND rule = ? AND group_key IN ? AND last_time > ? AND first_time < ?
+		), reachable AS (
+			SELECT group_key FROM runs GROUP BY group_key HAVING sum(hits) >= ?
+		)
+		SELECT runs.group_key, u.event_time, u.event_id, u.resource_type
+		FROM runs JOIN reachable USING (group_key)
+		CROSS JOIN LATERAL unnest(runs.event_times, runs.event_ids, runs.resource_types) AS u (event_time, event_id, resource_type)
+		WHERE u.event_time > ? AND u.event_time < ?
+		ORDER BY runs.group_key, u.event_time, u.event_id`,
+		org, r.Rule, groups, from, to, r.Threshold, from, to).Scan(&stored).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: read detection window: %w", err)
+	}
+	// A hit is recorded once (a batch commits with its cursor), but a window must never
+	// count an event twice, so a repeated (time, event) is dropped here too.
+	kept := stored[:0]
+	for i, h := range stored {
+		if i > 0 && h.EventID == stored[i-1].EventID && h.GroupKey == stored[i-1].GroupKey && h.EventTime.Equal(stored[i-1].EventTime) {
+			continue
+		}
+		kept = append(kept, h)
+	}
+	return kept, nil
+}
+
+// insertHits records hits as one run per (rule, group): a row with the group's hits of
+// this batch, in (time, event id) order.
 func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
 	rules, groups, times, ids, res := make([]string, len(hits)), make([]string, len(hits)), make([]time.Time, len(hits)),
 		make([]int64, len(hits)), make([]*string, len(hits))
@@ -493,9 +578,12 @@ func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
 			res[i] = &hits[i].resource
 		}
 	}
-	err := tx.Exec(`INSERT INTO detection_hit (organization_id, rule, group_key, event_time, event_id, resource_type)
-		SELECT ?, * FROM unnest(?::text[], ?::text[], ?::timestamptz[], ?::bigint[], ?::text[])
-		ON CONFLICT DO NOTHING`, org, textArray(rules), textArray(groups), timeArray(times), pq64(ids), nullTextArray(res)).Error
+	err := tx.Exec(`INSERT INTO detection_hit_run (organization_id, rule, group_key, first_time, last_time, hits,
+			event_times, event_ids, resource_types)
+		SELECT ?, rule, group_key, min(t), max(t), count(*), array_agg(t ORDER BY t, id), array_agg(id ORDER BY t, id),
+			array_agg(res ORDER BY t, id)
+		FROM unnest(?::text[], ?::text[], ?::timestamptz[], ?::bigint[], ?::text[]) AS h (rule, group_key, t, id, res)
+		GROUP BY rule, group_key`, org, textArray(rules), textArray(groups), timeArray(times), pq64(ids), nullTextArray(res)).Error
 	if err != nil {
 		return fmt.Errorf("models: record detection hits: %w", err)
 	}
@@ -662,9 +750,18 @@ func (d *Detector) purgeHits(tx *gorm.DB, org string, rules []AlertRule, now tim
 		return nil
 	}
 	for _, r := range rules {
-		if err := tx.Exec(`DELETE FROM detection_hit WHERE organization_id = ? AND rule = ? AND event_time < ?`,
-			org, r.Rule, now.Add(-2*r.Window)).Error; err != nil {
+		cutoff := now.Add(-2 * r.Window)
+		if err := tx.Exec(`DELETE FROM detection_hit_run WHERE organization_id = ? AND rule = ? AND last_time < ?`,
+			org, r.Rule, cutoff).Error; err != nil {
 			return fmt.Errorf("models: purge detection hits: %w", err)
+		}
+		// A run that straddles the cutoff keeps only its hits from the cutoff on.
+		if err := tx.Exec(`UPDATE detection_hit_run SET (first_time, hits, event_times, event_ids, resource_types) = (
+				SELECT min(u.t), count(*), array_agg(u.t ORDER BY u.n), array_agg(u.id ORDER BY u.n), array_agg(u.res ORDER BY u.n)
+				FROM unnest(event_times, event_ids, resource_types) WITH ORDINALITY AS u (t, id, res, n) WHERE u.t >= ?)
+			WHERE organization_id = ? AND rule = ? AND first_time < ? AND last_time >= ?`,
+			cutoff, org, r.Rule, cutoff, cutoff).Error; err != nil {
+			return fmt.Errorf("models: trim detection hits: %w", err)
 		}
 	}
 	return nil
@@ -680,7 +777,7 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 	type tally struct{ events, failures int64 }
 	hourly := map[time.Time]*tally{}
 	type dayKey struct {
-		day         string
+		day         time.Time // midnight UTC
 		kind, value string
 	}
 	daily := map[dayKey]*tally{}
@@ -699,16 +796,18 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 			hourly[h] = &tally{}
 		}
 		add(hourly[h], failed)
-		day := ts.Format("2006-01-02")
-		keys := []dayKey{{day, "action", Truncate(e.Action, 255)}}
-		if e.PrincipalID != nil && *e.PrincipalID != "" {
-			keys = append(keys, dayKey{day, "principal", Truncate(*e.PrincipalID, 255)})
-		}
-		for _, k := range keys {
-			if daily[k] == nil {
-				daily[k] = &tally{}
+		day := ts.Truncate(24 * time.Hour) // UTC days are whole multiples of 24 h since the zero time
+		count := func(k dayKey) {
+			t := daily[k]
+			if t == nil {
+				t = &tally{}
+				daily[k] = t
 			}
-			add(daily[k], failed)
+			add(t, failed)
+		}
+		count(dayKey{day, "action", e.Action})
+		if e.PrincipalID != nil && *e.PrincipalID != "" {
+			count(dayKey{day, "principal", *e.PrincipalID})
 		}
 	}
 	var hours []time.Time
@@ -724,18 +823,36 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 	if err != nil {
 		return fmt.Errorf("models: count events per hour: %w", err)
 	}
+	// Values are cut to the column's width after counting (once per key, not per event);
+	// two values that differ only past the cut add up under the cut one.
+	cut := make(map[dayKey]*tally, len(daily))
+	for k, t := range daily {
+		k.value = Truncate(k.value, 255)
+		if c := cut[k]; c != nil {
+			c.events, c.failures = c.events+t.events, c.failures+t.failures
+		} else {
+			cut[k] = t
+		}
+	}
+	daily = cut
 	keys := make([]dayKey, 0, len(daily))
 	for k := range daily {
 		keys = append(keys, k)
 	}
 	// A stable order keeps concurrent upserts of the same rows from deadlocking.
 	slices.SortFunc(keys, func(a, b dayKey) int {
-		return strings.Compare(a.day+"\x00"+a.kind+"\x00"+a.value, b.day+"\x00"+b.kind+"\x00"+b.value)
+		if c := a.day.Compare(b.day); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.kind, b.kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.value, b.value)
 	})
 	days, kinds, values := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
 	dEvents, dFailures := make([]int64, len(keys)), make([]int64, len(keys))
 	for i, k := range keys {
-		days[i], kinds[i], values[i] = k.day, k.kind, k.value
+		days[i], kinds[i], values[i] = k.day.Format("2006-01-02"), k.kind, k.value
 		dEvents[i], dFailures[i] = daily[k].events, daily[k].failures
 	}
 	err = tx.Exec(`INSERT INTO event_counts_daily (organization_id, day, kind, value, events, failures)
