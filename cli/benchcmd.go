@@ -509,6 +509,7 @@ func benchMetrics(ctx context.Context, cfg config, args []string, stdout io.Writ
 	singles := fs.Int("singles", 4000, "single-event requests per server and round")
 	concurrency := fs.Int("concurrency", 32, "concurrent single-event clients")
 	rounds := fs.Int("rounds", 6, "rounds; each sends the same load to both servers, the order flipping every round")
+	idleFor := fs.Duration("idle-for", 10*time.Second, "how long to measure the servers' CPU without load (their background jobs), to take it out")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_metrics appended; recreated)")
 	org := fs.String("org", "bench-metrics", "organization the events go to")
 	if err := fs.Parse(args); err != nil {
@@ -567,7 +568,7 @@ func benchMetrics(ctx context.Context, cfg config, args []string, stdout io.Writ
 		On:  bench.MetricsServer{URL: on.url, PID: on.cmd.Process.Pid},
 		Off: bench.MetricsServer{URL: off.url, PID: off.cmd.Process.Pid},
 		Key: raw, Batches: *batches, BatchSize: *batch, BatchClients: *batchClients, Singles: *singles,
-		Concurrency: *concurrency, Rounds: *rounds, Out: stdout,
+		Concurrency: *concurrency, Rounds: *rounds, IdleFor: *idleFor, Out: stdout,
 		Sequence: func(ctx context.Context) error {
 			_, err := merkle.NewLog(db, ck).Sequence(ctx, 10_000_000)
 			return err

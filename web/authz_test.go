@@ -42,6 +42,9 @@ var public = map[string]bool{
 	"GET /static": true, "HEAD /static": true, "GET /healthz": true, "HEAD /healthz": true,
 	"GET /login": true, "HEAD /login": true, "POST /login": true,
 	"GET /api/v1/openapi.yaml": true, "HEAD /api/v1/openapi.yaml": true,
+	"GET /readyz": true, "HEAD /readyz": true,
+	// Loopback clients only (loopbackOnly), or 404 when served elsewhere.
+	"GET /metrics": true, "HEAD /metrics": true,
 }
 
 // TestEveryRouteDeclaresWhatItNeeds walks the assembled application: every route that is

@@ -10,7 +10,6 @@ package metrics
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,11 +86,20 @@ func init() {
 		jobRuns, jobFailures, jobDuration, pools, lags)
 }
 
-// StatusClass is the label of an HTTP status: "2xx" for 200..299, and so on.
+// StatusClass is the label of an HTTP status: "2xx" for 200..299, and so on (a constant
+// string: no allocation per request).
 func StatusClass(status int) string {
-	switch {
-	case status >= 100 && status < 600:
-		return strconv.Itoa(status/100) + "xx"
+	switch status / 100 {
+	case 1:
+		return "1xx"
+	case 2:
+		return "2xx"
+	case 3:
+		return "3xx"
+	case 4:
+		return "4xx"
+	case 5:
+		return "5xx"
 	}
 	return "other"
 }
