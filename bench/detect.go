@@ -202,14 +202,3 @@ func catchUp(ctx context.Context, o DetectOptions) (int, time.Duration, error) {
 	}
 }
 
-// median is the middle of sorted values (the mean of the two middle ones for an even count).
-func median(sorted []float64) float64 {
-	n := len(sorted)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
-}

@@ -35,7 +35,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]
   dashboard   [--events N] [--iterations N] [--database NAME]
   retention   [--events N] [--database NAME]
-  bundle      [--events N] [--rounds N] [--sample N] [--database NAME]`
+  bundle      [--events N] [--rounds N] [--sample N] [--database NAME]
+  metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -81,6 +82,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchRetention(ctx, cfg, args[1:], stdout)
 	case "bundle":
 		return benchBundle(ctx, cfg, args[1:], stdout)
+	case "metrics":
+		return benchMetrics(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -538,5 +541,83 @@ func benchBundle(ctx context.Context, cfg config, args []string, stdout io.Write
 	mlog.CheckpointEvery = 0
 	_, err = bench.Bundle(ctx, bench.BundleOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
 		Events: *events, Rounds: *rounds, Sample: *sample, Now: time.Now().UTC(), Out: stdout})
+	return err
+}
+
+// benchMetrics measures the Prometheus instrumentation's cost to ingest: two servers of
+// this build over one bench database, one with AUDITDB_METRICS=off, in alternating rounds.
+func benchMetrics(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench metrics", stdout)
+	batches := fs.Int("batches", 40, "batch requests per server and round")
+	batch := fs.Int("batch", 500, "events per batch request")
+	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
+	singles := fs.Int("singles", 4000, "single-event requests per server and round")
+	concurrency := fs.Int("concurrency", 32, "concurrent single-event clients")
+	rounds := fs.Int("rounds", 6, "rounds; each sends the same load to both servers, the order flipping every round")
+	idleFor := fs.Duration("idle-for", 10*time.Second, "how long to measure the servers' CPU without load (their background jobs), to take it out")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_metrics appended; recreated)")
+	org := fs.String("org", "bench-metrics", "organization the events go to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rounds < 1 || *batches < 1 || *batch < 1 || *batch > ingest.MaxBatchArray || *batchClients < 1 || *singles < 100 || *concurrency < 1 {
+		return models.Invalid("flags", "need 1 ≤ --batch ≤ 1000, --singles ≥ 100 and positive counts")
+	}
+	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_metrics")
+	if err != nil {
+		return err
+	}
+	if err := dropBenchDatabase(ctx, dsn, "_bench_metrics"); err != nil {
+		return err
+	}
+	db, err := models.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if err := migrations.Up(ctx, db); err != nil {
+		return err
+	}
+	if err := models.SeedDefaults(ctx, db); err != nil {
+		return err
+	}
+	if _, err := models.NewOrgStore(db).Create(ctx, *org, "Metrics benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+		return err
+	}
+	sealer, ck, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
+	raw, _, err := models.NewAPIKeyStore(db, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),
+		models.ScopeIngest, models.SystemActor("bench"))
+	if err != nil {
+		return err
+	}
+	// The servers' sequencer runs once a minute and their detection not at all: this
+	// process sequences between phases, so neither server does that work for both.
+	quiet := []string{"AUDITDB_METRICS_ADDR=", "AUDITDB_SEQUENCER_EVERY=1m", "AUDITDB_DETECT_EVERY=off"}
+	on, err := startServer(ctx, withDSN(cfg, dsn), append(quiet, "AUDITDB_METRICS=on")...)
+	if err != nil {
+		return err
+	}
+	defer on.stop()
+	off, err := startServer(ctx, withDSN(cfg, dsn), append(quiet, "AUDITDB_METRICS=off")...)
+	if err != nil {
+		return err
+	}
+	defer off.stop()
+	fmt.Fprintf(stdout, "servers on %s: metrics on %s (pid %d), off %s (pid %d)\n", redactedDB(dsn),
+		on.url, on.cmd.Process.Pid, off.url, off.cmd.Process.Pid)
+	_, err = bench.Metrics(ctx, bench.MetricsOptions{
+		On:  bench.MetricsServer{URL: on.url, PID: on.cmd.Process.Pid},
+		Off: bench.MetricsServer{URL: off.url, PID: off.cmd.Process.Pid},
+		Key: raw, Batches: *batches, BatchSize: *batch, BatchClients: *batchClients, Singles: *singles,
+		Concurrency: *concurrency, Rounds: *rounds, IdleFor: *idleFor, Out: stdout,
+		Sequence: func(ctx context.Context) error {
+			_, err := merkle.NewLog(db, ck).Sequence(ctx, 10_000_000)
+			return err
+		},
+	})
 	return err
 }

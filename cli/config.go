@@ -64,6 +64,12 @@ type config struct {
 	// StatementTimeout is the query budget of console and API requests (not ingest, not
 	// jobs): AUDITDB_STATEMENT_TIMEOUT, 100ms to 5m (default 5s), or "off".
 	StatementTimeout time.Duration
+	// Metrics: AUDITDB_METRICS=off records and serves no Prometheus metrics (on by
+	// default); AUDITDB_METRICS_ADDR (host:port) serves /metrics on a listener of its own,
+	// and the main address then answers 404 for it. Without it, /metrics is on the main
+	// address for loopback clients only.
+	MetricsOff  bool
+	MetricsAddr string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -126,6 +132,22 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_PPROF_ADDR", "must be a loopback host:port such as 127.0.0.1:6060 (profiles are not for the network)")
 		}
 		cfg.PprofAddr = v
+	}
+	switch v := getenv("AUDITDB_METRICS"); v {
+	case "", "on":
+	case "off":
+		cfg.MetricsOff = true
+	default:
+		return cfg, models.Invalid("AUDITDB_METRICS", "must be on or off")
+	}
+	if v := getenv("AUDITDB_METRICS_ADDR"); v != "" {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return cfg, models.Invalid("AUDITDB_METRICS_ADDR", "must be host:port, such as 127.0.0.1:9464 or :9464")
+		}
+		if cfg.MetricsOff {
+			return cfg, models.Invalid("AUDITDB_METRICS_ADDR", "is set while AUDITDB_METRICS=off; unset one of them")
+		}
+		cfg.MetricsAddr = v
 	}
 	if v := getenv("AUDITDB_INGEST_FLUSHERS"); v != "" {
 		n, err := strconv.Atoi(v)

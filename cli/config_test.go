@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"auditdb/models"
+	"auditdb/web"
 )
 
 func TestBadConfig(t *testing.T) {
@@ -26,6 +29,8 @@ func TestBadConfig(t *testing.T) {
 		{"profiles without a port", "AUDITDB_PPROF_ADDR", "127.0.0.1"},
 		{"smtp url of another scheme", "AUDITDB_SMTP_URL", "http://mail.example.com"},
 		{"public url without a scheme", "AUDITDB_PUBLIC_URL", "audit.example.com"},
+		{"metrics neither on nor off", "AUDITDB_METRICS", "maybe"},
+		{"metrics address without a port", "AUDITDB_METRICS_ADDR", "127.0.0.1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,6 +40,33 @@ func TestBadConfig(t *testing.T) {
 				t.Fatalf("error %v should name %s", err, tc.key)
 			}
 		})
+	}
+}
+
+// TestMetricsConfig: where /metrics goes by AUDITDB_METRICS and AUDITDB_METRICS_ADDR.
+func TestMetricsConfig(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want web.MetricsMode
+		err  string
+	}{
+		{map[string]string{}, web.MetricsLoopback, ""},
+		{map[string]string{"AUDITDB_METRICS": "on"}, web.MetricsLoopback, ""},
+		{map[string]string{"AUDITDB_METRICS": "off"}, web.MetricsOff, ""},
+		{map[string]string{"AUDITDB_METRICS_ADDR": ":9464"}, web.MetricsSeparate, ""},
+		{map[string]string{"AUDITDB_METRICS": "off", "AUDITDB_METRICS_ADDR": ":9464"}, 0, "AUDITDB_METRICS_ADDR"},
+	} {
+		cfg, err := loadConfig(func(k string) string { return c.env[k] })
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(models.MessageOfCLI(err), c.err) {
+				t.Errorf("%v: error %v, want one naming %s", c.env, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", c.env, err)
+		case cfg.metricsMode() != c.want:
+			t.Errorf("%v: mode %v, want %v", c.env, cfg.metricsMode(), c.want)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"auditdb/jobs"
+	"auditdb/migrations"
 	"auditdb/models"
 	"auditdb/web"
 )
@@ -59,6 +60,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		Sealer: sealer, CheckpointKey: ck, Log: log,
 		Writer: cfg.Writer, TrustedProxies: cfg.TrustedProxies, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
 		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL, StatementTimeout: cfg.StatementTimeout,
+		SchemaVersion: migrations.Latest(), Metrics: cfg.metricsMode(),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -101,7 +103,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		closeServices()
 		return err
 	}
+	svc.Health.MissedJobs = sched.Missed
 	sched.Start()
+	if cfg.MetricsAddr != "" {
+		stopMetrics := serveMetrics(cfg.MetricsAddr, log)
+		defer stopMetrics()
+	}
 
 	listenErr := make(chan error, 1)
 	go func() { listenErr <- app.Listen(cfg.Addr) }()
@@ -160,6 +167,37 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		}
 	}
 	return sched, nil
+}
+
+// metricsMode is where the Prometheus metrics go by the configuration.
+func (c config) metricsMode() web.MetricsMode {
+	switch {
+	case c.MetricsOff:
+		return web.MetricsOff
+	case c.MetricsAddr != "":
+		return web.MetricsSeparate
+	}
+	return web.MetricsLoopback
+}
+
+// serveMetrics serves /metrics on a listener of its own (AUDITDB_METRICS_ADDR), for a
+// Prometheus that scrapes over the network without reaching the console's port. It
+// returns the function that closes it.
+func serveMetrics(addr string, log *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle(web.MetricsPath, web.MetricsHandler())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics are not served", "addr", addr, "err", err)
+		}
+	}()
+	log.Info("serving Prometheus metrics", "addr", "http://"+addr+web.MetricsPath)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
 }
 
 // servePprof serves the runtime's profiles (CPU, heap, goroutines…) on a loopback address of

@@ -15,6 +15,7 @@ import (
 	"auditdb/models"
 	"auditdb/models/eventjson"
 	"auditdb/models/ingest"
+	"auditdb/models/metrics"
 )
 
 // EventBuilder validates decoded events against the organization's rules and seals them.
@@ -79,6 +80,8 @@ func IngestEvent(in Ingest) fiber.Handler {
 				return ingest.ErrIdempotencyConflict
 			}
 			c.Set(ReplayedHeader, "true")
+		} else {
+			metrics.IngestBytes(len(c.Body()))
 		}
 		return sendJSON(c, fiber.StatusCreated, apijson.AppendReceiptJSON(nil, res.Receipts[0]))
 	}
@@ -118,6 +121,8 @@ func IngestBatch(in Ingest) fiber.Handler {
 		}
 		if res.Replayed {
 			c.Set(ReplayedHeader, "true")
+		} else {
+			metrics.IngestBytes(len(c.Body()))
 		}
 		return sendJSON(c, fiber.StatusCreated, apijson.AppendBatchReceiptJSON(make([]byte, 0, 128*len(res.Receipts)), res.Receipts))
 	}

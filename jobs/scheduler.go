@@ -5,14 +5,19 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/metrics"
 )
 
 // Job is one named unit of background work.
@@ -29,6 +34,21 @@ type Scheduler struct {
 	s    gocron.Scheduler
 	log  *slog.Logger
 	errs ErrorRecorder
+
+	// MissedGrace is how late, on top of two of its intervals, a job may come due before
+	// Missed names it (a minute by default).
+	MissedGrace time.Duration
+
+	mu      sync.Mutex
+	started time.Time
+	fired   map[string]*firing // by job name
+}
+
+// firing is when a job last came due: it ran here, or another instance held its lock (and
+// so ran it there).
+type firing struct {
+	job  gocron.Job
+	last time.Time
 }
 
 // ErrorRecorder takes failed runs for the error log; Record never blocks (see
@@ -51,18 +71,64 @@ func New(db *gorm.DB, log *slog.Logger) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: new scheduler: %w", err)
 	}
-	return &Scheduler{s: s, log: log}, nil
+	return &Scheduler{s: s, log: log, fired: map[string]*firing{}, MissedGrace: time.Minute}, nil
+}
+
+// fire notes that job came due at t.
+func (sc *Scheduler) fire(name string, t time.Time) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if f := sc.fired[name]; f != nil {
+		f.last = t
+	}
+}
+
+// Missed returns the jobs that have not come due (here, or elsewhere when another instance
+// held the lock) for more than two of their intervals plus a minute, sorted: a job still
+// running long past its next run, or a scheduler that stopped. Before Start it returns none.
+func (sc *Scheduler) Missed(now time.Time) []string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.started.IsZero() {
+		return nil
+	}
+	var out []string
+	for name, f := range sc.fired {
+		runs, err := f.job.NextRuns(2)
+		if err != nil || len(runs) < 2 {
+			continue
+		}
+		every := runs[1].Sub(runs[0])
+		last := f.last
+		if last.IsZero() {
+			last = sc.started
+		}
+		if now.Sub(last) > 2*every+sc.MissedGrace {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Add registers job; its errors are logged, never fatal.
 func (sc *Scheduler) Add(job Job) error {
 	errs := sc.errs
-	_, err := sc.s.NewJob(job.Definition, gocron.NewTask(func(ctx context.Context) {
+	j, err := sc.s.NewJob(job.Definition, gocron.NewTask(func(ctx context.Context) {
+		sc.fire(job.Name, time.Now())
 		RunJob(ctx, job, sc.log, errs)
-	}), gocron.WithName(job.Name), gocron.WithSingletonMode(gocron.LimitModeReschedule))
+	}), gocron.WithName(job.Name), gocron.WithSingletonMode(gocron.LimitModeReschedule),
+		gocron.WithEventListeners(gocron.AfterLockError(func(_ uuid.UUID, name string, err error) {
+			if errors.Is(err, ErrLocked) { // another instance runs it; a database error is no run
+				sc.fire(name, time.Now())
+			}
+		})))
 	if err != nil {
 		return fmt.Errorf("jobs: add %s: %w", job.Name, err)
 	}
+	sc.mu.Lock()
+	sc.fired[job.Name] = &firing{job: j}
+	sc.mu.Unlock()
 	return nil
 }
 
@@ -72,6 +138,7 @@ func (sc *Scheduler) Add(job Job) error {
 func RunJob(ctx context.Context, job Job, log *slog.Logger, errs ErrorRecorder) {
 	start := time.Now()
 	err := runGuarded(ctx, job)
+	metrics.JobRun(job.Name, time.Since(start), err != nil)
 	if err != nil {
 		log.Error("job failed", "job", job.Name, "err", err, "took", time.Since(start))
 		if errs != nil {
@@ -96,7 +163,12 @@ func runGuarded(ctx context.Context, job Job) (err error) {
 }
 
 // Start begins running jobs.
-func (sc *Scheduler) Start() { sc.s.Start() }
+func (sc *Scheduler) Start() {
+	sc.mu.Lock()
+	sc.started = time.Now()
+	sc.mu.Unlock()
+	sc.s.Start()
+}
 
 // Shutdown stops the scheduler, waiting for running jobs up to the stop timeout.
 func (sc *Scheduler) Shutdown() error { return sc.s.Shutdown() }

@@ -194,3 +194,21 @@ func WithPgx(ctx context.Context, db *gorm.DB, fn func(*pgx.Conn) error) error {
 		return fn(c.Conn())
 	})
 }
+
+// SchemaHas returns a check that fails unless the database's migration history holds
+// migration id (the newest one this build knows): a database not migrated yet, or one
+// whose newest migration was rolled back, is not ready for this build.
+func SchemaHas(db *gorm.DB, id string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var has bool
+		err := db.WithContext(ctx).Raw(`SELECT to_regclass('schema_migrations') IS NOT NULL
+			AND EXISTS (SELECT 1 FROM schema_migrations WHERE id = ?)`, id).Scan(&has).Error
+		if err != nil {
+			return fmt.Errorf("models: read the migration history: %w", err)
+		}
+		if !has {
+			return fmt.Errorf("models: the database lacks migration %s; run `auditdb migrate`", id)
+		}
+		return nil
+	}
+}

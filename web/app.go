@@ -29,6 +29,9 @@ func New(s *Services) *fiber.App {
 		TrustedProxies:          proxies(s.TrustedProxies).fiberList(),
 		ProxyHeader:             fiber.HeaderXForwardedFor,
 	})
+	if s.Metrics != MetricsOff {
+		app.Use(instrument)
+	}
 	app.Use(forwardedClient(s.TrustedProxies))
 	app.Use(serverTiming)
 	app.Use(requestid.New())

@@ -43,6 +43,9 @@ var public = map[string]bool{
 	"GET /robots.txt": true, "HEAD /robots.txt": true,
 	"GET /login": true, "HEAD /login": true, "POST /login": true,
 	"GET /api/v1/openapi.yaml": true, "HEAD /api/v1/openapi.yaml": true,
+	"GET /readyz": true, "HEAD /readyz": true,
+	// Loopback clients only (loopbackOnly), or 404 when served elsewhere.
+	"GET /metrics": true, "HEAD /metrics": true,
 }
 
 // TestEveryRouteDeclaresWhatItNeeds walks the assembled application: every route that is

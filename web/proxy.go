@@ -73,7 +73,10 @@ func forwardedClient(trusted proxies) fiber.Handler {
 		peer, ok := netip.AddrFromSlice(c.Context().RemoteIP())
 		if !ok || !trusted.trusts(peer) {
 			for _, name := range forwardedHeaders {
-				h.Del(name)
+				if len(h.Peek(name)) > 0 {
+					c.Locals(forwardedUntrusted{}, true)
+					h.Del(name)
+				}
 			}
 			return c.Next()
 		}
@@ -99,6 +102,11 @@ func forwardedClient(trusted proxies) fiber.Handler {
 		return c.Next()
 	}
 }
+
+// forwardedUntrusted is the Locals key set when a peer that is not a trusted proxy sent
+// forwarding headers (they were dropped): something forwarded the request without being
+// trusted to say for whom, so the peer's own address says little about the client.
+type forwardedUntrusted struct{}
 
 // parseHop reads one X-Forwarded-For entry: an address, or an address and port as some
 // proxies write it (203.0.113.5:4711, [2001:db8::1]:4711).

@@ -28,6 +28,8 @@ func routes(app *fiber.App, d *Services, a *assets) {
 	app.Use("/static", a.serve, filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}),
 		func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Detector))
+	app.Get("/readyz", handlers.Ready(readiness(d)))
+	metricsRoute(app, d.Metrics, d.TrustedProxies)
 
 	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
 	app.Get("/login", handlers.LoginPage(tokens))
@@ -193,6 +195,16 @@ func navNeeds(table []route) map[string]Need {
 		}
 	}
 	return out
+}
+
+// readiness is what /readyz checks: the database answers and holds this build's newest
+// migration; Redis answers (if not, the application is degraded but ready).
+func readiness(d *Services) handlers.Readiness {
+	r := handlers.Readiness{Ping: models.Pinger(d.DB), Redis: d.Health.Redis}
+	if d.SchemaVersion != "" {
+		r.Schema = models.SchemaHas(d.DB, d.SchemaVersion)
+	}
+	return r
 }
 
 // detectionLag reports the detector's lag for the dashboard; detection counts as running

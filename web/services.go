@@ -17,6 +17,7 @@ import (
 	"auditdb/models/bundle"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
+	"auditdb/models/metrics"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -109,7 +110,31 @@ type Services struct {
 	// StatementTimeout is the query budget of every console and API request but ingest
 	// (see queryBudget); 0 turns it off.
 	StatementTimeout time.Duration
+	// Health reports each component's state (database, Redis, cache hit ratio, partitions,
+	// jobs, sequencer and detection lag), worst winning. Its cache and its jobs are set
+	// by whoever runs them (HealthChecker.SetCache, MissedJobs before serving).
+	Health *models.HealthChecker
+	// SchemaVersion is the newest migration this build knows; /readyz answers 503 until
+	// the database has it. "" skips that check.
+	SchemaVersion string
+	// Metrics says where /metrics is served (see MetricsMode).
+	Metrics MetricsMode
 }
+
+// MetricsMode is how the Prometheus metrics are served.
+type MetricsMode int
+
+// The metrics modes.
+const (
+	// MetricsLoopback records and serves /metrics on the main listener, to loopback
+	// clients only (the default).
+	MetricsLoopback MetricsMode = iota
+	// MetricsSeparate records, and the caller serves MetricsHandler on a listener of its
+	// own; the main listener answers 404 for /metrics.
+	MetricsSeparate
+	// MetricsOff neither records nor serves.
+	MetricsOff
+)
 
 // ServicesConfig is what NewServices builds on: connections opened by the caller (who
 // closes them after the services have stopped), the keys and the settings.
@@ -153,6 +178,11 @@ type ServicesConfig struct {
 	// StatementTimeout is the query budget of console and API requests (ingest and jobs
 	// have their own); 0 is models.DefaultStatementTimeout, below 0 none.
 	StatementTimeout time.Duration
+	// SchemaVersion: see Services.SchemaVersion.
+	SchemaVersion string
+	// Metrics: see Services.Metrics. MetricsOff also switches recording off for the whole
+	// process (metrics.SetEnabled).
+	Metrics MetricsMode
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -231,6 +261,36 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.Bundles = bundle.NewService(db, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
 	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)
+	s.SchemaVersion, s.Metrics = c.SchemaVersion, c.Metrics
+	metrics.SetEnabled(c.Metrics != MetricsOff)
+	s.Health = &models.HealthChecker{
+		Ping:         models.Pinger(db),
+		Partitions:   s.PartitionConsole.PartitionRecommendations,
+		SequencerLag: s.Merkle.QueueLag,
+		DetectionLag: s.detectionLag,
+	}
+	if rdb != nil {
+		s.Health.Redis = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	}
+	if db != nil {
+		metrics.SetLags(s.Merkle.QueueLag, s.detectionLag)
+		if sqlDB, err := db.DB(); err == nil {
+			metrics.SetPool("console", func() metrics.PoolStats {
+				st := sqlDB.Stats()
+				return metrics.PoolStats{Max: int64(st.MaxOpenConnections), Open: int64(st.OpenConnections),
+					InUse: int64(st.InUse), Idle: int64(st.Idle), Waits: st.WaitCount, WaitTime: st.WaitDuration}
+			})
+		}
+	}
+	if c.Pool != nil {
+		pool := c.Pool
+		metrics.SetPool("ingest", func() metrics.PoolStats {
+			st := pool.Stat()
+			return metrics.PoolStats{Max: int64(st.MaxConns()), Open: int64(st.TotalConns()), InUse: int64(st.AcquiredConns()),
+				Idle: int64(st.IdleConns()), Waits: st.EmptyAcquireCount(), WaitTime: st.EmptyAcquireWaitTime(),
+				Acquires: st.AcquireCount()}
+		})
+	}
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)
@@ -240,6 +300,12 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		}
 	}
 	return s, nil
+}
+
+// detectionLag is detection's largest lag over every organization.
+func (s *Services) detectionLag(ctx context.Context) (time.Duration, error) {
+	o, err := s.Detector.Overview(ctx)
+	return o.MaxLag, err
 }
 
 // Start starts the error log's writer, the group-commit writer, the change signals and

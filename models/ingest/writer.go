@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"auditdb/models"
+	"auditdb/models/metrics"
 )
 
 // WriterConfig tunes the group-commit writer. Zero members take the defaults.
@@ -237,6 +238,7 @@ func (w *Writer) Write(ctx context.Context, req WriteRequest) (WriteResult, erro
 		w.mu.RUnlock()
 		return WriteResult{}, &models.Error{Kind: models.KindTooMany, Message: "the ingest queue is full; retry shortly", RetryAfter: time.Second}
 	}
+	metrics.WriterQueued(n)
 	p := &pendingWrite{req: req, done: make(chan writeOutcome, 1)}
 	w.queue <- p // never blocks: the channel holds MaxQueued requests of at least one event
 	w.mu.RUnlock()
@@ -368,6 +370,11 @@ func (w *Writer) gather(first *pendingWrite) (batch []*pendingWrite, carry *pend
 // flush writes one gathering and answers every request in it.
 func (w *Writer) flush(batch []*pendingWrite) {
 	outs := make([]writeOutcome, len(batch))
+	events := 0
+	for _, p := range batch {
+		events += len(p.req.Events)
+	}
+	metrics.WriterGathering(events)
 	if d := w.downFor(); d > 0 {
 		for i := range outs {
 			outs[i].err = unavailable("the database is unavailable", nil, d)
@@ -375,8 +382,9 @@ func (w *Writer) flush(batch []*pendingWrite) {
 	} else {
 		w.writeGroup(batch, outs)
 	}
+	w.queued.Add(-int64(events))
+	metrics.WriterQueued(-events)
 	for i, p := range batch {
-		w.queued.Add(-int64(len(p.req.Events)))
 		p.done <- outs[i]
 	}
 }
@@ -532,6 +540,7 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	}
 	w.committedEvents.Add(int64(len(events)))
 	w.committedBatches.Add(1)
+	metrics.IngestCommitted(len(events))
 	return nil
 }
 

@@ -605,3 +605,14 @@ func VerifyInclusion(p *InclusionProof) error {
 func VerifyConsistency(size1, size2 int64, hashes [][]byte, root1, root2 []byte) error {
 	return proof.VerifyConsistency(logHasher, uint64(size1), uint64(size2), hashes, root1, root2)
 }
+
+// QueueLag returns the age of the oldest write still waiting in the leaf queue for the
+// sequencer, 0 when none waits. Any instance can read it, whichever runs the sequencer.
+func (l *Log) QueueLag(ctx context.Context) (time.Duration, error) {
+	var seconds float64
+	if err := l.db.WithContext(ctx).Raw(`SELECT coalesce(extract(epoch FROM clock_timestamp() - min(queued_at)), 0)::float8
+		FROM audit_leaf_queue`).Scan(&seconds).Error; err != nil {
+		return 0, fmt.Errorf("merkle: leaf queue lag: %w", err)
+	}
+	return time.Duration(max(seconds, 0) * float64(time.Second)), nil
+}

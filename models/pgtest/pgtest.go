@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,11 +164,45 @@ func buildTemplate(ctx context.Context, admin *pgx.Conn, tpl string) error {
 	if err := models.SeedDefaults(ctx, db); err != nil {
 		return err
 	}
+	// The slow-query statistics, where the server has the module (see .ci/run, which
+	// preloads it): every test database cloned from here has the view. Without the module
+	// the tests that need it say so.
+	_ = db.Exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").Error
 	sqlDB.Close()
 	if _, err := admin.Exec(ctx, "COMMENT ON DATABASE "+ident(tpl)+" IS 'migrated'"); err != nil {
 		return fmt.Errorf("pgtest: mark template: %w", err)
 	}
 	return nil
+}
+
+// extraCount numbers the databases of ExtraDB.
+var extraCount atomic.Int64
+
+// ExtraDB clones the migrated template into a database of the calling test's own, dropped
+// when the test ends, and returns a handle on it and its URL: for a test that changes the
+// schema itself (rolls a migration back, say).
+func ExtraDB(t testing.TB) (*gorm.DB, string) {
+	t.Helper()
+	ctx := context.Background()
+	name := fmt.Sprintf("auditdb_test_%d_x%d", os.Getpid(), extraCount.Add(1))
+	if err := Clone(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	dsn := dsnFor(name)
+	db, err := models.Open(ctx, dsn)
+	if err != nil {
+		Drop(ctx, name)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.Close()
+		}
+		if err := Drop(context.Background(), name); err != nil {
+			t.Error(err)
+		}
+	})
+	return db, dsn
 }
 
 // Drop removes a test database, ending any connection still open on it.

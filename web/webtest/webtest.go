@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"auditdb/migrations"
 	"auditdb/models"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
@@ -64,6 +65,13 @@ type Options struct {
 	TrustedProxies []string
 	// StatementTimeout is the requests' query budget; 0 is the server's default.
 	StatementTimeout time.Duration
+	// Metrics is where /metrics is served (the default: on the main listener, to
+	// loopback clients).
+	Metrics web.MetricsMode
+	// DB, when set, is the application's database handle instead of the package's test
+	// database (one whose migration history is behind, or one that is closed, stands for
+	// a database not ready). The ingest writer's pool stays on the test database.
+	DB *gorm.DB
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -80,7 +88,11 @@ func New(t testing.TB, opts ...Options) *Env {
 	if rdb == nil {
 		rdb = pgtest.Redis(t)
 	}
-	return newEnv(t, pgtest.DB(t), rdb, o)
+	db := o.DB
+	if db == nil {
+		db = pgtest.DB(t)
+	}
+	return newEnv(t, db, rdb, o)
 }
 
 // newEnv builds an application over db and rdb whose policy engine and API-key cache follow
@@ -114,6 +126,8 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 		TrustedProxies:   trusted,
 		StatementTimeout: o.StatementTimeout,
 		RedisPrefix:      fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
+		SchemaVersion:    migrations.Latest(),
+		Metrics:          o.Metrics,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,1 @@
+ALTER TABLE audit_leaf_queue DROP COLUMN queued_at;
