@@ -201,4 +201,3 @@ func catchUp(ctx context.Context, o DetectOptions) (int, time.Duration, error) {
 		}
 	}
 }
-
