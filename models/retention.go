@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -94,7 +92,13 @@ type retentionPolicy struct {
 	ArchiveCutoff   time.Time // events before it are due for the archive (zero: never)
 	DeleteCutoff    time.Time // events before it are due for deletion
 	OrganizationOwn bool
-	At              time.Time // the run's clock
+}
+
+// dueCutoff is the instant before which an event is due after days: an event becomes due on
+// the UTC calendar day date(event)+days, at midnight.
+func dueCutoff(now time.Time, days int) time.Time {
+	y, m, d := now.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1-days)
 }
 
 // effectivePolicies returns org's policies by name: its own active policy of a name, else the
@@ -116,7 +120,7 @@ func (e *RetentionEngine) effectivePolicies(ctx context.Context, org string, now
 	out := map[string]*retentionPolicy{}
 	for _, r := range rows { // global first, then the organization's own overrides it
 		p := &retentionPolicy{Name: r.PolicyName, RetentionDays: r.RetentionDays, ArchiveAfter: r.ArchiveAfterDays,
-			DeleteAfter: r.DeleteAfterDays, OrganizationOwn: r.OrganizationID != "*", At: now}
+			DeleteAfter: r.DeleteAfterDays, OrganizationOwn: r.OrganizationID != "*"}
 		del := r.RetentionDays
 		if r.DeleteAfterDays != nil {
 			del = *r.DeleteAfterDays
@@ -130,31 +134,54 @@ func (e *RetentionEngine) effectivePolicies(ctx context.Context, org string, now
 	return out, nil
 }
 
-// pgxSQL numbers the ? placeholders of q (built from the shared retention conditions,
-// written for gorm) as pgx's $1, $2, … . q holds no other question mark.
-func pgxSQL(q string) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+// heldSQL is true for an audit_log row e under an active legal hold of its organization.
+//
+// Minimal version for the engine until the legal holds area exports models.HeldPredicate;
+// the two must agree with legalHold.holds below.
+const heldSQL = `EXISTS (SELECT 1 FROM legal_holds h WHERE h.organization_id = e.organization_id AND h.released_at IS NULL
+	AND (h.from_time IS NULL OR e."timestamp" >= h.from_time) AND (h.to_time IS NULL OR e."timestamp" <= h.to_time)
+	AND CASE h.scope WHEN 'principal' THEN e.principal_id = h.principal_id
+		WHEN 'resource' THEN e.target_resource_type = h.resource_type AND e.target_resource_id = h.resource_id
+		WHEN 'correlation' THEN e.correlation_id = h.correlation_id
+		ELSE true END)`
+
+// legalHold is an active hold, to test archived events (which are no longer rows).
+type legalHold struct {
+	Scope         string
+	PrincipalID   *string
+	ResourceType  *string
+	ResourceID    *string
+	CorrelationID *string
+	FromTime      *time.Time
+	ToTime        *time.Time
 }
 
-// dueFrom is the FROM and WHERE of org's audit_log events that policy p governs (by
-// RetentionPolicyJoin) and that are due by cond at now (ArchiveDue or DeleteDue), before
-// bound (the policy's own cutoff, which lets the planner skip partitions).
-func dueFrom(org string, p *retentionPolicy, cond func(string, time.Time) (string, []any), now, bound time.Time) (string, []any) {
-	due, args := cond("e", now)
-	return `FROM audit_log e JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
-		` + RetentionPolicyJoin("e") + `
-		WHERE e.organization_id = ? AND e."timestamp" < ? AND rp.policy_name = ? AND ` + due,
-		append([]any{org, bound, p.Name}, args...)
+func eq(a, b *string) bool { return a != nil && b != nil && *a == *b }
+
+// holds reports whether h keeps ev; it mirrors heldSQL.
+func (h legalHold) holds(ev *ArchiveLine) bool {
+	if h.FromTime != nil && ev.Timestamp.Before(*h.FromTime) || h.ToTime != nil && ev.Timestamp.After(*h.ToTime) {
+		return false
+	}
+	switch h.Scope {
+	case "principal":
+		return eq(ev.PrincipalID, h.PrincipalID)
+	case "resource":
+		return eq(ev.TargetResourceType, h.ResourceType) && eq(ev.TargetResourceID, h.ResourceID)
+	case "correlation":
+		return eq(ev.CorrelationID, h.CorrelationID)
+	}
+	return true
+}
+
+func (e *RetentionEngine) activeHolds(ctx context.Context, org string) ([]legalHold, error) {
+	var hs []legalHold
+	err := e.db.WithContext(ctx).Raw(`SELECT scope, principal_id, resource_type, resource_id, correlation_id, from_time, to_time
+		FROM legal_holds WHERE organization_id = ? AND released_at IS NULL`, org).Scan(&hs).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: legal holds: %w", err)
+	}
+	return hs, nil
 }
 
 // Run takes the retention lock (without waiting: ErrRetentionRunning when another run holds
@@ -298,28 +325,27 @@ func (e *RetentionEngine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) er
 	})
 }
 
-// deleteFromLog removes, in batches, org's events governed by policy p at the end of their
-// retention that no hold keeps and that are in the Merkle log (an event still queued for it
-// waits for the next run), each with its removed_events row. The selection is the
-// preview's: RetentionPolicyJoin, DeleteDue and HeldPredicate.
+// deleteFromLog removes, in batches, org's events of policy p at the end of their retention
+// that no hold keeps and that are in the Merkle log (an event still queued for it waits for
+// the next run), each with its removed_events row.
 func (e *RetentionEngine) deleteFromLog(ctx context.Context, org string, p *retentionPolicy, dry bool, res *RetentionResult,
 	or *OrgRetention, months map[time.Time]bool) error {
-	from, fromArgs := dueFrom(org, p, DeleteDue, p.At, p.DeleteCutoff)
-	held, heldArgs := HeldPredicate("e", org)
-	args := append(append([]any{}, fromArgs...), heldArgs...)
+	held := `SELECT count(*) FROM audit_log e WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" < $3 AND ` + heldSQL
 	var kept int64
 	if err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, pgxSQL(`SELECT count(*) `+from+` AND `+held), args...).Scan(&kept)
+		return conn.QueryRow(ctx, held, org, p.Name, p.DeleteCutoff).Scan(&kept)
 	}); err != nil {
 		return fmt.Errorf("models: count held events: %w", err)
 	}
 	res.KeptByHolds += kept
 	or.KeptByHolds += kept
-	due := `SELECT e.id, e."timestamp", l.leaf_index, e.hash ` + from + ` AND NOT ` + held
+	due := `SELECT e.id, e."timestamp", l.leaf_index, e.hash FROM audit_log e
+		JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
+		WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" < $3 AND NOT ` + heldSQL
 	if dry {
 		var n int64
 		if err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-			return conn.QueryRow(ctx, pgxSQL(`SELECT count(*) FROM (`+due+`) d`), args...).Scan(&n)
+			return conn.QueryRow(ctx, `SELECT count(*) FROM (`+due+`) d`, org, p.Name, p.DeleteCutoff).Scan(&n)
 		}); err != nil {
 			return fmt.Errorf("models: count events due for deletion: %w", err)
 		}
@@ -327,14 +353,6 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, org string, p *rete
 		or.Deleted += n
 		return nil
 	}
-	q := pgxSQL(`WITH due AS (` + due + ` ORDER BY e.id LIMIT ?),
-		gone AS (DELETE FROM audit_log e USING due WHERE e.organization_id = ? AND e.id = due.id
-			AND e."timestamp" = due."timestamp" RETURNING e.id),
-		rec AS (INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index, event_hash,
-			reason, policy, run_id, removed_at)
-			SELECT ?, due.id, due."timestamp", due.leaf_index, due.hash, 'retention', ?, ?, ? FROM due JOIN gone USING (id)
-			RETURNING event_timestamp)
-		SELECT count(*), coalesce(min(event_timestamp), 'epoch'), coalesce(max(event_timestamp), 'epoch') FROM rec`)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -342,8 +360,15 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, org string, p *rete
 		var n int64
 		var first, last time.Time
 		err := e.withPurpose(ctx, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, q, append(append([]any{}, args...), e.DeleteBatch, org, org, p.Name, res.RunID, e.Now().UTC())...).
-				Scan(&n, &first, &last)
+			return tx.QueryRow(ctx, `WITH due AS (`+due+` ORDER BY e.id LIMIT $5),
+				gone AS (DELETE FROM audit_log e USING due WHERE e.organization_id = $1 AND e.id = due.id
+					AND e."timestamp" = due."timestamp" RETURNING e.id),
+				rec AS (INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index, event_hash,
+					reason, policy, run_id, removed_at)
+					SELECT $1, due.id, due."timestamp", due.leaf_index, due.hash, 'retention', $2, $4, $6 FROM due JOIN gone USING (id)
+					RETURNING event_timestamp)
+				SELECT count(*), coalesce(min(event_timestamp), 'epoch'), coalesce(max(event_timestamp), 'epoch') FROM rec`,
+				org, p.Name, p.DeleteCutoff, res.RunID, e.DeleteBatch, e.Now().UTC()).Scan(&n, &first, &last)
 		})
 		if err != nil {
 			return fmt.Errorf("models: delete events of %s (%s): %w", org, p.Name, err)
@@ -370,17 +395,10 @@ func (e *RetentionEngine) archive(ctx context.Context, org string, p *retentionP
 	}
 	var monthsDue []time.Time
 	err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-		from, args := dueFrom(org, p, ArchiveDue, p.At, p.ArchiveCutoff)
-		if dry {
-			// A real run deletes first what is due for deletion and not held; a dry one did
-			// not, so it leaves those out here.
-			del, dArgs := DeleteDue("e", p.At)
-			held, hArgs := HeldPredicate("e", org)
-			from += ` AND NOT (` + del + ` AND NOT ` + held + `)`
-			args = append(append(args, dArgs...), hArgs...)
-		}
-		rows, _ := conn.Query(ctx, pgxSQL(`SELECT date_trunc('month', e."timestamp" AT TIME ZONE 'UTC') AS m, count(*) `+
-			from+` GROUP BY 1 ORDER BY 1`), args...)
+		rows, _ := conn.Query(ctx, `SELECT date_trunc('month', e."timestamp" AT TIME ZONE 'UTC') AS m, count(*) FROM audit_log e
+			JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
+			WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" < $3 GROUP BY 1 ORDER BY 1`,
+			org, p.Name, p.ArchiveCutoff)
 		var m time.Time
 		var n int64
 		_, err := pgx.ForEachRow(rows, []any{&m, &n}, func() error {
@@ -436,12 +454,13 @@ func (e *RetentionEngine) archivePart(ctx context.Context, org string, p *retent
 		if err != nil {
 			return err
 		}
-		from, args := dueFrom(org, p, ArchiveDue, p.At, end)
-		rows, _ := tx.Query(ctx, pgxSQL(`SELECT e.id, e."timestamp", e.ttl, e.principal_id, e.action, e.target_resource_type,
+		rows, _ := tx.Query(ctx, `SELECT e.id, e."timestamp", e.ttl, e.principal_id, e.action, e.target_resource_type,
 				e.target_resource_id, e.status, e.outcome_description, e.hash, e.hash_algorithm, e.event_version,
 				e.correlation_id, e.data_classification, e.retention_policy, e.processing_latency, e.archived_at,
 				e.details, e.subject_salt, e.subject_digest, e.signature, l.leaf_index
-			`+from+` AND e."timestamp" >= ? ORDER BY e.id LIMIT ?`), append(args, m, e.PartSize)...)
+			FROM audit_log e JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
+			WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" >= $3 AND e."timestamp" < $4
+			ORDER BY e.id LIMIT $5`, org, p.Name, m, end, e.PartSize)
 		var l ArchiveLine
 		var hash, digest, sig *string
 		var details []byte
@@ -534,10 +553,10 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p 
 	if len(ids) == 0 {
 		return nil
 	}
-	held, heldArgs := HeldPredicate("e", org)
-	heldQ := pgxSQL(`SELECT e.id FROM (SELECT u.*, ?::text AS organization_id FROM unnest(?::bigint[], ?::timestamptz[], ?::text[],
-		?::text[], ?::text[], ?::text[]) AS u(id, "timestamp", principal_id, target_resource_type, target_resource_id, correlation_id)) e
-		WHERE ` + held)
+	holds, err := e.activeHolds(ctx, org)
+	if err != nil {
+		return err
+	}
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -553,47 +572,7 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p 
 			if err != nil {
 				return err
 			}
-			// First pass: the events due; the legal holds decide in SQL (HeldPredicate, the rule
-			// audit_log rows are held by) which of them stay.
-			var dIDs []int64
-			var dTimes []time.Time
-			var dPrincipals, dTypes, dResources, dCorrelations []*string
 			r, err := OpenArchiveContent(meta, content)
-			if err != nil {
-				return err
-			}
-			for {
-				l, err := r.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					r.Close()
-					return err
-				}
-				if l.Timestamp.Before(p.DeleteCutoff) {
-					dIDs, dTimes = append(dIDs, l.ID), append(dTimes, l.Timestamp)
-					dPrincipals, dTypes = append(dPrincipals, l.PrincipalID), append(dTypes, l.TargetResourceType)
-					dResources, dCorrelations = append(dResources, l.TargetResourceID), append(dCorrelations, l.CorrelationID)
-				}
-			}
-			r.Close()
-			if len(dIDs) == 0 {
-				return nil
-			}
-			isHeld := map[int64]bool{}
-			rows, _ := tx.Query(ctx, heldQ, append([]any{org, dIDs, dTimes, dPrincipals, dTypes, dResources, dCorrelations}, heldArgs...)...)
-			var hid int64
-			if _, err := pgx.ForEachRow(rows, []any{&hid}, func() error { isHeld[hid] = true; return nil }); err != nil {
-				return fmt.Errorf("held archived events: %w", err)
-			}
-			kept = int64(len(isHeld))
-			if kept == int64(len(dIDs)) || dry {
-				removed = int64(len(dIDs)) - kept
-				return nil
-			}
-			// Second pass: rewrite the archive without the events that go.
-			r, err = OpenArchiveContent(meta, content)
 			if err != nil {
 				return err
 			}
@@ -613,7 +592,18 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p 
 				if err != nil {
 					return err
 				}
-				if l.Timestamp.Before(p.DeleteCutoff) && !isHeld[l.ID] {
+				due := l.Timestamp.Before(p.DeleteCutoff)
+				isHeld := false
+				for _, h := range holds {
+					if h.holds(l) {
+						isHeld = true
+						break
+					}
+				}
+				if due && isHeld {
+					kept++
+				}
+				if due && !isHeld {
 					gIDs, gTimes, gLeaves, gHashes = append(gIDs, l.ID), append(gTimes, l.Timestamp), append(gLeaves, l.LeafIndex), append(gHashes, l.Hash)
 					continue
 				}
@@ -658,10 +648,8 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p 
 		if removed > 0 && !dry {
 			e.afterBatch()
 		}
-		if !slices.Contains(or.Archives, id) { // what this run archived, it counted as kept in audit_log
-			res.KeptByHolds += kept
-			or.KeptByHolds += kept
-		}
+		res.KeptByHolds += kept
+		or.KeptByHolds += kept
 		res.Deleted += removed
 		res.DeletedArchived += removed
 		or.Deleted += removed

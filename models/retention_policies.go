@@ -33,11 +33,10 @@ const (
 // The policy governing an event e is, among the active policies: the organization's own
 // policy named e.retention_policy; else the organization's own policy of e's data
 // classification (an organization's policy of a classification wins over the global one);
-// else the global policy named e.retention_policy. Days count in UTC calendar days: an event
-// is due for the archive from the day date(event) + archive_after_days (UTC) on, and due for
-// deletion from the day date(event) + delete_after_days (or retention_days when
-// delete_after_days is empty). An event under an active legal hold (HeldPredicate) is never
-// deleted; archiving alone is allowed. The retention run selects with these same conditions.
+// else the global policy named e.retention_policy. An event is due for the archive once its
+// timestamp is older than now − archive_after_days, and due for deletion once it is older
+// than now − delete_after_days (or retention_days when delete_after_days is empty). An event
+// under an active legal hold (HeldPredicate) is never deleted; archiving alone is allowed.
 
 // RetentionPolicyJoin returns the LATERAL join that adds, for the event of alias e, the
 // columns of its governing policy as rp.policy_name, rp.archive_after_days and
@@ -56,35 +55,19 @@ func RetentionPolicyJoin(e string) string {
 		LIMIT 1) rp ON true`
 }
 
-// dueBase is the instant the day-granular cutoffs count back from: the end of now's UTC
-// day, as a UTC timestamp without time zone. An event is due after days when it is older
-// than dueBase − days (see dueCutoff).
-func dueBase(now time.Time) string {
-	y, m, d := now.UTC().Date()
-	return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Format("2006-01-02 15:04:05")
-}
-
-// dueCutoff is the instant before which an event is due after days at now: the event
-// becomes due on the UTC calendar day date(event)+days, at midnight. It is the Go side of
-// ArchiveDue and DeleteDue.
-func dueCutoff(now time.Time, days int) time.Time {
-	y, m, d := now.UTC().Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1-days)
-}
-
 // ArchiveDue returns the SQL condition (and its arguments) "the event of alias e is due for
 // the archive at now"; the query must include RetentionPolicyJoin(e).
 func ArchiveDue(e string, now time.Time) (string, []any) {
-	return `(rp.archive_after_days IS NOT NULL AND ` + e + `."timestamp" <
-		((?::timestamp - make_interval(days => rp.archive_after_days)) AT TIME ZONE 'UTC'))`, []any{dueBase(now)}
+	return `(rp.archive_after_days IS NOT NULL AND ` + e + `."timestamp" < ?::timestamptz - make_interval(days => rp.archive_after_days))`,
+		[]any{now.UTC()}
 }
 
 // DeleteDue returns the SQL condition (and its arguments) "the event of alias e is due for
 // deletion at now", holds not considered (combine with NOT HeldPredicate); the query must
 // include RetentionPolicyJoin(e).
 func DeleteDue(e string, now time.Time) (string, []any) {
-	return `(rp.delete_days IS NOT NULL AND ` + e + `."timestamp" <
-		((?::timestamp - make_interval(days => rp.delete_days)) AT TIME ZONE 'UTC'))`, []any{dueBase(now)}
+	return `(rp.delete_days IS NOT NULL AND ` + e + `."timestamp" < ?::timestamptz - make_interval(days => rp.delete_days))`,
+		[]any{now.UTC()}
 }
 
 // RetentionPolicyRecord is a row of audit_retention_policy: a global policy (Organization
