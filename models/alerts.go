@@ -84,6 +84,12 @@ func (s *AlertStore) WithAudit(trail *AuditTrail) *AlertStore {
 // Raise inserts an alert and returns its id. It returns an error when the row cannot be
 // written (an unknown severity or type violates the table's checks).
 func (s *AlertStore) Raise(ctx context.Context, a NewAlert) (string, error) {
+	return s.raiseTx(s.db.WithContext(ctx), a, "")
+}
+
+// raiseTx is Raise inside tx, with an optional correlation id (what the alert is about, for
+// sources that raise one alert per subject).
+func (s *AlertStore) raiseTx(tx *gorm.DB, a NewAlert, correlationID string) (string, error) {
 	meta, err := json.Marshal(a.Metadata)
 	if err != nil {
 		return "", fmt.Errorf("models: alert metadata: %w", err)
@@ -94,10 +100,11 @@ func (s *AlertStore) Raise(ctx context.Context, a NewAlert) (string, error) {
 	if ids == nil {
 		ids = []int64{}
 	}
-	err = s.db.WithContext(ctx).Exec(`INSERT INTO alerts (id, organization_id, severity, type, title, description, source,
-		metadata, rule, principal, event_ids, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, ?, ?)`,
+	err = tx.Exec(`INSERT INTO alerts (id, organization_id, severity, type, title, description, source,
+		metadata, rule, principal, event_ids, correlation_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), ?, NULLIF(?, ''), ?, ?)`,
 		id, a.Org, a.Severity, a.Type, Truncate(a.Title, 500), a.Description, Truncate(a.Source, 100), string(meta),
-		Truncate(a.Rule, 50), Truncate(a.Principal, 255), pq64(ids), now, now).Error
+		Truncate(a.Rule, 50), Truncate(a.Principal, 255), pq64(ids), Truncate(correlationID, 255), now, now).Error
 	if err != nil {
 		return "", fmt.Errorf("models: raise alert: %w", err)
 	}

@@ -84,6 +84,17 @@ type Archive struct {
 	RunID            *int64     `gorm:"column:run_id"`
 	CreatedAt        time.Time  `gorm:"column:created_at"`
 	DeletedAt        *time.Time `gorm:"column:deleted_at"`
+	RetrievedCount   int64      `gorm:"column:retrieved_count"`
+	LastRetrievedAt  *time.Time `gorm:"column:last_retrieved_at"`
+}
+
+// Ratio is how many times smaller the compressed bytes are than the original ones (0 for
+// an emptied archive).
+func (a Archive) Ratio() float64 {
+	if a.CompressedSize <= 0 {
+		return 0
+	}
+	return float64(a.OriginalSize) / float64(a.CompressedSize)
 }
 
 // TableName is archive_storage.
@@ -92,7 +103,7 @@ func (Archive) TableName() string { return "archive_storage" }
 // archiveColumns are the metadata columns, without the content.
 const archiveColumns = `id, organization_id, encoding, policy, month, part, event_count, first_event_at, last_event_at,
 	min_event_id, max_event_id, min_leaf_index, max_leaf_index, original_size, compressed_size, sha256_original,
-	sha256_compressed, run_id, created_at, deleted_at`
+	sha256_compressed, run_id, created_at, deleted_at, retrieved_count, last_retrieved_at`
 
 // ErrArchiveCorrupt is wrapped by every checksum or format mismatch of an archive.
 var ErrArchiveCorrupt = errors.New("models: archive corrupt")
@@ -274,4 +285,81 @@ func ArchiveProblem(err error) string {
 // moved it out of audit_log; KindNotFound when no archive holds it.
 func (s *EventStore) ArchivedEvent(ctx context.Context, org string, id int64) (string, error) {
 	return ArchivedEvent(ctx, s.db, org, id)
+}
+
+// Verify reads the rest of the archive without decoding its lines and checks the original
+// bytes' SHA-256, size and line count against the metadata: nil when they match, an
+// ErrArchiveCorrupt otherwise. The reader is spent afterwards.
+func (r *ArchiveReader) Verify() error {
+	buf := make([]byte, 64<<10)
+	var last byte = '\n'
+	for {
+		n, err := r.sc.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			r.orig.Write(chunk)
+			r.size += int64(n)
+			r.count += int64(bytes.Count(chunk, []byte{'\n'}))
+			last = chunk[n-1]
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: archive %s: %v", ErrArchiveCorrupt, r.meta.ID, err)
+		}
+	}
+	if last != '\n' {
+		return fmt.Errorf("%w: archive %s: the last line is cut short", ErrArchiveCorrupt, r.meta.ID)
+	}
+	if got := hex.EncodeToString(r.orig.Sum(nil)); got != r.meta.SHA256Original || r.size != r.meta.OriginalSize {
+		return fmt.Errorf("%w: archive %s: the decompressed bytes' SHA-256 is %s, the recorded one %s",
+			ErrArchiveCorrupt, r.meta.ID, got, r.meta.SHA256Original)
+	}
+	if r.count != r.meta.EventCount {
+		return fmt.Errorf("%w: archive %s holds %d events, its metadata says %d", ErrArchiveCorrupt, r.meta.ID, r.count, r.meta.EventCount)
+	}
+	return nil
+}
+
+// WriteJSONArray writes the rest of the archive to w as one JSON array of its lines (each
+// line is one JSON object), line by line, and checks the checksums at the end: on a
+// mismatch it stops before the closing bracket and returns the ErrArchiveCorrupt, so a
+// reader never takes a cut array for a whole one.
+func (r *ArchiveReader) WriteJSONArray(w io.Writer) error {
+	if _, err := io.WriteString(w, "["); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		b, err := r.sc.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: gather it whole.
+			rest, rerr := r.sc.ReadBytes('\n')
+			b, err = append(append([]byte(nil), b...), rest...), rerr
+		}
+		r.orig.Write(b)
+		r.size += int64(len(b))
+		if err == io.EOF && len(b) == 0 {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: archive %s: %v", ErrArchiveCorrupt, r.meta.ID, err)
+		}
+		r.count++
+		sep := ",\n"
+		if first {
+			sep = "\n"
+		}
+		if _, err := io.WriteString(w, sep); err != nil {
+			return err
+		}
+		if _, err := w.Write(b[:len(b)-1]); err != nil {
+			return err
+		}
+	}
+	if got := hex.EncodeToString(r.orig.Sum(nil)); got != r.meta.SHA256Original || r.size != r.meta.OriginalSize || r.count != r.meta.EventCount {
+		return fmt.Errorf("%w: archive %s: the decompressed bytes do not match the recorded SHA-256, size or count", ErrArchiveCorrupt, r.meta.ID)
+	}
+	_, err := io.WriteString(w, "\n]\n")
+	return err
 }

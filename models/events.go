@@ -100,6 +100,28 @@ func (f EventFilter) Validate() error {
 	return nil
 }
 
+// Matches reports whether ev passes f as the events list's SQL would select it (listSQL):
+// timestamp in [From, To), every set field equal, and Text found in the outcome without
+// regard to case. Archived events, which are no longer rows, are filtered with it.
+func (f EventFilter) Matches(ev *Event) bool {
+	if ev.Timestamp.Before(f.From) || !ev.Timestamp.Before(f.To) {
+		return false
+	}
+	eqp := func(want string, got *string) bool { return want == "" || got != nil && *got == want }
+	if f.Action != "" && ev.Action != f.Action || f.Status != "" && ev.Status != f.Status ||
+		f.Classification != "" && ev.DataClassification != f.Classification {
+		return false
+	}
+	if !eqp(f.PrincipalID, ev.PrincipalID) || !eqp(f.ResourceType, ev.TargetResourceType) ||
+		!eqp(f.ResourceID, ev.TargetResourceID) || !eqp(f.CorrelationID, ev.CorrelationID) {
+		return false
+	}
+	if f.Text != "" {
+		return ev.OutcomeDescription != nil && strings.Contains(strings.ToLower(*ev.OutcomeDescription), strings.ToLower(f.Text))
+	}
+	return true
+}
+
 // Cursor marks a position in the newest-first events list: the last row of a page.
 type Cursor struct {
 	Timestamp time.Time

@@ -252,3 +252,74 @@ func TestBrowserAcknowledgeAndResolveAlert(t *testing.T) {
 		t.Fatalf("navigation count %q then %q, want 2 then 1", badge, badgeAfter)
 	}
 }
+
+// The archive browser: from the retention page to an archive, its events paged and filtered
+// with htmx, decompressed on the fly.
+func TestBrowserArchiveBrowser(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("browserarch")
+	email := env.User(org, models.OwnerRole)
+	month := models.MonthStart(time.Now().UTC().AddDate(0, -14, 0))
+	evs := make([]models.Event, 60)
+	for i := range evs {
+		status := "success"
+		if i%3 == 0 {
+			status = "failure"
+		}
+		evs[i] = models.Event{OrganizationID: org, Timestamp: month.Add(24*time.Hour + time.Duration(i)*time.Minute),
+			Action: "record.read", Status: status}
+	}
+	env.Events(evs...)
+	env.Sequence()
+	res, err := env.Services.Retention.Run(context.Background(), models.RetentionOptions{Org: org})
+	if err != nil || res.Archived != 60 {
+		t.Fatalf("retention run: %+v %v", res, err)
+	}
+	base := serve(t, env)
+	ctx := browser(t)
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	waitRows := func(what, cond string) {
+		t.Helper()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('[data-testid="archive-event"]').length === `+cond,
+			chromedp.WithPollingTimeout(10*time.Second)))
+		step(what, err)
+	}
+
+	step("sign in to retention", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/retention"),
+		chromedp.WaitVisible(`[data-testid="login-form"]`),
+		chromedp.SendKeys(`[data-testid="login-email"]`, email),
+		chromedp.SendKeys(`[data-testid="login-password"]`, webtest.Password),
+		chromedp.Click(`[data-testid="login-submit"]`),
+		chromedp.WaitVisible(`[data-testid="archives-link"]`),
+	))
+	step("open the archives", chromedp.Do(ctx,
+		chromedp.Click(`[data-testid="archives-link"]`),
+		chromedp.WaitVisible(`[data-testid="archive-link"]`),
+		chromedp.Click(`[data-testid="archive-link"]`),
+		chromedp.WaitVisible(`[data-testid="archive-events"]`),
+	))
+	waitRows("first page", "50")
+	count, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="meta-count"]`))
+	step("read the count", err)
+
+	step("next page", chromedp.Do(ctx, chromedp.Click(`[data-testid="page-next"]`)))
+	waitRows("second page", "10 && location.search.includes('after=')")
+
+	step("filter", chromedp.Do(ctx,
+		chromedp.SetValue(`[data-testid="filter-status"]`, "failure"),
+		func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Evaluate[any](`document.querySelector('[data-testid="filter-status"]').dispatchEvent(new Event('input', {bubbles: true})), null`)(ctx, tg)
+			return chromedp.Void{}, err
+		},
+	))
+	waitRows("filtered rows", "20 && location.search.includes('status=failure')")
+	if strings.TrimSpace(count) != "60" {
+		t.Fatalf("the archive's metadata says %q events", count)
+	}
+}

@@ -67,6 +67,8 @@ type Services struct {
 	SweepRuns *models.SweepRunStore
 	// RetentionPolicies are the retention policies, statutory floors and legal holds.
 	RetentionPolicies *models.RetentionPolicyStore
+	// Archives are the organization's retention archives, checked on every read.
+	Archives *models.ArchiveStore
 	// PartitionConsole is the partitions page's view and actions.
 	PartitionConsole *models.PartitionConsole
 	// Policy is the Casbin engine: decisions, caches and change signals. Start runs it so
@@ -248,6 +250,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Merkle:            merkle.NewLog(db, c.CheckpointKey),
 	}
 	s.Retention = models.NewRetentionEngine(db, trail, parts)
+	s.Archives = models.NewArchiveStore(db, trail, s.Alerts)
 	s.ErrorLog = models.NewErrorLogStore(db, parts)
 	s.Errors = models.NewErrorWriter(s.ErrorLog, models.ErrorWriterConfig{}, log)
 	s.Channels = models.NewChannelStore(db, trail, nil, c.SMTP)

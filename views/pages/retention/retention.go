@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"auditdb/views/components"
+	"auditdb/views/pages/events"
 )
 
 // PolicyRow is one policy in the list, formatted.
@@ -172,4 +173,48 @@ func stateVariant(state string) components.Variant {
 		return components.Warning
 	}
 	return components.Neutral
+}
+
+// ArchiveRow is one archive's metadata, formatted.
+type ArchiveRow struct {
+	ID             string
+	Href           string // its page; "" for a deleted archive
+	Policy         string
+	Month          string // YYYY-MM
+	Part           string
+	Range          string // first to last event time
+	Count          string
+	IDRange        string
+	LeafRange      string
+	OriginalSize   string
+	CompressedSize string
+	Ratio          string // e.g. "9.4×"
+	SHA256Original string
+	SHA256Stored   string
+	Retrieved      string // how many times
+	LastRetrieval  string // "—" when never
+	Deleted        string // when its content was deleted, "" while it holds events
+}
+
+// ArchivesProps is the view model of /retention/archives.
+type ArchivesProps struct {
+	Superadmin bool
+	Rows       []ArchiveRow
+}
+
+// ArchiveProps is the view model of an archive's page and of its results fragment.
+type ArchiveProps struct {
+	Superadmin      bool
+	Archive         ArchiveRow
+	Path            string // the page's path, where the filter form and page links go
+	DownloadZst     string // the .jsonl.zst download; "" when the archive cannot be read
+	DownloadJSON    string // the .json download
+	Filter          events.FilterValues
+	Statuses        []string
+	Classifications []string
+	Rows            []events.Row
+	NextHref        string // "" on the last page
+	FirstHref       string // "" on the first page
+	// Corrupt, when set, says which check the archive failed; no event is shown.
+	Corrupt string
 }
