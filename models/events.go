@@ -165,9 +165,24 @@ func ListSQL(org string, f EventFilter, after *Cursor, limit int) (string, []any
 
 func listSQL(columns, org string, f EventFilter, after *Cursor, limit int) (string, []any) {
 	var b strings.Builder
+	where, args := FilterSQL(org, f)
+	b.WriteString("SELECT " + columns + ` FROM audit_log WHERE ` + where)
+	if after != nil {
+		args = append(args, after.Timestamp.UTC(), after.ID)
+		fmt.Fprintf(&b, ` AND ("timestamp", id) < ($%d, $%d)`, len(args)-1, len(args))
+	}
+	args = append(args, limit)
+	fmt.Fprintf(&b, ` ORDER BY "timestamp" DESC, id DESC LIMIT $%d`, len(args))
+	return b.String(), args
+}
+
+// FilterSQL returns the condition on audit_log that selects org's events matching f (the
+// events list's filter) and its arguments, numbered from $1. Callers append their own
+// conditions with the next numbers; reports aggregate over it.
+func FilterSQL(org string, f EventFilter) (string, []any) {
+	var b strings.Builder
 	args := []any{org, f.From.UTC(), f.To.UTC()}
-	b.WriteString("SELECT " + columns + ` FROM audit_log
-	WHERE organization_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3`)
+	b.WriteString(`organization_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3`)
 	add := func(cond string, v any) {
 		args = append(args, v)
 		fmt.Fprintf(&b, " AND "+cond, len(args))
@@ -196,12 +211,6 @@ func listSQL(columns, org string, f EventFilter, after *Cursor, limit int) (stri
 	if f.Text != "" {
 		add(`outcome_description ILIKE $%d ESCAPE '\'`, "%"+escapeLike(f.Text)+"%")
 	}
-	if after != nil {
-		args = append(args, after.Timestamp.UTC(), after.ID)
-		fmt.Fprintf(&b, ` AND ("timestamp", id) < ($%d, $%d)`, len(args)-1, len(args))
-	}
-	args = append(args, limit)
-	fmt.Fprintf(&b, ` ORDER BY "timestamp" DESC, id DESC LIMIT $%d`, len(args))
 	return b.String(), args
 }
 
