@@ -10,6 +10,5 @@ func (s *Sealer) RecomputeSubjectDigest(ev *Event) (string, error) {
 	return s.recomputeSubjectDigest(ev)
 }
 
-
 // NormalizeErrorRecord is ErrorRecord.normalize at the current time.
 func NormalizeErrorRecord(r ErrorRecord) ErrorRecord { return r.normalize(time.Now()) }
