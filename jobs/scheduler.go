@@ -22,6 +22,9 @@ type Job struct {
 	Run        func(ctx context.Context) error
 	// Quiet jobs run every few seconds: their successful runs are not logged.
 	Quiet bool
+	// StartNow runs the job once as soon as the scheduler starts, then on its definition
+	// (work missed while the server was down is caught up at once).
+	StartNow bool
 }
 
 // Scheduler wraps gocron with auditdb's logging and cross-instance locking.
@@ -57,9 +60,13 @@ func New(db *gorm.DB, log *slog.Logger) (*Scheduler, error) {
 // Add registers job; its errors are logged, never fatal.
 func (sc *Scheduler) Add(job Job) error {
 	errs := sc.errs
+	opts := []gocron.JobOption{gocron.WithName(job.Name), gocron.WithSingletonMode(gocron.LimitModeReschedule)}
+	if job.StartNow {
+		opts = append(opts, gocron.WithStartAt(gocron.WithStartImmediately()))
+	}
 	_, err := sc.s.NewJob(job.Definition, gocron.NewTask(func(ctx context.Context) {
 		RunJob(ctx, job, sc.log, errs)
-	}), gocron.WithName(job.Name), gocron.WithSingletonMode(gocron.LimitModeReschedule))
+	}), opts...)
 	if err != nil {
 		return fmt.Errorf("jobs: add %s: %w", job.Name, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"auditdb/models"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
+	"auditdb/models/reports"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -98,6 +99,12 @@ type Services struct {
 	// Notifications: an organization's alert channels and the deliveries to them.
 	Channels   *models.ChannelStore
 	Deliveries *models.DeliveryStore
+
+	// Reports: templates, schedules and executions; the runner runs executions in the
+	// background; ReportLinks signs the expiring download links.
+	Reports      *reports.Store
+	ReportRunner *reports.Runner
+	ReportLinks  *reports.Links
 
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
@@ -219,6 +226,13 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
 	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)
+	s.Reports = reports.NewStore(db, trail)
+	s.ReportLinks = reports.NewLinks([]byte(c.Sealer.Sign("auditdb report download link key v1")))
+	s.ReportRunner = reports.NewRunner(db, s.Reports, log)
+	s.ReportRunner.Link = func(org, exec string, f reports.File) string {
+		return c.PublicURL + "/reports/executions/" + exec + "/files/" + f.Format + "?" +
+			s.ReportLinks.Query(org, exec, f.Format, reports.LinkTTL)
+	}
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)
@@ -253,6 +267,7 @@ func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) er
 	return func(ctx context.Context) error {
 		cancel()
 		running.Wait()
+		s.ReportRunner.Shutdown(ctx)
 		werr := s.Writer.Close(ctx)
 		return errors.Join(werr, s.Errors.Close(ctx))
 	}

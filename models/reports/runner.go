@@ -435,3 +435,21 @@ func (r *Runner) RetryDeliveries(ctx context.Context) (int, error) {
 	}
 	return len(rows), nil
 }
+
+// EvidenceAvailable reports whether this server produces evidence bundles.
+func (r *Runner) EvidenceAvailable() bool { return r.Evidence != nil }
+
+// Shutdown waits for the running executions until ctx ends, then cancels the rest (they
+// are recorded as failed) and waits for them to stop.
+func (r *Runner) Shutdown(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		r.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.Close()
+	}
+}
