@@ -57,6 +57,7 @@ Commands:
   bench dashboard [--events N] [--iterations N]
                                           the dashboard's server time against its bare SQL
   bench retention [--events N]            archival and deletion against a plain COPY of the rows
+  bench reports [--events N] [--rounds N] [--pdf-rows N]  report CSV against psql \copy, RSS, PDF
   help                                    this text
 
 Configuration comes from the environment; see README.md.

@@ -280,6 +280,11 @@ func (d *pdfDoc) chart(days []Day) {
 // the integrity summary with the checkpoint it was checked against, and the events (at
 // most MaxPDFRows, streamed from the database). It returns the number of pages.
 func WritePDF(ctx context.Context, db *gorm.DB, r *Report, w io.Writer) (int, error) {
+	return WritePDFRows(ctx, db, r, w, MaxPDFRows)
+}
+
+// WritePDFRows is WritePDF listing at most maxRows events.
+func WritePDFRows(ctx context.Context, db *gorm.DB, r *Report, w io.Writer, maxRows int) (int, error) {
 	d := newPDFDoc(r)
 	p := d.pdf
 	p.AddPage()
@@ -334,7 +339,7 @@ func WritePDF(ctx context.Context, db *gorm.DB, r *Report, w io.Writer) (int, er
 		var shown int64
 		c := r.criteria
 		_, err := StreamEvents(ctx, db, r.Organization, c, func(cells []string) error {
-			if shown >= MaxPDFRows {
+			if shown >= int64(maxRows) {
 				return errEnough
 			}
 			shown++
