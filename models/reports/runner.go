@@ -25,6 +25,10 @@ type Deliverer interface {
 	Deliver(ctx context.Context, org string, d Delivery, e *Execution, links func(File) string) error
 }
 
+// MaxRunning is how many reports one organization may have running at once (started on
+// demand; scheduled runs are not counted against it).
+const MaxRunning = 3
+
 // Runner runs report executions in the background of the instance that started them and
 // records their outcome.
 type Runner struct {
@@ -92,6 +96,18 @@ func (r *Runner) Start(ctx context.Context, org string, req RunRequest, by model
 	e := &Execution{ID: newID("exe_"), Org: org, TemplateID: req.TemplateID, Type: c.Type, Criteria: c, Formats: formats,
 		Status: StatusRunning, ScheduledTime: now, StartedAt: now, RequestedBy: by.Principal()}
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Count, then act, under the organization's lock: parallel requests cannot all pass.
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext('auditdb report runs'), hashtext(?))`, org).Error; err != nil {
+			return fmt.Errorf("reports: lock runs: %w", err)
+		}
+		var running int64
+		if err := tx.Raw(`SELECT count(*) FROM report_executions WHERE organization_id = ? AND status = 'running'`, org).
+			Scan(&running).Error; err != nil {
+			return fmt.Errorf("reports: count running: %w", err)
+		}
+		if running >= MaxRunning {
+			return models.TooMany(fmt.Sprintf("%d reports are running for this organization; wait for one to finish", running))
+		}
 		if err := insertExecution(tx, e, ""); err != nil {
 			return err
 		}

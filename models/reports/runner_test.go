@@ -278,3 +278,48 @@ func parseQuery(t *testing.T, q string) map[string]string {
 	}
 	return out
 }
+
+// Parallel "run now" requests cannot start more than MaxRunning reports of one organization.
+func TestRunningReportsAreLimited(t *testing.T) {
+	ctx := context.Background()
+	runner, store := newRunner(t)
+	org := pgtest.NewOrg(t, "a")
+	release := make(chan struct{})
+	runner.Evidence = func(ctx context.Context, o string, f models.EventFilter, w io.Writer) (int64, error) {
+		<-release // hold every run open until all requests are in
+		return 0, nil
+	}
+	from, to := reports.LastDays(time.Now(), 1)
+	req := reports.RunRequest{Criteria: reports.Criteria{Type: reports.TypeGeneral, From: from, To: to}, Formats: []string{"evidence"}}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	started, refused := 0, 0
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := runner.Start(ctx, org, req, alice)
+			mu.Lock()
+			defer mu.Unlock()
+			switch models.KindOf(err) {
+			case models.KindTooMany:
+				refused++
+			default:
+				if err != nil {
+					t.Error(err)
+				}
+				started++
+			}
+		}()
+	}
+	wg.Wait()
+	close(release)
+	runner.Wait()
+	if started != reports.MaxRunning || refused != 10-reports.MaxRunning {
+		t.Fatalf("started %d, refused %d; want %d started", started, refused, reports.MaxRunning)
+	}
+	execs, _ := store.Executions(ctx, pgtest.NewOrg(t, "none"), 1)
+	if len(execs) != 0 {
+		t.Fatal("an unrelated organization sees executions")
+	}
+}
