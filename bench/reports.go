@@ -9,8 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"gorm.io/gorm"
@@ -114,11 +114,11 @@ func runChild(cmd *exec.Cmd) (childRun, error) {
 		}
 		return childRun{}, fmt.Errorf("bench: %s: %v %s", strings.Join(cmd.Args, " "), err, msg)
 	}
-	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss << 10 // kB on Linux
-	}
-	return childRun{seconds: secs, maxRSS: rss, out: strings.TrimSpace(string(out))}, nil
+	// The child reports its own peak (VmHWM): the rusage of a child started from a large
+	// parent can carry the parent's pages from before the exec.
+	text, peak, _ := strings.Cut(strings.TrimSpace(string(out)), "|rss=")
+	rss, _ := strconv.ParseInt(peak, 10, 64)
+	return childRun{seconds: secs, maxRSS: rss, out: text}, nil
 }
 
 func median(xs []float64) float64 {
@@ -256,5 +256,13 @@ func ReportChild(ctx context.Context, db *gorm.DB, mode, org string, from, to ti
 	default:
 		return fmt.Errorf("bench: unknown report child mode %q", mode)
 	}
-	return f.Sync()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	peak, err := PeakRSSOf(os.Getpid())()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "|rss=%d", peak)
+	return nil
 }
