@@ -42,6 +42,7 @@ var layerOf = []struct{ prefix, layer string }{
 	{"auditdb/models/bundle", "pipeline"},
 	{"auditdb/models/session", "pipeline"},
 	{"auditdb/models/demo", "pipeline"},
+	{"auditdb/models/reports", "pipeline"},
 	{"auditdb/models/pgtest", "testsupport"},
 	{"auditdb/web/webtest", "testsupport"},
 	{"auditdb/migrations", "migrations"},

@@ -28,6 +28,8 @@ require (
 	gorm.io/gorm v1.31.2
 )
 
+require github.com/go-pdf/fpdf v0.9.0
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
@@ -66,5 +68,5 @@ require (
 	go.yaml.in/yaml/v4 v4.0.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/text v0.44.0 // indirect
+	golang.org/x/text v0.44.0
 )

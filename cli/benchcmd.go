@@ -36,7 +36,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   dashboard   [--events N] [--iterations N] [--database NAME]
   retention   [--events N] [--database NAME]
   bundle      [--events N] [--rounds N] [--sample N] [--database NAME]
-  metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]`
+  metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]
+  reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -84,6 +85,10 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchBundle(ctx, cfg, args[1:], stdout)
 	case "metrics":
 		return benchMetrics(ctx, cfg, args[1:], stdout)
+	case "reports":
+		return benchReports(ctx, cfg, args[1:], stdout)
+	case "reports-child":
+		return benchReportChild(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -620,4 +625,81 @@ func benchMetrics(ctx context.Context, cfg config, args []string, stdout io.Writ
 		},
 	})
 	return err
+}
+
+// benchReports measures report generation: the CSV of an organization's year of events
+// against psql's \copy of the same rows, its peak RSS, and a PDF. Its database is kept
+// between runs (seeding a million events takes minutes); --events more than it holds adds
+// the difference.
+func benchReports(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench reports", stdout)
+	events := fs.Int("events", 1_000_000, "events in the organization's year")
+	rounds := fs.Int("rounds", 3, "alternating rounds of auditdb's CSV and psql's \\copy")
+	pdfRows := fs.Int("pdf-rows", 10_000, "event rows in the PDF")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_reports appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 1000 || *rounds < 1 || *pdfRows < 1 {
+		return models.Invalid("--events", "need at least 1000 events, 1 round and 1 PDF row")
+	}
+	env, err := openBench(ctx, cfg, *dbName, "_bench_reports", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-reports"
+	if _, err := models.NewOrgStore(env.db).Create(ctx, org, "Reports benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return bench.Reports(ctx, bench.ReportsOptions{DB: env.db, DSN: env.dsn, Sealer: env.sealer, Org: org, Events: *events,
+		Rounds: *rounds, PDFRows: *pdfRows, Now: time.Now().UTC(), Out: stdout,
+		Child: func(a ...string) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, exe, append([]string{"bench", "reports-child", "--database", dbName0(env.dsn)}, a...)...)
+			cmd.Env = os.Environ()
+			return cmd
+		}})
+}
+
+// dbName0 is the database name of dsn.
+func dbName0(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
+// benchReportChild is the measured process of bench reports (not for direct use).
+func benchReportChild(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench reports-child", stdout)
+	dbName := fs.String("database", "", "")
+	mode := fs.String("mode", "csv", "")
+	org := fs.String("org", "", "")
+	from := fs.String("from", "", "")
+	to := fs.String("to", "", "")
+	rows := fs.Int("rows", 10_000, "")
+	out := fs.String("out", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f, err1 := time.Parse(time.RFC3339Nano, *from)
+	t, err2 := time.Parse(time.RFC3339Nano, *to)
+	if err1 != nil || err2 != nil || *out == "" || *dbName == "" {
+		return models.Invalid("--from", "the report child needs --database, --from, --to (RFC 3339) and --out")
+	}
+	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "")
+	if err != nil {
+		return err
+	}
+	db, err := models.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	return bench.ReportChild(ctx, db, *mode, *org, f, t, *rows, *out, stdout)
 }

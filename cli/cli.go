@@ -61,6 +61,7 @@ Commands:
                                           the dashboard's server time against its bare SQL
   bench retention [--events N]            archival and deletion against a plain COPY of the rows
   bench bundle [--events N]               an evidence bundle and its verify-bundle, against a COPY of its rows
+  bench reports [--events N] [--rounds N] [--pdf-rows N]  report CSV against psql \copy, RSS, PDF
   help                                    this text
 
 Configuration comes from the environment; see README.md.

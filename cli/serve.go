@@ -156,6 +156,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.ErrorLogRetentionJob(svc.ErrorLog, models.DefaultErrorRetention, time.Now, log),
 		jobs.NotifyEnqueueJob(svc.Deliveries),
 		jobs.NotifySendJob(svc.Deliveries),
+		jobs.ReportsJob(svc.ReportRunner),
 	} {
 		if err := sched.Add(j); err != nil {
 			return nil, err

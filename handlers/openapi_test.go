@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gofiber/fiber/v2"
@@ -50,7 +51,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		if !strings.HasPrefix(r.Path, "/api/v1/") || r.Path == "/api/v1/openapi.yaml" || r.Method == "HEAD" || r.Method == "USE" {
 			continue
 		}
-		served[r.Method+" "+strings.NewReplacer(":id", "{id}", ":size", "{size}").Replace(r.Path)] = true
+		served[r.Method+" "+strings.NewReplacer(":id", "{id}", ":size", "{size}", ":format", "{format}").Replace(r.Path)] = true
 	}
 	for route := range served {
 		if documented[route] == nil {
@@ -87,6 +88,16 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		headers                              []string
 		wantHeader                           string // a header the answer must carry
 	}
+	// A report run to completion, its download link, and an expired one.
+	from := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	r = env.API("POST", "/api/v1/reports", read, jsonType, `{"type":"GENERAL_COMPLIANCE","from":"`+from+`","formats":["csv"]}`)
+	execID := decode[struct {
+		ID string `json:"id"`
+	}](t, r).ID
+	env.Services.ReportRunner.Wait()
+	reportPath := "/api/v1/reports/" + execID
+	filePath := reportPath + "/files/csv?" + env.Services.ReportLinks.Query(org, execID, "csv", time.Hour)
+	expiredPath := reportPath + "/files/csv?" + env.Services.ReportLinks.Query(org, execID, "csv", -time.Hour)
 	scenarios := map[string][]call{
 		"POST /api/v1/events": {
 			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a","status":"success"}`, 201, nil, ""},
@@ -130,6 +141,21 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 			{"GET", "/api/v1/proofs/consistency?from=" + size + "&to=" + size, read, "", "", 200, nil, ""},
 			{"GET", "/api/v1/proofs/consistency?from=" + size, read, "", "", 400, nil, ""},
 		},
+		"POST /api/v1/reports": {
+			{"POST", "/api/v1/reports", read, jsonType, `{"type":"HIPAA_AUDIT_TRAIL"}`, 202, nil, "Location"},
+			{"POST", "/api/v1/reports", read, jsonType, `{"type":"SOX"}`, 400, nil, ""},
+			{"POST", "/api/v1/reports", read, jsonType, `{"type":"GENERAL_COMPLIANCE","formats":["evidence"]}`, 422, nil, ""},
+			{"POST", "/api/v1/reports", read, jsonType, `{"template_id":"tpl_of_nobody"}`, 404, nil, ""},
+		},
+		"GET /api/v1/reports/{id}": {
+			{"GET", reportPath, read, "", "", 200, nil, ""},
+			{"GET", "/api/v1/reports/exe_nope", read, "", "", 404, nil, ""},
+		},
+		"GET /api/v1/reports/{id}/files/{format}": {
+			{"GET", filePath, read, "", "", 200, nil, "X-Content-SHA256"},
+			{"GET", strings.Replace(filePath, "sig=", "sig=0", 1), read, "", "", 404, nil, ""},
+			{"GET", expiredPath, read, "", "", 410, nil, ""},
+		},
 		"GET /api/v1/alerts": {
 			{"GET", "/api/v1/alerts?limit=1", read, "", "", 200, nil, ""},
 			{"GET", "/api/v1/alerts?severity=URGENT", read, "", "", 400, nil, ""},
@@ -146,7 +172,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		if calls[0].key == read {
 			wrongScope = ingest
 		}
-		concrete := strings.NewReplacer("{id}", strconv.FormatInt(id, 10), "{size}", size).Replace(path)
+		concrete := strings.NewReplacer("{id}", strconv.FormatInt(id, 10), "{size}", size, "{format}", "csv").Replace(path)
 		calls = append(calls,
 			call{method, concrete, "", calls[0].contentType, calls[0].body, 401, nil, ""},
 			call{method, concrete, wrongScope, calls[0].contentType, calls[0].body, 403, nil, ""})
@@ -190,6 +216,9 @@ func checkDocumented(t *testing.T, op *openapi3.Operation, r webtest.Response) {
 		}
 		slices.Sort(types)
 		t.Fatalf("content type %s is not documented for %d (documented: %v)", mt, r.StatusCode, types)
+	}
+	if mt != "application/json" {
+		return // a file download: its type is documented, its bytes are the file's
 	}
 	var body any
 	if err := json.Unmarshal([]byte(r.Body), &body); err != nil {

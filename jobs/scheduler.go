@@ -27,6 +27,9 @@ type Job struct {
 	Run        func(ctx context.Context) error
 	// Quiet jobs run every few seconds: their successful runs are not logged.
 	Quiet bool
+	// StartNow runs the job once as soon as the scheduler starts, then on its definition
+	// (work missed while the server was down is caught up at once).
+	StartNow bool
 }
 
 // Scheduler wraps gocron with auditdb's logging and cross-instance locking.
@@ -114,15 +117,19 @@ func (sc *Scheduler) Missed(now time.Time) []string {
 // Add registers job; its errors are logged, never fatal.
 func (sc *Scheduler) Add(job Job) error {
 	errs := sc.errs
-	j, err := sc.s.NewJob(job.Definition, gocron.NewTask(func(ctx context.Context) {
-		sc.fire(job.Name, time.Now())
-		RunJob(ctx, job, sc.log, errs)
-	}), gocron.WithName(job.Name), gocron.WithSingletonMode(gocron.LimitModeReschedule),
+	opts := []gocron.JobOption{gocron.WithName(job.Name), gocron.WithSingletonMode(gocron.LimitModeReschedule),
 		gocron.WithEventListeners(gocron.AfterLockError(func(_ uuid.UUID, name string, err error) {
 			if errors.Is(err, ErrLocked) { // another instance runs it; a database error is no run
 				sc.fire(name, time.Now())
 			}
-		})))
+		}))}
+	if job.StartNow {
+		opts = append(opts, gocron.WithStartAt(gocron.WithStartImmediately()))
+	}
+	j, err := sc.s.NewJob(job.Definition, gocron.NewTask(func(ctx context.Context) {
+		sc.fire(job.Name, time.Now())
+		RunJob(ctx, job, sc.log, errs)
+	}), opts...)
 	if err != nil {
 		return fmt.Errorf("jobs: add %s: %w", job.Name, err)
 	}

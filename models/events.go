@@ -198,9 +198,10 @@ func listSQL(columns, org string, f EventFilter, after *Cursor, limit int) (stri
 	return b.String(), args
 }
 
-// FilterSQL returns the condition on audit_log's columns (unqualified) that selects org's
-// events matching f, and its arguments ($1 is org). Other queries over the same events
-// (the evidence bundle) use it, so they select exactly what the list shows.
+// FilterSQL returns the condition on audit_log that selects org's events matching f (the
+// events list's filter) and its arguments, numbered from $1. Callers append their own
+// conditions with the next numbers; reports aggregate over it and the evidence bundle
+// selects with it, so both take exactly what the list shows.
 func FilterSQL(org string, f EventFilter) (string, []any) {
 	var b strings.Builder
 	args := []any{org, f.From.UTC(), f.To.UTC()}

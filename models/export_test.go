@@ -10,8 +10,5 @@ func (s *Sealer) RecomputeSubjectDigest(ev *Event) (string, error) {
 	return s.recomputeSubjectDigest(ev)
 }
 
-// QueryInTenant exposes the pipelined tenant read the event store uses.
-var QueryInTenant = queryInTenant
-
 // NormalizeErrorRecord is ErrorRecord.normalize at the current time.
 func NormalizeErrorRecord(r ErrorRecord) ErrorRecord { return r.normalize(time.Now()) }

@@ -62,6 +62,13 @@ func leaveTenant(tx *gorm.DB) error {
 	return nil
 }
 
+// QueryInTenant runs one read-only query confined to org (see queryInTenant) and hands its
+// rows to scan, which may stream them: the pipelines under models (reports) read audit_log
+// and alerts through it. It returns the query's or scan's error.
+func QueryInTenant(ctx context.Context, db *gorm.DB, org, query string, args []any, scan func(pgx.Rows) error) error {
+	return queryInTenant(ctx, db, org, query, args, scan)
+}
+
 // queryInTenant runs one read-only query confined to org and hands its rows to scan. The
 // transaction's BEGIN, the tenant settings, the query and the COMMIT go to the server as
 // one pgx pipeline, so the confinement costs no extra network round trips on the hottest

@@ -24,7 +24,7 @@ func APIKeyOf(k *models.APIKey) Subject {
 var ScopePermissions = map[string][]models.Permission{
 	models.ScopeIngest: {{Resource: "audit.events", Action: "create"}},
 	models.ScopeRead: {{Resource: "audit.events", Action: "read"}, {Resource: "audit.events", Action: "verify"},
-		{Resource: "audit.alerts", Action: "read"}},
+		{Resource: "audit.alerts", Action: "read"}, {Resource: "audit.reports", Action: "read"}},
 }
 
 // Authorizer answers whether a subject may do an action on a resource in an organization.

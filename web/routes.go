@@ -80,6 +80,9 @@ func apiRoutes(d *Services) []route {
 		{get, "/checkpoints/:size", Perm("audit.events", "read"), handlers.APICheckpoint(d.Merkle)},
 		{get, "/proofs/consistency", Perm("audit.events", "read"), handlers.APIConsistencyProof(d.Merkle)},
 		{get, "/alerts", Perm("audit.alerts", "read"), handlers.APIListAlerts(d.Alerts)},
+		{post, "/reports", Perm("audit.reports", "read"), handlers.APIRunReport(reportDeps(d))},
+		{get, "/reports/:id", Perm("audit.reports", "read"), handlers.APIGetReport(reportDeps(d))},
+		{get, "/reports/:id/files/:format", Perm("audit.reports", "read"), handlers.APIDownloadReport(reportDeps(d))},
 	}
 }
 
@@ -87,6 +90,11 @@ func apiRoutes(d *Services) []route {
 // writer's own budget, not a reader's statement timeout.
 func isIngest(r route) bool {
 	return r.method == fiber.MethodPost && r.need == Perm("audit.events", "create")
+}
+
+// reportDeps are the reports area's parts.
+func reportDeps(d *Services) handlers.ReportDeps {
+	return handlers.ReportDeps{Store: d.Reports, Runner: d.ReportRunner, Links: d.ReportLinks, Audit: d.Audit, Now: d.Now}
 }
 
 // loginLimits are the sign-in limiters, shared by the sign-in and password-change forms.
@@ -104,6 +112,7 @@ func consoleRoutes(d *Services) []route {
 	notify := handlers.NotificationDeps{Channels: d.Channels, Deliveries: d.Deliveries}
 	retention := handlers.RetentionDeps{Store: d.RetentionPolicies, Now: d.Now}
 	partitions := handlers.PartitionDeps{Partitions: d.PartitionConsole, Now: d.Now}
+	rep := reportDeps(d)
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(handlers.DashboardSources{Events: d.Events, Invitations: d.Members,
 			Figures: d.Dashboard, Checkpoints: d.Merkle, Detection: detectionLag{d.Detector}, Now: d.Now})},
@@ -144,8 +153,18 @@ func consoleRoutes(d *Services) []route {
 		// does not) see their organization's rows, superadmins everyone's.
 		{get, "/errors", Perm("audit.alerts", "read"), handlers.ListErrors(d.ErrorLog, d.Now)},
 		{get, "/errors/:key", Perm("audit.alerts", "read"), handlers.ShowError(d.ErrorLog, d.Now)},
-		{get, "/reports", Perm("audit.reports", "read"), handlers.NotBuilt("reports", "Reports",
-			"HIPAA, GDPR and integrity reports as CSV or PDF, on demand or on a schedule.")},
+		// Running a report reads the organization's events (as the API's read scope does);
+		// templates and schedules are created, changed and deleted under their own actions.
+		{get, "/reports", Perm("audit.reports", "read"), handlers.ReportsPage(rep)},
+		{post, "/reports/run", Perm("audit.reports", "read"), handlers.RunReport(rep)},
+		{post, "/reports/templates", Perm("audit.reports", "create"), handlers.CreateReportTemplate(rep)},
+		{post, "/reports/templates/:id/run", Perm("audit.reports", "read"), handlers.RunTemplate(rep)},
+		{post, "/reports/templates/:id/delete", Perm("audit.reports", "delete"), handlers.DeleteReportTemplate(rep)},
+		{post, "/reports/schedules", Perm("audit.reports", "create"), handlers.CreateReportSchedule(rep)},
+		{post, "/reports/schedules/:id/toggle", Perm("audit.reports", "update"), handlers.ToggleReportSchedule(rep)},
+		{post, "/reports/schedules/:id/delete", Perm("audit.reports", "delete"), handlers.DeleteReportSchedule(rep)},
+		{get, "/reports/executions/:id", Perm("audit.reports", "read"), handlers.ShowReportExecution(rep)},
+		{get, "/reports/executions/:id/files/:format", Perm("audit.reports", "read"), handlers.DownloadReportFile(rep)},
 		{get, "/retention", Perm("audit.retention", "read"), handlers.RetentionPage(retention)},
 		{post, "/retention/floors", SuperadminOnly, handlers.SetRetentionFloor(retention)},
 		{get, "/retention/policies/new", Perm("audit.retention", "create"), handlers.NewRetentionPolicy(retention)},

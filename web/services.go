@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/metrics"
+	"auditdb/models/reports"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -104,6 +106,12 @@ type Services struct {
 	// Notifications: an organization's alert channels and the deliveries to them.
 	Channels   *models.ChannelStore
 	Deliveries *models.DeliveryStore
+
+	// Reports: templates, schedules and executions; the runner runs executions in the
+	// background; ReportLinks signs the expiring download links.
+	Reports      *reports.Store
+	ReportRunner *reports.Runner
+	ReportLinks  *reports.Links
 
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
@@ -294,6 +302,17 @@ func NewServices(c ServicesConfig) (*Services, error) {
 				Acquires: st.AcquireCount()}
 		})
 	}
+	s.Reports = reports.NewStore(db, trail)
+	s.ReportLinks = reports.NewLinks([]byte(c.Sealer.Sign("auditdb report download link key v1")))
+	s.ReportRunner = reports.NewRunner(db, s.Reports, log)
+	s.ReportRunner.Link = func(org, exec string, f reports.File) string {
+		return c.PublicURL + "/reports/executions/" + exec + "/files/" + f.Format + "?" +
+			s.ReportLinks.Query(org, exec, f.Format, reports.LinkTTL)
+	}
+	s.ReportRunner.Evidence = func(ctx context.Context, org string, f models.EventFilter, w io.Writer) (int64, error) {
+		sum, err := bundle.Write(ctx, db, s.Merkle, org, f, w)
+		return sum.Events, err
+	}
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)
@@ -334,6 +353,7 @@ func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) er
 	return func(ctx context.Context) error {
 		cancel()
 		running.Wait()
+		s.ReportRunner.Shutdown(ctx)
 		werr := s.Writer.Close(ctx)
 		return errors.Join(werr, s.Errors.Close(ctx))
 	}

@@ -1,0 +1,230 @@
+package handlers_test
+
+import (
+	"encoding/csv"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"auditdb/models"
+	"auditdb/web/webtest"
+)
+
+func TestReportsPages(t *testing.T) {
+	env := webtest.New(t)
+	org, other := env.Org("rep"), env.Org("rep-other")
+	owner := env.Login(env.User(org, models.OwnerRole))
+	member := env.Login(env.User(org, "org:member"))
+	otherOwner := env.Login(env.User(other, models.OwnerRole))
+	now := time.Now().UTC()
+	outcome := `=cmd|' /C calc'!A0 <script>x</script> שלום 😀`
+	env.Events(
+		models.Event{OrganizationID: org, Timestamp: now.Add(-2 * time.Hour), Action: "data.read", Status: "success",
+			DataClassification: "PHI", RetentionPolicy: "standard", OutcomeDescription: &outcome},
+		models.Event{OrganizationID: org, Timestamp: now.Add(-time.Hour), Action: "data.read", Status: "failure",
+			DataClassification: "PHI", RetentionPolicy: "standard"},
+		models.Event{OrganizationID: other, Timestamp: now.Add(-time.Hour), Action: "data.read", Status: "success",
+			DataClassification: "PHI", RetentionPolicy: "standard"},
+	)
+
+	page := owner.Get("/reports")
+	if page.StatusCode != 200 || !strings.Contains(page.Body, `data-testid="run-form"`) ||
+		!strings.Contains(page.Body, `data-testid="template-form"`) || !strings.Contains(page.Body, `data-testid="executions-empty"`) {
+		t.Fatalf("reports page: %d", page.StatusCode)
+	}
+	if r := member.Get("/reports"); r.StatusCode != 200 || strings.Contains(r.Body, `data-testid="template-form"`) ||
+		!strings.Contains(r.Body, `data-testid="run-form"`) {
+		t.Fatalf("a member may run reports but not create templates: %d", r.StatusCode)
+	}
+
+	run := func(key, value string) url.Values {
+		v := url.Values{"type": {"HIPAA_AUDIT_TRAIL"}, "from": {now.AddDate(0, 0, -1).Format("2006-01-02")}, "to": {""},
+			"formats": {"csv", "pdf"}}
+		if key != "" {
+			v.Set(key, value)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		status int
+		field  string
+	}{
+		{"unknown type", run("type", "SOX"), 400, "type"},
+		{"unknown format", run("formats", "docx"), 400, "formats"},
+		{"no format", func() url.Values { v := run("", ""); v.Del("formats"); return v }(), 400, "formats"},
+		{"end before start", run("to", now.AddDate(0, 0, -3).Format("2006-01-02")), 400, "to"},
+		{"longer than five years", run("from", now.AddDate(-6, 0, 0).Format("2006-01-02")), 400, "to"},
+		{"not a date", run("from", "yesterday"), 400, "from"},
+		{"bad status filter", run("status", "maybe"), 400, "status"},
+		{"patient access without patient", run("type", "PATIENT_ACCESS"), 400, "patient"},
+		{"evidence without bundles", run("formats", "evidence"), 422, "formats"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := owner.PostForm("/reports/run", tc.form)
+			if r.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", r.StatusCode, tc.status)
+			}
+			if !strings.Contains(r.Body, `data-testid="form-error-field">`+tc.field+`<`) {
+				t.Fatalf("no error naming %s", tc.field)
+			}
+		})
+	}
+	var refused int64
+	env.DB.Raw(`SELECT count(*) FROM report_executions WHERE organization_id = ?`, org).Scan(&refused)
+	if refused != 0 {
+		t.Fatalf("refused runs wrote %d executions", refused)
+	}
+
+	// A run: redirected to its page, which polls while running and shows the files after.
+	r := member.PostForm("/reports/run", run("", ""))
+	if r.StatusCode != 303 || !strings.HasPrefix(r.Header.Get("Location"), "/reports/executions/exe_") {
+		t.Fatalf("run: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	execPath := r.Header.Get("Location")
+	env.Services.ReportRunner.Wait()
+	frag := member.GetHTMX(execPath)
+	if frag.StatusCode != 200 || !strings.Contains(frag.Body, `data-testid="execution-panel"`) ||
+		strings.Contains(frag.Body, "<html") || strings.Contains(frag.Body, `hx-trigger="every 1s"`) {
+		t.Fatalf("finished execution's fragment: %d\n%s", frag.StatusCode, frag.Body)
+	}
+	full := member.Get(execPath)
+	if !strings.Contains(full.Body, "completed") || !strings.Contains(full.Body, `data-testid="file-csv"`) ||
+		!strings.Contains(full.Body, `data-testid="execution-records">2<`) {
+		t.Fatalf("execution page lacks its outcome:\n%s", full.Body)
+	}
+	if r := otherOwner.Get(execPath); r.StatusCode != 404 {
+		t.Fatalf("another organization's execution: %d", r.StatusCode)
+	}
+	link := regexp.MustCompile(`href="(/reports/executions/[^"]+/files/csv\?[^"]+)"`).FindStringSubmatch(full.Body)
+	if link == nil {
+		t.Fatal("no csv link")
+	}
+	href := strings.ReplaceAll(link[1], "&amp;", "&")
+
+	t.Run("download", func(t *testing.T) {
+		r := member.Get(href)
+		if r.StatusCode != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/csv") {
+			t.Fatalf("download: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+		}
+		recs, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()
+		if err != nil || len(recs) != 3 {
+			t.Fatalf("csv: %d rows, %v", len(recs), err)
+		}
+		if got := recs[1][8]; got != "'"+outcome {
+			t.Errorf("formula cell = %q, want it neutralized", got)
+		}
+		var audited int64
+		env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'report.download'`, org).Scan(&audited)
+		if audited != 1 {
+			t.Errorf("report.download events = %d, want 1", audited)
+		}
+	})
+	t.Run("tampered link", func(t *testing.T) {
+		for _, bad := range []string{strings.Replace(href, "sig=", "sig=00", 1), strings.Replace(href, "/csv?", "/pdf?", 1),
+			regexp.MustCompile(`exp=\d+`).ReplaceAllString(href, "exp=99999999999")} {
+			if r := member.Get(bad); r.StatusCode != 404 {
+				t.Errorf("%s: %d, want 404", bad, r.StatusCode)
+			}
+		}
+	})
+	t.Run("another organization's link", func(t *testing.T) {
+		if r := otherOwner.Get(href); r.StatusCode != 404 {
+			t.Fatalf("%d, want 404", r.StatusCode)
+		}
+	})
+	t.Run("expired link", func(t *testing.T) {
+		id := strings.TrimPrefix(execPath, "/reports/executions/")
+		expired := execPath + "/files/csv?" + env.Services.ReportLinks.Query(org, id, "csv", -time.Minute)
+		if r := member.Get(expired); r.StatusCode != 410 {
+			t.Fatalf("%d, want 410", r.StatusCode)
+		}
+	})
+
+	t.Run("templates and schedules", func(t *testing.T) {
+		tpl := func() url.Values {
+			return url.Values{"name": {"Weekly PHI"}, "type": {"HIPAA_AUDIT_TRAIL"}, "period_days": {"7"}, "formats": {"csv"}}
+		}
+		if r := member.PostForm("/reports/templates", tpl()); r.StatusCode != 403 {
+			t.Fatalf("a member creates a template: %d", r.StatusCode)
+		}
+		if r := owner.PostForm("/reports/templates", url.Values{"name": {"x"}, "type": {"HIPAA_AUDIT_TRAIL"},
+			"period_days": {"0"}, "formats": {"csv"}}); r.StatusCode != 400 || !strings.Contains(r.Body, `data-testid="form-error-field">period_days<`) {
+			t.Fatalf("period of 0 days: %d", r.StatusCode)
+		}
+		r := owner.PostForm("/reports/templates", tpl())
+		if r.StatusCode != 303 {
+			t.Fatalf("create template: %d %s", r.StatusCode, r.Body)
+		}
+		var tplID string
+		env.DB.Raw(`SELECT id FROM report_templates WHERE organization_id = ? AND name = 'Weekly PHI'`, org).Scan(&tplID)
+		if r := otherOwner.PostForm("/reports/templates/"+tplID+"/run", url.Values{}); r.StatusCode != 404 {
+			t.Fatalf("another organization runs the template: %d", r.StatusCode)
+		}
+		sched := func(key, value string) url.Values {
+			v := url.Values{"name": {"Mondays"}, "template_id": {tplID}, "frequency": {"weekly"}, "weekday": {"monday"},
+				"time": {"06:00"}, "time_zone": {"Europe/Berlin"}, "delivery": {"download"}}
+			if key != "" {
+				v.Set(key, value)
+			}
+			return v
+		}
+		for _, bad := range []struct{ key, value, field string }{
+			{"time_zone", "Mars/Base", "time_zone"}, {"weekday", "funday", "weekday"}, {"time", "25:00", "time"},
+			{"time", "12:61", "time"}, {"frequency", "hourly", "frequency"},
+		} {
+			r := owner.PostForm("/reports/schedules", sched(bad.key, bad.value))
+			if r.StatusCode != 400 || !strings.Contains(r.Body, `data-testid="form-error-field">`+bad.field+`<`) {
+				t.Errorf("%s=%s: %d, want 400 naming %s", bad.key, bad.value, r.StatusCode, bad.field)
+			}
+		}
+		monthly := sched("frequency", "monthly")
+		monthly.Set("day", "32")
+		if r := owner.PostForm("/reports/schedules", monthly); r.StatusCode != 400 || !strings.Contains(r.Body, `data-testid="form-error-field">day<`) {
+			t.Errorf("day 32: %d", r.StatusCode)
+		}
+		if r := otherOwner.PostForm("/reports/schedules", sched("", "")); r.StatusCode != 404 {
+			t.Errorf("a schedule of another organization's template: %d, want 404", r.StatusCode)
+		}
+		if r := owner.PostForm("/reports/schedules", sched("", "")); r.StatusCode != 303 {
+			t.Fatalf("create schedule: %d %s", r.StatusCode, r.Body)
+		}
+		page := owner.Get("/reports")
+		if !strings.Contains(page.Body, `data-testid="schedule-Mondays"`) || !strings.Contains(page.Body, "weekly on Monday at 06:00 Europe/Berlin") {
+			t.Fatalf("list lacks the schedule")
+		}
+		var schID string
+		env.DB.Raw(`SELECT id FROM scheduled_reports WHERE organization_id = ?`, org).Scan(&schID)
+		if r := member.PostForm("/reports/schedules/"+schID+"/toggle", url.Values{}); r.StatusCode != 403 {
+			t.Errorf("a member pauses: %d", r.StatusCode)
+		}
+		if r := otherOwner.PostForm("/reports/schedules/"+schID+"/toggle", url.Values{}); r.StatusCode != 404 {
+			t.Errorf("another organization pauses: %d", r.StatusCode)
+		}
+		if r := owner.PostForm("/reports/schedules/"+schID+"/toggle", url.Values{}); r.StatusCode != 303 {
+			t.Fatalf("pause: %d", r.StatusCode)
+		}
+		if !strings.Contains(owner.Get("/reports").Body, `data-testid="schedule-paused"`) {
+			t.Error("the schedule is not shown paused")
+		}
+		var actions []string
+		env.DB.Raw(`SELECT action FROM audit_log WHERE organization_id = ? AND action LIKE 'report.%' ORDER BY id`, org).Scan(&actions)
+		joined := strings.Join(actions, ",")
+		for _, want := range []string{"report.run", "report.template.create", "report.schedule.create", "report.schedule.update"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("self-audit lacks %s: %v", want, actions)
+			}
+		}
+		if r := owner.PostForm("/reports/templates/"+tplID+"/delete", url.Values{}); r.StatusCode != 303 {
+			t.Fatalf("delete template: %d", r.StatusCode)
+		}
+		var left int64
+		env.DB.Raw(`SELECT count(*) FROM scheduled_reports WHERE organization_id = ?`, org).Scan(&left)
+		if left != 0 {
+			t.Errorf("the template's schedules outlived it: %d", left)
+		}
+	})
+}

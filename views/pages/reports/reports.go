@@ -1,0 +1,95 @@
+// Package reports renders the reports area: running a report, templates, schedules and
+// executions with their progress and downloads.
+package reports
+
+import "auditdb/views/components"
+
+// RunForm is the ad-hoc report form's values (kept when it is shown again with an error).
+type RunForm struct {
+	Type, From, To                                               string
+	Action, Status, Principal, ResourceType, ResourceID, Patient string
+	Classification                                               string
+	Formats                                                      map[string]bool
+}
+
+// TemplateForm is the new-template form's values.
+type TemplateForm struct {
+	Name, Type, PeriodDays, Description                          string
+	Action, Status, Principal, ResourceType, ResourceID, Patient string
+	Classification                                               string
+	Formats                                                      map[string]bool
+}
+
+// ScheduleForm is the new-schedule form's values.
+type ScheduleForm struct {
+	Name, TemplateID, Frequency, Weekday, Day, Time, TimeZone string
+	Delivery, WebhookURL, Emails                              string
+}
+
+// TemplateRow is one template in the list.
+type TemplateRow struct {
+	ID, Name, Type, Period, Formats, Filters string
+	RunAction, DeleteAction                  string // "" when the viewer may not
+}
+
+// ScheduleRow is one schedule in the list.
+type ScheduleRow struct {
+	ID, Name, Template, When, Delivery, NextRun, LastRun string
+	Enabled                                              bool
+	ToggleAction, DeleteAction                           string // "" when the viewer may not
+}
+
+// FileRow is one file of an execution, with its download link.
+type FileRow struct {
+	Format, Name, Size, SHA256, Href string
+}
+
+// ExecutionRow is one execution, formatted.
+type ExecutionRow struct {
+	ID, Href, Type, Period, Status, Started, Duration, Records, Progress, Error, RequestedBy string
+	Running                                                                                  bool
+	Files                                                                                    []FileRow
+}
+
+// IndexProps is the view model of /reports.
+type IndexProps struct {
+	CSRF, Flash string
+	// Error is the refusal of the form named by ErrorForm (run, template or schedule).
+	Error                        *components.FormError
+	ErrorForm                    string
+	CanRun, CanCreate, CanUpdate bool
+	CanDelete                    bool
+	Types, Formats, Frequencies  []components.Option
+	Weekdays, Classifications    []components.Option
+	Statuses, TemplateOptions    []components.Option
+	Run                          RunForm
+	Template                     TemplateForm
+	Schedule                     ScheduleForm
+	Templates                    []TemplateRow
+	Schedules                    []ScheduleRow
+	Executions                   []ExecutionRow
+	EvidenceAvailable            bool
+}
+
+// Pair is a labelled value.
+type Pair struct{ Name, Value string }
+
+// DeliveryRow is one delivery attempt.
+type DeliveryRow struct{ At, Kind, Target, Outcome string }
+
+// ExecutionProps is the view model of one execution's page, which polls itself while the
+// execution runs.
+type ExecutionProps struct {
+	E          ExecutionRow
+	Criteria   []Pair
+	Integrity  []Pair
+	Deliveries []DeliveryRow
+	PollURL    string
+}
+
+func errorFor(p IndexProps, form string) *components.FormError {
+	if p.ErrorForm == form {
+		return p.Error
+	}
+	return nil
+}

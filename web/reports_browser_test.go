@@ -1,0 +1,75 @@
+package web_test
+
+import (
+	"encoding/csv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"auditdb/models"
+	"auditdb/web/webtest"
+)
+
+// A member runs a report from /reports, watches its page poll until it completes, and
+// downloads its CSV through the signed link.
+func TestBrowserRunAndDownloadReport(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("browserrep")
+	email := env.User(org, "org:member")
+	now := time.Now().UTC()
+	str := func(s string) *string { return &s }
+	env.Events(
+		models.Event{OrganizationID: org, Timestamp: now.Add(-3 * time.Hour), Action: "patient.record.read", Status: "success",
+			PrincipalID: str("dr.grey"), TargetResourceType: str("Patient"), TargetResourceID: str("pt-4711"),
+			OutcomeDescription: str("=1+1 Viewed <b>allergies</b> שלום 😀"), DataClassification: "PHI"},
+		models.Event{OrganizationID: org, Timestamp: now.Add(-2 * time.Hour), Action: "auth.login.failure", Status: "failure",
+			PrincipalID: str("mallory"), OutcomeDescription: str("Wrong password")},
+	)
+	base := serve(t, env)
+	ctx := browser(t)
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	step("sign in and run", chromedp.Do(ctx,
+		chromedp.Navigate(base+"/reports"),
+		chromedp.WaitVisible(`[data-testid="login-form"]`),
+		chromedp.SendKeys(`[data-testid="login-email"]`, email),
+		chromedp.SendKeys(`[data-testid="login-password"]`, webtest.Password),
+		chromedp.Click(`[data-testid="login-submit"]`),
+		chromedp.WaitVisible(`[data-testid="run-form"]`),
+		chromedp.SetValue(`[data-testid="run-type"]`, "GENERAL_COMPLIANCE"),
+		chromedp.Click(`[data-testid="run-submit"]`),
+		chromedp.WaitVisible(`[data-testid="execution-panel"]`),
+	))
+	// The page polls (htmx) until the execution completes and its files appear.
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector('[data-testid="file-csv"]')`,
+		chromedp.WithPollingTimeout(30*time.Second)))
+	step("wait for the files", err)
+	status, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="execution-status"]`))
+	step("read the status", err)
+	if strings.TrimSpace(status) != "completed" {
+		t.Fatalf("status = %q", status)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`fetch(document.querySelector('[data-testid="file-csv"]').href).then(r => r.ok ? r.text() : "HTTP " + r.status)`,
+		chromedp.EvalAwaitPromise))
+	step("download the csv", err)
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	// The two events, the member's sign-in (self-audited) and the header.
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("downloaded csv: %d rows, %v\n%s", len(recs), err, body)
+	}
+	if !strings.Contains(body, "'=1+1 Viewed <b>allergies</b> שלום 😀") {
+		t.Errorf("the csv lacks the neutralized outcome:\n%s", body)
+	}
+	var downloads int64
+	env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'report.download'`, org).Scan(&downloads)
+	if downloads != 1 {
+		t.Errorf("report.download events = %d, want 1", downloads)
+	}
+}
