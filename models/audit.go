@@ -88,6 +88,7 @@ const (
 	ActionDeadLetterReplay = "deadletter.replay"
 	ActionAlertAcknowledge = "alert.acknowledge"
 	ActionAlertResolve     = "alert.resolve"
+	ActionDataExport       = "data.export"
 )
 
 // AuditTrail writes self-audit events sealed like any other event (subject digest, hash,
