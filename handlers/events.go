@@ -244,28 +244,63 @@ func fillResults(c *fiber.Ctx, v *render.Viewer, events EventReader, summary Eve
 		}
 		return nil
 	}
-	count, err := summary.Count(ctx, v.OrgID, filter)
-	if err != nil {
-		return err
-	}
-	props.Total, props.TotalExact = count.N, count.Exact
-	width := bucketWidth(filter.To.Sub(filter.From))
-	buckets, err := summary.Histogram(ctx, v.OrgID, filter, width)
-	if err != nil {
-		return err
-	}
-	props.Histogram = histogramView(base, buckets, width, filter.To)
-	facets, err := summary.Facets(ctx, v.OrgID, filter)
-	if err != nil {
-		return err
-	}
-	props.Facets = facetViews(base, props.Filter.Q, facets)
-	props.FacetsSampled = facets.Sampled
+	// The count, histogram and facets come in a second request, so the rows never wait.
+	sum := withPos(base, pos)
+	sum.Set("shown", strconv.Itoa(len(page.Events)))
+	props.SummaryHref = withParam("/events/summary", sum, "", "")
 	if v.Allowed("audit.events", "export") {
 		props.ExportCSV = withParam("/events/export.csv", base, "", "")
 		props.ExportJSONL = withParam("/events/export.jsonl", base, "", "")
 	}
 	return nil
+}
+
+// EventsSummary answers the list's second request (GET /events/summary?…&pos=&shown=):
+// the count of the matches ("1–50 of about 12,400"), their histogram over the range and
+// their facets. It is the Summary component the list page loads into its results.
+func EventsSummary(summary EventSummarizer, now func() time.Time) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		if v.OrgID == "" {
+			return models.Forbidden("you are not a member of any organization")
+		}
+		filter, values, err := ParseEventFilter(func(k string) string { return c.Query(k) }, now())
+		if err != nil {
+			return err
+		}
+		ctx := c.UserContext()
+		base := filterQuery(c)
+		props := eventviews.SummaryProps{Start: listPos(c) + 1}
+		if props.Start < 1 {
+			props.Start = 1
+		}
+		if n, err := strconv.Atoi(c.Query("shown")); err == nil && n >= 0 && n <= EventsPageSize {
+			props.Shown = n
+		}
+		if c.Query("pos") != "" {
+			if n, err := strconv.Atoi(c.Query("pos")); err == nil && n >= 0 && n <= 1_000_000_000 {
+				props.Start = n + 1
+			}
+		}
+		count, err := summary.Count(ctx, v.OrgID, filter)
+		if err != nil {
+			return err
+		}
+		props.Total, props.TotalExact = count.N, count.Exact
+		width := bucketWidth(filter.To.Sub(filter.From))
+		buckets, err := summary.Histogram(ctx, v.OrgID, filter, width)
+		if err != nil {
+			return err
+		}
+		props.Histogram = histogramView(base, buckets, width, filter.To)
+		facets, err := summary.Facets(ctx, v.OrgID, filter)
+		if err != nil {
+			return err
+		}
+		props.Facets = facetViews(base, values.Q, facets)
+		props.FacetsSampled = facets.Sampled
+		return render.HTML(c, fiber.StatusOK, eventviews.Summary(props))
+	}
 }
 
 // listPos reads ?pos=, the index of the page's first row (for "51–100 of …"); anything

@@ -100,6 +100,7 @@ func consoleRoutes(d *Services) []route {
 
 		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Events, d.Now)},
 		{get, "/events/suggest", Perm("audit.events", "read"), handlers.SuggestEvents(d.Events, d.Now)},
+		{get, "/events/summary", Perm("audit.events", "read"), handlers.EventsSummary(d.Events, d.Now)},
 		{get, "/events/export.csv", Perm("audit.events", "export"), handlers.ExportEvents(d.Events, d.Audit, handlers.ExportCSV, d.Now)},
 		{get, "/events/export.jsonl", Perm("audit.events", "export"), handlers.ExportEvents(d.Events, d.Audit, handlers.ExportJSONL, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},

@@ -88,15 +88,11 @@ type ListProps struct {
 	Error           *FieldError // a refused query or range; Rows is then empty
 	Ranges          []RangeOption
 	Rows            []Row
-	Start           int   // the 1-based index of the first row
-	Total           int64 // matches; an estimate unless TotalExact
-	TotalExact      bool
+	Start           int    // the 1-based index of the first row
+	SummaryHref     string // where the count, histogram and facets load from; "" for none
 	NextHref        string // "" when there is no older page
 	FirstHref       string // "" when already on the newest page
 	WidenHref       string // for an empty result: the same query over a year
-	Histogram       Histogram
-	Facets          []Facet
-	FacetsSampled   bool   // the facets count the newest matches only
 	ExportCSV       string // "" when the viewer may not export
 	ExportJSONL     string
 	Statuses        []string
@@ -124,12 +120,24 @@ func (p ListProps) RangeLabel() string {
 	return "Custom range"
 }
 
+// SummaryProps is the view model of the list's summary: the count of the matches,
+// their histogram and their facets.
+type SummaryProps struct {
+	Start         int   // the 1-based index of the page's first row
+	Shown         int   // rows on the page
+	Total         int64 // matches; an estimate unless TotalExact
+	TotalExact    bool
+	Histogram     Histogram
+	Facets        []Facet
+	FacetsSampled bool // the facets count the newest matches only
+}
+
 // CountText is "1–50 of 1,234" or "1–50 of about 12,400".
-func (p ListProps) CountText() string {
-	if len(p.Rows) == 0 {
+func (p SummaryProps) CountText() string {
+	if p.Shown == 0 {
 		return ""
 	}
-	end := p.Start + len(p.Rows) - 1
+	end := p.Start + p.Shown - 1
 	total := p.Total
 	if int64(end) > total {
 		total = int64(end)
