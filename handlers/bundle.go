@@ -95,7 +95,7 @@ func bundleAuditDetails(f models.EventFilter, sum bundle.Summary) map[string]any
 		"checkpointSize": sum.CheckpointSize, "format": bundle.Format}
 	for k, val := range map[string]string{"action": f.Action, "status": f.Status, "principal": f.PrincipalID,
 		"resourceType": f.ResourceType, "resourceId": f.ResourceID, "classification": f.Classification,
-		"correlationId": f.CorrelationID, "q": f.Text} {
+		"correlationId": f.CorrelationID, "q": f.Query.String()} {
 		if val != "" {
 			d[k] = val
 		}

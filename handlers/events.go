@@ -25,6 +25,13 @@ type EventReader interface {
 	Get(ctx context.Context, org string, id int64) (*models.Event, error)
 }
 
+// EventSummarizer counts, buckets and facets the matches of an events query.
+type EventSummarizer interface {
+	Count(ctx context.Context, org string, f models.EventFilter) (models.EventCount, error)
+	Facets(ctx context.Context, org string, f models.EventFilter) (models.EventFacets, error)
+	Histogram(ctx context.Context, org string, f models.EventFilter, width time.Duration) ([]models.HistogramBucket, error)
+}
+
 // Events list defaults.
 const (
 	EventsPageSize    = 50
@@ -32,56 +39,227 @@ const (
 	// futureSlack lets the default range include events stamped slightly ahead of our clock.
 	futureSlack    = 5 * time.Minute
 	formTimeLayout = "2006-01-02T15:04"
+	// defaultRangeKey is the quick range of a list with no range given.
+	defaultRangeKey = "30d"
+	customRangeKey  = "custom"
 )
 
-// filterParams are the query parameters of the events list, in form order.
-var filterParams = []string{"from", "to", "action", "status", "principal", "resource_type", "resource_id",
-	"classification", "correlation_id", "q"}
+// quickRanges are the ranges one click away, newest events first.
+var quickRanges = []struct {
+	Key, Label string
+	D          time.Duration
+}{
+	{"15m", "15 min", 15 * time.Minute}, {"1h", "1 hour", time.Hour}, {"24h", "24 hours", 24 * time.Hour},
+	{"7d", "7 days", 7 * 24 * time.Hour}, {"30d", "30 days", DefaultEventRange}, {"1y", "1 year", 365 * 24 * time.Hour},
+}
 
-// ParseEventFilter reads the events list filter from query values. An absent range means
-// the last 30 days. It returns a KindInvalid error naming the bad parameter.
+// filterParams are the query parameters of the events list, in form order. The ones after
+// "to" are the exact filters of the API (and of old console links); the console's form
+// folds them into q.
+var filterParams = []string{"q", "range", "from", "to", "action", "status", "principal", "resource_type", "resource_id",
+	"classification", "correlation_id"}
+
+// legacyQualifier maps an exact-filter parameter to the search qualifier the form shows it as.
+var legacyQualifier = []struct{ param, qualifier string }{
+	{"action", models.QualAction}, {"principal", models.QualActor}, {"resource_type", models.QualResource},
+	{"status", models.QualStatus}, {"classification", models.QualClass}, {"correlation_id", models.QualCorrelation},
+}
+
+// ParseEventFilter reads the events list filter from query values: the search query q,
+// the range (a quick range such as 24h, or custom with from and to) and the exact filters
+// of the API. An absent range means the last 30 days; created: terms in q set it instead.
+// It returns the filter, the values to show in the form (also on error) and a KindInvalid
+// error naming the bad parameter.
 func ParseEventFilter(q func(string) string, now time.Time) (models.EventFilter, eventviews.FilterValues, error) {
-	fv := eventviews.FilterValues{
-		From: q("from"), To: q("to"), Action: strings.TrimSpace(q("action")), Status: q("status"),
-		Principal: strings.TrimSpace(q("principal")), ResourceType: strings.TrimSpace(q("resource_type")),
-		ResourceID: strings.TrimSpace(q("resource_id")), Classification: q("classification"),
-		CorrelationID: strings.TrimSpace(q("correlation_id")), Q: strings.TrimSpace(q("q")),
-	}
+	fv := eventviews.FilterValues{Q: strings.TrimSpace(q("q")), Range: q("range"), From: q("from"), To: q("to")}
 	f := models.EventFilter{
-		Action: fv.Action, Status: fv.Status, PrincipalID: fv.Principal, ResourceType: fv.ResourceType,
-		ResourceID: fv.ResourceID, Classification: fv.Classification, CorrelationID: fv.CorrelationID, Text: fv.Q,
-		To: now.Add(futureSlack), From: now.Add(-DefaultEventRange),
+		Action: strings.TrimSpace(q("action")), Status: q("status"), PrincipalID: strings.TrimSpace(q("principal")),
+		ResourceType: strings.TrimSpace(q("resource_type")), ResourceID: strings.TrimSpace(q("resource_id")),
+		Classification: q("classification"), CorrelationID: strings.TrimSpace(q("correlation_id")),
+	}
+	// The form has one search box: exact filters of an old link show in it as qualifiers.
+	for _, l := range legacyQualifier {
+		if v := strings.TrimSpace(q(l.param)); v != "" {
+			term := l.qualifier + ":" + models.QuoteQueryValue(v)
+			if l.param == "resource_type" && f.ResourceID != "" {
+				term = l.qualifier + ":" + models.QuoteQueryValue(v+"/"+f.ResourceID)
+			}
+			fv.Q = strings.TrimSpace(fv.Q + " " + term)
+		}
+	}
+	if f.ResourceID != "" && f.ResourceType == "" {
+		fv.Q = strings.TrimSpace(fv.Q + " " + models.QuoteQueryValue(f.ResourceID))
 	}
 	var err error
-	if fv.From != "" {
-		if f.From, err = parseFormTime(fv.From); err != nil {
-			return f, fv, models.Invalid("from", "must be a date and time such as 2026-01-31T13:45 (UTC)")
+	if f.Query, err = models.ParseEventQuery(strings.TrimSpace(q("q"))); err != nil {
+		return f, fv, err
+	}
+	if fv.Range == "" {
+		fv.Range = defaultRangeKey
+		if fv.From != "" || fv.To != "" {
+			fv.Range = customRangeKey
 		}
 	}
-	if fv.To != "" {
-		if f.To, err = parseFormTime(fv.To); err != nil {
-			return f, fv, models.Invalid("to", "must be a date and time such as 2026-01-31T13:45 (UTC)")
+	f.To = now.Add(futureSlack)
+	switch fv.Range {
+	case customRangeKey:
+		f.From = now.Add(-DefaultEventRange)
+		if fv.From != "" {
+			if f.From, err = parseFormTime(fv.From); err != nil {
+				return f, fv, models.Invalid("from", "must be a date and time such as 2026-01-31T13:45 (UTC)")
+			}
+		}
+		if fv.To != "" {
+			if f.To, err = parseFormTime(fv.To); err != nil {
+				return f, fv, models.Invalid("to", "must be a date and time such as 2026-01-31T13:45 (UTC)")
+			}
+		}
+		if !f.From.Before(f.To) {
+			return f, fv, models.Invalid("to", "must be after from")
+		}
+	default:
+		d, ok := quickRange(fv.Range)
+		if !ok {
+			return f, fv, models.Invalid("range", "must be one of 15m, 1h, 24h, 7d, 30d, 1y or custom")
+		}
+		f.From = now.Add(-d)
+		fv.From, fv.To = "", ""
+	}
+	// created: in the query sets the range on the sides it names.
+	if from, to := f.Query.Range(); !from.IsZero() || !to.IsZero() {
+		fv.Range = "query"
+		if !from.IsZero() {
+			f.From = from
+			if to.IsZero() {
+				f.To = now.Add(futureSlack)
+			}
+		}
+		if !to.IsZero() {
+			f.To = to
+			if from.IsZero() {
+				f.From = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+			}
+		}
+		if !f.From.Before(f.To) {
+			return f, fv, models.Invalid("q", "created: leaves an empty range")
 		}
 	}
+	fv.RangeText = components.DateTime(f.From) + " – " + components.DateTime(f.To)
 	return f, fv, f.Validate()
+}
+
+func quickRange(key string) (time.Duration, bool) {
+	for _, r := range quickRanges {
+		if r.Key == key {
+			return r.D, true
+		}
+	}
+	return 0, false
 }
 
 // parseFormTime accepts the datetime-local form (taken as UTC), a bare date, or RFC 3339.
 func parseFormTime(s string) (time.Time, error) {
-	for _, layout := range []string{formTimeLayout, "2006-01-02T15:04:05", "2006-01-02", time.RFC3339Nano} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			if t.Year() < 1970 || t.Year() > 9999 {
-				break
-			}
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, models.Invalid("time", "unreadable")
+	return models.ParseQueryTime(s)
 }
 
-// ListEvents shows the current organization's events, newest first, with filters and
-// keyset pages; htmx requests get the results fragment alone.
-func ListEvents(events EventReader, now func() time.Time) fiber.Handler {
+// ListEvents shows the current organization's events, newest first, for the search query
+// and range, with keyset pages, a count, a histogram and facets; htmx requests get the
+// results fragment alone. A bad query or range is shown next to its field, with no rows
+// and (for htmx) without pushing the URL.
+func ListEvents(events EventReader, summary EventSummarizer, now func() time.Time) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		if v.OrgID == "" {
+			return models.Forbidden("you are not a member of any organization")
+		}
+		props := eventviews.ListProps{Statuses: models.EventStatuses, Classifications: models.DataClassifications,
+			Ranges: rangeOptions(c)}
+		filter, values, err := ParseEventFilter(func(k string) string { return c.Query(k) }, now())
+		props.Filter = values
+		var after *models.Cursor
+		if err == nil {
+			after, err = queryCursor(c, filter)
+		}
+		if err == nil {
+			err = fillResults(c, v, events, summary, filter, after, &props)
+		}
+		if err != nil {
+			refusal := refusalOf(err)
+			if refusal == nil {
+				return err
+			}
+			props.Error = &eventviews.FieldError{Field: refusal.Field, Message: refusal.Message}
+			props.Rows = nil
+			c.Set("HX-Push-Url", "false")
+			if render.IsHTMX(c) {
+				return render.HTML(c, render.StatusOf(err), eventviews.ResultsFragment(props))
+			}
+			return render.HTML(c, render.StatusOf(err), eventviews.List(v.Shell("Events", "events"), props))
+		}
+		if render.IsHTMX(c) {
+			return render.HTML(c, fiber.StatusOK, eventviews.ResultsFragment(props))
+		}
+		return render.HTML(c, fiber.StatusOK, eventviews.List(v.Shell("Events", "events"), props))
+	}
+}
+
+// fillResults reads the page, count, histogram and facets of filter into props.
+func fillResults(c *fiber.Ctx, v *render.Viewer, events EventReader, summary EventSummarizer, filter models.EventFilter,
+	after *models.Cursor, props *eventviews.ListProps) error {
+	ctx := c.UserContext()
+	page, err := events.List(ctx, v.OrgID, filter, after, EventsPageSize)
+	if err != nil {
+		return err
+	}
+	base := filterQuery(c)
+	pos := listPos(c)
+	here := listPlace(c, base, pos)
+	props.Rows = make([]eventviews.Row, 0, len(page.Events))
+	for i := range page.Events {
+		row := EventRow(&page.Events[i])
+		row.Href, row.InPanel = withParam(row.Href, here, "", ""), true
+		row.PrincipalHref = refineHref(base, props.Filter.Q, models.QualActor, row.Principal)
+		if row.Resource != "" && strings.Contains(row.Resource, "/") {
+			row.ResourceHref = refineHref(base, props.Filter.Q, models.QualResource, row.Resource)
+		}
+		props.Rows = append(props.Rows, row)
+	}
+	if page.Next != nil {
+		props.NextHref = withParam("/events", withPos(base, pos+EventsPageSize), "after", page.Next.String())
+	}
+	if after != nil {
+		props.FirstHref = withParam("/events", base, "", "")
+	}
+	props.Start = pos + 1
+	if len(page.Events) == 0 {
+		wider := url.Values{}
+		for k, vs := range base {
+			wider[k] = vs
+		}
+		wider.Del("from")
+		wider.Del("to")
+		wider.Set("range", "1y")
+		if props.Filter.Range != "1y" {
+			props.WidenHref = withParam("/events", wider, "", "")
+		}
+		return nil
+	}
+	// The count, histogram and facets come in a second request, so the rows never wait.
+	sum := withPos(base, pos)
+	sum.Set("shown", strconv.Itoa(len(page.Events)))
+	props.SummaryHref = withParam("/events/summary", sum, "", "")
+	if v.Allowed("audit.events", "export") {
+		props.ExportCSV = withParam("/events/export.csv", base, "", "")
+		props.ExportJSONL = withParam("/events/export.jsonl", base, "", "")
+		props.BundleHref = withParam("/events/bundle", base, "", "")
+	}
+	return nil
+}
+
+// EventsSummary answers the list's second request (GET /events/summary?…&pos=&shown=):
+// the count of the matches ("1–50 of about 12,400"), their histogram over the range and
+// their facets. It is the Summary component the list page loads into its results.
+func EventsSummary(summary EventSummarizer, now func() time.Time) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		if v.OrgID == "" {
@@ -91,43 +269,196 @@ func ListEvents(events EventReader, now func() time.Time) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		after, err := queryCursor(c, filter)
-		if err != nil {
-			return err
-		}
-		page, err := events.List(c.UserContext(), v.OrgID, filter, after, EventsPageSize)
-		if err != nil {
-			return err
-		}
-		props := eventviews.ListProps{Filter: values, Statuses: models.EventStatuses,
-			Classifications: models.DataClassifications, Rows: make([]eventviews.Row, 0, len(page.Events))}
-		for i := range page.Events {
-			props.Rows = append(props.Rows, EventRow(&page.Events[i]))
-		}
+		ctx := c.UserContext()
 		base := filterQuery(c)
-		if page.Next != nil {
-			props.NextHref = withParam("/events", base, "after", page.Next.String())
+		props := eventviews.SummaryProps{Start: listPos(c) + 1}
+		if props.Start < 1 {
+			props.Start = 1
 		}
-		if after != nil {
-			props.FirstHref = withParam("/events", base, "", "")
+		if n, err := strconv.Atoi(c.Query("shown")); err == nil && n >= 0 && n <= EventsPageSize {
+			props.Shown = n
 		}
-		if v.Allowed("audit.events", "export") {
-			props.BundleHref = withParam("/events/bundle", base, "", "")
+		if c.Query("pos") != "" {
+			if n, err := strconv.Atoi(c.Query("pos")); err == nil && n >= 0 && n <= 1_000_000_000 {
+				props.Start = n + 1
+			}
 		}
-		if render.IsHTMX(c) {
-			return render.HTML(c, fiber.StatusOK, eventviews.Results(props))
+		count, err := summary.Count(ctx, v.OrgID, filter)
+		if err != nil {
+			return err
 		}
-		return render.HTML(c, fiber.StatusOK, eventviews.List(v.Shell("Events", "events"), props))
+		props.Total, props.TotalExact = count.N, count.Exact
+		width := bucketWidth(filter.To.Sub(filter.From))
+		buckets, err := summary.Histogram(ctx, v.OrgID, filter, width)
+		if err != nil {
+			return err
+		}
+		props.Histogram = histogramView(base, buckets, width, filter.To)
+		facets, err := summary.Facets(ctx, v.OrgID, filter)
+		if err != nil {
+			return err
+		}
+		props.Facets = facetViews(base, values.Q, facets)
+		props.FacetsSampled = facets.Sampled
+		return render.HTML(c, fiber.StatusOK, eventviews.Summary(props))
 	}
 }
 
-// filterQuery returns the request's non-empty filter parameters (not the cursor).
+// listPos reads ?pos=, the index of the page's first row (for "51–100 of …"); anything
+// unreadable is 0, as it only labels the page.
+func listPos(c *fiber.Ctx) int {
+	n, err := strconv.Atoi(c.Query("pos"))
+	if err != nil || n < 0 || n > 1_000_000_000 || c.Query("after") == "" {
+		return 0
+	}
+	return n
+}
+
+// listPlace is the query of the list page being shown: filters, cursor and position, for
+// links that come back to it (the event page's back link).
+func listPlace(c *fiber.Ctx, base url.Values, pos int) url.Values {
+	vals := url.Values{}
+	for k, v := range base {
+		vals[k] = v
+	}
+	if a := c.Query("after"); a != "" {
+		vals.Set("after", a)
+		vals.Set("pos", strconv.Itoa(pos))
+	}
+	return vals
+}
+
+// rangeOptions are the quick-range links, each keeping the rest of the query.
+func rangeOptions(c *fiber.Ctx) []eventviews.RangeOption {
+	base := filterQuery(c)
+	base.Del("from")
+	base.Del("to")
+	out := make([]eventviews.RangeOption, 0, len(quickRanges))
+	for _, r := range quickRanges {
+		vals := url.Values{}
+		for k, v := range base {
+			vals[k] = v
+		}
+		if r.Key == defaultRangeKey {
+			vals.Del("range")
+		} else {
+			vals.Set("range", r.Key)
+		}
+		out = append(out, eventviews.RangeOption{Key: r.Key, Label: r.Label, Href: withParam("/events", vals, "", "")})
+	}
+	return out
+}
+
+// refineHref is the list with term field:value added to the query q.
+func refineHref(base url.Values, q, field, value string) string {
+	if value == "" {
+		return ""
+	}
+	term := field + ":" + models.QuoteQueryValue(value)
+	if strings.Contains(" "+q+" ", " "+term+" ") {
+		return ""
+	}
+	vals := url.Values{}
+	for k, v := range base {
+		vals[k] = v
+	}
+	vals.Set("q", strings.TrimSpace(q+" "+term))
+	vals.Del("pos")
+	return withParam("/events", vals, "", "")
+}
+
+// withPos returns base with the list position (the index of a page's first row) set.
+func withPos(base url.Values, pos int) url.Values {
+	vals := url.Values{}
+	for k, v := range base {
+		vals[k] = v
+	}
+	vals.Set("pos", strconv.Itoa(pos))
+	return vals
+}
+
+// bucketWidth picks a histogram bucket for a range: about 30–60 buckets of a round size.
+func bucketWidth(span time.Duration) time.Duration {
+	for _, w := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour,
+		6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour} {
+		if span/w <= 60 {
+			return w
+		}
+	}
+	return 365 * 24 * time.Hour
+}
+
+// histogramView shapes buckets as bars whose links narrow the range to the bucket.
+func histogramView(base url.Values, buckets []models.HistogramBucket, width time.Duration, end time.Time) eventviews.Histogram {
+	h := eventviews.Histogram{}
+	for _, b := range buckets {
+		if b.Count > h.Max {
+			h.Max = b.Count
+		}
+	}
+	for _, b := range buckets {
+		to := b.Start.Add(width)
+		if to.After(end) {
+			to = end
+		}
+		vals := url.Values{}
+		for k, v := range base {
+			vals[k] = v
+		}
+		vals.Set("range", customRangeKey)
+		vals.Set("from", b.Start.UTC().Format(formTimeLayout))
+		vals.Set("to", to.UTC().Add(time.Minute-time.Nanosecond).Truncate(time.Minute).Format(formTimeLayout))
+		vals.Del("pos")
+		h.Bars = append(h.Bars, eventviews.Bar{Count: b.Count, Href: withParam("/events", vals, "", ""),
+			Label: fmt.Sprintf("%s: %d events", components.DateTime(b.Start), b.Count)})
+	}
+	if len(buckets) > 0 {
+		h.FromText, h.ToText = components.DateTime(buckets[0].Start), components.DateTime(end)
+	}
+	return h
+}
+
+// facetViews shapes the facets, each value a link that adds it to the query.
+func facetViews(base url.Values, q string, f models.EventFacets) []eventviews.Facet {
+	mk := func(title, field string, values []models.FacetValue) eventviews.Facet {
+		out := eventviews.Facet{Title: title, TestID: "facet-" + field}
+		for _, v := range values {
+			out.Values = append(out.Values, eventviews.FacetValue{Value: v.Value, Count: v.Count,
+				Href: refineHref(base, q, field, v.Value)})
+		}
+		return out
+	}
+	return []eventviews.Facet{
+		mk("Status", models.QualStatus, f.Status),
+		mk("Action", models.QualAction, f.Action),
+		mk("Classification", models.QualClass, f.Classification),
+		mk("Principal", models.QualActor, f.Principal),
+	}
+}
+
+// filterQuery returns the request's non-empty filter parameters (not the cursor), the exact
+// filters folded into q as the form shows them.
 func filterQuery(c *fiber.Ctx) url.Values {
 	vals := url.Values{}
 	for _, k := range filterParams {
-		if s := c.Query(k); s != "" {
+		if s := strings.TrimSpace(c.Query(k)); s != "" {
 			vals.Set(k, s)
 		}
+	}
+	_, fv, _ := ParseEventFilter(func(k string) string { return c.Query(k) }, time.Now())
+	for _, l := range legacyQualifier {
+		vals.Del(l.param)
+	}
+	vals.Del("resource_id")
+	if fv.Q != "" {
+		vals.Set("q", fv.Q)
+	}
+	if vals.Get("range") == defaultRangeKey {
+		vals.Del("range")
+	}
+	if r := vals.Get("range"); r != "" && r != customRangeKey {
+		vals.Del("from")
+		vals.Del("to")
 	}
 	return vals
 }
@@ -157,7 +488,7 @@ func EventRow(ev *models.Event) eventviews.Row {
 	}
 	return eventviews.Row{
 		ID: ev.ID, Href: "/events/" + strconv.FormatInt(ev.ID, 10),
-		Time:   components.Timestamp(ev.Timestamp),
+		Time: components.Timestamp(ev.Timestamp), TimeISO: ev.Timestamp.UTC().Format(time.RFC3339),
 		Action: ev.Action, Status: ev.Status, Principal: deref(ev.PrincipalID), Resource: resource,
 		Classification: ev.DataClassification, Outcome: deref(ev.OutcomeDescription),
 	}
@@ -185,11 +516,31 @@ func ShowEvent(events EventReader, integrity IntegrityReader) fiber.Handler {
 			return err
 		}
 		props := eventDetail(ev)
+		props.BackHref = backToList(c, id)
+		props.FullHref = "/events/" + strconv.FormatInt(id, 10)
+		if q := string(c.Request().URI().QueryString()); q != "" {
+			props.FullHref += "?" + q
+		}
+		if render.IsHTMX(c) && c.Get("HX-Target") == "event-panel" {
+			return render.HTML(c, fiber.StatusOK, eventviews.Panel(props))
+		}
 		if props.Integrity, err = integrityCard(c, v, integrity, id); err != nil {
 			return err
 		}
 		return render.HTML(c, fiber.StatusOK, eventviews.Detail(v.Shell("Event "+strconv.FormatInt(id, 10), "events"), props))
 	}
+}
+
+// backToList is the list the event page was opened from: its search, range and page, as
+// the link's query carries them, scrolled to the event's row.
+func backToList(c *fiber.Ctx, id int64) string {
+	vals := url.Values{}
+	for _, k := range append(filterParams, "after", "pos") {
+		if s := strings.TrimSpace(c.Query(k)); s != "" {
+			vals.Set(k, s)
+		}
+	}
+	return withParam("/events", vals, "", "") + "#event-" + strconv.FormatInt(id, 10)
 }
 
 // VerifyEvent verifies one event from its page (POST /events/{id}/verify) and records who
@@ -273,11 +624,11 @@ func eventDetail(ev *models.Event) eventviews.DetailProps {
 	}
 	archived := "—"
 	if ev.ArchivedAt != nil {
-		archived = ev.ArchivedAt.UTC().Format(time.RFC3339)
+		archived = components.Timestamp(*ev.ArchivedAt)
 	}
 	fields := []eventviews.DetailField{
 		{Label: "ID", Value: strconv.FormatInt(ev.ID, 10), TestID: "field-id", Mono: true},
-		{Label: "Timestamp", Value: ev.Timestamp.UTC().Format(models.TimestampLayout), TestID: "field-timestamp", Mono: true},
+		{Label: "Timestamp", Value: components.Timestamp(ev.Timestamp), TestID: "field-timestamp", Mono: true},
 		{Label: "Action", Value: ev.Action, TestID: "field-action", Mono: true},
 		{Label: "Status", Value: ev.Status, TestID: "field-status"},
 		{Label: "Principal", Value: opt(ev.PrincipalID), TestID: "field-principal", Mono: true},
@@ -337,4 +688,70 @@ func queryCursor(c *fiber.Ctx, f models.EventFilter) (*models.Cursor, error) {
 		return nil, models.Invalid("after", "is a page cursor outside the listed time range; start from the first page")
 	}
 	return &cur, nil
+}
+
+// EventSuggester finds values of a search qualifier among an organization's events.
+type EventSuggester interface {
+	Suggest(ctx context.Context, org, qualifier, prefix string, now time.Time, limit int) ([]string, error)
+}
+
+// suggestLimit is how many suggestions the search box offers.
+const suggestLimit = 8
+
+// SuggestEvents answers the search box's suggestions as the user types (GET
+// /events/suggest?q=…): the query with its last term completed from the organization's
+// real actions, principals and resource types (any case), statuses and classifications,
+// or the qualifiers whose names start with it.
+func SuggestEvents(events EventSuggester, now func() time.Time) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		if v.OrgID == "" {
+			return models.Forbidden("you are not a member of any organization")
+		}
+		q := c.Query("q")
+		if len(q) > models.MaxTextFilter*4 {
+			q = ""
+		}
+		head, last := q, ""
+		if i := strings.LastIndexAny(q, " \t"); i >= 0 {
+			head, last = q[:i+1], q[i+1:]
+		} else {
+			head, last = "", q
+		}
+		neg := ""
+		if strings.HasPrefix(last, "-") {
+			neg, last = "-", last[1:]
+		}
+		var out []string
+		field, value, hasQual := strings.Cut(last, ":")
+		field = strings.ToLower(field)
+		value = strings.Trim(value, `"`)
+		switch {
+		case !hasQual:
+			for _, name := range models.QueryQualifiers {
+				if last != "" && strings.HasPrefix(name, strings.ToLower(last)) {
+					out = append(out, head+neg+name+":")
+				}
+			}
+		case field == models.QualStatus || field == models.QualClass:
+			list := models.EventStatuses
+			if field == models.QualClass {
+				list = models.DataClassifications
+			}
+			for _, s := range list {
+				if strings.HasPrefix(strings.ToLower(s), strings.ToLower(value)) {
+					out = append(out, head+neg+field+":"+s)
+				}
+			}
+		case field == models.QualAction || field == models.QualActor || field == models.QualResource:
+			values, err := events.Suggest(c.UserContext(), v.OrgID, field, strings.TrimSuffix(value, "*"), now(), suggestLimit)
+			if err != nil {
+				return err
+			}
+			for _, s := range values {
+				out = append(out, head+neg+field+":"+models.QuoteQueryValue(s))
+			}
+		}
+		return render.HTML(c, fiber.StatusOK, eventviews.Suggestions(out))
+	}
 }

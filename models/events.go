@@ -50,8 +50,17 @@ var (
 	DataClassifications = []string{"PUBLIC", "INTERNAL", "CONFIDENTIAL", "PHI"}
 )
 
-// MaxTextFilter is the longest free-text filter the events list accepts.
+// MaxTextFilter is the longest search (free text and qualifiers) the events list accepts.
 const MaxTextFilter = 200
+
+// MinFreeText is the shortest free-text word the events list searches for: shorter words
+// have no trigram to look up in the search index, so they would read every row of the range.
+const MinFreeText = 3
+
+// SearchText is the expression free text is matched against: the action, principal,
+// resource (Type/ID), outcome and correlation id, lower-cased. (It is not indexed: a
+// trigram index on it cost batch ingest about 60 %.)
+const SearchText = `lower(action || ' ' || coalesce(principal_id, '') || ' ' || coalesce(target_resource_type, '') || '/' || coalesce(target_resource_id, '') || ' ' || coalesce(outcome_description, '') || ' ' || coalesce(correlation_id, ''))`
 
 // EventFilter narrows the events list. Zero values mean "any"; From and To are required
 // and bound the scan so PostgreSQL prunes partitions.
@@ -64,7 +73,8 @@ type EventFilter struct {
 	ResourceID     string
 	Classification string
 	CorrelationID  string
-	Text           string
+	// Query is the parsed search box (qualifiers and free text), ANDed with the fields above.
+	Query EventQuery
 }
 
 // Validate returns a KindInvalid error naming the first bad field.
@@ -84,42 +94,27 @@ func (f EventFilter) Validate() error {
 	// A slice, not a map: the same input must always name the same first bad field.
 	for _, c := range []struct{ field, v string }{
 		{"action", f.Action}, {"principal", f.PrincipalID}, {"resource_type", f.ResourceType},
-		{"resource_id", f.ResourceID}, {"correlation_id", f.CorrelationID}, {"q", f.Text},
+		{"resource_id", f.ResourceID}, {"correlation_id", f.CorrelationID},
 	} {
 		if !utf8.ValidString(c.v) || strings.ContainsRune(c.v, 0) {
 			return Invalid(c.field, "must be valid text")
 		}
-		limit := 255
-		if c.field == "q" {
-			limit = MaxTextFilter
+		if utf8.RuneCountInString(c.v) > 255 {
+			return Invalid(c.field, "must be at most 255 characters")
 		}
-		if utf8.RuneCountInString(c.v) > limit {
-			return Invalid(c.field, fmt.Sprintf("must be at most %d characters", limit))
+	}
+	if len(f.Query.Terms) > MaxQueryTerms {
+		return Invalid("q", fmt.Sprintf("must hold at most %d terms", MaxQueryTerms))
+	}
+	for _, t := range f.Query.Terms {
+		if t.Field == "" && !t.Negate && utf8.RuneCountInString(t.Value) < MinFreeText {
+			return Invalid("q", fmt.Sprintf("free text %q is too short to search for: give at least %d characters, or use a qualifier such as action: or actor:", t.Value, MinFreeText))
+		}
+		if !utf8.ValidString(t.Value) || strings.ContainsRune(t.Value, 0) || utf8.RuneCountInString(t.Value) > 255 {
+			return Invalid("q", "holds a value that is not valid text of at most 255 characters")
 		}
 	}
 	return nil
-}
-
-// Matches reports whether ev passes f as the events list's SQL would select it (listSQL):
-// timestamp in [From, To), every set field equal, and Text found in the outcome without
-// regard to case. Archived events, which are no longer rows, are filtered with it.
-func (f EventFilter) Matches(ev *Event) bool {
-	if ev.Timestamp.Before(f.From) || !ev.Timestamp.Before(f.To) {
-		return false
-	}
-	eqp := func(want string, got *string) bool { return want == "" || got != nil && *got == want }
-	if f.Action != "" && ev.Action != f.Action || f.Status != "" && ev.Status != f.Status ||
-		f.Classification != "" && ev.DataClassification != f.Classification {
-		return false
-	}
-	if !eqp(f.PrincipalID, ev.PrincipalID) || !eqp(f.ResourceType, ev.TargetResourceType) ||
-		!eqp(f.ResourceID, ev.TargetResourceID) || !eqp(f.CorrelationID, ev.CorrelationID) {
-		return false
-	}
-	if f.Text != "" {
-		return ev.OutcomeDescription != nil && strings.Contains(strings.ToLower(*ev.OutcomeDescription), strings.ToLower(f.Text))
-	}
-	return true
 }
 
 // Cursor marks a position in the newest-first events list: the last row of a page.
@@ -188,7 +183,7 @@ func ListSQL(org string, f EventFilter, after *Cursor, limit int) (string, []any
 func listSQL(columns, org string, f EventFilter, after *Cursor, limit int) (string, []any) {
 	where, args := FilterSQL(org, f)
 	var b strings.Builder
-	b.WriteString("SELECT " + columns + " FROM audit_log\n\tWHERE " + where)
+	b.WriteString("SELECT " + columns + " FROM audit_log WHERE " + where)
 	if after != nil {
 		args = append(args, after.Timestamp.UTC(), after.ID)
 		fmt.Fprintf(&b, ` AND ("timestamp", id) < ($%d, $%d)`, len(args)-1, len(args))
@@ -199,16 +194,21 @@ func listSQL(columns, org string, f EventFilter, after *Cursor, limit int) (stri
 }
 
 // FilterSQL returns the condition on audit_log that selects org's events matching f (the
-// events list's filter) and its arguments, numbered from $1. Callers append their own
-// conditions with the next numbers; reports aggregate over it and the evidence bundle
-// selects with it, so both take exactly what the list shows.
+// events list's filter and search) and its arguments, numbered from $1. Callers append
+// their own conditions with the next numbers; reports aggregate over it and the evidence
+// bundle selects with it, so both take exactly what the list shows.
 func FilterSQL(org string, f EventFilter) (string, []any) {
 	var b strings.Builder
 	args := []any{org, f.From.UTC(), f.To.UTC()}
 	b.WriteString(`organization_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3`)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		fmt.Fprintf(&b, " AND "+cond, len(args))
+	// add appends a condition whose %d verbs are the placeholders of vs, in order.
+	add := func(cond string, vs ...any) {
+		idx := make([]any, len(vs))
+		for i, v := range vs {
+			args = append(args, v)
+			idx[i] = len(args)
+		}
+		fmt.Fprintf(&b, " AND "+cond, idx...)
 	}
 	if f.Action != "" {
 		add("action = $%d", f.Action)
@@ -231,8 +231,8 @@ func FilterSQL(org string, f EventFilter) (string, []any) {
 	if f.CorrelationID != "" {
 		add("correlation_id = $%d", f.CorrelationID)
 	}
-	if f.Text != "" {
-		add(`outcome_description ILIKE $%d ESCAPE '\'`, "%"+escapeLike(f.Text)+"%")
+	for _, t := range f.Query.Terms {
+		queryTermSQL(t, add)
 	}
 	return b.String(), args
 }
@@ -367,6 +367,76 @@ func (e *Event) column(name string) any {
 		return &e.Signature
 	}
 	return nil
+}
+
+// queryTermSQL adds the condition of one search term. action: and actor: compare
+// case-insensitively through the lower() indexes of migration 0030; resource: compares
+// case-insensitively too, correlation: exactly.
+func queryTermSQL(t QueryTerm, add func(cond string, vs ...any)) {
+	// match compares a lower-cased column with the term's value, exactly or as a prefix;
+	// a NULL column never matches, and never matches a negation either.
+	match := func(col string, v string, prefix bool) {
+		cond, arg := "lower("+col+") = $%d", strings.ToLower(v)
+		if prefix {
+			cond, arg = "lower("+col+`) LIKE $%d ESCAPE '\'`, escapeLike(strings.ToLower(v))+"%"
+		}
+		addMaybeNot(add, t.Negate, cond, arg)
+	}
+	switch t.Field {
+	case QualAction:
+		match("action", t.Value, t.Prefix)
+	case QualActor:
+		match("principal_id", t.Value, t.Prefix)
+	case QualResource:
+		typ, id, hasID := t.ResourceParts()
+		if !hasID {
+			match("target_resource_type", typ, t.Prefix)
+			return
+		}
+		if t.Negate { // not (this type and this id)
+			if t.Prefix {
+				add(`NOT coalesce(lower(target_resource_type) = $%d AND lower(target_resource_id) LIKE $%d ESCAPE '\', false)`,
+					strings.ToLower(typ), escapeLike(strings.ToLower(id))+"%")
+			} else {
+				add(`NOT coalesce(lower(target_resource_type) = $%d AND lower(target_resource_id) = $%d, false)`,
+					strings.ToLower(typ), strings.ToLower(id))
+			}
+			return
+		}
+		match("target_resource_type", typ, false)
+		if id != "" {
+			match("target_resource_id", id, t.Prefix)
+		}
+	case QualStatus:
+		addMaybeNot(add, t.Negate, "status = $%d", t.Value)
+	case QualClass:
+		addMaybeNot(add, t.Negate, "data_classification = $%d", t.Value)
+	case QualCorrelation:
+		if t.Prefix {
+			addMaybeNot(add, t.Negate, `correlation_id LIKE $%d ESCAPE '\'`, escapeLike(t.Value)+"%")
+		} else {
+			addMaybeNot(add, t.Negate, "correlation_id = $%d", t.Value)
+		}
+	case QualCreated:
+		if !t.From.IsZero() {
+			add(`"timestamp" >= $%d`, t.From.UTC())
+		}
+		if !t.To.IsZero() {
+			add(`"timestamp" < $%d`, t.To.UTC())
+		}
+	case "":
+		addMaybeNot(add, t.Negate, SearchText+` LIKE $%d ESCAPE '\'`, "%"+escapeLike(strings.ToLower(t.Value))+"%")
+	}
+}
+
+// addMaybeNot adds cond, or its negation where a NULL column counts as "not matching", so
+// that -actor:x keeps the events without a principal. The plain form stays bare so that
+// PostgreSQL can use the expression indexes.
+func addMaybeNot(add func(string, ...any), negate bool, cond string, arg any) {
+	if negate {
+		cond = "NOT coalesce(" + cond + ", false)"
+	}
+	add(cond, arg)
 }
 
 func escapeLike(s string) string {

@@ -158,6 +158,11 @@ func TestListNewestFirstKeysetPagination(t *testing.T) {
 	})
 }
 
+// text is a query of one free-text term.
+func text(s string) models.EventQuery {
+	return models.EventQuery{Terms: []models.QueryTerm{{Value: s}}}
+}
+
 type filterCase struct {
 	name string
 	f    func(f *models.EventFilter)
@@ -213,11 +218,11 @@ func TestListFilters(t *testing.T) {
 		{"resource id", func(f *models.EventFilter) { f.ResourceID = "pat-2" }, []int64{id[4]}},
 		{"classification", func(f *models.EventFilter) { f.Classification = "CONFIDENTIAL" }, []int64{id[5]}},
 		{"correlation id", func(f *models.EventFilter) { f.CorrelationID = "corr-2" }, []int64{id[6]}},
-		{"text is case-insensitive substring", func(f *models.EventFilter) { f.Text = "quarterly" }, []int64{id[7]}},
-		{"text with percent", func(f *models.EventFilter) { f.Text = "100%" }, []int64{id[7]}},
+		{"text is case-insensitive substring", func(f *models.EventFilter) { f.Query = text("quarterly") }, []int64{id[7]}},
+		{"text with percent", func(f *models.EventFilter) { f.Query = text("100%") }, []int64{id[7]}},
 		{"combined", func(f *models.EventFilter) {
 			f.Action, f.PrincipalID, f.Classification = "patient.record.read", "dr.jane.smith", "PHI"
-			f.ResourceType, f.ResourceID, f.CorrelationID, f.Text = "Patient", "pat-1", "corr-1", "chart"
+			f.ResourceType, f.ResourceID, f.CorrelationID, f.Query = "Patient", "pat-1", "corr-1", text("chart")
 		}, []int64{id[0]}},
 		{"time range excludes", func(f *models.EventFilter) {
 			f.From, f.To = ts.Add(time.Hour), ts.Add(2*time.Hour)
@@ -231,13 +236,53 @@ func TestListFilters(t *testing.T) {
 			filterCase{"hostile resource type " + h, func(f *models.EventFilter) { f.ResourceType = h }, want},
 			filterCase{"hostile resource id " + h, func(f *models.EventFilter) { f.ResourceID = h }, want},
 			filterCase{"hostile correlation id " + h, func(f *models.EventFilter) { f.CorrelationID = h }, want},
-			filterCase{"hostile text " + h, func(f *models.EventFilter) { f.Text = "with " + h + " in" }, want},
+			filterCase{"hostile text " + h, func(f *models.EventFilter) { f.Query = text("with " + h + " in") }, want},
 		)
 	}
-	// A bare wildcard character as the whole text matches only outcomes that contain it
-	// ("DROP TABLE audit_log" does).
-	cases = append(cases, filterCase{"text underscore alone", func(f *models.EventFilter) { f.Text = "_" }, []int64{id[9], id[9+2], id[9+5]}})
-	cases = append(cases, filterCase{"text backslash alone", func(f *models.EventFilter) { f.Text = `\` }, []int64{id[9+3], id[9+5]}})
+	// Wildcard characters inside the text match themselves only.
+	cases = append(cases, filterCase{"text with underscore", func(f *models.EventFilter) { f.Query = text("b_c") }, []int64{id[9+5]}})
+	cases = append(cases, filterCase{"text with backslash", func(f *models.EventFilter) { f.Query = text(`c\d`) }, []int64{id[9+5]}})
+	cases = append(cases, filterCase{"text with percent and quote", func(f *models.EventFilter) { f.Query = text(`%'-`) }, []int64{id[9+4]}})
+	// Qualifiers: case-insensitive, prefixes, negation (which keeps events without the
+	// field), resource Type/ID.
+	q := func(s string) func(f *models.EventFilter) {
+		return func(f *models.EventFilter) {
+			parsed, err := models.ParseEventQuery(s)
+			if err != nil {
+				t.Fatalf("parse %q: %v", s, err)
+			}
+			f.Query = parsed
+		}
+	}
+	all := func(except ...int64) []int64 {
+		var out []int64
+		for _, x := range id {
+			if !slices.Contains(except, x) {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	cases = append(cases,
+		filterCase{"q action exact any case", q("action:AUTH.Login.Failure"), []int64{id[1]}},
+		filterCase{"q action prefix", q("action:auth.*"), []int64{id[1]}},
+		filterCase{"q action negated", q("-action:patient.*"), all(id[0], id[2], id[3], id[4], id[6], id[7], id[8])},
+		filterCase{"q actor any case", q("actor:Nurse.Kim"), []int64{id[2]}},
+		filterCase{"q actor negated keeps events without a principal", q("-actor:dr.*"), all(id[0], id[1], id[3], id[4], id[5], id[6], id[7])},
+		filterCase{"q resource type", q("resource:observation"), []int64{id[3]}},
+		filterCase{"q resource type and id", q("resource:Patient/pat-2"), []int64{id[4]}},
+		filterCase{"q resource id prefix", q("resource:Patient/pat-*"), []int64{id[0], id[1], id[2], id[4], id[5], id[6], id[7], id[8]}},
+		filterCase{"q status", q("status:FAILURE"), []int64{id[1]}},
+		filterCase{"q class", q("class:confidential"), []int64{id[5]}},
+		filterCase{"q correlation", q("correlation:corr-2"), []int64{id[6]}},
+		filterCase{"q correlation negated", q("-correlation:corr-1"), all(id[0], id[1], id[2], id[3], id[4], id[5], id[7])},
+		filterCase{"q created narrows", q("created:<2026-05-05T10:02"), []int64{id[0], id[1]}},
+		filterCase{"q free text over action", q("login"), []int64{id[1]}},
+		filterCase{"q free text over principal", q("nurse"), []int64{id[2]}},
+		filterCase{"q free text over resource", q(`"Observation/obs-9"`), []int64{id[3]}},
+		filterCase{"q free text negated", q("-chart"), all(id[0], id[1], id[2], id[3], id[4], id[5], id[6])},
+		filterCase{"q terms are ANDed", q("action:patient.record.read actor:dr.jane.smith resource:Patient/pat-2"), []int64{id[4]}},
+	)
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -330,7 +375,7 @@ func TestFilterValidate(t *testing.T) {
 		{"valid", func(f *models.EventFilter) {}, ""},
 		{"every field set", func(f *models.EventFilter) {
 			f.Action, f.Status, f.PrincipalID, f.ResourceType = "a", "success", "p", "Patient"
-			f.ResourceID, f.Classification, f.CorrelationID, f.Text = "1", "PHI", "c", "text"
+			f.ResourceID, f.Classification, f.CorrelationID, f.Query = "1", "PHI", "c", text("text")
 		}, ""},
 		{"missing from", func(f *models.EventFilter) { f.From = time.Time{} }, "from"},
 		{"missing to", func(f *models.EventFilter) { f.To = time.Time{} }, "from"},
@@ -340,13 +385,14 @@ func TestFilterValidate(t *testing.T) {
 		{"status wrong case", func(f *models.EventFilter) { f.Status = "SUCCESS" }, "status"},
 		{"bad classification", func(f *models.EventFilter) { f.Classification = "SECRET" }, "classification"},
 		{"classification wrong case", func(f *models.EventFilter) { f.Classification = "phi" }, "classification"},
-		{"q of 200 characters", func(f *models.EventFilter) { f.Text = strings.Repeat("é", 200) }, ""},
-		{"q of 201 characters", func(f *models.EventFilter) { f.Text = strings.Repeat("x", 201) }, "q"},
+		{"q value of 200 characters", func(f *models.EventFilter) { f.Query = text(strings.Repeat("é", 200)) }, ""},
+		{"free text too short", func(f *models.EventFilter) { f.Query = text("ab") }, "q"},
+		{"q value of 256 characters", func(f *models.EventFilter) { f.Query = text(strings.Repeat("x", 256)) }, "q"},
 		{"action of 256 characters", func(f *models.EventFilter) { f.Action = strings.Repeat("a", 256) }, "action"},
 		{"principal with NUL", func(f *models.EventFilter) { f.PrincipalID = "a\x00b" }, "principal"},
 		{"resource id invalid utf-8", func(f *models.EventFilter) { f.ResourceID = "\xff" }, "resource_id"},
 		{"first bad field in form order", func(f *models.EventFilter) {
-			f.Action, f.CorrelationID, f.Text = strings.Repeat("a", 256), "\xff", strings.Repeat("q", 201)
+			f.Action, f.CorrelationID, f.Query = strings.Repeat("a", 256), "\xff", text(strings.Repeat("q", 256))
 		}, "action"},
 	}
 	for _, c := range cases {

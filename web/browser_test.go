@@ -111,24 +111,20 @@ func TestBrowserLoginFilterAndOpenEvent(t *testing.T) {
 	))
 	rowsBefore := rows()
 
-	// Filter by status: htmx swaps the results and pushes the filter into the URL.
+	// Search by status: htmx swaps the results and pushes the query into the URL.
 	step("filter", chromedp.Do(ctx,
-		chromedp.SetValue(`[data-testid="filter-status"]`, "failure"),
-		func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			_, err := chromedp.Evaluate[any](`document.querySelector('[data-testid="filter-status"]').dispatchEvent(new Event('input', {bubbles: true})), null`)(ctx, tg)
-			return chromedp.Void{}, err
-		},
+		chromedp.SendKeys(`[data-testid="filter-q"]`, "status:failure"),
 	))
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('[data-testid="event-row"]').length === 1 && location.search.includes("status=failure")`,
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll('[data-testid="event-row"]').length === 1 && location.search.includes("status%3Afailure")`,
 		chromedp.WithPollingTimeout(10*time.Second)))
 	step("wait for the filtered rows", err)
 	rowsAfter := rows()
 	location, err := chromedp.Run(ctx, chromedp.Location())
 	step("location", err)
 
-	// Open the remaining event.
+	// Open the remaining event: its full page.
 	step("open event", chromedp.Do(ctx,
-		chromedp.Click(`[data-testid="event-link"]`),
+		chromedp.Navigate(base+"/events/"+strings.TrimPrefix(mustAttr(ctx, t, `[data-testid="event-link"]`, "href"), "/events/")),
 		chromedp.WaitVisible(`[data-testid="field-action"]`),
 	))
 	action, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="field-action"]`))
@@ -137,7 +133,10 @@ func TestBrowserLoginFilterAndOpenEvent(t *testing.T) {
 	// The PHI event: markup in its data must stay text.
 	step("open PHI event", chromedp.Do(ctx,
 		chromedp.Navigate(base+"/events?principal=dr.grey&action=patient.record.read"),
-		chromedp.Click(`[data-testid="event-link"]`),
+		chromedp.WaitVisible(`[data-testid="event-link"]`),
+	))
+	step("open PHI event page", chromedp.Do(ctx,
+		chromedp.Navigate(base+mustAttr(ctx, t, `[data-testid="event-link"]`, "href")),
 		chromedp.WaitVisible(`[data-testid="field-outcome"]`),
 	))
 	outcome, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="field-outcome"]`))
@@ -146,9 +145,9 @@ func TestBrowserLoginFilterAndOpenEvent(t *testing.T) {
 	// A bad filter value shows the error naming the field.
 	step("bad filter", chromedp.Do(ctx,
 		chromedp.Navigate(base+"/events?classification=TOPSECRET"),
-		chromedp.WaitVisible(`[data-testid="error-field"]`),
+		chromedp.WaitVisible(`[data-testid="events-error"]`),
 	))
-	errorText, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="error-page"]`))
+	errorText, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="events-error"]`))
 	step("read error", err)
 	if shot := os.Getenv("AUDITDB_SCREENSHOT_DIR"); shot != "" {
 		// Optional: keep a picture of the list for a person to look at.
@@ -162,7 +161,7 @@ func TestBrowserLoginFilterAndOpenEvent(t *testing.T) {
 	if rowsBefore != 4 || rowsAfter != 1 {
 		t.Fatalf("rows before/after filtering = %d/%d, want 4/1", rowsBefore, rowsAfter)
 	}
-	if !strings.Contains(location, "status=failure") {
+	if !strings.Contains(location, "status%3Afailure") {
 		t.Fatalf("URL %q does not carry the filter", location)
 	}
 	if strings.TrimSpace(action) != "auth.login.failure" {
@@ -174,6 +173,16 @@ func TestBrowserLoginFilterAndOpenEvent(t *testing.T) {
 	if !strings.Contains(errorText, "classification") {
 		t.Fatalf("error page %q does not name the field", errorText)
 	}
+}
+
+// mustAttr reads an attribute of the first element matching sel.
+func mustAttr(ctx context.Context, t *testing.T, sel, name string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('`+sel+`').getAttribute('`+name+`')`))
+	if err != nil {
+		t.Fatalf("read %s of %s: %v", name, sel, err)
+	}
+	return v
 }
 
 func TestBrowserAcknowledgeAndResolveAlert(t *testing.T) {

@@ -123,7 +123,11 @@ func consoleRoutes(d *Services) []route {
 		{get, "/account/password", SignedIn, handlers.PasswordPage()},
 		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Sessions, loginLimits(d))},
 
-		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Now)},
+		{get, "/events", Perm("audit.events", "read"), handlers.ListEvents(d.Events, d.Events, d.Now)},
+		{get, "/events/suggest", Perm("audit.events", "read"), handlers.SuggestEvents(d.Events, d.Now)},
+		{get, "/events/summary", Perm("audit.events", "read"), handlers.EventsSummary(d.Events, d.Now)},
+		{get, "/events/export.csv", Perm("audit.events", "export"), handlers.ExportEvents(d.Events, d.Audit, handlers.ExportCSV, d.Now)},
+		{get, "/events/export.jsonl", Perm("audit.events", "export"), handlers.ExportEvents(d.Events, d.Audit, handlers.ExportJSONL, d.Now)},
 		{get, "/events/bundle", Perm("audit.events", "export"), handlers.DownloadEvidenceBundle(d.Bundles, d.Audit, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},
 		{post, "/events/:id/verify", Perm("audit.events", "verify"), handlers.VerifyEvent(d.Integrity, d.Integrity)},

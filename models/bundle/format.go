@@ -98,5 +98,5 @@ type Filter struct {
 	ResourceID     string    `json:"resourceId,omitempty"`
 	Classification string    `json:"classification,omitempty"`
 	CorrelationID  string    `json:"correlationId,omitempty"`
-	Text           string    `json:"text,omitempty"`
+	Query          string    `json:"query,omitempty"` // the search box: qualifiers and free text
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -225,7 +224,7 @@ func (b *writer) info() Info {
 	return Info{Format: Format, OrganizationID: b.org, GeneratedAt: time.Now().UTC(),
 		Filter: Filter{From: f.From.UTC(), To: f.To.UTC(), Action: f.Action, Status: f.Status, PrincipalID: f.PrincipalID,
 			ResourceType: f.ResourceType, ResourceID: f.ResourceID, Classification: f.Classification,
-			CorrelationID: f.CorrelationID, Text: f.Text},
+			CorrelationID: f.CorrelationID, Query: f.Query.String()},
 		Checkpoint: InfoCP{Number: b.cp.Number, TreeSize: b.cp.TreeSize, RootHash: hex.EncodeToString(b.cp.RootHash)},
 		Events:     b.sum.Events, Archived: b.sum.Archived, Removed: b.sum.Removed, NotSequenced: b.sum.NotSequenced,
 		HashAlgorithms: algs, Files: b.files}
@@ -397,14 +396,8 @@ func (b *writer) archived(events io.Writer) error {
 
 // matches applies f to an archived line as FilterSQL does to a row (the text filter
 // compares case-insensitively, as ILIKE).
-func matches(f models.EventFilter, l *models.ArchiveLine) bool {
-	eq := func(want string, got *string) bool { return want == "" || (got != nil && *got == want) }
-	return !l.Timestamp.Before(f.From) && l.Timestamp.Before(f.To) &&
-		(f.Action == "" || l.Action == f.Action) && (f.Status == "" || l.Status == f.Status) &&
-		eq(f.PrincipalID, l.PrincipalID) && eq(f.ResourceType, l.TargetResourceType) && eq(f.ResourceID, l.TargetResourceID) &&
-		(f.Classification == "" || l.DataClassification == f.Classification) && eq(f.CorrelationID, l.CorrelationID) &&
-		(f.Text == "" || (l.OutcomeDescription != nil && strings.Contains(strings.ToLower(*l.OutcomeDescription), strings.ToLower(f.Text))))
-}
+// matches is the events list's filter applied to an archived line.
+func matches(f models.EventFilter, l *models.ArchiveLine) bool { return f.Matches(l.Event()) }
 
 // removed lists the events of the range that retention or an erasure deleted: their other
 // fields are gone, so they are listed whatever the rest of the filter says.

@@ -2,52 +2,178 @@
 // results fragment) and the single-event detail page.
 package events
 
-import "auditdb/views/components"
+import (
+	"fmt"
+	"strconv"
 
-// FilterValues are the list filters as the user typed them. From and To use
-// the datetime-local form "2006-01-02T15:04" (UTC). The query parameter
-// names are from, to, action, status, principal, resource_type,
-// resource_id, classification, correlation_id and q.
+	"auditdb/views/components"
+)
+
+// FilterValues are the list's search and range as the user gave them. Q is the search
+// query (qualifiers and free text); Range is a quick range key (15m, 1h, 24h, 7d, 30d,
+// 1y), "custom" (From and To, datetime-local "2006-01-02T15:04" in UTC) or "query" (the
+// query's created: terms set it). RangeText is the range searched, formatted.
 type FilterValues struct {
-	From           string
-	To             string
-	Action         string
-	Status         string
-	Principal      string
-	ResourceType   string
-	ResourceID     string
-	Classification string
-	CorrelationID  string
-	Q              string
+	Q         string
+	Range     string
+	From      string
+	To        string
+	RangeText string
 }
 
-// IsZero reports whether no filter is set.
+// IsZero reports whether no search and no range were given.
 func (f FilterValues) IsZero() bool {
-	return f == FilterValues{}
+	return f.Q == "" && f.From == "" && f.To == "" && (f.Range == "" || f.Range == "30d")
 }
 
 // Row is one event in the list, every field already formatted for display.
 type Row struct {
 	ID             int64
-	Href           string // link to the event's detail page
+	Href           string // link to the event's detail page (carrying the list's place)
+	InPanel        bool   // with htmx, the link opens the event in the list's side panel
 	Time           string
+	TimeISO        string // RFC 3339, for <time datetime> and the local time on hover
 	Action         string
 	Status         string // attempt, success or failure
 	Principal      string
+	PrincipalHref  string // the list filtered by this principal; "" when already filtered
 	Resource       string // e.g. "Patient/123", or "" when the event has none
+	ResourceHref   string
 	Classification string
 	Outcome        string
+}
+
+// RangeOption is one quick range.
+type RangeOption struct {
+	Key, Label, Href string
+}
+
+// FieldError is a refused search or range: which field ("q", "range", "from", "to",
+// "after") and why.
+type FieldError struct {
+	Field, Message string
+}
+
+// Bar is one histogram bucket; Href narrows the range to it.
+type Bar struct {
+	Count int64
+	Href  string
+	Label string
+}
+
+// Histogram is the volume of the current query over its range.
+type Histogram struct {
+	Bars             []Bar
+	Max              int64
+	FromText, ToText string
+}
+
+// FacetValue is one clickable value of a facet; Href is "" when the query already has it.
+type FacetValue struct {
+	Value string
+	Count int64
+	Href  string
+}
+
+// Facet is the counts of one field among the matches.
+type Facet struct {
+	Title  string
+	TestID string
+	Values []FacetValue
 }
 
 // ListProps is the view model of the event list and of its results fragment.
 type ListProps struct {
 	Filter          FilterValues
+	Error           *FieldError // a refused query or range; Rows is then empty
+	Ranges          []RangeOption
 	Rows            []Row
+	Start           int    // the 1-based index of the first row
+	SummaryHref     string // where the count, histogram and facets load from; "" for none
 	NextHref        string // "" when there is no older page
 	FirstHref       string // "" when already on the newest page
-	BundleHref      string // the evidence bundle of the filter; "" without the export permission
+	WidenHref       string // for an empty result: the same query over a year
+	ExportCSV       string // "" when the viewer may not export
+	ExportJSONL     string
+	BundleHref      string // the evidence bundle of the search (events, proofs, signed checkpoint); with export
 	Statuses        []string
 	Classifications []string
+}
+
+// ErrorFor returns the message of the refused field name, or "".
+func (p ListProps) ErrorFor(field string) string {
+	if p.Error != nil && p.Error.Field == field {
+		return p.Error.Message
+	}
+	return ""
+}
+
+// RangeLabel is the active range as words.
+func (p ListProps) RangeLabel() string {
+	for _, r := range p.Ranges {
+		if r.Key == p.Filter.Range {
+			return "Last " + r.Label
+		}
+	}
+	if p.Filter.Range == "query" {
+		return "Set by created: in the search"
+	}
+	return "Custom range"
+}
+
+// SummaryProps is the view model of the list's summary: the count of the matches,
+// their histogram and their facets.
+type SummaryProps struct {
+	Start         int   // the 1-based index of the page's first row
+	Shown         int   // rows on the page
+	Total         int64 // matches; an estimate unless TotalExact
+	TotalExact    bool
+	Histogram     Histogram
+	Facets        []Facet
+	FacetsSampled bool // the facets count the newest matches only
+}
+
+// CountText is "1–50 of 1,234" or "1–50 of about 12,400".
+func (p SummaryProps) CountText() string {
+	if p.Shown == 0 {
+		return ""
+	}
+	end := p.Start + p.Shown - 1
+	total := p.Total
+	if int64(end) > total {
+		total = int64(end)
+	}
+	about := ""
+	if !p.TotalExact {
+		about = "about "
+		total = roundEstimate(total)
+	}
+	return fmt.Sprintf("%s–%s of %s%s", thousands(int64(p.Start)), thousands(int64(end)), about, thousands(total))
+}
+
+// roundEstimate keeps three significant digits of an estimate.
+func roundEstimate(n int64) int64 {
+	m := int64(1)
+	for n/m >= 1000 {
+		m *= 10
+	}
+	return n / m * m
+}
+
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// BarHeight is a bar's height in the histogram's 0–100 coordinate space.
+func (h Histogram) BarHeight(b Bar) float64 {
+	if h.Max == 0 || b.Count == 0 {
+		return 0
+	}
+	return 4 + 96*float64(b.Count)/float64(h.Max)
 }
 
 // DetailField is one labelled value on the detail page. TestID is set as
@@ -68,6 +194,7 @@ type DetailProps struct {
 	Fields      []DetailField
 	DetailsJSON string
 	BackHref    string // "" links back to /events
+	FullHref    string // the event's own page (the side panel links to it)
 	Integrity   IntegrityProps
 }
 

@@ -26,7 +26,7 @@ func testID(id string) string { return `data-testid="` + id + `"` }
 
 func listProps(rows ...events.Row) events.ListProps {
 	return events.ListProps{
-		Filter:          events.FilterValues{Action: hostile, Q: "login"},
+		Filter:          events.FilterValues{Q: "login " + hostile},
 		Rows:            rows,
 		NextHref:        "/events?before=41",
 		FirstHref:       "/events?q=login",
@@ -61,7 +61,8 @@ func TestRender(t *testing.T) {
 			want: []string{
 				testID("events-filter"), testID("events-results"), testID("events-table"),
 				testID("event-row"), testID("event-link"), testID("page-next"), testID("page-first"),
-				testID("filter-action"), testID("filter-q"), testID("filter-status"), testID("filter-from"),
+				testID("panel-action"), testID("filter-q"), testID("panel-status"), testID("filter-from"), testID("filter-range"),
+				testID("query-panel"), testID("error-q"), `aria-live="polite"`, `hx-history="false"`,
 				testID("nav-events"), `aria-current="page"`, `hx-target="#events-results"`,
 				`&lt;script&gt;alert(1)&lt;/script&gt;`, `href="/events/42"`,
 			},
