@@ -39,6 +39,7 @@ var layerOf = []struct{ prefix, layer string }{
 	{"auditdb/models/merkle", "pipeline"},
 	{"auditdb/models/session", "pipeline"},
 	{"auditdb/models/demo", "pipeline"},
+	{"auditdb/models/querycache", "pipeline"},
 	{"auditdb/models/pgtest", "testsupport"},
 	{"auditdb/web/webtest", "testsupport"},
 	{"auditdb/migrations", "migrations"},

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"errors"
 	"fmt"
@@ -58,7 +60,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
 		Sealer: sealer, CheckpointKey: ck, Log: log,
 		Writer: cfg.Writer, TrustedProxies: cfg.TrustedProxies, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
-		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL,
+		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL, QueryCache: cfg.QueryCache, Perf: cfg.Perf,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -149,6 +151,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.ErrorLogRetentionJob(svc.ErrorLog, models.DefaultErrorRetention, time.Now, log),
 		jobs.NotifyEnqueueJob(svc.Deliveries),
 		jobs.NotifySendJob(svc.Deliveries),
+		jobs.PerfSnapshotJob(perfSources(svc), log),
 	} {
 		if err := sched.Add(j); err != nil {
 			return nil, err
@@ -160,6 +163,21 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		}
 	}
 	return sched, nil
+}
+
+// perfSources are the performance report's sources in svc: the database's statistics, the
+// query cache, the writer's queue, detection's lag and the request histogram (when the
+// server registers it with Prometheus's default registry).
+func perfSources(svc *web.Services) jobs.PerfSources {
+	latency := jobs.NewLatencyReader(prometheus.DefaultGatherer)
+	return jobs.PerfSources{
+		Store: svc.Perf, Cache: svc.QueryCache, WriterQueue: svc.Writer.Queued,
+		DetectionLag: func(ctx context.Context) (time.Duration, error) {
+			o, err := svc.Detector.Overview(ctx)
+			return o.MaxLag, err
+		},
+		Latency: latency.Read, Audit: svc.Audit, AutoOptimize: svc.Perf.Options().AutoOptimize,
+	}
 }
 
 // servePprof serves the runtime's profiles (CPU, heap, goroutines…) on a loopback address of

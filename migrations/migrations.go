@@ -45,6 +45,8 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0017_retention"),
 		sqlMigration("20261129_0018_invitations_by_email"),
 		sqlMigration("20261129_0019_retention_policies"),
+		sqlMigration("20261130_0034_query_cache_versions"),
+		sqlMigration("20261130_0035_perf_snapshots"),
 	}
 }
 

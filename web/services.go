@@ -16,6 +16,7 @@ import (
 	"auditdb/models"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
+	"auditdb/models/querycache"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -102,6 +103,15 @@ type Services struct {
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
 	Signals *models.Signals
+
+	// QueryCache keeps the console's expensive reads (the dashboard's figures); Figures
+	// reads the dashboard through it.
+	QueryCache *querycache.Cache
+	Figures    handlers.DashboardReader
+	// Perf reads the database's own statistics for the performance page and the snapshots.
+	Perf *models.PerfStore
+	// Health is the performance page's health panel.
+	Health handlers.HealthSource
 }
 
 // ServicesConfig is what NewServices builds on: connections opened by the caller (who
@@ -143,6 +153,10 @@ type ServicesConfig struct {
 	SMTP *models.SMTPConfig
 	// PublicURL is the console's public address, for links in notifications.
 	PublicURL string
+	// QueryCache bounds the query cache (zero fields: the defaults); Perf tunes the
+	// performance report (zero: models.DefaultPerfOptions).
+	QueryCache querycache.Config
+	Perf       models.PerfOptions
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -219,9 +233,22 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
 	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)
+	qc := c.QueryCache
+	if qc.Prefix == "" {
+		qc.Prefix = prefix
+	}
+	s.QueryCache = querycache.New(db, rdb, qc, log)
+	s.Figures = querycache.Dashboard{Source: s.Dashboard, Cache: s.QueryCache}
+	perf := c.Perf
+	if perf == (models.PerfOptions{}) {
+		perf = models.DefaultPerfOptions()
+	}
+	s.Perf = models.NewPerfStore(db, perf).WithAudit(trail)
+	s.Health = basicHealth{db: db, rdb: rdb, cache: s.QueryCache}
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)
+		s.QueryCache.Follow(s.Signals)
 		if c.FollowCaches {
 			s.APIKeys.Follow(s.Signals)
 			s.Sessions.Follow(s.Signals)
