@@ -34,6 +34,7 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
   detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]
   dashboard   [--events N] [--iterations N] [--database NAME]
+  cache       [--events N] [--rounds N] [--iterations N] [--database NAME]
   retention   [--events N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
@@ -76,6 +77,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchDetect(ctx, cfg, args[1:], stdout)
 	case "dashboard":
 		return benchDashboard(ctx, cfg, args[1:], stdout)
+	case "cache":
+		return benchCache(ctx, cfg, args[1:], stdout)
 	case "retention":
 		return benchRetention(ctx, cfg, args[1:], stdout)
 	}
@@ -215,6 +218,32 @@ func benchDashboard(ctx context.Context, cfg config, args []string, stdout io.Wr
 	defer app.Shutdown()
 	return bench.Dashboard(ctx, env.db, bench.DashboardOptions{Events: *events, Iterations: *iterations,
 		Serve: app.Listener, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn})
+}
+
+func benchCache(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench cache", stdout)
+	events := fs.Int("events", 1_000_000, "events the dashboard's organization holds (shares the dashboard bench's database)")
+	rounds := fs.Int("rounds", 10, "rounds alternating the modes")
+	iterations := fs.Int("iterations", 30, "reads per mode and round")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_dashboard_<events> appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 1 || *rounds < 1 || *iterations < 1 {
+		return models.Invalid("--events", "--events, --rounds and --iterations must be at least 1")
+	}
+	env, err := openBench(ctx, cfg, *dbName, fmt.Sprintf("_bench_dashboard_%d", *events), stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	rdb, err := openRedis(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	return bench.Cache(ctx, env.db, bench.CacheOptions{Events: *events, Rounds: *rounds, Iterations: *iterations,
+		Redis: rdb, Prefix: cfg.RedisPrefix + "bench:", Out: stdout})
 }
 
 func benchRLS(ctx context.Context, cfg config, args []string, stdout io.Writer) error {

@@ -152,6 +152,12 @@ func (c *Cache) Enabled() bool { return c != nil && !c.cfg.Disabled }
 // the answer depends on besides the organization and its version (the query and its
 // parameters). A failure of load is returned as is; Redis failures only skip L2.
 func Get[T any](ctx context.Context, c *Cache, org, name string, load func(context.Context) (T, error)) (T, error) {
+	return GetIf(ctx, c, org, name, load, nil)
+}
+
+// GetIf is Get keeping a loaded answer only when keep (nil: always) says so: for answers
+// that also depend on something no version covers (see Dashboard).
+func GetIf[T any](ctx context.Context, c *Cache, org, name string, load func(context.Context) (T, error), keep func(T) bool) (T, error) {
 	var zero T
 	if !c.Enabled() {
 		return load(ctx)
@@ -193,6 +199,9 @@ func Get[T any](ctx context.Context, c *Cache, org, name string, load func(conte
 	v, err := load(ctx)
 	if err != nil {
 		return zero, err
+	}
+	if keep != nil && !keep(v) {
+		return v, nil
 	}
 	raw, err := c.encode(v)
 	if err != nil {

@@ -25,10 +25,12 @@ type Dashboard struct {
 }
 
 // Overview returns org's figures at now, from the cache when an answer of the same
-// 10-second slot and cache version is kept; errors are the source's.
+// 10-second slot and cache version is kept; errors are the source's. An answer saying the
+// organization never recorded an event is not kept: that one is read from audit_log, whose
+// writes (ingest) do not bump the version, so the first event shows at once.
 func (d Dashboard) Overview(ctx context.Context, org string, now time.Time) (*models.DashboardOverview, error) {
 	slot := now.UTC().Truncate(DashboardSlot).Unix()
-	return Get(ctx, d.Cache, org, "dashboard:"+strconv.FormatInt(slot, 10), func(ctx context.Context) (*models.DashboardOverview, error) {
+	return GetIf(ctx, d.Cache, org, "dashboard:"+strconv.FormatInt(slot, 10), func(ctx context.Context) (*models.DashboardOverview, error) {
 		return d.Source.Overview(ctx, org, now)
-	})
+	}, func(o *models.DashboardOverview) bool { return o != nil && !o.Empty() })
 }
