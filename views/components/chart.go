@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Chart helpers shared by every server-drawn SVG chart of the console (the dashboard's bar
+// Chart functions shared by every server-drawn SVG chart of the console (the dashboard's bar
 // charts, the performance page's line charts): scales, number formats and the line chart.
 
 // NiceCeil is the smallest 1, 2 or 5 × 10^k at or above n (at least 1).

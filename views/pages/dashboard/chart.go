@@ -126,7 +126,7 @@ func NewChart(id, title, description string, points []Point) Chart {
 	return c
 }
 
-// niceCeil, f, Thousands, Compact and Plural are the console's shared chart helpers
+// niceCeil, f, Thousands, Compact and Plural are the console's shared chart functions
 // (views/components), under the names this package's charts use.
 func niceCeil(n int64) int64 { return components.NiceCeil(n) }
 
