@@ -43,6 +43,7 @@ var layerOf = []struct{ prefix, layer string }{
 	{"auditdb/models/session", "pipeline"},
 	{"auditdb/models/demo", "pipeline"},
 	{"auditdb/models/reports", "pipeline"},
+	{"auditdb/models/querycache", "pipeline"},
 	{"auditdb/models/pgtest", "testsupport"},
 	{"auditdb/web/webtest", "testsupport"},
 	{"auditdb/migrations", "migrations"},

@@ -37,7 +37,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   retention   [--events N] [--database NAME]
   bundle      [--events N] [--rounds N] [--sample N] [--database NAME]
   metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]
-  reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]`
+  reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]
+  cache       [--events N] [--rounds N] [--iterations N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -85,6 +86,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchBundle(ctx, cfg, args[1:], stdout)
 	case "metrics":
 		return benchMetrics(ctx, cfg, args[1:], stdout)
+	case "cache":
+		return benchCache(ctx, cfg, args[1:], stdout)
 	case "reports":
 		return benchReports(ctx, cfg, args[1:], stdout)
 	case "reports-child":
@@ -702,4 +705,30 @@ func benchReportChild(ctx context.Context, cfg config, args []string, stdout io.
 	}
 	defer closeDB(db)
 	return bench.ReportChild(ctx, db, *mode, *org, f, t, *rows, *out, stdout)
+}
+
+func benchCache(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench cache", stdout)
+	events := fs.Int("events", 1_000_000, "events the dashboard's organization holds (shares the dashboard bench's database)")
+	rounds := fs.Int("rounds", 10, "rounds alternating the modes")
+	iterations := fs.Int("iterations", 30, "reads per mode and round")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_dashboard_<events> appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 1 || *rounds < 1 || *iterations < 1 {
+		return models.Invalid("--events", "--events, --rounds and --iterations must be at least 1")
+	}
+	env, err := openBench(ctx, cfg, *dbName, fmt.Sprintf("_bench_dashboard_%d", *events), stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	rdb, err := openRedis(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	return bench.Cache(ctx, env.db, bench.CacheOptions{Events: *events, Rounds: *rounds, Iterations: *iterations,
+		Redis: rdb, Prefix: cfg.RedisPrefix + "bench:", Out: stdout})
 }

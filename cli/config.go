@@ -19,6 +19,7 @@ import (
 	"auditdb/models"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
+	"auditdb/models/querycache"
 	"auditdb/web"
 )
 
@@ -70,6 +71,13 @@ type config struct {
 	// address for loopback clients only.
 	MetricsOff  bool
 	MetricsAddr string
+	// QueryCache bounds the console's query cache: AUDITDB_QUERY_CACHE (on or off),
+	// AUDITDB_QUERY_CACHE_TTL (1s to 1h, 300s), AUDITDB_QUERY_CACHE_MAX_MB (1 to 16384, 100)
+	// and AUDITDB_QUERY_CACHE_MAX_ENTRIES (1 to 1000000, 1000).
+	QueryCache querycache.Config
+	// Perf tunes the performance report: AUDITDB_SLOW_QUERY_MS (the slow-query threshold,
+	// 1 to 3600000, 1000) and AUDITDB_AUTO_OPTIMIZE (true or false, true).
+	Perf models.PerfOptions
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -198,6 +206,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		cfg.StatementTimeout = d
 	}
+	if err := loadPerfConfig(getenv, &cfg); err != nil {
+		return cfg, err
+	}
 	if v := getenv("AUDITDB_CHECKPOINT_KEY"); v != "" {
 		key, err := decodeKey(v)
 		if err != nil || len(key) != 32 {
@@ -206,6 +217,54 @@ func loadConfig(getenv func(string) string) (config, error) {
 		cfg.CheckpointKey = key
 	}
 	return cfg, nil
+}
+
+// loadPerfConfig reads the query cache's and the performance report's settings.
+func loadPerfConfig(getenv func(string) string, cfg *config) error {
+	cfg.Perf = models.DefaultPerfOptions()
+	switch v := getenv("AUDITDB_QUERY_CACHE"); v {
+	case "", "on":
+	case "off":
+		cfg.QueryCache.Disabled = true
+	default:
+		return models.Invalid("AUDITDB_QUERY_CACHE", "must be on or off")
+	}
+	if v := getenv("AUDITDB_QUERY_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			return models.Invalid("AUDITDB_QUERY_CACHE_TTL", "must be a duration from 1s to 1h, such as 300s")
+		}
+		cfg.QueryCache.TTL = d
+	}
+	if v := getenv("AUDITDB_QUERY_CACHE_MAX_MB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 16384 {
+			return models.Invalid("AUDITDB_QUERY_CACHE_MAX_MB", "must be a number of megabytes from 1 to 16384")
+		}
+		cfg.QueryCache.MaxBytes = int64(n) << 20
+	}
+	if v := getenv("AUDITDB_QUERY_CACHE_MAX_ENTRIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return models.Invalid("AUDITDB_QUERY_CACHE_MAX_ENTRIES", "must be a number from 1 to 1000000")
+		}
+		cfg.QueryCache.MaxEntries = n
+	}
+	if v := getenv("AUDITDB_SLOW_QUERY_MS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 3_600_000 {
+			return models.Invalid("AUDITDB_SLOW_QUERY_MS", "must be a number of milliseconds from 1 to 3600000")
+		}
+		cfg.Perf.SlowQuery = time.Duration(n) * time.Millisecond
+	}
+	if v := getenv("AUDITDB_AUTO_OPTIMIZE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return models.Invalid("AUDITDB_AUTO_OPTIMIZE", "must be true or false")
+		}
+		cfg.Perf.AutoOptimize = b
+	}
+	return nil
 }
 
 func decodeKey(s string) ([]byte, error) {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +63,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		Writer: cfg.Writer, TrustedProxies: cfg.TrustedProxies, FollowCaches: true, RedisPrefix: cfg.RedisPrefix,
 		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL, StatementTimeout: cfg.StatementTimeout,
 		SchemaVersion: migrations.Latest(), Metrics: cfg.metricsMode(),
+		QueryCache: cfg.QueryCache, Perf: cfg.Perf,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -157,6 +160,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.NotifyEnqueueJob(svc.Deliveries),
 		jobs.NotifySendJob(svc.Deliveries),
 		jobs.ReportsJob(svc.ReportRunner),
+		jobs.PerfSnapshotJob(perfSources(svc), log),
 	} {
 		if err := sched.Add(j); err != nil {
 			return nil, err
@@ -198,6 +202,21 @@ func serveMetrics(addr string, log *slog.Logger) (stop func()) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+	}
+}
+
+// perfSources are the performance report's sources in svc: the database's statistics, the
+// query cache, the writer's queue, detection's lag and the request histogram (when the
+// server registers it with Prometheus's default registry).
+func perfSources(svc *web.Services) jobs.PerfSources {
+	latency := jobs.NewLatencyReader(prometheus.DefaultGatherer)
+	return jobs.PerfSources{
+		Store: svc.Perf, Cache: svc.QueryCache, WriterQueue: svc.Writer.Queued,
+		DetectionLag: func(ctx context.Context) (time.Duration, error) {
+			o, err := svc.Detector.Overview(ctx)
+			return o.MaxLag, err
+		},
+		Latency: latency.Read, Audit: svc.Audit, AutoOptimize: svc.Perf.Options().AutoOptimize,
 	}
 }
 

@@ -49,6 +49,8 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0024_report_runs"),
 		sqlMigration("20261130_0030_event_search"),
 		sqlMigration("20261130_0032_leaf_queue_time"),
+		sqlMigration("20261130_0034_query_cache_versions"),
+		sqlMigration("20261130_0035_perf_snapshots"),
 	}
 }
 

@@ -113,9 +113,10 @@ func consoleRoutes(d *Services) []route {
 	retention := handlers.RetentionDeps{Store: d.RetentionPolicies, Now: d.Now}
 	partitions := handlers.PartitionDeps{Partitions: d.PartitionConsole, Now: d.Now}
 	rep := reportDeps(d)
+	perf := handlers.PerfDeps{Perf: d.Perf, Cache: d.QueryCache, Health: d.Health, Now: d.Now}
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(handlers.DashboardSources{Events: d.Events, Invitations: d.Members,
-			Figures: d.Dashboard, Checkpoints: d.Merkle, Detection: detectionLag{d.Detector}, Now: d.Now})},
+			Figures: d.Figures, Checkpoints: d.Merkle, Detection: detectionLag{d.Detector}, Now: d.Now})},
 		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions)},
 		{post, "/invitations/:id/decline", SignedIn, handlers.DeclineInvitation(d.Members)},
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
@@ -188,6 +189,11 @@ func consoleRoutes(d *Services) []route {
 		{get, "/retention/partitions", SuperadminOnly, handlers.PartitionsPage(partitions)},
 		{post, "/retention/partitions/ensure", SuperadminOnly, handlers.EnsurePartitions(partitions)},
 		{post, "/retention/partitions/drop-expired", SuperadminOnly, handlers.DropExpiredPartitions(partitions)},
+		// The performance page: superadmins see the database as a whole, an organization's
+		// viewers (audit.metrics read) its own figures only; maintenance is a superadmin's.
+		{get, "/performance", Perm("audit.metrics", "read"), handlers.PerformancePage(perf)},
+		{get, "/performance/explain/:name", Perm("audit.metrics", "read"), handlers.PerformanceExplain(perf)},
+		{post, "/performance/vacuum", SuperadminOnly, handlers.VacuumTable(perf)},
 		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.NotBuilt("gdpr", "GDPR",
 			"Subject access exports, pseudonymization and erasure requests.")},
 		{get, "/settings", Perm("organization.settings", "read"), handlers.Settings()},

@@ -20,6 +20,7 @@ import (
 	"auditdb/models/merkle"
 	"auditdb/models/metrics"
 	"auditdb/models/reports"
+	"auditdb/models/querycache"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
@@ -129,6 +130,12 @@ type Services struct {
 	SchemaVersion string
 	// Metrics says where /metrics is served (see MetricsMode).
 	Metrics MetricsMode
+	// QueryCache keeps the console's expensive reads (the dashboard's figures); Figures
+	// reads the dashboard through it.
+	QueryCache *querycache.Cache
+	Figures    handlers.DashboardReader
+	// Perf reads the database's own statistics for the performance page and the snapshots.
+	Perf *models.PerfStore
 }
 
 // MetricsMode is how the Prometheus metrics are served.
@@ -193,6 +200,10 @@ type ServicesConfig struct {
 	// Metrics: see Services.Metrics. MetricsOff also switches recording off for the whole
 	// process (metrics.SetEnabled).
 	Metrics MetricsMode
+	// QueryCache bounds the query cache (zero fields: the defaults); Perf tunes the
+	// performance report (zero: models.DefaultPerfOptions).
+	QueryCache querycache.Config
+	Perf       models.PerfOptions
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -313,9 +324,22 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		sum, err := bundle.Write(ctx, db, s.Merkle, org, f, w)
 		return sum.Events, err
 	}
+	qc := c.QueryCache
+	if qc.Prefix == "" {
+		qc.Prefix = prefix
+	}
+	s.QueryCache = querycache.New(db, rdb, qc, log)
+	s.Figures = querycache.Dashboard{Source: s.Dashboard, Cache: s.QueryCache}
+	perf := c.Perf
+	if perf == (models.PerfOptions{}) {
+		perf = models.DefaultPerfOptions()
+	}
+	s.Perf = models.NewPerfStore(db, perf).WithAudit(trail)
+	s.Health.SetCache(s.QueryCache)
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)
+		s.QueryCache.Follow(s.Signals)
 		if c.FollowCaches {
 			s.APIKeys.Follow(s.Signals)
 			s.Sessions.Follow(s.Signals)

@@ -208,6 +208,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 }
 
+// Queued returns how many events the writer has accepted and not yet answered.
+func (w *Writer) Queued() int64 { return w.queued.Load() }
+
 // Stats returns how many events and transactions the writer has committed.
 func (w *Writer) Stats() (events, batches int64) {
 	return w.committedEvents.Load(), w.committedBatches.Load()

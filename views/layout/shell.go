@@ -59,6 +59,7 @@ var NavItems = []NavItem{
 	{Key: "orgs", Label: "Organizations", Href: "/orgs"},
 	{Key: "settings", Label: "Settings", Href: "/settings"},
 	{Key: "errors", Label: "Errors", Href: "/errors"},
+	{Key: "performance", Label: "Performance", Href: "/performance"},
 }
 
 // AppName is the product name shown in titles and the sidebar.

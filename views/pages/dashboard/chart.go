@@ -1,8 +1,9 @@
 package dashboard
 
 import (
-	"math"
 	"strconv"
+
+	"auditdb/views/components"
 )
 
 // Colours shared by every chart: the same meaning has the same colour across the console.
@@ -125,50 +126,17 @@ func NewChart(id, title, description string, points []Point) Chart {
 	return c
 }
 
-// niceCeil is the smallest 1, 2 or 5 × 10^k at or above n (at least 1).
-func niceCeil(n int64) int64 {
-	if n <= 1 {
-		return 1
-	}
-	mag := int64(math.Pow(10, math.Floor(math.Log10(float64(n)))))
-	for _, m := range []int64{1, 2, 5, 10} {
-		if m*mag >= n {
-			return m * mag
-		}
-	}
-	return 10 * mag
-}
+// niceCeil, f, Thousands, Compact and Plural are the console's shared chart functions
+// (views/components), under the names this package's charts use.
+func niceCeil(n int64) int64 { return components.NiceCeil(n) }
 
-func f(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+func f(v float64) string { return components.SVGNum(v) }
 
-// Thousands formats n with thin separators: 1,234,567.
-func Thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := ""
-	if n < 0 {
-		neg, s = "-", s[1:]
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return neg + s
-}
+// Thousands formats n with separators: 1,234,567.
+func Thousands(n int64) string { return components.Thousands(n) }
 
 // Compact formats n for an axis: 950, 1.2k, 3M.
-func Compact(n int64) string {
-	switch {
-	case n >= 1_000_000:
-		return strconv.FormatFloat(float64(n)/1e6, 'f', -1, 64) + "M"
-	case n >= 1_000:
-		return strconv.FormatFloat(float64(n)/1e3, 'f', -1, 64) + "k"
-	}
-	return strconv.FormatInt(n, 10)
-}
+func Compact(n int64) string { return components.Compact(n) }
 
 // Plural is "1 event" or "3 events", with separators.
-func Plural(n int64, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return Thousands(n) + " " + noun + "s"
-}
+func Plural(n int64, noun string) string { return components.Plural(n, noun) }

@@ -1,0 +1,1 @@
+DROP TABLE perf_snapshots;
