@@ -579,4 +579,3 @@ func ShortQuery(q string, n int) string {
 	q = strings.Join(strings.Fields(q), " ")
 	return Truncate(q, n)
 }
-

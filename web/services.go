@@ -19,8 +19,8 @@ import (
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/metrics"
-	"auditdb/models/reports"
 	"auditdb/models/querycache"
+	"auditdb/models/reports"
 	"auditdb/models/session"
 	"auditdb/policy"
 )
