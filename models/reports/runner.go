@@ -432,8 +432,8 @@ func (r *Runner) RetryDeliveries(ctx context.Context) (int, error) {
 	err := r.db.WithContext(ctx).Raw(`SELECT e.id, e.organization_id, e.report_config_id FROM report_executions e
 		WHERE e.status = 'completed' AND e.report_config_id IS NOT NULL AND e.execution_time >= ?
 		AND jsonb_array_length(e.delivery_attempts) BETWEEN 1 AND ?
-		AND NOT jsonb_path_exists(e.delivery_attempts, '$[*] ? (@.ok == true)')
-		AND (e.delivery_attempts->-1->>'at')::timestamptz <= ? - (CASE jsonb_array_length(e.delivery_attempts) WHEN 1 THEN interval '15 minutes' ELSE interval '2 hours' END)
+		AND NOT e.delivery_attempts @> '[{"ok": true}]'::jsonb
+		AND (e.delivery_attempts->-1->>'at')::timestamptz <= ?::timestamptz - (CASE jsonb_array_length(e.delivery_attempts) WHEN 1 THEN interval '15 minutes' ELSE interval '2 hours' END)
 		ORDER BY e.execution_time LIMIT 50`, now.Add(-DeliveryWindow), MaxDeliveryAttempts-1, now).Scan(&rows).Error
 	if err != nil {
 		return 0, fmt.Errorf("reports: deliveries to retry: %w", err)

@@ -323,3 +323,73 @@ func TestRunningReportsAreLimited(t *testing.T) {
 		t.Fatal("an unrelated organization sees executions")
 	}
 }
+
+// failingTarget refuses every delivery, counting the tries.
+type failingTarget struct {
+	mu    sync.Mutex
+	tries int
+}
+
+func (f *failingTarget) Deliver(context.Context, string, reports.Delivery, *reports.Execution, func(reports.File) string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries++
+	return errors.New("receiver answered 500")
+}
+
+// A failed delivery is tried again after 15 minutes, then after 2 hours, three times in
+// all, each attempt recorded; the execution stays completed.
+func TestFailedDeliveriesAreRetriedThreeTimes(t *testing.T) {
+	ctx := context.Background()
+	r, store := newRunner(t)
+	target := &failingTarget{}
+	r.Deliver = target
+	org := pgtest.NewOrg(t, "retry")
+	tpl, err := store.SaveTemplate(ctx, org, "", reports.TemplateInput{Name: "Daily", Type: reports.TypeGeneral,
+		PeriodDays: 1, Formats: []string{"json"}}, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := store.SaveSchedule(ctx, org, "", reports.ScheduleInput{Name: "to the SIEM", TemplateID: tpl.ID, Enabled: true,
+		Schedule: reports.Schedule{Frequency: "daily", Time: "06:00", TimeZone: "UTC"},
+		Delivery: reports.Delivery{Kind: reports.DeliverWebhook, URL: "https://siem.example.com/hook"}}, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := sc.NextRun.Add(time.Minute)
+	at := func(d time.Duration) { r.Now = func() time.Time { return start.Add(d) } }
+	at(0)
+	if n, err := r.RunDue(ctx); err != nil || n != 1 {
+		t.Fatalf("RunDue = %d, %v", n, err)
+	}
+	r.Wait()
+	for _, step := range []struct {
+		after time.Duration
+		want  int
+	}{
+		{time.Minute, 0},                  // too early for the second try
+		{16 * time.Minute, 1},             // second try
+		{17 * time.Minute, 0},             // waits 2 hours now
+		{2*time.Hour + 20*time.Minute, 1}, // third try
+		{6 * time.Hour, 0},                // three tries in all
+		{30 * time.Hour, 0},               // and never after the day
+	} {
+		at(step.after)
+		n, err := r.RetryDeliveries(ctx)
+		if err != nil || n != step.want {
+			t.Fatalf("after %v: RetryDeliveries = %d, %v; want %d", step.after, n, err, step.want)
+		}
+	}
+	if target.tries != 3 {
+		t.Fatalf("delivery tried %d times, want 3", target.tries)
+	}
+	execs, err := store.Executions(ctx, org, 10)
+	if err != nil || len(execs) != 1 {
+		t.Fatalf("executions = %+v, %v", execs, err)
+	}
+	e, err := store.Execution(ctx, org, execs[0].ID)
+	if err != nil || e.Status != reports.StatusCompleted || len(e.Deliveries) != 3 || e.Deliveries[2].OK ||
+		!strings.Contains(e.Deliveries[2].Error, "500") {
+		t.Fatalf("execution = %+v, %v", e, err)
+	}
+}
