@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -49,6 +52,16 @@ func ExportEvents(events EventExporter, audit Auditor, format string, now func()
 		if err != nil {
 			return err
 		}
+		release, ok := exportSlots.take(v.OrgID)
+		if !ok {
+			return models.TooMany(fmt.Sprintf("your organization already runs %d exports; try again when one has finished", maxExportsPerOrg))
+		}
+		streaming := false
+		defer func() {
+			if !streaming {
+				release()
+			}
+		}()
 		details := map[string]any{"format": format, "query": values.Q, "from": filter.From.UTC().Format(time.RFC3339),
 			"to": filter.To.UTC().Format(time.RFC3339)}
 		if err := audit.Record(c.UserContext(), models.AuditEntry{Org: v.OrgID, Action: models.ActionDataExport,
@@ -64,9 +77,12 @@ func ExportEvents(events EventExporter, audit Auditor, format string, now func()
 			c.Set(fiber.HeaderContentType, "application/jsonl; charset=utf-8")
 		}
 		org := v.OrgID
-		// The stream outlives the handler: it gets its own context, bounded in time.
+		// The stream outlives the handler: it gets its own context, bounded in time, and
+		// keeps its organization's export slot until it ends.
+		streaming = true
 		c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+			defer release()
+			ctx, cancel := context.WithTimeout(context.Background(), exportBudget)
 			defer cancel()
 			streamEvents(ctx, events, org, filter, format, w)
 		})
@@ -90,10 +106,10 @@ func streamEvents(ctx context.Context, events EventExporter, org string, filter 
 		page, err := events.ListFull(ctx, org, filter, after, exportPage)
 		if err != nil {
 			if csvw != nil {
-				csvw.Write([]string{"export failed: " + err.Error()})
+				csvw.Write([]string{exportFailed(err)})
 				csvw.Flush()
 			} else {
-				enc.Encode(map[string]string{"error": "export failed: " + err.Error()})
+				enc.Encode(map[string]string{"error": exportFailed(err)})
 			}
 			w.Flush()
 			return
@@ -126,4 +142,51 @@ func exportRow(ev *models.Event) []string {
 		deref(ev.PrincipalID), deref(ev.TargetResourceType), deref(ev.TargetResourceID), deref(ev.OutcomeDescription),
 		deref(ev.CorrelationID), ev.DataClassification, ev.RetentionPolicy, ev.EventVersion, ev.HashAlgorithm, ev.Hash,
 		ev.Signature}
+}
+
+// An export runs for at most exportBudget, and an organization runs at most
+// maxExportsPerOrg at once, so one user cannot keep the database busy with exports.
+const (
+	exportBudget     = 10 * time.Minute
+	maxExportsPerOrg = 2
+)
+
+var exportSlots = newOrgSlots(maxExportsPerOrg)
+
+// exportFailed is the line that ends a stream cut short: what happened in words, never the
+// database's own message.
+func exportFailed(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) || models.IsQueryTimeout(err) {
+		return "export stopped: it ran out of time; the rows above are complete — narrow the search and export again"
+	}
+	return "export stopped by a server error; the rows above are complete — export again"
+}
+
+// orgSlots counts what each organization runs at once, taking a slot atomically.
+type orgSlots struct {
+	mu    sync.Mutex
+	limit int
+	used  map[string]int
+}
+
+func newOrgSlots(limit int) *orgSlots { return &orgSlots{limit: limit, used: map[string]int{}} }
+
+// take reserves one of org's slots; release gives it back (once).
+func (s *orgSlots) take(org string) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used[org] >= s.limit {
+		return nil, false
+	}
+	s.used[org]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.used[org]--; s.used[org] <= 0 {
+				delete(s.used, org)
+			}
+		})
+	}, true
 }
