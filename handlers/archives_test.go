@@ -102,7 +102,7 @@ func TestArchiveBrowser(t *testing.T) {
 		if got := strings.Count(r.Body, `data-testid="archive-event"`); got != 10 {
 			t.Fatalf("filtered page has %d events, want 10", got)
 		}
-		r = owner.Get(page + "?q=OUTCOME+NUMBER+59")
+		r = owner.Get(page + "?q=%22OUTCOME+NUMBER+59%22")
 		if got := strings.Count(r.Body, `data-testid="archive-event"`); got != 1 || !strings.Contains(r.Body, fmt.Sprintf("#%d<", evs[59].ID)) {
 			t.Fatalf("text search found %d events", got)
 		}

@@ -144,7 +144,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		"POST /api/v1/reports": {
 			{"POST", "/api/v1/reports", read, jsonType, `{"type":"HIPAA_AUDIT_TRAIL"}`, 202, nil, "Location"},
 			{"POST", "/api/v1/reports", read, jsonType, `{"type":"SOX"}`, 400, nil, ""},
-			{"POST", "/api/v1/reports", read, jsonType, `{"type":"GENERAL_COMPLIANCE","formats":["evidence"]}`, 422, nil, ""},
+			{"POST", "/api/v1/reports", read, jsonType, `{"type":"GENERAL_COMPLIANCE","formats":["evidence"]}`, 202, nil, "Location"},
 			{"POST", "/api/v1/reports", read, jsonType, `{"template_id":"tpl_of_nobody"}`, 404, nil, ""},
 		},
 		"GET /api/v1/reports/{id}": {

@@ -61,7 +61,6 @@ func TestReportsPages(t *testing.T) {
 		{"not a date", run("from", "yesterday"), 400, "from"},
 		{"bad status filter", run("status", "maybe"), 400, "status"},
 		{"patient access without patient", run("type", "PATIENT_ACCESS"), 400, "patient"},
-		{"evidence without bundles", run("formats", "evidence"), 422, "formats"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := owner.PostForm("/reports/run", tc.form)
