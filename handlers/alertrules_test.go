@@ -70,6 +70,7 @@ func TestAlertRulesSettings(t *testing.T) {
 		{"missing severity", "/settings/alert-rules/failed_logins", with("severity", ""), "severity"},
 		{"unknown rule", "/settings/alert-rules/coffee_breaks", with("", ""), "rule"},
 		{"invalid time zone", "/settings/alert-rules/time-zone", url.Values{"time_zone": {"Mars/Olympus_Mons"}}, "time_zone"},
+		{"zoneinfo file that is no zone", "/settings/alert-rules/time-zone", url.Values{"time_zone": {"posixrules"}}, "time_zone"},
 		{"empty time zone", "/settings/alert-rules/time-zone", url.Values{"time_zone": {""}}, "time_zone"},
 		{"zero alert retention", "/settings/alert-rules/retention", url.Values{"retention_days": {"0"}}, "retention_days"},
 		{"alert retention over ten years", "/settings/alert-rules/retention", url.Values{"retention_days": {"3651"}}, "retention_days"},

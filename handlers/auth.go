@@ -92,7 +92,8 @@ func renderLogin(c *fiber.Ctx, tokens *LoginTokens, status int, p auth.LoginProp
 		token = tokens.Mint()
 		setLoginTokenCookie(c, token, time.Time{})
 	}
-	p.CSRF = token
+	// The cookie keeps the token as minted; the page carries it masked afresh (BREACH).
+	p.CSRF = session.MaskToken([]byte(token))
 	return render.HTML(c, status, auth.Login(p))
 }
 

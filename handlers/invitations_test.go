@@ -29,7 +29,7 @@ func TestAddingAnExistingAccountInvitesIt(t *testing.T) {
 	if existing.StatusCode != http.StatusOK || fresh.StatusCode != http.StatusOK {
 		t.Fatalf("invite: status %d (existing) and %d (new): %.300s", existing.StatusCode, fresh.StatusCode, existing.Body)
 	}
-	if strings.ReplaceAll(existing.Body, victimEmail, "EMAIL") != strings.ReplaceAll(fresh.Body, newEmail, "EMAIL") {
+	if webtest.WithoutTokens(strings.ReplaceAll(existing.Body, victimEmail, "EMAIL")) != webtest.WithoutTokens(strings.ReplaceAll(fresh.Body, newEmail, "EMAIL")) {
 		t.Fatal("the answer differs between an email with an account and one without")
 	}
 	if strings.Contains(ownerB.Get("/members").Body, victimEmail) {

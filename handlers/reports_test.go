@@ -172,7 +172,7 @@ func TestReportsPages(t *testing.T) {
 			return v
 		}
 		for _, bad := range []struct{ key, value, field string }{
-			{"time_zone", "Mars/Base", "time_zone"}, {"weekday", "funday", "weekday"}, {"time", "25:00", "time"},
+			{"time_zone", "Mars/Base", "time_zone"}, {"time_zone", "posixrules", "time_zone"}, {"weekday", "funday", "weekday"}, {"time", "25:00", "time"},
 			{"time", "12:61", "time"}, {"frequency", "hourly", "frequency"},
 		} {
 			r := owner.PostForm("/reports/schedules", sched(bad.key, bad.value))

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	_ "time/tzdata" // off-hours detection needs IANA zones even where the system has none
 
 	"gorm.io/gorm"
 )
@@ -104,19 +103,6 @@ func (in AlertRuleInput) Validate() error {
 		return Invalid("severity", "must be one of "+strings.Join(Severities, ", "))
 	}
 	return nil
-}
-
-// ValidTimeZone returns a KindInvalid error (field time_zone) unless name is an IANA time
-// zone name such as Europe/Berlin or UTC.
-func ValidTimeZone(name string) (*time.Location, error) {
-	if name == "" || name == "Local" || strings.TrimSpace(name) != name {
-		return nil, Invalid("time_zone", "must be an IANA time zone such as Europe/Berlin or UTC")
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, Invalid("time_zone", fmt.Sprintf("unknown time zone %q; use an IANA name such as Europe/Berlin", name))
-	}
-	return loc, nil
 }
 
 // AlertRuleStore reads and changes an organization's detection rules and its time zone.

@@ -39,7 +39,7 @@ func TestAlertRuleSettingsValidation(t *testing.T) {
 			}
 		})
 	}
-	for _, zone := range []string{"", "Mars/Olympus_Mons", "Local", " UTC", "../../etc/passwd"} {
+	for _, zone := range []string{"", "Mars/Olympus_Mons", "Local", " UTC", "../../etc/passwd", "posixrules", "Factory", "posix/UTC"} {
 		t.Run("time zone "+zone, func(t *testing.T) {
 			err := rules.SetTimeZone(ctx, org, zone, actor("admin"))
 			var e *models.Error

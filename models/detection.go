@@ -281,14 +281,15 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// orgLocation is org's time zone (UTC when unset or unknown).
+// orgLocation is org's time zone (UTC when unset, unknown or not a zone name ValidTimeZone
+// accepts, as one saved before that check was strict may be).
 func orgLocation(tx *gorm.DB, org string) (*time.Location, error) {
 	var tz []string
 	if err := tx.Raw(`SELECT time_zone FROM organizations WHERE id = ?`, org).Scan(&tz).Error; err != nil {
 		return nil, fmt.Errorf("models: read time zone: %w", err)
 	}
 	if len(tz) == 1 {
-		if loc, err := time.LoadLocation(tz[0]); err == nil {
+		if loc, err := ValidTimeZone(tz[0]); err == nil {
 			return loc, nil
 		}
 	}

@@ -134,18 +134,20 @@ func sessionCSRF(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	v := render.ViewerOf(c)
-	if v == nil || !tokensEqual(submittedCSRF(c), v.Session.CSRFToken()) {
+	if v == nil || !v.Session.CSRFValid(submittedCSRF(c)) {
 		return errCSRF
 	}
 	return c.Next()
 }
 
-// loginCSRF checks the sign-in form's token: one the server minted (tokens), equal to the
-// token cookie set with the form.
+// loginCSRF checks the sign-in form's token: once unmasked (the form carries it masked, see
+// session.MaskToken), one the server minted (tokens), equal to the token cookie set with
+// the form.
 func loginCSRF(tokens *handlers.LoginTokens) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		sent := submittedCSRF(c)
-		if !tokens.Valid(sent) || !tokensEqual(sent, c.Cookies(handlers.LoginCSRFCookie)) {
+		raw, ok := session.UnmaskToken(submittedCSRF(c))
+		sent := string(raw)
+		if !ok || !tokens.Valid(sent) || !tokensEqual(sent, c.Cookies(handlers.LoginCSRFCookie)) {
 			return errCSRF
 		}
 		return c.Next()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"auditdb/handlers"
+	"auditdb/models/session"
 	"auditdb/web/webtest"
 )
 
@@ -60,7 +61,7 @@ func failSignIns(t *testing.T, base string, n int, xff func(i int) string) []int
 	ck := loginToken(t, base)
 	var out []int
 	for i := 0; i < n; i++ {
-		form := url.Values{"email": {fmt.Sprintf("nobody%d@example.test", i)}, "password": {"wrong password!"}, "_csrf": {ck.Value}}
+		form := url.Values{"email": {fmt.Sprintf("nobody%d@example.test", i)}, "password": {"wrong password!"}, "_csrf": {session.MaskToken([]byte(ck.Value))}}
 		resp := proxied(t, "POST", base, "/login", form, "X-Forwarded-For", xff(i), "Cookie", ck.Name+"="+ck.Value)
 		out = append(out, resp.StatusCode)
 	}

@@ -215,6 +215,8 @@ func TestScheduleRefusalsAndTenancy(t *testing.T) {
 		{"another organization's template", other, reports.ScheduleInput{Name: "x", TemplateID: tpl.ID, Schedule: daily}, models.KindNotFound},
 		{"bad time zone", org, reports.ScheduleInput{Name: "x", TemplateID: tpl.ID,
 			Schedule: reports.Schedule{Frequency: "daily", Time: "06:00", TimeZone: "Nowhere/City"}}, models.KindInvalid},
+		{"zoneinfo file that is no zone", org, reports.ScheduleInput{Name: "x", TemplateID: tpl.ID,
+			Schedule: reports.Schedule{Frequency: "daily", Time: "06:00", TimeZone: "posixrules"}}, models.KindInvalid},
 		{"day out of range", org, reports.ScheduleInput{Name: "x", TemplateID: tpl.ID,
 			Schedule: reports.Schedule{Frequency: "monthly", Day: 32, Time: "06:00"}}, models.KindInvalid},
 		{"bad email", org, reports.ScheduleInput{Name: "x", TemplateID: tpl.ID, Schedule: daily,

@@ -107,15 +107,7 @@ func (s Schedule) location() (*time.Location, error) {
 	if name == "" {
 		name = "UTC"
 	}
-	// LoadLocation also reads files: refuse what is not a zone name before asking it.
-	if strings.Contains(name, "..") || strings.HasPrefix(name, "/") || len(name) > 64 || strings.EqualFold(name, "local") {
-		return nil, models.Invalid("time_zone", "must be an IANA time zone such as Europe/Berlin")
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, models.Invalid("time_zone", "must be an IANA time zone such as Europe/Berlin")
-	}
-	return loc, nil
+	return models.ValidTimeZone(name)
 }
 
 // Next returns the first instant strictly after after at which s runs. The schedule's

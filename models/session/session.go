@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -52,9 +51,6 @@ type Session struct {
 
 // TableName maps Session to sessions.
 func (Session) TableName() string { return "sessions" }
-
-// CSRFToken returns the token forms of this session must carry.
-func (s *Session) CSRFToken() string { return base64.RawURLEncoding.EncodeToString(s.CSRFSecret) }
 
 // Org returns the session's current organization, or "".
 func (s *Session) Org() string {
