@@ -46,6 +46,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0018_invitations_by_email"),
 		sqlMigration("20261129_0019_retention_policies"),
 		sqlMigration("20261130_0020_detection_hit_runs"),
+		sqlMigration("20261130_0028_user_time_zone"),
 	}
 }
 

@@ -48,6 +48,7 @@ var consolePages = []struct{ path, as string }{
 	{"/settings/alert-rules", "owner"},
 	{"/settings/dead-letters", "owner"},
 	{"/errors", "owner"},
+	{"/account", "owner"},
 	{"/account/password", "owner"},
 	{"/retention/partitions", "superadmin"},
 	{"/orgs", "superadmin"},
