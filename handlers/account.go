@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -72,5 +73,64 @@ func ChangePassword(users PasswordChanger, sessions SessionManager, limits Login
 		}
 		setSessionCookie(c, token, time.Now().Add(session.AbsoluteTimeout))
 		return render.Redirect(c, "/")
+	}
+}
+
+// TimeZoneSetter saves a user's time-zone preference.
+type TimeZoneSetter interface {
+	SetTimeZone(ctx context.Context, id int64, name, sessionOrg string, by models.Actor) error
+}
+
+// commonZones are the suggestions of the time-zone field; any IANA name is accepted.
+var commonZones = []string{
+	"UTC", "Europe/London", "Europe/Dublin", "Europe/Lisbon", "Europe/Berlin", "Europe/Paris", "Europe/Madrid",
+	"Europe/Rome", "Europe/Amsterdam", "Europe/Zurich", "Europe/Vienna", "Europe/Warsaw", "Europe/Stockholm",
+	"Europe/Helsinki", "Europe/Athens", "Europe/Istanbul", "Europe/Kyiv", "Europe/Moscow", "Africa/Cairo",
+	"Africa/Johannesburg", "Africa/Lagos", "Africa/Nairobi", "Asia/Dubai", "Asia/Karachi", "Asia/Kolkata",
+	"Asia/Dhaka", "Asia/Bangkok", "Asia/Jakarta", "Asia/Singapore", "Asia/Shanghai", "Asia/Hong_Kong",
+	"Asia/Tokyo", "Asia/Seoul", "Australia/Perth", "Australia/Adelaide", "Australia/Sydney", "Pacific/Auckland",
+	"America/St_Johns", "America/Halifax", "America/Sao_Paulo", "America/Argentina/Buenos_Aires",
+	"America/New_York", "America/Toronto", "America/Chicago", "America/Mexico_City", "America/Denver",
+	"America/Phoenix", "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu",
+}
+
+// accountProps is the account page's view model for the viewer of c.
+func accountProps(c *fiber.Ctx) account.AccountProps {
+	v := render.ViewerOf(c)
+	zone := ""
+	if v.User.TimeZone != nil {
+		zone = *v.User.TimeZone
+	}
+	return account.AccountProps{Email: v.User.Email, TimeZone: zone, Zones: commonZones, Flash: flash(c),
+		Example: components.InViewerZone(c.UserContext(), time.Now()), CSRF: v.Session.CSRFToken()}
+}
+
+// AccountPage shows the viewer's own settings: the time-zone preference and the way to the
+// password form.
+func AccountPage() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		return render.HTML(c, fiber.StatusOK, account.Account(render.ViewerOf(c).Shell("Your account", ""), accountProps(c)))
+	}
+}
+
+// SetTimeZone saves the viewer's time-zone preference (an IANA name; empty or UTC clears
+// it), audited as user.time_zone.change. A name that is not a zone is refused next to its
+// field with nothing saved.
+func SetTimeZone(users TimeZoneSetter) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		name := strings.TrimSpace(c.FormValue("time_zone"))
+		err := users.SetTimeZone(c.UserContext(), v.User.ID, name, v.OrgID, ActorOf(c))
+		if err != nil {
+			if models.KindOf(err) != models.KindInvalid {
+				return err
+			}
+			props := accountProps(c)
+			props.Flash = ""
+			props.TimeZone = name
+			props.Error = refusalOf(err)
+			return refuse(c, err, account.Account(v.Shell("Your account", ""), props))
+		}
+		return redirectDone(c, "/account", doneTimeZoneSaved, "")
 	}
 }

@@ -47,6 +47,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261129_0019_retention_policies"),
 		sqlMigration("20261130_0020_detection_hit_runs"),
 		sqlMigration("20261130_0024_report_runs"),
+		sqlMigration("20261130_0028_user_time_zone"),
 		sqlMigration("20261130_0030_event_search"),
 		sqlMigration("20261130_0032_leaf_queue_time"),
 		sqlMigration("20261130_0034_query_cache_versions"),

@@ -72,6 +72,7 @@ const (
 	ActionLoginFailure     = "auth.login.failure"
 	ActionLogout           = "auth.logout"
 	ActionPasswordChange   = "auth.password.change"
+	ActionTimeZoneChange   = "user.time_zone.change"
 	ActionRoleCreate       = "role.create"
 	ActionRoleUpdate       = "role.update"
 	ActionRoleDelete       = "role.delete"

@@ -201,3 +201,29 @@ func TestChangePasswordByIsOneChange(t *testing.T) {
 		t.Fatalf("%d auth.password.change events, want 1", n)
 	}
 }
+
+// TestTimeZoneLocationRefusesWhatIsNotAZone: IANA names load; the longest one in the tz
+// database fits the column; names that are not zones, the server's "Local" and paths are
+// refused on the field time_zone.
+func TestTimeZoneLocationRefusesWhatIsNotAZone(t *testing.T) {
+	longest := "America/Argentina/ComodRivadavia"
+	for _, ok := range []string{"Europe/Berlin", "America/Indiana/Indianapolis", "UTC", longest} {
+		if _, err := models.TimeZoneLocation(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	if len(longest) > models.MaxTimeZoneLength {
+		t.Fatalf("%s does not fit users.time_zone", longest)
+	}
+	var width int
+	if err := pgtest.DB(t).Raw(`SELECT character_maximum_length FROM information_schema.columns
+		WHERE table_name = 'users' AND column_name = 'time_zone'`).Scan(&width).Error; err != nil || width != models.MaxTimeZoneLength {
+		t.Fatalf("users.time_zone is %d wide (%v), want %d", width, err, models.MaxTimeZoneLength)
+	}
+	for _, bad := range []string{"", "Local", "Mars/Base", "/etc/localtime", "../zoneinfo/UTC", "Europe/" + strings.Repeat("x", 64)} {
+		_, err := models.TimeZoneLocation(bad)
+		if models.KindOf(err) != models.KindInvalid || !strings.Contains(err.Error(), "time_zone") {
+			t.Errorf("%q: %v, want a refusal on time_zone", bad, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"auditdb/models"
 	"auditdb/models/session"
 	"auditdb/policy"
+	"auditdb/views/components"
 	"auditdb/views/layout"
 )
 
@@ -94,6 +95,10 @@ func requireSession(sessions sessionLookup, authz Authorizer, nav map[string]Nee
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		render.SetViewer(c, v)
 		render.SetPrincipal(c, p)
+		// Times on every page show the viewer's zone on hover.
+		view := components.ViewOf(c.UserContext())
+		view.Location = user.LocationOf()
+		c.SetUserContext(components.WithView(c.UserContext(), view))
 		if user.MustChangePassword && c.Path() != passwordPath && c.Path() != "/logout" {
 			return render.Redirect(c, passwordPath)
 		}

@@ -121,6 +121,8 @@ func consoleRoutes(d *Services) []route {
 		{post, "/invitations/:id/decline", SignedIn, handlers.DeclineInvitation(d.Members)},
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
 		{post, "/session/org", SignedIn, handlers.SwitchOrg(d.Sessions)},
+		{get, "/account", SignedIn, handlers.AccountPage()},
+		{post, "/account/time-zone", SignedIn, handlers.SetTimeZone(d.Users)},
 		{get, "/account/password", SignedIn, handlers.PasswordPage()},
 		{post, "/account/password", SignedIn, handlers.ChangePassword(d.Users, d.Sessions, loginLimits(d))},
 

@@ -201,10 +201,11 @@ func (s *Store) read(ctx context.Context, hash []byte) (*Session, error) {
 		UserCreated time.Time
 		// MustChangePassword: the user still has a one-time password.
 		MustChangePassword bool
+		TimeZone           *string
 		OrgsJSON           string
 	}
 	err := s.db.WithContext(ctx).Raw(`SELECT s.*, u.email, u.name, u.superadmin, u.disabled,
-			u.created_at AS user_created, u.must_change_password,
+			u.created_at AS user_created, u.must_change_password, u.time_zone,
 			CASE WHEN u.superadmin THEN
 				(SELECT coalesce(json_agg(json_build_object('id', o.id, 'name', o.name, 'role', 'superadmin')
 					ORDER BY o.name, o.id), '[]') FROM organizations o)
@@ -222,7 +223,7 @@ func (s *Store) read(ctx context.Context, hash []byte) (*Session, error) {
 	}
 	sess := row.Session
 	sess.User = &models.User{ID: sess.UserID, Email: row.Email, Name: row.Name, Superadmin: row.Superadmin,
-		Disabled: row.Disabled, CreatedAt: row.UserCreated, MustChangePassword: row.MustChangePassword}
+		Disabled: row.Disabled, CreatedAt: row.UserCreated, MustChangePassword: row.MustChangePassword, TimeZone: row.TimeZone}
 	if err := json.Unmarshal([]byte(row.OrgsJSON), &sess.Orgs); err != nil {
 		return nil, fmt.Errorf("session: read session organizations: %w", err)
 	}

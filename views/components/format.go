@@ -1,6 +1,9 @@
 package components
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // The console shows every time in UTC, in one of three precisions.
 const (
@@ -17,3 +20,30 @@ func DateTime(t time.Time) string { return t.UTC().Format(dateTimeLayout) }
 
 // Timestamp formats t in UTC to the second, e.g. 2026-11-29 14:05:09 UTC.
 func Timestamp(t time.Time) string { return t.UTC().Format(timestampLayout) }
+
+// localLayout is a time in the viewer's zone, named by its abbreviation.
+const localLayout = "2006-01-02 15:04:05 MST"
+
+// LocationOf returns the zone the viewer of ctx reads times in (UTC when none is set).
+func LocationOf(ctx context.Context) *time.Location {
+	if loc := ViewOf(ctx).Location; loc != nil {
+		return loc
+	}
+	return time.UTC
+}
+
+// InViewerZone formats t to the second in the viewer's zone, naming the zone, e.g.
+// 2026-11-29 15:05:09 CET (Europe/Berlin); in UTC it is Timestamp(t).
+func InViewerZone(ctx context.Context, t time.Time) string {
+	loc := LocationOf(ctx)
+	if loc == time.UTC || loc.String() == "UTC" {
+		return Timestamp(t)
+	}
+	return t.In(loc).Format(localLayout) + " (" + loc.String() + ")"
+}
+
+// hasViewerZone reports whether the viewer of ctx chose a zone other than UTC.
+func hasViewerZone(ctx context.Context) bool {
+	loc := LocationOf(ctx)
+	return loc != time.UTC && loc.String() != "UTC"
+}
