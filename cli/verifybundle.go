@@ -58,6 +58,9 @@ func verifyBundleCmd(getenv func(string) string, args []string, stdout io.Writer
 		fmt.Fprintf(stdout, "WARNING: no trusted key given (--key, --key-file or AUDITDB_VERIFIER_KEY): the checkpoint was checked only "+
 			"against the bundle's own key %s, which anyone making a bundle can choose; compare it with the key you pinned\n", orNone(rep.BundleKey))
 	}
+	if rep.StatementKey != "" {
+		fmt.Fprintf(stdout, "statement (bundle.sig: the filter, counts and every file's digest) signed by %s\n", rep.StatementKey)
+	}
 	fmt.Fprintf(stdout, "%d events (%d from archives) hashed from their lines, %d removed events listed, %d inclusion proofs checked\n",
 		rep.Events, rep.Archived, rep.Removed, rep.Proofs)
 	if rep.OK() {

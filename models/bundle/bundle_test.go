@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -165,6 +167,9 @@ func rezip(t *testing.T, b []byte, change func(files map[string][]byte)) []byte 
 	var out bytes.Buffer
 	zw := zip.NewWriter(&out)
 	for _, n := range names {
+		if _, kept := files[n]; !kept {
+			continue
+		}
 		w, err := zw.Create(n)
 		if err != nil {
 			t.Fatal(err)
@@ -223,13 +228,13 @@ func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
 		t.Fatalf("a fresh bundle has problems:\n%s", strings.Join(rep.Problems, "\n"))
 	}
 	if rep.Events != 13 || rep.Archived != 5 || rep.Removed != 3 || rep.Proofs != 16 || rep.TreeSize != cp.TreeSize ||
-		rep.TrustedKey == "" || rep.Origin != merkle.Origin(f.org) {
+		rep.TrustedKey == "" || rep.StatementKey == "" || rep.Origin != merkle.Origin(f.org) {
 		t.Fatalf("report %+v", rep)
 	}
 
 	names, files := entries(t, b)
 	want := []string{bundle.FileReadme, bundle.FileCheckpoint, bundle.FileKey, bundle.FileEvents, bundle.FileManifest,
-		bundle.FileProofs, bundle.FileInfo}
+		bundle.FileProofs, bundle.FileInfo, bundle.FileStatement}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("files %v; want %v", names, want)
 	}
@@ -422,5 +427,91 @@ func TestBundleRefusals(t *testing.T) {
 	}
 	if _, err := bundle.Verify(bytes.NewReader([]byte("not a zip")), 9, nil); err == nil {
 		t.Fatal("a non-zip verified")
+	}
+}
+
+// reseal recomputes bundle.json after change: its counts by delta and every file's size
+// and SHA-256, as someone editing a bundle would, leaving bundle.sig as it was.
+func reseal(t *testing.T, files map[string][]byte, events, removed int64) {
+	t.Helper()
+	var info bundle.Info
+	if err := json.Unmarshal(files[bundle.FileInfo], &info); err != nil {
+		t.Fatal(err)
+	}
+	info.Events += events
+	info.Removed += removed
+	for i, f := range info.Files {
+		sum := sha256.Sum256(files[f.Name])
+		info.Files[i].Size, info.Files[i].SHA256 = int64(len(files[f.Name])), hex.EncodeToString(sum[:])
+	}
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files[bundle.FileInfo] = append(b, '\n')
+}
+
+func TestVerifyRefusesAnUnsignedStatement(t *testing.T) {
+	f := newFixture(t)
+	b, _ := f.bundle(t, f.filter())
+	key := f.log.Key().VerifierKey()
+	live := f.live[3].ID
+	other, err := merkle.NewCheckpointKey([]byte("another-checkpoint-seed-01234567"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(files map[string][]byte)
+		want   string
+	}{
+		{"a live event turned into removed", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
+			editLine(t, files, bundle.FileManifest, live, func(l string) string {
+				return strings.Replace(l, `"state":"live"`, `"state":"removed","reason":"retention"`, 1)
+			})
+			reseal(t, files, -1, +1)
+		}, "bundle.json is not the statement the server signed"},
+		{"an event dropped from all three files", func(files map[string][]byte) {
+			for _, name := range []string{bundle.FileEvents, bundle.FileManifest, bundle.FileProofs} {
+				editLine(t, files, name, live, func(string) string { return "" })
+			}
+			reseal(t, files, -1, 0)
+		}, "bundle.json is not the statement the server signed"},
+		{"an edited README", func(files map[string][]byte) {
+			files[bundle.FileReadme] = append(files[bundle.FileReadme], "All events were checked by the auditor.\n"...)
+			reseal(t, files, 0, 0)
+		}, "bundle.json is not the statement the server signed"},
+		{"an edited README, bundle.json left", func(files map[string][]byte) {
+			files[bundle.FileReadme] = append(files[bundle.FileReadme], "x\n"...)
+		}, "README.txt: its size or SHA-256 differs"},
+		{"the statement re-signed with another key", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
+			editLine(t, files, bundle.FileManifest, live, func(l string) string {
+				return strings.Replace(l, `"state":"live"`, `"state":"removed"`, 1)
+			})
+			reseal(t, files, -1, +1)
+			var info bundle.Info
+			json.Unmarshal(files[bundle.FileInfo], &info)
+			signed, err := note.Sign(&note.Note{Text: bundle.StatementOrigin(info.OrganizationID) + "\n" + string(files[bundle.FileInfo])}, other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[bundle.FileStatement] = signed
+		}, "bundle.sig: the statement is not signed by any trusted key"},
+		{"the statement left out", func(files map[string][]byte) { delete(files, bundle.FileStatement) }, "bundle.sig: missing from the bundle"},
+		{"a checkpoint note passed off as the statement", func(files map[string][]byte) {
+			files[bundle.FileStatement] = files[bundle.FileCheckpoint]
+		}, "bundle.sig: a statement of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := verify(t, rezip(t, b, tc.change), key)
+			if rep.OK() {
+				t.Fatalf("the tampered bundle passed: %+v", rep)
+			}
+			if all := strings.Join(rep.Problems, "\n"); !strings.Contains(all, tc.want) {
+				t.Fatalf("problems do not say %q:\n%s", tc.want, all)
+			}
+		})
 	}
 }

@@ -18,6 +18,7 @@ import (
 	tlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 
 	"auditdb/models"
 	"auditdb/models/merkle"
@@ -38,11 +39,14 @@ type Report struct {
 	BundleKey   string // the key id of verifier-key.txt
 	TrustedKey  string // the key id of the trusted key that verified the checkpoint; "" when none was given or none verified
 	TrustedKeys int    // how many trusted keys were given
-	Events      int    // event lines read
-	Archived    int    // of which archived
-	Removed     int    // manifest entries of removed events
-	Proofs      int    // proofs that verified
-	Problems    []string
+	// StatementKey is the key id that verified bundle.sig, the signed statement (a trusted
+	// key when any was given, else the bundle's own); "" when it did not verify.
+	StatementKey string
+	Events       int // event lines read
+	Archived     int // of which archived
+	Removed      int // manifest entries of removed events
+	Proofs       int // proofs that verified
+	Problems     []string
 }
 
 // OK reports whether the bundle passed every check.
@@ -138,7 +142,8 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 	small(FileReadme)
 	var info Info
 	infoOK := false
-	if b := small(FileInfo); b != nil {
+	infoBytes := small(FileInfo)
+	if b := infoBytes; b != nil {
 		if err := json.Unmarshal(b, &info); err != nil {
 			rep.problem("%s: not valid JSON: %v", FileInfo, err)
 		} else if info.Format != Format {
@@ -152,6 +157,9 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 	var root []byte
 	if note != nil {
 		root = rep.checkpoint(note, bundleKey, trustedKeys, info, infoOK)
+	}
+	if sig := small(FileStatement); sig != nil && infoOK {
+		rep.statement(sig, infoBytes, info.OrganizationID, bundleKey, trustedKeys)
 	}
 
 	manifest := map[int64]*mentry{}
@@ -334,8 +342,57 @@ func (rep *Report) checkpoint(note []byte, bundleKey string, trusted []string, i
 	return cp.Root
 }
 
-// checkInfo compares bundle.json's counts and file digests with what was read.
+// statement checks bundle.sig: a signed note of StatementOrigin(org) and bundle.json byte
+// for byte, signed by a trusted key (by the bundle's own key when none is given). With it
+// verified, bundle.json's file digests vouch for every other file, so a manifest entry
+// turned into "removed", an event dropped from all three files, or an edited README fails
+// even when bundle.json's counts and digests were recomputed.
+func (rep *Report) statement(sig, info []byte, org, bundleKey string, trusted []string) {
+	keys, which := trusted, "any trusted key"
+	if len(keys) == 0 {
+		keys, which = []string{bundleKey}, "the bundle's own key"
+	}
+	var vs []note.Verifier
+	for _, k := range keys {
+		if v, err := note.NewVerifier(strings.TrimSpace(k)); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		rep.problem("%s: no usable key to check the statement's signature", FileStatement)
+		return
+	}
+	n, err := note.Open(sig, note.VerifierList(vs...))
+	if err != nil {
+		rep.problem("%s: the statement is not signed by %s (%s): %v", FileStatement, which, strings.Join(keyNames(keys), ", "), err)
+		return
+	}
+	origin, text, _ := strings.Cut(n.Text, "\n")
+	switch {
+	case origin != StatementOrigin(org):
+		rep.problem("%s: a statement of %q, not of this bundle's organization", FileStatement, origin)
+	case text != string(info):
+		rep.problem("%s: %s is not the statement the server signed: edited", FileStatement, FileInfo)
+	default:
+		rep.StatementKey = n.Sigs[0].Name + "+" + fmt.Sprintf("%08x", n.Sigs[0].Hash)
+	}
+}
+
+// checkInfo compares bundle.json's counts and file digests with what was read, and checks
+// it records every file.
 func (rep *Report) checkInfo(info Info, digests map[string]InfoFile) {
+	recorded := map[string]bool{}
+	for _, f := range info.Files {
+		recorded[f.Name] = true
+		if !slices.Contains(Files, f.Name) || f.Name == FileInfo || f.Name == FileStatement {
+			rep.problem("%s: records %s, which is not a file of a bundle", FileInfo, f.Name)
+		}
+	}
+	for _, name := range Files {
+		if name != FileInfo && name != FileStatement && !recorded[name] {
+			rep.problem("%s: does not record %s's digest", FileInfo, name)
+		}
+	}
 	if int64(rep.Events) != info.Events || int64(rep.Archived) != info.Archived || int64(rep.Removed) != info.Removed {
 		rep.problem("%s: counts %d events (%d archived) and %d removed; the bundle holds %d (%d) and %d", FileInfo,
 			info.Events, info.Archived, info.Removed, rep.Events, rep.Archived, rep.Removed)
