@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -163,7 +164,9 @@ func entries(t *testing.T, b []byte) ([]string, map[string][]byte) {
 func rezip(t *testing.T, b []byte, change func(files map[string][]byte)) []byte {
 	t.Helper()
 	names, files := entries(t, b)
-	change(files)
+	if change != nil {
+		change(files)
+	}
 	var out bytes.Buffer
 	zw := zip.NewWriter(&out)
 	for _, n := range names {
@@ -227,7 +230,7 @@ func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("a fresh bundle has problems:\n%s", strings.Join(rep.Problems, "\n"))
 	}
-	if rep.Events != 13 || rep.Archived != 5 || rep.Removed != 3 || rep.Proofs != 16 || rep.TreeSize != cp.TreeSize ||
+	if rep.Events != 13 || rep.Archived != 5 || rep.Removed != 3 || rep.Proofs != 16 || rep.TreeSize != uint64(cp.TreeSize) ||
 		rep.TrustedKey == "" || rep.StatementKey == "" || rep.Origin != merkle.Origin(f.org) {
 		t.Fatalf("report %+v", rep)
 	}
@@ -334,7 +337,7 @@ func TestVerifyNamesEachKindOfTampering(t *testing.T) {
 			var line string
 			editLine(t, files, bundle.FileEvents, live, func(l string) string { line = l; return l })
 			files[bundle.FileEvents] = append(files[bundle.FileEvents], strings.Replace(line, fmt.Sprintf(`{"id":%d,`, live), `{"id":999999999,`, 1)...)
-		}, nil, []string{"event 999999999 (events.jsonl line 14): not in the manifest: an added line"}},
+		}, nil, []string{"events.jsonl: larger than the", "bundle.json records; not read further (line 14)"}},
 		{"a wrong proof hash", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileProofs, archived, func(l string) string { return flipAfter(l, `"hashes":["`) })
 		}, nil, []string{fmt.Sprintf("event %d: wrong proof", archived)}},
@@ -514,4 +517,71 @@ func TestVerifyRefusesAnUnsignedStatement(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestVerifyLimitsAndEscapes(t *testing.T) {
+	f := newFixture(t)
+	b, _ := f.bundle(t, f.filter())
+	key := f.log.Key().VerifierKey()
+
+	t.Run("a decompression bomb stops at the recorded size and keeps 100 problems", func(t *testing.T) {
+		bomb := rezip(t, b, func(files map[string][]byte) {
+			files[bundle.FileEvents] = bytes.Repeat([]byte("x\n"), 25<<19) // 25 MiB
+		})
+		if len(bomb) > 1<<20 {
+			t.Fatalf("the bomb is %d bytes zipped", len(bomb))
+		}
+		rep := verify(t, bomb, key)
+		all := strings.Join(rep.Problems, "\n")
+		if rep.OK() || len(rep.Problems) > bundle.MaxProblems+1 || rep.More == 0 || !strings.Contains(all, "events.jsonl: larger than the ") ||
+			!strings.Contains(all, "bundle.json records; not read further") {
+			t.Fatalf("%d problems kept, %d more:\n%s", len(rep.Problems), rep.More, all)
+		}
+		// It stopped at the recorded size: far fewer problems than the 13 M lines.
+		if rep.More > 1<<20 {
+			t.Fatalf("%d problems counted: it read on past the recorded size", rep.More)
+		}
+	})
+	t.Run("unexpected entries are problems, their names escaped", func(t *testing.T) {
+		odd := rezip(t, b, nil)
+		zr, _ := zip.NewReader(bytes.NewReader(odd), int64(len(odd)))
+		var out bytes.Buffer
+		zw := zip.NewWriter(&out)
+		for _, zf := range zr.File {
+			if err := zw.Copy(zf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, name := range []string{"../../x", "/etc/evil", "\x1b]0;pwned\x07\x1b[2J‮evil"} {
+			w, _ := zw.Create(name)
+			w.Write([]byte("x"))
+		}
+		zw.Close()
+		rep := verify(t, out.Bytes(), key)
+		all := strings.Join(rep.Problems, "\n")
+		for _, want := range []string{`"../../x": not a file of a bundle`, `"/etc/evil": not a file of a bundle`, `\x1b]0;pwned\a\x1b[2J\u202eevil`} {
+			if !strings.Contains(all, want) {
+				t.Fatalf("problems do not say %q:\n%s", want, all)
+			}
+		}
+		if strings.ContainsAny(all, "\x1b\x07‮") {
+			t.Fatalf("a raw control character in the problems:\n%q", all)
+		}
+	})
+	t.Run("Printable escapes controls and bidi overrides", func(t *testing.T) {
+		if got := bundle.Printable("auditdb/a\x1b[2Jb‮c\td é"); got != `auditdb/a\u001b[2Jb\u202ec\u0009d é` {
+			t.Fatalf("Printable: %q", got)
+		}
+	})
+	t.Run("a tree size of 2^64-1 is read as such", func(t *testing.T) {
+		big := rezip(t, b, func(files map[string][]byte) {
+			lines := strings.SplitN(string(files[bundle.FileCheckpoint]), "\n", 3)
+			lines[1] = "18446744073709551615"
+			files[bundle.FileCheckpoint] = []byte(strings.Join(lines, "\n"))
+		})
+		rep := verify(t, big, key)
+		if rep.OK() || rep.TreeSize != math.MaxUint64 || !strings.Contains(strings.Join(rep.Problems, "\n"), "tree size 18446744073709551615") {
+			t.Fatalf("tree size %d; problems:\n%s", rep.TreeSize, strings.Join(rep.Problems, "\n"))
+		}
+	})
 }
