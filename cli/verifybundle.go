@@ -50,13 +50,18 @@ func verifyBundleCmd(getenv func(string) string, args []string, stdout io.Writer
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "bundle %s: %s at tree size %d (seq %d)\n", path, rep.Origin, rep.TreeSize, rep.Seq)
+	// Everything printed from the bundle is escaped (bundle.Printable): an origin or a key name
+	// could hold terminal escape sequences.
+	fmt.Fprintf(stdout, "bundle %s: %s at tree size %d (seq %d)\n", bundle.Printable(path), bundle.Printable(rep.Origin), rep.TreeSize, rep.Seq)
 	switch {
 	case rep.TrustedKey != "":
-		fmt.Fprintf(stdout, "checkpoint signed by trusted key %s\n", rep.TrustedKey)
+		fmt.Fprintf(stdout, "checkpoint signed by trusted key %s\n", bundle.Printable(rep.TrustedKey))
 	case len(keys) == 0:
 		fmt.Fprintf(stdout, "WARNING: no trusted key given (--key, --key-file or AUDITDB_VERIFIER_KEY): the checkpoint was checked only "+
-			"against the bundle's own key %s, which anyone making a bundle can choose; compare it with the key you pinned\n", orNone(rep.BundleKey))
+			"against the bundle's own key %s, which anyone making a bundle can choose; compare it with the key you pinned\n", bundle.Printable(orNone(rep.BundleKey)))
+	}
+	if rep.StatementKey != "" {
+		fmt.Fprintf(stdout, "statement (bundle.sig: the filter, counts and every file's digest) signed by %s\n", bundle.Printable(rep.StatementKey))
 	}
 	fmt.Fprintf(stdout, "%d events (%d from archives) hashed from their lines, %d removed events listed, %d inclusion proofs checked\n",
 		rep.Events, rep.Archived, rep.Removed, rep.Proofs)
@@ -67,7 +72,10 @@ func verifyBundleCmd(getenv func(string) string, args []string, stdout io.Writer
 	for _, p := range rep.Problems {
 		fmt.Fprintln(stdout, "PROBLEM: "+p)
 	}
-	return fmt.Errorf("verify-bundle: %d problems in %s", len(rep.Problems), path)
+	if rep.More > 0 {
+		fmt.Fprintf(stdout, "… and %d more problems (only the first %d are listed)\n", rep.More, bundle.MaxProblems)
+	}
+	return fmt.Errorf("verify-bundle: %d problems in %s", len(rep.Problems)+rep.More, bundle.Printable(path))
 }
 
 func orNone(s string) string {

@@ -4,9 +4,12 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -161,10 +164,15 @@ func entries(t *testing.T, b []byte) ([]string, map[string][]byte) {
 func rezip(t *testing.T, b []byte, change func(files map[string][]byte)) []byte {
 	t.Helper()
 	names, files := entries(t, b)
-	change(files)
+	if change != nil {
+		change(files)
+	}
 	var out bytes.Buffer
 	zw := zip.NewWriter(&out)
 	for _, n := range names {
+		if _, kept := files[n]; !kept {
+			continue
+		}
 		w, err := zw.Create(n)
 		if err != nil {
 			t.Fatal(err)
@@ -222,14 +230,14 @@ func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("a fresh bundle has problems:\n%s", strings.Join(rep.Problems, "\n"))
 	}
-	if rep.Events != 13 || rep.Archived != 5 || rep.Removed != 3 || rep.Proofs != 16 || rep.TreeSize != cp.TreeSize ||
-		rep.TrustedKey == "" || rep.Origin != merkle.Origin(f.org) {
+	if rep.Events != 13 || rep.Archived != 5 || rep.Removed != 3 || rep.Proofs != 16 || rep.TreeSize != uint64(cp.TreeSize) ||
+		rep.TrustedKey == "" || rep.StatementKey == "" || rep.Origin != merkle.Origin(f.org) {
 		t.Fatalf("report %+v", rep)
 	}
 
 	names, files := entries(t, b)
 	want := []string{bundle.FileReadme, bundle.FileCheckpoint, bundle.FileKey, bundle.FileEvents, bundle.FileManifest,
-		bundle.FileProofs, bundle.FileInfo}
+		bundle.FileProofs, bundle.FileInfo, bundle.FileStatement}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("files %v; want %v", names, want)
 	}
@@ -329,7 +337,7 @@ func TestVerifyNamesEachKindOfTampering(t *testing.T) {
 			var line string
 			editLine(t, files, bundle.FileEvents, live, func(l string) string { line = l; return l })
 			files[bundle.FileEvents] = append(files[bundle.FileEvents], strings.Replace(line, fmt.Sprintf(`{"id":%d,`, live), `{"id":999999999,`, 1)...)
-		}, nil, []string{"event 999999999 (events.jsonl line 14): not in the manifest: an added line"}},
+		}, nil, []string{"events.jsonl: larger than the", "bundle.json records; not read further (line 14)"}},
 		{"a wrong proof hash", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileProofs, archived, func(l string) string { return flipAfter(l, `"hashes":["`) })
 		}, nil, []string{fmt.Sprintf("event %d: wrong proof", archived)}},
@@ -423,4 +431,157 @@ func TestBundleRefusals(t *testing.T) {
 	if _, err := bundle.Verify(bytes.NewReader([]byte("not a zip")), 9, nil); err == nil {
 		t.Fatal("a non-zip verified")
 	}
+}
+
+// reseal recomputes bundle.json after change: its counts by delta and every file's size
+// and SHA-256, as someone editing a bundle would, leaving bundle.sig as it was.
+func reseal(t *testing.T, files map[string][]byte, events, removed int64) {
+	t.Helper()
+	var info bundle.Info
+	if err := json.Unmarshal(files[bundle.FileInfo], &info); err != nil {
+		t.Fatal(err)
+	}
+	info.Events += events
+	info.Removed += removed
+	for i, f := range info.Files {
+		sum := sha256.Sum256(files[f.Name])
+		info.Files[i].Size, info.Files[i].SHA256 = int64(len(files[f.Name])), hex.EncodeToString(sum[:])
+	}
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files[bundle.FileInfo] = append(b, '\n')
+}
+
+func TestVerifyRefusesAnUnsignedStatement(t *testing.T) {
+	f := newFixture(t)
+	b, _ := f.bundle(t, f.filter())
+	key := f.log.Key().VerifierKey()
+	live := f.live[3].ID
+	other, err := merkle.NewCheckpointKey([]byte("another-checkpoint-seed-01234567"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(files map[string][]byte)
+		want   string
+	}{
+		{"a live event turned into removed", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
+			editLine(t, files, bundle.FileManifest, live, func(l string) string {
+				return strings.Replace(l, `"state":"live"`, `"state":"removed","reason":"retention"`, 1)
+			})
+			reseal(t, files, -1, +1)
+		}, "bundle.json is not the statement the server signed"},
+		{"an event dropped from all three files", func(files map[string][]byte) {
+			for _, name := range []string{bundle.FileEvents, bundle.FileManifest, bundle.FileProofs} {
+				editLine(t, files, name, live, func(string) string { return "" })
+			}
+			reseal(t, files, -1, 0)
+		}, "bundle.json is not the statement the server signed"},
+		{"an edited README", func(files map[string][]byte) {
+			files[bundle.FileReadme] = append(files[bundle.FileReadme], "All events were checked by the auditor.\n"...)
+			reseal(t, files, 0, 0)
+		}, "bundle.json is not the statement the server signed"},
+		{"an edited README, bundle.json left", func(files map[string][]byte) {
+			files[bundle.FileReadme] = append(files[bundle.FileReadme], "x\n"...)
+		}, "README.txt: its size or SHA-256 differs"},
+		{"the statement re-signed with another key", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
+			editLine(t, files, bundle.FileManifest, live, func(l string) string {
+				return strings.Replace(l, `"state":"live"`, `"state":"removed"`, 1)
+			})
+			reseal(t, files, -1, +1)
+			var info bundle.Info
+			json.Unmarshal(files[bundle.FileInfo], &info)
+			signed, err := note.Sign(&note.Note{Text: bundle.StatementOrigin(info.OrganizationID) + "\n" + string(files[bundle.FileInfo])}, other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[bundle.FileStatement] = signed
+		}, "bundle.sig: the statement is not signed by any trusted key"},
+		{"the statement left out", func(files map[string][]byte) { delete(files, bundle.FileStatement) }, "bundle.sig: missing from the bundle"},
+		{"a checkpoint note passed off as the statement", func(files map[string][]byte) {
+			files[bundle.FileStatement] = files[bundle.FileCheckpoint]
+		}, "bundle.sig: a statement of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := verify(t, rezip(t, b, tc.change), key)
+			if rep.OK() {
+				t.Fatalf("the tampered bundle passed: %+v", rep)
+			}
+			if all := strings.Join(rep.Problems, "\n"); !strings.Contains(all, tc.want) {
+				t.Fatalf("problems do not say %q:\n%s", tc.want, all)
+			}
+		})
+	}
+}
+
+func TestVerifyLimitsAndEscapes(t *testing.T) {
+	f := newFixture(t)
+	b, _ := f.bundle(t, f.filter())
+	key := f.log.Key().VerifierKey()
+
+	t.Run("a decompression bomb stops at the recorded size and keeps 100 problems", func(t *testing.T) {
+		bomb := rezip(t, b, func(files map[string][]byte) {
+			files[bundle.FileEvents] = bytes.Repeat([]byte("x\n"), 25<<19) // 25 MiB
+		})
+		if len(bomb) > 1<<20 {
+			t.Fatalf("the bomb is %d bytes zipped", len(bomb))
+		}
+		rep := verify(t, bomb, key)
+		all := strings.Join(rep.Problems, "\n")
+		if rep.OK() || len(rep.Problems) > bundle.MaxProblems+1 || rep.More == 0 || !strings.Contains(all, "events.jsonl: larger than the ") ||
+			!strings.Contains(all, "bundle.json records; not read further") {
+			t.Fatalf("%d problems kept, %d more:\n%s", len(rep.Problems), rep.More, all)
+		}
+		// It stopped at the recorded size: far fewer problems than the 13 M lines.
+		if rep.More > 1<<20 {
+			t.Fatalf("%d problems counted: it read on past the recorded size", rep.More)
+		}
+	})
+	t.Run("unexpected entries are problems, their names escaped", func(t *testing.T) {
+		odd := rezip(t, b, nil)
+		zr, _ := zip.NewReader(bytes.NewReader(odd), int64(len(odd)))
+		var out bytes.Buffer
+		zw := zip.NewWriter(&out)
+		for _, zf := range zr.File {
+			if err := zw.Copy(zf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, name := range []string{"../../x", "/etc/evil", "\x1b]0;pwned\x07\x1b[2J‮evil"} {
+			w, _ := zw.Create(name)
+			w.Write([]byte("x"))
+		}
+		zw.Close()
+		rep := verify(t, out.Bytes(), key)
+		all := strings.Join(rep.Problems, "\n")
+		for _, want := range []string{`"../../x": not a file of a bundle`, `"/etc/evil": not a file of a bundle`, `\x1b]0;pwned\a\x1b[2J\u202eevil`} {
+			if !strings.Contains(all, want) {
+				t.Fatalf("problems do not say %q:\n%s", want, all)
+			}
+		}
+		if strings.ContainsAny(all, "\x1b\x07‮") {
+			t.Fatalf("a raw control character in the problems:\n%q", all)
+		}
+	})
+	t.Run("Printable escapes controls and bidi overrides", func(t *testing.T) {
+		if got := bundle.Printable("auditdb/a\x1b[2Jb‮c\td é"); got != `auditdb/a\u001b[2Jb\u202ec\u0009d é` {
+			t.Fatalf("Printable: %q", got)
+		}
+	})
+	t.Run("a tree size of 2^64-1 is read as such", func(t *testing.T) {
+		big := rezip(t, b, func(files map[string][]byte) {
+			lines := strings.SplitN(string(files[bundle.FileCheckpoint]), "\n", 3)
+			lines[1] = "18446744073709551615"
+			files[bundle.FileCheckpoint] = []byte(strings.Join(lines, "\n"))
+		})
+		rep := verify(t, big, key)
+		if rep.OK() || rep.TreeSize != math.MaxUint64 || !strings.Contains(strings.Join(rep.Problems, "\n"), "tree size 18446744073709551615") {
+			t.Fatalf("tree size %d; problems:\n%s", rep.TreeSize, strings.Join(rep.Problems, "\n"))
+		}
+	})
 }

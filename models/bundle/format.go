@@ -8,7 +8,8 @@ package bundle
 import "time"
 
 // Format names this version of the bundle layout, in bundle.json.
-const Format = "auditdb-evidence-bundle/1"
+// Format 2 added bundle.sig, the signed statement.
+const Format = "auditdb-evidence-bundle/2"
 
 // The files of a bundle, in the order they are written.
 const (
@@ -19,7 +20,17 @@ const (
 	FileManifest   = "manifest.jsonl"
 	FileProofs     = "proofs.jsonl"
 	FileInfo       = "bundle.json"
+	FileStatement  = "bundle.sig"
 )
+
+// Files lists every file of a bundle, in the order they are written; a bundle holds no other.
+var Files = []string{FileReadme, FileCheckpoint, FileKey, FileEvents, FileManifest, FileProofs, FileInfo, FileStatement}
+
+// StatementOrigin is the first line of a bundle's signed statement (bundle.sig): the
+// statement is a signed note of this line followed by bundle.json byte for byte, signed
+// with the checkpoint key. The " bundle" suffix keeps it apart from the log's checkpoints
+// (origin "auditdb/<organization>"), whose second line is a tree size besides.
+func StatementOrigin(org string) string { return "auditdb/" + org + " bundle" }
 
 // Limits of one bundle: the filter's range and the events it may hold (live, archived and
 // removed together).

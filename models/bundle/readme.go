@@ -22,6 +22,9 @@ Files
   manifest.jsonl    one log entry per line: id, leafIndex, hash, hashAlgorithm, state
                     (live, archived, or removed: removed events have no line, only hash and proof)
   proofs.jsonl      per manifest entry, its RFC 6962 audit path in the checkpoint, hex, leaf's sibling first
+  bundle.sig        the server's signed statement: "auditdb/<organization> bundle", a newline and
+                    bundle.json byte for byte, signed with the checkpoint key; through the
+                    digests in bundle.json it covers every other file
 
 Check it with the auditdb program (no database, no network):
 
@@ -45,5 +48,8 @@ Check it by hand (docs/integrity.md of auditdb gives every byte):
   4. For each manifest entry, leaf = SHA-256(0x00 || the 32 bytes of "hash"); fold the
      proof's hashes as RFC 6962 (RFC 9162 section 2.1.3.2) for leafIndex in the tree size:
      the result must be the checkpoint's root.
+  5. Verify bundle.sig with your pinned key; its text after the first line must be bundle.json
+     byte for byte, and every file's SHA-256 must be the one bundle.json records. Only then
+     are the manifest's entries, their states and counts the server's signed claim.
 `, Format, org, cp.Number, cp.TreeSize, hex.EncodeToString(cp.RootHash))
 }

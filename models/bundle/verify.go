@@ -13,11 +13,13 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/klauspost/compress/zip"
 	tlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 
 	"auditdb/models"
 	"auditdb/models/merkle"
@@ -28,28 +30,59 @@ import (
 const (
 	maxSmallFile = 1 << 20  // README, note, key, bundle.json
 	maxLine      = 16 << 20 // one JSON line
+	// maxFile caps events.jsonl, manifest.jsonl and proofs.jsonl each, decompressed, when
+	// bundle.json records no smaller size; maxTotal caps the three together.
+	maxFile  = 8 << 30
+	maxTotal = 16 << 30
+	// MaxProblems is how many problems a Report keeps; the rest are only counted.
+	MaxProblems = 100
 )
 
 // Report is the outcome of checking a bundle offline.
 type Report struct {
 	Origin      string
-	TreeSize    int64
+	TreeSize    uint64 // as the checkpoint says (a tree size is unsigned; 2^64-1 prints as such)
 	Seq         int64
 	BundleKey   string // the key id of verifier-key.txt
 	TrustedKey  string // the key id of the trusted key that verified the checkpoint; "" when none was given or none verified
 	TrustedKeys int    // how many trusted keys were given
-	Events      int    // event lines read
-	Archived    int    // of which archived
-	Removed     int    // manifest entries of removed events
-	Proofs      int    // proofs that verified
-	Problems    []string
+	// StatementKey is the key id that verified bundle.sig, the signed statement (a trusted
+	// key when any was given, else the bundle's own); "" when it did not verify.
+	StatementKey string
+	Events       int      // event lines read
+	Archived     int      // of which archived
+	Removed      int      // manifest entries of removed events
+	Proofs       int      // proofs that verified
+	Problems     []string // the first MaxProblems
+	More         int      // problems found beyond those
 }
 
 // OK reports whether the bundle passed every check.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
+// problem keeps the first MaxProblems findings and counts the rest, each with every
+// control or invisible character escaped: names and values come from the bundle.
 func (r *Report) problem(format string, args ...any) {
-	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+	if len(r.Problems) >= MaxProblems {
+		r.More++
+		return
+	}
+	r.Problems = append(r.Problems, Printable(fmt.Sprintf(format, args...)))
+}
+
+// Printable escapes, as \u.... (\ufffd for invalid UTF-8), every character of s a
+// terminal could act on or hide: control characters (escape sequences included),
+// bidirectional overrides and other format characters, and anything not printable.
+func Printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || (!unicode.IsPrint(r) && r != ' ') {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 type mentry struct {
@@ -71,6 +104,10 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 	rep := &Report{TrustedKeys: len(trustedKeys)}
 	files := map[string]*zip.File{}
 	for _, f := range zr.File {
+		if !slices.Contains(Files, f.Name) {
+			rep.problem("%q: not a file of a bundle (an unexpected zip entry; not read)", f.Name)
+			continue
+		}
 		if _, dup := files[f.Name]; dup {
 			rep.problem("%s: appears twice in the zip", f.Name)
 		}
@@ -112,17 +149,34 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 		record(name, h, int64(len(b)))
 		return b
 	}
+	var readTotal int64
+	var recorded map[string]int64
 	lines := func(name string, each func(n int, line []byte)) {
 		rc, h, _, ok := open(name)
 		if !ok {
 			return
 		}
 		defer rc.Close()
-		br := bufio.NewReaderSize(io.TeeReader(rc, h), 256<<10)
+		// Stop reading past what bundle.json records (a decompression bomb stops there),
+		// past maxFile, and past maxTotal for the three together.
+		limit, why := int64(maxFile), fmt.Sprintf("the limit of %d bytes", int64(maxFile))
+		if r, ok := recorded[name]; ok && r < limit {
+			limit, why = r, fmt.Sprintf("the %d bytes %s records", r, FileInfo)
+		}
+		if left := maxTotal - readTotal; left < limit {
+			limit, why = left, fmt.Sprintf("the limit of %d bytes for the bundle's files together", int64(maxTotal))
+		}
+		br := bufio.NewReaderSize(io.TeeReader(io.LimitReader(rc, limit+1), h), 256<<10)
 		var total int64
+		defer func() { readTotal += total }()
 		for n := 1; ; n++ {
 			line, err := readLine(br)
 			total += int64(len(line))
+			if total > limit {
+				// Always kept, past MaxProblems too: it says why the rest went unread.
+				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: larger than %s; not read further (line %d)", name, why, n))
+				return
+			}
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -138,13 +192,18 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 	small(FileReadme)
 	var info Info
 	infoOK := false
-	if b := small(FileInfo); b != nil {
+	infoBytes := small(FileInfo)
+	if b := infoBytes; b != nil {
 		if err := json.Unmarshal(b, &info); err != nil {
 			rep.problem("%s: not valid JSON: %v", FileInfo, err)
 		} else if info.Format != Format {
 			rep.problem("%s: format %q, this checker reads %q", FileInfo, info.Format, Format)
 		} else {
 			infoOK = true
+			recorded = map[string]int64{}
+			for _, f := range info.Files {
+				recorded[f.Name] = f.Size
+			}
 		}
 	}
 	note := small(FileCheckpoint)
@@ -152,6 +211,9 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 	var root []byte
 	if note != nil {
 		root = rep.checkpoint(note, bundleKey, trustedKeys, info, infoOK)
+	}
+	if sig := small(FileStatement); sig != nil && infoOK {
+		rep.statement(sig, infoBytes, info.OrganizationID, bundleKey, trustedKeys)
 	}
 
 	manifest := map[int64]*mentry{}
@@ -173,7 +235,7 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 		if other, dup := byLeaf[m.LeafIndex]; dup {
 			rep.problem("event %d: the manifest gives it log entry %d, which it also gives event %d", m.ID, m.LeafIndex, other)
 		}
-		if m.LeafIndex < 0 || (rep.TreeSize > 0 && m.LeafIndex >= rep.TreeSize) {
+		if m.LeafIndex < 0 || (rep.TreeSize > 0 && uint64(m.LeafIndex) >= rep.TreeSize) {
 			rep.problem("event %d: log entry %d is outside the checkpoint's tree of size %d", m.ID, m.LeafIndex, rep.TreeSize)
 		}
 		if m.State != StateLive && m.State != StateArchived && m.State != StateRemoved {
@@ -193,6 +255,10 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 			return
 		}
 		rep.Events++
+		if rep.Events > MaxEvents {
+			rep.problem("%s line %d: more than %d events", FileEvents, n, MaxEvents)
+			return
+		}
 		m := manifest[l.ID]
 		switch {
 		case m == nil:
@@ -275,7 +341,7 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 		if root == nil {
 			return // the checkpoint is unreadable; already reported
 		}
-		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(p.LeafIndex), uint64(rep.TreeSize), leaf, hashes, root); err != nil {
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(p.LeafIndex), rep.TreeSize, leaf, hashes, root); err != nil {
 			rep.problem("event %d: wrong proof: its inclusion proof for log entry %d does not lead to the checkpoint's root: %v", p.ID, p.LeafIndex, err)
 			return
 		}
@@ -321,21 +387,71 @@ func (rep *Report) checkpoint(note []byte, bundleKey string, trusted []string, i
 		}
 		cp = &merkle.SavedCheckpoint{Origin: parsed.Origin, Size: int64(parsed.Size), Root: parsed.Hash}
 	}
-	rep.Origin, rep.TreeSize, rep.Seq = cp.Origin, cp.Size, cp.Seq
+	// uint64 undoes the int64 conversion of a size above 2^63-1.
+	rep.Origin, rep.TreeSize, rep.Seq = cp.Origin, uint64(cp.Size), cp.Seq
 	if infoOK {
 		if cp.Origin != merkle.Origin(info.OrganizationID) {
-			rep.problem("checkpoint: of log %s, the bundle is of organization %s", cp.Origin, info.OrganizationID)
+			rep.problem("checkpoint: of log %q, the bundle is of organization %q", cp.Origin, info.OrganizationID)
 		}
-		if cp.Size != info.Checkpoint.TreeSize || hex.EncodeToString(cp.Root) != info.Checkpoint.RootHash {
-			rep.problem("checkpoint: tree size %d, root %x; %s says %d, %s", cp.Size, cp.Root, FileInfo,
+		if rep.TreeSize != uint64(info.Checkpoint.TreeSize) || hex.EncodeToString(cp.Root) != info.Checkpoint.RootHash {
+			rep.problem("checkpoint: tree size %d, root %x; %s says %d, %s", rep.TreeSize, cp.Root, FileInfo,
 				info.Checkpoint.TreeSize, info.Checkpoint.RootHash)
 		}
 	}
 	return cp.Root
 }
 
-// checkInfo compares bundle.json's counts and file digests with what was read.
+// statement checks bundle.sig: a signed note of StatementOrigin(org) and bundle.json byte
+// for byte, signed by a trusted key (by the bundle's own key when none is given). With it
+// verified, bundle.json's file digests vouch for every other file, so a manifest entry
+// turned into "removed", an event dropped from all three files, or an edited README fails
+// even when bundle.json's counts and digests were recomputed.
+func (rep *Report) statement(sig, info []byte, org, bundleKey string, trusted []string) {
+	keys, which := trusted, "any trusted key"
+	if len(keys) == 0 {
+		keys, which = []string{bundleKey}, "the bundle's own key"
+	}
+	var vs []note.Verifier
+	for _, k := range keys {
+		if v, err := note.NewVerifier(strings.TrimSpace(k)); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		rep.problem("%s: no usable key to check the statement's signature", FileStatement)
+		return
+	}
+	n, err := note.Open(sig, note.VerifierList(vs...))
+	if err != nil {
+		rep.problem("%s: the statement is not signed by %s (%s): %v", FileStatement, which, strings.Join(keyNames(keys), ", "), err)
+		return
+	}
+	origin, text, _ := strings.Cut(n.Text, "\n")
+	switch {
+	case origin != StatementOrigin(org):
+		rep.problem("%s: a statement of %q, not of this bundle's organization", FileStatement, origin)
+	case text != string(info):
+		rep.problem("%s: %s is not the statement the server signed: edited", FileStatement, FileInfo)
+	default:
+		rep.StatementKey = n.Sigs[0].Name + "+" + fmt.Sprintf("%08x", n.Sigs[0].Hash)
+	}
+}
+
+// checkInfo compares bundle.json's counts and file digests with what was read, and checks
+// it records every file.
 func (rep *Report) checkInfo(info Info, digests map[string]InfoFile) {
+	recorded := map[string]bool{}
+	for _, f := range info.Files {
+		recorded[f.Name] = true
+		if !slices.Contains(Files, f.Name) || f.Name == FileInfo || f.Name == FileStatement {
+			rep.problem("%s: records %s, which is not a file of a bundle", FileInfo, f.Name)
+		}
+	}
+	for _, name := range Files {
+		if name != FileInfo && name != FileStatement && !recorded[name] {
+			rep.problem("%s: does not record %s's digest", FileInfo, name)
+		}
+	}
 	if int64(rep.Events) != info.Events || int64(rep.Archived) != info.Archived || int64(rep.Removed) != info.Removed {
 		rep.problem("%s: counts %d events (%d archived) and %d removed; the bundle holds %d (%d) and %d", FileInfo,
 			info.Events, info.Archived, info.Removed, rep.Events, rep.Archived, rep.Removed)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zip"
+	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
 
 	"auditdb/models"
@@ -101,7 +102,7 @@ func Write(ctx context.Context, db *gorm.DB, lg *merkle.Log, org string, f model
 	}
 	var sum Summary
 	err := inSnapshot(ctx, db, func(tx pgx.Tx) error {
-		bw := &writer{ctx: ctx, tx: tx, org: org, f: f, key: lg.Key().VerifierKey(), algorithms: map[string]bool{}}
+		bw := &writer{ctx: ctx, tx: tx, org: org, f: f, key: lg.Key().VerifierKey(), signer: lg.Key(), algorithms: map[string]bool{}}
 		err := bw.run(w)
 		sum = bw.sum
 		return err
@@ -115,6 +116,7 @@ type writer struct {
 	org        string
 	f          models.EventFilter
 	key        string
+	signer     note.Signer
 	cp         merkle.Checkpoint
 	sum        Summary
 	zw         *zip.Writer
@@ -208,7 +210,17 @@ func (b *writer) run(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := b.small(FileInfo, append(info, '\n')); err != nil {
+	info = append(info, '\n')
+	if err := b.small(FileInfo, info); err != nil {
+		return err
+	}
+	// The statement: the server's signed claim that the files whose digests bundle.json
+	// lists are all of the filter's events at the checkpoint (docs/integrity.md §8).
+	signed, err := note.Sign(&note.Note{Text: StatementOrigin(b.org) + "\n" + string(info)}, b.signer)
+	if err != nil {
+		return fmt.Errorf("bundle: sign the statement: %w", err)
+	}
+	if err := b.small(FileStatement, signed); err != nil {
 		return err
 	}
 	return b.zw.Close()
@@ -267,7 +279,7 @@ func (b *writer) small(name string, content []byte) error {
 	if _, err := e.Write(content); err != nil {
 		return fmt.Errorf("bundle: %s: %w", name, err)
 	}
-	if name != FileInfo {
+	if name != FileInfo && name != FileStatement {
 		e.done()
 	}
 	return nil
