@@ -159,6 +159,23 @@ func insertExecution(tx *gorm.DB, e *Execution, scheduleID string) error {
 
 var errAlreadyRun = errors.New("reports: this scheduled run exists already")
 
+// errRunsFull says the organization runs MaxRunning reports already.
+var errRunsFull = errors.New("reports: the organization's running reports are at the limit")
+
+// runsFull takes the organization's run lock for the rest of tx and reports whether it
+// runs MaxRunning reports already.
+func runsFull(tx *gorm.DB, org string) (bool, error) {
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext('auditdb report runs'), hashtext(?))`, org).Error; err != nil {
+		return false, fmt.Errorf("reports: lock runs: %w", err)
+	}
+	var running int64
+	if err := tx.Raw(`SELECT count(*) FROM report_executions WHERE organization_id = ? AND status = 'running'`, org).
+		Scan(&running).Error; err != nil {
+		return false, fmt.Errorf("reports: count running: %w", err)
+	}
+	return running >= MaxRunning, nil
+}
+
 // background runs e on its own goroutine, tracked for Wait.
 func (r *Runner) background(e *Execution, after func(*Execution)) {
 	r.running.Add(1)
@@ -324,6 +341,14 @@ func (r *Runner) runScheduled(ctx context.Context, org, id string, scheduled, no
 	var e *Execution
 	var sc *ScheduledReport
 	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Scheduled runs count against the organization's running reports like "run now":
+		// when it is full, the schedule stays due and starts on a later tick.
+		if busy, err := runsFull(tx, org); err != nil || busy {
+			if err == nil {
+				err = errRunsFull
+			}
+			return err
+		}
 		var err error
 		if sc, err = scheduleOf(tx, org, id); err != nil {
 			return err
@@ -348,7 +373,7 @@ func (r *Runner) runScheduled(ctx context.Context, org, id string, scheduled, no
 		}
 		return insertExecution(tx, e, id)
 	})
-	if errors.Is(err, errAlreadyRun) {
+	if errors.Is(err, errAlreadyRun) || errors.Is(err, errRunsFull) {
 		return false, nil
 	}
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -394,4 +395,44 @@ func TestFailedDeliveriesAreRetriedThreeTimes(t *testing.T) {
 		!strings.Contains(e.Deliveries[2].Error, "500") {
 		t.Fatalf("execution = %+v, %v", e, err)
 	}
+}
+
+// Scheduled runs count against the organization's running reports: with MaxRunning
+// running, a due schedule waits (stays due) instead of starting a fourth.
+func TestScheduledRunsRespectTheRunningLimit(t *testing.T) {
+	ctx := context.Background()
+	r, store := newRunner(t)
+	org := pgtest.NewOrg(t, "busy")
+	tpl, err := store.SaveTemplate(ctx, org, "", reports.TemplateInput{Name: "Daily", Type: reports.TypeGeneral,
+		PeriodDays: 1, Formats: []string{"json"}}, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := store.SaveSchedule(ctx, org, "", reports.ScheduleInput{Name: "daily", TemplateID: tpl.ID, Enabled: true,
+		Schedule: reports.Schedule{Frequency: "daily", Time: "06:00", TimeZone: "UTC"}}, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := pgtest.DB(t)
+	for i := range reports.MaxRunning {
+		if err := db.Exec(`INSERT INTO report_executions (id, organization_id, report_type, status, execution_time, scheduled_time, heartbeat_at)
+			VALUES (?, ?, 'GENERAL_COMPLIANCE', 'running', now(), now(), ?)`, fmt.Sprintf("exe_busy%d", i), org, *sc.NextRun).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Now = func() time.Time { return sc.NextRun.Add(time.Minute) }
+	if n, err := r.RunDue(ctx); err != nil || n != 0 {
+		t.Fatalf("RunDue with the organization full = %d, %v; want 0", n, err)
+	}
+	still, _ := store.ScheduledReport(ctx, org, sc.ID)
+	if !still.NextRun.Equal(*sc.NextRun) {
+		t.Fatalf("the schedule moved on to %v without running", still.NextRun)
+	}
+	if err := db.Exec(`UPDATE report_executions SET status = 'completed' WHERE id = 'exe_busy0'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.RunDue(ctx); err != nil || n != 1 {
+		t.Fatalf("RunDue after one finished = %d, %v; want 1", n, err)
+	}
+	r.Wait()
 }
