@@ -321,13 +321,13 @@ func TestBrowserArchiveBrowser(t *testing.T) {
 	waitRows("second page", "10 && location.search.includes('after=')")
 
 	step("filter", chromedp.Do(ctx,
-		chromedp.SetValue(`[data-testid="filter-status"]`, "failure"),
+		chromedp.SetValue(`[data-testid="filter-q"]`, "status:failure"),
 		func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-			_, err := chromedp.Evaluate[any](`document.querySelector('[data-testid="filter-status"]').dispatchEvent(new Event('input', {bubbles: true})), null`)(ctx, tg)
+			_, err := chromedp.Evaluate[any](`document.querySelector('[data-testid="filter-q"]').dispatchEvent(new Event('input', {bubbles: true})), null`)(ctx, tg)
 			return chromedp.Void{}, err
 		},
 	))
-	waitRows("filtered rows", "20 && location.search.includes('status=failure')")
+	waitRows("filtered rows", "20 && decodeURIComponent(location.search.replace(/\\+/g, ' ')).includes('q=status:failure')")
 	if strings.TrimSpace(count) != "60" {
 		t.Fatalf("the archive's metadata says %q events", count)
 	}
