@@ -60,8 +60,9 @@ func TestBrowserRunAndDownloadReport(t *testing.T) {
 		chromedp.EvalAwaitPromise))
 	step("download the csv", err)
 	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-	// The two events, the member's sign-in (self-audited) and the header.
-	if err != nil || len(recs) != 4 {
+	// The header and the two events; the member's self-audited sign-in also counts when its
+	// second falls inside the report's period, which ends when the run starts.
+	if err != nil || len(recs) < 3 || len(recs) > 4 || !strings.Contains(body, "pt-4711") || !strings.Contains(body, "mallory") {
 		t.Fatalf("downloaded csv: %d rows, %v\n%s", len(recs), err, body)
 	}
 	if !strings.Contains(body, "'=1+1 Viewed <b>allergies</b> שלום 😀") {
