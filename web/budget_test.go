@@ -51,3 +51,30 @@ func TestSlowQueriesEndWithAPlainAnswer(t *testing.T) {
 		t.Fatalf("after the lock: %d", again.StatusCode)
 	}
 }
+
+// TestDownloadsRunOnTheirOwnBudget: an evidence bundle is built while the client waits, so
+// its route runs on the download budget. Behind a lock held longer than the console's
+// budget, the events page ends in 503 while the bundle waits for the lock and is sent.
+func TestDownloadsRunOnTheirOwnBudget(t *testing.T) {
+	env := webtest.New(t, webtest.Options{StatementTimeout: 300 * time.Millisecond})
+	org := env.Org("longbudget")
+	admin := env.Login(env.User(org, "org:admin"))
+	now := time.Now().UTC()
+	rng := "from=" + now.Add(-time.Hour).Format("2006-01-02T15:04") + "&to=" + now.Add(time.Hour).Format("2006-01-02T15:04")
+	env.Sequence() // the sign-in's self-audit, in a signed checkpoint
+
+	locker := env.DB.Begin()
+	if err := locker.Exec("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE").Error; err != nil {
+		t.Fatal(err)
+	}
+	if page := admin.Get("/events?" + rng); page.StatusCode != 503 {
+		locker.Rollback()
+		t.Fatalf("the events page behind the lock: %d, want 503 (the console's budget)", page.StatusCode)
+	}
+	released := time.AfterFunc(1500*time.Millisecond, func() { locker.Rollback() })
+	defer released.Stop()
+	res := admin.Get("/events/bundle?" + rng)
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/zip" {
+		t.Fatalf("the bundle behind the same lock: %d %s %.300s", res.StatusCode, res.Header.Get("Content-Type"), res.Body)
+	}
+}

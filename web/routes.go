@@ -44,21 +44,30 @@ func routes(app *fiber.App, d *Services, a *assets) {
 	keys := policy.KeyScoped(d.Authz)
 	apiTable := apiRoutes(d)
 	budget := queryBudget(d.StatementTimeout)
+	long := queryBudget(downloadBudget)
+	budgetOf := func(r route) fiber.Handler {
+		if longRunning[r.method+" "+r.path] {
+			return long
+		}
+		return budget
+	}
 	for _, r := range apiTable {
 		if isIngest(r) {
 			api.Add(r.method, r.path, authorize(keys, r.need), r.handler)
 			continue
 		}
-		api.Add(r.method, r.path, budget, authorize(keys, r.need), r.handler)
+		api.Add(r.method, r.path, budgetOf(r), authorize(keys, r.need), r.handler)
 	}
 	// Nothing under /api falls through to the console (and its sign-in redirect).
 	app.Use("/api", apiFallback(append(apiTable, route{method: fiber.MethodGet, path: "/openapi.yaml"})))
 
 	table := consoleRoutes(d)
-	// The query budget comes before the alert badge, whose count is one of the page's queries.
-	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF, budget, d.AlertBadge.Middleware())
+	// Each route's query budget comes before the alert badge, whose count is one of the
+	// page's queries.
+	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF)
+	badge := d.AlertBadge.Middleware()
 	for _, r := range table {
-		console.Add(r.method, r.path, authorize(d.Authz, r.need), r.handler)
+		console.Add(r.method, r.path, budgetOf(r), badge, authorize(d.Authz, r.need), r.handler)
 	}
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
@@ -84,6 +93,19 @@ func apiRoutes(d *Services) []route {
 		{get, "/reports/:id", Perm("audit.reports", "read"), handlers.APIGetReport(reportDeps(d))},
 		{get, "/reports/:id/files/:format", Perm("audit.reports", "read"), handlers.APIDownloadReport(reportDeps(d))},
 	}
+}
+
+// downloadBudget is the query budget of the longRunning routes.
+const downloadBudget = 10 * time.Minute
+
+// longRunning are the routes that build a download while the client waits (an evidence
+// bundle of up to a year, an archive read in full, a VACUUM): they get downloadBudget
+// instead of the console's statement timeout, and still end when the client goes away.
+var longRunning = map[string]bool{
+	"GET /events/bundle": true,
+	"GET /retention/archives/:policy/:month/:part/download.jsonl.zst": true,
+	"GET /retention/archives/:policy/:month/:part/download.json":      true,
+	"POST /performance/vacuum":                                        true,
 }
 
 // isIngest reports whether r takes events in: those requests run under the ingest
