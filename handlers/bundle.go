@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,45 +32,13 @@ const (
 	MaxConcurrentBundlesPerOrg = 1
 )
 
-// bundleSlots counts the bundles being built, per organization and in all, under one lock:
-// a slot is checked and taken in one step.
-type bundleSlots struct {
-	mu    sync.Mutex
-	total int
-	byOrg map[string]int
-}
-
-// take reserves a slot for org, or says which limit refuses it ("" when taken).
-func (s *bundleSlots) take(org string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.byOrg[org] >= MaxConcurrentBundlesPerOrg:
-		return fmt.Sprintf("your organization has %d evidence bundle(s) being built already; retry in a minute", s.byOrg[org])
-	case s.total >= MaxConcurrentBundles:
-		return fmt.Sprintf("%d evidence bundles are being built already; retry in a minute", s.total)
-	}
-	s.total++
-	s.byOrg[org]++
-	return ""
-}
-
-func (s *bundleSlots) give(org string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.total--
-	if s.byOrg[org]--; s.byOrg[org] <= 0 {
-		delete(s.byOrg, org)
-	}
-}
-
 // DownloadEvidenceBundle sends the evidence bundle of the events list's current filter: a
 // .zip an auditor checks offline with `auditdb verify-bundle`. The filter's range is at most
 // a year and its events at most bundle.MaxEvents, refused with a 400 or 413 naming "to".
 // The bundle is built in a temporary file first, so a failure is an error page rather than
 // a cut-off download, and the export is self-audited before a byte is sent.
 func DownloadEvidenceBundle(bundles EvidenceBundler, audit Auditor, now func() time.Time) fiber.Handler {
-	slots := &bundleSlots{byOrg: map[string]int{}}
+	building := newSlots(MaxConcurrentBundlesPerOrg, MaxConcurrentBundles)
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
 		if v.OrgID == "" {
@@ -81,10 +48,16 @@ func DownloadEvidenceBundle(bundles EvidenceBundler, audit Auditor, now func() t
 		if err != nil {
 			return err
 		}
-		if refused := slots.take(v.OrgID); refused != "" {
-			return &models.Error{Kind: models.KindTooMany, RetryAfter: 30 * time.Second, Message: refused}
+		release, refused := building.take(v.OrgID)
+		switch refused {
+		case refusedOrg:
+			return &models.Error{Kind: models.KindTooMany, RetryAfter: 30 * time.Second,
+				Message: fmt.Sprintf("your organization has %d evidence bundle(s) being built already; retry in a minute", MaxConcurrentBundlesPerOrg)}
+		case refusedAll:
+			return &models.Error{Kind: models.KindTooMany, RetryAfter: 30 * time.Second,
+				Message: fmt.Sprintf("%d evidence bundles are being built already; retry in a minute", MaxConcurrentBundles)}
 		}
-		defer slots.give(v.OrgID)
+		defer release()
 		ctx := c.UserContext()
 		if err := bundles.Check(ctx, v.OrgID, filter); err != nil {
 			return err

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -52,8 +51,8 @@ func ExportEvents(events EventExporter, audit Auditor, format string, now func()
 		if err != nil {
 			return err
 		}
-		release, ok := exportSlots.take(v.OrgID)
-		if !ok {
+		release, refused := exportSlots.take(v.OrgID)
+		if refused != refusedNone {
 			return models.TooMany(fmt.Sprintf("your organization already runs %d exports; try again when one has finished", maxExportsPerOrg))
 		}
 		streaming := false
@@ -151,7 +150,7 @@ const (
 	maxExportsPerOrg = 2
 )
 
-var exportSlots = newOrgSlots(maxExportsPerOrg)
+var exportSlots = newSlots(maxExportsPerOrg, 0)
 
 // exportFailed is the line that ends a stream cut short: what happened in words, never the
 // database's own message.
@@ -160,33 +159,4 @@ func exportFailed(err error) string {
 		return "export stopped: it ran out of time; the rows above are complete — narrow the search and export again"
 	}
 	return "export stopped by a server error; the rows above are complete — export again"
-}
-
-// orgSlots counts what each organization runs at once, taking a slot atomically.
-type orgSlots struct {
-	mu    sync.Mutex
-	limit int
-	used  map[string]int
-}
-
-func newOrgSlots(limit int) *orgSlots { return &orgSlots{limit: limit, used: map[string]int{}} }
-
-// take reserves one of org's slots; release gives it back (once).
-func (s *orgSlots) take(org string) (release func(), ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.used[org] >= s.limit {
-		return nil, false
-	}
-	s.used[org]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.used[org]--; s.used[org] <= 0 {
-				delete(s.used, org)
-			}
-		})
-	}, true
 }
