@@ -13,8 +13,9 @@ import (
 var zoneAreas = []string{"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic",
 	"Australia", "Europe", "Indian", "Pacific", "Etc"}
 
-// maxZoneName bounds a zone name (the longest IANA name is 32 characters).
-const maxZoneName = 64
+// maxZoneName bounds a zone name (the longest IANA name is 32 characters): the width of the
+// columns that keep one (users.time_zone).
+const maxZoneName = MaxTimeZoneLength
 
 // ValidTimeZone returns the location of name, or a KindInvalid error (field time_zone)
 // unless name is UTC or an IANA zone name of the form Area/Location (Europe/Berlin,

@@ -360,18 +360,13 @@ func (s *UserStore) ResetPassword(ctx context.Context, id int64) (string, error)
 // MaxTimeZoneLength is the width of users.time_zone.
 const MaxTimeZoneLength = 64
 
-// TimeZoneLocation returns the location of the IANA zone name, refusing (field
-// "time_zone") anything else: an unknown name, "Local" (the server's zone, not the
-// user's), a path, or a name longer than the column.
+// TimeZoneLocation returns the location of a user's zone preference: the one check of
+// zone names (ValidTimeZone, which also bounds the name to the column), with the account
+// page's wording, on the field time_zone.
 func TimeZoneLocation(name string) (*time.Location, error) {
-	refuse := Invalid("time_zone", fmt.Sprintf("%q is not a time zone name such as Europe/Berlin or America/New_York", name))
-	if name == "" || len(name) > MaxTimeZoneLength || name == "Local" || strings.HasPrefix(name, "/") ||
-		strings.Contains(name, "..") || strings.ContainsAny(name, "\\ \x00") {
-		return nil, refuse
-	}
-	loc, err := time.LoadLocation(name)
+	loc, err := ValidTimeZone(name)
 	if err != nil {
-		return nil, refuse
+		return nil, Invalid("time_zone", fmt.Sprintf("%q is not a time zone name such as Europe/Berlin or America/New_York", name))
 	}
 	return loc, nil
 }

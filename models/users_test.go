@@ -220,7 +220,7 @@ func TestTimeZoneLocationRefusesWhatIsNotAZone(t *testing.T) {
 		WHERE table_name = 'users' AND column_name = 'time_zone'`).Scan(&width).Error; err != nil || width != models.MaxTimeZoneLength {
 		t.Fatalf("users.time_zone is %d wide (%v), want %d", width, err, models.MaxTimeZoneLength)
 	}
-	for _, bad := range []string{"", "Local", "Mars/Base", "/etc/localtime", "../zoneinfo/UTC", "Europe/" + strings.Repeat("x", 64)} {
+	for _, bad := range []string{"", "Local", "Mars/Base", "/etc/localtime", "../zoneinfo/UTC", "Europe/" + strings.Repeat("x", 64), "posixrules"} {
 		_, err := models.TimeZoneLocation(bad)
 		if models.KindOf(err) != models.KindInvalid || !strings.Contains(err.Error(), "time_zone") {
 			t.Errorf("%q: %v, want a refusal on time_zone", bad, err)
