@@ -104,6 +104,26 @@ type benchEnv struct {
 	sealer *models.Sealer
 }
 
+// freshBench is openBench on a database dropped first, for benchmarks that must start empty.
+func freshBench(ctx context.Context, cfg config, dbName, suffix string, stdout io.Writer) (*benchEnv, error) {
+	dsn, err := benchDSN(cfg.DatabaseURL, dbName, suffix)
+	if err != nil {
+		return nil, err
+	}
+	if err := dropBenchDatabase(ctx, dsn, suffix); err != nil {
+		return nil, err
+	}
+	return openBench(ctx, cfg, dbName, suffix, stdout)
+}
+
+// org makes the benchmark's organization (kept when it exists already).
+func (e *benchEnv) org(ctx context.Context, id, name string) error {
+	if _, err := models.NewOrgStore(e.db).Create(ctx, id, name); err != nil && models.KindOf(err) != models.KindConflict {
+		return err
+	}
+	return nil
+}
+
 func openBench(ctx context.Context, cfg config, dbName, suffix string, stdout io.Writer) (*benchEnv, error) {
 	dsn, err := benchDSN(cfg.DatabaseURL, dbName, suffix)
 	if err != nil {
@@ -483,20 +503,13 @@ func benchRetention(ctx context.Context, cfg config, args []string, stdout io.Wr
 	if *events < 100 {
 		return models.Invalid("--events", "need at least 100 events")
 	}
-	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_retention")
-	if err != nil {
-		return err
-	}
-	if err := dropBenchDatabase(ctx, dsn, "_bench_retention"); err != nil {
-		return err
-	}
-	env, err := openBench(ctx, cfg, *dbName, "_bench_retention", stdout)
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_retention", stdout)
 	if err != nil {
 		return err
 	}
 	defer closeDB(env.db)
 	const org = "bench-retention"
-	if _, err := models.NewOrgStore(env.db).Create(ctx, org, "Retention benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+	if err := env.org(ctx, org, "Retention benchmark"); err != nil {
 		return err
 	}
 	_, ck, err := integrityKeys(cfg)
@@ -525,20 +538,13 @@ func benchBundle(ctx context.Context, cfg config, args []string, stdout io.Write
 	if *rounds < 1 || *sample < 1 {
 		return models.Invalid("--rounds", "--rounds and --sample must be at least 1")
 	}
-	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_bundle")
-	if err != nil {
-		return err
-	}
-	if err := dropBenchDatabase(ctx, dsn, "_bench_bundle"); err != nil {
-		return err
-	}
-	env, err := openBench(ctx, cfg, *dbName, "_bench_bundle", stdout)
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_bundle", stdout)
 	if err != nil {
 		return err
 	}
 	defer closeDB(env.db)
 	const org = "bench-bundle"
-	if _, err := models.NewOrgStore(env.db).Create(ctx, org, "Bundle benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+	if err := env.org(ctx, org, "Bundle benchmark"); err != nil {
 		return err
 	}
 	_, ck, err := integrityKeys(cfg)
@@ -652,7 +658,7 @@ func benchReports(ctx context.Context, cfg config, args []string, stdout io.Writ
 	}
 	defer closeDB(env.db)
 	const org = "bench-reports"
-	if _, err := models.NewOrgStore(env.db).Create(ctx, org, "Reports benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
+	if err := env.org(ctx, org, "Reports benchmark"); err != nil {
 		return err
 	}
 	exe, err := os.Executable()
