@@ -66,7 +66,7 @@ func renderAPIKeys(c *fiber.Ctx, keys APIKeyManager, status int, p settings.APIK
 	if err != nil {
 		return err
 	}
-	p.CSRF, p.Scopes = v.Session.CSRFToken(), []string{models.ScopeIngest, models.ScopeRead}
+	p.CSRF, p.Scopes = v.Session.CSRFToken(), []string{models.ScopeIngest, models.ScopeRead, models.ScopeGDPR}
 	for _, k := range list {
 		row := settings.APIKeyRow{ID: k.ID, Name: k.Name, Prefix: k.Prefix + "…", Scope: k.Scope,
 			Created: components.DateTime(k.CreatedAt) + " by " + k.CreatedBy, LastUsed: "never",

@@ -16,10 +16,12 @@ import (
 	"gorm.io/gorm"
 )
 
-// API key scopes: an ingest key posts events, a read key reads, verifies and proves them.
+// API key scopes: an ingest key posts events, a read key reads, verifies and proves them,
+// a gdpr key files data-subject requests and reads their state (a privacy portal's key).
 const (
 	ScopeIngest = "ingest"
 	ScopeRead   = "read"
+	ScopeGDPR   = "gdpr"
 )
 
 // apiKeyPrefix starts every key, so a leaked key is recognizable (and scannable) as ours.
@@ -96,8 +98,8 @@ func (s *APIKeyStore) Create(ctx context.Context, org, name, scope string, by Ac
 	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) {
 		return "", nil, Invalid("name", "must be 1-100 characters")
 	}
-	if scope != ScopeIngest && scope != ScopeRead {
-		return "", nil, Invalid("scope", "must be ingest or read")
+	if scope != ScopeIngest && scope != ScopeRead && scope != ScopeGDPR {
+		return "", nil, Invalid("scope", "must be ingest, read or gdpr")
 	}
 	raw := apiKeyPrefix + RandomToken(32)
 	sum := sha256.Sum256([]byte(raw))

@@ -27,7 +27,7 @@ var Resources = []ResourceActions{
 	{"audit.reports", []string{"read", "create", "update", "delete", "export"}},
 	{"audit.presets", []string{"read", "create", "update", "delete"}},
 	{"audit.retention", []string{"read", "create", "update", "delete"}},
-	{"audit.gdpr", []string{"read", "delete", "export", "pseudonymize"}},
+	{"audit.gdpr", []string{"read", "create", "update", "delete", "export", "pseudonymize", "reidentify"}},
 	{"audit.roles", []string{"read", "create", "update", "delete"}},
 	{"audit.apikeys", []string{"read", "create", "delete"}},
 	{"audit.metrics", []string{"read"}},
@@ -36,7 +36,7 @@ var Resources = []ResourceActions{
 }
 
 // Actions are every action of the vocabulary, in the role editor's column order.
-var Actions = []string{"read", "create", "update", "delete", "export", "verify", "pseudonymize", "acknowledge", "resolve"}
+var Actions = []string{"read", "create", "update", "delete", "export", "verify", "pseudonymize", "reidentify", "acknowledge", "resolve"}
 
 // WildcardResources are the resource patterns a role may hold, widest first.
 var WildcardResources = []string{AnyResource, "audit.*", "organization.*"}

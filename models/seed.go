@@ -79,7 +79,7 @@ var DefaultRoles = []DefaultRole{
 			perms("audit.apikeys", "read", "create", "delete"),
 			perms("audit.alerts", "update"),
 			perms("audit.retention", "read", "create", "update", "delete"),
-			perms("audit.gdpr", "read", "export", "pseudonymize", "delete")), []string{"org:admin"}},
+			perms("audit.gdpr", "read", "create", "update", "export", "pseudonymize", "delete", "reidentify")), []string{"org:admin"}},
 }
 
 // DefaultPreset is an audit preset every organization can use.

@@ -25,6 +25,7 @@ var ScopePermissions = map[string][]models.Permission{
 	models.ScopeIngest: {{Resource: "audit.events", Action: "create"}},
 	models.ScopeRead: {{Resource: "audit.events", Action: "read"}, {Resource: "audit.events", Action: "verify"},
 		{Resource: "audit.alerts", Action: "read"}, {Resource: "audit.reports", Action: "read"}},
+	models.ScopeGDPR: {{Resource: "audit.gdpr", Action: "read"}, {Resource: "audit.gdpr", Action: "create"}},
 }
 
 // Authorizer answers whether a subject may do an action on a resource in an organization.

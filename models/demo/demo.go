@@ -133,6 +133,17 @@ func seedDemo(ctx context.Context, db *gorm.DB, sealer *models.Sealer, parts *mo
 				res.Credentials = append(res.Credentials, *cred)
 			}
 		}
+		if o.ID == Orgs[0].ID {
+			// A privacy officer beside the owner: two holders of audit.gdpr, so an erasure
+			// filed by one can be approved by the other (four eyes).
+			cred, err := ensureDemoUser(ctx, db, users, o.ID, "dpo@"+o.ID+".example", models.OwnerRole)
+			if err != nil {
+				return res, err
+			}
+			if cred != nil {
+				res.Credentials = append(res.Credentials, *cred)
+			}
+		}
 	}
 	cred, err := ensureDemoUser(ctx, db, users, "", SuperadminEmail, SuperadminRole)
 	if err != nil {

@@ -36,20 +36,26 @@ func TestSeedDemo(t *testing.T) {
 	}
 
 	t.Run("credentials work", func(t *testing.T) {
-		if len(res.Credentials) != 7 { // an owner, an admin and a member per organization, a superadmin
-			t.Fatalf("%d credentials, want 7: %+v", len(res.Credentials), res.Credentials)
+		// An owner, an admin and a member per organization, a privacy officer (a second
+		// owner) in the first, a superadmin.
+		if len(res.Credentials) != 8 {
+			t.Fatalf("%d credentials, want 8: %+v", len(res.Credentials), res.Credentials)
 		}
 		users := models.NewUserStore(db)
-		super := res.Credentials[6]
+		super := res.Credentials[7]
 		if super.Email != demo.SuperadminEmail || super.Role != demo.SuperadminRole || super.OrgID != "" || len(super.Password) != 20 {
 			t.Fatalf("superadmin credential %+v", super)
 		}
 		if u, err := users.Authenticate(ctx, super.Email, super.Password); err != nil || !u.Superadmin {
 			t.Fatalf("the demo superadmin signs in as %+v, %v", u, err)
 		}
-		for _, c := range res.Credentials[:6] {
+		dpo := res.Credentials[3]
+		if dpo.Email != "dpo@"+demo.Orgs[0].ID+".example" || dpo.Role != models.OwnerRole {
+			t.Errorf("privacy officer credential %+v", dpo)
+		}
+		for _, c := range res.Credentials[:7] {
 			want := strings.TrimPrefix(c.Role, "org:")
-			if c.Email != want+"@"+c.OrgID+".example" || len(c.Password) != 20 {
+			if c != dpo && c.Email != want+"@"+c.OrgID+".example" || len(c.Password) != 20 {
 				t.Errorf("credential %+v", c)
 			}
 			u, err := users.Authenticate(ctx, c.Email, c.Password)
