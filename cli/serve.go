@@ -64,6 +64,9 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL, StatementTimeout: cfg.StatementTimeout,
 		SchemaVersion: migrations.Latest(), Metrics: cfg.metricsMode(),
 		QueryCache: cfg.QueryCache, Perf: cfg.Perf,
+		// wire: GDPREngine: an adapter of erasure.NewEngine(db, trail, key) to gdpr.Engine
+		// (the pseudonym key from erasure.LoadPseudonymKey); without it erasure,
+		// pseudonymization and lookups answer 503.
 	})
 	if err != nil {
 		return nil, nil, err
@@ -160,6 +163,7 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 		jobs.NotifyEnqueueJob(svc.Deliveries),
 		jobs.NotifySendJob(svc.Deliveries),
 		jobs.ReportsJob(svc.ReportRunner),
+		jobs.GDPRJob(svc.GDPRRunner),
 		jobs.PerfSnapshotJob(perfSources(svc), log),
 	} {
 		if err := sched.Add(j); err != nil {

@@ -51,6 +51,7 @@ func ExportEvents(events EventExporter, audit Auditor, format string, now func()
 		if err != nil {
 			return err
 		}
+		filter.ExcludeRestricted = true // a GDPR restriction keeps a subject out of exports
 		release, refused := exportSlots.take(v.OrgID)
 		if refused != refusedNone {
 			return models.TooMany(fmt.Sprintf("your organization already runs %d exports; try again when one has finished", maxExportsPerOrg))

@@ -75,7 +75,17 @@ type EventFilter struct {
 	CorrelationID  string
 	// Query is the parsed search box (qualifiers and free text), ANDed with the fields above.
 	Query EventQuery
+	// ExcludeRestricted leaves out the events of subjects under a GDPR restriction (see
+	// NotRestrictedSQL): exports and reports set it, the events list does not.
+	ExcludeRestricted bool
 }
+
+// NotRestrictedSQL is the condition on audit_log (unaliased) that leaves out the events of
+// every subject under an active GDPR restriction of the event's organization: events whose
+// principal, or whose target resource, is restricted.
+const NotRestrictedSQL = `NOT EXISTS (SELECT 1 FROM gdpr_restrictions r WHERE r.organization_id = audit_log.organization_id
+	AND r.lifted_at IS NULL AND (r.principal_id = audit_log.principal_id
+	OR (r.resource_type = audit_log.target_resource_type AND r.resource_id = audit_log.target_resource_id)))`
 
 // Validate returns a KindInvalid error naming the first bad field.
 func (f EventFilter) Validate() error {
@@ -233,6 +243,9 @@ func FilterSQL(org string, f EventFilter) (string, []any) {
 	}
 	for _, t := range f.Query.Terms {
 		queryTermSQL(t, add)
+	}
+	if f.ExcludeRestricted {
+		b.WriteString(" AND " + NotRestrictedSQL)
 	}
 	return b.String(), args
 }

@@ -92,7 +92,36 @@ func apiRoutes(d *Services) []route {
 		{post, "/reports", Perm("audit.reports", "read"), handlers.APIRunReport(reportDeps(d))},
 		{get, "/reports/:id", Perm("audit.reports", "read"), handlers.APIGetReport(reportDeps(d))},
 		{get, "/reports/:id/files/:format", Perm("audit.reports", "read"), handlers.APIDownloadReport(reportDeps(d))},
+		{post, "/gdpr/requests", Perm("audit.gdpr", "create"), handlers.APICreateGDPRRequest(gdprDeps(d))},
+		{get, "/gdpr/requests/:id", Perm("audit.gdpr", "read"), handlers.APIGetGDPRRequest(gdprDeps(d))},
 	}
+}
+
+// gdprDeps are the GDPR area's parts.
+func gdprDeps(d *Services) handlers.GDPRDeps {
+	return handlers.GDPRDeps{Store: d.GDPR, Ops: d.GDPRRunner, People: gdprHolders{d}, Links: d.GDPRLinks, Audit: d.Audit, Now: d.Now}
+}
+
+// gdprHolders lists the members of an organization who may work its GDPR requests
+// (audit.gdpr update), for the assignee list.
+type gdprHolders struct{ d *Services }
+
+func (h gdprHolders) GDPRHolders(ctx context.Context, org string) ([]models.Member, error) {
+	members, err := h.d.Members.List(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	var out []models.Member
+	for _, m := range members {
+		ok, err := h.d.Authz.Allowed(ctx, policy.Subject{Name: policy.UserSubject(m.UserID)}, org, "audit.gdpr", "update")
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // downloadBudget is the query budget of the longRunning routes.
@@ -136,6 +165,7 @@ func consoleRoutes(d *Services) []route {
 	partitions := handlers.PartitionDeps{Partitions: d.PartitionConsole, Now: d.Now}
 	rep := reportDeps(d)
 	perf := handlers.PerfDeps{Perf: d.Perf, Cache: d.QueryCache, Health: d.Health, Now: d.Now}
+	g := gdprDeps(d)
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(handlers.DashboardSources{Events: d.Events, Invitations: d.Members,
 			Figures: d.Figures, Checkpoints: d.Merkle, Detection: detectionLag{d.Detector}, Now: d.Now})},
@@ -218,8 +248,27 @@ func consoleRoutes(d *Services) []route {
 		{get, "/performance", Perm("audit.metrics", "read"), handlers.PerformancePage(perf)},
 		{get, "/performance/explain/:name", Perm("audit.metrics", "read"), handlers.PerformanceExplain(perf)},
 		{post, "/performance/vacuum", SuperadminOnly, handlers.VacuumTable(perf)},
-		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.NotBuilt("gdpr", "GDPR",
-			"Subject access exports, pseudonymization and erasure requests.")},
+		// GDPR requests: reading, filing and working them are audit.gdpr read/create/update;
+		// each operation needs its own action (export, delete for erasure, pseudonymize) and
+		// looking a pseudonym up needs reidentify, which only owners hold by default.
+		{get, "/gdpr", Perm("audit.gdpr", "read"), handlers.GDPRPage(g)},
+		{post, "/gdpr/requests", Perm("audit.gdpr", "create"), handlers.CreateGDPRRequest(g)},
+		{get, "/gdpr/lookup", Perm("audit.gdpr", "reidentify"), handlers.GDPRLookupPage()},
+		{post, "/gdpr/lookup", Perm("audit.gdpr", "reidentify"), handlers.GDPRLookup(g)},
+		{get, "/gdpr/requests/:id", Perm("audit.gdpr", "read"), handlers.ShowGDPRRequest(g)},
+		{post, "/gdpr/requests/:id/start", Perm("audit.gdpr", "update"), handlers.StartGDPRRequest(g)},
+		{post, "/gdpr/requests/:id/assign", Perm("audit.gdpr", "update"), handlers.AssignGDPRRequest(g)},
+		{post, "/gdpr/requests/:id/notes", Perm("audit.gdpr", "update"), handlers.SetGDPRNotes(g)},
+		{post, "/gdpr/requests/:id/extend", Perm("audit.gdpr", "update"), handlers.ExtendGDPRRequest(g)},
+		{post, "/gdpr/requests/:id/reject", Perm("audit.gdpr", "update"), handlers.RejectGDPRRequest(g)},
+		{post, "/gdpr/requests/:id/complete", Perm("audit.gdpr", "update"), handlers.CompleteGDPRRequest(g)},
+		{post, "/gdpr/requests/:id/lift", Perm("audit.gdpr", "update"), handlers.LiftGDPRRestriction(g)},
+		{post, "/gdpr/requests/:id/rectify", Perm("audit.gdpr", "update"), handlers.RectifyGDPRRequest(g)},
+		{post, "/gdpr/requests/:id/export", Perm("audit.gdpr", "export"), handlers.ExportGDPRRequest(g)},
+		{get, "/gdpr/requests/:id/exports/:format", Perm("audit.gdpr", "export"), handlers.DownloadGDPRExport(g)},
+		{post, "/gdpr/requests/:id/erasure/request", Perm("audit.gdpr", "delete"), handlers.RequestGDPRErasure(g)},
+		{post, "/gdpr/requests/:id/erasure/approve", Perm("audit.gdpr", "delete"), handlers.ApproveGDPRErasure(g)},
+		{post, "/gdpr/requests/:id/pseudonymize", Perm("audit.gdpr", "pseudonymize"), handlers.PseudonymizeGDPRRequest(g)},
 		{get, "/settings", Perm("organization.settings", "read"), handlers.Settings()},
 		{get, "/settings/notifications", Perm("audit.alerts", "update"), handlers.ListChannels(notify)},
 		{post, "/settings/notifications", Perm("audit.alerts", "update"), handlers.CreateChannel(notify)},

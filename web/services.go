@@ -16,6 +16,7 @@ import (
 	"auditdb/handlers"
 	"auditdb/models"
 	"auditdb/models/bundle"
+	"auditdb/models/gdpr"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/metrics"
@@ -114,6 +115,12 @@ type Services struct {
 	ReportRunner *reports.Runner
 	ReportLinks  *reports.Links
 
+	// GDPR: data-subject requests; the runner runs their exports, erasures and
+	// pseudonymizations in the background; GDPRLinks signs the exports' download links.
+	GDPR       *gdpr.Store
+	GDPRRunner *gdpr.Runner
+	GDPRLinks  *reports.Links
+
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
 	Signals *models.Signals
@@ -204,6 +211,9 @@ type ServicesConfig struct {
 	// performance report (zero: models.DefaultPerfOptions).
 	QueryCache querycache.Config
 	Perf       models.PerfOptions
+	// GDPREngine erases and pseudonymizes subjects' events and looks pseudonyms up; nil
+	// refuses those operations (the requests, exports and restrictions work without it).
+	GDPREngine gdpr.Engine
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -324,6 +334,9 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		sum, err := bundle.Write(ctx, db, s.Merkle, org, f, w)
 		return sum.Events, err
 	}
+	s.GDPR = gdpr.NewStore(db, trail)
+	s.GDPRLinks = reports.NewLinks([]byte(c.Sealer.Sign("auditdb gdpr export link key v1")))
+	s.GDPRRunner = gdpr.NewRunner(db, s.GDPR, trail, c.GDPREngine, log)
 	qc := c.QueryCache
 	if qc.Prefix == "" {
 		qc.Prefix = prefix
@@ -378,6 +391,7 @@ func (s *Services) Start(ctx context.Context) (stop func(ctx context.Context) er
 		cancel()
 		running.Wait()
 		s.ReportRunner.Shutdown(ctx)
+		s.GDPRRunner.Shutdown(ctx)
 		werr := s.Writer.Close(ctx)
 		return errors.Join(werr, s.Errors.Close(ctx))
 	}

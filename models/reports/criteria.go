@@ -165,6 +165,7 @@ func (c Criteria) EventFilter() models.EventFilter {
 		From: c.From.UTC(), To: c.To.UTC(),
 		Action: c.Action, Status: c.Status, PrincipalID: c.Principal,
 		ResourceType: c.ResourceType, ResourceID: c.ResourceID, Classification: c.Classification,
+		ExcludeRestricted: true,
 	}
 }
 

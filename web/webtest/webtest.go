@@ -24,6 +24,7 @@ import (
 
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/gdpr"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
@@ -72,6 +73,9 @@ type Options struct {
 	// database (one whose migration history is behind, or one that is closed, stands for
 	// a database not ready). The ingest writer's pool stays on the test database.
 	DB *gorm.DB
+	// GDPREngine is the erasure engine behind the GDPR pages (a fake, see models/gdpr/gdprtest);
+	// nil refuses erasure, pseudonymization and lookups.
+	GDPREngine gdpr.Engine
 }
 
 // New builds the application over the test database and the local Redis, with a started
@@ -128,6 +132,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 		RedisPrefix:      fmt.Sprintf("auditdb:test:%d:%d:", time.Now().UnixNano(), counter.Add(1)),
 		SchemaVersion:    migrations.Latest(),
 		Metrics:          o.Metrics,
+		GDPREngine:       o.GDPREngine,
 	})
 	if err != nil {
 		t.Fatal(err)
