@@ -42,7 +42,9 @@ func (e *Engine) holds(s gdpr.Subject) []gdpr.Hold {
 }
 
 // Count answers Events.
-func (e *Engine) Count(ctx context.Context, org string, s gdpr.Subject) (int64, error) { return e.Events, nil }
+func (e *Engine) Count(ctx context.Context, org string, s gdpr.Subject) (int64, error) {
+	return e.Events, nil
+}
 
 // Holds answers HoldsOf for the subject's ids.
 func (e *Engine) Holds(ctx context.Context, org string, s gdpr.Subject) ([]gdpr.Hold, error) {
