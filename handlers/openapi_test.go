@@ -98,7 +98,23 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	reportPath := "/api/v1/reports/" + execID
 	filePath := reportPath + "/files/csv?" + env.Services.ReportLinks.Query(org, execID, "csv", time.Hour)
 	expiredPath := reportPath + "/files/csv?" + env.Services.ReportLinks.Query(org, execID, "csv", -time.Hour)
+	// A GDPR request filed by a privacy portal's key.
+	gdprKey := env.APIKey(org, models.ScopeGDPR)
+	gdprBody := `{"type":"access","principal_id":"oas-subject","identity_check":"portal sign-in","requested_by":"Oas"}`
+	r = env.API("POST", "/api/v1/gdpr/requests", gdprKey, jsonType, gdprBody)
+	gdprPath := "/api/v1/gdpr/requests/" + decode[struct {
+		ID string `json:"id"`
+	}](t, r).ID
 	scenarios := map[string][]call{
+		"POST /api/v1/gdpr/requests": {
+			{"POST", "/api/v1/gdpr/requests", gdprKey, jsonType, gdprBody, 201, nil, "Location"},
+			{"POST", "/api/v1/gdpr/requests", gdprKey, jsonType, `{"type":"access","identity_check":"x","requested_by":"y"}`, 400, nil, ""},
+			{"POST", "/api/v1/gdpr/requests", gdprKey, jsonType, `{"type":"access","subject":"x"}`, 400, nil, ""},
+		},
+		"GET /api/v1/gdpr/requests/{id}": {
+			{"GET", gdprPath, gdprKey, "", "", 200, nil, ""},
+			{"GET", "/api/v1/gdpr/requests/gdpr_nope", gdprKey, "", "", 404, nil, ""},
+		},
 		"POST /api/v1/events": {
 			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a","status":"success"}`, 201, nil, ""},
 			{"POST", "/api/v1/events", ingest, jsonType, `{"action":"a"}`, 400, nil, ""},
