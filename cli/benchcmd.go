@@ -38,6 +38,7 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   bundle      [--events N] [--rounds N] [--sample N] [--database NAME]
   metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]
   reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]
+  gdpr-export [--events N] [--subject N] [--rounds N] [--database NAME]
   cache       [--events N] [--rounds N] [--iterations N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
@@ -92,6 +93,10 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchReports(ctx, cfg, args[1:], stdout)
 	case "reports-child":
 		return benchReportChild(ctx, cfg, args[1:], stdout)
+	case "gdpr-export":
+		return benchGDPRExport(ctx, cfg, args[1:], stdout)
+	case "gdpr-export-child":
+		return benchGDPRExportChild(ctx, cfg, args[1:], stdout)
 	}
 	return fmt.Errorf("%s", benchUsage)
 }
@@ -737,4 +742,66 @@ func benchCache(ctx context.Context, cfg config, args []string, stdout io.Writer
 	defer rdb.Close()
 	return bench.Cache(ctx, env.db, bench.CacheOptions{Events: *events, Rounds: *rounds, Iterations: *iterations,
 		Redis: rdb, Prefix: cfg.RedisPrefix + "bench:", Out: stdout})
+}
+
+// benchGDPRExport measures a GDPR export of one subject's events (the background job,
+// zstd, the chunks in PostgreSQL) against psql's \copy of the same rows, and its peak RSS.
+// Its database starts empty on every run.
+func benchGDPRExport(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench gdpr-export", stdout)
+	events := fs.Int("events", 1_000_000, "events of the organization")
+	subject := fs.Int("subject", 50_000, "events of the exported subject among them")
+	rounds := fs.Int("rounds", 3, "alternating rounds of auditdb's export and psql's \\copy")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_gdpr appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *subject < 10 || *events < 2**subject || *rounds < 1 {
+		return models.Invalid("--subject", "need --subject of at least 10, --events at least twice that and 1 round")
+	}
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_gdpr", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-gdpr"
+	if err := env.org(ctx, org, "GDPR benchmark"); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return bench.GDPRExport(ctx, bench.GDPRExportOptions{DB: env.db, DSN: env.dsn, Sealer: env.sealer, Org: org, Events: *events,
+		Subject: *subject, Rounds: *rounds, Now: time.Now().UTC(), Out: stdout,
+		Child: func(a ...string) *exec.Cmd {
+			cmd := exec.CommandContext(ctx, exe, append([]string{"bench", "gdpr-export-child", "--database", dbName0(env.dsn)}, a...)...)
+			cmd.Env = os.Environ()
+			return cmd
+		}})
+}
+
+// benchGDPRExportChild is the measured process of bench gdpr-export (not for direct use).
+func benchGDPRExportChild(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench gdpr-export-child", stdout)
+	dbName := fs.String("database", "", "")
+	org := fs.String("org", "", "")
+	request := fs.String("request", "", "")
+	format := fs.String("format", "csv", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dbName == "" || *org == "" || *request == "" {
+		return models.Invalid("--request", "the export child needs --database, --org and --request")
+	}
+	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "")
+	if err != nil {
+		return err
+	}
+	db, err := models.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	return bench.GDPRExportChild(ctx, db, *org, *request, *format, stdout)
 }

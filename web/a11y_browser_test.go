@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"auditdb/models"
+	"auditdb/models/gdpr"
 	"auditdb/web/webtest"
 )
 
@@ -36,6 +37,8 @@ var consolePages = []struct{ path, as string }{
 	{"/retention/policies/new", "owner"},
 	{"/retention/holds", "owner"},
 	{"/gdpr", "owner"},
+	{"/gdpr/requests/:gdpr", "owner"},
+	{"/gdpr/lookup", "owner"},
 	{"/roles", "owner"},
 	{"/roles/new", "owner"},
 	{"/roles/org:owner", "owner"},
@@ -122,6 +125,15 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 			PrincipalID: str("mallory"), OutcomeDescription: str("Wrong password")},
 	)
 	env.APIKey(org, models.ScopeIngest)
+	// An erasure at work, so its page shows its steps (and its history) to the owner.
+	req, err := env.Services.GDPR.Create(t.Context(), org, gdpr.Input{Type: gdpr.TypeErasure,
+		Subject: gdpr.Subject{PrincipalID: "dr.grey"}, IdentityCheck: "passport", RequestedBy: "Dr Grey"}, models.SystemActor("a11y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Services.GDPR.Start(t.Context(), org, req.ID, models.SystemActor("a11y")); err != nil {
+		t.Fatal(err)
+	}
 	base := serve(t, env)
 
 	ctx := browserFor(t, 4*time.Minute)
@@ -141,7 +153,7 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 			}
 			signedInAs = p.as
 		}
-		checkPage(t, ctx, base, p.path, evs[0].ID)
+		checkPage(t, ctx, base, strings.Replace(p.path, ":gdpr", req.ID, 1), evs[0].ID)
 	}
 }
 
