@@ -48,6 +48,7 @@ func DownloadEvidenceBundle(bundles EvidenceBundler, audit Auditor, now func() t
 		if err != nil {
 			return err
 		}
+		filter.ExcludeRestricted = true // a GDPR restriction keeps a subject out of exports
 		release, refused := building.take(v.OrgID)
 		switch refused {
 		case refusedOrg:
