@@ -299,3 +299,40 @@ func TestGDPRAPI(t *testing.T) {
 		t.Fatalf("stored: %+v %v", list, err)
 	}
 }
+
+func TestGDPRRestrictionKeepsSubjectOutOfExports(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("gdpr")
+	owner := env.Login(env.User(org, models.OwnerRole))
+	rita, sam := "rita-restricted", "sam-free"
+	now := time.Now().UTC()
+	env.Events(models.Event{OrganizationID: org, Timestamp: now.Add(-time.Hour), Action: "data.read", Status: "success", PrincipalID: &rita},
+		models.Event{OrganizationID: org, Timestamp: now.Add(-time.Hour), Action: "data.read", Status: "success", PrincipalID: &sam})
+	id := fileRequest(t, owner, requestForm(gdpr.TypeRestriction, rita))
+	export := func() string {
+		t.Helper()
+		r := owner.Get("/events/export.csv?range=24h")
+		if r.StatusCode != 200 {
+			t.Fatalf("export: %d", r.StatusCode)
+		}
+		return r.Body
+	}
+	if body := export(); !strings.Contains(body, rita) {
+		t.Fatal("before the restriction the export lacks the subject")
+	}
+	if r := owner.PostForm("/gdpr/requests/"+id+"/complete", url.Values{}); r.StatusCode != 303 {
+		t.Fatalf("restrict: %d", r.StatusCode)
+	}
+	if body := export(); strings.Contains(body, rita) || !strings.Contains(body, sam) {
+		t.Fatal("the export still holds the restricted subject's events (or lost the others)")
+	}
+	if r := owner.Get("/events?range=24h"); !strings.Contains(r.Body, rita) {
+		t.Fatal("the events list itself should still show the subject to readers of events")
+	}
+	if r := owner.PostForm("/gdpr/requests/"+id+"/lift", url.Values{}); r.StatusCode != 303 {
+		t.Fatalf("lift: %d", r.StatusCode)
+	}
+	if body := export(); !strings.Contains(body, rita) {
+		t.Fatal("after lifting, the export lacks the subject")
+	}
+}
