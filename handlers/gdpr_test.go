@@ -336,3 +336,74 @@ func TestGDPRRestrictionKeepsSubjectOutOfExports(t *testing.T) {
 		t.Fatal("after lifting, the export lacks the subject")
 	}
 }
+
+func TestGDPRListHighlightsDueDatesAndPseudonymizes(t *testing.T) {
+	engine := &gdprtest.Engine{Events: 2, Pseudonym: "psn_tok"}
+	env := webtest.New(t, webtest.Options{GDPREngine: engine})
+	org := env.Org("gdpr")
+	owner := env.Login(env.User(org, models.OwnerRole))
+	day := func(ago int) string { return time.Now().UTC().AddDate(0, 0, -ago).Format("2006-01-02") }
+	for _, ago := range []int{35, 26, 1} {
+		form := requestForm(gdpr.TypePseudonymization, "p-"+day(ago))
+		form.Set("received_at", day(ago))
+		fileRequest(t, owner, form)
+	}
+	page := owner.Get("/gdpr").Body
+	if strings.Count(page, `data-testid="due-overdue"`) != 1 || strings.Count(page, `data-testid="due-soon"`) != 1 ||
+		!strings.Contains(page, `data-testid="due-summary"`) {
+		t.Fatalf("overdue %d, due soon %d", strings.Count(page, `data-testid="due-overdue"`), strings.Count(page, `data-testid="due-soon"`))
+	}
+	// The overdue one comes first (open requests by due date).
+	if first := requestHref.FindStringSubmatch(page); first == nil || strings.Index(page, `data-testid="due-overdue"`) > strings.Index(page, `data-testid="due-soon"`) {
+		t.Fatal("the overdue request is not listed first")
+	}
+	id := requestHref.FindStringSubmatch(page)[1]
+	detail := "/gdpr/requests/" + id
+	if r := owner.PostForm(detail+"/pseudonymize", url.Values{"strategy": {"rot13"}}); r.StatusCode != 400 {
+		t.Fatalf("unknown strategy: %d", r.StatusCode)
+	}
+	if r := owner.PostForm(detail+"/pseudonymize", url.Values{"strategy": {"token"}}); r.StatusCode != 303 {
+		t.Fatalf("pseudonymize: %d %.300s", r.StatusCode, r.Body)
+	}
+	env.Services.GDPRRunner.Wait()
+	r := owner.Get(detail)
+	if !strings.Contains(r.Body, `data-status="completed"`) || !strings.Contains(r.Body, "psn_tok") || !strings.Contains(r.Body, "token") {
+		t.Fatal("the pseudonymized request does not show its completion, strategy and pseudonym")
+	}
+}
+
+func TestGDPRErasureProgressOnThePage(t *testing.T) {
+	engine := &gdprtest.Engine{Events: 40, Pseudonym: "psn_slow", Gate: make(chan struct{})}
+	env := webtest.New(t, webtest.Options{GDPREngine: engine})
+	org := env.Org("gdpr")
+	a := env.Login(env.User(org, models.OwnerRole))
+	b := env.Login(env.User(org, models.OwnerRole))
+	id := fileRequest(t, a, requestForm(gdpr.TypeErasure, "slow-subject"))
+	detail := "/gdpr/requests/" + id
+	a.PostForm(detail+"/start", url.Values{})
+	a.PostForm(detail+"/erasure/request", url.Values{})
+	if r := b.PostForm(detail+"/erasure/approve", url.Values{}); r.StatusCode != 303 {
+		t.Fatalf("approve: %d", r.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var r webtest.Response
+	for {
+		r = b.GetHTMX(detail)
+		if strings.Contains(r.Body, "0 of 40 events") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(r.Body, `data-testid="request-progress"`) || !strings.Contains(r.Body, `hx-trigger="every 1s"`) ||
+		!strings.Contains(r.Body, "0 of 40 events") {
+		t.Fatalf("a running erasure's page shows no progress: %.600s", r.Body)
+	}
+	if r := b.PostForm(detail+"/reject", url.Values{"reason": {"too late"}}); r.StatusCode != 409 {
+		t.Fatalf("rejecting a running erasure: %d, want 409", r.StatusCode)
+	}
+	close(engine.Gate)
+	env.Services.GDPRRunner.Wait()
+	if r := b.Get(detail); !strings.Contains(r.Body, `data-status="completed"`) || strings.Contains(r.Body, `hx-trigger="every 1s"`) {
+		t.Fatal("the completed erasure's page still polls or is not completed")
+	}
+}

@@ -505,3 +505,37 @@ func TestExportFormatsAndEmpty(t *testing.T) {
 		t.Fatalf("another organization opens the export: %v", err)
 	}
 }
+
+func TestFailStaleOperations(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	org := pgtest.NewOrg(t, "a")
+	r := erasure(t, f, org, gdpr.Subject{PrincipalID: "stale"})
+	fresh := erasure(t, f, org, gdpr.Subject{PrincipalID: "fresh"})
+	// Two erasures left running by a stopped instance: one long silent, one just now.
+	f.db.Exec(`UPDATE gdpr_requests SET operation = 'running', approved_by = 'bob@example.com', heartbeat_at = now() - interval '1 hour'
+		WHERE id = ?`, r.ID)
+	f.db.Exec(`UPDATE gdpr_requests SET operation = 'running', heartbeat_at = now() WHERE id = ?`, fresh.ID)
+	n, err := f.runner.FailStale(ctx)
+	if err != nil || n < 1 {
+		t.Fatalf("FailStale: %d, %v", n, err)
+	}
+	got, _ := f.store.Get(ctx, org, r.ID)
+	if got.Operation != gdpr.OpFailed || got.ApprovedBy != "" || got.Status != gdpr.StatusInProgress || got.Error == "" {
+		t.Fatalf("the stale erasure: %+v", got)
+	}
+	if got, _ := f.store.Get(ctx, org, fresh.ID); got.Operation != gdpr.OpRunning {
+		t.Fatalf("a live operation was failed: %+v", got)
+	}
+	// It can be requested and approved again; the engine resumes.
+	if _, err := f.runner.RequestErasure(ctx, org, r.ID, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.runner.Approve(ctx, org, r.ID, bob); err != nil {
+		t.Fatal(err)
+	}
+	f.runner.Wait()
+	if got, _ := f.store.Get(ctx, org, r.ID); got.Status != gdpr.StatusCompleted {
+		t.Fatalf("after resuming: %+v", got)
+	}
+}
