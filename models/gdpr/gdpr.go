@@ -562,7 +562,8 @@ func userOf(by models.Actor) *int64 {
 	return &id
 }
 
-// HoldError is the refusal of an erasure blocked by legal holds.
+// holdConflict is the refusal of an erasure blocked by legal holds (nil when there are none):
+// a KindConflict naming each hold.
 func holdConflict(holds []Hold) error {
 	if len(holds) == 0 {
 		return nil
@@ -589,8 +590,9 @@ func (s *Store) approve(ctx context.Context, org, id string, holds []Hold, by mo
 		if r.Status != StatusAwaitingApproval {
 			return "", "", "", statusConflict(r, "awaiting approval")
 		}
+		// Four eyes: neither the person who requested the erasure nor the one who filed it.
 		if (r.SubmittedByUser != nil && by.UserID != 0 && *r.SubmittedByUser == by.UserID) ||
-			r.SubmittedBy == by.Principal() || r.FiledBy == by.Principal() && by.System == "" {
+			r.SubmittedBy == by.Principal() || (r.FiledBy == by.Principal() && by.System == "") {
 			return "", "", "", ErrOwnApproval
 		}
 		if err := holdConflict(holds); err != nil {
