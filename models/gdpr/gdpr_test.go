@@ -19,6 +19,7 @@ import (
 	"auditdb/models/gdpr/gdprtest"
 	"auditdb/models/ingest"
 	"auditdb/models/pgtest"
+	"auditdb/models/reports"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -537,5 +538,32 @@ func TestFailStaleOperations(t *testing.T) {
 	f.runner.Wait()
 	if got, _ := f.store.Get(ctx, org, r.ID); got.Status != gdpr.StatusCompleted {
 		t.Fatalf("after resuming: %+v", got)
+	}
+}
+
+func TestRestrictionKeepsSubjectOutOfReports(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	org := pgtest.NewOrg(t, "a")
+	write(t, f.db, org, [3]string{"dr-a", "Patient", "restricted-p"}, [3]string{"dr-a", "Patient", "free-p"})
+	r, err := f.store.Create(ctx, org, gdpr.Input{Type: gdpr.TypeRestriction, Subject: gdpr.Subject{ResourceType: "Patient",
+		ResourceID: "restricted-p"}, IdentityCheck: "letter", RequestedBy: "Parent"}, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Complete(ctx, org, r.ID, "", alice); err != nil {
+		t.Fatal(err)
+	}
+	c := reports.Criteria{Type: reports.TypeGeneral, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute),
+		Filters: reports.Filters{Action: "patient.record.read"}}
+	var ids []string
+	if _, err := reports.StreamEvents(ctx, f.db, org, c, func(cells []string) error {
+		ids = append(ids, cells[5])
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != "free-p" {
+		t.Fatalf("the report's events name %v, want only free-p", ids)
 	}
 }
