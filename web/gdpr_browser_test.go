@@ -72,7 +72,8 @@ func TestBrowserGDPRErasureFourEyes(t *testing.T) {
 		chromedp.Click(`[data-testid="step-approve"]`),
 		chromedp.WaitVisible(`[data-testid="step-approve-confirm"]`),
 		chromedp.Click(`[data-testid="step-approve-confirm"]`),
-		chromedp.WaitVisible(`[data-testid="request-panel"]`),
+		// The confirmation exists only on the page the approval redirects to.
+		chromedp.WaitVisible(`[data-testid="gdpr-flash"]`),
 	)...))
 	done, err := chromedp.Run(ctxB, chromedp.Poll[bool](
 		`!!document.querySelector('[data-testid="request-status"][data-status="completed"]')`,
