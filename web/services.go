@@ -130,8 +130,8 @@ type Services struct {
 	SchemaVersion string
 	// Metrics says where /metrics is served (see MetricsMode).
 	Metrics MetricsMode
-	// QueryCache keeps the console's expensive reads (the dashboard's figures); Figures
-	// reads the dashboard through it.
+	// QueryCache keeps the console's expensive reads (the dashboard's figures and the
+	// reports' previews, see reports.Cached); Figures reads the dashboard through it.
 	QueryCache *querycache.Cache
 	Figures    handlers.DashboardReader
 	// Perf reads the database's own statistics for the performance page and the snapshots.
@@ -330,6 +330,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	}
 	s.QueryCache = querycache.New(db, rdb, qc, log)
 	s.Figures = querycache.Dashboard{Source: s.Dashboard, Cache: s.QueryCache}
+	s.ReportRunner.Gen = reports.Cached{Gen: s.ReportRunner.Gen, DB: db, Cache: s.QueryCache}
 	perf := c.Perf
 	if perf == (models.PerfOptions{}) {
 		perf = models.DefaultPerfOptions()

@@ -33,7 +33,8 @@ const MaxRunning = 3
 // records their outcome.
 type Runner struct {
 	Store *Store
-	Gen   *Generator
+	// Gen builds the reports' figures: the Generator, or Cached over it.
+	Gen Builder
 	db    *gorm.DB
 	// Evidence produces the evidence-bundle format; nil refuses that format.
 	Evidence EvidenceFunc
