@@ -230,10 +230,36 @@ func TestSequencerLagMetric(t *testing.T) {
 	if got := value(scrape(t, base), "auditdb_sequencer_lag_seconds", nil); got < 1 {
 		t.Errorf("a write waiting over a second: lag %v s, want at least 1", got)
 	}
+	if got := healthzSequencerLag(t, base); got < 1 {
+		t.Errorf("/healthz: sequencer lag %v s, want at least 1 (the same age as the metric)", got)
+	}
 	env.Sequence()
 	if got := value(scrape(t, base), "auditdb_sequencer_lag_seconds", nil); got != 0 {
 		t.Errorf("after sequencing: lag %v s, want 0", got)
 	}
+	if got := healthzSequencerLag(t, base); got != 0 {
+		t.Errorf("/healthz after sequencing: sequencer lag %v s, want 0", got)
+	}
+}
+
+// healthzSequencerLag is /healthz's sequencer.lag_seconds.
+func healthzSequencerLag(t *testing.T, base string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Sequencer struct {
+			Status     string   `json:"status"`
+			LagSeconds *float64 `json:"lag_seconds"`
+		} `json:"sequencer"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.Sequencer.Status != "ok" || h.Sequencer.LagSeconds == nil {
+		t.Fatalf("/healthz: %+v (%v), want sequencer.status ok and lag_seconds", h, err)
+	}
+	return *h.Sequencer.LagSeconds
 }
 
 // metricsStatus is /metrics's status for a request from this process to base with the

@@ -27,7 +27,7 @@ func routes(app *fiber.App, d *Services, a *assets) {
 	app.Get("/robots.txt", robotsTxt)
 	app.Use("/static", a.serve, filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}),
 		func(c *fiber.Ctx) error { return fiber.ErrNotFound })
-	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Detector))
+	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Merkle.QueueLag, d.Detector))
 	app.Get("/readyz", handlers.Ready(readiness(d)))
 	metricsRoute(app, d.Metrics, d.TrustedProxies)
 
