@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -185,4 +186,59 @@ func queryBudget(budget time.Duration) fiber.Handler {
 		c.SetUserContext(parent)
 		return err
 	}
+}
+
+// errForeignOrigin is the answer to a state-changing request a browser sent from another
+// site's page.
+var errForeignOrigin = models.Forbidden("this form was sent from another site; open the console and submit it there")
+
+// sameOrigin refuses (403) a state-changing request whose Origin (or, without one, whose
+// Referer) names another origin than the server's own: defence in depth beside the CSRF
+// token. The server's own origins are the request's (its scheme as Fiber reads it, which
+// believes X-Forwarded-Proto from trusted proxies only, and its Host) and, behind a
+// proxy that rewrites Host, the configured public URL's. A request with neither header
+// (not a browser, or one that strips them) is left to the token.
+func sameOrigin(publicURL string) fiber.Handler {
+	public := ""
+	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+		public = originOf(u.Scheme, u.Host)
+	}
+	return func(c *fiber.Ctx) error {
+		if safeMethod(c.Method()) {
+			return c.Next()
+		}
+		sent := c.Get(fiber.HeaderOrigin)
+		if sent == "" {
+			ref := c.Get(fiber.HeaderReferer)
+			if ref == "" {
+				return c.Next()
+			}
+			u, err := url.Parse(ref)
+			if err != nil || u.Host == "" {
+				return errForeignOrigin
+			}
+			sent = u.Scheme + "://" + u.Host
+		}
+		u, err := url.Parse(sent)
+		if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
+			return errForeignOrigin // "null" (a sandboxed or privacy-sensitive context) and anything malformed
+		}
+		got := originOf(u.Scheme, u.Host)
+		if got == originOf(c.Protocol(), string(c.Request().Host())) || public != "" && got == public {
+			return c.Next()
+		}
+		return errForeignOrigin
+	}
+}
+
+// originOf is scheme://host in lower case without the scheme's default port.
+func originOf(scheme, host string) string {
+	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	switch {
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = strings.TrimSuffix(host, ":80")
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = strings.TrimSuffix(host, ":443")
+	}
+	return scheme + "://" + host
 }

@@ -121,6 +121,9 @@ type Services struct {
 	// StatementTimeout is the query budget of every console and API request but ingest
 	// (see queryBudget); 0 turns it off.
 	StatementTimeout time.Duration
+	// PublicURL is the console's address as people reach it: state-changing requests from
+	// a browser must come from it or from the request's own origin (see sameOrigin).
+	PublicURL string
 	// Health reports each component's state (database, Redis, cache hit ratio, partitions,
 	// jobs, sequencer and detection lag), worst winning. Its cache and its jobs are set
 	// by whoever runs them (HealthChecker.SetCache, MissedJobs before serving).
@@ -238,6 +241,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s := &Services{
 		DB: db, Redis: rdb, Log: log,
 		DatabaseURL:       c.DatabaseURL,
+		PublicURL:         c.PublicURL,
 		TrustedProxies:    c.TrustedProxies,
 		StatementTimeout:  statementTimeout(c.StatementTimeout),
 		Now:               time.Now,
