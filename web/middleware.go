@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,15 +22,6 @@ import (
 // third-party origin, no framing.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-
-// serverTiming reports how long the server spent on a request (routing, handler, rendering)
-// in a Server-Timing header, for browsers' developer tools and the benchmarks.
-func serverTiming(c *fiber.Ctx) error {
-	start := time.Now()
-	err := c.Next()
-	c.Set("Server-Timing", "app;dur="+strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 3, 64))
-	return err
-}
 
 func securityHeaders(c *fiber.Ctx) error {
 	c.Set("Content-Security-Policy", contentSecurityPolicy)
