@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"auditdb/migrations"
 	"auditdb/models"
 	"auditdb/models/pgtest"
+	"auditdb/models/querycache"
 	"auditdb/web"
 	"auditdb/web/webtest"
 )
@@ -141,6 +143,13 @@ func TestMetricsExposition(t *testing.T) {
 	if statuses[len(statuses)-1] != http.StatusTooManyRequests {
 		t.Fatalf("the 22nd failed sign-in answered %d, want 429", statuses[len(statuses)-1])
 	}
+	// One answer read twice through this server's query cache: a miss, then a hit.
+	for range 2 {
+		if _, err := querycache.Get(context.Background(), env.Services.QueryCache, org, "metrics-probe",
+			func(context.Context) (int, error) { return 1, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	after := scrape(t, base)
 
 	delta := func(name string, labels map[string]string) float64 {
@@ -198,6 +207,19 @@ func TestMetricsExposition(t *testing.T) {
 		}
 		if len(series(after, "auditdb_db_pool_wait_seconds_total", map[string]string{"pool": pool})) != 1 {
 			t.Errorf("pool %s: no wait time series", pool)
+		}
+	}
+	for _, name := range []string{"auditdb_query_cache_hits_total", "auditdb_query_cache_misses_total"} {
+		if got := delta(name, nil); got < 1 {
+			t.Errorf("%s grew by %v, want at least 1", name, got)
+		}
+	}
+	if got := value(after, "auditdb_query_cache_entries", nil); got < 1 {
+		t.Errorf("auditdb_query_cache_entries %v, want at least 1", got)
+	}
+	for _, name := range []string{"auditdb_query_cache_evictions_total", "auditdb_query_cache_bytes"} {
+		if len(series(after, name, nil)) != 1 {
+			t.Errorf("no %s series", name)
 		}
 	}
 	for _, lag := range []string{"auditdb_sequencer_lag_seconds", "auditdb_detection_lag_seconds"} {

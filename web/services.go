@@ -341,6 +341,10 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	}
 	s.Perf = models.NewPerfStore(db, perf).WithAudit(trail)
 	s.Health.SetCache(s.QueryCache)
+	metrics.SetQueryCache(func() metrics.CacheStats {
+		st := s.QueryCache.Stats()
+		return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Evictions: st.Evictions, Entries: st.Entries, Bytes: st.Bytes}
+	})
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)
