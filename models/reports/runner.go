@@ -35,7 +35,7 @@ type Runner struct {
 	Store *Store
 	// Gen builds the reports' figures: the Generator, or Cached over it.
 	Gen Builder
-	db    *gorm.DB
+	db  *gorm.DB
 	// Evidence produces the evidence-bundle format; nil refuses that format.
 	Evidence EvidenceFunc
 	// Deliver sends a scheduled execution's files; nil records delivery as not configured.
