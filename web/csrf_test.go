@@ -3,6 +3,7 @@ package web_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -168,22 +169,42 @@ func TestForeignOriginRefused(t *testing.T) {
 
 	// Behind a proxy the Host the server sees is not the public one: the configured public
 	// URL is the console's origin too.
+	// Straight from a client, the request's own origin passes as well; behind a trusted
+	// proxy only the public URL's does (the Host a proxy sends is its own).
 	env.Services.PublicURL = "https://audit.example.org"
-	app := web.New(env.Services)
 	form := url.Values{"table": {"alerts"}, "confirm": {"alerts"}, "_csrf": {root.CSRF}}
-	for origin, want := range map[string]int{"https://audit.example.org": http.StatusSeeOther, "https://audit.example.org.evil.example": http.StatusForbidden} {
-		req, _ := http.NewRequest("POST", "/performance/vacuum", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", origin)
-		req.Host = "10.0.0.5:8080"
-		req.AddCookie(&http.Cookie{Name: handlers.SessionCookie, Value: root.Cookie(handlers.SessionCookie)})
-		resp, err := app.Test(req, 30_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("public URL set, Origin %s: status %d, want %d", origin, resp.StatusCode, want)
-		}
+	for _, tc := range []struct {
+		name    string
+		proxied bool
+		origin  string
+		want    int
+	}{
+		{"direct, public URL", false, "https://audit.example.org", http.StatusSeeOther},
+		{"direct, own Host", false, "http://10.0.0.5:8080", http.StatusSeeOther},
+		{"direct, look-alike", false, "https://audit.example.org.evil.example", http.StatusForbidden},
+		{"proxied, public URL", true, "https://audit.example.org", http.StatusSeeOther},
+		{"proxied, the Host the proxy sent", true, "http://10.0.0.5:8080", http.StatusForbidden},
+		{"proxied, foreign", true, "https://evil.example", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env.Services.TrustedProxies = nil
+			if tc.proxied { // app.Test's requests come from 0.0.0.0
+				env.Services.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}
+			}
+			app := web.New(env.Services)
+			req := httptest.NewRequest("POST", "/performance/vacuum", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", tc.origin)
+			req.Host = "10.0.0.5:8080"
+			req.AddCookie(&http.Cookie{Name: handlers.SessionCookie, Value: root.Cookie(handlers.SessionCookie)})
+			resp, err := app.Test(req, 30_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/subtle"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -184,11 +185,12 @@ var errForeignOrigin = models.Forbidden("this form was sent from another site; o
 
 // sameOrigin refuses (403) a state-changing request whose Origin (or, without one, whose
 // Referer) names another origin than the server's own: defence in depth beside the CSRF
-// token. The server's own origins are the request's (its scheme as Fiber reads it, which
-// believes X-Forwarded-Proto from trusted proxies only, and its Host) and, behind a
-// proxy that rewrites Host, the configured public URL's. A request with neither header
-// (not a browser, or one that strips them) is left to the token.
-func sameOrigin(publicURL string) fiber.Handler {
+// token. Behind a trusted proxy the server's origin is the configured public URL's only
+// (the Host the proxy sends is its own business); a request straight from a client may
+// also come from the request's own origin (its scheme and Host), so that a server reached
+// under another name than the public URL's (localhost, say) still works. A request with
+// neither header (not a browser, or one that strips them) is left to the token.
+func sameOrigin(publicURL string, trusted proxies) fiber.Handler {
 	public := ""
 	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
 		public = originOf(u.Scheme, u.Host)
@@ -214,7 +216,14 @@ func sameOrigin(publicURL string) fiber.Handler {
 			return errForeignOrigin // "null" (a sandboxed or privacy-sensitive context) and anything malformed
 		}
 		got := originOf(u.Scheme, u.Host)
-		if got == originOf(c.Protocol(), string(c.Request().Host())) || public != "" && got == public {
+		if public != "" && got == public {
+			return c.Next()
+		}
+		peer, ok := netip.AddrFromSlice(c.Context().RemoteIP())
+		if ok && trusted.trusts(peer.Unmap()) {
+			return errForeignOrigin
+		}
+		if got == originOf(c.Protocol(), string(c.Request().Host())) {
 			return c.Next()
 		}
 		return errForeignOrigin

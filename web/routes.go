@@ -33,7 +33,7 @@ func routes(app *fiber.App, d *Services, a *assets) {
 
 	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
 	app.Get("/login", handlers.LoginPage(tokens))
-	origin := sameOrigin(d.PublicURL)
+	origin := sameOrigin(d.PublicURL, d.TrustedProxies)
 	app.Post("/login", origin, loginCSRF(tokens), handlers.Login(d.Users, d.Sessions, loginLimits(d), tokens, d.Audit, d.Log))
 
 	// The ingest and read API: the API-key middleware sets the request's principal (the
