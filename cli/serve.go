@@ -210,12 +210,12 @@ func serveMetrics(addr string, log *slog.Logger) (stop func()) {
 }
 
 // perfSources are the performance report's sources in svc: the database's statistics, the
-// query cache, the writer's queue, detection's lag and the request histogram (when the
+// query cache, the writer's queue, the sequencer's and detection's lags and the request histogram (when the
 // server registers it with Prometheus's default registry).
 func perfSources(svc *web.Services) jobs.PerfSources {
 	latency := jobs.NewLatencyReader(prometheus.DefaultGatherer)
 	return jobs.PerfSources{
-		Store: svc.Perf, Cache: svc.QueryCache, WriterQueue: svc.Writer.Queued,
+		Store: svc.Perf, Cache: svc.QueryCache, WriterQueue: svc.Writer.Queued, SequencerLag: svc.Merkle.QueueLag,
 		DetectionLag: func(ctx context.Context) (time.Duration, error) {
 			o, err := svc.Detector.Overview(ctx)
 			return o.MaxLag, err

@@ -15,9 +15,12 @@ type DetectionOverviewer interface {
 }
 
 // Health answers 200 when ping (the database's SELECT 1) succeeds within two seconds, else
-// 503. The detail says how far behind detection is: leaves not read yet, organizations
-// behind, and the largest lag in seconds (no organization names).
-func Health(ping func(context.Context) error, detection DetectionOverviewer) fiber.Handler {
+// 503. The detail says how far behind the pipelines are: the sequencer's lag (the age in
+// seconds of the oldest write waiting for the Merkle log, the figure the performance
+// page charts and /metrics exports), and detection's leaves not read yet, organizations
+// behind and largest lag in seconds (no organization names). A nil source is left out.
+func Health(ping func(context.Context) error, sequencerLag func(context.Context) (time.Duration, error),
+	detection DetectionOverviewer) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 		defer cancel()
@@ -25,6 +28,13 @@ func Health(ping func(context.Context) error, detection DetectionOverviewer) fib
 			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "down", "database": "unreachable"})
 		}
 		out := fiber.Map{"status": "ok", "database": "ok"}
+		if sequencerLag != nil {
+			if lag, err := sequencerLag(ctx); err != nil {
+				out["sequencer"] = fiber.Map{"status": "unknown"}
+			} else {
+				out["sequencer"] = fiber.Map{"status": "ok", "lag_seconds": lag.Seconds()}
+			}
+		}
 		if detection != nil {
 			if o, err := detection.Overview(ctx); err != nil {
 				out["detection"] = fiber.Map{"status": "unknown"}

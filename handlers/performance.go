@@ -276,6 +276,8 @@ func hourly(in []models.PerfSnapshot) []models.PerfSnapshot {
 		last.Figures.Cache.Ratio += (s.Figures.Cache.Ratio - last.Figures.Cache.Ratio) / n
 		last.Figures.Pool.InUse = max(last.Figures.Pool.InUse, s.Figures.Pool.InUse)
 		last.Figures.SlowQueries = max(last.Figures.SlowQueries, s.Figures.SlowQueries)
+		last.Figures.SequencerLagSec = max(last.Figures.SequencerLagSec, s.Figures.SequencerLagSec)
+		last.Figures.DetectionLagSec = max(last.Figures.DetectionLagSec, s.Figures.DetectionLagSec)
 		for g, q := range s.Figures.Latency {
 			if last.Figures.Latency == nil {
 				last.Figures.Latency = map[string]models.Quantiles{}
@@ -290,13 +292,17 @@ func hourly(in []models.PerfSnapshot) []models.PerfSnapshot {
 // Chart colours of the performance page: the same meaning has the same colour everywhere.
 var latencyColours = []string{"#2563eb", "#7c3aed", "#0d9488", "#ea580c"}
 
-// perfCharts draws the reports: ingest rate, cache hit ratio, and request p95 of the
-// busiest route groups. Axis labels every tick apart.
+// perfCharts draws the reports: ingest rate, cache hit ratio, the pipelines' lag (the age
+// of the oldest write waiting for the sequencer, as /healthz reports it, and detection's
+// largest lag; the 7-day points keep each hour's worst) and request p95 of the busiest
+// route groups. Axis labels every tick apart.
 func perfCharts(id string, snaps []models.PerfSnapshot, tick time.Duration, days bool) []components.LineChart {
 	labels := make([]string, len(snaps))
 	short := make([]string, len(snaps))
 	ingest := make([]float64, len(snaps))
 	ratio := make([]float64, len(snaps))
+	seqLag := make([]float64, len(snaps))
+	detLag := make([]float64, len(snaps))
 	groups := map[string]int{}
 	for i, s := range snaps {
 		labels[i] = components.DateTime(s.TakenAt)
@@ -308,6 +314,8 @@ func perfCharts(id string, snaps []models.PerfSnapshot, tick time.Duration, days
 			}
 		}
 		ingest[i] = s.Figures.IngestPerSec
+		seqLag[i] = math.Round(s.Figures.SequencerLagSec*10) / 10
+		detLag[i] = math.Round(s.Figures.DetectionLagSec*10) / 10
 		ratio[i] = math.NaN()
 		if s.Figures.Cache.Reads > 0 {
 			ratio[i] = math.Round(s.Figures.Cache.Ratio*1000) / 10
@@ -345,6 +353,9 @@ func perfCharts(id string, snaps []models.PerfSnapshot, tick time.Duration, days
 			[]components.LineSeries{{Name: "Events per second", Colour: "#2563eb", Values: ingest}}),
 		components.NewLineChart(id+"-cache", "Query cache hit ratio (%)", " %", labels, short,
 			[]components.LineSeries{{Name: "Hit ratio", Colour: "#16a34a", Values: ratio}}),
+		components.NewLineChart(id+"-lag", "Pipeline lag (s)", " s", labels, short, []components.LineSeries{
+			{Name: "Sequencer (oldest waiting write)", Colour: "#7c3aed", Values: seqLag},
+			{Name: "Detection (largest)", Colour: "#ea580c", Values: detLag}}),
 		components.NewLineChart(id+"-latency", "Request p95 by route group (ms)", " ms", labels, short, lat),
 	}
 }

@@ -22,7 +22,7 @@ func TestPerformancePage(t *testing.T) {
 	ctx := context.Background()
 	if _, err := env.Services.Perf.SaveSnapshot(ctx, models.SnapshotSlot(time.Now().Add(-time.Hour)), time.Millisecond,
 		models.PerfFigures{IngestPerSec: 12.5, Latency: map[string]models.Quantiles{"/events": {P50: 3, P95: 9}},
-			Cache: models.CacheFigures{Reads: 10, Ratio: 0.8}}); err != nil {
+			Cache: models.CacheFigures{Reads: 10, Ratio: 0.8}, SequencerLagSec: 42.5}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -38,6 +38,7 @@ func TestPerformancePage(t *testing.T) {
 			[]string{`data-testid="perf-health-overall"`, `data-testid="perf-health-database"`, `data-testid="perf-tables"`,
 				`data-testid="perf-indexes"`, `data-testid="perf-pool-open"`, `data-testid="perf-cache-ratio"`,
 				`data-testid="perf-24h-ingest-svg"`, `data-testid="perf-7d-latency-svg"`, `data-testid="perf-slow"`,
+				`data-testid="perf-24h-lag-svg"`, "Sequencer (oldest waiting write)", "42.5 s",
 				`data-testid="perf-vacuum-choose"`, `data-testid="perf-explain-hours"`}, nil},
 		{"a member sees its organization's figures only", member, "/performance", 200,
 			[]string{`data-testid="perf-health"`, `data-testid="perf-explain-hours"`},

@@ -43,6 +43,9 @@ type PerfSources struct {
 	Cache QueryCache // nil: no cache figures and no cache rule
 	// WriterQueue returns the events the ingest writer holds unanswered.
 	WriterQueue func() int64
+	// SequencerLag returns the age of the oldest write waiting for the Merkle log
+	// (merkle.Log.QueueLag, which /healthz and the metrics report too).
+	SequencerLag func(ctx context.Context) (time.Duration, error)
 	// DetectionLag returns the largest detection lag.
 	DetectionLag func(ctx context.Context) (time.Duration, error)
 	// Latency returns p50/p95 per route group since its previous call.
@@ -85,6 +88,11 @@ func PerfSnapshot(src PerfSources, log *slog.Logger) func(context.Context) error
 		}
 		if src.WriterQueue != nil {
 			f.WriterQueue = src.WriterQueue()
+		}
+		if src.SequencerLag != nil {
+			if lag, err := src.SequencerLag(ctx); err == nil {
+				f.SequencerLagSec = lag.Seconds()
+			}
 		}
 		if src.DetectionLag != nil {
 			if lag, err := src.DetectionLag(ctx); err == nil {

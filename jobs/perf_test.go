@@ -221,3 +221,24 @@ func TestLatencyReaderPerRouteGroup(t *testing.T) {
 		t.Fatal("a group without new requests reported")
 	}
 }
+
+// TestSnapshotRecordsSequencerLagAsTime: the report's sequencer figure is the age of the
+// oldest waiting write in seconds, read from the same source as /healthz and /metrics.
+func TestSnapshotRecordsSequencerLagAsTime(t *testing.T) {
+	db := pgtest.DB(t)
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2032, 5, 1, 0, 0, 0, 0, time.UTC)}
+	lag := func(context.Context) (time.Duration, error) { return 90 * time.Second, nil }
+	run := jobs.PerfSnapshot(jobs.PerfSources{Store: models.NewPerfStore(db, models.DefaultPerfOptions()), Now: clk.now,
+		SequencerLag: lag}, slog.New(slog.DiscardHandler))
+	if err := run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := models.NewPerfStore(db, models.DefaultPerfOptions()).Snapshots(ctx, clk.now())
+	if err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots %v (%v), want one", snaps, err)
+	}
+	if got := snaps[0].Figures.SequencerLagSec; got != 90 {
+		t.Fatalf("sequencer lag %v s in the report, want 90", got)
+	}
+}

@@ -218,12 +218,41 @@ func (p *PartitionManager) DropExpired(ctx context.Context, now time.Time, dryRu
 		if !partitionName.MatchString(part.Name) {
 			return expired, fmt.Errorf("models: refusing to drop %q", part.Name)
 		}
-		if err := p.db.WithContext(ctx).Exec("DROP TABLE IF EXISTS " + part.Name).Error; err != nil {
+		// Dropping a table fires no row trigger: the events it held leave every cached
+		// answer (dashboard figures, report previews) through a bump of every
+		// organization's cache version, in the same transaction.
+		err := p.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("DROP TABLE IF EXISTS " + part.Name).Error; err != nil {
+				return err
+			}
+			if part.Table == "audit_log" {
+				return BumpAllCacheVersions(tx)
+			}
+			return nil
+		})
+		if err != nil {
 			return expired, fmt.Errorf("models: drop partition %s: %w", part.Name, err)
 		}
 		p.known.Delete(part.Table + "/" + part.From.Format("2006-01"))
 	}
 	return expired, nil
+}
+
+// BumpAllCacheVersions retires every organization's cached answers (every organization,
+// and any other id an answer was kept for; see
+// models/querycache), announcing each new version as the version triggers do: for writes
+// no row trigger sees, such as dropping a partition of audit_log.
+func BumpAllCacheVersions(tx *gorm.DB) error {
+	err := tx.Exec(`WITH bumped AS (
+			INSERT INTO query_cache_versions AS v (organization_id, version)
+			SELECT id, 1 FROM (SELECT id FROM organizations UNION SELECT organization_id FROM query_cache_versions) o ORDER BY id
+			ON CONFLICT (organization_id) DO UPDATE SET version = v.version + 1
+			RETURNING v.organization_id, v.version)
+		SELECT count(pg_notify('auditdb_cache', organization_id || ':' || version)) FROM bumped`).Error
+	if err != nil {
+		return fmt.Errorf("models: bump cache versions: %w", err)
+	}
+	return nil
 }
 
 // DropIfEmpty drops table's partition of month m when it holds no row, checked under an

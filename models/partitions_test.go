@@ -378,11 +378,24 @@ func TestDropExpired(t *testing.T) {
 		})
 	})
 	t.Run("drops only what is wholly past retention", func(t *testing.T) {
+		version := func() int64 {
+			var v int64
+			db.Raw(`SELECT coalesce(max(version), 0) FROM query_cache_versions WHERE organization_id = ?`, evOrg).Scan(&v)
+			return v
+		}
+		if err := db.Exec(`INSERT INTO organizations (id, name) VALUES (?, 'partition drop') ON CONFLICT DO NOTHING`, evOrg).Error; err != nil {
+			t.Fatal(err)
+		}
+		before := version()
 		got, err := pm.DropExpired(ctx, now, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		check(t, got)
+		// The dropped events leave the organizations' cached answers.
+		if after := version(); after <= before {
+			t.Errorf("cache version %d after dropping a partition, was %d: cached answers would still show its events", after, before)
+		}
 		for _, name := range []string{old8, old8err} {
 			if partitionExists(t, name) {
 				t.Errorf("%s still exists", name)

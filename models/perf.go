@@ -392,9 +392,10 @@ type PerfFigures struct {
 	// per second.
 	IngestPerSec float64 `json:"ingest_per_sec"`
 	WriterQueue  int64   `json:"writer_queue"`
-	// SequencerBacklog is the events committed and not yet in the Merkle log.
-	SequencerBacklog int64   `json:"sequencer_backlog"`
-	DetectionLagSec  float64 `json:"detection_lag_sec"`
+	// SequencerLagSec is the age in seconds of the oldest write waiting for the Merkle
+	// log (0 when none waits): the figure /healthz, /metrics and the health panel report.
+	SequencerLagSec float64 `json:"sequencer_lag_sec"`
+	DetectionLagSec float64 `json:"detection_lag_sec"`
 	// Latency is p50/p95 in milliseconds per route group, over the requests since the
 	// previous report (empty without the request histogram).
 	Latency     map[string]Quantiles `json:"latency,omitempty"`
@@ -432,7 +433,8 @@ type PerfSnapshot struct {
 func SnapshotSlot(t time.Time) time.Time { return t.UTC().Truncate(SnapshotEvery) }
 
 // Gather reads the database's part of a report: partitions, slow statements, unused
-// indexes, suggestions, ingest rate and sequencer backlog at now.
+// indexes, suggestions and ingest rate at now (the lags come from their pipelines, see
+// jobs.PerfSources).
 func (s *PerfStore) Gather(ctx context.Context, now time.Time) (PerfFigures, error) {
 	var f PerfFigures
 	f.Pool = s.Pool()
@@ -476,10 +478,6 @@ func (s *PerfStore) Gather(ctx context.Context, now time.Time) (PerfFigures, err
 	}
 	if secs := now.Sub(hour).Seconds(); secs > 0 {
 		f.IngestPerSec = math.Round(float64(rate.Events)/secs*100) / 100
-	}
-	if err := s.db.WithContext(ctx).Raw(`SELECT coalesce(sum(cardinality(audit_log_ids)), 0)::bigint FROM audit_leaf_queue`).
-		Scan(&f.SequencerBacklog).Error; err != nil {
-		return f, fmt.Errorf("models: sequencer backlog: %w", err)
 	}
 	return f, nil
 }

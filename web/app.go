@@ -29,11 +29,10 @@ func New(s *Services) *fiber.App {
 		TrustedProxies:          proxies(s.TrustedProxies).fiberList(),
 		ProxyHeader:             fiber.HeaderXForwardedFor,
 	})
-	if s.Metrics != MetricsOff {
-		app.Use(instrument)
-	}
+	// The first middleware times every request: Server-Timing always, the Prometheus
+	// histogram unless the metrics are off.
+	app.Use(timing(s.Metrics != MetricsOff))
 	app.Use(forwardedClient(s.TrustedProxies))
-	app.Use(serverTiming)
 	app.Use(requestid.New())
 	app.Use(recoverPanics)
 	app.Use(securityHeaders)

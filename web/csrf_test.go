@@ -2,13 +2,17 @@ package web_test
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"auditdb/handlers"
+	"auditdb/models"
 	"auditdb/models/session"
+	"auditdb/web"
 	"auditdb/web/webtest"
 )
 
@@ -97,5 +101,110 @@ func TestCSRFTokenNotTakenFromQuery(t *testing.T) {
 	}
 	if r := c.PostForm("/session/org", url.Values{"org": {org}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("console form with the token in the body: status %d, want 303", r.StatusCode)
+	}
+}
+
+// TestForeignOriginRefused: a state-changing console request carrying a valid CSRF token is
+// still refused (403) when the browser says it came from another site's page, by Origin
+// or, without one, by Referer; the server's own origin and the configured public URL
+// (behind a proxy that rewrites Host) pass, and nothing was done for the refused ones.
+func TestForeignOriginRefused(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("origin")
+	root := env.Login(env.User("", ""))
+	root.SwitchOrg(org)
+	root.Get("/performance")
+	audited := func() int64 {
+		var n int64
+		env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = ?`, org, models.ActionPerfVacuum).Scan(&n)
+		return n
+	}
+	vacuum := func(headers ...string) int {
+		t.Helper()
+		form := url.Values{"table": {"alerts"}, "confirm": {"alerts"}, "_csrf": {root.CSRF}}
+		req := httptest.NewRequest("POST", "/performance/vacuum", strings.NewReader(form.Encode())) // Host example.com
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return root.Do(req).StatusCode
+	}
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"foreign Origin", []string{"Origin", "https://evil.example"}, http.StatusForbidden},
+		{"same host, other scheme", []string{"Origin", "https://example.com"}, http.StatusForbidden},
+		{"null Origin", []string{"Origin", "null"}, http.StatusForbidden},
+		{"foreign Referer without Origin", []string{"Referer", "https://evil.example/page"}, http.StatusForbidden},
+		{"foreign Origin, own Referer", []string{"Origin", "https://evil.example", "Referer", "http://example.com/performance"}, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := vacuum(tc.headers...); got != tc.want {
+				t.Fatalf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if audited() != 0 {
+		t.Fatal("a refused request ran the maintenance")
+	}
+	for _, tc := range []struct {
+		name    string
+		headers []string
+	}{
+		{"own Origin", []string{"Origin", "http://example.com"}},
+		{"own Referer", []string{"Referer", "http://example.com/performance?vacuum=alerts"}},
+		{"no Origin or Referer (not a browser)", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := vacuum(tc.headers...); got != http.StatusSeeOther {
+				t.Fatalf("status %d, want 303", got)
+			}
+		})
+	}
+	if audited() != 3 {
+		t.Fatalf("%d maintenance runs recorded, want 3", audited())
+	}
+
+	// Behind a proxy the Host the server sees is not the public one: the configured public
+	// URL is the console's origin too.
+	// Straight from a client, the request's own origin passes as well; behind a trusted
+	// proxy only the public URL's does (the Host a proxy sends is its own).
+	env.Services.PublicURL = "https://audit.example.org"
+	form := url.Values{"table": {"alerts"}, "confirm": {"alerts"}, "_csrf": {root.CSRF}}
+	for _, tc := range []struct {
+		name    string
+		proxied bool
+		origin  string
+		want    int
+	}{
+		{"direct, public URL", false, "https://audit.example.org", http.StatusSeeOther},
+		{"direct, own Host", false, "http://10.0.0.5:8080", http.StatusSeeOther},
+		{"direct, look-alike", false, "https://audit.example.org.evil.example", http.StatusForbidden},
+		{"proxied, public URL", true, "https://audit.example.org", http.StatusSeeOther},
+		{"proxied, the Host the proxy sent", true, "http://10.0.0.5:8080", http.StatusForbidden},
+		{"proxied, foreign", true, "https://evil.example", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env.Services.TrustedProxies = nil
+			if tc.proxied { // app.Test's requests come from 0.0.0.0
+				env.Services.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}
+			}
+			app := web.New(env.Services)
+			req := httptest.NewRequest("POST", "/performance/vacuum", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", tc.origin)
+			req.Host = "10.0.0.5:8080"
+			req.AddCookie(&http.Cookie{Name: handlers.SessionCookie, Value: root.Cookie(handlers.SessionCookie)})
+			resp, err := app.Test(req, 30_000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
 	}
 }

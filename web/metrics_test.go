@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"auditdb/migrations"
 	"auditdb/models"
 	"auditdb/models/pgtest"
+	"auditdb/models/querycache"
 	"auditdb/web"
 	"auditdb/web/webtest"
 )
@@ -141,6 +143,13 @@ func TestMetricsExposition(t *testing.T) {
 	if statuses[len(statuses)-1] != http.StatusTooManyRequests {
 		t.Fatalf("the 22nd failed sign-in answered %d, want 429", statuses[len(statuses)-1])
 	}
+	// One answer read twice through this server's query cache: a miss, then a hit.
+	for range 2 {
+		if _, err := querycache.Get(context.Background(), env.Services.QueryCache, org, "metrics-probe",
+			func(context.Context) (int, error) { return 1, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	after := scrape(t, base)
 
 	delta := func(name string, labels map[string]string) float64 {
@@ -200,6 +209,19 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("pool %s: no wait time series", pool)
 		}
 	}
+	for _, name := range []string{"auditdb_query_cache_hits_total", "auditdb_query_cache_misses_total"} {
+		if got := delta(name, nil); got < 1 {
+			t.Errorf("%s grew by %v, want at least 1", name, got)
+		}
+	}
+	if got := value(after, "auditdb_query_cache_entries", nil); got < 1 {
+		t.Errorf("auditdb_query_cache_entries %v, want at least 1", got)
+	}
+	for _, name := range []string{"auditdb_query_cache_evictions_total", "auditdb_query_cache_bytes"} {
+		if len(series(after, name, nil)) != 1 {
+			t.Errorf("no %s series", name)
+		}
+	}
 	for _, lag := range []string{"auditdb_sequencer_lag_seconds", "auditdb_detection_lag_seconds"} {
 		s := series(after, lag, nil)
 		if len(s) != 1 || s[0].Gauge.GetValue() < 0 || s[0].Gauge.GetValue() > 3600 {
@@ -230,10 +252,36 @@ func TestSequencerLagMetric(t *testing.T) {
 	if got := value(scrape(t, base), "auditdb_sequencer_lag_seconds", nil); got < 1 {
 		t.Errorf("a write waiting over a second: lag %v s, want at least 1", got)
 	}
+	if got := healthzSequencerLag(t, base); got < 1 {
+		t.Errorf("/healthz: sequencer lag %v s, want at least 1 (the same age as the metric)", got)
+	}
 	env.Sequence()
 	if got := value(scrape(t, base), "auditdb_sequencer_lag_seconds", nil); got != 0 {
 		t.Errorf("after sequencing: lag %v s, want 0", got)
 	}
+	if got := healthzSequencerLag(t, base); got != 0 {
+		t.Errorf("/healthz after sequencing: sequencer lag %v s, want 0", got)
+	}
+}
+
+// healthzSequencerLag is /healthz's sequencer.lag_seconds.
+func healthzSequencerLag(t *testing.T, base string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Sequencer struct {
+			Status     string   `json:"status"`
+			LagSeconds *float64 `json:"lag_seconds"`
+		} `json:"sequencer"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.Sequencer.Status != "ok" || h.Sequencer.LagSeconds == nil {
+		t.Fatalf("/healthz: %+v (%v), want sequencer.status ok and lag_seconds", h, err)
+	}
+	return *h.Sequencer.LagSeconds
 }
 
 // metricsStatus is /metrics's status for a request from this process to base with the

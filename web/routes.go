@@ -27,13 +27,14 @@ func routes(app *fiber.App, d *Services, a *assets) {
 	app.Get("/robots.txt", robotsTxt)
 	app.Use("/static", a.serve, filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 3600}),
 		func(c *fiber.Ctx) error { return fiber.ErrNotFound })
-	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Detector))
+	app.Get("/healthz", handlers.Health(models.Pinger(d.DB), d.Merkle.QueueLag, d.Detector))
 	app.Get("/readyz", handlers.Ready(readiness(d)))
 	metricsRoute(app, d.Metrics, d.TrustedProxies)
 
 	tokens := handlers.NewLoginTokens(loginTokenKey(d.Sealer), d.Now)
 	app.Get("/login", handlers.LoginPage(tokens))
-	app.Post("/login", loginCSRF(tokens), handlers.Login(d.Users, d.Sessions, loginLimits(d), tokens, d.Audit, d.Log))
+	origin := sameOrigin(d.PublicURL, d.TrustedProxies)
+	app.Post("/login", origin, loginCSRF(tokens), handlers.Login(d.Users, d.Sessions, loginLimits(d), tokens, d.Audit, d.Log))
 
 	// The ingest and read API: the API-key middleware sets the request's principal (the
 	// key's organization and scope), then each route is authorized like a console route.
@@ -64,7 +65,7 @@ func routes(app *fiber.App, d *Services, a *assets) {
 	table := consoleRoutes(d)
 	// Each route's query budget comes before the alert badge, whose count is one of the
 	// page's queries.
-	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), sessionCSRF)
+	console := app.Group("", requireSession(d.Sessions, d.Authz, navNeeds(table)), origin, sessionCSRF)
 	badge := d.AlertBadge.Middleware()
 	for _, r := range table {
 		console.Add(r.method, r.path, budgetOf(r), badge, authorize(d.Authz, r.need), r.handler)

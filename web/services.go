@@ -128,6 +128,9 @@ type Services struct {
 	// StatementTimeout is the query budget of every console and API request but ingest
 	// (see queryBudget); 0 turns it off.
 	StatementTimeout time.Duration
+	// PublicURL is the console's address as people reach it: state-changing requests from
+	// a browser must come from it or from the request's own origin (see sameOrigin).
+	PublicURL string
 	// Health reports each component's state (database, Redis, cache hit ratio, partitions,
 	// jobs, sequencer and detection lag), worst winning. Its cache and its jobs are set
 	// by whoever runs them (HealthChecker.SetCache, MissedJobs before serving).
@@ -137,8 +140,8 @@ type Services struct {
 	SchemaVersion string
 	// Metrics says where /metrics is served (see MetricsMode).
 	Metrics MetricsMode
-	// QueryCache keeps the console's expensive reads (the dashboard's figures); Figures
-	// reads the dashboard through it.
+	// QueryCache keeps the console's expensive reads (the dashboard's figures and the
+	// reports' previews, see reports.Cached); Figures reads the dashboard through it.
 	QueryCache *querycache.Cache
 	Figures    handlers.DashboardReader
 	// Perf reads the database's own statistics for the performance page and the snapshots.
@@ -248,6 +251,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s := &Services{
 		DB: db, Redis: rdb, Log: log,
 		DatabaseURL:       c.DatabaseURL,
+		PublicURL:         c.PublicURL,
 		TrustedProxies:    c.TrustedProxies,
 		StatementTimeout:  statementTimeout(c.StatementTimeout),
 		Now:               time.Now,
@@ -343,12 +347,17 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	}
 	s.QueryCache = querycache.New(db, rdb, qc, log)
 	s.Figures = querycache.Dashboard{Source: s.Dashboard, Cache: s.QueryCache}
+	s.ReportRunner.Gen = reports.Cached{Gen: s.ReportRunner.Gen, DB: db, Cache: s.QueryCache}
 	perf := c.Perf
 	if perf == (models.PerfOptions{}) {
 		perf = models.DefaultPerfOptions()
 	}
 	s.Perf = models.NewPerfStore(db, perf).WithAudit(trail)
 	s.Health.SetCache(s.QueryCache)
+	metrics.SetQueryCache(func() metrics.CacheStats {
+		st := s.QueryCache.Stats()
+		return metrics.CacheStats{Hits: st.Hits, Misses: st.Misses, Evictions: st.Evictions, Entries: st.Entries, Bytes: st.Bytes}
+	})
 	if c.DatabaseURL != "" {
 		s.Signals = models.NewSignals(c.DatabaseURL, log)
 		engine.Follow(s.Signals)

@@ -33,8 +33,9 @@ const MaxRunning = 3
 // records their outcome.
 type Runner struct {
 	Store *Store
-	Gen   *Generator
-	db    *gorm.DB
+	// Gen builds the reports' figures: the Generator, or Cached over it.
+	Gen Builder
+	db  *gorm.DB
 	// Evidence produces the evidence-bundle format; nil refuses that format.
 	Evidence EvidenceFunc
 	// Deliver sends a scheduled execution's files; nil records delivery as not configured.
