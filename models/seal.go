@@ -126,7 +126,14 @@ type Verification struct {
 // one's path for an unknown hash_algorithm, which then does not match). It returns an error
 // only when the stored details, or a v2 event's field commitments, cannot be read at all.
 func (s *Sealer) Verify(ev *Event) (Verification, error) {
-	computed, err := s.ContentHash(ev)
+	var computed string
+	var fields []FieldCheck
+	var err error
+	if ev.HashAlgorithm == HashAlgorithmV2 {
+		computed, fields, err = verifyV2(ev)
+	} else {
+		computed, err = s.ContentHash(ev)
+	}
 	if err != nil {
 		return Verification{}, err
 	}
@@ -135,11 +142,9 @@ func (s *Sealer) Verify(ev *Event) (Verification, error) {
 		ComputedHash: computed,
 		HashOK:       hmac.Equal([]byte(computed), []byte(ev.Hash)),
 		SignatureOK:  hmac.Equal([]byte(s.Sign(ev.Hash)), []byte(ev.Signature)),
+		Fields:       fields,
 	}
 	if ev.HashAlgorithm == HashAlgorithmV2 {
-		if v.Fields, err = CheckFieldCommitments(ev); err != nil {
-			return Verification{}, err
-		}
 		for _, f := range v.Fields {
 			if f.State == FieldMismatch {
 				v.HashOK = false

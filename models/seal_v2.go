@@ -270,6 +270,11 @@ func storedContentHashV2(ev *Event, rest []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return hashFromCommitments(ev, rest, fc), nil
+}
+
+// hashFromCommitments is the v2 content hash of ev over the digests of fc.
+func hashFromCommitments(ev *Event, rest []byte, fc map[string]FieldCommitment) string {
 	digests := make([][64]byte, 0, len(fc))
 	for _, c := range fc {
 		var d [64]byte
@@ -277,7 +282,21 @@ func storedContentHashV2(ev *Event, rest []byte) (string, error) {
 		digests = append(digests, d)
 	}
 	sortDigests(digests)
-	return contentHashV2(ev, rest, digests), nil
+	return contentHashV2(ev, rest, digests)
+}
+
+// verifyV2 recomputes a v2 event's content hash and checks its fields, reading details and
+// field commitments once. Errors as CheckFieldCommitments.
+func verifyV2(ev *Event) (string, []FieldCheck, error) {
+	rest, personal, err := keyless.splitDetails(ev.Details)
+	if err != nil {
+		return "", nil, err
+	}
+	fc, err := ParseFieldCommitments(ev.FieldCommitments)
+	if err != nil {
+		return "", nil, err
+	}
+	return hashFromCommitments(ev, rest, fc), checkFields(ev, personal, fc), nil
 }
 
 // ParseFieldCommitments reads a v2 event's field_commitments. It returns a KindInvalid error
@@ -341,6 +360,12 @@ func CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 	if err != nil {
 		return nil, err
 	}
+	return checkFields(ev, personal, fc), nil
+}
+
+// checkFields is CheckFieldCommitments given the canonical personal details object and the
+// parsed commitments.
+func checkFields(ev *Event, personal []byte, fc map[string]FieldCommitment) []FieldCheck {
 	disclosed := map[string][]byte{} // field name → canonical JSON value
 	for i := 1; i < len(personal)-1; {
 		end := memberEnd(personal, i)
@@ -400,7 +425,7 @@ func CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 		}
 		out = append(out, check)
 	}
-	return out, nil
+	return out
 }
 
 // saltOK reports whether salt is the base64url text (no padding) of 16 bytes, the only salts
