@@ -34,9 +34,11 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	db := pgtest.DB(t)
 	evs := make([]models.Event, 5)
+	principal := "dr.cli"
 	for i := range evs {
 		evs[i] = models.Event{OrganizationID: "verify-org", Timestamp: time.Now().UTC().Add(-time.Duration(i) * time.Second),
-			Action: "cli.verify", Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0"}
+			Action: "cli.verify", Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0",
+			PrincipalID: &principal}
 		if err := sealer.Seal(&evs[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -55,9 +57,23 @@ func TestVerifyCommand(t *testing.T) {
 			t.Fatalf("%v: err = %v", args, err)
 		}
 	}
+	// An erased principal (as a GDPR erasure leaves it) keeps the organization verifying.
+	fc, err := models.MarkField(evs[1].FieldCommitments, models.FieldPrincipalID, models.FieldErased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Transaction(func(tx *gorm.DB) error {
+		tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`)
+		return tx.Exec(`UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE organization_id = 'verify-org' AND hash = ?`,
+			string(fc), evs[1].Hash).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	out.Reset()
 	if err := Run(ctx, []string{"verify", "--org", "verify-org"}, env(vars), &out); err != nil ||
-		!strings.Contains(out.String(), "verify-org: OK — 5 events") || !strings.Contains(out.String(), ck.VerifierKey()) {
+		!strings.Contains(out.String(), "verify-org: OK — 5 events") || !strings.Contains(out.String(), ck.VerifierKey()) ||
+		!strings.Contains(out.String(), "5 events of scheme sha256-jcs-v2; personal fields erased: 1, pseudonymized: 0") {
 		t.Fatalf("clean organization: %v\n%s", err, out.String())
 	}
 
