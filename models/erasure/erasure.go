@@ -114,7 +114,7 @@ type Progress struct {
 // Result is what a request's erasure or pseudonymization did, in total over every run of
 // the same request (a resumed run adds only what it did itself).
 type Result struct {
-	Matched, Deleted, Pseudonymized int64 // events of the subject found; deleted; kept pseudonymized (critical actions)
+	Matched, Deleted, Pseudonymized        int64 // events of the subject found; deleted; kept pseudonymized (critical actions)
 	ArchivedDeleted, ArchivedPseudonymized int64
 	ArchivesRewritten                      int64
 	Pseudonym                              string // the subject's pseudonym used in kept events
