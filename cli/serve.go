@@ -17,6 +17,7 @@ import (
 	"auditdb/jobs"
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/erasure"
 	"auditdb/web"
 )
 
@@ -71,6 +72,18 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 	if err := svc.Policy.Load(ctx); err != nil {
 		return nil, nil, err
 	}
+	pseudonymKey, err := cfg.pseudonymKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	gdprEngine := erasure.NewEngine(db, svc.Audit, pseudonymKey)
+	gdprEngine.Cache = svc.QueryCache
+	if _, err := gdprEngine.SealLegacyMappings(ctx); err != nil {
+		return nil, nil, err
+	}
+	// wire: gdpr-flow's GDPR request handlers take gdprEngine (their Erase, Pseudonymize,
+	// Lookup, Count and Holds); web.Services gains the field at merge.
+	_ = gdprEngine
 	stop := svc.Start(ctx)
 	return svc, func() error {
 		// The writer answers everything queued, within a bound.
