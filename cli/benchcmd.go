@@ -38,7 +38,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   bundle      [--events N] [--rounds N] [--sample N] [--database NAME]
   metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]
   reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]
-  cache       [--events N] [--rounds N] [--iterations N] [--database NAME]`
+  cache       [--events N] [--rounds N] [--iterations N] [--database NAME]
+  erase       [--events N] [--subject-events N] [--batch N] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -90,6 +91,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchCache(ctx, cfg, args[1:], stdout)
 	case "reports":
 		return benchReports(ctx, cfg, args[1:], stdout)
+	case "erase":
+		return benchErase(ctx, cfg, args[1:], stdout)
 	case "reports-child":
 		return benchReportChild(ctx, cfg, args[1:], stdout)
 	}
@@ -737,4 +740,36 @@ func benchCache(ctx context.Context, cfg config, args []string, stdout io.Writer
 	defer rdb.Close()
 	return bench.Cache(ctx, env.db, bench.CacheOptions{Events: *events, Rounds: *rounds, Iterations: *iterations,
 		Redis: rdb, Prefix: cfg.RedisPrefix + "bench:", Out: stdout})
+}
+
+func benchErase(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench erase", stdout)
+	events := fs.Int("events", 1_000_000, "events to seed into the organization")
+	subject := fs.Int("subject-events", 10_000, "events of the erased subject (and of the baseline principal)")
+	batch := fs.Int("batch", 0, "events per erasure transaction (0: the engine's default)")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_erase appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *subject < 1 || *events < 4**subject {
+		return models.Invalid("--subject-events", "must be at least 1 and at most a quarter of --events")
+	}
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_erase", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-erase"
+	if err := env.org(ctx, org, "Erasure benchmark"); err != nil {
+		return err
+	}
+	_, ck, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	mlog := merkle.NewLog(env.db, ck)
+	mlog.CheckpointEvery = time.Hour
+	_, err = bench.Erasure(ctx, bench.ErasureOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
+		Events: *events, SubjectEvents: *subject, Batch: *batch, Out: stdout})
+	return err
 }
