@@ -148,6 +148,8 @@ func (f *fixture) plantTraces(cache *querycache.Cache) {
 		`INSERT INTO alerts (id, organization_id, severity, type, title, description, principal, metadata)
 			VALUES ('al-` + f.org + `', ?, 'HIGH', 'SECURITY', 'Brute force by user-3', 'user-3 failed 12 logins on Patient p-42',
 			'user-3', '{"principal":"user-3","resource":"p-42"}')`,
+		`INSERT INTO archive_dlq_event (organization_id, action, failure_reason, original_event)
+			VALUES (?, 'record.read', 'bad timestamp', '{"principalId":"user-3","action":"record.read"}')`,
 		`INSERT INTO detection_hit_run (organization_id, rule, group_key, first_time, last_time, hits, event_times, event_ids,
 			resource_types) VALUES (?, 'brute_force', 'user-3', now(), now(), 1, ARRAY[now()], ARRAY[1::bigint], ARRAY['x'])`,
 	} {
@@ -176,7 +178,7 @@ func (f *fixture) traces(rdb *redis.Client, prefix string, ids ...string) []stri
 	var found []string
 	for _, id := range ids {
 		for _, table := range []string{"audit_log", "pseudonym_mapping", "alerts", "alert_deliveries", "detection_hit_run",
-			"error_log", "error_aggregation", "gdpr_erasure_runs", "archive_rewrites", "removed_events"} {
+			"error_log", "error_aggregation", "archive_dlq_event", "gdpr_erasure_runs", "archive_rewrites", "removed_events"} {
 			if n := f.count(`SELECT count(*) FROM `+table+` x WHERE x.organization_id = ? AND strpos(x::text, ?) > 0`, f.org, id); n > 0 {
 				found = append(found, fmt.Sprintf("%d rows of %s hold %q", n, table, id))
 			}

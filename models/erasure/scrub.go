@@ -25,7 +25,9 @@ func jsonEscaped(s string) string {
 // scrub replaces the subject's identifiers with the pseudonym outside audit_log, in one
 // transaction: alert titles, descriptions, resolution notes, principals and metadata; alert
 // deliveries' payloads; detection state keyed by the principal; error log entries and their
-// aggregations. Free text is searched for the identifier as a substring.
+// aggregations; dead letters (events ingest refused, never in the log) holding the identifier
+// are deleted by an erasure and rewritten by a pseudonymization. Free text is searched for
+// the identifier as a substring.
 func (r *run) scrub(ctx context.Context) error {
 	var ids []string
 	if r.s.PrincipalID != "" {
@@ -38,6 +40,9 @@ func (r *run) scrub(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			for _, id := range ids {
 				if err := scrubOne(ctx, tx, r.org, id, r.pseudonym); err != nil {
+					return err
+				}
+				if err := r.scrubDeadLetters(ctx, tx, id); err != nil {
 					return err
 				}
 			}
@@ -79,4 +84,20 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 		}
 	}
 	return nil
+}
+
+// scrubDeadLetters deletes (erasure) or rewrites (pseudonymization) the organization's dead
+// letters whose refused event holds the identifier as a JSON string.
+func (r *run) scrubDeadLetters(ctx context.Context, tx pgx.Tx, id string) error {
+	quoted := `"` + jsonEscaped(id) + `"`
+	if r.op == opErase {
+		_, err := tx.Exec(ctx, `DELETE FROM archive_dlq_event WHERE organization_id = $1 AND strpos(original_event::text, $2) > 0`,
+			r.org, quoted)
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE archive_dlq_event SET original_event = replace(original_event::text, $2, $3)::jsonb,
+		failure_reason = left(replace(failure_reason, $4, $5), 2000)
+		WHERE organization_id = $1 AND strpos(original_event::text, $2) > 0`,
+		r.org, quoted, `"`+jsonEscaped(r.pseudonym)+`"`, id, r.pseudonym)
+	return err
 }
