@@ -588,3 +588,25 @@ func TestLoadPseudonymKey(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestEventsWaitingForTheLogAreErasedByTheNextRun(t *testing.T) {
+	f := newFixture(t, 100, 0)
+	ctx := context.Background()
+	fresh := pgtest.WriteEvents(t, f.db, f.org, 5) // principal user-1, not yet in the log
+	s := erasure.Subject{PrincipalID: *fresh[0].PrincipalID}
+	res, err := f.engine.Erase(ctx, f.org, "req-wait", s, dpo, nil)
+	if models.KindOf(err) != models.KindUnavailable || res.Pending != 5 || res.Deleted+res.Pseudonymized != 10 {
+		t.Fatalf("first run: %+v %v", res, err)
+	}
+	if n := f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'gdpr.data.delete'`, f.org); n != 0 {
+		t.Fatal("an unfinished erasure was audited as done")
+	}
+	f.sequence()
+	res, err = f.engine.Erase(ctx, f.org, "req-wait", s, dpo, nil)
+	if err != nil || res.Pending != 0 || res.Deleted+res.Pseudonymized != 15 || res.Matched != 15 {
+		t.Fatalf("second run: %+v %v", res, err)
+	}
+	if rep := f.verify(); !rep.OK() {
+		t.Fatalf("verify: %+v", rep.Findings)
+	}
+}
