@@ -101,8 +101,19 @@ func Erasure(ctx context.Context, o ErasureOptions) (ErasureResult, error) {
 		engine.Batch = o.Batch
 	}
 	start = time.Now()
+	phase, phaseStart := "", start
 	r, err := engine.Erase(ctx, o.Org, "bench-request", erasure.Subject{PrincipalID: "bench-subject"},
-		models.SystemActor("bench"), nil)
+		models.SystemActor("bench"), func(p erasure.Progress) {
+			if p.Phase != phase {
+				if phase != "" {
+					fmt.Fprintf(out, "  phase %s: %s\n", phase, time.Since(phaseStart).Round(time.Millisecond))
+				}
+				phase, phaseStart = p.Phase, time.Now()
+				if phase == "log" {
+					fmt.Fprintf(out, "  before the log phase (holds, count): %s\n", time.Since(start).Round(time.Millisecond))
+				}
+			}
+		})
 	if err != nil {
 		return res, err
 	}

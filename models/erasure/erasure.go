@@ -186,8 +186,18 @@ func nullable(s string) *string {
 	return &s
 }
 
-// subjectSQL is "event e is the subject's" over $2 (principal), $3 and $4 (resource).
-const subjectSQL = `(e.principal_id = $2 OR (e.target_resource_type = $3 AND e.target_resource_id = $4))`
+// sql returns "event e is the subject's" over $2 (principal), $3 and $4 (resource), with
+// only the branches the subject has, so the principal index serves a principal alone (the
+// "IS NULL" of an absent identifier folds away once its value is known).
+func (s Subject) sql() string {
+	switch {
+	case s.PrincipalID != "" && s.hasResource():
+		return `(e.principal_id = $2 OR (e.target_resource_type = $3 AND e.target_resource_id = $4))`
+	case s.PrincipalID != "":
+		return `(e.principal_id = $2 AND $3::text IS NULL AND $4::text IS NULL)`
+	}
+	return `(e.target_resource_type = $3 AND e.target_resource_id = $4 AND $2::text IS NULL)`
+}
 
 // matches reports whether an archived event is the subject's.
 func (s Subject) matches(l *models.ArchiveLine) bool {
@@ -219,7 +229,7 @@ func (e *Engine) Count(ctx context.Context, org string, s Subject) (int64, error
 	}
 	var n int64
 	err := models.WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, `SELECT count(*) FROM audit_log e WHERE e.organization_id = $1 AND `+subjectSQL,
+		return conn.QueryRow(ctx, `SELECT count(*) FROM audit_log e WHERE e.organization_id = $1 AND `+s.sql(),
 			append([]any{org}, subjectArgs(s)...)...).Scan(&n)
 	})
 	if err != nil {
@@ -284,7 +294,7 @@ func (e *Engine) Holds(ctx context.Context, org string, s Subject) ([]Hold, erro
 	err := models.WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
 		rows, _ := conn.Query(ctx, `SELECT lh.id, lh.name, lh.reason FROM legal_holds lh
 			WHERE lh.organization_id = $1 AND lh.released_at IS NULL AND EXISTS (SELECT 1 FROM audit_log e
-				WHERE e.organization_id = $1 AND `+subjectSQL+` AND `+models.HoldCoversSQL("lh", "e")+`)
+				WHERE e.organization_id = $1 AND `+s.sql()+` AND `+models.HoldCoversSQL("lh", "e")+`)
 			ORDER BY lh.id`, append([]any{org}, subjectArgs(s)...)...)
 		var h Hold
 		if _, err := pgx.ForEachRow(rows, []any{&h.ID, &h.Name, &h.Reason}, func() error {
@@ -583,11 +593,17 @@ func heldSQL() string {
 // are passed over.
 func (r *run) eraseLog(ctx context.Context) error {
 	e := r.e
-	query := `SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type,
-			e.target_resource_id, e.details, ` + commitmentsColumn + `, l.leaf_index, coalesce(e.hash, ''), ` + heldSQL() + `
-		FROM audit_log e LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
-		WHERE e.organization_id = $1 AND ` + subjectSQL + ` AND e.id > $5
-		ORDER BY e.id LIMIT $6 FOR UPDATE OF e`
+	// The batch is chosen and locked first; its log entries and holds are looked up for it
+	// alone, not for every remaining event of the subject.
+	query := `WITH e AS (SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type,
+				e.target_resource_id, e.details, ` + commitmentsColumn + ` AS commitments, e.hash, e.organization_id,
+				e.correlation_id
+			FROM audit_log e WHERE e.organization_id = $1 AND ` + r.s.sql() + ` AND e.id > $5
+			ORDER BY e.id LIMIT $6 FOR UPDATE OF e)
+		SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type, e.target_resource_id,
+			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), ` + heldSQL() + `
+		FROM e LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
+		ORDER BY e.id`
 	var after int64
 	for {
 		if err := ctx.Err(); err != nil {
