@@ -205,12 +205,19 @@ func tenantInsert(ctx context.Context, conn *pgx.Conn, org string, batch []model
 	ts := make([]time.Time, n)
 	principal, orgs, action, status, outcome := make([]*string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
 	hash, alg, version, class, retention := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	details, salt, digest, sig := make([]string, n), make([][]byte, n), make([]string, n), make([]string, n)
+	details, salt, digest, sig, commitments := make([]string, n), make([][]byte, n), make([]*string, n), make([]string, n), make([]*string, n)
 	for i := range batch {
 		ev := &batch[i]
 		ts[i], principal[i], orgs[i], action[i], status[i], outcome[i] = ev.Timestamp, ev.PrincipalID, ev.OrganizationID, ev.Action, ev.Status, ev.OutcomeDescription
 		hash[i], alg[i], version[i], class[i], retention[i] = ev.Hash, ev.HashAlgorithm, ev.EventVersion, ev.DataClassification, ev.RetentionPolicy
-		details[i], salt[i], digest[i], sig[i] = string(ev.Details), ev.SubjectSalt, ev.SubjectDigest, ev.Signature
+		details[i], salt[i], sig[i] = string(ev.Details), ev.SubjectSalt, ev.Signature
+		if ev.SubjectDigest != "" {
+			digest[i] = &ev.SubjectDigest
+		}
+		if ev.FieldCommitments != nil {
+			c := string(ev.FieldCommitments)
+			commitments[i] = &c
+		}
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT set_config('role', $1, true), set_config($2, $3, true)",
@@ -219,10 +226,11 @@ func tenantInsert(ctx context.Context, conn *pgx.Conn, org string, batch []model
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO audit_log ("timestamp", principal_id, organization_id, action, status,
 			outcome_description, hash, hash_algorithm, event_version, data_classification, retention_policy, details,
-			subject_salt, subject_digest, signature)
+			subject_salt, subject_digest, signature, field_commitments)
 			SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[]::jsonb[], $13::bytea[], $14::text[], $15::text[])`,
-			ts, principal, orgs, action, status, outcome, hash, alg, version, class, retention, details, salt, digest, sig)
+				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[]::jsonb[], $13::bytea[], $14::text[], $15::text[],
+				$16::text[]::jsonb[])`,
+			ts, principal, orgs, action, status, outcome, hash, alg, version, class, retention, details, salt, digest, sig, commitments)
 		return err
 	})
 }

@@ -49,7 +49,9 @@ type ArchiveLine struct {
 	SubjectSalt        []byte          `json:"subjectSalt,omitempty"`
 	SubjectDigest      string          `json:"subjectDigest"`
 	Signature          string          `json:"signature"`
-	LeafIndex          int64           `json:"leafIndex"`
+	// FieldCommitments are a sha256-jcs-v2 event's per-field commitments (absent for v1).
+	FieldCommitments json.RawMessage `json:"fieldCommitments,omitempty"`
+	LeafIndex        int64           `json:"leafIndex"`
 }
 
 // Event returns the line as the audit_log row it was.
@@ -59,7 +61,7 @@ func (l *ArchiveLine) Event() *Event {
 		OutcomeDescription: l.OutcomeDescription, Hash: l.Hash, HashAlgorithm: l.HashAlgorithm, EventVersion: l.EventVersion,
 		CorrelationID: l.CorrelationID, DataClassification: l.DataClassification, RetentionPolicy: l.RetentionPolicy,
 		ProcessingLatency: l.ProcessingLatency, ArchivedAt: l.ArchivedAt, Details: l.Details, SubjectSalt: l.SubjectSalt,
-		SubjectDigest: l.SubjectDigest, Signature: l.Signature}
+		SubjectDigest: l.SubjectDigest, Signature: l.Signature, FieldCommitments: l.FieldCommitments}
 }
 
 // Archive is the metadata of one row of archive_storage.

@@ -145,8 +145,8 @@ func (a *AuditTrail) prepare(ctx context.Context) error {
 
 const auditInsert = `INSERT INTO audit_log ("timestamp", principal_id, organization_id, action,
 	target_resource_type, target_resource_id, status, outcome_description, hash, hash_algorithm, event_version,
-	data_classification, retention_policy, details, subject_salt, subject_digest, signature)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	data_classification, retention_policy, details, subject_salt, subject_digest, signature, field_commitments)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?::jsonb) RETURNING id`
 
 const configChangeInsert = `INSERT INTO config_change_event
 	(organization_id, "timestamp", field, previous_value, new_value, changed_by, reason, environment)
@@ -164,7 +164,7 @@ func (a *AuditTrail) write(ctx context.Context, tx *gorm.DB, entries []AuditEntr
 		err = tx.Raw(auditInsert, ev.Timestamp, ev.PrincipalID, ev.OrganizationID, ev.Action,
 			ev.TargetResourceType, ev.TargetResourceID, ev.Status, ev.OutcomeDescription, ev.Hash, ev.HashAlgorithm,
 			ev.EventVersion, ev.DataClassification, ev.RetentionPolicy, string(ev.Details), ev.SubjectSalt,
-			ev.SubjectDigest, ev.Signature).Scan(&ev.ID).Error
+			ev.SubjectDigest, ev.Signature, nullJSON(ev.FieldCommitments)).Scan(&ev.ID).Error
 		if err != nil {
 			return fmt.Errorf("models: write audit event %s: %w", ev.Action, err)
 		}
@@ -323,4 +323,12 @@ func NotificationChannelChanged(by Actor, org, id, name string, previous, next a
 func NotificationTestSent(by Actor, org, id, name string) AuditEntry {
 	return AuditEntry{Org: org, Action: ActionNotificationChannelTest, Actor: by, TargetType: "notification_channel",
 		TargetID: id, Outcome: "test notification queued to " + name}
+}
+
+// nullJSON is raw as a query argument: its text, or NULL when empty.
+func nullJSON(raw []byte) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
 }

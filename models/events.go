@@ -39,6 +39,9 @@ type Event struct {
 	SubjectSalt        []byte          `gorm:"column:subject_salt"`
 	SubjectDigest      string          `gorm:"column:subject_digest"`
 	Signature          string          `gorm:"column:signature"`
+	// FieldCommitments holds, for a sha256-jcs-v2 event, one salted digest per personal field
+	// (see CheckFieldCommitments); NULL for the first scheme.
+	FieldCommitments json.RawMessage `gorm:"column:field_commitments;type:jsonb"`
 }
 
 // TableName is the partitioned parent table.
@@ -172,7 +175,7 @@ const listColumns = `id, "timestamp", principal_id, organization_id, action, tar
 	retention_policy, event_version, hash_algorithm`
 
 // fullColumns are every column but the subject salt, for the API.
-const fullColumns = listColumns + `, ttl, hash, signature, subject_digest, processing_latency, archived_at, details`
+const fullColumns = listColumns + `, ttl, hash, signature, subject_digest, processing_latency, archived_at, details, field_commitments`
 
 // ListSQL builds the keyset query of the events list and its arguments. It is exported so
 // the benchmark can run the very same SQL bare.
@@ -362,9 +365,11 @@ func (e *Event) column(name string) any {
 	case "subject_salt":
 		return &e.SubjectSalt
 	case "subject_digest":
-		return &e.SubjectDigest
+		return emptyWhenNull{&e.SubjectDigest} // NULL for sha256-jcs-v2 events
 	case "signature":
 		return &e.Signature
+	case "field_commitments":
+		return &e.FieldCommitments
 	}
 	return nil
 }
@@ -501,4 +506,22 @@ func (s *EventStore) ByIDs(ctx context.Context, org string, ids []int64) ([]Even
 		return nil, fmt.Errorf("models: events by id: %w", err)
 	}
 	return rows, nil
+}
+
+// emptyWhenNull scans a nullable text column into a string, NULL as "".
+type emptyWhenNull struct{ p *string }
+
+// Scan implements sql.Scanner.
+func (n emptyWhenNull) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*n.p = ""
+	case string:
+		*n.p = v
+	case []byte:
+		*n.p = string(v)
+	default:
+		return fmt.Errorf("models: cannot scan %T into a string", src)
+	}
+	return nil
 }

@@ -457,13 +457,13 @@ func (e *RetentionEngine) archivePart(ctx context.Context, org string, p *retent
 		rows, _ := tx.Query(ctx, `SELECT e.id, e."timestamp", e.ttl, e.principal_id, e.action, e.target_resource_type,
 				e.target_resource_id, e.status, e.outcome_description, e.hash, e.hash_algorithm, e.event_version,
 				e.correlation_id, e.data_classification, e.retention_policy, e.processing_latency, e.archived_at,
-				e.details, e.subject_salt, e.subject_digest, e.signature, l.leaf_index
+				e.details, e.subject_salt, e.subject_digest, e.signature, e.field_commitments, l.leaf_index
 			FROM audit_log e JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 			WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" >= $3 AND e."timestamp" < $4
 			ORDER BY e.id LIMIT $5`, org, p.Name, m, end, e.PartSize)
 		var l ArchiveLine
 		var hash, digest, sig *string
-		var details []byte
+		var details, commitments []byte
 		ids := make([]int64, 0, 1024)
 		times := make([]time.Time, 0, 1024)
 		leaves := make([]int64, 0, 1024)
@@ -471,13 +471,16 @@ func (e *RetentionEngine) archivePart(ctx context.Context, org string, p *retent
 		_, err = pgx.ForEachRow(rows, []any{&l.ID, &l.Timestamp, &l.TTL, &l.PrincipalID, &l.Action, &l.TargetResourceType,
 			&l.TargetResourceID, &l.Status, &l.OutcomeDescription, &hash, &l.HashAlgorithm, &l.EventVersion,
 			&l.CorrelationID, &l.DataClassification, &l.RetentionPolicy, &l.ProcessingLatency, &l.ArchivedAt,
-			&details, &l.SubjectSalt, &digest, &sig, &l.LeafIndex}, func() error {
+			&details, &l.SubjectSalt, &digest, &sig, &commitments, &l.LeafIndex}, func() error {
 			l.OrganizationID = org
 			l.Timestamp = l.Timestamp.UTC()
 			l.Hash, l.SubjectDigest, l.Signature = derefString(hash), derefString(digest), derefString(sig)
-			l.Details = nil
+			l.Details, l.FieldCommitments = nil, nil
 			if details != nil {
 				l.Details = json.RawMessage(details)
+			}
+			if commitments != nil {
+				l.FieldCommitments = json.RawMessage(commitments)
 			}
 			ids, times, leaves, hashes = append(ids, l.ID), append(times, l.Timestamp), append(leaves, l.LeafIndex), append(hashes, l.Hash)
 			return w.add(&l)

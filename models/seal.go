@@ -19,9 +19,13 @@ import (
 	"auditdb/models/eventjson"
 )
 
-// HashAlgorithm names the event hashing scheme; it is stored with every event so the scheme
-// can evolve while old events still verify.
+// HashAlgorithm names the first event hashing scheme (one subject digest over all personal
+// fields). The scheme is stored with every event so it can evolve while old events still
+// verify: events sealed before HashAlgorithmV2 keep this name and verify by it forever.
 const HashAlgorithm = "sha256-jcs-v1"
+
+// HashAlgorithmV1 is HashAlgorithm, named beside HashAlgorithmV2.
+const HashAlgorithmV1 = HashAlgorithm
 
 // TimestampLayout is the canonical text form of an event time inside the hash: RFC 3339,
 // UTC, microseconds (PostgreSQL's precision), so a round trip through the database hashes
@@ -56,11 +60,17 @@ func NewSealer(key []byte) (*Sealer, error) {
 	return s, nil
 }
 
-// Seal fills ev's subject salt and digest, hash, hash algorithm and signature, and truncates
-// its timestamp to the microseconds PostgreSQL stores. It returns a KindInvalid error when
-// details is not a JSON object (or holds a duplicate key, a number out of range or invalid
-// UTF-8, none of which RFC 8785 can canonicalize).
-func (s *Sealer) Seal(ev *Event) error {
+// Seal seals ev with the current scheme, HashAlgorithmV2 (see sealV2): it fills its field
+// commitments, hash, hash algorithm and signature, clears its subject salt and digest, and
+// truncates its timestamp to the microseconds PostgreSQL stores. It returns a KindInvalid
+// error when details is not a JSON object (or holds a duplicate key, a number out of range
+// or invalid UTF-8, none of which RFC 8785 can canonicalize).
+func (s *Sealer) Seal(ev *Event) error { return s.sealV2(ev) }
+
+// SealV1 seals ev with the first scheme, HashAlgorithm (sha256-jcs-v1): it fills its subject
+// salt and digest, hash, hash algorithm and signature. New events are sealed with Seal; this
+// stays for tests and benchmarks that need events as the first scheme wrote them. Errors as Seal.
+func (s *Sealer) SealV1(ev *Event) error {
 	rest, personal, err := s.splitDetails(ev.Details)
 	if err != nil {
 		return err
@@ -71,6 +81,7 @@ func (s *Sealer) Seal(ev *Event) error {
 	}
 	ev.Timestamp = ev.Timestamp.Truncate(time.Microsecond)
 	ev.SubjectSalt = salt
+	ev.FieldCommitments = nil
 	ev.HashAlgorithm = HashAlgorithm
 	ev.SubjectDigest = subjectDigest(ev, personal)
 	ev.Hash = contentHash(ev, rest)
@@ -102,23 +113,40 @@ func hexString(sum []byte) string {
 type Verification struct {
 	ExpectedHash string // the hash stored with the event
 	ComputedHash string // the hash recomputed from the stored fields
-	HashOK       bool
-	SignatureOK  bool
+	// HashOK: the stored fields match the hash. For a sha256-jcs-v2 event that also needs every
+	// personal field to agree with its commitment (no FieldMismatch in Fields).
+	HashOK      bool
+	SignatureOK bool
+	// Fields is the state of each committed personal field of a sha256-jcs-v2 event (see
+	// CheckFieldCommitments), nil for the first scheme.
+	Fields []FieldCheck
 }
 
-// Verify recomputes ev's hash and signature from its stored fields. It returns an error only
-// when the stored details cannot be read at all.
+// Verify recomputes ev's hash and signature from its stored fields (either scheme; the first
+// one's path for an unknown hash_algorithm, which then does not match). It returns an error
+// only when the stored details, or a v2 event's field commitments, cannot be read at all.
 func (s *Sealer) Verify(ev *Event) (Verification, error) {
 	computed, err := s.ContentHash(ev)
 	if err != nil {
 		return Verification{}, err
 	}
-	return Verification{
+	v := Verification{
 		ExpectedHash: ev.Hash,
 		ComputedHash: computed,
 		HashOK:       hmac.Equal([]byte(computed), []byte(ev.Hash)),
 		SignatureOK:  hmac.Equal([]byte(s.Sign(ev.Hash)), []byte(ev.Signature)),
-	}, nil
+	}
+	if ev.HashAlgorithm == HashAlgorithmV2 {
+		if v.Fields, err = CheckFieldCommitments(ev); err != nil {
+			return Verification{}, err
+		}
+		for _, f := range v.Fields {
+			if f.State == FieldMismatch {
+				v.HashOK = false
+			}
+		}
+	}
+	return v, nil
 }
 
 // recomputeSubjectDigest recomputes the digest of ev's personal fields under its stored salt.
@@ -158,10 +186,16 @@ func subjectDigest(ev *Event, personal []byte) string {
 // except the personal ones, the id (assigned by the database), processing latency (known
 // only after commit) and archived_at, plus the subject digest. It returns a KindInvalid
 // error when details cannot be canonicalized.
+//
+// For a sha256-jcs-v2 event it returns the v2 hash (see contentHashV2), which also returns a
+// KindInvalid error naming field_commitments when they cannot be read.
 func (s *Sealer) ContentHash(ev *Event) (string, error) {
 	rest, _, err := s.splitDetails(ev.Details)
 	if err != nil {
 		return "", err
+	}
+	if ev.HashAlgorithm == HashAlgorithmV2 {
+		return storedContentHashV2(ev, rest)
 	}
 	return contentHash(ev, rest), nil
 }
@@ -426,16 +460,23 @@ var keyless = func() *Sealer {
 }()
 
 // RecomputeEvent recomputes from ev's fields alone, with no key, what anyone can check: the
-// content hash, and the subject digest when the subject salt is kept ("" when it is not).
+// content hash, and for a sha256-jcs-v1 event the subject digest when the subject salt is kept
+// ("" when it is not, and always for sha256-jcs-v2, whose fields CheckFieldCommitments checks).
 // It returns a KindInvalid error naming hash_algorithm for a scheme this version does not
-// know, and one naming details when they cannot be canonicalized.
+// know, one naming details when they cannot be canonicalized, and one naming
+// field_commitments when a v2 event's commitments cannot be read.
 func RecomputeEvent(ev *Event) (hash, digest string, err error) {
-	if ev.HashAlgorithm != HashAlgorithm {
-		return "", "", Invalid("hash_algorithm", fmt.Sprintf("unknown scheme %q (this version knows %s)", ev.HashAlgorithm, HashAlgorithm))
+	if ev.HashAlgorithm != HashAlgorithm && ev.HashAlgorithm != HashAlgorithmV2 {
+		return "", "", Invalid("hash_algorithm", fmt.Sprintf("unknown scheme %q (this version knows %s and %s)",
+			ev.HashAlgorithm, HashAlgorithm, HashAlgorithmV2))
 	}
 	rest, personal, err := keyless.splitDetails(ev.Details)
 	if err != nil {
 		return "", "", err
+	}
+	if ev.HashAlgorithm == HashAlgorithmV2 {
+		hash, err = storedContentHashV2(ev, rest)
+		return hash, "", err
 	}
 	if ev.SubjectSalt != nil {
 		digest = subjectDigest(ev, personal)

@@ -130,10 +130,11 @@ func refContentHash(ev *models.Event) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// checkAgainstReference seals ev and compares the digest and hash with the reference path.
+// checkAgainstReference seals ev with the first scheme and compares the digest and hash with
+// the reference path.
 func checkAgainstReference(t *testing.T, s *models.Sealer, ev models.Event) {
 	t.Helper()
-	if err := s.Seal(&ev); err != nil {
+	if err := s.SealV1(&ev); err != nil {
 		t.Fatalf("Seal: %v", err)
 	}
 	wantDigest, err := refSubjectDigest(&ev)
@@ -219,9 +220,17 @@ func FuzzSealMatchesReference(f *testing.F) {
 		s := testSealer(t)
 		ev := sampleEvent("fuzz", time.Unix(1700000000, 123456789))
 		ev.Details, ev.OutcomeDescription, ev.PrincipalID = json.RawMessage(details), &outcome, &principal
-		if err := s.Seal(&ev); err != nil {
+		v2 := ev
+		if err := s.SealV1(&ev); err != nil {
+			if s.Seal(&v2) == nil {
+				t.Fatalf("details %q: the second scheme accepts what the first refuses", details)
+			}
 			return // rejected input: nothing to compare
 		}
+		if err := s.Seal(&v2); err != nil {
+			t.Fatalf("details %q: the second scheme refuses what the first accepts: %v", details, err)
+		}
+		checkV2AgainstReference(t, v2)
 		want, err := refContentHash(&ev)
 		if err != nil {
 			t.Fatalf("Seal accepted %q but the reference rejects it: %v", details, err)
@@ -299,7 +308,7 @@ func TestSignatureIsHMACOfTheHash(t *testing.T) {
 func TestSealThenVerify(t *testing.T) {
 	s := testSealer(t)
 	ev := sampleEvent("verify-org", time.Now())
-	if err := s.Seal(&ev); err != nil {
+	if err := s.SealV1(&ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.HashAlgorithm != models.HashAlgorithm || len(ev.SubjectSalt) != 16 || len(ev.Hash) != 64 ||
@@ -315,7 +324,7 @@ func TestSealThenVerify(t *testing.T) {
 		t.Fatalf("another key: Verify = %+v, want hash ok, signature not", v)
 	}
 	ev2 := sampleEvent("verify-org", ev.Timestamp)
-	if err := s.Seal(&ev2); err != nil {
+	if err := s.SealV1(&ev2); err != nil {
 		t.Fatal(err)
 	}
 	if ev2.SubjectDigest == ev.SubjectDigest {
@@ -323,15 +332,21 @@ func TestSealThenVerify(t *testing.T) {
 	}
 }
 
-// roundTrip seals and copies events into org and reads them back with Get, in insertion
-// order (the list returns newest first; ids grow with COPY order).
+// roundTrip seals (with the current scheme) and copies events into org and reads them back
+// with Get, in insertion order (the list returns newest first; ids grow with COPY order).
 func roundTrip(t *testing.T, s *models.Sealer, events []models.Event) []*models.Event {
+	t.Helper()
+	return roundTripWith(t, s.Seal, events)
+}
+
+// roundTripWith is roundTrip sealing with seal (s.Seal or s.SealV1).
+func roundTripWith(t *testing.T, seal func(*models.Event) error, events []models.Event) []*models.Event {
 	t.Helper()
 	ctx := context.Background()
 	db := pgtest.DB(t)
 	store := models.NewEventStore(db)
 	for i := range events {
-		if err := s.Seal(&events[i]); err != nil {
+		if err := seal(&events[i]); err != nil {
 			t.Fatalf("Seal %d: %v", i, err)
 		}
 	}
@@ -361,6 +376,11 @@ func roundTrip(t *testing.T, s *models.Sealer, events []models.Event) []*models.
 // and the details (jsonb: reordered keys, rewritten numbers and escapes).
 func TestRoundTripVerifies(t *testing.T) {
 	s := testSealer(t)
+	t.Run("v1", func(t *testing.T) { testRoundTripVerifies(t, s, s.SealV1, models.HashAlgorithmV1) })
+	t.Run("v2", func(t *testing.T) { testRoundTripVerifies(t, s, s.Seal, models.HashAlgorithmV2) })
+}
+
+func testRoundTripVerifies(t *testing.T, s *models.Sealer, seal func(*models.Event) error, alg string) {
 	org := testOrg(t, "")
 	zones := []*time.Location{time.FixedZone("UTC-5", -5*3600), time.FixedZone("UTC+5:30", 5*3600+1800), time.UTC}
 	var events []models.Event
@@ -375,9 +395,12 @@ func TestRoundTripVerifies(t *testing.T) {
 	for i := range events {
 		inputs[i] = events[i].Timestamp
 	}
-	stored := roundTrip(t, s, events)
+	stored := roundTripWith(t, seal, events)
 	for i, ev := range stored {
 		t.Run(awkwardDetails[i].name, func(t *testing.T) {
+			if ev.HashAlgorithm != alg {
+				t.Fatalf("stored hash algorithm %s, want %s", ev.HashAlgorithm, alg)
+			}
 			if want := inputs[i].Truncate(time.Microsecond); !ev.Timestamp.Equal(want) {
 				t.Errorf("timestamp %v, want %v (input %v)", ev.Timestamp, want, inputs[i])
 			}
@@ -397,12 +420,14 @@ func TestRoundTripVerifies(t *testing.T) {
 	}
 }
 
+// TestTamperingIsDetected: the first scheme (events sealed before the second keep verifying
+// by these rules).
 func TestTamperingIsDetected(t *testing.T) {
 	s := testSealer(t)
 	org := testOrg(t, "")
 	ev := sampleEvent(org, time.Date(2026, 9, 1, 8, 0, 0, 123456789, time.UTC))
 	ev.Details = json.RawMessage(`{"ip":"10.20.1.2","userAgent":"Mozilla/5.0","method":"GET","count":1.0,"nested":{"a":[1,2]}}`)
-	stored := roundTrip(t, s, []models.Event{ev})[0]
+	stored := roundTripWith(t, s.SealV1, []models.Event{ev})[0]
 
 	cases := []struct {
 		name        string
@@ -453,12 +478,13 @@ func TestTamperingIsDetected(t *testing.T) {
 	}
 }
 
-// TestPersonalFieldsStayOutOfTheHash: pseudonymizing or erasing the personal fields keeps the
-// event hash valid; only the subject digest (recomputed under the salt) tells the change.
+// TestPersonalFieldsStayOutOfTheHash: in the first scheme, pseudonymizing or erasing the
+// personal fields keeps the event hash valid; only the subject digest (recomputed under the
+// salt) tells the change.
 func TestPersonalFieldsStayOutOfTheHash(t *testing.T) {
 	s := testSealer(t)
 	org := testOrg(t, "")
-	stored := roundTrip(t, s, []models.Event{sampleEvent(org, time.Now())})[0]
+	stored := roundTripWith(t, s.SealV1, []models.Event{sampleEvent(org, time.Now())})[0]
 	if d, err := s.RecomputeSubjectDigest(stored); err != nil || d != stored.SubjectDigest {
 		t.Fatalf("stored digest does not recompute: %s vs %s (%v)", d, stored.SubjectDigest, err)
 	}
@@ -497,7 +523,8 @@ func TestPersonalFieldsStayOutOfTheHash(t *testing.T) {
 }
 
 // BenchmarkSeal measures sealing one typical event (personal and other details keys), the
-// per-event cost every writer pays: go test ./models -run '^$' -bench Seal.
+// per-event cost every writer pays, with each scheme: go test ./models -run '^$' -bench Seal.
+// (auditdb bench seal runs both interleaved and prints their ratio.)
 func BenchmarkSeal(b *testing.B) {
 	sealer, err := models.NewSealer([]byte("bench-signing-key-0123456789abcdef"))
 	if err != nil {
@@ -506,14 +533,21 @@ func BenchmarkSeal(b *testing.B) {
 	principal, resType, resID := "dr.jane.smith", "Patient", "pt-48213"
 	details := json.RawMessage(`{"ip":"10.1.2.3","userAgent":"Mozilla/5.0","sessionId":"s-91ab","method":"GET","fields":["allergies","medications"],"durationMs":12.5}`)
 	now := time.Now()
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		ev := models.Event{OrganizationID: "acme-health", Timestamp: now, Action: "patient.record.read", Status: "success",
-			PrincipalID: &principal, TargetResourceType: &resType, TargetResourceID: &resID,
-			DataClassification: "PHI", RetentionPolicy: "phi_extended", EventVersion: "1.0", Details: details}
-		if err := sealer.Seal(&ev); err != nil {
-			b.Fatal(err)
-		}
+	for _, sc := range []struct {
+		name string
+		seal func(*models.Event) error
+	}{{"v1", sealer.SealV1}, {"v2", sealer.Seal}} {
+		b.Run(sc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				ev := models.Event{OrganizationID: "acme-health", Timestamp: now, Action: "patient.record.read", Status: "success",
+					PrincipalID: &principal, TargetResourceType: &resType, TargetResourceID: &resID,
+					DataClassification: "PHI", RetentionPolicy: "phi_extended", EventVersion: "1.0", Details: details}
+				if err := sc.seal(&ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

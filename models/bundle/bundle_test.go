@@ -269,7 +269,7 @@ func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
 	}
 	var info bundle.Info
 	if err := json.Unmarshal(files[bundle.FileInfo], &info); err != nil || info.OrganizationID != f.org ||
-		info.HashAlgorithms[0] != models.HashAlgorithm || len(info.Files) != 6 {
+		info.HashAlgorithms[0] != models.HashAlgorithmV2 || len(info.Files) != 6 {
 		t.Fatalf("bundle.json %+v (%v)", info, err)
 	}
 
@@ -329,7 +329,7 @@ func TestVerifyNamesEachKindOfTampering(t *testing.T) {
 		}, nil, []string{fmt.Sprintf("event %d: changed", live)}},
 		{"a changed personal field of an archived event", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileEvents, archived, func(l string) string { return strings.Replace(l, `"principalId":"user-`, `"principalId":"mallory-`, 1) })
-		}, nil, []string{fmt.Sprintf("event %d: changed: its personal fields", archived)}},
+		}, nil, []string{fmt.Sprintf("event %d: changed: personal field principalId: its value does not match its digest", archived)}},
 		{"a removed line", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
 		}, nil, []string{fmt.Sprintf("event %d: in the manifest (log entry", live), "a removed line"}},

@@ -49,12 +49,42 @@ type Report struct {
 	// StatementKey is the key id that verified bundle.sig, the signed statement (a trusted
 	// key when any was given, else the bundle's own); "" when it did not verify.
 	StatementKey string
-	Events       int      // event lines read
-	Archived     int      // of which archived
-	Removed      int      // manifest entries of removed events
-	Proofs       int      // proofs that verified
-	Problems     []string // the first MaxProblems
-	More         int      // problems found beyond those
+	Events       int // event lines read
+	Archived     int // of which archived
+	Removed      int // manifest entries of removed events
+	Proofs       int // proofs that verified
+	// V2Events counts the event lines of scheme sha256-jcs-v2; Fields counts their personal
+	// fields by state (models.FieldDisclosedOK, FieldErased, FieldPseudonymized; a
+	// FieldMismatch is a problem too), and FieldNotes names the first MaxProblems fields
+	// erased or pseudonymized: removed lawfully, not tampered with.
+	V2Events   int
+	Fields     map[string]int
+	FieldNotes []string
+	Problems   []string // the first MaxProblems
+	More       int      // problems found beyond those
+}
+
+// checkFields checks the personal fields of a sha256-jcs-v2 event line against their commitments.
+func (r *Report) checkFields(l *models.ArchiveLine) {
+	fields, err := models.CheckFieldCommitments(l.Event())
+	if err != nil { // RecomputeEvent read them already; kept for safety
+		r.problem("event %d: its field commitments cannot be read: %s", l.ID, strings.TrimPrefix(err.Error(), "models: "))
+		return
+	}
+	if r.Fields == nil {
+		r.Fields = map[string]int{}
+	}
+	for _, f := range fields {
+		r.Fields[f.State]++
+		switch f.State {
+		case models.FieldMismatch:
+			r.problem("event %d: changed: personal field %s: %s", l.ID, f.Name, f.Reason)
+		case models.FieldErased, models.FieldPseudonymized:
+			if len(r.FieldNotes) < MaxProblems {
+				r.FieldNotes = append(r.FieldNotes, Printable(fmt.Sprintf("event %d: %s %s", l.ID, f.Name, f.State)))
+			}
+		}
+	}
 }
 
 // OK reports whether the bundle passed every check.
@@ -296,6 +326,10 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 		}
 		if err == nil && digest != "" && digest != l.SubjectDigest {
 			rep.problem("event %d: changed: its personal fields and salt digest to %s, not its subjectDigest %s", l.ID, digest, l.SubjectDigest)
+		}
+		if err == nil && l.HashAlgorithm == models.HashAlgorithmV2 {
+			rep.V2Events++
+			rep.checkFields(&l)
 		}
 	})
 	for _, m := range sortedEntries(manifest) {

@@ -289,7 +289,7 @@ func (b *writer) small(name string, content []byte) error {
 const eventColumns = `e.id, e."timestamp", e.ttl, e.principal_id, e.organization_id, e.action, e.target_resource_type,
 	e.target_resource_id, e.status, e.outcome_description, e.hash, e.hash_algorithm, e.event_version, e.correlation_id,
 	e.data_classification, e.retention_policy, e.processing_latency, e.archived_at, e.details, e.subject_salt,
-	e.subject_digest, e.signature`
+	e.subject_digest, e.signature, e.field_commitments`
 
 // live writes the lines of the matching events still in audit_log, in log order, through
 // a cursor: between fetches the connection is free to read their proofs.
@@ -304,18 +304,22 @@ func (b *writer) live(events io.Writer) error {
 	}
 	var line models.ArchiveLine
 	var leaf *int64
+	var digest *string // NULL for sha256-jcs-v2 events
 	targets := []any{&line.ID, &line.Timestamp, &line.TTL, &line.PrincipalID, &line.OrganizationID, &line.Action,
 		&line.TargetResourceType, &line.TargetResourceID, &line.Status, &line.OutcomeDescription, &line.Hash,
 		&line.HashAlgorithm, &line.EventVersion, &line.CorrelationID, &line.DataClassification, &line.RetentionPolicy,
-		&line.ProcessingLatency, &line.ArchivedAt, &line.Details, &line.SubjectSalt, &line.SubjectDigest, &line.Signature,
-		&leaf}
+		&line.ProcessingLatency, &line.ArchivedAt, &line.Details, &line.SubjectSalt, &digest, &line.Signature,
+		&line.FieldCommitments, &leaf}
 	enc := json.NewEncoder(events) // escapes U+2028 and U+2029 too, which some line splitters break at
 	for {
 		rows, _ := b.tx.Query(b.ctx, `FETCH 1024 FROM bundle_live`)
 		n := 0
 		_, err := pgx.ForEachRow(rows, targets, func() error {
 			n++
-			defer func() { line, leaf = models.ArchiveLine{}, nil }() // fresh pointer fields for the next row
+			defer func() { line, leaf, digest = models.ArchiveLine{}, nil, nil }() // fresh pointer fields for the next row
+			if digest != nil {
+				line.SubjectDigest = *digest
+			}
 			if leaf == nil || *leaf >= b.cp.TreeSize {
 				b.sum.NotSequenced++
 				return nil

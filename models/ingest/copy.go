@@ -20,7 +20,7 @@ var copyColumns = []string{
 	"timestamp", "ttl", "principal_id", "organization_id", "action", "target_resource_type",
 	"target_resource_id", "status", "outcome_description", "hash", "hash_algorithm", "event_version",
 	"correlation_id", "data_classification", "retention_policy", "processing_latency", "details",
-	"subject_salt", "subject_digest", "signature",
+	"subject_salt", "subject_digest", "signature", "field_commitments",
 }
 
 // CopyColumns returns the audit_log columns a COPY of events writes (all but the id), in
@@ -32,15 +32,21 @@ func CopyRow(ev *models.Event) []any { return copyRow(ev) }
 
 // copyRow is ev's values for copyColumns.
 func copyRow(ev *models.Event) []any {
-	var details any
+	var details, commitments, digest any
 	if len(ev.Details) > 0 {
 		details = string(ev.Details)
+	}
+	if len(ev.FieldCommitments) > 0 {
+		commitments = string(ev.FieldCommitments)
+	}
+	if ev.SubjectDigest != "" { // NULL for sha256-jcs-v2 events
+		digest = ev.SubjectDigest
 	}
 	return []any{
 		ev.Timestamp.UTC(), ev.TTL, ev.PrincipalID, ev.OrganizationID, ev.Action, ev.TargetResourceType,
 		ev.TargetResourceID, ev.Status, ev.OutcomeDescription, ev.Hash, ev.HashAlgorithm, ev.EventVersion,
 		ev.CorrelationID, ev.DataClassification, ev.RetentionPolicy, ev.ProcessingLatency, details,
-		ev.SubjectSalt, ev.SubjectDigest, ev.Signature,
+		ev.SubjectSalt, digest, ev.Signature, commitments,
 	}
 }
 

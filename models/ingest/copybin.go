@@ -37,6 +37,14 @@ func (b copyRowBuf) optText(s *string) copyRowBuf {
 	return b.text(*s)
 }
 
+// nonEmptyText writes "" as NULL (the subject digest of a sha256-jcs-v2 event).
+func (b copyRowBuf) nonEmptyText(s string) copyRowBuf {
+	if s == "" {
+		return b.null()
+	}
+	return b.text(s)
+}
+
 func (b copyRowBuf) int8(v int64) copyRowBuf {
 	b = binary.BigEndian.AppendUint32(b, 8)
 	return binary.BigEndian.AppendUint64(b, uint64(v))
@@ -80,6 +88,6 @@ func appendCopyEvent(buf []byte, ev *models.Event) []byte {
 		text(ev.Action).optText(ev.TargetResourceType).optText(ev.TargetResourceID).text(ev.Status).
 		optText(ev.OutcomeDescription).text(ev.Hash).text(ev.HashAlgorithm).text(ev.EventVersion).
 		optText(ev.CorrelationID).text(ev.DataClassification).text(ev.RetentionPolicy).optInt4(ev.ProcessingLatency).
-		jsonb(ev.Details).bytea(ev.SubjectSalt).text(ev.SubjectDigest).text(ev.Signature)
+		jsonb(ev.Details).bytea(ev.SubjectSalt).nonEmptyText(ev.SubjectDigest).text(ev.Signature).jsonb(ev.FieldCommitments)
 	return b
 }

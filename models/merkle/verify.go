@@ -36,6 +36,22 @@ type EventCheck struct {
 	Checkpoint   *int64 // the first checkpoint that includes the event
 	VerifiedBy   string
 	VerifiedAt   time.Time
+	// Fields is the state of each personal field of a sha256-jcs-v2 event (nil for v1).
+	Fields []models.FieldCheck
+}
+
+// mismatched describes the personal fields that contradict their commitments, or "" when none does.
+func mismatched(fields []models.FieldCheck) string {
+	var out string
+	for _, f := range fields {
+		if f.State == models.FieldMismatch {
+			if out != "" {
+				out += "; "
+			}
+			out += "field " + f.Name + ": " + f.Reason
+		}
+	}
+	return out
 }
 
 // Verifier verifies events and whole organizations against their hashes, signatures and
@@ -63,12 +79,12 @@ func (v *Verifier) VerifyEvent(ctx context.Context, org string, id int64, by str
 	}
 	c := &EventCheck{EventID: id, ExpectedHash: ev.Hash, VerifiedBy: by, VerifiedAt: v.now().UTC()}
 	switch res, err := v.sealer.Verify(ev); {
-	case ev.HashAlgorithm != models.HashAlgorithm:
+	case !models.KnownHashAlgorithm(ev.HashAlgorithm):
 		c.Status, c.Reason = IntegrityFailure, fmt.Sprintf("unknown hash algorithm %q", ev.HashAlgorithm)
 	case err != nil:
 		c.Status, c.Reason = IntegrityFailure, "the stored details cannot be read: "+models.MessageOf(err)
 	default:
-		c.ComputedHash, c.HashOK, c.SignatureOK = res.ComputedHash, res.HashOK, res.SignatureOK
+		c.ComputedHash, c.HashOK, c.SignatureOK, c.Fields = res.ComputedHash, res.HashOK, res.SignatureOK, res.Fields
 	}
 	lf, err := v.log.Leaf(ctx, org, id)
 	if err != nil && models.KindOf(err) != models.KindNotFound {
@@ -82,6 +98,8 @@ func (v *Verifier) VerifyEvent(ctx context.Context, org string, id int64, by str
 	}
 	if c.Status == "" {
 		switch {
+		case !c.HashOK && mismatched(c.Fields) != "":
+			c.Status, c.Reason = IntegrityTampered, mismatched(c.Fields)
 		case !c.HashOK:
 			c.Status, c.Reason = IntegrityTampered, "the event's fields no longer match its hash"
 		case !c.SignatureOK:
@@ -97,7 +115,7 @@ func (v *Verifier) VerifyEvent(ctx context.Context, org string, id int64, by str
 		}
 	}
 	details, _ := json.Marshal(map[string]any{"reason": c.Reason, "hashOk": c.HashOK, "signatureOk": c.SignatureOK,
-		"leafIndex": c.LeafIndex, "logMatches": c.LogMatches, "checkpoint": c.Checkpoint, "hashAlgorithm": ev.HashAlgorithm})
+		"leafIndex": c.LeafIndex, "logMatches": c.LogMatches, "checkpoint": c.Checkpoint, "hashAlgorithm": ev.HashAlgorithm, "fields": c.Fields})
 	err = v.db.WithContext(ctx).Exec(`INSERT INTO audit_integrity_log (organization_id, audit_log_id, verification_timestamp,
 		verification_status, verification_details, verified_by, hash_verified, expected_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		org, id, c.VerifiedAt, c.Status, string(details), by, c.ComputedHash, c.ExpectedHash).Error
@@ -287,7 +305,7 @@ func (v *Verifier) checkEvents(ctx context.Context, conn *pgx.Conn, org string, 
 	rows, _ = conn.Query(ctx, `SELECT e.id, e."timestamp", e.ttl, e.principal_id, e.action, e.target_resource_type,
 			e.target_resource_id, e.status, e.outcome_description, e.hash, e.hash_algorithm, e.event_version,
 			e.correlation_id, e.data_classification, e.retention_policy, e.details, e.subject_salt, e.subject_digest,
-			e.signature, l.leaf_index, l.event_hash
+			e.signature, e.field_commitments, l.leaf_index, l.event_hash
 		FROM audit_log e
 		LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 		WHERE e.organization_id = $1`, org)
@@ -297,7 +315,7 @@ func (v *Verifier) checkEvents(ctx context.Context, conn *pgx.Conn, org string, 
 	_, err = pgx.ForEachRow(rows, []any{&ev.ID, &ev.Timestamp, &ev.TTL, &ev.PrincipalID, &ev.Action, &ev.TargetResourceType,
 		&ev.TargetResourceID, &ev.Status, &ev.OutcomeDescription, &hash, &ev.HashAlgorithm, &ev.EventVersion,
 		&ev.CorrelationID, &ev.DataClassification, &ev.RetentionPolicy, &ev.Details, &ev.SubjectSalt, &digest,
-		&sig, &leafIndex, &leafHash}, func() error {
+		&sig, &ev.FieldCommitments, &leafIndex, &leafHash}, func() error {
 		r.Events++
 		ev.OrganizationID = org
 		ev.Hash, ev.SubjectDigest, ev.Signature = deref(hash), deref(digest), deref(sig)
@@ -307,8 +325,10 @@ func (v *Verifier) checkEvents(ctx context.Context, conn *pgx.Conn, org string, 
 		}
 		res, err := v.sealer.Verify(&ev)
 		switch {
-		case ev.HashAlgorithm != models.HashAlgorithm || err != nil:
-			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: "its hash cannot be recomputed (scheme or details unreadable)"})
+		case !models.KnownHashAlgorithm(ev.HashAlgorithm) || err != nil:
+			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: "its hash cannot be recomputed (scheme, details or field commitments unreadable)"})
+		case !res.HashOK && mismatched(res.Fields) != "":
+			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: mismatched(res.Fields)})
 		case !res.HashOK:
 			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: "its fields no longer match its hash"})
 		case !res.SignatureOK:
@@ -520,8 +540,10 @@ func (v *Verifier) checkArchive(ctx context.Context, conn *pgx.Conn, org, id str
 		case ev.OrganizationID != org || lf == nil:
 			r.add(Finding{Kind: FindingArchive, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("archive %s holds it, but no record places it there", id)})
 			continue
-		case ev.HashAlgorithm != models.HashAlgorithm || verr != nil:
+		case !models.KnownHashAlgorithm(ev.HashAlgorithm) || verr != nil:
 			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("in archive %s: its hash cannot be recomputed", id)})
+		case !res.HashOK && mismatched(res.Fields) != "":
+			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("in archive %s: %s", id, mismatched(res.Fields))})
 		case !res.HashOK:
 			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: fmt.Sprintf("in archive %s: its fields no longer match its hash", id)})
 		case !res.SignatureOK:

@@ -1,0 +1,484 @@
+package models_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/pgtest"
+)
+
+// --- reference encoding of the second scheme ----------------------------------------------
+//
+// Built the slow, obvious way (maps, encoding/json, the JCS transform) from docs/integrity.md.
+
+// refFieldValues returns the personal fields of ev by their v2 name, as JSON values.
+func refFieldValues(t *testing.T, ev *models.Event) map[string]json.RawMessage {
+	t.Helper()
+	_, personal, err := refSplit(ev.Details)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]json.RawMessage{}
+	for k, v := range personal {
+		out["details."+k] = v
+	}
+	if ev.PrincipalID != nil {
+		out["principalId"], _ = json.Marshal(*ev.PrincipalID)
+	}
+	if ev.TargetResourceID != nil {
+		out["targetResourceId"], _ = json.Marshal(*ev.TargetResourceID)
+	}
+	return out
+}
+
+func refFieldDigest(t *testing.T, salt, name string, value json.RawMessage) string {
+	t.Helper()
+	canon, err := refCanonical([]any{salt, name, value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
+func refContentHashV2(t *testing.T, ev *models.Event, digests []string) string {
+	t.Helper()
+	rest, _, err := refSplit(ev.Details)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(digests)
+	doc := map[string]any{
+		"timestamp":          ev.Timestamp.UTC().Format(models.TimestampLayout),
+		"organizationId":     ev.OrganizationID,
+		"action":             ev.Action,
+		"status":             ev.Status,
+		"dataClassification": ev.DataClassification,
+		"retentionPolicy":    ev.RetentionPolicy,
+		"eventVersion":       ev.EventVersion,
+		"hashAlgorithm":      ev.HashAlgorithm,
+		"fieldDigests":       append([]string{}, digests...),
+	}
+	for k, v := range map[string]*string{
+		"ttl": ev.TTL, "targetResourceType": ev.TargetResourceType,
+		"outcomeDescription": ev.OutcomeDescription, "correlationId": ev.CorrelationID,
+	} {
+		if v != nil {
+			doc[k] = *v
+		}
+	}
+	if rest != nil {
+		doc["details"] = rest
+	}
+	canon, err := refCanonical(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
+// checkV2AgainstReference checks a v2-sealed ev: one commitment per personal field, each salt
+// 16 random bytes in base64url, each digest and the hash as the reference path computes them.
+func checkV2AgainstReference(t *testing.T, ev models.Event) {
+	t.Helper()
+	if ev.HashAlgorithm != models.HashAlgorithmV2 || ev.SubjectSalt != nil || ev.SubjectDigest != "" {
+		t.Fatalf("v2 seal: algorithm %q, subject salt %x, subject digest %q", ev.HashAlgorithm, ev.SubjectSalt, ev.SubjectDigest)
+	}
+	var fc map[string]models.FieldCommitment
+	if err := json.Unmarshal(ev.FieldCommitments, &fc); err != nil {
+		t.Fatalf("field commitments %s: %v", ev.FieldCommitments, err)
+	}
+	values := refFieldValues(t, &ev)
+	if len(fc) != len(values) {
+		t.Fatalf("%d commitments %s for %d personal fields", len(fc), ev.FieldCommitments, len(values))
+	}
+	var digests []string
+	for name, v := range values {
+		c, ok := fc[name]
+		if !ok {
+			t.Fatalf("no commitment for %s in %s", name, ev.FieldCommitments)
+		}
+		if raw, err := base64.RawURLEncoding.DecodeString(c.Salt); err != nil || len(raw) != 16 || c.State != "" {
+			t.Fatalf("%s: salt %q (%v), state %q", name, c.Salt, err, c.State)
+		}
+		if want := refFieldDigest(t, c.Salt, name, v); c.Digest != want {
+			t.Errorf("%s: digest %s, reference %s", name, c.Digest, want)
+		}
+		digests = append(digests, c.Digest)
+	}
+	if want := refContentHashV2(t, &ev, digests); ev.Hash != want {
+		t.Errorf("hash %s, reference %s", ev.Hash, want)
+	}
+}
+
+func TestSealV2MatchesReferenceEncoding(t *testing.T) {
+	s := testSealer(t)
+	base := sampleEvent("ref-org", time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("x", -5*3600)))
+	seal := func(t *testing.T, ev models.Event) {
+		t.Helper()
+		if err := s.Seal(&ev); err != nil {
+			t.Fatalf("Seal: %v", err)
+		}
+		checkV2AgainstReference(t, ev)
+	}
+	for _, d := range awkwardDetails {
+		t.Run("details "+d.name, func(t *testing.T) {
+			ev := base
+			ev.Details = json.RawMessage(d.json)
+			seal(t, ev)
+		})
+	}
+	for mask := 0; mask < 1<<6; mask++ {
+		t.Run(fmt.Sprintf("optional mask %06b", mask), func(t *testing.T) {
+			ev := base
+			fields := []**string{&ev.TTL, &ev.PrincipalID, &ev.TargetResourceType, &ev.TargetResourceID,
+				&ev.OutcomeDescription, &ev.CorrelationID}
+			for i, f := range fields {
+				if mask&(1<<i) == 0 {
+					*f = nil
+				}
+			}
+			seal(t, ev)
+		})
+	}
+	for name, v := range map[string]string{
+		"control characters": "line1\nline2\ttab\x00nul\x1f\x7f",
+		"invalid utf-8":      "bad \xff\xfe bytes \xed\xa0\x80 surrogate",
+		"html":               `<a href="x">&amp;</a>`,
+		"long":               strings.Repeat("ü", 255),
+		"empty":              "",
+	} {
+		t.Run("strings "+name, func(t *testing.T) {
+			ev := base
+			ev.Action, ev.OutcomeDescription, ev.PrincipalID, ev.TargetResourceID = v, ptr(v), ptr(v), ptr(v)
+			seal(t, ev)
+		})
+	}
+}
+
+func TestSealV2SaltsAreFreshPerField(t *testing.T) {
+	s := testSealer(t)
+	seen := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		ev := sampleEvent("salt-org", time.Now())
+		if err := s.Seal(&ev); err != nil {
+			t.Fatal(err)
+		}
+		fc, err := models.ParseFieldCommitments(ev.FieldCommitments)
+		if err != nil || len(fc) != 4 { // principal, target, ip, userAgent
+			t.Fatalf("commitments %s: %v", ev.FieldCommitments, err)
+		}
+		for name, c := range fc {
+			if seen[c.Salt] || seen[c.Digest] {
+				t.Fatalf("%s: salt or digest repeated: %s", name, ev.FieldCommitments)
+			}
+			seen[c.Salt], seen[c.Digest] = true, true
+		}
+	}
+	ev := sampleEvent("salt-org", time.Now())
+	ev.PrincipalID, ev.TargetResourceID, ev.Details = nil, nil, json.RawMessage(`{"method":"GET"}`)
+	if err := s.Seal(&ev); err != nil || string(ev.FieldCommitments) != "{}" {
+		t.Fatalf("no personal field: commitments %s, %v", ev.FieldCommitments, err)
+	}
+	if v, err := s.Verify(&ev); err != nil || !v.HashOK || !v.SignatureOK || len(v.Fields) != 0 {
+		t.Fatalf("no personal field: Verify = %+v, %v", v, err)
+	}
+}
+
+// storedV2 writes sampleEvent sealed with v2 through COPY and reads it back.
+func storedV2(t *testing.T, s *models.Sealer) *models.Event {
+	t.Helper()
+	org := testOrg(t, "")
+	ev := sampleEvent(org, time.Date(2026, 9, 1, 8, 0, 0, 123456789, time.UTC))
+	ev.Details = json.RawMessage(`{"ip":"10.20.1.2","email":"jane@example.org","method":"GET","count":1.0,"nested":{"a":[1,2]}}`)
+	return roundTrip(t, s, []models.Event{ev})[0]
+}
+
+func TestV2RoundTripThroughPostgres(t *testing.T) {
+	s := testSealer(t)
+	stored := storedV2(t, s)
+	if stored.HashAlgorithm != models.HashAlgorithmV2 || stored.SubjectSalt != nil || stored.SubjectDigest != "" {
+		t.Fatalf("stored: algorithm %s, salt %x, digest %q", stored.HashAlgorithm, stored.SubjectSalt, stored.SubjectDigest)
+	}
+	var nulls int64
+	pgtest.DB(t).Raw(`SELECT count(*) FROM audit_log WHERE id = ? AND subject_salt IS NULL AND subject_digest IS NULL
+		AND jsonb_typeof(field_commitments) = 'object'`, stored.ID).Scan(&nulls)
+	if nulls != 1 {
+		t.Fatal("the stored row does not hold NULL subject salt and digest and an object of field commitments")
+	}
+	v, err := s.Verify(stored)
+	if err != nil || !v.HashOK || !v.SignatureOK {
+		t.Fatalf("Verify = %+v, %v", v, err)
+	}
+	if h, d, err := models.RecomputeEvent(stored); err != nil || h != stored.Hash || d != "" {
+		t.Fatalf("RecomputeEvent = %s, %q, %v; want %s", h, d, err, stored.Hash)
+	}
+	want := []models.FieldCheck{{Name: "details.email", State: models.FieldDisclosedOK}, {Name: "details.ip", State: models.FieldDisclosedOK},
+		{Name: "principalId", State: models.FieldDisclosedOK}, {Name: "targetResourceId", State: models.FieldDisclosedOK}}
+	if fmt.Sprint(v.Fields) != fmt.Sprint(want) {
+		t.Fatalf("fields %+v, want %+v", v.Fields, want)
+	}
+}
+
+func TestV2TamperingIsDetected(t *testing.T) {
+	s := testSealer(t)
+	stored := storedV2(t, s)
+	replaceDetails := func(old, new string) func(e *models.Event) {
+		return func(e *models.Event) { e.Details = json.RawMessage(strings.Replace(string(e.Details), old, new, 1)) }
+	}
+	editCommitments := func(edit func(fc map[string]models.FieldCommitment)) func(e *models.Event) {
+		return func(e *models.Event) {
+			fc, err := models.ParseFieldCommitments(e.FieldCommitments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			edit(fc)
+			e.FieldCommitments, _ = json.Marshal(fc)
+		}
+	}
+	cases := []struct {
+		name     string
+		mutate   func(e *models.Event)
+		hashOK   bool
+		sigOK    bool
+		mismatch string // the field CheckFieldCommitments reports as mismatch, if any
+	}{
+		{"unchanged", func(e *models.Event) {}, true, true, ""},
+		// committed fields
+		{"principal", func(e *models.Event) { e.PrincipalID = ptr("dr.evil") }, false, true, "principalId"},
+		{"principal removed", func(e *models.Event) { e.PrincipalID = nil }, false, true, "principalId"},
+		{"target id", func(e *models.Event) { e.TargetResourceID = ptr("pat-000001") }, false, true, "targetResourceId"},
+		{"details.ip", replaceDetails("10.20.1.2", "10.0.0.9"), false, true, "details.ip"},
+		{"details.email", replaceDetails("jane@example.org", "joe@example.org"), false, true, "details.email"},
+		{"details.userAgent added", replaceDetails(`{`, `{"userAgent":"curl",`), false, true, "details.userAgent"},
+		{"salt changed", editCommitments(func(fc map[string]models.FieldCommitment) {
+			c := fc["principalId"]
+			c.Salt = "AAAAAAAAAAAAAAAAAAAAAA"
+			fc["principalId"] = c
+		}), false, true, "principalId"},
+		{"erased without removing the value", editCommitments(func(fc map[string]models.FieldCommitment) {
+			fc["details.ip"] = models.FieldCommitment{Digest: fc["details.ip"].Digest, State: models.FieldErased}
+		}), false, true, "details.ip"},
+		{"state made up", editCommitments(func(fc map[string]models.FieldCommitment) {
+			fc["details.ip"] = models.FieldCommitment{Digest: fc["details.ip"].Digest, State: "hidden"}
+		}), false, true, "details.ip"},
+		// the hashed document
+		{"digest changed", editCommitments(func(fc map[string]models.FieldCommitment) {
+			c := fc["principalId"]
+			c.Digest = strings.Repeat("0", 64)
+			fc["principalId"] = c
+		}), false, true, "principalId"},
+		{"commitment dropped with its value", func(e *models.Event) {
+			editCommitments(func(fc map[string]models.FieldCommitment) { delete(fc, "targetResourceId") })(e)
+			e.TargetResourceID = nil
+		}, false, true, ""},
+		{"action", func(e *models.Event) { e.Action = "patient.record.update" }, false, true, ""},
+		{"timestamp by 1µs", func(e *models.Event) { e.Timestamp = e.Timestamp.Add(time.Microsecond) }, false, true, ""},
+		{"status", func(e *models.Event) { e.Status = "failure" }, false, true, ""},
+		{"outcome", func(e *models.Event) { e.OutcomeDescription = ptr("Nothing happened") }, false, true, ""},
+		{"organization", func(e *models.Event) { e.OrganizationID = "someone-else" }, false, true, ""},
+		{"classification", func(e *models.Event) { e.DataClassification = "PUBLIC" }, false, true, ""},
+		{"retention policy", func(e *models.Event) { e.RetentionPolicy = "minimal" }, false, true, ""},
+		{"target type", func(e *models.Event) { e.TargetResourceType = ptr("Device") }, false, true, ""},
+		{"correlation id", func(e *models.Event) { e.CorrelationID = ptr("x") }, false, true, ""},
+		{"ttl", func(e *models.Event) { e.TTL = nil }, false, true, ""},
+		{"event version", func(e *models.Event) { e.EventVersion = "2.0" }, false, true, ""},
+		{"details value", replaceDetails(`"GET"`, `"DELETE"`), false, true, ""},
+		{"details key added", replaceDetails(`{`, `{"extra":1,`), false, true, ""},
+		{"signature", func(e *models.Event) { e.Signature = strings.Repeat("a", 64) }, true, false, ""},
+		{"hash rewritten to match", func(e *models.Event) {
+			e.Action = "forged"
+			e.Hash, _ = s.ContentHash(e)
+		}, true, false, ""},
+		{"downgraded to v1", func(e *models.Event) { e.HashAlgorithm = models.HashAlgorithmV1 }, false, true, ""},
+		{"not part of the hash: latency", func(e *models.Event) { e.ProcessingLatency = ptr(int32(999)) }, true, true, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := *stored
+			c.mutate(&e)
+			v, err := s.Verify(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.HashOK != c.hashOK || v.SignatureOK != c.sigOK {
+				t.Fatalf("Verify = hash %v signature %v, want %v %v (fields %+v)", v.HashOK, v.SignatureOK, c.hashOK, c.sigOK, v.Fields)
+			}
+			if h, _, err := models.RecomputeEvent(&e); err == nil && h == e.Hash && !c.hashOK && c.mismatch == "" {
+				t.Fatal("RecomputeEvent still matches the stored hash")
+			}
+			checks, err := models.CheckFieldCommitments(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, f := range checks {
+				if f.State == models.FieldMismatch {
+					got = f.Name
+					if f.Reason == "" {
+						t.Errorf("mismatch of %s without a reason", f.Name)
+					}
+				}
+			}
+			if e.HashAlgorithm == models.HashAlgorithmV2 && got != c.mismatch {
+				t.Fatalf("mismatched field %q, want %q (%+v)", got, c.mismatch, checks)
+			}
+		})
+	}
+	t.Run("unreadable commitments", func(t *testing.T) {
+		for _, raw := range []string{``, `null`, `[]`, `{"principalId":{"digest":"x"}}`, `{"other":{"digest":"` + strings.Repeat("a", 64) + `"}}`,
+			`{"principalId":{"digest":"` + strings.Repeat("a", 64) + `","extra":1}}`} {
+			e := *stored
+			e.FieldCommitments = json.RawMessage(raw)
+			if _, err := s.Verify(&e); models.KindOf(err) != models.KindInvalid || models.FieldOf(err) != "field_commitments" {
+				t.Errorf("commitments %q: Verify error %v, want invalid field_commitments", raw, err)
+			}
+		}
+	})
+}
+
+// eraseInDB applies change to the stored row as an authorized (gdpr) mutation and reads it back.
+func eraseInDB(t *testing.T, ev *models.Event, set string, args ...any) *models.Event {
+	t.Helper()
+	db := pgtest.DB(t)
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE audit_log SET `+set+` WHERE organization_id = ? AND id = ?`,
+			append(args, ev.OrganizationID, ev.ID)...).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := models.NewEventStore(db).Get(context.Background(), ev.OrganizationID, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestV2ErasureKeepsTheHash: erasing a field (value and salt removed, state added) or
+// pseudonymizing it (value replaced, salt removed, state added) keeps hash and signature
+// verifying, and CheckFieldCommitments tells each field's state.
+func TestV2ErasureKeepsTheHash(t *testing.T) {
+	s := testSealer(t)
+	stored := storedV2(t, s)
+	fc := stored.FieldCommitments
+	var err error
+	for _, m := range []struct{ name, state string }{
+		{"principalId", models.FieldErased}, {"details.email", models.FieldErased},
+		{"targetResourceId", models.FieldPseudonymized}, {"details.ip", models.FieldPseudonymized},
+	} {
+		if fc, err = models.MarkField(fc, m.name, m.state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(string(fc), "salt") {
+		t.Fatalf("salts kept: %s", fc)
+	}
+	after := eraseInDB(t, stored, `principal_id = NULL, target_resource_id = 'pseudo-7f3a',
+		details = (details - 'email') || '{"ip":"pseudo-ip-1"}', field_commitments = ?::jsonb`, string(fc))
+	v, err := s.Verify(after)
+	if err != nil || !v.HashOK || !v.SignatureOK {
+		t.Fatalf("after erasure and pseudonymization: Verify = %+v, %v", v, err)
+	}
+	if h, _, err := models.RecomputeEvent(after); err != nil || h != stored.Hash {
+		t.Fatalf("RecomputeEvent = %s, %v; want %s", h, err, stored.Hash)
+	}
+	want := "[{details.email erased } {details.ip pseudonymized } {principalId erased } {targetResourceId pseudonymized }]"
+	if got := fmt.Sprint(v.Fields); got != want {
+		t.Fatalf("fields %s, want %s", got, want)
+	}
+	// A disclosed value that no longer matches its digest is a mismatch, while the erased
+	// fields stay erased.
+	after.Details = json.RawMessage(`{"ip":"pseudo-ip-1","method":"GET","count":1,"nested":{"a":[1,2]},"email":"other@example.org"}`)
+	checks, err := models.CheckFieldCommitments(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checks[0].Name != "details.email" || checks[0].State != models.FieldMismatch {
+		t.Fatalf("an erased field given a value again: %+v", checks)
+	}
+	// MarkField refuses what it cannot do.
+	if _, err := models.MarkField(stored.FieldCommitments, "details.name", models.FieldErased); models.KindOf(err) != models.KindInvalid {
+		t.Errorf("MarkField of an uncommitted field: %v", err)
+	}
+	if _, err := models.MarkField(stored.FieldCommitments, "principalId", "gone"); models.KindOf(err) != models.KindInvalid {
+		t.Errorf("MarkField to an unknown state: %v", err)
+	}
+}
+
+func TestV2DisclosedValueNotMatchingIsMismatch(t *testing.T) {
+	s := testSealer(t)
+	stored := storedV2(t, s)
+	e := *stored
+	e.TargetResourceID = ptr("pat-999999")
+	checks, err := models.CheckFieldCommitments(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range checks {
+		want := models.FieldDisclosedOK
+		if f.Name == "targetResourceId" {
+			want = models.FieldMismatch
+		}
+		if f.State != want {
+			t.Errorf("%s: %s (%s), want %s", f.Name, f.State, f.Reason, want)
+		}
+	}
+	if v, _ := s.Verify(&e); v.HashOK || v.ComputedHash != v.ExpectedHash {
+		t.Fatalf("Verify = %+v: the content hash matches but the field must fail it", v)
+	}
+}
+
+// TestV1EventsStillVerify: events the first scheme sealed (stored before the column existed:
+// NULL field commitments) verify as they always did, next to v2 events.
+func TestV1EventsStillVerify(t *testing.T) {
+	s := testSealer(t)
+	org := testOrg(t, "")
+	v1 := roundTripWith(t, s.SealV1, []models.Event{sampleEvent(org, time.Now().Add(-time.Hour))})[0]
+	if v1.HashAlgorithm != models.HashAlgorithmV1 || v1.FieldCommitments != nil || len(v1.SubjectSalt) != 16 {
+		t.Fatalf("v1 event stored as %s, commitments %s, salt %x", v1.HashAlgorithm, v1.FieldCommitments, v1.SubjectSalt)
+	}
+	v, err := s.Verify(v1)
+	if err != nil || !v.HashOK || !v.SignatureOK || v.Fields != nil {
+		t.Fatalf("v1 Verify = %+v, %v", v, err)
+	}
+	if h, d, err := models.RecomputeEvent(v1); err != nil || h != v1.Hash || d != v1.SubjectDigest {
+		t.Fatalf("v1 RecomputeEvent = %s %s %v", h, d, err)
+	}
+	if checks, err := models.CheckFieldCommitments(v1); err != nil || checks != nil {
+		t.Fatalf("CheckFieldCommitments of a v1 event = %v, %v; want nil", checks, err)
+	}
+	unknown := *v1
+	unknown.HashAlgorithm = "sha256-jcs-v3"
+	if _, _, err := models.RecomputeEvent(&unknown); models.FieldOf(err) != "hash_algorithm" {
+		t.Fatalf("unknown scheme: %v", err)
+	}
+}
+
+func TestFieldDigest(t *testing.T) {
+	d, err := models.FieldDigest("AAECAwQFBgcICQoLDA0ODw", "details.ip", json.RawMessage(` "10.0.0.1" `))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := refFieldDigest(t, "AAECAwQFBgcICQoLDA0ODw", "details.ip", json.RawMessage(`"10.0.0.1"`)); d != want {
+		t.Fatalf("FieldDigest %s, reference %s", d, want)
+	}
+	if _, err := models.FieldDigest("s", "n", json.RawMessage(`{"a":`)); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("bad value: %v", err)
+	}
+}
