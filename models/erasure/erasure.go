@@ -597,11 +597,11 @@ func (r *run) eraseLog(ctx context.Context) error {
 	// alone, not for every remaining event of the subject.
 	query := `WITH e AS (SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type,
 				e.target_resource_id, e.details, ` + commitmentsColumn + ` AS commitments, e.hash, e.organization_id,
-				e.correlation_id
+				e.correlation_id, e.tableoid, e.ctid
 			FROM audit_log e WHERE e.organization_id = $1 AND ` + r.s.sql() + ` AND e.id > $5
 			ORDER BY e.id LIMIT $6 FOR UPDATE OF e)
 		SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type, e.target_resource_id,
-			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), ` + heldSQL() + `
+			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, ` + heldSQL() + `
 		FROM e LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 		ORDER BY e.id`
 	var after int64
@@ -620,7 +620,7 @@ func (r *run) eraseLog(ctx context.Context) error {
 			for rows.Next() {
 				ev := &eventRow{}
 				if err := rows.Scan(&ev.ID, &ev.Timestamp, &ev.Action, &ev.HashAlgorithm, &ev.PrincipalID, &ev.TargetResourceType,
-					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.Held); err != nil {
+					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held); err != nil {
 					rows.Close()
 					return err
 				}
@@ -726,7 +726,20 @@ type eventRow struct {
 	Leaf      *int64
 	Hash      string
 	Held      bool
+	// partition (its table's oid) and ctid locate the locked row: changes address it by
+	// them, which needs no plan over the whole organization (whose statistics may be stale).
+	partition uint32
+	ctid      string
 	fields
+}
+
+// byPartition groups evs by their partition.
+func byPartition(evs []*eventRow) map[uint32][]*eventRow {
+	out := map[uint32][]*eventRow{}
+	for _, ev := range evs {
+		out[ev.partition] = append(out[ev.partition], ev)
+	}
+	return out
 }
 
 // fields are the parts of an event a pseudonymization changes.
@@ -801,13 +814,24 @@ func (r *run) deleteEvents(ctx context.Context, tx pgx.Tx, evs []*eventRow) erro
 	for i, ev := range evs {
 		ids[i], times[i], leaves[i], hashes[i] = ev.ID, ev.Timestamp, *ev.Leaf, ev.Hash
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM audit_log e USING unnest($2::bigint[], $3::timestamptz[]) AS u(id, ts)
-		WHERE e.organization_id = $1 AND e.id = u.id AND e."timestamp" = u.ts`, r.org, ids, times)
-	if err != nil {
-		return err
+	var n int64
+	for part, group := range byPartition(evs) {
+		tids := make([]string, len(group))
+		gids := make([]int64, len(group))
+		for i, ev := range group {
+			tids[i], gids[i] = ev.ctid, ev.ID
+		}
+		// By location alone: an organization or id condition beside it can make the planner
+		// scan the organization's rows. The rows were locked by the batch's select; what is
+		// returned is checked against it.
+		rows, _ := tx.Query(ctx, `DELETE FROM audit_log e WHERE e.tableoid = $1 AND e.ctid = ANY($2::tid[])
+			RETURNING e.id, e.organization_id`, part, tids)
+		if err := checkReturned(rows, r.org, gids, &n); err != nil {
+			return err
+		}
 	}
-	if tag.RowsAffected() != int64(len(ids)) {
-		return fmt.Errorf("deleted %d rows for %d events", tag.RowsAffected(), len(ids))
+	if n != int64(len(ids)) {
+		return fmt.Errorf("deleted %d rows for %d events", n, len(ids))
 	}
 	return r.recordRemoved(ctx, tx, ids, times, leaves, hashes)
 }
@@ -823,36 +847,61 @@ func (r *run) recordRemoved(ctx context.Context, tx pgx.Tx, ids []int64, times [
 
 // updateEvents writes the changed fields of evs.
 func updateEvents(ctx context.Context, tx pgx.Tx, org string, evs []*eventRow) error {
-	if len(evs) == 0 {
+	for part, group := range byPartition(evs) {
+		n := len(group)
+		ids, tids := make([]int64, n), make([]string, n)
+		principals, targets, details, commitments := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		clear := make([]bool, n)
+		for i, ev := range group {
+			ids[i], tids[i] = ev.ID, ev.ctid
+			principals[i], targets[i], clear[i] = ev.PrincipalID, ev.TargetResourceID, ev.clearSalt
+			if ev.Details != nil {
+				s := string(ev.Details)
+				details[i] = &s
+			}
+			if ev.Commitments != nil {
+				s := string(ev.Commitments)
+				commitments[i] = &s
+			}
+		}
+		rows, _ := tx.Query(ctx, `UPDATE audit_log e SET principal_id = u.p, target_resource_id = u.t, details = u.d::jsonb,
+				`+commitmentsSet+`subject_salt = CASE WHEN u.clear THEN NULL ELSE e.subject_salt END
+			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[]) AS u(id, p, t, d, c, clear)
+			WHERE e.tableoid = $1 AND e.ctid = ANY($8::tid[]) AND e.id = u.id
+			RETURNING e.id, e.organization_id`,
+			part, ids, principals, targets, details, commitments, clear, tids)
+		var got int64
+		if err := checkReturned(rows, org, ids, &got); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkReturned reads the (id, organization) rows a change returned and fails unless they
+// are exactly ids, all of org; it adds their number to n.
+func checkReturned(rows pgx.Rows, org string, ids []int64, n *int64) error {
+	want := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	var id int64
+	var o string
+	var got int64
+	_, err := pgx.ForEachRow(rows, []any{&id, &o}, func() error {
+		if !want[id] || o != org {
+			return fmt.Errorf("changed event %d of %s, which the batch did not lock", id, o)
+		}
+		got++
 		return nil
-	}
-	n := len(evs)
-	ids, times := make([]int64, n), make([]time.Time, n)
-	principals, targets, details, commitments := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-	clear := make([]bool, n)
-	for i, ev := range evs {
-		ids[i], times[i] = ev.ID, ev.Timestamp
-		principals[i], targets[i], clear[i] = ev.PrincipalID, ev.TargetResourceID, ev.clearSalt
-		if ev.Details != nil {
-			s := string(ev.Details)
-			details[i] = &s
-		}
-		if ev.Commitments != nil {
-			s := string(ev.Commitments)
-			commitments[i] = &s
-		}
-	}
-	tag, err := tx.Exec(ctx, `UPDATE audit_log e SET principal_id = u.p, target_resource_id = u.t, details = u.d::jsonb,
-			`+commitmentsSet+`subject_salt = CASE WHEN u.clear THEN NULL ELSE e.subject_salt END
-		FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) AS u(id, ts, p, t, d, c, clear)
-		WHERE e.organization_id = $1 AND e.id = u.id AND e."timestamp" = u.ts`,
-		org, ids, times, principals, targets, details, commitments, clear)
+	})
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() != int64(n) {
-		return fmt.Errorf("updated %d rows for %d events", tag.RowsAffected(), n)
+	if got != int64(len(ids)) {
+		return fmt.Errorf("changed %d rows for %d events", got, len(ids))
 	}
+	*n += got
 	return nil
 }
 

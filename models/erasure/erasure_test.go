@@ -41,7 +41,16 @@ type fixture struct {
 
 var dpo = models.Actor{UserID: 7, Email: "dpo@example.com"}
 
-func newFixture(t *testing.T, n, archived int) *fixture {
+// Schemes events are sealed with: every event with the first scheme, or every other one
+// with each (a third v1; the subject's events then span both).
+const (
+	schemeV1    = "v1"
+	schemeMixed = "mixed"
+)
+
+func newFixture(t *testing.T, n, archived int) *fixture { return newSchemeFixture(t, n, archived, schemeMixed) }
+
+func newSchemeFixture(t *testing.T, n, archived int, scheme string) *fixture {
 	db := pgtest.DB(t)
 	f := &fixture{t: t, db: db, org: pgtest.NewOrg(t, "a"), other: pgtest.NewOrg(t, "b"), sealer: pgtest.Sealer(t)}
 	key, err := merkle.NewCheckpointKey([]byte("checkpoint-test-seed-0123456789!"))
@@ -88,7 +97,11 @@ func newFixture(t *testing.T, n, archived int) *fixture {
 			Details: []byte(`{"email":"user-3@example.com"}`)})
 	}
 	for i := range evs {
-		if err := f.sealer.Seal(&evs[i]); err != nil {
+		seal := f.sealer.Seal
+		if scheme == schemeV1 || i%3 == 0 {
+			seal = f.sealer.SealV1
+		}
+		if err := seal(&evs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,7 +246,13 @@ func redisClient(t *testing.T) *redis.Client {
 var subject = erasure.Subject{PrincipalID: "user-3", ResourceType: "Patient", ResourceID: "p-42"}
 
 func TestEraseAmongTenThousandEventsKeepsEveryProof(t *testing.T) {
-	f := newFixture(t, 10_000, 600)
+	for _, scheme := range []string{schemeV1, schemeMixed} {
+		t.Run(scheme, func(t *testing.T) { testErase(t, scheme) })
+	}
+}
+
+func testErase(t *testing.T, scheme string) {
+	f := newSchemeFixture(t, 10_000, 600, scheme)
 	ctx := context.Background()
 	rdb := redisClient(t)
 	prefix := "erasuretest:" + f.org + ":"
@@ -280,7 +299,7 @@ func TestEraseAmongTenThousandEventsKeepsEveryProof(t *testing.T) {
 	if res.Matched != before || res.Deleted+res.Pseudonymized+res.ArchivedDeleted+res.ArchivedPseudonymized != before {
 		t.Fatalf("result %+v, %d events matched before", res, before)
 	}
-	// Kept: user-3's logins that do not target the patient (v1 cannot erase a target id).
+	// Kept: user-3's logins, and (v2 only) the unauthorized accesses to the patient.
 	if res.Pseudonymized == 0 || res.ArchivedPseudonymized == 0 || res.ArchivedDeleted == 0 || res.ArchivesRewritten == 0 {
 		t.Fatalf("result %+v", res)
 	}
@@ -323,18 +342,51 @@ func TestEraseAmongTenThousandEventsKeepsEveryProof(t *testing.T) {
 	}
 	// Kept events show the pseudonym, lost their salt and personal details, and verify.
 	var kept []models.Event
-	f.db.Where("organization_id = ? AND principal_id = ?", f.org, res.Pseudonym).Find(&kept)
+	f.db.Where("organization_id = ? AND (principal_id = ? OR target_resource_id = ?)", f.org, res.Pseudonym, res.Pseudonym).Find(&kept)
 	if int64(len(kept)) != res.Pseudonymized {
 		t.Fatalf("%d kept events show the pseudonym, %d pseudonymized", len(kept), res.Pseudonymized)
 	}
+	byScheme := map[string]int{}
 	for _, ev := range kept {
+		byScheme[ev.HashAlgorithm]++
 		v, err := f.sealer.Verify(&ev)
-		if err != nil || !v.HashOK || !v.SignatureOK || ev.SubjectSalt != nil || strings.Contains(string(ev.Details), "email") {
-			t.Fatalf("kept event %d: %+v %v salt=%x details=%s", ev.ID, v, err, ev.SubjectSalt, ev.Details)
+		if err != nil || !v.HashOK || !v.SignatureOK {
+			t.Fatalf("kept event %d (%s): %+v %v", ev.ID, ev.HashAlgorithm, v, err)
 		}
-		if ev.Action != "auth.login.success" {
+		byPrincipal := ev.PrincipalID != nil && *ev.PrincipalID == res.Pseudonym
+		if byPrincipal && (ev.SubjectSalt != nil || strings.Contains(string(ev.Details), "email")) {
+			t.Fatalf("kept event %d keeps its salt or personal details: salt=%x details=%s", ev.ID, ev.SubjectSalt, ev.Details)
+		}
+		if !byPrincipal && ev.HashAlgorithm != models.HashAlgorithmV2 {
+			t.Fatalf("kept a v1 event of the patient: %d", ev.ID)
+		}
+		checks, err := models.CheckFieldCommitments(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states := map[string]string{}
+		for _, c := range checks {
+			states[c.Name] = c.State
+			if c.State == models.FieldMismatch {
+				t.Fatalf("kept event %d: %+v", ev.ID, c)
+			}
+		}
+		if ev.HashAlgorithm == models.HashAlgorithmV2 && byPrincipal && (states["principalId"] != models.FieldPseudonymized ||
+			states["details.email"] != models.FieldErased || states["details.ip"] != models.FieldErased) {
+			t.Fatalf("kept v2 event %d field states: %v", ev.ID, states)
+		}
+		if ev.HashAlgorithm == models.HashAlgorithmV2 && !byPrincipal && states["targetResourceId"] != models.FieldPseudonymized {
+			t.Fatalf("kept v2 event %d of the patient: %v", ev.ID, states)
+		}
+		if ev.Action != "auth.login.success" && ev.Action != "data.access.unauthorized" {
 			t.Fatalf("kept a non-critical event: %s", ev.Action)
 		}
+	}
+	if scheme == schemeMixed && (byScheme[models.HashAlgorithmV1] == 0 || byScheme[models.HashAlgorithmV2] == 0) {
+		t.Fatalf("kept events by scheme: %v", byScheme)
+	}
+	if scheme == schemeV1 && byScheme[models.HashAlgorithmV2] != 0 {
+		t.Fatalf("kept events by scheme: %v", byScheme)
 	}
 	if found := f.traces(rdb, prefix, "user-3", "p-42", "user-3@example.com"); len(found) > 0 {
 		t.Fatalf("identifiers left:\n%s", strings.Join(found, "\n"))
@@ -435,7 +487,8 @@ func TestCrashBetweenBatchesResumesWithoutLossOrDoubleCounting(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM removed_events WHERE organization_id = ? AND request_id = 'req-crash'`, f.org); n != res.Deleted+res.ArchivedDeleted {
 		t.Fatalf("%d removals recorded, %d counted", n, res.Deleted+res.ArchivedDeleted)
 	}
-	if n := f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND principal_id = ?`, f.org, res.Pseudonym); n != res.Pseudonymized {
+	if n := f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND (principal_id = ? OR target_resource_id = ?)`,
+		f.org, res.Pseudonym, res.Pseudonym); n != res.Pseudonymized {
 		t.Fatalf("%d events show the pseudonym, %d counted", n, res.Pseudonymized)
 	}
 	if n, _ := f.engine.Count(ctx, f.org, subject); n != 0 {
