@@ -48,7 +48,9 @@ const (
 	schemeMixed = "mixed"
 )
 
-func newFixture(t *testing.T, n, archived int) *fixture { return newSchemeFixture(t, n, archived, schemeMixed) }
+func newFixture(t *testing.T, n, archived int) *fixture {
+	return newSchemeFixture(t, n, archived, schemeMixed)
+}
 
 func newSchemeFixture(t *testing.T, n, archived int, scheme string) *fixture {
 	db := pgtest.DB(t)
