@@ -26,7 +26,12 @@ type ErasureOptions struct {
 	Events        int // in the organization, the subject's included
 	SubjectEvents int // of the subject (and as many of the baseline principal)
 	Batch         int // the engine's batch size (0: its default)
-	Out           io.Writer
+	// ByResource makes the subject a target resource (Patient/bench-patient, the events'
+	// principals random) instead of a principal.
+	ByResource bool
+	// V1 seals every event with the first scheme (sha256-jcs-v1) instead of the current one.
+	V1  bool
+	Out io.Writer
 }
 
 // ErasureResult is what the erasure benchmark measured.
@@ -38,8 +43,9 @@ type ErasureResult struct {
 }
 
 // Erasure seeds o.Events events of one organization over 5,000 principals, o.SubjectEvents
-// of them by the subject "bench-subject" (every tenth a login: kept pseudonymized) and as
-// many by "bench-baseline"; sequences them; verifies the organization; times a plain DELETE
+// of them of the subject (the principal "bench-subject", or with ByResource the target
+// Patient/bench-patient; every tenth a critical action: kept pseudonymized, except v1
+// events of a target, which are deleted) and as many by "bench-baseline"; sequences them; verifies the organization; times a plain DELETE
 // … RETURNING of the baseline principal's rows in a transaction that is rolled back (the
 // floor any erasure pays); times the engine's erasure of the subject; and verifies again.
 func Erasure(ctx context.Context, o ErasureOptions) (ErasureResult, error) {
@@ -102,7 +108,11 @@ func Erasure(ctx context.Context, o ErasureOptions) (ErasureResult, error) {
 	}
 	start = time.Now()
 	phase, phaseStart := "", start
-	r, err := engine.Erase(ctx, o.Org, "bench-request", erasure.Subject{PrincipalID: "bench-subject"},
+	subject := erasure.Subject{PrincipalID: "bench-subject"}
+	if o.ByResource {
+		subject = erasure.Subject{ResourceType: "Patient", ResourceID: "bench-patient"}
+	}
+	r, err := engine.Erase(ctx, o.Org, "bench-request", subject,
 		models.SystemActor("bench"), func(p erasure.Progress) {
 			if p.Phase != phase {
 				if phase != "" {
@@ -151,22 +161,33 @@ func writeErasureEvents(ctx context.Context, o ErasureOptions) error {
 		ts := now.Add(-time.Duration(rng.IntN(60*24*3600)) * time.Second).Truncate(time.Microsecond)
 		principal := fmt.Sprintf("user-%d", rng.IntN(5000))
 		action := actions[rng.IntN(len(actions))]
+		rtype, rid := "document", fmt.Sprintf("doc-%d", rng.IntN(100_000))
 		switch {
 		case i%(o.Events/o.SubjectEvents) == 0 && i/(o.Events/o.SubjectEvents) < o.SubjectEvents:
-			principal = "bench-subject"
+			if o.ByResource {
+				rtype, rid = "Patient", "bench-patient"
+			} else {
+				principal = "bench-subject"
+			}
 			if i/(o.Events/o.SubjectEvents)%10 == 0 {
 				action = "auth.login.success"
+				if o.ByResource {
+					action = "data.access.unauthorized"
+				}
 			}
 		case i%(o.Events/o.SubjectEvents) == 1 && i/(o.Events/o.SubjectEvents) < o.SubjectEvents:
 			principal = "bench-baseline"
 		}
-		rtype, rid := "document", fmt.Sprintf("doc-%d", rng.IntN(100_000))
 		ev := models.Event{OrganizationID: o.Org, Timestamp: ts, Action: action, Status: "success",
 			DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0", PrincipalID: &principal,
 			TargetResourceType: &rtype, TargetResourceID: &rid,
 			Details: fmt.Appendf(nil, `{"ip":"10.%d.%d.%d","userAgent":"Mozilla/5.0","requestId":"req-%d"}`,
 				rng.IntN(256), rng.IntN(256), rng.IntN(256), i)}
-		if err := o.Sealer.Seal(&ev); err != nil {
+		seal := o.Sealer.Seal
+		if o.V1 {
+			seal = o.Sealer.SealV1
+		}
+		if err := seal(&ev); err != nil {
 			return err
 		}
 		batch = append(batch, ev)
