@@ -36,6 +36,7 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   dashboard   [--events N] [--iterations N] [--database NAME]
   retention   [--events N] [--database NAME]
   bundle      [--events N] [--rounds N] [--sample N] [--database NAME]
+  seal        [--events N] [--batches N] [--batch N] [--writers N] [--rounds N] [--database NAME]
   metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]
   reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]
   cache       [--events N] [--rounds N] [--iterations N] [--database NAME]
@@ -85,6 +86,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchRetention(ctx, cfg, args[1:], stdout)
 	case "bundle":
 		return benchBundle(ctx, cfg, args[1:], stdout)
+	case "seal":
+		return benchSeal(ctx, cfg, args[1:], stdout)
 	case "metrics":
 		return benchMetrics(ctx, cfg, args[1:], stdout)
 	case "cache":
@@ -558,6 +561,37 @@ func benchBundle(ctx context.Context, cfg config, args []string, stdout io.Write
 	mlog.CheckpointEvery = 0
 	_, err = bench.Bundle(ctx, bench.BundleOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
 		Events: *events, Rounds: *rounds, Sample: *sample, Now: time.Now().UTC(), Out: stdout})
+	return err
+}
+
+// benchSeal compares the two integrity schemes: Seal v2 / Seal v1 CPU per event and the
+// throughput of sealing + binary COPY commit (the ingest writer's path) with each, in
+// alternating rounds of one run.
+func benchSeal(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench seal", stdout)
+	events := fs.Int("events", 200_000, "events sealed per scheme and round (CPU comparison)")
+	batches := fs.Int("batches", 40, "batches written per scheme and round (ingest comparison)")
+	batch := fs.Int("batch", 1000, "events per batch")
+	writers := fs.Int("writers", 2, "concurrent batch writers")
+	rounds := fs.Int("rounds", 5, "alternating rounds of the two schemes")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_seal appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *events < 1 || *batches < 1 || *batch < 1 || *batch > ingest.MaxBatchArray || *writers < 1 || *rounds < 1 {
+		return models.Invalid("flags", "need positive counts and 1 ≤ --batch ≤ 1000")
+	}
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_seal", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-seal"
+	if err := env.org(ctx, org, "Sealing benchmark"); err != nil {
+		return err
+	}
+	_, err = bench.Seal(ctx, bench.SealOptions{DB: env.db, Sealer: env.sealer, Org: org, Events: *events, Batches: *batches,
+		BatchSize: *batch, Writers: *writers, Rounds: *rounds, Out: stdout})
 	return err
 }
 

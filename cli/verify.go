@@ -60,6 +60,10 @@ func verifyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 		if rep.Archives > 0 {
 			fmt.Fprintf(stdout, "  %d events verified from %d archives\n", rep.Archived, rep.Archives)
 		}
+		if rep.V2Events > 0 {
+			fmt.Fprintf(stdout, "  %d events of scheme %s: %d personal fields erased, %d pseudonymized (their digests kept, so the events still verify)\n",
+				rep.V2Events, models.HashAlgorithmV2, rep.ErasedFields, rep.PseudonymizedFields)
+		}
 		for _, line := range rep.RemovedBy {
 			fmt.Fprintf(stdout, "  %s\n", line)
 		}

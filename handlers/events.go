@@ -524,7 +524,9 @@ func ShowEvent(events EventReader, integrity IntegrityReader) fiber.Handler {
 		if render.IsHTMX(c) && c.Get("HX-Target") == "event-panel" {
 			return render.HTML(c, fiber.StatusOK, eventviews.Panel(props))
 		}
-		if props.Integrity, err = integrityCard(c, v, integrity, id); err != nil {
+		// Checking the commitments needs no key and no query: do it for every view of the page.
+		fields, _ := models.CheckFieldCommitments(ev) // unreadable commitments: Verify says so
+		if props.Integrity, err = integrityCard(c, v, integrity, id, fields); err != nil {
 			return err
 		}
 		return render.HTML(c, fiber.StatusOK, eventviews.Detail(v.Shell("Event "+strconv.FormatInt(id, 10), "events"), props))
@@ -553,13 +555,14 @@ func VerifyEvent(verifier EventVerifier, integrity IntegrityReader) fiber.Handle
 		if err != nil {
 			return err
 		}
-		if _, err := verifier.VerifyEvent(c.UserContext(), v.OrgID, id, v.User.Email); err != nil {
+		check, err := verifier.VerifyEvent(c.UserContext(), v.OrgID, id, v.User.Email)
+		if err != nil {
 			return err
 		}
 		if !render.IsHTMX(c) {
 			return render.Redirect(c, "/events/"+strconv.FormatInt(id, 10))
 		}
-		card, err := integrityCard(c, v, integrity, id)
+		card, err := integrityCard(c, v, integrity, id, check.Fields)
 		if err != nil {
 			return err
 		}
@@ -575,10 +578,11 @@ func consoleEventID(c *fiber.Ctx, v *render.Viewer) (int64, error) {
 	return id, nil
 }
 
-// integrityCard shapes the integrity card of event id.
-func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id int64) (eventviews.IntegrityProps, error) {
+// integrityCard shapes the integrity card of event id, with the commitment state of its
+// personal fields (nil for a sha256-jcs-v1 event).
+func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id int64, fields []models.FieldCheck) (eventviews.IntegrityProps, error) {
 	ctx := c.UserContext()
-	p := eventviews.IntegrityProps{EventID: id, CSRF: v.Session.CSRFToken()}
+	p := eventviews.IntegrityProps{EventID: id, CSRF: v.Session.CSRFToken(), Fields: fieldStates(fields)}
 	if v.Allowed("audit.events", "verify") {
 		p.VerifyAction = "/events/" + strconv.FormatInt(id, 10) + "/verify"
 	}
@@ -609,6 +613,22 @@ func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id
 		p.Last.Computed = "—"
 	}
 	return p, nil
+}
+
+// fieldStateLabels say each commitment state in words.
+var fieldStateLabels = map[string]string{
+	models.FieldDisclosedOK:   "matches its digest",
+	models.FieldMismatch:      "does not match its commitment",
+	models.FieldErased:        "erased (digest kept)",
+	models.FieldPseudonymized: "pseudonymized (digest kept)",
+}
+
+func fieldStates(fields []models.FieldCheck) []eventviews.FieldStateView {
+	out := make([]eventviews.FieldStateView, 0, len(fields))
+	for _, f := range fields {
+		out = append(out, eventviews.FieldStateView{Name: f.Name, State: f.State, Label: fieldStateLabels[f.State], Reason: f.Reason})
+	}
+	return out
 }
 
 func eventDetail(ev *models.Event) eventviews.DetailProps {
@@ -645,11 +665,19 @@ func eventDetail(ev *models.Event) eventviews.DetailProps {
 		{Label: "Archived at", Value: archived, TestID: "field-archived-at"},
 		{Label: "Hash algorithm", Value: ev.HashAlgorithm, TestID: "field-hash-algorithm", Mono: true},
 		{Label: "Hash", Value: ev.Hash, TestID: "field-hash", Mono: true},
-		{Label: "Subject digest", Value: ev.SubjectDigest, TestID: "field-subject-digest", Mono: true},
+		{Label: "Subject digest", Value: orDash(ev.SubjectDigest), TestID: "field-subject-digest", Mono: true},
 		{Label: "Signature", Value: ev.Signature, TestID: "field-signature", Mono: true},
 	}
 	return eventviews.DetailProps{ID: ev.ID, Title: ev.Action, Fields: fields, DetailsJSON: prettyJSON(ev.Details),
 		BackHref: "/events"}
+}
+
+// orDash is s, or "—" when empty (a sha256-jcs-v2 event has no subject digest).
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
 }
 
 func prettyJSON(raw json.RawMessage) string {

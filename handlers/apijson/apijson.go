@@ -97,6 +97,9 @@ type Event struct {
 	Hash               string          `json:"hash"`
 	SubjectDigest      string          `json:"subjectDigest"`
 	Signature          string          `json:"signature"`
+	// FieldCommitments are a sha256-jcs-v2 event's per-field digests (and salts, or states once
+	// erased or pseudonymized), which its hash covers; absent for sha256-jcs-v1.
+	FieldCommitments json.RawMessage `json:"fieldCommitments,omitempty"`
 }
 
 // NewEvent shapes a stored event.
@@ -107,6 +110,9 @@ func NewEvent(ev *models.Event) Event {
 		DataClassification: ev.DataClassification, RetentionPolicy: ev.RetentionPolicy, EventVersion: ev.EventVersion,
 		TTL: ev.TTL, ProcessingLatency: ev.ProcessingLatency, HashAlgorithm: ev.HashAlgorithm, Hash: ev.Hash,
 		SubjectDigest: ev.SubjectDigest, Signature: ev.Signature}
+	if len(ev.FieldCommitments) > 0 && string(ev.FieldCommitments) != "null" {
+		out.FieldCommitments = ev.FieldCommitments
+	}
 	if len(ev.Details) > 0 && string(ev.Details) != "null" {
 		out.Details = ev.Details
 	}
@@ -137,6 +143,8 @@ type Verification struct {
 	Checkpoint   *int64 `json:"checkpoint"`
 	VerifiedAt   string `json:"verifiedAt"`
 	VerifiedBy   string `json:"verifiedBy"`
+	// Fields is the commitment state of each personal field of a sha256-jcs-v2 event.
+	Fields []models.FieldCheck `json:"fields,omitempty"`
 }
 
 // NewVerification shapes an event check.
@@ -144,7 +152,7 @@ func NewVerification(c *merkle.EventCheck) Verification {
 	return Verification{EventID: c.EventID, Status: c.Status, Reason: c.Reason, ExpectedHash: c.ExpectedHash,
 		ComputedHash: c.ComputedHash, HashOK: c.HashOK, SignatureOK: c.SignatureOK, LeafIndex: c.LeafIndex,
 		LogMatches: c.LogMatches, Checkpoint: c.Checkpoint, VerifiedAt: c.VerifiedAt.UTC().Format(TimeLayout),
-		VerifiedBy: c.VerifiedBy}
+		VerifiedBy: c.VerifiedBy, Fields: c.Fields}
 }
 
 // Checkpoint is a signed checkpoint of an organization's log. Hashes are standard base64,

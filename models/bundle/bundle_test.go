@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,7 +81,8 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // write seals n events of org at ts (a second apart), with awkward contents, and writes
-// them without sequencing.
+// them without sequencing. Odd ones are sealed with the first scheme, as events written
+// before the second one was: a bundle mixes both.
 func (f *fixture) write(t *testing.T, org string, ts time.Time, n int, policy string) []models.Event {
 	t.Helper()
 	sealer := pgtest.Sealer(t)
@@ -94,7 +96,11 @@ func (f *fixture) write(t *testing.T, org string, ts time.Time, n int, policy st
 		if i == 0 {
 			evs[i].Details, evs[i].PrincipalID, evs[i].TTL = nil, nil, nil
 		}
-		if err := sealer.Seal(&evs[i]); err != nil {
+		seal := sealer.Seal
+		if i%2 == 1 {
+			seal = sealer.SealV1
+		}
+		if err := seal(&evs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,7 +275,7 @@ func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
 	}
 	var info bundle.Info
 	if err := json.Unmarshal(files[bundle.FileInfo], &info); err != nil || info.OrganizationID != f.org ||
-		info.HashAlgorithms[0] != models.HashAlgorithmV2 || len(info.Files) != 6 {
+		fmt.Sprint(info.HashAlgorithms) != fmt.Sprint([]string{models.HashAlgorithmV1, models.HashAlgorithmV2}) || len(info.Files) != 6 {
 		t.Fatalf("bundle.json %+v (%v)", info, err)
 	}
 
@@ -327,6 +333,9 @@ func TestVerifyNamesEachKindOfTampering(t *testing.T) {
 		{"a changed field of a live event", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileEvents, live, func(l string) string { return strings.Replace(l, `"status":"`, `"status":"x`, 1) })
 		}, nil, []string{fmt.Sprintf("event %d: changed", live)}},
+		{"a changed personal field of an archived event of the first scheme", func(files map[string][]byte) {
+			editLine(t, files, bundle.FileEvents, f.archived[1].ID, func(l string) string { return strings.Replace(l, `"principalId":"user-`, `"principalId":"mallory-`, 1) })
+		}, nil, []string{fmt.Sprintf("event %d: changed: its personal fields", f.archived[1].ID)}},
 		{"a changed personal field of an archived event", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileEvents, archived, func(l string) string { return strings.Replace(l, `"principalId":"user-`, `"principalId":"mallory-`, 1) })
 		}, nil, []string{fmt.Sprintf("event %d: changed: personal field principalId: its value does not match its digest", archived)}},
@@ -584,4 +593,63 @@ func TestVerifyLimitsAndEscapes(t *testing.T) {
 			t.Fatalf("tree size %d; problems:\n%s", rep.TreeSize, strings.Join(rep.Problems, "\n"))
 		}
 	})
+}
+
+// A bundle whose sha256-jcs-v2 events had fields erased or pseudonymized verifies offline and
+// says which fields were removed lawfully; a field changed behind its commitment is a problem.
+func TestBundleReportsErasedFields(t *testing.T) {
+	f := newFixture(t)
+	erased, pseudonymized, changed := f.live[2], f.live[4], f.live[6]
+	for _, ev := range []models.Event{erased, pseudonymized, changed} {
+		if ev.HashAlgorithm != models.HashAlgorithmV2 {
+			t.Fatalf("event %d is of %s", ev.ID, ev.HashAlgorithm)
+		}
+	}
+	gdpr := func(sql string, args ...any) {
+		t.Helper()
+		err := f.db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`).Error; err != nil {
+				return err
+			}
+			return tx.Exec(sql, args...).Error
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc, err := models.MarkField(erased.FieldCommitments, "principalId", models.FieldErased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gdpr(`UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE id = ?`, string(fc), erased.ID)
+	fc, err = models.MarkField(pseudonymized.FieldCommitments, "details.email", models.FieldPseudonymized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gdpr(`UPDATE audit_log SET details = jsonb_set(details, '{email}', '"pseudo-4"'), field_commitments = ?::jsonb WHERE id = ?`,
+		string(fc), pseudonymized.ID)
+
+	b, _ := f.bundle(t, f.filter())
+	rep := verify(t, b, f.log.Key().VerifierKey())
+	if !rep.OK() {
+		t.Fatalf("problems: %v", rep.Problems)
+	}
+	if rep.V2Events == 0 || rep.V2Events == rep.Events || rep.Fields[models.FieldErased] != 1 || rep.Fields[models.FieldPseudonymized] != 1 ||
+		rep.Fields[models.FieldMismatch] != 0 || rep.Fields[models.FieldDisclosedOK] == 0 {
+		t.Fatalf("%d of %d events v2, fields %v", rep.V2Events, rep.Events, rep.Fields)
+	}
+	notes := strings.Join(rep.FieldNotes, "\n")
+	for _, want := range []string{fmt.Sprintf("event %d: principalId erased", erased.ID), fmt.Sprintf("event %d: details.email pseudonymized", pseudonymized.ID)} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("field notes %q lack %q", notes, want)
+		}
+	}
+
+	b = rezip(t, b, func(files map[string][]byte) {
+		editLine(t, files, bundle.FileEvents, changed.ID, func(l string) string { return strings.Replace(l, `"ip":"10.0.0.`, `"ip":"10.6.6.`, 1) })
+	})
+	rep = verify(t, b, f.log.Key().VerifierKey())
+	if want := fmt.Sprintf("event %d: changed: personal field details.ip: its value does not match its digest", changed.ID); !slices.Contains(rep.Problems, want) {
+		t.Fatalf("problems %q lack %q", rep.Problems, want)
+	}
 }

@@ -44,6 +44,12 @@ Check it by hand (docs/integrity.md of auditdb gives every byte):
      out). Its SHA-256 in hex must equal the line's "hash" and its manifest entry's "hash".
      Where "subjectSalt" is present, SHA-256(salt || JCS({"details": personal members,
      "principalId": ...})) must equal "subjectDigest".
+     That is hashAlgorithm sha256-jcs-v1. For sha256-jcs-v2 the document has no
+     subjectDigest and no targetResourceId; it has "fieldDigests" instead: every "digest" of
+     the line's "fieldCommitments", sorted ascending. Each commitment that still has a "salt"
+     must have digest = hex SHA-256(JCS([salt, name, value])) for the field's value (name:
+     principalId, targetResourceId or details.<key>); one with "state" erased or
+     pseudonymized was removed or replaced lawfully and is checked through the hash only.
   3. Every manifest entry but the removed ones has exactly one line, and every line one entry.
   4. For each manifest entry, leaf = SHA-256(0x00 || the 32 bytes of "hash"); fold the
      proof's hashes as RFC 6962 (RFC 9162 section 2.1.3.2) for leafIndex in the tree size:

@@ -212,8 +212,30 @@ type OrgReport struct {
 	// RemovedBy says what removed them, one line per policy and run, e.g.
 	// "12 events removed by retention policy standard in run 3".
 	RemovedBy []string
-	Problems  int64
-	Findings  []Finding
+	// V2Events counts the sha256-jcs-v2 events checked (live and archived); ErasedFields and
+	// PseudonymizedFields count their personal fields an erasure or pseudonymization changed
+	// (digest kept, so the event still verifies).
+	V2Events            int64
+	ErasedFields        int64
+	PseudonymizedFields int64
+	Problems            int64
+	Findings            []Finding
+}
+
+// countFields adds a checked event's field states to the report.
+func (r *OrgReport) countFields(ev *models.Event, res models.Verification) {
+	if ev.HashAlgorithm != models.HashAlgorithmV2 {
+		return
+	}
+	r.V2Events++
+	for _, f := range res.Fields {
+		switch f.State {
+		case models.FieldErased:
+			r.ErasedFields++
+		case models.FieldPseudonymized:
+			r.PseudonymizedFields++
+		}
+	}
 }
 
 // OK reports whether the check found nothing wrong.
@@ -324,6 +346,7 @@ func (v *Verifier) checkEvents(ctx context.Context, conn *pgx.Conn, org string, 
 			li = *leafIndex
 		}
 		res, err := v.sealer.Verify(&ev)
+		r.countFields(&ev, res)
 		switch {
 		case !models.KnownHashAlgorithm(ev.HashAlgorithm) || err != nil:
 			r.add(Finding{Kind: FindingTampered, EventID: ev.ID, LeafIndex: li, Detail: "its hash cannot be recomputed (scheme, details or field commitments unreadable)"})
@@ -531,6 +554,7 @@ func (v *Verifier) checkArchive(ctx context.Context, conn *pgx.Conn, org, id str
 		r.Archived++
 		ev := line.Event()
 		res, verr := v.sealer.Verify(ev)
+		r.countFields(ev, res)
 		lf := listed[ev.ID]
 		li := int64(-1)
 		if lf != nil {

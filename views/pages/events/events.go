@@ -208,6 +208,29 @@ type IntegrityProps struct {
 	Log        string
 	Checkpoint string // the checkpoint number, "" until one includes the event
 	Last       *VerificationView
+	// Fields is the commitment state of each personal field of a sha256-jcs-v2 event (none
+	// for the first scheme).
+	Fields []FieldStateView
+}
+
+// FieldStateView is one personal field of the integrity card: its name and commitment state.
+type FieldStateView struct {
+	Name   string // principalId, targetResourceId or details.<key>
+	State  string // disclosed-ok, mismatch, erased or pseudonymized
+	Label  string // the state in words
+	Reason string // why, for a mismatch
+}
+
+// FieldStateVariant picks the badge colour for a field's commitment state.
+func FieldStateVariant(state string) components.Variant {
+	switch state {
+	case "disclosed-ok":
+		return components.Success
+	case "mismatch":
+		return components.Danger
+	default:
+		return components.Neutral
+	}
 }
 
 // VerificationView is one recorded verification, formatted.

@@ -1,0 +1,72 @@
+package handlers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"auditdb/models"
+	"auditdb/web/webtest"
+)
+
+// The event page's integrity card and the API's event JSON show a sha256-jcs-v2 event's
+// per-field commitments; after a field is erased the page says so, and Verify still passes.
+func TestEventPageShowsFieldCommitments(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("fields")
+	c := env.Login(env.User(org, "org:admin"))
+	principal, target := "dr.who", "pat-1"
+	ev := env.Events(models.Event{OrganizationID: org, Timestamp: time.Now().Add(-time.Minute), Action: "chart.open",
+		Status: "success", PrincipalID: &principal, TargetResourceID: &target, Details: json.RawMessage(`{"ip":"10.0.0.1","n":1}`)})[0]
+	path := fmt.Sprintf("/events/%d", ev.ID)
+
+	page := c.Get(path)
+	for _, want := range []string{`data-testid="field-commitments"`,
+		`data-testid="field-commitment-principalId" data-state="disclosed-ok"`,
+		`data-testid="field-commitment-targetResourceId" data-state="disclosed-ok"`,
+		`data-testid="field-commitment-details.ip" data-state="disclosed-ok"`} {
+		if !strings.Contains(page.Body, want) {
+			t.Errorf("event page lacks %s", want)
+		}
+	}
+
+	r := env.API("GET", "/api/v1"+path, env.APIKey(org, models.ScopeRead), "", "")
+	var got struct {
+		HashAlgorithm    string                            `json:"hashAlgorithm"`
+		SubjectDigest    string                            `json:"subjectDigest"`
+		FieldCommitments map[string]models.FieldCommitment `json:"fieldCommitments"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil || got.HashAlgorithm != models.HashAlgorithmV2 ||
+		got.SubjectDigest != "" || len(got.FieldCommitments) != 3 || got.FieldCommitments["principalId"].Salt == "" {
+		t.Fatalf("API event %d %s (%v)", r.StatusCode, r.Body, err)
+	}
+
+	fc, err := models.MarkField(ev.FieldCommitments, "principalId", models.FieldErased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, env, `UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE id = ?`, string(fc), ev.ID)
+	if r := c.PostForm(path+"/verify", url.Values{}); r.StatusCode != 303 {
+		t.Fatalf("verify: %d", r.StatusCode)
+	}
+	page = c.Get(path)
+	for _, want := range []string{"Verified: the event is intact", `data-testid="field-commitment-principalId" data-state="erased"`,
+		"erased (digest kept)", `data-testid="field-commitment-details.ip" data-state="disclosed-ok"`} {
+		if !strings.Contains(page.Body, want) {
+			t.Errorf("page after erasing the principal lacks %s", want)
+		}
+	}
+
+	tamper(t, env, `UPDATE audit_log SET details = '{"ip":"10.6.6.6","n":1}' WHERE id = ?`, ev.ID)
+	req := httpRequest("POST", path+"/verify", url.Values{"_csrf": {c.CSRF}})
+	req.Header.Set("HX-Request", "true")
+	frag := c.Do(req)
+	for _, want := range []string{"Tampered", `data-testid="field-commitment-details.ip" data-state="mismatch"`, "its value does not match its digest"} {
+		if !strings.Contains(frag.Body, want) {
+			t.Errorf("htmx verify after changing details.ip lacks %s: %.400s", want, frag.Body)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package merkle_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"auditdb/models"
+	"auditdb/models/merkle"
+	"auditdb/models/pgtest"
+)
+
+// gdpr applies sql as an erasure does: an authorized mutation (purpose gdpr), triggers on.
+func gdpr(t *testing.T, db *gorm.DB, sql string, args ...any) {
+	t.Helper()
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(sql, args...).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An erased principal and a pseudonymized detail keep the organization verifying (the report
+// counts them); a detail changed behind the commitment is named as tampering.
+func TestCheckOrgAcrossErasure(t *testing.T) {
+	db := pgtest.DB(t)
+	ctx := context.Background()
+	l := merkle.NewLog(db, testCheckpointKey(t))
+	l.CheckpointEvery = 0
+	org := pgtest.NewOrg(t, "")
+	evs := pgtest.WriteEvents(t, db, org, 4)
+	sequenceAll(t, l)
+	checker := merkle.NewVerifier(db, pgtest.Sealer(t), l)
+
+	fc, err := models.MarkField(evs[0].FieldCommitments, "principalId", models.FieldErased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gdpr(t, db, `UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE id = ?`, string(fc), evs[0].ID)
+	fc, err = models.MarkField(evs[1].FieldCommitments, "details.ip", models.FieldPseudonymized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gdpr(t, db, `UPDATE audit_log SET details = jsonb_set(details, '{ip}', '"pseudo-1"'), field_commitments = ?::jsonb WHERE id = ?`,
+		string(fc), evs[1].ID)
+	rep, err := checker.CheckOrg(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.V2Events != 4 || rep.ErasedFields != 1 || rep.PseudonymizedFields != 1 {
+		t.Fatalf("after erasure: ok %v, v2 %d, erased %d, pseudonymized %d: %+v", rep.OK(), rep.V2Events, rep.ErasedFields,
+			rep.PseudonymizedFields, rep.Findings)
+	}
+	c, err := checker.VerifyEvent(ctx, org, evs[0].ID, "test")
+	if err != nil || c.Status != merkle.IntegritySuccess || len(c.Fields) != 2 || c.Fields[1].State != models.FieldErased {
+		t.Fatalf("VerifyEvent of the erased event: %+v, %v", c, err)
+	}
+
+	gdpr(t, db, `UPDATE audit_log SET details = jsonb_set(details, '{ip}', '"10.9.9.9"') WHERE id = ?`, evs[2].ID)
+	rep, err = checker.CheckOrg(ctx, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || len(rep.Findings) != 1 || rep.Findings[0].EventID != evs[2].ID ||
+		!strings.Contains(rep.Findings[0].Detail, "field details.ip: its value does not match its digest") {
+		t.Fatalf("a changed committed field: %+v", rep.Findings)
+	}
+	c, err = checker.VerifyEvent(ctx, org, evs[2].ID, "test")
+	if err != nil || c.Status != merkle.IntegrityTampered || !strings.Contains(c.Reason, "details.ip") {
+		t.Fatalf("VerifyEvent of the changed event: %+v, %v", c, err)
+	}
+}
