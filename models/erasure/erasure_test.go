@@ -318,6 +318,9 @@ func testErase(t *testing.T, scheme string) {
 	if !rep.OK() {
 		t.Fatalf("verify after: %d problems: %+v", rep.Problems, rep.Findings)
 	}
+	if scheme == schemeMixed && (rep.PseudonymizedFields == 0 || rep.ErasedFields == 0) {
+		t.Fatalf("verify counts %d pseudonymized and %d erased fields of v2 events", rep.PseudonymizedFields, rep.ErasedFields)
+	}
 	if want := fmt.Sprintf("%d events erased by request req-1", res.Deleted+res.ArchivedDeleted); !strings.Contains(strings.Join(rep.RemovedBy, "\n"), want) {
 		t.Fatalf("verify names %q, want %q", rep.RemovedBy, want)
 	}
