@@ -40,7 +40,8 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   metrics     [--batches N] [--singles N] [--rounds N] [--database NAME]
   reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]
   gdpr-export [--events N] [--subject N] [--rounds N] [--database NAME]
-  cache       [--events N] [--rounds N] [--iterations N] [--database NAME]`
+  cache       [--events N] [--rounds N] [--iterations N] [--database NAME]
+  erase       [--events N] [--subject-events N] [--batch N] [--by principal|resource] [--scheme v1|v2] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -94,6 +95,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchCache(ctx, cfg, args[1:], stdout)
 	case "reports":
 		return benchReports(ctx, cfg, args[1:], stdout)
+	case "erase":
+		return benchErase(ctx, cfg, args[1:], stdout)
 	case "reports-child":
 		return benchReportChild(ctx, cfg, args[1:], stdout)
 	case "gdpr-export":
@@ -838,4 +841,44 @@ func benchGDPRExportChild(ctx context.Context, cfg config, args []string, stdout
 	}
 	defer closeDB(db)
 	return bench.GDPRExportChild(ctx, db, *org, *request, *format, stdout)
+}
+
+func benchErase(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench erase", stdout)
+	events := fs.Int("events", 1_000_000, "events to seed into the organization")
+	subject := fs.Int("subject-events", 10_000, "events of the erased subject (and of the baseline principal)")
+	batch := fs.Int("batch", 0, "events per erasure transaction (0: the engine's default)")
+	by := fs.String("by", "principal", "the subject: a principal or a target resource (a patient)")
+	scheme := fs.String("scheme", "v2", "seal the events with sha256-jcs-v1 or -v2")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_erase appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *subject < 1 || *events < 4**subject {
+		return models.Invalid("--subject-events", "must be at least 1 and at most a quarter of --events")
+	}
+	if *by != "principal" && *by != "resource" {
+		return models.Invalid("--by", "must be principal or resource")
+	}
+	if *scheme != "v1" && *scheme != "v2" {
+		return models.Invalid("--scheme", "must be v1 or v2")
+	}
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_erase", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-erase"
+	if err := env.org(ctx, org, "Erasure benchmark"); err != nil {
+		return err
+	}
+	_, ck, err := integrityKeys(cfg)
+	if err != nil {
+		return err
+	}
+	mlog := merkle.NewLog(env.db, ck)
+	mlog.CheckpointEvery = time.Hour
+	_, err = bench.Erasure(ctx, bench.ErasureOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
+		Events: *events, SubjectEvents: *subject, Batch: *batch, ByResource: *by == "resource", V1: *scheme == "v1", Out: stdout})
+	return err
 }

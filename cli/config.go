@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"auditdb/models"
+	"auditdb/models/erasure"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/querycache"
@@ -78,6 +79,9 @@ type config struct {
 	// Perf tunes the performance report: AUDITDB_SLOW_QUERY_MS (the slow-query threshold,
 	// 1 to 3600000, 1000) and AUDITDB_AUTO_OPTIMIZE (true or false, true).
 	Perf models.PerfOptions
+	// PseudonymKey makes and encrypts GDPR pseudonyms: AUDITDB_PSEUDONYM_KEY (hex or base64
+	// of exactly 32 bytes) or <data dir>/pseudonym.key; never stored in the database.
+	PseudonymKey []byte
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -216,7 +220,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		cfg.CheckpointKey = key
 	}
+	if v := getenv(erasure.KeyEnv); v != "" {
+		key, err := erasure.ParsePseudonymKey(v)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.PseudonymKey = key
+	}
 	return cfg, nil
+}
+
+// pseudonymKey returns the configured pseudonym key, or the one kept in the data directory
+// (generated with mode 0600 on first use).
+func (c config) pseudonymKey() ([]byte, error) {
+	if c.PseudonymKey != nil {
+		return c.PseudonymKey, nil
+	}
+	return erasure.LoadPseudonymKey(func(string) string { return "" }, c.DataDir)
 }
 
 // loadPerfConfig reads the query cache's and the performance report's settings.

@@ -31,6 +31,8 @@ func TestBadConfig(t *testing.T) {
 		{"public url without a scheme", "AUDITDB_PUBLIC_URL", "audit.example.com"},
 		{"metrics neither on nor off", "AUDITDB_METRICS", "maybe"},
 		{"metrics address without a port", "AUDITDB_METRICS_ADDR", "127.0.0.1"},
+		{"pseudonym key of the wrong size", "AUDITDB_PSEUDONYM_KEY", "abcd"},
+		{"pseudonym key not hex nor base64", "AUDITDB_PSEUDONYM_KEY", strings.Repeat("z", 64)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"auditdb/jobs"
 	"auditdb/migrations"
 	"auditdb/models"
+	"auditdb/models/erasure"
 	"auditdb/web"
 )
 
@@ -57,6 +58,11 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		return nil, nil, err
 	}
 	closers = append(closers, pool.Close)
+	pseudonymKey, err := cfg.pseudonymKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	engine := &erasureEngine{} // its engine needs the services' audit trail and cache: set below
 	svc, err = web.NewServices(web.ServicesConfig{
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
 		Sealer: sealer, CheckpointKey: ck, Log: log,
@@ -64,9 +70,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL, StatementTimeout: cfg.StatementTimeout,
 		SchemaVersion: migrations.Latest(), Metrics: cfg.metricsMode(),
 		QueryCache: cfg.QueryCache, Perf: cfg.Perf,
-		// wire: GDPREngine: an adapter of erasure.NewEngine(db, trail, key) to gdpr.Engine
-		// (the pseudonym key from erasure.LoadPseudonymKey); without it erasure,
-		// pseudonymization and lookups answer 503.
+		GDPREngine: engine,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -74,6 +78,12 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 	if err := svc.Policy.Load(ctx); err != nil {
 		return nil, nil, err
 	}
+	gdprEngine := erasure.NewEngine(db, svc.Audit, pseudonymKey)
+	gdprEngine.Cache = svc.QueryCache
+	if _, err := gdprEngine.SealLegacyMappings(ctx); err != nil {
+		return nil, nil, err
+	}
+	engine.e = gdprEngine
 	stop := svc.Start(ctx)
 	return svc, func() error {
 		// The writer answers everything queued, within a bound.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"auditdb/models"
+	"auditdb/models/erasure"
 	"auditdb/models/merkle"
 )
 
@@ -65,6 +66,15 @@ func verifyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 		}
 		for _, line := range rep.RemovedBy {
 			fmt.Fprintf(stdout, "  %s\n", line)
+		}
+		// What each GDPR request did besides its removals (the kept, pseudonymized events
+		// verify like the rest; rewritten archives were checked above).
+		gdpr, err := erasure.Summaries(ctx, db, o)
+		if err != nil {
+			return err
+		}
+		for _, line := range gdpr {
+			fmt.Fprintf(stdout, "  GDPR %s\n", line)
 		}
 		for _, f := range rep.Findings {
 			switch {

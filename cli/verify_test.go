@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"auditdb/models"
+	"auditdb/models/erasure"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
@@ -89,5 +90,76 @@ func TestVerifyCommand(t *testing.T) {
 	want := "tampered   event " + strconv.FormatInt(evs[2].ID, 10)
 	if err == nil || !strings.Contains(err.Error(), "integrity check failed") || !strings.Contains(out.String(), want) {
 		t.Fatalf("after tampering: %v\n%s", err, out.String())
+	}
+}
+
+// TestVerifyNamesWhatAGDPRRequestRemoved: after an erasure, verify passes and names the
+// request, how many events it removed and how many it kept pseudonymized.
+func TestVerifyNamesWhatAGDPRRequestRemoved(t *testing.T) {
+	vars := map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir()}
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := Run(ctx, []string{"org", "create", "--id", "gdpr-verify-org", "--name", "GDPR"}, env(vars), &out); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(env(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, ck, err := integrityKeys(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := pgtest.DB(t)
+	evs := make([]models.Event, 12)
+	for i := range evs {
+		p := "alice"
+		if i%3 == 0 {
+			p = "bob"
+		}
+		action := "record.read"
+		if i == 1 {
+			action = "auth.login.failure"
+		}
+		evs[i] = models.Event{OrganizationID: "gdpr-verify-org", Timestamp: time.Now().UTC().Add(-time.Duration(i) * time.Second),
+			Action: action, Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0",
+			PrincipalID: &p}
+		if err := sealer.Seal(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts := models.NewPartitionManager(db)
+	if _, err := ingest.CopyEvents(ctx, db, parts, evs); err != nil {
+		t.Fatal(err)
+	}
+	mlog := merkle.NewLog(db, ck)
+	mlog.CheckpointEvery = 0
+	if _, err := mlog.Sequence(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	key, err := cfg.pseudonymKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := erasure.NewEngine(db, models.NewAuditTrail(db, sealer, parts), key)
+	res, err := engine.Erase(ctx, "gdpr-verify-org", "REQ-77", erasure.Subject{PrincipalID: "alice"}, models.SystemActor("test"), nil)
+	if err != nil || res.Deleted != 7 || res.Pseudonymized != 1 {
+		t.Fatalf("erase: %+v %v", res, err)
+	}
+	if _, err := mlog.Sequence(ctx, 1000); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := Run(ctx, []string{"verify", "--org", "gdpr-verify-org"}, env(vars), &out); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"gdpr-verify-org: OK", "7 events erased by request REQ-77",
+		"GDPR request REQ-77 (erase, completed): 7 events deleted (0 from archives), 1 kept pseudonymized as " + res.Pseudonym} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("verify output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "alice") {
+		t.Fatalf("verify output names the subject:\n%s", out.String())
 	}
 }

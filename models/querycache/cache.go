@@ -404,3 +404,54 @@ func decode(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	return dec.Decode(v)
 }
+
+// DropOrg drops every answer kept for org, in L1 and in Redis, whatever its version (GDPR
+// erasure: the version bump retires them at once, this removes their bytes too). Other
+// instances' L1 entries are retired by the version and expire with their TTL. It returns
+// Redis's error, if any.
+func (c *Cache) DropOrg(ctx context.Context, org string) error {
+	if !c.Enabled() {
+		return nil
+	}
+	prefix := c.cfg.Prefix + "qc:" + strconv.Quote(org) + ":"
+	for k := range c.l1.Keys() {
+		if strings.HasPrefix(k, prefix) {
+			c.l1.Invalidate(k)
+		}
+	}
+	if !c.redisUsable() {
+		return nil
+	}
+	var batch []string
+	iter := c.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := c.rdb.Unlink(ctx, batch...).Err(); err != nil {
+				return fmt.Errorf("querycache: drop %s: %w", org, err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("querycache: drop %s: %w", org, err)
+	}
+	if len(batch) > 0 {
+		if err := c.rdb.Unlink(ctx, batch...).Err(); err != nil {
+			return fmt.Errorf("querycache: drop %s: %w", org, err)
+		}
+	}
+	return nil
+}
+
+// escapeGlob escapes Redis SCAN MATCH's special characters in s.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -316,3 +316,32 @@ func TestDashboardKeepsNoEmptyAnswer(t *testing.T) {
 		t.Fatalf("%d reads: the recorded answer should be kept", src.reads)
 	}
 }
+
+// TestDropOrg: an organization's answers leave L1 and Redis; another organization's stay.
+func TestDropOrg(t *testing.T) {
+	db := pgtest.DB(t)
+	a, b := pgtest.NewOrg(t, "a"), pgtest.NewOrg(t, "b")
+	rdb := pgtest.Redis(t)
+	p := prefix(t)
+	c := querycache.New(db, rdb, querycache.Config{Prefix: p}, nil)
+	src := &alertCount{db: db}
+	get(t, c, src, a)
+	get(t, c, src, b)
+	if err := c.DropOrg(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(context.Background(), p+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || !strings.Contains(keys[0], b) {
+		t.Fatalf("redis keys after dropping %s: %v", a, keys)
+	}
+	if st := c.Stats(); st.Entries != 1 {
+		t.Fatalf("L1 holds %d entries, want 1", st.Entries)
+	}
+	get(t, c, src, a)
+	if src.loads.Load() != 3 {
+		t.Fatalf("the database was read %d times, want 3 (a's answer read again)", src.loads.Load())
+	}
+}
