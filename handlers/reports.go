@@ -27,6 +27,8 @@ type ReportStore interface {
 	Templates(ctx context.Context, org string) ([]reports.Template, error)
 	SaveTemplate(ctx context.Context, org, id string, in reports.TemplateInput, by models.Actor) (*reports.Template, error)
 	DeleteTemplate(ctx context.Context, org, id string, by models.Actor) error
+	Template(ctx context.Context, org, id string) (*reports.Template, error)
+	SchedulesOf(ctx context.Context, org, templateID string) ([]reports.ScheduledReport, error)
 	Schedules(ctx context.Context, org string) ([]reports.ScheduledReport, error)
 	ScheduledReport(ctx context.Context, org, id string) (*reports.ScheduledReport, error)
 	SaveSchedule(ctx context.Context, org, id string, in reports.ScheduleInput, by models.Actor) (*reports.ScheduledReport, error)
@@ -54,6 +56,7 @@ type ReportDeps struct {
 // Confirmations of the reports forms.
 const (
 	doneReportTemplateSaved   = "report-template-saved"
+	doneReportTemplateUpdated = "report-template-updated"
 	doneReportTemplateDeleted = "report-template-deleted"
 	doneReportScheduleSaved   = "report-schedule-saved"
 	doneReportScheduleDeleted = "report-schedule-deleted"
@@ -61,6 +64,7 @@ const (
 
 func init() {
 	doneMessages[doneReportTemplateSaved] = "Report template %s saved; recorded in the audit log (report.template.create)."
+	doneMessages[doneReportTemplateUpdated] = "Report template %s updated; recorded in the audit log (report.template.update) with its previous definition."
 	doneMessages[doneReportTemplateDeleted] = "Report template %s deleted with its schedules."
 	doneMessages[doneReportScheduleSaved] = "Report schedule %s saved; recorded in the audit log."
 	doneMessages[doneReportScheduleDeleted] = "Report schedule %s deleted."
@@ -89,39 +93,52 @@ type reportForms struct {
 }
 
 func renderReports(c *fiber.Ctx, d ReportDeps, status int, form string, refusal *components.FormError, values *reportForms) error {
-	v := render.ViewerOf(c)
-	ctx := c.UserContext()
-	org := v.OrgID
-	templates, err := d.Store.Templates(ctx, org)
+	p, err := reportsProps(c, d, form, refusal, values)
 	if err != nil {
 		return err
 	}
-	schedules, err := d.Store.Schedules(ctx, org)
-	if err != nil {
-		return err
-	}
-	execs, err := d.Store.Executions(ctx, org, 20)
-	if err != nil {
-		return err
-	}
-	p := reportviews.IndexProps{CSRF: v.Session.CSRFToken(), Flash: flash(c), Error: refusal, ErrorForm: form,
-		CanRun: v.Allowed("audit.reports", "read"), CanCreate: v.Allowed("audit.reports", "create"), CanUpdate: v.Allowed("audit.reports", "update"),
-		CanDelete: v.Allowed("audit.reports", "delete"), EvidenceAvailable: d.Runner.EvidenceAvailable(),
-		Statuses: components.OptionsOf(models.EventStatuses), Classifications: components.OptionsOf(models.DataClassifications),
-		Frequencies: components.OptionsOf(reports.Frequencies),
-		Run:         reportviews.RunForm{Formats: map[string]bool{"csv": true, "pdf": true}},
-		Template:    reportviews.TemplateForm{PeriodDays: "30", Formats: map[string]bool{"csv": true, "pdf": true}},
-		Schedule:    reportviews.ScheduleForm{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC", Delivery: "download"},
-	}
-	if values != nil {
-		p.Run, p.Template, p.Schedule = values.run, values.template, values.schedule
-	}
+	return render.HTML(c, status, reportviews.Index(render.ViewerOf(c).Shell("Reports", "reports"), p))
+}
+
+// reportOptions fills the choices the report forms offer.
+func reportOptions(p *reportviews.IndexProps) {
+	p.Statuses, p.Classifications = components.OptionsOf(models.EventStatuses), components.OptionsOf(models.DataClassifications)
+	p.Frequencies = components.OptionsOf(reports.Frequencies)
 	for _, t := range reports.Types {
 		p.Types = append(p.Types, components.Option{Value: t, Label: reports.TypeTitles[t]})
 	}
 	for _, f := range reports.Formats {
 		p.Formats = append(p.Formats, components.Option{Value: f, Label: strings.ToUpper(f)})
 	}
+}
+
+func reportsProps(c *fiber.Ctx, d ReportDeps, form string, refusal *components.FormError, values *reportForms) (reportviews.IndexProps, error) {
+	v := render.ViewerOf(c)
+	ctx := c.UserContext()
+	org := v.OrgID
+	templates, err := d.Store.Templates(ctx, org)
+	if err != nil {
+		return reportviews.IndexProps{}, err
+	}
+	schedules, err := d.Store.Schedules(ctx, org)
+	if err != nil {
+		return reportviews.IndexProps{}, err
+	}
+	execs, err := d.Store.Executions(ctx, org, 20)
+	if err != nil {
+		return reportviews.IndexProps{}, err
+	}
+	p := reportviews.IndexProps{CSRF: v.Session.CSRFToken(), Flash: flash(c), Error: refusal, ErrorForm: form,
+		CanRun: v.Allowed("audit.reports", "read"), CanCreate: v.Allowed("audit.reports", "create"), CanUpdate: v.Allowed("audit.reports", "update"),
+		CanDelete: v.Allowed("audit.reports", "delete"), EvidenceAvailable: d.Runner.EvidenceAvailable(),
+		Run:      reportviews.RunForm{Formats: map[string]bool{"csv": true, "pdf": true}},
+		Template: reportviews.TemplateForm{PeriodDays: "30", Formats: map[string]bool{"csv": true, "pdf": true}},
+		Schedule: reportviews.ScheduleForm{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC", Delivery: "download"},
+	}
+	if values != nil {
+		p.Run, p.Template, p.Schedule = values.run, values.template, values.schedule
+	}
+	reportOptions(&p)
 	for _, w := range []string{"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"} {
 		p.Weekdays = append(p.Weekdays, components.Option{Value: w, Label: strings.ToUpper(w[:1]) + w[1:]})
 	}
@@ -133,6 +150,9 @@ func renderReports(c *fiber.Ctx, d ReportDeps, status int, form string, refusal 
 		}
 		if p.CanDelete {
 			row.DeleteAction = "/reports/templates/" + t.ID + "/delete"
+		}
+		if p.CanUpdate {
+			row.EditHref = "/reports/templates/" + t.ID
 		}
 		p.Templates = append(p.Templates, row)
 		p.TemplateOptions = append(p.TemplateOptions, components.Option{Value: t.ID, Label: t.Name})
@@ -157,7 +177,7 @@ func renderReports(c *fiber.Ctx, d ReportDeps, status int, form string, refusal 
 	for i := range execs {
 		p.Executions = append(p.Executions, executionRow(d, org, &execs[i]))
 	}
-	return render.HTML(c, status, reportviews.Index(v.Shell("Reports", "reports"), p))
+	return p, nil
 }
 
 func describeFilters(f reports.Filters) string {
@@ -305,32 +325,103 @@ func RunTemplate(d ReportDeps) fiber.Handler {
 	}
 }
 
+// templateFormOf reads the template form: the values to show again and the input, or the
+// refusal of a period that is not a number.
+func templateFormOf(c *fiber.Ctx) (reportviews.TemplateForm, reports.TemplateInput, error) {
+	formats := formValues(c, "formats")
+	f := filtersOf(func(k string) string { return c.FormValue(k) })
+	form := reportviews.TemplateForm{Name: c.FormValue("name"), Type: c.FormValue("type"),
+		PeriodDays: c.FormValue("period_days"), Description: c.FormValue("description"), Action: f.Action, Status: f.Status,
+		Principal: f.Principal, ResourceType: f.ResourceType, ResourceID: f.ResourceID, Classification: f.Classification,
+		Patient: f.Patient, Formats: formatSet(formats)}
+	in := reports.TemplateInput{Name: strings.Clone(c.FormValue("name")), Description: strings.Clone(c.FormValue("description")),
+		Type: strings.Clone(c.FormValue("type")), Filters: f, PeriodDays: reports.DefaultPeriodDays, Formats: formats}
+	if s := strings.TrimSpace(c.FormValue("period_days")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return form, in, models.Invalid("period_days", "must be a whole number of days")
+		}
+		in.PeriodDays = n
+	}
+	return form, in, nil
+}
+
 // CreateReportTemplate saves a new template from the template form.
 func CreateReportTemplate(d ReportDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		formats := formValues(c, "formats")
-		f := filtersOf(func(k string) string { return c.FormValue(k) })
-		values := &reportForms{run: reportviews.RunForm{Formats: map[string]bool{"csv": true}},
-			template: reportviews.TemplateForm{Name: c.FormValue("name"), Type: c.FormValue("type"),
-				PeriodDays: c.FormValue("period_days"), Description: c.FormValue("description"), Action: f.Action, Status: f.Status,
-				Principal: f.Principal, ResourceType: f.ResourceType, ResourceID: f.ResourceID, Classification: f.Classification,
-				Patient: f.Patient, Formats: formatSet(formats)},
+		form, in, err := templateFormOf(c)
+		values := &reportForms{run: reportviews.RunForm{Formats: map[string]bool{"csv": true}}, template: form,
 			schedule: reportviews.ScheduleForm{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC"}}
-		days := reports.DefaultPeriodDays
-		if s := strings.TrimSpace(c.FormValue("period_days")); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return refuseReportForm(c, d, "template", models.Invalid("period_days", "must be a whole number of days"), values)
-			}
-			days = n
+		if err != nil {
+			return refuseReportForm(c, d, "template", err, values)
 		}
-		t, err := d.Store.SaveTemplate(c.UserContext(), v.OrgID, "", reports.TemplateInput{Name: c.FormValue("name"),
-			Description: c.FormValue("description"), Type: c.FormValue("type"), Filters: f, PeriodDays: days, Formats: formats}, ActorOf(c))
+		t, err := d.Store.SaveTemplate(c.UserContext(), v.OrgID, "", in, ActorOf(c))
 		if err != nil {
 			return refuseReportForm(c, d, "template", err, values)
 		}
 		return redirectDone(c, "/reports", doneReportTemplateSaved, t.Name)
+	}
+}
+
+// templateFormValues is a saved template as its form shows it.
+func templateFormValues(t *reports.Template) reportviews.TemplateForm {
+	return reportviews.TemplateForm{Name: t.Name, Type: t.Type, PeriodDays: strconv.Itoa(t.PeriodDays), Description: t.Description,
+		Action: t.Filters.Action, Status: t.Filters.Status, Principal: t.Filters.Principal, ResourceType: t.Filters.ResourceType,
+		ResourceID: t.Filters.ResourceID, Classification: t.Filters.Classification, Patient: t.Filters.Patient,
+		Formats: formatSet(t.Formats)}
+}
+
+// renderTemplateEdit shows org's template id's edit page with form, and the schedules
+// that run it.
+func renderTemplateEdit(c *fiber.Ctx, d ReportDeps, status int, id string, form reportviews.TemplateForm, refusal *components.FormError) error {
+	v := render.ViewerOf(c)
+	uses, err := d.Store.SchedulesOf(c.UserContext(), v.OrgID, id)
+	if err != nil {
+		return err
+	}
+	p := reportviews.TemplateEditProps{CSRF: v.Session.CSRFToken(), ID: id, Action: "/reports/templates/" + id, Error: refusal, Form: form}
+	reportOptions(&p.Options)
+	for _, u := range uses {
+		p.UsedBy = append(p.UsedBy, reportviews.ScheduleUse{Name: u.Name, When: u.Schedule.Describe(), Delivery: describeDelivery(u.Delivery),
+			Enabled: u.Enabled})
+	}
+	return render.HTML(c, status, reportviews.TemplateEdit(v.Shell("Edit report template", "reports"), p))
+}
+
+// EditReportTemplate shows a template's edit form and the schedules that use it.
+func EditReportTemplate(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		t, err := d.Store.Template(c.UserContext(), v.OrgID, c.Params("id"))
+		if err != nil {
+			return err
+		}
+		return renderTemplateEdit(c, d, fiber.StatusOK, t.ID, templateFormValues(t), nil)
+	}
+}
+
+// UpdateReportTemplate saves a changed template (its schedules run it from their next
+// run); a refused change shows the form again with the reason next to the field.
+func UpdateReportTemplate(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		id := strings.Clone(c.Params("id"))
+		// Another organization's template is 404 before anything of the form is looked at.
+		if _, err := d.Store.Template(c.UserContext(), v.OrgID, id); err != nil {
+			return err
+		}
+		form, in, err := templateFormOf(c)
+		if err == nil {
+			var t *reports.Template
+			if t, err = d.Store.SaveTemplate(c.UserContext(), v.OrgID, id, in, ActorOf(c)); err == nil {
+				return redirectDone(c, "/reports", doneReportTemplateUpdated, t.Name)
+			}
+		}
+		if r := refusalOf(err); r != nil {
+			return renderTemplateEdit(c, d, render.StatusOf(err), id, form, r)
+		}
+		return err
 	}
 }
 
@@ -379,6 +470,16 @@ func CreateReportSchedule(d ReportDeps) fiber.Handler {
 		sc, err := d.Store.SaveSchedule(c.UserContext(), v.OrgID, "", in, ActorOf(c))
 		if err != nil {
 			return refuseReportForm(c, d, "schedule", err, values)
+		}
+		if sc.Delivery.Kind == reports.DeliverWebhook {
+			// The signing secret is shown this once, in the answer itself (never in a URL).
+			p, err := reportsProps(c, d, "", nil, nil)
+			if err != nil {
+				return err
+			}
+			p.NewSecret, p.NewSecretSchedule = sc.Delivery.Secret, sc.Name
+			c.Set(fiber.HeaderCacheControl, "no-store")
+			return render.HTML(c, fiber.StatusCreated, reportviews.Index(v.Shell("Reports", "reports"), p))
 		}
 		return redirectDone(c, "/reports", doneReportScheduleSaved, sc.Name)
 	}

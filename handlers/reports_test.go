@@ -209,10 +209,93 @@ func TestReportsPages(t *testing.T) {
 		if !strings.Contains(owner.Get("/reports").Body, `data-testid="schedule-paused"`) {
 			t.Error("the schedule is not shown paused")
 		}
+		// Editing the template: the page names the schedules that run it, a refused change
+		// writes nothing, a change is self-audited with its previous definition.
+		edit := "/reports/templates/" + tplID
+		if r := member.Get(edit); r.StatusCode != 403 {
+			t.Errorf("a member opens the template's edit form: %d", r.StatusCode)
+		}
+		if r := otherOwner.Get(edit); r.StatusCode != 404 {
+			t.Errorf("another organization opens the template: %d, want 404", r.StatusCode)
+		}
+		if r := otherOwner.PostForm(edit, tpl()); r.StatusCode != 404 {
+			t.Errorf("another organization changes the template: %d, want 404", r.StatusCode)
+		}
+		if r := owner.Get("/reports"); !strings.Contains(r.Body, `href="`+edit+`"`) {
+			t.Error("the template list has no edit link for the owner")
+		}
+		if r := member.Get("/reports"); strings.Contains(r.Body, `href="`+edit+`"`) {
+			t.Error("the template list offers a member the edit link")
+		}
+		form := owner.Get(edit)
+		if form.StatusCode != 200 || !strings.Contains(form.Body, `data-testid="template-schedule"`) ||
+			!strings.Contains(form.Body, "Mondays") || !strings.Contains(form.Body, `value="Weekly PHI"`) {
+			t.Fatalf("edit page: %d, lacks the form's values or the schedule that uses it", form.StatusCode)
+		}
+		for _, bad := range []struct{ key, value, field string }{
+			{"period_days", "0", "period_days"}, {"period_days", "seven", "period_days"}, {"type", "SOX", "type"},
+			{"formats", "docx", "formats"}, {"name", " ", "name"}, {"status", "maybe", "status"},
+		} {
+			v := tpl()
+			v.Set(bad.key, bad.value)
+			r := owner.PostForm(edit, v)
+			if r.StatusCode != 400 || !strings.Contains(r.Body, `data-testid="form-error-field">`+bad.field+`<`) ||
+				!strings.Contains(r.Body, `data-testid="template-edit-form"`) {
+				t.Errorf("%s=%q: %d, want 400 naming %s on the edit form", bad.key, bad.value, r.StatusCode, bad.field)
+			}
+		}
+		var days string
+		env.DB.Raw(`SELECT default_criteria->>'period_days' FROM report_templates WHERE id = ?`, tplID).Scan(&days)
+		if days != "7" {
+			t.Fatalf("a refused change was written: period_days %s", days)
+		}
+		changed := url.Values{"name": {"Fortnight PHI"}, "type": {"HIPAA_AUDIT_TRAIL"}, "period_days": {"14"},
+			"formats": {"csv", "json"}, "status": {"failure"}}
+		if r := owner.PostForm(edit, changed); r.StatusCode != 303 || !strings.Contains(r.Header.Get("Location"), "report-template-updated") {
+			t.Fatalf("update template: %d %s", r.StatusCode, r.Header.Get("Location"))
+		}
+		if r := owner.Get(edit); !strings.Contains(r.Body, `value="Fortnight PHI"`) || !strings.Contains(r.Body, `value="14"`) {
+			t.Error("the edit form does not show the change")
+		}
+		var change struct{ PreviousValue, NewValue, ChangedBy string }
+		env.DB.Raw(`SELECT previous_value::text, new_value::text, changed_by FROM config_change_event
+			WHERE organization_id = ? AND field = ? ORDER BY id DESC LIMIT 1`, org, "report_template."+tplID).Scan(&change)
+		if !strings.Contains(change.PreviousValue, `"period_days": 7`) && !strings.Contains(change.PreviousValue, `"period_days":7`) ||
+			!strings.Contains(change.NewValue, "Fortnight PHI") || change.ChangedBy == "" {
+			t.Errorf("config_change_event = %+v", change)
+		}
+		// A webhook schedule: the address rule refuses what a report webhook may not reach;
+		// the signing secret is shown once, in the answer, and never again.
+		for _, bad := range []string{"https://127.0.0.1/hook", "https://[::1]/hook", "https://10.0.0.8/hook",
+			"https://169.254.169.254/latest", "http://93.184.216.34/hook", "ftp://93.184.216.34/"} {
+			v := sched("delivery", "webhook")
+			v.Set("name", "hook")
+			v.Set("webhook_url", bad)
+			if r := owner.PostForm("/reports/schedules", v); r.StatusCode != 400 || !strings.Contains(r.Body, `data-testid="form-error-field">webhook_url<`) {
+				t.Errorf("webhook %s: %d, want 400 naming webhook_url", bad, r.StatusCode)
+			}
+		}
+		hook := sched("delivery", "webhook")
+		hook.Set("name", "To the SIEM")
+		hook.Set("webhook_url", "https://93.184.216.34/hook")
+		created := owner.PostForm("/reports/schedules", hook)
+		secret := regexp.MustCompile(`data-testid="new-secret-value">(whsec_[^<]+)<`).FindStringSubmatch(created.Body)
+		if created.StatusCode != 201 || secret == nil {
+			t.Fatalf("webhook schedule: %d, no secret shown", created.StatusCode)
+		}
+		if strings.Contains(owner.Get("/reports").Body, secret[1]) {
+			t.Error("the signing secret is shown again")
+		}
+		var logged int64
+		env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND details::text LIKE ?`, org, "%"+secret[1]+"%").Scan(&logged)
+		if logged != 0 {
+			t.Error("the signing secret is in the audit log")
+		}
+
 		var actions []string
 		env.DB.Raw(`SELECT action FROM audit_log WHERE organization_id = ? AND action LIKE 'report.%' ORDER BY id`, org).Scan(&actions)
 		joined := strings.Join(actions, ",")
-		for _, want := range []string{"report.run", "report.template.create", "report.schedule.create", "report.schedule.update"} {
+		for _, want := range []string{"report.run", "report.template.create", "report.template.update", "report.schedule.create", "report.schedule.update"} {
 			if !strings.Contains(joined, want) {
 				t.Errorf("self-audit lacks %s: %v", want, actions)
 			}

@@ -188,6 +188,8 @@ func consoleRoutes(d *Services) []route {
 		{post, "/reports/run", Perm("audit.reports", "read"), handlers.RunReport(rep)},
 		{post, "/reports/templates", Perm("audit.reports", "create"), handlers.CreateReportTemplate(rep)},
 		{post, "/reports/templates/:id/run", Perm("audit.reports", "read"), handlers.RunTemplate(rep)},
+		{get, "/reports/templates/:id", Perm("audit.reports", "update"), handlers.EditReportTemplate(rep)},
+		{post, "/reports/templates/:id", Perm("audit.reports", "update"), handlers.UpdateReportTemplate(rep)},
 		{post, "/reports/templates/:id/delete", Perm("audit.reports", "delete"), handlers.DeleteReportTemplate(rep)},
 		{post, "/reports/schedules", Perm("audit.reports", "create"), handlers.CreateReportSchedule(rep)},
 		{post, "/reports/schedules/:id/toggle", Perm("audit.reports", "update"), handlers.ToggleReportSchedule(rep)},

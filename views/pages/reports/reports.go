@@ -29,7 +29,7 @@ type ScheduleForm struct {
 // TemplateRow is one template in the list.
 type TemplateRow struct {
 	ID, Name, Type, Period, Formats, Filters string
-	RunAction, DeleteAction                  string // "" when the viewer may not
+	RunAction, DeleteAction, EditHref        string // "" when the viewer may not
 }
 
 // ScheduleRow is one schedule in the list.
@@ -69,6 +69,27 @@ type IndexProps struct {
 	Schedules                    []ScheduleRow
 	Executions                   []ExecutionRow
 	EvidenceAvailable            bool
+	// NewSecret is the signing secret of the webhook schedule NewSecretSchedule just
+	// saved, shown this once.
+	NewSecret, NewSecretSchedule string
+}
+
+// ScheduleUse is one schedule that runs the template being edited.
+type ScheduleUse struct {
+	Name, When, Delivery string
+	Enabled              bool
+}
+
+// TemplateEditProps is the view model of a template's edit page: the form (the options
+// come from Options), and the schedules that run the template.
+type TemplateEditProps struct {
+	CSRF    string
+	ID      string
+	Action  string
+	Error   *components.FormError
+	Options IndexProps
+	Form    TemplateForm
+	UsedBy  []ScheduleUse
 }
 
 // Pair is a labelled value.
