@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -587,20 +589,92 @@ func serveReportFile(c *fiber.Ctx, d ReportDeps, org string, by models.Actor) er
 	return nil
 }
 
-// apiReportRequest is POST /api/v1/reports's body.
+// apiReportRequest is POST /api/v1/reports's body. The times are read by the handler so
+// a bad one is refused naming its field.
 type apiReportRequest struct {
-	TemplateID     string    `json:"template_id"`
-	Type           string    `json:"type"`
-	From           time.Time `json:"from"`
-	To             time.Time `json:"to"`
-	Formats        []string  `json:"formats"`
-	Action         string    `json:"action"`
-	Status         string    `json:"status"`
-	Principal      string    `json:"principal"`
-	ResourceType   string    `json:"resource_type"`
-	ResourceID     string    `json:"resource_id"`
-	Classification string    `json:"classification"`
-	Patient        string    `json:"patient"`
+	TemplateID     string   `json:"template_id"`
+	Type           string   `json:"type"`
+	From           string   `json:"from"`
+	To             string   `json:"to"`
+	Formats        []string `json:"formats"`
+	Action         string   `json:"action"`
+	Status         string   `json:"status"`
+	Principal      string   `json:"principal"`
+	ResourceType   string   `json:"resource_type"`
+	ResourceID     string   `json:"resource_id"`
+	Classification string   `json:"classification"`
+	Patient        string   `json:"patient"`
+}
+
+// apiReportFields are the members of a report request; with template_id only formats may
+// be given beside it (the template sets the rest).
+var apiReportFields = map[string]bool{"template_id": true, "type": true, "from": true, "to": true, "formats": true,
+	"action": true, "status": true, "principal": true, "resource_type": true, "resource_id": true, "classification": true,
+	"patient": true}
+
+// decodeReportRequest reads body as exactly one JSON object of known members, in valid
+// UTF-8, and returns a KindInvalid error naming the member (or "body") at fault.
+func decodeReportRequest(body []byte) (apiReportRequest, error) {
+	var req apiReportRequest
+	if !utf8.Valid(body) {
+		return req, models.Invalid("body", "must be valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var members map[string]json.RawMessage
+	if err := dec.Decode(&members); err != nil || members == nil {
+		return req, models.Invalid("body", "must be one JSON object of template_id or type, from, to, formats and filters")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, models.Invalid("body", "must hold one JSON object and nothing after it")
+	}
+	names := make([]string, 0, len(members))
+	for k := range members {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if !apiReportFields[k] {
+			return req, models.Invalid(k, "is not a member of a report request")
+		}
+	}
+	if _, ok := members["template_id"]; ok {
+		for _, k := range names {
+			if k != "template_id" && k != "formats" {
+				return req, models.Invalid(k, "must not be given with template_id: the template sets it (only formats may be given beside it)")
+			}
+		}
+	}
+	for _, k := range names {
+		if err := json.Unmarshal(members[k], reportMember(&req, k)); err != nil {
+			want := "a string"
+			if k == "formats" {
+				want = "an array of format names"
+			}
+			return req, models.Invalid(k, "must be "+want)
+		}
+	}
+	return req, nil
+}
+
+// reportMember is where member k of a report request is decoded.
+func reportMember(r *apiReportRequest, k string) any {
+	return map[string]any{"template_id": &r.TemplateID, "type": &r.Type, "from": &r.From, "to": &r.To, "formats": &r.Formats,
+		"action": &r.Action, "status": &r.Status, "principal": &r.Principal, "resource_type": &r.ResourceType,
+		"resource_id": &r.ResourceID, "classification": &r.Classification, "patient": &r.Patient}[k]
+}
+
+// apiTime reads an RFC 3339 time (or a YYYY-MM-DD day, UTC) of field; "" is the zero time.
+func apiTime(field, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, models.Invalid(field, "must be an RFC 3339 time such as 2026-11-01T00:00:00Z, or a date YYYY-MM-DD (UTC)")
 }
 
 // apiExecution is an execution in the API.
@@ -660,15 +734,21 @@ func apiActor(c *fiber.Ctx) models.Actor {
 func APIRunReport(d ReportDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		org := render.APIKeyOf(c).OrganizationID
-		var req apiReportRequest
-		dec := json.NewDecoder(bytes.NewReader(c.Body()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return models.Invalid("body", "must be a JSON object of template_id or type, from, to, formats and filters: "+err.Error())
+		req, err := decodeReportRequest(c.Body())
+		if err != nil {
+			return err
 		}
 		run := reports.RunRequest{TemplateID: req.TemplateID, Formats: req.Formats}
 		if req.TemplateID == "" {
-			from, to := period(req.From, req.To, d.Now())
+			from, err := apiTime("from", req.From)
+			if err != nil {
+				return err
+			}
+			to, err := apiTime("to", req.To)
+			if err != nil {
+				return err
+			}
+			from, to = period(from, to, d.Now())
 			run.Criteria = reports.Criteria{Type: req.Type, From: from, To: to, Filters: reports.Filters{Action: req.Action,
 				Status: req.Status, Principal: req.Principal, ResourceType: req.ResourceType, ResourceID: req.ResourceID,
 				Classification: req.Classification, Patient: req.Patient}}
