@@ -103,10 +103,8 @@ func emailMessage(from, to string, id int64, p DeliveryPayload, now time.Time) [
 	fmt.Fprintf(&b, "X-Auditdb-Delivery: %d\r\n\r\n", id)
 	body := fmt.Sprintf("%s\n\nSeverity: %s\nType: %s\nOrganization: %s\nRaised: %s\n\n%s\n\n%s\n",
 		p.Title, p.Severity, p.Type, p.Organization, p.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), p.Description, p.URL)
+	// No dot-stuffing here: the SMTP data writer does it.
 	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, ".") {
-			line = "." + line
-		}
 		b.WriteString(line + "\r\n")
 	}
 	return []byte(b.String())

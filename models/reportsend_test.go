@@ -190,3 +190,21 @@ func TestReportEmailAttachesFiles(t *testing.T) {
 		}
 	})
 }
+
+// A line that starts with a dot reaches the recipient as written: the SMTP data writer
+// dot-stuffs lines itself, so the message must not do it a second time.
+func TestAlertEmailLineStartingWithADot(t *testing.T) {
+	be, cfg := startSMTP(t, false)
+	e := newNotifyEnv(t, cfg)
+	e.channel(t, "oncall", "email", "oncall@example.com", "LOW")
+	e.raise(t, "HIGH", ".env file read")
+	drain(t, e.deliveries)
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if len(be.mails) != 1 {
+		t.Fatalf("mails %d", len(be.mails))
+	}
+	if strings.Contains(be.mails[0], "\r\n..env file read") || !strings.Contains(be.mails[0], "\r\n.env file read") {
+		t.Fatalf("the dotted line arrived changed:\n%s", be.mails[0])
+	}
+}
