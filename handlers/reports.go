@@ -543,13 +543,31 @@ func ShowReportExecution(d ReportDeps) fiber.Handler {
 			if !a.OK {
 				outcome = "failed: " + a.Error
 			}
-			p.Deliveries = append(p.Deliveries, reportviews.DeliveryRow{At: components.DateTime(a.At), Kind: a.Kind, Target: a.Target, Outcome: outcome})
+			p.Deliveries = append(p.Deliveries, reportviews.DeliveryRow{At: components.DateTime(a.At), Kind: a.Kind, Target: a.Target,
+				Outcome: outcome, OK: a.OK})
 		}
+		p.DeliveryNote = deliveryNote(e.Deliveries)
 		if render.IsHTMX(c) {
 			return render.HTML(c, fiber.StatusOK, reportviews.ExecutionPanel(p))
 		}
 		return render.HTML(c, fiber.StatusOK, reportviews.Execution(v.Shell("Report", "reports"), p))
 	}
+}
+
+// deliveryNote says what comes of deliveries that have all failed: another try, or none.
+func deliveryNote(attempts []reports.DeliveryAttempt) string {
+	if len(attempts) == 0 {
+		return ""
+	}
+	for _, a := range attempts {
+		if a.OK {
+			return ""
+		}
+	}
+	if len(attempts) >= reports.MaxDeliveryAttempts {
+		return fmt.Sprintf("Delivery failed %d times and is not tried again; the files stay available for download here.", len(attempts))
+	}
+	return fmt.Sprintf("Delivery is tried again automatically (at most %d attempts within 24 hours).", reports.MaxDeliveryAttempts)
 }
 
 // DownloadReportFile serves a file through its signed link, self-audited as

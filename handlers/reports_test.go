@@ -310,3 +310,40 @@ func TestReportsPages(t *testing.T) {
 		}
 	})
 }
+
+// A failed delivery shows on the execution's page with its error, and what happens next.
+func TestReportExecutionShowsFailedDeliveries(t *testing.T) {
+	env := webtest.New(t)
+	org, other := env.Org("rep-deliv"), env.Org("rep-deliv-other")
+	owner := env.Login(env.User(org, models.OwnerRole))
+	otherOwner := env.Login(env.User(other, models.OwnerRole))
+	r := owner.PostForm("/reports/run", url.Values{"type": {"GENERAL_COMPLIANCE"}, "formats": {"json"}})
+	if r.StatusCode != 303 {
+		t.Fatalf("run: %d", r.StatusCode)
+	}
+	path := r.Header.Get("Location")
+	env.Services.ReportRunner.Wait()
+	id := strings.TrimPrefix(path, "/reports/executions/")
+	attempt := `{"at":"2026-11-30T02:00:00Z","kind":"webhook","target":"https://siem.example.com/hook","ok":false,"error":"models: webhook answered 500 Internal Server Error"}`
+	for n, want := range map[int]string{1: "tried again automatically", 3: "not tried again"} {
+		list := strings.TrimSuffix(strings.Repeat(attempt+",", n), ",")
+		if err := env.DB.Exec(`UPDATE report_executions SET delivery_attempts = ?::jsonb WHERE id = ?`, "["+list+"]", id).Error; err != nil {
+			t.Fatal(err)
+		}
+		page := owner.Get(path)
+		if page.StatusCode != 200 || strings.Count(page.Body, `data-testid="delivery-failed"`) != n ||
+			!strings.Contains(page.Body, "webhook answered 500 Internal Server Error") || !strings.Contains(page.Body, want) {
+			t.Fatalf("%d failed attempts: page %d lacks them or %q", n, page.StatusCode, want)
+		}
+	}
+	if r := otherOwner.Get(path); r.StatusCode != 404 {
+		t.Fatalf("another organization sees the execution: %d", r.StatusCode)
+	}
+	ok := `{"at":"2026-11-30T02:20:00Z","kind":"webhook","target":"https://siem.example.com/hook","ok":true}`
+	if err := env.DB.Exec(`UPDATE report_executions SET delivery_attempts = ?::jsonb WHERE id = ?`, "["+attempt+","+ok+"]", id).Error; err != nil {
+		t.Fatal(err)
+	}
+	if page := owner.Get(path); !strings.Contains(page.Body, `data-testid="delivery-ok"`) || strings.Contains(page.Body, `data-testid="delivery-note"`) {
+		t.Fatal("a delivered attempt is not shown as delivered, or a retry is still announced")
+	}
+}

@@ -96,16 +96,22 @@ type TemplateEditProps struct {
 type Pair struct{ Name, Value string }
 
 // DeliveryRow is one delivery attempt.
-type DeliveryRow struct{ At, Kind, Target, Outcome string }
+type DeliveryRow struct {
+	At, Kind, Target, Outcome string
+	OK                        bool
+}
 
 // ExecutionProps is the view model of one execution's page, which polls itself while the
 // execution runs.
 type ExecutionProps struct {
-	E          ExecutionRow
-	Criteria   []Pair
-	Integrity  []Pair
-	Deliveries []DeliveryRow
-	PollURL    string
+	E ExecutionRow
+	// DeliveryNote says what happens next to a delivery that has not succeeded ("" when
+	// one did or none is due).
+	DeliveryNote string
+	Criteria     []Pair
+	Integrity    []Pair
+	Deliveries   []DeliveryRow
+	PollURL      string
 }
 
 func errorFor(p IndexProps, form string) *components.FormError {
