@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"auditdb/models"
+	"auditdb/models/reports"
 	"auditdb/web/webtest"
 )
 
@@ -32,6 +33,7 @@ var consolePages = []struct{ path, as string }{
 	{"/events/:id", "owner"},
 	{"/alerts", "owner"},
 	{"/reports", "owner"},
+	{"/reports/templates/:id", "owner"},
 	{"/retention", "owner"},
 	{"/retention/policies/new", "owner"},
 	{"/retention/holds", "owner"},
@@ -122,6 +124,16 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 			PrincipalID: str("mallory"), OutcomeDescription: str("Wrong password")},
 	)
 	env.APIKey(org, models.ScopeIngest)
+	tpl, err := env.Services.Reports.SaveTemplate(context.Background(), org, "", reports.TemplateInput{Name: "Weekly PHI",
+		Type: reports.TypeHIPAA, PeriodDays: 7, Formats: []string{"csv"}}, models.SystemActor("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Services.Reports.SaveSchedule(context.Background(), org, "", reports.ScheduleInput{Name: "Mondays", TemplateID: tpl.ID,
+		Enabled: true, Schedule: reports.Schedule{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC"}},
+		models.SystemActor("test")); err != nil {
+		t.Fatal(err)
+	}
 	base := serve(t, env)
 
 	ctx := browserFor(t, 4*time.Minute)
@@ -141,17 +153,20 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 			}
 			signedInAs = p.as
 		}
-		checkPage(t, ctx, base, p.path, evs[0].ID)
+		checkPage(t, ctx, base, p.path, evs[0].ID, tpl.ID)
 	}
 }
 
 // checkPage opens path at 1440 px, checks it with axe-core, then narrows the viewport to
 // 390 px and checks that the page is no wider than that.
-func checkPage(t *testing.T, ctx context.Context, base, path string, eventID int64) {
+func checkPage(t *testing.T, ctx context.Context, base, path string, eventID int64, templateID string) {
 	t.Helper()
 	url := base + path
-	if path == "/events/:id" {
+	switch path {
+	case "/events/:id":
 		url = base + "/events/" + strconv.FormatInt(eventID, 10)
+	case "/reports/templates/:id":
+		url = base + "/reports/templates/" + templateID
 	}
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1440, 900), chromedp.Navigate(url), chromedp.WaitReady(css("body"))); err != nil {
 		t.Fatalf("%s: %v", path, err)

@@ -380,7 +380,7 @@ func Index(s layout.Shell, p IndexProps) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Report</th><th scope=\"col\" class=\"table-head\">Period</th><th scope=\"col\" class=\"table-head\">Status</th><th scope=\"col\" class=\"table-head\">Started</th><th scope=\"col\" class=\"table-head\">Events</th><th scope=\"col\" class=\"table-head\">Files</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Latest executions table\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Report</th><th scope=\"col\" class=\"table-head\">Period</th><th scope=\"col\" class=\"table-head\">Status</th><th scope=\"col\" class=\"table-head\">Started</th><th scope=\"col\" class=\"table-head\">Events</th><th scope=\"col\" class=\"table-head\">Files</th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -558,7 +558,7 @@ func Index(s layout.Shell, p IndexProps) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Template</th><th scope=\"col\" class=\"table-head\">Type</th><th scope=\"col\" class=\"table-head\">Period</th><th scope=\"col\" class=\"table-head\">Formats</th><th scope=\"col\" class=\"table-head\">Filters</th><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 40, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Templates table\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Template</th><th scope=\"col\" class=\"table-head\">Type</th><th scope=\"col\" class=\"table-head\">Period</th><th scope=\"col\" class=\"table-head\">Formats</th><th scope=\"col\" class=\"table-head\">Filters</th><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -767,7 +767,7 @@ func Index(s layout.Shell, p IndexProps) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				} else {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 61, "<div class=\"overflow-x-auto\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Schedule</th><th scope=\"col\" class=\"table-head\">Template</th><th scope=\"col\" class=\"table-head\">When</th><th scope=\"col\" class=\"table-head\">Delivery</th><th scope=\"col\" class=\"table-head\">Next run</th><th scope=\"col\" class=\"table-head\">Last run</th><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 61, "<div class=\"scroll-region\" tabindex=\"0\" role=\"region\" aria-label=\"Schedules table\"><table class=\"min-w-full divide-y divide-slate-200\"><thead class=\"bg-slate-50\"><tr><th scope=\"col\" class=\"table-head\">Schedule</th><th scope=\"col\" class=\"table-head\">Template</th><th scope=\"col\" class=\"table-head\">When</th><th scope=\"col\" class=\"table-head\">Delivery</th><th scope=\"col\" class=\"table-head\">Next run</th><th scope=\"col\" class=\"table-head\">Last run</th><th scope=\"col\" class=\"table-head\"><span class=\"sr-only\">Actions</span></th></tr></thead> <tbody class=\"divide-y divide-slate-100 bg-white\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
