@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// ReportSendTimeout bounds one report delivery (up to 10 MB of files in the body or
+// attached): connecting and each answer still wait at most SendTimeout.
+const ReportSendTimeout = 2 * time.Minute
+
 // ReportSender delivers report files: to webhooks through the alert channels' signed
 // sender under a stricter rule (public addresses only: loopback, private, link-local,
 // multicast and unspecified ones are refused, also after DNS resolution, and redirects
@@ -52,6 +56,8 @@ func (s *ReportSender) Webhook(ctx context.Context, target, secret, event, deliv
 	if secret == "" {
 		return errors.New("models: webhook: the schedule has no signing secret; save the schedule again for one")
 	}
+	ctx, cancel := context.WithTimeout(ctx, ReportSendTimeout)
+	defer cancel()
 	_, err := sendWebhook(ctx, s.resolver, target, secret, event, delivery, body, s.Now(), s.loopback)
 	return err
 }
@@ -91,6 +97,9 @@ func (s *ReportSender) Email(ctx context.Context, m ReportMail) error {
 		}
 	}
 	now := s.Now()
+	// sendMail's deadline for the whole conversation comes from ctx: room for the files.
+	ctx, cancel := context.WithTimeout(ctx, ReportSendTimeout)
+	defer cancel()
 	return sendMail(ctx, s.smtp, m.To, func(w io.Writer) error { return writeReportMail(w, s.smtp.From, m, now) })
 }
 
