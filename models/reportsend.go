@@ -157,6 +157,8 @@ func writeReportMail(w io.Writer, from string, m ReportMail, now time.Time) erro
 	return mw.Close()
 }
 
+var crlf = []byte("\r\n")
+
 // lineWrapper breaks what it is given into lines of 76 bytes (base64 in MIME).
 type lineWrapper struct {
 	w   io.Writer
@@ -167,7 +169,7 @@ func (l *lineWrapper) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if l.col == 76 {
-			if _, err := io.WriteString(l.w, "\r\n"); err != nil {
+			if _, err := l.w.Write(crlf); err != nil {
 				return n, err
 			}
 			l.col = 0

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
@@ -15,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
 
 	"auditdb/models"
 )
@@ -206,5 +210,51 @@ func TestAlertEmailLineStartingWithADot(t *testing.T) {
 	}
 	if strings.Contains(be.mails[0], "\r\n..env file read") || !strings.Contains(be.mails[0], "\r\n.env file read") {
 		t.Fatalf("the dotted line arrived changed:\n%s", be.mails[0])
+	}
+}
+
+// discardSMTP is an SMTP backend that reads and drops every message (the benchmark's
+// receiver, so its memory is not the sender's).
+type discardSMTP struct{}
+
+func (discardSMTP) NewSession(*gosmtp.Conn) (gosmtp.Session, error) { return discardSession{}, nil }
+
+type discardSession struct{}
+
+func (discardSession) Reset()                                 {}
+func (discardSession) Logout() error                          { return nil }
+func (discardSession) Mail(string, *gosmtp.MailOptions) error { return nil }
+func (discardSession) Rcpt(string, *gosmtp.RcptOptions) error { return nil }
+func (discardSession) Data(r io.Reader) error                 { _, err := io.Copy(io.Discard, r); return err }
+
+// BenchmarkReportEmail sends one email with a 1 MB and a 10 MB attachment to an in-process
+// SMTP server that drops it: the attachment is streamed from its reader, so the sender's
+// memory per message does not grow with it (compare B/op of the two sizes).
+func BenchmarkReportEmail(b *testing.B) {
+	srv := gosmtp.NewServer(discardSMTP{})
+	srv.Domain = "localhost"
+	srv.MaxMessageBytes = 64 << 20
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	s := models.NewReportSender(&fakeResolver{}, &models.SMTPConfig{Host: host, Port: port, From: "reports@example.com"})
+	for _, size := range []int{1 << 20, 10 << 20} {
+		b.Run(fmt.Sprintf("%dMB", size>>20), func(b *testing.B) {
+			file := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				err := s.Email(context.Background(), models.ReportMail{To: []string{"dpo@example.com"}, Subject: "r", Text: "t",
+					Attachments: []models.MailAttachment{{Name: "r.csv", ContentType: "text/csv",
+						Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(file)), nil }}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
