@@ -474,17 +474,22 @@ func CreateReportSchedule(d ReportDeps) fiber.Handler {
 			return refuseReportForm(c, d, "schedule", err, values)
 		}
 		if sc.Delivery.Kind == reports.DeliverWebhook {
-			// The signing secret is shown this once, in the answer itself (never in a URL).
-			p, err := reportsProps(c, d, "", nil, nil)
-			if err != nil {
-				return err
-			}
-			p.NewSecret, p.NewSecretSchedule = sc.Delivery.Secret, sc.Name
-			c.Set(fiber.HeaderCacheControl, "no-store")
-			return render.HTML(c, fiber.StatusCreated, reportviews.Index(v.Shell("Reports", "reports"), p))
+			return renderNewSecret(c, d, sc)
 		}
 		return redirectDone(c, "/reports", doneReportScheduleSaved, sc.Name)
 	}
+}
+
+// renderNewSecret shows /reports with the webhook signing secret of sc, this once, in the
+// answer itself (never in a URL).
+func renderNewSecret(c *fiber.Ctx, d ReportDeps, sc *reports.ScheduledReport) error {
+	p, err := reportsProps(c, d, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	p.NewSecret, p.NewSecretSchedule = sc.Delivery.Secret, sc.Name
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return render.HTML(c, fiber.StatusCreated, reportviews.Index(render.ViewerOf(c).Shell("Reports", "reports"), p))
 }
 
 // ToggleReportSchedule pauses an enabled schedule or resumes a paused one.
@@ -495,10 +500,14 @@ func ToggleReportSchedule(d ReportDeps) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		_, err = d.Store.SaveSchedule(c.UserContext(), v.OrgID, sc.ID, reports.ScheduleInput{Name: sc.Name, TemplateID: sc.TemplateID,
+		saved, err := d.Store.SaveSchedule(c.UserContext(), v.OrgID, sc.ID, reports.ScheduleInput{Name: sc.Name, TemplateID: sc.TemplateID,
 			Schedule: sc.Schedule, Delivery: sc.Delivery, Enabled: !sc.Enabled}, ActorOf(c))
 		if err != nil {
 			return err
+		}
+		if sc.Delivery.Kind == reports.DeliverWebhook && sc.Delivery.Secret == "" && saved.Delivery.Secret != "" {
+			// A webhook schedule saved before deliveries were signed got its secret now.
+			return renderNewSecret(c, d, saved)
 		}
 		return redirectDone(c, "/reports", doneReportScheduleSaved, sc.Name)
 	}

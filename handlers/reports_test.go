@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,12 +251,17 @@ func TestReportsPages(t *testing.T) {
 			t.Fatalf("a refused change was written: period_days %s", days)
 		}
 		changed := url.Values{"name": {"Fortnight PHI"}, "type": {"HIPAA_AUDIT_TRAIL"}, "period_days": {"14"},
-			"formats": {"csv", "json"}, "status": {"failure"}}
+			"formats": {"json", "csv"}, "status": {"failure"}}
 		if r := owner.PostForm(edit, changed); r.StatusCode != 303 || !strings.Contains(r.Header.Get("Location"), "report-template-updated") {
 			t.Fatalf("update template: %d %s", r.StatusCode, r.Header.Get("Location"))
 		}
 		if r := owner.Get(edit); !strings.Contains(r.Body, `value="Fortnight PHI"`) || !strings.Contains(r.Body, `value="14"`) {
 			t.Error("the edit form does not show the change")
+		}
+		var schedFormats []string
+		env.DB.Raw(`SELECT format FROM scheduled_reports WHERE template_id = ?`, tplID).Scan(&schedFormats)
+		if len(schedFormats) == 0 || slices.ContainsFunc(schedFormats, func(f string) bool { return f != "json" }) {
+			t.Errorf("the template's schedules keep their old format: %v", schedFormats)
 		}
 		var change struct{ PreviousValue, NewValue, ChangedBy string }
 		env.DB.Raw(`SELECT previous_value::text, new_value::text, changed_by FROM config_change_event
@@ -290,6 +296,19 @@ func TestReportsPages(t *testing.T) {
 		env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND details::text LIKE ?`, org, "%"+secret[1]+"%").Scan(&logged)
 		if logged != 0 {
 			t.Error("the signing secret is in the audit log")
+		}
+		// A webhook schedule saved before deliveries were signed gets its secret, shown once,
+		// when it is next saved (paused or resumed).
+		var hookID string
+		env.DB.Raw(`SELECT id FROM scheduled_reports WHERE organization_id = ? AND name = 'To the SIEM'`, org).Scan(&hookID)
+		env.DB.Exec(`UPDATE scheduled_reports SET delivery = delivery - 'secret' WHERE id = ?`, hookID)
+		toggled := owner.PostForm("/reports/schedules/"+hookID+"/toggle", url.Values{})
+		again := regexp.MustCompile(`data-testid="new-secret-value">(whsec_[^<]+)<`).FindStringSubmatch(toggled.Body)
+		if toggled.StatusCode != 201 || again == nil || again[1] == secret[1] {
+			t.Fatalf("toggling an unsigned webhook schedule: %d, new secret %v", toggled.StatusCode, again)
+		}
+		if r := owner.PostForm("/reports/schedules/"+hookID+"/toggle", url.Values{}); r.StatusCode != 303 {
+			t.Fatalf("toggling it again shows a secret again: %d", r.StatusCode)
 		}
 
 		var actions []string
