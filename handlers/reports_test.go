@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/csv"
 	"net/url"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"auditdb/models"
+	"auditdb/models/reports"
 	"auditdb/web/webtest"
 )
 
@@ -364,5 +366,40 @@ func TestReportExecutionShowsFailedDeliveries(t *testing.T) {
 	}
 	if page := owner.Get(path); !strings.Contains(page.Body, `data-testid="delivery-ok"`) || strings.Contains(page.Body, `data-testid="delivery-note"`) {
 		t.Fatal("a delivered attempt is not shown as delivered, or a retry is still announced")
+	}
+}
+
+// The server's runner has its deliverer: a scheduled email without an SMTP server fails
+// saying so (not "not configured"), recorded on the execution, which still completes.
+func TestServerDeliversScheduledReports(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("rep-wired")
+	ctx := context.Background()
+	by := models.SystemActor("test")
+	tpl, err := env.Services.Reports.SaveTemplate(ctx, org, "", reports.TemplateInput{Name: "Daily", Type: reports.TypeGeneral,
+		PeriodDays: 1, Formats: []string{"json"}}, by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := env.Services.Reports.SaveSchedule(ctx, org, "", reports.ScheduleInput{Name: "mail", TemplateID: tpl.ID, Enabled: true,
+		Schedule: reports.Schedule{Frequency: "daily", Time: "06:00", TimeZone: "UTC"},
+		Delivery: reports.Delivery{Kind: reports.DeliverEmail, Emails: []string{"dpo@example.com"}}}, by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := env.Services.ReportRunner
+	runner.Now = func() time.Time { return sc.NextRun.Add(time.Minute) }
+	if n, err := runner.RunDue(ctx); err != nil || n < 1 {
+		t.Fatalf("RunDue = %d, %v", n, err)
+	}
+	runner.Wait()
+	execs, err := env.Services.Reports.Executions(ctx, org, 1)
+	if err != nil || len(execs) != 1 {
+		t.Fatalf("executions %v %v", execs, err)
+	}
+	e := execs[0]
+	if e.Status != reports.StatusCompleted || len(e.Deliveries) != 1 || e.Deliveries[0].OK ||
+		!strings.Contains(e.Deliveries[0].Error, "AUDITDB_SMTP_URL") {
+		t.Fatalf("execution %s, attempts %+v", e.Status, e.Deliveries)
 	}
 }
