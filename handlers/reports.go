@@ -170,6 +170,7 @@ func reportsProps(c *fiber.Ctx, d ReportDeps, form string, refusal *components.F
 		}
 		if p.CanUpdate {
 			row.ToggleAction = "/reports/schedules/" + s.ID + "/toggle"
+			row.EditHref = "/reports/schedules/" + s.ID
 		}
 		if p.CanDelete {
 			row.DeleteAction = "/reports/schedules/" + s.ID + "/delete"
@@ -442,33 +443,13 @@ func DeleteReportTemplate(d ReportDeps) fiber.Handler {
 func CreateReportSchedule(d ReportDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		form := reportviews.ScheduleForm{Name: c.FormValue("name"), TemplateID: c.FormValue("template_id"),
-			Frequency: c.FormValue("frequency"), Weekday: c.FormValue("weekday"), Day: c.FormValue("day"), Time: c.FormValue("time"),
-			TimeZone: c.FormValue("time_zone"), Delivery: c.FormValue("delivery"), WebhookURL: c.FormValue("webhook_url"),
-			Emails: c.FormValue("emails")}
+		form, in, err := scheduleFormOf(c)
 		values := &reportForms{run: reportviews.RunForm{Formats: map[string]bool{"csv": true}},
 			template: reportviews.TemplateForm{PeriodDays: "30", Formats: map[string]bool{"csv": true}}, schedule: form}
-		in := reports.ScheduleInput{Name: form.Name, TemplateID: form.TemplateID, Enabled: true,
-			Schedule: reports.Schedule{Frequency: form.Frequency, Weekday: form.Weekday, Time: strings.TrimSpace(form.Time),
-				TimeZone: strings.TrimSpace(form.TimeZone)},
-			Delivery: reports.Delivery{Kind: form.Delivery}}
-		if s := strings.TrimSpace(form.Day); s != "" && (form.Frequency == reports.Monthly || form.Frequency == reports.Quarterly) {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return refuseReportForm(c, d, "schedule", models.Invalid("day", "must be a day of the month from 1 to 31"), values)
-			}
-			in.Schedule.Day = n
+		if err != nil {
+			return refuseReportForm(c, d, "schedule", err, values)
 		}
-		switch in.Delivery.Kind {
-		case reports.DeliverWebhook:
-			in.Delivery.URL = strings.TrimSpace(form.WebhookURL)
-		case reports.DeliverEmail:
-			for _, e := range strings.Split(form.Emails, ",") {
-				if e = strings.TrimSpace(e); e != "" {
-					in.Delivery.Emails = append(in.Delivery.Emails, e)
-				}
-			}
-		}
+		in.Enabled = true
 		sc, err := d.Store.SaveSchedule(c.UserContext(), v.OrgID, "", in, ActorOf(c))
 		if err != nil {
 			return refuseReportForm(c, d, "schedule", err, values)
@@ -477,6 +458,105 @@ func CreateReportSchedule(d ReportDeps) fiber.Handler {
 			return renderNewSecret(c, d, sc)
 		}
 		return redirectDone(c, "/reports", doneReportScheduleSaved, sc.Name)
+	}
+}
+
+// scheduleFormOf reads the schedule form: the values to show again and the input, or the
+// refusal of a day that is not a number.
+func scheduleFormOf(c *fiber.Ctx) (reportviews.ScheduleForm, reports.ScheduleInput, error) {
+	get := func(k string) string { return strings.Clone(c.FormValue(k)) }
+	form := reportviews.ScheduleForm{Name: get("name"), TemplateID: get("template_id"), Frequency: get("frequency"),
+		Weekday: get("weekday"), Day: get("day"), Time: get("time"), TimeZone: get("time_zone"), Delivery: get("delivery"),
+		WebhookURL: get("webhook_url"), Emails: get("emails")}
+	in := reports.ScheduleInput{Name: form.Name, TemplateID: form.TemplateID,
+		Schedule: reports.Schedule{Frequency: form.Frequency, Weekday: form.Weekday, Time: strings.TrimSpace(form.Time),
+			TimeZone: strings.TrimSpace(form.TimeZone)},
+		Delivery: reports.Delivery{Kind: form.Delivery}}
+	if s := strings.TrimSpace(form.Day); s != "" && (form.Frequency == reports.Monthly || form.Frequency == reports.Quarterly) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return form, in, models.Invalid("day", "must be a day of the month from 1 to 31")
+		}
+		in.Schedule.Day = n
+	}
+	switch in.Delivery.Kind {
+	case reports.DeliverWebhook:
+		in.Delivery.URL = strings.TrimSpace(form.WebhookURL)
+	case reports.DeliverEmail:
+		for _, e := range strings.Split(form.Emails, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				in.Delivery.Emails = append(in.Delivery.Emails, e)
+			}
+		}
+	}
+	return form, in, nil
+}
+
+// scheduleFormValues is a saved schedule as its form shows it.
+func scheduleFormValues(sc *reports.ScheduledReport) reportviews.ScheduleForm {
+	f := reportviews.ScheduleForm{Name: sc.Name, TemplateID: sc.TemplateID, Frequency: sc.Schedule.Frequency,
+		Weekday: sc.Schedule.Weekday, Time: sc.Schedule.Time, TimeZone: sc.Schedule.TimeZone, Delivery: sc.Delivery.Kind,
+		WebhookURL: sc.Delivery.URL, Emails: strings.Join(sc.Delivery.Emails, ", ")}
+	if sc.Schedule.Day > 0 {
+		f.Day = strconv.Itoa(sc.Schedule.Day)
+	}
+	if f.Weekday == "" {
+		f.Weekday = "monday"
+	}
+	return f
+}
+
+// renderScheduleEdit shows org's schedule id's edit page with form.
+func renderScheduleEdit(c *fiber.Ctx, d ReportDeps, status int, id string, form reportviews.ScheduleForm, refusal *components.FormError) error {
+	v := render.ViewerOf(c)
+	p, err := reportsProps(c, d, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	return render.HTML(c, status, reportviews.ScheduleEdit(v.Shell("Edit report schedule", "reports"),
+		reportviews.ScheduleEditProps{CSRF: v.Session.CSRFToken(), Action: "/reports/schedules/" + id, Error: refusal, Options: p, Form: form}))
+}
+
+// EditReportSchedule shows a schedule's edit form.
+func EditReportSchedule(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		sc, err := d.Store.ScheduledReport(c.UserContext(), v.OrgID, c.Params("id"))
+		if err != nil {
+			return err
+		}
+		return renderScheduleEdit(c, d, fiber.StatusOK, sc.ID, scheduleFormValues(sc), nil)
+	}
+}
+
+// UpdateReportSchedule saves a changed schedule: it stays enabled or paused, a webhook keeps
+// its signing secret (a new webhook target gets one, shown once), and its next run is
+// computed again.
+func UpdateReportSchedule(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		sc, err := d.Store.ScheduledReport(c.UserContext(), v.OrgID, c.Params("id"))
+		if err != nil {
+			return err
+		}
+		form, in, err := scheduleFormOf(c)
+		if err == nil {
+			in.Enabled = sc.Enabled
+			if in.Delivery.Kind == reports.DeliverWebhook && sc.Delivery.Kind == reports.DeliverWebhook {
+				in.Delivery.Secret = sc.Delivery.Secret
+			}
+			var saved *reports.ScheduledReport
+			if saved, err = d.Store.SaveSchedule(c.UserContext(), v.OrgID, sc.ID, in, ActorOf(c)); err == nil {
+				if saved.Delivery.Kind == reports.DeliverWebhook && saved.Delivery.Secret != sc.Delivery.Secret {
+					return renderNewSecret(c, d, saved)
+				}
+				return redirectDone(c, "/reports", doneReportScheduleSaved, saved.Name)
+			}
+		}
+		if r := refusalOf(err); r != nil {
+			return renderScheduleEdit(c, d, render.StatusOf(err), sc.ID, form, r)
+		}
+		return err
 	}
 }
 

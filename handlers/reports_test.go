@@ -313,6 +313,63 @@ func TestReportsPages(t *testing.T) {
 			t.Fatalf("toggling it again shows a secret again: %d", r.StatusCode)
 		}
 
+		// Editing a schedule: refused changes write nothing, a paused schedule stays paused,
+		// a webhook keeps its signing secret while it stays a webhook.
+		schEdit := "/reports/schedules/" + schID
+		if r := member.Get(schEdit); r.StatusCode != 403 {
+			t.Errorf("a member opens a schedule's edit form: %d", r.StatusCode)
+		}
+		if r := otherOwner.Get(schEdit); r.StatusCode != 404 {
+			t.Errorf("another organization opens the schedule: %d, want 404", r.StatusCode)
+		}
+		if r := otherOwner.PostForm(schEdit, sched("", "")); r.StatusCode != 404 {
+			t.Errorf("another organization changes the schedule: %d, want 404", r.StatusCode)
+		}
+		if r := owner.Get(schEdit); r.StatusCode != 200 || !strings.Contains(r.Body, `data-testid="schedule-edit-form"`) ||
+			!strings.Contains(r.Body, `value="Mondays"`) || !strings.Contains(r.Body, `value="Europe/Berlin"`) {
+			t.Fatalf("schedule edit page: %d", r.StatusCode)
+		}
+		for _, bad := range []struct{ key, value, field string }{
+			{"time_zone", "Mars/Base", "time_zone"}, {"time", "24:00", "time"}, {"weekday", "funday", "weekday"},
+		} {
+			r := owner.PostForm(schEdit, sched(bad.key, bad.value))
+			if r.StatusCode != 400 || !strings.Contains(r.Body, `data-testid="form-error-field">`+bad.field+`<`) ||
+				!strings.Contains(r.Body, `data-testid="schedule-edit-form"`) {
+				t.Errorf("%s=%s: %d, want 400 naming %s on the edit form", bad.key, bad.value, r.StatusCode, bad.field)
+			}
+		}
+		monthEnd := sched("frequency", "monthly")
+		monthEnd.Set("day", "31")
+		monthEnd.Set("time", "07:30")
+		if r := owner.PostForm(schEdit, monthEnd); r.StatusCode != 303 {
+			t.Fatalf("update schedule: %d %s", r.StatusCode, r.Body)
+		}
+		var row struct {
+			Schedule string
+			Enabled  bool
+		}
+		env.DB.Raw(`SELECT schedule::text AS schedule, enabled FROM scheduled_reports WHERE id = ?`, schID).Scan(&row)
+		if !strings.Contains(row.Schedule, `"monthly"`) || !strings.Contains(row.Schedule, `31`) || row.Enabled {
+			t.Errorf("schedule after the edit: %+v (want monthly on the 31st, still paused)", row)
+		}
+		secretOf := func(id string) string {
+			var sec string
+			env.DB.Raw(`SELECT COALESCE(delivery->>'secret', '') FROM scheduled_reports WHERE id = ?`, id).Scan(&sec)
+			return sec
+		}
+		before := secretOf(hookID)
+		moved := sched("delivery", "webhook")
+		moved.Set("name", "To the SIEM")
+		moved.Set("webhook_url", "https://93.184.216.35/hook")
+		if r := owner.PostForm("/reports/schedules/"+hookID, moved); r.StatusCode != 303 || secretOf(hookID) != before || before == "" {
+			t.Errorf("moving a webhook: %d; the secret changed or was shown again", r.StatusCode)
+		}
+		moved.Set("webhook_url", "https://10.0.0.1/hook")
+		if r := owner.PostForm("/reports/schedules/"+hookID, moved); r.StatusCode != 400 ||
+			!strings.Contains(r.Body, `data-testid="form-error-field">webhook_url<`) {
+			t.Errorf("moving a webhook to a private address: %d", r.StatusCode)
+		}
+
 		var actions []string
 		env.DB.Raw(`SELECT action FROM audit_log WHERE organization_id = ? AND action LIKE 'report.%' ORDER BY id`, org).Scan(&actions)
 		joined := strings.Join(actions, ",")

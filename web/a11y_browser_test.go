@@ -34,6 +34,7 @@ var consolePages = []struct{ path, as string }{
 	{"/alerts", "owner"},
 	{"/reports", "owner"},
 	{"/reports/templates/:id", "owner"},
+	{"/reports/schedules/:id", "owner"},
 	{"/retention", "owner"},
 	{"/retention/policies/new", "owner"},
 	{"/retention/holds", "owner"},
@@ -129,9 +130,10 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Services.Reports.SaveSchedule(context.Background(), org, "", reports.ScheduleInput{Name: "Mondays", TemplateID: tpl.ID,
+	sch, err := env.Services.Reports.SaveSchedule(context.Background(), org, "", reports.ScheduleInput{Name: "Mondays", TemplateID: tpl.ID,
 		Enabled: true, Schedule: reports.Schedule{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC"}},
-		models.SystemActor("test")); err != nil {
+		models.SystemActor("test"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	base := serve(t, env)
@@ -153,20 +155,21 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 			}
 			signedInAs = p.as
 		}
-		checkPage(t, ctx, base, p.path, evs[0].ID, tpl.ID)
+		checkPage(t, ctx, base, p.path, evs[0].ID, map[string]string{"/reports/templates/:id": "/reports/templates/" + tpl.ID,
+			"/reports/schedules/:id": "/reports/schedules/" + sch.ID})
 	}
 }
 
 // checkPage opens path at 1440 px, checks it with axe-core, then narrows the viewport to
 // 390 px and checks that the page is no wider than that.
-func checkPage(t *testing.T, ctx context.Context, base, path string, eventID int64, templateID string) {
+func checkPage(t *testing.T, ctx context.Context, base, path string, eventID int64, paths map[string]string) {
 	t.Helper()
 	url := base + path
-	switch path {
-	case "/events/:id":
+	if path == "/events/:id" {
 		url = base + "/events/" + strconv.FormatInt(eventID, 10)
-	case "/reports/templates/:id":
-		url = base + "/reports/templates/" + templateID
+	}
+	if p, ok := paths[path]; ok {
+		url = base + p
 	}
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1440, 900), chromedp.Navigate(url), chromedp.WaitReady(css("body"))); err != nil {
 		t.Fatalf("%s: %v", path, err)

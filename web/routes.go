@@ -192,6 +192,8 @@ func consoleRoutes(d *Services) []route {
 		{post, "/reports/templates/:id", Perm("audit.reports", "update"), handlers.UpdateReportTemplate(rep)},
 		{post, "/reports/templates/:id/delete", Perm("audit.reports", "delete"), handlers.DeleteReportTemplate(rep)},
 		{post, "/reports/schedules", Perm("audit.reports", "create"), handlers.CreateReportSchedule(rep)},
+		{get, "/reports/schedules/:id", Perm("audit.reports", "update"), handlers.EditReportSchedule(rep)},
+		{post, "/reports/schedules/:id", Perm("audit.reports", "update"), handlers.UpdateReportSchedule(rep)},
 		{post, "/reports/schedules/:id/toggle", Perm("audit.reports", "update"), handlers.ToggleReportSchedule(rep)},
 		{post, "/reports/schedules/:id/delete", Perm("audit.reports", "delete"), handlers.DeleteReportSchedule(rep)},
 		{get, "/reports/executions/:id", Perm("audit.reports", "read"), handlers.ShowReportExecution(rep)},

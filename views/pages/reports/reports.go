@@ -36,7 +36,16 @@ type TemplateRow struct {
 type ScheduleRow struct {
 	ID, Name, Template, When, Delivery, NextRun, LastRun string
 	Enabled                                              bool
-	ToggleAction, DeleteAction                           string // "" when the viewer may not
+	ToggleAction, DeleteAction, EditHref                 string // "" when the viewer may not
+}
+
+// ScheduleEditProps is the view model of a schedule's edit page; Options holds the
+// choices (templates, frequencies, weekdays).
+type ScheduleEditProps struct {
+	CSRF, Action string
+	Error        *components.FormError
+	Options      IndexProps
+	Form         ScheduleForm
 }
 
 // FileRow is one file of an execution, with its download link.
