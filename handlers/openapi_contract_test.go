@@ -319,3 +319,38 @@ func TestOpenAPIDeclaresRetryAndReplayHeaders(t *testing.T) {
 		t.Error("GET /events/{id}/proof 404 does not declare Retry-After")
 	}
 }
+
+// POST /reports documents its refusals: the 400s with the field each names, and the 429
+// of the running-reports limit with Retry-After.
+func TestOpenAPIReportRunRefusals(t *testing.T) {
+	doc := loadOpenAPI(t)
+	item := doc.Paths.Find("/reports")
+	if item == nil || item.Post == nil {
+		t.Fatal("POST /reports is not documented")
+	}
+	op := item.Post
+	bad := op.Responses.Status(http.StatusBadRequest)
+	if bad == nil || bad.Value == nil || bad.Value.Description == nil {
+		t.Fatal("POST /reports does not document 400")
+	}
+	for _, want := range []string{"`body`", "UTF-8", "after the object", "unknown member", "`template_id`",
+		"`from`", "2000-01-01", "a day in the future", "`to`", "5 years"} {
+		if !strings.Contains(*bad.Value.Description, want) {
+			t.Errorf("the 400 of POST /reports does not say %q", want)
+		}
+	}
+	if s := bad.Value.Content.Get("application/json"); s == nil || s.Schema == nil || s.Schema.Value.Properties["error"] == nil {
+		t.Error("the 400 of POST /reports is not the Error shape")
+	}
+	many := op.Responses.Status(http.StatusTooManyRequests)
+	if many == nil || many.Value.Headers[fiber.HeaderRetryAfter] == nil {
+		t.Fatal("POST /reports does not document 429 with Retry-After")
+	}
+	if !strings.Contains(op.Description, "At most 3 reports run at once") {
+		t.Error("POST /reports does not say when it answers 429")
+	}
+	req := doc.Components.Schemas["ReportRequest"]
+	if req == nil || req.Value.AdditionalProperties.Has == nil || *req.Value.AdditionalProperties.Has {
+		t.Error("ReportRequest does not forbid other members")
+	}
+}

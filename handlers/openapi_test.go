@@ -96,6 +96,15 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	}](t, r).ID
 	env.Services.ReportRunner.Wait()
 	reportPath := "/api/v1/reports/" + execID
+	// An organization already running its three reports.
+	busy := env.Org("oas-busy")
+	busyRead := env.APIKey(busy, models.ScopeRead)
+	for i := range 3 {
+		if err := env.DB.Exec(`INSERT INTO report_executions (id, organization_id, report_type, status, execution_time, scheduled_time, heartbeat_at)
+			VALUES (?, ?, 'GENERAL_COMPLIANCE', 'running', now(), now(), now())`, fmt.Sprintf("exe_%s_%d", busy, i), busy).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
 	filePath := reportPath + "/files/csv?" + env.Services.ReportLinks.Query(org, execID, "csv", time.Hour)
 	expiredPath := reportPath + "/files/csv?" + env.Services.ReportLinks.Query(org, execID, "csv", -time.Hour)
 	// A GDPR request filed by a privacy portal's key.
@@ -162,6 +171,10 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 			{"POST", "/api/v1/reports", read, jsonType, `{"type":"SOX"}`, 400, nil, ""},
 			{"POST", "/api/v1/reports", read, jsonType, `{"type":"GENERAL_COMPLIANCE","formats":["evidence"]}`, 202, nil, "Location"},
 			{"POST", "/api/v1/reports", read, jsonType, `{"template_id":"tpl_of_nobody"}`, 404, nil, ""},
+			{"POST", "/api/v1/reports", read, jsonType, `{"type":"GENERAL_COMPLIANCE"} {}`, 400, nil, ""},
+			{"POST", "/api/v1/reports", read, jsonType, `{"type":"GENERAL_COMPLIANCE","from":"1999-12-31T00:00:00Z"}`, 400, nil, ""},
+			{"POST", "/api/v1/reports", read, jsonType, `{"template_id":"tpl_x","type":"GENERAL_COMPLIANCE"}`, 400, nil, ""},
+			{"POST", "/api/v1/reports", busyRead, jsonType, `{"type":"GENERAL_COMPLIANCE"}`, 429, nil, fiber.HeaderRetryAfter},
 		},
 		"GET /api/v1/reports/{id}": {
 			{"GET", reportPath, read, "", "", 200, nil, ""},

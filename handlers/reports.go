@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -27,6 +29,8 @@ type ReportStore interface {
 	Templates(ctx context.Context, org string) ([]reports.Template, error)
 	SaveTemplate(ctx context.Context, org, id string, in reports.TemplateInput, by models.Actor) (*reports.Template, error)
 	DeleteTemplate(ctx context.Context, org, id string, by models.Actor) error
+	Template(ctx context.Context, org, id string) (*reports.Template, error)
+	SchedulesOf(ctx context.Context, org, templateID string) ([]reports.ScheduledReport, error)
 	Schedules(ctx context.Context, org string) ([]reports.ScheduledReport, error)
 	ScheduledReport(ctx context.Context, org, id string) (*reports.ScheduledReport, error)
 	SaveSchedule(ctx context.Context, org, id string, in reports.ScheduleInput, by models.Actor) (*reports.ScheduledReport, error)
@@ -54,6 +58,7 @@ type ReportDeps struct {
 // Confirmations of the reports forms.
 const (
 	doneReportTemplateSaved   = "report-template-saved"
+	doneReportTemplateUpdated = "report-template-updated"
 	doneReportTemplateDeleted = "report-template-deleted"
 	doneReportScheduleSaved   = "report-schedule-saved"
 	doneReportScheduleDeleted = "report-schedule-deleted"
@@ -61,6 +66,7 @@ const (
 
 func init() {
 	doneMessages[doneReportTemplateSaved] = "Report template %s saved; recorded in the audit log (report.template.create)."
+	doneMessages[doneReportTemplateUpdated] = "Report template %s updated; recorded in the audit log (report.template.update) with its previous definition."
 	doneMessages[doneReportTemplateDeleted] = "Report template %s deleted with its schedules."
 	doneMessages[doneReportScheduleSaved] = "Report schedule %s saved; recorded in the audit log."
 	doneMessages[doneReportScheduleDeleted] = "Report schedule %s deleted."
@@ -89,39 +95,52 @@ type reportForms struct {
 }
 
 func renderReports(c *fiber.Ctx, d ReportDeps, status int, form string, refusal *components.FormError, values *reportForms) error {
-	v := render.ViewerOf(c)
-	ctx := c.UserContext()
-	org := v.OrgID
-	templates, err := d.Store.Templates(ctx, org)
+	p, err := reportsProps(c, d, form, refusal, values)
 	if err != nil {
 		return err
 	}
-	schedules, err := d.Store.Schedules(ctx, org)
-	if err != nil {
-		return err
-	}
-	execs, err := d.Store.Executions(ctx, org, 20)
-	if err != nil {
-		return err
-	}
-	p := reportviews.IndexProps{CSRF: v.Session.CSRFToken(), Flash: flash(c), Error: refusal, ErrorForm: form,
-		CanRun: v.Allowed("audit.reports", "read"), CanCreate: v.Allowed("audit.reports", "create"), CanUpdate: v.Allowed("audit.reports", "update"),
-		CanDelete: v.Allowed("audit.reports", "delete"), EvidenceAvailable: d.Runner.EvidenceAvailable(),
-		Statuses: components.OptionsOf(models.EventStatuses), Classifications: components.OptionsOf(models.DataClassifications),
-		Frequencies: components.OptionsOf(reports.Frequencies),
-		Run:         reportviews.RunForm{Formats: map[string]bool{"csv": true, "pdf": true}},
-		Template:    reportviews.TemplateForm{PeriodDays: "30", Formats: map[string]bool{"csv": true, "pdf": true}},
-		Schedule:    reportviews.ScheduleForm{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC", Delivery: "download"},
-	}
-	if values != nil {
-		p.Run, p.Template, p.Schedule = values.run, values.template, values.schedule
-	}
+	return render.HTML(c, status, reportviews.Index(render.ViewerOf(c).Shell("Reports", "reports"), p))
+}
+
+// reportOptions fills the choices the report forms offer.
+func reportOptions(p *reportviews.IndexProps) {
+	p.Statuses, p.Classifications = components.OptionsOf(models.EventStatuses), components.OptionsOf(models.DataClassifications)
+	p.Frequencies = components.OptionsOf(reports.Frequencies)
 	for _, t := range reports.Types {
 		p.Types = append(p.Types, components.Option{Value: t, Label: reports.TypeTitles[t]})
 	}
 	for _, f := range reports.Formats {
 		p.Formats = append(p.Formats, components.Option{Value: f, Label: strings.ToUpper(f)})
 	}
+}
+
+func reportsProps(c *fiber.Ctx, d ReportDeps, form string, refusal *components.FormError, values *reportForms) (reportviews.IndexProps, error) {
+	v := render.ViewerOf(c)
+	ctx := c.UserContext()
+	org := v.OrgID
+	templates, err := d.Store.Templates(ctx, org)
+	if err != nil {
+		return reportviews.IndexProps{}, err
+	}
+	schedules, err := d.Store.Schedules(ctx, org)
+	if err != nil {
+		return reportviews.IndexProps{}, err
+	}
+	execs, err := d.Store.Executions(ctx, org, 20)
+	if err != nil {
+		return reportviews.IndexProps{}, err
+	}
+	p := reportviews.IndexProps{CSRF: v.Session.CSRFToken(), Flash: flash(c), Error: refusal, ErrorForm: form,
+		CanRun: v.Allowed("audit.reports", "read"), CanCreate: v.Allowed("audit.reports", "create"), CanUpdate: v.Allowed("audit.reports", "update"),
+		CanDelete: v.Allowed("audit.reports", "delete"), EvidenceAvailable: d.Runner.EvidenceAvailable(),
+		Run:      reportviews.RunForm{Formats: map[string]bool{"csv": true, "pdf": true}},
+		Template: reportviews.TemplateForm{PeriodDays: "30", Formats: map[string]bool{"csv": true, "pdf": true}},
+		Schedule: reportviews.ScheduleForm{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC", Delivery: "download"},
+	}
+	if values != nil {
+		p.Run, p.Template, p.Schedule = values.run, values.template, values.schedule
+	}
+	reportOptions(&p)
 	for _, w := range []string{"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"} {
 		p.Weekdays = append(p.Weekdays, components.Option{Value: w, Label: strings.ToUpper(w[:1]) + w[1:]})
 	}
@@ -133,6 +152,9 @@ func renderReports(c *fiber.Ctx, d ReportDeps, status int, form string, refusal 
 		}
 		if p.CanDelete {
 			row.DeleteAction = "/reports/templates/" + t.ID + "/delete"
+		}
+		if p.CanUpdate {
+			row.EditHref = "/reports/templates/" + t.ID
 		}
 		p.Templates = append(p.Templates, row)
 		p.TemplateOptions = append(p.TemplateOptions, components.Option{Value: t.ID, Label: t.Name})
@@ -148,6 +170,7 @@ func renderReports(c *fiber.Ctx, d ReportDeps, status int, form string, refusal 
 		}
 		if p.CanUpdate {
 			row.ToggleAction = "/reports/schedules/" + s.ID + "/toggle"
+			row.EditHref = "/reports/schedules/" + s.ID
 		}
 		if p.CanDelete {
 			row.DeleteAction = "/reports/schedules/" + s.ID + "/delete"
@@ -157,7 +180,7 @@ func renderReports(c *fiber.Ctx, d ReportDeps, status int, form string, refusal 
 	for i := range execs {
 		p.Executions = append(p.Executions, executionRow(d, org, &execs[i]))
 	}
-	return render.HTML(c, status, reportviews.Index(v.Shell("Reports", "reports"), p))
+	return p, nil
 }
 
 func describeFilters(f reports.Filters) string {
@@ -305,32 +328,103 @@ func RunTemplate(d ReportDeps) fiber.Handler {
 	}
 }
 
+// templateFormOf reads the template form: the values to show again and the input, or the
+// refusal of a period that is not a number.
+func templateFormOf(c *fiber.Ctx) (reportviews.TemplateForm, reports.TemplateInput, error) {
+	formats := formValues(c, "formats")
+	f := filtersOf(func(k string) string { return c.FormValue(k) })
+	form := reportviews.TemplateForm{Name: c.FormValue("name"), Type: c.FormValue("type"),
+		PeriodDays: c.FormValue("period_days"), Description: c.FormValue("description"), Action: f.Action, Status: f.Status,
+		Principal: f.Principal, ResourceType: f.ResourceType, ResourceID: f.ResourceID, Classification: f.Classification,
+		Patient: f.Patient, Formats: formatSet(formats)}
+	in := reports.TemplateInput{Name: strings.Clone(c.FormValue("name")), Description: strings.Clone(c.FormValue("description")),
+		Type: strings.Clone(c.FormValue("type")), Filters: f, PeriodDays: reports.DefaultPeriodDays, Formats: formats}
+	if s := strings.TrimSpace(c.FormValue("period_days")); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return form, in, models.Invalid("period_days", "must be a whole number of days")
+		}
+		in.PeriodDays = n
+	}
+	return form, in, nil
+}
+
 // CreateReportTemplate saves a new template from the template form.
 func CreateReportTemplate(d ReportDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		formats := formValues(c, "formats")
-		f := filtersOf(func(k string) string { return c.FormValue(k) })
-		values := &reportForms{run: reportviews.RunForm{Formats: map[string]bool{"csv": true}},
-			template: reportviews.TemplateForm{Name: c.FormValue("name"), Type: c.FormValue("type"),
-				PeriodDays: c.FormValue("period_days"), Description: c.FormValue("description"), Action: f.Action, Status: f.Status,
-				Principal: f.Principal, ResourceType: f.ResourceType, ResourceID: f.ResourceID, Classification: f.Classification,
-				Patient: f.Patient, Formats: formatSet(formats)},
+		form, in, err := templateFormOf(c)
+		values := &reportForms{run: reportviews.RunForm{Formats: map[string]bool{"csv": true}}, template: form,
 			schedule: reportviews.ScheduleForm{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC"}}
-		days := reports.DefaultPeriodDays
-		if s := strings.TrimSpace(c.FormValue("period_days")); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return refuseReportForm(c, d, "template", models.Invalid("period_days", "must be a whole number of days"), values)
-			}
-			days = n
+		if err != nil {
+			return refuseReportForm(c, d, "template", err, values)
 		}
-		t, err := d.Store.SaveTemplate(c.UserContext(), v.OrgID, "", reports.TemplateInput{Name: c.FormValue("name"),
-			Description: c.FormValue("description"), Type: c.FormValue("type"), Filters: f, PeriodDays: days, Formats: formats}, ActorOf(c))
+		t, err := d.Store.SaveTemplate(c.UserContext(), v.OrgID, "", in, ActorOf(c))
 		if err != nil {
 			return refuseReportForm(c, d, "template", err, values)
 		}
 		return redirectDone(c, "/reports", doneReportTemplateSaved, t.Name)
+	}
+}
+
+// templateFormValues is a saved template as its form shows it.
+func templateFormValues(t *reports.Template) reportviews.TemplateForm {
+	return reportviews.TemplateForm{Name: t.Name, Type: t.Type, PeriodDays: strconv.Itoa(t.PeriodDays), Description: t.Description,
+		Action: t.Filters.Action, Status: t.Filters.Status, Principal: t.Filters.Principal, ResourceType: t.Filters.ResourceType,
+		ResourceID: t.Filters.ResourceID, Classification: t.Filters.Classification, Patient: t.Filters.Patient,
+		Formats: formatSet(t.Formats)}
+}
+
+// renderTemplateEdit shows org's template id's edit page with form, and the schedules
+// that run it.
+func renderTemplateEdit(c *fiber.Ctx, d ReportDeps, status int, id string, form reportviews.TemplateForm, refusal *components.FormError) error {
+	v := render.ViewerOf(c)
+	uses, err := d.Store.SchedulesOf(c.UserContext(), v.OrgID, id)
+	if err != nil {
+		return err
+	}
+	p := reportviews.TemplateEditProps{CSRF: v.Session.CSRFToken(), ID: id, Action: "/reports/templates/" + id, Error: refusal, Form: form}
+	reportOptions(&p.Options)
+	for _, u := range uses {
+		p.UsedBy = append(p.UsedBy, reportviews.ScheduleUse{Name: u.Name, When: u.Schedule.Describe(), Delivery: describeDelivery(u.Delivery),
+			Enabled: u.Enabled})
+	}
+	return render.HTML(c, status, reportviews.TemplateEdit(v.Shell("Edit report template", "reports"), p))
+}
+
+// EditReportTemplate shows a template's edit form and the schedules that use it.
+func EditReportTemplate(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		t, err := d.Store.Template(c.UserContext(), v.OrgID, c.Params("id"))
+		if err != nil {
+			return err
+		}
+		return renderTemplateEdit(c, d, fiber.StatusOK, t.ID, templateFormValues(t), nil)
+	}
+}
+
+// UpdateReportTemplate saves a changed template (its schedules run it from their next
+// run); a refused change shows the form again with the reason next to the field.
+func UpdateReportTemplate(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		id := strings.Clone(c.Params("id"))
+		// Another organization's template is 404 before anything of the form is looked at.
+		if _, err := d.Store.Template(c.UserContext(), v.OrgID, id); err != nil {
+			return err
+		}
+		form, in, err := templateFormOf(c)
+		if err == nil {
+			var t *reports.Template
+			if t, err = d.Store.SaveTemplate(c.UserContext(), v.OrgID, id, in, ActorOf(c)); err == nil {
+				return redirectDone(c, "/reports", doneReportTemplateUpdated, t.Name)
+			}
+		}
+		if r := refusalOf(err); r != nil {
+			return renderTemplateEdit(c, d, render.StatusOf(err), id, form, r)
+		}
+		return err
 	}
 }
 
@@ -349,39 +443,133 @@ func DeleteReportTemplate(d ReportDeps) fiber.Handler {
 func CreateReportSchedule(d ReportDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v := render.ViewerOf(c)
-		form := reportviews.ScheduleForm{Name: c.FormValue("name"), TemplateID: c.FormValue("template_id"),
-			Frequency: c.FormValue("frequency"), Weekday: c.FormValue("weekday"), Day: c.FormValue("day"), Time: c.FormValue("time"),
-			TimeZone: c.FormValue("time_zone"), Delivery: c.FormValue("delivery"), WebhookURL: c.FormValue("webhook_url"),
-			Emails: c.FormValue("emails")}
+		form, in, err := scheduleFormOf(c)
 		values := &reportForms{run: reportviews.RunForm{Formats: map[string]bool{"csv": true}},
 			template: reportviews.TemplateForm{PeriodDays: "30", Formats: map[string]bool{"csv": true}}, schedule: form}
-		in := reports.ScheduleInput{Name: form.Name, TemplateID: form.TemplateID, Enabled: true,
-			Schedule: reports.Schedule{Frequency: form.Frequency, Weekday: form.Weekday, Time: strings.TrimSpace(form.Time),
-				TimeZone: strings.TrimSpace(form.TimeZone)},
-			Delivery: reports.Delivery{Kind: form.Delivery}}
-		if s := strings.TrimSpace(form.Day); s != "" && (form.Frequency == reports.Monthly || form.Frequency == reports.Quarterly) {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return refuseReportForm(c, d, "schedule", models.Invalid("day", "must be a day of the month from 1 to 31"), values)
-			}
-			in.Schedule.Day = n
+		if err != nil {
+			return refuseReportForm(c, d, "schedule", err, values)
 		}
-		switch in.Delivery.Kind {
-		case reports.DeliverWebhook:
-			in.Delivery.URL = strings.TrimSpace(form.WebhookURL)
-		case reports.DeliverEmail:
-			for _, e := range strings.Split(form.Emails, ",") {
-				if e = strings.TrimSpace(e); e != "" {
-					in.Delivery.Emails = append(in.Delivery.Emails, e)
-				}
-			}
-		}
+		in.Enabled = true
 		sc, err := d.Store.SaveSchedule(c.UserContext(), v.OrgID, "", in, ActorOf(c))
 		if err != nil {
 			return refuseReportForm(c, d, "schedule", err, values)
 		}
+		if sc.Delivery.Kind == reports.DeliverWebhook {
+			return renderNewSecret(c, d, sc)
+		}
 		return redirectDone(c, "/reports", doneReportScheduleSaved, sc.Name)
 	}
+}
+
+// scheduleFormOf reads the schedule form: the values to show again and the input, or the
+// refusal of a day that is not a number.
+func scheduleFormOf(c *fiber.Ctx) (reportviews.ScheduleForm, reports.ScheduleInput, error) {
+	get := func(k string) string { return strings.Clone(c.FormValue(k)) }
+	form := reportviews.ScheduleForm{Name: get("name"), TemplateID: get("template_id"), Frequency: get("frequency"),
+		Weekday: get("weekday"), Day: get("day"), Time: get("time"), TimeZone: get("time_zone"), Delivery: get("delivery"),
+		WebhookURL: get("webhook_url"), Emails: get("emails")}
+	in := reports.ScheduleInput{Name: form.Name, TemplateID: form.TemplateID,
+		Schedule: reports.Schedule{Frequency: form.Frequency, Weekday: form.Weekday, Time: strings.TrimSpace(form.Time),
+			TimeZone: strings.TrimSpace(form.TimeZone)},
+		Delivery: reports.Delivery{Kind: form.Delivery}}
+	if s := strings.TrimSpace(form.Day); s != "" && (form.Frequency == reports.Monthly || form.Frequency == reports.Quarterly) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return form, in, models.Invalid("day", "must be a day of the month from 1 to 31")
+		}
+		in.Schedule.Day = n
+	}
+	switch in.Delivery.Kind {
+	case reports.DeliverWebhook:
+		in.Delivery.URL = strings.TrimSpace(form.WebhookURL)
+	case reports.DeliverEmail:
+		for _, e := range strings.Split(form.Emails, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				in.Delivery.Emails = append(in.Delivery.Emails, e)
+			}
+		}
+	}
+	return form, in, nil
+}
+
+// scheduleFormValues is a saved schedule as its form shows it.
+func scheduleFormValues(sc *reports.ScheduledReport) reportviews.ScheduleForm {
+	f := reportviews.ScheduleForm{Name: sc.Name, TemplateID: sc.TemplateID, Frequency: sc.Schedule.Frequency,
+		Weekday: sc.Schedule.Weekday, Time: sc.Schedule.Time, TimeZone: sc.Schedule.TimeZone, Delivery: sc.Delivery.Kind,
+		WebhookURL: sc.Delivery.URL, Emails: strings.Join(sc.Delivery.Emails, ", ")}
+	if sc.Schedule.Day > 0 {
+		f.Day = strconv.Itoa(sc.Schedule.Day)
+	}
+	if f.Weekday == "" {
+		f.Weekday = "monday"
+	}
+	return f
+}
+
+// renderScheduleEdit shows org's schedule id's edit page with form.
+func renderScheduleEdit(c *fiber.Ctx, d ReportDeps, status int, id string, form reportviews.ScheduleForm, refusal *components.FormError) error {
+	v := render.ViewerOf(c)
+	p, err := reportsProps(c, d, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	return render.HTML(c, status, reportviews.ScheduleEdit(v.Shell("Edit report schedule", "reports"),
+		reportviews.ScheduleEditProps{CSRF: v.Session.CSRFToken(), Action: "/reports/schedules/" + id, Error: refusal, Options: p, Form: form}))
+}
+
+// EditReportSchedule shows a schedule's edit form.
+func EditReportSchedule(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		sc, err := d.Store.ScheduledReport(c.UserContext(), v.OrgID, c.Params("id"))
+		if err != nil {
+			return err
+		}
+		return renderScheduleEdit(c, d, fiber.StatusOK, sc.ID, scheduleFormValues(sc), nil)
+	}
+}
+
+// UpdateReportSchedule saves a changed schedule: it stays enabled or paused, a webhook keeps
+// its signing secret (a new webhook target gets one, shown once), and its next run is
+// computed again.
+func UpdateReportSchedule(d ReportDeps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v := render.ViewerOf(c)
+		sc, err := d.Store.ScheduledReport(c.UserContext(), v.OrgID, c.Params("id"))
+		if err != nil {
+			return err
+		}
+		form, in, err := scheduleFormOf(c)
+		if err == nil {
+			in.Enabled = sc.Enabled
+			if in.Delivery.Kind == reports.DeliverWebhook && sc.Delivery.Kind == reports.DeliverWebhook {
+				in.Delivery.Secret = sc.Delivery.Secret
+			}
+			var saved *reports.ScheduledReport
+			if saved, err = d.Store.SaveSchedule(c.UserContext(), v.OrgID, sc.ID, in, ActorOf(c)); err == nil {
+				if saved.Delivery.Kind == reports.DeliverWebhook && saved.Delivery.Secret != sc.Delivery.Secret {
+					return renderNewSecret(c, d, saved)
+				}
+				return redirectDone(c, "/reports", doneReportScheduleSaved, saved.Name)
+			}
+		}
+		if r := refusalOf(err); r != nil {
+			return renderScheduleEdit(c, d, render.StatusOf(err), sc.ID, form, r)
+		}
+		return err
+	}
+}
+
+// renderNewSecret shows /reports with the webhook signing secret of sc, this once, in the
+// answer itself (never in a URL).
+func renderNewSecret(c *fiber.Ctx, d ReportDeps, sc *reports.ScheduledReport) error {
+	p, err := reportsProps(c, d, "", nil, nil)
+	if err != nil {
+		return err
+	}
+	p.NewSecret, p.NewSecretSchedule = sc.Delivery.Secret, sc.Name
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return render.HTML(c, fiber.StatusCreated, reportviews.Index(render.ViewerOf(c).Shell("Reports", "reports"), p))
 }
 
 // ToggleReportSchedule pauses an enabled schedule or resumes a paused one.
@@ -392,10 +580,14 @@ func ToggleReportSchedule(d ReportDeps) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		_, err = d.Store.SaveSchedule(c.UserContext(), v.OrgID, sc.ID, reports.ScheduleInput{Name: sc.Name, TemplateID: sc.TemplateID,
+		saved, err := d.Store.SaveSchedule(c.UserContext(), v.OrgID, sc.ID, reports.ScheduleInput{Name: sc.Name, TemplateID: sc.TemplateID,
 			Schedule: sc.Schedule, Delivery: sc.Delivery, Enabled: !sc.Enabled}, ActorOf(c))
 		if err != nil {
 			return err
+		}
+		if sc.Delivery.Kind == reports.DeliverWebhook && sc.Delivery.Secret == "" && saved.Delivery.Secret != "" {
+			// A webhook schedule saved before deliveries were signed got its secret now.
+			return renderNewSecret(c, d, saved)
 		}
 		return redirectDone(c, "/reports", doneReportScheduleSaved, sc.Name)
 	}
@@ -440,13 +632,31 @@ func ShowReportExecution(d ReportDeps) fiber.Handler {
 			if !a.OK {
 				outcome = "failed: " + a.Error
 			}
-			p.Deliveries = append(p.Deliveries, reportviews.DeliveryRow{At: components.DateTime(a.At), Kind: a.Kind, Target: a.Target, Outcome: outcome})
+			p.Deliveries = append(p.Deliveries, reportviews.DeliveryRow{At: components.DateTime(a.At), Kind: a.Kind, Target: a.Target,
+				Outcome: outcome, OK: a.OK})
 		}
+		p.DeliveryNote = deliveryNote(e.Deliveries)
 		if render.IsHTMX(c) {
 			return render.HTML(c, fiber.StatusOK, reportviews.ExecutionPanel(p))
 		}
 		return render.HTML(c, fiber.StatusOK, reportviews.Execution(v.Shell("Report", "reports"), p))
 	}
+}
+
+// deliveryNote says what comes of deliveries that have all failed: another try, or none.
+func deliveryNote(attempts []reports.DeliveryAttempt) string {
+	if len(attempts) == 0 {
+		return ""
+	}
+	for _, a := range attempts {
+		if a.OK {
+			return ""
+		}
+	}
+	if len(attempts) >= reports.MaxDeliveryAttempts {
+		return fmt.Sprintf("Delivery failed %d times and is not tried again; the files stay available for download here.", len(attempts))
+	}
+	return fmt.Sprintf("Delivery is tried again automatically (at most %d attempts within 24 hours).", reports.MaxDeliveryAttempts)
 }
 
 // DownloadReportFile serves a file through its signed link, self-audited as
@@ -486,20 +696,92 @@ func serveReportFile(c *fiber.Ctx, d ReportDeps, org string, by models.Actor) er
 	return nil
 }
 
-// apiReportRequest is POST /api/v1/reports's body.
+// apiReportRequest is POST /api/v1/reports's body. The times are read by the handler so
+// a bad one is refused naming its field.
 type apiReportRequest struct {
-	TemplateID     string    `json:"template_id"`
-	Type           string    `json:"type"`
-	From           time.Time `json:"from"`
-	To             time.Time `json:"to"`
-	Formats        []string  `json:"formats"`
-	Action         string    `json:"action"`
-	Status         string    `json:"status"`
-	Principal      string    `json:"principal"`
-	ResourceType   string    `json:"resource_type"`
-	ResourceID     string    `json:"resource_id"`
-	Classification string    `json:"classification"`
-	Patient        string    `json:"patient"`
+	TemplateID     string   `json:"template_id"`
+	Type           string   `json:"type"`
+	From           string   `json:"from"`
+	To             string   `json:"to"`
+	Formats        []string `json:"formats"`
+	Action         string   `json:"action"`
+	Status         string   `json:"status"`
+	Principal      string   `json:"principal"`
+	ResourceType   string   `json:"resource_type"`
+	ResourceID     string   `json:"resource_id"`
+	Classification string   `json:"classification"`
+	Patient        string   `json:"patient"`
+}
+
+// apiReportFields are the members of a report request; with template_id only formats may
+// be given beside it (the template sets the rest).
+var apiReportFields = map[string]bool{"template_id": true, "type": true, "from": true, "to": true, "formats": true,
+	"action": true, "status": true, "principal": true, "resource_type": true, "resource_id": true, "classification": true,
+	"patient": true}
+
+// decodeReportRequest reads body as exactly one JSON object of known members, in valid
+// UTF-8, and returns a KindInvalid error naming the member (or "body") at fault.
+func decodeReportRequest(body []byte) (apiReportRequest, error) {
+	var req apiReportRequest
+	if !utf8.Valid(body) {
+		return req, models.Invalid("body", "must be valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var members map[string]json.RawMessage
+	if err := dec.Decode(&members); err != nil || members == nil {
+		return req, models.Invalid("body", "must be one JSON object of template_id or type, from, to, formats and filters")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, models.Invalid("body", "must hold one JSON object and nothing after it")
+	}
+	names := make([]string, 0, len(members))
+	for k := range members {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if !apiReportFields[k] {
+			return req, models.Invalid(k, "is not a member of a report request")
+		}
+	}
+	if _, ok := members["template_id"]; ok {
+		for _, k := range names {
+			if k != "template_id" && k != "formats" {
+				return req, models.Invalid(k, "must not be given with template_id: the template sets it (only formats may be given beside it)")
+			}
+		}
+	}
+	for _, k := range names {
+		if err := json.Unmarshal(members[k], reportMember(&req, k)); err != nil {
+			want := "a string"
+			if k == "formats" {
+				want = "an array of format names"
+			}
+			return req, models.Invalid(k, "must be "+want)
+		}
+	}
+	return req, nil
+}
+
+// reportMember is where member k of a report request is decoded.
+func reportMember(r *apiReportRequest, k string) any {
+	return map[string]any{"template_id": &r.TemplateID, "type": &r.Type, "from": &r.From, "to": &r.To, "formats": &r.Formats,
+		"action": &r.Action, "status": &r.Status, "principal": &r.Principal, "resource_type": &r.ResourceType,
+		"resource_id": &r.ResourceID, "classification": &r.Classification, "patient": &r.Patient}[k]
+}
+
+// apiTime reads an RFC 3339 time (or a YYYY-MM-DD day, UTC) of field; "" is the zero time.
+func apiTime(field, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, models.Invalid(field, "must be an RFC 3339 time such as 2026-11-01T00:00:00Z, or a date YYYY-MM-DD (UTC)")
 }
 
 // apiExecution is an execution in the API.
@@ -559,15 +841,21 @@ func apiActor(c *fiber.Ctx) models.Actor {
 func APIRunReport(d ReportDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		org := render.APIKeyOf(c).OrganizationID
-		var req apiReportRequest
-		dec := json.NewDecoder(bytes.NewReader(c.Body()))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return models.Invalid("body", "must be a JSON object of template_id or type, from, to, formats and filters: "+err.Error())
+		req, err := decodeReportRequest(c.Body())
+		if err != nil {
+			return err
 		}
 		run := reports.RunRequest{TemplateID: req.TemplateID, Formats: req.Formats}
 		if req.TemplateID == "" {
-			from, to := period(req.From, req.To, d.Now())
+			from, err := apiTime("from", req.From)
+			if err != nil {
+				return err
+			}
+			to, err := apiTime("to", req.To)
+			if err != nil {
+				return err
+			}
+			from, to = period(from, to, d.Now())
 			run.Criteria = reports.Criteria{Type: req.Type, From: from, To: to, Filters: reports.Filters{Action: req.Action,
 				Status: req.Status, Principal: req.Principal, ResourceType: req.ResourceType, ResourceID: req.ResourceID,
 				Classification: req.Classification, Patient: req.Patient}}

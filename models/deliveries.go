@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -276,7 +277,7 @@ func (s *DeliveryStore) send(ctx context.Context, d claimed) (int, error) {
 		if d.AlertID == nil {
 			event = "test"
 		}
-		return sendWebhook(ctx, s.resolver, d.Target, secret, event, d.ID, []byte(d.Payload), s.Now())
+		return sendWebhook(ctx, s.resolver, d.Target, secret, event, strconv.FormatInt(d.ID, 10), []byte(d.Payload), s.Now(), true)
 	case ChannelEmail:
 		if s.smtp == nil {
 			return 0, errors.New("email channels are disabled: no SMTP server is configured")

@@ -90,9 +90,39 @@ func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 // errForbiddenAddress is the refusal of an address no webhook may reach.
 var errForbiddenAddress = errors.New("it points at a private, link-local, multicast or unspecified address")
 
-// resolveChecked returns host's addresses when every one of them may be reached (and, for
-// loopbackOnly, is loopback). A literal IP is not looked up.
-func resolveChecked(ctx context.Context, r Resolver, host string, loopbackOnly bool) ([]netip.Addr, error) {
+// addrRule is which addresses a webhook may reach besides public ones.
+type addrRule struct {
+	// loopback lets loopback addresses through (alert channels, for a receiver on the same
+	// host; report webhooks only through their test hook).
+	loopback bool
+	// loopbackOnly is set for plain http: only loopback may be reached.
+	loopbackOnly bool
+}
+
+// allows returns why a may not be reached under rule, or nil.
+func (rule addrRule) allows(a netip.Addr) error {
+	if !publicOrLoopback(a) {
+		if rule.loopback {
+			return errForbiddenAddress
+		}
+		return errForbiddenStrict
+	}
+	isLoop := a.Unmap().IsLoopback()
+	if isLoop && !rule.loopback {
+		return errForbiddenStrict
+	}
+	if rule.loopbackOnly && !isLoop {
+		return errors.New("plain http is allowed only to loopback; use https")
+	}
+	return nil
+}
+
+// errForbiddenStrict is the refusal of an address a report webhook may not reach.
+var errForbiddenStrict = errors.New("it points at a loopback, private, link-local, multicast or unspecified address")
+
+// resolveChecked returns host's addresses when every one of them may be reached under
+// rule. A literal IP is not looked up.
+func resolveChecked(ctx context.Context, r Resolver, host string, rule addrRule) ([]netip.Addr, error) {
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		addrs = []netip.Addr{a}
@@ -110,11 +140,8 @@ func resolveChecked(ctx context.Context, r Resolver, host string, loopbackOnly b
 		}
 	}
 	for _, a := range addrs {
-		if !publicOrLoopback(a) {
-			return nil, errForbiddenAddress
-		}
-		if loopbackOnly && !a.Unmap().IsLoopback() {
-			return nil, errors.New("plain http is allowed only to loopback; use https")
+		if err := rule.allows(a); err != nil {
+			return nil, err
 		}
 	}
 	return addrs, nil
@@ -124,20 +151,45 @@ func resolveChecked(ctx context.Context, r Resolver, host string, loopbackOnly b
 // http to a loopback host) without credentials whose host resolves only to loopback or
 // public addresses. It returns a KindInvalid error for the field "url" saying why not.
 func CheckWebhookURL(ctx context.Context, r Resolver, raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "" {
-		return nil, Invalid("url", "must be an https:// URL (or http:// to a loopback address)")
-	}
-	if u.User != nil {
-		return nil, Invalid("url", "must not carry a user name or password")
-	}
-	if len(raw) > 2048 {
-		return nil, Invalid("url", "must be at most 2048 characters")
-	}
-	if _, err := resolveChecked(ctx, r, u.Hostname(), u.Scheme == "http"); err != nil {
-		return nil, Invalid("url", "refused: "+err.Error())
+	u, _, err := checkWebhookURL(ctx, r, raw, true)
+	return u, err
+}
+
+// CheckReportWebhookURL is CheckWebhookURL's stricter rule for report deliveries: https
+// only, and the host must resolve only to public addresses (loopback refused too). It
+// returns a KindInvalid error for the field "webhook_url" saying why not.
+func CheckReportWebhookURL(ctx context.Context, r Resolver, raw string) (*url.URL, error) {
+	u, _, err := checkWebhookURL(ctx, r, raw, false)
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return nil, Invalid("webhook_url", e.Message)
 	}
 	return u, nil
+}
+
+// checkWebhookURL checks raw under the channel rule (loopback allowed) or the strict one,
+// and returns the rule its connections must keep to.
+func checkWebhookURL(ctx context.Context, r Resolver, raw string, loopback bool) (*url.URL, addrRule, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Opaque != "" {
+		if !loopback {
+			return nil, addrRule{}, Invalid("url", "must be an https:// URL")
+		}
+		return nil, addrRule{}, Invalid("url", "must be an https:// URL (or http:// to a loopback address)")
+	}
+	if u.User != nil {
+		return nil, addrRule{}, Invalid("url", "must not carry a user name or password")
+	}
+	if len(raw) > 2048 {
+		return nil, addrRule{}, Invalid("url", "must be at most 2048 characters")
+	}
+	rule := addrRule{loopback: loopback, loopbackOnly: u.Scheme == "http"}
+	if u.Scheme == "http" && !loopback {
+		return nil, addrRule{}, Invalid("url", "must be an https:// URL")
+	}
+	if _, err := resolveChecked(ctx, r, u.Hostname(), rule); err != nil {
+		return nil, addrRule{}, Invalid("url", "refused: "+err.Error())
+	}
+	return u, rule, nil
 }
 
 // guardedDialer dials only addresses a webhook may reach: it resolves the host itself,
@@ -148,7 +200,9 @@ type guardedDialer struct {
 	timeout  time.Duration
 }
 
-type loopbackOnlyKey struct{}
+// addrRuleKey carries a request's addrRule to the dialer; without one the strictest rule
+// applies.
+type addrRuleKey struct{}
 
 // DialContext is an http.Transport dial function.
 func (g guardedDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -156,14 +210,14 @@ func (g guardedDialer) DialContext(ctx context.Context, network, addr string) (n
 	if err != nil {
 		return nil, err
 	}
-	loopbackOnly, _ := ctx.Value(loopbackOnlyKey{}).(bool)
-	addrs, err := resolveChecked(ctx, g.resolver, host, loopbackOnly)
+	rule, _ := ctx.Value(addrRuleKey{}).(addrRule)
+	addrs, err := resolveChecked(ctx, g.resolver, host, rule)
 	if err != nil {
 		return nil, fmt.Errorf("models: webhook refused: %w", err)
 	}
 	d := net.Dialer{Timeout: g.timeout, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
-		if err != nil || !publicOrLoopback(ap.Addr()) || (loopbackOnly && !ap.Addr().Unmap().IsLoopback()) {
+		if err != nil || rule.allows(ap.Addr()) != nil {
 			return fmt.Errorf("models: webhook refused: %s is not an address a webhook may reach", address)
 		}
 		return nil

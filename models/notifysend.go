@@ -48,13 +48,15 @@ func webhookClient(r Resolver) *http.Client {
 
 // sendWebhook posts body to target, signed; any 2xx answer is a delivery. The URL is
 // checked again (the address may have changed since the channel was saved) and every
-// connection goes only to a checked address.
-func sendWebhook(ctx context.Context, r Resolver, target, secret, event string, id int64, body []byte, now time.Time) (int, error) {
-	u, err := CheckWebhookURL(ctx, r, target)
+// connection goes only to a checked address: loopback too when loopback is set (alert
+// channels), public addresses only otherwise (report deliveries). Redirects are not
+// followed: a 3xx answer is a failed delivery.
+func sendWebhook(ctx context.Context, r Resolver, target, secret, event, delivery string, body []byte, now time.Time, loopback bool) (int, error) {
+	u, rule, err := checkWebhookURL(ctx, r, target, loopback)
 	if err != nil {
 		return 0, fmt.Errorf("models: webhook refused: %s", MessageOf(err))
 	}
-	ctx = context.WithValue(ctx, loopbackOnlyKey{}, u.Scheme == "http")
+	ctx = context.WithValue(ctx, addrRuleKey{}, rule)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("models: webhook request: %w", err)
@@ -62,7 +64,7 @@ func sendWebhook(ctx context.Context, r Resolver, target, secret, event string, 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "auditdb-webhook/1")
 	req.Header.Set("X-Auditdb-Event", event)
-	req.Header.Set("X-Auditdb-Delivery", strconv.FormatInt(id, 10))
+	req.Header.Set("X-Auditdb-Delivery", delivery)
 	req.Header.Set("X-Auditdb-Signature", WebhookSignature(secret, now, body))
 	client := webhookClient(r)
 	defer client.CloseIdleConnections()
@@ -72,6 +74,9 @@ func sendWebhook(ctx context.Context, r Resolver, target, secret, event string, 
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return resp.StatusCode, fmt.Errorf("models: webhook answered %s; redirects are not followed", resp.Status)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, fmt.Errorf("models: webhook answered %s", resp.Status)
 	}
@@ -98,21 +103,29 @@ func emailMessage(from, to string, id int64, p DeliveryPayload, now time.Time) [
 	fmt.Fprintf(&b, "X-Auditdb-Delivery: %d\r\n\r\n", id)
 	body := fmt.Sprintf("%s\n\nSeverity: %s\nType: %s\nOrganization: %s\nRaised: %s\n\n%s\n\n%s\n",
 		p.Title, p.Severity, p.Type, p.Organization, p.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), p.Description, p.URL)
+	// No dot-stuffing here: the SMTP data writer does it.
 	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, ".") {
-			line = "." + line
-		}
 		b.WriteString(line + "\r\n")
 	}
 	return []byte(b.String())
 }
 
-// sendEmail sends p to one recipient over c's SMTP server: TLS from the start for smtps,
-// otherwise STARTTLS when the server offers it; authenticated when c has a user.
+// sendEmail sends p to one recipient over c's SMTP server.
 func sendEmail(ctx context.Context, c *SMTPConfig, to string, id int64, p DeliveryPayload, now time.Time) error {
 	if !ValidEmail(to) {
 		return fmt.Errorf("models: email: %q is not an email address", to)
 	}
+	msg := emailMessage(c.From, to, id, p, now)
+	return sendMail(ctx, c, []string{to}, func(w io.Writer) error {
+		_, err := w.Write(msg)
+		return err
+	})
+}
+
+// sendMail sends one message, written by write, to every address of to over c's SMTP
+// server: TLS from the start for smtps, otherwise STARTTLS when the server offers it;
+// authenticated when c has a user.
+func sendMail(ctx context.Context, c *SMTPConfig, to []string, write func(io.Writer) error) error {
 	addr := net.JoinHostPort(c.Host, c.Port)
 	d := net.Dialer{Timeout: SendTimeout}
 	var conn net.Conn
@@ -154,14 +167,16 @@ func sendEmail(ctx context.Context, c *SMTPConfig, to string, id int64, p Delive
 	if err := client.Mail(c.From); err != nil {
 		return fmt.Errorf("models: smtp: %w", err)
 	}
-	if err := client.Rcpt(to); err != nil {
-		return fmt.Errorf("models: smtp: %w", err)
+	for _, rcpt := range to {
+		if err := client.Rcpt(rcpt); err != nil {
+			return fmt.Errorf("models: smtp: %w", err)
+		}
 	}
 	w, err := client.Data()
 	if err != nil {
 		return fmt.Errorf("models: smtp: %w", err)
 	}
-	if _, err := w.Write(emailMessage(c.From, to, id, p, now)); err != nil {
+	if err := write(w); err != nil {
 		return fmt.Errorf("models: smtp: %w", err)
 	}
 	if err := w.Close(); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/gdpr"
+	"auditdb/models/reports"
 	"auditdb/web/webtest"
 )
 
@@ -33,6 +34,8 @@ var consolePages = []struct{ path, as string }{
 	{"/events/:id", "owner"},
 	{"/alerts", "owner"},
 	{"/reports", "owner"},
+	{"/reports/templates/:id", "owner"},
+	{"/reports/schedules/:id", "owner"},
 	{"/retention", "owner"},
 	{"/retention/policies/new", "owner"},
 	{"/retention/holds", "owner"},
@@ -134,6 +137,17 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 	if _, err := env.Services.GDPR.Start(t.Context(), org, req.ID, models.SystemActor("a11y")); err != nil {
 		t.Fatal(err)
 	}
+	tpl, err := env.Services.Reports.SaveTemplate(context.Background(), org, "", reports.TemplateInput{Name: "Weekly PHI",
+		Type: reports.TypeHIPAA, PeriodDays: 7, Formats: []string{"csv"}}, models.SystemActor("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch, err := env.Services.Reports.SaveSchedule(context.Background(), org, "", reports.ScheduleInput{Name: "Mondays", TemplateID: tpl.ID,
+		Enabled: true, Schedule: reports.Schedule{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC"}},
+		models.SystemActor("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := serve(t, env)
 
 	ctx := browserFor(t, 4*time.Minute)
@@ -153,17 +167,21 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 			}
 			signedInAs = p.as
 		}
-		checkPage(t, ctx, base, strings.Replace(p.path, ":gdpr", req.ID, 1), evs[0].ID)
+		checkPage(t, ctx, base, strings.Replace(p.path, ":gdpr", req.ID, 1), evs[0].ID, map[string]string{"/reports/templates/:id": "/reports/templates/" + tpl.ID,
+			"/reports/schedules/:id": "/reports/schedules/" + sch.ID})
 	}
 }
 
 // checkPage opens path at 1440 px, checks it with axe-core, then narrows the viewport to
 // 390 px and checks that the page is no wider than that.
-func checkPage(t *testing.T, ctx context.Context, base, path string, eventID int64) {
+func checkPage(t *testing.T, ctx context.Context, base, path string, eventID int64, paths map[string]string) {
 	t.Helper()
 	url := base + path
 	if path == "/events/:id" {
 		url = base + "/events/" + strconv.FormatInt(eventID, 10)
+	}
+	if p, ok := paths[path]; ok {
+		url = base + p
 	}
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1440, 900), chromedp.Navigate(url), chromedp.WaitReady(css("body"))); err != nil {
 		t.Fatalf("%s: %v", path, err)

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"encoding/csv"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"auditdb/models"
+	"auditdb/models/reports"
 	"auditdb/web/webtest"
 )
 
@@ -72,5 +74,60 @@ func TestBrowserRunAndDownloadReport(t *testing.T) {
 	env.DB.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'report.download'`, org).Scan(&downloads)
 	if downloads != 1 {
 		t.Errorf("report.download events = %d, want 1", downloads)
+	}
+}
+
+// An owner edits a template in the browser: the edit page names the schedule that runs it,
+// the change is saved and confirmed.
+func TestBrowserEditReportTemplate(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("browsertpl")
+	email := env.User(org, models.OwnerRole)
+	ctx0 := context.Background()
+	by := models.SystemActor("test")
+	tpl, err := env.Services.Reports.SaveTemplate(ctx0, org, "", reports.TemplateInput{Name: "Weekly PHI", Type: reports.TypeHIPAA,
+		PeriodDays: 7, Formats: []string{"csv"}}, by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Services.Reports.SaveSchedule(ctx0, org, "", reports.ScheduleInput{Name: "Mondays", TemplateID: tpl.ID, Enabled: true,
+		Schedule: reports.Schedule{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "Europe/Berlin"}}, by); err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, env)
+	ctx := browser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/reports"),
+		chromedp.WaitVisible(`[data-testid="login-form"]`),
+		chromedp.SendKeys(`[data-testid="login-email"]`, email),
+		chromedp.SendKeys(`[data-testid="login-password"]`, webtest.Password),
+		chromedp.Click(`[data-testid="login-submit"]`),
+		chromedp.WaitVisible(`[data-testid="template-edit"]`),
+		chromedp.Click(`[data-testid="template-edit"]`),
+		chromedp.WaitVisible(`[data-testid="template-edit-form"]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	used, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="template-used-by"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(`[data-testid="template-days"]`, "14"),
+		chromedp.Click(`[data-testid="template-update"]`),
+		chromedp.WaitVisible(`[data-testid="reports-flash"]`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	flash, err := chromedp.Run(ctx, chromedp.Text(`[data-testid="reports-flash"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(used, "Mondays") || !strings.Contains(flash, "updated") {
+		t.Fatalf("used by %q, flash %q", used, flash)
+	}
+	got, err := env.Services.Reports.Template(ctx0, org, tpl.ID)
+	if err != nil || got.PeriodDays != 14 {
+		t.Fatalf("template after the edit: %+v, %v", got, err)
 	}
 }

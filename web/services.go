@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -334,6 +335,10 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		return c.PublicURL + "/reports/executions/" + exec + "/files/" + f.Format + "?" +
 			s.ReportLinks.Query(org, exec, f.Format, reports.LinkTTL)
 	}
+	// Scheduled deliveries: webhooks through the alert channels' sender under the report
+	// rule (public addresses only), email through the SMTP server.
+	s.Reports.Resolver = net.DefaultResolver
+	s.ReportRunner.Deliver = &reports.FileDeliverer{Store: s.Reports, Send: models.NewReportSender(nil, c.SMTP)}
 	s.ReportRunner.Evidence = func(ctx context.Context, org string, f models.EventFilter, w io.Writer) (int64, error) {
 		sum, err := bundle.Write(ctx, db, s.Merkle, org, f, w)
 		return sum.Events, err

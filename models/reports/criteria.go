@@ -131,6 +131,33 @@ func ValidFormats(field string, formats []string) error {
 	return nil
 }
 
+// EarliestFrom is the earliest start a report's period may have: no audit event is older.
+var EarliestFrom = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MaxAhead is how far past now a report's period may reach (clocks differ; a period
+// wholly in the future is a mistake).
+const MaxAhead = 24 * time.Hour
+
+// ValidateAt is Validate, and also refuses (naming the field) a period that starts before
+// EarliestFrom or reaches more than MaxAhead past now: the check of a period someone asks
+// for.
+func (c Criteria) ValidateAt(now time.Time) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.From.Before(EarliestFrom) {
+		return models.Invalid("from", "must be on or after 2000-01-01")
+	}
+	limit := now.Add(MaxAhead)
+	if c.From.After(limit) {
+		return models.Invalid("from", "must be at most a day in the future")
+	}
+	if c.To.After(limit) {
+		return models.Invalid("to", "must be at most a day in the future")
+	}
+	return nil
+}
+
 // Validate returns a KindInvalid error naming the first bad field: an unknown type, a
 // period whose end is not after its start or longer than MaxPeriodYears, a bad filter, or
 // a PATIENT_ACCESS report without its patient.

@@ -35,10 +35,10 @@ const fontFamily = "DejaVu"
 // Multilingual Plane (most emoji), private-use and control characters become U+FFFD, which
 // the font draws as a replacement glyph, invalid UTF-8 is repaired the same way, and text
 // with right-to-left letters is put in visual order (the Unicode bidirectional algorithm),
-// since the PDF library draws left to right. Arabic letters are drawn in their isolated
-// forms (no contextual shaping).
+// since the PDF library draws left to right. Arabic letters are first put in their
+// contextual presentation forms (shapeArabic), so words are drawn joined.
 func pdfText(s string) string {
-	return visual(safeRunes(s))
+	return visual(shapeArabic(safeRunes(s)))
 }
 
 // visual reorders s for drawing left to right when it holds right-to-left letters.

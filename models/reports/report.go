@@ -105,7 +105,7 @@ const tableRows = 50
 // by PostgreSQL; events are never loaded one by one. It returns a KindInvalid error for
 // bad criteria.
 func (g *Generator) Build(ctx context.Context, org string, c Criteria, now time.Time) (*Report, error) {
-	if err := c.Validate(); err != nil {
+	if err := c.ValidateAt(now); err != nil {
 		return nil, err
 	}
 	r := &Report{

@@ -85,7 +85,7 @@ func (r *Runner) Start(ctx context.Context, org string, req RunRequest, by model
 			formats = t.Formats
 		}
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.ValidateAt(now); err != nil {
 		return nil, err
 	}
 	if err := ValidFormats("formats", formats); err != nil {
@@ -107,7 +107,8 @@ func (r *Runner) Start(ctx context.Context, org string, req RunRequest, by model
 			return fmt.Errorf("reports: count running: %w", err)
 		}
 		if running >= MaxRunning {
-			return models.TooMany(fmt.Sprintf("%d reports are running for this organization; wait for one to finish", running))
+			return &models.Error{Kind: models.KindTooMany, RetryAfter: 30 * time.Second,
+				Message: fmt.Sprintf("%d reports are running for this organization; wait for one to finish", running)}
 		}
 		if err := insertExecution(tx, e, ""); err != nil {
 			return err

@@ -92,6 +92,9 @@ type Delivery struct {
 	Kind   string   `json:"kind"`
 	URL    string   `json:"url,omitempty"`
 	Emails []string `json:"emails,omitempty"`
+	// Secret signs a webhook's deliveries (X-Auditdb-Signature); made when the schedule is
+	// saved, shown once, never recorded in the audit log.
+	Secret string `json:"secret,omitempty"`
 }
 
 // Delivery kinds.
@@ -105,13 +108,16 @@ const (
 const MaxEmails = 10
 
 // Validate returns a KindInvalid error naming the first bad field. A webhook's address is
-// checked again (resolved, private addresses refused) when it is delivered to.
+// resolved and checked when the schedule is saved (Store.Resolver) and again at each
+// delivery (loopback, private, link-local, multicast and unspecified addresses refused).
 func (d Delivery) Validate() error {
 	switch d.Kind {
 	case "", DeliverDownload:
 	case DeliverWebhook:
+		// Only the form here: the address rule (https to public addresses) is
+		// models.CheckReportWebhookURL's, at save (Store.Resolver) and at each delivery.
 		if len(d.URL) > 2000 || !(strings.HasPrefix(d.URL, "https://") || strings.HasPrefix(d.URL, "http://")) {
-			return models.Invalid("webhook_url", "must be an http(s) address of at most 2000 characters")
+			return models.Invalid("webhook_url", "must be an https:// address of at most 2000 characters")
 		}
 	case DeliverEmail:
 		if len(d.Emails) == 0 || len(d.Emails) > MaxEmails {
@@ -197,6 +203,9 @@ type Store struct {
 	db    *gorm.DB
 	trail *models.AuditTrail
 	Now   func() time.Time
+	// Resolver, when set, resolves a webhook's host when a schedule is saved and refuses
+	// addresses a report webhook may not reach (models.CheckReportWebhookURL).
+	Resolver models.Resolver
 }
 
 // NewStore returns a store over db whose changes are self-audited through trail.
@@ -298,6 +307,7 @@ func (s *Store) SaveTemplate(ctx context.Context, org, id string, in TemplateInp
 	var saved *Template
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		action := ActionTemplateUpdate
+		var before any // nil for a new template
 		if id == "" {
 			action, id = ActionTemplateCreate, newID("tpl_")
 			if err := tx.Exec(`INSERT INTO report_templates (id, name, description, organization_id, report_type,
@@ -307,6 +317,16 @@ func (s *Store) SaveTemplate(ctx context.Context, org, id string, in TemplateInp
 				return fmt.Errorf("reports: create template: %w", err)
 			}
 		} else {
+			// The row is locked for the change, so the recorded "before" is what it replaced.
+			var rows []templateRow
+			if err := tx.Raw(`SELECT `+templateColumns+` FROM report_templates WHERE organization_id = ? AND id = ? AND is_active
+				FOR UPDATE`, org, id).Scan(&rows).Error; err != nil {
+				return fmt.Errorf("reports: get template: %w", err)
+			}
+			if len(rows) == 0 {
+				return models.NotFound("report template")
+			}
+			before = rows[0].template().snapshot()
 			res := tx.Exec(`UPDATE report_templates SET name = ?, description = ?, report_type = ?, default_criteria = ?,
 				default_format = ?, default_export_config = ?, updated_at = ?, updated_by = ?
 				WHERE organization_id = ? AND id = ? AND is_active`, in.Name, in.Description, in.Type, crit, in.Formats[0], exp,
@@ -314,8 +334,10 @@ func (s *Store) SaveTemplate(ctx context.Context, org, id string, in TemplateInp
 			if res.Error != nil {
 				return fmt.Errorf("reports: update template: %w", res.Error)
 			}
-			if res.RowsAffected == 0 {
-				return models.NotFound("report template")
+			// Schedules keep a copy of the template's type and first format: follow it.
+			if err := tx.Exec(`UPDATE scheduled_reports SET report_type = ?, format = ? WHERE organization_id = ? AND template_id = ?`,
+				in.Type, in.Formats[0], org, id).Error; err != nil {
+				return fmt.Errorf("reports: update template's schedules: %w", err)
 			}
 		}
 		var err error
@@ -324,9 +346,40 @@ func (s *Store) SaveTemplate(ctx context.Context, org, id string, in TemplateInp
 		}
 		return s.trail.RecordTx(ctx, tx, models.AuditEntry{Org: org, Action: action, Actor: by,
 			TargetType: "report_template", TargetID: id, Outcome: "Report template " + in.Name + " saved",
-			Details: map[string]any{"type": in.Type, "formats": in.Formats, "period_days": in.PeriodDays, "filters": in.Filters}})
+			Details: map[string]any{"type": in.Type, "formats": in.Formats, "period_days": in.PeriodDays, "filters": in.Filters},
+			Change:  &models.ConfigChange{Field: "report_template." + id, Previous: before, New: saved.snapshot()}})
 	})
 	return saved, err
+}
+
+// templateSnapshot is what the audit log and config_change_event keep of a template.
+type templateSnapshot struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Type        string   `json:"type"`
+	Filters     Filters  `json:"filters"`
+	PeriodDays  int      `json:"period_days"`
+	Formats     []string `json:"formats"`
+}
+
+func (t Template) snapshot() templateSnapshot {
+	return templateSnapshot{Name: t.Name, Description: t.Description, Type: t.Type, Filters: t.Filters, PeriodDays: t.PeriodDays,
+		Formats: t.Formats}
+}
+
+// SchedulesOf returns org's schedules that run template id, by name (none for another
+// organization's template).
+func (s *Store) SchedulesOf(ctx context.Context, org, id string) ([]ScheduledReport, error) {
+	var rows []scheduleRow
+	if err := s.db.WithContext(ctx).Raw(scheduleSelect+`WHERE s.organization_id = ? AND s.template_id = ? ORDER BY s.name, s.id`,
+		org, id).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("reports: schedules of template: %w", err)
+	}
+	out := make([]ScheduledReport, len(rows))
+	for i, r := range rows {
+		out[i] = r.scheduled()
+	}
+	return out, nil
 }
 
 // DeleteTemplate deletes org's template id (its schedules go with it), self-audited. It
@@ -426,6 +479,18 @@ func (s *Store) SaveSchedule(ctx context.Context, org, id string, in ScheduleInp
 	}
 	if err := in.Delivery.Validate(); err != nil {
 		return nil, err
+	}
+	if in.Delivery.Kind == DeliverWebhook {
+		if s.Resolver != nil {
+			if _, err := models.CheckReportWebhookURL(ctx, s.Resolver, in.Delivery.URL); err != nil {
+				return nil, err
+			}
+		}
+		if in.Delivery.Secret == "" {
+			in.Delivery.Secret = "whsec_" + models.RandomToken(32)
+		}
+	} else {
+		in.Delivery.Secret = ""
 	}
 	sched, _ := json.Marshal(in.Schedule)
 	deliv, _ := json.Marshal(in.Delivery)

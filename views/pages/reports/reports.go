@@ -29,14 +29,23 @@ type ScheduleForm struct {
 // TemplateRow is one template in the list.
 type TemplateRow struct {
 	ID, Name, Type, Period, Formats, Filters string
-	RunAction, DeleteAction                  string // "" when the viewer may not
+	RunAction, DeleteAction, EditHref        string // "" when the viewer may not
 }
 
 // ScheduleRow is one schedule in the list.
 type ScheduleRow struct {
 	ID, Name, Template, When, Delivery, NextRun, LastRun string
 	Enabled                                              bool
-	ToggleAction, DeleteAction                           string // "" when the viewer may not
+	ToggleAction, DeleteAction, EditHref                 string // "" when the viewer may not
+}
+
+// ScheduleEditProps is the view model of a schedule's edit page; Options holds the
+// choices (templates, frequencies, weekdays).
+type ScheduleEditProps struct {
+	CSRF, Action string
+	Error        *components.FormError
+	Options      IndexProps
+	Form         ScheduleForm
 }
 
 // FileRow is one file of an execution, with its download link.
@@ -69,22 +78,49 @@ type IndexProps struct {
 	Schedules                    []ScheduleRow
 	Executions                   []ExecutionRow
 	EvidenceAvailable            bool
+	// NewSecret is the signing secret of the webhook schedule NewSecretSchedule just
+	// saved, shown this once.
+	NewSecret, NewSecretSchedule string
+}
+
+// ScheduleUse is one schedule that runs the template being edited.
+type ScheduleUse struct {
+	Name, When, Delivery string
+	Enabled              bool
+}
+
+// TemplateEditProps is the view model of a template's edit page: the form (the options
+// come from Options), and the schedules that run the template.
+type TemplateEditProps struct {
+	CSRF    string
+	ID      string
+	Action  string
+	Error   *components.FormError
+	Options IndexProps
+	Form    TemplateForm
+	UsedBy  []ScheduleUse
 }
 
 // Pair is a labelled value.
 type Pair struct{ Name, Value string }
 
 // DeliveryRow is one delivery attempt.
-type DeliveryRow struct{ At, Kind, Target, Outcome string }
+type DeliveryRow struct {
+	At, Kind, Target, Outcome string
+	OK                        bool
+}
 
 // ExecutionProps is the view model of one execution's page, which polls itself while the
 // execution runs.
 type ExecutionProps struct {
-	E          ExecutionRow
-	Criteria   []Pair
-	Integrity  []Pair
-	Deliveries []DeliveryRow
-	PollURL    string
+	E ExecutionRow
+	// DeliveryNote says what happens next to a delivery that has not succeeded ("" when
+	// one did or none is due).
+	DeliveryNote string
+	Criteria     []Pair
+	Integrity    []Pair
+	Deliveries   []DeliveryRow
+	PollURL      string
 }
 
 func errorFor(p IndexProps, form string) *components.FormError {
