@@ -32,6 +32,7 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   authz       [--iterations N] [--database NAME]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
+  index-cost  [--events N] [--rounds N] [--indexes A,B] [--database NAME]
   detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]
   dashboard   [--events N] [--iterations N] [--database NAME]
   retention   [--events N] [--database NAME]
@@ -76,6 +77,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchRLS(ctx, cfg, args[1:], stdout)
 	case "ingest":
 		return benchIngest(ctx, cfg, args[1:], stdout)
+	case "index-cost":
+		return benchIndexCost(ctx, cfg, args[1:], stdout)
 	case "detect":
 		return benchDetect(ctx, cfg, args[1:], stdout)
 	case "dashboard":
@@ -379,6 +382,49 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 		fmt.Fprintf(stdout, "server: %s (pid %d) on %s\n", srv.url, srv.cmd.Process.Pid, redactedDB(dsn))
 	}
 	_, err = bench.Ingest(ctx, opts)
+	return err
+}
+
+// benchIndexCost measures what the events explorer's search indexes cost batch ingest:
+// rounds with and without them alternate against a server of its own, on a database of
+// its own that starts empty.
+func benchIndexCost(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench index-cost", stdout)
+	events := fs.Int("events", 240_000, "events sent in all (half with the indexes)")
+	rounds := fs.Int("rounds", 8, "rounds (even; with and without alternate as with, without, without, with, …)")
+	batch := fs.Int("batch", 1000, "events per batch request")
+	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
+	indexes := fs.String("indexes", "audit_log_org_action_ts_idx,audit_log_org_actor_ts_idx", "the audit_log indexes to measure, comma-separated")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_indexes appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rounds < 2 || *rounds%2 != 0 || *events < 1000**rounds || *batch < 1 || *batch > ingest.MaxBatchArray || *batchClients < 1 {
+		return models.Invalid("flags", "need an even --rounds ≥ 2, --events ≥ 1000 per round, 1 ≤ --batch ≤ 1000 and --batch-clients ≥ 1")
+	}
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_indexes", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-index-cost"
+	if err := env.org(ctx, org, "Index cost benchmark"); err != nil {
+		return err
+	}
+	trail := models.NewAuditTrail(env.db, env.sealer, models.NewPartitionManager(env.db))
+	raw, _, err := models.NewAPIKeyStore(env.db, trail).Create(ctx, org, "bench index cost", models.ScopeIngest, models.SystemActor("bench"))
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, withDSN(cfg, env.dsn))
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	fmt.Fprintf(stdout, "server: %s (pid %d)\n", srv.url, srv.cmd.Process.Pid)
+	_, err = bench.IndexCost(ctx, bench.IndexCostOptions{URL: srv.url, Key: raw, Org: org, Events: *events, BatchSize: *batch,
+		BatchClients: *batchClients, Rounds: *rounds, Indexes: strings.Split(*indexes, ","), DB: env.db, DSN: env.dsn,
+		Builder: ingest.NewBuilder(models.NewPresetStore(env.db, nil), ingest.NewRetentionCatalog(env.db), env.sealer), Out: stdout})
 	return err
 }
 
