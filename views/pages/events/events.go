@@ -49,7 +49,7 @@ type RangeOption struct {
 }
 
 // FieldError is a refused search or range: which field ("q", "range", "from", "to",
-// "after") and why.
+// "after", "before") and why.
 type FieldError struct {
 	Field, Message string
 }
@@ -91,6 +91,7 @@ type ListProps struct {
 	Start           int    // the 1-based index of the first row
 	SummaryHref     string // where the count, histogram and facets load from; "" for none
 	NextHref        string // "" when there is no older page
+	PrevHref        string // the newer page; "" on the newest page
 	FirstHref       string // "" when already on the newest page
 	WidenHref       string // for an empty result: the same query over a year
 	ExportCSV       string // "" when the viewer may not export
