@@ -34,14 +34,15 @@
   });
 
   // The panel: each field owns its qualifier's (not negated) terms in the box.
+  // Inside quotes, \" is a quote and \\ a backslash (as the server reads them).
   function tokens(s) {
-    return s.match(/-?(?:[a-z]+:)?(?:"[^"]*"|\S+)/gi) || [];
+    return s.match(/-?(?:[a-z]+:)?(?:"(?:[^"\\]|\\.)*"|\S+)/gi) || [];
   }
   function quote(v) {
-    return /[\s":]/.test(v) || v.charAt(0) === "-" ? '"' + v.replace(/"/g, "") + '"' : v;
+    return /[\s":]/.test(v) || v.charAt(0) === "-" ? '"' + v.replace(/[\\"]/g, "\\$&") + '"' : v;
   }
   function unquote(v) {
-    return v.length > 1 && v.charAt(0) === '"' && v.charAt(v.length - 1) === '"' ? v.slice(1, -1) : v;
+    return v.length > 1 && v.charAt(0) === '"' && v.charAt(v.length - 1) === '"' ? v.slice(1, -1).replace(/\\([\\"])/g, "$1") : v;
   }
   function fillPanel() {
     var seen = {};
