@@ -36,6 +36,11 @@ type IndexCostResult struct {
 	// Cost is how much slower batch ingest is with the indexes, from the median of the
 	// per-round batch/COPY ratios of each state (0.10 = 10 % slower).
 	Cost float64
+	// BlockCosts are the same per ABBA block of four neighbouring rounds (with, without,
+	// without, with): 1 − batch rate with / batch rate without, the block's own time as the
+	// yardstick; BlockMedian is their median.
+	BlockCosts  []float64
+	BlockMedian float64
 }
 
 // IndexState sums the rounds of one state.
@@ -109,6 +114,8 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 	}
 	fmt.Fprintf(o.Out, "index cost: %s; %d events in %d rounds (half without the indexes), batches of %d from %d clients\n",
 		strings.Join(o.Indexes, ", "), o.Events, o.Rounds, o.BatchSize, o.BatchClients)
+	var blockWith, blockWithout time.Duration
+	var blockEvents [2]int
 	for r := 0; r < o.Rounds; r++ {
 		with := r%4 == 0 || r%4 == 3
 		if err := setIndexes(with); err != nil {
@@ -143,6 +150,21 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 		st.Batch += batchDur
 		ratio := copyDur.Seconds() / batchDur.Seconds() // (events/batch time) / (events/COPY time)
 		st.Ratios = append(st.Ratios, ratio)
+		if with {
+			blockWith += batchDur
+			blockEvents[0] += hi - lo
+		} else {
+			blockWithout += batchDur
+			blockEvents[1] += hi - lo
+		}
+		if r%4 == 3 || r == o.Rounds-1 {
+			if blockEvents[0] > 0 && blockEvents[1] > 0 {
+				rateWith := float64(blockEvents[0]) / blockWith.Seconds()
+				rateWithout := float64(blockEvents[1]) / blockWithout.Seconds()
+				res.BlockCosts = append(res.BlockCosts, 1-rateWith/rateWithout)
+			}
+			blockWith, blockWithout, blockEvents = 0, 0, [2]int{}
+		}
 		fmt.Fprintf(o.Out, "  round %d (%-7s): raw COPY %.0f/s, batch route %.0f/s, ratio %.3f\n", r+1, label,
 			float64(hi-lo)/copyDur.Seconds(), float64(hi-lo)/batchDur.Seconds(), ratio)
 	}
@@ -155,6 +177,11 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 		st.RatioLow, st.RatioHi = s[0], s[len(s)-1]
 	}
 	res.Cost = 1 - res.With.MedianRatio/res.Without.MedianRatio
+	if len(res.BlockCosts) > 0 {
+		b := append([]float64(nil), res.BlockCosts...)
+		sort.Float64s(b)
+		res.BlockMedian = (b[(len(b)-1)/2] + b[len(b)/2]) / 2
+	}
 	w := o.Out
 	fmt.Fprintf(w, "\n%-18s %12s %12s %22s\n", "indexes", "COPY/s", "batch/s", "batch/COPY median (range)")
 	for _, row := range []struct {
@@ -167,5 +194,11 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 	fmt.Fprintf(w, "\nbatch ingest with the indexes is %.1f %% slower (1 − median ratio with / median ratio without);\n"+
 		"by raw rates, %.1f %% (the COPY yardstick corrects for the machine's load in each round)\n",
 		100*res.Cost, 100*(1-res.With.Rate/res.Without.Rate))
+	blocks := make([]string, len(res.BlockCosts))
+	for i, c := range res.BlockCosts {
+		blocks[i] = fmt.Sprintf("%.1f", 100*c)
+	}
+	fmt.Fprintf(w, "per block of four neighbouring rounds (with, without, without, with), batch ingest slower with the indexes by\n"+
+		"  %s %%; median %.1f %%\n", strings.Join(blocks, " / "), 100*res.BlockMedian)
 	return res, nil
 }
