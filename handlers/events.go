@@ -197,6 +197,7 @@ func ListEvents(events EventReader, summary EventSummarizer, now func() time.Tim
 			}
 			return render.HTML(c, render.StatusOf(err), eventviews.List(v.Shell("Events", "events"), props))
 		}
+		props.CSRF, props.SaveQuery = v.Session.CSRFToken(), filterQuery(c).Encode()
 		if render.IsHTMX(c) {
 			return render.HTML(c, fiber.StatusOK, eventviews.ResultsFragment(props))
 		}
@@ -464,13 +465,18 @@ func facetViews(base url.Values, q string, f models.EventFacets) []eventviews.Fa
 // filterQuery returns the request's non-empty filter parameters (not the cursor), the exact
 // filters folded into q as the form shows them.
 func filterQuery(c *fiber.Ctx) url.Values {
+	return filterValues(func(k string) string { return c.Query(k) })
+}
+
+// filterValues is filterQuery over any source of parameters.
+func filterValues(get func(string) string) url.Values {
 	vals := url.Values{}
 	for _, k := range filterParams {
-		if s := strings.TrimSpace(c.Query(k)); s != "" {
+		if s := strings.TrimSpace(get(k)); s != "" {
 			vals.Set(k, s)
 		}
 	}
-	_, fv, _ := ParseEventFilter(func(k string) string { return c.Query(k) }, time.Now())
+	_, fv, _ := ParseEventFilter(get, time.Now())
 	for _, l := range legacyQualifier {
 		vals.Del(l.param)
 	}

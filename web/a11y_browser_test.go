@@ -30,6 +30,7 @@ var consolePages = []struct{ path, as string }{
 	{"/", "owner"},
 	{"/events", "owner"},
 	{"/events/:id", "owner"},
+	{"/events/views", "owner"},
 	{"/alerts", "owner"},
 	{"/reports", "owner"},
 	{"/retention", "owner"},
@@ -122,6 +123,11 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 			PrincipalID: str("mallory"), OutcomeDescription: str("Wrong password")},
 	)
 	env.APIKey(org, models.ScopeIngest)
+	owner := models.Actor{UserID: env.UserID(users["owner"]), Email: users["owner"]}
+	if _, err := env.Services.SavedViews.Create(context.Background(), org,
+		models.SavedViewInput{Name: "Failed logins this week", Query: "q=status%3Afailure&range=7d", Shared: true}, owner); err != nil {
+		t.Fatal(err)
+	}
 	base := serve(t, env)
 
 	ctx := browserFor(t, 4*time.Minute)

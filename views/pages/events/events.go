@@ -99,6 +99,10 @@ type ListProps struct {
 	BundleHref      string // the evidence bundle of the search (events, proofs, signed checkpoint); with export
 	Statuses        []string
 	Classifications []string
+	// SaveQuery is the list's query as a saved view keeps it; with CSRF, the "Save view"
+	// form posts it. "" (a refused search) hides the form.
+	SaveQuery string
+	CSRF      string
 }
 
 // ErrorFor returns the message of the refused field name, or "".
