@@ -519,7 +519,7 @@ func EventRow(ev *models.Event) eventviews.Row {
 	}
 	return eventviews.Row{
 		ID: ev.ID, Href: "/events/" + strconv.FormatInt(ev.ID, 10),
-		Time: components.Timestamp(ev.Timestamp), TimeISO: ev.Timestamp.UTC().Format(time.RFC3339),
+		Time:   ev.Timestamp,
 		Action: ev.Action, Status: ev.Status, Principal: deref(ev.PrincipalID), Resource: resource,
 		Classification: ev.DataClassification, Outcome: deref(ev.OutcomeDescription),
 	}
@@ -635,7 +635,7 @@ func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id
 	}
 	json.Unmarshal(last.Details, &details)
 	p.Last = &eventviews.VerificationView{Status: last.Status, Reason: details.Reason, Expected: deref(last.Expected),
-		Computed: deref(last.Computed), When: components.Timestamp(last.VerifiedAt), Who: deref(last.VerifiedBy)}
+		Computed: deref(last.Computed), When: last.VerifiedAt, Who: deref(last.VerifiedBy)}
 	if p.Last.Computed == "" {
 		p.Last.Computed = "—"
 	}
@@ -653,13 +653,10 @@ func eventDetail(ev *models.Event) eventviews.DetailProps {
 	if ev.ProcessingLatency != nil {
 		latency = strconv.Itoa(int(*ev.ProcessingLatency)) + " ms"
 	}
-	archived := "—"
-	if ev.ArchivedAt != nil {
-		archived = components.Timestamp(*ev.ArchivedAt)
-	}
+	ts := ev.Timestamp
 	fields := []eventviews.DetailField{
 		{Label: "ID", Value: strconv.FormatInt(ev.ID, 10), TestID: "field-id", Mono: true},
-		{Label: "Timestamp", Value: components.Timestamp(ev.Timestamp), TestID: "field-timestamp", Mono: true},
+		{Label: "Timestamp", At: &ts, TestID: "field-timestamp", Mono: true},
 		{Label: "Action", Value: ev.Action, TestID: "field-action", Mono: true},
 		{Label: "Status", Value: ev.Status, TestID: "field-status"},
 		{Label: "Principal", Value: opt(ev.PrincipalID), TestID: "field-principal", Mono: true},
@@ -673,7 +670,7 @@ func eventDetail(ev *models.Event) eventviews.DetailProps {
 		{Label: "Event version", Value: ev.EventVersion, TestID: "field-event-version"},
 		{Label: "TTL", Value: opt(ev.TTL), TestID: "field-ttl"},
 		{Label: "Processing latency", Value: latency, TestID: "field-latency"},
-		{Label: "Archived at", Value: archived, TestID: "field-archived-at"},
+		{Label: "Archived at", At: ev.ArchivedAt, TestID: "field-archived-at"},
 		{Label: "Hash algorithm", Value: ev.HashAlgorithm, TestID: "field-hash-algorithm", Mono: true},
 		{Label: "Hash", Value: ev.Hash, TestID: "field-hash", Mono: true},
 		{Label: "Subject digest", Value: ev.SubjectDigest, TestID: "field-subject-digest", Mono: true},

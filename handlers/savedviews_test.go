@@ -65,7 +65,8 @@ func TestSavedViewsHandlers(t *testing.T) {
 		}
 		m := regexp.MustCompile(`data-testid="error-` + tc.field + `">([^<]+)<`).FindStringSubmatch(r.Body)
 		if m == nil || !strings.Contains(m[1], tc.says) {
-			i := strings.Index(r.Body, "view-save-form"); t.Fatalf("%q: no message next to %s saying %q: %.3000s", tc.name, tc.field, tc.says, r.Body[max(i, 0):])
+			i := strings.Index(r.Body, "view-save-form")
+			t.Fatalf("%q: no message next to %s saying %q: %.3000s", tc.name, tc.field, tc.says, r.Body[max(i, 0):])
 		}
 		if !strings.Contains(r.Body, `data-testid="view-save-form"`) {
 			t.Fatalf("%q: the form is not shown again", tc.name)

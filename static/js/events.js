@@ -69,14 +69,6 @@
   q.addEventListener("input", fillPanel);
   fillPanel();
 
-  // Times are shown in UTC; hovering one shows it in the viewer's time zone.
-  function localTimes(root) {
-    (root || document).querySelectorAll("time[data-local-time]").forEach(function (t) {
-      var d = new Date(t.getAttribute("datetime"));
-      if (!isNaN(d)) t.title = d.toLocaleString() + " (your time)";
-    });
-  }
-  localTimes();
 
   // Keyboard.
   var current = -1;
@@ -108,11 +100,9 @@
   document.body.addEventListener("htmx:afterSwap", function (e) {
     if (e.detail.target && e.detail.target.id === "events-results") {
       current = -1;
-      localTimes(e.detail.target);
       fillPanel();
     }
     if (e.detail.target && e.detail.target.id === "event-panel") {
-      localTimes(e.detail.target);
       var h = e.detail.target.querySelector("h2");
       if (h) { h.setAttribute("tabindex", "-1"); h.focus(); }
     }

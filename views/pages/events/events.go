@@ -5,6 +5,7 @@ package events
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"auditdb/views/components"
 )
@@ -31,8 +32,7 @@ type Row struct {
 	ID             int64
 	Href           string // link to the event's detail page (carrying the list's place)
 	InPanel        bool   // with htmx, the link opens the event in the list's side panel
-	Time           string
-	TimeISO        string // RFC 3339, for <time datetime> and the local time on hover
+	Time           time.Time
 	Action         string
 	Status         string // attempt, success or failure
 	Principal      string
@@ -185,8 +185,10 @@ func (h Histogram) BarHeight(b Bar) float64 {
 // the <dd>'s data-testid; Mono renders the value in a monospace font (ids,
 // hashes).
 type DetailField struct {
-	Label  string
-	Value  string
+	Label string
+	Value string
+	// At, when set, is a time shown with components.Time instead of Value.
+	At     *time.Time
 	TestID string
 	Mono   bool
 }
@@ -221,7 +223,7 @@ type VerificationView struct {
 	Reason   string
 	Expected string
 	Computed string
-	When     string
+	When     time.Time
 	Who      string
 }
 
