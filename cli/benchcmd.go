@@ -28,7 +28,7 @@ import (
 )
 
 const benchUsage = `usage: auditdb bench <case> [flags]
-  events-list [--events N] [--iterations N] [--deep N] [--database NAME]
+  events-list [--events N] [--iterations N] [--deep N] [--export-rounds N] [--database NAME]
   authz       [--iterations N] [--database NAME]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
@@ -164,6 +164,7 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 	iterations := fs.Int("iterations", 200, "timed requests per case")
 	deep := fs.Int("deep", 100, "keyset pages deep for the deep-page case")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench appended)")
+	exportRounds := fs.Int("export-rounds", 2, "times the export of a year of events (CSV, JSON Lines, and COPY as the baseline) is timed; 0 skips it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -172,17 +173,17 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 		return err
 	}
 	defer closeDB(env.db)
-	start := func(ctx context.Context) (string, func(), error) {
+	start := func(ctx context.Context) (string, int, func(), error) {
 		srv, err := startServer(ctx, withDSN(cfg, env.dsn))
 		if err != nil {
-			return "", nil, err
+			return "", 0, nil, err
 		}
 		fmt.Fprintf(stdout, "server: %s (pid %d)\n", srv.url, srv.cmd.Process.Pid)
-		return srv.url, srv.stop, nil
+		return srv.url, srv.cmd.Process.Pid, srv.stop, nil
 	}
 	return bench.EventsList(ctx, env.db, bench.EventsListOptions{
 		Events: *events, Iterations: *iterations, DeepPages: *deep, Now: time.Now(),
-		Start: start, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn,
+		Start: start, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn, ExportRounds: *exportRounds,
 	})
 }
 
