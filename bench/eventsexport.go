@@ -102,13 +102,15 @@ func benchExport(ctx context.Context, db *gorm.DB, o EventsListOptions, base str
 			d := time.Since(start)
 			results[i].name = c.name
 			results[i].time += d
+			rss := ""
 			if i > 0 {
 				results[i].bytes += n
-				if peak, err := PeakRSSOf(pid)(); err == nil && peak > results[i].peak {
-					results[i].peak = peak
+				if peak, err := PeakRSSOf(pid)(); err == nil {
+					results[i].peak = max(results[i].peak, peak)
+					rss = fmt.Sprintf(", server peak RSS %.1f MiB", float64(peak)/(1<<20))
 				}
 			}
-			fmt.Fprintf(o.Out, "  round %d: %-28s %8.0f events/s\n", r+1, c.name, float64(rows)/d.Seconds())
+			fmt.Fprintf(o.Out, "  round %d: %-28s %8.0f events/s in %s%s\n", r+1, c.name, float64(rows)/d.Seconds(), d.Round(100*time.Millisecond), rss)
 		}
 	}
 	fmt.Fprintf(o.Out, "\n%-30s %12s %10s %14s %16s\n", "export", "events/s", "× COPY", "MiB/s", "server peak RSS")

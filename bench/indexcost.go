@@ -26,6 +26,7 @@ type IndexCostOptions struct {
 	DB           *gorm.DB
 	DSN          string
 	Builder      *ingest.Builder
+	ServerPID    int // the server's process, for its CPU time; 0 when unknown
 	Out          io.Writer
 }
 
@@ -51,6 +52,10 @@ type IndexState struct {
 	CopyRate, Rate    float64
 	MedianRatio       float64
 	RatioLow, RatioHi float64
+	// DBCPU and ServerCPU are the CPU time the bench database's backends and the server
+	// spent during the batch phases: counted per process, so other work on the machine
+	// does not enter them.
+	DBCPU, ServerCPU time.Duration
 }
 
 // IndexCost measures what the named audit_log indexes cost batch ingest: rounds with the
@@ -133,6 +138,7 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 		for i := lo; i < hi; i += o.BatchSize {
 			batches = append(batches, []byte("["+strings.Join(bodies[i:min(i+o.BatchSize, hi)], ",")+"]"))
 		}
+		db0, srv0 := backendsCPU(ctx, o.DB), serverCPU(o.ServerPID)
 		start := time.Now()
 		if _, err := closedLoop(len(batches), o.BatchClients, func(i int) error {
 			return post(client, batchPath, batches[i])
@@ -140,6 +146,7 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 			return res, err
 		}
 		batchDur := time.Since(start)
+		dbCPU, srvCPU := cpuSince(db0, backendsCPU(ctx, o.DB)), serverCPU(o.ServerPID)-srv0
 		st := &res.Without
 		label := "without"
 		if with {
@@ -148,6 +155,8 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 		st.Events += hi - lo
 		st.CopyTime += copyDur
 		st.Batch += batchDur
+		st.DBCPU += dbCPU
+		st.ServerCPU += srvCPU
 		ratio := copyDur.Seconds() / batchDur.Seconds() // (events/batch time) / (events/COPY time)
 		st.Ratios = append(st.Ratios, ratio)
 		if with {
@@ -165,8 +174,9 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 			}
 			blockWith, blockWithout, blockEvents = 0, 0, [2]int{}
 		}
-		fmt.Fprintf(o.Out, "  round %d (%-7s): raw COPY %.0f/s, batch route %.0f/s, ratio %.3f\n", r+1, label,
-			float64(hi-lo)/copyDur.Seconds(), float64(hi-lo)/batchDur.Seconds(), ratio)
+		fmt.Fprintf(o.Out, "  round %d (%-7s): raw COPY %.0f/s, batch route %.0f/s, ratio %.3f; PostgreSQL %.1f µs and server %.1f µs CPU per event\n", r+1, label,
+			float64(hi-lo)/copyDur.Seconds(), float64(hi-lo)/batchDur.Seconds(), ratio,
+			float64(dbCPU.Microseconds())/float64(hi-lo), float64(srvCPU.Microseconds())/float64(hi-lo))
 	}
 	for _, st := range []*IndexState{&res.With, &res.Without} {
 		st.CopyRate = float64(st.Events) / st.CopyTime.Seconds()
@@ -194,6 +204,12 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 	fmt.Fprintf(w, "\nbatch ingest with the indexes is %.1f %% slower (1 − median ratio with / median ratio without);\n"+
 		"by raw rates, %.1f %% (the COPY yardstick corrects for the machine's load in each round)\n",
 		100*res.Cost, 100*(1-res.With.Rate/res.Without.Rate))
+	perEv := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(n) }
+	dbWith, dbWithout := perEv(res.With.DBCPU, res.With.Events), perEv(res.Without.DBCPU, res.Without.Events)
+	srvWith, srvWithout := perEv(res.With.ServerCPU, res.With.Events), perEv(res.Without.ServerCPU, res.Without.Events)
+	fmt.Fprintf(w, "CPU per batched event: PostgreSQL (the bench database's backends) %.1f µs with, %.1f µs without (%+.1f %%);\n"+
+		"  server %.1f µs with, %.1f µs without; both together %+.1f %% with the indexes\n",
+		dbWith, dbWithout, 100*(dbWith/dbWithout-1), srvWith, srvWithout, 100*((dbWith+srvWith)/(dbWithout+srvWithout)-1))
 	blocks := make([]string, len(res.BlockCosts))
 	for i, c := range res.BlockCosts {
 		blocks[i] = fmt.Sprintf("%.1f", 100*c)
@@ -201,4 +217,33 @@ func IndexCost(ctx context.Context, o IndexCostOptions) (IndexCostResult, error)
 	fmt.Fprintf(w, "per block of four neighbouring rounds (with, without, without, with), batch ingest slower with the indexes by\n"+
 		"  %s %%; median %.1f %%\n", strings.Join(blocks, " / "), 100*res.BlockMedian)
 	return res, nil
+}
+
+// backendsCPU reads the CPU time of every backend connected to the bench database, by
+// process id.
+func backendsCPU(ctx context.Context, db *gorm.DB) map[int]time.Duration {
+	var pids []int
+	db.WithContext(ctx).Raw(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&pids)
+	out := make(map[int]time.Duration, len(pids))
+	for _, pid := range pids {
+		if d, err := processCPU(pid); err == nil {
+			out[pid] = d
+		}
+	}
+	return out
+}
+
+// cpuSince sums what each backend spent between two readings (a backend that started in
+// between counts whole).
+func cpuSince(before, after map[int]time.Duration) time.Duration {
+	var sum time.Duration
+	for pid, d := range after {
+		sum += d - before[pid]
+	}
+	return sum
+}
+
+func serverCPU(pid int) time.Duration {
+	d, _ := processCPU(pid)
+	return d
 }

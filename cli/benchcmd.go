@@ -425,7 +425,8 @@ func benchIndexCost(ctx context.Context, cfg config, args []string, stdout io.Wr
 	fmt.Fprintf(stdout, "server: %s (pid %d)\n", srv.url, srv.cmd.Process.Pid)
 	_, err = bench.IndexCost(ctx, bench.IndexCostOptions{URL: srv.url, Key: raw, Org: org, Events: *events, BatchSize: *batch,
 		BatchClients: *batchClients, Rounds: *rounds, Indexes: strings.Split(*indexes, ","), DB: env.db, DSN: env.dsn,
-		Builder: ingest.NewBuilder(models.NewPresetStore(env.db, nil), ingest.NewRetentionCatalog(env.db), env.sealer), Out: stdout})
+		Builder:   ingest.NewBuilder(models.NewPresetStore(env.db, nil), ingest.NewRetentionCatalog(env.db), env.sealer),
+		ServerPID: srv.cmd.Process.Pid, Out: stdout})
 	return err
 }
 
