@@ -24,19 +24,6 @@ type SavedViewStore interface {
 	Delete(ctx context.Context, org string, id int64, by models.Actor) (*models.SavedView, error)
 }
 
-// Confirmations of the saved views page.
-const (
-	doneViewSaved   = "view-saved"
-	doneViewUpdated = "view-updated"
-	doneViewDeleted = "view-deleted"
-)
-
-func init() {
-	doneMessages[doneViewSaved] = "View %s saved."
-	doneMessages[doneViewUpdated] = "View %s saved."
-	doneMessages[doneViewDeleted] = "View %s deleted."
-}
-
 // SavedViewsPage lists the viewer's saved views and the organization's shared ones (GET
 // /events/views).
 func SavedViewsPage(views SavedViewStore, now func() time.Time) fiber.Handler {
@@ -171,17 +158,10 @@ func renderSavedViews(c *fiber.Ctx, views SavedViewStore, now func() time.Time, 
 		p.Rows = append(p.Rows, r)
 	}
 	if fe != nil && save == nil && !rowShown {
-		// A refusal about a view the list does not offer to change (another user's): above the list.
-		p.Save, p.SaveError = nil, nil
-		p.Flash = ""
-		return render.HTML(c, status, savedviews.Page(v.Shell("Saved views", "events"), withTopError(p, fe)))
+		// A refusal about a view the list offers no form for (another user's): above the list.
+		p.TopError = fe
 	}
 	return render.HTML(c, status, savedviews.Page(v.Shell("Saved views", "events"), p))
-}
-
-func withTopError(p savedviews.Props, fe *components.FormError) savedviews.Props {
-	p.TopError = fe
-	return p
 }
 
 // savedQuery checks and normalizes the list query a view saves: only the list's search and
