@@ -30,12 +30,14 @@ type EventsListOptions struct {
 	DeepPages  int       // how many keyset pages deep the "deep page" case is
 	Now        time.Time // the benchmark's clock
 	// Start runs the server to measure over the same database (seeded by then) and returns
-	// its base URL and what stops it.
-	Start   func(ctx context.Context) (string, func(), error)
-	Sealer  *models.Sealer
-	Out     io.Writer
-	Timeout time.Duration // per request
-	DSN     string        // the database, for the bare-SQL baseline over pgx
+	// its base URL, its process id and what stops it.
+	Start func(ctx context.Context) (string, int, func(), error)
+	// ExportRounds is how many times the export of a year of events is timed (0: not).
+	ExportRounds int
+	Sealer       *models.Sealer
+	Out          io.Writer
+	Timeout      time.Duration // per request
+	DSN          string        // the database, for the bare-SQL baseline over pgx
 }
 
 // Percentiles summarises timings.
@@ -69,7 +71,7 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 		}
 	}
 
-	base, stop, err := o.Start(ctx)
+	base, pid, stop, err := o.Start(ctx)
 	if err != nil {
 		return err
 	}
@@ -155,6 +157,9 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 	}
 	fmt.Fprintf(o.Out, "\nserver = time inside the server for GET /events (session, query, HTML rendering), from its Server-Timing header;\n"+
 		"SQL = the same keyset query run bare over pgx; HTTP = the client's loopback round trip. %d runs each; ratio = server p95 / SQL p95.\n", o.Iterations)
+	if o.ExportRounds > 0 {
+		return benchExport(ctx, db, o, base, pid)
+	}
 	return nil
 }
 

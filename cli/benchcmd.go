@@ -28,10 +28,11 @@ import (
 )
 
 const benchUsage = `usage: auditdb bench <case> [flags]
-  events-list [--events N] [--iterations N] [--deep N] [--database NAME]
+  events-list [--events N] [--iterations N] [--deep N] [--export-rounds N] [--database NAME]
   authz       [--iterations N] [--database NAME]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
+  index-cost  [--events N] [--rounds N] [--indexes A,B] [--database NAME]
   detect      [--events N] [--batch N] [--batch-clients N] [--rounds N] [--database NAME]
   dashboard   [--events N] [--iterations N] [--database NAME]
   retention   [--events N] [--database NAME]
@@ -79,6 +80,8 @@ func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 		return benchRLS(ctx, cfg, args[1:], stdout)
 	case "ingest":
 		return benchIngest(ctx, cfg, args[1:], stdout)
+	case "index-cost":
+		return benchIndexCost(ctx, cfg, args[1:], stdout)
 	case "detect":
 		return benchDetect(ctx, cfg, args[1:], stdout)
 	case "dashboard":
@@ -172,6 +175,7 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 	iterations := fs.Int("iterations", 200, "timed requests per case")
 	deep := fs.Int("deep", 100, "keyset pages deep for the deep-page case")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench appended)")
+	exportRounds := fs.Int("export-rounds", 2, "times the export of a year of events (CSV, JSON Lines, and COPY as the baseline) is timed; 0 skips it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -180,17 +184,17 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 		return err
 	}
 	defer closeDB(env.db)
-	start := func(ctx context.Context) (string, func(), error) {
+	start := func(ctx context.Context) (string, int, func(), error) {
 		srv, err := startServer(ctx, withDSN(cfg, env.dsn))
 		if err != nil {
-			return "", nil, err
+			return "", 0, nil, err
 		}
 		fmt.Fprintf(stdout, "server: %s (pid %d)\n", srv.url, srv.cmd.Process.Pid)
-		return srv.url, srv.stop, nil
+		return srv.url, srv.cmd.Process.Pid, srv.stop, nil
 	}
 	return bench.EventsList(ctx, env.db, bench.EventsListOptions{
 		Events: *events, Iterations: *iterations, DeepPages: *deep, Now: time.Now(),
-		Start: start, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn,
+		Start: start, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn, ExportRounds: *exportRounds,
 	})
 }
 
@@ -390,6 +394,50 @@ func benchIngest(ctx context.Context, cfg config, args []string, stdout io.Write
 		fmt.Fprintf(stdout, "server: %s (pid %d) on %s\n", srv.url, srv.cmd.Process.Pid, redactedDB(dsn))
 	}
 	_, err = bench.Ingest(ctx, opts)
+	return err
+}
+
+// benchIndexCost measures what the events explorer's search indexes cost batch ingest:
+// rounds with and without them alternate against a server of its own, on a database of
+// its own that starts empty.
+func benchIndexCost(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	fs := newFlags("bench index-cost", stdout)
+	events := fs.Int("events", 240_000, "events sent in all (half with the indexes)")
+	rounds := fs.Int("rounds", 8, "rounds (even; with and without alternate as with, without, without, with, …)")
+	batch := fs.Int("batch", 1000, "events per batch request")
+	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
+	indexes := fs.String("indexes", "audit_log_org_action_ts_idx,audit_log_org_actor_ts_idx", "the audit_log indexes to measure, comma-separated")
+	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_indexes appended; recreated)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rounds < 2 || *rounds%2 != 0 || *events < 1000**rounds || *batch < 1 || *batch > ingest.MaxBatchArray || *batchClients < 1 {
+		return models.Invalid("flags", "need an even --rounds ≥ 2, --events ≥ 1000 per round, 1 ≤ --batch ≤ 1000 and --batch-clients ≥ 1")
+	}
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_indexes", stdout)
+	if err != nil {
+		return err
+	}
+	defer closeDB(env.db)
+	const org = "bench-index-cost"
+	if err := env.org(ctx, org, "Index cost benchmark"); err != nil {
+		return err
+	}
+	trail := models.NewAuditTrail(env.db, env.sealer, models.NewPartitionManager(env.db))
+	raw, _, err := models.NewAPIKeyStore(env.db, trail).Create(ctx, org, "bench index cost", models.ScopeIngest, models.SystemActor("bench"))
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, withDSN(cfg, env.dsn))
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	fmt.Fprintf(stdout, "server: %s (pid %d)\n", srv.url, srv.cmd.Process.Pid)
+	_, err = bench.IndexCost(ctx, bench.IndexCostOptions{URL: srv.url, Key: raw, Org: org, Events: *events, BatchSize: *batch,
+		BatchClients: *batchClients, Rounds: *rounds, Indexes: strings.Split(*indexes, ","), DB: env.db, DSN: env.dsn,
+		Builder:   ingest.NewBuilder(models.NewPresetStore(env.db, nil), ingest.NewRetentionCatalog(env.db), env.sealer),
+		ServerPID: srv.cmd.Process.Pid, Out: stdout})
 	return err
 }
 

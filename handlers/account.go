@@ -102,7 +102,8 @@ func accountProps(c *fiber.Ctx) account.AccountProps {
 		zone = *v.User.TimeZone
 	}
 	return account.AccountProps{Email: v.User.Email, TimeZone: zone, Zones: commonZones, Flash: flash(c),
-		Example: components.InViewerZone(c.UserContext(), time.Now()), CSRF: v.Session.CSRFToken()}
+		Example: components.InViewerZone(c.UserContext(), time.Now()) + " (" + components.LocationOf(c.UserContext()).String() + ")",
+		CSRF:    v.Session.CSRFToken()}
 }
 
 // AccountPage shows the viewer's own settings: the time-zone preference and the way to the

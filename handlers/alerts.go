@@ -14,7 +14,6 @@ import (
 	"auditdb/handlers/apijson"
 	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/views/components"
 	alertviews "auditdb/views/pages/alerts"
 )
 
@@ -111,7 +110,7 @@ func alertFlash(c *fiber.Ctx) string {
 
 // alertRow shapes an alert for the list, with the forms the viewer may use.
 func alertRow(a *models.Alert, v *render.Viewer, ret string) alertviews.Row {
-	r := alertviews.Row{ID: a.ID, Href: "/alerts/" + url.PathEscape(a.ID), Time: components.Timestamp(a.CreatedAt),
+	r := alertviews.Row{ID: a.ID, Href: "/alerts/" + url.PathEscape(a.ID), Time: a.CreatedAt,
 		Severity: a.Severity, Type: a.Type, Source: a.Source, Title: a.Title, Description: a.Description,
 		State: a.State(), CSRF: v.Session.CSRFToken(), Return: ret}
 	if !a.Acknowledged && v.Allowed("audit.alerts", "acknowledge") {
@@ -217,14 +216,14 @@ func alertDetail(c *fiber.Ctx, d AlertDeps, v *render.Viewer, a *models.Alert) (
 		e  alertviews.TimelineEntry
 	}
 	steps := []step{{a.CreatedAt, alertviews.TimelineEntry{Kind: "raised", Title: "Raised" + by(a.Source),
-		Time: components.Timestamp(a.CreatedAt), TestID: "timeline-raised"}}}
+		Time: a.CreatedAt, TestID: "timeline-raised"}}}
 	if a.AcknowledgedAt != nil {
 		steps = append(steps, step{*a.AcknowledgedAt, alertviews.TimelineEntry{Kind: "acknowledged",
-			Title: "Acknowledged" + by(a.AcknowledgedBy), Time: components.Timestamp(*a.AcknowledgedAt), TestID: "timeline-acknowledged"}})
+			Title: "Acknowledged" + by(a.AcknowledgedBy), Time: *a.AcknowledgedAt, TestID: "timeline-acknowledged"}})
 	}
 	if a.ResolvedAt != nil {
 		steps = append(steps, step{*a.ResolvedAt, alertviews.TimelineEntry{Kind: "resolved",
-			Title: "Resolved" + by(a.ResolvedBy), Time: components.Timestamp(*a.ResolvedAt), Detail: a.ResolutionNotes,
+			Title: "Resolved" + by(a.ResolvedBy), Time: *a.ResolvedAt, Detail: a.ResolutionNotes,
 			TestID: "timeline-resolved"}})
 	}
 	if d.Deliveries != nil {
@@ -249,7 +248,7 @@ func alertDetail(c *fiber.Ctx, d AlertDeps, v *render.Viewer, a *models.Alert) (
 				detail += ": " + dl.LastError
 			}
 			steps = append(steps, step{at, alertviews.TimelineEntry{Kind: "notification",
-				Title: "Notification via " + dl.Channel + " (" + dl.Kind + ")", Time: components.Timestamp(at),
+				Title: "Notification via " + dl.Channel + " (" + dl.Kind + ")", Time: at,
 				Detail: detail, TestID: "timeline-notification"}})
 		}
 	}
@@ -266,7 +265,7 @@ func alertDetail(c *fiber.Ctx, d AlertDeps, v *render.Viewer, a *models.Alert) (
 			ev := &evs[i]
 			id := strconv.FormatInt(ev.ID, 10)
 			p.Events = append(p.Events, alertviews.EventLink{ID: id, Href: "/events/" + id,
-				Time: components.Timestamp(ev.Timestamp), Action: ev.Action, Status: ev.Status, Principal: deref(ev.PrincipalID)})
+				Time: ev.Timestamp, Action: ev.Action, Status: ev.Status, Principal: deref(ev.PrincipalID)})
 		}
 		p.MissingEvents = min(len(a.EventIDs), models.MaxEventsByID) - len(evs)
 	}

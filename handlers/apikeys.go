@@ -8,7 +8,6 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/views/components"
 	"auditdb/views/pages/settings"
 )
 
@@ -69,14 +68,8 @@ func renderAPIKeys(c *fiber.Ctx, keys APIKeyManager, status int, p settings.APIK
 	p.CSRF, p.Scopes = v.Session.CSRFToken(), []string{models.ScopeIngest, models.ScopeRead, models.ScopeGDPR}
 	for _, k := range list {
 		row := settings.APIKeyRow{ID: k.ID, Name: k.Name, Prefix: k.Prefix + "…", Scope: k.Scope,
-			Created: components.DateTime(k.CreatedAt) + " by " + k.CreatedBy, LastUsed: "never",
+			Created: k.CreatedAt, CreatedBy: k.CreatedBy, LastUsed: k.LastUsedAt, Revoked: k.RevokedAt,
 			RevokeAction: "/settings/apikeys/" + strconv.FormatInt(k.ID, 10) + "/revoke"}
-		if k.LastUsedAt != nil {
-			row.LastUsed = components.DateTime(*k.LastUsedAt)
-		}
-		if k.RevokedAt != nil {
-			row.Revoked = components.DateTime(*k.RevokedAt)
-		}
 		p.Keys = append(p.Keys, row)
 	}
 	return render.HTML(c, status, settings.APIKeys(v.Shell("API keys", "settings"), p))

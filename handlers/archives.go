@@ -13,7 +13,6 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/views/components"
 	eventviews "auditdb/views/pages/events"
 	"auditdb/views/pages/retention"
 )
@@ -68,23 +67,19 @@ func archiveID(c *fiber.Ctx, v *render.Viewer) (string, error) {
 
 func archiveRow(a *models.Archive) retention.ArchiveRow {
 	r := retention.ArchiveRow{ID: a.ID, Policy: a.Policy, Month: a.Month.Format("2006-01"), Part: strconv.Itoa(a.Part),
-		Count: count(a.EventCount), Retrieved: count(a.RetrievedCount), LastRetrieval: "never",
+		Count: count(a.EventCount), Retrieved: count(a.RetrievedCount), LastRetrieval: a.LastRetrievedAt, Deleted: a.DeletedAt,
 		SHA256Original: a.SHA256Original, SHA256Stored: a.SHA256Compressed,
 		OriginalSize: byteSize(a.OriginalSize), CompressedSize: byteSize(a.CompressedSize),
 		Ratio: fmt.Sprintf("%.1f×", a.Ratio())}
 	if a.EventCount > 0 {
-		r.Range = components.Timestamp(a.FirstEventAt) + " – " + components.Timestamp(a.LastEventAt)
+		first, last := a.FirstEventAt, a.LastEventAt
+		r.First, r.Last = &first, &last
 		r.IDRange = strconv.FormatInt(a.MinEventID, 10) + "–" + strconv.FormatInt(a.MaxEventID, 10)
 		r.LeafRange = strconv.FormatInt(a.MinLeafIndex, 10) + "–" + strconv.FormatInt(a.MaxLeafIndex, 10)
 	} else {
-		r.Range, r.IDRange, r.LeafRange, r.Ratio = "—", "—", "—", "—"
+		r.IDRange, r.LeafRange, r.Ratio = "—", "—", "—"
 	}
-	if a.LastRetrievedAt != nil {
-		r.LastRetrieval = components.Timestamp(*a.LastRetrievedAt)
-	}
-	if a.DeletedAt != nil {
-		r.Deleted = components.Date(*a.DeletedAt)
-	} else {
+	if a.DeletedAt == nil {
 		r.Href = archivePath(a)
 	}
 	return r

@@ -67,7 +67,7 @@ func Dashboard(src DashboardSources) fiber.Handler {
 		for _, inv := range pending {
 			base := "/invitations/" + strconv.FormatInt(inv.ID, 10)
 			props.Invitations = append(props.Invitations, dashboard.Invitation{OrgID: inv.OrgID, OrgName: inv.OrgName,
-				Role: inv.Role, InvitedBy: inv.InvitedBy, Expires: components.DateTime(inv.ExpiresAt),
+				Role: inv.Role, InvitedBy: inv.InvitedBy, Expires: inv.ExpiresAt,
 				AcceptAction: base + "/accept", DeclineAction: base + "/decline"})
 		}
 		if props.ShowEvents {
@@ -168,7 +168,7 @@ func overviewView(ov *models.DashboardOverview, cp *merkle.Checkpoint, lag time.
 	}
 	o := &dashboard.Overview{
 		Counted:     ov.Counted,
-		MonthlyAsOf: components.Timestamp(ov.MonthlyAsOf),
+		MonthlyAsOf: ov.MonthlyAsOf,
 		Hourly: dashboard.NewChart("chart-hourly", "Events per hour, last 24 hours",
 			fmt.Sprintf("%s and %s in the last 24 hours, by hour (UTC).", dashboard.Plural(ev24, "event"), dashboard.Plural(fail24, "failure")), hours),
 		Daily: dashboard.NewChart("chart-daily", "Events per day, last 30 days",

@@ -9,7 +9,6 @@ import (
 	"auditdb/handlers/render"
 	"auditdb/models"
 	"auditdb/models/ingest"
-	"auditdb/views/components"
 	"auditdb/views/pages/settings"
 )
 
@@ -44,11 +43,11 @@ func ListDeadLetters(letters DeadLetterLister) fiber.Handler {
 			if len(payload) > maxPayloadShown {
 				payload = payload[:maxPayloadShown] + "\n…"
 			}
-			row := settings.DeadLetterRow{ID: d.ID, Received: components.DateTime(d.Timestamp), Action: d.Action, Events: d.EventCount(),
+			row := settings.DeadLetterRow{ID: d.ID, Received: d.Timestamp, Action: d.Action, Events: d.EventCount(),
 				Reason: d.FailureReason, Failures: d.FailureCount, Payload: payload,
 				ReplayAction: "/settings/dead-letters/" + strconv.FormatInt(d.ID, 10) + "/replay"}
 			if d.ReplayedAt != nil {
-				row.Replayed = components.DateTime(*d.ReplayedAt)
+				row.Replayed = d.ReplayedAt
 			}
 			p.Rows = append(p.Rows, row)
 		}

@@ -30,7 +30,7 @@ func errorScope(v *render.Viewer) models.ErrorScope {
 // errorRow shapes a fingerprint for the screen.
 func errorRow(g models.ErrorGroup) errorlog.Row {
 	r := errorlog.Row{Href: "/errors/" + g.Key, Kind: g.Kind, Component: g.Component, Operation: g.Operation,
-		Title: g.Title, Org: g.Org, Count: g.Count, LastSeen: components.Timestamp(g.LastSeen), FirstSeen: components.Timestamp(g.FirstSeen)}
+		Title: g.Title, Org: g.Org, Count: g.Count, LastSeen: g.LastSeen, FirstSeen: g.FirstSeen}
 	if len(g.Samples) > 0 {
 		r.Sample = g.Samples[0]
 	}
@@ -73,7 +73,7 @@ func ShowError(log ErrorLogReader, now func() time.Time) fiber.Handler {
 		}
 		p := errorlog.DetailProps{AllOrgs: scope.All, Row: errorRow(g), Samples: g.Samples}
 		for _, o := range occ {
-			p.Occurrences = append(p.Occurrences, errorlog.Occurrence{When: components.Timestamp(o.At), Org: o.Org, Code: o.Code,
+			p.Occurrences = append(p.Occurrences, errorlog.Occurrence{When: o.At, Org: o.Org, Code: o.Code,
 				Message: o.Message, RequestID: o.RequestID, UserID: o.UserID})
 		}
 		return render.HTML(c, fiber.StatusOK, errorlog.Detail(v.Shell("Error", "errors"), p))

@@ -31,6 +31,9 @@ const (
 // exportPage is how many events an export reads per query: memory stays at one page.
 const exportPage = 500
 
+// exportWriteIdle is how long an export waits for a client that stops reading.
+const exportWriteIdle = time.Minute
+
 // exportColumns are the CSV export's header, in the order exportRow writes them.
 var exportColumns = []string{"id", "timestamp", "action", "status", "principal_id", "target_resource_type",
 	"target_resource_id", "outcome_description", "correlation_id", "data_classification", "retention_policy",
@@ -77,6 +80,12 @@ func ExportEvents(events EventExporter, audit Auditor, format string, now func()
 			c.Set(fiber.HeaderContentType, "application/jsonl; charset=utf-8")
 		}
 		org := v.OrgID
+		// The server's write timeout is one deadline for the whole answer, which would cut a
+		// long export short (the client saw a download that just ended). Each page pushes
+		// the deadline on instead: a client that stops reading still times out, an export
+		// that makes progress does not.
+		conn := c.Context().Conn()
+		progress := func() { conn.SetWriteDeadline(time.Now().Add(exportWriteIdle)) }
 		// The stream outlives the handler: it gets its own context, bounded in time, and
 		// keeps its organization's export slot until it ends.
 		streaming = true
@@ -84,7 +93,7 @@ func ExportEvents(events EventExporter, audit Auditor, format string, now func()
 			defer release()
 			ctx, cancel := context.WithTimeout(context.Background(), exportBudget)
 			defer cancel()
-			streamEvents(ctx, events, org, filter, format, w)
+			streamEvents(ctx, events, org, filter, format, w, progress)
 		})
 		return nil
 	}
@@ -92,7 +101,8 @@ func ExportEvents(events EventExporter, audit Auditor, format string, now func()
 
 // streamEvents writes every event of org matching filter to w. A failure part-way ends the
 // stream with a line saying so (the status line is long gone by then).
-func streamEvents(ctx context.Context, events EventExporter, org string, filter models.EventFilter, format string, w *bufio.Writer) {
+func streamEvents(ctx context.Context, events EventExporter, org string, filter models.EventFilter, format string, w *bufio.Writer,
+	progress func()) {
 	var csvw *export.CSV
 	enc := json.NewEncoder(w)
 	if format == ExportCSV {
@@ -103,6 +113,7 @@ func streamEvents(ctx context.Context, events EventExporter, org string, filter 
 	}
 	var after *models.Cursor
 	for {
+		progress()
 		page, err := events.ListFull(ctx, org, filter, after, exportPage)
 		if err != nil {
 			if csvw != nil {

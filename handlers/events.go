@@ -22,6 +22,7 @@ import (
 // EventReader is what the events pages need from the event store.
 type EventReader interface {
 	List(ctx context.Context, org string, f models.EventFilter, after *models.Cursor, limit int) (models.EventPage, error)
+	ListBefore(ctx context.Context, org string, f models.EventFilter, before models.Cursor, limit int) (models.EventPage, error)
 	Get(ctx context.Context, org string, id int64) (*models.Event, error)
 }
 
@@ -176,12 +177,12 @@ func ListEvents(events EventReader, summary EventSummarizer, now func() time.Tim
 			Ranges: rangeOptions(c)}
 		filter, values, err := ParseEventFilter(func(k string) string { return c.Query(k) }, now())
 		props.Filter = values
-		var after *models.Cursor
+		var cur pageCursor
 		if err == nil {
-			after, err = queryCursor(c, filter)
+			cur, err = queryCursors(c, filter)
 		}
 		if err == nil {
-			err = fillResults(c, v, events, summary, filter, after, &props)
+			err = fillResults(c, v, events, summary, filter, cur, &props)
 		}
 		if err != nil {
 			refusal := refusalOf(err)
@@ -196,6 +197,7 @@ func ListEvents(events EventReader, summary EventSummarizer, now func() time.Tim
 			}
 			return render.HTML(c, render.StatusOf(err), eventviews.List(v.Shell("Events", "events"), props))
 		}
+		props.CSRF, props.SaveQuery = v.Session.CSRFToken(), filterQuery(c).Encode()
 		if render.IsHTMX(c) {
 			return render.HTML(c, fiber.StatusOK, eventviews.ResultsFragment(props))
 		}
@@ -205,15 +207,34 @@ func ListEvents(events EventReader, summary EventSummarizer, now func() time.Tim
 
 // fillResults reads the page, count, histogram and facets of filter into props.
 func fillResults(c *fiber.Ctx, v *render.Viewer, events EventReader, summary EventSummarizer, filter models.EventFilter,
-	after *models.Cursor, props *eventviews.ListProps) error {
+	cur pageCursor, props *eventviews.ListProps) error {
 	ctx := c.UserContext()
-	page, err := events.List(ctx, v.OrgID, filter, after, EventsPageSize)
+	pos := listPos(c)
+	var page models.EventPage
+	var err error
+	newer := cur.after != nil // whether newer rows exist above this page
+	if cur.before != nil {
+		page, err = events.ListBefore(ctx, v.OrgID, filter, *cur.before, EventsPageSize)
+		newer = page.Prev != nil
+		if err == nil && len(page.Events) == 0 {
+			// Nothing newer than the cursor (the rows it followed are gone): the first page.
+			cur.before = nil
+			page, err = events.List(ctx, v.OrgID, filter, nil, EventsPageSize)
+		}
+		if !newer {
+			pos = 0 // the top of the list, whatever the link said
+		}
+	} else {
+		page, err = events.List(ctx, v.OrgID, filter, cur.after, EventsPageSize)
+	}
 	if err != nil {
 		return err
 	}
 	base := filterQuery(c)
-	pos := listPos(c)
 	here := listPlace(c, base, pos)
+	if cur.before != nil && !newer {
+		here = base // the page shown is the first page
+	}
 	props.Rows = make([]eventviews.Row, 0, len(page.Events))
 	for i := range page.Events {
 		row := EventRow(&page.Events[i])
@@ -225,10 +246,13 @@ func fillResults(c *fiber.Ctx, v *render.Viewer, events EventReader, summary Eve
 		props.Rows = append(props.Rows, row)
 	}
 	if page.Next != nil {
-		props.NextHref = withParam("/events", withPos(base, pos+EventsPageSize), "after", page.Next.String())
+		props.NextHref = withParam("/events", withPos(base, pos+len(page.Events)), "after", page.Next.String())
 	}
-	if after != nil {
+	if newer && len(page.Events) > 0 {
 		props.FirstHref = withParam("/events", base, "", "")
+		first := page.Events[0]
+		prev := models.Cursor{Timestamp: first.Timestamp, ID: first.ID}
+		props.PrevHref = withParam("/events", withPos(base, max(pos-EventsPageSize, 0)), "before", prev.String())
 	}
 	props.Start = pos + 1
 	if len(page.Events) == 0 {
@@ -308,7 +332,7 @@ func EventsSummary(summary EventSummarizer, now func() time.Time) fiber.Handler 
 // unreadable is 0, as it only labels the page.
 func listPos(c *fiber.Ctx) int {
 	n, err := strconv.Atoi(c.Query("pos"))
-	if err != nil || n < 0 || n > 1_000_000_000 || c.Query("after") == "" {
+	if err != nil || n < 0 || n > 1_000_000_000 || (c.Query("after") == "" && c.Query("before") == "") {
 		return 0
 	}
 	return n
@@ -321,9 +345,11 @@ func listPlace(c *fiber.Ctx, base url.Values, pos int) url.Values {
 	for k, v := range base {
 		vals[k] = v
 	}
-	if a := c.Query("after"); a != "" {
-		vals.Set("after", a)
-		vals.Set("pos", strconv.Itoa(pos))
+	for _, k := range []string{"after", "before"} {
+		if a := c.Query(k); a != "" {
+			vals.Set(k, a)
+			vals.Set("pos", strconv.Itoa(pos))
+		}
 	}
 	return vals
 }
@@ -439,13 +465,18 @@ func facetViews(base url.Values, q string, f models.EventFacets) []eventviews.Fa
 // filterQuery returns the request's non-empty filter parameters (not the cursor), the exact
 // filters folded into q as the form shows them.
 func filterQuery(c *fiber.Ctx) url.Values {
+	return filterValues(func(k string) string { return c.Query(k) })
+}
+
+// filterValues is filterQuery over any source of parameters.
+func filterValues(get func(string) string) url.Values {
 	vals := url.Values{}
 	for _, k := range filterParams {
-		if s := strings.TrimSpace(c.Query(k)); s != "" {
+		if s := strings.TrimSpace(get(k)); s != "" {
 			vals.Set(k, s)
 		}
 	}
-	_, fv, _ := ParseEventFilter(func(k string) string { return c.Query(k) }, time.Now())
+	_, fv, _ := ParseEventFilter(get, time.Now())
 	for _, l := range legacyQualifier {
 		vals.Del(l.param)
 	}
@@ -488,7 +519,7 @@ func EventRow(ev *models.Event) eventviews.Row {
 	}
 	return eventviews.Row{
 		ID: ev.ID, Href: "/events/" + strconv.FormatInt(ev.ID, 10),
-		Time: components.Timestamp(ev.Timestamp), TimeISO: ev.Timestamp.UTC().Format(time.RFC3339),
+		Time:   ev.Timestamp,
 		Action: ev.Action, Status: ev.Status, Principal: deref(ev.PrincipalID), Resource: resource,
 		Classification: ev.DataClassification, Outcome: deref(ev.OutcomeDescription),
 	}
@@ -537,7 +568,7 @@ func ShowEvent(events EventReader, integrity IntegrityReader) fiber.Handler {
 // the link's query carries them, scrolled to the event's row.
 func backToList(c *fiber.Ctx, id int64) string {
 	vals := url.Values{}
-	for _, k := range append(filterParams, "after", "pos") {
+	for _, k := range append(filterParams, "after", "before", "pos") {
 		if s := strings.TrimSpace(c.Query(k)); s != "" {
 			vals.Set(k, s)
 		}
@@ -608,7 +639,7 @@ func integrityCard(c *fiber.Ctx, v *render.Viewer, integrity IntegrityReader, id
 	}
 	json.Unmarshal(last.Details, &details)
 	p.Last = &eventviews.VerificationView{Status: last.Status, Reason: details.Reason, Expected: deref(last.Expected),
-		Computed: deref(last.Computed), When: components.Timestamp(last.VerifiedAt), Who: deref(last.VerifiedBy)}
+		Computed: deref(last.Computed), When: last.VerifiedAt, Who: deref(last.VerifiedBy)}
 	if p.Last.Computed == "" {
 		p.Last.Computed = "—"
 	}
@@ -642,13 +673,10 @@ func eventDetail(ev *models.Event) eventviews.DetailProps {
 	if ev.ProcessingLatency != nil {
 		latency = strconv.Itoa(int(*ev.ProcessingLatency)) + " ms"
 	}
-	archived := "—"
-	if ev.ArchivedAt != nil {
-		archived = components.Timestamp(*ev.ArchivedAt)
-	}
+	ts := ev.Timestamp
 	fields := []eventviews.DetailField{
 		{Label: "ID", Value: strconv.FormatInt(ev.ID, 10), TestID: "field-id", Mono: true},
-		{Label: "Timestamp", Value: components.Timestamp(ev.Timestamp), TestID: "field-timestamp", Mono: true},
+		{Label: "Timestamp", At: &ts, TestID: "field-timestamp", Mono: true},
 		{Label: "Action", Value: ev.Action, TestID: "field-action", Mono: true},
 		{Label: "Status", Value: ev.Status, TestID: "field-status"},
 		{Label: "Principal", Value: opt(ev.PrincipalID), TestID: "field-principal", Mono: true},
@@ -662,7 +690,7 @@ func eventDetail(ev *models.Event) eventviews.DetailProps {
 		{Label: "Event version", Value: ev.EventVersion, TestID: "field-event-version"},
 		{Label: "TTL", Value: opt(ev.TTL), TestID: "field-ttl"},
 		{Label: "Processing latency", Value: latency, TestID: "field-latency"},
-		{Label: "Archived at", Value: archived, TestID: "field-archived-at"},
+		{Label: "Archived at", At: ev.ArchivedAt, TestID: "field-archived-at"},
 		{Label: "Hash algorithm", Value: ev.HashAlgorithm, TestID: "field-hash-algorithm", Mono: true},
 		{Label: "Hash", Value: ev.Hash, TestID: "field-hash", Mono: true},
 		{Label: "Subject digest", Value: orDash(ev.SubjectDigest), TestID: "field-subject-digest", Mono: true},
@@ -698,24 +726,60 @@ func deref(p *string) string {
 	return *p
 }
 
-// queryCursor reads the optional keyset cursor ?after= of a list filtered by f; it returns
-// nil for the first page and a KindInvalid error naming "after" for anything unreadable or
-// outside f's range: a cursor is the last row of a page, so it is never after the range's
-// end, and never long before its start (the default range moves with the clock, so a
-// cursor of a page shown some time ago may fall a little before it).
+// queryCursor reads the API's optional cursor ?after= of a list filtered by f (see
+// queryCursors); it returns nil for the first page.
 func queryCursor(c *fiber.Ctx, f models.EventFilter) (*models.Cursor, error) {
 	raw := c.Query("after")
 	if raw == "" {
 		return nil, nil
 	}
+	return cursorIn(raw, "after", f)
+}
+
+// cursorIn parses the cursor raw of parameter name and checks it against f's range.
+func cursorIn(raw, name string, f models.EventFilter) (*models.Cursor, error) {
 	cur, err := models.ParseCursor(raw)
 	if err != nil {
-		return nil, err
+		return nil, models.Invalid(name, "is not a valid page cursor")
 	}
 	if cur.Timestamp.After(f.To) || cur.Timestamp.Before(f.From.Add(-DefaultEventRange)) {
-		return nil, models.Invalid("after", "is a page cursor outside the listed time range; start from the first page")
+		return nil, models.Invalid(name, "is a page cursor outside the listed time range; start from the first page")
 	}
 	return &cur, nil
+}
+
+// pageCursor is where a list page starts: after a row (the older page, ?after=), before
+// one (the newer page, ?before=), or neither (the first page).
+type pageCursor struct {
+	after, before *models.Cursor
+}
+
+// queryCursors reads the optional keyset cursors ?after= and ?before= of a list filtered
+// by f (at most one of them). It returns a KindInvalid error naming the parameter for
+// anything unreadable or outside f's range: a cursor is a row of a page, so it is never
+// after the range's end, and never long before its start (the default range moves with the
+// clock, so a cursor of a page shown some time ago may fall a little before it).
+func queryCursors(c *fiber.Ctx, f models.EventFilter) (pageCursor, error) {
+	var pc pageCursor
+	if c.Query("after") != "" && c.Query("before") != "" {
+		return pc, models.Invalid("before", "cannot be given with after; follow one page link at a time")
+	}
+	for _, k := range []string{"after", "before"} {
+		raw := c.Query(k)
+		if raw == "" {
+			continue
+		}
+		cur, err := cursorIn(raw, k, f)
+		if err != nil {
+			return pc, err
+		}
+		if k == "after" {
+			pc.after = cur
+		} else {
+			pc.before = cur
+		}
+	}
+	return pc, nil
 }
 
 // EventSuggester finds values of a search qualifier among an organization's events.

@@ -270,3 +270,115 @@ func TestEventsKeysetPagesAndHTMXFragment(t *testing.T) {
 		t.Fatal("the full page should carry the filter values in the form")
 	}
 }
+
+// pageIDs returns the event ids of a list page in row order.
+func pageIDs(body string) []string {
+	var ids []string
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`href="/events/(\d+)[?"]`).FindAllStringSubmatch(body, -1) {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			ids = append(ids, m[1])
+		}
+	}
+	return ids
+}
+
+func linkOf(body, testID string) string {
+	m := regexp.MustCompile(`data-testid="` + testID + `"[^>]*href="([^"]+)"|href="([^"]+)"[^>]*data-testid="` + testID + `"`).FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return strings.ReplaceAll(m[1]+m[2], "&amp;", "&")
+}
+
+// "← Newer" walks the keyset pages backwards: each page read backwards holds exactly the
+// rows it held read forwards (ties on the timestamp broken by id), the newest page has no
+// newer link, and a row that arrived meanwhile shows up as a short newest page.
+func TestEventsPreviousPage(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("evb")
+	c := env.Login(env.User(org, "org:member"))
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	var evs []models.Event
+	for i := 0; i < 120; i++ {
+		evs = append(evs, models.Event{OrganizationID: org, Timestamp: base.Add(-time.Duration(i/2) * time.Second),
+			Action: "prev.event." + strconv.Itoa(i), Status: "success"})
+	}
+	env.Events(evs...)
+
+	var pages [][]string
+	var bodies []string
+	for next := "/events"; next != ""; next = linkOf(bodies[len(bodies)-1], "page-next") {
+		r := c.Get(next)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("forward page %d: status %d", len(pages), r.StatusCode)
+		}
+		pages, bodies = append(pages, pageIDs(r.Body)), append(bodies, r.Body)
+		if len(pages) > 5 {
+			t.Fatal("too many pages")
+		}
+	}
+	if len(pages) != 3 || len(pages[2]) != 21 {
+		t.Fatalf("forward pages = %d, last holds %d", len(pages), len(pages[len(pages)-1]))
+	}
+	if linkOf(bodies[0], "page-prev") != "" || linkOf(bodies[0], "page-first") != "" {
+		t.Fatal("the newest page offers a newer page")
+	}
+	// Backwards from the last page: page 2, then page 1, row for row.
+	prev := linkOf(bodies[2], "page-prev")
+	if !strings.Contains(prev, "before=") || !strings.Contains(prev, "pos=50") {
+		t.Fatalf("newer link of page 3 = %q", prev)
+	}
+	r := c.Get(prev)
+	if got := pageIDs(r.Body); strings.Join(got, ",") != strings.Join(pages[1], ",") {
+		t.Fatalf("page 2 read backwards = %v, forwards = %v", got, pages[1])
+	}
+	if n := linkOf(r.Body, "page-next"); c.Get(n).StatusCode != http.StatusOK || strings.Join(pageIDs(c.Get(n).Body), ",") != strings.Join(pages[2], ",") {
+		t.Fatalf("older link of page 2 read backwards = %q does not lead to page 3", n)
+	}
+	r = c.Get(linkOf(r.Body, "page-prev"))
+	if got := pageIDs(r.Body); strings.Join(got, ",") != strings.Join(pages[0], ",") {
+		t.Fatalf("page 1 read backwards = %v, forwards = %v", got, pages[0])
+	}
+	if linkOf(r.Body, "page-prev") != "" || linkOf(r.Body, "page-first") != "" {
+		t.Fatal("page 1 read backwards still offers a newer page")
+	}
+	if !strings.Contains(linkOf(r.Body, "page-next"), "pos=50") {
+		t.Fatalf("page 1 read backwards: older link %q should say pos=50", linkOf(r.Body, "page-next"))
+	}
+	// htmx gets the fragment, with the same rows.
+	if f := c.GetHTMX(prev); strings.Contains(f.Body, "<html") || strings.Join(pageIDs(f.Body), ",") != strings.Join(pages[1], ",") {
+		t.Fatal("htmx: the newer page should come as the results fragment with page 2's rows")
+	}
+
+	// A newer event arrives while page 2 is shown: Newer from page 2 gives page 1's rows and
+	// a newer link to a one-row page at the top.
+	env.Events(models.Event{OrganizationID: org, Timestamp: time.Now().UTC(), Action: "prev.late", Status: "success"})
+	r = c.Get(linkOf(bodies[1], "page-prev"))
+	if got := pageIDs(r.Body); strings.Join(got, ",") != strings.Join(pages[0], ",") {
+		t.Fatalf("page 1 after a late event = %v, want %v", got, pages[0])
+	}
+	top := linkOf(r.Body, "page-prev")
+	if top == "" {
+		t.Fatal("a newer event exists but there is no newer link")
+	}
+	r = c.Get(top)
+	if got := pageIDs(r.Body); len(got) != 1 || linkOf(r.Body, "page-prev") != "" || !strings.Contains(r.Body, "prev.late") {
+		t.Fatalf("the top page = %v (want the late event alone, with no newer link)", got)
+	}
+
+	// Bad cursors are refused next to their parameter.
+	for _, tc := range []struct{ url, field string }{
+		{"/events?before=not-a-cursor", "before"},
+		{prev + "&after=" + regexp.MustCompile(`before=([^&]+)`).FindStringSubmatch(prev)[1], "before"},
+	} {
+		r := c.Get(tc.url)
+		if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, `data-testid="error-`) || countRows(r.Body) != 0 {
+			t.Fatalf("%s: status %d rows %d", tc.url, r.StatusCode, countRows(r.Body))
+		}
+		if !strings.Contains(r.Body, tc.field+" ") {
+			t.Fatalf("%s: the refusal does not name %q", tc.url, tc.field)
+		}
+	}
+}

@@ -80,6 +80,10 @@ const (
 	doneLegalHoldReleased      = "legal-hold-released"
 	donePartitionsEnsured      = "partitions-ensured"
 	donePartitionsDropped      = "partitions-dropped"
+
+	doneViewSaved   = "view-saved"
+	doneViewUpdated = "view-updated"
+	doneViewDeleted = "view-deleted"
 )
 
 var doneMessages = map[string]string{
@@ -102,6 +106,10 @@ var doneMessages = map[string]string{
 	doneLegalHoldReleased:      "Legal hold %s released: the next run deletes what is due and no other hold keeps.",
 	donePartitionsEnsured:      "%s partitions created; recorded in the audit log (retention.partitions.ensure).",
 	donePartitionsDropped:      "%s expired partitions dropped; recorded in the audit log (retention.partitions.drop).",
+
+	doneViewSaved:   "View %s saved.",
+	doneViewUpdated: "View %s saved.",
+	doneViewDeleted: "View %s deleted.",
 }
 
 // doneURL is path with the confirmation of what was done and, when given, the name of

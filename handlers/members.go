@@ -53,7 +53,7 @@ func membersPage(ctx context.Context, d MemberDeps, v *render.Viewer) (membervie
 	canUpdate, canRemove := v.Allowed("organization.members", "update"), v.Allowed("organization.members", "delete")
 	for _, m := range list {
 		row := memberviews.Row{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role,
-			Since: components.Date(m.Since), MustChangePassword: m.MustChangePassword}
+			Since: m.Since, MustChangePassword: m.MustChangePassword}
 		base := "/members/" + strconv.FormatInt(m.UserID, 10)
 		// Only members whose role the viewer could have given may be changed or removed by it.
 		mine := grantable(set, m.Role, holds)

@@ -8,7 +8,6 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/views/components"
 	"auditdb/views/pages/settings"
 )
 
@@ -120,10 +119,10 @@ func renderNotifications(c *fiber.Ctx, d NotificationDeps, status int, p setting
 	}
 	for _, ch := range list {
 		row := settings.ChannelRow{ID: ch.ID, Name: ch.Name, Kind: ch.Kind, Target: ch.Target, MinSeverity: ch.MinSeverity,
-			Enabled: ch.Enabled, Created: "added " + components.Timestamp(ch.CreatedAt) + " by " + ch.CreatedBy,
+			Enabled: ch.Enabled, Created: ch.CreatedAt, CreatedBy: ch.CreatedBy,
 			TestAction: "/settings/notifications/" + ch.ID + "/test", ToggleAction: "/settings/notifications/" + ch.ID + "/enabled"}
 		for _, dl := range log[ch.ID] {
-			r := settings.DeliveryRow{Created: components.Timestamp(dl.CreatedAt), Alert: dl.Title, Status: dl.Status,
+			r := settings.DeliveryRow{Created: dl.CreatedAt, Alert: dl.Title, Status: dl.Status,
 				Attempts: dl.Attempts, Error: dl.LastError}
 			if dl.AlertID != "" {
 				r.AlertHref = "/alerts/" + dl.AlertID
@@ -131,10 +130,11 @@ func renderNotifications(c *fiber.Ctx, d NotificationDeps, status int, p setting
 				r.Alert = "Test notification"
 			}
 			if dl.LastAttemptAt != nil {
-				r.LastAttempt = components.Timestamp(*dl.LastAttemptAt)
+				r.LastAttempt = dl.LastAttemptAt
 			}
 			if dl.Status == models.DeliveryPending && dl.Attempts > 0 {
-				r.NextAttempt = components.Timestamp(dl.NextAttemptAt)
+				next := dl.NextAttemptAt
+				r.NextAttempt = &next
 			}
 			if dl.ResponseStatus != 0 {
 				r.Response = strconv.Itoa(dl.ResponseStatus)

@@ -8,7 +8,6 @@ import (
 
 	"auditdb/handlers/render"
 	"auditdb/models"
-	"auditdb/views/components"
 	memberviews "auditdb/views/pages/members"
 	orgviews "auditdb/views/pages/orgs"
 )
@@ -27,7 +26,7 @@ func orgsPage(ctx context.Context, orgs OrgStore, v *render.Viewer) (orgviews.Pr
 	props := orgviews.Props{CSRF: v.Session.CSRFToken()}
 	for _, o := range list {
 		props.Rows = append(props.Rows, orgviews.Row{ID: o.ID, Name: o.Name, Members: o.Members, Owners: o.Owners,
-			Created: components.Date(o.CreatedAt)})
+			Created: o.CreatedAt})
 	}
 	return props, nil
 }

@@ -242,7 +242,8 @@ func perfProps(c *fiber.Ctx, d PerfDeps) (performance.Props, error) {
 	p.Charts7d = perfCharts("perf-7d", hourly(week), 24*time.Hour, true)
 	if len(week) > 0 {
 		last := week[len(week)-1]
-		p.LastReport = fmt.Sprintf("Last report %s, taken in %s.", components.DateTime(last.TakenAt), ms(last.DurationMS))
+		at := last.TakenAt
+		p.LastReportAt, p.LastReport = &at, fmt.Sprintf("taken in %s.", ms(last.DurationMS))
 		if len(last.Figures.AutoActions) > 0 {
 			p.LastReport += " Automatic actions: " + fmt.Sprint(last.Figures.AutoActions)
 		}

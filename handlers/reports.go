@@ -161,12 +161,9 @@ func reportsProps(c *fiber.Ctx, d ReportDeps, form string, refusal *components.F
 	}
 	for _, s := range schedules {
 		row := reportviews.ScheduleRow{ID: s.ID, Name: s.Name, Template: s.TemplateName, When: s.Schedule.Describe(),
-			Delivery: describeDelivery(s.Delivery), Enabled: s.Enabled, NextRun: "—", LastRun: "never"}
+			Delivery: describeDelivery(s.Delivery), Enabled: s.Enabled, LastRun: s.LastRun}
 		if s.NextRun != nil && s.Enabled {
-			row.NextRun = components.DateTime(*s.NextRun)
-		}
-		if s.LastRun != nil {
-			row.LastRun = components.DateTime(*s.LastRun)
+			row.NextRun = s.NextRun
 		}
 		if p.CanUpdate {
 			row.ToggleAction = "/reports/schedules/" + s.ID + "/toggle"
@@ -214,8 +211,8 @@ func fileHref(d ReportDeps, org, exec, format string) string {
 
 func executionRow(d ReportDeps, org string, e *reports.Execution) reportviews.ExecutionRow {
 	row := reportviews.ExecutionRow{ID: e.ID, Href: "/reports/executions/" + e.ID, Type: reports.TypeTitles[e.Type],
-		Period: components.DateTime(e.Criteria.From) + " to " + components.DateTime(e.Criteria.To), Status: e.Status,
-		Started: components.DateTime(e.StartedAt), Duration: "—", Records: "—", Progress: count(e.Progress),
+		From: e.Criteria.From, To: e.Criteria.To, Status: e.Status,
+		Started: e.StartedAt, Duration: "—", Records: "—", Progress: count(e.Progress),
 		Error: e.Error, Running: e.Status == reports.StatusRunning, RequestedBy: e.RequestedBy}
 	if e.DurationMS != nil {
 		row.Duration = (time.Duration(*e.DurationMS) * time.Millisecond).String()
@@ -632,7 +629,7 @@ func ShowReportExecution(d ReportDeps) fiber.Handler {
 			if !a.OK {
 				outcome = "failed: " + a.Error
 			}
-			p.Deliveries = append(p.Deliveries, reportviews.DeliveryRow{At: components.DateTime(a.At), Kind: a.Kind, Target: a.Target,
+			p.Deliveries = append(p.Deliveries, reportviews.DeliveryRow{At: a.At, Kind: a.Kind, Target: a.Target,
 				Outcome: outcome, OK: a.OK})
 		}
 		p.DeliveryNote = deliveryNote(e.Deliveries)

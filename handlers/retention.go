@@ -98,7 +98,8 @@ func renderRetention(c *fiber.Ctx, d RetentionDeps, status int, floorErr *compon
 			row.MinDays = strconv.Itoa(f.MinDays) + " days"
 		}
 		if f.UpdatedBy != "" {
-			row.Updated = components.DateTime(f.UpdatedAt) + " by " + f.UpdatedBy
+			at := f.UpdatedAt
+			row.Updated, row.UpdatedBy = &at, f.UpdatedBy
 		}
 		p.Floors = append(p.Floors, row)
 	}
@@ -121,7 +122,7 @@ func previewView(p *models.RetentionPreview) retention.Preview {
 		}
 		return " of " + strings.Join(ms, ", ")
 	}
-	out := retention.Preview{At: components.DateTime(p.At), Archive: count(p.Archive), ArchiveMonths: months(p.ArchiveMonths),
+	out := retention.Preview{At: p.At, Archive: count(p.Archive), ArchiveMonths: months(p.ArchiveMonths),
 		Delete: count(p.Delete), DeleteMonths: months(p.DeleteMonths), Kept: count(p.KeptByHolds),
 		Nothing: p.Archive == 0 && p.Delete == 0 && p.KeptByHolds == 0}
 	for _, h := range p.ByHold {
@@ -421,9 +422,9 @@ func renderHolds(c *fiber.Ctx, d RetentionDeps, status int, f retention.HoldForm
 	}
 	for _, h := range holds {
 		row := retention.HoldRow{ID: h.ID, Name: h.Name, Reason: h.Reason, Covers: h.Describe(),
-			Placed: components.DateTime(h.PlacedAt) + " by " + h.PlacedBy}
+			Placed: h.PlacedAt, PlacedBy: h.PlacedBy}
 		if h.ReleasedAt != nil {
-			row.Released = components.DateTime(*h.ReleasedAt) + " by " + deref(h.ReleasedBy)
+			row.Released, row.ReleasedBy = h.ReleasedAt, deref(h.ReleasedBy)
 		} else if canChange {
 			row.ReleaseAction = "/retention/holds/" + strconv.FormatInt(h.ID, 10) + "/release"
 		}

@@ -14,7 +14,8 @@ import (
 //	class:PHI  correlation:abc  created:>2026-01-01  created:2026-01-01..2026-02-01
 //	-action:auth.*  "quoted free text"  chart
 //
-// A qualifier's value may end in * (a prefix) and be quoted; a leading - negates a term;
+// A qualifier's value may end in * (a prefix) and be quoted ("Dr Smith"; inside quotes \"
+// is a quote and \\ a backslash, as in actor:"a \"b\""); a leading - negates a term;
 // words without a qualifier are free text, matched case-insensitively anywhere in the
 // action, principal, resource and outcome. Terms are ANDed.
 
@@ -147,14 +148,19 @@ func tokenize(s string) ([]token, error) {
 			i = j + 1
 		}
 		if i < len(rs) && rs[i] == '"' {
+			// Inside quotes, \" is a quote and \\ a backslash; any other backslash is itself.
+			var v strings.Builder
 			end := i + 1
-			for end < len(rs) && rs[end] != '"' {
-				end++
+			for ; end < len(rs) && rs[end] != '"'; end++ {
+				if rs[end] == '\\' && end+1 < len(rs) && (rs[end+1] == '"' || rs[end+1] == '\\') {
+					end++
+				}
+				v.WriteRune(rs[end])
 			}
 			if end >= len(rs) {
-				return nil, queryError("has an unclosed quote; end the quoted value with \"")
+				return nil, queryError("has an unclosed quote; end the quoted value with \" (write \\\" for a quote inside it)")
 			}
-			t.value, t.quoted = string(rs[i+1:end]), true
+			t.value, t.quoted = v.String(), true
 			i = end + 1
 			if i < len(rs) && !unicode.IsSpace(rs[i]) {
 				return nil, queryError("needs a space after the quoted value %q", t.value)
@@ -362,10 +368,13 @@ func (t QueryTerm) String() string {
 	return b.String()
 }
 
-// QuoteQueryValue quotes v when the search box would otherwise split or misread it.
+// QuoteQueryValue quotes v when the search box would otherwise split or misread it; inside
+// the quotes, a quote is written \" and a backslash \\.
 func QuoteQueryValue(v string) string {
-	if v == "" || strings.ContainsAny(v, " \t\n\"") || strings.HasPrefix(v, "-") || strings.Contains(v, ":") {
-		return `"` + strings.ReplaceAll(v, `"`, "") + `"`
+	if v == "" || strings.ContainsFunc(v, unicode.IsSpace) || strings.ContainsAny(v, `":`) || strings.HasPrefix(v, "-") {
+		return `"` + quoteEscaper.Replace(v) + `"`
 	}
 	return v
 }
+
+var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)

@@ -36,6 +36,14 @@ func TestParseEventQuery(t *testing.T) {
 		{"-failed", []models.QueryTerm{{Value: "failed", Negate: true}}, ""},
 		{"a-b", []models.QueryTerm{{Value: "a-b"}}, ""},
 		{`"http://x"`, []models.QueryTerm{{Value: "http://x"}}, ""},
+		// Inside quotes, \" is a quote and \\ a backslash; other backslashes are kept.
+		{`actor:"a \"b\""`, []models.QueryTerm{{Field: "actor", Value: `a "b"`}}, ""},
+		{`"say \"hi\" now"`, []models.QueryTerm{{Value: `say "hi" now`}}, ""},
+		{`-actor:"o\"neil*"`, []models.QueryTerm{{Field: "actor", Value: `o"neil`, Prefix: true, Negate: true}}, ""},
+		{`"back\\slash"`, []models.QueryTerm{{Value: `back\slash`}}, `back\slash`},
+		{`"C:\temp"`, []models.QueryTerm{{Value: `C:\temp`}}, `"C:\\temp"`},
+		{`"two \\ \""`, []models.QueryTerm{{Value: `two \ "`}}, ""},
+		{`"\""`, []models.QueryTerm{{Value: `"`}}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
@@ -78,6 +86,7 @@ func TestParseEventQueryErrors(t *testing.T) {
 		{"action:*", "matches everything"},
 		{"action:a*b", "* only at the end"},
 		{`actor:"open`, "unclosed quote"},
+		{`actor:"open\"`, `write \" for a quote inside it`},
 		{`"a"b`, "space after the quoted value"},
 		{`""`, "empty quoted value"},
 		{"created:yesterday", "created: takes a date"},

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,11 +163,15 @@ func ParseCursor(s string) (Cursor, error) {
 	return Cursor{Timestamp: time.UnixMicro(micros).UTC(), ID: n}, nil
 }
 
-// EventPage is one page of the events list, with the cursor of the next page when there is
-// one.
+// EventPage is one page of the events list, with the cursor of the next (older) page when
+// there is one, and, for a page read backwards (ListBefore), the cursor of the previous
+// (newer) page when there is one.
 type EventPage struct {
 	Events []Event
 	Next   *Cursor
+	// Prev is set by ListBefore only: the page's first row, when newer rows exist. A page
+	// read forwards has newer rows exactly when it was read after a cursor.
+	Prev *Cursor
 }
 
 // EventStore reads and writes one organization's audit events. Reads run in a tenant
@@ -194,15 +199,25 @@ func ListSQL(org string, f EventFilter, after *Cursor, limit int) (string, []any
 }
 
 func listSQL(columns, org string, f EventFilter, after *Cursor, limit int) (string, []any) {
+	return keysetSQL(columns, org, f, after, false, limit)
+}
+
+// keysetSQL is the list's keyset query: newest first, older than cur; or, backwards, the
+// oldest first of the rows newer than cur (the caller reverses them).
+func keysetSQL(columns, org string, f EventFilter, cur *Cursor, backwards bool, limit int) (string, []any) {
 	where, args := FilterSQL(org, f)
 	var b strings.Builder
 	b.WriteString("SELECT " + columns + " FROM audit_log WHERE " + where)
-	if after != nil {
-		args = append(args, after.Timestamp.UTC(), after.ID)
-		fmt.Fprintf(&b, ` AND ("timestamp", id) < ($%d, $%d)`, len(args)-1, len(args))
+	cmp, order := "<", "DESC"
+	if backwards {
+		cmp, order = ">", "ASC"
+	}
+	if cur != nil {
+		args = append(args, cur.Timestamp.UTC(), cur.ID)
+		fmt.Fprintf(&b, ` AND ("timestamp", id) %s ($%d, $%d)`, cmp, len(args)-1, len(args))
 	}
 	args = append(args, limit)
-	fmt.Fprintf(&b, ` ORDER BY "timestamp" DESC, id DESC LIMIT $%d`, len(args))
+	fmt.Fprintf(&b, ` ORDER BY "timestamp" %s, id %s LIMIT $%d`, order, order, len(args))
 	return b.String(), args
 }
 
@@ -286,6 +301,42 @@ func (s *EventStore) list(ctx context.Context, columns, org string, f EventFilte
 	if len(rows) > limit {
 		page.Events = rows[:limit]
 		last := page.Events[limit-1]
+		page.Next = &Cursor{Timestamp: last.Timestamp, ID: last.ID}
+	}
+	return page, nil
+}
+
+// ListBefore returns the page of up to limit events of org matching f that comes just
+// before the cursor in the newest-first list (the "newer" page), newest first, with Prev set
+// when still newer rows exist and Next (the page's last row) when it holds any. It returns a
+// KindInvalid error for a bad filter. Near the top of the list the page may hold fewer than
+// limit rows: it then ends where the cursor's page starts, as a page read forwards would.
+func (s *EventStore) ListBefore(ctx context.Context, org string, f EventFilter, before Cursor, limit int) (EventPage, error) {
+	if err := f.Validate(); err != nil {
+		return EventPage{}, err
+	}
+	if limit <= 0 || limit > 500 {
+		return EventPage{}, Invalid("limit", "must be between 1 and 500")
+	}
+	query, args := keysetSQL(listColumns, org, f, &before, true, limit+1)
+	var rows []Event
+	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
+		var err error
+		rows, err = collectEvents(r, limit+1)
+		return err
+	})
+	if err != nil {
+		return EventPage{}, fmt.Errorf("models: list events before: %w", err)
+	}
+	var page EventPage
+	if len(rows) > limit {
+		rows = rows[:limit]
+		page.Prev = &Cursor{Timestamp: rows[limit-1].Timestamp, ID: rows[limit-1].ID}
+	}
+	slices.Reverse(rows)
+	page.Events = rows
+	if len(rows) > 0 {
+		last := rows[len(rows)-1]
 		page.Next = &Cursor{Timestamp: last.Timestamp, ID: last.ID}
 	}
 	return page, nil

@@ -32,6 +32,7 @@ var consolePages = []struct{ path, as string }{
 	{"/", "owner"},
 	{"/events", "owner"},
 	{"/events/:id", "owner"},
+	{"/events/views", "owner"},
 	{"/alerts", "owner"},
 	{"/reports", "owner"},
 	{"/reports/templates/:id", "owner"},
@@ -146,6 +147,11 @@ func TestBrowserEveryPageAccessibleAndPhoneWide(t *testing.T) {
 		Enabled: true, Schedule: reports.Schedule{Frequency: "weekly", Weekday: "monday", Time: "06:00", TimeZone: "UTC"}},
 		models.SystemActor("test"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	owner := models.Actor{UserID: env.UserID(users["owner"]), Email: users["owner"]}
+	if _, err := env.Services.SavedViews.Create(context.Background(), org,
+		models.SavedViewInput{Name: "Failed logins this week", Query: "q=status%3Afailure&range=7d", Shared: true}, owner); err != nil {
 		t.Fatal(err)
 	}
 	base := serve(t, env)

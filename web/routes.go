@@ -185,6 +185,13 @@ func consoleRoutes(d *Services) []route {
 		{get, "/events/export.csv", Perm("audit.events", "export"), handlers.ExportEvents(d.Events, d.Audit, handlers.ExportCSV, d.Now)},
 		{get, "/events/export.jsonl", Perm("audit.events", "export"), handlers.ExportEvents(d.Events, d.Audit, handlers.ExportJSONL, d.Now)},
 		{get, "/events/bundle", Perm("audit.events", "export"), handlers.DownloadEvidenceBundle(d.Bundles, d.Audit, d.Now)},
+		// Saved views are the viewer's own searches (and the ones shared with them): reading
+		// events is all they need; only a view's owner changes it.
+		{get, "/events/views", Perm("audit.events", "read"), handlers.SavedViewsPage(d.SavedViews, d.Now)},
+		{post, "/events/views", Perm("audit.events", "read"), handlers.SaveView(d.SavedViews, d.Now)},
+		{get, "/events/views/:id", Perm("audit.events", "read"), handlers.OpenView(d.SavedViews)},
+		{post, "/events/views/:id", Perm("audit.events", "read"), handlers.UpdateView(d.SavedViews, d.Now)},
+		{post, "/events/views/:id/delete", Perm("audit.events", "read"), handlers.DeleteView(d.SavedViews, d.Now)},
 		{get, "/events/:id", Perm("audit.events", "read"), handlers.ShowEvent(d.Events, d.Integrity)},
 		{post, "/events/:id/verify", Perm("audit.events", "verify"), handlers.VerifyEvent(d.Integrity, d.Integrity)},
 

@@ -72,6 +72,8 @@ type Services struct {
 	SweepRuns *models.SweepRunStore
 	// RetentionPolicies are the retention policies, statutory floors and legal holds.
 	RetentionPolicies *models.RetentionPolicyStore
+	// SavedViews are the events list's saved views.
+	SavedViews *models.SavedViewStore
 	// Archives are the organization's retention archives, checked on every read.
 	Archives *models.ArchiveStore
 	// PartitionConsole is the partitions page's view and actions.
@@ -271,6 +273,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Dashboard:         models.NewDashboardStore(db),
 		SweepRuns:         models.NewSweepRunStore(db),
 		RetentionPolicies: models.NewRetentionPolicyStore(db, trail),
+		SavedViews:        models.NewSavedViewStore(db, trail),
 		PartitionConsole:  models.NewPartitionConsole(db, parts, trail),
 		Policy:            engine,
 		Authz:             engine,

@@ -34,14 +34,15 @@
   });
 
   // The panel: each field owns its qualifier's (not negated) terms in the box.
+  // Inside quotes, \" is a quote and \\ a backslash (as the server reads them).
   function tokens(s) {
-    return s.match(/-?(?:[a-z]+:)?(?:"[^"]*"|\S+)/gi) || [];
+    return s.match(/-?(?:[a-z]+:)?(?:"(?:[^"\\]|\\.)*"|\S+)/gi) || [];
   }
   function quote(v) {
-    return /[\s":]/.test(v) || v.charAt(0) === "-" ? '"' + v.replace(/"/g, "") + '"' : v;
+    return /[\s":]/.test(v) || v.charAt(0) === "-" ? '"' + v.replace(/[\\"]/g, "\\$&") + '"' : v;
   }
   function unquote(v) {
-    return v.length > 1 && v.charAt(0) === '"' && v.charAt(v.length - 1) === '"' ? v.slice(1, -1) : v;
+    return v.length > 1 && v.charAt(0) === '"' && v.charAt(v.length - 1) === '"' ? v.slice(1, -1).replace(/\\([\\"])/g, "$1") : v;
   }
   function fillPanel() {
     var seen = {};
@@ -68,14 +69,6 @@
   q.addEventListener("input", fillPanel);
   fillPanel();
 
-  // Times are shown in UTC; hovering one shows it in the viewer's time zone.
-  function localTimes(root) {
-    (root || document).querySelectorAll("time[data-local-time]").forEach(function (t) {
-      var d = new Date(t.getAttribute("datetime"));
-      if (!isNaN(d)) t.title = d.toLocaleString() + " (your time)";
-    });
-  }
-  localTimes();
 
   // Keyboard.
   var current = -1;
@@ -107,11 +100,9 @@
   document.body.addEventListener("htmx:afterSwap", function (e) {
     if (e.detail.target && e.detail.target.id === "events-results") {
       current = -1;
-      localTimes(e.detail.target);
       fillPanel();
     }
     if (e.detail.target && e.detail.target.id === "event-panel") {
-      localTimes(e.detail.target);
       var h = e.detail.target.querySelector("h2");
       if (h) { h.setAttribute("tabindex", "-1"); h.focus(); }
     }

@@ -24,6 +24,9 @@ func Timestamp(t time.Time) string { return t.UTC().Format(timestampLayout) }
 // localLayout is a time in the viewer's zone, named by its abbreviation.
 const localLayout = "2006-01-02 15:04:05 MST"
 
+// ISO formats t in ISO 8601 (RFC 3339) in UTC, e.g. 2026-11-29T14:05:09Z.
+func ISO(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
 // LocationOf returns the zone the viewer of ctx reads times in (UTC when none is set).
 func LocationOf(ctx context.Context) *time.Location {
 	if loc := ViewOf(ctx).Location; loc != nil {
@@ -32,14 +35,14 @@ func LocationOf(ctx context.Context) *time.Location {
 	return time.UTC
 }
 
-// InViewerZone formats t to the second in the viewer's zone, naming the zone, e.g.
-// 2026-11-29 15:05:09 CET (Europe/Berlin); in UTC it is Timestamp(t).
+// InViewerZone formats t to the second in the viewer's zone, named by its abbreviation,
+// e.g. 2026-11-29 15:05:09 CET; in UTC it is Timestamp(t).
 func InViewerZone(ctx context.Context, t time.Time) string {
 	loc := LocationOf(ctx)
 	if loc == time.UTC || loc.String() == "UTC" {
 		return Timestamp(t)
 	}
-	return t.In(loc).Format(localLayout) + " (" + loc.String() + ")"
+	return t.In(loc).Format(localLayout)
 }
 
 // hasViewerZone reports whether the viewer of ctx chose a zone other than UTC.

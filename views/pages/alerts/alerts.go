@@ -2,7 +2,10 @@
 // rows) and the single-alert page with its timeline.
 package alerts
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // FilterValues are the list filters as the user typed them. From and To use the
 // datetime-local form "2006-01-02T15:04" (UTC). The query parameter names are severity,
@@ -24,7 +27,7 @@ func (f FilterValues) IsZero() bool { return f == FilterValues{} }
 type Row struct {
 	ID          string
 	Href        string
-	Time        string // raised at, e.g. "2026-11-29 19:21:28 UTC"
+	Time        time.Time // raised at
 	Severity    string
 	Type        string
 	Source      string
@@ -65,7 +68,7 @@ type ListProps struct {
 type TimelineEntry struct {
 	Kind   string // raised, acknowledged, resolved or notification
 	Title  string
-	Time   string
+	Time   time.Time
 	Detail string
 	TestID string
 }
@@ -74,7 +77,7 @@ type TimelineEntry struct {
 type EventLink struct {
 	ID        string
 	Href      string
-	Time      string
+	Time      time.Time
 	Action    string
 	Status    string
 	Principal string

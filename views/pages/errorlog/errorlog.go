@@ -5,6 +5,7 @@ package errorlog
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Row is one fingerprint in the list.
@@ -17,8 +18,8 @@ type Row struct {
 	Sample    string // the newest message as it was
 	Org       string // shown to superadmins only
 	Count     int
-	LastSeen  string
-	FirstSeen string
+	LastSeen  time.Time
+	FirstSeen time.Time
 	Trend     Trend
 }
 
@@ -42,7 +43,7 @@ type ListProps struct {
 
 // Occurrence is one recorded error of a fingerprint.
 type Occurrence struct {
-	When      string
+	When      time.Time
 	Org       string
 	Code      string
 	Message   string

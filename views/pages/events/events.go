@@ -5,6 +5,7 @@ package events
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"auditdb/views/components"
 )
@@ -31,8 +32,7 @@ type Row struct {
 	ID             int64
 	Href           string // link to the event's detail page (carrying the list's place)
 	InPanel        bool   // with htmx, the link opens the event in the list's side panel
-	Time           string
-	TimeISO        string // RFC 3339, for <time datetime> and the local time on hover
+	Time           time.Time
 	Action         string
 	Status         string // attempt, success or failure
 	Principal      string
@@ -49,7 +49,7 @@ type RangeOption struct {
 }
 
 // FieldError is a refused search or range: which field ("q", "range", "from", "to",
-// "after") and why.
+// "after", "before") and why.
 type FieldError struct {
 	Field, Message string
 }
@@ -91,6 +91,7 @@ type ListProps struct {
 	Start           int    // the 1-based index of the first row
 	SummaryHref     string // where the count, histogram and facets load from; "" for none
 	NextHref        string // "" when there is no older page
+	PrevHref        string // the newer page; "" on the newest page
 	FirstHref       string // "" when already on the newest page
 	WidenHref       string // for an empty result: the same query over a year
 	ExportCSV       string // "" when the viewer may not export
@@ -98,6 +99,10 @@ type ListProps struct {
 	BundleHref      string // the evidence bundle of the search (events, proofs, signed checkpoint); with export
 	Statuses        []string
 	Classifications []string
+	// SaveQuery is the list's query as a saved view keeps it; with CSRF, the "Save view"
+	// form posts it. "" (a refused search) hides the form.
+	SaveQuery string
+	CSRF      string
 }
 
 // ErrorFor returns the message of the refused field name, or "".
@@ -180,8 +185,10 @@ func (h Histogram) BarHeight(b Bar) float64 {
 // the <dd>'s data-testid; Mono renders the value in a monospace font (ids,
 // hashes).
 type DetailField struct {
-	Label  string
-	Value  string
+	Label string
+	Value string
+	// At, when set, is a time shown with components.Time instead of Value.
+	At     *time.Time
 	TestID string
 	Mono   bool
 }
@@ -239,7 +246,7 @@ type VerificationView struct {
 	Reason   string
 	Expected string
 	Computed string
-	When     string
+	When     time.Time
 	Who      string
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -38,7 +39,7 @@ func listProps(rows ...events.Row) events.ListProps {
 var hostileRow = events.Row{
 	ID:        42,
 	Href:      "/events/42",
-	Time:      "2025-01-02 03:04:05 UTC",
+	Time:      time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 	Action:    hostile,
 	Status:    "failure",
 	Principal: "alice@example.org",

@@ -2,7 +2,10 @@
 // member by email and changing or ending a membership.
 package members
 
-import "auditdb/views/components"
+import (
+	"auditdb/views/components"
+	"time"
+)
 
 // Row is one member.
 type Row struct {
@@ -10,7 +13,7 @@ type Row struct {
 	Email              string
 	Name               string
 	Role               string
-	Since              string
+	Since              time.Time
 	MustChangePassword bool
 	RoleAction         string // form action to change the role; "" when the viewer may not
 	RemoveAction       string // form action to remove; "" when the viewer may not

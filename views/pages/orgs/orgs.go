@@ -5,6 +5,7 @@ package orgs
 import (
 	"auditdb/views/components"
 	"auditdb/views/pages/members"
+	"time"
 )
 
 // Row is one organization.
@@ -12,7 +13,7 @@ type Row struct {
 	ID, Name string
 	Members  int
 	Owners   int
-	Created  string
+	Created  time.Time
 }
 
 // Props is the view model of the organizations page.

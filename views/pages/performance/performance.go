@@ -4,6 +4,7 @@ package performance
 
 import (
 	"net/url"
+	"time"
 
 	"auditdb/views/components"
 )
@@ -64,7 +65,8 @@ type Props struct {
 	Suggestions   []string
 	Charts24h     []components.LineChart
 	Charts7d      []components.LineChart
-	LastReport    string
+	LastReport    string     // how long the last report took, and its automatic actions
+	LastReportAt  *time.Time // nil before the first report
 
 	// ExplainNames are the named statements; Explain is the one asked for.
 	ExplainNames []string

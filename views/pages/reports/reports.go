@@ -2,7 +2,10 @@
 // executions with their progress and downloads.
 package reports
 
-import "auditdb/views/components"
+import (
+	"auditdb/views/components"
+	"time"
+)
 
 // RunForm is the ad-hoc report form's values (kept when it is shown again with an error).
 type RunForm struct {
@@ -34,9 +37,10 @@ type TemplateRow struct {
 
 // ScheduleRow is one schedule in the list.
 type ScheduleRow struct {
-	ID, Name, Template, When, Delivery, NextRun, LastRun string
-	Enabled                                              bool
-	ToggleAction, DeleteAction, EditHref                 string // "" when the viewer may not
+	ID, Name, Template, When, Delivery   string
+	NextRun, LastRun                     *time.Time // nil: none (disabled) and never
+	Enabled                              bool
+	ToggleAction, DeleteAction, EditHref string // "" when the viewer may not
 }
 
 // ScheduleEditProps is the view model of a schedule's edit page; Options holds the
@@ -55,9 +59,10 @@ type FileRow struct {
 
 // ExecutionRow is one execution, formatted.
 type ExecutionRow struct {
-	ID, Href, Type, Period, Status, Started, Duration, Records, Progress, Error, RequestedBy string
-	Running                                                                                  bool
-	Files                                                                                    []FileRow
+	ID, Href, Type, Status, Duration, Records, Progress, Error, RequestedBy string
+	From, To, Started                                                       time.Time // the period, and when it started
+	Running                                                                 bool
+	Files                                                                   []FileRow
 }
 
 // IndexProps is the view model of /reports.
@@ -106,8 +111,9 @@ type Pair struct{ Name, Value string }
 
 // DeliveryRow is one delivery attempt.
 type DeliveryRow struct {
-	At, Kind, Target, Outcome string
-	OK                        bool
+	At                    time.Time
+	Kind, Target, Outcome string
+	OK                    bool
 }
 
 // ExecutionProps is the view model of one execution's page, which polls itself while the

@@ -4,6 +4,7 @@ package retention
 
 import (
 	"strconv"
+	"time"
 
 	"auditdb/views/components"
 	"auditdb/views/pages/events"
@@ -30,8 +31,9 @@ type PolicyRow struct {
 // FloorRow is the statutory floor of one classification.
 type FloorRow struct {
 	Classification string
-	MinDays        string // "none" when 0
-	Updated        string
+	MinDays        string     // "none" when 0
+	Updated        *time.Time // nil when never set
+	UpdatedBy      string
 }
 
 // HoldKeepRow is what one legal hold keeps from the next run's deletion.
@@ -42,7 +44,7 @@ type HoldKeepRow struct {
 
 // Preview is the next run's preview, formatted.
 type Preview struct {
-	At            string
+	At            time.Time
 	Archive       string
 	ArchiveMonths string
 	Delete        string
@@ -92,8 +94,10 @@ type HoldRow struct {
 	Name          string
 	Reason        string
 	Covers        string
-	Placed        string // when and by whom
-	Released      string // "" while active
+	Placed        time.Time
+	PlacedBy      string
+	Released      *time.Time // nil while active
+	ReleasedBy    string
 	ReleaseAction string // "" when released or the viewer may not release it
 }
 
@@ -182,7 +186,7 @@ type ArchiveRow struct {
 	Policy         string
 	Month          string // YYYY-MM
 	Part           string
-	Range          string // first to last event time
+	First, Last    *time.Time // the first and last event times; nil when empty
 	Count          string
 	IDRange        string
 	LeafRange      string
@@ -191,9 +195,9 @@ type ArchiveRow struct {
 	Ratio          string // e.g. "9.4×"
 	SHA256Original string
 	SHA256Stored   string
-	Retrieved      string // how many times
-	LastRetrieval  string // "—" when never
-	Deleted        string // when its content was deleted, "" while it holds events
+	Retrieved      string     // how many times
+	LastRetrieval  *time.Time // nil when never
+	Deleted        *time.Time // when its content was deleted, nil while it holds events
 }
 
 // ArchivesProps is the view model of /retention/archives.
@@ -217,4 +221,12 @@ type ArchiveProps struct {
 	FirstHref       string // "" on the first page
 	// Corrupt, when set, says which check the archive failed; no event is shown.
 	Corrupt string
+}
+
+// rangeText is an archive's first to last event time as plain text (a page description).
+func rangeText(r ArchiveRow) string {
+	if r.First == nil || r.Last == nil {
+		return "—"
+	}
+	return components.Timestamp(*r.First) + " – " + components.Timestamp(*r.Last)
 }

@@ -2,7 +2,10 @@
 // and dead letters.
 package settings
 
-import "auditdb/views/components"
+import (
+	"auditdb/views/components"
+	"time"
+)
 
 // Section is one entry of the settings index.
 type Section struct {
@@ -23,10 +26,11 @@ type APIKeyRow struct {
 	Name         string
 	Prefix       string // the first characters of the key, followed by an ellipsis
 	Scope        string
-	Created      string // date and author
-	LastUsed     string // "never" when unused
-	Revoked      string // "" while live
-	RevokeAction string // where the revoke form posts
+	Created      time.Time
+	CreatedBy    string
+	LastUsed     *time.Time // nil when never used
+	Revoked      *time.Time // nil while live
+	RevokeAction string     // where the revoke form posts
 }
 
 // APIKeysProps is the view model of Settings → API keys.
@@ -85,14 +89,14 @@ type PresetForm struct {
 // DeadLetterRow is one dead letter in the list, formatted.
 type DeadLetterRow struct {
 	ID           int64
-	Received     string
+	Received     time.Time
 	Action       string
 	Events       int
 	Reason       string
 	Failures     int
-	Replayed     string // "" until replayed
-	ReplayAction string // where the replay form posts
-	Payload      string // the kept events, pretty-printed (shortened when long)
+	Replayed     *time.Time // nil until replayed
+	ReplayAction string     // where the replay form posts
+	Payload      string     // the kept events, pretty-printed (shortened when long)
 }
 
 // DeadLettersProps is the view model of Settings → Dead letters.
@@ -110,7 +114,8 @@ type ChannelRow struct {
 	Target       string // the URL or the address
 	MinSeverity  string
 	Enabled      bool
-	Created      string // date and author
+	Created      time.Time
+	CreatedBy    string
 	TestAction   string // where the "send test" form posts
 	ToggleAction string // where the enable/disable form posts
 	Deliveries   []DeliveryRow
@@ -118,14 +123,14 @@ type ChannelRow struct {
 
 // DeliveryRow is one entry of a channel's delivery log, formatted.
 type DeliveryRow struct {
-	Created     string
+	Created     time.Time
 	Alert       string // the alert's title, or "Test notification"
 	AlertHref   string // "" for a test
 	Status      string // pending, delivered or failed
 	Attempts    int
-	LastAttempt string // "" before the first attempt
-	NextAttempt string // "" unless pending
-	Response    string // the webhook's HTTP status, "" when none
+	LastAttempt *time.Time // nil before the first attempt
+	NextAttempt *time.Time // nil unless pending
+	Response    string     // the webhook's HTTP status, "" when none
 	Error       string
 }
 
