@@ -11,7 +11,7 @@ import (
 )
 
 func apikeyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
-	const usage = "usage: auditdb apikey create --org ID --name N [--scope ingest|read] | list --org ID | revoke --org ID --id N"
+	const usage = "usage: auditdb apikey create --org ID --name N [--scope ingest|read|gdpr] | list --org ID | revoke --org ID --id N"
 	if len(args) == 0 {
 		return fmt.Errorf(usage)
 	}

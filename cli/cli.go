@@ -38,7 +38,7 @@ Commands:
                                           manage monthly partitions
   retention run [--org ID] [--dry-run]  archive events past their policy's archive day and delete
                                           those at the end of retention (legal holds honoured)
-  apikey create --org ID --name N [--scope ingest|read]
+  apikey create --org ID --name N [--scope ingest|read|gdpr]
                                           create an API key and print it (shown once)
   apikey list --org ID                    list an organization's API keys
   apikey revoke --org ID --id N           revoke an API key at once
