@@ -231,7 +231,7 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 // searched element by element once PostgreSQL caches a generic plan for the statement:
 // 20,000 ids cost about 400 million comparisons per batch.) An event no longer there
 // (removed by retention) is skipped. The address is read from details only for events
-// without a principal, the only ones that use it.
+// without a principal, and the outcome only for failures: the only ones that use them.
 func readDetectEvents(tx *gorm.DB, org string, leaves []detectLeaf) ([]detectEvent, error) {
 	lo, hi := leaves[0].EventTimestamp, leaves[0].EventTimestamp
 	minID, maxID := leaves[0].AuditLogID, leaves[0].AuditLogID
@@ -241,7 +241,8 @@ func readDetectEvents(tx *gorm.DB, org string, leaves []detectLeaf) ([]detectEve
 		lo, hi = minTime(lo, l.EventTimestamp), maxTime(hi, l.EventTimestamp)
 		minID, maxID = min(minID, l.AuditLogID), max(maxID, l.AuditLogID)
 	}
-	rows, err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status, outcome_description, target_resource_type,
+	rows, err := tx.Raw(`SELECT id, "timestamp", principal_id, action, status,
+			CASE WHEN status = 'failure' THEN outcome_description END AS outcome_description, target_resource_type,
 			CASE WHEN coalesce(principal_id, '') = '' THEN details->>'ipAddress' END AS ip_address
 		FROM audit_log WHERE organization_id = ? AND "timestamp" >= ? AND "timestamp" <= ? AND id >= ? AND id <= ?`,
 		org, lo, hi, minID, maxID).Rows()
@@ -368,9 +369,16 @@ func who(e *detectEvent) string {
 // old to count in their rule's window any more.
 func matchRules(events []detectEvent, rules []AlertRule, loc *time.Location, now time.Time) []detectHit {
 	var hits []detectHit
+	var whos []string // who(e) of each event, worked out once
 	for _, r := range rules {
 		if !r.Enabled {
 			continue
+		}
+		if whos == nil {
+			whos = make([]string, len(events))
+			for i := range events {
+				whos[i] = who(&events[i])
+			}
 		}
 		oldest := now.Add(-2 * r.Window)
 		for i := range events {
@@ -379,7 +387,7 @@ func matchRules(events []detectEvent, rules []AlertRule, loc *time.Location, now
 				continue
 			}
 			var ok bool
-			group := who(e)
+			group := whos[i]
 			switch r.Rule {
 			case RuleFailedLogins:
 				ok = isFailedLogin(e)
@@ -598,20 +606,36 @@ func readWindows(tx *gorm.DB, org string, r AlertRule, groups []string, from, to
 // binary arrays, each run a slice of them (resource types as indexes into the batch's
 // distinct types, so every slice is of fixed-width elements): PostgreSQL neither parses
 // text literals nor sorts each group for its aggregates, which was most of detection's time
-// in the database. It sorts hits in place.
+// in the database.
 func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
-	slices.SortFunc(hits, func(a, b detectHit) int {
-		if c := strings.Compare(a.rule, b.rule); c != 0 {
-			return c
+	// Hits come in log order, which is nearly time order: bucket them by (rule, group) and
+	// sort only the buckets that are not in order yet.
+	type runKey struct{ rule, group string }
+	index := map[runKey]int{}
+	var buckets [][]detectHit
+	for _, h := range hits {
+		k := runKey{h.rule, h.group}
+		i, ok := index[k]
+		if !ok {
+			i = len(buckets)
+			index[k] = i
+			buckets = append(buckets, nil)
 		}
-		if c := strings.Compare(a.group, b.group); c != 0 {
-			return c
-		}
+		buckets[i] = append(buckets[i], h)
+	}
+	byTime := func(a, b detectHit) int {
 		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.id, b.id)
-	})
+	}
+	hits = make([]detectHit, 0, len(hits))
+	for _, b := range buckets {
+		if !slices.IsSortedFunc(b, byTime) {
+			slices.SortFunc(b, byTime)
+		}
+		hits = append(hits, b...)
+	}
 	times, ids, res := make([]time.Time, len(hits)), make([]int64, len(hits)), make([]int32, len(hits))
 	types := []pgtype.Text{{}} // index 1 (PostgreSQL's first) is no type
 	typeIndex := map[string]int32{}
