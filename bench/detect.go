@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -24,8 +25,10 @@ type DetectOptions struct {
 	BatchClients int // concurrent batch clients
 	Rounds       int // detection off and on alternate this many times
 	Every        time.Duration
+	ServerPID    int              // the server's process id, for its CPU time (0: not measured)
 	DB           *gorm.DB         // the server's database (the sequencer queue)
 	Detector     *models.Detector // detection as the server's job runs it, on the same database
+	CatchUp      *models.Detector // detection reading every pending leaf, between phases (nil: Detector)
 	Out          io.Writer
 }
 
@@ -41,6 +44,13 @@ type DetectResult struct {
 	CatchUpRates   []float64
 	LagP50, LagP95 time.Duration // detection lag sampled while detection was on
 	Samples        int
+	// CPU time (server + PostgreSQL backends of the bench database + this process, which
+	// posts the events and runs detection) per event: ingest with detection off, ingest
+	// with detection on (with the short backlog it left, read after the phase), and
+	// detection alone (reading an off phase's backlog). Unlike throughput, CPU time is
+	// hardly inflated by other work on the machine. CPUKnown says whether it was read.
+	CPUOff, CPUOn, CPUAlone CPUSplit
+	CPUKnown                bool
 }
 
 // Detect measures what detection costs ingest: batch ingest with detection off and on in
@@ -67,9 +77,10 @@ func Detect(ctx context.Context, o DetectOptions) (DetectResult, error) {
 	if err := post(client, batchPath, batches[0]); err != nil { // warm up
 		return res, err
 	}
-	if _, _, err := catchUp(ctx, o); err != nil {
+	if _, _, _, err := catchUp(ctx, o); err != nil {
 		return res, err
 	}
+	res.CPUKnown = o.ServerPID > 0
 	var offTime, onTime time.Duration
 	var lags []time.Duration
 	for r := 0; r < o.Rounds; r++ {
@@ -79,11 +90,16 @@ func Detect(ctx context.Context, o DetectOptions) (DetectResult, error) {
 			if on {
 				stop = runDetection(ctx, o)
 			}
+			c0, pg := procCPU(o), startDBCPU(ctx, o.DB)
 			start := time.Now()
 			_, err := closedLoop(len(batches), o.BatchClients, func(i int) error { return post(client, batchPath, batches[i]) })
 			took := time.Since(start)
 			if on {
 				lags = append(lags, stop()...)
+			}
+			phaseCPU, cpuOK := c0.until(ctx, o, pg)
+			res.CPUKnown = res.CPUKnown && cpuOK
+			if on {
 				onTime += took
 				roundOn = took
 			} else {
@@ -93,9 +109,15 @@ func Detect(ctx context.Context, o DetectOptions) (DetectResult, error) {
 			if err != nil {
 				return res, err
 			}
-			events, took, err := catchUp(ctx, o)
+			events, took, tailCPU, err := catchUp(ctx, o)
 			if err != nil {
 				return res, err
+			}
+			if on {
+				res.CPUOn = res.CPUOn.Add(phaseCPU).Add(tailCPU)
+			} else {
+				res.CPUOff = res.CPUOff.Add(phaseCPU)
+				res.CPUAlone = res.CPUAlone.Add(tailCPU)
 			}
 			if !on && events > 0 {
 				res.CatchUpRates = append(res.CatchUpRates, float64(events)/took.Seconds())
@@ -133,6 +155,21 @@ func Detect(ctx context.Context, o DetectOptions) (DetectResult, error) {
 	}
 	fmt.Fprintf(o.Out, "detection lag while on: p50 %s, p95 %s over %d samples (target p95 ≤ 2s)\n",
 		res.LagP50.Round(time.Millisecond), res.LagP95.Round(time.Millisecond), res.Samples)
+	if res.CPUKnown {
+		n := per * o.Rounds
+		line := func(name string, c CPUSplit) {
+			fmt.Fprintf(o.Out, "  %-30s %7.1f µs: server %s, PostgreSQL %s, bench process %s\n", name,
+				float64(c.total().Microseconds())/float64(n), perEvent(c.Server, n), perEvent(c.Postgres, n), perEvent(c.LoadGenerator, n))
+		}
+		fmt.Fprintln(o.Out, "CPU time per event (from /proc; PostgreSQL = the bench database's backends; the bench process posts and detects):")
+		line("ingest, detection off", res.CPUOff)
+		line("ingest, detection on", res.CPUOn)
+		line("detection alone (catch-up)", res.CPUAlone)
+		fmt.Fprintf(o.Out, "detection adds %.1f %% CPU per event to ingest (on vs off); alone it costs %.1f %% of ingest's CPU\n",
+			100*(res.CPUOn.total().Seconds()/res.CPUOff.total().Seconds()-1), 100*res.CPUAlone.total().Seconds()/res.CPUOff.total().Seconds())
+	} else {
+		fmt.Fprintln(o.Out, "CPU time per event: not measured (the server or PostgreSQL is not a process on this machine)")
+	}
 	return res, nil
 }
 
@@ -185,19 +222,52 @@ func runDetection(ctx context.Context, o DetectOptions) func() []time.Duration {
 
 // catchUp waits for the sequencer to log everything, then runs detection to the end; it
 // returns how many events detection read and how long that took.
-func catchUp(ctx context.Context, o DetectOptions) (int, time.Duration, error) {
+// It also returns the CPU time detection took (this process and the database's backends).
+func catchUp(ctx context.Context, o DetectOptions) (int, time.Duration, CPUSplit, error) {
 	if err := drain(ctx, o.DB, 5*time.Minute); err != nil {
-		return 0, 0, err
+		return 0, 0, CPUSplit{}, err
 	}
+	d := o.CatchUp
+	if d == nil {
+		d = o.Detector
+	}
+	c0, pg := procCPU(o), startDBCPU(ctx, o.DB)
 	start, events := time.Now(), 0
 	for {
-		res, err := o.Detector.Pass(ctx)
-		if err != nil {
-			return events, time.Since(start), err
+		res, err := d.Pass(ctx)
+		if err != nil || res.Events == 0 {
+			took := time.Since(start)
+			c, _ := c0.until(ctx, o, pg)
+			return events, took, c, err
 		}
 		events += res.Events
-		if res.Events == 0 {
-			return events, time.Since(start), nil
-		}
 	}
+}
+
+// procStart is the CPU time of the server and this process at the start of a measurement.
+type procStart struct {
+	at           time.Time
+	server, self time.Duration
+	ok           bool
+}
+
+func procCPU(o DetectOptions) procStart {
+	p := procStart{at: time.Now(), ok: o.ServerPID > 0}
+	var err1, err2 error
+	if p.ok {
+		p.server, err1 = processCPU(o.ServerPID)
+	}
+	p.self, err2 = processCPU(os.Getpid())
+	p.ok = p.ok && err1 == nil && err2 == nil
+	return p
+}
+
+// until ends a measurement begun at p (with pg measuring the database).
+func (p procStart) until(ctx context.Context, o DetectOptions, pg *dbCPU) (CPUSplit, bool) {
+	pgTime, pgOK := pg.stop(ctx)
+	q := procCPU(o)
+	if !p.ok || !q.ok || !pgOK {
+		return CPUSplit{}, false
+	}
+	return CPUSplit{Server: q.server - p.server, Postgres: pgTime, LoadGenerator: q.self - p.self, Wall: q.at.Sub(p.at)}, true
 }

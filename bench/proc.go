@@ -29,6 +29,9 @@ func (c CPUSplit) Add(o CPUSplit) CPUSplit {
 		LoadGenerator: c.LoadGenerator + o.LoadGenerator, Idle: c.Idle + o.Idle, Wall: c.Wall + o.Wall}
 }
 
+// total is the CPU time of all three.
+func (c CPUSplit) total() time.Duration { return c.Server + c.Postgres + c.LoadGenerator }
+
 // cpuMeter takes CPU snapshots of the server process, every PostgreSQL process, this
 // process and the machine.
 type cpuMeter struct {

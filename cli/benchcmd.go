@@ -496,8 +496,8 @@ func benchDetect(ctx context.Context, cfg config, args []string, stdout io.Write
 	defer srv.stop()
 	fmt.Fprintf(stdout, "server: %s (pid %d) on %s\n", srv.url, srv.cmd.Process.Pid, redactedDB(dsn))
 	_, err = bench.Detect(ctx, bench.DetectOptions{URL: srv.url, Key: raw, Org: *org, Events: *events, BatchSize: *batch,
-		BatchClients: *batchClients, Rounds: *rounds, Every: defaultDetectEvery, DB: db,
-		Detector: models.NewDetector(db, nil), Out: stdout})
+		BatchClients: *batchClients, Rounds: *rounds, Every: defaultDetectEvery, ServerPID: srv.cmd.Process.Pid, DB: db,
+		Detector: models.NewDetector(db, nil).WithHold(models.DefaultDetectHold), CatchUp: models.NewDetector(db, nil), Out: stdout})
 	return err
 }
 

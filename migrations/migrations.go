@@ -57,6 +57,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0038_erasure"),
 		sqlMigration("20261130_0041_saved_views_actor_index"),
 		sqlMigration("20261130_0042_report_cache_versions"),
+		sqlMigration("20261130_0043_detection_hot_updates"),
 	}
 }
 

@@ -619,23 +619,153 @@ func TestDetectionCrashInsideABatchLeavesNothing(t *testing.T) {
 func TestDetectionPurgesExpiredHits(t *testing.T) {
 	f := newDetectFixture(t)
 	org := pgtest.NewOrg(t, "")
-	f.write(
-		ev(org, detectBase.Add(-90*time.Second), "data.read", "success", by("svc")),
-		ev(org, detectBase.Add(-10*time.Second), "data.read", "success", by("svc")),
-	)
-	f.drain(f.detector(1000))
-	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND rule = ?`, org, models.RuleDataAccessVelocity); n != 2 {
-		t.Fatalf("%d velocity hits, want 2", n)
+	read := func(at time.Duration) models.Event {
+		return ev(org, detectBase.Add(at), "data.read", "success", by("svc"))
 	}
-	// Two minutes later (twice the 1 min window) a new instance's pass purges the first.
+	// Three batches, so three runs: one at -90 s, one at -10 s, one from -100 s to -5 s.
+	for _, batch := range [][]models.Event{{read(-90 * time.Second)}, {read(-10 * time.Second)},
+		{read(-100 * time.Second), read(-5 * time.Second)}} {
+		f.write(batch...)
+		f.drain(f.detector(1000))
+	}
+	if n := countWhere(t, `SELECT count(*) FROM detection_hit_run WHERE organization_id = ? AND rule = ?`, org, models.RuleDataAccessVelocity); n != 3 {
+		t.Fatalf("%d velocity runs, want 3", n)
+	}
+	// At +31 s (the cutoff is twice the 1 min window before, -89 s) a new instance's pass
+	// purges the run at -90 s; the run that straddles the cutoff stays whole.
 	f.setNow(detectBase.Add(31 * time.Second))
 	f.write(ev(org, detectBase.Add(30*time.Second), "page.view", "success"))
 	f.drain(f.detector(1000))
-	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND rule = ? AND event_time = ?`,
-		org, models.RuleDataAccessVelocity, detectBase.Add(-10*time.Second)); n != 1 {
-		t.Fatalf("the newer hit is gone")
+	var left []time.Time
+	if err := pgtest.DB(t).Raw(`SELECT event_time FROM detection_hit WHERE organization_id = ? AND rule = ? ORDER BY event_time`,
+		org, models.RuleDataAccessVelocity).Scan(&left).Error; err != nil {
+		t.Fatal(err)
 	}
-	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND rule = ?`, org, models.RuleDataAccessVelocity); n != 1 {
-		t.Fatalf("%d velocity hits left, want only the newer one", n)
+	want := []time.Time{detectBase.Add(-100 * time.Second), detectBase.Add(-10 * time.Second), detectBase.Add(-5 * time.Second)}
+	if len(left) != len(want) {
+		t.Fatalf("hits left at %v, want %v", left, want)
+	}
+	for i := range want {
+		if !left[i].Equal(want[i]) {
+			t.Fatalf("hits left at %v, want %v", left, want)
+		}
+	}
+}
+
+// Pruning never drops a hit that a window of now can still count, and a hit kept only
+// because its run straddles the cutoff is never counted: 48 reads at +20 s complete a
+// window of exactly 50 with the two kept hits at -10 s and -5 s (49 without either, 51 with
+// the one at -100 s).
+func TestDetectionPurgeKeepsWhatAWindowCounts(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	read := func(at time.Duration) models.Event {
+		return ev(org, detectBase.Add(at), "data.read", "success", by("svc"))
+	}
+	d := f.detector(1000)
+	f.write(read(-90 * time.Second))
+	f.drain(d)
+	f.write(read(-100*time.Second), read(-10*time.Second), read(-5*time.Second))
+	f.drain(d)
+	f.setNow(detectBase.Add(31 * time.Second))
+	f.write(repeat(47, func(int) models.Event { return read(20 * time.Second) })...)
+	if n := f.drain(f.detector(1000)); n != 0 {
+		t.Fatalf("49 reads in the window raised %d alerts", n)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND event_time = ?`,
+		org, detectBase.Add(-90*time.Second)); n != 0 {
+		t.Fatalf("the expired run at -90 s was not purged")
+	}
+	f.write(read(20 * time.Second))
+	if n := f.drain(d); n != 1 {
+		t.Fatalf("50 reads in the window raised %d alerts, want 1", n)
+	}
+	if got := alertsOf(t, org, models.RuleDataAccessVelocity); len(got) != 1 || got[0].Title != "50 data reads by svc in 1 min" {
+		t.Fatalf("alerts = %+v", got)
+	}
+}
+
+// With a hold, a pass leaves an organization's few newly logged events for a later pass
+// until half a batch has gathered or the oldest has waited the hold; nothing is lost.
+func TestDetectionHoldBatchesUntilHalfABatchOrTheHold(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	fail := func(int) models.Event { return ev(org, detectBase, "auth.login.failure", "failure", by("dr.smith")) }
+	held := f.detector(20).WithHold(time.Hour)
+	f.write(repeat(9, fail)...)
+	res, err := held.Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != 0 {
+		t.Fatalf("a pass read %d of 9 events, less than half a batch of 20, within the hold", res.Events)
+	}
+	f.write(fail(0))
+	if res, err = held.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != 10 || res.Alerts != 1 {
+		t.Fatalf("with half a batch pending a pass read %d events and raised %d alerts, want 10 and 1", res.Events, res.Alerts)
+	}
+	f.write(repeat(3, fail)...)
+	if res, _ = held.Pass(context.Background()); res.Events != 0 {
+		t.Fatalf("a pass read %d events logged less than the hold ago", res.Events)
+	}
+	short := f.detector(20).WithHold(50 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	if res, err = short.Pass(context.Background()); err != nil || res.Events != 3 {
+		t.Fatalf("after the hold a pass read %d of 3 events (%v)", res.Events, err)
+	}
+}
+
+// A batch's hits are stored as one run per (rule, group), each in (time, event id) order
+// with its own events' resource types (none where an event has none), however the batch
+// interleaves groups and times.
+func TestDetectionStoresEachGroupsRunInOrder(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	read := func(p string, at time.Duration, opts ...func(*models.Event)) models.Event {
+		return ev(org, detectBase.Add(at), "data.read", "success", append(opts, by(p))...)
+	}
+	ids := f.write(read("b", -3*time.Second, resource("Observation")), read("a", -1*time.Second),
+		read("a", -5*time.Second, resource("Patient")), read("b", -3*time.Second, resource("Patient")),
+		read("a", -2*time.Second, resource("Encounter")))
+	f.drain(f.detector(1000))
+	var runs []struct {
+		GroupKey string
+		Hits     int
+		Times    string
+		IDs      string
+		Types    string
+	}
+	if err := pgtest.DB(t).Raw(`SELECT group_key, hits, array_to_string(ARRAY(SELECT extract(epoch FROM x)::bigint FROM unnest(event_times) x), ',') AS times,
+			array_to_string(event_ids, ',') AS ids, array_to_string(resource_types, ',', '-') AS types
+		FROM detection_hit_run WHERE organization_id = ? AND rule = ? ORDER BY group_key`, org, models.RuleDataAccessVelocity).Scan(&runs).Error; err != nil {
+		t.Fatal(err)
+	}
+	base := detectBase.Unix()
+	want := []struct{ group, times, ids, types string }{
+		{"a", fmt.Sprintf("%d,%d,%d", base-5, base-2, base-1), fmt.Sprintf("%d,%d,%d", ids[2], ids[4], ids[1]), "Patient,Encounter,-"},
+		{"b", fmt.Sprintf("%d,%d", base-3, base-3), fmt.Sprintf("%d,%d", min(ids[0], ids[3]), max(ids[0], ids[3])), ""},
+	}
+	if len(runs) != 2 {
+		t.Fatalf("runs = %+v, want one per principal", runs)
+	}
+	for i, w := range want {
+		r := runs[i]
+		if r.GroupKey != w.group || r.Times != w.times || r.IDs != w.ids {
+			t.Fatalf("run %d = %+v, want %+v", i, r, w)
+		}
+		if w.types != "" && r.Types != w.types {
+			t.Fatalf("run %d resource types = %q, want %q", i, r.Types, w.types)
+		}
+	}
+	// b's two hits share their time: ordered by id, each keeps its own type.
+	wantB := "Observation,Patient"
+	if ids[3] < ids[0] {
+		wantB = "Patient,Observation"
+	}
+	if runs[1].Types != wantB {
+		t.Fatalf("b's resource types = %q, want %q", runs[1].Types, wantB)
 	}
 }

@@ -268,7 +268,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Roles:             roles,
 		Members:           members,
 		Alerts:            models.NewAlertStore(db).WithAudit(trail),
-		Detector:          models.NewDetector(db, nil),
+		Detector:          models.NewDetector(db, nil).WithHold(models.DefaultDetectHold),
 		AlertRules:        models.NewAlertRuleStore(db, trail),
 		Dashboard:         models.NewDashboardStore(db),
 		SweepRuns:         models.NewSweepRunStore(db),
