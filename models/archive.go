@@ -109,25 +109,33 @@ const archiveColumns = `id, organization_id, encoding, policy, month, part, even
 var ErrArchiveCorrupt = errors.New("models: archive corrupt")
 
 // archiveWriter builds one archive in memory: lines go through SHA-256 and zstd; only the
-// compressed bytes are kept.
+// compressed bytes are kept. Lines are encoded by appendArchiveLine into a pending buffer
+// handed to the hash and the compressor in 64 KiB chunks. A writer is reused from part to
+// part (reset), so its buffers and compressor are allocated once per run.
 type archiveWriter struct {
 	buf      bytes.Buffer
 	enc      *zstd.Encoder
 	orig     hash.Hash
 	origSize int64
-	line     []byte
+	pending  []byte
+	scratch  bytes.Buffer
 	count    int64
-	first    ArchiveLine // for the ranges
-	last     ArchiveLine
+	firstAt  time.Time // for the ranges
+	lastAt   time.Time
 	minID    int64
 	maxID    int64
 	minLeaf  int64
 	maxLeaf  int64
 }
 
+// archiveFlushSize is how many encoded bytes gather before they go to the hash and compressor.
+const archiveFlushSize = 64 << 10
+
 func newArchiveWriter() (*archiveWriter, error) {
-	w := &archiveWriter{orig: sha256.New()}
-	enc, err := zstd.NewWriter(&w.buf, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	w := &archiveWriter{orig: sha256.New(), pending: make([]byte, 0, archiveFlushSize+4096)}
+	// SpeedFastest: archival is bound by the CPU, and the level costs a little ratio (see
+	// docs/benchmarks.md); readers decode every level alike.
+	enc, err := zstd.NewWriter(&w.buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("models: zstd: %w", err)
 	}
@@ -135,26 +143,35 @@ func newArchiveWriter() (*archiveWriter, error) {
 	return w, nil
 }
 
+// reset readies w for the next archive; the bytes finish returned are overwritten.
+func (w *archiveWriter) reset() {
+	w.buf.Reset()
+	w.enc.Reset(&w.buf)
+	w.orig.Reset()
+	w.origSize, w.count, w.pending = 0, 0, w.pending[:0]
+}
+
 // add appends one event line.
 func (w *archiveWriter) add(l *ArchiveLine) error {
-	b, err := json.Marshal(l)
-	if err != nil {
+	var err error
+	if w.pending, err = appendArchiveLine(w.pending, &w.scratch, l); err != nil {
 		return fmt.Errorf("models: archive line of event %d: %w", l.ID, err)
 	}
-	b = append(b, '\n')
-	w.orig.Write(b)
-	w.origSize += int64(len(b))
-	if _, err := w.enc.Write(b); err != nil {
-		return fmt.Errorf("models: compress: %w", err)
-	}
-	if w.count == 0 || l.Timestamp.Before(w.first.Timestamp) {
-		w.first = *l
-	}
-	if w.count == 0 || !l.Timestamp.Before(w.last.Timestamp) {
-		w.last = *l
+	w.pending = append(w.pending, '\n')
+	if len(w.pending) >= archiveFlushSize {
+		if err := w.flush(); err != nil {
+			return err
+		}
 	}
 	if w.count == 0 {
+		w.firstAt, w.lastAt = l.Timestamp, l.Timestamp
 		w.minID, w.maxID, w.minLeaf, w.maxLeaf = l.ID, l.ID, l.LeafIndex, l.LeafIndex
+	}
+	if l.Timestamp.Before(w.firstAt) {
+		w.firstAt = l.Timestamp
+	}
+	if l.Timestamp.After(w.lastAt) {
+		w.lastAt = l.Timestamp
 	}
 	w.minID, w.maxID = min(w.minID, l.ID), max(w.maxID, l.ID)
 	w.minLeaf, w.maxLeaf = min(w.minLeaf, l.LeafIndex), max(w.maxLeaf, l.LeafIndex)
@@ -162,8 +179,24 @@ func (w *archiveWriter) add(l *ArchiveLine) error {
 	return nil
 }
 
+func (w *archiveWriter) flush() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	w.orig.Write(w.pending)
+	w.origSize += int64(len(w.pending))
+	if _, err := w.enc.Write(w.pending); err != nil {
+		return fmt.Errorf("models: compress: %w", err)
+	}
+	w.pending = w.pending[:0]
+	return nil
+}
+
 // finish closes the compressor and fills a's sizes, checksums and ranges.
 func (w *archiveWriter) finish(a *Archive) ([]byte, error) {
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
 	if err := w.enc.Close(); err != nil {
 		return nil, fmt.Errorf("models: compress: %w", err)
 	}
@@ -171,7 +204,7 @@ func (w *archiveWriter) finish(a *Archive) ([]byte, error) {
 	sum := sha256.Sum256(content)
 	a.Encoding = ArchiveEncoding
 	a.EventCount = w.count
-	a.FirstEventAt, a.LastEventAt = w.first.Timestamp, w.last.Timestamp
+	a.FirstEventAt, a.LastEventAt = w.firstAt, w.lastAt
 	a.MinEventID, a.MaxEventID, a.MinLeafIndex, a.MaxLeafIndex = w.minID, w.maxID, w.minLeaf, w.maxLeaf
 	a.OriginalSize, a.CompressedSize = w.origSize, int64(len(content))
 	a.SHA256Original, a.SHA256Compressed = hex.EncodeToString(w.orig.Sum(nil)), hex.EncodeToString(sum[:])
