@@ -52,6 +52,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0032_leaf_queue_time"),
 		sqlMigration("20261130_0034_query_cache_versions"),
 		sqlMigration("20261130_0035_perf_snapshots"),
+		sqlMigration("20261130_0039_immutable_when"),
 	}
 }
 

@@ -157,6 +157,11 @@ func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now ti
 			return fmt.Errorf("models: organizations: %w", err)
 		}
 	}
+	if !opts.DryRun {
+		if err := e.analyzeUnanalyzed(ctx); err != nil {
+			return err
+		}
+	}
 	months := map[time.Time]bool{}
 	for _, org := range orgs {
 		or := &OrgRetention{Policies: map[string]bool{}}
@@ -196,6 +201,26 @@ func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now ti
 	return nil
 }
 
+// analyzeUnanalyzed gathers statistics on the partitions of audit_log that have rows and
+// were never analyzed (a month just loaded or backfilled, before autovacuum came by): the
+// run's queries are planned on them, and without statistics the planner takes a partition
+// of 50,000 rows for an empty one.
+func (e *RetentionEngine) analyzeUnanalyzed(ctx context.Context) error {
+	var parts []string
+	if err := e.db.WithContext(ctx).Raw(`SELECT s.relname FROM pg_inherits i
+		JOIN pg_stat_user_tables s ON s.relid = i.inhrelid
+		WHERE i.inhparent = 'audit_log'::regclass AND s.last_analyze IS NULL AND s.last_autoanalyze IS NULL
+		AND s.n_live_tup + s.n_tup_ins > 0 ORDER BY 1`).Scan(&parts).Error; err != nil {
+		return fmt.Errorf("models: partitions to analyze: %w", err)
+	}
+	for _, name := range parts {
+		if err := e.db.WithContext(ctx).Exec(`ANALYZE ` + pgx.Identifier{name}.Sanitize()).Error; err != nil {
+			return fmt.Errorf("models: analyze %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 func (e *RetentionEngine) runOrg(ctx context.Context, org string, now time.Time, dry bool, res *RetentionResult,
 	or *OrgRetention, months map[time.Time]bool) error {
 	rules, err := loadRetentionRules(ctx, e.db, org, now)
@@ -230,7 +255,7 @@ func (e *RetentionEngine) runOrg(ctx context.Context, org string, now time.Time,
 		for _, row := range plan {
 			if row.Archive > 0 {
 				months[row.Month] = true
-				if err := e.archiveMonth(ctx, rules, row.Policy, row.Month, res, or); err != nil {
+				if err := e.archiveMonth(ctx, rules, row.Policy, row.Month, row.Archive, res, or); err != nil {
 					return err
 				}
 			}
@@ -269,31 +294,57 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 	end := monthEnd(m, p.DeleteCutoff)
 	gov, gArgs := rules.governsSQL(p, "e")
 	held, hArgs := rules.heldSQL("e")
-	// Three plain statements rather than one of CTEs joined to each other: a join of CTEs is
-	// planned on guesses (a CTE has no statistics) and went quadratic on fresh partitions.
-	due := pgxSQL(`SELECT e.id, e."timestamp", l.leaf_index, e.hash FROM audit_log e
-		JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
+	// Plain statements rather than one of CTEs joined to each other or to audit_leaf: such
+	// joins are planned on guesses (a CTE has no statistics, a freshly loaded table has
+	// none) and went quadratic, or walked the whole log, on fresh data. The batch is the
+	// next DeleteBatch due rows by id (a keyset, so rows not yet in the Merkle log are
+	// stepped over, not read again); their log entries are looked up by id.
+	due := pgxSQL(`SELECT e.id, e."timestamp", e.hash FROM audit_log e
 		WHERE e.organization_id = ? AND e."timestamp" >= ? AND e."timestamp" < ? AND ` + gov + ` AND NOT ` + held + `
-		ORDER BY e.id LIMIT ?`)
-	dueArgs := append(append(append([]any{org, m, end}, gArgs...), hArgs...), e.DeleteBatch)
+		AND e.id > ? ORDER BY e.id LIMIT ?`)
+	dueArgs := append(append(append([]any{}, org, m, end), gArgs...), hArgs...)
+	lo := int64(math.MinInt64)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		var n int64
+		read := 0
 		err := e.withPurpose(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
-			e.ids, e.times, e.leaves, e.hashes = e.ids[:0], e.times[:0], e.leaves[:0], e.hashes[:0]
-			rows, _ := tx.Query(ctx, due, dueArgs...)
-			var id, leaf int64
+			e.ids, e.times, e.hashes = e.ids[:0], e.times[:0], e.hashes[:0]
+			rows, _ := tx.Query(ctx, due, append(dueArgs, lo, e.DeleteBatch)...)
+			var id int64
 			var ts time.Time
-			var hash string
-			if _, err := pgx.ForEachRow(rows, []any{&id, &ts, &leaf, &hash}, func() error {
-				e.ids, e.times, e.leaves, e.hashes = append(e.ids, id), append(e.times, ts), append(e.leaves, leaf), append(e.hashes, hash)
+			var hash *string
+			if _, err := pgx.ForEachRow(rows, []any{&id, &ts, &hash}, func() error {
+				e.ids, e.times, e.hashes = append(e.ids, id), append(e.times, ts), append(e.hashes, derefString(hash))
 				return nil
 			}); err != nil {
 				return err
 			}
-			if len(e.ids) == 0 {
+			if read = len(e.ids); read == 0 {
+				return nil
+			}
+			lo = e.ids[read-1]
+			leaf := map[int64]int64{}
+			rows, _ = tx.Query(ctx, `SELECT audit_log_id, leaf_index FROM audit_leaf WHERE organization_id = $1 AND audit_log_id = ANY ($2)`,
+				org, e.ids)
+			var lid, lix int64
+			if _, err := pgx.ForEachRow(rows, []any{&lid, &lix}, func() error { leaf[lid] = lix; return nil }); err != nil {
+				return err
+			}
+			// Only events in the Merkle log go; the rest wait for a later run.
+			k := 0
+			e.leaves = e.leaves[:0]
+			for i, id := range e.ids {
+				if lix, ok := leaf[id]; ok {
+					e.ids[k], e.times[k], e.hashes[k] = id, e.times[i], e.hashes[i]
+					e.leaves = append(e.leaves, lix)
+					k++
+				}
+			}
+			e.ids, e.times, e.hashes = e.ids[:k], e.times[:k], e.hashes[:k]
+			if k == 0 {
 				return nil
 			}
 			// The rows just read, by primary key, under the same snapshot.
@@ -303,8 +354,8 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 			if err != nil {
 				return err
 			}
-			if tag.RowsAffected() != int64(len(e.ids)) {
-				return fmt.Errorf("removed %d rows for %d due events", tag.RowsAffected(), len(e.ids))
+			if tag.RowsAffected() != int64(k) {
+				return fmt.Errorf("removed %d rows for %d due events", tag.RowsAffected(), k)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index,
 				event_hash, reason, policy, run_id, removed_at)
@@ -313,14 +364,17 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 				org, p.Name, res.RunID, e.Now().UTC(), e.ids, e.times, e.leaves, e.hashes); err != nil {
 				return err
 			}
-			n = int64(len(e.ids))
+			n = int64(k)
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("models: delete events of %s (%s): %w", org, p.Name, err)
 		}
-		if n == 0 {
+		if read == 0 {
 			return nil
+		}
+		if n == 0 {
+			continue
 		}
 		e.afterBatch()
 		res.Deleted += n
@@ -333,19 +387,16 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 // archive into archives of at most PartSize events, one transaction each. The parts' id
 // boundaries come from one narrow query, so each part reads only its own rows.
 func (e *RetentionEngine) archiveMonth(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
-	res *RetentionResult, or *OrgRetention) error {
+	planned int64, res *RetentionResult, or *OrgRetention) error {
 	end := monthEnd(m, p.ArchiveCutoff)
 	gov, gArgs := rules.governsSQL(p, "e")
 	where := `e.organization_id = ? AND e."timestamp" >= ? AND e."timestamp" < ? AND ` + gov
 	whereArgs := append([]any{rules.org, m, end}, gArgs...)
-	var bounds []int64
-	err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-		rows, _ := conn.Query(ctx, pgxSQL(`SELECT max(id) FROM (SELECT e.id, (row_number() OVER (ORDER BY e.id) - 1) / ? AS k
-			FROM audit_log e WHERE `+where+`) x GROUP BY k ORDER BY k`), append([]any{e.PartSize}, whereArgs...)...)
-		var hi int64
-		_, err := pgx.ForEachRow(rows, []any{&hi}, func() error { bounds = append(bounds, hi); return nil })
-		return err
-	})
+	bounds := []int64{math.MaxInt64}
+	var err error
+	if planned > int64(e.PartSize) {
+		bounds, err = e.partBounds(ctx, where, whereArgs)
+	}
 	if err != nil {
 		return fmt.Errorf("models: archive parts of %s %s: %w", p.Name, m.Format("2006-01"), err)
 	}
@@ -376,6 +427,20 @@ func (e *RetentionEngine) archiveMonth(ctx context.Context, rules *retentionRule
 		res.Archives++
 	}
 	return nil
+}
+
+// partBounds returns the highest id of each run of PartSize rows of where, by id: the
+// upper bounds of a month's archive parts (a month the plan says fits one part needs none).
+func (e *RetentionEngine) partBounds(ctx context.Context, where string, whereArgs []any) ([]int64, error) {
+	var bounds []int64
+	err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
+		rows, _ := conn.Query(ctx, pgxSQL(`SELECT max(id) FROM (SELECT e.id, (row_number() OVER (ORDER BY e.id) - 1) / ? AS k
+			FROM audit_log e WHERE `+where+`) x GROUP BY k ORDER BY k`), append([]any{e.PartSize}, whereArgs...)...)
+		var hi int64
+		_, err := pgx.ForEachRow(rows, []any{&hi}, func() error { bounds = append(bounds, hi); return nil })
+		return err
+	})
+	return bounds, err
 }
 
 // archiveColumnsSelect are the columns of an archive line, in ArchiveLine's order.
