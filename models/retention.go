@@ -457,6 +457,25 @@ const archiveColumnsSelect = `e.id, e."timestamp", e.ttl, e.principal_id, e.acti
 // by row. It returns how many events it archived.
 func (e *RetentionEngine) archivePart(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
 	where string, whereArgs []any, lo, hi, runID int64, or *OrgRetention) (int64, error) {
+	n, err := e.archivePartTx(ctx, rules, p, m, where, whereArgs, lo, hi, runID, or, true)
+	if errors.Is(err, errUnsequenced) {
+		// A row of the range is not in the Merkle log yet (a backfill): the one-pass delete
+		// was rolled back; read, then delete all but such rows.
+		n, err = e.archivePartTx(ctx, rules, p, m, where, whereArgs, lo, hi, runID, or, false)
+	}
+	return n, err
+}
+
+// errUnsequenced stops archivePartTx's one pass at a row not in the Merkle log.
+var errUnsequenced = errors.New("models: a row of the part is not in the Merkle log yet")
+
+// archivePartTx is archivePart's transaction. With onePass, the part's rows are deleted and
+// returned (sorted by id) by one statement, which both reads them for the archive and
+// removes them, so the range is scanned once; a row not in the Merkle log makes it return
+// errUnsequenced (and roll back). Without, the rows are read, and then those in the log
+// deleted by the same condition.
+func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
+	where string, whereArgs []any, lo, hi, runID int64, or *OrgRetention, onePass bool) (int64, error) {
 	org := rules.org
 	partArgs := append(append([]any{}, whereArgs...), lo, hi)
 	var n int64
@@ -477,8 +496,13 @@ func (e *RetentionEngine) archivePart(ctx context.Context, rules *retentionRules
 		}); err != nil {
 			return fmt.Errorf("log entries: %w", err)
 		}
-		rows, _ = tx.Query(ctx, pgxSQL(`SELECT `+archiveColumnsSelect+` FROM audit_log e
-			WHERE `+where+` AND e.id > ? AND e.id <= ? ORDER BY e.id`), partArgs...)
+		if onePass {
+			rows, _ = tx.Query(ctx, pgxSQL(`WITH gone AS (DELETE FROM audit_log e WHERE `+where+` AND e.id > ? AND e.id <= ?
+				RETURNING `+archiveColumnsSelect+`) SELECT * FROM gone ORDER BY id`), partArgs...)
+		} else {
+			rows, _ = tx.Query(ctx, pgxSQL(`SELECT `+archiveColumnsSelect+` FROM audit_log e
+				WHERE `+where+` AND e.id > ? AND e.id <= ? ORDER BY e.id`), partArgs...)
+		}
 		var l ArchiveLine
 		var hash, digest, sig *string
 		var details []byte
@@ -492,6 +516,9 @@ func (e *RetentionEngine) archivePart(ctx context.Context, rules *retentionRules
 				li++
 			}
 			if li == len(e.leafIDs) || e.leafIDs[li] != l.ID {
+				if onePass {
+					return errUnsequenced
+				}
 				// Not in the Merkle log yet: it stays, and a later run archives it.
 				e.unsequenced = append(e.unsequenced, l.ID)
 				return nil
@@ -541,6 +568,11 @@ func (e *RetentionEngine) archivePart(ctx context.Context, rules *retentionRules
 			}))
 		if err != nil {
 			return fmt.Errorf("record archived events: %w", err)
+		}
+		if onePass {
+			n = w.count
+			or.Archives = append(or.Archives, a.ID)
+			return nil
 		}
 		tag, err := tx.Exec(ctx, pgxSQL(`DELETE FROM audit_log e WHERE `+where+` AND e.id > ? AND e.id <= ?
 			AND NOT (e.id = ANY (coalesce(?::bigint[], '{}')))`), append(partArgs, e.unsequenced)...)

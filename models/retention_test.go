@@ -349,8 +349,8 @@ func TestRetentionRunWhileAnotherHoldsTheLock(t *testing.T) {
 	}
 }
 
-// The console's preview and the run select with the same rules (RetentionPolicyJoin with its
-// classification fallback, ArchiveDue, DeleteDue, HeldPredicate): on a mix of global and
+// The console's preview and the run select with the same rules (retentionRules with its
+// classification fallback, whole-day cutoffs, HeldPredicate): on a mix of global and
 // organization policies, classifications and a legal hold, what the preview says a run
 // would archive, delete and keep is what a dry run counts and what the run does.
 func TestRetentionPreviewAndRunAgree(t *testing.T) {
