@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -126,6 +127,19 @@ type archiveWriter struct {
 	maxID    int64
 	minLeaf  int64
 	maxLeaf  int64
+	// The (retention_policy, data_classification) pairs of the lines: which policies can
+	// govern them, so a run can tell without decoding whether anything in it may be due.
+	pairs map[[2]string]bool
+}
+
+// linePairs returns w's (retention_policy, data_classification) pairs, sorted.
+func (w *archiveWriter) linePairs() [][2]string {
+	out := make([][2]string, 0, len(w.pairs))
+	for p := range w.pairs {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0]+"\x00"+out[i][1] < out[j][0]+"\x00"+out[j][1] })
+	return out
 }
 
 // archiveFlushSize is how many encoded bytes gather before they go to the hash and compressor.
@@ -149,6 +163,7 @@ func (w *archiveWriter) reset() {
 	w.enc.Reset(&w.buf)
 	w.orig.Reset()
 	w.origSize, w.count, w.pending = 0, 0, w.pending[:0]
+	clear(w.pairs)
 }
 
 // add appends one event line.
@@ -175,6 +190,10 @@ func (w *archiveWriter) add(l *ArchiveLine) error {
 	}
 	w.minID, w.maxID = min(w.minID, l.ID), max(w.maxID, l.ID)
 	w.minLeaf, w.maxLeaf = min(w.minLeaf, l.LeafIndex), max(w.maxLeaf, l.LeafIndex)
+	if w.pairs == nil {
+		w.pairs = map[[2]string]bool{}
+	}
+	w.pairs[[2]string{l.RetentionPolicy, l.DataClassification}] = true
 	w.count++
 	return nil
 }

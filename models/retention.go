@@ -466,6 +466,10 @@ func (e *RetentionEngine) archivePart(ctx context.Context, rules *retentionRules
 	return n, err
 }
 
+// archiveLinesKey is the archive metadata key listing the lines' [retention_policy,
+// data_classification] pairs.
+const archiveLinesKey = "lines"
+
 // errUnsequenced stops archivePartTx's one pass at a row not in the Merkle log.
 var errUnsequenced = errors.New("models: a row of the part is not in the Merkle log yet")
 
@@ -550,7 +554,7 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 			return err
 		}
 		meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
-			"policy": p.Name, "month": m.Format("2006-01"), "part": part})
+			"policy": p.Name, "month": m.Format("2006-01"), "part": part, archiveLinesKey: w.linePairs()})
 		_, err = tx.Exec(ctx, `INSERT INTO archive_storage (id, organization_id, metadata, content, encoding, policy, month, part,
 			event_count, first_event_at, last_event_at, min_event_id, max_event_id, min_leaf_index, max_leaf_index,
 			original_size, compressed_size, sha256_original, sha256_compressed, run_id, created_at)
@@ -613,11 +617,33 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 	if latest.IsZero() {
 		return nil
 	}
-	var ids []string
-	err := e.db.WithContext(ctx).Raw(`SELECT id FROM archive_storage WHERE organization_id = ? AND deleted_at IS NULL
-		AND first_event_at < ? ORDER BY month, policy, part`, org, latest).Scan(&ids).Error
+	var cands []struct {
+		ID           string
+		FirstEventAt time.Time
+		Lines        *string
+	}
+	err := e.db.WithContext(ctx).Raw(`SELECT id, first_event_at, metadata->'`+archiveLinesKey+`' AS lines FROM archive_storage
+		WHERE organization_id = ? AND deleted_at IS NULL AND first_event_at < ? ORDER BY month, policy, part`, org, latest).
+		Scan(&cands).Error
 	if err != nil {
 		return fmt.Errorf("models: archives due: %w", err)
+	}
+	// An archive that lists its lines' (policy, classification) pairs is opened only when
+	// its oldest event is due under one of the policies governing them; older archives,
+	// without the list, are opened and read.
+	var ids []string
+	for _, c := range cands {
+		var pairs [][2]string
+		if c.Lines == nil || json.Unmarshal([]byte(*c.Lines), &pairs) != nil {
+			ids = append(ids, c.ID)
+			continue
+		}
+		for _, pr := range pairs {
+			if p := rules.governing(pr[0], pr[1]); p != nil && c.FirstEventAt.Before(p.DeleteCutoff) {
+				ids = append(ids, c.ID)
+				break
+			}
+		}
 	}
 	held, heldArgs := HeldPredicate("e", org)
 	heldQ := pgxSQL(`SELECT e.id FROM (SELECT u.*, ?::text AS organization_id FROM unnest(?::bigint[], ?::timestamptz[], ?::text[],
