@@ -686,8 +686,10 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 				total++
 				if p := rules.governing(l.RetentionPolicy, l.DataClassification); p != nil && l.Timestamp.Before(p.DeleteCutoff) {
 					dIDs, dTimes = append(dIDs, l.ID), append(dTimes, l.Timestamp)
-					dPrincipals, dTypes = append(dPrincipals, l.PrincipalID), append(dTypes, l.TargetResourceType)
-					dResources, dCorrelations = append(dResources, l.TargetResourceID), append(dCorrelations, l.CorrelationID)
+					if rules.holds > 0 { // the fields a hold matches on, kept only when some hold may
+						dPrincipals, dTypes = append(dPrincipals, l.PrincipalID), append(dTypes, l.TargetResourceType)
+						dResources, dCorrelations = append(dResources, l.TargetResourceID), append(dCorrelations, l.CorrelationID)
+					}
 				}
 			}
 			r.Close()
