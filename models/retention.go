@@ -666,8 +666,9 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 				return err
 			}
 			// First pass: the lines due, by the policy governing each.
-			var dIDs []int64
+			var dIDs, dLeaves []int64
 			var dTimes []time.Time
+			var dHashes, dPolicies []string
 			var dPrincipals, dTypes, dResources, dCorrelations []*string
 			r, err := OpenArchiveContent(meta, content)
 			if err != nil {
@@ -686,6 +687,7 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 				total++
 				if p := rules.governing(l.RetentionPolicy, l.DataClassification); p != nil && l.Timestamp.Before(p.DeleteCutoff) {
 					dIDs, dTimes = append(dIDs, l.ID), append(dTimes, l.Timestamp)
+					dLeaves, dHashes, dPolicies = append(dLeaves, l.LeafIndex), append(dHashes, l.Hash), append(dPolicies, p.Name)
 					if rules.holds > 0 { // the fields a hold matches on, kept only when some hold may
 						dPrincipals, dTypes = append(dPrincipals, l.PrincipalID), append(dTypes, l.TargetResourceType)
 						dResources, dCorrelations = append(dResources, l.TargetResourceID), append(dCorrelations, l.CorrelationID)
@@ -709,22 +711,28 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 			if removed == 0 || dry {
 				return nil
 			}
-			// Second pass: the lines that go, and the archive rewritten without them.
-			r, err = OpenArchiveContent(meta, content)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
 			var w *archiveWriter
-			if removed < total {
+			var gIDs, gLeaves []int64
+			var gTimes []time.Time
+			var gHashes, gPolicies []string
+			if removed == total {
+				// Every line goes: the first pass has all that is needed, no second read.
+				gIDs, gTimes, gLeaves, gHashes, gPolicies = dIDs, dTimes, dLeaves, dHashes, dPolicies
+				for _, p := range dPolicies {
+					policies[p] = true
+				}
+			} else {
+				// Second pass: the lines that go, and the archive rewritten without them.
+				r, err = OpenArchiveContent(meta, content)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
 				if w, err = newArchiveWriter(); err != nil {
 					return err
 				}
 			}
-			var gIDs, gLeaves []int64
-			var gTimes []time.Time
-			var gHashes, gPolicies []string
-			for {
+			for w != nil {
 				l, err := r.Next()
 				if err == io.EOF {
 					break
