@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,7 +68,9 @@ func Retention(ctx context.Context, o RetentionOptions) (RetentionResult, error)
 		}
 	}
 	fmt.Fprintf(out, "sequenced into the Merkle log in %s\n", time.Since(start).Round(time.Millisecond))
-	// The peak from here on is the engine's (Linux: writing 5 to clear_refs resets VmHWM).
+	// The peak from here on is the engine's (Linux: writing 5 to clear_refs resets VmHWM),
+	// once the seeding's garbage has gone back to the system.
+	debug.FreeOSMemory()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 
 	parts := models.NewPartitionManager(o.DB)

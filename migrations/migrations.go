@@ -55,6 +55,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0036_field_commitments"),
 		sqlMigration("20261130_0037_gdpr_requests"),
 		sqlMigration("20261130_0038_erasure"),
+		sqlMigration("20261130_0039_immutable_when"),
 		sqlMigration("20261130_0041_saved_views_actor_index"),
 		sqlMigration("20261130_0042_report_cache_versions"),
 		sqlMigration("20261130_0043_detection_hot_updates"),

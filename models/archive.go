@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -111,25 +112,46 @@ const archiveColumns = `id, organization_id, encoding, policy, month, part, even
 var ErrArchiveCorrupt = errors.New("models: archive corrupt")
 
 // archiveWriter builds one archive in memory: lines go through SHA-256 and zstd; only the
-// compressed bytes are kept.
+// compressed bytes are kept. Lines are encoded by appendArchiveLine into a pending buffer
+// handed to the hash and the compressor in 64 KiB chunks. A writer is reused from part to
+// part (reset), so its buffers and compressor are allocated once per run.
 type archiveWriter struct {
 	buf      bytes.Buffer
 	enc      *zstd.Encoder
 	orig     hash.Hash
 	origSize int64
-	line     []byte
+	pending  []byte
+	scratch  bytes.Buffer
 	count    int64
-	first    ArchiveLine // for the ranges
-	last     ArchiveLine
+	firstAt  time.Time // for the ranges
+	lastAt   time.Time
 	minID    int64
 	maxID    int64
 	minLeaf  int64
 	maxLeaf  int64
+	// The (retention_policy, data_classification) pairs of the lines: which policies can
+	// govern them, so a run can tell without decoding whether anything in it may be due.
+	pairs map[[2]string]bool
 }
 
+// linePairs returns w's (retention_policy, data_classification) pairs, sorted.
+func (w *archiveWriter) linePairs() [][2]string {
+	out := make([][2]string, 0, len(w.pairs))
+	for p := range w.pairs {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0]+"\x00"+out[i][1] < out[j][0]+"\x00"+out[j][1] })
+	return out
+}
+
+// archiveFlushSize is how many encoded bytes gather before they go to the hash and compressor.
+const archiveFlushSize = 64 << 10
+
 func newArchiveWriter() (*archiveWriter, error) {
-	w := &archiveWriter{orig: sha256.New()}
-	enc, err := zstd.NewWriter(&w.buf, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	w := &archiveWriter{orig: sha256.New(), pending: make([]byte, 0, archiveFlushSize+4096)}
+	// SpeedFastest: archival is bound by the CPU, and the level costs a little ratio (see
+	// docs/benchmarks.md); readers decode every level alike.
+	enc, err := zstd.NewWriter(&w.buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("models: zstd: %w", err)
 	}
@@ -137,35 +159,65 @@ func newArchiveWriter() (*archiveWriter, error) {
 	return w, nil
 }
 
+// reset readies w for the next archive; the bytes finish returned are overwritten.
+func (w *archiveWriter) reset() {
+	w.buf.Reset()
+	w.enc.Reset(&w.buf)
+	w.orig.Reset()
+	w.origSize, w.count, w.pending = 0, 0, w.pending[:0]
+	clear(w.pairs)
+}
+
 // add appends one event line.
 func (w *archiveWriter) add(l *ArchiveLine) error {
-	b, err := json.Marshal(l)
-	if err != nil {
+	var err error
+	if w.pending, err = appendArchiveLine(w.pending, &w.scratch, l); err != nil {
 		return fmt.Errorf("models: archive line of event %d: %w", l.ID, err)
 	}
-	b = append(b, '\n')
-	w.orig.Write(b)
-	w.origSize += int64(len(b))
-	if _, err := w.enc.Write(b); err != nil {
-		return fmt.Errorf("models: compress: %w", err)
-	}
-	if w.count == 0 || l.Timestamp.Before(w.first.Timestamp) {
-		w.first = *l
-	}
-	if w.count == 0 || !l.Timestamp.Before(w.last.Timestamp) {
-		w.last = *l
+	w.pending = append(w.pending, '\n')
+	if len(w.pending) >= archiveFlushSize {
+		if err := w.flush(); err != nil {
+			return err
+		}
 	}
 	if w.count == 0 {
+		w.firstAt, w.lastAt = l.Timestamp, l.Timestamp
 		w.minID, w.maxID, w.minLeaf, w.maxLeaf = l.ID, l.ID, l.LeafIndex, l.LeafIndex
+	}
+	if l.Timestamp.Before(w.firstAt) {
+		w.firstAt = l.Timestamp
+	}
+	if l.Timestamp.After(w.lastAt) {
+		w.lastAt = l.Timestamp
 	}
 	w.minID, w.maxID = min(w.minID, l.ID), max(w.maxID, l.ID)
 	w.minLeaf, w.maxLeaf = min(w.minLeaf, l.LeafIndex), max(w.maxLeaf, l.LeafIndex)
+	if w.pairs == nil {
+		w.pairs = map[[2]string]bool{}
+	}
+	w.pairs[[2]string{l.RetentionPolicy, l.DataClassification}] = true
 	w.count++
+	return nil
+}
+
+func (w *archiveWriter) flush() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	w.orig.Write(w.pending)
+	w.origSize += int64(len(w.pending))
+	if _, err := w.enc.Write(w.pending); err != nil {
+		return fmt.Errorf("models: compress: %w", err)
+	}
+	w.pending = w.pending[:0]
 	return nil
 }
 
 // finish closes the compressor and fills a's sizes, checksums and ranges.
 func (w *archiveWriter) finish(a *Archive) ([]byte, error) {
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
 	if err := w.enc.Close(); err != nil {
 		return nil, fmt.Errorf("models: compress: %w", err)
 	}
@@ -173,7 +225,7 @@ func (w *archiveWriter) finish(a *Archive) ([]byte, error) {
 	sum := sha256.Sum256(content)
 	a.Encoding = ArchiveEncoding
 	a.EventCount = w.count
-	a.FirstEventAt, a.LastEventAt = w.first.Timestamp, w.last.Timestamp
+	a.FirstEventAt, a.LastEventAt = w.firstAt, w.lastAt
 	a.MinEventID, a.MaxEventID, a.MinLeafIndex, a.MaxLeafIndex = w.minID, w.maxID, w.minLeaf, w.maxLeaf
 	a.OriginalSize, a.CompressedSize = w.origSize, int64(len(content))
 	a.SHA256Original, a.SHA256Compressed = hex.EncodeToString(w.orig.Sum(nil)), hex.EncodeToString(sum[:])

@@ -1,6 +1,14 @@
 package models
 
-import "time"
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+)
 
 // Internals the external tests (package models_test, which needs pgtest and so cannot live
 // inside package models) check directly.
@@ -12,3 +20,52 @@ func (s *Sealer) RecomputeSubjectDigest(ev *Event) (string, error) {
 
 // NormalizeErrorRecord is ErrorRecord.normalize at the current time.
 func NormalizeErrorRecord(r ErrorRecord) ErrorRecord { return r.normalize(time.Now()) }
+
+// EncodeArchiveLine is the archiver's line encoder (appendArchiveLine).
+func EncodeArchiveLine(l *ArchiveLine) ([]byte, error) {
+	var scratch bytes.Buffer
+	return appendArchiveLine(nil, &scratch, l)
+}
+
+// GoverningPolicy is the Go side of the retention rules: the name of the policy governing an
+// event of policy name and classification class in org at now ("" for none).
+func GoverningPolicy(ctx context.Context, db *gorm.DB, org string, now time.Time, name, class string) (string, error) {
+	r, err := loadRetentionRules(ctx, db, org, now)
+	if err != nil {
+		return "", err
+	}
+	if p := r.governing(name, class); p != nil {
+		return p.Name, nil
+	}
+	return "", nil
+}
+
+// GovernedBySQL is the SQL side of the retention rules: for each of org's events, the name of
+// the policy whose governsSQL selects it (ids with none are absent); an event selected by
+// two policies is an error.
+func GovernedBySQL(ctx context.Context, db *gorm.DB, org string, now time.Time) (map[int64]string, error) {
+	r, err := loadRetentionRules(ctx, db, org, now)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]string{}
+	err = WithPgx(ctx, db, func(conn *pgx.Conn) error {
+		for _, p := range r.policies {
+			gov, args := r.governsSQL(p, "e")
+			rows, _ := conn.Query(ctx, pgxSQL(`SELECT e.id FROM audit_log e WHERE e.organization_id = ? AND `+gov),
+				append([]any{org}, args...)...)
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if prev, ok := out[id]; ok {
+					return fmt.Errorf("event %d is governed by %s and %s", id, prev, p.Name)
+				}
+				out[id] = p.Name
+			}
+		}
+		return nil
+	})
+	return out, err
+}

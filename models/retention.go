@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -44,6 +46,14 @@ type RetentionEngine struct {
 	DeleteBatch int
 	// AfterBatch, when set, is called after each committed transaction (progress, tests).
 	AfterBatch func()
+
+	// Reused from archive part to archive part within a run (the lock makes runs sequential).
+	writer           *archiveWriter
+	ids, leaves      []int64
+	times            []time.Time
+	hashes           []string
+	leafIDs, leafIdx []int64
+	unsequenced      []int64
 }
 
 func (e *RetentionEngine) afterBatch() {
@@ -81,107 +91,6 @@ type OrgRetention struct {
 	Archived, Deleted, KeptByHolds int64
 	Archives                       []string
 	Policies                       map[string]bool
-}
-
-// retentionPolicy is the effective policy of one name in one organization.
-type retentionPolicy struct {
-	Name            string
-	RetentionDays   int
-	ArchiveAfter    *int
-	DeleteAfter     *int
-	ArchiveCutoff   time.Time // events before it are due for the archive (zero: never)
-	DeleteCutoff    time.Time // events before it are due for deletion
-	OrganizationOwn bool
-}
-
-// dueCutoff is the instant before which an event is due after days: an event becomes due on
-// the UTC calendar day date(event)+days, at midnight.
-func dueCutoff(now time.Time, days int) time.Time {
-	y, m, d := now.UTC().Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1-days)
-}
-
-// effectivePolicies returns org's policies by name: its own active policy of a name, else the
-// global one ('*').
-func (e *RetentionEngine) effectivePolicies(ctx context.Context, org string, now time.Time) (map[string]*retentionPolicy, error) {
-	var rows []struct {
-		OrganizationID   string
-		PolicyName       string
-		RetentionDays    int
-		ArchiveAfterDays *int
-		DeleteAfterDays  *int
-	}
-	err := e.db.WithContext(ctx).Raw(`SELECT organization_id, policy_name, retention_days, archive_after_days, delete_after_days
-		FROM audit_retention_policy WHERE is_active AND organization_id IN ('*', ?) ORDER BY organization_id = '*' DESC`, org).
-		Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("models: retention policies: %w", err)
-	}
-	out := map[string]*retentionPolicy{}
-	for _, r := range rows { // global first, then the organization's own overrides it
-		p := &retentionPolicy{Name: r.PolicyName, RetentionDays: r.RetentionDays, ArchiveAfter: r.ArchiveAfterDays,
-			DeleteAfter: r.DeleteAfterDays, OrganizationOwn: r.OrganizationID != "*"}
-		del := r.RetentionDays
-		if r.DeleteAfterDays != nil {
-			del = *r.DeleteAfterDays
-		}
-		p.DeleteCutoff = dueCutoff(now, del)
-		if r.ArchiveAfterDays != nil {
-			p.ArchiveCutoff = dueCutoff(now, *r.ArchiveAfterDays)
-		}
-		out[r.PolicyName] = p
-	}
-	return out, nil
-}
-
-// heldSQL is true for an audit_log row e under an active legal hold of its organization.
-//
-// Minimal version for the engine until the legal holds area exports models.HeldPredicate;
-// the two must agree with legalHold.holds below.
-const heldSQL = `EXISTS (SELECT 1 FROM legal_holds h WHERE h.organization_id = e.organization_id AND h.released_at IS NULL
-	AND (h.from_time IS NULL OR e."timestamp" >= h.from_time) AND (h.to_time IS NULL OR e."timestamp" <= h.to_time)
-	AND CASE h.scope WHEN 'principal' THEN e.principal_id = h.principal_id
-		WHEN 'resource' THEN e.target_resource_type = h.resource_type AND e.target_resource_id = h.resource_id
-		WHEN 'correlation' THEN e.correlation_id = h.correlation_id
-		ELSE true END)`
-
-// legalHold is an active hold, to test archived events (which are no longer rows).
-type legalHold struct {
-	Scope         string
-	PrincipalID   *string
-	ResourceType  *string
-	ResourceID    *string
-	CorrelationID *string
-	FromTime      *time.Time
-	ToTime        *time.Time
-}
-
-func eq(a, b *string) bool { return a != nil && b != nil && *a == *b }
-
-// holds reports whether h keeps ev; it mirrors heldSQL.
-func (h legalHold) holds(ev *ArchiveLine) bool {
-	if h.FromTime != nil && ev.Timestamp.Before(*h.FromTime) || h.ToTime != nil && ev.Timestamp.After(*h.ToTime) {
-		return false
-	}
-	switch h.Scope {
-	case "principal":
-		return eq(ev.PrincipalID, h.PrincipalID)
-	case "resource":
-		return eq(ev.TargetResourceType, h.ResourceType) && eq(ev.TargetResourceID, h.ResourceID)
-	case "correlation":
-		return eq(ev.CorrelationID, h.CorrelationID)
-	}
-	return true
-}
-
-func (e *RetentionEngine) activeHolds(ctx context.Context, org string) ([]legalHold, error) {
-	var hs []legalHold
-	err := e.db.WithContext(ctx).Raw(`SELECT scope, principal_id, resource_type, resource_id, correlation_id, from_time, to_time
-		FROM legal_holds WHERE organization_id = ? AND released_at IS NULL`, org).Scan(&hs).Error
-	if err != nil {
-		return nil, fmt.Errorf("models: legal holds: %w", err)
-	}
-	return hs, nil
 }
 
 // Run takes the retention lock (without waiting: ErrRetentionRunning when another run holds
@@ -248,6 +157,11 @@ func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now ti
 			return fmt.Errorf("models: organizations: %w", err)
 		}
 	}
+	if !opts.DryRun {
+		if err := e.analyzeUnanalyzed(ctx); err != nil {
+			return err
+		}
+	}
 	months := map[time.Time]bool{}
 	for _, org := range orgs {
 		or := &OrgRetention{Policies: map[string]bool{}}
@@ -287,36 +201,73 @@ func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now ti
 	return nil
 }
 
-func (e *RetentionEngine) runOrg(ctx context.Context, org string, now time.Time, dry bool, res *RetentionResult,
-	or *OrgRetention, months map[time.Time]bool) error {
-	policies, err := e.effectivePolicies(ctx, org, now)
-	if err != nil {
-		return err
+// analyzeUnanalyzed gathers statistics on the partitions of audit_log that have rows and
+// were never analyzed (a month just loaded or backfilled, before autovacuum came by): the
+// run's queries are planned on them, and without statistics the planner takes a partition
+// of 50,000 rows for an empty one.
+func (e *RetentionEngine) analyzeUnanalyzed(ctx context.Context) error {
+	var parts []string
+	if err := e.db.WithContext(ctx).Raw(`SELECT s.relname FROM pg_inherits i
+		JOIN pg_stat_user_tables s ON s.relid = i.inhrelid
+		WHERE i.inhparent = 'audit_log'::regclass AND s.last_analyze IS NULL AND s.last_autoanalyze IS NULL
+		AND s.n_live_tup + s.n_tup_ins > 0 ORDER BY 1`).Scan(&parts).Error; err != nil {
+		return fmt.Errorf("models: partitions to analyze: %w", err)
 	}
-	names := make([]string, 0, len(policies))
-	for n := range policies {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		p := policies[name]
-		if err := e.deleteFromLog(ctx, org, p, dry, res, or, months); err != nil {
-			return err
-		}
-		if err := e.archive(ctx, org, p, dry, res, or, months); err != nil {
-			return err
-		}
-		if err := e.deleteFromArchives(ctx, org, p, dry, res, or); err != nil {
-			return err
+	for _, name := range parts {
+		if err := e.db.WithContext(ctx).Exec(`ANALYZE ` + pgx.Identifier{name}.Sanitize()).Error; err != nil {
+			return fmt.Errorf("models: analyze %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
+func (e *RetentionEngine) runOrg(ctx context.Context, org string, now time.Time, dry bool, res *RetentionResult,
+	or *OrgRetention, months map[time.Time]bool) error {
+	rules, err := loadRetentionRules(ctx, e.db, org, now)
+	if err != nil {
+		return err
+	}
+	plan, err := rules.plan(ctx, e.db)
+	if err != nil {
+		return err
+	}
+	// What the plan counts is what the run does: first the deletions from audit_log (so that
+	// nothing due for deletion is archived first), then the archival, month by month.
+	for _, row := range plan {
+		res.KeptByHolds += row.Kept
+		or.KeptByHolds += row.Kept
+		if dry {
+			res.Deleted += row.Delete
+			or.Deleted += row.Delete
+			res.Archived += row.Archive
+			or.Archived += row.Archive
+			res.Archives += int((row.Archive + int64(e.PartSize) - 1) / int64(e.PartSize))
+			continue
+		}
+		if row.Delete > 0 {
+			months[row.Month] = true
+			if err := e.deleteFromLog(ctx, rules, row.Policy, row.Month, res, or); err != nil {
+				return err
+			}
+		}
+	}
+	if !dry {
+		for _, row := range plan {
+			if row.Archive > 0 {
+				months[row.Month] = true
+				if err := e.archiveMonth(ctx, rules, row.Policy, row.Month, row.Archive, res, or); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return e.deleteFromArchives(ctx, rules, dry, res, or)
+}
+
 // withPurpose runs fn in one transaction that declared the purpose 'retention'.
-func (e *RetentionEngine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) error) error {
+func (e *RetentionEngine) withPurpose(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
 	return WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		return pgx.BeginTxFunc(ctx, conn, opts, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL auditdb.purpose = 'retention'`); err != nil {
 				return err
 			}
@@ -325,164 +276,265 @@ func (e *RetentionEngine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) er
 	})
 }
 
-// deleteFromLog removes, in batches, org's events of policy p at the end of their retention
-// that no hold keeps and that are in the Merkle log (an event still queued for it waits for
-// the next run), each with its removed_events row.
-func (e *RetentionEngine) deleteFromLog(ctx context.Context, org string, p *retentionPolicy, dry bool, res *RetentionResult,
-	or *OrgRetention, months map[time.Time]bool) error {
-	held := `SELECT count(*) FROM audit_log e WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" < $3 AND ` + heldSQL
-	var kept int64
-	if err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, held, org, p.Name, p.DeleteCutoff).Scan(&kept)
-	}); err != nil {
-		return fmt.Errorf("models: count held events: %w", err)
+func monthEnd(m, cutoff time.Time) time.Time {
+	end := m.AddDate(0, 1, 0)
+	if cutoff.Before(end) {
+		return cutoff
 	}
-	res.KeptByHolds += kept
-	or.KeptByHolds += kept
-	due := `SELECT e.id, e."timestamp", l.leaf_index, e.hash FROM audit_log e
-		JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
-		WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" < $3 AND NOT ` + heldSQL
-	if dry {
-		var n int64
-		if err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-			return conn.QueryRow(ctx, `SELECT count(*) FROM (`+due+`) d`, org, p.Name, p.DeleteCutoff).Scan(&n)
-		}); err != nil {
-			return fmt.Errorf("models: count events due for deletion: %w", err)
-		}
-		res.Deleted += n
-		or.Deleted += n
-		return nil
-	}
+	return end
+}
+
+// deleteFromLog removes, in batches, org's events of month m governed by policy p at the end
+// of their retention that no hold keeps and that are in the Merkle log (an event still
+// queued for it waits for the next run), each with its removed_events row. Each batch narrows
+// by the month, the cutoff and the policy before it asks whether a hold keeps a row.
+func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
+	res *RetentionResult, or *OrgRetention) error {
+	org := rules.org
+	end := monthEnd(m, p.DeleteCutoff)
+	gov, gArgs := rules.governsSQL(p, "e")
+	held, hArgs := rules.heldSQL("e")
+	// Plain statements rather than one of CTEs joined to each other or to audit_leaf: such
+	// joins are planned on guesses (a CTE has no statistics, a freshly loaded table has
+	// none) and went quadratic, or walked the whole log, on fresh data. The batch is the
+	// next DeleteBatch due rows by id (a keyset, so rows not yet in the Merkle log are
+	// stepped over, not read again); their log entries are looked up by id.
+	due := pgxSQL(`SELECT e.id, e."timestamp", e.hash FROM audit_log e
+		WHERE e.organization_id = ? AND e."timestamp" >= ? AND e."timestamp" < ? AND ` + gov + ` AND NOT ` + held + `
+		AND e.id > ? ORDER BY e.id LIMIT ?`)
+	dueArgs := append(append(append([]any{}, org, m, end), gArgs...), hArgs...)
+	lo := int64(math.MinInt64)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		var n int64
-		var first, last time.Time
-		err := e.withPurpose(ctx, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `WITH due AS (`+due+` ORDER BY e.id LIMIT $5),
-				gone AS (DELETE FROM audit_log e USING due WHERE e.organization_id = $1 AND e.id = due.id
-					AND e."timestamp" = due."timestamp" RETURNING e.id),
-				rec AS (INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index, event_hash,
-					reason, policy, run_id, removed_at)
-					SELECT $1, due.id, due."timestamp", due.leaf_index, due.hash, 'retention', $2, $4, $6 FROM due JOIN gone USING (id)
-					RETURNING event_timestamp)
-				SELECT count(*), coalesce(min(event_timestamp), 'epoch'), coalesce(max(event_timestamp), 'epoch') FROM rec`,
-				org, p.Name, p.DeleteCutoff, res.RunID, e.DeleteBatch, e.Now().UTC()).Scan(&n, &first, &last)
+		read := 0
+		err := e.withPurpose(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+			e.ids, e.times, e.hashes = e.ids[:0], e.times[:0], e.hashes[:0]
+			rows, _ := tx.Query(ctx, due, append(dueArgs, lo, e.DeleteBatch)...)
+			var id int64
+			var ts time.Time
+			var hash *string
+			if _, err := pgx.ForEachRow(rows, []any{&id, &ts, &hash}, func() error {
+				e.ids, e.times, e.hashes = append(e.ids, id), append(e.times, ts), append(e.hashes, derefString(hash))
+				return nil
+			}); err != nil {
+				return err
+			}
+			if read = len(e.ids); read == 0 {
+				return nil
+			}
+			lo = e.ids[read-1]
+			leaf := map[int64]int64{}
+			rows, _ = tx.Query(ctx, `SELECT audit_log_id, leaf_index FROM audit_leaf WHERE organization_id = $1 AND audit_log_id = ANY ($2)`,
+				org, e.ids)
+			var lid, lix int64
+			if _, err := pgx.ForEachRow(rows, []any{&lid, &lix}, func() error { leaf[lid] = lix; return nil }); err != nil {
+				return err
+			}
+			// Only events in the Merkle log go; the rest wait for a later run.
+			k := 0
+			e.leaves = e.leaves[:0]
+			for i, id := range e.ids {
+				if lix, ok := leaf[id]; ok {
+					e.ids[k], e.times[k], e.hashes[k] = id, e.times[i], e.hashes[i]
+					e.leaves = append(e.leaves, lix)
+					k++
+				}
+			}
+			e.ids, e.times, e.hashes = e.ids[:k], e.times[:k], e.hashes[:k]
+			if k == 0 {
+				return nil
+			}
+			// The rows just read, by primary key, under the same snapshot.
+			tag, err := tx.Exec(ctx, `DELETE FROM audit_log e USING unnest($2::bigint[], $3::timestamptz[]) AS u(id, ts)
+				WHERE e.organization_id = $1 AND e."timestamp" >= $4 AND e."timestamp" < $5 AND e.id = u.id AND e."timestamp" = u.ts`,
+				org, e.ids, e.times, m, end)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() != int64(k) {
+				return fmt.Errorf("removed %d rows for %d due events", tag.RowsAffected(), k)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index,
+				event_hash, reason, policy, run_id, removed_at)
+				SELECT $1, u.id, u.ts, u.leaf, u.hash, 'retention', $2, $3, $4
+				FROM unnest($5::bigint[], $6::timestamptz[], $7::bigint[], $8::text[]) AS u(id, ts, leaf, hash)`,
+				org, p.Name, res.RunID, e.Now().UTC(), e.ids, e.times, e.leaves, e.hashes); err != nil {
+				return err
+			}
+			n = int64(k)
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("models: delete events of %s (%s): %w", org, p.Name, err)
 		}
-		if n == 0 {
+		if read == 0 {
 			return nil
 		}
-		e.afterBatch()
-		for m := MonthStart(first); !m.After(last); m = m.AddDate(0, 1, 0) {
-			months[m] = true
+		if n == 0 {
+			continue
 		}
+		e.afterBatch()
 		res.Deleted += n
 		or.Deleted += n
 		or.Policies[p.Name] = true
 	}
 }
 
-// archive moves org's events of policy p due for the archive into archives of one month
-// each, PartSize events (one transaction) per archive.
-func (e *RetentionEngine) archive(ctx context.Context, org string, p *retentionPolicy, dry bool, res *RetentionResult,
-	or *OrgRetention, months map[time.Time]bool) error {
-	if p.ArchiveAfter == nil {
-		return nil
+// archiveMonth moves org's events of month m that policy p governs and that are due for the
+// archive into archives of at most PartSize events, one transaction each. The parts' id
+// boundaries come from one narrow query, so each part reads only its own rows.
+func (e *RetentionEngine) archiveMonth(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
+	planned int64, res *RetentionResult, or *OrgRetention) error {
+	end := monthEnd(m, p.ArchiveCutoff)
+	gov, gArgs := rules.governsSQL(p, "e")
+	where := `e.organization_id = ? AND e."timestamp" >= ? AND e."timestamp" < ? AND ` + gov
+	whereArgs := append([]any{rules.org, m, end}, gArgs...)
+	bounds := []int64{math.MaxInt64}
+	var err error
+	if planned > int64(e.PartSize) {
+		bounds, err = e.partBounds(ctx, where, whereArgs)
 	}
-	var monthsDue []time.Time
-	err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
-		rows, _ := conn.Query(ctx, `SELECT date_trunc('month', e."timestamp" AT TIME ZONE 'UTC') AS m, count(*) FROM audit_log e
-			JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
-			WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" < $3 GROUP BY 1 ORDER BY 1`,
-			org, p.Name, p.ArchiveCutoff)
-		var m time.Time
-		var n int64
-		_, err := pgx.ForEachRow(rows, []any{&m, &n}, func() error {
-			monthsDue = append(monthsDue, time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, time.UTC))
-			if dry {
-				res.Archived += n
-				or.Archived += n
-				res.Archives += int((n + int64(e.PartSize) - 1) / int64(e.PartSize))
-			}
-			return nil
-		})
-		return err
-	})
 	if err != nil {
-		return fmt.Errorf("models: events due for the archive: %w", err)
+		return fmt.Errorf("models: archive parts of %s %s: %w", p.Name, m.Format("2006-01"), err)
 	}
-	if dry {
+	if len(bounds) == 0 {
 		return nil
 	}
-	for _, m := range monthsDue {
-		months[m] = true
-		for {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			n, err := e.archivePart(ctx, org, p, m, res.RunID, or)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				break
-			}
-			e.afterBatch()
-			res.Archived += n
-			res.Archives++
+	bounds[len(bounds)-1] = math.MaxInt64 // the last part takes what arrived since
+	if e.writer == nil {
+		if e.writer, err = newArchiveWriter(); err != nil {
+			return err
 		}
+	}
+	lo := int64(math.MinInt64)
+	for _, hi := range bounds {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := e.archivePart(ctx, rules, p, m, where, whereArgs, lo, hi, res.RunID, or)
+		if err != nil {
+			return err
+		}
+		lo = hi
+		if n == 0 {
+			continue
+		}
+		e.afterBatch()
+		res.Archived += n
+		res.Archives++
 	}
 	return nil
 }
 
-// archivePart writes the next archive part of org, policy p and month m in one transaction:
-// the archive, its archived_events rows, and the deletion of its audit_log rows. It returns
-// how many events it archived (0: nothing left).
-func (e *RetentionEngine) archivePart(ctx context.Context, org string, p *retentionPolicy, m time.Time, runID int64,
-	or *OrgRetention) (int64, error) {
-	end := m.AddDate(0, 1, 0)
-	if p.ArchiveCutoff.Before(end) {
-		end = p.ArchiveCutoff
+// partBounds returns the highest id of each run of PartSize rows of where, by id: the
+// upper bounds of a month's archive parts (a month the plan says fits one part needs none).
+func (e *RetentionEngine) partBounds(ctx context.Context, where string, whereArgs []any) ([]int64, error) {
+	var bounds []int64
+	err := WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
+		rows, _ := conn.Query(ctx, pgxSQL(`SELECT max(id) FROM (SELECT e.id, (row_number() OVER (ORDER BY e.id) - 1) / ? AS k
+			FROM audit_log e WHERE `+where+`) x GROUP BY k ORDER BY k`), append([]any{e.PartSize}, whereArgs...)...)
+		var hi int64
+		_, err := pgx.ForEachRow(rows, []any{&hi}, func() error { bounds = append(bounds, hi); return nil })
+		return err
+	})
+	return bounds, err
+}
+
+// archiveColumnsSelect are the columns of an archive line, in ArchiveLine's order.
+const archiveColumnsSelect = `e.id, e."timestamp", e.ttl, e.principal_id, e.action, e.target_resource_type,
+	e.target_resource_id, e.status, e.outcome_description, e.hash, e.hash_algorithm, e.event_version,
+	e.correlation_id, e.data_classification, e.retention_policy, e.processing_latency, e.archived_at,
+	e.details, e.subject_salt, e.subject_digest, e.signature, e.field_commitments`
+
+// archivePart writes, in one REPEATABLE READ transaction, the archive of the rows of where
+// with an id in (lo, hi] that are in the Merkle log: the archive, its archived_events rows
+// (COPY), and the deletion of the same rows from audit_log by the same condition, which
+// under the transaction's one snapshot is the same set (checked by count). The rows and
+// their log entries are read as two id-ordered ranges and matched here, not looked up row
+// by row. It returns how many events it archived.
+func (e *RetentionEngine) archivePart(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
+	where string, whereArgs []any, lo, hi, runID int64, or *OrgRetention) (int64, error) {
+	n, err := e.archivePartTx(ctx, rules, p, m, where, whereArgs, lo, hi, runID, or, true)
+	if errors.Is(err, errUnsequenced) {
+		// A row of the range is not in the Merkle log yet (a backfill): the one-pass delete
+		// was rolled back; read, then delete all but such rows.
+		n, err = e.archivePartTx(ctx, rules, p, m, where, whereArgs, lo, hi, runID, or, false)
 	}
+	return n, err
+}
+
+// archiveLinesKey is the archive metadata key listing the lines' [retention_policy,
+// data_classification] pairs.
+const archiveLinesKey = "lines"
+
+// errUnsequenced stops archivePartTx's one pass at a row not in the Merkle log.
+var errUnsequenced = errors.New("models: a row of the part is not in the Merkle log yet")
+
+// archivePartTx is archivePart's transaction. With onePass, the part's rows are deleted and
+// returned (sorted by id) by one statement, which both reads them for the archive and
+// removes them, so the range is scanned once; a row not in the Merkle log makes it return
+// errUnsequenced (and roll back). Without, the rows are read, and then those in the log
+// deleted by the same condition.
+func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
+	where string, whereArgs []any, lo, hi, runID int64, or *OrgRetention, onePass bool) (int64, error) {
+	org := rules.org
+	partArgs := append(append([]any{}, whereArgs...), lo, hi)
 	var n int64
-	err := e.withPurpose(ctx, func(tx pgx.Tx) error {
-		w, err := newArchiveWriter()
-		if err != nil {
+	w := e.writer
+	err := e.withPurpose(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		w.reset()
+		// A part's rows are sorted by id in memory rather than on disk.
+		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(ctx, `SELECT e.id, e."timestamp", e.ttl, e.principal_id, e.action, e.target_resource_type,
-				e.target_resource_id, e.status, e.outcome_description, e.hash, e.hash_algorithm, e.event_version,
-				e.correlation_id, e.data_classification, e.retention_policy, e.processing_latency, e.archived_at,
-				e.details, e.subject_salt, e.subject_digest, e.signature, e.field_commitments, l.leaf_index
-			FROM audit_log e JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
-			WHERE e.organization_id = $1 AND e.retention_policy = $2 AND e."timestamp" >= $3 AND e."timestamp" < $4
-			ORDER BY e.id LIMIT $5`, org, p.Name, m, end, e.PartSize)
+		e.leafIDs, e.leafIdx = e.leafIDs[:0], e.leafIdx[:0]
+		rows, _ := tx.Query(ctx, `SELECT audit_log_id, leaf_index FROM audit_leaf
+			WHERE organization_id = $1 AND audit_log_id > $2 AND audit_log_id <= $3 ORDER BY audit_log_id`, org, lo, hi)
+		var lid, lix int64
+		if _, err := pgx.ForEachRow(rows, []any{&lid, &lix}, func() error {
+			e.leafIDs, e.leafIdx = append(e.leafIDs, lid), append(e.leafIdx, lix)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("log entries: %w", err)
+		}
+		if onePass {
+			rows, _ = tx.Query(ctx, pgxSQL(`WITH gone AS (DELETE FROM audit_log e WHERE `+where+` AND e.id > ? AND e.id <= ?
+				RETURNING `+archiveColumnsSelect+`) SELECT * FROM gone ORDER BY id`), partArgs...)
+		} else {
+			rows, _ = tx.Query(ctx, pgxSQL(`SELECT `+archiveColumnsSelect+` FROM audit_log e
+				WHERE `+where+` AND e.id > ? AND e.id <= ? ORDER BY e.id`), partArgs...)
+		}
 		var l ArchiveLine
 		var hash, digest, sig *string
 		var details, commitments []byte
-		ids := make([]int64, 0, 1024)
-		times := make([]time.Time, 0, 1024)
-		leaves := make([]int64, 0, 1024)
-		hashes := make([]string, 0, 1024)
-		_, err = pgx.ForEachRow(rows, []any{&l.ID, &l.Timestamp, &l.TTL, &l.PrincipalID, &l.Action, &l.TargetResourceType,
+		e.ids, e.times, e.leaves, e.hashes, e.unsequenced = e.ids[:0], e.times[:0], e.leaves[:0], e.hashes[:0], e.unsequenced[:0]
+		li := 0
+		_, err := pgx.ForEachRow(rows, []any{&l.ID, &l.Timestamp, &l.TTL, &l.PrincipalID, &l.Action, &l.TargetResourceType,
 			&l.TargetResourceID, &l.Status, &l.OutcomeDescription, &hash, &l.HashAlgorithm, &l.EventVersion,
 			&l.CorrelationID, &l.DataClassification, &l.RetentionPolicy, &l.ProcessingLatency, &l.ArchivedAt,
-			&details, &l.SubjectSalt, &digest, &sig, &commitments, &l.LeafIndex}, func() error {
+			&details, &l.SubjectSalt, &digest, &sig, &commitments}, func() error {
+			for li < len(e.leafIDs) && e.leafIDs[li] < l.ID {
+				li++
+			}
+			if li == len(e.leafIDs) || e.leafIDs[li] != l.ID {
+				if onePass {
+					return errUnsequenced
+				}
+				// Not in the Merkle log yet: it stays, and a later run archives it.
+				e.unsequenced = append(e.unsequenced, l.ID)
+				return nil
+			}
+			l.LeafIndex = e.leafIdx[li]
 			l.OrganizationID = org
 			l.Timestamp = l.Timestamp.UTC()
 			l.Hash, l.SubjectDigest, l.Signature = derefString(hash), derefString(digest), derefString(sig)
-			l.Details, l.FieldCommitments = nil, nil
-			if details != nil {
-				l.Details = json.RawMessage(details)
-			}
-			if commitments != nil {
-				l.FieldCommitments = json.RawMessage(commitments)
-			}
-			ids, times, leaves, hashes = append(ids, l.ID), append(times, l.Timestamp), append(leaves, l.LeafIndex), append(hashes, l.Hash)
+			l.Details = json.RawMessage(details)
+			l.FieldCommitments = json.RawMessage(commitments)
+			e.ids, e.times, e.leaves, e.hashes = append(e.ids, l.ID), append(e.times, l.Timestamp),
+				append(e.leaves, l.LeafIndex), append(e.hashes, l.Hash)
 			return w.add(&l)
 		})
 		if err != nil {
@@ -503,7 +555,7 @@ func (e *RetentionEngine) archivePart(ctx context.Context, org string, p *retent
 			return err
 		}
 		meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
-			"policy": p.Name, "month": m.Format("2006-01"), "part": part})
+			"policy": p.Name, "month": m.Format("2006-01"), "part": part, archiveLinesKey: w.linePairs()})
 		_, err = tx.Exec(ctx, `INSERT INTO archive_storage (id, organization_id, metadata, content, encoding, policy, month, part,
 			event_count, first_event_at, last_event_at, min_event_id, max_event_id, min_leaf_index, max_leaf_index,
 			original_size, compressed_size, sha256_original, sha256_compressed, run_id, created_at)
@@ -514,19 +566,26 @@ func (e *RetentionEngine) archivePart(ctx context.Context, org string, p *retent
 		if err != nil {
 			return fmt.Errorf("insert archive %s: %w", a.ID, err)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO archived_events (organization_id, audit_log_id, event_timestamp, archive_id, leaf_index, event_hash)
-			SELECT $1, u.id, u.ts, $2, u.leaf, u.hash FROM unnest($3::bigint[], $4::timestamptz[], $5::bigint[], $6::text[]) AS u(id, ts, leaf, hash)`,
-			org, a.ID, ids, times, leaves, hashes)
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"archived_events"},
+			[]string{"organization_id", "audit_log_id", "event_timestamp", "archive_id", "leaf_index", "event_hash"},
+			pgx.CopyFromSlice(len(e.ids), func(i int) ([]any, error) {
+				return []any{org, e.ids[i], e.times[i], a.ID, e.leaves[i], e.hashes[i]}, nil
+			}))
 		if err != nil {
 			return fmt.Errorf("record archived events: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE organization_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3
-			AND id = ANY($4)`, org, m, end, ids)
+		if onePass {
+			n = w.count
+			or.Archives = append(or.Archives, a.ID)
+			return nil
+		}
+		tag, err := tx.Exec(ctx, pgxSQL(`DELETE FROM audit_log e WHERE `+where+` AND e.id > ? AND e.id <= ?
+			AND NOT (e.id = ANY (coalesce(?::bigint[], '{}')))`), append(partArgs, e.unsequenced)...)
 		if err != nil {
 			return fmt.Errorf("remove archived rows: %w", err)
 		}
-		if tag.RowsAffected() != int64(len(ids)) {
-			return fmt.Errorf("removed %d rows for %d archived events", tag.RowsAffected(), len(ids))
+		if tag.RowsAffected() != w.count {
+			return fmt.Errorf("removed %d rows for %d archived events", tag.RowsAffected(), w.count)
 		}
 		n = w.count
 		or.Archives = append(or.Archives, a.ID)
@@ -542,30 +601,62 @@ func (e *RetentionEngine) archivePart(ctx context.Context, org string, p *retent
 	return n, nil
 }
 
-// deleteFromArchives removes from org's archives of policy p the events at the end of their
-// retention that no hold keeps: an archive whose events all go is emptied and marked
-// deleted; otherwise it is rewritten without them. One archive per transaction.
-func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p *retentionPolicy, dry bool, res *RetentionResult,
+// deleteFromArchives removes from org's archives the events at the end of their retention
+// (by the policy governing each line now) that no hold keeps: an archive whose events all go
+// is emptied and marked deleted; otherwise it is rewritten without them. One archive per
+// transaction. Whether a hold keeps a line is decided by HeldPredicate in SQL over the due
+// lines' fields, the rule audit_log rows are held by.
+func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retentionRules, dry bool, res *RetentionResult,
 	or *OrgRetention) error {
-	var ids []string
-	err := e.db.WithContext(ctx).Raw(`SELECT id FROM archive_storage WHERE organization_id = ? AND policy = ?
-		AND deleted_at IS NULL AND first_event_at < ? ORDER BY month, part`, org, p.Name, p.DeleteCutoff).Scan(&ids).Error
+	org := rules.org
+	var latest time.Time
+	for _, p := range rules.policies {
+		if p.DeleteCutoff.After(latest) {
+			latest = p.DeleteCutoff
+		}
+	}
+	if latest.IsZero() {
+		return nil
+	}
+	var cands []struct {
+		ID           string
+		FirstEventAt time.Time
+		Lines        *string
+	}
+	err := e.db.WithContext(ctx).Raw(`SELECT id, first_event_at, metadata->'`+archiveLinesKey+`' AS lines FROM archive_storage
+		WHERE organization_id = ? AND deleted_at IS NULL AND first_event_at < ? ORDER BY month, policy, part`, org, latest).
+		Scan(&cands).Error
 	if err != nil {
 		return fmt.Errorf("models: archives due: %w", err)
 	}
-	if len(ids) == 0 {
-		return nil
+	// An archive that lists its lines' (policy, classification) pairs is opened only when
+	// its oldest event is due under one of the policies governing them; older archives,
+	// without the list, are opened and read.
+	var ids []string
+	for _, c := range cands {
+		var pairs [][2]string
+		if c.Lines == nil || json.Unmarshal([]byte(*c.Lines), &pairs) != nil {
+			ids = append(ids, c.ID)
+			continue
+		}
+		for _, pr := range pairs {
+			if p := rules.governing(pr[0], pr[1]); p != nil && c.FirstEventAt.Before(p.DeleteCutoff) {
+				ids = append(ids, c.ID)
+				break
+			}
+		}
 	}
-	holds, err := e.activeHolds(ctx, org)
-	if err != nil {
-		return err
-	}
+	held, heldArgs := HeldPredicate("e", org)
+	heldQ := pgxSQL(`SELECT e.id FROM (SELECT u.*, ?::text AS organization_id FROM unnest(?::bigint[], ?::timestamptz[], ?::text[],
+		?::text[], ?::text[], ?::text[]) AS u(id, "timestamp", principal_id, target_resource_type, target_resource_id, correlation_id)) e
+		WHERE ` + held)
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		var removed, kept int64
-		err := e.withPurpose(ctx, func(tx pgx.Tx) error {
+		policies := map[string]bool{}
+		err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 			var meta Archive
 			var content []byte
 			err := tx.QueryRow(ctx, `SELECT id, organization_id, month, part, event_count, original_size, compressed_size,
@@ -575,19 +666,74 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p 
 			if err != nil {
 				return err
 			}
+			// First pass: the lines due, by the policy governing each.
+			var dIDs, dLeaves []int64
+			var dTimes []time.Time
+			var dHashes, dPolicies []string
+			var dPrincipals, dTypes, dResources, dCorrelations []*string
 			r, err := OpenArchiveContent(meta, content)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			w, err := newArchiveWriter()
-			if err != nil {
-				return err
+			total := int64(0)
+			for {
+				l, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					r.Close()
+					return err
+				}
+				total++
+				if p := rules.governing(l.RetentionPolicy, l.DataClassification); p != nil && l.Timestamp.Before(p.DeleteCutoff) {
+					dIDs, dTimes = append(dIDs, l.ID), append(dTimes, l.Timestamp)
+					dLeaves, dHashes, dPolicies = append(dLeaves, l.LeafIndex), append(dHashes, l.Hash), append(dPolicies, p.Name)
+					if rules.holds > 0 { // the fields a hold matches on, kept only when some hold may
+						dPrincipals, dTypes = append(dPrincipals, l.PrincipalID), append(dTypes, l.TargetResourceType)
+						dResources, dCorrelations = append(dResources, l.TargetResourceID), append(dCorrelations, l.CorrelationID)
+					}
+				}
 			}
+			r.Close()
+			if len(dIDs) == 0 {
+				return nil
+			}
+			isHeld := map[int64]bool{}
+			if rules.holds > 0 {
+				rows, _ := tx.Query(ctx, heldQ, append([]any{org, dIDs, dTimes, dPrincipals, dTypes, dResources, dCorrelations}, heldArgs...)...)
+				var hid int64
+				if _, err := pgx.ForEachRow(rows, []any{&hid}, func() error { isHeld[hid] = true; return nil }); err != nil {
+					return fmt.Errorf("held archived events: %w", err)
+				}
+			}
+			kept = int64(len(isHeld))
+			removed = int64(len(dIDs)) - kept
+			if removed == 0 || dry {
+				return nil
+			}
+			var w *archiveWriter
 			var gIDs, gLeaves []int64
 			var gTimes []time.Time
-			var gHashes []string
-			for {
+			var gHashes, gPolicies []string
+			if removed == total {
+				// Every line goes: the first pass has all that is needed, no second read.
+				gIDs, gTimes, gLeaves, gHashes, gPolicies = dIDs, dTimes, dLeaves, dHashes, dPolicies
+				for _, p := range dPolicies {
+					policies[p] = true
+				}
+			} else {
+				// Second pass: the lines that go, and the archive rewritten without them.
+				r, err = OpenArchiveContent(meta, content)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				if w, err = newArchiveWriter(); err != nil {
+					return err
+				}
+			}
+			for w != nil {
 				l, err := r.Next()
 				if err == io.EOF {
 					break
@@ -595,40 +741,29 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p 
 				if err != nil {
 					return err
 				}
-				due := l.Timestamp.Before(p.DeleteCutoff)
-				isHeld := false
-				for _, h := range holds {
-					if h.holds(l) {
-						isHeld = true
-						break
-					}
-				}
-				if due && isHeld {
-					kept++
-				}
-				if due && !isHeld {
+				if p := rules.governing(l.RetentionPolicy, l.DataClassification); p != nil && l.Timestamp.Before(p.DeleteCutoff) && !isHeld[l.ID] {
 					gIDs, gTimes, gLeaves, gHashes = append(gIDs, l.ID), append(gTimes, l.Timestamp), append(gLeaves, l.LeafIndex), append(gHashes, l.Hash)
+					gPolicies = append(gPolicies, p.Name)
+					policies[p.Name] = true
 					continue
 				}
-				if err := w.add(l); err != nil {
-					return err
+				if w != nil {
+					if err := w.add(l); err != nil {
+						return err
+					}
 				}
-			}
-			removed = int64(len(gIDs))
-			if removed == 0 || dry {
-				return nil
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM archived_events WHERE organization_id = $1 AND audit_log_id = ANY($2)`, org, gIDs); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index,
 				event_hash, reason, policy, run_id, removed_at)
-				SELECT $1, u.id, u.ts, u.leaf, u.hash, 'retention', $2, $3, $4
-				FROM unnest($5::bigint[], $6::timestamptz[], $7::bigint[], $8::text[]) AS u(id, ts, leaf, hash)`,
-				org, p.Name, res.RunID, e.Now().UTC(), gIDs, gTimes, gLeaves, gHashes); err != nil {
+				SELECT $1, u.id, u.ts, u.leaf, u.hash, 'retention', u.policy, $2, $3
+				FROM unnest($4::bigint[], $5::timestamptz[], $6::bigint[], $7::text[], $8::text[]) AS u(id, ts, leaf, hash, policy)`,
+				org, res.RunID, e.Now().UTC(), gIDs, gTimes, gLeaves, gHashes, gPolicies); err != nil {
 				return err
 			}
-			if w.count == 0 {
+			if w == nil || w.count == 0 {
 				_, err := tx.Exec(ctx, `UPDATE archive_storage SET content = NULL, event_count = 0, deleted_at = $2 WHERE id = $1`,
 					id, e.Now().UTC())
 				return err
@@ -651,13 +786,15 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, org string, p 
 		if removed > 0 && !dry {
 			e.afterBatch()
 		}
-		res.KeptByHolds += kept
-		or.KeptByHolds += kept
+		if !slices.Contains(or.Archives, id) { // what this run archived, it counted as kept in audit_log
+			res.KeptByHolds += kept
+			or.KeptByHolds += kept
+		}
 		res.Deleted += removed
 		res.DeletedArchived += removed
 		or.Deleted += removed
-		if removed > 0 {
-			or.Policies[p.Name] = true
+		for p := range policies {
+			or.Policies[p] = true
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -28,47 +29,9 @@ const (
 	ActionRetentionFloorBypass  = "retention.floor.override"
 )
 
-// The selection rules of retention, shared by the console's preview and the retention run.
-//
-// The policy governing an event e is, among the active policies: the organization's own
-// policy named e.retention_policy; else the organization's own policy of e's data
-// classification (an organization's policy of a classification wins over the global one);
-// else the global policy named e.retention_policy. An event is due for the archive once its
-// timestamp is older than now − archive_after_days, and due for deletion once it is older
-// than now − delete_after_days (or retention_days when delete_after_days is empty). An event
-// under an active legal hold (HeldPredicate) is never deleted; archiving alone is allowed.
-
-// RetentionPolicyJoin returns the LATERAL join that adds, for the event of alias e, the
-// columns of its governing policy as rp.policy_name, rp.archive_after_days and
-// rp.delete_days (delete_after_days, else retention_days). It is a LEFT join: rp.* is NULL
-// for an event no active policy governs, and such an event is due for nothing.
-func RetentionPolicyJoin(e string) string {
-	return `LEFT JOIN LATERAL (SELECT p.policy_name, p.archive_after_days,
-		coalesce(p.delete_after_days, p.retention_days) AS delete_days
-		FROM audit_retention_policy p
-		WHERE p.is_active AND (
-			(p.organization_id = ` + e + `.organization_id AND p.policy_name = ` + e + `.retention_policy)
-			OR (p.organization_id = ` + e + `.organization_id AND p.data_classification = ` + e + `.data_classification)
-			OR (p.organization_id = '*' AND p.policy_name = ` + e + `.retention_policy))
-		ORDER BY CASE WHEN p.organization_id = ` + e + `.organization_id AND p.policy_name = ` + e + `.retention_policy THEN 0
-			WHEN p.organization_id = ` + e + `.organization_id THEN 1 ELSE 2 END, p.id
-		LIMIT 1) rp ON true`
-}
-
-// ArchiveDue returns the SQL condition (and its arguments) "the event of alias e is due for
-// the archive at now"; the query must include RetentionPolicyJoin(e).
-func ArchiveDue(e string, now time.Time) (string, []any) {
-	return `(rp.archive_after_days IS NOT NULL AND ` + e + `."timestamp" < ?::timestamptz - make_interval(days => rp.archive_after_days))`,
-		[]any{now.UTC()}
-}
-
-// DeleteDue returns the SQL condition (and its arguments) "the event of alias e is due for
-// deletion at now", holds not considered (combine with NOT HeldPredicate); the query must
-// include RetentionPolicyJoin(e).
-func DeleteDue(e string, now time.Time) (string, []any) {
-	return `(rp.delete_days IS NOT NULL AND ` + e + `."timestamp" < ?::timestamptz - make_interval(days => rp.delete_days))`,
-		[]any{now.UTC()}
-}
+// The selection rules of retention (which policy governs an event, when it is due, what a
+// legal hold keeps) are defined once, in retention_rules.go, for the run, the preview and the
+// page's counts.
 
 // RetentionPolicyRecord is a row of audit_retention_policy: a global policy (Organization
 // GlobalOrg) or an organization's own.
@@ -197,43 +160,43 @@ func (s *RetentionPolicyStore) Policies(ctx context.Context, org string) ([]Poli
 		ORDER BY organization_id = '*' DESC, policy_name`, org).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("models: list retention policies: %w", err)
 	}
+	// An event counts under the policy governing it, by the retention rules; an archived
+	// event under the policy its archive was written for.
+	rules, err := loadRetentionRules(ctx, s.db, org, s.now())
+	if err != nil {
+		return nil, err
+	}
 	type count struct {
-		Policy string
-		N      int64
+		Policy, Classification string
+		N                      int64
 	}
 	var active, archived []count
-	if err := db.Raw(`SELECT retention_policy AS policy, count(*) AS n FROM audit_log WHERE organization_id = ? GROUP BY 1`,
-		org).Scan(&active).Error; err != nil {
+	if err := db.Raw(`SELECT retention_policy AS policy, data_classification AS classification, count(*) AS n
+		FROM audit_log WHERE organization_id = ? GROUP BY 1, 2`, org).Scan(&active).Error; err != nil {
 		return nil, fmt.Errorf("models: count events by policy: %w", err)
 	}
 	if err := db.Raw(`SELECT a.policy, count(*) AS n FROM archived_events e JOIN archive_storage a ON a.id = e.archive_id
 		WHERE e.organization_id = ? GROUP BY 1`, org).Scan(&archived).Error; err != nil {
 		return nil, fmt.Errorf("models: count archived events by policy: %w", err)
 	}
-	// An event counts under the policy governing it: the organization's own policy of a
-	// name wins over the global one of the same name.
-	owner := map[string]int{}
-	ownClass := map[string]bool{}
-	for i, r := range rows {
-		if _, ok := owner[r.Name]; !ok || !r.Global() {
-			owner[r.Name] = i
-		}
-		if !r.Global() && r.Active {
-			ownClass[r.Classification] = true
-		}
-	}
+	byID := map[int64]int{}
 	out := make([]PolicyWithCounts, len(rows))
 	for i, r := range rows {
-		out[i] = PolicyWithCounts{RetentionPolicyRecord: r, Overridden: r.Global() && ownClass[r.Classification]}
+		byID[r.ID] = i
+		out[i] = PolicyWithCounts{RetentionPolicyRecord: r, Overridden: r.Global() && rules.classOwner[r.Classification] != nil}
 	}
 	for _, c := range active {
-		if i, ok := owner[c.Policy]; ok {
-			out[i].ActiveEvents += c.N
+		if p := rules.governing(c.Policy, c.Classification); p != nil {
+			out[byID[p.ID]].ActiveEvents += c.N
 		}
 	}
 	for _, c := range archived {
-		if i, ok := owner[c.Policy]; ok {
-			out[i].ArchivedEvents += c.N
+		p := rules.own[c.Policy]
+		if p == nil {
+			p = rules.global[c.Policy]
+		}
+		if p != nil {
+			out[byID[p.ID]].ArchivedEvents += c.N
 		}
 	}
 	return out, nil
@@ -602,53 +565,41 @@ type HoldKeeps struct {
 	Events int64
 }
 
-// RetentionPreview computes, by SQL over org's audit_log, what a retention run at now would
-// archive, delete and keep because of legal holds.
+// RetentionPreview computes what a retention run at now would archive, delete and keep
+// because of legal holds in org's audit_log: the run's own plan (the same rules and queries),
+// so the preview and the run agree.
 func (s *RetentionPolicyStore) RetentionPreview(ctx context.Context, org string, now time.Time) (*RetentionPreview, error) {
-	archive, aArgs := ArchiveDue("e", now)
-	del, dArgs := DeleteDue("e", now)
-	held, hArgs := HeldPredicate("e", org)
-	type row struct {
-		Month   string
-		Archive int64
-		Delete  int64
-		Kept    int64
+	rules, err := loadRetentionRules(ctx, s.db, org, now)
+	if err != nil {
+		return nil, err
 	}
-	var rows []row
-	q := `SELECT month, count(*) FILTER (WHERE arch AND NOT (del AND NOT held)) AS archive,
-			count(*) FILTER (WHERE del AND NOT held) AS delete, count(*) FILTER (WHERE del AND held) AS kept
-		FROM (SELECT to_char(date_trunc('month', e."timestamp" AT TIME ZONE 'UTC'), 'YYYY-MM') AS month,
-				` + archive + ` AS arch, ` + del + ` AS del, ` + held + ` AS held
-			FROM audit_log e ` + RetentionPolicyJoin("e") + `
-			WHERE e.organization_id = ? AND (` + archive + ` OR ` + del + `)) due
-		GROUP BY month ORDER BY month`
-	args := append(append(append(append(append(append([]any{}, aArgs...), dArgs...), hArgs...), org), aArgs...), dArgs...)
-	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("models: preview retention: %w", err)
+	plan, err := rules.plan(ctx, s.db)
+	if err != nil {
+		return nil, err
 	}
 	p := &RetentionPreview{At: now.UTC()}
-	for _, r := range rows {
+	archive, del := map[string]bool{}, map[string]bool{}
+	for _, r := range plan {
 		p.Archive += r.Archive
 		p.Delete += r.Delete
 		p.KeptByHolds += r.Kept
-		if r.Archive > 0 {
-			p.ArchiveMonths = append(p.ArchiveMonths, r.Month)
+		month := r.Month.Format("2006-01")
+		if r.Archive > 0 && !archive[month] {
+			archive[month] = true
+			p.ArchiveMonths = append(p.ArchiveMonths, month)
 		}
-		if r.Delete > 0 {
-			p.DeleteMonths = append(p.DeleteMonths, r.Month)
+		if r.Delete > 0 && !del[month] {
+			del[month] = true
+			p.DeleteMonths = append(p.DeleteMonths, month)
 		}
 	}
+	sort.Strings(p.ArchiveMonths)
+	sort.Strings(p.DeleteMonths)
 	if p.KeptByHolds == 0 {
 		return p, nil
 	}
-	one, oArgs := holdMatches("h", "e")
-	q = `SELECT h.id AS hold_id, h.name, count(*) AS events FROM legal_holds h
-		JOIN audit_log e ON e.organization_id = h.organization_id AND ` + one + `
-		` + RetentionPolicyJoin("e") + `
-		WHERE h.organization_id = ? AND h.released_at IS NULL AND ` + del + `
-		GROUP BY h.id, h.name ORDER BY h.id`
-	if err := s.db.WithContext(ctx).Raw(q, append(append(oArgs, org), dArgs...)...).Scan(&p.ByHold).Error; err != nil {
-		return nil, fmt.Errorf("models: preview legal holds: %w", err)
+	if p.ByHold, err = rules.heldByHold(ctx, s.db); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

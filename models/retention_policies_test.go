@@ -255,10 +255,15 @@ func TestRetentionPreviewAndHolds(t *testing.T) {
 	if strings.Join(p.ArchiveMonths, ",") != "2026-10" || strings.Join(p.DeleteMonths, ",") != "2026-08" {
 		t.Fatalf("months %v / %v", p.ArchiveMonths, p.DeleteMonths)
 	}
-	// A day earlier the 31-day-old event is not yet due, and the 91-day-old one is due for
-	// the archive only.
-	if p, _ := s.RetentionPreview(ctx, org, now.Add(-day-time.Minute)); p.Archive != 2 || p.Delete != 2 {
-		t.Fatalf("a day earlier: %+v, want archive 2, delete 2", p)
+	// Days are whole UTC days, as the run counts them: the 31-day-old event (written
+	// 2026-10-29) is due for the archive from 2026-11-28 on, the 91-day-old one (2026-08-30)
+	// for deletion from 2026-11-28 on. So late on 2026-11-27 neither is, and the 91-day-old
+	// one is due for the archive only; early on 2026-11-28 both are.
+	if p, _ := s.RetentionPreview(ctx, org, time.Date(2026, 11, 27, 23, 59, 0, 0, time.UTC)); p.Archive != 2 || p.Delete != 2 {
+		t.Fatalf("on 2026-11-27: %+v, want archive 2, delete 2", p)
+	}
+	if p, _ := s.RetentionPreview(ctx, org, time.Date(2026, 11, 28, 0, 1, 0, 0, time.UTC)); p.Archive != 2 || p.Delete != 3 {
+		t.Fatalf("on 2026-11-28: %+v, want archive 2, delete 3", p)
 	}
 
 	t.Run("bad holds", func(t *testing.T) {

@@ -374,3 +374,94 @@ func TestArchivedEventsOfBothSchemesVerify(t *testing.T) {
 		t.Fatalf("after archiving: ok %v, %d archived, %d v2 events (want 3 and %d): %+v", rep.OK(), rep.Archived, rep.V2Events, live+2, rep.Findings)
 	}
 }
+
+// The console's preview and the run select with the same rules (retentionRules with its
+// classification fallback, whole-day cutoffs, HeldPredicate): on a mix of global and
+// organization policies, classifications and a legal hold, what the preview says a run
+// would archive, delete and keep is what a dry run counts and what the run does.
+func TestRetentionPreviewAndRunAgree(t *testing.T) {
+	f := newRetentionFixture(t) // the organization's own "short" (INTERNAL: archive 10, delete 30)
+	ctx := context.Background()
+	if err := f.db.Exec(`INSERT INTO audit_retention_policy (organization_id, policy_name, retention_days, archive_after_days,
+		data_classification, description) VALUES (?, 'conf-own', 20, 5, 'CONFIDENTIAL', 'test')`, f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	now := day(2026, 6, 15, 12)
+	sealer := pgtest.Sealer(t)
+	kinds := []struct{ class, policy string }{
+		{"INTERNAL", "short"},              // the organization's own, by name
+		{"INTERNAL", "standard"},           // the organization's INTERNAL policy wins over the global "standard"
+		{"PUBLIC", "minimal"},              // global: archive 30, delete 90
+		{"CONFIDENTIAL", "confidential"},   // the organization's "conf-own" wins
+		{"PHI", "phi_extended"},            // global, nothing due within 120 days
+		{"INTERNAL", "no-such-policy"},     // falls back to the organization's INTERNAL policy
+		{"CONFIDENTIAL", "no-such-either"}, // falls back to "conf-own"
+	}
+	var evs []models.Event
+	for i := range 7 * 40 {
+		k := kinds[i%len(kinds)]
+		principal := "free"
+		if i%4 == 0 {
+			principal = "held"
+		}
+		ev := models.Event{OrganizationID: f.org, Timestamp: now.Add(-time.Duration(i*10) * time.Hour), Action: "test.retention",
+			Status: "success", DataClassification: k.class, RetentionPolicy: k.policy, EventVersion: "1.0", PrincipalID: &principal}
+		if err := sealer.Seal(&ev); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	if _, err := ingest.CopyEvents(ctx, f.db, models.NewPartitionManager(f.db), evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.log.Sequence(ctx, 100_000); err != nil {
+		t.Fatal(err)
+	}
+	store := models.NewRetentionPolicyStore(f.db, models.NewAuditTrail(f.db, sealer, models.NewPartitionManager(f.db)))
+	if _, err := store.PlaceHold(ctx, f.org, models.LegalHoldInput{Name: "litigation", Reason: "case 7", Scope: "principal",
+		PrincipalID: "held"}, models.Actor{UserID: 1, Email: "owner@example.test"}); err != nil {
+		t.Fatal(err)
+	}
+
+	preview, err := store.RetentionPreview(ctx, f.org, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if preview.Archive == 0 || preview.Delete == 0 || preview.KeptByHolds == 0 {
+		t.Fatalf("the dataset should exercise archive, delete and hold: %+v", preview)
+	}
+	f.now = now
+	dry, err := f.engine.Run(ctx, models.RetentionOptions{Org: f.org, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.Archived != preview.Archive || dry.Deleted != preview.Delete || dry.KeptByHolds != preview.KeptByHolds {
+		t.Fatalf("dry run archives %d, deletes %d, keeps %d; the preview says %d, %d, %d",
+			dry.Archived, dry.Deleted, dry.KeptByHolds, preview.Archive, preview.Delete, preview.KeptByHolds)
+	}
+	res := f.run(now)
+	if res.Archived != preview.Archive || res.Deleted != preview.Delete || res.KeptByHolds != preview.KeptByHolds {
+		t.Fatalf("the run archived %d, deleted %d, kept %d; the preview said %d, %d, %d",
+			res.Archived, res.Deleted, res.KeptByHolds, preview.Archive, preview.Delete, preview.KeptByHolds)
+	}
+	// No held event went.
+	var heldHashes []string
+	for _, ev := range evs {
+		if *ev.PrincipalID == "held" {
+			heldHashes = append(heldHashes, ev.Hash)
+		}
+	}
+	var heldGone int64
+	if err := f.db.Raw(`SELECT count(*) FROM removed_events WHERE organization_id = ? AND event_hash IN ?`, f.org, heldHashes).
+		Scan(&heldGone).Error; err != nil || heldGone != 0 {
+		t.Fatalf("%d held events were deleted (%v)", heldGone, err)
+	}
+	after, err := store.RetentionPreview(ctx, f.org, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Archive != 0 || after.Delete != 0 {
+		t.Fatalf("after the run the preview still has work: %+v", after)
+	}
+	f.checkExactlyOnce()
+}

@@ -1,0 +1,309 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+)
+
+// The selection rules of retention, one definition shared by the retention run, its dry
+// run, the console's preview and the policies page's counts.
+//
+// The policy governing an event is, among the active policies: the organization's own
+// policy named e.retention_policy; else the organization's own policy of e's data
+// classification (the oldest, when it has several); else the global policy named
+// e.retention_policy. An event with no governing policy is due for nothing. Days count in
+// UTC calendar days: an event is due for the archive from the day date(event) +
+// archive_after_days (UTC) on, and due for deletion from the day date(event) +
+// delete_after_days (or retention_days when delete_after_days is empty). An event under an
+// active legal hold (HeldPredicate, the one definition of "held") is never deleted, from
+// audit_log or from an archive; archiving alone is allowed.
+//
+// retentionRules holds one organization's rules at one instant. Its SQL side is written per
+// governing policy (governsSQL), so that every query narrows by the organization, the
+// policy's cutoff (a range of the (organization_id, timestamp) index, which also prunes
+// partitions) and two plain column tests before it asks, row by row, whether a hold keeps
+// the event; its Go side (governing) decides the same for archived lines. A test holds the
+// two to each other.
+
+// retentionPolicy is one active policy that governs some of an organization's events.
+type retentionPolicy struct {
+	ID             int64
+	Name           string
+	Classification string
+	Own            bool // the organization's own (else global)
+	RetentionDays  int
+	ArchiveAfter   *int
+	DeleteAfter    *int
+	ArchiveCutoff  time.Time // events before it are due for the archive (zero: never)
+	DeleteCutoff   time.Time // events before it are due for deletion
+}
+
+// dueCutoff is the instant before which an event is due after days at now: the event
+// becomes due on the UTC calendar day date(event)+days, at midnight.
+func dueCutoff(now time.Time, days int) time.Time {
+	y, m, d := now.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1-days)
+}
+
+// bound is the latest of p's cutoffs: nothing at or after it is due for anything.
+func (p *retentionPolicy) bound() time.Time {
+	if p.ArchiveCutoff.After(p.DeleteCutoff) {
+		return p.ArchiveCutoff
+	}
+	return p.DeleteCutoff
+}
+
+type retentionRules struct {
+	org        string
+	now        time.Time
+	policies   []*retentionPolicy // the governing policies, by name
+	own        map[string]*retentionPolicy
+	global     map[string]*retentionPolicy
+	classOwner map[string]*retentionPolicy // the organization's own policy of a classification
+	ownNames   []string
+	ownClasses []string
+	holds      int64 // active legal holds of the organization
+}
+
+// loadRetentionRules reads org's active policies (its own and the global ones) and counts
+// its active legal holds.
+func loadRetentionRules(ctx context.Context, db *gorm.DB, org string, now time.Time) (*retentionRules, error) {
+	var rows []struct {
+		ID                 int64
+		OrganizationID     string
+		PolicyName         string
+		DataClassification string
+		RetentionDays      int
+		ArchiveAfterDays   *int
+		DeleteAfterDays    *int
+	}
+	err := db.WithContext(ctx).Raw(`SELECT id, organization_id, policy_name, data_classification, retention_days,
+		archive_after_days, delete_after_days FROM audit_retention_policy
+		WHERE is_active AND organization_id IN ('*', ?) ORDER BY id`, org).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("models: retention policies: %w", err)
+	}
+	r := &retentionRules{org: org, now: now.UTC(), own: map[string]*retentionPolicy{}, global: map[string]*retentionPolicy{},
+		classOwner: map[string]*retentionPolicy{}}
+	for _, row := range rows {
+		p := &retentionPolicy{ID: row.ID, Name: row.PolicyName, Classification: row.DataClassification,
+			Own: row.OrganizationID != GlobalOrg, RetentionDays: row.RetentionDays, ArchiveAfter: row.ArchiveAfterDays,
+			DeleteAfter: row.DeleteAfterDays}
+		del := row.RetentionDays
+		if row.DeleteAfterDays != nil {
+			del = *row.DeleteAfterDays
+		}
+		p.DeleteCutoff = dueCutoff(now, del)
+		if row.ArchiveAfterDays != nil {
+			p.ArchiveCutoff = dueCutoff(now, *row.ArchiveAfterDays)
+		}
+		if !p.Own {
+			r.global[p.Name] = p
+			continue
+		}
+		r.own[p.Name] = p
+		r.ownNames = append(r.ownNames, p.Name)
+		if r.classOwner[p.Classification] == nil { // rows come oldest first
+			r.classOwner[p.Classification] = p
+			r.ownClasses = append(r.ownClasses, p.Classification)
+		}
+	}
+	for _, p := range r.own {
+		r.policies = append(r.policies, p)
+	}
+	for name, p := range r.global {
+		if r.own[name] == nil { // an organization's policy of the same name wins
+			r.policies = append(r.policies, p)
+		}
+	}
+	sort.Slice(r.policies, func(i, j int) bool { return r.policies[i].Name < r.policies[j].Name })
+	if r.ownNames == nil {
+		r.ownNames = []string{}
+	}
+	if r.ownClasses == nil {
+		r.ownClasses = []string{}
+	}
+	if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM legal_holds WHERE organization_id = ? AND released_at IS NULL`,
+		org).Scan(&r.holds).Error; err != nil {
+		return nil, fmt.Errorf("models: legal holds: %w", err)
+	}
+	return r, nil
+}
+
+// governing returns the policy governing an event of retention policy name and data
+// classification class, or nil.
+func (r *retentionRules) governing(name, class string) *retentionPolicy {
+	if p := r.own[name]; p != nil {
+		return p
+	}
+	if p := r.classOwner[class]; p != nil {
+		return p
+	}
+	if p := r.global[name]; p != nil {
+		return p
+	}
+	return nil
+}
+
+// governsSQL returns the SQL condition (with ? placeholders) "policy p governs the event of
+// alias e": tests of e.retention_policy and e.data_classification only.
+func (r *retentionRules) governsSQL(p *retentionPolicy, e string) (string, []any) {
+	if p.Own {
+		if r.classOwner[p.Classification] == p {
+			return `(` + e + `.retention_policy = ? OR (` + e + `.data_classification = ? AND NOT (` + e + `.retention_policy = ANY (?::text[]))))`,
+				[]any{p.Name, p.Classification, r.ownNames}
+		}
+		return `(` + e + `.retention_policy = ?)`, []any{p.Name}
+	}
+	return `(` + e + `.retention_policy = ? AND NOT (` + e + `.data_classification = ANY (?::text[])))`, []any{p.Name, r.ownClasses}
+}
+
+// heldSQL returns HeldPredicate for the event of alias e, or "false" when the organization
+// has no active hold (the same answer without a lookup per row).
+func (r *retentionRules) heldSQL(e string) (string, []any) {
+	if r.holds == 0 {
+		return `false`, nil
+	}
+	return HeldPredicate(e, r.org)
+}
+
+// pgxSQL numbers the ? placeholders of q (built from conditions written for gorm) as pgx's
+// $1, $2, …; q holds no other question mark.
+func pgxSQL(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// retentionPlanRow is what is due, in one month, among the events one policy governs.
+type retentionPlanRow struct {
+	Policy  *retentionPolicy
+	Month   time.Time
+	Archive int64 // due for the archive and staying (not deleted by the same run)
+	Delete  int64 // due for deletion and not held
+	Kept    int64 // due for deletion and held
+}
+
+// plan counts, per governing policy and month, what a run at r.now would archive, delete
+// and keep because of holds, in audit_log: one scan of the organization's range of the
+// (organization_id, timestamp) index older than the latest cutoff, each row assigned to the
+// policy governing it by governsSQL, and the hold lookup only for rows due for deletion.
+func (r *retentionRules) plan(ctx context.Context, db *gorm.DB) ([]retentionPlanRow, error) {
+	if len(r.policies) == 0 {
+		return nil, nil
+	}
+	var which, delCut, archCut strings.Builder
+	var whichArgs, delArgs, archArgs []any
+	var bound time.Time
+	which.WriteString(`CASE`)
+	delCut.WriteString(`CASE pi`)
+	archCut.WriteString(`CASE pi`)
+	for i, p := range r.policies {
+		gov, gArgs := r.governsSQL(p, "e")
+		fmt.Fprintf(&which, ` WHEN %s THEN %d`, gov, i)
+		whichArgs = append(whichArgs, gArgs...)
+		fmt.Fprintf(&delCut, ` WHEN %d THEN ?::timestamptz`, i)
+		delArgs = append(delArgs, p.DeleteCutoff)
+		fmt.Fprintf(&archCut, ` WHEN %d THEN ?::timestamptz`, i)
+		archArgs = append(archArgs, p.ArchiveCutoff)
+		if p.bound().After(bound) {
+			bound = p.bound()
+		}
+	}
+	which.WriteString(` END`)
+	delCut.WriteString(` END`)
+	archCut.WriteString(` END`)
+	held, hArgs := r.heldSQL("e")
+	q := `SELECT pi, date_trunc('month', e."timestamp" AT TIME ZONE 'UTC') AS m,
+			count(*) FILTER (WHERE arch AND NOT (del AND NOT held)), count(*) FILTER (WHERE del AND NOT held),
+			count(*) FILTER (WHERE del AND held)
+		FROM (SELECT e.*, CASE WHEN del THEN ` + held + ` ELSE false END AS held
+			FROM (SELECT e.*, e."timestamp" < ` + delCut.String() + ` AS del, e."timestamp" < ` + archCut.String() + ` AS arch
+				FROM (SELECT ` + which.String() + ` AS pi, e.organization_id, e."timestamp", e.principal_id,
+						e.target_resource_type, e.target_resource_id, e.correlation_id
+					FROM audit_log e WHERE e.organization_id = ? AND e."timestamp" < ?) e
+				WHERE pi IS NOT NULL) e
+			WHERE del OR arch) e
+		GROUP BY 1, 2 ORDER BY 1, 2`
+	args := append(append([]any{}, hArgs...), delArgs...)
+	args = append(append(args, archArgs...), whichArgs...)
+	args = append(args, r.org, bound)
+	var out []retentionPlanRow
+	err := WithPgx(ctx, db, func(conn *pgx.Conn) error {
+		rows, _ := conn.Query(ctx, pgxSQL(q), args...)
+		var pi int
+		var m time.Time
+		var a, d, k int64
+		_, err := pgx.ForEachRow(rows, []any{&pi, &m, &a, &d, &k}, func() error {
+			out = append(out, retentionPlanRow{Policy: r.policies[pi], Month: time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, time.UTC),
+				Archive: a, Delete: d, Kept: k})
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("models: plan retention: %w", err)
+	}
+	return out, nil
+}
+
+// heldByHold counts, per active hold, the events due for deletion it keeps (an event may be
+// kept by several holds).
+func (r *retentionRules) heldByHold(ctx context.Context, db *gorm.DB) ([]HoldKeeps, error) {
+	if r.holds == 0 {
+		return nil, nil
+	}
+	byID := map[int64]*HoldKeeps{}
+	var order []int64
+	for _, p := range r.policies {
+		gov, gArgs := r.governsSQL(p, "e")
+		one, oArgs := holdMatches("h", "e")
+		q := `SELECT h.id AS hold_id, h.name, count(*) AS events FROM legal_holds h
+			JOIN audit_log e ON e.organization_id = h.organization_id AND ` + one + `
+			WHERE h.organization_id = ? AND h.released_at IS NULL AND e.organization_id = ? AND e."timestamp" < ? AND ` + gov + `
+			GROUP BY h.id, h.name ORDER BY h.id`
+		var rows []HoldKeeps
+		args := append(append(oArgs, r.org, r.org, p.DeleteCutoff), gArgs...)
+		if err := WithPgx(ctx, db, func(conn *pgx.Conn) error {
+			res, _ := conn.Query(ctx, pgxSQL(q), args...)
+			var k HoldKeeps
+			_, err := pgx.ForEachRow(res, []any{&k.HoldID, &k.Name, &k.Events}, func() error {
+				rows = append(rows, k)
+				return nil
+			})
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("models: preview legal holds: %w", err)
+		}
+		for _, k := range rows {
+			if byID[k.HoldID] == nil {
+				byID[k.HoldID] = &HoldKeeps{HoldID: k.HoldID, Name: k.Name}
+				order = append(order, k.HoldID)
+			}
+			byID[k.HoldID].Events += k.Events
+		}
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	out := make([]HoldKeeps, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byID[id])
+	}
+	return out, nil
+}
