@@ -17,7 +17,6 @@ import (
 	"auditdb/jobs"
 	"auditdb/migrations"
 	"auditdb/models"
-	"auditdb/models/erasure"
 	"auditdb/web"
 )
 
@@ -62,7 +61,6 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 	if err != nil {
 		return nil, nil, err
 	}
-	engine := &erasureEngine{} // its engine needs the services' audit trail and cache: set below
 	svc, err = web.NewServices(web.ServicesConfig{
 		DB: db, Redis: rdb, Pool: pool, DatabaseURL: cfg.DatabaseURL,
 		Sealer: sealer, CheckpointKey: ck, Log: log,
@@ -70,7 +68,7 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 		SMTP: cfg.SMTP, PublicURL: cfg.PublicURL, StatementTimeout: cfg.StatementTimeout,
 		SchemaVersion: migrations.Latest(), Metrics: cfg.metricsMode(),
 		QueryCache: cfg.QueryCache, Perf: cfg.Perf,
-		GDPREngine: engine,
+		PseudonymKey: pseudonymKey,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -78,12 +76,9 @@ func buildServices(ctx context.Context, cfg config, log *slog.Logger) (svc *web.
 	if err := svc.Policy.Load(ctx); err != nil {
 		return nil, nil, err
 	}
-	gdprEngine := erasure.NewEngine(db, svc.Audit, pseudonymKey)
-	gdprEngine.Cache = svc.QueryCache
-	if _, err := gdprEngine.SealLegacyMappings(ctx); err != nil {
+	if _, err := svc.Erasure.SealLegacyMappings(ctx); err != nil {
 		return nil, nil, err
 	}
-	engine.e = gdprEngine
 	stop := svc.Start(ctx)
 	return svc, func() error {
 		// The writer answers everything queued, within a bound.

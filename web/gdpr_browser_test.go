@@ -9,22 +9,25 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/gdpr"
-	"auditdb/models/gdpr/gdprtest"
 	"auditdb/web/webtest"
 )
-
-// browserErasureEngine is the erasure engine behind TestBrowserGDPRErasureFourEyes: a
-// fake on this branch (switch: build the real erasure engine over env's database once it
-// is wired, and assert on the events it erased).
-func browserErasureEngine() gdpr.Engine {
-	return &gdprtest.Engine{Events: 4, Pseudonym: "psn_browser"}
-}
 
 // One holder of audit.gdpr files an erasure and requests it; a second approves it in
 // their own browser; the page polls until the erasure has completed.
 func TestBrowserGDPRErasureFourEyes(t *testing.T) {
-	env := webtest.New(t, webtest.Options{GDPREngine: browserErasureEngine()})
+	env := webtest.New(t) // the real erasure engine
 	org := env.Org("browsergdpr")
+	// john.doe's events: two to delete, one sign-in (compliance-critical) to keep pseudonymized;
+	// jane.roe's stay as they are.
+	john, jane := "john.doe", "jane.roe"
+	now := time.Now().UTC().Add(-time.Hour)
+	env.Events(
+		models.Event{OrganizationID: org, Timestamp: now, Action: "patient.record.read", Status: "success", PrincipalID: &john},
+		models.Event{OrganizationID: org, Timestamp: now, Action: "patient.record.update", Status: "success", PrincipalID: &john},
+		models.Event{OrganizationID: org, Timestamp: now, Action: "auth.login.success", Status: "success", PrincipalID: &john},
+		models.Event{OrganizationID: org, Timestamp: now, Action: "patient.record.read", Status: "success", PrincipalID: &jane},
+	)
+	env.Sequence()
 	a, b := env.User(org, models.OwnerRole), env.User(org, models.OwnerRole)
 	base := serve(t, env)
 	step := func(what string, err error) {
@@ -81,8 +84,28 @@ func TestBrowserGDPRErasureFourEyes(t *testing.T) {
 	step("the page shows the erasure completed", err)
 	pseudonym, err := chromedp.Run(ctxB, chromedp.Text(`[data-testid="request-pseudonym"]`))
 	step("read the pseudonym", err)
-	if !done || strings.TrimSpace(pseudonym) != "psn_browser" {
+	pseudonym = strings.TrimSpace(pseudonym)
+	if !done || pseudonym == "" || strings.Contains(pseudonym, john) {
 		t.Fatalf("completed %v, pseudonym %q", done, pseudonym)
+	}
+	var left []struct{ Action, Principal string }
+	if err := env.DB.Raw(`SELECT action, coalesce(principal_id, '') AS principal FROM audit_log
+		WHERE organization_id = ? AND action NOT LIKE 'gdpr.%' ORDER BY action, principal_id`, org).Scan(&left).Error; err != nil {
+		t.Fatal(err)
+	}
+	var kept, others int
+	for _, e := range left {
+		switch {
+		case e.Principal == john:
+			t.Fatalf("an event still names the erased subject: %+v", e)
+		case e.Principal == pseudonym && e.Action == "auth.login.success":
+			kept++
+		case e.Principal == jane:
+			others++
+		}
+	}
+	if kept != 1 || others != 1 {
+		t.Fatalf("after erasure: %d kept sign-ins under the pseudonym (want 1), %d of jane's events (want 1): %+v", kept, others, left)
 	}
 	r, err := env.Services.GDPR.List(t.Context(), org)
 	if err != nil || len(r) != 1 || r[0].ApprovedBy != b || r[0].SubmittedBy != a || r[0].Status != gdpr.StatusCompleted {

@@ -17,6 +17,7 @@ import (
 	"auditdb/handlers"
 	"auditdb/models"
 	"auditdb/models/bundle"
+	"auditdb/models/erasure"
 	"auditdb/models/gdpr"
 	"auditdb/models/ingest"
 	"auditdb/models/merkle"
@@ -123,6 +124,8 @@ type Services struct {
 	GDPR       *gdpr.Store
 	GDPRRunner *gdpr.Runner
 	GDPRLinks  *reports.Links
+	// Erasure is the erasure engine behind the runner (nil when a fake or none was given).
+	Erasure *erasure.Engine
 
 	// Signals follows the database's change notifications for the caches (nil without a
 	// DatabaseURL: then nothing caches what another writer may change).
@@ -220,6 +223,9 @@ type ServicesConfig struct {
 	// GDPREngine erases and pseudonymizes subjects' events and looks pseudonyms up; nil
 	// refuses those operations (the requests, exports and restrictions work without it).
 	GDPREngine gdpr.Engine
+	// PseudonymKey (32 bytes, erasure.LoadPseudonymKey) builds the real erasure engine
+	// when GDPREngine is nil; with neither, erasure, pseudonymization and lookups answer 503.
+	PseudonymKey []byte
 }
 
 // NewServices builds every store and engine over c's connections. Nothing runs until
@@ -356,6 +362,11 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.QueryCache = querycache.New(db, rdb, qc, log)
 	s.Figures = querycache.Dashboard{Source: s.Dashboard, Cache: s.QueryCache}
 	s.ReportRunner.Gen = reports.Cached{Gen: s.ReportRunner.Gen, DB: db, Cache: s.QueryCache}
+	if c.GDPREngine == nil && len(c.PseudonymKey) > 0 {
+		s.Erasure = erasure.NewEngine(db, trail, c.PseudonymKey)
+		s.Erasure.Cache = s.QueryCache
+		s.GDPRRunner.Engine = &erasureEngine{s.Erasure}
+	}
 	perf := c.Perf
 	if perf == (models.PerfOptions{}) {
 		perf = models.DefaultPerfOptions()

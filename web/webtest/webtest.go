@@ -4,6 +4,7 @@
 package webtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -73,8 +74,8 @@ type Options struct {
 	// database (one whose migration history is behind, or one that is closed, stands for
 	// a database not ready). The ingest writer's pool stays on the test database.
 	DB *gorm.DB
-	// GDPREngine is the erasure engine behind the GDPR pages (a fake, see models/gdpr/gdprtest);
-	// nil refuses erasure, pseudonymization and lookups.
+	// GDPREngine replaces the erasure engine behind the GDPR pages with a fake (see
+	// models/gdpr/gdprtest); nil: the real engine (models/erasure) under a fixed test key.
 	GDPREngine gdpr.Engine
 }
 
@@ -133,6 +134,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 		SchemaVersion:    migrations.Latest(),
 		Metrics:          o.Metrics,
 		GDPREngine:       o.GDPREngine,
+		PseudonymKey:     bytes.Repeat([]byte{0x5a}, 32),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package cli
+package web
 
 import (
 	"context"
@@ -9,8 +9,7 @@ import (
 )
 
 // erasureEngine lets the GDPR request workflow (package gdpr, which declares the methods it
-// calls) drive the erasure engine; the two packages' types have the same fields. e is set
-// once the services it needs (the audit trail, the query cache) exist, before serving.
+// calls) drive the erasure engine; the two packages' types have the same fields.
 type erasureEngine struct{ e *erasure.Engine }
 
 func (a *erasureEngine) Count(ctx context.Context, org string, s gdpr.Subject) (int64, error) {
