@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/gorm"
 )
 
@@ -96,6 +97,54 @@ type PoolStats struct {
 	Waits             int64
 	// AvgAcquireMS is the average wait of the requests that had to wait for a connection.
 	AvgAcquireMS float64
+	// Writer is the ingest writer's pgx pool (nil when the store was given none).
+	Writer *WriterPoolStats `json:"writer,omitempty"`
+}
+
+// WriterPoolStats are the ingest writer's pgx pool figures. Unlike database/sql, pgx
+// counts its acquisitions: the successful ones (Acquires, with their total duration) and
+// those canceled by their context before a connection came (Canceled). An acquisition
+// that failed because a new connection could not be made is counted in neither, so the
+// success rate covers waiting, not reaching the server (the health panel's database
+// check does).
+type WriterPoolStats struct {
+	Total    int   `json:"total"`
+	InUse    int   `json:"in_use"`
+	Idle     int   `json:"idle"`
+	Max      int   `json:"max"`
+	Acquires int64 `json:"acquires"`
+	Canceled int64 `json:"canceled"`
+	// Waits are the successful acquisitions that found the pool empty and waited.
+	Waits int64 `json:"waits"`
+	// AvgAcquireMS is the average time of a successful acquisition, waits or not.
+	AvgAcquireMS float64 `json:"avg_acquire_ms"`
+	// SuccessPct is the share of acquisitions that got a connection, in [0, 100].
+	SuccessPct float64 `json:"success_pct"`
+}
+
+// AcquireSuccessPct is the share in percent of acquisitions that got a connection, of
+// acquires successful ones and canceled ones canceled by their context (pgx counts the two
+// apart: its AcquireCount holds the successful ones only). With none it is 100.
+func AcquireSuccessPct(acquires, canceled int64) float64 {
+	if acquires < 0 || canceled < 0 || acquires+canceled == 0 {
+		return 100
+	}
+	return 100 * float64(acquires) / float64(acquires+canceled)
+}
+
+// AvgAcquireMS is the average of total over n acquisitions in milliseconds (0 with none).
+func AvgAcquireMS(total time.Duration, n int64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64(total.Microseconds()) / 1000 / float64(n)
+}
+
+func writerPoolStats(st *pgxpool.Stat) *WriterPoolStats {
+	return &WriterPoolStats{Total: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()),
+		Max: int(st.MaxConns()), Acquires: st.AcquireCount(), Canceled: st.CanceledAcquireCount(), Waits: st.EmptyAcquireCount(),
+		AvgAcquireMS: AvgAcquireMS(st.AcquireDuration(), st.AcquireCount()),
+		SuccessPct:   AcquireSuccessPct(st.AcquireCount(), st.CanceledAcquireCount())}
 }
 
 // PerfStore reads PostgreSQL's own statistics for the performance page and report, runs
@@ -103,9 +152,10 @@ type PoolStats struct {
 // as a whole, so only superadmins see it; the organization-scoped parts are the named
 // EXPLAINs (run with the viewer's organization).
 type PerfStore struct {
-	db    *gorm.DB
-	opts  PerfOptions
-	trail *AuditTrail
+	db     *gorm.DB
+	writer *pgxpool.Pool
+	opts   PerfOptions
+	trail  *AuditTrail
 }
 
 // NewPerfStore returns a store over db.
@@ -119,6 +169,12 @@ func NewPerfStore(db *gorm.DB, opts PerfOptions) *PerfStore {
 // WithAudit records the page's maintenance in trail; it returns s.
 func (s *PerfStore) WithAudit(trail *AuditTrail) *PerfStore {
 	s.trail = trail
+	return s
+}
+
+// WithWriterPool reports the ingest writer's pgx pool beside the console's; it returns s.
+func (s *PerfStore) WithWriterPool(pool *pgxpool.Pool) *PerfStore {
+	s.writer = pool
 	return s
 }
 
@@ -222,21 +278,22 @@ func later(a, b *time.Time) *time.Time {
 	return b
 }
 
-// Pool returns the database pool's figures.
+// Pool returns the console's database pool's figures and, with WithWriterPool, the
+// ingest writer's.
 func (s *PerfStore) Pool() PoolStats {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return PoolStats{}
+	var p PoolStats
+	if sqlDB, err := s.db.DB(); err == nil {
+		p = poolStats(sqlDB.Stats())
 	}
-	st := sqlDB.Stats()
-	return poolStats(st)
+	if s.writer != nil {
+		p.Writer = writerPoolStats(s.writer.Stat())
+	}
+	return p
 }
 
 func poolStats(st sql.DBStats) PoolStats {
 	p := PoolStats{Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle, MaxOpen: st.MaxOpenConnections, Waits: st.WaitCount}
-	if st.WaitCount > 0 {
-		p.AvgAcquireMS = float64(st.WaitDuration.Microseconds()) / 1000 / float64(st.WaitCount)
-	}
+	p.AvgAcquireMS = AvgAcquireMS(st.WaitDuration, st.WaitCount)
 	return p
 }
 

@@ -194,3 +194,93 @@ func TestSnapshotsStoreOncePerSlotAndPrune(t *testing.T) {
 		t.Fatalf("pruned %d, %v", n, err)
 	}
 }
+
+// TestAcquireSuccessPct: pgx counts successful and canceled acquisitions apart, so the
+// rate is successes over both; with none it is 100 %.
+func TestAcquireSuccessPct(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		acquires, canceled int64
+		want               float64
+	}{
+		{"no acquisitions", 0, 0, 100},
+		{"all succeeded", 7, 0, 100},
+		{"one of four canceled", 3, 1, 75},
+		{"all canceled", 0, 5, 0},
+		{"more canceled than succeeded", 1, 3, 25},
+		{"negative counters are not trusted", -1, 0, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := models.AcquireSuccessPct(tc.acquires, tc.canceled); got != tc.want {
+				t.Fatalf("AcquireSuccessPct(%d, %d) = %v, want %v", tc.acquires, tc.canceled, got, tc.want)
+			}
+		})
+	}
+	if got := models.AvgAcquireMS(0, 0); got != 0 {
+		t.Fatalf("average of no acquisitions = %v, want 0", got)
+	}
+	if got := models.AvgAcquireMS(3*time.Millisecond, 2); got != 1.5 {
+		t.Fatalf("average of 3 ms over 2 = %v, want 1.5", got)
+	}
+}
+
+// TestSnapshotRecordsTheWriterPool: a report taken after real acquisitions on the writer's
+// pgx pool, one of them canceled, stores its counts and success rate.
+func TestSnapshotRecordsTheWriterPool(t *testing.T) {
+	db := pgtest.DB(t)
+	ctx := context.Background()
+	pool, err := models.OpenPool(ctx, pgtest.DSN(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	for range 5 {
+		if _, err := pool.Exec(ctx, `SELECT 1`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := pool.Acquire(canceled); err == nil {
+		t.Fatal("an acquisition with a canceled context succeeded")
+	}
+	st := pool.Stat()
+	s := models.NewPerfStore(db, models.DefaultPerfOptions()).WithWriterPool(pool)
+	now := time.Now().UTC()
+	f, err := s.Gather(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := models.SnapshotSlot(now)
+	if ok, err := s.SaveSnapshot(ctx, slot, time.Millisecond, f); err != nil || !ok {
+		t.Fatalf("save: %v %v", ok, err)
+	}
+	snaps, err := s.Snapshots(ctx, slot)
+	if err != nil || len(snaps) != 1 {
+		t.Fatalf("snapshots: %d, %v", len(snaps), err)
+	}
+	w := snaps[0].Figures.Pool.Writer
+	if w == nil {
+		t.Fatal("the stored report lacks the writer pool")
+	}
+	if w.Acquires < 6 || w.Acquires != st.AcquireCount() {
+		t.Fatalf("acquires %d, want the pool's %d (at least 6)", w.Acquires, st.AcquireCount())
+	}
+	if w.Canceled != 1 {
+		t.Fatalf("canceled %d, want 1", w.Canceled)
+	}
+	if w.SuccessPct < 0 || w.SuccessPct >= 100 {
+		t.Fatalf("success rate %v, want in [0, 100) with one canceled", w.SuccessPct)
+	}
+	if want := models.AcquireSuccessPct(w.Acquires, 1); w.SuccessPct != want {
+		t.Fatalf("success rate %v, want %v", w.SuccessPct, want)
+	}
+	if w.Max != 2 || w.AvgAcquireMS < 0 {
+		t.Fatalf("writer pool %+v", w)
+	}
+
+	// Without a writer pool the report has none, and says nothing about it.
+	if p := models.NewPerfStore(db, models.DefaultPerfOptions()).Pool(); p.Writer != nil {
+		t.Fatalf("writer figures without a writer pool: %+v", p.Writer)
+	}
+}

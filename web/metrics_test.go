@@ -209,6 +209,17 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("pool %s: no wait time series", pool)
 		}
 	}
+	// The writer's pgx pool counts its acquisitions: the success rate is derivable.
+	ingestPool := map[string]string{"pool": "ingest"}
+	if got := delta("auditdb_db_pool_acquires_total", ingestPool); got < 1 {
+		t.Errorf("ingest pool acquires grew by %v, want at least 1 (the writer committed)", got)
+	}
+	if got := value(after, "auditdb_db_pool_acquire_seconds_total", ingestPool); got <= 0 {
+		t.Errorf("ingest pool acquire time %v, want > 0", got)
+	}
+	if len(series(after, "auditdb_db_pool_canceled_acquires_total", ingestPool)) != 1 {
+		t.Error("ingest pool: no canceled acquisitions series")
+	}
 	for _, name := range []string{"auditdb_query_cache_hits_total", "auditdb_query_cache_misses_total"} {
 		if got := delta(name, nil); got < 1 {
 			t.Errorf("%s grew by %v, want at least 1", name, got)

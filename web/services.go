@@ -334,7 +334,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 			st := pool.Stat()
 			return metrics.PoolStats{Max: int64(st.MaxConns()), Open: int64(st.TotalConns()), InUse: int64(st.AcquiredConns()),
 				Idle: int64(st.IdleConns()), Waits: st.EmptyAcquireCount(), WaitTime: st.EmptyAcquireWaitTime(),
-				Acquires: st.AcquireCount()}
+				Acquires: st.AcquireCount(), AcquireTime: st.AcquireDuration(), Canceled: st.CanceledAcquireCount()}
 		})
 	}
 	s.Reports = reports.NewStore(db, trail)
@@ -372,6 +372,9 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		perf = models.DefaultPerfOptions()
 	}
 	s.Perf = models.NewPerfStore(db, perf).WithAudit(trail)
+	if c.Pool != nil {
+		s.Perf.WithWriterPool(c.Pool)
+	}
 	s.Health.SetCache(s.QueryCache)
 	metrics.SetQueryCache(func() metrics.CacheStats {
 		st := s.QueryCache.Stats()

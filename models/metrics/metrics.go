@@ -150,8 +150,11 @@ type PoolStats struct {
 	// Waits is how many acquisitions had to wait, WaitTime their total wait.
 	Waits    int64
 	WaitTime time.Duration
-	// Acquires counts acquisitions where the driver counts them (pgx); 0 otherwise.
-	Acquires int64
+	// Acquires counts successful acquisitions where the driver counts them (pgx), with
+	// their total time; Canceled those canceled by their context. 0 otherwise.
+	Acquires    int64
+	AcquireTime time.Duration
+	Canceled    int64
 }
 
 // poolCollector reports the pools registered with SetPool at every scrape.
@@ -159,7 +162,7 @@ type poolCollector struct {
 	mu      sync.Mutex
 	sources map[string]func() PoolStats
 
-	max, open, inUse, idle, waits, waitTime, acquires *prometheus.Desc
+	max, open, inUse, idle, waits, waitTime, acquires, acquireTime, canceled *prometheus.Desc
 }
 
 func newPoolCollector() *poolCollector {
@@ -167,14 +170,16 @@ func newPoolCollector() *poolCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "db_pool", name), help, []string{"pool"}, nil)
 	}
 	return &poolCollector{
-		sources:  map[string]func() PoolStats{},
-		max:      d("max_connections", "The pool's connection limit."),
-		open:     d("open_connections", "Connections open, in use or idle."),
-		inUse:    d("in_use_connections", "Connections in use."),
-		idle:     d("idle_connections", "Idle connections."),
-		waits:    d("waits_total", "Acquisitions that waited for a connection."),
-		waitTime: d("wait_seconds_total", "Total time acquisitions waited for a connection."),
-		acquires: d("acquires_total", "Successful acquisitions (pools that count them)."),
+		sources:     map[string]func() PoolStats{},
+		max:         d("max_connections", "The pool's connection limit."),
+		open:        d("open_connections", "Connections open, in use or idle."),
+		inUse:       d("in_use_connections", "Connections in use."),
+		idle:        d("idle_connections", "Idle connections."),
+		waits:       d("waits_total", "Acquisitions that waited for a connection."),
+		waitTime:    d("wait_seconds_total", "Total time acquisitions waited for a connection."),
+		acquires:    d("acquires_total", "Successful acquisitions (pools that count them)."),
+		acquireTime: d("acquire_seconds_total", "Total time of the successful acquisitions (pools that count them)."),
+		canceled:    d("canceled_acquires_total", "Acquisitions canceled by their context before a connection came (pools that count them)."),
 	}
 }
 
@@ -193,7 +198,7 @@ func SetPool(name string, stats func() PoolStats) {
 }
 
 func (p *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{p.max, p.open, p.inUse, p.idle, p.waits, p.waitTime, p.acquires} {
+	for _, d := range []*prometheus.Desc{p.max, p.open, p.inUse, p.idle, p.waits, p.waitTime, p.acquires, p.acquireTime, p.canceled} {
 		ch <- d
 	}
 }
@@ -220,6 +225,8 @@ func (p *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		c(p.waits, float64(s.Waits))
 		c(p.waitTime, s.WaitTime.Seconds())
 		c(p.acquires, float64(s.Acquires))
+		c(p.acquireTime, s.AcquireTime.Seconds())
+		c(p.canceled, float64(s.Canceled))
 	}
 }
 
