@@ -211,6 +211,16 @@ func perfProps(c *fiber.Ctx, d PerfDeps) (performance.Props, error) {
 		{Label: "Waits", Value: components.Thousands(pool.Waits), TestID: "perf-pool-waits"},
 		{Label: "Average acquire wait", Value: ms(pool.AvgAcquireMS), TestID: "perf-pool-acquire"},
 	}
+	if w := pool.Writer; w != nil {
+		p.WriterPool = []performance.Stat{
+			{Label: "Open", Value: strconv.Itoa(w.Total) + " of " + strconv.Itoa(w.Max), TestID: "perf-writer-pool-open"},
+			{Label: "In use", Value: strconv.Itoa(w.InUse), TestID: "perf-writer-pool-inuse"},
+			{Label: "Acquisitions", Value: components.Thousands(w.Acquires), TestID: "perf-writer-pool-acquires"},
+			{Label: "Canceled", Value: components.Thousands(w.Canceled), TestID: "perf-writer-pool-canceled"},
+			{Label: "Success rate", Value: fmt.Sprintf("%.1f %%", w.SuccessPct), TestID: "perf-writer-pool-success"},
+			{Label: "Average acquire time", Value: ms(w.AvgAcquireMS), TestID: "perf-writer-pool-acquire"},
+		}
+	}
 	if d.Cache != nil {
 		st := d.Cache.Stats()
 		state := "on"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,10 +40,12 @@ func TestPerformancePage(t *testing.T) {
 				`data-testid="perf-indexes"`, `data-testid="perf-pool-open"`, `data-testid="perf-cache-ratio"`,
 				`data-testid="perf-24h-ingest-svg"`, `data-testid="perf-7d-latency-svg"`, `data-testid="perf-slow"`,
 				`data-testid="perf-24h-lag-svg"`, "Sequencer (oldest waiting write)", "42.5 s",
-				`data-testid="perf-vacuum-choose"`, `data-testid="perf-explain-hours"`}, nil},
+				`data-testid="perf-vacuum-choose"`, `data-testid="perf-explain-hours"`,
+				`data-testid="perf-writer-pool-stats"`, `data-testid="perf-writer-pool-success"`}, nil},
 		{"a member sees its organization's figures only", member, "/performance", 200,
 			[]string{`data-testid="perf-health"`, `data-testid="perf-explain-hours"`},
-			[]string{`data-testid="perf-tables"`, `data-testid="perf-slow"`, `data-testid="perf-pool"`, `data-testid="perf-vacuum`}},
+			[]string{`data-testid="perf-tables"`, `data-testid="perf-slow"`, `data-testid="perf-pool"`, `data-testid="perf-vacuum`,
+				`data-testid="perf-writer-pool`}},
 		{"another organization's figures are not found", member, "/performance?org=" + other, 404, nil, nil},
 		{"another organization's plans are not found", owner, "/performance/explain/hours?org=" + other, 404, nil, nil},
 		{"a superadmin may read another organization's plans", root, "/performance/explain/hours?org=" + other, 200,
@@ -70,6 +73,27 @@ func TestPerformancePage(t *testing.T) {
 			}
 		})
 	}
+
+	// The writer's pgx pool beside the console's: after real acquisitions its count is
+	// nonzero and its success rate a percentage.
+	t.Run("writer pool", func(t *testing.T) {
+		pool := env.Pool
+		for range 3 {
+			if _, err := pool.Exec(ctx, `SELECT 1`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := root.Get("/performance")
+		acquires := testidText(r.Body, "perf-writer-pool-acquires")
+		if n, err := strconv.ParseInt(strings.ReplaceAll(acquires, ",", ""), 10, 64); err != nil || n < 3 {
+			t.Fatalf("writer pool acquisitions %q, want at least 3", acquires)
+		}
+		rate := testidText(r.Body, "perf-writer-pool-success")
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(rate, " %"), 64)
+		if err != nil || pct < 0 || pct > 100 {
+			t.Fatalf("writer pool success rate %q, want a percentage in [0, 100]", rate)
+		}
+	})
 
 	// pg_stat_statements: without it the page explains how to enable it.
 	env.DB.Exec(`DROP EXTENSION IF EXISTS pg_stat_statements`)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
@@ -44,7 +45,9 @@ type Env struct {
 	Sealer   *models.Sealer
 	Parts    *models.PartitionManager
 	Log      *merkle.Log
-	opts     Options
+	// Pool is the ingest writer's pgx pool.
+	Pool *pgxpool.Pool
+	opts Options
 }
 
 // TestSigningKey is the signing key of every Env.
@@ -142,7 +145,7 @@ func newEnv(t testing.TB, db *gorm.DB, rdb *redis.Client, o Options) *Env {
 	svc.Merkle.CheckpointEvery = 0
 	stop := svc.Start(context.Background())
 	t.Cleanup(func() { stop(context.Background()) })
-	return &Env{T: t, App: web.New(svc), DB: db, Services: svc, Sealer: sealer, Parts: svc.Parts, Log: svc.Merkle, opts: o}
+	return &Env{T: t, App: web.New(svc), DB: db, Services: svc, Sealer: sealer, Parts: svc.Parts, Log: svc.Merkle, Pool: pool, opts: o}
 }
 
 // Serve runs the application on a loopback port until the test ends and returns its base

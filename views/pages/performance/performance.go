@@ -61,6 +61,7 @@ type Props struct {
 	Indexes       []IndexRow
 	Tables        []TableRow
 	Pool          []Stat
+	WriterPool    []Stat // the ingest writer's pgx pool; empty without one
 	Cache         []Stat
 	Suggestions   []string
 	Charts24h     []components.LineChart
