@@ -591,9 +591,13 @@ func newAPIGDPRRequest(r *gdpr.Request, now time.Time) apiGDPRRequestState {
 		Result: r.Result, Pseudonym: r.Pseudonym, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-// decodeStrict reads body as exactly one JSON object into v: an unknown field, a value of
-// the wrong type or anything after the object is a KindInvalid error naming the field.
+// decodeStrict reads body as exactly one JSON object into v: a member given twice, a
+// string that is not valid text (see checkStrictJSON), an unknown field, a value of the
+// wrong type or anything after the object is a KindInvalid error naming the field.
 func decodeStrict(body []byte, v any) error {
+	if err := checkStrictJSON(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

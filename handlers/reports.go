@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -716,12 +715,13 @@ var apiReportFields = map[string]bool{"template_id": true, "type": true, "from":
 	"action": true, "status": true, "principal": true, "resource_type": true, "resource_id": true, "classification": true,
 	"patient": true}
 
-// decodeReportRequest reads body as exactly one JSON object of known members, in valid
-// UTF-8, and returns a KindInvalid error naming the member (or "body") at fault.
+// decodeReportRequest reads body as exactly one JSON object of known members, each given
+// once, in valid text (see checkStrictJSON), and returns a KindInvalid error naming the
+// member (or "body") at fault.
 func decodeReportRequest(body []byte) (apiReportRequest, error) {
 	var req apiReportRequest
-	if !utf8.Valid(body) {
-		return req, models.Invalid("body", "must be valid UTF-8")
+	if err := checkStrictJSON(body); err != nil {
+		return req, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var members map[string]json.RawMessage
