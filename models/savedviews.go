@@ -54,6 +54,10 @@ func ValidSavedViewName(name string) (string, error) {
 	switch {
 	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
 		return name, Invalid("name", "must be plain text on one line")
+	case strings.ContainsFunc(name, isFormatChar):
+		r, _ := utf8.DecodeRuneInString(name[strings.IndexFunc(name, isFormatChar):])
+		return name, Invalid("name", fmt.Sprintf("must not hold invisible formatting characters such as zero-width spaces or "+
+			"direction marks (it holds U+%04X)", r))
 	case name == "":
 		return name, Invalid("name", "is required: give the view a name, such as “Failed logins this week”")
 	case utf8.RuneCountInString(name) > MaxSavedViewName:
@@ -61,6 +65,11 @@ func ValidSavedViewName(name string) (string, error) {
 	}
 	return name, nil
 }
+
+// isFormatChar reports whether r is a Unicode format character (category Cf): invisible,
+// and some (U+202E and the other bidi controls) turn the text around them, so a name
+// holding one may look empty or like another name.
+func isFormatChar(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // SavedViewStore keeps the saved views of the events list. Every method takes the
 // organization and the acting user: a user sees their own views and the ones shared in the
