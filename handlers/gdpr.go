@@ -517,7 +517,8 @@ func DownloadGDPRExport(d GDPRDeps) fiber.Handler {
 		v := render.ViewerOf(c)
 		org := v.OrgID
 		id, format := strings.Clone(c.Params("id")), strings.Clone(c.Params("format"))
-		if err := d.Links.Check(org, id, format, c.Query("exp"), c.Query("sig")); err != nil {
+		exp, sig := linkQuery(c)
+		if err := d.Links.Check(org, id, format, exp, sig); err != nil {
 			if errors.Is(err, reports.ErrLinkExpired) {
 				return fiber.NewError(fiber.StatusGone, "this download link has expired: open the request again for a fresh link")
 			}

@@ -267,6 +267,11 @@ func TestLinks(t *testing.T) {
 	if err := l.Check("org-a", "exe_1", "csv", "99999999999", vals["sig"]); models.KindOf(err) != models.KindNotFound {
 		t.Errorf("a moved expiry: %v", err)
 	}
+	for _, exp := range []string{"0" + vals["exp"], "+" + vals["exp"], vals["exp"] + " "} {
+		if err := l.Check("org-a", "exe_1", "csv", exp, vals["sig"]); models.KindOf(err) != models.KindNotFound {
+			t.Errorf("expiry spelled %q: %v", exp, err)
+		}
+	}
 	l.Now = func() time.Time { return now.Add(2 * time.Hour) }
 	if err := l.Check("org-a", "exe_1", "csv", vals["exp"], vals["sig"]); !errors.Is(err, reports.ErrLinkExpired) {
 		t.Errorf("an expired link: %v", err)
