@@ -37,6 +37,8 @@ func TestAPIReportRequestRefusals(t *testing.T) {
 		{"from far in the future", `{"type":"GENERAL_COMPLIANCE","from":"` + at(now.Add(72*time.Hour)) + `","to":"` + at(now.Add(96*time.Hour)) + `"}`, "from"},
 		{"to more than a day ahead", `{"type":"GENERAL_COMPLIANCE","from":"` + at(now.Add(-time.Hour)) + `","to":"` + at(now.Add(25*time.Hour)) + `"}`, "to"},
 		{"from after to", `{"type":"GENERAL_COMPLIANCE","from":"` + at(now.Add(-time.Hour)) + `","to":"` + at(now.Add(-2*time.Hour)) + `"}`, "to"},
+		{"from before 2000 without to", `{"type":"GENERAL_COMPLIANCE","from":"1999-12-31T23:59:59Z"}`, "from"},
+		{"from long before 2000 with to", `{"type":"GENERAL_COMPLIANCE","from":"1990-01-01","to":"2001-01-01"}`, "from"},
 		{"longer than five years", `{"type":"GENERAL_COMPLIANCE","from":"2015-01-01T00:00:00Z","to":"2021-01-02T00:00:00Z"}`, "to"},
 		{"from not a time", `{"type":"GENERAL_COMPLIANCE","from":"yesterday"}`, "from"},
 		{"from a number", `{"type":"GENERAL_COMPLIANCE","from":1700000000}`, "from"},

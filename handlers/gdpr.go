@@ -517,7 +517,8 @@ func DownloadGDPRExport(d GDPRDeps) fiber.Handler {
 		v := render.ViewerOf(c)
 		org := v.OrgID
 		id, format := strings.Clone(c.Params("id")), strings.Clone(c.Params("format"))
-		if err := d.Links.Check(org, id, format, c.Query("exp"), c.Query("sig")); err != nil {
+		exp, sig := linkQuery(c)
+		if err := d.Links.Check(org, id, format, exp, sig); err != nil {
 			if errors.Is(err, reports.ErrLinkExpired) {
 				return fiber.NewError(fiber.StatusGone, "this download link has expired: open the request again for a fresh link")
 			}
@@ -591,9 +592,13 @@ func newAPIGDPRRequest(r *gdpr.Request, now time.Time) apiGDPRRequestState {
 		Result: r.Result, Pseudonym: r.Pseudonym, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
-// decodeStrict reads body as exactly one JSON object into v: an unknown field, a value of
-// the wrong type or anything after the object is a KindInvalid error naming the field.
+// decodeStrict reads body as exactly one JSON object into v: a member given twice, a
+// string that is not valid text (see checkStrictJSON), an unknown field, a value of the
+// wrong type or anything after the object is a KindInvalid error naming the field.
 func decodeStrict(body []byte, v any) error {
+	if err := checkStrictJSON(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -185,6 +185,9 @@ func TestGDPRExportDownloadLinks(t *testing.T) {
 	}{
 		{"expired", owner, expired, 410},
 		{"tampered", owner, strings.Replace(href, "sig=", "sig=0", 1), 404},
+		{"expiry with a leading 0", owner, strings.Replace(href, "exp=", "exp=0", 1), 404},
+		{"expiry with a +", owner, strings.Replace(href, "exp=", "exp=%2B", 1), 404},
+		{"sig given twice", owner, href + "&sig=00", 404},
 		{"another format", owner, strings.Replace(href, "/csv?", "/json?", 1), 404},
 		{"another organization's session", otherOwner, href, 404},
 		{"made for another organization", otherOwner, foreign, 404},

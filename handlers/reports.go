@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -656,6 +655,19 @@ func deliveryNote(attempts []reports.DeliveryAttempt) string {
 	return fmt.Sprintf("Delivery is tried again automatically (at most %d attempts within 24 hours).", reports.MaxDeliveryAttempts)
 }
 
+// linkQuery returns a signed link's exp and sig, each "" (which no link check takes)
+// unless given exactly once: a link has one spelling.
+func linkQuery(c *fiber.Ctx) (exp, sig string) {
+	args := c.Context().QueryArgs()
+	one := func(name string) string {
+		if vs := args.PeekMulti(name); len(vs) == 1 {
+			return string(vs[0])
+		}
+		return ""
+	}
+	return one("exp"), one("sig")
+}
+
 // DownloadReportFile serves a file through its signed link, self-audited as
 // report.download: a changed link or another organization's is 404, an expired one 410.
 func DownloadReportFile(d ReportDeps) fiber.Handler {
@@ -667,7 +679,8 @@ func DownloadReportFile(d ReportDeps) fiber.Handler {
 
 func serveReportFile(c *fiber.Ctx, d ReportDeps, org string, by models.Actor) error {
 	exec, format := strings.Clone(c.Params("id")), strings.Clone(c.Params("format"))
-	if err := d.Links.Check(org, exec, format, c.Query("exp"), c.Query("sig")); err != nil {
+	exp, sig := linkQuery(c)
+	if err := d.Links.Check(org, exec, format, exp, sig); err != nil {
 		if errors.Is(err, reports.ErrLinkExpired) {
 			return fiber.NewError(fiber.StatusGone, "this download link has expired: open the report again for a fresh link")
 		}
@@ -716,12 +729,13 @@ var apiReportFields = map[string]bool{"template_id": true, "type": true, "from":
 	"action": true, "status": true, "principal": true, "resource_type": true, "resource_id": true, "classification": true,
 	"patient": true}
 
-// decodeReportRequest reads body as exactly one JSON object of known members, in valid
-// UTF-8, and returns a KindInvalid error naming the member (or "body") at fault.
+// decodeReportRequest reads body as exactly one JSON object of known members, each given
+// once, in valid text (see checkStrictJSON), and returns a KindInvalid error naming the
+// member (or "body") at fault.
 func decodeReportRequest(body []byte) (apiReportRequest, error) {
 	var req apiReportRequest
-	if !utf8.Valid(body) {
-		return req, models.Invalid("body", "must be valid UTF-8")
+	if err := checkStrictJSON(body); err != nil {
+		return req, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var members map[string]json.RawMessage

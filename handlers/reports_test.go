@@ -127,6 +127,8 @@ func TestReportsPages(t *testing.T) {
 	})
 	t.Run("tampered link", func(t *testing.T) {
 		for _, bad := range []string{strings.Replace(href, "sig=", "sig=00", 1), strings.Replace(href, "/csv?", "/pdf?", 1),
+			strings.Replace(href, "exp=", "exp=0", 1), strings.Replace(href, "exp=", "exp=%2B", 1), href + "&sig=00",
+			strings.Replace(href, "sig=", "sig=00&sig=", 1),
 			regexp.MustCompile(`exp=\d+`).ReplaceAllString(href, "exp=99999999999")} {
 			if r := member.Get(bad); r.StatusCode != 404 {
 				t.Errorf("%s: %d, want 404", bad, r.StatusCode)

@@ -71,15 +71,19 @@ var (
 	nat64LocalPrefix = netip.MustParsePrefix("64:ff9b:1::/48")
 	sixToFourPrefix  = netip.MustParsePrefix("2002::/16")
 	v4CompatPrefix   = netip.MustParsePrefix("::/96")
+	// v4TranslatedPrefix is SIIT's IPv4-translated form (RFC 2765), ::ffff:0:a.b.c.d (not the
+	// IPv4-mapped ::ffff:a.b.c.d, which Unmap handles).
+	v4TranslatedPrefix = netip.MustParsePrefix("::ffff:0:0:0/96")
 )
 
 // embeddedIPv4 returns the IPv4 address an IPv6 address carries (NAT64 64:ff9b::/96 and
 // 64:ff9b:1::/48 in the last 32 bits, 6to4 2002::/16 in bits 16-47, IPv4-compatible ::/96
-// in the last 32 bits), and whether it carries one.
+// and IPv4-translated ::ffff:0:0:0/96 in the last 32 bits), and whether it carries one.
 func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 	b := a.As16()
 	switch {
-	case nat64Prefix.Contains(a), nat64LocalPrefix.Contains(a), v4CompatPrefix.Contains(a) && !a.IsUnspecified() && a != netip.IPv6Loopback():
+	case nat64Prefix.Contains(a), nat64LocalPrefix.Contains(a), v4TranslatedPrefix.Contains(a),
+		v4CompatPrefix.Contains(a) && !a.IsUnspecified() && a != netip.IPv6Loopback():
 		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
 	case sixToFourPrefix.Contains(a):
 		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true

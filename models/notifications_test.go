@@ -88,6 +88,8 @@ func TestCheckWebhookURL(t *testing.T) {
 		{"6to4 of a private address", "https://[2002:a00:1::1]/hook", false, "private"},
 		{"IPv4-compatible private address", "https://[::a00:1]/hook", false, "private"},
 		{"NAT64 of loopback is not loopback", "http://[64:ff9b::7f00:1]/hook", false, "private"},
+		{"IPv4-translated private address", "https://[::ffff:0:a00:1]/hook", false, "private"},
+		{"IPv4-translated loopback is not loopback", "http://[::ffff:0:7f00:1]/hook", false, "private"},
 		{"IPv6 site-local", "https://[fec0::1]/hook", false, "private"},
 		{"benchmarking range", "https://198.18.0.1/hook", false, "private"},
 		{"reserved 240/4", "https://240.0.0.1/hook", false, "private"},

@@ -54,6 +54,8 @@ func ValidSavedViewName(name string) (string, error) {
 	switch {
 	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
 		return name, Invalid("name", "must be plain text on one line")
+	case HasFormatChar(name):
+		return name, FormatCharError("name", name)
 	case name == "":
 		return name, Invalid("name", "is required: give the view a name, such as “Failed logins this week”")
 	case utf8.RuneCountInString(name) > MaxSavedViewName:
@@ -61,6 +63,22 @@ func ValidSavedViewName(name string) (string, error) {
 	}
 	return name, nil
 }
+
+// HasFormatChar reports whether s holds a Unicode format character (category Cf: zero-width
+// spaces and joiners, the byte order mark, soft hyphens, bidi controls such as U+202E).
+// They are invisible, and the bidi ones turn the text around them, so a name holding one
+// may look empty or like another name: names people give things refuse them.
+func HasFormatChar(s string) bool { return strings.ContainsFunc(s, isFormatChar) }
+
+// FormatCharError is the KindInvalid error naming field for s, which holds a format
+// character (see HasFormatChar); it says which.
+func FormatCharError(field, s string) error {
+	r, _ := utf8.DecodeRuneInString(s[max(strings.IndexFunc(s, isFormatChar), 0):])
+	return Invalid(field, fmt.Sprintf("must not hold invisible formatting characters such as zero-width spaces or "+
+		"direction marks (it holds U+%04X)", r))
+}
+
+func isFormatChar(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // SavedViewStore keeps the saved views of the events list. Every method takes the
 // organization and the acting user: a user sees their own views and the ones shared in the

@@ -44,6 +44,11 @@ func TestSavedViews(t *testing.T) {
 		{models.SavedViewInput{Name: "   "}, "name", "is required", models.KindInvalid},
 		{models.SavedViewInput{Name: strings.Repeat("é", 81)}, "name", "at most 80 characters", models.KindInvalid},
 		{models.SavedViewInput{Name: "a\nb"}, "name", "one line", models.KindInvalid},
+		{models.SavedViewInput{Name: "\ufeff"}, "name", "invisible", models.KindInvalid},
+		{models.SavedViewInput{Name: "\u200b\u200c"}, "name", "invisible", models.KindInvalid},
+		{models.SavedViewInput{Name: "\u202eslortnoc"}, "name", "U+202E", models.KindInvalid},
+		{models.SavedViewInput{Name: "logins \u2066x\u2069"}, "name", "U+2066", models.KindInvalid},
+		{models.SavedViewInput{Name: "soft\u00adhyphen"}, "name", "invisible", models.KindInvalid},
 		{models.SavedViewInput{Name: "FAILURES"}, "name", "already have a view named FAILURES", models.KindConflict},
 		{models.SavedViewInput{Name: "long", Query: strings.Repeat("q", models.MaxSavedViewQuery+1)}, "query", "at most", models.KindInvalid},
 	} {

@@ -125,7 +125,7 @@ func TestForeignOriginRefused(t *testing.T) {
 		req := httptest.NewRequest("POST", "/performance/vacuum", strings.NewReader(form.Encode())) // Host example.com
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		for i := 0; i+1 < len(headers); i += 2 {
-			req.Header.Set(headers[i], headers[i+1])
+			req.Header.Add(headers[i], headers[i+1])
 		}
 		return root.Do(req).StatusCode
 	}
@@ -139,6 +139,14 @@ func TestForeignOriginRefused(t *testing.T) {
 		{"null Origin", []string{"Origin", "null"}, http.StatusForbidden},
 		{"foreign Referer without Origin", []string{"Referer", "https://evil.example/page"}, http.StatusForbidden},
 		{"foreign Origin, own Referer", []string{"Origin", "https://evil.example", "Referer", "http://example.com/performance"}, http.StatusForbidden},
+		// An Origin is scheme://host[:port] and nothing else, and there is one.
+		{"own Origin and a fragment mark", []string{"Origin", "http://example.com#"}, http.StatusForbidden},
+		{"own Origin and a query mark", []string{"Origin", "http://example.com?"}, http.StatusForbidden},
+		{"own Origin and a path", []string{"Origin", "http://example.com/"}, http.StatusForbidden},
+		{"own Origin with a user", []string{"Origin", "http://u@example.com"}, http.StatusForbidden},
+		{"empty Origin", []string{"Origin", ""}, http.StatusForbidden},
+		{"own Origin, then a foreign one", []string{"Origin", "http://example.com", "Origin", "https://evil.example"}, http.StatusForbidden},
+		{"own Origin twice", []string{"Origin", "http://example.com", "Origin", "http://example.com"}, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := vacuum(tc.headers...); got != tc.want {

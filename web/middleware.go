@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -199,7 +200,14 @@ func sameOrigin(publicURL string, trusted proxies) fiber.Handler {
 		if safeMethod(c.Method()) {
 			return c.Next()
 		}
+		origins := c.Request().Header.PeekAll(fiber.HeaderOrigin)
+		if len(origins) > 1 {
+			return errForeignOrigin // a browser sends one; which of several would count is anyone's guess
+		}
 		sent := c.Get(fiber.HeaderOrigin)
+		if len(origins) == 1 && sent == "" { // an empty Origin names no origin
+			return errForeignOrigin
+		}
 		if sent == "" {
 			ref := c.Get(fiber.HeaderReferer)
 			if ref == "" {
@@ -211,11 +219,11 @@ func sameOrigin(publicURL string, trusted proxies) fiber.Handler {
 			}
 			sent = u.Scheme + "://" + u.Host
 		}
-		u, err := url.Parse(sent)
-		if err != nil || u.Host == "" || u.Path != "" && u.Path != "/" {
+		m := originSyntax.FindStringSubmatch(sent)
+		if m == nil {
 			return errForeignOrigin // "null" (a sandboxed or privacy-sensitive context) and anything malformed
 		}
-		got := originOf(u.Scheme, u.Host)
+		got := originOf(m[1], m[2])
 		if public != "" && got == public {
 			return c.Next()
 		}
@@ -229,6 +237,11 @@ func sameOrigin(publicURL string, trusted proxies) fiber.Handler {
 		return errForeignOrigin
 	}
 }
+
+// originSyntax is an origin as browsers serialize it (RFC 6454): scheme://host or
+// scheme://host:port, the host a name or a bracketed IPv6 address, and nothing else (no
+// path, query, fragment, user or whitespace). Its groups are the scheme and host[:port].
+var originSyntax = regexp.MustCompile(`^(https?)://((?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?)$`)
 
 // originOf is scheme://host in lower case without the scheme's default port.
 func originOf(scheme, host string) string {

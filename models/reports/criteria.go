@@ -140,17 +140,21 @@ const MaxAhead = 24 * time.Hour
 
 // ValidateAt is Validate, and also refuses (naming the field) a period that starts before
 // EarliestFrom or reaches more than MaxAhead past now: the check of a period someone asks
-// for.
+// for. A start out of range is blamed on from before the period's length is checked, so
+// an old from without a to is not taken for a to too far from it.
 func (c Criteria) ValidateAt(now time.Time) error {
-	if err := c.Validate(); err != nil {
+	if err := ValidType("type", c.Type); err != nil {
 		return err
 	}
-	if c.From.Before(EarliestFrom) {
+	limit := now.Add(MaxAhead)
+	if !c.From.IsZero() && c.From.Before(EarliestFrom) {
 		return models.Invalid("from", "must be on or after 2000-01-01")
 	}
-	limit := now.Add(MaxAhead)
 	if c.From.After(limit) {
 		return models.Invalid("from", "must be at most a day in the future")
+	}
+	if err := c.Validate(); err != nil {
+		return err
 	}
 	if c.To.After(limit) {
 		return models.Invalid("to", "must be at most a day in the future")

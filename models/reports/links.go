@@ -48,9 +48,11 @@ func (l *Links) Query(org, exec, format string, ttl time.Duration) string {
 // Check returns nil when exp and sig are a genuine, unexpired link to org's file; a
 // KindNotFound error when the link was changed or made for another organization (nothing
 // is revealed about what exists), and ErrLinkExpired when it is genuine but expired.
+// Only the decimal form Query writes is taken for exp (no leading 0 or +), so each
+// genuine link has one spelling.
 func (l *Links) Check(org, exec, format, exp, sig string) error {
 	n, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || !hmac.Equal([]byte(sig), []byte(l.mac(org, exec, format, n))) {
+	if err != nil || strconv.FormatInt(n, 10) != exp || !hmac.Equal([]byte(sig), []byte(l.mac(org, exec, format, n))) {
 		return models.NotFound("report file")
 	}
 	if l.Now().Unix() > n {

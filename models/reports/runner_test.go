@@ -223,6 +223,8 @@ func TestScheduleRefusalsAndTenancy(t *testing.T) {
 		{"bad email", org, reports.ScheduleInput{Name: "x", TemplateID: tpl.ID, Schedule: daily,
 			Delivery: reports.Delivery{Kind: "email", Emails: []string{"not-an-address"}}}, models.KindInvalid},
 		{"no name", org, reports.ScheduleInput{TemplateID: tpl.ID, Schedule: daily}, models.KindInvalid},
+		{"a name of a byte order mark", org, reports.ScheduleInput{Name: "\ufeff", TemplateID: tpl.ID, Schedule: daily}, models.KindInvalid},
+		{"a name starting with U+202E", org, reports.ScheduleInput{Name: "\u202eylkeew", TemplateID: tpl.ID, Schedule: daily}, models.KindInvalid},
 	}
 	for _, tc := range cases {
 		if _, err := store.SaveSchedule(ctx, tc.org, "", tc.in, alice); models.KindOf(err) != tc.kind {
@@ -242,6 +244,8 @@ func TestScheduleRefusalsAndTenancy(t *testing.T) {
 		{Name: "x", Type: reports.TypeGeneral, PeriodDays: 5*366 + 1, Formats: []string{"csv"}},
 		{Name: "x", Type: reports.TypeGeneral, PeriodDays: 1, Formats: []string{"rtf"}},
 		{Name: strings.Repeat("n", 256), Type: reports.TypeGeneral, PeriodDays: 1, Formats: []string{"csv"}},
+		{Name: "\u200b", Type: reports.TypeGeneral, PeriodDays: 1, Formats: []string{"csv"}},
+		{Name: "\u202eAAPIH", Type: reports.TypeGeneral, PeriodDays: 1, Formats: []string{"csv"}},
 	} {
 		if _, err := store.SaveTemplate(ctx, org, "", bad, alice); models.KindOf(err) != models.KindInvalid {
 			t.Errorf("template %+v: %v, want invalid", bad, err)
@@ -266,6 +270,11 @@ func TestLinks(t *testing.T) {
 	}
 	if err := l.Check("org-a", "exe_1", "csv", "99999999999", vals["sig"]); models.KindOf(err) != models.KindNotFound {
 		t.Errorf("a moved expiry: %v", err)
+	}
+	for _, exp := range []string{"0" + vals["exp"], "+" + vals["exp"], vals["exp"] + " "} {
+		if err := l.Check("org-a", "exe_1", "csv", exp, vals["sig"]); models.KindOf(err) != models.KindNotFound {
+			t.Errorf("expiry spelled %q: %v", exp, err)
+		}
 	}
 	l.Now = func() time.Time { return now.Add(2 * time.Hour) }
 	if err := l.Check("org-a", "exe_1", "csv", vals["exp"], vals["sig"]); !errors.Is(err, reports.ErrLinkExpired) {

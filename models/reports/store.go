@@ -67,6 +67,9 @@ func (in TemplateInput) Validate() error {
 	if name == "" || utf8.RuneCountInString(name) > 255 || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
 		return models.Invalid("name", "a name of 1 to 255 characters is required")
 	}
+	if models.HasFormatChar(name) {
+		return models.FormatCharError("name", name)
+	}
 	if utf8.RuneCountInString(in.Description) > 2000 || !utf8.ValidString(in.Description) || strings.ContainsRune(in.Description, 0) {
 		return models.Invalid("description", "must be valid text of at most 2000 characters")
 	}
@@ -469,6 +472,9 @@ func (s *Store) SaveSchedule(ctx context.Context, org, id string, in ScheduleInp
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" || utf8.RuneCountInString(in.Name) > 255 || !utf8.ValidString(in.Name) || strings.ContainsRune(in.Name, 0) {
 		return nil, models.Invalid("name", "a name of 1 to 255 characters is required")
+	}
+	if models.HasFormatChar(in.Name) {
+		return nil, models.FormatCharError("name", in.Name)
 	}
 	in.Schedule = in.Schedule.Normalize()
 	if err := in.Schedule.Validate(); err != nil {
