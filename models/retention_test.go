@@ -465,3 +465,45 @@ func TestRetentionPreviewAndRunAgree(t *testing.T) {
 	}
 	f.checkExactlyOnce()
 }
+
+// An archive whose every event is due under one policy goes without being decompressed: its
+// archived_events rows become removed_events rows carrying the same leaf and hash, and the
+// archive row stays (emptied). archive_storage rows can be neither deleted nor renumbered,
+// which keeps archived_events.archive_id pointing at an archive without a foreign key.
+func TestRetentionArchiveDueWholeIsRemovedFromItsRecords(t *testing.T) {
+	f := newRetentionFixture(t)
+	f.write(day(2023, time.May, 1, 0), day(2023, time.May, 2, 0), day(2023, time.May, 3, 0))
+	if res := f.run(day(2023, time.May, 20, 0)); res.Archived != 3 {
+		t.Fatalf("archived %d", res.Archived)
+	}
+	var id string
+	f.db.Raw(`SELECT id FROM archive_storage WHERE organization_id = ?`, f.org).Scan(&id)
+	if n := f.count(`SELECT count(*) FROM archived_events a JOIN audit_leaf l USING (organization_id, audit_log_id)
+		WHERE a.organization_id = ? AND a.leaf_index = l.leaf_index AND a.event_hash = l.event_hash`); n != 3 {
+		t.Fatalf("%d archived_events rows match their log entries", n)
+	}
+	for _, q := range []string{`DELETE FROM archive_storage WHERE id = ?`, `UPDATE archive_storage SET id = id || 'x' WHERE id = ?`} {
+		if err := f.db.Exec(q, id).Error; err == nil || !strings.Contains(err.Error(), "archive_storage") {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	res := f.run(day(2023, time.June, 30, 0))
+	if res.Deleted != 3 || res.DeletedArchived != 3 {
+		t.Fatalf("deleted %d (%d from archives)", res.Deleted, res.DeletedArchived)
+	}
+	if live, archived, removed := f.checkExactlyOnce(); live != 0 || archived != 0 || removed != 3 {
+		t.Fatalf("after deletion: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	if n := f.count(`SELECT count(*) FROM removed_events d JOIN audit_leaf l USING (organization_id, audit_log_id)
+		WHERE d.organization_id = ? AND d.leaf_index = l.leaf_index AND d.event_hash = l.event_hash
+		AND d.reason = 'retention' AND d.policy = 'short' AND d.run_id IS NOT NULL`); n != 3 {
+		t.Fatalf("%d removed_events rows match their log entries and policy", n)
+	}
+	if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ? AND deleted_at IS NOT NULL
+		AND content IS NULL AND event_count = 0`); n != 1 {
+		t.Fatalf("%d emptied archives", n)
+	}
+	if rep := f.verify(); !rep.OK() {
+		t.Fatalf("verify after deletion: %+v", rep)
+	}
+}
