@@ -553,8 +553,10 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 			l.Hash, l.SubjectDigest, l.Signature = derefString(hash), derefString(digest), derefString(sig)
 			l.Details = json.RawMessage(details)
 			l.FieldCommitments = json.RawMessage(commitments)
-			e.ids, e.times, e.leaves, e.hashes = append(e.ids, l.ID), append(e.times, l.Timestamp),
-				append(e.leaves, l.LeafIndex), append(e.hashes, l.Hash)
+			if !onePass { // the one pass recorded archived_events already
+				e.ids, e.times, e.leaves, e.hashes = append(e.ids, l.ID), append(e.times, l.Timestamp),
+					append(e.leaves, l.LeafIndex), append(e.hashes, l.Hash)
+			}
 			return w.add(&l)
 		})
 		if err != nil {
@@ -571,14 +573,7 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 		}
 		meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
 			"policy": p.Name, "month": m.Format("2006-01"), "part": part, archiveLinesKey: w.linePairs()})
-		_, err = tx.Exec(ctx, `INSERT INTO archive_storage (id, organization_id, metadata, content, encoding, policy, month, part,
-			event_count, first_event_at, last_event_at, min_event_id, max_event_id, min_leaf_index, max_leaf_index,
-			original_size, compressed_size, sha256_original, sha256_compressed, run_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
-			a.ID, org, string(meta), content, a.Encoding, a.Policy, a.Month, a.Part, a.EventCount, a.FirstEventAt, a.LastEventAt,
-			a.MinEventID, a.MaxEventID, a.MinLeafIndex, a.MaxLeafIndex, a.OriginalSize, a.CompressedSize, a.SHA256Original,
-			a.SHA256Compressed, runID, e.Now().UTC())
-		if err != nil {
+		if err := insertArchiveRow(ctx, tx, &a, string(meta), content, runID, e.Now().UTC()); err != nil {
 			return fmt.Errorf("insert archive %s: %w", a.ID, err)
 		}
 		if onePass {
