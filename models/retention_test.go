@@ -1,7 +1,9 @@
 package models_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -505,5 +507,48 @@ func TestRetentionArchiveDueWholeIsRemovedFromItsRecords(t *testing.T) {
 	}
 	if rep := f.verify(); !rep.OK() {
 		t.Fatalf("verify after deletion: %+v", rep)
+	}
+}
+
+// The archive row goes in by COPY's text format: text with backslashes, tabs and newlines,
+// and bytes of every value, come back as they were written.
+func TestArchiveRowCopyKeepsEveryByte(t *testing.T) {
+	f := newRetentionFixture(t)
+	var runID int64
+	if err := f.db.Raw(`INSERT INTO retention_runs (organization_id) VALUES (?) RETURNING id`, f.org).Scan(&runID).Error; err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 200_000)
+	for i := range content {
+		content[i] = byte(i * 7)
+	}
+	meta := `{"policy":"a\\b\tc\nd","month":"2023-05"}`
+	a := models.Archive{ID: f.org + "/x\\y\tz/2023-05/1", OrganizationID: f.org, Policy: "x\\y\tz",
+		Month: day(2023, time.May, 1, 0), Part: 1, EventCount: 3, FirstEventAt: day(2023, time.May, 1, 5),
+		LastEventAt: day(2023, time.May, 2, 6), MinEventID: 10, MaxEventID: 12, MinLeafIndex: 0, MaxLeafIndex: 2,
+		OriginalSize: 999, CompressedSize: int64(len(content)), SHA256Original: "o", SHA256Compressed: "c", Encoding: models.ArchiveEncoding}
+	if err := models.InsertArchiveRow(context.Background(), f.db, &a, meta, content, runID); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Policy, Metadata string
+		Content          []byte
+		Month            time.Time
+		FirstEventAt     time.Time
+		RunID            int64
+		CompressedSize   int64
+	}
+	if err := f.db.Raw(`SELECT policy, metadata::text AS metadata, content, month, first_event_at, run_id, compressed_size
+		FROM archive_storage WHERE id = ?`, a.ID).Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got.Policy != a.Policy || !bytes.Equal(got.Content, content) || got.RunID != runID || got.CompressedSize != int64(len(content)) ||
+		!got.FirstEventAt.Equal(a.FirstEventAt) || got.Month.Format("2006-01-02") != "2023-05-01" {
+		t.Fatalf("read back: policy %q, %d bytes (equal %v), run %d, first %s, month %s", got.Policy, len(got.Content),
+			bytes.Equal(got.Content, content), got.RunID, got.FirstEventAt, got.Month)
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(got.Metadata), &m); err != nil || m["policy"] != "a\\b\tc\nd" {
+		t.Fatalf("metadata %s: %v", got.Metadata, err)
 	}
 }
