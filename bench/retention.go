@@ -73,6 +73,15 @@ func Retention(ctx context.Context, o RetentionOptions) (RetentionResult, error)
 	debug.FreeOSMemory()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 
+	// phasePeak prints the peak RSS since the last phase and starts the next phase's count.
+	phasePeak := func(phase string) {
+		if rss, err := PeakRSSOf(os.Getpid())(); err == nil {
+			res.PeakRSS = max(res.PeakRSS, rss)
+			fmt.Fprintf(out, "  peak RSS during %s: %s\n", phase, human(rss))
+		}
+		debug.FreeOSMemory()
+		os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	}
 	parts := models.NewPartitionManager(o.DB)
 	engine := models.NewRetentionEngine(o.DB, models.NewAuditTrail(o.DB, o.Sealer, parts), parts)
 	at := o.Now
@@ -86,6 +95,7 @@ func Retention(ctx context.Context, o RetentionOptions) (RetentionResult, error)
 	d := time.Since(start)
 	res.LogDeletePerSec = float64(r1.Deleted) / d.Seconds()
 	fmt.Fprintf(out, "delete from audit_log: %d events in %s = %.0f events/s\n", r1.Deleted, d.Round(time.Millisecond), res.LogDeletePerSec)
+	phasePeak("the deletion from audit_log")
 
 	at = o.Now.AddDate(0, 0, 300)
 	var copied int64
@@ -120,6 +130,7 @@ func Retention(ctx context.Context, o RetentionOptions) (RetentionResult, error)
 	fmt.Fprintf(out, "archival: %d events into %d archives in %s = %.0f events/s (%.2f × COPY); %s → %s, ratio %.1f\n",
 		r2.Archived, r2.Archives, d.Round(time.Millisecond), res.ArchivePerSec, res.ArchivePerSec/res.CopyPerSec,
 		human(sizes.Original), human(sizes.Compressed), res.CompressionRatio)
+	phasePeak("the baseline COPY and archival")
 
 	var first string
 	if err := o.DB.Raw(`SELECT id FROM archive_storage WHERE organization_id = ? ORDER BY month, part LIMIT 1`, o.Org).Scan(&first).Error; err != nil {
@@ -140,6 +151,7 @@ func Retention(ctx context.Context, o RetentionOptions) (RetentionResult, error)
 	res.FirstPage = time.Since(start)
 	fmt.Fprintf(out, "open archive %s (%d events), check it and page its first %d events: %s\n", first, va.Meta.EventCount,
 		len(pg.Events), res.FirstPage.Round(time.Microsecond))
+	phasePeak("opening the archive")
 
 	at = o.Now.AddDate(0, 0, 3000)
 	start = time.Now()
@@ -151,9 +163,7 @@ func Retention(ctx context.Context, o RetentionOptions) (RetentionResult, error)
 	res.ArchDelPerSec = float64(r3.Deleted) / d.Seconds()
 	fmt.Fprintf(out, "delete from archives: %d events in %s = %.0f events/s; dropped partitions %v\n",
 		r3.Deleted, d.Round(time.Millisecond), res.ArchDelPerSec, append(r1.DroppedPartitions, append(r2.DroppedPartitions, r3.DroppedPartitions...)...))
-	if res.PeakRSS, err = PeakRSSOf(os.Getpid())(); err != nil {
-		return res, err
-	}
+	phasePeak("the deletion from archives")
 	fmt.Fprintf(out, "peak RSS of the benchmark process during the runs: %s\n", human(res.PeakRSS))
 	return res, nil
 }

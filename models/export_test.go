@@ -69,3 +69,12 @@ func GovernedBySQL(ctx context.Context, db *gorm.DB, org string, now time.Time) 
 	})
 	return out, err
 }
+
+// InsertArchiveRow is the archiver's COPY of one archive_storage row, in its own transaction.
+func InsertArchiveRow(ctx context.Context, db *gorm.DB, a *Archive, meta string, content []byte, runID int64) error {
+	return WithPgx(ctx, db, func(conn *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			return insertArchiveRow(ctx, tx, a, meta, content, runID, time.Now())
+		})
+	})
+}

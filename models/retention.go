@@ -500,9 +500,29 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 		}); err != nil {
 			return fmt.Errorf("log entries: %w", err)
 		}
+		// The part's archive id is known before its rows are read (its row is inserted at the
+		// end of the transaction; archived_events has no foreign key to wait for it).
+		var part int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(part), 0) + 1 FROM archive_storage
+			WHERE organization_id = $1 AND policy = $2 AND month = $3`, org, p.Name, m).Scan(&part); err != nil {
+			return err
+		}
+		archiveID := fmt.Sprintf("%s/%s/%s/%d", org, p.Name, m.Format("2006-01"), part)
 		if onePass {
+			// One statement deletes the rows, records them in archived_events (matched with
+			// their log entries by a hash join, not a probe per row) and returns them for the
+			// archive. A returned row without a log entry is not recorded; reading it below
+			// stops the pass with errUnsequenced and the transaction rolls back.
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_nestloop = off`); err != nil {
+				return err
+			}
+			args := append(append([]any{}, partArgs...), org, archiveID, e.leafIDs, e.leafIdx)
 			rows, _ = tx.Query(ctx, pgxSQL(`WITH gone AS (DELETE FROM audit_log e WHERE `+where+` AND e.id > ? AND e.id <= ?
-				RETURNING `+archiveColumnsSelect+`) SELECT * FROM gone ORDER BY id`), partArgs...)
+				RETURNING `+archiveColumnsSelect+`),
+				recorded AS (INSERT INTO archived_events (organization_id, audit_log_id, event_timestamp, archive_id, leaf_index, event_hash)
+					SELECT ?::text, g.id, g."timestamp", ?::text, u.leaf, coalesce(g.hash, '')
+					FROM gone g JOIN unnest(?::bigint[], ?::bigint[]) AS u(id, leaf) ON u.id = g.id)
+				SELECT * FROM gone ORDER BY id`), args...)
 		} else {
 			rows, _ = tx.Query(ctx, pgxSQL(`SELECT `+archiveColumnsSelect+` FROM audit_log e
 				WHERE `+where+` AND e.id > ? AND e.id <= ? ORDER BY e.id`), partArgs...)
@@ -533,8 +553,10 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 			l.Hash, l.SubjectDigest, l.Signature = derefString(hash), derefString(digest), derefString(sig)
 			l.Details = json.RawMessage(details)
 			l.FieldCommitments = json.RawMessage(commitments)
-			e.ids, e.times, e.leaves, e.hashes = append(e.ids, l.ID), append(e.times, l.Timestamp),
-				append(e.leaves, l.LeafIndex), append(e.hashes, l.Hash)
+			if !onePass { // the one pass recorded archived_events already
+				e.ids, e.times, e.leaves, e.hashes = append(e.ids, l.ID), append(e.times, l.Timestamp),
+					append(e.leaves, l.LeafIndex), append(e.hashes, l.Hash)
+			}
 			return w.add(&l)
 		})
 		if err != nil {
@@ -543,12 +565,7 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 		if w.count == 0 {
 			return nil
 		}
-		var part int
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(part), 0) + 1 FROM archive_storage
-			WHERE organization_id = $1 AND policy = $2 AND month = $3`, org, p.Name, m).Scan(&part); err != nil {
-			return err
-		}
-		a := Archive{ID: fmt.Sprintf("%s/%s/%s/%d", org, p.Name, m.Format("2006-01"), part), OrganizationID: org,
+		a := Archive{ID: archiveID, OrganizationID: org,
 			Policy: p.Name, Month: m, Part: part, RunID: &runID}
 		content, err := w.finish(&a)
 		if err != nil {
@@ -556,15 +573,13 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 		}
 		meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
 			"policy": p.Name, "month": m.Format("2006-01"), "part": part, archiveLinesKey: w.linePairs()})
-		_, err = tx.Exec(ctx, `INSERT INTO archive_storage (id, organization_id, metadata, content, encoding, policy, month, part,
-			event_count, first_event_at, last_event_at, min_event_id, max_event_id, min_leaf_index, max_leaf_index,
-			original_size, compressed_size, sha256_original, sha256_compressed, run_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
-			a.ID, org, string(meta), content, a.Encoding, a.Policy, a.Month, a.Part, a.EventCount, a.FirstEventAt, a.LastEventAt,
-			a.MinEventID, a.MaxEventID, a.MinLeafIndex, a.MaxLeafIndex, a.OriginalSize, a.CompressedSize, a.SHA256Original,
-			a.SHA256Compressed, runID, e.Now().UTC())
-		if err != nil {
+		if err := insertArchiveRow(ctx, tx, &a, string(meta), content, runID, e.Now().UTC()); err != nil {
 			return fmt.Errorf("insert archive %s: %w", a.ID, err)
+		}
+		if onePass {
+			n = w.count
+			or.Archives = append(or.Archives, a.ID)
+			return nil
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"archived_events"},
 			[]string{"organization_id", "audit_log_id", "event_timestamp", "archive_id", "leaf_index", "event_hash"},
@@ -573,11 +588,6 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 			}))
 		if err != nil {
 			return fmt.Errorf("record archived events: %w", err)
-		}
-		if onePass {
-			n = w.count
-			or.Archives = append(or.Archives, a.ID)
-			return nil
 		}
 		tag, err := tx.Exec(ctx, pgxSQL(`DELETE FROM audit_log e WHERE `+where+` AND e.id > ? AND e.id <= ?
 			AND NOT (e.id = ANY (coalesce(?::bigint[], '{}')))`), append(partArgs, e.unsequenced)...)
@@ -621,9 +631,10 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 	var cands []struct {
 		ID           string
 		FirstEventAt time.Time
+		LastEventAt  time.Time
 		Lines        *string
 	}
-	err := e.db.WithContext(ctx).Raw(`SELECT id, first_event_at, metadata->'`+archiveLinesKey+`' AS lines FROM archive_storage
+	err := e.db.WithContext(ctx).Raw(`SELECT id, first_event_at, last_event_at, metadata->'`+archiveLinesKey+`' AS lines FROM archive_storage
 		WHERE organization_id = ? AND deleted_at IS NULL AND first_event_at < ? ORDER BY month, policy, part`, org, latest).
 		Scan(&cands).Error
 	if err != nil {
@@ -633,6 +644,7 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 	// its oldest event is due under one of the policies governing them; older archives,
 	// without the list, are opened and read.
 	var ids []string
+	whole := map[string]string{} // archives whose every line is due under one policy: its name
 	for _, c := range cands {
 		var pairs [][2]string
 		if c.Lines == nil || json.Unmarshal([]byte(*c.Lines), &pairs) != nil {
@@ -645,6 +657,21 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 				break
 			}
 		}
+		if len(ids) == 0 || ids[len(ids)-1] != c.ID || len(pairs) == 0 {
+			continue
+		}
+		name := ""
+		for _, pr := range pairs {
+			p := rules.governing(pr[0], pr[1])
+			if p == nil || !c.LastEventAt.Before(p.DeleteCutoff) || (name != "" && p.Name != name) {
+				name = ""
+				break
+			}
+			name = p.Name
+		}
+		if name != "" {
+			whole[c.ID] = name
+		}
 	}
 	held, heldArgs := HeldPredicate("e", org)
 	heldQ := pgxSQL(`SELECT e.id FROM (SELECT u.*, ?::text AS organization_id FROM unnest(?::bigint[], ?::timestamptz[], ?::text[],
@@ -656,6 +683,22 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 		}
 		var removed, kept int64
 		policies := map[string]bool{}
+		if name, ok := whole[id]; ok && !dry && rules.holds == 0 {
+			n, err := e.dropWholeArchive(ctx, org, id, name, res.RunID)
+			if err != nil {
+				return fmt.Errorf("models: delete archive %s: %w", id, err)
+			}
+			if n > 0 {
+				e.afterBatch()
+				res.Deleted += n
+				res.DeletedArchived += n
+				or.Deleted += n
+				or.Policies[name] = true
+				continue
+			}
+			// n == 0: not taken (a hold placed since, or records that do not match the
+			// archive); the archive is read line by line below.
+		}
 		err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 			var meta Archive
 			var content []byte
@@ -798,6 +841,71 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 		}
 	}
 	return nil
+}
+
+// errNotWhole rolls dropWholeArchive back when the archive cannot go without being read.
+var errNotWhole = errors.New("models: archive not removable whole")
+
+// dropWholeArchive removes archive id of org, every line of which is due under policy (the
+// caller decided that from the archive's metadata: the policies governing its lines' pairs,
+// and its newest event), without decompressing it: its stored bytes are checked against
+// their recorded SHA-256 and size in the database, its archived_events rows become
+// removed_events rows in one statement, and the archive is emptied. It returns 0, with
+// nothing changed, when the organization has an active legal hold (the lines must then be
+// read to match them) or the archive's archived_events rows do not account for its events;
+// the caller then takes the line-by-line path. A checksum mismatch is an ErrArchiveCorrupt.
+func (e *RetentionEngine) dropWholeArchive(ctx context.Context, org, id, policy string, runID int64) (int64, error) {
+	var n int64
+	err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var count, size int64
+		var sum, gotSum string
+		var gotSize int64
+		err := tx.QueryRow(ctx, `SELECT event_count, compressed_size, sha256_compressed,
+			coalesce(encode(sha256(content), 'hex'), ''), coalesce(octet_length(content), 0)
+			FROM archive_storage WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL FOR UPDATE`, id, org).Scan(
+			&count, &size, &sum, &gotSum, &gotSize)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotWhole
+		}
+		if err != nil {
+			return err
+		}
+		if gotSum != sum || gotSize != size {
+			return fmt.Errorf("%w: archive %s: the compressed bytes' SHA-256 is %s, the recorded one %s",
+				ErrArchiveCorrupt, id, gotSum, sum)
+		}
+		var holds int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM legal_holds WHERE organization_id = $1 AND released_at IS NULL`,
+			org).Scan(&holds); err != nil {
+			return err
+		}
+		if holds > 0 {
+			return errNotWhole
+		}
+		now := e.Now().UTC()
+		tag, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM archived_events WHERE organization_id = $1 AND archive_id = $2
+				RETURNING audit_log_id, event_timestamp, leaf_index, event_hash)
+			INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index, event_hash, reason, policy,
+				run_id, removed_at)
+			SELECT $1, audit_log_id, event_timestamp, leaf_index, event_hash, 'retention', $3, $4, $5 FROM gone`,
+			org, id, policy, runID, now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != count {
+			return errNotWhole
+		}
+		if _, err := tx.Exec(ctx, `UPDATE archive_storage SET content = NULL, event_count = 0, deleted_at = $2 WHERE id = $1`,
+			id, now); err != nil {
+			return err
+		}
+		n = count
+		return nil
+	})
+	if errors.Is(err, errNotWhole) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // audit writes org's gdpr.retention.apply event for run: counts, the id and leaf-index

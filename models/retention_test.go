@@ -1,7 +1,9 @@
 package models_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -464,4 +466,89 @@ func TestRetentionPreviewAndRunAgree(t *testing.T) {
 		t.Fatalf("after the run the preview still has work: %+v", after)
 	}
 	f.checkExactlyOnce()
+}
+
+// An archive whose every event is due under one policy goes without being decompressed: its
+// archived_events rows become removed_events rows carrying the same leaf and hash, and the
+// archive row stays (emptied). archive_storage rows can be neither deleted nor renumbered,
+// which keeps archived_events.archive_id pointing at an archive without a foreign key.
+func TestRetentionArchiveDueWholeIsRemovedFromItsRecords(t *testing.T) {
+	f := newRetentionFixture(t)
+	f.write(day(2023, time.May, 1, 0), day(2023, time.May, 2, 0), day(2023, time.May, 3, 0))
+	if res := f.run(day(2023, time.May, 20, 0)); res.Archived != 3 {
+		t.Fatalf("archived %d", res.Archived)
+	}
+	var id string
+	f.db.Raw(`SELECT id FROM archive_storage WHERE organization_id = ?`, f.org).Scan(&id)
+	if n := f.count(`SELECT count(*) FROM archived_events a JOIN audit_leaf l USING (organization_id, audit_log_id)
+		WHERE a.organization_id = ? AND a.leaf_index = l.leaf_index AND a.event_hash = l.event_hash`); n != 3 {
+		t.Fatalf("%d archived_events rows match their log entries", n)
+	}
+	for _, q := range []string{`DELETE FROM archive_storage WHERE id = ?`, `UPDATE archive_storage SET id = id || 'x' WHERE id = ?`} {
+		if err := f.db.Exec(q, id).Error; err == nil || !strings.Contains(err.Error(), "archive_storage") {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	res := f.run(day(2023, time.June, 30, 0))
+	if res.Deleted != 3 || res.DeletedArchived != 3 {
+		t.Fatalf("deleted %d (%d from archives)", res.Deleted, res.DeletedArchived)
+	}
+	if live, archived, removed := f.checkExactlyOnce(); live != 0 || archived != 0 || removed != 3 {
+		t.Fatalf("after deletion: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	if n := f.count(`SELECT count(*) FROM removed_events d JOIN audit_leaf l USING (organization_id, audit_log_id)
+		WHERE d.organization_id = ? AND d.leaf_index = l.leaf_index AND d.event_hash = l.event_hash
+		AND d.reason = 'retention' AND d.policy = 'short' AND d.run_id IS NOT NULL`); n != 3 {
+		t.Fatalf("%d removed_events rows match their log entries and policy", n)
+	}
+	if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ? AND deleted_at IS NOT NULL
+		AND content IS NULL AND event_count = 0`); n != 1 {
+		t.Fatalf("%d emptied archives", n)
+	}
+	if rep := f.verify(); !rep.OK() {
+		t.Fatalf("verify after deletion: %+v", rep)
+	}
+}
+
+// The archive row goes in by COPY's text format: text with backslashes, tabs and newlines,
+// and bytes of every value, come back as they were written.
+func TestArchiveRowCopyKeepsEveryByte(t *testing.T) {
+	f := newRetentionFixture(t)
+	var runID int64
+	if err := f.db.Raw(`INSERT INTO retention_runs (organization_id) VALUES (?) RETURNING id`, f.org).Scan(&runID).Error; err != nil {
+		t.Fatal(err)
+	}
+	content := make([]byte, 200_000)
+	for i := range content {
+		content[i] = byte(i * 7)
+	}
+	meta := `{"policy":"a\\b\tc\nd","month":"2023-05"}`
+	a := models.Archive{ID: f.org + "/x\\y\tz/2023-05/1", OrganizationID: f.org, Policy: "x\\y\tz",
+		Month: day(2023, time.May, 1, 0), Part: 1, EventCount: 3, FirstEventAt: day(2023, time.May, 1, 5),
+		LastEventAt: day(2023, time.May, 2, 6), MinEventID: 10, MaxEventID: 12, MinLeafIndex: 0, MaxLeafIndex: 2,
+		OriginalSize: 999, CompressedSize: int64(len(content)), SHA256Original: "o", SHA256Compressed: "c", Encoding: models.ArchiveEncoding}
+	if err := models.InsertArchiveRow(context.Background(), f.db, &a, meta, content, runID); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Policy, Metadata string
+		Content          []byte
+		Month            time.Time
+		FirstEventAt     time.Time
+		RunID            int64
+		CompressedSize   int64
+	}
+	if err := f.db.Raw(`SELECT policy, metadata::text AS metadata, content, month, first_event_at, run_id, compressed_size
+		FROM archive_storage WHERE id = ?`, a.ID).Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got.Policy != a.Policy || !bytes.Equal(got.Content, content) || got.RunID != runID || got.CompressedSize != int64(len(content)) ||
+		!got.FirstEventAt.Equal(a.FirstEventAt) || got.Month.Format("2006-01-02") != "2023-05-01" {
+		t.Fatalf("read back: policy %q, %d bytes (equal %v), run %d, first %s, month %s", got.Policy, len(got.Content),
+			bytes.Equal(got.Content, content), got.RunID, got.FirstEventAt, got.Month)
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(got.Metadata), &m); err != nil || m["policy"] != "a\\b\tc\nd" {
+		t.Fatalf("metadata %s: %v", got.Metadata, err)
+	}
 }
