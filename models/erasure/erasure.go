@@ -597,11 +597,12 @@ func (r *run) eraseLog(ctx context.Context) error {
 	// alone, not for every remaining event of the subject.
 	query := `WITH e AS (SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type,
 				e.target_resource_id, e.details, ` + commitmentsColumn + ` AS commitments, e.hash, e.organization_id,
-				e.correlation_id, e.tableoid, e.ctid
+				e.correlation_id, e.tableoid, e.ctid, e.status
 			FROM audit_log e WHERE e.organization_id = $1 AND ` + r.s.sql() + ` AND e.id > $5
 			ORDER BY e.id LIMIT $6 FOR UPDATE OF e)
 		SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type, e.target_resource_id,
-			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, ` + heldSQL() + `
+			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, ` + heldSQL() + `,
+			e.status
 		FROM e LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 		ORDER BY e.id`
 	var after int64
@@ -620,7 +621,7 @@ func (r *run) eraseLog(ctx context.Context) error {
 			for rows.Next() {
 				ev := &eventRow{}
 				if err := rows.Scan(&ev.ID, &ev.Timestamp, &ev.Action, &ev.HashAlgorithm, &ev.PrincipalID, &ev.TargetResourceType,
-					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held); err != nil {
+					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held, &ev.Status); err != nil {
 					rows.Close()
 					return err
 				}
@@ -644,15 +645,21 @@ func (r *run) eraseLog(ctx context.Context) error {
 				return holdConflict(hs)
 			}
 			var del, upd []*eventRow
+			var sp span
 			for _, ev := range batch {
+				ch := &rollupChange{ts: ev.Timestamp, action: ev.Action, principal: ev.PrincipalID, failed: ev.Status == "failure"}
 				switch r.decide(ev.HashAlgorithm, ev.Action, ev.TargetResourceType, ev.TargetResourceID) {
 				case actDelete:
 					if ev.Leaf == nil {
 						pending++
 						continue
 					}
+					ch.deleted = true
+					ev.rollup = ch
+					sp.add(ev.Timestamp)
 					del = append(del, ev)
 				case actPseudonymize:
+					byPrincipal := r.s.byPrincipal(ev.PrincipalID)
 					if err := r.transform(&ev.fields); err != nil {
 						return err
 					}
@@ -660,9 +667,19 @@ func (r *run) eraseLog(ctx context.Context) error {
 						inClear++
 					}
 					if ev.changed {
+						if byPrincipal {
+							ev.rollup = ch
+						}
+						sp.add(ev.Timestamp)
 						upd = append(upd, ev)
 					}
 				}
+			}
+			if err := r.adjustRollups(ctx, tx, batch); err != nil {
+				return err
+			}
+			if err := r.withdrawReports(ctx, tx, sp); err != nil {
+				return err
 			}
 			if err := r.deleteEvents(ctx, tx, del); err != nil {
 				return err
@@ -726,6 +743,9 @@ type eventRow struct {
 	Leaf      *int64
 	Hash      string
 	Held      bool
+	Status    string
+	// rollup is what the event takes out of the rollups (nil: nothing).
+	rollup *rollupChange
 	// partition (its table's oid) and ctid locate the locked row: changes address it by
 	// them, which needs no plan over the whole organization (whose statistics may be stale).
 	partition uint32

@@ -46,6 +46,9 @@ func (r *run) scrub(ctx context.Context) error {
 					return err
 				}
 			}
+			if err := r.dropSubjectRollups(ctx, tx); err != nil {
+				return err
+			}
 			return bumpCache(ctx, tx, r.org)
 		})
 	})
