@@ -79,6 +79,9 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	}
 	var holds []models.LegalHold
 	if r.op == opErase {
+		if err := r.lockHolds(ctx, tx); err != nil {
+			return c, 0, err
+		}
 		if holds, err = r.e.activeHolds(ctx, tx, r.org); err != nil {
 			return c, 0, err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +142,109 @@ func TestEraseReachesRollupsAndStoredReports(t *testing.T) {
 	rc.Close()
 	if string(b) != "principal\nuser-4\n" {
 		t.Errorf("the untouched report reads %q", b)
+	}
+}
+
+// A legal hold placed while an erasure runs is serialized with its batches: a batch in
+// flight holds the organization's hold lock, so PlaceHold waits for it; the next batch
+// waits for the hold's transaction and then sees the hold, so nothing is deleted after it.
+func TestLegalHoldPlacedDuringErasureStopsTheNextBatch(t *testing.T) {
+	f := newFixture(t, 2000, 0)
+	ctx := context.Background()
+	store := models.NewRetentionPolicyStore(f.db, models.NewAuditTrail(f.db, f.sealer, models.NewPartitionManager(f.db)))
+	s := erasure.Subject{PrincipalID: "user-3"}
+	hold := models.LegalHoldInput{Name: "Litigation 9", Reason: "court order", Scope: models.HoldScopePrincipal, PrincipalID: "user-3"}
+
+	// PlaceHold waits for a batch in flight (the lock taken as a batch takes it).
+	tx := f.db.Begin()
+	if err := tx.Exec(strings.Replace(models.LockHoldsSQL, "$1", "?", 1), f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	placed := make(chan error, 1)
+	go func() { _, err := store.PlaceHold(ctx, f.org, hold, dpo); placed <- err }()
+	select {
+	case err := <-placed:
+		t.Fatalf("the hold was placed while a batch held the lock (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	tx.Rollback()
+	if err := <-placed; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.Erase(ctx, f.org, "req-h0", s, dpo, nil); models.KindOf(err) != models.KindConflict {
+		t.Fatalf("erase under the hold: %v", err)
+	}
+	f.db.Exec(`UPDATE legal_holds SET released_at = now(), released_by = 'test' WHERE organization_id = ?`, f.org)
+
+	// A hold whose transaction began (and took the lock) between two batches: the next batch
+	// waits for it and stops; nothing is deleted after the first batch.
+	f.engine.Batch = 10
+	var afterFirst int64 = -1
+	done := make(chan struct{})
+	f.engine.AfterBatch = func() {
+		if afterFirst >= 0 {
+			return
+		}
+		afterFirst = f.count(`SELECT count(*) FROM removed_events WHERE organization_id = ? AND request_id = 'req-h'`, f.org)
+		tx := f.db.Begin()
+		if err := tx.Exec(strings.Replace(models.LockHoldsSQL, "$1", "?", 1), f.org).Error; err != nil {
+			t.Error(err)
+		}
+		if err := tx.Exec(`INSERT INTO legal_holds (organization_id, name, reason, scope, principal_id, placed_by)
+			VALUES (?, 'Litigation 10', 'court order', 'principal', 'user-3', 'test')`, f.org).Error; err != nil {
+			t.Error(err)
+		}
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			tx.Commit()
+			close(done)
+		}()
+	}
+	_, err := f.engine.Erase(ctx, f.org, "req-h", s, dpo, nil)
+	<-done
+	if models.KindOf(err) != models.KindConflict || !strings.Contains(err.Error(), "Litigation 10") {
+		t.Fatalf("erase with a hold placed between batches: %v", err)
+	}
+	if n := f.count(`SELECT count(*) FROM removed_events WHERE organization_id = ? AND request_id = 'req-h'`, f.org); n != afterFirst {
+		t.Fatalf("%d events deleted after the hold's transaction began (first batch: %d)", n-afterFirst, afterFirst)
+	}
+}
+
+// Duplicate requests for one subject: run at the same time, both complete and count each
+// event once; one run after another completes with 0 matched, naming the first.
+func TestDuplicateErasuresOfOneSubjectComplete(t *testing.T) {
+	f := newFixture(t, 2000, 300)
+	ctx := context.Background()
+	s := erasure.Subject{PrincipalID: "user-3"}
+	want, err := f.engine.Count(ctx, f.org, s)
+	if err != nil || want == 0 {
+		t.Fatal(want, err)
+	}
+	f.engine.Batch = 25
+	type out struct {
+		res erasure.Result
+		err error
+	}
+	outs := make(chan out, 2)
+	for _, id := range []string{"req-d1", "req-d2"} {
+		go func() { res, err := f.engine.Erase(ctx, f.org, id, s, dpo, nil); outs <- out{res, err} }()
+	}
+	var matched int64
+	for range 2 {
+		o := <-outs
+		if o.err != nil {
+			t.Fatalf("a duplicate erasure failed: %v", o.err)
+		}
+		matched += o.res.Matched
+	}
+	if matched != want {
+		t.Errorf("the two runs matched %d events, the subject had %d", matched, want)
+	}
+	if n := f.count(`SELECT count(*) FROM gdpr_erasure_runs WHERE organization_id = ? AND status <> 'completed'`, f.org); n != 0 {
+		t.Errorf("%d runs left running", n)
+	}
+	res, err := f.engine.Erase(ctx, f.org, "req-d3", s, dpo, nil)
+	if err != nil || res.Matched != 0 || (res.AlreadyErasedBy != "req-d1" && res.AlreadyErasedBy != "req-d2") {
+		t.Fatalf("a third request: %+v %v", res, err)
 	}
 }

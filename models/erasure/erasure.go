@@ -123,6 +123,14 @@ type Result struct {
 	// is inside their content hash). Pseudonymize leaves them as they are and says so here;
 	// Erase deletes them instead, critical or not, so for Erase it is always 0.
 	LeftInClear int64
+	// AlreadyErasedBy, set when an erasure found none of the subject's events left, names
+	// another request that erased (or is erasing) the same subject: duplicate requests
+	// complete with 0 matched instead of waiting for events that are gone.
+	AlreadyErasedBy string
+	// KeptWithIdentifier counts the kept (critical) events that still hold one of the
+	// subject's identifiers in free text inside their content hash (outcome description or
+	// a non-personal details value), which cannot change without breaking the hash.
+	KeptWithIdentifier int64
 	// Pending counts the subject's events Erase had to delete but could not yet, because
 	// they are still waiting for the Merkle log (a few seconds after ingest); the run
 	// returns a KindUnavailable error and a retry finishes them.
@@ -483,6 +491,11 @@ func (e *Engine) start(ctx context.Context, op operation, org, requestID string,
 	if err := r.finish(ctx); err != nil {
 		return r.res, err
 	}
+	if op == opErase && r.res.Matched == 0 {
+		if err := r.erasedBy(ctx); err != nil {
+			return r.res, err
+		}
+	}
 	r.report("done")
 	if r.res.Pending > 0 {
 		return r.res, models.Unavailable(fmt.Sprintf("%d events of the subject are still waiting for the Merkle log; "+
@@ -547,6 +560,23 @@ func (r *run) begin(ctx context.Context) error {
 	return nil
 }
 
+// erasedBy names, in r.res.AlreadyErasedBy, another request that erased the same subject
+// (completed first, else still running).
+func (r *run) erasedBy(ctx context.Context) error {
+	mac := hex.EncodeToString(r.e.crypto.mac("subject", r.org, r.s.String()))
+	var ids []string
+	err := r.e.db.WithContext(ctx).Raw(`SELECT request_id FROM gdpr_erasure_runs WHERE organization_id = ? AND operation = 'erase'
+		AND subject_mac = ? AND request_id <> ? AND (deleted + pseudonymized + archived_deleted + archived_pseudonymized) > 0
+		ORDER BY status = 'completed' DESC, started_at LIMIT 1`, r.org, mac, r.requestID).Scan(&ids).Error
+	if err != nil {
+		return fmt.Errorf("erasure: earlier erasures of the subject: %w", err)
+	}
+	if len(ids) == 1 {
+		r.res.AlreadyErasedBy = ids[0]
+	}
+	return nil
+}
+
 // withPurpose runs fn in one transaction that declared the purpose 'gdpr'.
 func (e *Engine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return models.WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
@@ -582,6 +612,16 @@ func (r *run) applied(c counts) {
 	r.done += n
 }
 
+// lockHolds serializes the batch with the placement of legal holds of the organization
+// (models.LockHoldsSQL): taken before the batch reads the holds, held until it commits.
+func (r *run) lockHolds(ctx context.Context, tx pgx.Tx) error {
+	if r.op != opErase {
+		return nil
+	}
+	_, err := tx.Exec(ctx, models.LockHoldsSQL, r.org)
+	return err
+}
+
 // heldSQL is models.HeldPredicate over $1 (the organization).
 func heldSQL() string {
 	cond, _ := models.HeldPredicate("e", "")
@@ -615,6 +655,9 @@ func (r *run) eraseLog(ctx context.Context) error {
 		var last int64
 		var pending, inClear int64
 		err := e.withPurpose(ctx, func(tx pgx.Tx) error {
+			if err := r.lockHolds(ctx, tx); err != nil {
+				return err
+			}
 			rows, _ := tx.Query(ctx, query, append(append([]any{r.org}, subjectArgs(r.s)...), after, e.Batch)...)
 			var batch []*eventRow
 			var held bool

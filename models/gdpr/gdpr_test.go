@@ -567,3 +567,37 @@ func TestRestrictionKeepsSubjectOutOfReports(t *testing.T) {
 		t.Fatalf("the report's events name %v, want only free-p", ids)
 	}
 }
+
+// Duplicate erasure requests of one subject approved at the same time all complete: their
+// finishes do not deadlock on each other's rows, and none is left running.
+func TestDuplicateErasuresApprovedTogetherComplete(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.engine.Gate = make(chan struct{})
+	org := pgtest.NewOrg(t, "a")
+	subject := gdpr.Subject{PrincipalID: "john"}
+	var ids []string
+	for range 4 {
+		r := erasure(t, f, org, subject)
+		if _, err := f.runner.RequestErasure(ctx, org, r.ID, alice); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	for _, id := range ids {
+		if _, err := f.runner.Approve(ctx, org, id, bob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(f.engine.Gate)
+	f.runner.Wait()
+	for _, id := range ids {
+		r, err := f.store.Get(ctx, org, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != gdpr.StatusCompleted || r.Operation == gdpr.OpRunning {
+			t.Errorf("request %s: %s / %s (%s)", id, r.Status, r.Operation, r.Error)
+		}
+	}
+}
