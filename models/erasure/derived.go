@@ -160,8 +160,8 @@ func (r *run) applyRollups(ctx context.Context, tx pgx.Tx, chs []rollupChange) e
 // principal once the events are done (counts of archived events, which detection counted
 // when they were in the log): an erasure deletes them, a pseudonymization moves them to
 // the pseudonym. It runs in the scrub's transaction.
-func (r *run) dropSubjectRollups(ctx context.Context, tx pgx.Tx) error {
-	if r.s.PrincipalID == "" {
+func (r *run) dropSubjectRollups(ctx context.Context, tx pgx.Tx, principal string) error {
+	if principal == "" {
 		return nil
 	}
 	if r.op == opPseudonymize {
@@ -169,11 +169,11 @@ func (r *run) dropSubjectRollups(ctx context.Context, tx pgx.Tx) error {
 			SELECT organization_id, day, kind, left($3, 255), events, failures FROM event_counts_daily
 			WHERE organization_id = $1 AND kind = 'principal' AND value = $2 ORDER BY day
 			ON CONFLICT (organization_id, day, kind, value) DO UPDATE SET events = d.events + EXCLUDED.events,
-				failures = d.failures + EXCLUDED.failures`, r.org, r.s.PrincipalID, r.pseudonym); err != nil {
+				failures = d.failures + EXCLUDED.failures`, r.org, principal, r.pseudonym); err != nil {
 			return err
 		}
 	}
 	_, err := tx.Exec(ctx, `DELETE FROM event_counts_daily WHERE organization_id = $1 AND kind = 'principal' AND value = $2`,
-		r.org, r.s.PrincipalID)
+		r.org, principal)
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/erasure"
+	"auditdb/models/ingest"
 	"auditdb/models/reports"
 )
 
@@ -246,5 +247,91 @@ func TestDuplicateErasuresOfOneSubjectComplete(t *testing.T) {
 	res, err := f.engine.Erase(ctx, f.org, "req-d3", s, dpo, nil)
 	if err != nil || res.Matched != 0 || (res.AlreadyErasedBy != "req-d1" && res.AlreadyErasedBy != "req-d2") {
 		t.Fatalf("a third request: %+v %v", res, err)
+	}
+}
+
+// Erasing a subject pseudonymized earlier finds its events under every pseudonym mapped to
+// it (the mappings are ciphertext: the engine decrypts them), erases them the same way and
+// deletes the mappings, so the pseudonym no longer looks up.
+func TestEraseFindsEventsUnderEarlierPseudonyms(t *testing.T) {
+	f := newFixture(t, 2000, 300)
+	ctx := context.Background()
+	for i, st := range []erasure.Strategy{erasure.StrategyHash, erasure.StrategyToken, erasure.StrategyEncryption} {
+		t.Run(string(st), func(t *testing.T) {
+			principal := []string{"user-4", "user-6", "user-7"}[i]
+			s := erasure.Subject{PrincipalID: principal}
+			before, err := f.engine.Count(ctx, f.org, s)
+			if err != nil || before == 0 {
+				t.Fatal(before, err)
+			}
+			p, err := f.engine.Pseudonymize(ctx, f.org, "req-p-"+string(st), s, st, dpo, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := f.engine.Count(ctx, f.org, s); n != 0 {
+				t.Fatalf("%d events still under the identifier after pseudonymization", n)
+			}
+			res, err := f.engine.Erase(ctx, f.org, "req-e-"+string(st), s, dpo, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Matched != before {
+				t.Errorf("the erasure matched %d events, the subject had %d (under %s)", res.Matched, before, p.Pseudonym)
+			}
+			if n, _ := f.engine.Count(ctx, f.org, erasure.Subject{PrincipalID: p.Pseudonym}); n != 0 {
+				t.Errorf("%d events still under the earlier pseudonym", n)
+			}
+			if n := f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND principal_id = ?`, f.org, res.Pseudonym); n != res.Pseudonymized {
+				t.Errorf("%d kept events under the erasure's pseudonym, %d kept", n, res.Pseudonymized)
+			}
+			if n := f.count(`SELECT count(*) FROM pseudonym_mapping WHERE organization_id = ? AND pseudonym_id = ?`, f.org, p.Pseudonym); n != 0 {
+				t.Errorf("the mapping of %s is still there", p.Pseudonym)
+			}
+			if _, err := f.engine.Lookup(ctx, f.org, p.Pseudonym, "after the erasure", dpo); models.KindOf(err) != models.KindNotFound {
+				t.Errorf("lookup of the earlier pseudonym after the erasure: %v", err)
+			}
+		})
+	}
+}
+
+// Free text: released legal holds naming the subject are scrubbed to the pseudonym; kept
+// events whose hashed text still holds the identifier are counted on the result.
+func TestEraseScrubsReleasedHoldsAndCountsKeptFreeText(t *testing.T) {
+	f := newFixture(t, 500, 0)
+	ctx := context.Background()
+	trail := models.NewAuditTrail(f.db, f.sealer, models.NewPartitionManager(f.db))
+	store := models.NewRetentionPolicyStore(f.db, trail)
+	h, err := store.PlaceHold(ctx, f.org, models.LegalHoldInput{Name: "Case of user-3", Reason: "user-3 sued us",
+		Scope: models.HoldScopePrincipal, PrincipalID: "user-3"}, dpo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReleaseHold(ctx, f.org, h.ID, dpo); err != nil {
+		t.Fatal(err)
+	}
+	p, outcome := "user-3", "user-3 typed a wrong password"
+	ev := models.Event{OrganizationID: f.org, Timestamp: time.Now().UTC().Add(-time.Minute), Action: "auth.login.failure",
+		Status: "failure", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0", PrincipalID: &p,
+		OutcomeDescription: &outcome, Details: []byte(`{"note":"again user-3","email":"user-3@example.com"}`)}
+	if err := f.sealer.Seal(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.CopyEvents(ctx, f.db, models.NewPartitionManager(f.db), []models.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	f.sequence()
+	res, err := f.engine.Erase(ctx, f.org, "req-t", erasure.Subject{PrincipalID: "user-3"}, dpo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KeptWithIdentifier != 1 {
+		t.Errorf("kept events with the identifier in free text: %d, want 1", res.KeptWithIdentifier)
+	}
+	if n := f.count(`SELECT count(*) FROM legal_holds WHERE organization_id = ? AND (strpos(name, 'user-3') > 0
+		OR strpos(reason, 'user-3') > 0 OR principal_id = 'user-3')`, f.org); n != 0 {
+		t.Errorf("%d released holds still name the subject", n)
+	}
+	if n := f.count(`SELECT count(*) FROM legal_holds WHERE organization_id = ? AND principal_id = ?`, f.org, res.Pseudonym); n != 1 {
+		t.Errorf("the released hold does not name the pseudonym (%d)", n)
 	}
 }

@@ -413,6 +413,8 @@ type run struct {
 	// what it had done: a call that finds nothing more to do writes no second self-audit.
 	wasCompleted bool
 	startMatched int64
+	// aliases are the subject's pseudonyms from earlier pseudonymizations (Erase only).
+	aliases []alias
 }
 
 func (r *run) report(phase string) {
@@ -477,17 +479,42 @@ func (e *Engine) start(ctx context.Context, op operation, org, requestID string,
 		return Result{}, err
 	}
 	r := &run{e: e, op: op, org: org, requestID: requestID, s: s, st: st, by: by, progress: progress, total: total}
+	if op == opErase {
+		// A subject pseudonymized earlier has events under its pseudonyms: they are erased
+		// the same way, and their mappings deleted (see forgetAliases).
+		if r.aliases, err = e.aliases(ctx, org, s); err != nil {
+			return Result{}, err
+		}
+		for _, a := range r.aliases {
+			n, err := e.Count(ctx, org, a.subject)
+			if err != nil {
+				return Result{}, err
+			}
+			r.total += n
+		}
+	}
 	if err := r.begin(ctx); err != nil {
 		return Result{}, err
 	}
-	r.report("log")
-	if err := r.eraseLog(ctx); err != nil {
-		return r.res, err
+	subjects := []Subject{s}
+	for _, a := range r.aliases {
+		subjects = append(subjects, a.subject)
 	}
-	r.report("archives")
-	if err := r.eraseArchives(ctx); err != nil {
-		return r.res, err
+	for _, sub := range subjects {
+		r.s = sub
+		r.report("log")
+		if err := r.eraseLog(ctx); err != nil {
+			return r.res, err
+		}
 	}
+	for _, sub := range subjects {
+		r.s = sub
+		r.report("archives")
+		if err := r.eraseArchives(ctx); err != nil {
+			return r.res, err
+		}
+	}
+	r.s = s
 	if err := r.finish(ctx); err != nil {
 		return r.res, err
 	}
