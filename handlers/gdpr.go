@@ -546,11 +546,11 @@ func DownloadGDPRExport(d GDPRDeps) fiber.Handler {
 
 // apiGDPRRequest is POST /api/v1/gdpr/requests's body.
 type apiGDPRRequest struct {
-	Type          string    `json:"type"`
-	PrincipalID   string    `json:"principal_id"`
-	ResourceType  string    `json:"resource_type"`
-	ResourceID    string    `json:"resource_id"`
-	IdentityCheck string    `json:"identity_check"`
+	Type          string     `json:"type"`
+	PrincipalID   string     `json:"principal_id"`
+	ResourceType  string     `json:"resource_type"`
+	ResourceID    string     `json:"resource_id"`
+	IdentityCheck string     `json:"identity_check"`
 	RequestedBy   string     `json:"requested_by"`
 	ReceivedAt    *time.Time `json:"received_at"`
 	Notes         string     `json:"notes"`

@@ -2,8 +2,8 @@ package gdpr
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
