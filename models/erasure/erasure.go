@@ -1068,5 +1068,6 @@ func (e *Engine) audit(ctx context.Context, r *run) error {
 			"deleted": res.Deleted, "pseudonymized": res.Pseudonymized, "archivedDeleted": res.ArchivedDeleted,
 			"archivedPseudonymized": res.ArchivedPseudonymized, "archivesRewritten": res.ArchivesRewritten,
 			"leftInClear": res.LeftInClear, "pseudonym": res.Pseudonym, "removed": n,
+			"earlierPseudonyms": len(r.aliases), "keptWithIdentifier": res.KeptWithIdentifier,
 			"removedIdsSha256": hex.EncodeToString(h.Sum(nil))}})
 }
