@@ -148,6 +148,9 @@ func CreateGDPRRequest(d GDPRDeps) fiber.Handler {
 			IdentityCheck: c.FormValue("identity_check"), RequestedBy: c.FormValue("requested_by"),
 			ReceivedAt: c.FormValue("received_at"), Notes: c.FormValue("notes")}
 		received, err := parseDay("received_at", form.ReceivedAt)
+		if err == nil && strings.TrimSpace(form.ReceivedAt) != "" {
+			received, err = checkReceivedAt(&received, d.Now())
+		}
 		if err == nil {
 			_, err = d.Store.Create(c.UserContext(), v.OrgID, inputOf(form, received), ActorOf(c))
 		}

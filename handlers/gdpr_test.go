@@ -50,6 +50,7 @@ func TestGDPRPagesRefuseBadInput(t *testing.T) {
 		{"no subject", "principal_id", "", "subject"},
 		{"unknown type", "type", "forget-me", "type"},
 		{"bad date", "received_at", "yesterday", "received_at"},
+		{"year one", "received_at", "0001-01-01", "received_at"},
 		{"no identity check", "identity_check", "", "identity_check"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
