@@ -148,6 +148,9 @@ func CreateGDPRRequest(d GDPRDeps) fiber.Handler {
 			IdentityCheck: c.FormValue("identity_check"), RequestedBy: c.FormValue("requested_by"),
 			ReceivedAt: c.FormValue("received_at"), Notes: c.FormValue("notes")}
 		received, err := parseDay("received_at", form.ReceivedAt)
+		if err == nil && strings.TrimSpace(form.ReceivedAt) != "" {
+			received, err = checkReceivedAt(&received, d.Now())
+		}
 		if err == nil {
 			_, err = d.Store.Create(c.UserContext(), v.OrgID, inputOf(form, received), ActorOf(c))
 		}
@@ -547,14 +550,29 @@ func DownloadGDPRExport(d GDPRDeps) fiber.Handler {
 
 // apiGDPRRequest is POST /api/v1/gdpr/requests's body.
 type apiGDPRRequest struct {
-	Type          string    `json:"type"`
-	PrincipalID   string    `json:"principal_id"`
-	ResourceType  string    `json:"resource_type"`
-	ResourceID    string    `json:"resource_id"`
-	IdentityCheck string    `json:"identity_check"`
-	RequestedBy   string    `json:"requested_by"`
-	ReceivedAt    time.Time `json:"received_at"`
-	Notes         string    `json:"notes"`
+	Type          string     `json:"type"`
+	PrincipalID   string     `json:"principal_id"`
+	ResourceType  string     `json:"resource_type"`
+	ResourceID    string     `json:"resource_id"`
+	IdentityCheck string     `json:"identity_check"`
+	RequestedBy   string     `json:"requested_by"`
+	ReceivedAt    *time.Time `json:"received_at"`
+	Notes         string     `json:"notes"`
+}
+
+// checkReceivedAt refuses a given received_at before 2000 or in the future; a time the
+// client set is never replaced (the zero time of year 1 included), only an absent one is now.
+func checkReceivedAt(t *time.Time, now time.Time) (time.Time, error) {
+	if t == nil {
+		return time.Time{}, nil
+	}
+	if t.Before(time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)) {
+		return time.Time{}, models.Invalid("received_at", "must be on or after 2000-01-01")
+	}
+	if t.After(now.Add(time.Minute)) {
+		return time.Time{}, models.Invalid("received_at", "must not be in the future")
+	}
+	return *t, nil
 }
 
 // apiGDPRRequestState is a request in the API.
@@ -625,14 +643,21 @@ func decodeStrict(body []byte, v any) error {
 // 201 with it.
 func APICreateGDPRRequest(d GDPRDeps) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if mediaType(c) != fiber.MIMEApplicationJSON {
+			return fiber.NewError(fiber.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		}
 		org := render.APIKeyOf(c).OrganizationID
 		var req apiGDPRRequest
 		if err := decodeStrict(c.Body(), &req); err != nil {
 			return err
 		}
+		received, err := checkReceivedAt(req.ReceivedAt, d.Now())
+		if err != nil {
+			return err
+		}
 		r, err := d.Store.Create(c.UserContext(), org, gdpr.Input{Type: req.Type, Subject: gdpr.Subject{PrincipalID: req.PrincipalID,
 			ResourceType: req.ResourceType, ResourceID: req.ResourceID}, IdentityCheck: req.IdentityCheck, RequestedBy: req.RequestedBy,
-			ReceivedAt: req.ReceivedAt, Notes: req.Notes}, apiActor(c))
+			ReceivedAt: received, Notes: req.Notes}, apiActor(c))
 		if err != nil {
 			return err
 		}

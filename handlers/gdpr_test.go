@@ -50,6 +50,7 @@ func TestGDPRPagesRefuseBadInput(t *testing.T) {
 		{"no subject", "principal_id", "", "subject"},
 		{"unknown type", "type", "forget-me", "type"},
 		{"bad date", "received_at", "yesterday", "received_at"},
+		{"year one", "received_at", "0001-01-01", "received_at"},
 		{"no identity check", "identity_check", "", "identity_check"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,6 +276,9 @@ func TestGDPRAPI(t *testing.T) {
 		{"unknown type", `{"type":"forget","principal_id":"x","identity_check":"y","requested_by":"z"}`, "type"},
 		{"bad time", `{"type":"access","principal_id":"x","identity_check":"y","requested_by":"z","received_at":"monday"}`, "received_at"},
 		{"two bodies", body + body, "body"},
+		{"year one", `{"type":"access","principal_id":"x","identity_check":"y","requested_by":"z","received_at":"0001-01-01T00:00:00Z"}`, "received_at"},
+		{"before 2000", `{"type":"access","principal_id":"x","identity_check":"y","requested_by":"z","received_at":"1999-12-31T23:59:59Z"}`, "received_at"},
+		{"future", `{"type":"access","principal_id":"x","identity_check":"y","requested_by":"z","received_at":"2999-01-01T00:00:00Z"}`, "received_at"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := env.API("POST", "/api/v1/gdpr/requests", key, "application/json", tc.body)
@@ -282,6 +286,11 @@ func TestGDPRAPI(t *testing.T) {
 				t.Fatalf("status %d, want 400 naming %s: %s", r.StatusCode, tc.field, r.Body)
 			}
 		})
+	}
+	for _, ct := range []string{"text/plain", "", "application/x-www-form-urlencoded"} {
+		if r := env.API("POST", "/api/v1/gdpr/requests", key, ct, body); r.StatusCode != 415 {
+			t.Fatalf("Content-Type %q: %d, want 415: %s", ct, r.StatusCode, r.Body)
+		}
 	}
 	if r := env.API("POST", "/api/v1/gdpr/requests", read, "application/json", body); r.StatusCode != 403 {
 		t.Fatalf("a read key files a request: %d", r.StatusCode)

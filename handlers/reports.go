@@ -221,7 +221,7 @@ func executionRow(d ReportDeps, org string, e *reports.Execution) reportviews.Ex
 	}
 	for _, f := range e.Files {
 		row.Files = append(row.Files, reportviews.FileRow{Format: f.Format, Name: f.Name, Size: byteSize(f.Size),
-			SHA256: f.SHA256, Href: fileHref(d, org, e.ID, f.Format)})
+			SHA256: f.SHA256, Href: fileHref(d, org, e.ID, f.Format), Withdrawn: f.Withdrawn})
 	}
 	return row
 }
@@ -632,11 +632,25 @@ func ShowReportExecution(d ReportDeps) fiber.Handler {
 				Outcome: outcome, OK: a.OK})
 		}
 		p.DeliveryNote = deliveryNote(e.Deliveries)
-		if render.IsHTMX(c) {
-			return render.HTML(c, fiber.StatusOK, reportviews.ExecutionPanel(p))
+		status := fiber.StatusOK
+		if withdrawn(e.Files) {
+			status = fiber.StatusGone // every file withdrawn: what the page offered is gone; its record stays
 		}
-		return render.HTML(c, fiber.StatusOK, reportviews.Execution(v.Shell("Report", "reports"), p))
+		if render.IsHTMX(c) {
+			return render.HTML(c, status, reportviews.ExecutionPanel(p))
+		}
+		return render.HTML(c, status, reportviews.Execution(v.Shell("Report", "reports"), p))
 	}
+}
+
+// withdrawn reports whether an execution had files and every one was withdrawn.
+func withdrawn(fs []reports.File) bool {
+	for _, f := range fs {
+		if f.Withdrawn == "" {
+			return false
+		}
+	}
+	return len(fs) > 0
 }
 
 // deliveryNote says what comes of deliveries that have all failed: another try, or none.
@@ -688,6 +702,9 @@ func serveReportFile(c *fiber.Ctx, d ReportDeps, org string, by models.Actor) er
 	}
 	ctx := context.WithoutCancel(c.UserContext())
 	f, rc, err := d.Store.OpenFile(ctx, org, exec, format)
+	if we := (*reports.WithdrawnError)(nil); errors.As(err, &we) {
+		return fiber.NewError(fiber.StatusGone, we.Error())
+	}
 	if err != nil {
 		return err
 	}

@@ -147,6 +147,24 @@ func TestReportsPages(t *testing.T) {
 			t.Fatalf("%d, want 410", r.StatusCode)
 		}
 	})
+	t.Run("withdrawn by an erasure", func(t *testing.T) {
+		// What the erasure engine leaves (models/erasure withdrawReports): no content, the
+		// metadata kept, the file marked in the execution's file list.
+		id := strings.TrimPrefix(execPath, "/reports/executions/")
+		note := "withdrawn after GDPR erasure gdpr_req_9"
+		env.DB.Exec(`DELETE FROM report_file_chunks WHERE execution_id = ?`, id)
+		env.DB.Exec(`UPDATE report_executions SET export_result = (SELECT jsonb_agg(x || jsonb_build_object('withdrawn', ?::text))
+			FROM jsonb_array_elements(export_result) x) WHERE id = ?`, note, id)
+		r := member.Get(href)
+		if r.StatusCode != 410 || !strings.Contains(r.Body, note) {
+			t.Fatalf("download of a withdrawn file: %d %s", r.StatusCode, r.Body)
+		}
+		page := member.Get(execPath)
+		if page.StatusCode != 410 || !strings.Contains(page.Body, note) || !strings.Contains(page.Body, `data-testid="withdrawn-csv"`) ||
+			strings.Contains(page.Body, "/files/csv?") {
+			t.Fatalf("page of a withdrawn execution: %d", page.StatusCode)
+		}
+	})
 
 	t.Run("templates and schedules", func(t *testing.T) {
 		tpl := func() url.Values {

@@ -195,6 +195,13 @@ func (h LegalHold) details() map[string]any {
 	return d
 }
 
+// LockHoldsSQL takes the transaction-scoped advisory lock of organization $1's legal holds.
+// PlaceHold takes it before it inserts a hold, and every batch that deletes or rewrites
+// events under a check of the holds (the erasure engine's) takes it before that check: a
+// hold is then either committed before the batch checks, or placed after the batch has
+// committed, never in between.
+const LockHoldsSQL = `SELECT pg_advisory_xact_lock(hashtextextended('auditdb.legal_holds:' || $1::text, 0))`
+
 // PlaceHold places a legal hold on org's events, self-audited. It returns KindInvalid
 // naming the field for a hold without its scope's value or a range ending before it
 // starts; nothing is written then.
@@ -213,6 +220,11 @@ func (s *RetentionPolicyStore) PlaceHold(ctx context.Context, org string, in Leg
 	}
 	var placed *LegalHold
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// After any erasure batch of org in flight: that batch commits first, the next one
+		// sees this hold (see LockHoldsSQL).
+		if err := tx.Exec(strings.Replace(LockHoldsSQL, "$1", "?", 1), org).Error; err != nil {
+			return fmt.Errorf("models: lock legal holds: %w", err)
+		}
 		var id int64
 		err := tx.Raw(`INSERT INTO legal_holds (organization_id, name, reason, scope, principal_id, resource_type, resource_id,
 			correlation_id, from_time, to_time, placed_by, placed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,

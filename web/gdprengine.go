@@ -51,5 +51,6 @@ func progressOf(f func(gdpr.Progress)) func(erasure.Progress) {
 func resultOf(r erasure.Result) gdpr.Result {
 	return gdpr.Result{Matched: r.Matched, Deleted: r.Deleted, Pseudonymized: r.Pseudonymized,
 		ArchivedDeleted: r.ArchivedDeleted, ArchivedPseudonymized: r.ArchivedPseudonymized,
-		ArchivesRewritten: r.ArchivesRewritten, Pseudonym: r.Pseudonym}
+		ArchivesRewritten: r.ArchivesRewritten, Pseudonym: r.Pseudonym, AlreadyErasedBy: r.AlreadyErasedBy,
+		KeptWithIdentifier: r.KeptWithIdentifier}
 }

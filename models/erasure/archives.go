@@ -79,6 +79,9 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	}
 	var holds []models.LegalHold
 	if r.op == opErase {
+		if err := r.lockHolds(ctx, tx); err != nil {
+			return c, 0, err
+		}
 		if holds, err = r.e.activeHolds(ctx, tx, r.org); err != nil {
 			return c, 0, err
 		}
@@ -95,10 +98,12 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	var ids, leaves []int64
 	var times []time.Time
 	var hashes []string
+	var sp span
 	err = readAll(rd, func(l *models.ArchiveLine) error {
 		if !r.s.matches(l) {
 			return b.Add(l)
 		}
+		sp.add(l.Timestamp)
 		for _, h := range holds {
 			if covers(h, l) {
 				hs, err := r.e.Holds(ctx, r.org, r.s)
@@ -173,6 +178,9 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 		old_sha256_compressed, new_sha256_compressed, rewritten_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		r.org, id, r.requestID, string(r.op), c.archivedDeleted, c.archivedPseudonymized, meta.SHA256Compressed, newSum, now)
 	if err != nil {
+		return c, 0, err
+	}
+	if err := r.withdrawReports(ctx, tx, sp); err != nil {
 		return c, 0, err
 	}
 	c.archivesRewritten = 1

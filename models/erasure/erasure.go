@@ -123,6 +123,14 @@ type Result struct {
 	// is inside their content hash). Pseudonymize leaves them as they are and says so here;
 	// Erase deletes them instead, critical or not, so for Erase it is always 0.
 	LeftInClear int64
+	// AlreadyErasedBy, set when an erasure found none of the subject's events left, names
+	// another request that erased (or is erasing) the same subject: duplicate requests
+	// complete with 0 matched instead of waiting for events that are gone.
+	AlreadyErasedBy string
+	// KeptWithIdentifier counts the kept (critical) events that still hold one of the
+	// subject's identifiers in free text inside their content hash (outcome description or
+	// a non-personal details value), which cannot change without breaking the hash.
+	KeptWithIdentifier int64
 	// Pending counts the subject's events Erase had to delete but could not yet, because
 	// they are still waiting for the Merkle log (a few seconds after ingest); the run
 	// returns a KindUnavailable error and a retry finishes them.
@@ -405,6 +413,8 @@ type run struct {
 	// what it had done: a call that finds nothing more to do writes no second self-audit.
 	wasCompleted bool
 	startMatched int64
+	// aliases are the subject's pseudonyms from earlier pseudonymizations (Erase only).
+	aliases []alias
 }
 
 func (r *run) report(phase string) {
@@ -469,19 +479,49 @@ func (e *Engine) start(ctx context.Context, op operation, org, requestID string,
 		return Result{}, err
 	}
 	r := &run{e: e, op: op, org: org, requestID: requestID, s: s, st: st, by: by, progress: progress, total: total}
+	if op == opErase {
+		// A subject pseudonymized earlier has events under its pseudonyms: they are erased
+		// the same way, and their mappings deleted (see forgetAliases).
+		if r.aliases, err = e.aliases(ctx, org, s); err != nil {
+			return Result{}, err
+		}
+		for _, a := range r.aliases {
+			n, err := e.Count(ctx, org, a.subject)
+			if err != nil {
+				return Result{}, err
+			}
+			r.total += n
+		}
+	}
 	if err := r.begin(ctx); err != nil {
 		return Result{}, err
 	}
-	r.report("log")
-	if err := r.eraseLog(ctx); err != nil {
-		return r.res, err
+	subjects := []Subject{s}
+	for _, a := range r.aliases {
+		subjects = append(subjects, a.subject)
 	}
-	r.report("archives")
-	if err := r.eraseArchives(ctx); err != nil {
-		return r.res, err
+	for _, sub := range subjects {
+		r.s = sub
+		r.report("log")
+		if err := r.eraseLog(ctx); err != nil {
+			return r.res, err
+		}
 	}
+	for _, sub := range subjects {
+		r.s = sub
+		r.report("archives")
+		if err := r.eraseArchives(ctx); err != nil {
+			return r.res, err
+		}
+	}
+	r.s = s
 	if err := r.finish(ctx); err != nil {
 		return r.res, err
+	}
+	if op == opErase && r.res.Matched == 0 {
+		if err := r.erasedBy(ctx); err != nil {
+			return r.res, err
+		}
 	}
 	r.report("done")
 	if r.res.Pending > 0 {
@@ -547,6 +587,23 @@ func (r *run) begin(ctx context.Context) error {
 	return nil
 }
 
+// erasedBy names, in r.res.AlreadyErasedBy, another request that erased the same subject
+// (completed first, else still running).
+func (r *run) erasedBy(ctx context.Context) error {
+	mac := hex.EncodeToString(r.e.crypto.mac("subject", r.org, r.s.String()))
+	var ids []string
+	err := r.e.db.WithContext(ctx).Raw(`SELECT request_id FROM gdpr_erasure_runs WHERE organization_id = ? AND operation = 'erase'
+		AND subject_mac = ? AND request_id <> ? AND (deleted + pseudonymized + archived_deleted + archived_pseudonymized) > 0
+		ORDER BY status = 'completed' DESC, started_at LIMIT 1`, r.org, mac, r.requestID).Scan(&ids).Error
+	if err != nil {
+		return fmt.Errorf("erasure: earlier erasures of the subject: %w", err)
+	}
+	if len(ids) == 1 {
+		r.res.AlreadyErasedBy = ids[0]
+	}
+	return nil
+}
+
 // withPurpose runs fn in one transaction that declared the purpose 'gdpr'.
 func (e *Engine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return models.WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
@@ -582,6 +639,16 @@ func (r *run) applied(c counts) {
 	r.done += n
 }
 
+// lockHolds serializes the batch with the placement of legal holds of the organization
+// (models.LockHoldsSQL): taken before the batch reads the holds, held until it commits.
+func (r *run) lockHolds(ctx context.Context, tx pgx.Tx) error {
+	if r.op != opErase {
+		return nil
+	}
+	_, err := tx.Exec(ctx, models.LockHoldsSQL, r.org)
+	return err
+}
+
 // heldSQL is models.HeldPredicate over $1 (the organization).
 func heldSQL() string {
 	cond, _ := models.HeldPredicate("e", "")
@@ -597,11 +664,12 @@ func (r *run) eraseLog(ctx context.Context) error {
 	// alone, not for every remaining event of the subject.
 	query := `WITH e AS (SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type,
 				e.target_resource_id, e.details, ` + commitmentsColumn + ` AS commitments, e.hash, e.organization_id,
-				e.correlation_id, e.tableoid, e.ctid
+				e.correlation_id, e.tableoid, e.ctid, e.status
 			FROM audit_log e WHERE e.organization_id = $1 AND ` + r.s.sql() + ` AND e.id > $5
 			ORDER BY e.id LIMIT $6 FOR UPDATE OF e)
 		SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type, e.target_resource_id,
-			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, ` + heldSQL() + `
+			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, ` + heldSQL() + `,
+			e.status
 		FROM e LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 		ORDER BY e.id`
 	var after int64
@@ -614,13 +682,16 @@ func (r *run) eraseLog(ctx context.Context) error {
 		var last int64
 		var pending, inClear int64
 		err := e.withPurpose(ctx, func(tx pgx.Tx) error {
+			if err := r.lockHolds(ctx, tx); err != nil {
+				return err
+			}
 			rows, _ := tx.Query(ctx, query, append(append([]any{r.org}, subjectArgs(r.s)...), after, e.Batch)...)
 			var batch []*eventRow
 			var held bool
 			for rows.Next() {
 				ev := &eventRow{}
 				if err := rows.Scan(&ev.ID, &ev.Timestamp, &ev.Action, &ev.HashAlgorithm, &ev.PrincipalID, &ev.TargetResourceType,
-					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held); err != nil {
+					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held, &ev.Status); err != nil {
 					rows.Close()
 					return err
 				}
@@ -644,15 +715,21 @@ func (r *run) eraseLog(ctx context.Context) error {
 				return holdConflict(hs)
 			}
 			var del, upd []*eventRow
+			var sp span
 			for _, ev := range batch {
+				ch := &rollupChange{ts: ev.Timestamp, action: ev.Action, principal: ev.PrincipalID, failed: ev.Status == "failure"}
 				switch r.decide(ev.HashAlgorithm, ev.Action, ev.TargetResourceType, ev.TargetResourceID) {
 				case actDelete:
 					if ev.Leaf == nil {
 						pending++
 						continue
 					}
+					ch.deleted = true
+					ev.rollup = ch
+					sp.add(ev.Timestamp)
 					del = append(del, ev)
 				case actPseudonymize:
+					byPrincipal := r.s.byPrincipal(ev.PrincipalID)
 					if err := r.transform(&ev.fields); err != nil {
 						return err
 					}
@@ -660,9 +737,19 @@ func (r *run) eraseLog(ctx context.Context) error {
 						inClear++
 					}
 					if ev.changed {
+						if byPrincipal {
+							ev.rollup = ch
+						}
+						sp.add(ev.Timestamp)
 						upd = append(upd, ev)
 					}
 				}
+			}
+			if err := r.adjustRollups(ctx, tx, batch); err != nil {
+				return err
+			}
+			if err := r.withdrawReports(ctx, tx, sp); err != nil {
+				return err
 			}
 			if err := r.deleteEvents(ctx, tx, del); err != nil {
 				return err
@@ -726,6 +813,9 @@ type eventRow struct {
 	Leaf      *int64
 	Hash      string
 	Held      bool
+	Status    string
+	// rollup is what the event takes out of the rollups (nil: nothing).
+	rollup *rollupChange
 	// partition (its table's oid) and ctid locate the locked row: changes address it by
 	// them, which needs no plan over the whole organization (whose statistics may be stale).
 	partition uint32
@@ -978,5 +1068,6 @@ func (e *Engine) audit(ctx context.Context, r *run) error {
 			"deleted": res.Deleted, "pseudonymized": res.Pseudonymized, "archivedDeleted": res.ArchivedDeleted,
 			"archivedPseudonymized": res.ArchivedPseudonymized, "archivesRewritten": res.ArchivesRewritten,
 			"leftInClear": res.LeftInClear, "pseudonym": res.Pseudonym, "removed": n,
+			"earlierPseudonyms": len(r.aliases), "keptWithIdentifier": res.KeptWithIdentifier,
 			"removedIdsSha256": hex.EncodeToString(h.Sum(nil))}})
 }

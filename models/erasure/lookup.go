@@ -44,6 +44,19 @@ func (e *Engine) Lookup(ctx context.Context, org, pseudonym, reason string, by m
 		if original, err = e.crypto.open(org, ct); err != nil {
 			return "", models.NotFound("pseudonym")
 		}
+		// Only while its mapping exists: an erasure of the subject deletes it, and the
+		// pseudonym then answers nothing although the key could still decrypt it.
+		var mapped bool
+		err = models.WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
+			return conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pseudonym_mapping WHERE organization_id = $1 AND pseudonym_id = $2)`,
+				org, pseudonym).Scan(&mapped)
+		})
+		if err != nil {
+			return "", fmt.Errorf("erasure: pseudonym mapping: %w", err)
+		}
+		if !mapped {
+			return "", models.NotFound("pseudonym")
+		}
 	} else {
 		var ct []byte
 		err := models.WithPgx(ctx, e.db, func(conn *pgx.Conn) error {

@@ -30,11 +30,17 @@ func jsonEscaped(s string) string {
 // the identifier as a substring.
 func (r *run) scrub(ctx context.Context) error {
 	var ids []string
-	if r.s.PrincipalID != "" {
-		ids = append(ids, r.s.PrincipalID)
+	subjects := []Subject{r.s}
+	for _, a := range r.aliases {
+		subjects = append(subjects, a.subject)
 	}
-	if r.s.ResourceID != "" {
-		ids = append(ids, r.s.ResourceID)
+	for _, sub := range subjects {
+		if sub.PrincipalID != "" {
+			ids = append(ids, sub.PrincipalID)
+		}
+		if sub.ResourceID != "" {
+			ids = append(ids, sub.ResourceID)
+		}
 	}
 	err := models.WithPgx(ctx, r.e.db, func(conn *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -46,11 +52,22 @@ func (r *run) scrub(ctx context.Context) error {
 					return err
 				}
 			}
+			for _, sub := range subjects {
+				if err := r.dropSubjectRollups(ctx, tx, sub.PrincipalID); err != nil {
+					return err
+				}
+			}
+			if err := r.forgetAliases(ctx, tx); err != nil {
+				return err
+			}
 			return bumpCache(ctx, tx, r.org)
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("erasure: scrub identifiers: %w", err)
+	}
+	if err := r.countKeptWithIdentifier(ctx, ids); err != nil {
+		return fmt.Errorf("erasure: count kept events holding the identifier: %w", err)
 	}
 	return nil
 }
@@ -73,6 +90,14 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 			context = replace(context::text, $4, $5)::jsonb, troubleshooting = replace(troubleshooting::text, $4, $5)::jsonb
 		WHERE organization_id = $1 AND (strpos(message, $2) > 0 OR user_id = $2 OR strpos(coalesce(context::text, ''), $4) > 0
 			OR strpos(coalesce(troubleshooting::text, ''), $4) > 0)`,
+		// Released legal holds (active ones block an erasure) keep their record, naming the
+		// pseudonym instead; legal_holds is not hashed.
+		`UPDATE legal_holds SET name = left(replace(name, $2, $3), 200), reason = replace(reason, $2, $3),
+			principal_id = CASE WHEN principal_id = $2 THEN left($3, 255) ELSE principal_id END,
+			resource_id = CASE WHEN resource_id = $2 THEN left($3, 255) ELSE resource_id END,
+			correlation_id = CASE WHEN correlation_id = $2 THEN left($3, 255) ELSE correlation_id END
+		WHERE organization_id = $1 AND released_at IS NOT NULL AND (strpos(name, $2) > 0 OR strpos(reason, $2) > 0
+			OR principal_id = $2 OR resource_id = $2 OR correlation_id = $2) AND $4 = $4 AND $5 = $5`,
 		`UPDATE error_aggregation SET title = replace(title, $2, $3),
 			affected_users = replace(affected_users::text, $4, $5)::jsonb, samples = replace(samples::text, $4, $5)::jsonb
 		WHERE organization_id = $1 AND (strpos(title, $2) > 0 OR strpos(coalesce(affected_users::text, ''), $4) > 0
@@ -84,6 +109,26 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 		}
 	}
 	return nil
+}
+
+// countKeptWithIdentifier counts, in r.res.KeptWithIdentifier, the kept events (now under
+// the run's pseudonym) whose outcome description or details still hold one of ids: text
+// inside their content hash, which cannot change (see docs/gdpr-erasure.md).
+func (r *run) countKeptWithIdentifier(ctx context.Context, ids []string) error {
+	if r.op != opErase || len(ids) == 0 {
+		return nil
+	}
+	esc := make([]string, len(ids))
+	for i, id := range ids {
+		esc[i] = jsonEscaped(id)
+	}
+	return models.WithPgx(ctx, r.e.db, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT count(*) FROM audit_log e WHERE e.organization_id = $1
+			AND (e.principal_id = $2 OR e.target_resource_id = $2)
+			AND EXISTS (SELECT 1 FROM unnest($3::text[], $4::text[]) AS u(id, esc)
+				WHERE strpos(coalesce(e.outcome_description, ''), u.id) > 0 OR strpos(coalesce(e.details::text, ''), u.esc) > 0)`,
+			r.org, r.pseudonym, ids, esc).Scan(&r.res.KeptWithIdentifier)
+	})
 }
 
 // scrubDeadLetters deletes (erasure) or rewrites (pseudonymization) the organization's dead

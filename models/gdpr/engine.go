@@ -42,6 +42,11 @@ type Result struct {
 	ArchivedPseudonymized int64  `json:"archived_pseudonymized"`
 	ArchivesRewritten     int64  `json:"archives_rewritten"`
 	Pseudonym             string `json:"-"` // kept on the request itself, not in its result
+	// AlreadyErasedBy names another request that had erased the subject when this one
+	// found nothing left to erase.
+	AlreadyErasedBy string `json:"already_erased_by,omitempty"`
+	// KeptWithIdentifier counts kept events still holding an identifier in hashed free text.
+	KeptWithIdentifier int64 `json:"kept_with_identifier,omitempty"`
 }
 
 // Hold is a legal hold covering at least one of a subject's events.

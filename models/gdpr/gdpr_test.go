@@ -567,3 +567,88 @@ func TestRestrictionKeepsSubjectOutOfReports(t *testing.T) {
 		t.Fatalf("the report's events name %v, want only free-p", ids)
 	}
 }
+
+// Duplicate erasure requests of one subject approved at the same time all complete: their
+// finishes do not deadlock on each other's rows, and none is left running.
+func TestDuplicateErasuresApprovedTogetherComplete(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.engine.Gate = make(chan struct{})
+	org := pgtest.NewOrg(t, "a")
+	subject := gdpr.Subject{PrincipalID: "john"}
+	var ids []string
+	for range 4 {
+		r := erasure(t, f, org, subject)
+		if _, err := f.runner.RequestErasure(ctx, org, r.ID, alice); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	for _, id := range ids {
+		if _, err := f.runner.Approve(ctx, org, id, bob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(f.engine.Gate)
+	f.runner.Wait()
+	for _, id := range ids {
+		r, err := f.store.Get(ctx, org, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != gdpr.StatusCompleted || r.Operation == gdpr.OpRunning {
+			t.Errorf("request %s: %s / %s (%s)", id, r.Status, r.Operation, r.Error)
+		}
+	}
+}
+
+// heldMidway is an engine whose first erasure is stopped part way by a legal hold, as the
+// real engine's batch stops when it finds a hold placed since the run started.
+type heldMidway struct {
+	*gdprtest.Engine
+	stopped bool
+}
+
+func (e *heldMidway) Erase(ctx context.Context, org, requestID string, s gdpr.Subject, by models.Actor, progress func(gdpr.Progress)) (gdpr.Result, error) {
+	if !e.stopped {
+		e.stopped = true
+		return gdpr.Result{Matched: 5, Deleted: 5}, models.Conflict("legal_hold",
+			`the legal hold "Case 9" (#3) covers events of this subject; release it before erasing`)
+	}
+	return e.Engine.Erase(ctx, org, requestID, s, by, progress)
+}
+
+// An erasure a hold stops part way is not left running: the request names the hold and
+// how to resume, and once approved again it completes.
+func TestErasureStoppedByHoldMidwayResumes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.runner.Engine = &heldMidway{Engine: f.engine}
+	org := pgtest.NewOrg(t, "a")
+	r := erasure(t, f, org, gdpr.Subject{PrincipalID: "john"})
+	if _, err := f.runner.RequestErasure(ctx, org, r.ID, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.runner.Approve(ctx, org, r.ID, bob); err != nil {
+		t.Fatal(err)
+	}
+	f.runner.Wait()
+	r, err := f.store.Get(ctx, org, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Operation == gdpr.OpRunning || r.Status != gdpr.StatusInProgress || !strings.Contains(r.Error, "stopped by a legal hold after 5") ||
+		!strings.Contains(r.Error, `"Case 9"`) || !strings.Contains(r.Error, "resumes") {
+		t.Fatalf("after the hold: %s / %s: %q", r.Status, r.Operation, r.Error)
+	}
+	if _, err := f.runner.RequestErasure(ctx, org, r.ID, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.runner.Approve(ctx, org, r.ID, bob); err != nil {
+		t.Fatal(err)
+	}
+	f.runner.Wait()
+	if r, _ = f.store.Get(ctx, org, r.ID); r.Status != gdpr.StatusCompleted {
+		t.Fatalf("resumed erasure: %s / %s %q", r.Status, r.Operation, r.Error)
+	}
+}

@@ -3,6 +3,7 @@ package gdpr
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -165,10 +166,22 @@ func (r *Runner) Approve(ctx context.Context, org, id string, by models.Actor) (
 	}
 	r.background(func(ctx context.Context) {
 		res, err := r.Engine.Erase(ctx, org, id, req.Subject, by, func(p Progress) { r.Store.progress(ctx, id, p) })
-		r.finish(ctx, req, res, err, by, fmt.Sprintf("erasure completed: %d events deleted, %d kept pseudonymized, %d archived events deleted, %d archived kept pseudonymized",
-			res.Deleted, res.Pseudonymized, res.ArchivedDeleted, res.ArchivedPseudonymized))
+		r.finish(ctx, req, res, err, by, erasureDetail(res))
 	})
 	return req, nil
+}
+
+// erasureDetail is the completion summary of an erasure.
+func erasureDetail(res Result) string {
+	if res.AlreadyErasedBy != "" && res.Matched == 0 {
+		return "erasure completed: already erased by request " + res.AlreadyErasedBy + "; 0 events matched"
+	}
+	d := fmt.Sprintf("erasure completed: %d events deleted, %d kept pseudonymized, %d archived events deleted, %d archived kept pseudonymized",
+		res.Deleted, res.Pseudonymized, res.ArchivedDeleted, res.ArchivedPseudonymized)
+	if res.KeptWithIdentifier > 0 {
+		d += fmt.Sprintf("; %d kept events still contain the identifier in free text inside their content hash", res.KeptWithIdentifier)
+	}
+	return d
 }
 
 // StartPseudonymization replaces the identifiers of the subject of org's pseudonymization
@@ -204,6 +217,12 @@ const Erased = "[erased]"
 // restriction of the organization are replaced by the pseudonym; the request completes.
 func (r *Runner) finish(ctx context.Context, req *Request, res Result, err error, by models.Actor, detail string) {
 	if err != nil {
+		if me := (*models.Error)(nil); errors.As(err, &me) && me.Field == "legal_hold" {
+			// A hold placed while the erasure ran: what was done stays done; the request says
+			// which hold stopped it and how to resume.
+			err = models.Conflict("legal_hold", fmt.Sprintf("stopped by a legal hold after %d of the subject's events: %s. "+
+				"Once it is released, request and approve the erasure again: it resumes where it stopped", res.Matched, me.Message))
+		}
 		r.Log.Error("gdpr operation failed", "request", req.ID, "organization", req.Org, "err", err)
 		r.Store.fail(ctx, req.Org, req.ID, err, by)
 		return
@@ -224,7 +243,18 @@ func (r *Runner) finish(ctx context.Context, req *Request, res Result, err error
 			resource_id = CASE WHEN resource_type = ? AND resource_id = ? THEN ? ELSE resource_id END WHERE ` + match
 		rargs := append([]any{nullable(s.PrincipalID), pseudonym, nullable(s.ResourceType), nullable(s.ResourceID), pseudonym}, args...)
 		for _, table := range []string{"gdpr_requests", "gdpr_restrictions"} {
-			if err := tx.Exec(`UPDATE `+table+` `+replace, rargs...).Error; err != nil {
+			q := `UPDATE ` + table + ` ` + replace
+			if table == "gdpr_requests" {
+				// Not another request of the subject that is running (a duplicate approved at
+				// the same time): it replaces its own identifiers when it finishes, and its row,
+				// locked by its own finish, would deadlock with this one.
+				q += ` AND (id = ? OR operation <> 'running')`
+				if err := tx.Exec(q, append(rargs, req.ID)...).Error; err != nil {
+					return "", "", "", fmt.Errorf("gdpr: replace the subject's identifiers: %w", err)
+				}
+				continue
+			}
+			if err := tx.Exec(q, rargs...).Error; err != nil {
 				return "", "", "", fmt.Errorf("gdpr: replace the subject's identifiers: %w", err)
 			}
 		}
@@ -233,7 +263,10 @@ func (r *Runner) finish(ctx context.Context, req *Request, res Result, err error
 		return "completed", detail, ActionRequestDone, err
 	})
 	if cerr != nil {
+		// Never left running: the request fails and can be approved again (the engine's
+		// run is idempotent).
 		r.Log.Error("gdpr operation: record outcome", "request", req.ID, "err", cerr)
+		r.Store.fail(ctx, req.Org, req.ID, fmt.Errorf("recording the outcome failed: %w", cerr), by)
 	}
 }
 

@@ -105,13 +105,21 @@ func (w *fileWriter) Close() (File, error) {
 // organization's included). Close the reader.
 func (s *Store) OpenFile(ctx context.Context, org, exec, format string) (*File, io.ReadCloser, error) {
 	var files []File
-	err := s.db.WithContext(ctx).Raw(`SELECT format, name, content_type, size, stored_size, sha256 FROM report_files
-		WHERE organization_id = ? AND execution_id = ? AND format = ? AND complete`, org, exec, format).Scan(&files).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT f.format, f.name, f.content_type, f.size, f.stored_size, f.sha256,
+			coalesce((SELECT x->>'withdrawn' FROM report_executions e, jsonb_array_elements(CASE WHEN
+					jsonb_typeof(e.export_result) = 'array' THEN e.export_result ELSE '[]' END) AS x
+				WHERE e.id = f.execution_id AND e.organization_id = f.organization_id AND x->>'format' = f.format
+				LIMIT 1), '') AS withdrawn
+		FROM report_files f
+		WHERE f.organization_id = ? AND f.execution_id = ? AND f.format = ? AND f.complete`, org, exec, format).Scan(&files).Error
 	if err != nil {
 		return nil, nil, fmt.Errorf("reports: open file: %w", err)
 	}
 	if len(files) == 0 {
 		return nil, nil, models.NotFound("report file")
+	}
+	if files[0].Withdrawn != "" {
+		return &files[0], nil, &WithdrawnError{Note: files[0].Withdrawn}
 	}
 	chunks := &chunkReader{ctx: ctx, db: s.db, exec: exec, form: format}
 	zr, err := zstd.NewReader(chunks, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
@@ -120,6 +128,12 @@ func (s *Store) OpenFile(ctx context.Context, org, exec, format string) (*File, 
 	}
 	return &files[0], zstdCloser{zr}, nil
 }
+
+// WithdrawnError is OpenFile's answer for a file whose content was withdrawn (by an
+// erasure); Note says why. The file's metadata is returned beside it.
+type WithdrawnError struct{ Note string }
+
+func (e *WithdrawnError) Error() string { return "this report file was " + e.Note }
 
 type zstdCloser struct{ *zstd.Decoder }
 

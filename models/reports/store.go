@@ -167,6 +167,9 @@ type File struct {
 	Size        int64  `json:"size"`
 	StoredSize  int64  `json:"stored_size"`
 	SHA256      string `json:"sha256"`
+	// Withdrawn, when set, says why the file's content was deleted (an erasure: "withdrawn
+	// after GDPR erasure <request>"); its metadata stays, its download answers 410.
+	Withdrawn string `json:"withdrawn,omitempty"`
 }
 
 // DeliveryAttempt is one try to deliver an execution's files.

@@ -55,6 +55,8 @@ type ScheduleEditProps struct {
 // FileRow is one file of an execution, with its download link.
 type FileRow struct {
 	Format, Name, Size, SHA256, Href string
+	// Withdrawn, when set, replaces the link: the content was deleted (e.g. by an erasure).
+	Withdrawn string
 }
 
 // ExecutionRow is one execution, formatted.
