@@ -657,7 +657,7 @@ var fieldStateLabels = map[string]string{
 func fieldStates(fields []models.FieldCheck) []eventviews.FieldStateView {
 	out := make([]eventviews.FieldStateView, 0, len(fields))
 	for _, f := range fields {
-		out = append(out, eventviews.FieldStateView{Name: f.Name, State: f.State, Label: fieldStateLabels[f.State], Reason: f.Reason})
+		out = append(out, eventviews.FieldStateView{Name: f.Name, State: f.State, Label: fieldStateLabels[f.State], Reason: f.Reason + f.Note})
 	}
 	return out
 }

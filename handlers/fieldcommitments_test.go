@@ -44,19 +44,20 @@ func TestEventPageShowsFieldCommitments(t *testing.T) {
 		t.Fatalf("API event %d %s (%v)", r.StatusCode, r.Body, err)
 	}
 
-	fc, err := models.MarkField(ev.FieldCommitments, "principalId", models.FieldErased)
+	pseudonym := "psh_1"
+	fc, err := env.Sealer.MarkField(ev.FieldCommitments, ev.Hash, "principalId", models.FieldPseudonymized, &pseudonym)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tamper(t, env, `UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE id = ?`, string(fc), ev.ID)
+	tamper(t, env, `UPDATE audit_log SET principal_id = 'psh_1', field_commitments = ?::jsonb WHERE id = ?`, string(fc), ev.ID)
 	if r := c.PostForm(path+"/verify", url.Values{}); r.StatusCode != 303 {
 		t.Fatalf("verify: %d", r.StatusCode)
 	}
 	page = c.Get(path)
-	for _, want := range []string{"Verified: the event is intact", `data-testid="field-commitment-principalId" data-state="erased"`,
-		"erased (digest kept)", `data-testid="field-commitment-details.ip" data-state="disclosed-ok"`} {
+	for _, want := range []string{"Verified: the event is intact", `data-testid="field-commitment-principalId" data-state="pseudonymized"`,
+		"pseudonymized (digest kept)", `data-testid="field-commitment-details.ip" data-state="disclosed-ok"`} {
 		if !strings.Contains(page.Body, want) {
-			t.Errorf("page after erasing the principal lacks %s", want)
+			t.Errorf("page after pseudonymizing the principal lacks %s", want)
 		}
 	}
 
