@@ -95,7 +95,8 @@ func checkCount(ctx context.Context, tx pgx.Tx, org string, f models.EventFilter
 // and KindConflict while org has no checkpoint. sealer holds the server key: a bundle
 // carries erased and pseudonymized fields that no one can check offline, vouched for by the
 // server, so Write refuses (KindConflict, naming the event and field) an event whose
-// redaction MAC does not verify rather than vouch for a forged redaction.
+// redaction MAC does not verify rather than vouch for a forged redaction. (An event whose
+// commitments cannot be read at all goes in: the bundle's checker reports it.)
 func Write(ctx context.Context, db *gorm.DB, lg *merkle.Log, sealer *models.Sealer, org string, f models.EventFilter, w io.Writer) (Summary, error) {
 	if err := Validate(f); err != nil {
 		return Summary{}, err
@@ -333,7 +334,7 @@ func (b *writer) live(events io.Writer) error {
 			}
 			line.LeafIndex = *leaf
 			line.Timestamp = line.Timestamp.UTC()
-			if err := b.sealer.CheckRedactions(line.Event()); err != nil {
+			if err := b.sealer.CheckRedactions(line.Event()); models.KindOf(err) == models.KindConflict {
 				return fmt.Errorf("bundle: %w", err)
 			}
 			if err := enc.Encode(&line); err != nil {
@@ -402,7 +403,7 @@ func (b *writer) archived(events io.Writer) error {
 				continue
 			}
 			line.Timestamp = line.Timestamp.UTC()
-			if err := b.sealer.CheckRedactions(line.Event()); err != nil {
+			if err := b.sealer.CheckRedactions(line.Event()); models.KindOf(err) == models.KindConflict {
 				r.Close()
 				return fmt.Errorf("bundle: %w", err)
 			}
