@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,20 @@ func TestEventPageShowsFieldCommitments(t *testing.T) {
 			t.Errorf("page after pseudonymizing the principal lacks %s", want)
 		}
 	}
+
+	// The target marked pseudonymized by a database writer (a copied MAC, another value) is
+	// a mismatch on the page itself, before any Verify.
+	forged := strings.Replace(string(fc), `"targetResourceId":{`, `"targetResourceId":{"state":"pseudonymized","mac":"`+
+		strings.Repeat("ab", 32)+`",`, 1)
+	forged = regexp.MustCompile(`("targetResourceId":\{[^}]*),"salt":"[^"]*"`).ReplaceAllString(forged, "$1")
+	tamper(t, env, `UPDATE audit_log SET target_resource_id = 'pat-other', field_commitments = ?::jsonb WHERE id = ?`, forged, ev.ID)
+	page = c.Get(path)
+	for _, want := range []string{`data-testid="field-commitment-targetResourceId" data-state="mismatch"`, "redaction mac does not verify"} {
+		if !strings.Contains(page.Body, want) {
+			t.Errorf("page after forging the target's pseudonymization lacks %s", want)
+		}
+	}
+	tamper(t, env, `UPDATE audit_log SET target_resource_id = 'pat-1', field_commitments = ?::jsonb WHERE id = ?`, string(fc), ev.ID)
 
 	tamper(t, env, `UPDATE audit_log SET details = '{"ip":"10.6.6.6","n":1}' WHERE id = ?`, ev.ID)
 	req := httpRequest("POST", path+"/verify", url.Values{"_csrf": {c.CSRF}})
