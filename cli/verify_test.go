@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,6 +78,32 @@ func TestVerifyCommand(t *testing.T) {
 		!strings.Contains(out.String(), "verify-org: OK — 5 events") || !strings.Contains(out.String(), ck.VerifierKey()) ||
 		!strings.Contains(out.String(), "5 events of scheme sha256-jcs-v2; personal fields erased: 0, pseudonymized: 1") {
 		t.Fatalf("clean organization: %v\n%s", err, out.String())
+	}
+
+	// A database writer copies that redaction onto another event with another principal:
+	// the MAC does not verify for it, so verify names the event as tampered.
+	var genuine map[string]json.RawMessage
+	if err := json.Unmarshal(fc, &genuine); err != nil {
+		t.Fatal(err)
+	}
+	var forged map[string]json.RawMessage
+	if err := json.Unmarshal(evs[3].FieldCommitments, &forged); err != nil {
+		t.Fatal(err)
+	}
+	forged[models.FieldPrincipalID] = genuine[models.FieldPrincipalID]
+	raw, _ := json.Marshal(forged)
+	err = db.Transaction(func(tx *gorm.DB) error {
+		tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`)
+		return tx.Exec(`UPDATE audit_log SET principal_id = 'psh_1', field_commitments = ?::jsonb WHERE organization_id = 'verify-org' AND hash = ?`,
+			string(raw), evs[3].Hash).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = Run(ctx, []string{"verify", "--org", "verify-org"}, env(vars), &out)
+	if err == nil || !strings.Contains(out.String(), "redaction mac does not verify") {
+		t.Fatalf("a forged pseudonymization: %v\n%s", err, out.String())
 	}
 
 	err = db.Transaction(func(tx *gorm.DB) error {
