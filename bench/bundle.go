@@ -122,7 +122,7 @@ func Bundle(ctx context.Context, o BundleOptions) (BundleResult, error) {
 				defer f.Close()
 				os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 				st, cpu := time.Now(), selfCPU()
-				sum, err := bundle.Write(ctx, o.DB, o.Log, o.Org, filter, f)
+				sum, err := bundle.Write(ctx, o.DB, o.Log, o.Sealer, o.Org, filter, f)
 				if err != nil {
 					return err
 				}

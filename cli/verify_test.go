@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,14 +59,15 @@ func TestVerifyCommand(t *testing.T) {
 			t.Fatalf("%v: err = %v", args, err)
 		}
 	}
-	// An erased principal (as a GDPR erasure leaves it) keeps the organization verifying.
-	fc, err := models.MarkField(evs[1].FieldCommitments, models.FieldPrincipalID, models.FieldErased)
+	// A pseudonymized principal (as a GDPR erasure leaves it) keeps the organization verifying.
+	pseudonym := "psh_1"
+	fc, err := sealer.MarkField(evs[1].FieldCommitments, evs[1].Hash, models.FieldPrincipalID, models.FieldPseudonymized, &pseudonym)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = db.Transaction(func(tx *gorm.DB) error {
 		tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`)
-		return tx.Exec(`UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE organization_id = 'verify-org' AND hash = ?`,
+		return tx.Exec(`UPDATE audit_log SET principal_id = 'psh_1', field_commitments = ?::jsonb WHERE organization_id = 'verify-org' AND hash = ?`,
 			string(fc), evs[1].Hash).Error
 	})
 	if err != nil {
@@ -74,8 +76,34 @@ func TestVerifyCommand(t *testing.T) {
 	out.Reset()
 	if err := Run(ctx, []string{"verify", "--org", "verify-org"}, env(vars), &out); err != nil ||
 		!strings.Contains(out.String(), "verify-org: OK — 5 events") || !strings.Contains(out.String(), ck.VerifierKey()) ||
-		!strings.Contains(out.String(), "5 events of scheme sha256-jcs-v2; personal fields erased: 1, pseudonymized: 0") {
+		!strings.Contains(out.String(), "5 events of scheme sha256-jcs-v2; personal fields erased: 0, pseudonymized: 1") {
 		t.Fatalf("clean organization: %v\n%s", err, out.String())
+	}
+
+	// A database writer copies that redaction onto another event with another principal:
+	// the MAC does not verify for it, so verify names the event as tampered.
+	var genuine map[string]json.RawMessage
+	if err := json.Unmarshal(fc, &genuine); err != nil {
+		t.Fatal(err)
+	}
+	var forged map[string]json.RawMessage
+	if err := json.Unmarshal(evs[3].FieldCommitments, &forged); err != nil {
+		t.Fatal(err)
+	}
+	forged[models.FieldPrincipalID] = genuine[models.FieldPrincipalID]
+	raw, _ := json.Marshal(forged)
+	err = db.Transaction(func(tx *gorm.DB) error {
+		tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`)
+		return tx.Exec(`UPDATE audit_log SET principal_id = 'psh_1', field_commitments = ?::jsonb WHERE organization_id = 'verify-org' AND hash = ?`,
+			string(raw), evs[3].Hash).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err = Run(ctx, []string{"verify", "--org", "verify-org"}, env(vars), &out)
+	if err == nil || !strings.Contains(out.String(), "redaction mac does not verify") {
+		t.Fatalf("a forged pseudonymization: %v\n%s", err, out.String())
 	}
 
 	err = db.Transaction(func(tx *gorm.DB) error {

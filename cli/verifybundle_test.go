@@ -29,7 +29,7 @@ func TestVerifyBundleCommand(t *testing.T) {
 	evs = w.Events(evs...)
 	w.Sequence()
 	var buf bytes.Buffer
-	sum, err := bundle.Write(context.Background(), w.DB, w.Log, org,
+	sum, err := bundle.Write(context.Background(), w.DB, w.Log, w.Sealer, org,
 		models.EventFilter{From: now.Add(-time.Hour), To: now.Add(time.Minute)}, &buf)
 	if err != nil || sum.Events != 40 {
 		t.Fatalf("bundle of %d events: %v", sum.Events, err)

@@ -530,6 +530,9 @@ func EventRow(ev *models.Event) eventviews.Row {
 type IntegrityReader interface {
 	Position(ctx context.Context, org string, id int64) (merkle.LogPosition, error)
 	LastCheck(ctx context.Context, org string, id int64) (*merkle.CheckRecord, error)
+	// CheckFields checks a sha256-jcs-v2 event's personal fields with the server key
+	// (redaction MACs included); no query.
+	CheckFields(ev *models.Event) ([]models.FieldCheck, error)
 }
 
 // ShowEvent shows every field of one event of the current organization, with its place in
@@ -555,8 +558,9 @@ func ShowEvent(events EventReader, integrity IntegrityReader) fiber.Handler {
 		if render.IsHTMX(c) && c.Get("HX-Target") == "event-panel" {
 			return render.HTML(c, fiber.StatusOK, eventviews.Panel(props))
 		}
-		// Checking the commitments needs no key and no query: do it for every view of the page.
-		fields, _ := models.CheckFieldCommitments(ev) // unreadable commitments: Verify says so
+		// Checking the commitments needs no query: do it for every view of the page, with the
+		// server key, so that a forged redaction shows as a mismatch here too.
+		fields, _ := integrity.CheckFields(ev) // unreadable commitments: Verify says so
 		if props.Integrity, err = integrityCard(c, v, integrity, id, fields); err != nil {
 			return err
 		}
@@ -657,7 +661,7 @@ var fieldStateLabels = map[string]string{
 func fieldStates(fields []models.FieldCheck) []eventviews.FieldStateView {
 	out := make([]eventviews.FieldStateView, 0, len(fields))
 	for _, f := range fields {
-		out = append(out, eventviews.FieldStateView{Name: f.Name, State: f.State, Label: fieldStateLabels[f.State], Reason: f.Reason})
+		out = append(out, eventviews.FieldStateView{Name: f.Name, State: f.State, Label: fieldStateLabels[f.State], Reason: f.Reason + f.Note})
 	}
 	return out
 }

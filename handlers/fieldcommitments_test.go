@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,21 +45,36 @@ func TestEventPageShowsFieldCommitments(t *testing.T) {
 		t.Fatalf("API event %d %s (%v)", r.StatusCode, r.Body, err)
 	}
 
-	fc, err := models.MarkField(ev.FieldCommitments, "principalId", models.FieldErased)
+	pseudonym := "psh_1"
+	fc, err := env.Sealer.MarkField(ev.FieldCommitments, ev.Hash, "principalId", models.FieldPseudonymized, &pseudonym)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tamper(t, env, `UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE id = ?`, string(fc), ev.ID)
+	tamper(t, env, `UPDATE audit_log SET principal_id = 'psh_1', field_commitments = ?::jsonb WHERE id = ?`, string(fc), ev.ID)
 	if r := c.PostForm(path+"/verify", url.Values{}); r.StatusCode != 303 {
 		t.Fatalf("verify: %d", r.StatusCode)
 	}
 	page = c.Get(path)
-	for _, want := range []string{"Verified: the event is intact", `data-testid="field-commitment-principalId" data-state="erased"`,
-		"erased (digest kept)", `data-testid="field-commitment-details.ip" data-state="disclosed-ok"`} {
+	for _, want := range []string{"Verified: the event is intact", `data-testid="field-commitment-principalId" data-state="pseudonymized"`,
+		"pseudonymized (digest kept)", `data-testid="field-commitment-details.ip" data-state="disclosed-ok"`} {
 		if !strings.Contains(page.Body, want) {
-			t.Errorf("page after erasing the principal lacks %s", want)
+			t.Errorf("page after pseudonymizing the principal lacks %s", want)
 		}
 	}
+
+	// The target marked pseudonymized by a database writer (a copied MAC, another value) is
+	// a mismatch on the page itself, before any Verify.
+	forged := strings.Replace(string(fc), `"targetResourceId":{`, `"targetResourceId":{"state":"pseudonymized","mac":"`+
+		strings.Repeat("ab", 32)+`",`, 1)
+	forged = regexp.MustCompile(`("targetResourceId":\{[^}]*),"salt":"[^"]*"`).ReplaceAllString(forged, "$1")
+	tamper(t, env, `UPDATE audit_log SET target_resource_id = 'pat-other', field_commitments = ?::jsonb WHERE id = ?`, forged, ev.ID)
+	page = c.Get(path)
+	for _, want := range []string{`data-testid="field-commitment-targetResourceId" data-state="mismatch"`, "redaction mac does not verify"} {
+		if !strings.Contains(page.Body, want) {
+			t.Errorf("page after forging the target's pseudonymization lacks %s", want)
+		}
+	}
+	tamper(t, env, `UPDATE audit_log SET target_resource_id = 'pat-1', field_commitments = ?::jsonb WHERE id = ?`, string(fc), ev.ID)
 
 	tamper(t, env, `UPDATE audit_log SET details = '{"ip":"10.6.6.6","n":1}' WHERE id = ?`, ev.ID)
 	req := httpRequest("POST", path+"/verify", url.Values{"_csrf": {c.CSRF}})

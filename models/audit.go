@@ -332,3 +332,6 @@ func nullJSON(raw []byte) any {
 	}
 	return string(raw)
 }
+
+// Sealer returns the sealer the trail signs with: the server's signing key.
+func (a *AuditTrail) Sealer() *Sealer { return a.sealer }

@@ -130,7 +130,7 @@ func (s *Sealer) Verify(ev *Event) (Verification, error) {
 	var fields []FieldCheck
 	var err error
 	if ev.HashAlgorithm == HashAlgorithmV2 {
-		computed, fields, err = verifyV2(ev)
+		computed, fields, err = s.verifyV2(ev)
 	} else {
 		computed, err = s.ContentHash(ev)
 	}

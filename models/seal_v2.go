@@ -2,12 +2,14 @@ package models
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -45,10 +47,16 @@ const (
 // FieldCommitment is one member of an event's field_commitments: the digest of the field's
 // original value, and either the salt (the value is disclosed and checkable) or the state the
 // field was put in (FieldErased or FieldPseudonymized).
+//
+// A redacted commitment (with a state) also carries MAC, the server's word that its own
+// erasure engine made this redaction: hex(HMAC-SHA256(signing key, JCS([event hash, name,
+// state, value]))), value being the field's JSON value after the redaction (the pseudonym) or
+// null (erased). Without the key it cannot be checked, only its presence.
 type FieldCommitment struct {
 	Digest string `json:"digest"`
 	Salt   string `json:"salt,omitempty"`
 	State  string `json:"state,omitempty"`
+	MAC    string `json:"mac,omitempty"`
 }
 
 // FieldCheck is the state of one personal field of a sha256-jcs-v2 event.
@@ -56,7 +64,13 @@ type FieldCheck struct {
 	Name   string `json:"name"`             // FieldPrincipalID, FieldTargetResourceID or "details.<key>"
 	State  string `json:"state"`            // FieldDisclosedOK, FieldMismatch, FieldErased or FieldPseudonymized
 	Reason string `json:"reason,omitempty"` // why, for FieldMismatch
+	// Note qualifies an erased or pseudonymized field checked without the server key
+	// (NoteVouched): its redaction MAC is present but could not be checked.
+	Note string `json:"note,omitempty"`
 }
+
+// NoteVouched is the Note of a redacted field checked offline, without the server key.
+const NoteVouched = "redacted, vouched by the server (not checkable offline)"
 
 const (
 	saltSize        = 16                                                      // random bytes per field
@@ -67,7 +81,8 @@ const (
 
 // sealV2 seals ev with HashAlgorithmV2. Per personal field it draws a salt (all of an event's
 // salts come from one crypto/rand read), computes the field's digest, and records both in
-// field_commitments; the content hash then covers the sorted digests instead of the fields.
+// field_commitments; the content hash then covers the object of the digests by field name
+// instead of the fields.
 func (s *Sealer) sealV2(ev *Event) error {
 	rest, personal, err := s.splitDetails(ev.Details)
 	if err != nil {
@@ -97,7 +112,7 @@ func (s *Sealer) sealV2(ev *Event) error {
 
 	c := committer{fc: make([]byte, 0, 2+n*commitmentBytes)}
 	c.fc = append(c.fc, '{')
-	c.digests = c.digestArr[:0]
+	c.fd = append(c.fdArr[:0], '{')
 	c.scratch = c.scratchArr[:0]
 	// Members in byte order of their names (details.*, principalId, targetResourceId): the
 	// personal details come out of splitDetails sorted already.
@@ -120,8 +135,7 @@ func (s *Sealer) sealV2(ev *Event) error {
 		c.commit(raw[:saltSize], []byte(`"`+FieldTargetResourceID+`"`), c.valueBuf)
 	}
 	ev.FieldCommitments = append(c.fc, '}')
-	sortDigests(c.digests)
-	ev.Hash = contentHashV2(ev, rest, c.digests)
+	ev.Hash = contentHashV2(ev, rest, append(c.fd, '}'))
 	ev.Signature = s.Sign(ev.Hash)
 	return nil
 }
@@ -129,9 +143,12 @@ func (s *Sealer) sealV2(ev *Event) error {
 // committer builds one event's field_commitments and digests, with its scratch space inline so
 // that sealing an ordinary event allocates only the field_commitments it keeps.
 type committer struct {
-	fc         []byte
-	digests    [][64]byte
-	digestArr  [maxInlineFields][64]byte
+	fc []byte
+	// fd is the fieldDigests object of the content hash, {name: digest}, written in the
+	// order the fields are committed: byte order of their names, which is JCS order (every
+	// valid name is ASCII).
+	fd         []byte
+	fdArr      [2 + maxInlineFields*(len(`"details.userAgent":"",`)+64)]byte
 	scratch    []byte
 	scratchArr [256]byte
 	nameArr    [48]byte
@@ -150,7 +167,13 @@ func (c *committer) commit(salt, quotedName, value []byte) {
 	c.scratch = appendDigestInput(c.scratch[:0], quoted[:], quotedName, value)
 	sum := sha256.Sum256(c.scratch)
 	hex.Encode(d[:], sum[:])
-	c.digests = append(c.digests, d)
+	if len(c.fd) > 1 {
+		c.fd = append(c.fd, ',')
+	}
+	c.fd = append(c.fd, quotedName...)
+	c.fd = append(c.fd, ':', '"')
+	c.fd = append(c.fd, d[:]...)
+	c.fd = append(c.fd, '"')
 	if len(c.fc) > 1 {
 		c.fc = append(c.fc, ',')
 	}
@@ -194,20 +217,12 @@ func countMembers(obj []byte) int {
 	return n
 }
 
-// sortDigests sorts digests ascending (byte order); there are a handful, so insertion sort.
-func sortDigests(d [][64]byte) {
-	for i := 1; i < len(d); i++ {
-		for j := i; j > 0 && bytes.Compare(d[j][:], d[j-1][:]) < 0; j-- {
-			d[j], d[j-1] = d[j-1], d[j]
-		}
-	}
-}
-
 // contentHashV2 is contentHash for HashAlgorithmV2: the same canonical document, written
 // directly in JCS member order, without subjectDigest and targetResourceId, and with
-// "fieldDigests", the sorted digests of the personal fields (an empty array when there is none).
-// rest is the canonical JSON object of the non-personal details, or nil.
-func contentHashV2(ev *Event, rest []byte, digests [][64]byte) string {
+// "fieldDigests", the object of the personal fields' digests by name (an empty object when
+// there is none), which binds each digest to its field. rest is the canonical JSON object of
+// the non-personal details, or nil; fieldDigests is the canonical fieldDigests object.
+func contentHashV2(ev *Event, rest []byte, fieldDigests []byte) string {
 	var buf [1536]byte
 	b := buf[:0]
 	b = append(b, '{')
@@ -237,16 +252,7 @@ func contentHashV2(ev *Event, rest []byte, digests [][64]byte) string {
 	}
 	str("eventVersion", ev.EventVersion)
 	member("fieldDigests")
-	b = append(b, '[')
-	for i := range digests {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, digests[i][:]...)
-		b = append(b, '"')
-	}
-	b = append(b, ']')
+	b = append(b, fieldDigests...)
 	str("hashAlgorithm", ev.HashAlgorithm)
 	str("organizationId", ev.OrganizationID)
 	opt("outcomeDescription", ev.OutcomeDescription)
@@ -273,62 +279,126 @@ func storedContentHashV2(ev *Event, rest []byte) (string, error) {
 	return hashFromCommitments(ev, rest, fc), nil
 }
 
-// hashFromCommitments is the v2 content hash of ev over the digests of fc.
+// hashFromCommitments is the v2 content hash of ev over the digests of fc, by name. The
+// names were checked by ParseFieldCommitments: each is one of a fixed set of ASCII names
+// needing no escape, so byte order is JCS order.
 func hashFromCommitments(ev *Event, rest []byte, fc map[string]FieldCommitment) string {
-	digests := make([][64]byte, 0, len(fc))
-	for _, c := range fc {
-		var d [64]byte
-		copy(d[:], c.Digest)
-		digests = append(digests, d)
+	names := make([]string, 0, len(fc))
+	for name := range fc {
+		names = append(names, name)
 	}
-	sortDigests(digests)
-	return contentHashV2(ev, rest, digests)
+	sort.Strings(names)
+	fd := make([]byte, 0, 2+len(fc)*(len(`"details.userAgent":"",`)+64))
+	fd = append(fd, '{')
+	for i, name := range names {
+		if i > 0 {
+			fd = append(fd, ',')
+		}
+		fd = appendJCSString(fd, name)
+		fd = append(fd, ':')
+		fd = appendJCSString(fd, fc[name].Digest)
+	}
+	return contentHashV2(ev, rest, append(fd, '}'))
 }
 
 // verifyV2 recomputes a v2 event's content hash and checks its fields, reading details and
-// field commitments once. Errors as CheckFieldCommitments.
-func verifyV2(ev *Event) (string, []FieldCheck, error) {
+// field commitments once; s checks the redaction MACs. Errors as CheckFieldCommitments.
+func (s *Sealer) verifyV2(ev *Event) (string, []FieldCheck, error) {
 	rest, personal, err := keyless.splitDetails(ev.Details)
 	if err != nil {
 		return "", nil, err
 	}
-	fc, err := ParseFieldCommitments(ev.FieldCommitments)
+	fc, empty, err := parseCommitments(ev.FieldCommitments)
 	if err != nil {
 		return "", nil, err
 	}
-	return hashFromCommitments(ev, rest, fc), checkFields(ev, personal, fc), nil
+	return hashFromCommitments(ev, rest, fc), s.checkFields(ev, personal, fc, empty), nil
+}
+
+// rawCommitment is one commitment as stored, with its optional members told apart from
+// empty ones.
+type rawCommitment struct {
+	Digest string  `json:"digest"`
+	Salt   *string `json:"salt"`
+	State  *string `json:"state"`
+	MAC    *string `json:"mac"`
 }
 
 // ParseFieldCommitments reads a v2 event's field_commitments. It returns a KindInvalid error
 // naming field_commitments when they are absent, not an object of commitments (with unknown
-// members or duplicate names), name a field that is not personal, or hold a digest that is not
-// 64 lower-case hex digits.
+// members or duplicate names), name a field that is not personal (principalId,
+// targetResourceId or details.<one of DefaultPersonalKeys>), or hold a digest that is not 64
+// lower-case hex digits.
 func ParseFieldCommitments(raw json.RawMessage) (map[string]FieldCommitment, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, Invalid("field_commitments", "missing: a "+HashAlgorithmV2+" event commits to its personal fields there")
-	}
-	var fc map[string]FieldCommitment
-	if err := jsonv2.Unmarshal(raw, &fc, jsonv2.RejectUnknownMembers(true)); err != nil || fc == nil {
-		return nil, Invalid("field_commitments", "must be a JSON object of {digest, salt | state} objects")
-	}
-	for name, c := range fc {
-		if !validFieldName(name) {
-			return nil, Invalid("field_commitments", fmt.Sprintf("%q is not a personal field", name))
-		}
-		if !lowerHex64(c.Digest) {
-			return nil, Invalid("field_commitments", fmt.Sprintf("the digest of %s is not 64 lower-case hex digits", name))
-		}
-	}
-	return fc, nil
+	fc, _, err := parseCommitments(raw)
+	return fc, err
 }
 
-// validFieldName reports whether name can be committed in a v2 event.
+// parseCommitments is ParseFieldCommitments, also naming the fields whose commitment holds
+// an empty salt, state or mac (which ParseFieldCommitments's result cannot tell from an
+// absent one): the reason each is a mismatch.
+func parseCommitments(raw json.RawMessage) (map[string]FieldCommitment, map[string]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil, Invalid("field_commitments", "missing: a "+HashAlgorithmV2+" event commits to its personal fields there")
+	}
+	var rc map[string]rawCommitment
+	if err := jsonv2.Unmarshal(raw, &rc, jsonv2.RejectUnknownMembers(true)); err != nil || rc == nil {
+		return nil, nil, Invalid("field_commitments", "must be a JSON object of {digest, salt | state and mac} objects")
+	}
+	fc := make(map[string]FieldCommitment, len(rc))
+	var empty map[string]string
+	for name, c := range rc {
+		if !validFieldName(name) {
+			return nil, nil, Invalid("field_commitments", fmt.Sprintf("%q is not a personal field", name))
+		}
+		if !lowerHex64(c.Digest) {
+			return nil, nil, Invalid("field_commitments", fmt.Sprintf("the digest of %s is not 64 lower-case hex digits", name))
+		}
+		out := FieldCommitment{Digest: c.Digest}
+		for _, m := range []struct {
+			member string
+			v      *string
+			to     *string
+		}{{"salt", c.Salt, &out.Salt}, {"state", c.State, &out.State}, {"mac", c.MAC, &out.MAC}} {
+			if m.v == nil {
+				continue
+			}
+			if *m.v == "" {
+				if empty == nil {
+					empty = map[string]string{}
+				}
+				if m.member == "state" {
+					empty[name] = `unknown state ""`
+				} else if empty[name] == "" {
+					empty[name] = "its commitment has an empty " + m.member
+				}
+			}
+			*m.to = *m.v
+		}
+		fc[name] = out
+	}
+	return fc, empty, nil
+}
+
+// validFieldName reports whether name can be committed in a v2 event: the principal, the
+// target resource id, or a personal details key.
 func validFieldName(name string) bool {
 	switch name {
 	case FieldPrincipalID, FieldTargetResourceID:
 		return true
 	}
-	return strings.HasPrefix(name, DetailsFieldPrefix) && len(name) > len(DetailsFieldPrefix)
+	key, ok := strings.CutPrefix(name, DetailsFieldPrefix)
+	return ok && slices.Contains(DefaultPersonalKeys, key)
+}
+
+// redactionState returns the one state the erasure engine puts field name in: a personal
+// details key is erased (removed), the principal and target resource id are pseudonymized
+// (replaced).
+func redactionState(name string) string {
+	if strings.HasPrefix(name, DetailsFieldPrefix) {
+		return FieldErased
+	}
+	return FieldPseudonymized
 }
 
 func lowerHex64(s string) bool {
@@ -344,11 +414,20 @@ func lowerHex64(s string) bool {
 }
 
 // CheckFieldCommitments reports the state of every personal field of a sha256-jcs-v2 event,
-// sorted by name: each commitment, and each personal value present that no commitment covers
-// (FieldMismatch: a value added after sealing). It does not check the content hash (Verify
-// and RecomputeEvent do). It returns nil for an event of another scheme, and a KindInvalid
-// error naming details or field_commitments when they cannot be read.
+// sorted by name, without the server key: each commitment, and each personal value present
+// that no commitment covers (FieldMismatch: a value added after sealing). A redacted field
+// (erased or pseudonymized) is reported with Note NoteVouched: its redaction MAC is there
+// but only the server can check it (Sealer.CheckFieldCommitments does). It does not check
+// the content hash (Verify and RecomputeEvent do). It returns nil for an event of another
+// scheme, and a KindInvalid error naming details or field_commitments when they cannot be
+// read.
 func CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
+	return (*Sealer)(nil).CheckFieldCommitments(ev)
+}
+
+// CheckFieldCommitments is the package's CheckFieldCommitments with the server key: a
+// redacted field's MAC is checked, and one that does not verify is a FieldMismatch.
+func (s *Sealer) CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 	if ev.HashAlgorithm != HashAlgorithmV2 {
 		return nil, nil
 	}
@@ -356,16 +435,41 @@ func CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 	if err != nil {
 		return nil, err
 	}
-	fc, err := ParseFieldCommitments(ev.FieldCommitments)
+	fc, empty, err := parseCommitments(ev.FieldCommitments)
 	if err != nil {
 		return nil, err
 	}
-	return checkFields(ev, personal, fc), nil
+	return s.checkFields(ev, personal, fc, empty), nil
+}
+
+// CheckRedactions returns a KindConflict error naming the first redacted field of ev (a
+// sha256-jcs-v2 event) whose redaction the server key does not vouch for: a database writer
+// marked it erased or pseudonymized, or changed its value since. It returns nil for an event
+// without redacted fields or of another scheme, and the errors of CheckFieldCommitments.
+func (s *Sealer) CheckRedactions(ev *Event) error {
+	if ev.HashAlgorithm != HashAlgorithmV2 || !bytes.Contains(ev.FieldCommitments, []byte(`"state"`)) &&
+		!bytes.Contains(ev.FieldCommitments, []byte(`"mac"`)) {
+		return nil
+	}
+	_, personal, err := keyless.splitDetails(ev.Details)
+	if err != nil {
+		return err
+	}
+	fc, empty, err := parseCommitments(ev.FieldCommitments)
+	if err != nil {
+		return err
+	}
+	for _, f := range s.checkFields(ev, personal, fc, empty) {
+		if c := fc[f.Name]; f.State == FieldMismatch && (c.State != "" || c.MAC != "" || empty[f.Name] != "") {
+			return Conflict("field_commitments", fmt.Sprintf("event %d: the redaction of %s is not the server's: %s", ev.ID, f.Name, f.Reason))
+		}
+	}
+	return nil
 }
 
 // checkFields is CheckFieldCommitments given the canonical personal details object and the
-// parsed commitments.
-func checkFields(ev *Event, personal []byte, fc map[string]FieldCommitment) []FieldCheck {
+// parsed commitments; s (nil offline) checks the redaction MACs.
+func (s *Sealer) checkFields(ev *Event, personal []byte, fc map[string]FieldCommitment, empty map[string]string) []FieldCheck {
 	disclosed := map[string][]byte{} // field name → canonical JSON value
 	for i := 1; i < len(personal)-1; {
 		end := memberEnd(personal, i)
@@ -398,8 +502,12 @@ func checkFields(ev *Event, personal []byte, fc map[string]FieldCommitment) []Fi
 		switch {
 		case !committed:
 			check.Reason = "it holds a value no commitment covers"
+		case empty[name] != "":
+			check.Reason = empty[name]
 		case c.State == "" && c.Salt == "":
 			check.Reason = "its commitment has neither a salt nor a state"
+		case c.State == "" && c.MAC != "":
+			check.Reason = "it is disclosed but its commitment carries a redaction mac"
 		case c.State == "" && !present:
 			check.Reason = "its value was removed, but it is not marked erased"
 		case c.State == "":
@@ -412,20 +520,50 @@ func checkFields(ev *Event, personal []byte, fc map[string]FieldCommitment) []Fi
 			default:
 				check.State = FieldDisclosedOK
 			}
+		case c.State != FieldErased && c.State != FieldPseudonymized:
+			check.Reason = fmt.Sprintf("unknown state %q", c.State)
+		case c.Salt != "":
+			check.Reason = fmt.Sprintf("it is marked %s but keeps its salt", c.State)
+		case c.State != redactionState(name):
+			check.Reason = fmt.Sprintf("it is marked %s, which the erasure never does to %s", c.State, name)
 		case c.State == FieldErased && present:
 			check.Reason = "it is marked erased but holds a value"
-		case c.State == FieldErased:
-			check.State = FieldErased
 		case c.State == FieldPseudonymized && !present:
 			check.Reason = "it is marked pseudonymized but holds no value"
-		case c.State == FieldPseudonymized:
-			check.State = FieldPseudonymized
+		case !lowerHex64(c.MAC):
+			check.Reason = "it is marked " + c.State + " without the server's redaction mac"
+		case s == nil:
+			check.State, check.Note = c.State, NoteVouched
+		case !hmac.Equal([]byte(s.redactionMAC(ev.Hash, name, c.State, value)), []byte(c.MAC)):
+			check.Reason = "its redaction mac does not verify: the server did not make this " + c.State + " value"
 		default:
-			check.Reason = fmt.Sprintf("unknown state %q", c.State)
+			check.State = c.State
 		}
 		out = append(out, check)
 	}
 	return out
+}
+
+// redactionMAC is hex(HMAC-SHA256(key, JCS([eventHash, name, state, value]))), value the
+// canonical JSON of the field's value after the redaction, nil (null) when it was removed.
+func (s *Sealer) redactionMAC(eventHash, name, state string, value []byte) string {
+	b := make([]byte, 0, 128+len(eventHash)+len(value))
+	b = append(b, '[')
+	b = appendJCSString(b, eventHash)
+	b = append(b, ',')
+	b = appendJCSString(b, name)
+	b = append(b, ',')
+	b = appendJCSString(b, state)
+	b = append(b, ',')
+	if value == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, value...)
+	}
+	b = append(b, ']')
+	m := hmac.New(sha256.New, s.key)
+	m.Write(b)
+	return hexString(m.Sum(nil))
 }
 
 // saltOK reports whether salt is the base64url text (no padding) of 16 bytes, the only salts
@@ -438,14 +576,22 @@ func saltOK(salt string) bool {
 	return err == nil
 }
 
-// MarkField returns commitments with field name put in state (FieldErased or
-// FieldPseudonymized): its salt removed, its digest kept, the other fields unchanged. The
-// caller removes (erased) or replaces (pseudonymized) the value itself. It returns a
-// KindInvalid error when commitments cannot be read, the state is another, or name is not
-// committed.
-func MarkField(commitments json.RawMessage, name, state string) (json.RawMessage, error) {
+// MarkField returns commitments with field name of the event whose hash is eventHash put in
+// state: its salt removed, its digest kept, and the server's redaction MAC over the event
+// hash, name, state and value added, the other fields unchanged. A personal details key can
+// only be FieldErased (value nil: the caller removes it), the principal and target resource
+// id only FieldPseudonymized (value: the pseudonym the caller writes). It returns a
+// KindInvalid error when commitments cannot be read, the state is another, the value does
+// not fit the state, or name is not committed.
+func (s *Sealer) MarkField(commitments json.RawMessage, eventHash, name, state string, value *string) (json.RawMessage, error) {
 	if state != FieldErased && state != FieldPseudonymized {
 		return nil, Invalid("state", fmt.Sprintf("must be %s or %s", FieldErased, FieldPseudonymized))
+	}
+	if validFieldName(name) && state != redactionState(name) {
+		return nil, Invalid("state", fmt.Sprintf("%s can only be %s", name, redactionState(name)))
+	}
+	if (state == FieldErased) != (value == nil) {
+		return nil, Invalid("value", "an erased field has no value; a pseudonymized one has its pseudonym")
 	}
 	fc, err := ParseFieldCommitments(commitments)
 	if err != nil {
@@ -455,7 +601,11 @@ func MarkField(commitments json.RawMessage, name, state string) (json.RawMessage
 	if !ok {
 		return nil, Invalid("field", fmt.Sprintf("%s is not committed in this event", name))
 	}
-	fc[name] = FieldCommitment{Digest: c.Digest, State: state}
+	var v []byte
+	if value != nil {
+		v = appendJCSString(nil, *value)
+	}
+	fc[name] = FieldCommitment{Digest: c.Digest, State: state, MAC: s.redactionMAC(eventHash, name, state, v)}
 	out, err := jsonv2.Marshal(fc, jsonv2.Deterministic(true))
 	if err != nil {
 		return nil, fmt.Errorf("models: field commitments: %w", err)

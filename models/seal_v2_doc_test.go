@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -37,13 +38,13 @@ func TestIntegrityDocV2WorkedExample(t *testing.T) {
 		{"targetResourceId", `"pat-004213"`, "MDEyMzQ1Njc4OTo7PD0-Pw",
 			`["MDEyMzQ1Njc4OTo7PD0-Pw","targetResourceId","pat-004213"]`, "610b218e37bb996878725ba9f86b6bec8a392a8b1adc9a5978aef31ef8b983f4"},
 	}
-	const canonical = `{"action":"patient.record.read","dataClassification":"PHI","details":{"method":"GET"},"eventVersion":"1.0","fieldDigests":["159c0b80fe65037b004adfb1d6a89fe480cd5a17d10678810007cda3747cddc7","17ac463235fca7e80259ef65f367f1cd5fd72b174939d63948076cd67c288e18","610b218e37bb996878725ba9f86b6bec8a392a8b1adc9a5978aef31ef8b983f4","e76ac490e480236e3256dd11b6656d2da84115896c08f4e7b369f9068d8ba01b"],"hashAlgorithm":"sha256-jcs-v2","organizationId":"acme-health","retentionPolicy":"phi_extended","status":"success","targetResourceType":"Patient","timestamp":"2026-11-30T09:15:00.123456Z"}`
-	const hash = "cbc3b3a24b2361e5952b1517665b33fce3de930498be5dfb1a9f9a377b026137"
+	const canonical = `{"action":"patient.record.read","dataClassification":"PHI","details":{"method":"GET"},"eventVersion":"1.0","fieldDigests":{"details.email":"159c0b80fe65037b004adfb1d6a89fe480cd5a17d10678810007cda3747cddc7","details.ip":"e76ac490e480236e3256dd11b6656d2da84115896c08f4e7b369f9068d8ba01b","principalId":"17ac463235fca7e80259ef65f367f1cd5fd72b174939d63948076cd67c288e18","targetResourceId":"610b218e37bb996878725ba9f86b6bec8a392a8b1adc9a5978aef31ef8b983f4"},"hashAlgorithm":"sha256-jcs-v2","organizationId":"acme-health","retentionPolicy":"phi_extended","status":"success","targetResourceType":"Patient","timestamp":"2026-11-30T09:15:00.123456Z"}`
+	const hash = "9d0bc51c6128685cccd030640698cb4316a43468b988a5d162c7a58d23bb25ff"
 	inDoc(canonical)
 	inDoc("SHA-256 → `" + hash + "`")
 
 	fc := map[string]models.FieldCommitment{}
-	var digests []string
+	digests := map[string]string{}
 	for i, r := range rows {
 		salt := make([]byte, 16)
 		for j := range salt {
@@ -63,7 +64,7 @@ func TestIntegrityDocV2WorkedExample(t *testing.T) {
 		}
 		inDoc(fmt.Sprintf("| `%s` | `%s` | `%s` | `%s` |", r.name, r.salt, r.input, r.digest))
 		fc[r.name] = models.FieldCommitment{Digest: r.digest, Salt: r.salt}
-		digests = append(digests, r.digest)
+		digests[r.name] = r.digest
 	}
 	if sum := sha256.Sum256([]byte(canonical)); hex.EncodeToString(sum[:]) != hash {
 		t.Fatal("SHA-256 of the documented document is not the documented hash")
@@ -92,21 +93,59 @@ func TestIntegrityDocV2WorkedExample(t *testing.T) {
 		}
 	}
 
-	// The erasure and pseudonymization the page describes keep the hash.
-	inDoc(`{"digest":"17ac463235fca7e80259ef65f367f1cd5fd72b174939d63948076cd67c288e18","state":"erased"}`)
-	if ev.FieldCommitments, err = models.MarkField(ev.FieldCommitments, "principalId", models.FieldErased); err != nil {
+	// The erasure and pseudonymization the page describes keep the hash, and carry the
+	// redaction MACs it gives under the example key (bytes 0x40…0x5f).
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(0x40 + i)
+	}
+	sealer, err := models.NewSealer(key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.FieldCommitments, err = models.MarkField(ev.FieldCommitments, "targetResourceId", models.FieldPseudonymized); err != nil {
+	ev.Hash = hash
+	macs := []struct{ name, state, input, mac string }{
+		{"details.email", models.FieldErased, `["` + hash + `","details.email","erased",null]`, "94695144efb1e3b36e6e41c0a42f6cc27072b46de3212d140fad1224aed7b4f4"},
+		{"principalId", models.FieldPseudonymized, `["` + hash + `","principalId","pseudonymized","pseu-1"]`, "9ad9f83e568e9807b01f35c5efa5d4181d5f48862187ebaef9ac5ddc37516091"},
+	}
+	for _, m := range macs {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(m.input))
+		if got := hex.EncodeToString(h.Sum(nil)); got != m.mac {
+			t.Errorf("%s: HMAC of the documented input is %s, the page says %s", m.name, got, m.mac)
+		}
+		inDoc(fmt.Sprintf("| `%s` | `%s` | `%s` | `%s` |", m.name, m.state, m.input, m.mac))
+	}
+	if ev.FieldCommitments, err = sealer.MarkField(ev.FieldCommitments, hash, "details.email", models.FieldErased, nil); err != nil {
 		t.Fatal(err)
 	}
-	ev.PrincipalID, ev.TargetResourceID = nil, ptr("pseu-1")
+	if ev.FieldCommitments, err = sealer.MarkField(ev.FieldCommitments, hash, "principalId", models.FieldPseudonymized, ptr("pseu-1")); err != nil {
+		t.Fatal(err)
+	}
+	ev.PrincipalID = ptr("pseu-1")
+	ev.Details = json.RawMessage(`{"ip":"10.20.1.2","method":"GET"}`)
+	fcs, err := models.ParseFieldCommitments(ev.FieldCommitments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range macs {
+		if fcs[m.name].MAC != m.mac {
+			t.Errorf("%s: MarkField wrote mac %s, the page says %s", m.name, fcs[m.name].MAC, m.mac)
+		}
+	}
+	inDoc(`{"digest":"159c0b80fe65037b004adfb1d6a89fe480cd5a17d10678810007cda3747cddc7","state":"erased","mac":"` + macs[0].mac + `"}`)
 	if got, _, err := models.RecomputeEvent(&ev); err != nil || got != hash {
 		t.Fatalf("after erasure: RecomputeEvent = %s, %v; want %s", got, err, hash)
 	}
-	checks, _ = models.CheckFieldCommitments(&ev)
-	want := "[{details.email disclosed-ok } {details.ip disclosed-ok } {principalId erased } {targetResourceId pseudonymized }]"
+	checks, _ = sealer.CheckFieldCommitments(&ev)
+	want := "[{details.email erased  } {details.ip disclosed-ok  } {principalId pseudonymized  } {targetResourceId disclosed-ok  }]"
 	if fmt.Sprint(checks) != want {
 		t.Fatalf("after erasure: %v, want %s", checks, want)
+	}
+	checks, _ = models.CheckFieldCommitments(&ev)
+	want = "[{details.email erased  " + models.NoteVouched + "} {details.ip disclosed-ok  } {principalId pseudonymized  " +
+		models.NoteVouched + "} {targetResourceId disclosed-ok  }]"
+	if fmt.Sprint(checks) != want {
+		t.Fatalf("after erasure, offline: %v, want %s", checks, want)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -52,13 +52,16 @@ func refFieldDigest(t *testing.T, salt, name string, value json.RawMessage) stri
 	return hex.EncodeToString(sum[:])
 }
 
-func refContentHashV2(t *testing.T, ev *models.Event, digests []string) string {
+// refContentHashV2 is the v2 hash with digests, the field digests by name, as "fieldDigests".
+func refContentHashV2(t *testing.T, ev *models.Event, digests map[string]string) string {
 	t.Helper()
 	rest, _, err := refSplit(ev.Details)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(digests)
+	if digests == nil {
+		digests = map[string]string{}
+	}
 	doc := map[string]any{
 		"timestamp":          ev.Timestamp.UTC().Format(models.TimestampLayout),
 		"organizationId":     ev.OrganizationID,
@@ -68,7 +71,7 @@ func refContentHashV2(t *testing.T, ev *models.Event, digests []string) string {
 		"retentionPolicy":    ev.RetentionPolicy,
 		"eventVersion":       ev.EventVersion,
 		"hashAlgorithm":      ev.HashAlgorithm,
-		"fieldDigests":       append([]string{}, digests...),
+		"fieldDigests":       digests,
 	}
 	for k, v := range map[string]*string{
 		"ttl": ev.TTL, "targetResourceType": ev.TargetResourceType,
@@ -104,7 +107,7 @@ func checkV2AgainstReference(t *testing.T, ev models.Event) {
 	if len(fc) != len(values) {
 		t.Fatalf("%d commitments %s for %d personal fields", len(fc), ev.FieldCommitments, len(values))
 	}
-	var digests []string
+	digests := map[string]string{}
 	for name, v := range values {
 		c, ok := fc[name]
 		if !ok {
@@ -116,7 +119,7 @@ func checkV2AgainstReference(t *testing.T, ev models.Event) {
 		if want := refFieldDigest(t, c.Salt, name, v); c.Digest != want {
 			t.Errorf("%s: digest %s, reference %s", name, c.Digest, want)
 		}
-		digests = append(digests, c.Digest)
+		digests[name] = c.Digest
 	}
 	if want := refContentHashV2(t, &ev, digests); ev.Hash != want {
 		t.Errorf("hash %s, reference %s", ev.Hash, want)
@@ -370,27 +373,31 @@ func eraseInDB(t *testing.T, ev *models.Event, set string, args ...any) *models.
 	return out
 }
 
-// TestV2ErasureKeepsTheHash: erasing a field (value and salt removed, state added) or
-// pseudonymizing it (value replaced, salt removed, state added) keeps hash and signature
-// verifying, and CheckFieldCommitments tells each field's state.
+// TestV2ErasureKeepsTheHash: erasing a details field (value and salt removed, state and MAC
+// added) or pseudonymizing the principal or target (value replaced, salt removed, state and
+// MAC added) keeps hash and signature verifying, and CheckFieldCommitments tells each
+// field's state.
 func TestV2ErasureKeepsTheHash(t *testing.T) {
 	s := testSealer(t)
 	stored := storedV2(t, s)
 	fc := stored.FieldCommitments
 	var err error
-	for _, m := range []struct{ name, state string }{
-		{"principalId", models.FieldErased}, {"details.email", models.FieldErased},
-		{"targetResourceId", models.FieldPseudonymized}, {"details.ip", models.FieldPseudonymized},
+	for _, m := range []struct {
+		name, state string
+		value       *string
+	}{
+		{"principalId", models.FieldPseudonymized, ptr("pseudo-p-1")}, {"details.email", models.FieldErased, nil},
+		{"targetResourceId", models.FieldPseudonymized, ptr("pseudo-7f3a")}, {"details.ip", models.FieldErased, nil},
 	} {
-		if fc, err = models.MarkField(fc, m.name, m.state); err != nil {
+		if fc, err = s.MarkField(fc, stored.Hash, m.name, m.state, m.value); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if strings.Contains(string(fc), "salt") {
 		t.Fatalf("salts kept: %s", fc)
 	}
-	after := eraseInDB(t, stored, `principal_id = NULL, target_resource_id = 'pseudo-7f3a',
-		details = (details - 'email') || '{"ip":"pseudo-ip-1"}', field_commitments = ?::jsonb`, string(fc))
+	after := eraseInDB(t, stored, `principal_id = 'pseudo-p-1', target_resource_id = 'pseudo-7f3a',
+		details = details - 'email' - 'ip', field_commitments = ?::jsonb`, string(fc))
 	v, err := s.Verify(after)
 	if err != nil || !v.HashOK || !v.SignatureOK {
 		t.Fatalf("after erasure and pseudonymization: Verify = %+v, %v", v, err)
@@ -398,13 +405,23 @@ func TestV2ErasureKeepsTheHash(t *testing.T) {
 	if h, _, err := models.RecomputeEvent(after); err != nil || h != stored.Hash {
 		t.Fatalf("RecomputeEvent = %s, %v; want %s", h, err, stored.Hash)
 	}
-	want := "[{details.email erased } {details.ip pseudonymized } {principalId erased } {targetResourceId pseudonymized }]"
+	want := "[{details.email erased  } {details.ip erased  } {principalId pseudonymized  } {targetResourceId pseudonymized  }]"
 	if got := fmt.Sprint(v.Fields); got != want {
 		t.Fatalf("fields %s, want %s", got, want)
 	}
+	// Without the key the redactions are reported as vouched for by the server, unchecked.
+	offline, err := models.CheckFieldCommitments(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range offline {
+		if f.State != models.FieldErased && f.State != models.FieldPseudonymized || f.Note != models.NoteVouched {
+			t.Errorf("offline: %+v", f)
+		}
+	}
 	// A disclosed value that no longer matches its digest is a mismatch, while the erased
 	// fields stay erased.
-	after.Details = json.RawMessage(`{"ip":"pseudo-ip-1","method":"GET","count":1,"nested":{"a":[1,2]},"email":"other@example.org"}`)
+	after.Details = json.RawMessage(`{"method":"GET","count":1,"nested":{"a":[1,2]},"email":"other@example.org"}`)
 	checks, err := models.CheckFieldCommitments(after)
 	if err != nil {
 		t.Fatal(err)
@@ -413,12 +430,194 @@ func TestV2ErasureKeepsTheHash(t *testing.T) {
 		t.Fatalf("an erased field given a value again: %+v", checks)
 	}
 	// MarkField refuses what it cannot do.
-	if _, err := models.MarkField(stored.FieldCommitments, "details.name", models.FieldErased); models.KindOf(err) != models.KindInvalid {
-		t.Errorf("MarkField of an uncommitted field: %v", err)
+	for _, c := range []struct {
+		name, state string
+		value       *string
+	}{
+		{"details.name", models.FieldErased, nil},              // not committed
+		{"principalId", "gone", ptr("x")},                      // unknown state
+		{"principalId", models.FieldErased, nil},               // the principal is only pseudonymized
+		{"details.email", models.FieldPseudonymized, ptr("x")}, // a details key is only erased
+		{"targetResourceId", models.FieldPseudonymized, nil},   // a pseudonym is needed
+		{"details.email", models.FieldErased, ptr("x")},        // an erased field has no value
+	} {
+		if _, err := s.MarkField(stored.FieldCommitments, stored.Hash, c.name, c.state, c.value); models.KindOf(err) != models.KindInvalid {
+			t.Errorf("MarkField %s %s: %v", c.name, c.state, err)
+		}
 	}
-	if _, err := models.MarkField(stored.FieldCommitments, "principalId", "gone"); models.KindOf(err) != models.KindInvalid {
-		t.Errorf("MarkField to an unknown state: %v", err)
+}
+
+// TestV2ForgedRedactionIsDetected: a database writer (no signing key) marks fields
+// pseudonymized or erased and puts any value there; the server's checks report each as
+// tampered, while without the key it reads as vouched for by the server only when a MAC is
+// there at all.
+func TestV2ForgedRedactionIsDetected(t *testing.T) {
+	s := testSealer(t)
+	other, err := models.NewSealer([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
 	}
+	stored := storedV2(t, s)
+	// A genuine pseudonymization of the principal to copy a MAC from.
+	genuine, err := s.MarkField(stored.FieldCommitments, stored.Hash, "principalId", models.FieldPseudonymized, ptr("psh_real"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gfc, _ := models.ParseFieldCommitments(genuine)
+	forged := func(edit func(e *models.Event, fc map[string]models.FieldCommitment)) *models.Event {
+		e := *stored
+		fc, err := models.ParseFieldCommitments(e.FieldCommitments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(&e, fc)
+		e.FieldCommitments, _ = json.Marshal(fc)
+		return &e
+	}
+	key := func(k *models.Sealer) func(e *models.Event, fc map[string]models.FieldCommitment) {
+		return func(e *models.Event, fc map[string]models.FieldCommitment) {
+			e.PrincipalID = ptr("someone-else")
+			m, err := k.MarkField(e.FieldCommitments, e.Hash, "principalId", models.FieldPseudonymized, ptr("someone-else"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mf, _ := models.ParseFieldCommitments(m)
+			fc["principalId"] = mf["principalId"]
+		}
+	}
+	cases := []struct {
+		name    string
+		edit    func(e *models.Event, fc map[string]models.FieldCommitment)
+		field   string
+		offline bool // CheckFieldCommitments without the key reports no mismatch
+	}{
+		{"pseudonymized without mac", func(e *models.Event, fc map[string]models.FieldCommitment) {
+			e.PrincipalID = ptr("someone-else")
+			fc["principalId"] = models.FieldCommitment{Digest: fc["principalId"].Digest, State: models.FieldPseudonymized}
+		}, "principalId", false},
+		{"pseudonymized with a made-up mac", func(e *models.Event, fc map[string]models.FieldCommitment) {
+			e.PrincipalID = ptr("someone-else")
+			fc["principalId"] = models.FieldCommitment{Digest: fc["principalId"].Digest, State: models.FieldPseudonymized, MAC: strings.Repeat("ab", 32)}
+		}, "principalId", true},
+		{"pseudonymized under another key", key(other), "principalId", true},
+		{"genuine mac, other value", func(e *models.Event, fc map[string]models.FieldCommitment) {
+			e.PrincipalID = ptr("someone-else")
+			fc["principalId"] = gfc["principalId"]
+		}, "principalId", true},
+		{"genuine mac moved to the target", func(e *models.Event, fc map[string]models.FieldCommitment) {
+			e.TargetResourceID = ptr("psh_real")
+			fc["targetResourceId"] = models.FieldCommitment{Digest: fc["targetResourceId"].Digest, State: models.FieldPseudonymized, MAC: gfc["principalId"].MAC}
+		}, "targetResourceId", true},
+		{"erased without mac", func(e *models.Event, fc map[string]models.FieldCommitment) {
+			e.Details = json.RawMessage(`{"ip":"10.20.1.2","method":"GET","count":1,"nested":{"a":[1,2]}}`)
+			fc["details.email"] = models.FieldCommitment{Digest: fc["details.email"].Digest, State: models.FieldErased}
+		}, "details.email", false},
+		{"salt kept beside a state", func(e *models.Event, fc map[string]models.FieldCommitment) {
+			c := gfc["principalId"]
+			c.Salt = fc["principalId"].Salt
+			e.PrincipalID = ptr("psh_real")
+			fc["principalId"] = c
+		}, "principalId", false},
+		{"details key pseudonymized", func(e *models.Event, fc map[string]models.FieldCommitment) {
+			e.Details = json.RawMessage(`{"ip":"10.20.1.2","email":"x","method":"GET","count":1,"nested":{"a":[1,2]}}`)
+			fc["details.email"] = models.FieldCommitment{Digest: fc["details.email"].Digest, State: models.FieldPseudonymized, MAC: strings.Repeat("ab", 32)}
+		}, "details.email", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := forged(c.edit)
+			v, err := s.Verify(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.HashOK {
+				t.Fatalf("Verify says the hash is OK: %+v", v)
+			}
+			if got := mismatchOf(v.Fields); got != c.field {
+				t.Fatalf("mismatch %q, want %q: %+v", got, c.field, v.Fields)
+			}
+			if err := s.CheckRedactions(e); models.KindOf(err) != models.KindConflict {
+				t.Fatalf("CheckRedactions = %v, want a conflict", err)
+			}
+			offline, err := models.CheckFieldCommitments(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := mismatchOf(offline); (got == "") != c.offline {
+				t.Fatalf("offline mismatch %q (offline passes: %v): %+v", got, c.offline, offline)
+			}
+		})
+	}
+	// An empty state is an unknown state.
+	e := *stored
+	e.FieldCommitments = json.RawMessage(strings.Replace(string(stored.FieldCommitments), `"salt"`, `"state":"","salt"`, 1))
+	v, err := s.Verify(&e)
+	if err != nil || v.HashOK || !strings.Contains(fmt.Sprint(v.Fields), `unknown state ""`) {
+		t.Fatalf("empty state: %+v, %v", v, err)
+	}
+	// The genuine redaction verifies, and CheckRedactions lets it pass.
+	g := *stored
+	g.PrincipalID, g.FieldCommitments = ptr("psh_real"), genuine
+	if v, err := s.Verify(&g); err != nil || !v.HashOK || !v.SignatureOK {
+		t.Fatalf("genuine: %+v, %v", v, err)
+	}
+	if err := s.CheckRedactions(&g); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestV2CommitmentsCannotBeRelabelled: moving a commitment to another name, swapping two,
+// or adding one the event never had changes the content hash; names outside the personal
+// fields are refused.
+func TestV2CommitmentsCannotBeRelabelled(t *testing.T) {
+	s := testSealer(t)
+	stored := storedV2(t, s)
+	fc, err := models.ParseFieldCommitments(stored.FieldCommitments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relabel := map[string]func(fc map[string]models.FieldCommitment){
+		"swap principal and target": func(fc map[string]models.FieldCommitment) {
+			fc["principalId"], fc["targetResourceId"] = fc["targetResourceId"], fc["principalId"]
+		},
+		"move email to name": func(fc map[string]models.FieldCommitment) {
+			fc["details.name"] = fc["details.email"]
+			delete(fc, "details.email")
+		},
+		"add a field": func(fc map[string]models.FieldCommitment) {
+			fc["details.userAgent"] = models.FieldCommitment{Digest: strings.Repeat("0", 64), State: models.FieldErased, MAC: strings.Repeat("0", 64)}
+		},
+	}
+	for name, edit := range relabel {
+		c := maps.Clone(fc)
+		edit(c)
+		e := *stored
+		e.FieldCommitments, _ = json.Marshal(c)
+		if h, _, err := models.RecomputeEvent(&e); err != nil || h == stored.Hash {
+			t.Errorf("%s: RecomputeEvent = %s, %v: still the stored hash", name, h, err)
+		}
+		if v, err := s.Verify(&e); err != nil || v.HashOK {
+			t.Errorf("%s: Verify = %+v, %v", name, v, err)
+		}
+	}
+	for _, name := range []string{"details.foo", "details.Email", "details.", "principalid", "subject"} {
+		c := maps.Clone(fc)
+		c[name] = fc["details.email"]
+		e := *stored
+		e.FieldCommitments, _ = json.Marshal(c)
+		if _, err := s.Verify(&e); models.FieldOf(err) != "field_commitments" {
+			t.Errorf("name %q: Verify error %v, want invalid field_commitments", name, err)
+		}
+	}
+}
+
+func mismatchOf(fields []models.FieldCheck) string {
+	for _, f := range fields {
+		if f.State == models.FieldMismatch {
+			return f.Name
+		}
+	}
+	return ""
 }
 
 func TestV2DisclosedValueNotMatchingIsMismatch(t *testing.T) {

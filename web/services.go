@@ -304,7 +304,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.Deliveries.ErrorSink = s.Errors.Record
 	s.AlertDeliveries = s.Deliveries
 	s.Integrity = merkle.NewVerifier(db, s.Sealer, s.Merkle)
-	s.Bundles = bundle.NewService(db, s.Merkle)
+	s.Bundles = bundle.NewService(db, s.Merkle, s.Sealer)
 	s.Replayer = ingest.NewDeadLetterReplayer(s.DeadLetters, s.Answers, s.Builder, s.Writer, s.Audit)
 	s.AlertBadge = handlers.NewAlertBadge(s.Alerts, 10*time.Second)
 	s.SchemaVersion, s.Metrics = c.SchemaVersion, c.Metrics
@@ -349,7 +349,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 	s.Reports.Resolver = net.DefaultResolver
 	s.ReportRunner.Deliver = &reports.FileDeliverer{Store: s.Reports, Send: models.NewReportSender(nil, c.SMTP)}
 	s.ReportRunner.Evidence = func(ctx context.Context, org string, f models.EventFilter, w io.Writer) (int64, error) {
-		sum, err := bundle.Write(ctx, db, s.Merkle, org, f, w)
+		sum, err := bundle.Write(ctx, db, s.Merkle, s.Sealer, org, f, w)
 		return sum.Events, err
 	}
 	s.GDPR = gdpr.NewStore(db, trail)

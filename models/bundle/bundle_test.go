@@ -129,7 +129,7 @@ func (f *fixture) filter() models.EventFilter {
 func (f *fixture) bundle(t *testing.T, flt models.EventFilter) ([]byte, bundle.Summary) {
 	t.Helper()
 	var buf bytes.Buffer
-	sum, err := bundle.Write(context.Background(), f.db, f.log, f.org, flt, &buf)
+	sum, err := bundle.Write(context.Background(), f.db, f.log, pgtest.Sealer(t), f.org, flt, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestBundleRefusals(t *testing.T) {
 	ctx := context.Background()
 	write := func(org string, flt models.EventFilter) (int, error) {
 		var buf bytes.Buffer
-		_, err := bundle.Write(ctx, f.db, f.log, org, flt, &buf)
+		_, err := bundle.Write(ctx, f.db, f.log, pgtest.Sealer(t), org, flt, &buf)
 		return buf.Len(), err
 	}
 	long := models.EventFilter{From: f.now.Add(-367 * 24 * time.Hour), To: f.now}
@@ -617,17 +617,18 @@ func TestBundleReportsErasedFields(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fc, err := models.MarkField(erased.FieldCommitments, "principalId", models.FieldErased)
+	sealer := pgtest.Sealer(t)
+	fc, err := sealer.MarkField(erased.FieldCommitments, erased.Hash, "details.ip", models.FieldErased, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gdpr(`UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE id = ?`, string(fc), erased.ID)
-	fc, err = models.MarkField(pseudonymized.FieldCommitments, "details.email", models.FieldPseudonymized)
+	gdpr(`UPDATE audit_log SET details = details - 'ip', field_commitments = ?::jsonb WHERE id = ?`, string(fc), erased.ID)
+	pseudonym := "pseudo-4"
+	fc, err = sealer.MarkField(pseudonymized.FieldCommitments, pseudonymized.Hash, "principalId", models.FieldPseudonymized, &pseudonym)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gdpr(`UPDATE audit_log SET details = jsonb_set(details, '{email}', '"pseudo-4"'), field_commitments = ?::jsonb WHERE id = ?`,
-		string(fc), pseudonymized.ID)
+	gdpr(`UPDATE audit_log SET principal_id = 'pseudo-4', field_commitments = ?::jsonb WHERE id = ?`, string(fc), pseudonymized.ID)
 
 	b, _ := f.bundle(t, f.filter())
 	rep := verify(t, b, f.log.Key().VerifierKey())
@@ -639,7 +640,8 @@ func TestBundleReportsErasedFields(t *testing.T) {
 		t.Fatalf("%d of %d events v2, fields %v", rep.V2Events, rep.Events, rep.Fields)
 	}
 	notes := strings.Join(rep.FieldNotes, "\n")
-	for _, want := range []string{fmt.Sprintf("event %d: principalId erased", erased.ID), fmt.Sprintf("event %d: details.email pseudonymized", pseudonymized.ID)} {
+	for _, want := range []string{fmt.Sprintf("event %d: details.ip erased (%s)", erased.ID, models.NoteVouched),
+		fmt.Sprintf("event %d: principalId pseudonymized (%s)", pseudonymized.ID, models.NoteVouched)} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("field notes %q lack %q", notes, want)
 		}
@@ -651,5 +653,46 @@ func TestBundleReportsErasedFields(t *testing.T) {
 	rep = verify(t, b, f.log.Key().VerifierKey())
 	if want := fmt.Sprintf("event %d: changed: personal field details.ip: its value does not match its digest", changed.ID); !slices.Contains(rep.Problems, want) {
 		t.Fatalf("problems %q lack %q", rep.Problems, want)
+	}
+
+	// A database writer marks a principal pseudonymized and puts another value there,
+	// copying a genuine MAC: the server refuses to vouch for it in a bundle.
+	forged, err := models.ParseFieldCommitments(changed.FieldCommitments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := models.ParseFieldCommitments(json.RawMessage(fc))
+	forged["principalId"] = models.FieldCommitment{Digest: forged["principalId"].Digest, State: models.FieldPseudonymized, MAC: real["principalId"].MAC}
+	raw, _ := json.Marshal(forged)
+	gdpr(`UPDATE audit_log SET principal_id = 'pseudo-4', field_commitments = ?::jsonb WHERE id = ?`, string(raw), changed.ID)
+	var buf bytes.Buffer
+	_, err = bundle.Write(context.Background(), f.db, f.log, sealer, f.org, f.filter(), &buf)
+	if models.KindOf(err) != models.KindConflict || !strings.Contains(err.Error(), fmt.Sprintf("event %d: the redaction of principalId", changed.ID)) {
+		t.Fatalf("a bundle over a forged pseudonymization: %v", err)
+	}
+}
+
+// verify-bundle reads event lines strictly: a member given twice, a member name in another
+// case, or an unknown member makes the line no event.
+func TestBundleEventLinesAreStrict(t *testing.T) {
+	f := newFixture(t)
+	b, _ := f.bundle(t, f.filter())
+	ev := f.live[2]
+	for name, edit := range map[string]func(string) string{
+		"duplicate member": func(l string) string { return strings.Replace(l, `{"id":`, `{"action":"other.action","id":`, 1) },
+		"case-insensitive": func(l string) string { return strings.Replace(l, `"action":`, `"Action":`, 1) },
+		"unknown member":   func(l string) string { return strings.Replace(l, `{"id":`, `{"note":"x","id":`, 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			rb := rezip(t, b, func(files map[string][]byte) { editLine(t, files, bundle.FileEvents, ev.ID, edit) })
+			rep := verify(t, rb, f.log.Key().VerifierKey())
+			found := false
+			for _, p := range rep.Problems {
+				found = found || strings.Contains(p, "not an event")
+			}
+			if !found {
+				t.Fatalf("problems %q: the line was read as an event", rep.Problems)
+			}
+		})
 	}
 }

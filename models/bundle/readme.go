@@ -45,11 +45,14 @@ Check it by hand (docs/integrity.md of auditdb gives every byte):
      Where "subjectSalt" is present, SHA-256(salt || JCS({"details": personal members,
      "principalId": ...})) must equal "subjectDigest".
      That is hashAlgorithm sha256-jcs-v1. For sha256-jcs-v2 the document has no
-     subjectDigest and no targetResourceId; it has "fieldDigests" instead: every "digest" of
-     the line's "fieldCommitments", sorted ascending. Each commitment that still has a "salt"
-     must have digest = hex SHA-256(JCS([salt, name, value])) for the field's value (name:
-     principalId, targetResourceId or details.<key>); one with "state" erased or
-     pseudonymized was removed or replaced lawfully and is checked through the hash only.
+     subjectDigest and no targetResourceId; it has "fieldDigests" instead: the object
+     {name: digest} of the line's "fieldCommitments" (name: principalId, targetResourceId or
+     details.<ip|ipAddress|email|name|userAgent>; no other name is valid). Each commitment
+     that still has a "salt" must have digest = hex SHA-256(JCS([salt, name, value])) for the
+     field's value; one with "state" (details keys: erased, value absent; principalId and
+     targetResourceId: pseudonymized, value the pseudonym) and no salt was redacted by the
+     server, which vouches for it with "mac", an HMAC under its own key that cannot be
+     checked offline (the server refuses to write a bundle whose MAC does not verify).
   3. Every manifest entry but the removed ones has exactly one line, and every line one entry.
   4. For each manifest entry, leaf = SHA-256(0x00 || the 32 bytes of "hash"); fold the
      proof's hashes as RFC 6962 (RFC 9162 section 2.1.3.2) for leafIndex in the tree size:

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"unicode"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/klauspost/compress/zip"
 	tlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
@@ -56,7 +59,9 @@ type Report struct {
 	// V2Events counts the event lines of scheme sha256-jcs-v2; Fields counts their personal
 	// fields by state (models.FieldDisclosedOK, FieldErased, FieldPseudonymized; a
 	// FieldMismatch is a problem too), and FieldNotes names the first MaxProblems fields
-	// erased or pseudonymized: removed lawfully, not tampered with.
+	// erased or pseudonymized. Such a field's digest still counts in the event's hash, but
+	// its redaction is vouched for by the server's MAC, which only the server key checks
+	// (models.NoteVouched); the server refuses to write a bundle whose MAC does not verify.
 	V2Events   int
 	Fields     map[string]int
 	FieldNotes []string
@@ -81,10 +86,23 @@ func (r *Report) checkFields(l *models.ArchiveLine) {
 			r.problem("event %d: changed: personal field %s: %s", l.ID, f.Name, f.Reason)
 		case models.FieldErased, models.FieldPseudonymized:
 			if len(r.FieldNotes) < MaxProblems {
-				r.FieldNotes = append(r.FieldNotes, Printable(fmt.Sprintf("event %d: %s %s", l.ID, f.Name, f.State)))
+				note := fmt.Sprintf("event %d: %s %s", l.ID, f.Name, f.State)
+				if f.Note != "" {
+					note += " (" + f.Note + ")"
+				}
+				r.FieldNotes = append(r.FieldNotes, Printable(note))
 			}
 		}
 	}
+}
+
+// parseEventLine reads one line of events.jsonl strictly: a member name given twice, a name
+// that matches a field only without regard to case, or a member the format does not have
+// makes it no event (encoding/json would keep the last, match any case, skip the unknown:
+// two readers could then see two different events in one line).
+func parseEventLine(line []byte, l *models.ArchiveLine) error {
+	return jsonv2.Unmarshal(line, l, jsonv2.RejectUnknownMembers(true), jsonv2.MatchCaseInsensitiveNames(false),
+		jsontext.AllowDuplicateNames(false))
 }
 
 // OK reports whether the bundle passed every check.
@@ -280,7 +298,7 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 
 	lines(FileEvents, func(n int, line []byte) {
 		var l models.ArchiveLine
-		if err := json.Unmarshal(line, &l); err != nil {
+		if err := parseEventLine(line, &l); err != nil {
 			rep.problem("%s line %d: not an event: %v", FileEvents, n, err)
 			return
 		}

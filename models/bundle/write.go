@@ -92,17 +92,24 @@ func checkCount(ctx context.Context, tx pgx.Tx, org string, f models.EventFilter
 // files until the events are written). Everything is read in one snapshot, against org's
 // newest checkpoint; events it does not cover yet are left out and counted. It returns a
 // KindInvalid or KindTooLarge error, before writing anything, for a filter Check refuses,
-// and KindConflict while org has no checkpoint.
-func Write(ctx context.Context, db *gorm.DB, lg *merkle.Log, org string, f models.EventFilter, w io.Writer) (Summary, error) {
+// and KindConflict while org has no checkpoint. sealer holds the server key: a bundle
+// carries erased and pseudonymized fields that no one can check offline, vouched for by the
+// server, so Write refuses (KindConflict, naming the event and field) an event whose
+// redaction MAC does not verify rather than vouch for a forged redaction. (An event whose
+// commitments cannot be read at all goes in: the bundle's checker reports it.)
+func Write(ctx context.Context, db *gorm.DB, lg *merkle.Log, sealer *models.Sealer, org string, f models.EventFilter, w io.Writer) (Summary, error) {
 	if err := Validate(f); err != nil {
 		return Summary{}, err
 	}
 	if org == "" {
 		return Summary{}, models.NotFound("organization")
 	}
+	if sealer == nil {
+		return Summary{}, errors.New("bundle: no sealer to check the events' redactions")
+	}
 	var sum Summary
 	err := inSnapshot(ctx, db, func(tx pgx.Tx) error {
-		bw := &writer{ctx: ctx, tx: tx, org: org, f: f, key: lg.Key().VerifierKey(), signer: lg.Key(), algorithms: map[string]bool{}}
+		bw := &writer{ctx: ctx, tx: tx, org: org, f: f, key: lg.Key().VerifierKey(), signer: lg.Key(), sealer: sealer, algorithms: map[string]bool{}}
 		err := bw.run(w)
 		sum = bw.sum
 		return err
@@ -117,6 +124,7 @@ type writer struct {
 	f          models.EventFilter
 	key        string
 	signer     note.Signer
+	sealer     *models.Sealer
 	cp         merkle.Checkpoint
 	sum        Summary
 	zw         *zip.Writer
@@ -326,6 +334,9 @@ func (b *writer) live(events io.Writer) error {
 			}
 			line.LeafIndex = *leaf
 			line.Timestamp = line.Timestamp.UTC()
+			if err := b.sealer.CheckRedactions(line.Event()); models.KindOf(err) == models.KindConflict {
+				return fmt.Errorf("bundle: %w", err)
+			}
 			if err := enc.Encode(&line); err != nil {
 				return fmt.Errorf("bundle: event %d: %w", line.ID, err)
 			}
@@ -392,6 +403,10 @@ func (b *writer) archived(events io.Writer) error {
 				continue
 			}
 			line.Timestamp = line.Timestamp.UTC()
+			if err := b.sealer.CheckRedactions(line.Event()); models.KindOf(err) == models.KindConflict {
+				r.Close()
+				return fmt.Errorf("bundle: %w", err)
+			}
 			if err := enc.Encode(line); err != nil {
 				r.Close()
 				return fmt.Errorf("bundle: event %d: %w", line.ID, err)
@@ -555,12 +570,15 @@ func (s *spool) close() {
 
 // Service makes bundles for the console: Write and Check over one database and log.
 type Service struct {
-	db  *gorm.DB
-	log *merkle.Log
+	db     *gorm.DB
+	log    *merkle.Log
+	sealer *models.Sealer
 }
 
-// NewService returns the bundle service over db and lg.
-func NewService(db *gorm.DB, lg *merkle.Log) *Service { return &Service{db: db, log: lg} }
+// NewService returns the bundle service over db and lg, checking redactions with sealer.
+func NewService(db *gorm.DB, lg *merkle.Log, sealer *models.Sealer) *Service {
+	return &Service{db: db, log: lg, sealer: sealer}
+}
 
 // Check is the package's Check.
 func (s *Service) Check(ctx context.Context, org string, f models.EventFilter) error {
@@ -569,5 +587,5 @@ func (s *Service) Check(ctx context.Context, org string, f models.EventFilter) e
 
 // Write is the package's Write.
 func (s *Service) Write(ctx context.Context, org string, f models.EventFilter, w io.Writer) (Summary, error) {
-	return Write(ctx, s.db, s.log, org, f, w)
+	return Write(ctx, s.db, s.log, s.sealer, org, f, w)
 }

@@ -119,7 +119,7 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 		}
 		f := fields{HashAlgorithm: l.HashAlgorithm, PrincipalID: l.PrincipalID, TargetResourceType: l.TargetResourceType,
 			TargetResourceID: l.TargetResourceID, Details: l.Details, Commitments: lineCommitments(l)}
-		if err := r.transform(&f); err != nil {
+		if err := r.transform(&f, l.Hash); err != nil {
 			return err
 		}
 		if f.leftInClear {

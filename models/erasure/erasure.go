@@ -175,6 +175,15 @@ func NewEngine(db *gorm.DB, trail *models.AuditTrail, key []byte) *Engine {
 	return &Engine{db: db, trail: trail, crypto: c, keyErr: err, Batch: 1000, Now: time.Now}
 }
 
+// sealer is the trail's sealer, whose key vouches for each redaction of a sha256-jcs-v2
+// event (nil without a trail).
+func (e *Engine) sealer() *models.Sealer {
+	if e.trail == nil {
+		return nil
+	}
+	return e.trail.Sealer()
+}
+
 func (e *Engine) afterBatch() {
 	if e.AfterBatch != nil {
 		e.AfterBatch()
@@ -730,7 +739,7 @@ func (r *run) eraseLog(ctx context.Context) error {
 					del = append(del, ev)
 				case actPseudonymize:
 					byPrincipal := r.s.byPrincipal(ev.PrincipalID)
-					if err := r.transform(&ev.fields); err != nil {
+					if err := r.transform(&ev.fields, ev.Hash); err != nil {
 						return err
 					}
 					if ev.leftInClear {
@@ -849,12 +858,13 @@ type fields struct {
 // subject is the principal, the personal details keys (the principal's address, agent,
 // email, name) are removed and the subject salt destroyed: under sha256-jcs-v1 these lie
 // outside the content hash (the subject digest stays and still verifies the hash). Where the
-// subject is the target of a v1 event, the id stays (leftInClear).
-func (r *run) transform(f *fields) error {
+// subject is the target of a v1 event, the id stays (leftInClear). hash is the event's hash,
+// which a v2 event's redaction MACs cover.
+func (r *run) transform(f *fields, hash string) error {
 	byPrincipal := r.s.byPrincipal(f.PrincipalID)
 	byTarget := r.s.byTarget(f.TargetResourceType, f.TargetResourceID)
 	if perFieldScheme(f.HashAlgorithm) {
-		return r.transformV2(f, byPrincipal, byTarget)
+		return r.transformV2(f, hash, byPrincipal, byTarget)
 	}
 	if byPrincipal {
 		p := r.pseudonym

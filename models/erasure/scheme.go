@@ -26,24 +26,29 @@ func perFieldScheme(alg string) bool { return alg == models.HashAlgorithmV2 }
 
 // transformV2 pseudonymizes a v2 event's fields: the principal and/or target id become the
 // pseudonym (state "pseudonymized"); where the subject is the principal, the personal
-// details keys present are removed (state "erased"). Every changed field loses its salt.
-func (r *run) transformV2(f *fields, byPrincipal, byTarget bool) error {
+// details keys present are removed (state "erased"). Every changed field loses its salt and
+// gets the server's redaction MAC over hash (the event's) and its new value.
+func (r *run) transformV2(f *fields, hash string, byPrincipal, byTarget bool) error {
+	sealer := r.e.sealer()
+	if sealer == nil {
+		return fmt.Errorf("erasure: no signing key to vouch for the redaction of %s events", models.HashAlgorithmV2)
+	}
 	c := json.RawMessage(f.Commitments)
 	fc, err := models.ParseFieldCommitments(c)
 	if err != nil {
 		return fmt.Errorf("erasure: %w", err)
 	}
-	mark := func(name, state string) error {
+	mark := func(name, state string, value *string) error {
 		if _, ok := fc[name]; !ok {
 			return nil // an uncommitted value: verification reports it; nothing to mark
 		}
-		c, err = models.MarkField(c, name, state)
+		c, err = sealer.MarkField(c, hash, name, state, value)
 		return err
 	}
 	if byPrincipal {
 		p := r.pseudonym
 		f.PrincipalID = &p
-		if err := mark(models.FieldPrincipalID, models.FieldPseudonymized); err != nil {
+		if err := mark(models.FieldPrincipalID, models.FieldPseudonymized, &p); err != nil {
 			return err
 		}
 		var details map[string]json.RawMessage
@@ -57,7 +62,7 @@ func (r *run) transformV2(f *fields, byPrincipal, byTarget bool) error {
 			if _, ok := details[k]; ok {
 				delete(details, k)
 				removed = true
-				if err := mark(models.DetailsFieldPrefix+k, models.FieldErased); err != nil {
+				if err := mark(models.DetailsFieldPrefix+k, models.FieldErased, nil); err != nil {
 					return err
 				}
 			}
@@ -72,7 +77,7 @@ func (r *run) transformV2(f *fields, byPrincipal, byTarget bool) error {
 	if byTarget {
 		t := r.pseudonym
 		f.TargetResourceID = &t
-		if err := mark(models.FieldTargetResourceID, models.FieldPseudonymized); err != nil {
+		if err := mark(models.FieldTargetResourceID, models.FieldPseudonymized, &t); err != nil {
 			return err
 		}
 		f.changed = true

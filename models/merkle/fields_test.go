@@ -2,6 +2,7 @@ package merkle_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -38,16 +39,17 @@ func TestCheckOrgAcrossErasure(t *testing.T) {
 	sequenceAll(t, l)
 	checker := merkle.NewVerifier(db, pgtest.Sealer(t), l)
 
-	fc, err := models.MarkField(evs[0].FieldCommitments, "principalId", models.FieldErased)
+	p := "pseudo-1"
+	fc, err := pgtest.Sealer(t).MarkField(evs[0].FieldCommitments, evs[0].Hash, "principalId", models.FieldPseudonymized, &p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gdpr(t, db, `UPDATE audit_log SET principal_id = NULL, field_commitments = ?::jsonb WHERE id = ?`, string(fc), evs[0].ID)
-	fc, err = models.MarkField(evs[1].FieldCommitments, "details.ip", models.FieldPseudonymized)
+	gdpr(t, db, `UPDATE audit_log SET principal_id = 'pseudo-1', field_commitments = ?::jsonb WHERE id = ?`, string(fc), evs[0].ID)
+	fc, err = pgtest.Sealer(t).MarkField(evs[1].FieldCommitments, evs[1].Hash, "details.ip", models.FieldErased, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gdpr(t, db, `UPDATE audit_log SET details = jsonb_set(details, '{ip}', '"pseudo-1"'), field_commitments = ?::jsonb WHERE id = ?`,
+	gdpr(t, db, `UPDATE audit_log SET details = details - 'ip', field_commitments = ?::jsonb WHERE id = ?`,
 		string(fc), evs[1].ID)
 	rep, err := checker.CheckOrg(ctx, org)
 	if err != nil {
@@ -58,7 +60,7 @@ func TestCheckOrgAcrossErasure(t *testing.T) {
 			rep.PseudonymizedFields, rep.Findings)
 	}
 	c, err := checker.VerifyEvent(ctx, org, evs[0].ID, "test")
-	if err != nil || c.Status != merkle.IntegritySuccess || len(c.Fields) != 2 || c.Fields[1].State != models.FieldErased {
+	if err != nil || c.Status != merkle.IntegritySuccess || len(c.Fields) != 2 || c.Fields[1].State != models.FieldPseudonymized {
 		t.Fatalf("VerifyEvent of the erased event: %+v, %v", c, err)
 	}
 
@@ -74,5 +76,21 @@ func TestCheckOrgAcrossErasure(t *testing.T) {
 	c, err = checker.VerifyEvent(ctx, org, evs[2].ID, "test")
 	if err != nil || c.Status != merkle.IntegrityTampered || !strings.Contains(c.Reason, "details.ip") {
 		t.Fatalf("VerifyEvent of the changed event: %+v, %v", c, err)
+	}
+
+	// A database writer puts another principal on an event and marks it pseudonymized
+	// (no key, so no valid redaction MAC): tampering, not a lawful pseudonymization.
+	forged := strings.Replace(string(evs[3].FieldCommitments), `"principalId":{`, `"principalId":{"state":"pseudonymized","mac":"`+
+		strings.Repeat("ab", 32)+`",`, 1)
+	forged = regexp.MustCompile(`("principalId":\{[^}]*),"salt":"[^"]*"`).ReplaceAllString(forged, "$1")
+	gdpr(t, db, `UPDATE audit_log SET principal_id = 'patient-x', field_commitments = ?::jsonb WHERE id = ?`, forged, evs[3].ID)
+	c, err = checker.VerifyEvent(ctx, org, evs[3].ID, "test")
+	if err != nil || c.Status != merkle.IntegrityTampered || !strings.Contains(c.Reason, "principalId") ||
+		!strings.Contains(c.Reason, "redaction mac does not verify") {
+		t.Fatalf("VerifyEvent of a forged pseudonymization: %+v, %v", c, err)
+	}
+	rep, err = checker.CheckOrg(ctx, org)
+	if err != nil || len(rep.Findings) != 2 {
+		t.Fatalf("CheckOrg after a forged pseudonymization: %+v, %v", rep.Findings, err)
 	}
 }

@@ -135,6 +135,12 @@ type CheckRecord struct {
 	Details    []byte    `gorm:"column:verification_details"`
 }
 
+// CheckFields checks the personal fields of a sha256-jcs-v2 event against their
+// commitments with the server key (see models.Sealer.CheckFieldCommitments).
+func (v *Verifier) CheckFields(ev *models.Event) ([]models.FieldCheck, error) {
+	return v.sealer.CheckFieldCommitments(ev)
+}
+
 // LastCheck returns the newest verification of event id of org, or nil when it was never
 // verified.
 func (v *Verifier) LastCheck(ctx context.Context, org string, id int64) (*CheckRecord, error) {
