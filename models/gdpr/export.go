@@ -19,6 +19,7 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/export"
+	"auditdb/models/reports"
 )
 
 // Export formats.
@@ -407,46 +408,11 @@ func (s *Store) OpenExport(ctx context.Context, org, id, format string) (*Export
 	if len(files) == 0 {
 		return nil, nil, models.NotFound("GDPR export")
 	}
-	zr, err := zstd.NewReader(&chunkReader{ctx: ctx, db: s.db, id: id, format: format},
+	zr, err := zstd.NewReader(&reports.ChunkReader{Ctx: ctx, DB: s.db, What: "a GDPR export", Args: []any{id, format},
+		Query: `SELECT data FROM gdpr_export_chunks WHERE request_id = ? AND format = ? AND seq = ?`},
 		zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return nil, nil, err
 	}
-	return &files[0], zstdCloser{zr}, nil
-}
-
-type zstdCloser struct{ *zstd.Decoder }
-
-func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
-
-type chunkReader struct {
-	ctx        context.Context
-	db         *gorm.DB
-	id, format string
-	seq        int
-	cur        []byte
-	done       bool
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		if r.done {
-			return 0, io.EOF
-		}
-		var data [][]byte
-		err := r.db.WithContext(r.ctx).Raw(`SELECT data FROM gdpr_export_chunks WHERE request_id = ? AND format = ? AND seq = ?`,
-			r.id, r.format, r.seq).Pluck("data", &data).Error
-		if err != nil {
-			return 0, fmt.Errorf("gdpr: read export chunk: %w", err)
-		}
-		if len(data) == 0 {
-			r.done = true
-			continue
-		}
-		r.cur = data[0]
-		r.seq++
-	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
+	return &files[0], reports.ZstdCloser{Decoder: zr}, nil
 }
