@@ -38,6 +38,9 @@ type EventsListOptions struct {
 	// Qualifier and Text are the qualifier query and the free text measured over 30 days;
 	// both should match events of the bench organization.
 	Qualifier, Text string
+	// TenantSQL runs the bare SQL as the server does, in a read-only transaction as the
+	// tenant role (row-level security on); false: as the connecting owner.
+	TenantSQL bool
 	// CaseBudget ends a case's runs once it has taken this long (after at least ten runs);
 	// 0: every case runs Iterations times.
 	CaseBudget time.Duration
@@ -123,18 +126,52 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	// run runs one statement bare and returns how many rows it gave.
-	run := func(sqlText string, args []any) (int, error) {
-		rows, err := conn.Query(ctx, sqlText, args...)
+	// run runs one statement bare and returns how many rows it gave (and the first column
+	// of the first row into first, when given). With o.TenantSQL it runs as the server runs
+	// it: in a read-only transaction as the tenant role, row-level security on.
+	run := func(sqlText string, args []any, first ...any) (int, error) {
+		b := &pgx.Batch{}
+		if o.TenantSQL {
+			b.Queue("BEGIN READ ONLY")
+			b.Queue("SELECT set_config('role', $1, true), set_config($2, $3, true)", models.TenantRole, models.TenantSetting, benchOrg)
+		}
+		b.Queue(sqlText, args...)
+		if o.TenantSQL {
+			b.Queue("COMMIT")
+		}
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		if o.TenantSQL {
+			for i := 0; i < 2; i++ {
+				if _, err := br.Exec(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		rows, err := br.Query()
 		if err != nil {
 			return 0, err
 		}
 		n := 0
 		for rows.Next() {
+			if n == 0 && len(first) > 0 {
+				if err := rows.Scan(first...); err != nil {
+					rows.Close()
+					return 0, err
+				}
+			}
 			n++
 		}
 		rows.Close()
-		return n, rows.Err()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+		if o.TenantSQL {
+			if _, err := br.Exec(); err != nil {
+				return 0, err
+			}
+		}
+		return n, br.Close()
 	}
 	// list is the bare SQL of the list's first page (or the page after cur) for f and q;
 	// empty says whether the query is meant to match nothing.
@@ -161,7 +198,7 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 		facetSQL, facetArgs := models.FacetsSQL(benchOrg, f)
 		return func() error {
 			var n int64
-			if err := conn.QueryRow(ctx, countSQL, countArgs...).Scan(&n); err != nil {
+			if _, err := run(countSQL, countArgs, &n); err != nil {
 				return err
 			}
 			if n > models.MaxExactCount {
@@ -273,13 +310,17 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 			ms(r.sql.P50), ms(r.sql.P95), ms(r.http.P50), ms(r.http.P95), float64(r.server.P95)/float64(max(r.sql.P95, time.Microsecond)),
 			ms(r.target), r.refused, met)
 	}
+	bareAs := "as the database owner"
+	if o.TenantSQL {
+		bareAs = "as the server runs them (tenant role, row-level security)"
+	}
 	fmt.Fprintf(o.Out, "\nserver = time inside the server (session, queries, HTML rendering), from its Server-Timing header;\n"+
-		"SQL = the same queries run bare over pgx as the database owner (the list's keyset query; for the summary its count,\n"+
+		"SQL = the same queries run bare over pgx, %s (the list's keyset query; for the summary its count,\n"+
 		"estimate, histogram and facets); HTTP = the client's loopback round trip. Up to %d runs each (fewer when a case\n"+
 		"outlasts its time budget), server and SQL alternating;\n"+
 		"ratio = server p95 / SQL p95; target = the issue's p95 target for the server time; 503s = requests the server's statement\n"+
 		"timeout ended (timed by their round trip). %d of %d cases miss the target.\n",
-		o.Iterations, missed, len(results))
+		bareAs, o.Iterations, missed, len(results))
 	if o.ExportRounds > 0 {
 		return benchExport(ctx, db, o, base, pid)
 	}
