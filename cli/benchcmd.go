@@ -179,7 +179,7 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 		"the qualifier query timed over 30 days (it should match events of the demo organization)")
 	text := fs.String("text", "metformin", "the free text timed over 30 days (it should match events of the demo organization)")
 	bareAs := fs.String("bare-sql-as", "tenant", "run the bare SQL as the server's tenant role with row-level security (tenant) or as the database owner (owner)")
-	budget := fs.Duration("case-budget", time.Minute, "stop timing a case after this long (it keeps at least 10 runs); 0: no limit")
+	budget := fs.Duration("case-budget", time.Minute, "stop warming up and timing a case after this long (it keeps at least 5 runs); 0: no limit")
 	exportRounds := fs.Int("export-rounds", 2, "times the export of a year of events (CSV, JSON Lines, and COPY as the baseline) is timed; 0 skips it")
 	if err := fs.Parse(args); err != nil {
 		return err
