@@ -28,7 +28,7 @@ import (
 )
 
 const benchUsage = `usage: auditdb bench <case> [flags]
-  events-list [--events N] [--iterations N] [--deep N] [--export-rounds N] [--database NAME]
+  events-list [--events N] [--iterations N] [--deep N] [--qualifier Q] [--text WORD] [--case-budget D] [--bare-sql-as tenant|owner] [--export-rounds N] [--database NAME]
   authz       [--iterations N] [--database NAME]
   rls         [--events N] [--rounds N] [--iterations N] [--batches N] [--database NAME]
   ingest      [--events N] [--singles N] [--concurrency N] [--rounds N] [--database NAME | --url URL --key KEY]
@@ -175,9 +175,17 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 	iterations := fs.Int("iterations", 200, "timed requests per case")
 	deep := fs.Int("deep", 100, "keyset pages deep for the deep-page case")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench appended)")
+	qualifier := fs.String("qualifier", "action:patient.record.read actor:dr.maria.gonzalez",
+		"the qualifier query timed over 30 days (it should match events of the demo organization)")
+	text := fs.String("text", "metformin", "the free text timed over 30 days (it should match events of the demo organization)")
+	bareAs := fs.String("bare-sql-as", "tenant", "run the bare SQL as the server's tenant role with row-level security (tenant) or as the database owner (owner)")
+	budget := fs.Duration("case-budget", time.Minute, "stop warming up and timing a case after this long (it keeps at least 5 runs); 0: no limit")
 	exportRounds := fs.Int("export-rounds", 2, "times the export of a year of events (CSV, JSON Lines, and COPY as the baseline) is timed; 0 skips it")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *bareAs != "tenant" && *bareAs != "owner" {
+		return models.Invalid("--bare-sql-as", "must be tenant or owner")
 	}
 	env, err := openBench(ctx, cfg, *dbName, "_bench", stdout)
 	if err != nil {
@@ -195,6 +203,7 @@ func benchEventsList(ctx context.Context, cfg config, args []string, stdout io.W
 	return bench.EventsList(ctx, env.db, bench.EventsListOptions{
 		Events: *events, Iterations: *iterations, DeepPages: *deep, Now: time.Now(),
 		Start: start, Sealer: env.sealer, Out: stdout, Timeout: 30 * time.Second, DSN: env.dsn, ExportRounds: *exportRounds,
+		Qualifier: *qualifier, Text: *text, CaseBudget: *budget, TenantSQL: *bareAs == "tenant",
 	})
 }
 

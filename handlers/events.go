@@ -312,7 +312,7 @@ func EventsSummary(summary EventSummarizer, now func() time.Time) fiber.Handler 
 			return err
 		}
 		props.Total, props.TotalExact = count.N, count.Exact
-		width := bucketWidth(filter.To.Sub(filter.From))
+		width := models.HistogramWidth(filter.To.Sub(filter.From))
 		buckets, err := summary.Histogram(ctx, v.OrgID, filter, width)
 		if err != nil {
 			return err
@@ -401,17 +401,6 @@ func withPos(base url.Values, pos int) url.Values {
 	}
 	vals.Set("pos", strconv.Itoa(pos))
 	return vals
-}
-
-// bucketWidth picks a histogram bucket for a range: about 30–60 buckets of a round size.
-func bucketWidth(span time.Duration) time.Duration {
-	for _, w := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour,
-		6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour} {
-		if span/w <= 60 {
-			return w
-		}
-	}
-	return 365 * 24 * time.Hour
 }
 
 // histogramView shapes buckets as bars whose links narrow the range to the bucket.

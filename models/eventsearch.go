@@ -30,10 +30,9 @@ func (s *EventStore) Count(ctx context.Context, org string, f EventFilter) (Even
 	if err := f.Validate(); err != nil {
 		return EventCount{}, err
 	}
-	where, args := FilterSQL(org, f)
+	query, args := CountSQL(org, f)
 	var c EventCount
-	err := queryInTenant(ctx, s.db, org, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM audit_log WHERE %s LIMIT %d) m`,
-		where, MaxExactCount+1), args, func(r pgx.Rows) error {
+	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		_, err := pgx.ForEachRow(r, []any{&c.N}, func() error { return nil })
 		return err
 	})
@@ -45,7 +44,8 @@ func (s *EventStore) Count(ctx context.Context, org string, f EventFilter) (Even
 		return c, nil
 	}
 	var plan []byte
-	err = queryInTenant(ctx, s.db, org, `EXPLAIN (FORMAT JSON) SELECT 1 FROM audit_log WHERE `+where, args, func(r pgx.Rows) error {
+	query, args = EstimateSQL(org, f)
+	err = queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		_, err := pgx.ForEachRow(r, []any{&plan}, func() error { return nil })
 		return err
 	})
@@ -61,6 +61,19 @@ func (s *EventStore) Count(ctx context.Context, org string, f EventFilter) (Even
 		c.N = int64(explained[0].Plan.Rows)
 	}
 	return c, nil
+}
+
+// CountSQL is Count's query: the matches of f, counted up to MaxExactCount+1. It is
+// exported, as ListSQL is, so the benchmark can run the very same SQL bare.
+func CountSQL(org string, f EventFilter) (string, []any) {
+	where, args := FilterSQL(org, f)
+	return fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM audit_log WHERE %s LIMIT %d) m`, where, MaxExactCount+1), args
+}
+
+// EstimateSQL is the plan Count reads its estimate from when more than MaxExactCount match.
+func EstimateSQL(org string, f EventFilter) (string, []any) {
+	where, args := FilterSQL(org, f)
+	return `EXPLAIN (FORMAT JSON) SELECT 1 FROM audit_log WHERE ` + where, args
 }
 
 // FacetSample is how many of the newest matches Facets reads.
@@ -90,17 +103,7 @@ func (s *EventStore) Facets(ctx context.Context, org string, f EventFilter) (Eve
 	if err := f.Validate(); err != nil {
 		return out, err
 	}
-	where, args := FilterSQL(org, f)
-	query := fmt.Sprintf(`WITH m AS (
-		SELECT status, action, data_classification, principal_id FROM audit_log WHERE %s
-		ORDER BY "timestamp" DESC, id DESC LIMIT %d)
-	SELECT k, v, n FROM (
-		SELECT CASE WHEN grouping(status) = 0 THEN 'status' WHEN grouping(action) = 0 THEN 'action'
-		            WHEN grouping(data_classification) = 0 THEN 'class' WHEN grouping(principal_id) = 0 THEN 'actor'
-		            ELSE 'total' END AS k,
-		       coalesce(status, action, data_classification, principal_id, '') AS v, count(*) AS n
-		FROM m GROUP BY GROUPING SETS ((status), (action), (data_classification), (principal_id), ())) g
-	ORDER BY k, n DESC, v`, where, FacetSample)
+	query, args := FacetsSQL(org, f)
 	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		var k, v string
 		var n int64
@@ -133,6 +136,22 @@ func (s *EventStore) Facets(ctx context.Context, org string, f EventFilter) (Eve
 	return out, nil
 }
 
+// FacetsSQL is Facets' query: the counts by status, action, classification and principal
+// of the newest FacetSample matches of f, as rows (facet, value, count).
+func FacetsSQL(org string, f EventFilter) (string, []any) {
+	where, args := FilterSQL(org, f)
+	return fmt.Sprintf(`WITH m AS (
+		SELECT status, action, data_classification, principal_id FROM audit_log WHERE %s
+		ORDER BY "timestamp" DESC, id DESC LIMIT %d)
+	SELECT k, v, n FROM (
+		SELECT CASE WHEN grouping(status) = 0 THEN 'status' WHEN grouping(action) = 0 THEN 'action'
+		            WHEN grouping(data_classification) = 0 THEN 'class' WHEN grouping(principal_id) = 0 THEN 'actor'
+		            ELSE 'total' END AS k,
+		       coalesce(status, action, data_classification, principal_id, '') AS v, count(*) AS n
+		FROM m GROUP BY GROUPING SETS ((status), (action), (data_classification), (principal_id), ())) g
+	ORDER BY k, n DESC, v`, where, FacetSample), args
+}
+
 // HistogramBucket is the number of matches in [Start, Start+width).
 type HistogramBucket struct {
 	Start time.Time
@@ -152,10 +171,7 @@ func (s *EventStore) Histogram(ctx context.Context, org string, f EventFilter, w
 	if n > 500 {
 		return nil, Invalid("width", "makes more than 500 buckets")
 	}
-	where, args := FilterSQL(org, f)
-	args = append(args, width.Microseconds())
-	query := fmt.Sprintf(`SELECT ((extract(epoch FROM "timestamp" - $2) * 1000000)::bigint / $%d)::int AS b, count(*)
-		FROM audit_log WHERE %s GROUP BY b`, len(args), where)
+	query, args := HistogramSQL(org, f, width)
 	out := make([]HistogramBucket, n)
 	for i := range out {
 		out[i].Start = f.From.Add(time.Duration(i) * width)
@@ -175,6 +191,26 @@ func (s *EventStore) Histogram(ctx context.Context, org string, f EventFilter, w
 		return nil, fmt.Errorf("models: event histogram: %w", err)
 	}
 	return out, nil
+}
+
+// HistogramSQL is Histogram's query: the matches of f counted per bucket of width, as rows
+// (bucket index from f.From, count).
+func HistogramSQL(org string, f EventFilter, width time.Duration) (string, []any) {
+	where, args := FilterSQL(org, f)
+	args = append(args, width.Microseconds())
+	return fmt.Sprintf(`SELECT ((extract(epoch FROM "timestamp" - $2) * 1000000)::bigint / $%d)::int AS b, count(*)
+		FROM audit_log WHERE %s GROUP BY b`, len(args), where), args
+}
+
+// HistogramWidth picks the histogram bucket for a range: about 30–60 buckets of a round size.
+func HistogramWidth(span time.Duration) time.Duration {
+	for _, w := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 3 * time.Hour,
+		6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour} {
+		if span/w <= 60 {
+			return w
+		}
+	}
+	return 365 * 24 * time.Hour
 }
 
 // SuggestSample is how many matching rows Suggest reads to find distinct values.
