@@ -19,7 +19,6 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/export"
-	"auditdb/models/reports"
 )
 
 // Export formats.
@@ -408,11 +407,11 @@ func (s *Store) OpenExport(ctx context.Context, org, id, format string) (*Export
 	if len(files) == 0 {
 		return nil, nil, models.NotFound("GDPR export")
 	}
-	zr, err := zstd.NewReader(&reports.ChunkReader{Ctx: ctx, DB: s.db, What: "a GDPR export", Args: []any{id, format},
+	zr, err := zstd.NewReader(&models.ChunkReader{Ctx: ctx, DB: s.db, What: "a GDPR export", Args: []any{id, format},
 		Query: `SELECT data FROM gdpr_export_chunks WHERE request_id = ? AND format = ? AND seq = ?`},
 		zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return nil, nil, err
 	}
-	return &files[0], reports.ZstdCloser{Decoder: zr}, nil
+	return &files[0], models.ZstdCloser{Decoder: zr}, nil
 }

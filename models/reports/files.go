@@ -121,13 +121,13 @@ func (s *Store) OpenFile(ctx context.Context, org, exec, format string) (*File, 
 	if files[0].Withdrawn != "" {
 		return &files[0], nil, &WithdrawnError{Note: files[0].Withdrawn}
 	}
-	chunks := &ChunkReader{Ctx: ctx, DB: s.db, What: "a report file", Args: []any{exec, format},
+	chunks := &models.ChunkReader{Ctx: ctx, DB: s.db, What: "a report file", Args: []any{exec, format},
 		Query: `SELECT data FROM report_file_chunks WHERE execution_id = ? AND format = ? AND seq = ?`}
 	zr, err := zstd.NewReader(chunks, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return nil, nil, err
 	}
-	return &files[0], ZstdCloser{zr}, nil
+	return &files[0], models.ZstdCloser{Decoder: zr}, nil
 }
 
 // WithdrawnError is OpenFile's answer for a file whose content was withdrawn (by an
@@ -135,45 +135,3 @@ func (s *Store) OpenFile(ctx context.Context, org, exec, format string) (*File, 
 type WithdrawnError struct{ Note string }
 
 func (e *WithdrawnError) Error() string { return "this report file was " + e.Note }
-
-// ZstdCloser closes a zstd decoder as an io.ReadCloser.
-type ZstdCloser struct{ *zstd.Decoder }
-
-// Close releases the decoder; it never fails.
-func (z ZstdCloser) Close() error { z.Decoder.Close(); return nil }
-
-// ChunkReader reads a file stored as numbered chunks (a bytea column "data" with a
-// sequence number from 0) in order, one row at a time, so memory stays one chunk: Query
-// selects the data of one chunk, its last placeholder the sequence number after Args.
-type ChunkReader struct {
-	Ctx   context.Context
-	DB    *gorm.DB
-	Query string
-	Args  []any
-	What  string // names the file in errors
-	seq   int
-	cur   []byte
-	done  bool
-}
-
-func (r *ChunkReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		if r.done {
-			return 0, io.EOF
-		}
-		var data [][]byte
-		err := r.DB.WithContext(r.Ctx).Raw(r.Query, append(append([]any{}, r.Args...), r.seq)...).Pluck("data", &data).Error
-		if err != nil {
-			return 0, fmt.Errorf("reports: read a chunk of %s: %w", r.What, err)
-		}
-		if len(data) == 0 {
-			r.done = true
-			continue
-		}
-		r.cur = data[0]
-		r.seq++
-	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
-}
