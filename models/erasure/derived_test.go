@@ -93,6 +93,12 @@ func TestEraseReachesRollupsAndStoredReports(t *testing.T) {
 	f.storeReport("rex-before", time.Date(2019, time.January, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2019, time.February, 1, 0, 0, 0, 0, time.UTC), "principal\nuser-4\n")
 
+	// A report asked for the subject by name keeps the request, under the pseudonym.
+	if err := f.db.Exec(`INSERT INTO report_executions (id, organization_id, scheduled_time, status, criteria, formats)
+		VALUES ('rex-filtered', ?, now(), 'failed', '{"type":"GENERAL_COMPLIANCE","principal":"user-3","action":"user-3x"}', '["csv"]')`,
+		f.org).Error; err != nil {
+		t.Fatal(err)
+	}
 	s := erasure.Subject{PrincipalID: "user-3"}
 	res, err := f.engine.Erase(ctx, f.org, "req-r", s, dpo, nil)
 	if err != nil {
@@ -103,6 +109,12 @@ func TestEraseReachesRollupsAndStoredReports(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM event_counts_daily WHERE organization_id = ? AND value = 'user-3'`, f.org); n != 0 {
 		t.Errorf("%d rollup rows still keyed by the erased principal", n)
+	}
+	var crit struct{ Principal, Action string }
+	if err := f.db.Raw(`SELECT criteria->>'principal' AS principal, criteria->>'action' AS action FROM report_executions
+		WHERE id = 'rex-filtered'`).Scan(&crit).Error; err != nil || crit.Principal != res.Pseudonym || crit.Action != "user-3x" {
+		t.Errorf("a report's criteria after the erasure: %+v (%v); want the principal %q and the other filter untouched",
+			crit, err, res.Pseudonym)
 	}
 	if got := f.count(`SELECT coalesce(sum(events), 0) FROM event_counts_daily WHERE organization_id = ? AND kind = 'principal'
 		AND value = ?`, f.org, res.Pseudonym); got != res.Pseudonymized {

@@ -98,6 +98,14 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 			correlation_id = CASE WHEN correlation_id = $2 THEN left($3, 255) ELSE correlation_id END
 		WHERE organization_id = $1 AND released_at IS NOT NULL AND (strpos(name, $2) > 0 OR strpos(reason, $2) > 0
 			OR principal_id = $2 OR resource_id = $2 OR correlation_id = $2) AND $4 = $4 AND $5 = $5`,
+		// What a report was asked for (a principal or patient filter) names the subject as a
+		// whole JSON string: executions, templates and schedules take the pseudonym.
+		`UPDATE report_executions SET criteria = replace(criteria::text, '"' || $4 || '"', '"' || $5 || '"')::jsonb
+		WHERE organization_id = $1 AND strpos(criteria::text, '"' || $4 || '"') > 0 AND $2 = $2 AND $3 = $3`,
+		`UPDATE report_templates SET default_criteria = replace(default_criteria::text, '"' || $4 || '"', '"' || $5 || '"')::jsonb
+		WHERE organization_id = $1 AND strpos(coalesce(default_criteria::text, ''), '"' || $4 || '"') > 0 AND $2 = $2 AND $3 = $3`,
+		`UPDATE scheduled_reports SET criteria = replace(criteria::text, '"' || $4 || '"', '"' || $5 || '"')::jsonb
+		WHERE organization_id = $1 AND strpos(coalesce(criteria::text, ''), '"' || $4 || '"') > 0 AND $2 = $2 AND $3 = $3`,
 		`UPDATE error_aggregation SET title = replace(title, $2, $3),
 			affected_users = replace(affected_users::text, $4, $5)::jsonb, samples = replace(samples::text, $4, $5)::jsonb
 		WHERE organization_id = $1 AND (strpos(title, $2) > 0 OR strpos(coalesce(affected_users::text, ''), $4) > 0
