@@ -87,7 +87,7 @@ func days(d time.Duration) int { return int(d.Hours() / 24) }
 
 func gdprRow(r *gdpr.Request, now time.Time) gdprviews.Row {
 	row := gdprviews.Row{ID: r.ID, Href: "/gdpr/requests/" + r.ID, Type: gdpr.TypeTitles[r.Type], Subject: r.Subject.Describe(),
-		Status: statusWords[r.Status], StatusKey: r.Status, Received: components.DateTime(r.ReceivedAt),
+		Status: statusWords[r.Status], StatusKey: r.Status, Received: r.ReceivedAt,
 		Due: r.DueAt.UTC().Format("2006-01-02"), Overdue: r.Overdue(now), DueSoon: r.DueThisWeek(now), Assignee: "—",
 		Running: r.Operation == gdpr.OpRunning, RequestedBy: r.RequestedBy, RejectReason: r.RejectionReason}
 	switch {
@@ -253,7 +253,7 @@ func renderGDPRRequest(c *fiber.Ctx, d GDPRDeps, id string, status int, refusal 
 		return err
 	}
 	for _, h := range history {
-		p.History = append(p.History, gdprviews.StepRow{At: components.DateTime(h.At), Actor: h.Actor, Step: h.Step, Detail: h.Detail})
+		p.History = append(p.History, gdprviews.StepRow{At: h.At, Actor: h.Actor, Step: h.Step, Detail: h.Detail})
 	}
 	if err := gdprSteps(c, d, r, &p); err != nil {
 		return err

@@ -2,7 +2,11 @@
 // request's page that drives its steps, and the pseudonym lookup.
 package gdpr
 
-import "auditdb/views/components"
+import (
+	"time"
+
+	"auditdb/views/components"
+)
 
 // Row is one request in the list (and the head of its page).
 type Row struct {
@@ -11,7 +15,7 @@ type Row struct {
 	Subject      string
 	Status       string // the status's words
 	StatusKey    string // received, in_progress, …
-	Received     string
+	Received     time.Time
 	Due          string
 	DueNote      string // "overdue by 3 days", "due in 2 days", ""
 	Overdue      bool
@@ -52,7 +56,10 @@ type ExportRow struct {
 }
 
 // StepRow is one step of the history.
-type StepRow struct{ At, Actor, Step, Detail string }
+type StepRow struct {
+	At                  time.Time
+	Actor, Step, Detail string
+}
 
 // DetailProps is a request's page.
 type DetailProps struct {
