@@ -98,6 +98,9 @@ func (s *APIKeyStore) Create(ctx context.Context, org, name, scope string, by Ac
 	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) {
 		return "", nil, Invalid("name", "must be 1-100 characters")
 	}
+	if HasFormatChar(name) {
+		return "", nil, FormatCharError("name", name)
+	}
 	if scope != ScopeIngest && scope != ScopeRead && scope != ScopeGDPR {
 		return "", nil, Invalid("scope", "must be ingest, read or gdpr")
 	}

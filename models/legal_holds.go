@@ -117,6 +117,9 @@ func (in *LegalHoldInput) Validate() error {
 	if in.Name == "" || len(in.Name) > 200 {
 		return Invalid("name", "must be 1 to 200 characters")
 	}
+	if HasFormatChar(in.Name) {
+		return FormatCharError("name", in.Name)
+	}
 	if in.Reason == "" {
 		return Invalid("reason", "is required: say why the events must be kept (matter, request, authority)")
 	}

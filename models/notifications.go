@@ -87,6 +87,9 @@ func (s *ChannelStore) Create(ctx context.Context, org string, in ChannelInput, 
 	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
 		return nil, "", Invalid("name", "must be 1-100 characters, without NUL")
 	}
+	if HasFormatChar(name) {
+		return nil, "", FormatCharError("name", name)
+	}
 	if !slices.Contains(Severities, in.MinSeverity) {
 		return nil, "", Invalid("min_severity", "must be LOW, MEDIUM, HIGH or CRITICAL")
 	}

@@ -59,6 +59,9 @@ func createOrg(ctx context.Context, tx *gorm.DB, id, name string) (*Organization
 	if name == "" || len(name) > 255 {
 		return nil, Invalid("name", "must be 1-255 characters")
 	}
+	if HasFormatChar(name) {
+		return nil, FormatCharError("name", name)
+	}
 	org := &Organization{ID: id, Name: name, RetentionDays: 90}
 	err := tx.WithContext(ctx).Create(org).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
