@@ -138,6 +138,14 @@ func (e *benchEnv) org(ctx context.Context, id, name string) error {
 	return nil
 }
 
+// ingestKey creates an ingest key of org for a benchmark's load and returns it.
+func (e *benchEnv) ingestKey(ctx context.Context, org string) (string, error) {
+	trail := models.NewAuditTrail(e.db, e.sealer, models.NewPartitionManager(e.db))
+	raw, _, err := models.NewAPIKeyStore(e.db, trail).Create(ctx, org, "bench "+time.Now().UTC().Format(time.RFC3339),
+		models.ScopeIngest, models.SystemActor("bench"))
+	return raw, err
+}
+
 func openBench(ctx context.Context, cfg config, dbName, suffix string, stdout io.Writer) (*benchEnv, error) {
 	dsn, err := benchDSN(cfg.DatabaseURL, dbName, suffix)
 	if err != nil {
@@ -432,8 +440,7 @@ func benchIndexCost(ctx context.Context, cfg config, args []string, stdout io.Wr
 	if err := env.org(ctx, org, "Index cost benchmark"); err != nil {
 		return err
 	}
-	trail := models.NewAuditTrail(env.db, env.sealer, models.NewPartitionManager(env.db))
-	raw, _, err := models.NewAPIKeyStore(env.db, trail).Create(ctx, org, "bench index cost", models.ScopeIngest, models.SystemActor("bench"))
+	raw, err := env.ingestKey(ctx, org)
 	if err != nil {
 		return err
 	}
@@ -467,34 +474,16 @@ func benchDetect(ctx context.Context, cfg config, args []string, stdout io.Write
 	if *rounds < 1 || *batch < 1 || *batch > ingest.MaxBatchArray || *batchClients < 1 || *events < 2**rounds**batch {
 		return models.Invalid("flags", "need 1 ≤ --batch ≤ 1000, positive counts and --events ≥ 2 × --rounds × --batch")
 	}
-	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_detect")
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_detect", stdout)
 	if err != nil {
 		return err
 	}
-	if err := dropBenchDatabase(ctx, dsn, "_bench_detect"); err != nil {
+	defer closeDB(env.db)
+	db, dsn := env.db, env.dsn
+	if err := env.org(ctx, *org, "Detection benchmark"); err != nil {
 		return err
 	}
-	db, err := models.Open(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer closeDB(db)
-	if err := migrations.Up(ctx, db); err != nil {
-		return err
-	}
-	if err := models.SeedDefaults(ctx, db); err != nil {
-		return err
-	}
-	if _, err := models.NewOrgStore(db).Create(ctx, *org, "Detection benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
-		return err
-	}
-	sealer, _, err := integrityKeys(cfg)
-	if err != nil {
-		return err
-	}
-	trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
-	raw, _, err := models.NewAPIKeyStore(db, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),
-		models.ScopeIngest, models.SystemActor("bench"))
+	raw, err := env.ingestKey(ctx, *org)
 	if err != nil {
 		return err
 	}
@@ -676,34 +665,20 @@ func benchMetrics(ctx context.Context, cfg config, args []string, stdout io.Writ
 	if *rounds < 1 || *batches < 1 || *batch < 1 || *batch > ingest.MaxBatchArray || *batchClients < 1 || *singles < 100 || *concurrency < 1 {
 		return models.Invalid("flags", "need 1 ≤ --batch ≤ 1000, --singles ≥ 100 and positive counts")
 	}
-	dsn, err := benchDSN(cfg.DatabaseURL, *dbName, "_bench_metrics")
+	env, err := freshBench(ctx, cfg, *dbName, "_bench_metrics", stdout)
 	if err != nil {
 		return err
 	}
-	if err := dropBenchDatabase(ctx, dsn, "_bench_metrics"); err != nil {
+	defer closeDB(env.db)
+	db, dsn := env.db, env.dsn
+	if err := env.org(ctx, *org, "Metrics benchmark"); err != nil {
 		return err
 	}
-	db, err := models.Open(ctx, dsn)
+	_, ck, err := integrityKeys(cfg)
 	if err != nil {
 		return err
 	}
-	defer closeDB(db)
-	if err := migrations.Up(ctx, db); err != nil {
-		return err
-	}
-	if err := models.SeedDefaults(ctx, db); err != nil {
-		return err
-	}
-	if _, err := models.NewOrgStore(db).Create(ctx, *org, "Metrics benchmark"); err != nil && models.KindOf(err) != models.KindConflict {
-		return err
-	}
-	sealer, ck, err := integrityKeys(cfg)
-	if err != nil {
-		return err
-	}
-	trail := models.NewAuditTrail(db, sealer, models.NewPartitionManager(db))
-	raw, _, err := models.NewAPIKeyStore(db, trail).Create(ctx, *org, "bench "+time.Now().UTC().Format(time.RFC3339),
-		models.ScopeIngest, models.SystemActor("bench"))
+	raw, err := env.ingestKey(ctx, *org)
 	if err != nil {
 		return err
 	}
