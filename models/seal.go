@@ -205,13 +205,19 @@ func (s *Sealer) ContentHash(ev *Event) (string, error) {
 	return contentHash(ev, rest), nil
 }
 
-// contentHash writes the canonical document directly instead of marshalling a map and running
-// it through a JCS transform: every member but details is a string, and the member names are
-// ASCII, so JCS order is plain byte order. The list below is kept in that order (a test
-// compares the result with the generic encoding/json + JCS path for every combination of
-// optional fields). rest is the canonical JSON object of the non-personal details, or nil.
-func contentHash(ev *Event, rest []byte) string {
-	var buf [1024]byte // most documents fit; a larger one grows onto the heap
+// contentHash is the sha256-jcs-v1 content hash: hashDocument without field digests.
+func contentHash(ev *Event, rest []byte) string { return hashDocument(ev, rest, nil) }
+
+// hashDocument writes an event's canonical document directly instead of marshalling a map
+// and running it through a JCS transform: every member but details and fieldDigests is a
+// string, and the member names are ASCII, so JCS order is plain byte order. The list below
+// is kept in that order (tests compare the result with the generic encoding/json + JCS path
+// for every combination of optional fields, under both schemes). rest is the canonical JSON
+// object of the non-personal details, or nil. fieldDigests nil writes sha256-jcs-v1's
+// document (subjectDigest and targetResourceId in it); otherwise it is the canonical
+// fieldDigests object of sha256-jcs-v2, which takes their place.
+func hashDocument(ev *Event, rest, fieldDigests []byte) string {
+	var buf [1536]byte // most documents fit; a larger one grows onto the heap
 	b := buf[:0]
 	b = append(b, '{')
 	member := func(name string) {
@@ -231,6 +237,7 @@ func contentHash(ev *Event, rest []byte) string {
 			str(name, *v)
 		}
 	}
+	v2 := fieldDigests != nil
 	str("action", ev.Action)
 	opt("correlationId", ev.CorrelationID)
 	str("dataClassification", ev.DataClassification)
@@ -239,13 +246,19 @@ func contentHash(ev *Event, rest []byte) string {
 		b = append(b, rest...)
 	}
 	str("eventVersion", ev.EventVersion)
+	if v2 {
+		member("fieldDigests")
+		b = append(b, fieldDigests...)
+	}
 	str("hashAlgorithm", ev.HashAlgorithm)
 	str("organizationId", ev.OrganizationID)
 	opt("outcomeDescription", ev.OutcomeDescription)
 	str("retentionPolicy", ev.RetentionPolicy)
 	str("status", ev.Status)
-	str("subjectDigest", ev.SubjectDigest)
-	opt("targetResourceId", ev.TargetResourceID)
+	if !v2 {
+		str("subjectDigest", ev.SubjectDigest)
+		opt("targetResourceId", ev.TargetResourceID)
+	}
 	opt("targetResourceType", ev.TargetResourceType)
 	member("timestamp") // the layout's characters need no escaping
 	b = append(b, '"')

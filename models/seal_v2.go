@@ -217,56 +217,11 @@ func countMembers(obj []byte) int {
 	return n
 }
 
-// contentHashV2 is contentHash for HashAlgorithmV2: the same canonical document, written
-// directly in JCS member order, without subjectDigest and targetResourceId, and with
-// "fieldDigests", the object of the personal fields' digests by name (an empty object when
-// there is none), which binds each digest to its field. rest is the canonical JSON object of
-// the non-personal details, or nil; fieldDigests is the canonical fieldDigests object.
+// contentHashV2 is the sha256-jcs-v2 content hash: the v1 document without subjectDigest and
+// targetResourceId, with "fieldDigests", the object of the personal fields' digests by name
+// (an empty object when there is none), which binds each digest to its field (hashDocument).
 func contentHashV2(ev *Event, rest []byte, fieldDigests []byte) string {
-	var buf [1536]byte
-	b := buf[:0]
-	b = append(b, '{')
-	member := func(name string) {
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, '"', ':')
-	}
-	str := func(name, v string) {
-		member(name)
-		b = appendJCSString(b, v)
-	}
-	opt := func(name string, v *string) {
-		if v != nil {
-			str(name, *v)
-		}
-	}
-	str("action", ev.Action)
-	opt("correlationId", ev.CorrelationID)
-	str("dataClassification", ev.DataClassification)
-	if rest != nil {
-		member("details")
-		b = append(b, rest...)
-	}
-	str("eventVersion", ev.EventVersion)
-	member("fieldDigests")
-	b = append(b, fieldDigests...)
-	str("hashAlgorithm", ev.HashAlgorithm)
-	str("organizationId", ev.OrganizationID)
-	opt("outcomeDescription", ev.OutcomeDescription)
-	str("retentionPolicy", ev.RetentionPolicy)
-	str("status", ev.Status)
-	opt("targetResourceType", ev.TargetResourceType)
-	member("timestamp")
-	b = append(b, '"')
-	b = ev.Timestamp.UTC().AppendFormat(b, TimestampLayout)
-	b = append(b, '"')
-	opt("ttl", ev.TTL)
-	b = append(b, '}')
-	sum := sha256.Sum256(b)
-	return hexString(sum[:])
+	return hashDocument(ev, rest, fieldDigests)
 }
 
 // storedContentHashV2 recomputes a stored v2 event's content hash from its field commitments'
