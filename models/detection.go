@@ -425,20 +425,41 @@ type storedHit struct {
 // of the rule's windows that holds a new hit, and raises an alert for the latest window that
 // reaches the threshold (unless the same alert was raised within DedupWindow). It returns
 // how many alerts it raised.
+//
+// A hit no future window can count is not recorded: while a group is quiet (its own alert,
+// or the rule's alert storm, within DedupWindow) it cannot alert, and the first window it
+// can alert for after that ends no earlier than a window before the quiet ends, so it holds
+// no hit older than two windows before then. Under sustained load, where the busy groups
+// alert once and stay quiet, that is most hits of the velocity rule.
 func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []detectHit, loc *time.Location, now time.Time) (int, error) {
 	if len(hits) == 0 {
 		return 0, nil
 	}
-	if err := insertHits(tx, org, hits); err != nil {
+	quiets := make(map[string]quiet, len(rules))
+	for _, r := range rules {
+		if !slices.ContainsFunc(hits, func(h detectHit) bool { return h.rule == r.Rule }) {
+			continue
+		}
+		q, err := quietGroups(tx, org, r, now)
+		if err != nil {
+			return 0, err
+		}
+		quiets[r.Rule] = q
+	}
+	if err := insertHits(tx, org, countable(hits, rules, quiets)); err != nil {
 		return 0, err
 	}
 	raised := 0
 	for _, r := range rules {
+		q, ok := quiets[r.Rule]
+		if !ok {
+			continue
+		}
 		fresh := map[string]map[int64]bool{} // group → new event ids
 		var lo, hi time.Time
 		for _, h := range hits {
-			if h.rule != r.Rule {
-				continue
+			if h.rule != r.Rule || q.until(h.group).After(now) {
+				continue // a quiet group raises nothing now: its window is not read
 			}
 			if fresh[h.group] == nil {
 				fresh[h.group] = map[int64]bool{}
@@ -459,13 +480,6 @@ func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []d
 			groups = append(groups, g)
 		}
 		sort.Strings(groups)
-		groups, err := alertable(tx, org, r, groups, now)
-		if err != nil {
-			return 0, err
-		}
-		if len(groups) == 0 {
-			continue
-		}
 		stored, err := readWindows(tx, org, r, groups, lo.Add(-r.Window), hi.Add(r.Window))
 		if err != nil {
 			return 0, err
@@ -493,50 +507,81 @@ func (d *Detector) evaluate(tx *gorm.DB, org string, rules []AlertRule, hits []d
 	return raised, nil
 }
 
-// alertable returns the groups of r that raise could still raise an alert for: none while
-// the rule's storm alert stands (MaxAlertsPerRule reached and the storm alert raised within
-// DedupWindow), else those without an alert of their own within DedupWindow. Alerts are only
-// added within the pass, so a group left out here would not have raised; leaving it out
-// spares reading its window (during a burst, most groups of a busy rule).
-func alertable(tx *gorm.DB, org string, r AlertRule, groups []string, now time.Time) ([]string, error) {
-	since := now.Add(-DedupWindow)
+// quiet is until when the groups of one rule cannot raise an alert: a group until
+// DedupWindow after its own alert of the rule's severity, every group while the rule's storm
+// alert stands (MaxAlertsPerRule alerts of the rule within DedupWindow, one of them the storm
+// alert). The zero time means "not quiet".
+type quiet struct {
+	all    time.Time            // the storm's end
+	groups map[string]time.Time // each group's own alert's end
+}
+
+func (q quiet) until(group string) time.Time {
+	if g := q.groups[group]; g.After(q.all) {
+		return g
+	}
+	return q.all
+}
+
+// quietGroups reads r's alerts within DedupWindow of now into its quiet. Alerts are only
+// added within the pass (and only by the pass holding the organization's cursor), so a
+// group quiet here stays quiet at least until the time given: raise would refuse it.
+func quietGroups(tx *gorm.DB, org string, r AlertRule, now time.Time) (quiet, error) {
 	var recent []struct {
 		Principal *string
 		Severity  string
 		Source    string
+		CreatedAt time.Time
 	}
-	if err := tx.Raw(`SELECT principal, severity, source FROM alerts WHERE organization_id = ? AND rule = ? AND created_at > ?`,
-		org, r.Rule, since).Scan(&recent).Error; err != nil {
-		return nil, fmt.Errorf("models: look up recent alerts: %w", err)
+	if err := tx.Raw(`SELECT principal, severity, source, created_at FROM alerts
+		WHERE organization_id = ? AND rule = ? AND created_at > ? ORDER BY created_at`,
+		org, r.Rule, now.Add(-DedupWindow)).Scan(&recent).Error; err != nil {
+		return quiet{}, fmt.Errorf("models: look up recent alerts: %w", err)
 	}
-	if len(recent) == 0 {
-		return groups, nil
-	}
-	storm := false
-	done := map[string]bool{}
+	q := quiet{groups: map[string]time.Time{}}
+	var storm time.Time
 	for _, a := range recent {
-		if a.Source == StormSource {
-			storm = true
+		end := a.CreatedAt.Add(DedupWindow)
+		if a.Source == StormSource && end.After(storm) {
+			storm = end
 		}
-		if a.Severity == r.Severity {
-			switch {
-			case a.Principal == nil:
-				done[""] = true // the organization's group, or a storm alert
-			case *a.Principal != "":
-				done[*a.Principal] = true
-			}
+		if a.Severity != r.Severity {
+			continue
 		}
-	}
-	if storm && len(recent) >= MaxAlertsPerRule {
-		return nil, nil
-	}
-	kept := groups[:0]
-	for _, g := range groups {
-		if !done[g] {
-			kept = append(kept, g)
+		group := "" // the organization's group, or a storm alert
+		if a.Principal != nil {
+			group = *a.Principal
+		}
+		if end.After(q.groups[group]) {
+			q.groups[group] = end
 		}
 	}
-	return kept, nil
+	// The storm holds while it stands and MaxAlertsPerRule alerts are within DedupWindow:
+	// with no new alert, until the (n − MaxAlertsPerRule + 1)-th oldest of the n leaves it.
+	if n := len(recent); !storm.IsZero() && n >= MaxAlertsPerRule {
+		q.all = recent[n-MaxAlertsPerRule].CreatedAt.Add(DedupWindow)
+		if storm.Before(q.all) {
+			q.all = storm
+		}
+	}
+	return q, nil
+}
+
+// countable returns the hits some future window of their rule can still count: those not
+// older than two windows before their group's quiet ends (see evaluate).
+func countable(hits []detectHit, rules []AlertRule, quiets map[string]quiet) []detectHit {
+	windows := make(map[string]time.Duration, len(rules))
+	for _, r := range rules {
+		windows[r.Rule] = r.Window
+	}
+	kept := make([]detectHit, 0, len(hits))
+	for _, h := range hits {
+		if h.at.Before(quiets[h.rule].until(h.group).Add(-2 * windows[h.rule])) {
+			continue
+		}
+		kept = append(kept, h)
+	}
+	return kept
 }
 
 // latestWindow returns the latest window of r (the hits in (t - Window, t] for a hit at
@@ -608,6 +653,9 @@ func readWindows(tx *gorm.DB, org string, r AlertRule, groups []string, from, to
 // text literals nor sorts each group for its aggregates, which was most of detection's time
 // in the database.
 func insertHits(tx *gorm.DB, org string, hits []detectHit) error {
+	if len(hits) == 0 {
+		return nil
+	}
 	// Hits come in log order, which is nearly time order: bucket them by (rule, group) and
 	// sort only the buckets that are not in order yet.
 	type runKey struct{ rule, group string }

@@ -769,3 +769,57 @@ func TestDetectionStoresEachGroupsRunInOrder(t *testing.T) {
 		t.Fatalf("b's resource types = %q, want %q", runs[1].Types, wantB)
 	}
 }
+
+// While a group is quiet (its alert within the dedup window) its hits that no window after
+// the quiet can count are not recorded, and those a later window can count are: the first
+// alert after the quiet counts exactly the hits it would have counted had all been kept.
+func TestDetectionQuietGroupsRecordOnlyHitsALaterWindowCounts(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	d := f.detector(1000)
+	reads := func(n int, last time.Duration) []models.Event { // n reads, one a second, the last at base+last
+		return repeat(n, func(i int) models.Event {
+			return ev(org, detectBase.Add(last-time.Duration(i)*time.Second), "data.read", "success", by("svc"))
+		})
+	}
+	recorded := func(from, to time.Duration) int64 {
+		return countWhere(t, `SELECT count(*) FROM detection_hit WHERE organization_id = ? AND rule = ? AND event_time BETWEEN ? AND ?`,
+			org, models.RuleDataAccessVelocity, detectBase.Add(from), detectBase.Add(to))
+	}
+	// 50 reads in the minute before base: the velocity alert, quiet until base+300 s.
+	f.write(reads(50, 0)...)
+	if n := f.drain(d); n != 1 {
+		t.Fatalf("first minute raised %d alerts, want 1", n)
+	}
+	// At base+100 s, 50 reads of base+51 … base+100 s: a window after the quiet ends no
+	// earlier than base+240 s and so starts after base+180 s; none of them is recorded.
+	f.setNow(detectBase.Add(100 * time.Second))
+	f.write(reads(50, 100*time.Second)...)
+	if n := f.drain(d); n != 0 {
+		t.Fatalf("a quiet group raised %d alerts", n)
+	}
+	if n := recorded(51*time.Second, 100*time.Second); n != 0 {
+		t.Fatalf("%d hits of a quiet group recorded that no later window counts", n)
+	}
+	// At base+290 s, 40 reads of base+251 … base+290 s: still quiet, but a window after the
+	// quiet can count them, so they are recorded.
+	f.setNow(detectBase.Add(290 * time.Second))
+	f.write(reads(40, 290*time.Second)...)
+	if n := f.drain(d); n != 0 {
+		t.Fatalf("a quiet group raised %d alerts", n)
+	}
+	if n := recorded(251*time.Second, 290*time.Second); n != 40 {
+		t.Fatalf("%d of the 40 hits a later window counts were recorded", n)
+	}
+	// Past the quiet, 9 more reads make 49 in the minute to base+299 s — one below — and the
+	// 10th makes 50: the alert counts the 40 recorded during the quiet.
+	f.setNow(detectBase.Add(301 * time.Second))
+	f.write(reads(9, 299*time.Second)...)
+	if n := f.drain(d); n != 0 {
+		t.Fatalf("49 reads in a minute raised %d alerts", n)
+	}
+	f.write(reads(1, 300*time.Second)...)
+	if n := f.drain(d); n != 1 {
+		t.Fatalf("50 reads in a minute after the quiet raised %d alerts, want 1", n)
+	}
+}
