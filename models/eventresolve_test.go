@@ -39,8 +39,8 @@ func resolvedActions(t *testing.T, org string, f models.EventFilter, q string) [
 // organization's actions.
 func TestResolveActions(t *testing.T) {
 	f := newDetectFixture(t)
-	org := testOrg(t, "resolve")
-	other := testOrg(t, "resolve-other")
+	org := pgtest.NewOrg(t, "resolve")
+	other := pgtest.NewOrg(t, "resolve-other")
 	may := time.Date(2026, 5, 5, 10, 0, 0, 0, time.UTC)
 	ev := func(o, action string, at time.Time) models.Event {
 		return models.Event{OrganizationID: o, Action: action, Timestamp: at}
@@ -49,6 +49,9 @@ func TestResolveActions(t *testing.T) {
 	f.write(ev(org, "Patient.Record.Read", may), ev(org, "patient.record.update", may.Add(time.Hour)),
 		ev(org, "auth.login", may.AddDate(0, -2, 0)), ev(other, "patient.secret.read", may))
 	f.drain(f.detector(1000))
+	if n := countWhere(t, `SELECT count(*) FROM event_counts_daily WHERE organization_id = $1 AND kind = 'action'`, org); n != 3 {
+		t.Fatalf("detection counted %d actions of the organization, want 3", n)
+	}
 	// Sequenced, not counted.
 	f.write(ev(org, "patient.chart.print", may.Add(2*time.Hour)))
 	// Queued only.

@@ -167,7 +167,9 @@ type HistogramBucket struct {
 }
 
 // Histogram counts the matches of f in buckets of width over f's range (the first bucket
-// starts at f.From). Buckets without events are included with a zero count.
+// starts at f.From). Buckets without events are included with a zero count. Without
+// conditions it reads the hours detection has counted from its counts (see
+// histogramFromRollups).
 func (s *EventStore) Histogram(ctx context.Context, org string, f EventFilter, width time.Duration) ([]HistogramBucket, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -186,6 +188,11 @@ func (s *EventStore) Histogram(ctx context.Context, org string, f EventFilter, w
 	f, err := s.ResolveFilter(ctx, org, f)
 	if err != nil || f.MatchesNothing() {
 		return out, err
+	}
+	if f.unconditioned() {
+		if ok, err := s.histogramFromRollups(ctx, org, f, width, time.Now(), out); ok || err != nil {
+			return out, err
+		}
 	}
 	query, args := HistogramSQL(org, f, width)
 	err = queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
