@@ -183,3 +183,14 @@ func TestResolvedActionUsesIndexUnderRLS(t *testing.T) {
 		t.Fatalf("plan reads no partition: %s", plan)
 	}
 }
+
+func TestPreferGenericPlan(t *testing.T) {
+	for q, want := range map[string]bool{"": false, "metformin": true, "action:x.y metformin": true, "-metformin": false,
+		"action:x.y": false, `"two words"`: true} {
+		var f models.EventFilter
+		f.Query, _ = models.ParseEventQuery(q)
+		if got := models.PreferGenericPlan(f); got != want {
+			t.Errorf("PreferGenericPlan(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
