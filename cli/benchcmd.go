@@ -423,7 +423,7 @@ func benchIndexCost(ctx context.Context, cfg config, args []string, stdout io.Wr
 	rounds := fs.Int("rounds", 8, "rounds (even; with and without alternate as with, without, without, with, …)")
 	batch := fs.Int("batch", 1000, "events per batch request")
 	batchClients := fs.Int("batch-clients", 4, "concurrent batch clients")
-	indexes := fs.String("indexes", "audit_log_org_action_ts_idx,audit_log_org_actor_ts_idx", "the audit_log indexes to measure, comma-separated")
+	indexes := fs.String("indexes", "audit_log_org_action_exact_ts_idx", "the audit_log indexes to measure, comma-separated")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_indexes appended; recreated)")
 	if err := fs.Parse(args); err != nil {
 		return err

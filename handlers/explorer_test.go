@@ -295,3 +295,39 @@ func TestEventsSearchQuoteInsideQuotes(t *testing.T) {
 		t.Fatalf("unclosed: status %d", r.StatusCode)
 	}
 }
+
+// action: resolves into the organization's exact actions first (any case, a prefix); an
+// action that matches nothing answers at once, saying which range it searched and offering a
+// wider one, and another organization's actions never resolve.
+func TestEventsActionResolvesToExactActions(t *testing.T) {
+	env := webtest.New(t)
+	org := env.Org("evact")
+	other := env.Org("evact-other")
+	c := env.Login(env.User(org, "org:member"))
+	now := time.Now().UTC()
+	env.Events(
+		models.Event{OrganizationID: org, Timestamp: now.Add(-time.Hour), Action: "Patient.Record.Read", Status: "success"},
+		models.Event{OrganizationID: org, Timestamp: now.Add(-2 * time.Hour), Action: "patient.chart.print", Status: "success"},
+		models.Event{OrganizationID: other, Timestamp: now.Add(-time.Hour), Action: "patient.secret.read", Status: "success"},
+	)
+	cases := []struct {
+		name, q string
+		rows    int
+		want    string // in the body
+	}{
+		{"exact in another case", "action:patient.record.read", 1, "Patient.Record.Read"},
+		{"prefix in another case", "action:PATIENT.*", 2, "patient.chart.print"},
+		{"no such action names the range", "action:no.such.action", 0,
+			"Nothing matches between " + now.Add(-30*24*time.Hour).Format("2006-01-02")},
+		{"another organization's action", "action:patient.secret.read", 0, `data-testid="events-widen"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.Get("/events?q=" + url.QueryEscape(tc.q))
+			if r.StatusCode != http.StatusOK || countRows(r.Body) != tc.rows || !strings.Contains(r.Body, tc.want) {
+				t.Fatalf("status %d, rows %d (want %d), %q in body: %v", r.StatusCode, countRows(r.Body), tc.rows, tc.want,
+					strings.Contains(r.Body, tc.want))
+			}
+		})
+	}
+}

@@ -30,9 +30,13 @@ func (s *EventStore) Count(ctx context.Context, org string, f EventFilter) (Even
 	if err := f.Validate(); err != nil {
 		return EventCount{}, err
 	}
+	f, err := s.ResolveFilter(ctx, org, f)
+	if err != nil || f.MatchesNothing() {
+		return EventCount{Exact: true}, err
+	}
 	query, args := CountSQL(org, f)
 	var c EventCount
-	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
+	err = queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		_, err := pgx.ForEachRow(r, []any{&c.N}, func() error { return nil })
 		return err
 	})
@@ -103,8 +107,12 @@ func (s *EventStore) Facets(ctx context.Context, org string, f EventFilter) (Eve
 	if err := f.Validate(); err != nil {
 		return out, err
 	}
+	f, err := s.ResolveFilter(ctx, org, f)
+	if err != nil || f.MatchesNothing() {
+		return out, err
+	}
 	query, args := FacetsSQL(org, f)
-	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
+	err = queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		var k, v string
 		var n int64
 		_, err := pgx.ForEachRow(r, []any{&k, &v, &n}, func() error {
@@ -159,7 +167,9 @@ type HistogramBucket struct {
 }
 
 // Histogram counts the matches of f in buckets of width over f's range (the first bucket
-// starts at f.From). Buckets without events are included with a zero count.
+// starts at f.From). Buckets without events are included with a zero count. Without
+// conditions it reads the hours detection has counted from its counts (see
+// histogramFromRollups).
 func (s *EventStore) Histogram(ctx context.Context, org string, f EventFilter, width time.Duration) ([]HistogramBucket, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -171,12 +181,21 @@ func (s *EventStore) Histogram(ctx context.Context, org string, f EventFilter, w
 	if n > 500 {
 		return nil, Invalid("width", "makes more than 500 buckets")
 	}
-	query, args := HistogramSQL(org, f, width)
 	out := make([]HistogramBucket, n)
 	for i := range out {
 		out[i].Start = f.From.Add(time.Duration(i) * width)
 	}
-	err := queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
+	f, err := s.ResolveFilter(ctx, org, f)
+	if err != nil || f.MatchesNothing() {
+		return out, err
+	}
+	if f.unconditioned() {
+		if ok, err := s.histogramFromRollups(ctx, org, f, width, time.Now(), out); ok || err != nil {
+			return out, err
+		}
+	}
+	query, args := HistogramSQL(org, f, width)
+	err = queryInTenant(ctx, s.db, org, query, args, func(r pgx.Rows) error {
 		var b int
 		var c int64
 		_, err := pgx.ForEachRow(r, []any{&b, &c}, func() error {
@@ -218,8 +237,8 @@ const SuggestSample = 2_000
 
 // Suggest returns up to limit distinct values of org's events for a search qualifier
 // (action, actor or resource, the resource's type), starting with prefix in any case, most
-// frequent first among the newest matches of the last year. The action and actor reads
-// use the lower-case indexes; every read stops after SuggestSample rows.
+// frequent first among the newest matches of the last year. Every read stops after
+// SuggestSample rows.
 func (s *EventStore) Suggest(ctx context.Context, org, qualifier, prefix string, now time.Time, limit int) ([]string, error) {
 	col := map[string]string{QualAction: "action", QualActor: "principal_id", QualResource: "target_resource_type"}[qualifier]
 	if col == "" {

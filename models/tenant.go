@@ -75,18 +75,29 @@ func QueryInTenant(ctx context.Context, db *gorm.DB, org, query string, args []a
 // read path (the events list). A request's budget (WithStatementTimeout) goes with the
 // tenant settings.
 func queryInTenant(ctx context.Context, db *gorm.DB, org, query string, args []any, scan func(pgx.Rows) error) error {
+	return queryInTenantPlan(ctx, db, org, false, query, args, scan)
+}
+
+// queryInTenantPlan is queryInTenant; with generic, the query runs with PostgreSQL's generic
+// plan from its first execution on (plan_cache_mode, for this transaction only).
+func queryInTenantPlan(ctx context.Context, db *gorm.DB, org string, generic bool, query string, args []any,
+	scan func(pgx.Rows) error) error {
 	if org == "" {
 		return NotFound("organization")
 	}
 	return WithPgx(ctx, db, func(conn *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN READ ONLY")
+		settings := "SELECT set_config('role', $1, true), set_config($2, $3, true)"
+		settingArgs := []any{TenantRole, TenantSetting, org}
 		if ms := statementTimeoutSetting(ctx); ms != "" {
-			b.Queue("SELECT set_config('role', $1, true), set_config($2, $3, true), set_config('statement_timeout', $4, true)",
-				TenantRole, TenantSetting, org, ms)
-		} else {
-			b.Queue("SELECT set_config('role', $1, true), set_config($2, $3, true)", TenantRole, TenantSetting, org)
+			settings += ", set_config('statement_timeout', $4, true)"
+			settingArgs = append(settingArgs, ms)
 		}
+		if generic {
+			settings += ", set_config('plan_cache_mode', 'force_generic_plan', true)"
+		}
+		b.Queue(settings, settingArgs...)
 		b.Queue(query, args...)
 		b.Queue("COMMIT")
 		err := runTenantBatch(conn.SendBatch(ctx, b), scan)
