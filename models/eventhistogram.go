@@ -17,8 +17,11 @@ import (
 //   - the hour lies inside one bucket and inside the range (the hours the range's ends or
 //     a bucket boundary cut are counted from the events);
 //   - no event of the hour can have been archived or deleted by retention since it was
-//     counted: the hour is newer than the organization's shortest archive or retention age
-//     (erasure, the other way events change, corrects the counts itself);
+//     counted: the hour is newer than the newest event retention ever moved out of the log
+//     for the organization (the newest archive's last event, the newest event deleted by
+//     retention) — what retention did, not what today's policies say, so neither a run's
+//     day-rounded cutoff nor a policy deleted after its run can hide a removal (erasure,
+//     the other way events change, corrects the counts itself);
 //   - the events detection has not counted yet (Merkle leaves at or after its cursor, and
 //     the leaf queue) are added by reading those events, by id.
 // Everything else is counted from the events in the tenant transaction, as before.
@@ -84,10 +87,9 @@ func planRollup(from, to, safeFrom time.Time, width time.Duration) rollupPlan {
 }
 
 // rollupState is what histogramFromRollups reads as the database owner (the counts, the
-// Merkle leaves and the retention policies are not the tenant role's to read; every part
-// names the organization): the uncounted events' ids (at most MaxRollupPending+1 of them)
-// and the shortest age, in days, at which retention may archive or delete an event of the
-// organization (NULL when no policy applies).
+// Merkle leaves and the removal records are not the tenant role's to read; every part names
+// the organization): the uncounted events' ids (at most MaxRollupPending+1 of them) and the
+// timestamp of the newest event retention moved out of the log (NULL when it never did).
 const rollupStateSQL = `WITH pending AS MATERIALIZED (
 		SELECT l.audit_log_id AS id FROM audit_leaf l
 		WHERE l.organization_id = $1
@@ -96,8 +98,8 @@ const rollupStateSQL = `WITH pending AS MATERIALIZED (
 		SELECT q.id FROM audit_leaf_queue, unnest(audit_log_ids) AS q(id) WHERE organization_id = $1
 		LIMIT $2)
 	SELECT array(SELECT id FROM pending),
-		(SELECT min(least(coalesce(archive_after_days, retention_days), retention_days, coalesce(delete_after_days, retention_days)))
-			FROM audit_retention_policy WHERE is_active AND organization_id IN ($1, '*'))`
+		greatest((SELECT max(last_event_at) FROM archive_storage WHERE organization_id = $1),
+			(SELECT max(event_timestamp) FROM removed_events WHERE organization_id = $1 AND reason = 'retention'))`
 
 // histogramFromRollups fills out (buckets of width from f.From) for an unconditioned f from
 // the hourly counts and the events they do not cover. ok is false when it cannot (too many
@@ -105,7 +107,7 @@ const rollupStateSQL = `WITH pending AS MATERIALIZED (
 func (s *EventStore) histogramFromRollups(ctx context.Context, org string, f EventFilter, width time.Duration, now time.Time,
 	out []HistogramBucket) (bool, error) {
 	var pending []int64
-	var minDays *int32
+	var thinned *time.Time
 	var counts []struct {
 		hour time.Time
 		n    int64
@@ -120,17 +122,16 @@ func (s *EventStore) histogramFromRollups(ctx context.Context, org string, f Eve
 			return err
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx))
-		if err := tx.QueryRow(ctx, rollupStateSQL, org, MaxRollupPending+1).Scan(&pending, &minDays); err != nil {
+		if err := tx.QueryRow(ctx, rollupStateSQL, org, MaxRollupPending+1).Scan(&pending, &thinned); err != nil {
 			return err
 		}
 		if len(pending) > MaxRollupPending {
 			return nil
 		}
-		// An event younger than the shortest retention age cannot have been removed; an
-		// hour of margin covers a retention pass that started a little earlier.
-		safeFrom := to
-		if minDays != nil {
-			safeFrom = now.UTC().AddDate(0, 0, -int(*minDays)).Add(time.Hour)
+		// Only the hours after the one of the newest event retention removed are whole.
+		safeFrom := from
+		if thinned != nil {
+			safeFrom = thinned.UTC().Truncate(time.Hour).Add(time.Hour)
 		}
 		plan = planRollup(from, to, safeFrom, width)
 		rows, err := tx.Query(ctx, `SELECT hour, events FROM event_counts_hourly
