@@ -268,7 +268,21 @@ func TestErrorRecordsFitTheirColumns(t *testing.T) {
 			t.Errorf("%s: %d characters (valid UTF-8 %v), column holds %d", name, n, utf8.ValidString(v.s), v.n)
 		}
 	}
-	if s := models.Truncate("aé", 2); s != "a" {
-		t.Errorf("Truncate split a character: %q", s)
+	// Truncate counts characters, as varchar does: a value the column holds whole is never
+	// cut (150 two-byte characters fit varchar(255)), and a cut ends on a character.
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"aé", 2, "aé"},
+		{"aéb", 2, "aé"},
+		{strings.Repeat("é", 150), 255, strings.Repeat("é", 150)},
+		{strings.Repeat("é", 300), 255, strings.Repeat("é", 255)},
+		{"日本語", 0, ""},
+	} {
+		if got := models.Truncate(c.s, c.n); got != c.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
 	}
 }

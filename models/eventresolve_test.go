@@ -46,11 +46,13 @@ func TestResolveActions(t *testing.T) {
 		return models.Event{OrganizationID: o, Action: action, Timestamp: at}
 	}
 	// Counted by detection.
+	// 150 two-byte characters: 300 bytes, within the column's 255 characters.
+	long := strings.Repeat("é", 150)
 	f.write(ev(org, "Patient.Record.Read", may), ev(org, "patient.record.update", may.Add(time.Hour)),
-		ev(org, "auth.login", may.AddDate(0, -2, 0)), ev(other, "patient.secret.read", may))
+		ev(org, "auth.login", may.AddDate(0, -2, 0)), ev(other, "patient.secret.read", may), ev(org, long, may))
 	f.drain(f.detector(1000))
-	if n := countWhere(t, `SELECT count(*) FROM event_counts_daily WHERE organization_id = $1 AND kind = 'action'`, org); n != 3 {
-		t.Fatalf("detection counted %d actions of the organization, want 3", n)
+	if n := countWhere(t, `SELECT count(*) FROM event_counts_daily WHERE organization_id = $1 AND kind = 'action'`, org); n != 4 {
+		t.Fatalf("detection counted %d actions of the organization, want 4", n)
 	}
 	// Sequenced, not counted.
 	f.write(ev(org, "patient.chart.print", may.Add(2*time.Hour)))
@@ -71,6 +73,7 @@ func TestResolveActions(t *testing.T) {
 		{"sequenced, not counted", mayRange, "action:patient.chart.print", []string{"patient.chart.print"}},
 		{"queued only", mayRange, "action:patient.record.delete", []string{"PATIENT.record.delete"}},
 		{"outside the range", mayRange, "action:auth.*", []string{}},
+		{"a long action counted whole", mayRange, "action:" + strings.Repeat("é", 20) + "*", []string{long}},
 		{"no such action", year2026, "action:no.such.action", []string{}},
 		{"another organization's actions never", year2026, "action:patient.secret.*", []string{}},
 		{"another organization's queued actions never", year2026, "action:patient.other.only", []string{}},
@@ -87,7 +90,7 @@ func TestResolveActions(t *testing.T) {
 
 	t.Run("the list finds what the resolved terms name", func(t *testing.T) {
 		for q, want := range map[string]int{"action:patient.*": 4, "action:patient.record.read": 1, "action:no.such.action": 0,
-			"-action:patient.*": 0, "action:patient.* -action:patient.record.*": 1} {
+			"-action:patient.*": 1, "action:patient.* -action:patient.record.*": 1, "action:" + long: 1} {
 			fl := mayRange
 			parsed, err := models.ParseEventQuery(q)
 			if err != nil {

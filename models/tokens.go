@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"unicode/utf8"
 )
 
 // RandomToken returns n random bytes, URL-safe base64 encoded.
@@ -16,17 +15,22 @@ func RandomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// Truncate returns s cut to at most n bytes, on a character boundary (PostgreSQL refuses a
-// split UTF-8 sequence), for text stored in a column of bounded width (failure reasons,
-// descriptions).
+// Truncate returns s cut to at most n characters, for text stored in a varchar(n) column
+// (failure reasons, descriptions, detection's counted actions): PostgreSQL bounds varchar by
+// characters, so a value it accepted whole is never cut, and a cut never splits a UTF-8
+// sequence.
 func Truncate(s string, n int) string {
 	if len(s) <= n {
-		return s
+		return s // n bytes are at most n characters
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
+	chars := 0
+	for i := range s {
+		if chars == n {
+			return s[:i]
+		}
+		chars++
 	}
-	return s[:n]
+	return s
 }
 
 // RandomPassword returns n characters drawn uniformly from letters and digits with
