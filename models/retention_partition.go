@@ -39,6 +39,9 @@ const truncateLockTimeout = "2s"
 // deletion), so none is consulted here, as on the other path.
 func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *retentionRules, p *retentionPolicy,
 	m time.Time, where string, whereArgs []any, runID int64, or *OrgRetention) (n int64, archives []string, done bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, false, err
+	}
 	org := rules.org
 	name := PartitionName("audit_log", m)
 	if !partitionName.MatchString(name) {
