@@ -399,6 +399,7 @@ func (e *RetentionEngine) archiveMonth(ctx context.Context, rules *retentionRule
 		if e.writer, err = newArchiveWriter(); err != nil {
 			return err
 		}
+		e.writer.jsonb = true // every line comes from audit_log's rows
 	}
 	if end.Equal(m.AddDate(0, 1, 0)) {
 		// The whole month is due: when its partition holds nothing else, one transaction
