@@ -123,12 +123,15 @@ type archiveWriter struct {
 	pending  []byte
 	scratch  bytes.Buffer
 	count    int64
-	firstAt  time.Time // for the ranges
-	lastAt   time.Time
-	minID    int64
-	maxID    int64
-	minLeaf  int64
-	maxLeaf  int64
+	// jsonb: the lines' details and field commitments come from audit_log's jsonb columns
+	// (retention), so appendArchiveLine need not validate them again.
+	jsonb   bool
+	firstAt time.Time // for the ranges
+	lastAt  time.Time
+	minID   int64
+	maxID   int64
+	minLeaf int64
+	maxLeaf int64
 	// The (retention_policy, data_classification) pairs of the lines: which policies can
 	// govern them, so a run can tell without decoding whether anything in it may be due.
 	pairs map[[2]string]bool
@@ -174,7 +177,7 @@ func (w *archiveWriter) reset() {
 // add appends one event line.
 func (w *archiveWriter) add(l *ArchiveLine) error {
 	var err error
-	if w.pending, err = appendArchiveLine(w.pending, &w.scratch, l); err != nil {
+	if w.pending, err = appendArchiveLine(w.pending, &w.scratch, l, w.jsonb); err != nil {
 		return fmt.Errorf("models: archive line of event %d: %w", l.ID, err)
 	}
 	w.pending = append(w.pending, '\n')

@@ -24,7 +24,14 @@ func NormalizeErrorRecord(r ErrorRecord) ErrorRecord { return r.normalize(time.N
 // EncodeArchiveLine is the archiver's line encoder (appendArchiveLine).
 func EncodeArchiveLine(l *ArchiveLine) ([]byte, error) {
 	var scratch bytes.Buffer
-	return appendArchiveLine(nil, &scratch, l)
+	return appendArchiveLine(nil, &scratch, l, false)
+}
+
+// EncodeArchiveLineFromJSONB is the encoder as retention runs it: details and field
+// commitments as read from jsonb columns, compacted without validation.
+func EncodeArchiveLineFromJSONB(l *ArchiveLine) ([]byte, error) {
+	var scratch bytes.Buffer
+	return appendArchiveLine(nil, &scratch, l, true)
 }
 
 // GoverningPolicy is the Go side of the retention rules: the name of the policy governing an

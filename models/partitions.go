@@ -111,7 +111,19 @@ func (p *PartitionManager) ensureMonth(ctx context.Context, table string, m time
 	}
 	ddl := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
 		name, table, m.Format(time.RFC3339), m.AddDate(0, 1, 0).Format(time.RFC3339))
-	err := p.db.WithContext(ctx).Exec(ddl).Error
+	err := p.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(ddl).Error; err != nil {
+			return err
+		}
+		if table != "audit_log" {
+			return nil
+		}
+		// The statement trigger refusing TRUNCATE on audit_log does not reach its partitions
+		// (migration 20261130_0047): each gets its own, created with it.
+		return tx.Exec(`CREATE OR REPLACE TRIGGER audit_log_partition_no_truncate BEFORE TRUNCATE ON ` + name + `
+			FOR EACH STATEMENT WHEN (coalesce(current_setting('auditdb.purpose', true), '') <> 'retention')
+			EXECUTE FUNCTION auditdb_refuse_partition_truncate()`).Error
+	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505") {
 		err = nil // another instance created it at the same moment

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -411,4 +412,45 @@ func TestDropExpired(t *testing.T) {
 			t.Errorf("EnsureFor after the drop: %v", err)
 		}
 	})
+}
+
+// A partition of audit_log refuses TRUNCATE unless the transaction declared the purpose
+// 'retention' (audit_log's own guard does not reach its partitions): both one the
+// migrations found and one EnsureFor creates.
+func TestAuditLogPartitionRefusesTruncate(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.DB(t)
+	m := time.Date(2016, 3, 1, 0, 0, 0, 0, time.UTC)
+	dropTables(t, "audit_log_2016_03")
+	if err := models.NewPartitionManager(db).EnsureFor(ctx, "audit_log", m); err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	if err := db.Raw(`SELECT c.relname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_inherits i ON i.inhrelid = c.oid
+		WHERE i.inhparent = 'audit_log'::regclass AND g.tgname = 'audit_log_partition_no_truncate'`).Scan(&found).Error; err != nil {
+		t.Fatal(err)
+	}
+	var all int
+	db.Raw(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log'::regclass`).Scan(&all)
+	if len(found) != all || !slices.Contains(found, "audit_log_2016_03") {
+		t.Fatalf("%d of %d partitions have the guard: %v", len(found), all, found)
+	}
+	for _, tc := range []struct {
+		purpose string
+		refused bool
+	}{{"", true}, {"gdpr", true}, {"retention", false}} {
+		t.Run("purpose "+tc.purpose, func(t *testing.T) {
+			err := db.Transaction(func(tx *gorm.DB) error {
+				if tc.purpose != "" {
+					if err := tx.Exec(`SELECT set_config('auditdb.purpose', ?, true)`, tc.purpose).Error; err != nil {
+						return err
+					}
+				}
+				return tx.Exec(`TRUNCATE audit_log_2016_03`).Error
+			})
+			if refused := err != nil && strings.Contains(err.Error(), "TRUNCATE on audit_log_2016_03 refused"); refused != tc.refused {
+				t.Fatalf("TRUNCATE under purpose %q: %v", tc.purpose, err)
+			}
+		})
+	}
 }

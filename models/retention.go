@@ -384,16 +384,41 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 }
 
 // archiveMonth moves org's events of month m that policy p governs and that are due for the
-// archive into archives of at most PartSize events, one transaction each. The parts' id
-// boundaries come from one narrow query, so each part reads only its own rows.
+// archive into archives of at most PartSize events. When the whole month is due and its
+// partition holds nothing else, one transaction does it all (archiveWholePartition);
+// otherwise each part is one transaction, the parts' id boundaries coming from one narrow
+// query, so each part reads only its own rows.
 func (e *RetentionEngine) archiveMonth(ctx context.Context, rules *retentionRules, p *retentionPolicy, m time.Time,
 	planned int64, res *RetentionResult, or *OrgRetention) error {
 	end := monthEnd(m, p.ArchiveCutoff)
 	gov, gArgs := rules.governsSQL(p, "e")
 	where := `e.organization_id = ? AND e."timestamp" >= ? AND e."timestamp" < ? AND ` + gov
 	whereArgs := append([]any{rules.org, m, end}, gArgs...)
-	bounds := []int64{math.MaxInt64}
 	var err error
+	if e.writer == nil {
+		if e.writer, err = newArchiveWriter(); err != nil {
+			return err
+		}
+		e.writer.jsonb = true // every line comes from audit_log's rows
+	}
+	if end.Equal(m.AddDate(0, 1, 0)) {
+		// The whole month is due: when its partition holds nothing else, one transaction
+		// archives it and empties the partition.
+		n, archives, done, err := e.archiveWholePartition(ctx, rules, p, m, where, whereArgs, res.RunID, or)
+		if err != nil {
+			return err
+		}
+		if done {
+			e.afterBatch()
+			res.Archived += n
+			res.Archives += len(archives)
+			or.Archived += n
+			or.Archives = append(or.Archives, archives...)
+			or.Policies[p.Name] = true
+			return nil
+		}
+	}
+	bounds := []int64{math.MaxInt64}
 	if planned > int64(e.PartSize) {
 		bounds, err = e.partBounds(ctx, where, whereArgs)
 	}
@@ -404,11 +429,6 @@ func (e *RetentionEngine) archiveMonth(ctx context.Context, rules *retentionRule
 		return nil
 	}
 	bounds[len(bounds)-1] = math.MaxInt64 // the last part takes what arrived since
-	if e.writer == nil {
-		if e.writer, err = newArchiveWriter(); err != nil {
-			return err
-		}
-	}
 	lo := int64(math.MinInt64)
 	for _, hi := range bounds {
 		if err := ctx.Err(); err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -510,8 +512,8 @@ func TestRetentionArchiveDueWholeIsRemovedFromItsRecords(t *testing.T) {
 	}
 }
 
-// The archive row goes in by COPY's text format: text with backslashes, tabs and newlines,
-// and bytes of every value, come back as they were written.
+// The archive row goes in by a binary COPY written by hand: text with backslashes, tabs and
+// newlines, bytes of every value, the month and the times come back as they were written.
 func TestArchiveRowCopyKeepsEveryByte(t *testing.T) {
 	f := newRetentionFixture(t)
 	var runID int64
@@ -550,5 +552,212 @@ func TestArchiveRowCopyKeepsEveryByte(t *testing.T) {
 	var m map[string]string
 	if err := json.Unmarshal([]byte(got.Metadata), &m); err != nil || m["policy"] != "a\\b\tc\nd" {
 		t.Fatalf("metadata %s: %v", got.Metadata, err)
+	}
+}
+
+// partitionRows counts the rows of audit_log's partition of month m (0 when it is gone).
+func (f *retentionFixture) partitionRows(m time.Time) int64 {
+	f.t.Helper()
+	name := models.PartitionName("audit_log", m)
+	var exists bool
+	if err := f.db.Raw(`SELECT to_regclass(?) IS NOT NULL`, name).Scan(&exists).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	if !exists {
+		return 0
+	}
+	var n int64
+	if err := f.db.Raw(`SELECT count(*) FROM ` + name).Scan(&n).Error; err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// A month due whole whose partition holds nothing else is archived in one transaction and
+// its partition emptied by TRUNCATE: the archives, their records and the cache version are
+// what the part by part path writes, every event is in exactly one place, and verify and
+// inclusion proofs of the archived events pass.
+func TestRetentionArchivesAWholePartition(t *testing.T) {
+	f := newRetentionFixture(t)
+	june := day(2017, time.June, 1, 0)
+	var times []time.Time
+	for i := range 5 { // June 20 to 24: due for the archive from July 4, for deletion from July 20
+		times = append(times, june.Add(time.Duration(19+i)*24*time.Hour+time.Hour))
+	}
+	evs := f.write(times...)
+	f.engine.PartSize = 2
+	var before int64
+	f.db.Raw(`SELECT coalesce(max(version), 0) FROM query_cache_versions WHERE organization_id = ?`, f.org).Scan(&before)
+	res := f.run(day(2017, time.July, 12, 0)) // archive after 10 days: all of June is due
+	if res.Archived != 5 || res.Archives != 3 || res.Deleted != 0 {
+		t.Fatalf("run: %+v", res)
+	}
+	if n := f.partitionRows(june); n != 0 {
+		t.Fatalf("the partition keeps %d rows", n)
+	}
+	live, archived, removed := f.checkExactlyOnce()
+	if live != 0 || archived != 5 || removed != 0 {
+		t.Fatalf("after archival: %d live, %d archived, %d removed", live, archived, removed)
+	}
+	var as []models.Archive
+	if err := f.db.Raw(`SELECT * FROM archive_storage WHERE organization_id = ? ORDER BY part`, f.org).Scan(&as).Error; err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range as {
+		lo, hi := evs[2*i], evs[min(2*i+1, len(evs)-1)]
+		if a.Part != i+1 || a.ID != fmt.Sprintf("%s/short/2017-06/%d", f.org, i+1) || a.Month.Format("2006-01-02") != "2017-06-01" ||
+			a.MinEventID != lo.ID || a.MaxEventID != hi.ID || !a.FirstEventAt.Equal(lo.Timestamp) || !a.LastEventAt.Equal(hi.Timestamp) ||
+			a.RunID == nil || *a.RunID != res.RunID || a.Encoding != models.ArchiveEncoding {
+			t.Fatalf("archive %d: %+v", i+1, a)
+		}
+		if n := f.count(`SELECT count(*) FROM archived_events WHERE organization_id = ? AND archive_id = '` + a.ID + `'`); n != a.EventCount {
+			t.Fatalf("archive %s: %d records for %d events", a.ID, n, a.EventCount)
+		}
+	}
+	if len(as) != 3 || as[2].EventCount != 1 {
+		t.Fatalf("%d archives", len(as))
+	}
+	var after int64
+	f.db.Raw(`SELECT coalesce(max(version), 0) FROM query_cache_versions WHERE organization_id = ?`, f.org).Scan(&after)
+	if after <= before {
+		t.Fatalf("cache version %d → %d: TRUNCATE must retire the organization's cached answers", before, after)
+	}
+	if rep := f.verify(); !rep.OK() || rep.Archived != 5 || rep.Archives != 3 {
+		t.Fatalf("verify after archival: %+v", rep)
+	}
+	for _, ev := range evs {
+		p, err := f.log.Prove(context.Background(), f.org, ev.ID)
+		if err != nil {
+			t.Fatalf("proof of archived event %d: %v", ev.ID, err)
+		}
+		if p.EventHash != ev.Hash || merkle.VerifyInclusion(p) != nil {
+			t.Fatalf("proof of archived event %d does not verify", ev.ID)
+		}
+	}
+	if !slices.Contains(res.DroppedPartitions, models.PartitionName("audit_log", june)) {
+		t.Fatalf("the emptied partition was not dropped: %v", res.DroppedPartitions)
+	}
+}
+
+// A partition that holds anything the month's archival does not move — another
+// organization's row, a row not in the Merkle log yet — is archived part by part with
+// DELETE, and what is not moved stays.
+func TestRetentionWholePartitionOnlyWhenNothingElseIsInIt(t *testing.T) {
+	t.Run("another organization's row", func(t *testing.T) {
+		f := newRetentionFixture(t)
+		july := day(2017, time.July, 25, 0)
+		f.write(july.Add(time.Hour), july.Add(2*time.Hour))
+		other := &retentionFixture{t: t, db: f.db, org: pgtest.NewOrg(t, ""), log: f.log}
+		other.write(july.Add(3 * time.Hour))
+		if res := f.run(day(2017, time.August, 12, 0)); res.Archived != 2 {
+			t.Fatalf("run: %+v", res)
+		}
+		if n := f.partitionRows(july); n != 1 {
+			t.Fatalf("the partition holds %d rows, want the other organization's 1", n)
+		}
+		if live, archived, _ := f.checkExactlyOnce(); live != 0 || archived != 2 {
+			t.Fatalf("%d live, %d archived", live, archived)
+		}
+		if live, archived, _ := other.checkExactlyOnce(); live != 1 || archived != 0 {
+			t.Fatalf("other organization: %d live, %d archived", live, archived)
+		}
+	})
+	t.Run("a row not in the Merkle log", func(t *testing.T) {
+		f := newRetentionFixture(t)
+		aug := day(2017, time.August, 25, 0)
+		f.write(aug.Add(time.Hour), aug.Add(2*time.Hour))
+		late := models.Event{OrganizationID: f.org, Timestamp: aug.Add(3 * time.Hour), Action: "test.retention", Status: "success",
+			DataClassification: "INTERNAL", RetentionPolicy: "short", EventVersion: "1.0"}
+		if err := pgtest.Sealer(t).Seal(&late); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), []models.Event{late}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.Exec(`DELETE FROM audit_leaf_queue WHERE organization_id = ?`, f.org).Error; err != nil {
+			t.Fatal(err)
+		}
+		if res := f.run(day(2017, time.September, 12, 0)); res.Archived != 2 {
+			t.Fatalf("run: %+v", res)
+		}
+		if n := f.partitionRows(aug); n != 1 {
+			t.Fatalf("the partition holds %d rows, want the unsequenced 1", n)
+		}
+	})
+}
+
+// While a reader holds the partition, TRUNCATE's lock does not come; the rows are deleted
+// in the same transaction instead, and the outcome is the same.
+func TestRetentionWholePartitionDeletesWhenTruncateWaits(t *testing.T) {
+	f := newRetentionFixture(t)
+	sep := day(2017, time.September, 25, 0)
+	f.write(sep.Add(time.Hour), sep.Add(2*time.Hour), sep.Add(3*time.Hour))
+	reader := f.db.Begin()
+	defer reader.Rollback()
+	var n int64
+	if err := reader.Raw(`SELECT count(*) FROM ` + models.PartitionName("audit_log", sep)).Scan(&n).Error; err != nil || n != 3 {
+		t.Fatalf("reader: %d rows, %v", n, err)
+	}
+	f.engine.PartSize = 2
+	// The reader ends once the archival has committed (dropping the emptied partition
+	// afterwards waits for it, as it always has).
+	f.engine.AfterBatch = func() { reader.Rollback() }
+	if res := f.run(day(2017, time.October, 12, 0)); res.Archived != 3 || res.Archives != 2 {
+		t.Fatalf("run: %+v", res)
+	}
+	if n := f.partitionRows(sep); n != 0 {
+		t.Fatalf("the partition keeps %d rows", n)
+	}
+	if live, archived, removed := f.checkExactlyOnce(); live != 0 || archived != 3 || removed != 0 {
+		t.Fatalf("%d live, %d archived, %d removed", live, archived, removed)
+	}
+	if rep := f.verify(); !rep.OK() || rep.Archived != 3 {
+		t.Fatalf("verify: %+v", rep)
+	}
+}
+
+// A run cancelled between two whole months leaves the second untouched; the next run
+// archives it, every event exactly once. A legal hold does not stop archiving a whole
+// month, and the held event is then kept at its deletion day.
+func TestRetentionWholePartitionsResumeAndHolds(t *testing.T) {
+	f := newRetentionFixture(t)
+	// Deletion after 100 days here, so that two whole months are due for the archive first.
+	if err := f.db.Exec(`UPDATE audit_retention_policy SET retention_days = 100 WHERE organization_id = ? AND policy_name = 'short'`,
+		f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	oct, nov := day(2017, time.October, 25, 0), day(2017, time.November, 25, 0)
+	evs := f.write(oct.Add(time.Hour), oct.Add(2*time.Hour), nov.Add(time.Hour), nov.Add(2*time.Hour))
+	if err := f.db.Exec(`INSERT INTO legal_holds (organization_id, name, reason, scope, principal_id, placed_by)
+		VALUES (?, 'case 1', 'litigation', 'principal', 'p-a', 'counsel')`, f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.engine.AfterBatch = cancel
+	f.now = day(2017, time.December, 12, 0) // both months due for the archive, none for deletion
+	if _, err := f.engine.Run(ctx, models.RetentionOptions{Org: f.org}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	if live, archived, _ := f.checkExactlyOnce(); live != 2 || archived != 2 || f.partitionRows(oct) != 0 || f.partitionRows(nov) != 2 {
+		t.Fatalf("after the cancelled run: %d live, %d archived", live, archived)
+	}
+	f.engine.AfterBatch = nil
+	if res := f.run(day(2017, time.December, 12, 0)); res.Archived != 2 || res.Archives != 1 {
+		t.Fatalf("resumed run: %+v", res)
+	}
+	if live, archived, _ := f.checkExactlyOnce(); live != 0 || archived != 4 || f.partitionRows(nov) != 0 {
+		t.Fatalf("after the resumed run: %d live, %d archived", live, archived)
+	}
+	// October's events are due for deletion on February 2; the held one stays.
+	res := f.run(day(2018, time.February, 10, 0))
+	if res.Deleted != 1 || res.KeptByHolds != 1 {
+		t.Fatalf("deletion: %+v", res)
+	}
+	if n := f.count(`SELECT count(*) FROM archived_events WHERE organization_id = ? AND audit_log_id = ` +
+		strconv.FormatInt(evs[0].ID, 10)); n != 1 {
+		t.Fatal("the held event left its archive")
+	}
+	if rep := f.verify(); !rep.OK() || rep.Archived != 3 || rep.Removed != 1 {
+		t.Fatalf("verify: %+v", rep)
 	}
 }
