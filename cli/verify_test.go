@@ -61,7 +61,7 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	// A pseudonymized principal (as a GDPR erasure leaves it) keeps the organization verifying.
 	pseudonym := "psh_1"
-	fc, err := sealer.MarkField(evs[1].FieldCommitments, evs[1].Hash, models.FieldPrincipalID, models.FieldPseudonymized, &pseudonym)
+	fc, err := sealer.MarkField(evs[1].FieldCommitments, evs[1].HashAlgorithm, evs[1].Hash, models.FieldPrincipalID, models.FieldPseudonymized, models.JSONString(pseudonym))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestVerifyCommand(t *testing.T) {
 	out.Reset()
 	if err := Run(ctx, []string{"verify", "--org", "verify-org"}, env(vars), &out); err != nil ||
 		!strings.Contains(out.String(), "verify-org: OK — 5 events") || !strings.Contains(out.String(), ck.VerifierKey()) ||
-		!strings.Contains(out.String(), "5 events of scheme sha256-jcs-v2; personal fields erased: 0, pseudonymized: 1") {
+		!strings.Contains(out.String(), "5 events of schemes sha256-jcs-v2/sha256-jcs-v3; committed fields erased: 0, pseudonymized: 1") {
 		t.Fatalf("clean organization: %v\n%s", err, out.String())
 	}
 

@@ -40,13 +40,13 @@ func TestEventPageShowsFieldCommitments(t *testing.T) {
 		SubjectDigest    string                            `json:"subjectDigest"`
 		FieldCommitments map[string]models.FieldCommitment `json:"fieldCommitments"`
 	}
-	if err := json.Unmarshal([]byte(r.Body), &got); err != nil || got.HashAlgorithm != models.HashAlgorithmV2 ||
-		got.SubjectDigest != "" || len(got.FieldCommitments) != 3 || got.FieldCommitments["principalId"].Salt == "" {
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil || got.HashAlgorithm != models.HashAlgorithmV3 ||
+		got.SubjectDigest != "" || len(got.FieldCommitments) != 4 || got.FieldCommitments["principalId"].Salt == "" {
 		t.Fatalf("API event %d %s (%v)", r.StatusCode, r.Body, err)
 	}
 
 	pseudonym := "psh_1"
-	fc, err := env.Sealer.MarkField(ev.FieldCommitments, ev.Hash, "principalId", models.FieldPseudonymized, &pseudonym)
+	fc, err := env.Sealer.MarkField(ev.FieldCommitments, ev.HashAlgorithm, ev.Hash, "principalId", models.FieldPseudonymized, models.JSONString(pseudonym))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -24,15 +25,35 @@ import (
 // sealed with it; docs/integrity.md specifies it.
 const HashAlgorithmV2 = "sha256-jcs-v2"
 
-// KnownHashAlgorithm reports whether this version can verify events of scheme alg.
-func KnownHashAlgorithm(alg string) bool { return alg == HashAlgorithmV1 || alg == HashAlgorithmV2 }
+// HashAlgorithmV3 names the third scheme: sha256-jcs-v2 with the free text committed too.
+// Besides the principal and the target resource id it commits the outcome description and
+// EVERY top-level details key on its own, so that free text naming a data subject can be
+// redacted alone while the event still verifies; its hash document holds neither details
+// nor outcomeDescription. Every new event is sealed with it; docs/integrity.md §10
+// specifies it.
+const HashAlgorithmV3 = "sha256-jcs-v3"
 
-// The names of the personal fields a sha256-jcs-v2 event commits to: the principal, the target
-// resource id and, for every personal details key present, DetailsFieldPrefix + the key.
+// KnownHashAlgorithm reports whether this version can verify events of scheme alg.
+func KnownHashAlgorithm(alg string) bool {
+	return alg == HashAlgorithmV1 || alg == HashAlgorithmV2 || alg == HashAlgorithmV3
+}
+
+// PerFieldScheme reports whether events of scheme alg commit to fields one by one
+// (field_commitments, fieldDigests): sha256-jcs-v2 and sha256-jcs-v3.
+func PerFieldScheme(alg string) bool { return alg == HashAlgorithmV2 || alg == HashAlgorithmV3 }
+
+// CommitsFreeText reports whether events of scheme alg commit their outcome description and
+// every details key on their own (sha256-jcs-v3), so that free text can be redacted.
+func CommitsFreeText(alg string) bool { return alg == HashAlgorithmV3 }
+
+// The names of the fields a per-field event commits to: the principal, the target resource
+// id and, for every details key committed, DetailsFieldPrefix + the key (sha256-jcs-v2: the
+// personal keys; sha256-jcs-v3: every key), and under sha256-jcs-v3 the outcome description.
 const (
-	FieldPrincipalID      = "principalId"
-	FieldTargetResourceID = "targetResourceId"
-	DetailsFieldPrefix    = "details."
+	FieldPrincipalID        = "principalId"
+	FieldTargetResourceID   = "targetResourceId"
+	FieldOutcomeDescription = "outcomeDescription"
+	DetailsFieldPrefix      = "details."
 )
 
 // The states CheckFieldCommitments reports for a committed field. FieldErased and
@@ -79,16 +100,21 @@ const (
 	commitmentBytes = len(`"":{"digest":"","salt":""},`) + 64 + saltText + 24 // one member of field_commitments, name up to 24
 )
 
-// sealV2 seals ev with HashAlgorithmV2. Per personal field it draws a salt (all of an event's
-// salts come from one crypto/rand read), computes the field's digest, and records both in
-// field_commitments; the content hash then covers the object of the digests by field name
-// instead of the fields.
-func (s *Sealer) sealV2(ev *Event) error {
-	rest, personal, err := s.splitDetails(ev.Details)
+// sealPerField seals ev with alg, HashAlgorithmV2 or HashAlgorithmV3. Per committed field it
+// draws a salt (all of an event's salts come from one crypto/rand read), computes the field's
+// digest, and records both in field_commitments; the content hash then covers the object of
+// the digests by field name instead of the fields. The two schemes differ only in what is
+// committed (splitFor, and the outcome description under v3).
+func (s *Sealer) sealPerField(ev *Event, alg string) error {
+	rest, personal, err := s.splitFor(alg, ev.Details)
 	if err != nil {
 		return err
 	}
+	outcome := CommitsFreeText(alg) && ev.OutcomeDescription != nil
 	n := countMembers(personal)
+	if outcome {
+		n++
+	}
 	if ev.PrincipalID != nil {
 		n++
 	}
@@ -107,15 +133,16 @@ func (s *Sealer) sealV2(ev *Event) error {
 		}
 	}
 	ev.Timestamp = ev.Timestamp.Truncate(time.Microsecond)
-	ev.HashAlgorithm = HashAlgorithmV2
+	ev.HashAlgorithm = alg
 	ev.SubjectSalt, ev.SubjectDigest = nil, ""
 
 	c := committer{fc: make([]byte, 0, 2+n*commitmentBytes)}
 	c.fc = append(c.fc, '{')
 	c.fd = append(c.fdArr[:0], '{')
 	c.scratch = c.scratchArr[:0]
-	// Members in byte order of their names (details.*, principalId, targetResourceId): the
-	// personal details come out of splitDetails sorted already.
+	// Members in JCS order of their names (details.*, outcomeDescription, principalId,
+	// targetResourceId): the details keys come out of splitFor in JCS order already, and
+	// share their prefix.
 	for i := 1; i < len(personal)-1; {
 		end := memberEnd(personal, i)
 		m := personal[i:end]
@@ -124,6 +151,11 @@ func (s *Sealer) sealV2(ev *Event) error {
 		c.commit(raw[:saltSize], name, m[keyEnd+1:])
 		raw = raw[saltSize:]
 		i = end + 1
+	}
+	if outcome {
+		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.OutcomeDescription)
+		c.commit(raw[:saltSize], []byte(`"`+FieldOutcomeDescription+`"`), c.valueBuf)
+		raw = raw[saltSize:]
 	}
 	if ev.PrincipalID != nil {
 		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.PrincipalID)
@@ -135,7 +167,7 @@ func (s *Sealer) sealV2(ev *Event) error {
 		c.commit(raw[:saltSize], []byte(`"`+FieldTargetResourceID+`"`), c.valueBuf)
 	}
 	ev.FieldCommitments = append(c.fc, '}')
-	ev.Hash = contentHashV2(ev, rest, append(c.fd, '}'))
+	ev.Hash = hashDocument(ev, rest, append(c.fd, '}'))
 	ev.Signature = s.Sign(ev.Hash)
 	return nil
 }
@@ -151,7 +183,7 @@ type committer struct {
 	fdArr      [2 + maxInlineFields*(len(`"details.userAgent":"",`)+64)]byte
 	scratch    []byte
 	scratchArr [256]byte
-	nameArr    [48]byte
+	nameArr    [64]byte
 	valueArr   [256]byte
 	valueBuf   []byte
 }
@@ -196,7 +228,7 @@ func appendDigestInput(b, quotedSalt, quotedName, value []byte) []byte {
 	return append(b, ']')
 }
 
-// FieldDigest returns the digest a sha256-jcs-v2 commitment holds for the field name with the
+// FieldDigest returns the digest a per-field (sha256-jcs-v2 or -v3) commitment holds for the field name with the
 // JSON value under salt (its base64url text): hex(SHA-256(JCS([salt, name, value]))). It
 // returns a KindInvalid error naming value when value is not JSON that RFC 8785 canonicalizes.
 func FieldDigest(salt, name string, value json.RawMessage) (string, error) {
@@ -217,32 +249,25 @@ func countMembers(obj []byte) int {
 	return n
 }
 
-// contentHashV2 is the sha256-jcs-v2 content hash: the v1 document without subjectDigest and
-// targetResourceId, with "fieldDigests", the object of the personal fields' digests by name
-// (an empty object when there is none), which binds each digest to its field (hashDocument).
-func contentHashV2(ev *Event, rest []byte, fieldDigests []byte) string {
-	return hashDocument(ev, rest, fieldDigests)
-}
-
-// storedContentHashV2 recomputes a stored v2 event's content hash from its field commitments'
-// digests. It returns a KindInvalid error naming field_commitments when they cannot be read.
+// storedContentHashV2 recomputes a stored per-field event's content hash from its field
+// commitments' digests. It returns a KindInvalid error naming field_commitments when they
+// cannot be read.
 func storedContentHashV2(ev *Event, rest []byte) (string, error) {
-	fc, err := ParseFieldCommitments(ev.FieldCommitments)
+	fc, _, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
 	if err != nil {
 		return "", err
 	}
 	return hashFromCommitments(ev, rest, fc), nil
 }
 
-// hashFromCommitments is the v2 content hash of ev over the digests of fc, by name. The
-// names were checked by ParseFieldCommitments: each is one of a fixed set of ASCII names
-// needing no escape, so byte order is JCS order.
+// hashFromCommitments is the per-field content hash of ev over the digests of fc, by name,
+// the names in JCS order (jcsLess: a sha256-jcs-v3 details key may be any string).
 func hashFromCommitments(ev *Event, rest []byte, fc map[string]FieldCommitment) string {
 	names := make([]string, 0, len(fc))
 	for name := range fc {
 		names = append(names, name)
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool { return jcsLess(names[i], names[j]) })
 	fd := make([]byte, 0, 2+len(fc)*(len(`"details.userAgent":"",`)+64))
 	fd = append(fd, '{')
 	for i, name := range names {
@@ -253,17 +278,56 @@ func hashFromCommitments(ev *Event, rest []byte, fc map[string]FieldCommitment) 
 		fd = append(fd, ':')
 		fd = appendJCSString(fd, fc[name].Digest)
 	}
-	return contentHashV2(ev, rest, append(fd, '}'))
+	return hashDocument(ev, rest, append(fd, '}'))
 }
 
-// verifyV2 recomputes a v2 event's content hash and checks its fields, reading details and
-// field commitments once; s checks the redaction MACs. Errors as CheckFieldCommitments.
+// jcsLess orders member names as RFC 8785 does: by their UTF-16 code units. That is byte
+// order except where a character beyond U+FFFF (a surrogate pair, 0xD800…) meets one from
+// U+E000 to U+FFFF.
+func jcsLess(a, b string) bool {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			ka, kb := utf16Lead(ra), utf16Lead(rb)
+			if ka != kb {
+				return ka < kb
+			}
+			return ra < rb
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return a == "" && b != ""
+}
+
+// utf16Lead is the first UTF-16 code unit of r.
+func utf16Lead(r rune) rune {
+	if r < 0x10000 {
+		return r
+	}
+	return 0xD800 + (r-0x10000)>>10
+}
+
+// splitFor splits details as scheme alg commits them: rest is hashed in clear, committed
+// holds the keys committed one by one (sha256-jcs-v2: the personal keys, see splitDetails;
+// sha256-jcs-v3: every key, rest nil). Errors as splitDetails.
+func (s *Sealer) splitFor(alg string, details json.RawMessage) (rest, committed []byte, err error) {
+	if !CommitsFreeText(alg) {
+		return s.splitDetails(details)
+	}
+	canon, err := canonicalDetails(details)
+	return nil, canon, err
+}
+
+// verifyV2 recomputes a per-field event's content hash and checks its fields, reading
+// details and field commitments once; s checks the redaction MACs. Errors as
+// CheckFieldCommitments.
 func (s *Sealer) verifyV2(ev *Event) (string, []FieldCheck, error) {
-	rest, personal, err := keyless.splitDetails(ev.Details)
+	rest, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
 	if err != nil {
 		return "", nil, err
 	}
-	fc, empty, err := parseCommitments(ev.FieldCommitments)
+	fc, empty, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
 	if err != nil {
 		return "", nil, err
 	}
@@ -279,22 +343,23 @@ type rawCommitment struct {
 	MAC    *string `json:"mac"`
 }
 
-// ParseFieldCommitments reads a v2 event's field_commitments. It returns a KindInvalid error
-// naming field_commitments when they are absent, not an object of commitments (with unknown
-// members or duplicate names), name a field that is not personal (principalId,
-// targetResourceId or details.<one of DefaultPersonalKeys>), or hold a digest that is not 64
-// lower-case hex digits.
-func ParseFieldCommitments(raw json.RawMessage) (map[string]FieldCommitment, error) {
-	fc, _, err := parseCommitments(raw)
+// ParseFieldCommitments reads the field_commitments of an event of per-field scheme alg. It
+// returns a KindInvalid error naming field_commitments when they are absent, not an object
+// of commitments (with unknown members or duplicate names), name a field the scheme does
+// not commit (sha256-jcs-v2: principalId, targetResourceId or details.<one of
+// DefaultPersonalKeys>; sha256-jcs-v3: also outcomeDescription and details.<any key>), or
+// hold a digest that is not 64 lower-case hex digits.
+func ParseFieldCommitments(raw json.RawMessage, alg string) (map[string]FieldCommitment, error) {
+	fc, _, err := parseCommitments(raw, alg)
 	return fc, err
 }
 
 // parseCommitments is ParseFieldCommitments, also naming the fields whose commitment holds
 // an empty salt, state or mac (which ParseFieldCommitments's result cannot tell from an
 // absent one): the reason each is a mismatch.
-func parseCommitments(raw json.RawMessage) (map[string]FieldCommitment, map[string]string, error) {
+func parseCommitments(raw json.RawMessage, alg string) (map[string]FieldCommitment, map[string]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil, Invalid("field_commitments", "missing: a "+HashAlgorithmV2+" event commits to its personal fields there")
+		return nil, nil, Invalid("field_commitments", "missing: a "+alg+" event commits to its fields there")
 	}
 	var rc map[string]rawCommitment
 	if err := jsonv2.Unmarshal(raw, &rc, jsonv2.RejectUnknownMembers(true)); err != nil || rc == nil {
@@ -303,8 +368,8 @@ func parseCommitments(raw json.RawMessage) (map[string]FieldCommitment, map[stri
 	fc := make(map[string]FieldCommitment, len(rc))
 	var empty map[string]string
 	for name, c := range rc {
-		if !validFieldName(name) {
-			return nil, nil, Invalid("field_commitments", fmt.Sprintf("%q is not a personal field", name))
+		if !validFieldName(alg, name) {
+			return nil, nil, Invalid("field_commitments", fmt.Sprintf("%q is not a field %s commits", name, alg))
 		}
 		if !lowerHex64(c.Digest) {
 			return nil, nil, Invalid("field_commitments", fmt.Sprintf("the digest of %s is not 64 lower-case hex digits", name))
@@ -335,22 +400,25 @@ func parseCommitments(raw json.RawMessage) (map[string]FieldCommitment, map[stri
 	return fc, empty, nil
 }
 
-// validFieldName reports whether name can be committed in a v2 event: the principal, the
-// target resource id, or a personal details key.
-func validFieldName(name string) bool {
+// validFieldName reports whether name can be committed in an event of scheme alg: the
+// principal, the target resource id, a personal details key, and under sha256-jcs-v3 the
+// outcome description and any details key.
+func validFieldName(alg, name string) bool {
 	switch name {
 	case FieldPrincipalID, FieldTargetResourceID:
 		return true
+	case FieldOutcomeDescription:
+		return CommitsFreeText(alg)
 	}
 	key, ok := strings.CutPrefix(name, DetailsFieldPrefix)
-	return ok && slices.Contains(DefaultPersonalKeys, key)
+	return ok && (slices.Contains(DefaultPersonalKeys, key) || CommitsFreeText(alg) && key != "")
 }
 
 // redactionState returns the one state the erasure engine puts field name in: a personal
-// details key is erased (removed), the principal and target resource id are pseudonymized
-// (replaced).
+// details key is erased (removed); the principal, the target resource id and free text (the
+// outcome description, another details key) are pseudonymized (the identifier replaced).
 func redactionState(name string) string {
-	if strings.HasPrefix(name, DetailsFieldPrefix) {
+	if key, ok := strings.CutPrefix(name, DetailsFieldPrefix); ok && slices.Contains(DefaultPersonalKeys, key) {
 		return FieldErased
 	}
 	return FieldPseudonymized
@@ -368,7 +436,7 @@ func lowerHex64(s string) bool {
 	return true
 }
 
-// CheckFieldCommitments reports the state of every personal field of a sha256-jcs-v2 event,
+// CheckFieldCommitments reports the state of every committed field of a per-field event,
 // sorted by name, without the server key: each commitment, and each personal value present
 // that no commitment covers (FieldMismatch: a value added after sealing). A redacted field
 // (erased or pseudonymized) is reported with Note NoteVouched: its redaction MAC is there
@@ -383,14 +451,14 @@ func CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 // CheckFieldCommitments is the package's CheckFieldCommitments with the server key: a
 // redacted field's MAC is checked, and one that does not verify is a FieldMismatch.
 func (s *Sealer) CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
-	if ev.HashAlgorithm != HashAlgorithmV2 {
+	if !PerFieldScheme(ev.HashAlgorithm) {
 		return nil, nil
 	}
-	_, personal, err := keyless.splitDetails(ev.Details)
+	_, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
 	if err != nil {
 		return nil, err
 	}
-	fc, empty, err := parseCommitments(ev.FieldCommitments)
+	fc, empty, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
 	if err != nil {
 		return nil, err
 	}
@@ -402,15 +470,15 @@ func (s *Sealer) CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 // marked it erased or pseudonymized, or changed its value since. It returns nil for an event
 // without redacted fields or of another scheme, and the errors of CheckFieldCommitments.
 func (s *Sealer) CheckRedactions(ev *Event) error {
-	if ev.HashAlgorithm != HashAlgorithmV2 || !bytes.Contains(ev.FieldCommitments, []byte(`"state"`)) &&
+	if !PerFieldScheme(ev.HashAlgorithm) || !bytes.Contains(ev.FieldCommitments, []byte(`"state"`)) &&
 		!bytes.Contains(ev.FieldCommitments, []byte(`"mac"`)) {
 		return nil
 	}
-	_, personal, err := keyless.splitDetails(ev.Details)
+	_, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
 	if err != nil {
 		return err
 	}
-	fc, empty, err := parseCommitments(ev.FieldCommitments)
+	fc, empty, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
 	if err != nil {
 		return err
 	}
@@ -430,8 +498,11 @@ func (s *Sealer) checkFields(ev *Event, personal []byte, fc map[string]FieldComm
 		end := memberEnd(personal, i)
 		m := personal[i:end]
 		keyEnd := stringEnd(m, 0)
-		disclosed[DetailsFieldPrefix+string(m[1:keyEnd-1])] = m[keyEnd+1:]
+		disclosed[DetailsFieldPrefix+unquote(m[:keyEnd])] = m[keyEnd+1:]
 		i = end + 1
+	}
+	if CommitsFreeText(ev.HashAlgorithm) && ev.OutcomeDescription != nil {
+		disclosed[FieldOutcomeDescription] = appendJCSString(nil, *ev.OutcomeDescription)
 	}
 	if ev.PrincipalID != nil {
 		disclosed[FieldPrincipalID] = appendJCSString(nil, *ev.PrincipalID)
@@ -448,7 +519,7 @@ func (s *Sealer) checkFields(ev *Event, personal []byte, fc map[string]FieldComm
 			names = append(names, name)
 		}
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool { return jcsLess(names[i], names[j]) })
 	out := make([]FieldCheck, 0, len(names))
 	for _, name := range names {
 		c, committed := fc[name]
@@ -521,6 +592,18 @@ func (s *Sealer) redactionMAC(eventHash, name, state string, value []byte) strin
 	return hexString(m.Sum(nil))
 }
 
+// unquote returns the text of the canonical JSON string quoted (quotes included).
+func unquote(quoted []byte) string {
+	if !bytes.ContainsRune(quoted, '\\') {
+		return string(quoted[1 : len(quoted)-1])
+	}
+	var out string
+	if err := jsonv2.Unmarshal(quoted, &out); err != nil {
+		return string(quoted[1 : len(quoted)-1])
+	}
+	return out
+}
+
 // saltOK reports whether salt is the base64url text (no padding) of 16 bytes, the only salts
 // sealing writes.
 func saltOK(salt string) bool {
@@ -531,24 +614,27 @@ func saltOK(salt string) bool {
 	return err == nil
 }
 
-// MarkField returns commitments with field name of the event whose hash is eventHash put in
-// state: its salt removed, its digest kept, and the server's redaction MAC over the event
-// hash, name, state and value added, the other fields unchanged. A personal details key can
-// only be FieldErased (value nil: the caller removes it), the principal and target resource
-// id only FieldPseudonymized (value: the pseudonym the caller writes). It returns a
-// KindInvalid error when commitments cannot be read, the state is another, the value does
-// not fit the state, or name is not committed.
-func (s *Sealer) MarkField(commitments json.RawMessage, eventHash, name, state string, value *string) (json.RawMessage, error) {
+// MarkField returns commitments (of an event of per-field scheme alg, whose hash is
+// eventHash) with field name put in state: its salt removed, its digest kept, and the
+// server's redaction MAC over the event hash, name, state and value added, the other fields
+// unchanged. A personal details key can only be FieldErased (value nil: the caller removes
+// it); the principal, the target resource id and free text (the outcome description, the
+// other details keys of a sha256-jcs-v3 event) only FieldPseudonymized (value: the JSON value
+// the caller writes, the pseudonym or the text with the identifier replaced by it). It
+// returns a KindInvalid error when commitments cannot be read, the state is another, the
+// value does not fit the state or is not JSON that RFC 8785 canonicalizes, or name is not
+// committed.
+func (s *Sealer) MarkField(commitments json.RawMessage, alg, eventHash, name, state string, value json.RawMessage) (json.RawMessage, error) {
 	if state != FieldErased && state != FieldPseudonymized {
 		return nil, Invalid("state", fmt.Sprintf("must be %s or %s", FieldErased, FieldPseudonymized))
 	}
-	if validFieldName(name) && state != redactionState(name) {
+	if state != redactionState(name) {
 		return nil, Invalid("state", fmt.Sprintf("%s can only be %s", name, redactionState(name)))
 	}
 	if (state == FieldErased) != (value == nil) {
-		return nil, Invalid("value", "an erased field has no value; a pseudonymized one has its pseudonym")
+		return nil, Invalid("value", "an erased field has no value; a pseudonymized one has its new value")
 	}
-	fc, err := ParseFieldCommitments(commitments)
+	fc, err := ParseFieldCommitments(commitments, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -558,7 +644,11 @@ func (s *Sealer) MarkField(commitments json.RawMessage, eventHash, name, state s
 	}
 	var v []byte
 	if value != nil {
-		v = appendJCSString(nil, *value)
+		canon := jsontext.Value(bytes.Clone(value))
+		if err := canon.Canonicalize(); err != nil || !exactNumbers(value) {
+			return nil, Invalid("value", "must be JSON that RFC 8785 can canonicalize")
+		}
+		v = canon
 	}
 	fc[name] = FieldCommitment{Digest: c.Digest, State: state, MAC: s.redactionMAC(eventHash, name, state, v)}
 	out, err := jsonv2.Marshal(fc, jsonv2.Deterministic(true))
@@ -567,3 +657,6 @@ func (s *Sealer) MarkField(commitments json.RawMessage, eventHash, name, state s
 	}
 	return out, nil
 }
+
+// JSONString returns s as a canonical JSON string, the value MarkField takes for a pseudonym.
+func JSONString(s string) json.RawMessage { return appendJCSString(nil, s) }

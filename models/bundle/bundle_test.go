@@ -275,7 +275,7 @@ func TestBundleOfAFreshDatabaseVerifies(t *testing.T) {
 	}
 	var info bundle.Info
 	if err := json.Unmarshal(files[bundle.FileInfo], &info); err != nil || info.OrganizationID != f.org ||
-		fmt.Sprint(info.HashAlgorithms) != fmt.Sprint([]string{models.HashAlgorithmV1, models.HashAlgorithmV2}) || len(info.Files) != 6 {
+		fmt.Sprint(info.HashAlgorithms) != fmt.Sprint([]string{models.HashAlgorithmV1, models.HashAlgorithmV3}) || len(info.Files) != 6 {
 		t.Fatalf("bundle.json %+v (%v)", info, err)
 	}
 
@@ -601,7 +601,7 @@ func TestBundleReportsErasedFields(t *testing.T) {
 	f := newFixture(t)
 	erased, pseudonymized, changed := f.live[2], f.live[4], f.live[6]
 	for _, ev := range []models.Event{erased, pseudonymized, changed} {
-		if ev.HashAlgorithm != models.HashAlgorithmV2 {
+		if !models.PerFieldScheme(ev.HashAlgorithm) {
 			t.Fatalf("event %d is of %s", ev.ID, ev.HashAlgorithm)
 		}
 	}
@@ -618,13 +618,13 @@ func TestBundleReportsErasedFields(t *testing.T) {
 		}
 	}
 	sealer := pgtest.Sealer(t)
-	fc, err := sealer.MarkField(erased.FieldCommitments, erased.Hash, "details.ip", models.FieldErased, nil)
+	fc, err := sealer.MarkField(erased.FieldCommitments, erased.HashAlgorithm, erased.Hash, "details.ip", models.FieldErased, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gdpr(`UPDATE audit_log SET details = details - 'ip', field_commitments = ?::jsonb WHERE id = ?`, string(fc), erased.ID)
 	pseudonym := "pseudo-4"
-	fc, err = sealer.MarkField(pseudonymized.FieldCommitments, pseudonymized.Hash, "principalId", models.FieldPseudonymized, &pseudonym)
+	fc, err = sealer.MarkField(pseudonymized.FieldCommitments, pseudonymized.HashAlgorithm, pseudonymized.Hash, "principalId", models.FieldPseudonymized, models.JSONString(pseudonym))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -657,11 +657,11 @@ func TestBundleReportsErasedFields(t *testing.T) {
 
 	// A database writer marks a principal pseudonymized and puts another value there,
 	// copying a genuine MAC: the server refuses to vouch for it in a bundle.
-	forged, err := models.ParseFieldCommitments(changed.FieldCommitments)
+	forged, err := models.ParseFieldCommitments(changed.FieldCommitments, changed.HashAlgorithm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	real, _ := models.ParseFieldCommitments(json.RawMessage(fc))
+	real, _ := models.ParseFieldCommitments(json.RawMessage(fc), changed.HashAlgorithm)
 	forged["principalId"] = models.FieldCommitment{Digest: forged["principalId"].Digest, State: models.FieldPseudonymized, MAC: real["principalId"].MAC}
 	raw, _ := json.Marshal(forged)
 	gdpr(`UPDATE audit_log SET principal_id = 'pseudo-4', field_commitments = ?::jsonb WHERE id = ?`, string(raw), changed.ID)

@@ -40,12 +40,12 @@ func TestCheckOrgAcrossErasure(t *testing.T) {
 	checker := merkle.NewVerifier(db, pgtest.Sealer(t), l)
 
 	p := "pseudo-1"
-	fc, err := pgtest.Sealer(t).MarkField(evs[0].FieldCommitments, evs[0].Hash, "principalId", models.FieldPseudonymized, &p)
+	fc, err := pgtest.Sealer(t).MarkField(evs[0].FieldCommitments, evs[0].HashAlgorithm, evs[0].Hash, "principalId", models.FieldPseudonymized, models.JSONString(p))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gdpr(t, db, `UPDATE audit_log SET principal_id = 'pseudo-1', field_commitments = ?::jsonb WHERE id = ?`, string(fc), evs[0].ID)
-	fc, err = pgtest.Sealer(t).MarkField(evs[1].FieldCommitments, evs[1].Hash, "details.ip", models.FieldErased, nil)
+	fc, err = pgtest.Sealer(t).MarkField(evs[1].FieldCommitments, evs[1].HashAlgorithm, evs[1].Hash, "details.ip", models.FieldErased, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestCheckOrgAcrossErasure(t *testing.T) {
 			rep.PseudonymizedFields, rep.Findings)
 	}
 	c, err := checker.VerifyEvent(ctx, org, evs[0].ID, "test")
-	if err != nil || c.Status != merkle.IntegritySuccess || len(c.Fields) != 2 || c.Fields[1].State != models.FieldPseudonymized {
+	if err != nil || c.Status != merkle.IntegritySuccess || len(c.Fields) != 3 || c.Fields[2].State != models.FieldPseudonymized {
 		t.Fatalf("VerifyEvent of the erased event: %+v, %v", c, err)
 	}
 
