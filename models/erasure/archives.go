@@ -101,6 +101,16 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	var sp span
 	err = readAll(rd, func(l *models.ArchiveLine) error {
 		if !r.s.matches(l) {
+			if r.mentionArchives {
+				ch, err := r.redactLineMentions(l)
+				if err != nil {
+					return err
+				}
+				if ch {
+					c.mentions++
+					sp.add(l.Timestamp)
+				}
+			}
 			return b.Add(l)
 		}
 		sp.add(l.Timestamp)
@@ -125,22 +135,31 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 		if f.leftInClear {
 			inClear++
 		}
-		if !f.changed {
-			return b.Add(l) // nothing could be changed
+		if f.changed {
+			l.PrincipalID, l.TargetResourceID, l.Details = f.PrincipalID, f.TargetResourceID, json.RawMessage(f.Details)
+			if f.clearSalt {
+				l.SubjectSalt = nil
+			}
+			setLineCommitments(l, f.Commitments)
+			c.archivedPseudonymized++
 		}
-		l.PrincipalID, l.TargetResourceID, l.Details = f.PrincipalID, f.TargetResourceID, json.RawMessage(f.Details)
-		if f.clearSalt {
-			l.SubjectSalt = nil
+		if r.mentionArchives {
+			ch, err := r.redactLineMentions(l)
+			if err != nil {
+				return err
+			}
+			if ch {
+				c.mentions++
+				sp.add(l.Timestamp)
+			}
 		}
-		setLineCommitments(l, f.Commitments)
-		c.archivedPseudonymized++
 		return b.Add(l)
 	})
 	if err != nil {
 		return c, 0, err
 	}
 	c.archivedDeleted = int64(len(ids))
-	if c.archivedDeleted == 0 && c.archivedPseudonymized == 0 {
+	if c.archivedDeleted == 0 && c.archivedPseudonymized == 0 && c.mentions == 0 {
 		return counts{}, inClear, nil
 	}
 	now := r.e.Now().UTC()
@@ -154,7 +173,8 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	}
 	var newSum *string
 	note, _ := json.Marshal(map[string]any{"lastRewrite": map[string]any{"operation": string(r.op), "requestId": r.requestID,
-		"at": now.Format(time.RFC3339), "removed": c.archivedDeleted, "pseudonymized": c.archivedPseudonymized}})
+		"at": now.Format(time.RFC3339), "removed": c.archivedDeleted, "pseudonymized": c.archivedPseudonymized,
+		"mentionsRedacted": c.mentions}})
 	if b.Count() == 0 {
 		_, err = tx.Exec(ctx, `UPDATE archive_storage SET content = NULL, event_count = 0, deleted_at = $2,
 			metadata = metadata || $3::jsonb WHERE id = $1`, id, now, string(note))

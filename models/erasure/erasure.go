@@ -127,10 +127,17 @@ type Result struct {
 	// another request that erased (or is erasing) the same subject: duplicate requests
 	// complete with 0 matched instead of waiting for events that are gone.
 	AlreadyErasedBy string
-	// KeptWithIdentifier counts the kept (critical) events that still hold one of the
-	// subject's identifiers in free text inside their content hash (outcome description or
-	// a non-personal details value), which cannot change without breaking the hash.
-	KeptWithIdentifier int64
+	// MentionsRedacted counts the events (in audit_log and archives, the subject's kept ones
+	// and any other of the organization) whose free text named one of the subject's
+	// identifiers and was pseudonymized field by field (sha256-jcs-v3: outcome description,
+	// details values), over every run of the request.
+	MentionsRedacted int64
+	// MentionsLeft counts the events that still name one of the identifiers in free text
+	// their scheme hashed in clear (sha256-jcs-v1 and -v2: the outcome description and the
+	// non-personal details values), which cannot change without breaking the hash; found
+	// by this run's own scan. MentionsLeftIDs names the first of them (at most 20).
+	MentionsLeft    int64
+	MentionsLeftIDs []int64
 	// Pending counts the subject's events Erase had to delete but could not yet, because
 	// they are still waiting for the Merkle log (a few seconds after ingest); the run
 	// returns a KindUnavailable error and a retry finishes them.
@@ -424,6 +431,11 @@ type run struct {
 	startMatched int64
 	// aliases are the subject's pseudonyms from earlier pseudonymizations (Erase only).
 	aliases []alias
+	// mentionArchives: this pass over the archives redacts (and counts) the lines whose
+	// free text mentions the subject (Erase and Pseudonymize, first subject only).
+	mentionArchives bool
+	// mentionIDList are the identifiers mentionArchives searches for (mentionIDs).
+	mentionIDList []string
 }
 
 func (r *run) report(phase string) {
@@ -516,13 +528,21 @@ func (e *Engine) start(ctx context.Context, op operation, org, requestID string,
 			return r.res, err
 		}
 	}
-	for _, sub := range subjects {
+	r.s = s
+	if err := r.eraseMentions(ctx); err != nil {
+		return r.res, err
+	}
+	for i, sub := range subjects {
 		r.s = sub
+		// The first pass over the archives also redacts every line mentioning any of the
+		// identifiers (mentions.go); the aliases' passes find none left.
+		r.mentionArchives = i == 0
 		r.report("archives")
 		if err := r.eraseArchives(ctx); err != nil {
 			return r.res, err
 		}
 	}
+	r.mentionArchives = false
 	r.s = s
 	if err := r.finish(ctx); err != nil {
 		return r.res, err
@@ -566,9 +586,9 @@ func (r *run) begin(ctx context.Context) error {
 			ON CONFLICT (organization_id, request_id, operation) DO UPDATE SET status = 'running', finished_at = NULL
 				WHERE r.subject_mac = excluded.subject_mac AND r.strategy = excluded.strategy
 			RETURNING strategy, subject_mac, pseudonym, deleted, pseudonymized, archived_deleted, archived_pseudonymized,
-				archives_rewritten`, r.org, r.requestID, string(r.op), string(r.st), mac, pseudonym, r.by.Principal(), e.Now().UTC()).Row()
+				archives_rewritten, mentions_redacted`, r.org, r.requestID, string(r.op), string(r.st), mac, pseudonym, r.by.Principal(), e.Now().UTC()).Row()
 		err := row.Scan(&gotStrategy, &gotMAC, &r.pseudonym, &r.res.Deleted, &r.res.Pseudonymized, &r.res.ArchivedDeleted,
-			&r.res.ArchivedPseudonymized, &r.res.ArchivesRewritten)
+			&r.res.ArchivedPseudonymized, &r.res.ArchivesRewritten, &r.res.MentionsRedacted)
 		if errors.Is(err, errNoRows) {
 			return models.Conflict("request", "request "+r.requestID+" was started for another subject or strategy")
 		}
@@ -626,18 +646,23 @@ func (e *Engine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) error) erro
 }
 
 // counts are one batch's changes, added to the run's totals in the batch's transaction.
-type counts struct{ deleted, pseudonymized, archivedDeleted, archivedPseudonymized, archivesRewritten int64 }
+// mentions counts events whose free text naming the subject was redacted (mentions.go).
+type counts struct {
+	deleted, pseudonymized, archivedDeleted, archivedPseudonymized, archivesRewritten, mentions int64
+}
 
 func (r *run) addCounts(ctx context.Context, tx pgx.Tx, c counts) error {
 	_, err := tx.Exec(ctx, `UPDATE gdpr_erasure_runs SET deleted = deleted + $4, pseudonymized = pseudonymized + $5,
 		archived_deleted = archived_deleted + $6, archived_pseudonymized = archived_pseudonymized + $7,
-		archives_rewritten = archives_rewritten + $8
+		archives_rewritten = archives_rewritten + $8, mentions_redacted = mentions_redacted + $9
 		WHERE organization_id = $1 AND request_id = $2 AND operation = $3`,
-		r.org, r.requestID, string(r.op), c.deleted, c.pseudonymized, c.archivedDeleted, c.archivedPseudonymized, c.archivesRewritten)
+		r.org, r.requestID, string(r.op), c.deleted, c.pseudonymized, c.archivedDeleted, c.archivedPseudonymized,
+		c.archivesRewritten, c.mentions)
 	return err
 }
 
 func (r *run) applied(c counts) {
+	r.res.MentionsRedacted += c.mentions
 	r.res.Deleted += c.deleted
 	r.res.Pseudonymized += c.pseudonymized
 	r.res.ArchivedDeleted += c.archivedDeleted
@@ -1078,6 +1103,6 @@ func (e *Engine) audit(ctx context.Context, r *run) error {
 			"deleted": res.Deleted, "pseudonymized": res.Pseudonymized, "archivedDeleted": res.ArchivedDeleted,
 			"archivedPseudonymized": res.ArchivedPseudonymized, "archivesRewritten": res.ArchivesRewritten,
 			"leftInClear": res.LeftInClear, "pseudonym": res.Pseudonym, "removed": n,
-			"earlierPseudonyms": len(r.aliases), "keptWithIdentifier": res.KeptWithIdentifier,
+			"earlierPseudonyms": len(r.aliases), "mentionsRedacted": res.MentionsRedacted, "mentionsLeft": res.MentionsLeft,
 			"removedIdsSha256": hex.EncodeToString(h.Sum(nil))}})
 }

@@ -45,8 +45,13 @@ type Result struct {
 	// AlreadyErasedBy names another request that had erased the subject when this one
 	// found nothing left to erase.
 	AlreadyErasedBy string `json:"already_erased_by,omitempty"`
-	// KeptWithIdentifier counts kept events still holding an identifier in hashed free text.
-	KeptWithIdentifier int64 `json:"kept_with_identifier,omitempty"`
+	// MentionsRedacted counts events whose free text named the subject and was pseudonymized
+	// field by field (scheme sha256-jcs-v3).
+	MentionsRedacted int64 `json:"mentions_redacted,omitempty"`
+	// MentionsLeft counts events still naming the subject in free text their older scheme
+	// hashed in clear; MentionsLeftIDs names the first of them.
+	MentionsLeft    int64   `json:"mentions_left,omitempty"`
+	MentionsLeftIDs []int64 `json:"mentions_left_ids,omitempty"`
 }
 
 // Hold is a legal hold covering at least one of a subject's events.

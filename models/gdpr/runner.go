@@ -178,8 +178,27 @@ func erasureDetail(res Result) string {
 	}
 	d := fmt.Sprintf("erasure completed: %d events deleted, %d kept pseudonymized, %d archived events deleted, %d archived kept pseudonymized",
 		res.Deleted, res.Pseudonymized, res.ArchivedDeleted, res.ArchivedPseudonymized)
-	if res.KeptWithIdentifier > 0 {
-		d += fmt.Sprintf("; %d kept events still contain the identifier in free text inside their content hash", res.KeptWithIdentifier)
+	return d + mentionsDetail(res)
+}
+
+// mentionsDetail is what a completion summary says of other events' free text naming the
+// subject: how many were pseudonymized, and which still name it (older hashing schemes).
+func mentionsDetail(res Result) string {
+	var d string
+	if res.MentionsRedacted > 0 {
+		d += fmt.Sprintf("; %d events mentioning the subject in free text pseudonymized", res.MentionsRedacted)
+	}
+	if res.MentionsLeft > 0 {
+		ids := make([]string, len(res.MentionsLeftIDs))
+		for i, id := range res.MentionsLeftIDs {
+			ids[i] = strconv.FormatInt(id, 10)
+		}
+		named := strings.Join(ids, ", ")
+		if more := res.MentionsLeft - int64(len(ids)); more > 0 {
+			named += fmt.Sprintf(" and %d more", more)
+		}
+		d += fmt.Sprintf("; %d events still contain the identifier in free text an older hashing scheme (sha256-jcs-v1/v2) "+
+			"keeps inside their content hash: events %s", res.MentionsLeft, named)
 	}
 	return d
 }
@@ -203,7 +222,7 @@ func (r *Runner) StartPseudonymization(ctx context.Context, org, id string, st S
 	r.background(func(ctx context.Context) {
 		res, err := r.Engine.Pseudonymize(ctx, org, id, req.Subject, st, by, func(p Progress) { r.Store.progress(ctx, id, p) })
 		r.finish(ctx, req, res, err, by, fmt.Sprintf("pseudonymization completed (%s): %d events, %d archived events",
-			st, res.Pseudonymized, res.ArchivedPseudonymized))
+			st, res.Pseudonymized, res.ArchivedPseudonymized)+mentionsDetail(res))
 	})
 	return req, nil
 }
