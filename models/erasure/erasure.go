@@ -105,7 +105,8 @@ func (st Strategy) Valid() bool {
 	return st == StrategyHash || st == StrategyToken || st == StrategyEncryption
 }
 
-// Progress is how far a run is; Phase is "log", "archives" or "done".
+// Progress is how far a run is; Phase is "log", "mentions" (free text naming the subject in
+// other events), "archives" or "done".
 type Progress struct {
 	Done, Total int64
 	Phase       string

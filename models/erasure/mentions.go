@@ -306,6 +306,7 @@ type mentionCandidate struct {
 func (r *run) eraseMentions(ctx context.Context) error {
 	ids := r.mentionIDs()
 	r.mentionIDList = ids
+	r.report("mentions")
 	r.res.MentionsLeft, r.res.MentionsLeftIDs = 0, nil
 	if len(ids) == 0 {
 		return nil

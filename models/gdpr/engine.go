@@ -26,7 +26,7 @@ const (
 // Strategies are the strategies in the order the form offers them.
 var Strategies = []Strategy{StrategyHash, StrategyToken, StrategyEncryption}
 
-// Progress is how far an erasure or pseudonymization has got; Phase is "log", "archives"
+// Progress is how far an erasure or pseudonymization has got; Phase is "log", "mentions", "archives"
 // or "done".
 type Progress struct {
 	Done, Total int64
