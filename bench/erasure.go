@@ -188,8 +188,8 @@ func writeErasureEvents(ctx context.Context, o ErasureOptions) error {
 			}
 		case i%(o.Events/o.SubjectEvents) == 1 && i/(o.Events/o.SubjectEvents) < o.SubjectEvents:
 			principal = "bench-baseline"
-		case i%1000 == 500:
-			// One event in 1,000 of other principals mentions the subject (a search).
+		case i%1000 == 502:
+			// One event in 1,000, of other principals, mentions the subject (a search).
 			extra = `,"search":{"q":"` + mentioned + `"}`
 		}
 		ev := models.Event{OrganizationID: o.Org, Timestamp: ts, Action: action, Status: "success",
