@@ -183,7 +183,7 @@ func NewEngine(db *gorm.DB, trail *models.AuditTrail, key []byte) *Engine {
 	return &Engine{db: db, trail: trail, crypto: c, keyErr: err, Batch: 1000, Now: time.Now}
 }
 
-// sealer is the trail's sealer, whose key vouches for each redaction of a sha256-jcs-v2
+// sealer is the trail's sealer, whose key vouches for each redaction of a per-field
 // event (nil without a trail).
 func (e *Engine) sealer() *models.Sealer {
 	if e.trail == nil {
