@@ -298,7 +298,7 @@ func testErase(t *testing.T, scheme string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(phases, ",") != "log,archives,done" {
+	if strings.Join(phases, ",") != "log,mentions,archives,done" {
 		t.Errorf("phases: %v", phases)
 	}
 	if res.Matched != before || res.Deleted+res.Pseudonymized+res.ArchivedDeleted+res.ArchivedPseudonymized != before {
