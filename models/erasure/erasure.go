@@ -1,8 +1,12 @@
 // Package erasure erases and pseudonymizes a data subject's events (GDPR Art. 17 and the
 // pseudonymization of issue 15) while every remaining event still verifies: deleted events
 // leave a removed_events record (reason 'gdpr', the request id) that verification accepts,
-// kept events lose only fields outside their content hash (see docs/integrity.md), and the
-// Merkle log is never touched.
+// and kept events lose only what their scheme lets go without breaking their hash
+// (docs/integrity.md): under sha256-jcs-v1 the fields outside the content hash (the
+// principal, the personal details keys, the subject salt); under sha256-jcs-v2 and -v3 each
+// committed field on its own (its value replaced or removed, its salt dropped, its digest
+// kept, the server's redaction MAC added), which under -v3 also reaches free text naming the
+// subject in any event of the organization (mentions.go). The Merkle log is never touched.
 //
 // The work runs in batches, each in its own transaction that declares the purpose 'gdpr'
 // (the only way past audit_log's immutability). Every batch selects the subject's events by
