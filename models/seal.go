@@ -201,12 +201,12 @@ func subjectDigest(ev *Event, personal []byte) string {
 // hashFromCommitments), which also returns a KindInvalid error naming field_commitments when
 // they cannot be read.
 func (s *Sealer) ContentHash(ev *Event) (string, error) {
-	rest, _, err := s.splitFor(ev.HashAlgorithm, ev.Details)
+	rest, personal, err := s.splitFor(ev.HashAlgorithm, ev.Details)
 	if err != nil {
 		return "", err
 	}
 	if PerFieldScheme(ev.HashAlgorithm) {
-		return storedContentHashV2(ev, rest)
+		return storedContentHashV2(ev, rest, personal)
 	}
 	return contentHash(ev, rest), nil
 }
@@ -513,7 +513,7 @@ func RecomputeEvent(ev *Event) (hash, digest string, err error) {
 		return "", "", err
 	}
 	if PerFieldScheme(ev.HashAlgorithm) {
-		hash, err = storedContentHashV2(ev, rest)
+		hash, err = storedContentHashV2(ev, rest, personal)
 		return hash, "", err
 	}
 	if ev.SubjectSalt != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"slices"
 	"sort"
 	"strings"
@@ -94,6 +95,7 @@ type FieldCheck struct {
 const NoteVouched = "redacted, vouched by the server (not checkable offline)"
 
 const (
+	eventSaltMember = "salt"                                                  // the one member of a compact sha256-jcs-v3 field_commitments
 	saltSize        = 16                                                      // random bytes per field
 	saltText        = 22                                                      // their base64url length, unpadded
 	maxInlineFields = 8                                                       // principal, target and the default personal keys fit on the stack
@@ -101,10 +103,15 @@ const (
 )
 
 // sealPerField seals ev with alg, HashAlgorithmV2 or HashAlgorithmV3. Per committed field it
-// draws a salt (all of an event's salts come from one crypto/rand read), computes the field's
-// digest, and records both in field_commitments; the content hash then covers the object of
-// the digests by field name instead of the fields. The two schemes differ only in what is
-// committed (splitFor, and the outcome description under v3).
+// takes a salt and computes the field's digest; the content hash then covers the object of
+// the digests by field name instead of the fields. The schemes differ in what is committed
+// (splitFor, and the outcome description under v3) and in what is stored:
+//   - sha256-jcs-v2 draws a random salt per field (one crypto/rand read for all of them) and
+//     records digest and salt of each in field_commitments;
+//   - sha256-jcs-v3 draws one random event salt, derives each field's salt from it
+//     (deriveSalt) and stores only the event salt, {"salt": "<base64url>"}: the compact form,
+//     whose digests are recomputed from the values (docs/integrity.md §10). The erasure
+//     engine expands it (ExpandFieldCommitments) before its first redaction.
 func (s *Sealer) sealPerField(ev *Event, alg string) error {
 	rest, personal, err := s.splitFor(alg, ev.Details)
 	if err != nil {
@@ -121,13 +128,18 @@ func (s *Sealer) sealPerField(ev *Event, alg string) error {
 	if ev.TargetResourceID != nil {
 		n++
 	}
+	compact := CommitsFreeText(alg)
 	var saltArr [maxInlineFields * saltSize]byte
 	raw := saltArr[:]
-	if n > maxInlineFields {
+	switch {
+	case compact:
+		raw = raw[:saltSize] // the event salt
+	case n > maxInlineFields:
 		raw = make([]byte, n*saltSize)
+	default:
+		raw = raw[:n*saltSize]
 	}
-	raw = raw[:n*saltSize]
-	if n > 0 {
+	if len(raw) > 0 {
 		if _, err := rand.Read(raw); err != nil {
 			return fmt.Errorf("models: salt: %w", err)
 		}
@@ -136,8 +148,18 @@ func (s *Sealer) sealPerField(ev *Event, alg string) error {
 	ev.HashAlgorithm = alg
 	ev.SubjectSalt, ev.SubjectDigest = nil, ""
 
-	c := committer{fc: make([]byte, 0, 2+n*commitmentBytes)}
-	c.fc = append(c.fc, '{')
+	var c committer
+	if compact {
+		c.derive = hmac.New(sha256.New, raw)
+		c.fc = make([]byte, 0, len(`{"`+eventSaltMember+`":""}`)+saltText)
+		c.fc = append(c.fc, `{"`+eventSaltMember+`":"`...)
+		c.fc = base64.RawURLEncoding.AppendEncode(c.fc, raw)
+		c.fc = append(c.fc, '"')
+		raw = raw[:0]
+	} else {
+		c.fc = make([]byte, 0, 2+n*commitmentBytes)
+		c.fc = append(c.fc, '{')
+	}
 	c.fd = append(c.fdArr[:0], '{')
 	c.scratch = c.scratchArr[:0]
 	// Members in JCS order of their names (details.*, outcomeDescription, principalId,
@@ -148,23 +170,23 @@ func (s *Sealer) sealPerField(ev *Event, alg string) error {
 		m := personal[i:end]
 		keyEnd := stringEnd(m, 0)
 		name := append(append(c.nameArr[:0], `"`+DetailsFieldPrefix...), m[1:keyEnd]...)
-		c.commit(raw[:saltSize], name, m[keyEnd+1:])
-		raw = raw[saltSize:]
+		c.commit(c.salt(&raw, name), name, m[keyEnd+1:])
 		i = end + 1
 	}
 	if outcome {
 		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.OutcomeDescription)
-		c.commit(raw[:saltSize], []byte(`"`+FieldOutcomeDescription+`"`), c.valueBuf)
-		raw = raw[saltSize:]
+		q := []byte(`"` + FieldOutcomeDescription + `"`)
+		c.commit(c.salt(&raw, q), q, c.valueBuf)
 	}
 	if ev.PrincipalID != nil {
 		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.PrincipalID)
-		c.commit(raw[:saltSize], []byte(`"`+FieldPrincipalID+`"`), c.valueBuf)
-		raw = raw[saltSize:]
+		q := []byte(`"` + FieldPrincipalID + `"`)
+		c.commit(c.salt(&raw, q), q, c.valueBuf)
 	}
 	if ev.TargetResourceID != nil {
 		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.TargetResourceID)
-		c.commit(raw[:saltSize], []byte(`"`+FieldTargetResourceID+`"`), c.valueBuf)
+		q := []byte(`"` + FieldTargetResourceID + `"`)
+		c.commit(c.salt(&raw, q), q, c.valueBuf)
 	}
 	ev.FieldCommitments = append(c.fc, '}')
 	ev.Hash = hashDocument(ev, rest, append(c.fd, '}'))
@@ -186,6 +208,34 @@ type committer struct {
 	nameArr    [64]byte
 	valueArr   [256]byte
 	valueBuf   []byte
+	// derive is HMAC-SHA256 keyed with the event salt (sha256-jcs-v3, compact form): each
+	// field's salt is derived from it and field_commitments holds only the event salt; nil
+	// under sha256-jcs-v2, whose random salts are stored field by field.
+	derive  hash.Hash
+	saltArr [sha256.Size]byte
+}
+
+// salt returns the salt of the field named quotedName (a JSON string): derived from the
+// event salt in the compact form, else the next 16 random bytes of *raw.
+func (c *committer) salt(raw *[]byte, quotedName []byte) []byte {
+	if c.derive == nil {
+		s := (*raw)[:saltSize]
+		*raw = (*raw)[saltSize:]
+		return s
+	}
+	name := quotedName[1 : len(quotedName)-1]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		name = []byte(unquote(quotedName))
+	}
+	return deriveSalt(c.derive, name, c.saltArr[:0])
+}
+
+// deriveSalt appends to dst the salt of the field name (its UTF-8 text, unquoted) under the
+// event salt mac is keyed with: the first 16 bytes of HMAC-SHA256(event salt, name).
+func deriveSalt(mac hash.Hash, name, dst []byte) []byte {
+	mac.Reset()
+	mac.Write(name)
+	return mac.Sum(dst)[:saltSize]
 }
 
 // commit appends one field's commitment: salt is its 16 random bytes, quotedName its name as a
@@ -206,6 +256,9 @@ func (c *committer) commit(salt, quotedName, value []byte) {
 	c.fd = append(c.fd, ':', '"')
 	c.fd = append(c.fd, d[:]...)
 	c.fd = append(c.fd, '"')
+	if c.derive != nil {
+		return // the compact form stores no digest
+	}
 	if len(c.fc) > 1 {
 		c.fc = append(c.fc, ',')
 	}
@@ -252,8 +305,8 @@ func countMembers(obj []byte) int {
 // storedContentHashV2 recomputes a stored per-field event's content hash from its field
 // commitments' digests. It returns a KindInvalid error naming field_commitments when they
 // cannot be read.
-func storedContentHashV2(ev *Event, rest []byte) (string, error) {
-	fc, _, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
+func storedContentHashV2(ev *Event, rest, personal []byte) (string, error) {
+	fc, _, err := commitmentsOf(ev, personal)
 	if err != nil {
 		return "", err
 	}
@@ -327,7 +380,7 @@ func (s *Sealer) verifyV2(ev *Event) (string, []FieldCheck, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	fc, empty, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
+	fc, empty, err := commitmentsOf(ev, personal)
 	if err != nil {
 		return "", nil, err
 	}
@@ -343,36 +396,163 @@ type rawCommitment struct {
 	MAC    *string `json:"mac"`
 }
 
-// ParseFieldCommitments reads the field_commitments of an event of per-field scheme alg. It
-// returns a KindInvalid error naming field_commitments when they are absent, not an object
-// of commitments (with unknown members or duplicate names), name a field the scheme does
-// not commit (sha256-jcs-v2: principalId, targetResourceId or details.<one of
-// DefaultPersonalKeys>; sha256-jcs-v3: also outcomeDescription and details.<any key>), or
-// hold a digest that is not 64 lower-case hex digits.
+// ParseFieldCommitments reads the explicit field_commitments of an event of per-field scheme
+// alg (one member per committed field). It returns a KindInvalid error naming
+// field_commitments when they are absent, in the compact form of a never-redacted
+// sha256-jcs-v3 event (whose digests only the event's values give: see
+// EventFieldCommitments), not an object of commitments (with unknown members or duplicate
+// names), name a field the scheme does not commit (sha256-jcs-v2: principalId,
+// targetResourceId or details.<one of DefaultPersonalKeys>; sha256-jcs-v3: also
+// outcomeDescription and details.<any key>), or hold a digest that is not 64 lower-case hex
+// digits.
 func ParseFieldCommitments(raw json.RawMessage, alg string) (map[string]FieldCommitment, error) {
-	fc, _, err := parseCommitments(raw, alg)
+	fc, _, eventSalt, err := parseCommitments(raw, alg)
+	if err == nil && eventSalt != nil {
+		return nil, Invalid("field_commitments", "compact form (an event salt): its digests are derived from the event's values")
+	}
 	return fc, err
 }
 
-// parseCommitments is ParseFieldCommitments, also naming the fields whose commitment holds
-// an empty salt, state or mac (which ParseFieldCommitments's result cannot tell from an
-// absent one): the reason each is a mismatch.
-func parseCommitments(raw json.RawMessage, alg string) (map[string]FieldCommitment, map[string]string, error) {
+// EventFieldCommitments returns the commitments of every committed field of ev, a per-field
+// event, in either stored form: the explicit one as stored; the compact one (a never-redacted
+// sha256-jcs-v3 event) with each present field's salt derived from the event salt and its
+// digest computed from its value. It returns nil for an event of another scheme, and
+// KindInvalid errors naming details or field_commitments when they cannot be read.
+func EventFieldCommitments(ev *Event) (map[string]FieldCommitment, error) {
+	if !PerFieldScheme(ev.HashAlgorithm) {
+		return nil, nil
+	}
+	_, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
+	if err != nil {
+		return nil, err
+	}
+	fc, _, err := commitmentsOf(ev, personal)
+	return fc, err
+}
+
+// ExpandFieldCommitments returns ev's field_commitments in the explicit form (digest and salt
+// of every field), which a redaction needs: the compact form of a never-redacted
+// sha256-jcs-v3 event is expanded from the event's current values, so call it before
+// changing any of them; the explicit form is returned as stored. The result holds no event
+// salt: a redacted field's salt must not stay derivable. Errors as EventFieldCommitments.
+func ExpandFieldCommitments(ev *Event) (json.RawMessage, error) {
+	if !CompactFieldCommitments(ev.FieldCommitments) {
+		return ev.FieldCommitments, nil
+	}
+	fc, err := EventFieldCommitments(ev)
+	if err != nil {
+		return nil, err
+	}
+	out, err := jsonv2.Marshal(fc, jsonv2.Deterministic(true))
+	if err != nil {
+		return nil, fmt.Errorf("models: field commitments: %w", err)
+	}
+	return out, nil
+}
+
+// CompactFieldCommitments reports whether raw is field_commitments in the compact form of a
+// never-redacted sha256-jcs-v3 event: exactly {"salt": "<base64url of 16 bytes>"}.
+func CompactFieldCommitments(raw json.RawMessage) bool {
+	_, _, eventSalt, err := parseCommitments(raw, HashAlgorithmV3)
+	return err == nil && eventSalt != nil
+}
+
+// FieldSalt returns the salt (base64url text) of field name in a compact sha256-jcs-v3 event
+// whose event salt is eventSalt (base64url text): the first 16 bytes of
+// HMAC-SHA256(event salt, UTF-8 of name). It returns a KindInvalid error naming salt when
+// eventSalt is not the base64url text of 16 bytes.
+func FieldSalt(eventSalt, name string) (string, error) {
+	key, err := base64.RawURLEncoding.DecodeString(eventSalt)
+	if err != nil || len(key) != saltSize || len(eventSalt) != saltText {
+		return "", Invalid("salt", "must be the base64url text of 16 bytes")
+	}
+	return base64.RawURLEncoding.EncodeToString(deriveSalt(hmac.New(sha256.New, key), []byte(name), nil)), nil
+}
+
+// commitmentsOf reads ev's field commitments in either form (personal: its canonical
+// committed details object): the explicit form as parseCommitments does; the compact form
+// derived from the event salt and the values present (deriveCommitments).
+func commitmentsOf(ev *Event, personal []byte) (map[string]FieldCommitment, map[string]string, error) {
+	fc, empty, eventSalt, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
+	if err != nil || eventSalt == nil {
+		return fc, empty, err
+	}
+	return deriveCommitments(ev, personal, eventSalt), nil, nil
+}
+
+// deriveCommitments returns the commitments of a compact sha256-jcs-v3 event: one per field
+// present (every details key, the outcome description, the principal, the target id), its
+// salt derived from eventSalt (16 bytes) and its digest computed from the value. A value
+// added or removed since sealing changes the set, and so the content hash.
+func deriveCommitments(ev *Event, personal, eventSalt []byte) map[string]FieldCommitment {
+	mac := hmac.New(sha256.New, eventSalt)
+	fc := map[string]FieldCommitment{}
+	var buf []byte
+	var saltBuf [sha256.Size]byte
+	add := func(name string, value []byte) {
+		salt := base64.RawURLEncoding.EncodeToString(deriveSalt(mac, []byte(name), saltBuf[:0]))
+		buf = appendDigestInput(buf[:0], appendJCSString(nil, salt), appendJCSString(nil, name), value)
+		sum := sha256.Sum256(buf)
+		fc[name] = FieldCommitment{Digest: hexString(sum[:]), Salt: salt}
+	}
+	for i := 1; i < len(personal)-1; {
+		end := memberEnd(personal, i)
+		m := personal[i:end]
+		keyEnd := stringEnd(m, 0)
+		add(DetailsFieldPrefix+unquote(m[:keyEnd]), m[keyEnd+1:])
+		i = end + 1
+	}
+	if ev.OutcomeDescription != nil {
+		add(FieldOutcomeDescription, appendJCSString(nil, *ev.OutcomeDescription))
+	}
+	if ev.PrincipalID != nil {
+		add(FieldPrincipalID, appendJCSString(nil, *ev.PrincipalID))
+	}
+	if ev.TargetResourceID != nil {
+		add(FieldTargetResourceID, appendJCSString(nil, *ev.TargetResourceID))
+	}
+	return fc
+}
+
+// parseCommitments reads field_commitments strictly. The compact form (sha256-jcs-v3 only)
+// is an object whose one member is "salt", a base64url string of 16 bytes: its event salt is
+// returned and fc is nil. Any other object is the explicit form, returned as
+// ParseFieldCommitments describes, with the fields whose commitment holds an empty salt,
+// state or mac (which the result cannot tell from an absent one) named in empty: the reason
+// each is a mismatch. An event salt beside any other member (a compact form carrying a
+// digest, an expanded one keeping its event salt) is refused as malformed.
+func parseCommitments(raw json.RawMessage, alg string) (fc map[string]FieldCommitment, empty map[string]string, eventSalt []byte, err error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil, Invalid("field_commitments", "missing: a "+alg+" event commits to its fields there")
+		return nil, nil, nil, Invalid("field_commitments", "missing: a "+alg+" event commits to its fields there")
 	}
-	var rc map[string]rawCommitment
-	if err := jsonv2.Unmarshal(raw, &rc, jsonv2.RejectUnknownMembers(true)); err != nil || rc == nil {
-		return nil, nil, Invalid("field_commitments", "must be a JSON object of {digest, salt | state and mac} objects")
+	var members map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(raw, &members); err != nil || members == nil {
+		return nil, nil, nil, Invalid("field_commitments", "must be a JSON object of {digest, salt | state and mac} objects")
 	}
-	fc := make(map[string]FieldCommitment, len(rc))
-	var empty map[string]string
-	for name, c := range rc {
+	if v, ok := members[eventSaltMember]; ok {
+		var text string
+		switch {
+		case !CommitsFreeText(alg):
+			return nil, nil, nil, Invalid("field_commitments", "an event salt (the compact form) is "+HashAlgorithmV3+"'s only, not "+alg+"'s")
+		case len(members) != 1:
+			return nil, nil, nil, Invalid("field_commitments", `malformed: the compact form holds the event salt alone, the explicit form no event salt`)
+		case jsonv2.Unmarshal(v, &text) != nil || !saltOK(text):
+			return nil, nil, nil, Invalid("field_commitments", "the event salt is not the base64url text of 16 bytes")
+		}
+		eventSalt, _ = base64.RawURLEncoding.DecodeString(text)
+		return nil, nil, eventSalt, nil
+	}
+	fc = make(map[string]FieldCommitment, len(members))
+	for name, v := range members {
+		var c rawCommitment
+		if err := jsonv2.Unmarshal(v, &c, jsonv2.RejectUnknownMembers(true)); err != nil {
+			return nil, nil, nil, Invalid("field_commitments", "must be a JSON object of {digest, salt | state and mac} objects")
+		}
 		if !validFieldName(alg, name) {
-			return nil, nil, Invalid("field_commitments", fmt.Sprintf("%q is not a field %s commits", name, alg))
+			return nil, nil, nil, Invalid("field_commitments", fmt.Sprintf("%q is not a field %s commits", name, alg))
 		}
 		if !lowerHex64(c.Digest) {
-			return nil, nil, Invalid("field_commitments", fmt.Sprintf("the digest of %s is not 64 lower-case hex digits", name))
+			return nil, nil, nil, Invalid("field_commitments", fmt.Sprintf("the digest of %s is not 64 lower-case hex digits", name))
 		}
 		out := FieldCommitment{Digest: c.Digest}
 		for _, m := range []struct {
@@ -397,7 +577,7 @@ func parseCommitments(raw json.RawMessage, alg string) (map[string]FieldCommitme
 		}
 		fc[name] = out
 	}
-	return fc, empty, nil
+	return fc, empty, nil, nil
 }
 
 // validFieldName reports whether name can be committed in an event of scheme alg: the
@@ -458,7 +638,7 @@ func (s *Sealer) CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 	if err != nil {
 		return nil, err
 	}
-	fc, empty, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
+	fc, empty, err := commitmentsOf(ev, personal)
 	if err != nil {
 		return nil, err
 	}
@@ -478,7 +658,7 @@ func (s *Sealer) CheckRedactions(ev *Event) error {
 	if err != nil {
 		return err
 	}
-	fc, empty, err := parseCommitments(ev.FieldCommitments, ev.HashAlgorithm)
+	fc, empty, err := commitmentsOf(ev, personal)
 	if err != nil {
 		return err
 	}

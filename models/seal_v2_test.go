@@ -2,12 +2,14 @@ package models_test
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -115,10 +117,16 @@ func checkV2AgainstReference(t *testing.T, ev models.Event) {
 		t.Fatalf("v2 seal: algorithm %q, subject salt %x, subject digest %q", ev.HashAlgorithm, ev.SubjectSalt, ev.SubjectDigest)
 	}
 	var fc map[string]models.FieldCommitment
-	if err := json.Unmarshal(ev.FieldCommitments, &fc); err != nil {
+	values := refFieldValues(t, &ev)
+	if ev.HashAlgorithm == models.HashAlgorithmV3 {
+		fc = refCompactCommitments(t, ev.FieldCommitments, values)
+		derived, err := models.EventFieldCommitments(&ev)
+		if err != nil || !reflect.DeepEqual(derived, fc) {
+			t.Fatalf("EventFieldCommitments = %v, %v; reference %v", derived, err, fc)
+		}
+	} else if err := json.Unmarshal(ev.FieldCommitments, &fc); err != nil {
 		t.Fatalf("field commitments %s: %v", ev.FieldCommitments, err)
 	}
-	values := refFieldValues(t, &ev)
 	if len(fc) != len(values) {
 		t.Fatalf("%d commitments %s for %d personal fields", len(fc), ev.FieldCommitments, len(values))
 	}
@@ -139,6 +147,30 @@ func checkV2AgainstReference(t *testing.T, ev models.Event) {
 	if want := refContentHashV2(t, &ev, digests); ev.Hash != want {
 		t.Errorf("hash %s, reference %s", ev.Hash, want)
 	}
+}
+
+// refCompactCommitments reads the compact field_commitments of a never-redacted v3 event,
+// {"salt": event salt}, and derives, independently of the code, the commitment of each field
+// of values: salt = base64url(first 16 bytes of HMAC-SHA256(event salt, name)), digest as
+// refFieldDigest.
+func refCompactCommitments(t *testing.T, raw json.RawMessage, values map[string]json.RawMessage) map[string]models.FieldCommitment {
+	t.Helper()
+	var stored map[string]string
+	if err := json.Unmarshal(raw, &stored); err != nil || len(stored) != 1 {
+		t.Fatalf("a sealed v3 event stores %s, not the compact form {\"salt\": …}", raw)
+	}
+	key, err := base64.RawURLEncoding.DecodeString(stored["salt"])
+	if err != nil || len(key) != 16 || len(stored["salt"]) != 22 {
+		t.Fatalf("event salt %q: %v", stored["salt"], err)
+	}
+	fc := map[string]models.FieldCommitment{}
+	for name, v := range values {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(name))
+		salt := base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+		fc[name] = models.FieldCommitment{Digest: refFieldDigest(t, salt, name, v), Salt: salt}
+	}
+	return fc
 }
 
 // TestSealV2MatchesReferenceEncoding checks both per-field schemes: SealV2 and Seal (v3).
@@ -700,5 +732,85 @@ func TestFieldDigest(t *testing.T) {
 	}
 	if _, err := models.FieldDigest("s", "n", json.RawMessage(`{"a":`)); models.KindOf(err) != models.KindInvalid {
 		t.Fatalf("bad value: %v", err)
+	}
+}
+
+// TestCompactFieldCommitments: a never-redacted v3 event stores only its event salt and
+// verifies from it; the forms are read strictly (an event salt beside a commitment, an
+// explicit form keeping its event salt, a bad event salt, a compact v2 event: malformed),
+// and ExpandFieldCommitments gives the explicit form with the same digests and no event salt.
+func TestCompactFieldCommitments(t *testing.T) {
+	s := testSealer(t)
+	ev := sampleEvent("compact-org", time.Now())
+	if err := s.Seal(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if !models.CompactFieldCommitments(ev.FieldCommitments) || len(ev.FieldCommitments) != len(`{"salt":""}`)+22 {
+		t.Fatalf("a sealed v3 event stores %s", ev.FieldCommitments)
+	}
+	var stored map[string]string
+	_ = json.Unmarshal(ev.FieldCommitments, &stored)
+	if v, err := s.Verify(&ev); err != nil || !v.HashOK || len(v.Fields) == 0 {
+		t.Fatalf("compact: %+v, %v", v, err)
+	}
+	// The jsonb text form (a space after the colon) reads the same.
+	spaced := ev
+	spaced.FieldCommitments = json.RawMessage(`{"salt": "` + stored["salt"] + `"}`)
+	if v, err := s.Verify(&spaced); err != nil || !v.HashOK {
+		t.Fatalf("compact with a space: %+v, %v", v, err)
+	}
+	expanded, err := models.ExpandFieldCommitments(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	derived, _ := models.EventFieldCommitments(&ev)
+	explicit, err := models.ParseFieldCommitments(expanded, ev.HashAlgorithm)
+	if err != nil || !reflect.DeepEqual(explicit, derived) || strings.Contains(string(expanded), stored["salt"]) {
+		t.Fatalf("expanded %s (%v), derived %v", expanded, err, derived)
+	}
+	ex := ev
+	ex.FieldCommitments = expanded
+	if v, err := s.Verify(&ex); err != nil || !v.HashOK {
+		t.Fatalf("expanded: %+v, %v", v, err)
+	}
+	if _, err := models.ParseFieldCommitments(ev.FieldCommitments, ev.HashAlgorithm); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("ParseFieldCommitments of the compact form: %v", err)
+	}
+	if _, err := s.MarkField(ev.FieldCommitments, ev.HashAlgorithm, ev.Hash, "principalId", models.FieldPseudonymized,
+		models.JSONString("p")); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("MarkField on the compact form: %v", err)
+	}
+	var anyDigest string
+	for _, c := range derived {
+		anyDigest = c.Digest
+		break
+	}
+	for name, tc := range map[string]struct {
+		alg, raw string
+	}{
+		"compact with a digest":       {models.HashAlgorithmV3, `{"salt":"` + stored["salt"] + `","digest":"` + anyDigest + `"}`},
+		"explicit keeping the salt":   {models.HashAlgorithmV3, strings.Replace(string(expanded), "{", `{"salt":"`+stored["salt"]+`",`, 1)},
+		"short event salt":            {models.HashAlgorithmV3, `{"salt":"AAECAwQFBgcICQoLDA0O"}`},
+		"event salt not text":         {models.HashAlgorithmV3, `{"salt":{"digest":"` + anyDigest + `"}}`},
+		"event salt not base64url":    {models.HashAlgorithmV3, `{"salt":"AAECAwQFBgcICQoLDA0O+/"}`},
+		"compact under sha256-jcs-v2": {models.HashAlgorithmV2, `{"salt":"` + stored["salt"] + `"}`},
+		"event salt given twice":      {models.HashAlgorithmV3, `{"salt":"` + stored["salt"] + `","salt":"` + stored["salt"] + `"}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := ev
+			bad.HashAlgorithm, bad.FieldCommitments = tc.alg, json.RawMessage(tc.raw)
+			if _, err := s.Verify(&bad); models.KindOf(err) != models.KindInvalid || models.FieldOf(err) != "field_commitments" {
+				t.Fatalf("Verify of %s: %v", tc.raw, err)
+			}
+			if tc.alg == models.HashAlgorithmV3 && models.CompactFieldCommitments(bad.FieldCommitments) {
+				t.Fatalf("%s taken for the compact form", tc.raw)
+			}
+		})
+	}
+	// A value added to a compact event (a new details key) changes its hash.
+	added := ev
+	added.Details = json.RawMessage(`{"ip":"10.0.0.1","userAgent":"curl","extra":1}`)
+	if v, err := s.Verify(&added); err != nil || v.HashOK {
+		t.Fatalf("a details key added to a compact event verifies: %+v, %v", v, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ import (
 
 // The worked example of docs/integrity.md §10 (sha256-jcs-v3), number for number: every
 // value below must appear in the page, and the code and the reference encoding must
-// reproduce it, before and after the free text is pseudonymized.
+// reproduce it — event salt → derived field salts → digests → E → hash — in the compact
+// form, after its expansion, and after the free text is pseudonymized.
 func TestIntegrityDocV3WorkedExample(t *testing.T) {
 	doc, err := os.ReadFile("../docs/integrity.md")
 	if err != nil {
@@ -29,31 +31,42 @@ func TestIntegrityDocV3WorkedExample(t *testing.T) {
 			t.Errorf("docs/integrity.md does not hold %s", s)
 		}
 	}
+	const eventSalt = "AAECAwQFBgcICQoLDA0ODw" // the bytes 0x00…0x0f
 	rows := []struct{ name, value, salt, input, digest string }{
-		{"details.ip", `"10.20.1.2"`, "AAECAwQFBgcICQoLDA0ODw",
-			`["AAECAwQFBgcICQoLDA0ODw","details.ip","10.20.1.2"]`, "87d60eebb12c24e5191102e8cb829f175daf77c549e59ef4fe7139d84057b1f3"},
-		{"details.method", `"GET"`, "EBESExQVFhcYGRobHB0eHw",
-			`["EBESExQVFhcYGRobHB0eHw","details.method","GET"]`, "69514301ef6a3c00f3d3d7317a238c5e0cdef1966806db94357dc40ab569e19e"},
-		{"details.note", `{"refs":["pat-004213"]}`, "ICEiIyQlJicoKSorLC0uLw",
-			`["ICEiIyQlJicoKSorLC0uLw","details.note",{"refs":["pat-004213"]}]`, "b38588796f20b3d999c7c92966f6d1c3decefc86892eec40c06ff7a025ca5c65"},
-		{"outcomeDescription", `"record of pat-004213 released to insurer"`, "MDEyMzQ1Njc4OTo7PD0-Pw",
-			`["MDEyMzQ1Njc4OTo7PD0-Pw","outcomeDescription","record of pat-004213 released to insurer"]`, "897216579d678b794ac39931dfc5b4a21ed17e92a20f6e46e653ddc2db33cd26"},
-		{"principalId", `"dr.jane.smith"`, "QEFCQ0RFRkdISUpLTE1OTw",
-			`["QEFCQ0RFRkdISUpLTE1OTw","principalId","dr.jane.smith"]`, "fcf56ef0ac494850d96575a6682e2f11d8116a3480045d16e6da6a448b0c16b7"},
-		{"targetResourceId", `"pat-004213"`, "UFFSU1RVVldYWVpbXF1eXw",
-			`["UFFSU1RVVldYWVpbXF1eXw","targetResourceId","pat-004213"]`, "6942fffb4f49e48664fdd726c56ec21a10dc83c87e07b9e7d2e8728ca3b35180"},
+		{"details.ip", `"10.20.1.2"`, "zMkqrCWASWXFziK2oKJCXQ",
+			`["zMkqrCWASWXFziK2oKJCXQ","details.ip","10.20.1.2"]`, "31c744f48dea20ef074a1f78d52f88205aded8ae35a65131088c3320ed2bbefd"},
+		{"details.method", `"GET"`, "xKmRWJgSFtT7XHfA7qm68w",
+			`["xKmRWJgSFtT7XHfA7qm68w","details.method","GET"]`, "b57d7d65b20088632c363d30e555f5e33866e8187aa1fae1cf5e9b97733bd154"},
+		{"details.note", `{"refs":["pat-004213"]}`, "jLc1LzvxxpHeROrmKFlwVg",
+			`["jLc1LzvxxpHeROrmKFlwVg","details.note",{"refs":["pat-004213"]}]`, "9a05d524c141f3c0933680bfff598c5dcf8490e1adb8acc4350fb39306412e34"},
+		{"outcomeDescription", `"record of pat-004213 released to insurer"`, "XWP2SpnXv6Tf15ocWMPefQ",
+			`["XWP2SpnXv6Tf15ocWMPefQ","outcomeDescription","record of pat-004213 released to insurer"]`, "b9cd751cbfb37f2074ba11e62925b8f75188a9ba7dc82b081fee60a101ddf230"},
+		{"principalId", `"dr.jane.smith"`, "rW0AwVn3o-Y1gBq6CeA7oQ",
+			`["rW0AwVn3o-Y1gBq6CeA7oQ","principalId","dr.jane.smith"]`, "9b73ee2ad43a7c60bbbf1dc011e1e03e46b62418142492406f74250ff7d59dd8"},
+		{"targetResourceId", `"pat-004213"`, "6KxbtKVbOcqBVPcuK8DtHA",
+			`["6KxbtKVbOcqBVPcuK8DtHA","targetResourceId","pat-004213"]`, "a81d0686a661becf770f53d2571f0f8a8effad1c72574c489cc9a003fc6eaced"},
 	}
-	const hash = "3157020b2a34c61eb0be034c3269166923280395a0accc4fa9444bcc1d766909"
+	const hash = "8700efb2696ae08f844c29fe27eb88f92851cbe75ddc3e3379bfc2419979602a"
+	key16 := make([]byte, 16)
+	for i := range key16 {
+		key16[i] = byte(i)
+	}
+	if base64.RawURLEncoding.EncodeToString(key16) != eventSalt {
+		t.Fatal("the event salt is not the bytes 0x00…0x0f")
+	}
+	inDoc("`000102030405060708090a0b0c0d0e0f`")
+	inDoc(`field_commitments = {"salt":"` + eventSalt + `"}`)
 	fc := map[string]models.FieldCommitment{}
 	digests := map[string]string{}
 	var fd []string
-	for i, r := range rows {
-		salt := make([]byte, 16)
-		for j := range salt {
-			salt[j] = byte(16*i + j)
+	for _, r := range rows {
+		m := hmac.New(sha256.New, key16) // the reference derivation, without the code
+		m.Write([]byte(r.name))
+		if got := base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16]); got != r.salt {
+			t.Errorf("%s: derived salt %s, the page says %s", r.name, got, r.salt)
 		}
-		if got := base64.RawURLEncoding.EncodeToString(salt); got != r.salt {
-			t.Errorf("%s: salt of bytes %d…: %s, the page says %s", r.name, 16*i, got, r.salt)
+		if got, err := models.FieldSalt(eventSalt, r.name); err != nil || got != r.salt {
+			t.Errorf("%s: FieldSalt = %s, %v; the page says %s", r.name, got, err, r.salt)
 		}
 		if sum := sha256.Sum256([]byte(r.input)); hex.EncodeToString(sum[:]) != r.digest {
 			t.Errorf("%s: SHA-256 of the documented input is not the documented digest", r.name)
@@ -78,19 +91,32 @@ func TestIntegrityDocV3WorkedExample(t *testing.T) {
 		t.Fatal("SHA-256 of the documented document is not the documented hash")
 	}
 
-	raw, _ := json.Marshal(fc)
 	ev := models.Event{OrganizationID: "acme-health", Action: "patient.record.release", Status: "success",
 		DataClassification: "PHI", RetentionPolicy: "phi_extended", EventVersion: "1.0",
 		Timestamp:   time.Date(2026, 11, 30, 9, 15, 0, 123456000, time.UTC),
 		PrincipalID: ptr("dr.jane.smith"), TargetResourceType: ptr("Patient"), TargetResourceID: ptr("pat-004213"),
 		OutcomeDescription: ptr("record of pat-004213 released to insurer"),
 		Details:            json.RawMessage(`{"ip":"10.20.1.2","method":"GET","note":{"refs":["pat-004213"]}}`),
-		HashAlgorithm:      models.HashAlgorithmV3, FieldCommitments: raw}
+		HashAlgorithm:      models.HashAlgorithmV3, FieldCommitments: json.RawMessage(`{"salt":"` + eventSalt + `"}`)}
 	if got, _, err := models.RecomputeEvent(&ev); err != nil || got != hash {
-		t.Fatalf("RecomputeEvent = %s, %v; the page says %s", got, err, hash)
+		t.Fatalf("compact form: RecomputeEvent = %s, %v; the page says %s", got, err, hash)
 	}
 	if got := refContentHashV2(t, &ev, digests); got != hash {
 		t.Fatalf("reference hash %s, the page says %s", got, hash)
+	}
+	// The expansion writes every field's digest and derived salt, and no event salt; the
+	// hash is the same.
+	expanded, err := models.ExpandFieldCommitments(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := models.ParseFieldCommitments(expanded, ev.HashAlgorithm)
+	if err != nil || !reflect.DeepEqual(got, fc) || strings.Contains(string(expanded), eventSalt) {
+		t.Fatalf("expanded %s (%v), want %v", expanded, err, fc)
+	}
+	ev.FieldCommitments = expanded
+	if got, _, err := models.RecomputeEvent(&ev); err != nil || got != hash {
+		t.Fatalf("explicit form: RecomputeEvent = %s, %v; the page says %s", got, err, hash)
 	}
 
 	// The erasure pseudonymizes the free text naming the patient, with the MACs the page
@@ -106,10 +132,10 @@ func TestIntegrityDocV3WorkedExample(t *testing.T) {
 	ev.Hash = hash
 	macs := []struct{ name, value, input, mac string }{
 		{"details.note", `{"refs":["ers_x"]}`, `["` + hash + `","details.note","pseudonymized",{"refs":["ers_x"]}]`,
-			"785ccaa4e82f15cec52a5f35141259386373d77b5e182c5dd3ee64d02871a603"},
+			"1ddcc3c436196e912c3c319ffae29cd67ed6f82df10b03ad26c8b6091c1194f6"},
 		{"outcomeDescription", `"record of ers_x released to insurer"`,
 			`["` + hash + `","outcomeDescription","pseudonymized","record of ers_x released to insurer"]`,
-			"131986cc3dcd989204dafe2b552ec09c5c8a95431a68a4c18ca98fb4fad7c691"},
+			"7308d7bed4d03caf0636af0c119a555b5fffc2d14c989cd25ae410bcdea7141a"},
 	}
 	for _, m := range macs {
 		h := hmac.New(sha256.New, key)

@@ -98,7 +98,8 @@ type Event struct {
 	SubjectDigest      string          `json:"subjectDigest"`
 	Signature          string          `json:"signature"`
 	// FieldCommitments are a sha256-jcs-v2/-v3 event's per-field digests (and salts, or states once
-	// erased or pseudonymized), which its hash covers; absent for sha256-jcs-v1.
+	// erased or pseudonymized), which its hash covers; for a never-redacted v3 event the
+	// compact form, {"salt": event salt}, from which they are derived; absent for sha256-jcs-v1.
 	FieldCommitments json.RawMessage `json:"fieldCommitments,omitempty"`
 }
 

@@ -338,7 +338,7 @@ func TestVerifyNamesEachKindOfTampering(t *testing.T) {
 		}, nil, []string{fmt.Sprintf("event %d: changed: its personal fields", f.archived[1].ID)}},
 		{"a changed personal field of an archived event", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileEvents, archived, func(l string) string { return strings.Replace(l, `"principalId":"user-`, `"principalId":"mallory-`, 1) })
-		}, nil, []string{fmt.Sprintf("event %d: changed: personal field principalId: its value does not match its digest", archived)}},
+		}, nil, []string{fmt.Sprintf("event %d: changed: its fields hash to", archived)}}, // a compact v3 line: the derived digest changes the hash
 		{"a removed line", func(files map[string][]byte) {
 			editLine(t, files, bundle.FileEvents, live, func(string) string { return "" })
 		}, nil, []string{fmt.Sprintf("event %d: in the manifest (log entry", live), "a removed line"}},
@@ -618,6 +618,12 @@ func TestBundleReportsErasedFields(t *testing.T) {
 		}
 	}
 	sealer := pgtest.Sealer(t)
+	for _, ev := range []*models.Event{&erased, &pseudonymized} { // as the erasure engine does before its first redaction
+		var err error
+		if ev.FieldCommitments, err = models.ExpandFieldCommitments(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
 	fc, err := sealer.MarkField(erased.FieldCommitments, erased.HashAlgorithm, erased.Hash, "details.ip", models.FieldErased, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -651,13 +657,16 @@ func TestBundleReportsErasedFields(t *testing.T) {
 		editLine(t, files, bundle.FileEvents, changed.ID, func(l string) string { return strings.Replace(l, `"ip":"10.0.0.`, `"ip":"10.6.6.`, 1) })
 	})
 	rep = verify(t, b, f.log.Key().VerifierKey())
-	if want := fmt.Sprintf("event %d: changed: personal field details.ip: its value does not match its digest", changed.ID); !slices.Contains(rep.Problems, want) {
+	// changed is never redacted (the compact form): its ip's digest is derived from the value,
+	// so the changed value shows as a changed hash.
+	if want := fmt.Sprintf("event %d: changed: its fields hash to", changed.ID); !slices.ContainsFunc(rep.Problems,
+		func(p string) bool { return strings.HasPrefix(p, want) }) {
 		t.Fatalf("problems %q lack %q", rep.Problems, want)
 	}
 
 	// A database writer marks a principal pseudonymized and puts another value there,
 	// copying a genuine MAC: the server refuses to vouch for it in a bundle.
-	forged, err := models.ParseFieldCommitments(changed.FieldCommitments, changed.HashAlgorithm)
+	forged, err := models.EventFieldCommitments(&changed)
 	if err != nil {
 		t.Fatal(err)
 	}
