@@ -77,13 +77,18 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	if err != nil {
 		return c, 0, err
 	}
-	var holds []models.LegalHold
-	if r.op == opErase {
-		if err := r.lockHolds(ctx, tx); err != nil {
+	// holds block the erasure of the subject's lines; mentionHolds (every op) keep the
+	// lines they cover out of the free-text redaction.
+	var holds, mentionHolds []models.LegalHold
+	if r.op == opErase || r.mentionArchives {
+		if _, err := tx.Exec(ctx, models.LockHoldsSQL, r.org); err != nil {
 			return c, 0, err
 		}
-		if holds, err = r.e.activeHolds(ctx, tx, r.org); err != nil {
+		if mentionHolds, err = r.e.activeHolds(ctx, tx, r.org); err != nil {
 			return c, 0, err
+		}
+		if r.op == opErase {
+			holds = mentionHolds
 		}
 	}
 	rd, err := models.OpenArchiveContent(meta, content)
@@ -102,7 +107,7 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	err = readAll(rd, func(l *models.ArchiveLine) error {
 		if !r.s.matches(l) {
 			if r.mentionArchives {
-				ch, err := r.redactLineMentions(l)
+				ch, err := r.redactLineMentions(l, mentionHolds)
 				if err != nil {
 					return err
 				}
@@ -128,7 +133,8 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 			return nil
 		}
 		f := fields{HashAlgorithm: l.HashAlgorithm, PrincipalID: l.PrincipalID, TargetResourceType: l.TargetResourceType,
-			TargetResourceID: l.TargetResourceID, Details: l.Details, Commitments: lineCommitments(l)}
+			TargetResourceID: l.TargetResourceID, OutcomeDescription: l.OutcomeDescription, Details: l.Details,
+			Commitments: lineCommitments(l)}
 		if err := r.transform(&f, l.Hash); err != nil {
 			return err
 		}
@@ -144,7 +150,7 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 			c.archivedPseudonymized++
 		}
 		if r.mentionArchives {
-			ch, err := r.redactLineMentions(l)
+			ch, err := r.redactLineMentions(l, mentionHolds)
 			if err != nil {
 				return err
 			}

@@ -143,6 +143,9 @@ type Result struct {
 	// by this run's own scan. MentionsLeftIDs names the first of them (at most 20).
 	MentionsLeft    int64
 	MentionsLeftIDs []int64
+	// MentionsLeftWhy says, for each of MentionsLeftIDs, why the event keeps the identifier
+	// (WhyOlderScheme, WhyHeld, WhyKeyName, WhyNumber, WhyUncommitted).
+	MentionsLeftWhy []string
 	// Pending counts the subject's events Erase had to delete but could not yet, because
 	// they are still waiting for the Merkle log (a few seconds after ingest); the run
 	// returns a KindUnavailable error and a retry finishes them.
@@ -703,12 +706,12 @@ func (r *run) eraseLog(ctx context.Context) error {
 	// alone, not for every remaining event of the subject.
 	query := `WITH e AS (SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type,
 				e.target_resource_id, e.details, ` + commitmentsColumn + ` AS commitments, e.hash, e.organization_id,
-				e.correlation_id, e.tableoid, e.ctid, e.status
+				e.correlation_id, e.tableoid, e.ctid, e.status, e.outcome_description
 			FROM audit_log e WHERE e.organization_id = $1 AND ` + r.s.sql() + ` AND e.id > $5
 			ORDER BY e.id LIMIT $6 FOR UPDATE OF e)
 		SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type, e.target_resource_id,
 			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, ` + heldSQL() + `,
-			e.status
+			e.status, e.outcome_description
 		FROM e LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 		ORDER BY e.id`
 	var after int64
@@ -730,7 +733,8 @@ func (r *run) eraseLog(ctx context.Context) error {
 			for rows.Next() {
 				ev := &eventRow{}
 				if err := rows.Scan(&ev.ID, &ev.Timestamp, &ev.Action, &ev.HashAlgorithm, &ev.PrincipalID, &ev.TargetResourceType,
-					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held, &ev.Status); err != nil {
+					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held, &ev.Status,
+					&ev.OutcomeDescription); err != nil {
 					rows.Close()
 					return err
 				}
@@ -877,6 +881,7 @@ type fields struct {
 	PrincipalID        *string
 	TargetResourceType *string
 	TargetResourceID   *string
+	OutcomeDescription *string // read only: a compact sha256-jcs-v3 event's commitments are expanded from it
 	Details            []byte
 	Commitments        []byte
 	clearSalt          bool

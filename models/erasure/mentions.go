@@ -22,8 +22,19 @@ import (
 // are committed one by one, so each such field is pseudonymized on its own: the identifier
 // is replaced by the run's pseudonym inside the text (at any depth of a details value), the
 // field's salt is dropped, and the server's redaction MAC covers the new value. Fields an
-// older scheme hashed in clear cannot change; those events are counted and named instead
-// (Result.MentionsLeft, Result.MentionsLeftIDs).
+// older scheme hashed in clear cannot change, and an event under an active legal hold is
+// evidence to be preserved as it is (Art. 17(3)(e)): those events are counted and named
+// instead, with the reason (Result.MentionsLeft, MentionsLeftIDs, MentionsLeftWhy).
+
+// Why an event still names the subject in free text (Result.MentionsLeftWhy); WhyHeld is
+// followed by the hold's name, WhyKeyName and WhyNumber by the details key.
+const (
+	WhyOlderScheme = "older hashing scheme "                                     // + the scheme: the text is inside its content hash
+	WhyHeld        = "under legal hold "                                         // + the hold's name
+	WhyKeyName     = "the field name itself names the subject: "                 // + details.<key>: a commitment's name cannot change
+	WhyNumber      = "the identifier is a number, not text: "                    // + details.<key>: a number has no text to replace
+	WhyUncommitted = "a value without a commitment (reported by verification): " // + the field
+)
 
 // minMention is the shortest identifier searched for in free text: a shorter one (a
 // principal "a1") would match ordinary words and numbers all over the organization.
@@ -169,47 +180,70 @@ type freeText struct {
 	Outcome       *string
 	Details       []byte
 	Commitments   []byte
+	// Principal and Target are read only: a compact sha256-jcs-v3 event's commitments are
+	// expanded from every value it committed.
+	Principal, Target *string
 }
 
 // redactMentions pseudonymizes, in t, every committed free-text field that names one of ids
 // (case-insensitively): the outcome description and each top-level details value (a
-// personal details key is erased instead). It reports whether t changed, and whether some
-// text naming an identifier is left because the event's scheme hashed it in clear (or the
-// identifier is a details key's name, which a commitment's name cannot lose).
-func (r *run) redactMentions(t *freeText, ids []string) (changed, left bool, err error) {
+// personal details key is erased instead). An event under an active legal hold (held: the
+// hold's name) is left as it is. It reports whether t changed, and why (left: one of the
+// Why* reasons) some text naming an identifier is left: the event is held, its scheme
+// hashed the text in clear, the identifier is a details key's name (which a commitment's
+// name cannot lose) or a number.
+func (r *run) redactMentions(t *freeText, ids []string, held string) (changed bool, left string, err error) {
 	outcomeHit := t.Outcome != nil && containsAny(*t.Outcome, ids)
 	detailsHit := len(t.Details) > 0 && (containsAny(string(t.Details), ids) || containsEscaped(t.Details, ids))
 	if !outcomeHit && !detailsHit {
-		return false, false, nil
+		return false, "", nil
+	}
+	if held != "" {
+		return false, WhyHeld + held, nil
 	}
 	if !perFieldScheme(t.HashAlgorithm) {
-		return false, true, nil
+		return false, WhyOlderScheme + t.HashAlgorithm, nil
 	}
 	sealer := r.e.sealer()
 	if sealer == nil {
-		return false, false, fmt.Errorf("erasure: no signing key to vouch for the redaction of %s events", t.HashAlgorithm)
+		return false, "", fmt.Errorf("erasure: no signing key to vouch for the redaction of %s events", t.HashAlgorithm)
 	}
-	c := json.RawMessage(t.Commitments)
+	// A never-redacted sha256-jcs-v3 event stores one event salt (the compact form): its
+	// commitments are expanded from the values as they are now, before any changes, and the
+	// event salt goes with the first redaction (docs/integrity.md §10).
+	c, err := models.ExpandFieldCommitments(&models.Event{HashAlgorithm: t.HashAlgorithm, PrincipalID: t.Principal,
+		TargetResourceID: t.Target, OutcomeDescription: t.Outcome, Details: t.Details, FieldCommitments: t.Commitments})
+	if err != nil {
+		return false, "", fmt.Errorf("erasure: %w", err)
+	}
 	fc, err := models.ParseFieldCommitments(c, t.HashAlgorithm)
 	if err != nil {
-		return false, false, fmt.Errorf("erasure: %w", err)
+		return false, "", fmt.Errorf("erasure: %w", err)
+	}
+	leave := func(why string) {
+		if !models.CommitsFreeText(t.HashAlgorithm) {
+			why = WhyOlderScheme + t.HashAlgorithm // sha256-jcs-v2 hashes free text in clear
+		}
+		if left == "" {
+			left = why
+		}
 	}
 	if outcomeHit {
 		if _, ok := fc[models.FieldOutcomeDescription]; ok {
 			o := replaceAny(*t.Outcome, ids, r.pseudonym)
 			if c, err = sealer.MarkField(c, t.HashAlgorithm, t.Hash, models.FieldOutcomeDescription, models.FieldPseudonymized,
 				models.JSONString(o)); err != nil {
-				return false, false, err
+				return false, "", err
 			}
 			t.Outcome, changed = &o, true
 		} else {
-			left = true
+			leave(WhyUncommitted + models.FieldOutcomeDescription)
 		}
 	}
 	if detailsHit {
 		var details map[string]json.RawMessage
 		if err := json.Unmarshal(t.Details, &details); err != nil {
-			return false, false, fmt.Errorf("erasure: details are not a JSON object: %w", err)
+			return false, "", fmt.Errorf("erasure: details are not a JSON object: %w", err)
 		}
 		keys := make([]string, 0, len(details))
 		for k := range details {
@@ -220,25 +254,25 @@ func (r *run) redactMentions(t *freeText, ids []string) (changed, left bool, err
 		for _, k := range keys {
 			raw := details[k]
 			if containsAny(k, ids) {
-				left = true
+				leave(WhyKeyName + models.DetailsFieldPrefix + k)
 			}
 			if !containsAny(string(raw), ids) && !containsEscaped(raw, ids) {
 				continue
 			}
 			name := models.DetailsFieldPrefix + k
 			if _, ok := fc[name]; !ok {
-				left = true
+				leave(WhyUncommitted + name)
 				continue
 			}
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.UseNumber()
 			var v any
 			if err := dec.Decode(&v); err != nil {
-				return false, false, fmt.Errorf("erasure: details.%s: %w", k, err)
+				return false, "", fmt.Errorf("erasure: details.%s: %w", k, err)
 			}
 			nv, hit := replaceInValue(v, ids, r.pseudonym)
 			if !hit {
-				left = true // the identifier is in a number, not in text
+				leave(WhyNumber + name)
 				continue
 			}
 			if slicesContains(models.DefaultPersonalKeys, k) {
@@ -247,19 +281,19 @@ func (r *run) redactMentions(t *freeText, ids []string) (changed, left bool, err
 			} else {
 				var b []byte
 				if b, err = marshal(nv); err != nil {
-					return false, false, err
+					return false, "", err
 				}
 				details[k] = b
 				c, err = sealer.MarkField(c, t.HashAlgorithm, t.Hash, name, models.FieldPseudonymized, b)
 			}
 			if err != nil {
-				return false, false, err
+				return false, "", err
 			}
 			detailsChanged = true
 		}
 		if detailsChanged {
 			if t.Details, err = marshal(details); err != nil {
-				return false, false, err
+				return false, "", err
 			}
 			changed = true
 		}
@@ -328,7 +362,7 @@ func (r *run) eraseMentions(ctx context.Context) error {
 			if perFieldScheme(c.alg) {
 				cands = append(cands, c)
 			} else {
-				r.leftMention(c.id)
+				r.leftMention(c.id, WhyOlderScheme+c.alg)
 			}
 			return nil
 		})
@@ -345,7 +379,7 @@ func (r *run) eraseMentions(ctx context.Context) error {
 		batch := cands[:n]
 		cands = cands[n:]
 		var c counts
-		var left []int64
+		var left []leftEvent
 		err := r.e.withPurpose(ctx, func(tx pgx.Tx) error {
 			var err error
 			c, left, err = r.redactMentionBatch(ctx, tx, batch, ids)
@@ -363,8 +397,8 @@ func (r *run) eraseMentions(ctx context.Context) error {
 			}
 			return fmt.Errorf("erasure: events mentioning the subject, request %s: %w", r.requestID, err)
 		}
-		for _, id := range left {
-			r.leftMention(id)
+		for _, l := range left {
+			r.leftMention(l.id, l.why)
 		}
 		if c != (counts{}) {
 			r.applied(c)
@@ -374,23 +408,37 @@ func (r *run) eraseMentions(ctx context.Context) error {
 	return nil
 }
 
-// leftMention counts an event still naming the subject in text its scheme hashed in clear.
-func (r *run) leftMention(id int64) {
+// leftEvent is an event left naming the subject, and why (one of the Why* reasons).
+type leftEvent struct {
+	id  int64
+	why string
+}
+
+// leftMention counts an event still naming the subject in free text, for the reason why.
+func (r *run) leftMention(id int64, why string) {
 	r.res.MentionsLeft++
 	if len(r.res.MentionsLeftIDs) < maxNamedLeft {
 		r.res.MentionsLeftIDs = append(r.res.MentionsLeftIDs, id)
+		r.res.MentionsLeftWhy = append(r.res.MentionsLeftWhy, why)
 	}
 }
 
 // redactMentionBatch locks the batch's events, redacts their free text and writes what
-// changed. It returns the counts to add and the ids of the events left naming the subject.
-func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mentionCandidate, ids []string) (counts, []int64, error) {
+// changed. It returns the counts to add and the events left naming the subject. An event
+// under an active legal hold is left unchanged; the holds' lock is taken first, so a hold
+// is either seen here or placed after the batch commits.
+func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mentionCandidate, ids []string) (counts, []leftEvent, error) {
 	eids, times := make([]int64, len(batch)), make([]time.Time, len(batch))
 	for i, b := range batch {
 		eids[i], times[i] = b.id, b.ts
 	}
+	if _, err := tx.Exec(ctx, models.LockHoldsSQL, r.org); err != nil {
+		return counts{}, nil, err
+	}
 	rows, _ := tx.Query(ctx, `SELECT e.id, e."timestamp", e.hash_algorithm, e.outcome_description, e.details::text,
-			`+commitmentsColumn+`, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text
+			`+commitmentsColumn+`, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, e.principal_id, e.target_resource_id,
+			(SELECT lh.name FROM legal_holds lh WHERE lh.organization_id = $1 AND lh.released_at IS NULL
+				AND `+models.HoldCoversSQL("lh", "e")+` ORDER BY lh.id LIMIT 1)
 		FROM audit_log e WHERE e.organization_id = $1 AND e.id = ANY($2) AND e."timestamp" = ANY($3)
 		ORDER BY e.id FOR UPDATE OF e`, r.org, eids, times)
 	type row struct {
@@ -398,6 +446,7 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 		ts        time.Time
 		partition uint32
 		ctid      string
+		held      *string
 		t         freeText
 	}
 	var got []*row
@@ -409,7 +458,7 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 		w := &row{}
 		var details, commitments *string
 		if err := rows.Scan(&w.id, &w.ts, &w.t.HashAlgorithm, &w.t.Outcome, &details, &commitments, &w.t.Hash,
-			&w.partition, &w.ctid); err != nil {
+			&w.partition, &w.ctid, &w.t.Principal, &w.t.Target, &w.held); err != nil {
 			rows.Close()
 			return counts{}, nil, err
 		}
@@ -427,17 +476,21 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 	if err := rows.Err(); err != nil {
 		return counts{}, nil, err
 	}
-	var left []int64
+	var left []leftEvent
 	var sp span
 	changed := map[uint32][]*row{}
 	var n int64
 	for _, w := range got {
-		ch, l, err := r.redactMentions(&w.t, ids)
+		var held string
+		if w.held != nil {
+			held = *w.held
+		}
+		ch, why, err := r.redactMentions(&w.t, ids, held)
 		if err != nil {
 			return counts{}, nil, fmt.Errorf("event %d: %w", w.id, err)
 		}
-		if l {
-			left = append(left, w.id)
+		if why != "" {
+			left = append(left, leftEvent{w.id, why})
 		}
 		if ch {
 			changed[w.partition] = append(changed[w.partition], w)
@@ -476,19 +529,27 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 }
 
 // redactLineMentions is redactMentions for an archived event (the line is changed in
-// place); an event left naming the subject is counted.
-func (r *run) redactLineMentions(l *models.ArchiveLine) (bool, error) {
+// place) given the organization's active legal holds; an event left naming the subject is
+// counted.
+func (r *run) redactLineMentions(l *models.ArchiveLine, holds []models.LegalHold) (bool, error) {
 	if len(r.mentionIDList) == 0 {
 		return false, nil
 	}
+	var held string
+	for _, h := range holds {
+		if covers(h, l) {
+			held = h.Name
+			break
+		}
+	}
 	t := freeText{HashAlgorithm: l.HashAlgorithm, Hash: l.Hash, Outcome: l.OutcomeDescription, Details: l.Details,
-		Commitments: l.FieldCommitments}
-	changed, left, err := r.redactMentions(&t, r.mentionIDList)
+		Commitments: l.FieldCommitments, Principal: l.PrincipalID, Target: l.TargetResourceID}
+	changed, why, err := r.redactMentions(&t, r.mentionIDList, held)
 	if err != nil {
 		return false, fmt.Errorf("archived event %d: %w", l.ID, err)
 	}
-	if left {
-		r.leftMention(l.ID)
+	if why != "" {
+		r.leftMention(l.ID, why)
 	}
 	if changed {
 		l.OutcomeDescription, l.Details, l.FieldCommitments = t.Outcome, t.Details, t.Commitments

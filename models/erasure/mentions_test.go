@@ -73,6 +73,18 @@ func TestEraseRedactsMentionsInFreeText(t *testing.T) {
 		t.Fatalf("archived %+v, %v; want the 12 old mention events", res, err)
 	}
 	f.sequence()
+	// Never redacted, a v3 row stores the compact form: its event salt alone.
+	var stored []string
+	f.db.Raw(`SELECT field_commitments::text FROM audit_log WHERE organization_id = ? AND hash_algorithm = ?`,
+		f.org, models.HashAlgorithmV3).Scan(&stored)
+	if len(stored) == 0 {
+		t.Fatal("no v3 rows")
+	}
+	for _, c := range stored {
+		if !models.CompactFieldCommitments(json.RawMessage(c)) {
+			t.Fatalf("a never-redacted v3 row stores %s, not the compact form", c)
+		}
+	}
 	var redactable []int64 // the live v3 events of other principals mentioning the subject
 	f.db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND hash_algorithm = ? AND principal_id IN ('dr-who', 'admin')
 		AND lower(audit_log::text) LIKE '%user-3%' ORDER BY id`, f.org, models.HashAlgorithmV3).Scan(&redactable)
@@ -98,8 +110,13 @@ func TestEraseRedactsMentionsInFreeText(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Redacted: the four v3 mention events, live and archived. Left: the v1 and v2 ones.
-	if res.MentionsRedacted != 8 || res.MentionsLeft != 16 || len(res.MentionsLeftIDs) != 16 {
+	if res.MentionsRedacted != 8 || res.MentionsLeft != 16 || len(res.MentionsLeftIDs) != 16 || len(res.MentionsLeftWhy) != 16 {
 		t.Fatalf("mentions: %d redacted, %d left (%v); want 8 and 16", res.MentionsRedacted, res.MentionsLeft, res.MentionsLeftIDs)
+	}
+	for i, why := range res.MentionsLeftWhy {
+		if why != erasure.WhyOlderScheme+models.HashAlgorithmV1 && why != erasure.WhyOlderScheme+models.HashAlgorithmV2 {
+			t.Errorf("event %d left because %q, want the older scheme", res.MentionsLeftIDs[i], why)
+		}
 	}
 
 	for _, id := range []string{"user-3", "p-42"} {
@@ -158,6 +175,14 @@ func TestEraseRedactsMentionsInFreeText(t *testing.T) {
 		}
 		if pseudonymized == 0 || !strings.Contains(string(ev.Details), res.Pseudonym) {
 			t.Fatalf("event %d: fields %+v, details %s", id, v.Fields, ev.Details)
+		}
+		// Redacted, it stores the expanded form: one commitment per field, no event salt.
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(ev.FieldCommitments, &members); err != nil || models.CompactFieldCommitments(ev.FieldCommitments) {
+			t.Fatalf("redacted event %d stores %s (%v)", id, ev.FieldCommitments, err)
+		}
+		if _, ok := members["salt"]; ok || len(members) != len(v.Fields) {
+			t.Fatalf("redacted event %d: commitments %s for fields %+v", id, ev.FieldCommitments, v.Fields)
 		}
 		p, err := f.log.Prove(ctx, f.org, id)
 		if err != nil {
@@ -248,5 +273,116 @@ func eachArchivedLine(t *testing.T, f *fixture, fn func(*models.ArchiveLine)) {
 			fn(l)
 		}
 		r.Close()
+	}
+}
+
+// TestEraseLeavesHeldAndUnredactableMentions: free text naming the subject in an event under
+// an active legal hold (live or archived) is left as it is, and so are an identifier that is
+// a details key's name or a number; each is counted and named with its reason, the held
+// events keep their compact commitments, and the one event that can be redacted is, in the
+// expanded form.
+func TestEraseLeavesHeldAndUnredactableMentions(t *testing.T) {
+	f := newFixture(t, 50, 0)
+	ctx := context.Background()
+	subj := erasure.Subject{PrincipalID: "424242"}
+	now := time.Now().UTC().Add(-time.Minute)
+	old := time.Date(2022, time.March, 2, 0, 0, 0, 0, time.UTC)
+	ev := func(ts time.Time, policy, principal, outcome, details string) models.Event {
+		return models.Event{OrganizationID: f.org, Timestamp: ts, Action: "record.read", Status: "success",
+			DataClassification: "INTERNAL", RetentionPolicy: policy, EventVersion: "1.0", PrincipalID: &principal,
+			OutcomeDescription: &outcome, Details: json.RawMessage(details)}
+	}
+	evs := []models.Event{
+		ev(now, "standard", "dr-held", "looked up 424242", `{"q":"424242"}`),
+		ev(old, "short", "dr-held", "looked up 424242 long ago", `{"q":"424242"}`),
+		ev(now, "standard", "admin", "seen", `{"424242":"as a key"}`),
+		ev(now, "standard", "admin", "counted", `{"ref":424242}`),
+		ev(now, "standard", "admin", "exported 424242", `{"format":"csv"}`),
+	}
+	for i := range evs {
+		if err := f.sealer.Seal(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts := models.NewPartitionManager(f.db)
+	if _, err := ingest.CopyEvents(ctx, f.db, parts, evs); err != nil {
+		t.Fatal(err)
+	}
+	f.sequence()
+	trail := models.NewAuditTrail(f.db, f.sealer, parts)
+	re := models.NewRetentionEngine(f.db, trail, parts)
+	re.Now = func() time.Time { return time.Date(2022, time.May, 1, 0, 0, 0, 0, time.UTC) }
+	if res, err := re.Run(ctx, models.RetentionOptions{Org: f.org}); err != nil || res.Archived != 1 {
+		t.Fatalf("archived %+v, %v; want the old held event", res, err)
+	}
+	f.sequence()
+	store := models.NewRetentionPolicyStore(f.db, trail)
+	if _, err := store.PlaceHold(ctx, f.org, models.LegalHoldInput{Name: "Case 7", Reason: "litigation",
+		Scope: models.HoldScopePrincipal, PrincipalID: "dr-held"}, dpo); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int64{}
+	for _, k := range []struct{ key, principal, outcome string }{{"held", "dr-held", "looked up 424242"},
+		{"key", "admin", "seen"}, {"number", "admin", "counted"}, {"redacted", "admin", "exported 424242"}} {
+		var id int64
+		f.db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND principal_id = ? AND outcome_description = ?`,
+			f.org, k.principal, k.outcome).Scan(&id)
+		ids[k.key] = id
+	}
+
+	res, err := f.engine.Erase(ctx, f.org, "req-held", subj, dpo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := map[int64]string{}
+	for i, id := range res.MentionsLeftIDs {
+		why[id] = res.MentionsLeftWhy[i]
+	}
+	if res.MentionsRedacted != 1 || res.MentionsLeft != 4 || len(why) != 4 {
+		t.Fatalf("mentions: %d redacted, %d left %v; want 1 and 4", res.MentionsRedacted, res.MentionsLeft, why)
+	}
+	for key, want := range map[string]string{"held": erasure.WhyHeld + "Case 7",
+		"key": erasure.WhyKeyName + "details.424242", "number": erasure.WhyNumber + "details.ref"} {
+		if why[ids[key]] != want {
+			t.Errorf("%s event %d left because %q, want %q", key, ids[key], why[ids[key]], want)
+		}
+	}
+	archivedHeld := false
+	eachArchivedLine(t, f, func(l *models.ArchiveLine) {
+		if l.PrincipalID != nil && *l.PrincipalID == "dr-held" {
+			archivedHeld = true
+			if why[l.ID] != erasure.WhyHeld+"Case 7" || *l.OutcomeDescription != "looked up 424242 long ago" ||
+				!models.CompactFieldCommitments(l.FieldCommitments) {
+				t.Errorf("archived held event %d: left because %q, outcome %q, commitments %s", l.ID, why[l.ID],
+					*l.OutcomeDescription, l.FieldCommitments)
+			}
+		}
+	})
+	if !archivedHeld {
+		t.Fatal("the archived held event is gone")
+	}
+	for key, id := range ids {
+		var e models.Event
+		if err := f.db.Where("organization_id = ? AND id = ?", f.org, id).Take(&e).Error; err != nil {
+			t.Fatal(err)
+		}
+		if v, err := f.sealer.Verify(&e); err != nil || !v.HashOK || !v.SignatureOK {
+			t.Fatalf("%s event %d: %+v %v", key, id, v, err)
+		}
+		compact := models.CompactFieldCommitments(e.FieldCommitments)
+		switch key {
+		case "redacted":
+			if compact || strings.Contains(*e.OutcomeDescription, "424242") {
+				t.Errorf("redacted event: outcome %q, commitments %s", *e.OutcomeDescription, e.FieldCommitments)
+			}
+		default:
+			if !compact || !strings.Contains(*e.OutcomeDescription+string(e.Details), "424242") {
+				t.Errorf("%s event changed: outcome %q, details %s, commitments %s", key, *e.OutcomeDescription,
+					e.Details, e.FieldCommitments)
+			}
+		}
+	}
+	if rep := f.verify(); !rep.OK() {
+		t.Fatalf("verify after: %+v", rep.Findings)
 	}
 }

@@ -15,6 +15,8 @@ import (
 //     "erased" or "pseudonymized" keeps the digest, and the content hash only covers digests.
 //   - sha256-jcs-v3: as v2, and the outcome description and every details key are committed
 //     the same way, so free text mentioning the subject is pseudonymized too (mentions.go).
+//     A never-redacted v3 event stores only its event salt (the compact form); the first
+//     redaction expands it to v2's explicit form and drops the event salt.
 
 // commitmentsColumn is the batch's select of field commitments.
 const commitmentsColumn = `e.field_commitments::text`
@@ -35,7 +37,15 @@ func (r *run) transformV2(f *fields, hash string, byPrincipal, byTarget bool) er
 	if sealer == nil {
 		return fmt.Errorf("erasure: no signing key to vouch for the redaction of %s events", f.HashAlgorithm)
 	}
-	c := json.RawMessage(f.Commitments)
+	// A never-redacted sha256-jcs-v3 event stores its commitments compact (one event salt);
+	// they are expanded from the values as sealed, before any of them changes, and the event
+	// salt goes (docs/integrity.md §10).
+	c, err := models.ExpandFieldCommitments(&models.Event{HashAlgorithm: f.HashAlgorithm, PrincipalID: f.PrincipalID,
+		TargetResourceID: f.TargetResourceID, OutcomeDescription: f.OutcomeDescription, Details: f.Details,
+		FieldCommitments: f.Commitments})
+	if err != nil {
+		return fmt.Errorf("erasure: %w", err)
+	}
 	fc, err := models.ParseFieldCommitments(c, f.HashAlgorithm)
 	if err != nil {
 		return fmt.Errorf("erasure: %w", err)
@@ -84,7 +94,9 @@ func (r *run) transformV2(f *fields, hash string, byPrincipal, byTarget bool) er
 		}
 		f.changed = true
 	}
-	f.Commitments = c
+	if f.changed {
+		f.Commitments = c
+	}
 	return nil
 }
 
