@@ -231,7 +231,10 @@ func renderGDPRRequest(c *fiber.Ctx, d GDPRDeps, id string, status int, refusal 
 			{Name: "Kept pseudonymized", Value: count(res.Pseudonymized)}, {Name: "Archived deleted", Value: count(res.ArchivedDeleted)},
 			{Name: "Archived pseudonymized", Value: count(res.ArchivedPseudonymized)}, {Name: "Archives rewritten", Value: count(res.ArchivesRewritten)},
 			{Name: "Free text naming the subject pseudonymized", Value: count(res.MentionsRedacted)},
-			{Name: "Events still naming the subject (older hashing scheme)", Value: count(res.MentionsLeft)}}
+			{Name: "Events still naming the subject", Value: count(res.MentionsLeft)}}
+		if left := gdpr.MentionsLeftText(*res); left != "" {
+			p.Result = append(p.Result, gdprviews.Pair{Name: "Left naming the subject", Value: left})
+		}
 	}
 	exports, err := d.Store.Exports(ctx, org, r.ID)
 	if err != nil {

@@ -48,10 +48,15 @@ type Result struct {
 	// MentionsRedacted counts events whose free text named the subject and was pseudonymized
 	// field by field (scheme sha256-jcs-v3).
 	MentionsRedacted int64 `json:"mentions_redacted,omitempty"`
-	// MentionsLeft counts events still naming the subject in free text their older scheme
-	// hashed in clear; MentionsLeftIDs names the first of them.
-	MentionsLeft    int64   `json:"mentions_left,omitempty"`
-	MentionsLeftIDs []int64 `json:"mentions_left_ids,omitempty"`
+	// MentionsLeft counts events still naming the subject in free text: their older scheme
+	// hashed it in clear, a legal hold covers them, or the identifier is a details key's
+	// name or a number. MentionsLeftIDs names the first of them, MentionsLeftWhy says why
+	// for each ("older hashing scheme sha256-jcs-v2", "under legal hold <name>", "the field
+	// name itself names the subject: details.<key>", "the identifier is a number, not text:
+	// details.<key>").
+	MentionsLeft    int64    `json:"mentions_left,omitempty"`
+	MentionsLeftIDs []int64  `json:"mentions_left_ids,omitempty"`
+	MentionsLeftWhy []string `json:"mentions_left_why,omitempty"`
 }
 
 // Hold is a legal hold covering at least one of a subject's events.

@@ -182,25 +182,38 @@ func erasureDetail(res Result) string {
 }
 
 // mentionsDetail is what a completion summary says of other events' free text naming the
-// subject: how many were pseudonymized, and which still name it (older hashing schemes).
+// subject: how many were pseudonymized, and which still name it and why (an older hashing
+// scheme, a legal hold, the identifier as a details key's name or a number).
 func mentionsDetail(res Result) string {
 	var d string
 	if res.MentionsRedacted > 0 {
 		d += fmt.Sprintf("; %d events mentioning the subject in free text pseudonymized", res.MentionsRedacted)
 	}
 	if res.MentionsLeft > 0 {
-		ids := make([]string, len(res.MentionsLeftIDs))
-		for i, id := range res.MentionsLeftIDs {
-			ids[i] = strconv.FormatInt(id, 10)
-		}
-		named := strings.Join(ids, ", ")
-		if more := res.MentionsLeft - int64(len(ids)); more > 0 {
-			named += fmt.Sprintf(" and %d more", more)
-		}
-		d += fmt.Sprintf("; %d events still contain the identifier in free text an older hashing scheme (sha256-jcs-v1/v2) "+
-			"keeps inside their content hash: events %s", res.MentionsLeft, named)
+		d += fmt.Sprintf("; %d events still contain the identifier in free text, left: %s", res.MentionsLeft, MentionsLeftText(res))
 	}
 	return d
+}
+
+// MentionsLeftText names the events res left naming the subject in free text, each with why
+// ("event 12 (older hashing scheme sha256-jcs-v1)", "event 40 (under legal hold Litigation)"),
+// and how many more there are; "" when none is left.
+func MentionsLeftText(res Result) string {
+	if res.MentionsLeft == 0 {
+		return ""
+	}
+	parts := make([]string, len(res.MentionsLeftIDs))
+	for i, id := range res.MentionsLeftIDs {
+		parts[i] = "event " + strconv.FormatInt(id, 10)
+		if i < len(res.MentionsLeftWhy) && res.MentionsLeftWhy[i] != "" {
+			parts[i] += " (" + res.MentionsLeftWhy[i] + ")"
+		}
+	}
+	named := strings.Join(parts, ", ")
+	if more := res.MentionsLeft - int64(len(parts)); more > 0 {
+		named += fmt.Sprintf(" and %d more", more)
+	}
+	return named
 }
 
 // StartPseudonymization replaces the identifiers of the subject of org's pseudonymization
