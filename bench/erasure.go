@@ -132,7 +132,7 @@ func Erasure(ctx context.Context, o ErasureOptions) (ErasureResult, error) {
 	fmt.Fprintf(out, "erase: %d events (%d deleted, %d kept pseudonymized) in %s = %.0f events/s (%.2f × the plain DELETE's time)\n",
 		r.Matched, r.Deleted, r.Pseudonymized, res.Erase.Round(time.Millisecond), float64(r.Matched)/res.Erase.Seconds(),
 		res.Erase.Seconds()/res.RawDelete.Seconds())
-	fmt.Fprintf(out, "  free text naming the subject: %d events redacted, %d left (older scheme)\n", r.MentionsRedacted, r.MentionsLeft)
+	fmt.Fprintf(out, "  free text naming the subject: %d events redacted, %d left (older scheme, legal hold, key name or number)\n", r.MentionsRedacted, r.MentionsLeft)
 	if _, err := o.Log.Sequence(ctx, 1000); err != nil {
 		return res, err
 	}
