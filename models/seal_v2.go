@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"slices"
 	"sort"
 	"strings"
@@ -150,7 +149,8 @@ func (s *Sealer) sealPerField(ev *Event, alg string) error {
 
 	var c committer
 	if compact {
-		c.derive = hmac.New(sha256.New, raw)
+		c.derive.init(raw)
+		c.compact = true
 		c.fc = make([]byte, 0, len(`{"`+eventSaltMember+`":""}`)+saltText)
 		c.fc = append(c.fc, `{"`+eventSaltMember+`":"`...)
 		c.fc = base64.RawURLEncoding.AppendEncode(c.fc, raw)
@@ -170,23 +170,24 @@ func (s *Sealer) sealPerField(ev *Event, alg string) error {
 		m := personal[i:end]
 		keyEnd := stringEnd(m, 0)
 		name := append(append(c.nameArr[:0], `"`+DetailsFieldPrefix...), m[1:keyEnd]...)
-		c.commit(c.salt(&raw, name), name, m[keyEnd+1:])
+		salt := c.salt(&raw, name)
+		c.commit(salt[:], name, m[keyEnd+1:])
 		i = end + 1
 	}
 	if outcome {
 		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.OutcomeDescription)
-		q := []byte(`"` + FieldOutcomeDescription + `"`)
-		c.commit(c.salt(&raw, q), q, c.valueBuf)
+		salt := c.salt(&raw, []byte(`"`+FieldOutcomeDescription+`"`))
+		c.commit(salt[:], []byte(`"`+FieldOutcomeDescription+`"`), c.valueBuf)
 	}
 	if ev.PrincipalID != nil {
 		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.PrincipalID)
-		q := []byte(`"` + FieldPrincipalID + `"`)
-		c.commit(c.salt(&raw, q), q, c.valueBuf)
+		salt := c.salt(&raw, []byte(`"`+FieldPrincipalID+`"`))
+		c.commit(salt[:], []byte(`"`+FieldPrincipalID+`"`), c.valueBuf)
 	}
 	if ev.TargetResourceID != nil {
 		c.valueBuf = appendJCSString(c.valueArr[:0], *ev.TargetResourceID)
-		q := []byte(`"` + FieldTargetResourceID + `"`)
-		c.commit(c.salt(&raw, q), q, c.valueBuf)
+		salt := c.salt(&raw, []byte(`"`+FieldTargetResourceID+`"`))
+		c.commit(salt[:], []byte(`"`+FieldTargetResourceID+`"`), c.valueBuf)
 	}
 	ev.FieldCommitments = append(c.fc, '}')
 	ev.Hash = hashDocument(ev, rest, append(c.fd, '}'))
@@ -210,32 +211,63 @@ type committer struct {
 	valueBuf   []byte
 	// derive is HMAC-SHA256 keyed with the event salt (sha256-jcs-v3, compact form): each
 	// field's salt is derived from it and field_commitments holds only the event salt; nil
-	// under sha256-jcs-v2, whose random salts are stored field by field.
-	derive  hash.Hash
-	saltArr [sha256.Size]byte
+	// under sha256-jcs-v2 (compact false), whose random salts are stored field by field.
+	derive  saltDeriver
+	compact bool
 }
 
 // salt returns the salt of the field named quotedName (a JSON string): derived from the
 // event salt in the compact form, else the next 16 random bytes of *raw.
-func (c *committer) salt(raw *[]byte, quotedName []byte) []byte {
-	if c.derive == nil {
-		s := (*raw)[:saltSize]
+func (c *committer) salt(raw *[]byte, quotedName []byte) (s [saltSize]byte) {
+	if !c.compact {
+		copy(s[:], *raw)
 		*raw = (*raw)[saltSize:]
 		return s
 	}
 	name := quotedName[1 : len(quotedName)-1]
 	if bytes.IndexByte(name, '\\') >= 0 {
-		name = []byte(unquote(quotedName))
+		name = []byte(unquote(bytes.Clone(quotedName))) // a clone: quotedName stays on the stack
 	}
-	return deriveSalt(c.derive, name, c.saltArr[:0])
+	return c.derive.salt(name)
 }
 
-// deriveSalt appends to dst the salt of the field name (its UTF-8 text, unquoted) under the
-// event salt mac is keyed with: the first 16 bytes of HMAC-SHA256(event salt, name).
-func deriveSalt(mac hash.Hash, name, dst []byte) []byte {
-	mac.Reset()
-	mac.Write(name)
-	return mac.Sum(dst)[:saltSize]
+// saltDeriver derives the field salts of a compact sha256-jcs-v3 event from its event salt:
+// salt_f = the first 16 bytes of HMAC-SHA256(key = event salt, msg = UTF-8 of the field name)
+// (RFC 2104; the key, 16 bytes, is shorter than SHA-256's block, so it is padded with zeros).
+// Written out rather than with crypto/hmac so that sealing allocates nothing per field; the
+// tests check it against crypto/hmac.
+type saltDeriver struct{ key [saltSize]byte }
+
+// newSaltDeriver returns the deriver of eventSalt (16 bytes).
+func newSaltDeriver(eventSalt []byte) *saltDeriver {
+	d := &saltDeriver{}
+	d.init(eventSalt)
+	return d
+}
+
+// init keys d with eventSalt (16 bytes).
+func (d *saltDeriver) init(eventSalt []byte) { copy(d.key[:], eventSalt) }
+
+// salt returns the salt of the field name (its UTF-8 text, unquoted).
+func (d *saltDeriver) salt(name []byte) [saltSize]byte {
+	var arr [sha256.BlockSize + 64]byte // room for a field name of up to 64 bytes
+	buf := arr[:sha256.BlockSize]
+	for i := range buf {
+		buf[i] = 0x36 // ipad
+		if i < saltSize {
+			buf[i] ^= d.key[i]
+		}
+	}
+	inner := sha256.Sum256(append(buf, name...))
+	buf = arr[:sha256.BlockSize]
+	for i := range buf {
+		buf[i] = 0x5c // opad
+		if i < saltSize {
+			buf[i] ^= d.key[i]
+		}
+	}
+	outer := sha256.Sum256(append(buf, inner[:]...))
+	return [saltSize]byte(outer[:saltSize])
 }
 
 // commit appends one field's commitment: salt is its 16 random bytes, quotedName its name as a
@@ -256,7 +288,7 @@ func (c *committer) commit(salt, quotedName, value []byte) {
 	c.fd = append(c.fd, ':', '"')
 	c.fd = append(c.fd, d[:]...)
 	c.fd = append(c.fd, '"')
-	if c.derive != nil {
+	if c.compact {
 		return // the compact form stores no digest
 	}
 	if len(c.fc) > 1 {
@@ -466,7 +498,8 @@ func FieldSalt(eventSalt, name string) (string, error) {
 	if err != nil || len(key) != saltSize || len(eventSalt) != saltText {
 		return "", Invalid("salt", "must be the base64url text of 16 bytes")
 	}
-	return base64.RawURLEncoding.EncodeToString(deriveSalt(hmac.New(sha256.New, key), []byte(name), nil)), nil
+	salt := newSaltDeriver(key).salt([]byte(name))
+	return base64.RawURLEncoding.EncodeToString(salt[:]), nil
 }
 
 // commitmentsOf reads ev's field commitments in either form (personal: its canonical
@@ -485,12 +518,12 @@ func commitmentsOf(ev *Event, personal []byte) (map[string]FieldCommitment, map[
 // salt derived from eventSalt (16 bytes) and its digest computed from the value. A value
 // added or removed since sealing changes the set, and so the content hash.
 func deriveCommitments(ev *Event, personal, eventSalt []byte) map[string]FieldCommitment {
-	mac := hmac.New(sha256.New, eventSalt)
+	d := newSaltDeriver(eventSalt)
 	fc := map[string]FieldCommitment{}
 	var buf []byte
-	var saltBuf [sha256.Size]byte
 	add := func(name string, value []byte) {
-		salt := base64.RawURLEncoding.EncodeToString(deriveSalt(mac, []byte(name), saltBuf[:0]))
+		raw := d.salt([]byte(name))
+		salt := base64.RawURLEncoding.EncodeToString(raw[:])
 		buf = appendDigestInput(buf[:0], appendJCSString(nil, salt), appendJCSString(nil, name), value)
 		sum := sha256.Sum256(buf)
 		fc[name] = FieldCommitment{Digest: hexString(sum[:]), Salt: salt}

@@ -807,6 +807,13 @@ func TestCompactFieldCommitments(t *testing.T) {
 			}
 		})
 	}
+	// Field names longer than a block and escaped ones derive their salts as crypto/hmac does.
+	long := sampleEvent("compact-org", time.Now())
+	long.Details = json.RawMessage(`{"` + strings.Repeat("k", 100) + `":1,"q\"uote\u00e9":2,"ip":"10.0.0.1"}`)
+	if err := s.Seal(&long); err != nil {
+		t.Fatal(err)
+	}
+	checkV2AgainstReference(t, long)
 	// A value added to a compact event (a new details key) changes its hash.
 	added := ev
 	added.Details = json.RawMessage(`{"ip":"10.0.0.1","userAgent":"curl","extra":1}`)
