@@ -108,7 +108,7 @@ const (
 //   - sha256-jcs-v2 draws a random salt per field (one crypto/rand read for all of them) and
 //     records digest and salt of each in field_commitments;
 //   - sha256-jcs-v3 draws one random event salt, derives each field's salt from it
-//     (deriveSalt) and stores only the event salt, {"salt": "<base64url>"}: the compact form,
+//     (saltDeriver) and stores only the event salt, {"salt": "<base64url>"}: the compact form,
 //     whose digests are recomputed from the values (docs/integrity.md §10). The erasure
 //     engine expands it (ExpandFieldCommitments) before its first redaction.
 func (s *Sealer) sealPerField(ev *Event, alg string) error {
@@ -209,9 +209,9 @@ type committer struct {
 	nameArr    [64]byte
 	valueArr   [256]byte
 	valueBuf   []byte
-	// derive is HMAC-SHA256 keyed with the event salt (sha256-jcs-v3, compact form): each
-	// field's salt is derived from it and field_commitments holds only the event salt; nil
-	// under sha256-jcs-v2 (compact false), whose random salts are stored field by field.
+	// compact (sha256-jcs-v3): each field's salt is derived from the event salt by derive
+	// and field_commitments holds only the event salt. Under sha256-jcs-v2 compact is false
+	// and the random salts are stored field by field.
 	derive  saltDeriver
 	compact bool
 }
