@@ -29,9 +29,10 @@ type ErasureOptions struct {
 	// ByResource makes the subject a target resource (Patient/bench-patient, the events'
 	// principals random) instead of a principal.
 	ByResource bool
-	// V1 seals every event with the first scheme (sha256-jcs-v1) instead of the current one.
-	V1  bool
-	Out io.Writer
+	// V1 seals every event with the first scheme (sha256-jcs-v1) instead of the current one;
+	// V2 with the second (sha256-jcs-v2).
+	V1, V2 bool
+	Out    io.Writer
 }
 
 // ErasureResult is what the erasure benchmark measured.
@@ -131,6 +132,7 @@ func Erasure(ctx context.Context, o ErasureOptions) (ErasureResult, error) {
 	fmt.Fprintf(out, "erase: %d events (%d deleted, %d kept pseudonymized) in %s = %.0f events/s (%.2f × the plain DELETE's time)\n",
 		r.Matched, r.Deleted, r.Pseudonymized, res.Erase.Round(time.Millisecond), float64(r.Matched)/res.Erase.Seconds(),
 		res.Erase.Seconds()/res.RawDelete.Seconds())
+	fmt.Fprintf(out, "  free text naming the subject: %d events redacted, %d left (older scheme, legal hold, key name or number)\n", r.MentionsRedacted, r.MentionsLeft)
 	if _, err := o.Log.Sequence(ctx, 1000); err != nil {
 		return res, err
 	}
@@ -157,7 +159,13 @@ func writeErasureEvents(ctx context.Context, o ErasureOptions) error {
 	actions := []string{"patient.record.read", "document.update", "role.update", "export.create"}
 	now := time.Now().UTC()
 	batch := make([]models.Event, 0, 10_000)
+	mentioned := "bench-subject"
+	if o.ByResource {
+		mentioned = "bench-patient"
+	}
 	for i := 0; i < o.Events; i++ {
+		var outcome *string
+		extra := ""
 		ts := now.Add(-time.Duration(rng.IntN(60*24*3600)) * time.Second).Truncate(time.Microsecond)
 		principal := fmt.Sprintf("user-%d", rng.IntN(5000))
 		action := actions[rng.IntN(len(actions))]
@@ -174,18 +182,26 @@ func writeErasureEvents(ctx context.Context, o ErasureOptions) error {
 				if o.ByResource {
 					action = "data.access.unauthorized"
 				}
+				// The kept events name the subject in their free text too.
+				s := "session of " + mentioned
+				outcome = &s
 			}
 		case i%(o.Events/o.SubjectEvents) == 1 && i/(o.Events/o.SubjectEvents) < o.SubjectEvents:
 			principal = "bench-baseline"
+		case i%1000 == 502:
+			// One event in 1,000, of other principals, mentions the subject (a search).
+			extra = `,"search":{"q":"` + mentioned + `"}`
 		}
 		ev := models.Event{OrganizationID: o.Org, Timestamp: ts, Action: action, Status: "success",
 			DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0", PrincipalID: &principal,
-			TargetResourceType: &rtype, TargetResourceID: &rid,
-			Details: fmt.Appendf(nil, `{"ip":"10.%d.%d.%d","userAgent":"Mozilla/5.0","requestId":"req-%d"}`,
-				rng.IntN(256), rng.IntN(256), rng.IntN(256), i)}
+			TargetResourceType: &rtype, TargetResourceID: &rid, OutcomeDescription: outcome,
+			Details: fmt.Appendf(nil, `{"ip":"10.%d.%d.%d","userAgent":"Mozilla/5.0","requestId":"req-%d"%s}`,
+				rng.IntN(256), rng.IntN(256), rng.IntN(256), i, extra)}
 		seal := o.Sealer.Seal
 		if o.V1 {
 			seal = o.Sealer.SealV1
+		} else if o.V2 {
+			seal = o.Sealer.SealV2
 		}
 		if err := seal(&ev); err != nil {
 			return err

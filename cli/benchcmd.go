@@ -42,7 +42,7 @@ const benchUsage = `usage: auditdb bench <case> [flags]
   reports     [--events N] [--rounds N] [--pdf-rows N] [--database NAME]
   gdpr-export [--events N] [--subject N] [--rounds N] [--database NAME]
   cache       [--events N] [--rounds N] [--iterations N] [--database NAME]
-  erase       [--events N] [--subject-events N] [--batch N] [--by principal|resource] [--scheme v1|v2] [--database NAME]`
+  erase       [--events N] [--subject-events N] [--batch N] [--by principal|resource] [--scheme v1|v2|v3] [--database NAME]`
 
 func benchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -881,7 +881,7 @@ func benchErase(ctx context.Context, cfg config, args []string, stdout io.Writer
 	subject := fs.Int("subject-events", 10_000, "events of the erased subject (and of the baseline principal)")
 	batch := fs.Int("batch", 0, "events per erasure transaction (0: the engine's default)")
 	by := fs.String("by", "principal", "the subject: a principal or a target resource (a patient)")
-	scheme := fs.String("scheme", "v2", "seal the events with sha256-jcs-v1 or -v2")
+	scheme := fs.String("scheme", "v3", "seal the events with sha256-jcs-v1, -v2 or -v3")
 	dbName := fs.String("database", "", "bench database (default: the configured one with _bench_erase appended; recreated)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -892,8 +892,8 @@ func benchErase(ctx context.Context, cfg config, args []string, stdout io.Writer
 	if *by != "principal" && *by != "resource" {
 		return models.Invalid("--by", "must be principal or resource")
 	}
-	if *scheme != "v1" && *scheme != "v2" {
-		return models.Invalid("--scheme", "must be v1 or v2")
+	if *scheme != "v1" && *scheme != "v2" && *scheme != "v3" {
+		return models.Invalid("--scheme", "must be v1, v2 or v3")
 	}
 	env, err := freshBench(ctx, cfg, *dbName, "_bench_erase", stdout)
 	if err != nil {
@@ -911,6 +911,6 @@ func benchErase(ctx context.Context, cfg config, args []string, stdout io.Writer
 	mlog := merkle.NewLog(env.db, ck)
 	mlog.CheckpointEvery = time.Hour
 	_, err = bench.Erasure(ctx, bench.ErasureOptions{DB: env.db, Sealer: env.sealer, Log: mlog, Org: org,
-		Events: *events, SubjectEvents: *subject, Batch: *batch, ByResource: *by == "resource", V1: *scheme == "v1", Out: stdout})
+		Events: *events, SubjectEvents: *subject, Batch: *batch, ByResource: *by == "resource", V1: *scheme == "v1", V2: *scheme == "v2", Out: stdout})
 	return err
 }

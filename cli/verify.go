@@ -61,8 +61,8 @@ func verifyCmd(ctx context.Context, cfg config, args []string, stdout io.Writer)
 			fmt.Fprintf(stdout, "  %d events verified from %d archives\n", rep.Archived, rep.Archives)
 		}
 		if rep.V2Events > 0 {
-			fmt.Fprintf(stdout, "  %d events of scheme %s; personal fields erased: %d, pseudonymized: %d (digests kept: the events still verify)\n",
-				rep.V2Events, models.HashAlgorithmV2, rep.ErasedFields, rep.PseudonymizedFields)
+			fmt.Fprintf(stdout, "  %d events of schemes %s/%s; committed fields erased: %d, pseudonymized: %d (digests kept: the events still verify)\n",
+				rep.V2Events, models.HashAlgorithmV2, models.HashAlgorithmV3, rep.ErasedFields, rep.PseudonymizedFields)
 		}
 		for _, line := range rep.RemovedBy {
 			fmt.Fprintf(stdout, "  %s\n", line)

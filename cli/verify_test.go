@@ -61,7 +61,11 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	// A pseudonymized principal (as a GDPR erasure leaves it) keeps the organization verifying.
 	pseudonym := "psh_1"
-	fc, err := sealer.MarkField(evs[1].FieldCommitments, evs[1].Hash, models.FieldPrincipalID, models.FieldPseudonymized, &pseudonym)
+	explicit, err := models.ExpandFieldCommitments(&evs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := sealer.MarkField(explicit, evs[1].HashAlgorithm, evs[1].Hash, models.FieldPrincipalID, models.FieldPseudonymized, models.JSONString(pseudonym))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +80,7 @@ func TestVerifyCommand(t *testing.T) {
 	out.Reset()
 	if err := Run(ctx, []string{"verify", "--org", "verify-org"}, env(vars), &out); err != nil ||
 		!strings.Contains(out.String(), "verify-org: OK — 5 events") || !strings.Contains(out.String(), ck.VerifierKey()) ||
-		!strings.Contains(out.String(), "5 events of scheme sha256-jcs-v2; personal fields erased: 0, pseudonymized: 1") {
+		!strings.Contains(out.String(), "5 events of schemes sha256-jcs-v2/sha256-jcs-v3; committed fields erased: 0, pseudonymized: 1") {
 		t.Fatalf("clean organization: %v\n%s", err, out.String())
 	}
 
@@ -87,7 +91,11 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var forged map[string]json.RawMessage
-	if err := json.Unmarshal(evs[3].FieldCommitments, &forged); err != nil {
+	explicit3, err := models.ExpandFieldCommitments(&evs[3]) // a writer forging a redaction writes the explicit form
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(explicit3, &forged); err != nil {
 		t.Fatal(err)
 	}
 	forged[models.FieldPrincipalID] = genuine[models.FieldPrincipalID]

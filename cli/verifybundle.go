@@ -66,9 +66,9 @@ func verifyBundleCmd(getenv func(string) string, args []string, stdout io.Writer
 	fmt.Fprintf(stdout, "%d events (%d from archives) hashed from their lines, %d removed events listed, %d inclusion proofs checked\n",
 		rep.Events, rep.Archived, rep.Removed, rep.Proofs)
 	if rep.V2Events > 0 {
-		fmt.Fprintf(stdout, "%d events of scheme %s: personal fields %d disclosed and matching their digests, %d erased, %d pseudonymized "+
+		fmt.Fprintf(stdout, "%d events of schemes %s/%s: committed fields %d disclosed and matching their digests, %d erased, %d pseudonymized "+
 			"(redactions vouched for by the server, not checkable offline), %d not matching\n",
-			rep.V2Events, models.HashAlgorithmV2, rep.Fields[models.FieldDisclosedOK], rep.Fields[models.FieldErased],
+			rep.V2Events, models.HashAlgorithmV2, models.HashAlgorithmV3, rep.Fields[models.FieldDisclosedOK], rep.Fields[models.FieldErased],
 			rep.Fields[models.FieldPseudonymized], rep.Fields[models.FieldMismatch])
 		for _, n := range rep.FieldNotes {
 			fmt.Fprintln(stdout, "redacted (digest kept, the hash still verifies): "+n)

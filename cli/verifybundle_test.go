@@ -48,7 +48,7 @@ func TestVerifyBundleCommand(t *testing.T) {
 
 	out, err := run(nil, "--key", key, path)
 	if err != nil || !strings.Contains(out, "checkpoint signed by trusted key auditdb+") || !strings.Contains(out, "40 events") ||
-		!strings.Contains(out, "40 events of scheme sha256-jcs-v2: personal fields 40 disclosed") ||
+		!strings.Contains(out, "40 events of schemes sha256-jcs-v2/sha256-jcs-v3: committed fields 80 disclosed") ||
 		!strings.HasSuffix(out, "OK\n") {
 		t.Fatalf("a fresh bundle: %v\n%s", err, out)
 	}

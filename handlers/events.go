@@ -519,7 +519,7 @@ func EventRow(ev *models.Event) eventviews.Row {
 type IntegrityReader interface {
 	Position(ctx context.Context, org string, id int64) (merkle.LogPosition, error)
 	LastCheck(ctx context.Context, org string, id int64) (*merkle.CheckRecord, error)
-	// CheckFields checks a sha256-jcs-v2 event's personal fields with the server key
+	// CheckFields checks a per-field (sha256-jcs-v2/-v3) event's committed fields with the server key
 	// (redaction MACs included); no query.
 	CheckFields(ev *models.Event) ([]models.FieldCheck, error)
 }
@@ -693,7 +693,7 @@ func eventDetail(ev *models.Event) eventviews.DetailProps {
 		BackHref: "/events"}
 }
 
-// orDash is s, or "—" when empty (a sha256-jcs-v2 event has no subject digest).
+// orDash is s, or "—" when empty (a sha256-jcs-v2/-v3 event has no subject digest).
 func orDash(s string) string {
 	if s == "" {
 		return "—"

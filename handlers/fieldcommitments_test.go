@@ -35,18 +35,24 @@ func TestEventPageShowsFieldCommitments(t *testing.T) {
 	}
 
 	r := env.API("GET", "/api/v1"+path, env.APIKey(org, models.ScopeRead), "", "")
+	// Never redacted, the event has the compact form: its event salt alone.
 	var got struct {
-		HashAlgorithm    string                            `json:"hashAlgorithm"`
-		SubjectDigest    string                            `json:"subjectDigest"`
-		FieldCommitments map[string]models.FieldCommitment `json:"fieldCommitments"`
+		HashAlgorithm    string            `json:"hashAlgorithm"`
+		SubjectDigest    string            `json:"subjectDigest"`
+		FieldCommitments map[string]string `json:"fieldCommitments"`
 	}
-	if err := json.Unmarshal([]byte(r.Body), &got); err != nil || got.HashAlgorithm != models.HashAlgorithmV2 ||
-		got.SubjectDigest != "" || len(got.FieldCommitments) != 3 || got.FieldCommitments["principalId"].Salt == "" {
+	if err := json.Unmarshal([]byte(r.Body), &got); err != nil || got.HashAlgorithm != models.HashAlgorithmV3 ||
+		got.SubjectDigest != "" || len(got.FieldCommitments) != 1 || len(got.FieldCommitments["salt"]) != 22 {
 		t.Fatalf("API event %d %s (%v)", r.StatusCode, r.Body, err)
 	}
 
+	// The erasure engine's redaction: expand to the explicit form, then mark the field.
 	pseudonym := "psh_1"
-	fc, err := env.Sealer.MarkField(ev.FieldCommitments, ev.Hash, "principalId", models.FieldPseudonymized, &pseudonym)
+	explicit, err := models.ExpandFieldCommitments(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := env.Sealer.MarkField(explicit, ev.HashAlgorithm, ev.Hash, "principalId", models.FieldPseudonymized, models.JSONString(pseudonym))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +66,14 @@ func TestEventPageShowsFieldCommitments(t *testing.T) {
 		if !strings.Contains(page.Body, want) {
 			t.Errorf("page after pseudonymizing the principal lacks %s", want)
 		}
+	}
+	r = env.API("GET", "/api/v1"+path, env.APIKey(org, models.ScopeRead), "", "")
+	var redacted struct {
+		FieldCommitments map[string]models.FieldCommitment `json:"fieldCommitments"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &redacted); err != nil || len(redacted.FieldCommitments) != 4 ||
+		redacted.FieldCommitments["principalId"].State != models.FieldPseudonymized || redacted.FieldCommitments["details.ip"].Salt == "" {
+		t.Fatalf("API event after the redaction %d %s (%v)", r.StatusCode, r.Body, err)
 	}
 
 	// The target marked pseudonymized by a database writer (a copied MAC, another value) is

@@ -229,7 +229,12 @@ func renderGDPRRequest(c *fiber.Ctx, d GDPRDeps, id string, status int, refusal 
 	if res := r.Result; res != nil {
 		p.Result = []gdprviews.Pair{{Name: "Events found", Value: count(res.Matched)}, {Name: "Deleted", Value: count(res.Deleted)},
 			{Name: "Kept pseudonymized", Value: count(res.Pseudonymized)}, {Name: "Archived deleted", Value: count(res.ArchivedDeleted)},
-			{Name: "Archived pseudonymized", Value: count(res.ArchivedPseudonymized)}, {Name: "Archives rewritten", Value: count(res.ArchivesRewritten)}}
+			{Name: "Archived pseudonymized", Value: count(res.ArchivedPseudonymized)}, {Name: "Archives rewritten", Value: count(res.ArchivesRewritten)},
+			{Name: "Free text naming the subject pseudonymized", Value: count(res.MentionsRedacted)},
+			{Name: "Events still naming the subject", Value: count(res.MentionsLeft)}}
+		if left := gdpr.MentionsLeftText(*res); left != "" {
+			p.Result = append(p.Result, gdprviews.Pair{Name: "Left naming the subject", Value: left})
+		}
 	}
 	exports, err := d.Store.Exports(ctx, org, r.ID)
 	if err != nil {

@@ -211,7 +211,8 @@ func TestGDPRExportDownloadLinks(t *testing.T) {
 }
 
 func TestGDPRErasureFourEyesPages(t *testing.T) {
-	engine := &gdprtest.Engine{Events: 12, Pseudonym: "psn_abc"}
+	engine := &gdprtest.Engine{Events: 12, Pseudonym: "psn_abc", LeftIDs: []int64{77, 78},
+		LeftWhy: []string{"under legal hold Lawsuit 14", "the field name itself names the subject: details.x"}}
 	env := webtest.New(t, webtest.Options{GDPREngine: engine})
 	org := env.Org("gdpr")
 	a := env.Login(env.User(org, models.OwnerRole))
@@ -253,6 +254,12 @@ func TestGDPRErasureFourEyesPages(t *testing.T) {
 	if !strings.Contains(r.Body, `data-status="completed"`) || !strings.Contains(r.Body, "psn_abc") || strings.Contains(r.Body, "john") {
 		t.Fatalf("after the erasure the page shows: completed %v, pseudonym %v, identifier %v",
 			strings.Contains(r.Body, `data-status="completed"`), strings.Contains(r.Body, "psn_abc"), strings.Contains(r.Body, "john"))
+	}
+	for _, want := range []string{"Left naming the subject", "event 77 (under legal hold Lawsuit 14)",
+		"event 78 (the field name itself names the subject: details.x)"} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("the completed request's page lacks %q", want)
+		}
 	}
 	if len(engine.Erased) != 1 || engine.Erased[0] != id {
 		t.Fatalf("engine calls %v", engine.Erased)

@@ -60,6 +60,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0042_report_cache_versions"),
 		sqlMigration("20261130_0043_detection_hot_updates"),
 		sqlMigration("20261130_0045_archived_events_no_fk"),
+		sqlMigration("20261130_0046_erasure_mentions"),
 		sqlMigration("20261130_0047_partition_truncate_guard"),
 		sqlMigration("20261130_0049_exact_action_index"),
 		sqlMigration("20261130_0050_removed_events_time_index"),

@@ -50,7 +50,8 @@ type ArchiveLine struct {
 	SubjectSalt        []byte          `json:"subjectSalt,omitempty"`
 	SubjectDigest      string          `json:"subjectDigest"`
 	Signature          string          `json:"signature"`
-	// FieldCommitments are a sha256-jcs-v2 event's per-field commitments (absent for v1).
+	// FieldCommitments are a sha256-jcs-v2/-v3 event's per-field commitments, or a
+	// never-redacted v3 event's compact form (absent for v1).
 	FieldCommitments json.RawMessage `json:"fieldCommitments,omitempty"`
 	LeafIndex        int64           `json:"leafIndex"`
 }

@@ -40,8 +40,10 @@ type Event struct {
 	SubjectSalt        []byte          `gorm:"column:subject_salt"`
 	SubjectDigest      string          `gorm:"column:subject_digest"`
 	Signature          string          `gorm:"column:signature"`
-	// FieldCommitments holds, for a sha256-jcs-v2 event, one salted digest per personal field
-	// (see CheckFieldCommitments); NULL for the first scheme.
+	// FieldCommitments holds, for a sha256-jcs-v2 or -v3 event, one salted digest per
+	// committed field (see CheckFieldCommitments), or for a never-redacted v3 event the
+	// compact form {"salt": event salt} they are derived from (EventFieldCommitments); NULL
+	// for the first scheme.
 	FieldCommitments json.RawMessage `gorm:"column:field_commitments;type:jsonb"`
 }
 

@@ -365,15 +365,15 @@ func TestArchivedEventsOfBothSchemesVerify(t *testing.T) {
 	base := day(2021, time.January, 10, 15)
 	v1 := f.writeWith(pgtest.Sealer(t).SealV1, base)
 	v2 := f.write(base.Add(time.Minute), base.Add(2*time.Minute))
-	if v1[0].HashAlgorithm != models.HashAlgorithmV1 || v2[0].HashAlgorithm != models.HashAlgorithmV2 {
+	if v1[0].HashAlgorithm != models.HashAlgorithmV1 || v2[0].HashAlgorithm != models.HashAlgorithmV3 {
 		t.Fatalf("schemes %s and %s", v1[0].HashAlgorithm, v2[0].HashAlgorithm)
 	}
 	if res := f.run(day(2021, time.January, 21, 1)); res.Archived != 3 {
 		t.Fatalf("archived %d, want 3", res.Archived)
 	}
 	rep := f.verify()
-	// The live v2 events are the run's own audit events; the archive holds two more.
-	live := f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND hash_algorithm = 'sha256-jcs-v2'`)
+	// The live per-field events are the run's own audit events; the archive holds two more.
+	live := f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND hash_algorithm IN ('sha256-jcs-v2', 'sha256-jcs-v3')`)
 	if !rep.OK() || rep.Archived != 3 || rep.V2Events != live+2 {
 		t.Fatalf("after archiving: ok %v, %d archived, %d v2 events (want 3 and %d): %+v", rep.OK(), rep.Archived, rep.V2Events, live+2, rep.Findings)
 	}

@@ -60,12 +60,17 @@ func NewSealer(key []byte) (*Sealer, error) {
 	return s, nil
 }
 
-// Seal seals ev with the current scheme, HashAlgorithmV2 (see sealV2): it fills its field
-// commitments, hash, hash algorithm and signature, clears its subject salt and digest, and
-// truncates its timestamp to the microseconds PostgreSQL stores. It returns a KindInvalid
-// error when details is not a JSON object (or holds a duplicate key, a number out of range
-// or invalid UTF-8, none of which RFC 8785 can canonicalize).
-func (s *Sealer) Seal(ev *Event) error { return s.sealV2(ev) }
+// Seal seals ev with the current scheme, HashAlgorithmV3 (see sealPerField): it fills its
+// field commitments, hash, hash algorithm and signature, clears its subject salt and digest,
+// and truncates its timestamp to the microseconds PostgreSQL stores. It returns a
+// KindInvalid error when details is not a JSON object (or holds a duplicate key, a number out
+// of range or invalid UTF-8, none of which RFC 8785 can canonicalize).
+func (s *Sealer) Seal(ev *Event) error { return s.sealPerField(ev, HashAlgorithmV3) }
+
+// SealV2 seals ev with the second scheme, HashAlgorithmV2, which commits only the personal
+// fields one by one. New events are sealed with Seal; this stays for tests and benchmarks
+// that need events as that scheme wrote them. Errors as Seal.
+func (s *Sealer) SealV2(ev *Event) error { return s.sealPerField(ev, HashAlgorithmV2) }
 
 // SealV1 seals ev with the first scheme, HashAlgorithm (sha256-jcs-v1): it fills its subject
 // salt and digest, hash, hash algorithm and signature. New events are sealed with Seal; this
@@ -129,7 +134,7 @@ func (s *Sealer) Verify(ev *Event) (Verification, error) {
 	var computed string
 	var fields []FieldCheck
 	var err error
-	if ev.HashAlgorithm == HashAlgorithmV2 {
+	if PerFieldScheme(ev.HashAlgorithm) {
 		computed, fields, err = s.verifyV2(ev)
 	} else {
 		computed, err = s.ContentHash(ev)
@@ -144,7 +149,7 @@ func (s *Sealer) Verify(ev *Event) (Verification, error) {
 		SignatureOK:  hmac.Equal([]byte(s.Sign(ev.Hash)), []byte(ev.Signature)),
 		Fields:       fields,
 	}
-	if ev.HashAlgorithm == HashAlgorithmV2 {
+	if PerFieldScheme(ev.HashAlgorithm) {
 		for _, f := range v.Fields {
 			if f.State == FieldMismatch {
 				v.HashOK = false
@@ -192,15 +197,16 @@ func subjectDigest(ev *Event, personal []byte) string {
 // only after commit) and archived_at, plus the subject digest. It returns a KindInvalid
 // error when details cannot be canonicalized.
 //
-// For a sha256-jcs-v2 event it returns the v2 hash (see contentHashV2), which also returns a
-// KindInvalid error naming field_commitments when they cannot be read.
+// For a per-field (sha256-jcs-v2 or -v3) event it returns that scheme's hash (see
+// hashFromCommitments), which also returns a KindInvalid error naming field_commitments when
+// they cannot be read.
 func (s *Sealer) ContentHash(ev *Event) (string, error) {
-	rest, _, err := s.splitDetails(ev.Details)
+	rest, personal, err := s.splitFor(ev.HashAlgorithm, ev.Details)
 	if err != nil {
 		return "", err
 	}
-	if ev.HashAlgorithm == HashAlgorithmV2 {
-		return storedContentHashV2(ev, rest)
+	if PerFieldScheme(ev.HashAlgorithm) {
+		return storedContentHashV2(ev, rest, personal)
 	}
 	return contentHash(ev, rest), nil
 }
@@ -215,7 +221,8 @@ func contentHash(ev *Event, rest []byte) string { return hashDocument(ev, rest, 
 // for every combination of optional fields, under both schemes). rest is the canonical JSON
 // object of the non-personal details, or nil. fieldDigests nil writes sha256-jcs-v1's
 // document (subjectDigest and targetResourceId in it); otherwise it is the canonical
-// fieldDigests object of sha256-jcs-v2, which takes their place.
+// fieldDigests object of sha256-jcs-v2 or -v3, which takes their place (and, under v3, the
+// outcome description's: rest is then nil, every details key being committed too).
 func hashDocument(ev *Event, rest, fieldDigests []byte) string {
 	var buf [1536]byte // most documents fit; a larger one grows onto the heap
 	b := buf[:0]
@@ -252,7 +259,9 @@ func hashDocument(ev *Event, rest, fieldDigests []byte) string {
 	}
 	str("hashAlgorithm", ev.HashAlgorithm)
 	str("organizationId", ev.OrganizationID)
-	opt("outcomeDescription", ev.OutcomeDescription)
+	if !CommitsFreeText(ev.HashAlgorithm) {
+		opt("outcomeDescription", ev.OutcomeDescription)
+	}
 	str("retentionPolicy", ev.RetentionPolicy)
 	str("status", ev.Status)
 	if !v2 {
@@ -275,18 +284,9 @@ func hashDocument(ev *Event, rest, fieldDigests []byte) string {
 // nil when there is none. A nil or JSON-null details gives (nil, nil). It returns a
 // KindInvalid error for anything but a JSON object JCS accepts.
 func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, err error) {
-	if len(details) == 0 || string(details) == "null" {
-		return nil, nil, nil
-	}
-	trimmed := bytes.TrimSpace(details)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, nil, Invalid("details", "must be a JSON object")
-	}
-	// jsontext (the prototype of encoding/json/v2) implements RFC 8785 several times faster
-	// than a generic parse and re-encode; it also refuses duplicate names and invalid UTF-8.
-	canon := jsontext.Value(bytes.Clone(trimmed))
-	if err := canon.Canonicalize(); err != nil || len(canon) < 2 || canon[0] != '{' || !exactNumbers(trimmed) {
-		return nil, nil, Invalid("details", "must be a well-formed JSON object with unique keys")
+	canon, err := canonicalDetails(details)
+	if canon == nil || err != nil {
+		return nil, nil, err
 	}
 	rest = make([]byte, 0, len(canon))
 	rest = append(rest, '{')
@@ -315,6 +315,26 @@ func (s *Sealer) splitDetails(details json.RawMessage) (rest, personal []byte, e
 		personal = append(personal, '}')
 	}
 	return rest, personal, nil
+}
+
+// canonicalDetails returns a details object in RFC 8785 canonical form, or nil for a nil or
+// JSON-null details. It returns a KindInvalid error for anything but a JSON object JCS
+// accepts.
+func canonicalDetails(details json.RawMessage) ([]byte, error) {
+	if len(details) == 0 || string(details) == "null" {
+		return nil, nil
+	}
+	trimmed := bytes.TrimSpace(details)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, Invalid("details", "must be a JSON object")
+	}
+	// jsontext (the prototype of encoding/json/v2) implements RFC 8785 several times faster
+	// than a generic parse and re-encode; it also refuses duplicate names and invalid UTF-8.
+	canon := jsontext.Value(bytes.Clone(trimmed))
+	if err := canon.Canonicalize(); err != nil || len(canon) < 2 || canon[0] != '{' || !exactNumbers(trimmed) {
+		return nil, Invalid("details", "must be a well-formed JSON object with unique keys")
+	}
+	return canon, nil
 }
 
 // exactNumbers reports whether every number in the (valid) JSON raw is exactly the value
@@ -484,16 +504,16 @@ var keyless = func() *Sealer {
 // know, one naming details when they cannot be canonicalized, and one naming
 // field_commitments when a v2 event's commitments cannot be read.
 func RecomputeEvent(ev *Event) (hash, digest string, err error) {
-	if ev.HashAlgorithm != HashAlgorithm && ev.HashAlgorithm != HashAlgorithmV2 {
-		return "", "", Invalid("hash_algorithm", fmt.Sprintf("unknown scheme %q (this version knows %s and %s)",
-			ev.HashAlgorithm, HashAlgorithm, HashAlgorithmV2))
+	if !KnownHashAlgorithm(ev.HashAlgorithm) {
+		return "", "", Invalid("hash_algorithm", fmt.Sprintf("unknown scheme %q (this version knows %s, %s and %s)",
+			ev.HashAlgorithm, HashAlgorithm, HashAlgorithmV2, HashAlgorithmV3))
 	}
-	rest, personal, err := keyless.splitDetails(ev.Details)
+	rest, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
 	if err != nil {
 		return "", "", err
 	}
-	if ev.HashAlgorithm == HashAlgorithmV2 {
-		hash, err = storedContentHashV2(ev, rest)
+	if PerFieldScheme(ev.HashAlgorithm) {
+		hash, err = storedContentHashV2(ev, rest, personal)
 		return hash, "", err
 	}
 	if ev.SubjectSalt != nil {

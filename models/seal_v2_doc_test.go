@@ -116,15 +116,15 @@ func TestIntegrityDocV2WorkedExample(t *testing.T) {
 		}
 		inDoc(fmt.Sprintf("| `%s` | `%s` | `%s` | `%s` |", m.name, m.state, m.input, m.mac))
 	}
-	if ev.FieldCommitments, err = sealer.MarkField(ev.FieldCommitments, hash, "details.email", models.FieldErased, nil); err != nil {
+	if ev.FieldCommitments, err = sealer.MarkField(ev.FieldCommitments, ev.HashAlgorithm, hash, "details.email", models.FieldErased, nil); err != nil {
 		t.Fatal(err)
 	}
-	if ev.FieldCommitments, err = sealer.MarkField(ev.FieldCommitments, hash, "principalId", models.FieldPseudonymized, ptr("pseu-1")); err != nil {
+	if ev.FieldCommitments, err = sealer.MarkField(ev.FieldCommitments, ev.HashAlgorithm, hash, "principalId", models.FieldPseudonymized, models.JSONString("pseu-1")); err != nil {
 		t.Fatal(err)
 	}
 	ev.PrincipalID = ptr("pseu-1")
 	ev.Details = json.RawMessage(`{"ip":"10.20.1.2","method":"GET"}`)
-	fcs, err := models.ParseFieldCommitments(ev.FieldCommitments)
+	fcs, err := models.ParseFieldCommitments(ev.FieldCommitments, ev.HashAlgorithm)
 	if err != nil {
 		t.Fatal(err)
 	}

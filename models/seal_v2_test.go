@@ -2,12 +2,14 @@ package models_test
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,16 +24,25 @@ import (
 //
 // Built the slow, obvious way (maps, encoding/json, the JCS transform) from docs/integrity.md.
 
-// refFieldValues returns the personal fields of ev by their v2 name, as JSON values.
+// refFieldValues returns the committed fields of ev by their name, as JSON values: under
+// v2 the personal ones, under v3 also the outcome description and every details key.
 func refFieldValues(t *testing.T, ev *models.Event) map[string]json.RawMessage {
 	t.Helper()
-	_, personal, err := refSplit(ev.Details)
+	rest, personal, err := refSplit(ev.Details)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]json.RawMessage{}
 	for k, v := range personal {
 		out["details."+k] = v
+	}
+	if ev.HashAlgorithm == models.HashAlgorithmV3 {
+		for k, v := range rest {
+			out["details."+k] = v
+		}
+		if ev.OutcomeDescription != nil {
+			out["outcomeDescription"], _ = json.Marshal(*ev.OutcomeDescription)
+		}
 	}
 	if ev.PrincipalID != nil {
 		out["principalId"], _ = json.Marshal(*ev.PrincipalID)
@@ -52,7 +63,8 @@ func refFieldDigest(t *testing.T, salt, name string, value json.RawMessage) stri
 	return hex.EncodeToString(sum[:])
 }
 
-// refContentHashV2 is the v2 hash with digests, the field digests by name, as "fieldDigests".
+// refContentHashV2 is the v2 (or v3) hash with digests, the field digests by name, as
+// "fieldDigests"; a v3 document has neither details nor outcomeDescription.
 func refContentHashV2(t *testing.T, ev *models.Event, digests map[string]string) string {
 	t.Helper()
 	rest, _, err := refSplit(ev.Details)
@@ -84,6 +96,10 @@ func refContentHashV2(t *testing.T, ev *models.Event, digests map[string]string)
 	if rest != nil {
 		doc["details"] = rest
 	}
+	if ev.HashAlgorithm == models.HashAlgorithmV3 {
+		delete(doc, "details")
+		delete(doc, "outcomeDescription")
+	}
 	canon, err := refCanonical(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -92,18 +108,25 @@ func refContentHashV2(t *testing.T, ev *models.Event, digests map[string]string)
 	return hex.EncodeToString(sum[:])
 }
 
-// checkV2AgainstReference checks a v2-sealed ev: one commitment per personal field, each salt
-// 16 random bytes in base64url, each digest and the hash as the reference path computes them.
+// checkV2AgainstReference checks a v2- or v3-sealed ev: one commitment per committed field,
+// each salt 16 random bytes in base64url, each digest and the hash as the reference path
+// computes them.
 func checkV2AgainstReference(t *testing.T, ev models.Event) {
 	t.Helper()
-	if ev.HashAlgorithm != models.HashAlgorithmV2 || ev.SubjectSalt != nil || ev.SubjectDigest != "" {
+	if !models.PerFieldScheme(ev.HashAlgorithm) || ev.SubjectSalt != nil || ev.SubjectDigest != "" {
 		t.Fatalf("v2 seal: algorithm %q, subject salt %x, subject digest %q", ev.HashAlgorithm, ev.SubjectSalt, ev.SubjectDigest)
 	}
 	var fc map[string]models.FieldCommitment
-	if err := json.Unmarshal(ev.FieldCommitments, &fc); err != nil {
+	values := refFieldValues(t, &ev)
+	if ev.HashAlgorithm == models.HashAlgorithmV3 {
+		fc = refCompactCommitments(t, ev.FieldCommitments, values)
+		derived, err := models.EventFieldCommitments(&ev)
+		if err != nil || !reflect.DeepEqual(derived, fc) {
+			t.Fatalf("EventFieldCommitments = %v, %v; reference %v", derived, err, fc)
+		}
+	} else if err := json.Unmarshal(ev.FieldCommitments, &fc); err != nil {
 		t.Fatalf("field commitments %s: %v", ev.FieldCommitments, err)
 	}
-	values := refFieldValues(t, &ev)
 	if len(fc) != len(values) {
 		t.Fatalf("%d commitments %s for %d personal fields", len(fc), ev.FieldCommitments, len(values))
 	}
@@ -126,12 +149,42 @@ func checkV2AgainstReference(t *testing.T, ev models.Event) {
 	}
 }
 
+// refCompactCommitments reads the compact field_commitments of a never-redacted v3 event,
+// {"salt": event salt}, and derives, independently of the code, the commitment of each field
+// of values: salt = base64url(first 16 bytes of HMAC-SHA256(event salt, name)), digest as
+// refFieldDigest.
+func refCompactCommitments(t *testing.T, raw json.RawMessage, values map[string]json.RawMessage) map[string]models.FieldCommitment {
+	t.Helper()
+	var stored map[string]string
+	if err := json.Unmarshal(raw, &stored); err != nil || len(stored) != 1 {
+		t.Fatalf("a sealed v3 event stores %s, not the compact form {\"salt\": …}", raw)
+	}
+	key, err := base64.RawURLEncoding.DecodeString(stored["salt"])
+	if err != nil || len(key) != 16 || len(stored["salt"]) != 22 {
+		t.Fatalf("event salt %q: %v", stored["salt"], err)
+	}
+	fc := map[string]models.FieldCommitment{}
+	for name, v := range values {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(name))
+		salt := base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+		fc[name] = models.FieldCommitment{Digest: refFieldDigest(t, salt, name, v), Salt: salt}
+	}
+	return fc
+}
+
+// TestSealV2MatchesReferenceEncoding checks both per-field schemes: SealV2 and Seal (v3).
 func TestSealV2MatchesReferenceEncoding(t *testing.T) {
 	s := testSealer(t)
+	t.Run("v2", func(t *testing.T) { testSealPerFieldMatchesReference(t, s.SealV2) })
+	t.Run("v3", func(t *testing.T) { testSealPerFieldMatchesReference(t, s.Seal) })
+}
+
+func testSealPerFieldMatchesReference(t *testing.T, sealFn func(*models.Event) error) {
 	base := sampleEvent("ref-org", time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("x", -5*3600)))
 	seal := func(t *testing.T, ev models.Event) {
 		t.Helper()
-		if err := s.Seal(&ev); err != nil {
+		if err := sealFn(&ev); err != nil {
 			t.Fatalf("Seal: %v", err)
 		}
 		checkV2AgainstReference(t, ev)
@@ -176,10 +229,10 @@ func TestSealV2SaltsAreFreshPerField(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 20; i++ {
 		ev := sampleEvent("salt-org", time.Now())
-		if err := s.Seal(&ev); err != nil {
+		if err := s.SealV2(&ev); err != nil {
 			t.Fatal(err)
 		}
-		fc, err := models.ParseFieldCommitments(ev.FieldCommitments)
+		fc, err := models.ParseFieldCommitments(ev.FieldCommitments, ev.HashAlgorithm)
 		if err != nil || len(fc) != 4 { // principal, target, ip, userAgent
 			t.Fatalf("commitments %s: %v", ev.FieldCommitments, err)
 		}
@@ -192,7 +245,7 @@ func TestSealV2SaltsAreFreshPerField(t *testing.T) {
 	}
 	ev := sampleEvent("salt-org", time.Now())
 	ev.PrincipalID, ev.TargetResourceID, ev.Details = nil, nil, json.RawMessage(`{"method":"GET"}`)
-	if err := s.Seal(&ev); err != nil || string(ev.FieldCommitments) != "{}" {
+	if err := s.SealV2(&ev); err != nil || string(ev.FieldCommitments) != "{}" {
 		t.Fatalf("no personal field: commitments %s, %v", ev.FieldCommitments, err)
 	}
 	if v, err := s.Verify(&ev); err != nil || !v.HashOK || !v.SignatureOK || len(v.Fields) != 0 {
@@ -206,7 +259,7 @@ func storedV2(t *testing.T, s *models.Sealer) *models.Event {
 	org := testOrg(t, "")
 	ev := sampleEvent(org, time.Date(2026, 9, 1, 8, 0, 0, 123456789, time.UTC))
 	ev.Details = json.RawMessage(`{"ip":"10.20.1.2","email":"jane@example.org","method":"GET","count":1.0,"nested":{"a":[1,2]}}`)
-	return roundTrip(t, s, []models.Event{ev})[0]
+	return roundTripWith(t, s.SealV2, []models.Event{ev})[0]
 }
 
 func TestV2RoundTripThroughPostgres(t *testing.T) {
@@ -243,7 +296,7 @@ func TestV2TamperingIsDetected(t *testing.T) {
 	}
 	editCommitments := func(edit func(fc map[string]models.FieldCommitment)) func(e *models.Event) {
 		return func(e *models.Event) {
-			fc, err := models.ParseFieldCommitments(e.FieldCommitments)
+			fc, err := models.ParseFieldCommitments(e.FieldCommitments, e.HashAlgorithm)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -384,12 +437,12 @@ func TestV2ErasureKeepsTheHash(t *testing.T) {
 	var err error
 	for _, m := range []struct {
 		name, state string
-		value       *string
+		value       json.RawMessage
 	}{
-		{"principalId", models.FieldPseudonymized, ptr("pseudo-p-1")}, {"details.email", models.FieldErased, nil},
-		{"targetResourceId", models.FieldPseudonymized, ptr("pseudo-7f3a")}, {"details.ip", models.FieldErased, nil},
+		{"principalId", models.FieldPseudonymized, models.JSONString("pseudo-p-1")}, {"details.email", models.FieldErased, nil},
+		{"targetResourceId", models.FieldPseudonymized, models.JSONString("pseudo-7f3a")}, {"details.ip", models.FieldErased, nil},
 	} {
-		if fc, err = s.MarkField(fc, stored.Hash, m.name, m.state, m.value); err != nil {
+		if fc, err = s.MarkField(fc, stored.HashAlgorithm, stored.Hash, m.name, m.state, m.value); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -432,16 +485,16 @@ func TestV2ErasureKeepsTheHash(t *testing.T) {
 	// MarkField refuses what it cannot do.
 	for _, c := range []struct {
 		name, state string
-		value       *string
+		value       json.RawMessage
 	}{
-		{"details.name", models.FieldErased, nil},              // not committed
-		{"principalId", "gone", ptr("x")},                      // unknown state
-		{"principalId", models.FieldErased, nil},               // the principal is only pseudonymized
-		{"details.email", models.FieldPseudonymized, ptr("x")}, // a details key is only erased
-		{"targetResourceId", models.FieldPseudonymized, nil},   // a pseudonym is needed
-		{"details.email", models.FieldErased, ptr("x")},        // an erased field has no value
+		{"details.name", models.FieldErased, nil},                            // not committed
+		{"principalId", "gone", models.JSONString("x")},                      // unknown state
+		{"principalId", models.FieldErased, nil},                             // the principal is only pseudonymized
+		{"details.email", models.FieldPseudonymized, models.JSONString("x")}, // a details key is only erased
+		{"targetResourceId", models.FieldPseudonymized, nil},                 // a pseudonym is needed
+		{"details.email", models.FieldErased, models.JSONString("x")},        // an erased field has no value
 	} {
-		if _, err := s.MarkField(stored.FieldCommitments, stored.Hash, c.name, c.state, c.value); models.KindOf(err) != models.KindInvalid {
+		if _, err := s.MarkField(stored.FieldCommitments, stored.HashAlgorithm, stored.Hash, c.name, c.state, c.value); models.KindOf(err) != models.KindInvalid {
 			t.Errorf("MarkField %s %s: %v", c.name, c.state, err)
 		}
 	}
@@ -459,14 +512,14 @@ func TestV2ForgedRedactionIsDetected(t *testing.T) {
 	}
 	stored := storedV2(t, s)
 	// A genuine pseudonymization of the principal to copy a MAC from.
-	genuine, err := s.MarkField(stored.FieldCommitments, stored.Hash, "principalId", models.FieldPseudonymized, ptr("psh_real"))
+	genuine, err := s.MarkField(stored.FieldCommitments, stored.HashAlgorithm, stored.Hash, "principalId", models.FieldPseudonymized, models.JSONString("psh_real"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gfc, _ := models.ParseFieldCommitments(genuine)
+	gfc, _ := models.ParseFieldCommitments(genuine, stored.HashAlgorithm)
 	forged := func(edit func(e *models.Event, fc map[string]models.FieldCommitment)) *models.Event {
 		e := *stored
-		fc, err := models.ParseFieldCommitments(e.FieldCommitments)
+		fc, err := models.ParseFieldCommitments(e.FieldCommitments, e.HashAlgorithm)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -477,11 +530,11 @@ func TestV2ForgedRedactionIsDetected(t *testing.T) {
 	key := func(k *models.Sealer) func(e *models.Event, fc map[string]models.FieldCommitment) {
 		return func(e *models.Event, fc map[string]models.FieldCommitment) {
 			e.PrincipalID = ptr("someone-else")
-			m, err := k.MarkField(e.FieldCommitments, e.Hash, "principalId", models.FieldPseudonymized, ptr("someone-else"))
+			m, err := k.MarkField(e.FieldCommitments, e.HashAlgorithm, e.Hash, "principalId", models.FieldPseudonymized, models.JSONString("someone-else"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			mf, _ := models.ParseFieldCommitments(m)
+			mf, _ := models.ParseFieldCommitments(m, e.HashAlgorithm)
 			fc["principalId"] = mf["principalId"]
 		}
 	}
@@ -572,7 +625,7 @@ func TestV2ForgedRedactionIsDetected(t *testing.T) {
 func TestV2CommitmentsCannotBeRelabelled(t *testing.T) {
 	s := testSealer(t)
 	stored := storedV2(t, s)
-	fc, err := models.ParseFieldCommitments(stored.FieldCommitments)
+	fc, err := models.ParseFieldCommitments(stored.FieldCommitments, stored.HashAlgorithm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +716,7 @@ func TestV1EventsStillVerify(t *testing.T) {
 		t.Fatalf("CheckFieldCommitments of a v1 event = %v, %v; want nil", checks, err)
 	}
 	unknown := *v1
-	unknown.HashAlgorithm = "sha256-jcs-v3"
+	unknown.HashAlgorithm = "sha256-jcs-v9"
 	if _, _, err := models.RecomputeEvent(&unknown); models.FieldOf(err) != "hash_algorithm" {
 		t.Fatalf("unknown scheme: %v", err)
 	}
@@ -679,5 +732,92 @@ func TestFieldDigest(t *testing.T) {
 	}
 	if _, err := models.FieldDigest("s", "n", json.RawMessage(`{"a":`)); models.KindOf(err) != models.KindInvalid {
 		t.Fatalf("bad value: %v", err)
+	}
+}
+
+// TestCompactFieldCommitments: a never-redacted v3 event stores only its event salt and
+// verifies from it; the forms are read strictly (an event salt beside a commitment, an
+// explicit form keeping its event salt, a bad event salt, a compact v2 event: malformed),
+// and ExpandFieldCommitments gives the explicit form with the same digests and no event salt.
+func TestCompactFieldCommitments(t *testing.T) {
+	s := testSealer(t)
+	ev := sampleEvent("compact-org", time.Now())
+	if err := s.Seal(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if !models.CompactFieldCommitments(ev.FieldCommitments) || len(ev.FieldCommitments) != len(`{"salt":""}`)+22 {
+		t.Fatalf("a sealed v3 event stores %s", ev.FieldCommitments)
+	}
+	var stored map[string]string
+	_ = json.Unmarshal(ev.FieldCommitments, &stored)
+	if v, err := s.Verify(&ev); err != nil || !v.HashOK || len(v.Fields) == 0 {
+		t.Fatalf("compact: %+v, %v", v, err)
+	}
+	// The jsonb text form (a space after the colon) reads the same.
+	spaced := ev
+	spaced.FieldCommitments = json.RawMessage(`{"salt": "` + stored["salt"] + `"}`)
+	if v, err := s.Verify(&spaced); err != nil || !v.HashOK {
+		t.Fatalf("compact with a space: %+v, %v", v, err)
+	}
+	expanded, err := models.ExpandFieldCommitments(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	derived, _ := models.EventFieldCommitments(&ev)
+	explicit, err := models.ParseFieldCommitments(expanded, ev.HashAlgorithm)
+	if err != nil || !reflect.DeepEqual(explicit, derived) || strings.Contains(string(expanded), stored["salt"]) {
+		t.Fatalf("expanded %s (%v), derived %v", expanded, err, derived)
+	}
+	ex := ev
+	ex.FieldCommitments = expanded
+	if v, err := s.Verify(&ex); err != nil || !v.HashOK {
+		t.Fatalf("expanded: %+v, %v", v, err)
+	}
+	if _, err := models.ParseFieldCommitments(ev.FieldCommitments, ev.HashAlgorithm); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("ParseFieldCommitments of the compact form: %v", err)
+	}
+	if _, err := s.MarkField(ev.FieldCommitments, ev.HashAlgorithm, ev.Hash, "principalId", models.FieldPseudonymized,
+		models.JSONString("p")); models.KindOf(err) != models.KindInvalid {
+		t.Fatalf("MarkField on the compact form: %v", err)
+	}
+	var anyDigest string
+	for _, c := range derived {
+		anyDigest = c.Digest
+		break
+	}
+	for name, tc := range map[string]struct {
+		alg, raw string
+	}{
+		"compact with a digest":       {models.HashAlgorithmV3, `{"salt":"` + stored["salt"] + `","digest":"` + anyDigest + `"}`},
+		"explicit keeping the salt":   {models.HashAlgorithmV3, strings.Replace(string(expanded), "{", `{"salt":"`+stored["salt"]+`",`, 1)},
+		"short event salt":            {models.HashAlgorithmV3, `{"salt":"AAECAwQFBgcICQoLDA0O"}`},
+		"event salt not text":         {models.HashAlgorithmV3, `{"salt":{"digest":"` + anyDigest + `"}}`},
+		"event salt not base64url":    {models.HashAlgorithmV3, `{"salt":"AAECAwQFBgcICQoLDA0O+/"}`},
+		"compact under sha256-jcs-v2": {models.HashAlgorithmV2, `{"salt":"` + stored["salt"] + `"}`},
+		"event salt given twice":      {models.HashAlgorithmV3, `{"salt":"` + stored["salt"] + `","salt":"` + stored["salt"] + `"}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := ev
+			bad.HashAlgorithm, bad.FieldCommitments = tc.alg, json.RawMessage(tc.raw)
+			if _, err := s.Verify(&bad); models.KindOf(err) != models.KindInvalid || models.FieldOf(err) != "field_commitments" {
+				t.Fatalf("Verify of %s: %v", tc.raw, err)
+			}
+			if tc.alg == models.HashAlgorithmV3 && models.CompactFieldCommitments(bad.FieldCommitments) {
+				t.Fatalf("%s taken for the compact form", tc.raw)
+			}
+		})
+	}
+	// Field names longer than a block and escaped ones derive their salts as crypto/hmac does.
+	long := sampleEvent("compact-org", time.Now())
+	long.Details = json.RawMessage(`{"` + strings.Repeat("k", 100) + `":1,"q\"uote\u00e9":2,"ip":"10.0.0.1"}`)
+	if err := s.Seal(&long); err != nil {
+		t.Fatal(err)
+	}
+	checkV2AgainstReference(t, long)
+	// A value added to a compact event (a new details key) changes its hash.
+	added := ev
+	added.Details = json.RawMessage(`{"ip":"10.0.0.1","userAgent":"curl","extra":1}`)
+	if v, err := s.Verify(&added); err != nil || v.HashOK {
+		t.Fatalf("a details key added to a compact event verifies: %+v, %v", v, err)
 	}
 }

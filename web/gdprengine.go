@@ -52,5 +52,6 @@ func resultOf(r erasure.Result) gdpr.Result {
 	return gdpr.Result{Matched: r.Matched, Deleted: r.Deleted, Pseudonymized: r.Pseudonymized,
 		ArchivedDeleted: r.ArchivedDeleted, ArchivedPseudonymized: r.ArchivedPseudonymized,
 		ArchivesRewritten: r.ArchivesRewritten, Pseudonym: r.Pseudonym, AlreadyErasedBy: r.AlreadyErasedBy,
-		KeptWithIdentifier: r.KeptWithIdentifier}
+		MentionsRedacted: r.MentionsRedacted, MentionsLeft: r.MentionsLeft, MentionsLeftIDs: r.MentionsLeftIDs,
+		MentionsLeftWhy: r.MentionsLeftWhy}
 }

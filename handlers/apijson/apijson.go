@@ -97,8 +97,9 @@ type Event struct {
 	Hash               string          `json:"hash"`
 	SubjectDigest      string          `json:"subjectDigest"`
 	Signature          string          `json:"signature"`
-	// FieldCommitments are a sha256-jcs-v2 event's per-field digests (and salts, or states once
-	// erased or pseudonymized), which its hash covers; absent for sha256-jcs-v1.
+	// FieldCommitments are a sha256-jcs-v2/-v3 event's per-field digests (and salts, or states once
+	// erased or pseudonymized), which its hash covers; for a never-redacted v3 event the
+	// compact form, {"salt": event salt}, from which they are derived; absent for sha256-jcs-v1.
 	FieldCommitments json.RawMessage `json:"fieldCommitments,omitempty"`
 }
 
@@ -143,7 +144,7 @@ type Verification struct {
 	Checkpoint   *int64 `json:"checkpoint"`
 	VerifiedAt   string `json:"verifiedAt"`
 	VerifiedBy   string `json:"verifiedBy"`
-	// Fields is the commitment state of each personal field of a sha256-jcs-v2 event.
+	// Fields is the commitment state of each committed field of a sha256-jcs-v2/-v3 event.
 	Fields []models.FieldCheck `json:"fields,omitempty"`
 }
 

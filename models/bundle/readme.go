@@ -53,6 +53,15 @@ Check it by hand (docs/integrity.md of auditdb gives every byte):
      targetResourceId: pseudonymized, value the pseudonym) and no salt was redacted by the
      server, which vouches for it with "mac", an HMAC under its own key that cannot be
      checked offline (the server refuses to write a bundle whose MAC does not verify).
+     For sha256-jcs-v3 the document also has no details and no outcomeDescription: every
+     details key (details.<key>) and the outcome description (outcomeDescription) are
+     committed the same way; redacted free text is "pseudonymized" (the value holds the
+     text with the subject's identifier replaced by the pseudonym), personal keys "erased".
+     A v3 line nothing was redacted from has the compact "fieldCommitments"
+     {"salt": event salt} alone: every field present is committed, its salt is the first
+     16 bytes of HMAC-SHA256(key = the 16 bytes of the event salt, message = UTF-8 of the
+     field name) in base64url, and its digest is computed as above from that salt and the
+     value. A "salt" member beside any other is malformed.
   3. Every manifest entry but the removed ones has exactly one line, and every line one entry.
   4. For each manifest entry, leaf = SHA-256(0x00 || the 32 bytes of "hash"); fold the
      proof's hashes as RFC 6962 (RFC 9162 section 2.1.3.2) for leafIndex in the tree size:

@@ -56,7 +56,8 @@ type Report struct {
 	Archived     int // of which archived
 	Removed      int // manifest entries of removed events
 	Proofs       int // proofs that verified
-	// V2Events counts the event lines of scheme sha256-jcs-v2; Fields counts their personal
+	// V2Events counts the event lines of the per-field schemes (sha256-jcs-v2 and -v3);
+	// Fields counts their committed
 	// fields by state (models.FieldDisclosedOK, FieldErased, FieldPseudonymized; a
 	// FieldMismatch is a problem too), and FieldNotes names the first MaxProblems fields
 	// erased or pseudonymized. Such a field's digest still counts in the event's hash, but
@@ -69,7 +70,8 @@ type Report struct {
 	More       int      // problems found beyond those
 }
 
-// checkFields checks the personal fields of a sha256-jcs-v2 event line against their commitments.
+// checkFields checks the committed fields of a per-field (sha256-jcs-v2 or -v3) event line
+// against their commitments.
 func (r *Report) checkFields(l *models.ArchiveLine) {
 	fields, err := models.CheckFieldCommitments(l.Event())
 	if err != nil { // RecomputeEvent read them already; kept for safety
@@ -345,7 +347,7 @@ func Verify(r io.ReaderAt, size int64, trustedKeys []string) (*Report, error) {
 		if err == nil && digest != "" && digest != l.SubjectDigest {
 			rep.problem("event %d: changed: its personal fields and salt digest to %s, not its subjectDigest %s", l.ID, digest, l.SubjectDigest)
 		}
-		if err == nil && l.HashAlgorithm == models.HashAlgorithmV2 {
+		if err == nil && models.PerFieldScheme(l.HashAlgorithm) {
 			rep.V2Events++
 			rep.checkFields(&l)
 		}

@@ -77,13 +77,18 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	if err != nil {
 		return c, 0, err
 	}
-	var holds []models.LegalHold
-	if r.op == opErase {
-		if err := r.lockHolds(ctx, tx); err != nil {
+	// holds block the erasure of the subject's lines; mentionHolds (every op) keep the
+	// lines they cover out of the free-text redaction.
+	var holds, mentionHolds []models.LegalHold
+	if r.op == opErase || r.mentionArchives {
+		if _, err := tx.Exec(ctx, models.LockHoldsSQL, r.org); err != nil {
 			return c, 0, err
 		}
-		if holds, err = r.e.activeHolds(ctx, tx, r.org); err != nil {
+		if mentionHolds, err = r.e.activeHolds(ctx, tx, r.org); err != nil {
 			return c, 0, err
+		}
+		if r.op == opErase {
+			holds = mentionHolds
 		}
 	}
 	rd, err := models.OpenArchiveContent(meta, content)
@@ -101,6 +106,16 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	var sp span
 	err = readAll(rd, func(l *models.ArchiveLine) error {
 		if !r.s.matches(l) {
+			if r.mentionArchives {
+				ch, err := r.redactLineMentions(l, mentionHolds)
+				if err != nil {
+					return err
+				}
+				if ch {
+					c.mentions++
+					sp.add(l.Timestamp)
+				}
+			}
 			return b.Add(l)
 		}
 		sp.add(l.Timestamp)
@@ -118,29 +133,39 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 			return nil
 		}
 		f := fields{HashAlgorithm: l.HashAlgorithm, PrincipalID: l.PrincipalID, TargetResourceType: l.TargetResourceType,
-			TargetResourceID: l.TargetResourceID, Details: l.Details, Commitments: lineCommitments(l)}
+			TargetResourceID: l.TargetResourceID, OutcomeDescription: l.OutcomeDescription, Details: l.Details,
+			Commitments: lineCommitments(l)}
 		if err := r.transform(&f, l.Hash); err != nil {
 			return err
 		}
 		if f.leftInClear {
 			inClear++
 		}
-		if !f.changed {
-			return b.Add(l) // nothing could be changed
+		if f.changed {
+			l.PrincipalID, l.TargetResourceID, l.Details = f.PrincipalID, f.TargetResourceID, json.RawMessage(f.Details)
+			if f.clearSalt {
+				l.SubjectSalt = nil
+			}
+			setLineCommitments(l, f.Commitments)
+			c.archivedPseudonymized++
 		}
-		l.PrincipalID, l.TargetResourceID, l.Details = f.PrincipalID, f.TargetResourceID, json.RawMessage(f.Details)
-		if f.clearSalt {
-			l.SubjectSalt = nil
+		if r.mentionArchives {
+			ch, err := r.redactLineMentions(l, mentionHolds)
+			if err != nil {
+				return err
+			}
+			if ch {
+				c.mentions++
+				sp.add(l.Timestamp)
+			}
 		}
-		setLineCommitments(l, f.Commitments)
-		c.archivedPseudonymized++
 		return b.Add(l)
 	})
 	if err != nil {
 		return c, 0, err
 	}
 	c.archivedDeleted = int64(len(ids))
-	if c.archivedDeleted == 0 && c.archivedPseudonymized == 0 {
+	if c.archivedDeleted == 0 && c.archivedPseudonymized == 0 && c.mentions == 0 {
 		return counts{}, inClear, nil
 	}
 	now := r.e.Now().UTC()
@@ -154,7 +179,8 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	}
 	var newSum *string
 	note, _ := json.Marshal(map[string]any{"lastRewrite": map[string]any{"operation": string(r.op), "requestId": r.requestID,
-		"at": now.Format(time.RFC3339), "removed": c.archivedDeleted, "pseudonymized": c.archivedPseudonymized}})
+		"at": now.Format(time.RFC3339), "removed": c.archivedDeleted, "pseudonymized": c.archivedPseudonymized,
+		"mentionsRedacted": c.mentions}})
 	if b.Count() == 0 {
 		_, err = tx.Exec(ctx, `UPDATE archive_storage SET content = NULL, event_count = 0, deleted_at = $2,
 			metadata = metadata || $3::jsonb WHERE id = $1`, id, now, string(note))

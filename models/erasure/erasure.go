@@ -1,8 +1,12 @@
 // Package erasure erases and pseudonymizes a data subject's events (GDPR Art. 17 and the
 // pseudonymization of issue 15) while every remaining event still verifies: deleted events
 // leave a removed_events record (reason 'gdpr', the request id) that verification accepts,
-// kept events lose only fields outside their content hash (see docs/integrity.md), and the
-// Merkle log is never touched.
+// and kept events lose only what their scheme lets go without breaking their hash
+// (docs/integrity.md): under sha256-jcs-v1 the fields outside the content hash (the
+// principal, the personal details keys, the subject salt); under sha256-jcs-v2 and -v3 each
+// committed field on its own (its value replaced or removed, its salt dropped, its digest
+// kept, the server's redaction MAC added), which under -v3 also reaches free text naming the
+// subject in any event of the organization (mentions.go). The Merkle log is never touched.
 //
 // The work runs in batches, each in its own transaction that declares the purpose 'gdpr'
 // (the only way past audit_log's immutability). Every batch selects the subject's events by
@@ -105,7 +109,8 @@ func (st Strategy) Valid() bool {
 	return st == StrategyHash || st == StrategyToken || st == StrategyEncryption
 }
 
-// Progress is how far a run is; Phase is "log", "archives" or "done".
+// Progress is how far a run is; Phase is "log", "mentions" (free text naming the subject in
+// other events), "archives" or "done".
 type Progress struct {
 	Done, Total int64
 	Phase       string
@@ -127,10 +132,20 @@ type Result struct {
 	// another request that erased (or is erasing) the same subject: duplicate requests
 	// complete with 0 matched instead of waiting for events that are gone.
 	AlreadyErasedBy string
-	// KeptWithIdentifier counts the kept (critical) events that still hold one of the
-	// subject's identifiers in free text inside their content hash (outcome description or
-	// a non-personal details value), which cannot change without breaking the hash.
-	KeptWithIdentifier int64
+	// MentionsRedacted counts the events (in audit_log and archives, the subject's kept ones
+	// and any other of the organization) whose free text named one of the subject's
+	// identifiers and was pseudonymized field by field (sha256-jcs-v3: outcome description,
+	// details values), over every run of the request.
+	MentionsRedacted int64
+	// MentionsLeft counts the events that still name one of the identifiers in free text
+	// their scheme hashed in clear (sha256-jcs-v1 and -v2: the outcome description and the
+	// non-personal details values), which cannot change without breaking the hash; found
+	// by this run's own scan. MentionsLeftIDs names the first of them (at most 20).
+	MentionsLeft    int64
+	MentionsLeftIDs []int64
+	// MentionsLeftWhy says, for each of MentionsLeftIDs, why the event keeps the identifier
+	// (WhyOlderScheme, WhyHeld, WhyKeyName, WhyNumber, WhyUncommitted).
+	MentionsLeftWhy []string
 	// Pending counts the subject's events Erase had to delete but could not yet, because
 	// they are still waiting for the Merkle log (a few seconds after ingest); the run
 	// returns a KindUnavailable error and a retry finishes them.
@@ -175,7 +190,7 @@ func NewEngine(db *gorm.DB, trail *models.AuditTrail, key []byte) *Engine {
 	return &Engine{db: db, trail: trail, crypto: c, keyErr: err, Batch: 1000, Now: time.Now}
 }
 
-// sealer is the trail's sealer, whose key vouches for each redaction of a sha256-jcs-v2
+// sealer is the trail's sealer, whose key vouches for each redaction of a per-field
 // event (nil without a trail).
 func (e *Engine) sealer() *models.Sealer {
 	if e.trail == nil {
@@ -424,6 +439,11 @@ type run struct {
 	startMatched int64
 	// aliases are the subject's pseudonyms from earlier pseudonymizations (Erase only).
 	aliases []alias
+	// mentionArchives: this pass over the archives redacts (and counts) the lines whose
+	// free text mentions the subject (Erase and Pseudonymize, first subject only).
+	mentionArchives bool
+	// mentionIDList are the identifiers mentionArchives searches for (mentionIDs).
+	mentionIDList []string
 }
 
 func (r *run) report(phase string) {
@@ -516,13 +536,21 @@ func (e *Engine) start(ctx context.Context, op operation, org, requestID string,
 			return r.res, err
 		}
 	}
-	for _, sub := range subjects {
+	r.s = s
+	if err := r.eraseMentions(ctx); err != nil {
+		return r.res, err
+	}
+	for i, sub := range subjects {
 		r.s = sub
+		// The first pass over the archives also redacts every line mentioning any of the
+		// identifiers (mentions.go); the aliases' passes find none left.
+		r.mentionArchives = i == 0
 		r.report("archives")
 		if err := r.eraseArchives(ctx); err != nil {
 			return r.res, err
 		}
 	}
+	r.mentionArchives = false
 	r.s = s
 	if err := r.finish(ctx); err != nil {
 		return r.res, err
@@ -566,9 +594,9 @@ func (r *run) begin(ctx context.Context) error {
 			ON CONFLICT (organization_id, request_id, operation) DO UPDATE SET status = 'running', finished_at = NULL
 				WHERE r.subject_mac = excluded.subject_mac AND r.strategy = excluded.strategy
 			RETURNING strategy, subject_mac, pseudonym, deleted, pseudonymized, archived_deleted, archived_pseudonymized,
-				archives_rewritten`, r.org, r.requestID, string(r.op), string(r.st), mac, pseudonym, r.by.Principal(), e.Now().UTC()).Row()
+				archives_rewritten, mentions_redacted`, r.org, r.requestID, string(r.op), string(r.st), mac, pseudonym, r.by.Principal(), e.Now().UTC()).Row()
 		err := row.Scan(&gotStrategy, &gotMAC, &r.pseudonym, &r.res.Deleted, &r.res.Pseudonymized, &r.res.ArchivedDeleted,
-			&r.res.ArchivedPseudonymized, &r.res.ArchivesRewritten)
+			&r.res.ArchivedPseudonymized, &r.res.ArchivesRewritten, &r.res.MentionsRedacted)
 		if errors.Is(err, errNoRows) {
 			return models.Conflict("request", "request "+r.requestID+" was started for another subject or strategy")
 		}
@@ -626,18 +654,23 @@ func (e *Engine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) error) erro
 }
 
 // counts are one batch's changes, added to the run's totals in the batch's transaction.
-type counts struct{ deleted, pseudonymized, archivedDeleted, archivedPseudonymized, archivesRewritten int64 }
+// mentions counts events whose free text naming the subject was redacted (mentions.go).
+type counts struct {
+	deleted, pseudonymized, archivedDeleted, archivedPseudonymized, archivesRewritten, mentions int64
+}
 
 func (r *run) addCounts(ctx context.Context, tx pgx.Tx, c counts) error {
 	_, err := tx.Exec(ctx, `UPDATE gdpr_erasure_runs SET deleted = deleted + $4, pseudonymized = pseudonymized + $5,
 		archived_deleted = archived_deleted + $6, archived_pseudonymized = archived_pseudonymized + $7,
-		archives_rewritten = archives_rewritten + $8
+		archives_rewritten = archives_rewritten + $8, mentions_redacted = mentions_redacted + $9
 		WHERE organization_id = $1 AND request_id = $2 AND operation = $3`,
-		r.org, r.requestID, string(r.op), c.deleted, c.pseudonymized, c.archivedDeleted, c.archivedPseudonymized, c.archivesRewritten)
+		r.org, r.requestID, string(r.op), c.deleted, c.pseudonymized, c.archivedDeleted, c.archivedPseudonymized,
+		c.archivesRewritten, c.mentions)
 	return err
 }
 
 func (r *run) applied(c counts) {
+	r.res.MentionsRedacted += c.mentions
 	r.res.Deleted += c.deleted
 	r.res.Pseudonymized += c.pseudonymized
 	r.res.ArchivedDeleted += c.archivedDeleted
@@ -673,12 +706,12 @@ func (r *run) eraseLog(ctx context.Context) error {
 	// alone, not for every remaining event of the subject.
 	query := `WITH e AS (SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type,
 				e.target_resource_id, e.details, ` + commitmentsColumn + ` AS commitments, e.hash, e.organization_id,
-				e.correlation_id, e.tableoid, e.ctid, e.status
+				e.correlation_id, e.tableoid, e.ctid, e.status, e.outcome_description
 			FROM audit_log e WHERE e.organization_id = $1 AND ` + r.s.sql() + ` AND e.id > $5
 			ORDER BY e.id LIMIT $6 FOR UPDATE OF e)
 		SELECT e.id, e."timestamp", e.action, e.hash_algorithm, e.principal_id, e.target_resource_type, e.target_resource_id,
 			e.details, e.commitments, l.leaf_index, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, ` + heldSQL() + `,
-			e.status
+			e.status, e.outcome_description
 		FROM e LEFT JOIN audit_leaf l ON l.organization_id = e.organization_id AND l.audit_log_id = e.id
 		ORDER BY e.id`
 	var after int64
@@ -700,7 +733,8 @@ func (r *run) eraseLog(ctx context.Context) error {
 			for rows.Next() {
 				ev := &eventRow{}
 				if err := rows.Scan(&ev.ID, &ev.Timestamp, &ev.Action, &ev.HashAlgorithm, &ev.PrincipalID, &ev.TargetResourceType,
-					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held, &ev.Status); err != nil {
+					&ev.TargetResourceID, &ev.Details, &ev.Commitments, &ev.Leaf, &ev.Hash, &ev.partition, &ev.ctid, &ev.Held, &ev.Status,
+					&ev.OutcomeDescription); err != nil {
 					rows.Close()
 					return err
 				}
@@ -847,6 +881,7 @@ type fields struct {
 	PrincipalID        *string
 	TargetResourceType *string
 	TargetResourceID   *string
+	OutcomeDescription *string // read only: a compact sha256-jcs-v3 event's commitments are expanded from it
 	Details            []byte
 	Commitments        []byte
 	clearSalt          bool
@@ -1078,6 +1113,6 @@ func (e *Engine) audit(ctx context.Context, r *run) error {
 			"deleted": res.Deleted, "pseudonymized": res.Pseudonymized, "archivedDeleted": res.ArchivedDeleted,
 			"archivedPseudonymized": res.ArchivedPseudonymized, "archivesRewritten": res.ArchivesRewritten,
 			"leftInClear": res.LeftInClear, "pseudonym": res.Pseudonym, "removed": n,
-			"earlierPseudonyms": len(r.aliases), "keptWithIdentifier": res.KeptWithIdentifier,
+			"earlierPseudonyms": len(r.aliases), "mentionsRedacted": res.MentionsRedacted, "mentionsLeft": res.MentionsLeft,
 			"removedIdsSha256": hex.EncodeToString(h.Sum(nil))}})
 }

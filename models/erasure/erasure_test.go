@@ -41,8 +41,8 @@ type fixture struct {
 
 var dpo = models.Actor{UserID: 7, Email: "dpo@example.com"}
 
-// Schemes events are sealed with: every event with the first scheme, or every other one
-// with each (a third v1; the subject's events then span both).
+// Schemes events are sealed with: every event with the first scheme, or a third with each
+// of v1, v2 and v3 (the subject's events then span all three).
 const (
 	schemeV1    = "v1"
 	schemeMixed = "mixed"
@@ -100,8 +100,11 @@ func newSchemeFixture(t *testing.T, n, archived int, scheme string) *fixture {
 	}
 	for i := range evs {
 		seal := f.sealer.Seal
-		if scheme == schemeV1 || i%3 == 0 {
+		switch {
+		case scheme == schemeV1 || i%3 == 0:
 			seal = f.sealer.SealV1
+		case i%3 == 1:
+			seal = f.sealer.SealV2
 		}
 		if err := seal(&evs[i]); err != nil {
 			t.Fatal(err)
@@ -295,7 +298,7 @@ func testErase(t *testing.T, scheme string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(phases, ",") != "log,archives,done" {
+	if strings.Join(phases, ",") != "log,mentions,archives,done" {
 		t.Errorf("phases: %v", phases)
 	}
 	if res.Matched != before || res.Deleted+res.Pseudonymized+res.ArchivedDeleted+res.ArchivedPseudonymized != before {
@@ -362,7 +365,7 @@ func testErase(t *testing.T, scheme string) {
 		if byPrincipal && (ev.SubjectSalt != nil || strings.Contains(string(ev.Details), "email")) {
 			t.Fatalf("kept event %d keeps its salt or personal details: salt=%x details=%s", ev.ID, ev.SubjectSalt, ev.Details)
 		}
-		if !byPrincipal && ev.HashAlgorithm != models.HashAlgorithmV2 {
+		if !byPrincipal && !models.PerFieldScheme(ev.HashAlgorithm) {
 			t.Fatalf("kept a v1 event of the patient: %d", ev.ID)
 		}
 		checks, err := models.CheckFieldCommitments(&ev)
@@ -376,21 +379,22 @@ func testErase(t *testing.T, scheme string) {
 				t.Fatalf("kept event %d: %+v", ev.ID, c)
 			}
 		}
-		if ev.HashAlgorithm == models.HashAlgorithmV2 && byPrincipal && (states["principalId"] != models.FieldPseudonymized ||
+		if models.PerFieldScheme(ev.HashAlgorithm) && byPrincipal && (states["principalId"] != models.FieldPseudonymized ||
 			states["details.email"] != models.FieldErased || states["details.ip"] != models.FieldErased) {
 			t.Fatalf("kept v2 event %d field states: %v", ev.ID, states)
 		}
-		if ev.HashAlgorithm == models.HashAlgorithmV2 && !byPrincipal && states["targetResourceId"] != models.FieldPseudonymized {
+		if models.PerFieldScheme(ev.HashAlgorithm) && !byPrincipal && states["targetResourceId"] != models.FieldPseudonymized {
 			t.Fatalf("kept v2 event %d of the patient: %v", ev.ID, states)
 		}
 		if ev.Action != "auth.login.success" && ev.Action != "data.access.unauthorized" {
 			t.Fatalf("kept a non-critical event: %s", ev.Action)
 		}
 	}
-	if scheme == schemeMixed && (byScheme[models.HashAlgorithmV1] == 0 || byScheme[models.HashAlgorithmV2] == 0) {
+	if scheme == schemeMixed && (byScheme[models.HashAlgorithmV1] == 0 || byScheme[models.HashAlgorithmV2] == 0 ||
+		byScheme[models.HashAlgorithmV3] == 0) {
 		t.Fatalf("kept events by scheme: %v", byScheme)
 	}
-	if scheme == schemeV1 && byScheme[models.HashAlgorithmV2] != 0 {
+	if scheme == schemeV1 && byScheme[models.HashAlgorithmV2]+byScheme[models.HashAlgorithmV3] != 0 {
 		t.Fatalf("kept events by scheme: %v", byScheme)
 	}
 	if found := f.traces(rdb, prefix, "user-3", "p-42", "user-3@example.com"); len(found) > 0 {

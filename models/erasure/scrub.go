@@ -66,9 +66,6 @@ func (r *run) scrub(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("erasure: scrub identifiers: %w", err)
 	}
-	if err := r.countKeptWithIdentifier(ctx, ids); err != nil {
-		return fmt.Errorf("erasure: count kept events holding the identifier: %w", err)
-	}
 	return nil
 }
 
@@ -117,26 +114,6 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 		}
 	}
 	return nil
-}
-
-// countKeptWithIdentifier counts, in r.res.KeptWithIdentifier, the kept events (now under
-// the run's pseudonym) whose outcome description or details still hold one of ids: text
-// inside their content hash, which cannot change (see docs/gdpr-erasure.md).
-func (r *run) countKeptWithIdentifier(ctx context.Context, ids []string) error {
-	if r.op != opErase || len(ids) == 0 {
-		return nil
-	}
-	esc := make([]string, len(ids))
-	for i, id := range ids {
-		esc[i] = jsonEscaped(id)
-	}
-	return models.WithPgx(ctx, r.e.db, func(conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, `SELECT count(*) FROM audit_log e WHERE e.organization_id = $1
-			AND (e.principal_id = $2 OR e.target_resource_id = $2)
-			AND EXISTS (SELECT 1 FROM unnest($3::text[], $4::text[]) AS u(id, esc)
-				WHERE strpos(coalesce(e.outcome_description, ''), u.id) > 0 OR strpos(coalesce(e.details::text, ''), u.esc) > 0)`,
-			r.org, r.pseudonym, ids, esc).Scan(&r.res.KeptWithIdentifier)
-	})
 }
 
 // scrubDeadLetters deletes (erasure) or rewrites (pseudonymization) the organization's dead

@@ -26,7 +26,7 @@ const (
 // Strategies are the strategies in the order the form offers them.
 var Strategies = []Strategy{StrategyHash, StrategyToken, StrategyEncryption}
 
-// Progress is how far an erasure or pseudonymization has got; Phase is "log", "archives"
+// Progress is how far an erasure or pseudonymization has got; Phase is "log", "mentions", "archives"
 // or "done".
 type Progress struct {
 	Done, Total int64
@@ -45,8 +45,18 @@ type Result struct {
 	// AlreadyErasedBy names another request that had erased the subject when this one
 	// found nothing left to erase.
 	AlreadyErasedBy string `json:"already_erased_by,omitempty"`
-	// KeptWithIdentifier counts kept events still holding an identifier in hashed free text.
-	KeptWithIdentifier int64 `json:"kept_with_identifier,omitempty"`
+	// MentionsRedacted counts events whose free text named the subject and was pseudonymized
+	// field by field (scheme sha256-jcs-v3).
+	MentionsRedacted int64 `json:"mentions_redacted,omitempty"`
+	// MentionsLeft counts events still naming the subject in free text: their older scheme
+	// hashed it in clear, a legal hold covers them, or the identifier is a details key's
+	// name or a number. MentionsLeftIDs names the first of them, MentionsLeftWhy says why
+	// for each ("older hashing scheme sha256-jcs-v2", "under legal hold <name>", "the field
+	// name itself names the subject: details.<key>", "the identifier is a number, not text:
+	// details.<key>").
+	MentionsLeft    int64    `json:"mentions_left,omitempty"`
+	MentionsLeftIDs []int64  `json:"mentions_left_ids,omitempty"`
+	MentionsLeftWhy []string `json:"mentions_left_why,omitempty"`
 }
 
 // Hold is a legal hold covering at least one of a subject's events.

@@ -178,10 +178,42 @@ func erasureDetail(res Result) string {
 	}
 	d := fmt.Sprintf("erasure completed: %d events deleted, %d kept pseudonymized, %d archived events deleted, %d archived kept pseudonymized",
 		res.Deleted, res.Pseudonymized, res.ArchivedDeleted, res.ArchivedPseudonymized)
-	if res.KeptWithIdentifier > 0 {
-		d += fmt.Sprintf("; %d kept events still contain the identifier in free text inside their content hash", res.KeptWithIdentifier)
+	return d + mentionsDetail(res)
+}
+
+// mentionsDetail is what a completion summary says of other events' free text naming the
+// subject: how many were pseudonymized, and which still name it and why (an older hashing
+// scheme, a legal hold, the identifier as a details key's name or a number).
+func mentionsDetail(res Result) string {
+	var d string
+	if res.MentionsRedacted > 0 {
+		d += fmt.Sprintf("; %d events mentioning the subject in free text pseudonymized", res.MentionsRedacted)
+	}
+	if res.MentionsLeft > 0 {
+		d += fmt.Sprintf("; %d events still contain the identifier in free text, left: %s", res.MentionsLeft, MentionsLeftText(res))
 	}
 	return d
+}
+
+// MentionsLeftText names the events res left naming the subject in free text, each with why
+// ("event 12 (older hashing scheme sha256-jcs-v1)", "event 40 (under legal hold Litigation)"),
+// and how many more there are; "" when none is left.
+func MentionsLeftText(res Result) string {
+	if res.MentionsLeft == 0 {
+		return ""
+	}
+	parts := make([]string, len(res.MentionsLeftIDs))
+	for i, id := range res.MentionsLeftIDs {
+		parts[i] = "event " + strconv.FormatInt(id, 10)
+		if i < len(res.MentionsLeftWhy) && res.MentionsLeftWhy[i] != "" {
+			parts[i] += " (" + res.MentionsLeftWhy[i] + ")"
+		}
+	}
+	named := strings.Join(parts, ", ")
+	if more := res.MentionsLeft - int64(len(parts)); more > 0 {
+		named += fmt.Sprintf(" and %d more", more)
+	}
+	return named
 }
 
 // StartPseudonymization replaces the identifiers of the subject of org's pseudonymization
@@ -203,7 +235,7 @@ func (r *Runner) StartPseudonymization(ctx context.Context, org, id string, st S
 	r.background(func(ctx context.Context) {
 		res, err := r.Engine.Pseudonymize(ctx, org, id, req.Subject, st, by, func(p Progress) { r.Store.progress(ctx, id, p) })
 		r.finish(ctx, req, res, err, by, fmt.Sprintf("pseudonymization completed (%s): %d events, %d archived events",
-			st, res.Pseudonymized, res.ArchivedPseudonymized))
+			st, res.Pseudonymized, res.ArchivedPseudonymized)+mentionsDetail(res))
 	})
 	return req, nil
 }

@@ -218,8 +218,8 @@ type OrgReport struct {
 	// RemovedBy says what removed them, one line per policy and run, e.g.
 	// "12 events removed by retention policy standard in run 3".
 	RemovedBy []string
-	// V2Events counts the sha256-jcs-v2 events checked (live and archived); ErasedFields and
-	// PseudonymizedFields count their personal fields an erasure or pseudonymization changed
+	// V2Events counts the per-field (sha256-jcs-v2 and -v3) events checked (live and
+	// archived); ErasedFields and PseudonymizedFields count their committed fields an erasure or pseudonymization changed
 	// (digest kept, so the event still verifies).
 	V2Events            int64
 	ErasedFields        int64
@@ -230,7 +230,7 @@ type OrgReport struct {
 
 // countFields adds a checked event's field states to the report.
 func (r *OrgReport) countFields(ev *models.Event, res models.Verification) {
-	if ev.HashAlgorithm != models.HashAlgorithmV2 {
+	if !models.PerFieldScheme(ev.HashAlgorithm) {
 		return
 	}
 	r.V2Events++

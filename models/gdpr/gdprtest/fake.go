@@ -25,6 +25,10 @@ type Engine struct {
 	// Gate, when set, holds Erase and Pseudonymize after their first progress report until
 	// it is closed, so a test can see an operation running.
 	Gate chan struct{}
+	// LeftIDs and LeftWhy are the events an erasure reports still naming the subject in
+	// free text, and why.
+	LeftIDs []int64
+	LeftWhy []string
 	// Erased and Lookups record the calls (request ids; reasons).
 	Erased, Lookups []string
 }
@@ -75,7 +79,8 @@ func (e *Engine) Erase(ctx context.Context, org, requestID string, s gdpr.Subjec
 	if err := e.run(ctx, requestID, progress); err != nil {
 		return gdpr.Result{}, err
 	}
-	return gdpr.Result{Matched: e.Events, Deleted: e.Events, Pseudonym: e.Pseudonym}, nil
+	return gdpr.Result{Matched: e.Events, Deleted: e.Events, Pseudonym: e.Pseudonym,
+		MentionsLeft: int64(len(e.LeftIDs)), MentionsLeftIDs: e.LeftIDs, MentionsLeftWhy: e.LeftWhy}, nil
 }
 
 // Pseudonymize reports Events pseudonymized under Pseudonym.

@@ -215,7 +215,7 @@ type IntegrityProps struct {
 	Log        string
 	Checkpoint string // the checkpoint number, "" until one includes the event
 	Last       *VerificationView
-	// Fields is the commitment state of each personal field of a sha256-jcs-v2 event (none
+	// Fields is the commitment state of each committed field of a sha256-jcs-v2/-v3 event (none
 	// for the first scheme).
 	Fields []FieldStateView
 }

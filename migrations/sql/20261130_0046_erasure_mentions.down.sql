@@ -1,0 +1,1 @@
+ALTER TABLE gdpr_erasure_runs DROP COLUMN mentions_redacted;
