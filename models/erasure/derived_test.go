@@ -99,6 +99,17 @@ func TestEraseReachesRollupsAndStoredReports(t *testing.T) {
 		f.org).Error; err != nil {
 		t.Fatal(err)
 	}
+	// Named in another case, and beside a longer identifier it must not touch.
+	if err := f.db.Exec(`INSERT INTO report_executions (id, organization_id, scheduled_time, status, criteria, formats)
+		VALUES ('rex-case', ?, now(), 'failed', '{"type":"GENERAL_COMPLIANCE","principal":"USER-3"}', '["csv"]')`,
+		f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Exec(`INSERT INTO alerts (id, organization_id, severity, type, title, description, principal, resolution_notes)
+		VALUES ('alert_case', ?, 'HIGH', 'SECURITY', '5 failed sign-ins for User-3', 'not user-34, not xuser-3', 'USER-3', 'checked with User-3')`,
+		f.org).Error; err != nil {
+		t.Fatal(err)
+	}
 	s := erasure.Subject{PrincipalID: "user-3"}
 	res, err := f.engine.Erase(ctx, f.org, "req-r", s, dpo, nil)
 	if err != nil {
@@ -115,6 +126,17 @@ func TestEraseReachesRollupsAndStoredReports(t *testing.T) {
 		WHERE id = 'rex-filtered'`).Scan(&crit).Error; err != nil || crit.Principal != res.Pseudonym || crit.Action != "user-3x" {
 		t.Errorf("a report's criteria after the erasure: %+v (%v); want the principal %q and the other filter untouched",
 			crit, err, res.Pseudonym)
+	}
+	var other string
+	f.db.Raw(`SELECT criteria->>'principal' FROM report_executions WHERE id = 'rex-case'`).Scan(&other)
+	if other != res.Pseudonym {
+		t.Errorf("a report's criteria naming the subject in capitals kept %q, want the pseudonym", other)
+	}
+	var a struct{ Title, Description, Principal, ResolutionNotes string }
+	f.db.Raw(`SELECT title, description, principal, resolution_notes FROM alerts WHERE id = 'alert_case'`).Scan(&a)
+	if want := (struct{ Title, Description, Principal, ResolutionNotes string }{"5 failed sign-ins for " + res.Pseudonym,
+		"not user-34, not xuser-3", res.Pseudonym, "checked with " + res.Pseudonym}); a != want {
+		t.Errorf("an alert naming the subject in other cases, beside longer identifiers: %+v, want %+v", a, want)
 	}
 	if got := f.count(`SELECT coalesce(sum(events), 0) FROM event_counts_daily WHERE organization_id = ? AND kind = 'principal'
 		AND value = ?`, f.org, res.Pseudonym); got != res.Pseudonymized {

@@ -64,8 +64,9 @@ func (r *run) mentionIDs() []string {
 	return ids
 }
 
-// prefixFold returns the length of the prefix of s that equals sub under Unicode simple case
-// folding, or -1.
+// prefixFold returns the length of the prefix of s that equals sub letter for letter in
+// lower case (unicode.ToLower, the mapping PostgreSQL's lower() applies, so the scan in SQL
+// and the match here agree), or -1.
 func prefixFold(s, sub string) int {
 	i := 0
 	for j := 0; j < len(sub); {
@@ -74,7 +75,7 @@ func prefixFold(s, sub string) int {
 		}
 		a, na := utf8.DecodeRuneInString(s[i:])
 		b, nb := utf8.DecodeRuneInString(sub[j:])
-		if a != b && !foldEqual(a, b) {
+		if a != b && unicode.ToLower(a) != unicode.ToLower(b) {
 			return -1
 		}
 		i, j = i+na, j+nb
@@ -82,22 +83,38 @@ func prefixFold(s, sub string) int {
 	return i
 }
 
-func foldEqual(a, b rune) bool {
-	for r := unicode.SimpleFold(a); r != a; r = unicode.SimpleFold(r) {
-		if r == b {
-			return true
+// wordChar reports whether r continues an identifier: a letter or a digit.
+func wordChar(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// matchAt returns the length of the longest of ids at s[i:] where no letter or digit adjoins
+// it (pat-123 is not named in pat-1234 or xpat-123), or -1.
+func matchAt(s string, i int, ids []string) int {
+	if i > 0 {
+		if r, _ := utf8.DecodeLastRuneInString(s[:i]); wordChar(r) {
+			return -1
 		}
 	}
-	return false
+	best := -1
+	for _, id := range ids {
+		n := prefixFold(s[i:], id)
+		if n <= best {
+			continue
+		}
+		if i+n < len(s) {
+			if r, _ := utf8.DecodeRuneInString(s[i+n:]); wordChar(r) {
+				continue
+			}
+		}
+		best = n
+	}
+	return best
 }
 
-// containsAny reports whether s contains one of ids, case-insensitively.
+// containsAny reports whether s names one of ids (see matchAt).
 func containsAny(s string, ids []string) bool {
 	for i := 0; i < len(s); {
-		for _, id := range ids {
-			if prefixFold(s[i:], id) >= 0 {
-				return true
-			}
+		if matchAt(s, i, ids) > 0 {
+			return true
 		}
 		_, n := utf8.DecodeRuneInString(s[i:])
 		i += n
@@ -105,18 +122,12 @@ func containsAny(s string, ids []string) bool {
 	return false
 }
 
-// replaceAny replaces every case-insensitive occurrence of one of ids in s by repl.
+// replaceAny replaces every place s names one of ids (see matchAt) by repl.
 func replaceAny(s string, ids []string, repl string) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(s); {
-		matched := -1
-		for _, id := range ids {
-			if n := prefixFold(s[i:], id); n > matched {
-				matched = n
-			}
-		}
-		if matched > 0 {
+		if matched := matchAt(s, i, ids); matched > 0 {
 			b.WriteString(s[last:i])
 			b.WriteString(repl)
 			i += matched

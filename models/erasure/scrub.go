@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 
@@ -70,50 +72,82 @@ func (r *run) scrub(ctx context.Context) error {
 }
 
 func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
-	esc, pesc := jsonEscaped(id), jsonEscaped(pseudonym)
+	// The identifier is matched as mention matching does in events (mentions.go): in any
+	// case, and only where no letter or digit adjoins it, so erasing pat-123 leaves
+	// pat-1234 alone. re matches it in text, reJSON in the text form of a jsonb value (escaped
+	// as a JSON string), reString as a whole JSON string; the pseudonym (ers_ or pse_ and
+	// base64url) holds nothing a replacement string would read as a back reference.
+	args := pgx.NamedArgs{"org": org, "id": id, "pseudonym": pseudonym, "pjson": jsonEscaped(pseudonym),
+		"re": mentionRegex(id), "reJSON": mentionRegex(jsonEscaped(id)), "reString": `"` + regexQuote(jsonEscaped(id)) + `"`}
 	stmts := []string{
-		`UPDATE alerts SET title = left(replace(title, $2, $3), 500), description = replace(description, $2, $3),
-			resolution_notes = replace(resolution_notes, $2, $3),
-			principal = CASE WHEN principal = $2 THEN left($3, 255) ELSE principal END,
-			metadata = replace(metadata::text, $4, $5)::jsonb, updated_at = now()
-		WHERE organization_id = $1 AND (strpos(title, $2) > 0 OR strpos(coalesce(description, ''), $2) > 0
-			OR strpos(coalesce(resolution_notes, ''), $2) > 0 OR principal = $2 OR strpos(coalesce(metadata::text, ''), $4) > 0)`,
-		`UPDATE alert_deliveries SET payload = replace(payload::text, $4, $5)::jsonb,
-			last_error = replace(last_error, $2, $3)
-		WHERE organization_id = $1 AND (strpos(payload::text, $4) > 0 OR strpos(coalesce(last_error, ''), $2) > 0)`,
-		`UPDATE detection_hit_run SET group_key = $3 WHERE organization_id = $1 AND group_key = $2 AND $4 = $4 AND $5 = $5`,
-		`UPDATE error_log SET message = replace(message, $2, $3),
-			user_id = CASE WHEN user_id = $2 THEN left($3, 255) ELSE user_id END,
-			context = replace(context::text, $4, $5)::jsonb, troubleshooting = replace(troubleshooting::text, $4, $5)::jsonb
-		WHERE organization_id = $1 AND (strpos(message, $2) > 0 OR user_id = $2 OR strpos(coalesce(context::text, ''), $4) > 0
-			OR strpos(coalesce(troubleshooting::text, ''), $4) > 0)`,
+		`UPDATE alerts SET title = left(regexp_replace(title, @re, @pseudonym, 'gi'), 500),
+			description = regexp_replace(description, @re, @pseudonym, 'gi'),
+			resolution_notes = regexp_replace(resolution_notes, @re, @pseudonym, 'gi'),
+			principal = CASE WHEN lower(principal) = lower(@id) THEN left(@pseudonym, 255) ELSE principal END,
+			metadata = regexp_replace(metadata::text, @reJSON, @pjson, 'gi')::jsonb, updated_at = now()
+		WHERE organization_id = @org AND (title ~* @re OR coalesce(description, '') ~* @re
+			OR coalesce(resolution_notes, '') ~* @re OR lower(principal) = lower(@id) OR coalesce(metadata::text, '') ~* @reJSON)`,
+		`UPDATE alert_deliveries SET payload = regexp_replace(payload::text, @reJSON, @pjson, 'gi')::jsonb,
+			last_error = regexp_replace(last_error, @re, @pseudonym, 'gi')
+		WHERE organization_id = @org AND (payload::text ~* @reJSON OR coalesce(last_error, '') ~* @re)`,
+		`UPDATE detection_hit_run SET group_key = @pseudonym WHERE organization_id = @org AND lower(group_key) = lower(@id)`,
+		`UPDATE error_log SET message = regexp_replace(message, @re, @pseudonym, 'gi'),
+			user_id = CASE WHEN lower(user_id) = lower(@id) THEN left(@pseudonym, 255) ELSE user_id END,
+			context = regexp_replace(context::text, @reJSON, @pjson, 'gi')::jsonb,
+			troubleshooting = regexp_replace(troubleshooting::text, @reJSON, @pjson, 'gi')::jsonb
+		WHERE organization_id = @org AND (message ~* @re OR lower(user_id) = lower(@id) OR coalesce(context::text, '') ~* @reJSON
+			OR coalesce(troubleshooting::text, '') ~* @reJSON)`,
 		// Released legal holds (active ones block an erasure) keep their record, naming the
 		// pseudonym instead; legal_holds is not hashed.
-		`UPDATE legal_holds SET name = left(replace(name, $2, $3), 200), reason = replace(reason, $2, $3),
-			principal_id = CASE WHEN principal_id = $2 THEN left($3, 255) ELSE principal_id END,
-			resource_id = CASE WHEN resource_id = $2 THEN left($3, 255) ELSE resource_id END,
-			correlation_id = CASE WHEN correlation_id = $2 THEN left($3, 255) ELSE correlation_id END
-		WHERE organization_id = $1 AND released_at IS NOT NULL AND (strpos(name, $2) > 0 OR strpos(reason, $2) > 0
-			OR principal_id = $2 OR resource_id = $2 OR correlation_id = $2) AND $4 = $4 AND $5 = $5`,
+		`UPDATE legal_holds SET name = left(regexp_replace(name, @re, @pseudonym, 'gi'), 200),
+			reason = regexp_replace(reason, @re, @pseudonym, 'gi'),
+			principal_id = CASE WHEN lower(principal_id) = lower(@id) THEN left(@pseudonym, 255) ELSE principal_id END,
+			resource_id = CASE WHEN lower(resource_id) = lower(@id) THEN left(@pseudonym, 255) ELSE resource_id END,
+			correlation_id = CASE WHEN lower(correlation_id) = lower(@id) THEN left(@pseudonym, 255) ELSE correlation_id END
+		WHERE organization_id = @org AND released_at IS NOT NULL AND (name ~* @re OR reason ~* @re
+			OR lower(principal_id) = lower(@id) OR lower(resource_id) = lower(@id) OR lower(correlation_id) = lower(@id))`,
 		// What a report was asked for (a principal or patient filter) names the subject as a
 		// whole JSON string: executions, templates and schedules take the pseudonym.
-		`UPDATE report_executions SET criteria = replace(criteria::text, '"' || $4 || '"', '"' || $5 || '"')::jsonb
-		WHERE organization_id = $1 AND strpos(criteria::text, '"' || $4 || '"') > 0 AND $2 = $2 AND $3 = $3`,
-		`UPDATE report_templates SET default_criteria = replace(default_criteria::text, '"' || $4 || '"', '"' || $5 || '"')::jsonb
-		WHERE organization_id = $1 AND strpos(coalesce(default_criteria::text, ''), '"' || $4 || '"') > 0 AND $2 = $2 AND $3 = $3`,
-		`UPDATE scheduled_reports SET criteria = replace(criteria::text, '"' || $4 || '"', '"' || $5 || '"')::jsonb
-		WHERE organization_id = $1 AND strpos(coalesce(criteria::text, ''), '"' || $4 || '"') > 0 AND $2 = $2 AND $3 = $3`,
-		`UPDATE error_aggregation SET title = replace(title, $2, $3),
-			affected_users = replace(affected_users::text, $4, $5)::jsonb, samples = replace(samples::text, $4, $5)::jsonb
-		WHERE organization_id = $1 AND (strpos(title, $2) > 0 OR strpos(coalesce(affected_users::text, ''), $4) > 0
-			OR strpos(coalesce(samples::text, ''), $4) > 0)`,
+		`UPDATE report_executions SET criteria = regexp_replace(criteria::text, @reString, '"' || @pjson || '"', 'gi')::jsonb
+		WHERE organization_id = @org AND criteria::text ~* @reString`,
+		`UPDATE report_templates SET default_criteria = regexp_replace(default_criteria::text, @reString, '"' || @pjson || '"', 'gi')::jsonb
+		WHERE organization_id = @org AND coalesce(default_criteria::text, '') ~* @reString`,
+		`UPDATE scheduled_reports SET criteria = regexp_replace(criteria::text, @reString, '"' || @pjson || '"', 'gi')::jsonb
+		WHERE organization_id = @org AND coalesce(criteria::text, '') ~* @reString`,
+		`UPDATE error_aggregation SET title = regexp_replace(title, @re, @pseudonym, 'gi'),
+			affected_users = regexp_replace(affected_users::text, @reJSON, @pjson, 'gi')::jsonb,
+			samples = regexp_replace(samples::text, @reJSON, @pjson, 'gi')::jsonb
+		WHERE organization_id = @org AND (title ~* @re OR coalesce(affected_users::text, '') ~* @reJSON
+			OR coalesce(samples::text, '') ~* @reJSON)`,
+	}
+	if strings.ContainsAny(pseudonym, `\&`) {
+		return fmt.Errorf("erasure: pseudonym %q would be read as a back reference", pseudonym)
 	}
 	for _, q := range stmts {
-		if _, err := tx.Exec(ctx, q, org, id, pseudonym, esc, pesc); err != nil {
+		if _, err := tx.Exec(ctx, q, args); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// regexQuote returns s as a PostgreSQL regular expression matching s literally: every
+// character but letters and digits escaped (an escaped letter or digit would be a class or
+// a back reference).
+func regexQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// mentionRegex matches s where no letter or digit adjoins it, as isMention does in Go.
+func mentionRegex(s string) string {
+	return `(?<![[:alnum:]])` + regexQuote(s) + `(?![[:alnum:]])`
 }
 
 // scrubDeadLetters deletes (erasure) or rewrites (pseudonymization) the organization's dead
