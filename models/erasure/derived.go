@@ -173,7 +173,17 @@ func (r *run) dropSubjectRollups(ctx context.Context, tx pgx.Tx, principal strin
 			return err
 		}
 	}
-	_, err := tx.Exec(ctx, `DELETE FROM event_counts_daily WHERE organization_id = $1 AND kind = 'principal' AND value = $2`,
-		r.org, principal)
+	// The principal in another case names the subject too: its events were pseudonymized
+	// (free text and principal alike, mentions.go), so its counts move to the pseudonym.
+	if _, err := tx.Exec(ctx, `INSERT INTO event_counts_daily AS d (organization_id, day, kind, value, events, failures)
+		SELECT organization_id, day, kind, left($3, 255), sum(events), sum(failures) FROM event_counts_daily
+		WHERE organization_id = $1 AND kind = 'principal' AND lower(value) = lower($2) AND value <> $2
+		GROUP BY organization_id, day, kind ORDER BY day
+		ON CONFLICT (organization_id, day, kind, value) DO UPDATE SET events = d.events + EXCLUDED.events,
+			failures = d.failures + EXCLUDED.failures`, r.org, principal, r.pseudonym); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM event_counts_daily WHERE organization_id = $1 AND kind = 'principal'
+		AND lower(value) = lower($2)`, r.org, principal)
 	return err
 }

@@ -34,6 +34,7 @@ const (
 	WhyKeyName     = "the field name itself names the subject: "                 // + details.<key>: a commitment's name cannot change
 	WhyNumber      = "the identifier is a number, not text: "                    // + details.<key>: a number has no text to replace
 	WhyUncommitted = "a value without a commitment (reported by verification): " // + the field
+	WhyInClear     = "a field every scheme hashes in clear: "                    // + action, correlationId or targetResourceType
 )
 
 // minMention is the shortest identifier searched for in free text: a shorter one (a
@@ -191,9 +192,13 @@ type freeText struct {
 	Outcome       *string
 	Details       []byte
 	Commitments   []byte
-	// Principal and Target are read only: a compact sha256-jcs-v3 event's commitments are
-	// expanded from every value it committed.
+	// Principal and Target are committed in sha256-jcs-v2 and -v3: a principal or target id
+	// that names the subject without being it (another case, a longer id holding it) is
+	// pseudonymized like free text. A compact sha256-jcs-v3 event's commitments are expanded
+	// from every value it committed.
 	Principal, Target *string
+	// Action, Correlation and TargetType are read only: every scheme hashes them in clear.
+	Action, Correlation, TargetType *string
 }
 
 // redactMentions pseudonymizes, in t, every committed free-text field that names one of ids
@@ -204,10 +209,25 @@ type freeText struct {
 // hashed the text in clear, the identifier is a details key's name (which a commitment's
 // name cannot lose) or a number.
 func (r *run) redactMentions(t *freeText, ids []string, held string) (changed bool, left string, err error) {
-	outcomeHit := t.Outcome != nil && containsAny(*t.Outcome, ids)
+	names := func(v *string) bool { return v != nil && containsAny(*v, ids) }
+	outcomeHit := names(t.Outcome)
 	detailsHit := len(t.Details) > 0 && (containsAny(string(t.Details), ids) || containsEscaped(t.Details, ids))
-	if !outcomeHit && !detailsHit {
-		return false, "", nil
+	// The subject's own events (its principal, its resource) are the log phase's; here a
+	// principal or target that names the subject without being it: another case, a longer
+	// id holding it, the same id as a resource of another type.
+	principalHit := names(t.Principal) && !r.subjectPrincipal(*t.Principal)
+	targetHit := names(t.Target) && !r.subjectResource(t.TargetType, *t.Target)
+	var inClear string
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"action", t.Action}, {"correlationId", t.Correlation}, {"targetResourceType", t.TargetType}} {
+		if names(f.v) && inClear == "" {
+			inClear = WhyInClear + f.name
+		}
+	}
+	if !outcomeHit && !detailsHit && !principalHit && !targetHit {
+		return false, inClear, nil
 	}
 	if held != "" {
 		return false, WhyHeld + held, nil
@@ -238,6 +258,27 @@ func (r *run) redactMentions(t *freeText, ids []string, held string) (changed bo
 		if left == "" {
 			left = why
 		}
+	}
+	if inClear != "" {
+		leave(inClear)
+	}
+	for _, f := range []struct {
+		name string
+		v    **string
+		hit  bool
+	}{{models.FieldPrincipalID, &t.Principal, principalHit}, {models.FieldTargetResourceID, &t.Target, targetHit}} {
+		if !f.hit {
+			continue
+		}
+		if _, ok := fc[f.name]; !ok {
+			leave(WhyUncommitted + f.name)
+			continue
+		}
+		v := replaceAny(**f.v, ids, r.pseudonym)
+		if c, err = sealer.MarkField(c, t.HashAlgorithm, t.Hash, f.name, models.FieldPseudonymized, models.JSONString(v)); err != nil {
+			return false, "", err
+		}
+		*f.v, changed = &v, true
 	}
 	if outcomeHit {
 		if _, ok := fc[models.FieldOutcomeDescription]; ok {
@@ -361,20 +402,21 @@ func (r *run) eraseMentions(ctx context.Context) error {
 	for _, id := range ids {
 		args = append(args, strings.ToLower(id), strings.ToLower(jsonEscaped(id)))
 		n := len(args)
-		conds = append(conds, fmt.Sprintf(`strpos(lower(e.outcome_description), $%d) > 0 OR strpos(lower(e.details::text), $%d) > 0`,
-			n-1, n))
+		conds = append(conds, fmt.Sprintf(`strpos(lower(e.outcome_description), $%[1]d) > 0 OR strpos(lower(e.details::text), $%[2]d) > 0
+			OR strpos(lower(e.principal_id), $%[1]d) > 0 OR strpos(lower(e.target_resource_id), $%[1]d) > 0
+			OR strpos(lower(e.action), $%[1]d) > 0 OR strpos(lower(e.correlation_id), $%[1]d) > 0
+			OR strpos(lower(e.target_resource_type), $%[1]d) > 0`, n-1, n))
 	}
 	var cands []mentionCandidate
 	err := models.WithPgx(ctx, r.e.db, func(conn *pgx.Conn) error {
 		rows, _ := conn.Query(ctx, `SELECT e.id, e."timestamp", e.hash_algorithm FROM audit_log e
 			WHERE e.organization_id = $1 AND (`+strings.Join(conds, " OR ")+`) ORDER BY e.id`, args...)
 		var c mentionCandidate
+		// Every candidate goes through the batches, whatever its scheme: the scan compares
+		// substrings, the batch names the subject only where the whole identifier stands
+		// (pat-1234 does not name pat-123), and only then counts an older scheme's event.
 		_, err := pgx.ForEachRow(rows, []any{&c.id, &c.ts, &c.alg}, func() error {
-			if perFieldScheme(c.alg) {
-				cands = append(cands, c)
-			} else {
-				r.leftMention(c.id, WhyOlderScheme+c.alg)
-			}
+			cands = append(cands, c)
 			return nil
 		})
 		return err
@@ -419,6 +461,43 @@ func (r *run) eraseMentions(ctx context.Context) error {
 	return nil
 }
 
+// subjectPrincipal reports whether p is the principal of the subject or of one of its
+// earlier pseudonyms, exactly as the log phase matches it.
+func (r *run) subjectPrincipal(p string) bool {
+	if p == r.s.PrincipalID {
+		return true
+	}
+	for _, a := range r.aliases {
+		if p == a.subject.PrincipalID {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectResource reports whether (typ, id) is the resource of the subject or of one of its
+// earlier pseudonyms, exactly as the log phase matches it.
+func (r *run) subjectResource(typ *string, id string) bool {
+	t := ""
+	if typ != nil {
+		t = *typ
+	}
+	for _, s := range append([]Subject{r.s}, r.aliasSubjects()...) {
+		if s.ResourceID != "" && id == s.ResourceID && t == s.ResourceType {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) aliasSubjects() []Subject {
+	out := make([]Subject, len(r.aliases))
+	for i, a := range r.aliases {
+		out[i] = a.subject
+	}
+	return out
+}
+
 // leftEvent is an event left naming the subject, and why (one of the Why* reasons).
 type leftEvent struct {
 	id  int64
@@ -448,6 +527,7 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 	}
 	rows, _ := tx.Query(ctx, `SELECT e.id, e."timestamp", e.hash_algorithm, e.outcome_description, e.details::text,
 			`+commitmentsColumn+`, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, e.principal_id, e.target_resource_id,
+			e.action, e.correlation_id, e.target_resource_type,
 			(SELECT lh.name FROM legal_holds lh WHERE lh.organization_id = $1 AND lh.released_at IS NULL
 				AND `+models.HoldCoversSQL("lh", "e")+` ORDER BY lh.id LIMIT 1)
 		FROM audit_log e WHERE e.organization_id = $1 AND e.id = ANY($2) AND e."timestamp" = ANY($3)
@@ -469,7 +549,7 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 		w := &row{}
 		var details, commitments *string
 		if err := rows.Scan(&w.id, &w.ts, &w.t.HashAlgorithm, &w.t.Outcome, &details, &commitments, &w.t.Hash,
-			&w.partition, &w.ctid, &w.t.Principal, &w.t.Target, &w.held); err != nil {
+			&w.partition, &w.ctid, &w.t.Principal, &w.t.Target, &w.t.Action, &w.t.Correlation, &w.t.TargetType, &w.held); err != nil {
 			rows.Close()
 			return counts{}, nil, err
 		}
@@ -513,18 +593,20 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 		k := len(group)
 		gids, tids := make([]int64, k), make([]string, k)
 		outcomes, details, commitments := make([]*string, k), make([]*string, k), make([]string, k)
+		principals, targets := make([]*string, k), make([]*string, k)
 		for i, w := range group {
 			gids[i], tids[i], outcomes[i], commitments[i] = w.id, w.ctid, w.t.Outcome, string(w.t.Commitments)
+			principals[i], targets[i] = w.t.Principal, w.t.Target
 			if w.t.Details != nil {
 				d := string(w.t.Details)
 				details[i] = &d
 			}
 		}
 		rows, _ := tx.Query(ctx, `UPDATE audit_log e SET outcome_description = u.o, details = u.d::jsonb,
-				field_commitments = u.c::jsonb
-			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(id, o, d, c)
+				field_commitments = u.c::jsonb, principal_id = u.p, target_resource_id = u.t
+			FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $7::text[], $8::text[]) AS u(id, o, d, c, p, t)
 			WHERE e.tableoid = $1 AND e.ctid = ANY($6::tid[]) AND e.id = u.id
-			RETURNING e.id, e.organization_id`, part, gids, outcomes, details, commitments, tids)
+			RETURNING e.id, e.organization_id`, part, gids, outcomes, details, commitments, tids, principals, targets)
 		var got int64
 		if err := checkReturned(rows, r.org, gids, &got); err != nil {
 			return counts{}, nil, err
@@ -554,7 +636,8 @@ func (r *run) redactLineMentions(l *models.ArchiveLine, holds []models.LegalHold
 		}
 	}
 	t := freeText{HashAlgorithm: l.HashAlgorithm, Hash: l.Hash, Outcome: l.OutcomeDescription, Details: l.Details,
-		Commitments: l.FieldCommitments, Principal: l.PrincipalID, Target: l.TargetResourceID}
+		Commitments: l.FieldCommitments, Principal: l.PrincipalID, Target: l.TargetResourceID, Action: &l.Action,
+		Correlation: l.CorrelationID, TargetType: l.TargetResourceType}
 	changed, why, err := r.redactMentions(&t, r.mentionIDList, held)
 	if err != nil {
 		return false, fmt.Errorf("archived event %d: %w", l.ID, err)
@@ -564,6 +647,7 @@ func (r *run) redactLineMentions(l *models.ArchiveLine, holds []models.LegalHold
 	}
 	if changed {
 		l.OutcomeDescription, l.Details, l.FieldCommitments = t.Outcome, t.Details, t.Commitments
+		l.PrincipalID, l.TargetResourceID = t.Principal, t.Target
 	}
 	return changed, nil
 }

@@ -386,3 +386,84 @@ func TestEraseLeavesHeldAndUnredactableMentions(t *testing.T) {
 		t.Fatalf("verify after: %+v", rep.Findings)
 	}
 }
+
+// TestEraseReachesOtherColumnsNamingTheSubject: a principal or a target id that names the
+// subject without being the subject's own (another case, a longer id holding it, the same
+// id as a resource of another type) is pseudonymized like free text, and an identifier in
+// a column every scheme hashes in clear (action, correlation id, resource type) is counted
+// and named with that reason; pat-1234 is another patient and is left alone.
+func TestEraseReachesOtherColumnsNamingTheSubject(t *testing.T) {
+	f := newFixture(t, 20, 0)
+	ctx := context.Background()
+	subj := erasure.Subject{PrincipalID: "sam.kelly", ResourceType: "Patient", ResourceID: "pat-123"}
+	now := time.Now().UTC().Add(-time.Minute)
+	ev := func(action, principal, typ, id, corr string) models.Event {
+		e := models.Event{OrganizationID: f.org, Timestamp: now, Action: action, Status: "success",
+			DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0", PrincipalID: &principal}
+		if typ != "" {
+			e.TargetResourceType, e.TargetResourceID = &typ, &id
+		}
+		if corr != "" {
+			e.CorrelationID = &corr
+		}
+		return e
+	}
+	evs := []models.Event{
+		ev("record.read", "Sam.Kelly", "", "", ""),                       // 0: the principal in another case
+		ev("record.read", "dr-jones", "Invoice", "pat-123", ""),          // 1: the id as a resource of another type
+		ev("file.upload", "dr-jones", "File", "scan-of-pat-123.pdf", ""), // 2: a longer id holding it
+		ev("patient.pat-123.read", "dr-jones", "", "", ""),               // 3: in the action
+		ev("record.read", "dr-jones", "", "", "corr-PAT-123"),            // 4: in the correlation id
+		ev("record.read", "dr-jones", "Patient", "pat-1234", ""),         // 5: another patient
+	}
+	for i := range evs {
+		if err := f.sealer.Seal(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts := models.NewPartitionManager(f.db)
+	if _, err := ingest.CopyEvents(ctx, f.db, parts, evs); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	f.db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND "timestamp" = ? ORDER BY id`, f.org, evs[0].Timestamp).Scan(&ids)
+	if len(ids) != len(evs) {
+		t.Fatalf("%d events stored, want %d", len(ids), len(evs))
+	}
+	f.sequence()
+	res, err := f.engine.Erase(ctx, f.org, "req-cols", subj, dpo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sequence()
+	type row struct {
+		PrincipalID, TargetResourceID *string
+	}
+	get := func(i int) row {
+		var r row
+		f.db.Raw(`SELECT principal_id, target_resource_id FROM audit_log WHERE id = ?`, ids[i]).Scan(&r)
+		return r
+	}
+	if r := get(0); r.PrincipalID == nil || *r.PrincipalID != res.Pseudonym {
+		t.Errorf("principal in another case: %v, want the pseudonym", r.PrincipalID)
+	}
+	if r := get(1); r.TargetResourceID == nil || *r.TargetResourceID != res.Pseudonym {
+		t.Errorf("the id as another type's resource: %v, want the pseudonym", r.TargetResourceID)
+	}
+	if r := get(2); r.TargetResourceID == nil || *r.TargetResourceID != "scan-of-"+res.Pseudonym+".pdf" {
+		t.Errorf("a longer id holding it: %v", r.TargetResourceID)
+	}
+	if r := get(5); r.TargetResourceID == nil || *r.TargetResourceID != "pat-1234" {
+		t.Errorf("another patient's id changed: %v", r.TargetResourceID)
+	}
+	why := map[int64]string{}
+	for i, id := range res.MentionsLeftIDs {
+		why[id] = res.MentionsLeftWhy[i]
+	}
+	if why[ids[3]] != erasure.WhyInClear+"action" || why[ids[4]] != erasure.WhyInClear+"correlationId" || len(why) != 2 {
+		t.Errorf("left: %v; want the action and the correlation id events named as hashed in clear", why)
+	}
+	if rep := f.verify(); !rep.OK() {
+		t.Fatalf("the organization does not verify after the erasure: %+v", rep)
+	}
+}
