@@ -1,6 +1,7 @@
 package models
 
 import (
+	"strings"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,25 @@ func (p *PartitionManager) EnsureFor(ctx context.Context, table string, times ..
 		}
 	}
 	return nil
+}
+
+// Forget drops what this instance remembers of table's partitions, so that the next
+// EnsureFor looks them up again: another process (a retention run, another instance) may
+// have dropped one.
+func (p *PartitionManager) Forget(table string) {
+	p.known.Range(func(k, _ any) bool {
+		if key, ok := k.(string); ok && strings.HasPrefix(key, table+"/") {
+			p.known.Delete(k)
+		}
+		return true
+	})
+}
+
+// MissingPartition reports whether err is PostgreSQL refusing a row for which the
+// partitioned table has no partition (23514, "no partition of relation … found for row").
+func MissingPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation")
 }
 
 // ensureMonth creates the partition of table for month m unless it exists; it reports

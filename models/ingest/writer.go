@@ -483,6 +483,25 @@ func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	if err != nil {
 		return err
 	}
+	err = w.write(ctx, batch, outs, ids)
+	if models.MissingPartition(err) {
+		// A partition this instance knew of was dropped by another process (retention
+		// empties and drops past months): look the months up again, once.
+		w.parts.Forget("audit_log")
+		if err = w.parts.EnsureFor(ctx, "audit_log", months...); err != nil {
+			return err
+		}
+		err = w.write(ctx, batch, outs, ids)
+	}
+	return err
+}
+
+// write is commit's transaction, with the ids taken.
+func (w *Writer) write(ctx context.Context, batch []*pendingWrite, outs []writeOutcome, ids []int64) error {
+	claims := false
+	for _, p := range batch {
+		claims = claims || p.req.Idempotency != nil
+	}
 	now := w.now()
 	k := 0
 	include := make([]bool, len(batch))

@@ -509,3 +509,35 @@ func TestWriterRefusesAnUnstorableDeadLetterWithoutAnOutage(t *testing.T) {
 		t.Fatalf("the next request: %v (the writer took the refusal for an outage)", err)
 	}
 }
+
+// A partition the writer knew of, dropped by another process (a retention run emptying a
+// past month), is created again when an event of that month arrives, instead of the event
+// being refused.
+func TestWriterRecreatesAPartitionDroppedElsewhere(t *testing.T) {
+	w := startWriter(t, ingest.WriterConfig{})
+	org := pgtest.OrgID(t, "")
+	db := pgtest.DB(t)
+	month := time.Date(2019, time.March, 1, 0, 0, 0, 0, time.UTC)
+	write := func(action string) error {
+		ev := sealed(t, org, action, 1)
+		ev[0].Timestamp = month.Add(36 * time.Hour)
+		if err := pgtest.Sealer(t).Seal(&ev[0]); err != nil {
+			t.Fatal(err)
+		}
+		_, err := w.Write(context.Background(), ingest.WriteRequest{Org: org, Events: ev, Received: time.Now()})
+		return err
+	}
+	if err := write("first"); err != nil {
+		t.Fatal(err)
+	}
+	// Another process empties and drops the month; this writer still remembers it.
+	if err := db.Exec(`DROP TABLE ` + models.PartitionName("audit_log", month)).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := write("after-drop"); err != nil {
+		t.Fatalf("an event of a month whose partition was dropped elsewhere: %v", err)
+	}
+	if n := countWhere(t, `SELECT count(*) FROM audit_log WHERE organization_id = ? AND action LIKE 'after-drop-%'`, org); n != 1 {
+		t.Fatalf("%d events stored after the drop, want 1", n)
+	}
+}
