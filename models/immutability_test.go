@@ -20,6 +20,11 @@ func TestAuditLogIsImmutable(t *testing.T) {
 	db := pgtest.DB(t)
 	org := testOrg(t, "imm")
 	ev := writeEvents(t, db, org, 3)
+	// A record placing event 2 in an archive, for the archive records' cases.
+	if err := db.Exec(`INSERT INTO archived_events (organization_id, audit_log_id, event_timestamp, archive_id, event_hash)
+		VALUES (?, ?, ?, 'arc-immutability', repeat('0', 64))`, org, ev[2].ID, ev[2].Timestamp).Error; err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name    string
 		purpose string // SET LOCAL auditdb.purpose first, when not ""
@@ -35,6 +40,9 @@ func TestAuditLogIsImmutable(t *testing.T) {
 		{"retention delete allowed", "retention", `DELETE FROM audit_log WHERE id = $1`, true},
 		{"leaves refuse truncation", "", `TRUNCATE audit_leaf`, false},
 		{"checkpoints refuse truncation", "", `TRUNCATE audit_checkpoint`, false},
+		{"archive records refuse deletion", "", `DELETE FROM archived_events WHERE audit_log_id = $1`, false},
+		{"archive records refuse truncation", "", `TRUNCATE archived_events`, false},
+		{"archive records: retention delete allowed", "retention", `DELETE FROM archived_events WHERE audit_log_id = $1`, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +68,17 @@ func TestAuditLogIsImmutable(t *testing.T) {
 			}
 		})
 	}
+	t.Run("archives are never truncated, whatever the purpose", func(t *testing.T) {
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("SELECT set_config('auditdb.purpose', 'retention', true)").Error; err != nil {
+				return err
+			}
+			return tx.Exec(`TRUNCATE archive_storage CASCADE`).Error
+		})
+		if err == nil || !strings.Contains(err.Error(), "never removed") {
+			t.Fatalf("err = %v, want the refusal", err)
+		}
+	})
 	t.Run("the purpose does not outlive its transaction", func(t *testing.T) {
 		err := db.Transaction(func(tx *gorm.DB) error {
 			return tx.Exec("SELECT set_config('auditdb.purpose', 'gdpr', true)").Error
