@@ -1,6 +1,10 @@
 package erasure
 
-import "testing"
+import (
+	"testing"
+
+	"auditdb/models/pgtest"
+)
 
 // TestReplaceAnyMatchesWholeIdentifiers: an identifier is replaced in any case where no letter
 // or digit adjoins it, never inside another identifier, and case folding is PostgreSQL's
@@ -12,7 +16,11 @@ func TestReplaceAnyMatchesWholeIdentifiers(t *testing.T) {
 		"record of PAT-123, then Pat-123.": "record of P, then P.",
 		"record of pat-1234 released":      "record of pat-1234 released",
 		"xpat-123x and pat-123":            "xpat-123x and P",
-		"scan-of-pat-123.pdf":              "scan-of-P.pdf",
+		"scan-of-pat-123.pdf":              "scan-of-pat-123.pdf", // part of a longer identifier
+		"pat-123-2 and pat-123_b":          "pat-123-2 and pat-123_b",
+		"sam.kelly.jr, not sam.kelly.":     "sam.kelly.jr, not P.",
+		"pat-123- ward":                    "P- ward",
+		"pat-123Ⅻ":                         "pat-123Ⅻ", // a number adjoins (category Nl)
 		"sam.kelly@example.org":            "P@example.org",
 		"SAM.KELLY":                        "P",
 		"ſam.kelly":                        "ſam.kelly", // U+017F lower-cases to itself, as in PostgreSQL
@@ -26,6 +34,37 @@ func TestReplaceAnyMatchesWholeIdentifiers(t *testing.T) {
 		}
 		if got, wantHit := containsAny(in, ids), want != in; got != wantHit {
 			t.Errorf("containsAny(%q) = %v, want %v", in, got, wantHit)
+		}
+	}
+	for in, want := range map[string]bool{"scan-of-pat-123.pdf": true, "pat-123-2": true, "sam.kelly.jr": true,
+		"x.pat-123": true, "pat-1234": false, "pat-123.": false, "pat-123": false} {
+		if got := containsEmbedded(in, ids); got != want {
+			t.Errorf("containsEmbedded(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestMentionRegexAgreesWithTheMatch: the regular expression the scrub outside events runs in
+// PostgreSQL finds the identifier exactly where the match in Go does, in the cases where
+// PostgreSQL's own case-insensitive matching would not (İ, the Kelvin sign).
+func TestMentionRegexAgreesWithTheMatch(t *testing.T) {
+	db := pgtest.DB(t)
+	ids := []string{"josé.ince", "kim-7"}
+	named := map[string]bool{"seen JOSÉ.İNCE at desk|josé.ince": true, "by \u212aIM-7.|kim-7": true,
+		"kim-7_|kim-7": true, "kim-7@example.org|kim-7": true}
+	for _, text := range []string{"seen JOSÉ.İNCE at desk", "seen josé.ince.jr", "by \u212aIM-7.", "kim-7-2", "KIM-70",
+		"(Josè.ince)", "x_kim-7", "kim-7_", "kim-7@example.org"} {
+		for _, id := range ids {
+			var pg bool
+			if err := db.Raw(`SELECT ? ~ ?`, text, mentionRegex(id)).Scan(&pg).Error; err != nil {
+				t.Fatal(err)
+			}
+			if goes := containsAny(text, []string{id}); pg != goes {
+				t.Errorf("%q names %q: PostgreSQL says %v, Go %v", text, id, pg, goes)
+			}
+			if want := named[text+"|"+id]; pg != want {
+				t.Errorf("%q names %q: %v, want %v", text, id, pg, want)
+			}
 		}
 	}
 }

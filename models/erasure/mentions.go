@@ -34,7 +34,8 @@ const (
 	WhyKeyName     = "the field name itself names the subject: "                 // + details.<key>: a commitment's name cannot change
 	WhyNumber      = "the identifier is a number, not text: "                    // + details.<key>: a number has no text to replace
 	WhyUncommitted = "a value without a commitment (reported by verification): " // + the field
-	WhyInClear     = "a field every scheme hashes in clear: "                    // + action, correlationId or targetResourceType
+	WhyInClear     = "a field every scheme hashes in clear: "                    // + action, correlationId, targetResourceType or ttl
+	WhyEmbedded    = "inside a longer identifier, perhaps another's: "          // + the field
 )
 
 // minMention is the shortest identifier searched for in free text: a shorter one (a
@@ -84,37 +85,79 @@ func prefixFold(s, sub string) int {
 	return i
 }
 
-// wordChar reports whether r continues an identifier: a letter or a digit.
-func wordChar(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+// wordChar reports whether r continues an identifier: a letter or a number (as
+// PostgreSQL's [[:alnum:]] has it).
+func wordChar(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }
 
-// matchAt returns the length of the longest of ids at s[i:] where no letter or digit adjoins
-// it (pat-123 is not named in pat-1234 or xpat-123), or -1.
-func matchAt(s string, i int, ids []string) int {
+// joiner reports whether r joins the parts of one identifier (josé.ince.jr, pat-123-2,
+// user_2) when a letter or number stands on its other side.
+func joiner(r rune) bool { return r == '.' || r == '_' || r == '-' }
+
+// matchAt returns the length of the longest of ids at s[i:] that stands as a whole
+// identifier, or -1, and whether one stood there as part of a longer identifier instead.
+// Whole means no letter or number adjoins it (pat-123 is not named in pat-1234 or xpat-123)
+// and no joiner followed by one (nor in josé.ince.jr, pat-123-2 or scan-of-pat-123.pdf:
+// those are other identifiers, perhaps other people's).
+func matchAt(s string, i int, ids []string) (int, bool) {
+	before := 0 // 1: a word character adjoins; 2: a joiner with a word character beyond
 	if i > 0 {
-		if r, _ := utf8.DecodeLastRuneInString(s[:i]); wordChar(r) {
-			return -1
+		r, n := utf8.DecodeLastRuneInString(s[:i])
+		switch {
+		case wordChar(r):
+			before = 1
+		case joiner(r) && i-n > 0:
+			if r2, _ := utf8.DecodeLastRuneInString(s[:i-n]); wordChar(r2) {
+				before = 2
+			}
 		}
 	}
-	best := -1
+	if before == 1 {
+		return -1, false
+	}
+	best, embedded := -1, false
 	for _, id := range ids {
 		n := prefixFold(s[i:], id)
-		if n <= best {
+		if n < 0 || n <= best {
 			continue
 		}
+		joined := before == 2
 		if i+n < len(s) {
-			if r, _ := utf8.DecodeRuneInString(s[i+n:]); wordChar(r) {
+			r, m := utf8.DecodeRuneInString(s[i+n:])
+			if wordChar(r) {
 				continue
 			}
+			if joiner(r) && i+n+m < len(s) {
+				if r2, _ := utf8.DecodeRuneInString(s[i+n+m:]); wordChar(r2) {
+					joined = true
+				}
+			}
+		}
+		if joined {
+			embedded = true
+			continue
 		}
 		best = n
 	}
-	return best
+	return best, embedded && best < 0
 }
 
-// containsAny reports whether s names one of ids (see matchAt).
+// containsAny reports whether s names one of ids as a whole identifier (see matchAt).
 func containsAny(s string, ids []string) bool {
 	for i := 0; i < len(s); {
-		if matchAt(s, i, ids) > 0 {
+		if n, _ := matchAt(s, i, ids); n > 0 {
+			return true
+		}
+		_, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+	}
+	return false
+}
+
+// containsEmbedded reports whether one of ids stands in s only as part of a longer
+// identifier (see matchAt): left as it is, and named, since it may be someone else's.
+func containsEmbedded(s string, ids []string) bool {
+	for i := 0; i < len(s); {
+		if _, e := matchAt(s, i, ids); e {
 			return true
 		}
 		_, n := utf8.DecodeRuneInString(s[i:])
@@ -128,7 +171,7 @@ func replaceAny(s string, ids []string, repl string) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(s); {
-		if matched := matchAt(s, i, ids); matched > 0 {
+		if matched, _ := matchAt(s, i, ids); matched > 0 {
 			b.WriteString(s[last:i])
 			b.WriteString(repl)
 			i += matched
@@ -197,8 +240,17 @@ type freeText struct {
 	// pseudonymized like free text. A compact sha256-jcs-v3 event's commitments are expanded
 	// from every value it committed.
 	Principal, Target *string
-	// Action, Correlation and TargetType are read only: every scheme hashes them in clear.
-	Action, Correlation, TargetType *string
+	// Action, Correlation, TargetType and TTL are read only: every scheme hashes them in clear.
+	Action, Correlation, TargetType, TTL *string
+}
+
+// detailsText is details' JSON text, nil when there is none.
+func detailsText(d []byte) *string {
+	if len(d) == 0 {
+		return nil
+	}
+	s := string(d)
+	return &s
 }
 
 // redactMentions pseudonymizes, in t, every committed free-text field that names one of ids
@@ -221,9 +273,21 @@ func (r *run) redactMentions(t *freeText, ids []string, held string) (changed bo
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"action", t.Action}, {"correlationId", t.Correlation}, {"targetResourceType", t.TargetType}} {
+	}{{"action", t.Action}, {"correlationId", t.Correlation}, {"targetResourceType", t.TargetType}, {"ttl", t.TTL}} {
 		if names(f.v) && inClear == "" {
 			inClear = WhyInClear + f.name
+		}
+	}
+	// Where the identifier stands only inside a longer one, nothing changes; the event is
+	// named so that the request's reviewer can decide.
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{models.FieldPrincipalID, t.Principal}, {models.FieldTargetResourceID, t.Target}, {models.FieldOutcomeDescription, t.Outcome},
+		{"details", detailsText(t.Details)}, {"action", t.Action}, {"correlationId", t.Correlation},
+		{"targetResourceType", t.TargetType}, {"ttl", t.TTL}} {
+		if inClear == "" && f.v != nil && containsEmbedded(*f.v, ids) {
+			inClear = WhyEmbedded + f.name
 		}
 	}
 	if !outcomeHit && !detailsHit && !principalHit && !targetHit {
@@ -405,7 +469,7 @@ func (r *run) eraseMentions(ctx context.Context) error {
 		conds = append(conds, fmt.Sprintf(`strpos(lower(e.outcome_description), $%[1]d) > 0 OR strpos(lower(e.details::text), $%[2]d) > 0
 			OR strpos(lower(e.principal_id), $%[1]d) > 0 OR strpos(lower(e.target_resource_id), $%[1]d) > 0
 			OR strpos(lower(e.action), $%[1]d) > 0 OR strpos(lower(e.correlation_id), $%[1]d) > 0
-			OR strpos(lower(e.target_resource_type), $%[1]d) > 0`, n-1, n))
+			OR strpos(lower(e.target_resource_type), $%[1]d) > 0 OR strpos(lower(e.ttl), $%[1]d) > 0`, n-1, n))
 	}
 	var cands []mentionCandidate
 	err := models.WithPgx(ctx, r.e.db, func(conn *pgx.Conn) error {
@@ -527,7 +591,7 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 	}
 	rows, _ := tx.Query(ctx, `SELECT e.id, e."timestamp", e.hash_algorithm, e.outcome_description, e.details::text,
 			`+commitmentsColumn+`, coalesce(e.hash, ''), e.tableoid::oid, e.ctid::text, e.principal_id, e.target_resource_id,
-			e.action, e.correlation_id, e.target_resource_type,
+			e.action, e.correlation_id, e.target_resource_type, e.ttl,
 			(SELECT lh.name FROM legal_holds lh WHERE lh.organization_id = $1 AND lh.released_at IS NULL
 				AND `+models.HoldCoversSQL("lh", "e")+` ORDER BY lh.id LIMIT 1)
 		FROM audit_log e WHERE e.organization_id = $1 AND e.id = ANY($2) AND e."timestamp" = ANY($3)
@@ -549,7 +613,7 @@ func (r *run) redactMentionBatch(ctx context.Context, tx pgx.Tx, batch []mention
 		w := &row{}
 		var details, commitments *string
 		if err := rows.Scan(&w.id, &w.ts, &w.t.HashAlgorithm, &w.t.Outcome, &details, &commitments, &w.t.Hash,
-			&w.partition, &w.ctid, &w.t.Principal, &w.t.Target, &w.t.Action, &w.t.Correlation, &w.t.TargetType, &w.held); err != nil {
+			&w.partition, &w.ctid, &w.t.Principal, &w.t.Target, &w.t.Action, &w.t.Correlation, &w.t.TargetType, &w.t.TTL, &w.held); err != nil {
 			rows.Close()
 			return counts{}, nil, err
 		}
@@ -637,7 +701,7 @@ func (r *run) redactLineMentions(l *models.ArchiveLine, holds []models.LegalHold
 	}
 	t := freeText{HashAlgorithm: l.HashAlgorithm, Hash: l.Hash, Outcome: l.OutcomeDescription, Details: l.Details,
 		Commitments: l.FieldCommitments, Principal: l.PrincipalID, Target: l.TargetResourceID, Action: &l.Action,
-		Correlation: l.CorrelationID, TargetType: l.TargetResourceType}
+		Correlation: l.CorrelationID, TargetType: l.TargetResourceType, TTL: l.TTL}
 	changed, why, err := r.redactMentions(&t, r.mentionIDList, held)
 	if err != nil {
 		return false, fmt.Errorf("archived event %d: %w", l.ID, err)

@@ -388,10 +388,12 @@ func TestEraseLeavesHeldAndUnredactableMentions(t *testing.T) {
 }
 
 // TestEraseReachesOtherColumnsNamingTheSubject: a principal or a target id that names the
-// subject without being the subject's own (another case, a longer id holding it, the same
-// id as a resource of another type) is pseudonymized like free text, and an identifier in
-// a column every scheme hashes in clear (action, correlation id, resource type) is counted
-// and named with that reason; pat-1234 is another patient and is left alone.
+// subject without being the subject's own (another case, the same id as a resource of
+// another type) is pseudonymized like free text; an identifier in a column every scheme
+// hashes in clear (action, correlation id, resource type) is counted and named with that
+// reason; one standing only inside a longer identifier (scan-of-pat-123.pdf,
+// patient.pat-123.read) is left and named as such; pat-1234 is another patient and is not
+// even named.
 func TestEraseReachesOtherColumnsNamingTheSubject(t *testing.T) {
 	f := newFixture(t, 20, 0)
 	ctx := context.Background()
@@ -413,7 +415,7 @@ func TestEraseReachesOtherColumnsNamingTheSubject(t *testing.T) {
 		ev("record.read", "dr-jones", "Invoice", "pat-123", ""),          // 1: the id as a resource of another type
 		ev("file.upload", "dr-jones", "File", "scan-of-pat-123.pdf", ""), // 2: a longer id holding it
 		ev("patient.pat-123.read", "dr-jones", "", "", ""),               // 3: in the action
-		ev("record.read", "dr-jones", "", "", "corr-PAT-123"),            // 4: in the correlation id
+		ev("record.read", "dr-jones", "", "", "PAT-123"),                 // 4: the correlation id
 		ev("record.read", "dr-jones", "Patient", "pat-1234", ""),         // 5: another patient
 	}
 	for i := range evs {
@@ -450,8 +452,8 @@ func TestEraseReachesOtherColumnsNamingTheSubject(t *testing.T) {
 	if r := get(1); r.TargetResourceID == nil || *r.TargetResourceID != res.Pseudonym {
 		t.Errorf("the id as another type's resource: %v, want the pseudonym", r.TargetResourceID)
 	}
-	if r := get(2); r.TargetResourceID == nil || *r.TargetResourceID != "scan-of-"+res.Pseudonym+".pdf" {
-		t.Errorf("a longer id holding it: %v", r.TargetResourceID)
+	if r := get(2); r.TargetResourceID == nil || *r.TargetResourceID != "scan-of-pat-123.pdf" {
+		t.Errorf("a longer id holding it changed: %v", *r.TargetResourceID)
 	}
 	if r := get(5); r.TargetResourceID == nil || *r.TargetResourceID != "pat-1234" {
 		t.Errorf("another patient's id changed: %v", r.TargetResourceID)
@@ -460,8 +462,9 @@ func TestEraseReachesOtherColumnsNamingTheSubject(t *testing.T) {
 	for i, id := range res.MentionsLeftIDs {
 		why[id] = res.MentionsLeftWhy[i]
 	}
-	if why[ids[3]] != erasure.WhyInClear+"action" || why[ids[4]] != erasure.WhyInClear+"correlationId" || len(why) != 2 {
-		t.Errorf("left: %v; want the action and the correlation id events named as hashed in clear", why)
+	if why[ids[2]] != erasure.WhyEmbedded+"targetResourceId" || why[ids[3]] != erasure.WhyEmbedded+"action" ||
+		why[ids[4]] != erasure.WhyInClear+"correlationId" || len(why) != 3 {
+		t.Errorf("left: %v; want the longer ids named as such and the correlation id as hashed in clear", why)
 	}
 	if rep := f.verify(); !rep.OK() {
 		t.Fatalf("the organization does not verify after the erasure: %+v", rep)

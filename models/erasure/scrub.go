@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -73,52 +74,52 @@ func (r *run) scrub(ctx context.Context) error {
 
 func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 	// The identifier is matched as mention matching does in events (mentions.go): in any
-	// case, and only where no letter or digit adjoins it, so erasing pat-123 leaves
-	// pat-1234 alone. re matches it in text, reJSON in the text form of a jsonb value (escaped
+	// case, and only as a whole identifier, so erasing pat-123 leaves pat-1234 and
+	// pat-123-2 alone. re matches it in text, reJSON in the text form of a jsonb value (escaped
 	// as a JSON string), reString as a whole JSON string; the pseudonym (ers_ or pse_ and
 	// base64url) holds nothing a replacement string would read as a back reference.
 	args := pgx.NamedArgs{"org": org, "id": id, "pseudonym": pseudonym, "pjson": jsonEscaped(pseudonym),
 		"re": mentionRegex(id), "reJSON": mentionRegex(jsonEscaped(id)), "reString": `"` + regexQuote(jsonEscaped(id)) + `"`}
 	stmts := []string{
-		`UPDATE alerts SET title = left(regexp_replace(title, @re, @pseudonym, 'gi'), 500),
-			description = regexp_replace(description, @re, @pseudonym, 'gi'),
-			resolution_notes = regexp_replace(resolution_notes, @re, @pseudonym, 'gi'),
+		`UPDATE alerts SET title = left(regexp_replace(title, @re, @pseudonym, 'g'), 500),
+			description = regexp_replace(description, @re, @pseudonym, 'g'),
+			resolution_notes = regexp_replace(resolution_notes, @re, @pseudonym, 'g'),
 			principal = CASE WHEN lower(principal) = lower(@id) THEN left(@pseudonym, 255) ELSE principal END,
-			metadata = regexp_replace(metadata::text, @reJSON, @pjson, 'gi')::jsonb, updated_at = now()
-		WHERE organization_id = @org AND (title ~* @re OR coalesce(description, '') ~* @re
-			OR coalesce(resolution_notes, '') ~* @re OR lower(principal) = lower(@id) OR coalesce(metadata::text, '') ~* @reJSON)`,
-		`UPDATE alert_deliveries SET payload = regexp_replace(payload::text, @reJSON, @pjson, 'gi')::jsonb,
-			last_error = regexp_replace(last_error, @re, @pseudonym, 'gi')
-		WHERE organization_id = @org AND (payload::text ~* @reJSON OR coalesce(last_error, '') ~* @re)`,
+			metadata = regexp_replace(metadata::text, @reJSON, @pjson, 'g')::jsonb, updated_at = now()
+		WHERE organization_id = @org AND (title ~ @re OR coalesce(description, '') ~ @re
+			OR coalesce(resolution_notes, '') ~ @re OR lower(principal) = lower(@id) OR coalesce(metadata::text, '') ~ @reJSON)`,
+		`UPDATE alert_deliveries SET payload = regexp_replace(payload::text, @reJSON, @pjson, 'g')::jsonb,
+			last_error = regexp_replace(last_error, @re, @pseudonym, 'g')
+		WHERE organization_id = @org AND (payload::text ~ @reJSON OR coalesce(last_error, '') ~ @re)`,
 		`UPDATE detection_hit_run SET group_key = @pseudonym WHERE organization_id = @org AND lower(group_key) = lower(@id)`,
-		`UPDATE error_log SET message = regexp_replace(message, @re, @pseudonym, 'gi'),
+		`UPDATE error_log SET message = regexp_replace(message, @re, @pseudonym, 'g'),
 			user_id = CASE WHEN lower(user_id) = lower(@id) THEN left(@pseudonym, 255) ELSE user_id END,
-			context = regexp_replace(context::text, @reJSON, @pjson, 'gi')::jsonb,
-			troubleshooting = regexp_replace(troubleshooting::text, @reJSON, @pjson, 'gi')::jsonb
-		WHERE organization_id = @org AND (message ~* @re OR lower(user_id) = lower(@id) OR coalesce(context::text, '') ~* @reJSON
-			OR coalesce(troubleshooting::text, '') ~* @reJSON)`,
+			context = regexp_replace(context::text, @reJSON, @pjson, 'g')::jsonb,
+			troubleshooting = regexp_replace(troubleshooting::text, @reJSON, @pjson, 'g')::jsonb
+		WHERE organization_id = @org AND (message ~ @re OR lower(user_id) = lower(@id) OR coalesce(context::text, '') ~ @reJSON
+			OR coalesce(troubleshooting::text, '') ~ @reJSON)`,
 		// Released legal holds (active ones block an erasure) keep their record, naming the
 		// pseudonym instead; legal_holds is not hashed.
-		`UPDATE legal_holds SET name = left(regexp_replace(name, @re, @pseudonym, 'gi'), 200),
-			reason = regexp_replace(reason, @re, @pseudonym, 'gi'),
+		`UPDATE legal_holds SET name = left(regexp_replace(name, @re, @pseudonym, 'g'), 200),
+			reason = regexp_replace(reason, @re, @pseudonym, 'g'),
 			principal_id = CASE WHEN lower(principal_id) = lower(@id) THEN left(@pseudonym, 255) ELSE principal_id END,
 			resource_id = CASE WHEN lower(resource_id) = lower(@id) THEN left(@pseudonym, 255) ELSE resource_id END,
 			correlation_id = CASE WHEN lower(correlation_id) = lower(@id) THEN left(@pseudonym, 255) ELSE correlation_id END
-		WHERE organization_id = @org AND released_at IS NOT NULL AND (name ~* @re OR reason ~* @re
+		WHERE organization_id = @org AND released_at IS NOT NULL AND (name ~ @re OR reason ~ @re
 			OR lower(principal_id) = lower(@id) OR lower(resource_id) = lower(@id) OR lower(correlation_id) = lower(@id))`,
 		// What a report was asked for (a principal or patient filter) names the subject as a
 		// whole JSON string: executions, templates and schedules take the pseudonym.
-		`UPDATE report_executions SET criteria = regexp_replace(criteria::text, @reString, '"' || @pjson || '"', 'gi')::jsonb
-		WHERE organization_id = @org AND criteria::text ~* @reString`,
-		`UPDATE report_templates SET default_criteria = regexp_replace(default_criteria::text, @reString, '"' || @pjson || '"', 'gi')::jsonb
-		WHERE organization_id = @org AND coalesce(default_criteria::text, '') ~* @reString`,
-		`UPDATE scheduled_reports SET criteria = regexp_replace(criteria::text, @reString, '"' || @pjson || '"', 'gi')::jsonb
-		WHERE organization_id = @org AND coalesce(criteria::text, '') ~* @reString`,
-		`UPDATE error_aggregation SET title = regexp_replace(title, @re, @pseudonym, 'gi'),
-			affected_users = regexp_replace(affected_users::text, @reJSON, @pjson, 'gi')::jsonb,
-			samples = regexp_replace(samples::text, @reJSON, @pjson, 'gi')::jsonb
-		WHERE organization_id = @org AND (title ~* @re OR coalesce(affected_users::text, '') ~* @reJSON
-			OR coalesce(samples::text, '') ~* @reJSON)`,
+		`UPDATE report_executions SET criteria = regexp_replace(criteria::text, @reString, '"' || @pjson || '"', 'g')::jsonb
+		WHERE organization_id = @org AND criteria::text ~ @reString`,
+		`UPDATE report_templates SET default_criteria = regexp_replace(default_criteria::text, @reString, '"' || @pjson || '"', 'g')::jsonb
+		WHERE organization_id = @org AND coalesce(default_criteria::text, '') ~ @reString`,
+		`UPDATE scheduled_reports SET criteria = regexp_replace(criteria::text, @reString, '"' || @pjson || '"', 'g')::jsonb
+		WHERE organization_id = @org AND coalesce(criteria::text, '') ~ @reString`,
+		`UPDATE error_aggregation SET title = regexp_replace(title, @re, @pseudonym, 'g'),
+			affected_users = regexp_replace(affected_users::text, @reJSON, @pjson, 'g')::jsonb,
+			samples = regexp_replace(samples::text, @reJSON, @pjson, 'g')::jsonb
+		WHERE organization_id = @org AND (title ~ @re OR coalesce(affected_users::text, '') ~ @reJSON
+			OR coalesce(samples::text, '') ~ @reJSON)`,
 	}
 	if strings.ContainsAny(pseudonym, `\&`) {
 		return fmt.Errorf("erasure: pseudonym %q would be read as a back reference", pseudonym)
@@ -131,12 +132,20 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 	return nil
 }
 
-// regexQuote returns s as a PostgreSQL regular expression matching s literally: every
-// character but letters and digits escaped (an escaped letter or digit would be a class or
-// a back reference).
+// regexQuote returns s as a PostgreSQL regular expression matching s literally in any case:
+// each letter as the class of every letter whose lower case is its lower case (as
+// unicode.ToLower and PostgreSQL's lower() map them: the 'i' flag of PostgreSQL's regular
+// expressions does not fold İ or the Kelvin sign), every other character escaped but digits
+// (an escaped letter or digit would be a class or a back reference).
 func regexQuote(s string) string {
 	var b strings.Builder
 	for _, r := range s {
+		if v := caseVariants(r); len(v) > 1 {
+			b.WriteByte('[')
+			b.WriteString(string(v))
+			b.WriteByte(']')
+			continue
+		}
 		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
 			b.WriteByte('\\')
 		}
@@ -145,9 +154,29 @@ func regexQuote(s string) string {
 	return b.String()
 }
 
-// mentionRegex matches s where no letter or digit adjoins it, as isMention does in Go.
+var (
+	foldOnce sync.Once
+	upperOf  map[rune][]rune // a lower-case letter → the other letters lower-casing to it
+)
+
+// caseVariants returns the letters whose lower case is r's: r's lower case first.
+func caseVariants(r rune) []rune {
+	foldOnce.Do(func() {
+		upperOf = map[rune][]rune{}
+		for c := rune(0); c <= unicode.MaxRune; c++ {
+			if l := unicode.ToLower(c); l != c {
+				upperOf[l] = append(upperOf[l], c)
+			}
+		}
+	})
+	l := unicode.ToLower(r)
+	return append([]rune{l}, upperOf[l]...)
+}
+
+// mentionRegex matches s as a whole identifier, as matchAt does in Go: no letter or number
+// adjoins it, nor a joiner (. _ -) with one beyond.
 func mentionRegex(s string) string {
-	return `(?<![[:alnum:]])` + regexQuote(s) + `(?![[:alnum:]])`
+	return `(?<![[:alnum:]])(?<![[:alnum:]][-._])` + regexQuote(s) + `(?![[:alnum:]])(?![-._][[:alnum:]])`
 }
 
 // scrubDeadLetters deletes (erasure) or rewrites (pseudonymization) the organization's dead
