@@ -1,12 +1,12 @@
 package models
 
 import (
-	"strings"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 

@@ -35,7 +35,7 @@ const (
 	WhyNumber      = "the identifier is a number, not text: "                    // + details.<key>: a number has no text to replace
 	WhyUncommitted = "a value without a commitment (reported by verification): " // + the field
 	WhyInClear     = "a field every scheme hashes in clear: "                    // + action, correlationId, targetResourceType or ttl
-	WhyEmbedded    = "inside a longer identifier, perhaps another's: "          // + the field
+	WhyEmbedded    = "inside a longer identifier, perhaps another's: "           // + the field
 )
 
 // minMention is the shortest identifier searched for in free text: a shorter one (a
