@@ -33,24 +33,15 @@ func (r *run) eraseArchives(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var c counts
 		var inClear int64
-		err := r.e.withPurpose(ctx, func(tx pgx.Tx) error {
+		c, err := r.commitBatch(ctx, "archive "+id, func(tx pgx.Tx) (counts, error) {
+			var c counts
 			var err error
 			c, inClear, err = r.rewriteArchive(ctx, tx, id)
-			if err != nil || c == (counts{}) {
-				return err
-			}
-			if err := bumpCache(ctx, tx, r.org); err != nil {
-				return err
-			}
-			return r.addCounts(ctx, tx, c)
+			return c, err
 		})
 		if err != nil {
-			if models.KindOf(err) != models.KindInternal {
-				return err
-			}
-			return fmt.Errorf("erasure: archive %s: %w", id, err)
+			return err
 		}
 		r.res.LeftInClear += inClear
 		if c == (counts{}) {

@@ -68,3 +68,33 @@ func TestMentionRegexAgreesWithTheMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONNamesReadsDecodedStrings: in JSON text an escape before the identifier (the n of
+// \n, the hex digits of \u001f) reads as a letter adjoining it; the strings are judged
+// decoded, keys included, and the scrub's regular expression over jsonb text agrees.
+func TestJSONNamesReadsDecodedStrings(t *testing.T) {
+	ids := []string{"pat-777", "josé.ince"}
+	db := pgtest.DB(t)
+	for raw, want := range map[string][2]bool{
+		`{"note":"Referred patient:\npat-777 to cardiology"}`: {true, false},
+		`{"note":"ids\tpat-777\tjosé.ince"}`:                  {true, false},
+		`{"note":"Caller:\r\nJOSÉ.İNCE"}`:                     {true, false},
+		`{"note":"x\u001fpat-777"}`:                           {true, false},
+		`{"a":{"pat-777":1}}`:                                 {true, false},
+		`{"note":"pat-777-2 and xpat-777"}`:                   {false, true},
+		`{"n":7,"note":"nothing"}`:                            {false, false},
+	} {
+		whole, embedded := jsonNames([]byte(raw), ids)
+		if whole != want[0] || embedded != want[1] {
+			t.Errorf("jsonNames(%s) = %v, %v; want %v, %v", raw, whole, embedded, want[0], want[1])
+		}
+		var pg bool
+		if err := db.Raw(`SELECT ?::jsonb::text ~ ? OR ?::jsonb::text ~ ?`, raw, mentionRegexJSON(jsonEscaped(ids[0])),
+			raw, mentionRegexJSON(jsonEscaped(ids[1]))).Scan(&pg).Error; err != nil {
+			t.Fatal(err)
+		}
+		if pg != want[0] {
+			t.Errorf("the jsonb regular expression over %s: %v, want %v", raw, pg, want[0])
+		}
+	}
+}

@@ -244,15 +244,6 @@ type freeText struct {
 	Action, Correlation, TargetType, TTL *string
 }
 
-// detailsText is details' JSON text, nil when there is none.
-func detailsText(d []byte) *string {
-	if len(d) == 0 {
-		return nil
-	}
-	s := string(d)
-	return &s
-}
-
 // redactMentions pseudonymizes, in t, every committed free-text field that names one of ids
 // (case-insensitively): the outcome description and each top-level details value (a
 // personal details key is erased instead). An event under an active legal hold (held: the
@@ -263,7 +254,7 @@ func detailsText(d []byte) *string {
 func (r *run) redactMentions(t *freeText, ids []string, held string) (changed bool, left string, err error) {
 	names := func(v *string) bool { return v != nil && containsAny(*v, ids) }
 	outcomeHit := names(t.Outcome)
-	detailsHit := len(t.Details) > 0 && (containsAny(string(t.Details), ids) || containsEscaped(t.Details, ids))
+	detailsHit, detailsEmbedded := jsonNames(t.Details, ids)
 	// The subject's own events (its principal, its resource) are the log phase's; here a
 	// principal or target that names the subject without being it: another case, a longer
 	// id holding it, the same id as a resource of another type.
@@ -284,11 +275,13 @@ func (r *run) redactMentions(t *freeText, ids []string, held string) (changed bo
 		name string
 		v    *string
 	}{{models.FieldPrincipalID, t.Principal}, {models.FieldTargetResourceID, t.Target}, {models.FieldOutcomeDescription, t.Outcome},
-		{"details", detailsText(t.Details)}, {"action", t.Action}, {"correlationId", t.Correlation},
-		{"targetResourceType", t.TargetType}, {"ttl", t.TTL}} {
+		{"action", t.Action}, {"correlationId", t.Correlation}, {"targetResourceType", t.TargetType}, {"ttl", t.TTL}} {
 		if inClear == "" && f.v != nil && containsEmbedded(*f.v, ids) {
 			inClear = WhyEmbedded + f.name
 		}
+	}
+	if inClear == "" && detailsEmbedded {
+		inClear = WhyEmbedded + "details"
 	}
 	if !outcomeHit && !detailsHit && !principalHit && !targetHit {
 		return false, inClear, nil
@@ -372,7 +365,7 @@ func (r *run) redactMentions(t *freeText, ids []string, held string) (changed bo
 			if containsAny(k, ids) {
 				leave(WhyKeyName + models.DetailsFieldPrefix + k)
 			}
-			if !containsAny(string(raw), ids) && !containsEscaped(raw, ids) {
+			if hit, _ := jsonNames(raw, ids); !hit {
 				continue
 			}
 			name := models.DetailsFieldPrefix + k
@@ -429,15 +422,42 @@ func slicesContains(s []string, v string) bool {
 	return false
 }
 
-// containsEscaped reports whether JSON text holds one of ids in its escaped form (an id
-// with a quote, backslash or control character), which containsAny over the text misses.
-func containsEscaped(raw []byte, ids []string) bool {
-	for _, id := range ids {
-		if esc := jsonEscaped(id); esc != id && containsAny(string(raw), []string{esc}) {
-			return true
+// jsonNames reports whether a string (or an object's key) of the JSON value raw, at any
+// depth, names one of ids as a whole identifier, and whether one stands in one only inside
+// a longer identifier. The strings are decoded first: in the JSON text an escape before the
+// identifier (the n of \n) would read as a letter adjoining it.
+func jsonNames(raw []byte, ids []string) (whole, embedded bool) {
+	if len(raw) == 0 {
+		return false, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		// Not JSON (a stored value always is): judge the text as it stands.
+		return containsAny(string(raw), ids), containsEmbedded(string(raw), ids)
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			whole = whole || containsAny(x, ids)
+			embedded = embedded || containsEmbedded(x, ids)
+		case json.Number: // named too: it cannot be rewritten, and is counted (WhyNumber)
+			whole = whole || containsAny(string(x), ids)
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for k, e := range x {
+				walk(k)
+				walk(e)
+			}
 		}
 	}
-	return false
+	walk(v)
+	return whole, embedded
 }
 
 // mentionCandidate is an event whose free text names an identifier, as the scan found it.
@@ -495,24 +515,15 @@ func (r *run) eraseMentions(ctx context.Context) error {
 		n := min(len(cands), r.e.Batch)
 		batch := cands[:n]
 		cands = cands[n:]
-		var c counts
 		var left []leftEvent
-		err := r.e.withPurpose(ctx, func(tx pgx.Tx) error {
+		c, err := r.commitBatch(ctx, "events mentioning the subject, request "+r.requestID, func(tx pgx.Tx) (counts, error) {
+			var c counts
 			var err error
 			c, left, err = r.redactMentionBatch(ctx, tx, batch, ids)
-			if err != nil || c == (counts{}) {
-				return err
-			}
-			if err := bumpCache(ctx, tx, r.org); err != nil {
-				return err
-			}
-			return r.addCounts(ctx, tx, c)
+			return c, err
 		})
 		if err != nil {
-			if models.KindOf(err) != models.KindInternal {
-				return err
-			}
-			return fmt.Errorf("erasure: events mentioning the subject, request %s: %w", r.requestID, err)
+			return err
 		}
 		for _, l := range left {
 			r.leftMention(l.id, l.why)
@@ -560,6 +571,27 @@ func (r *run) aliasSubjects() []Subject {
 		out[i] = a.subject
 	}
 	return out
+}
+
+// commitBatch runs work in one transaction under the run's purpose and, when it changed
+// something, retires the organization's cached answers and adds the counts to the run's
+// record in the same transaction. A failure of the database is wrapped with what.
+func (r *run) commitBatch(ctx context.Context, what string, work func(tx pgx.Tx) (counts, error)) (counts, error) {
+	var c counts
+	err := r.e.withPurpose(ctx, func(tx pgx.Tx) error {
+		var err error
+		if c, err = work(tx); err != nil || c == (counts{}) {
+			return err
+		}
+		if err := bumpCache(ctx, tx, r.org); err != nil {
+			return err
+		}
+		return r.addCounts(ctx, tx, c)
+	})
+	if err != nil && models.KindOf(err) == models.KindInternal {
+		err = fmt.Errorf("erasure: %s: %w", what, err)
+	}
+	return c, err
 }
 
 // leftEvent is an event left naming the subject, and why (one of the Why* reasons).

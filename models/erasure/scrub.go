@@ -79,7 +79,7 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 	// as a JSON string), reString as a whole JSON string; the pseudonym (ers_ or pse_ and
 	// base64url) holds nothing a replacement string would read as a back reference.
 	args := pgx.NamedArgs{"org": org, "id": id, "pseudonym": pseudonym, "pjson": jsonEscaped(pseudonym),
-		"re": mentionRegex(id), "reJSON": mentionRegex(jsonEscaped(id)), "reString": `"` + regexQuote(jsonEscaped(id)) + `"`}
+		"re": mentionRegex(id), "reJSON": mentionRegexJSON(jsonEscaped(id)), "reString": `"` + regexQuote(jsonEscaped(id)) + `"`}
 	stmts := []string{
 		`UPDATE alerts SET title = left(regexp_replace(title, @re, @pseudonym, 'g'), 500),
 			description = regexp_replace(description, @re, @pseudonym, 'g'),
@@ -177,6 +177,14 @@ func caseVariants(r rune) []rune {
 // adjoins it, nor a joiner (. _ -) with one beyond.
 func mentionRegex(s string) string {
 	return `(?<![[:alnum:]])(?<![[:alnum:]][-._])` + regexQuote(s) + `(?![[:alnum:]])(?![-._][[:alnum:]])`
+}
+
+// mentionRegexJSON is mentionRegex over the text form of a jsonb value, where a control
+// character before the identifier is an escape ending in a letter or a hex digit (\n,
+// \u001f): that escape stands for no letter, so it bounds the identifier too.
+func mentionRegexJSON(s string) string {
+	return `(?:(?<![[:alnum:]])|(?<=\\[nrtbf])|(?<=\\u[[:xdigit:]]{4}))(?<![[:alnum:]][-._])` + regexQuote(s) +
+		`(?![[:alnum:]])(?![-._][[:alnum:]])`
 }
 
 // scrubDeadLetters deletes (erasure) or rewrites (pseudonymization) the organization's dead
