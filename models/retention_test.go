@@ -776,3 +776,23 @@ func TestRetentionWholePartitionsResumeAndHolds(t *testing.T) {
 		t.Fatalf("verify: %+v", rep)
 	}
 }
+
+// A run that moves at least AnalyzeAfter events refreshes the statistics of the tables that
+// record them, so that verification does not plan on stale ones (reltuples is what ANALYZE
+// sets, synchronously).
+func TestRetentionRefreshesTheRecordsStatistics(t *testing.T) {
+	f := newRetentionFixture(t)
+	sep := day(2017, time.September, 25, 0)
+	f.write(sep.Add(time.Hour), sep.Add(2*time.Hour), sep.Add(3*time.Hour))
+	f.engine.AnalyzeAfter = 3
+	if res := f.run(day(2017, time.October, 12, 0)); res.Archived != 3 {
+		t.Fatalf("run: %+v", res)
+	}
+	var reltuples float64
+	var n int64
+	f.db.Raw(`SELECT reltuples FROM pg_class WHERE oid = 'archived_events'::regclass`).Scan(&reltuples)
+	f.db.Raw(`SELECT count(*) FROM archived_events`).Scan(&n)
+	if int64(reltuples) != n {
+		t.Fatalf("archived_events: statistics say %.0f rows, it holds %d", reltuples, n)
+	}
+}
