@@ -160,7 +160,6 @@ func (e *RetentionEngine) Run(ctx context.Context, opts RetentionOptions) (*Rete
 	return res, nil
 }
 
-
 func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now time.Time, res *RetentionResult) error {
 	orgs := []string{opts.Org}
 	if opts.Org == "" {
