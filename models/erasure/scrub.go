@@ -75,29 +75,37 @@ func (r *run) scrub(ctx context.Context) error {
 func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 	// The identifier is matched as mention matching does in events (mentions.go): in any
 	// case, and only as a whole identifier, so erasing pat-123 leaves pat-1234 and
-	// pat-123-2 alone. re matches it in text, reJSON in the text form of a jsonb value (escaped
-	// as a JSON string), reString as a whole JSON string; the pseudonym (ers_ or pse_ and
-	// base64url) holds nothing a replacement string would read as a back reference.
+	// pat-123-2 alone. re matches it in text, and in every string of a jsonb value, decoded
+	// (auditdb_jsonb_regexp_replace, migration 0052; idJSON, the id as it appears in the
+	// jsonb's text, only narrows the rows first); reString matches a whole JSON string. The
+	// pseudonym (ers_ or pse_ and base64url) holds nothing a replacement string would read
+	// as a back reference.
 	args := pgx.NamedArgs{"org": org, "id": id, "pseudonym": pseudonym, "pjson": jsonEscaped(pseudonym),
-		"re": mentionRegex(id), "reJSON": mentionRegexJSON(jsonEscaped(id)), "reString": `"` + regexQuote(jsonEscaped(id)) + `"`}
+		"re": mentionRegex(id), "idJSON": jsonEscaped(id), "reString": `"` + regexQuote(jsonEscaped(id)) + `"`}
+	// jsonbNames is the condition that column c (jsonb) names the identifier; jsonbScrub its
+	// new value.
+	jsonbNames := func(c string) string {
+		return fmt.Sprintf(`(strpos(lower(coalesce(%[1]s::text, '')), lower(@idJSON)) > 0
+			AND auditdb_jsonb_regexp_replace(%[1]s, @re, '') IS DISTINCT FROM %[1]s)`, c)
+	}
+	jsonbScrub := func(c string) string { return fmt.Sprintf(`auditdb_jsonb_regexp_replace(%s, @re, @pseudonym)`, c) }
 	stmts := []string{
 		`UPDATE alerts SET title = left(regexp_replace(title, @re, @pseudonym, 'g'), 500),
 			description = regexp_replace(description, @re, @pseudonym, 'g'),
 			resolution_notes = regexp_replace(resolution_notes, @re, @pseudonym, 'g'),
 			principal = CASE WHEN lower(principal) = lower(@id) THEN left(@pseudonym, 255) ELSE principal END,
-			metadata = regexp_replace(metadata::text, @reJSON, @pjson, 'g')::jsonb, updated_at = now()
+			metadata = ` + jsonbScrub("metadata") + `, updated_at = now()
 		WHERE organization_id = @org AND (title ~ @re OR coalesce(description, '') ~ @re
-			OR coalesce(resolution_notes, '') ~ @re OR lower(principal) = lower(@id) OR coalesce(metadata::text, '') ~ @reJSON)`,
-		`UPDATE alert_deliveries SET payload = regexp_replace(payload::text, @reJSON, @pjson, 'g')::jsonb,
+			OR coalesce(resolution_notes, '') ~ @re OR lower(principal) = lower(@id) OR ` + jsonbNames("metadata") + `)`,
+		`UPDATE alert_deliveries SET payload = ` + jsonbScrub("payload") + `,
 			last_error = regexp_replace(last_error, @re, @pseudonym, 'g')
-		WHERE organization_id = @org AND (payload::text ~ @reJSON OR coalesce(last_error, '') ~ @re)`,
+		WHERE organization_id = @org AND (` + jsonbNames("payload") + ` OR coalesce(last_error, '') ~ @re)`,
 		`UPDATE detection_hit_run SET group_key = @pseudonym WHERE organization_id = @org AND lower(group_key) = lower(@id)`,
 		`UPDATE error_log SET message = regexp_replace(message, @re, @pseudonym, 'g'),
 			user_id = CASE WHEN lower(user_id) = lower(@id) THEN left(@pseudonym, 255) ELSE user_id END,
-			context = regexp_replace(context::text, @reJSON, @pjson, 'g')::jsonb,
-			troubleshooting = regexp_replace(troubleshooting::text, @reJSON, @pjson, 'g')::jsonb
-		WHERE organization_id = @org AND (message ~ @re OR lower(user_id) = lower(@id) OR coalesce(context::text, '') ~ @reJSON
-			OR coalesce(troubleshooting::text, '') ~ @reJSON)`,
+			context = ` + jsonbScrub("context") + `, troubleshooting = ` + jsonbScrub("troubleshooting") + `
+		WHERE organization_id = @org AND (message ~ @re OR lower(user_id) = lower(@id) OR ` + jsonbNames("context") + `
+			OR ` + jsonbNames("troubleshooting") + `)`,
 		// Released legal holds (active ones block an erasure) keep their record, naming the
 		// pseudonym instead; legal_holds is not hashed.
 		`UPDATE legal_holds SET name = left(regexp_replace(name, @re, @pseudonym, 'g'), 200),
@@ -116,10 +124,9 @@ func scrubOne(ctx context.Context, tx pgx.Tx, org, id, pseudonym string) error {
 		`UPDATE scheduled_reports SET criteria = regexp_replace(criteria::text, @reString, '"' || @pjson || '"', 'g')::jsonb
 		WHERE organization_id = @org AND coalesce(criteria::text, '') ~ @reString`,
 		`UPDATE error_aggregation SET title = regexp_replace(title, @re, @pseudonym, 'g'),
-			affected_users = regexp_replace(affected_users::text, @reJSON, @pjson, 'g')::jsonb,
-			samples = regexp_replace(samples::text, @reJSON, @pjson, 'g')::jsonb
-		WHERE organization_id = @org AND (title ~ @re OR coalesce(affected_users::text, '') ~ @reJSON
-			OR coalesce(samples::text, '') ~ @reJSON)`,
+			affected_users = ` + jsonbScrub("affected_users") + `, samples = ` + jsonbScrub("samples") + `
+		WHERE organization_id = @org AND (title ~ @re OR ` + jsonbNames("affected_users") + `
+			OR ` + jsonbNames("samples") + `)`,
 	}
 	if strings.ContainsAny(pseudonym, `\&`) {
 		return fmt.Errorf("erasure: pseudonym %q would be read as a back reference", pseudonym)
@@ -177,14 +184,6 @@ func caseVariants(r rune) []rune {
 // adjoins it, nor a joiner (. _ -) with one beyond.
 func mentionRegex(s string) string {
 	return `(?<![[:alnum:]])(?<![[:alnum:]][-._])` + regexQuote(s) + `(?![[:alnum:]])(?![-._][[:alnum:]])`
-}
-
-// mentionRegexJSON is mentionRegex over the text form of a jsonb value, where a control
-// character before the identifier is an escape ending in a letter or a hex digit (\n,
-// \u001f): that escape stands for no letter, so it bounds the identifier too.
-func mentionRegexJSON(s string) string {
-	return `(?:(?<![[:alnum:]])|(?<=\\[nrtbf])|(?<=\\u[[:xdigit:]]{4}))(?<![[:alnum:]][-._])` + regexQuote(s) +
-		`(?![[:alnum:]])(?![-._][[:alnum:]])`
 }
 
 // scrubDeadLetters deletes (erasure) or rewrites (pseudonymization) the organization's dead
