@@ -502,6 +502,35 @@ func (e *RetentionEngine) archivePart(ctx context.Context, rules *retentionRules
 const archiveLinesKey = "lines"
 
 // errUnsequenced stops archivePartTx's one pass at a row not in the Merkle log.
+// storeArchive finishes the writer's archive as a (compressed content, sizes, checksums)
+// and inserts its archive_storage row.
+func (e *RetentionEngine) storeArchive(ctx context.Context, tx pgx.Tx, a *Archive) error {
+	content, err := e.writer.finish(a)
+	if err != nil {
+		return err
+	}
+	meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
+		"policy": a.Policy, "month": a.Month.Format("2006-01"), "part": a.Part, archiveLinesKey: e.writer.linePairs()})
+	if err := insertArchiveRow(ctx, tx, a, string(meta), content, *a.RunID, e.Now().UTC()); err != nil {
+		return fmt.Errorf("insert archive %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// recordArchived writes the archived_events rows placing the events of e.ids (with e.times,
+// e.leaves and e.hashes) in archive a.
+func (e *RetentionEngine) recordArchived(ctx context.Context, tx pgx.Tx, a *Archive) error {
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"archived_events"},
+		[]string{"organization_id", "audit_log_id", "event_timestamp", "archive_id", "leaf_index", "event_hash"},
+		pgx.CopyFromSlice(len(e.ids), func(i int) ([]any, error) {
+			return []any{a.OrganizationID, e.ids[i], e.times[i], a.ID, e.leaves[i], e.hashes[i]}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("record archived events: %w", err)
+	}
+	return nil
+}
+
 var errUnsequenced = errors.New("models: a row of the part is not in the Merkle log yet")
 
 // archivePartTx is archivePart's transaction. With onePass, the part's rows are deleted and
@@ -598,27 +627,16 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 		}
 		a := Archive{ID: archiveID, OrganizationID: org,
 			Policy: p.Name, Month: m, Part: part, RunID: &runID}
-		content, err := w.finish(&a)
-		if err != nil {
+		if err := e.storeArchive(ctx, tx, &a); err != nil {
 			return err
-		}
-		meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
-			"policy": p.Name, "month": m.Format("2006-01"), "part": part, archiveLinesKey: w.linePairs()})
-		if err := insertArchiveRow(ctx, tx, &a, string(meta), content, runID, e.Now().UTC()); err != nil {
-			return fmt.Errorf("insert archive %s: %w", a.ID, err)
 		}
 		if onePass {
 			n = w.count
 			or.Archives = append(or.Archives, a.ID)
 			return nil
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"archived_events"},
-			[]string{"organization_id", "audit_log_id", "event_timestamp", "archive_id", "leaf_index", "event_hash"},
-			pgx.CopyFromSlice(len(e.ids), func(i int) ([]any, error) {
-				return []any{org, e.ids[i], e.times[i], a.ID, e.leaves[i], e.hashes[i]}, nil
-			}))
-		if err != nil {
-			return fmt.Errorf("record archived events: %w", err)
+		if err := e.recordArchived(ctx, tx, &a); err != nil {
+			return err
 		}
 		tag, err := tx.Exec(ctx, pgxSQL(`DELETE FROM audit_log e WHERE `+where+` AND e.id > ? AND e.id <= ?
 			AND NOT (e.id = ANY (coalesce(?::bigint[], '{}')))`), append(partArgs, e.unsequenced)...)

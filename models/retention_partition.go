@@ -128,21 +128,11 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 			part++
 			a := Archive{ID: fmt.Sprintf("%s/%s/%s/%d", org, p.Name, m.Format("2006-01"), part), OrganizationID: org,
 				Policy: p.Name, Month: m, Part: part, RunID: &runID}
-			content, err := w.finish(&a)
-			if err != nil {
+			if err := e.storeArchive(ctx, tx, &a); err != nil {
 				return err
 			}
-			meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
-				"policy": p.Name, "month": m.Format("2006-01"), "part": part, archiveLinesKey: w.linePairs()})
-			if err := insertArchiveRow(ctx, tx, &a, string(meta), content, runID, e.Now().UTC()); err != nil {
-				return fmt.Errorf("insert archive %s: %w", a.ID, err)
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"archived_events"},
-				[]string{"organization_id", "audit_log_id", "event_timestamp", "archive_id", "leaf_index", "event_hash"},
-				pgx.CopyFromSlice(len(e.ids), func(i int) ([]any, error) {
-					return []any{org, e.ids[i], e.times[i], a.ID, e.leaves[i], e.hashes[i]}, nil
-				})); err != nil {
-				return fmt.Errorf("record archived events: %w", err)
+			if err := e.recordArchived(ctx, tx, &a); err != nil {
+				return err
 			}
 			n += w.count
 			archives = append(archives, a.ID)
