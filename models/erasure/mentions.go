@@ -48,13 +48,9 @@ const maxNamedLeft = 20
 // mentionIDs returns the identifiers searched for in free text: the subject's and its
 // earlier pseudonyms' principal and resource ids of at least minMention characters.
 func (r *run) mentionIDs() []string {
-	subjects := []Subject{r.s}
-	for _, a := range r.aliases {
-		subjects = append(subjects, a.subject)
-	}
 	seen := map[string]bool{}
 	var ids []string
-	for _, sub := range subjects {
+	for _, sub := range r.subjects() {
 		for _, id := range []string{sub.PrincipalID, sub.ResourceID} {
 			k := strings.ToLower(id)
 			if utf8.RuneCountInString(id) >= minMention && !seen[k] && id != r.pseudonym {
@@ -536,14 +532,21 @@ func (r *run) eraseMentions(ctx context.Context) error {
 	return nil
 }
 
+// subjects returns the request's subject and those of its earlier pseudonyms (Erase only).
+func (r *run) subjects() []Subject {
+	out := make([]Subject, 0, 1+len(r.aliases))
+	out = append(out, r.s)
+	for _, a := range r.aliases {
+		out = append(out, a.subject)
+	}
+	return out
+}
+
 // subjectPrincipal reports whether p is the principal of the subject or of one of its
 // earlier pseudonyms, exactly as the log phase matches it.
 func (r *run) subjectPrincipal(p string) bool {
-	if p == r.s.PrincipalID {
-		return true
-	}
-	for _, a := range r.aliases {
-		if p == a.subject.PrincipalID {
+	for _, s := range r.subjects() {
+		if s.PrincipalID != "" && p == s.PrincipalID {
 			return true
 		}
 	}
@@ -557,20 +560,12 @@ func (r *run) subjectResource(typ *string, id string) bool {
 	if typ != nil {
 		t = *typ
 	}
-	for _, s := range append([]Subject{r.s}, r.aliasSubjects()...) {
+	for _, s := range r.subjects() {
 		if s.ResourceID != "" && id == s.ResourceID && t == s.ResourceType {
 			return true
 		}
 	}
 	return false
-}
-
-func (r *run) aliasSubjects() []Subject {
-	out := make([]Subject, len(r.aliases))
-	for i, a := range r.aliases {
-		out[i] = a.subject
-	}
-	return out
 }
 
 // commitBatch runs work in one transaction under the run's purpose and, when it changed

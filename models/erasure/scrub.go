@@ -33,10 +33,7 @@ func jsonEscaped(s string) string {
 // the identifier as a substring.
 func (r *run) scrub(ctx context.Context) error {
 	var ids []string
-	subjects := []Subject{r.s}
-	for _, a := range r.aliases {
-		subjects = append(subjects, a.subject)
-	}
+	subjects := r.subjects()
 	for _, sub := range subjects {
 		if sub.PrincipalID != "" {
 			ids = append(ids, sub.PrincipalID)

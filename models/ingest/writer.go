@@ -465,11 +465,10 @@ func (w *Writer) recordDeadLetter(ctx context.Context, req WriteRequest, message
 func (w *Writer) commit(batch []*pendingWrite, outs []writeOutcome) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.TxTimeout)
 	defer cancel()
-	total, claims := 0, false
+	total := 0
 	var months []time.Time
 	for _, p := range batch {
 		total += len(p.req.Events)
-		claims = claims || p.req.Idempotency != nil
 		for i := range p.req.Events {
 			months = append(months, p.req.Events[i].Timestamp)
 		}
