@@ -95,19 +95,23 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 	var times []time.Time
 	var hashes []string
 	var sp span
+	// keep adds a line the archive keeps, its free text naming the subject redacted first.
+	keep := func(l *models.ArchiveLine) error {
+		if r.mentionArchives {
+			ch, err := r.redactLineMentions(l, mentionHolds)
+			if err != nil {
+				return err
+			}
+			if ch {
+				c.mentions++
+				sp.add(l.Timestamp)
+			}
+		}
+		return b.Add(l)
+	}
 	err = readAll(rd, func(l *models.ArchiveLine) error {
 		if !r.s.matches(l) {
-			if r.mentionArchives {
-				ch, err := r.redactLineMentions(l, mentionHolds)
-				if err != nil {
-					return err
-				}
-				if ch {
-					c.mentions++
-					sp.add(l.Timestamp)
-				}
-			}
-			return b.Add(l)
+			return keep(l)
 		}
 		sp.add(l.Timestamp)
 		for _, h := range holds {
@@ -140,17 +144,7 @@ func (r *run) rewriteArchive(ctx context.Context, tx pgx.Tx, id string) (c count
 			setLineCommitments(l, f.Commitments)
 			c.archivedPseudonymized++
 		}
-		if r.mentionArchives {
-			ch, err := r.redactLineMentions(l, mentionHolds)
-			if err != nil {
-				return err
-			}
-			if ch {
-				c.mentions++
-				sp.add(l.Timestamp)
-			}
-		}
-		return b.Add(l)
+		return keep(l)
 	})
 	if err != nil {
 		return c, 0, err
