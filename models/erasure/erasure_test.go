@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -201,28 +200,11 @@ func (f *fixture) traces(rdb *redis.Client, prefix string, ids ...string) []stri
 				found = append(found, fmt.Sprintf("%d rows of %s hold %q", n, table, id))
 			}
 		}
-		var archives []string
-		f.db.Raw(`SELECT id FROM archive_storage WHERE organization_id = ? AND deleted_at IS NULL AND content IS NOT NULL`, f.org).Scan(&archives)
-		for _, a := range archives {
-			r, err := models.OpenArchive(context.Background(), f.db, f.org, a)
-			if err != nil {
-				t.Fatal(err)
+		eachArchivedLine(t, f, func(l *models.ArchiveLine) {
+			if b, _ := json.Marshal(l); strings.Contains(string(b), id) {
+				found = append(found, fmt.Sprintf("archived event %d holds %q", l.ID, id))
 			}
-			for {
-				l, err := r.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, _ := json.Marshal(l)
-				if strings.Contains(string(b), id) {
-					found = append(found, fmt.Sprintf("archive %s event %d holds %q", a, l.ID, id))
-				}
-			}
-			r.Close()
-		}
+		})
 		if rdb != nil {
 			keys, err := rdb.Keys(context.Background(), prefix+"*").Result()
 			if err != nil {
