@@ -932,8 +932,11 @@ func (e *RetentionEngine) dropWholeArchive(ctx context.Context, org, id, policy 
 			return errNotWhole
 		}
 		now := e.Now().UTC()
-		tag, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM archived_events WHERE organization_id = $1 AND archive_id = $2
-				RETURNING audit_log_id, event_timestamp, leaf_index, event_hash)
+		// The archive's rows through the primary key over its id range (no index on archive_id).
+		tag, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM archived_events a USING archive_storage s
+				WHERE s.id = $2 AND a.organization_id = $1 AND a.archive_id = $2
+					AND a.audit_log_id BETWEEN s.min_event_id AND s.max_event_id
+				RETURNING a.audit_log_id, a.event_timestamp, a.leaf_index, a.event_hash)
 			INSERT INTO removed_events (organization_id, audit_log_id, event_timestamp, leaf_index, event_hash, reason, policy,
 				run_id, removed_at)
 			SELECT $1, audit_log_id, event_timestamp, leaf_index, event_hash, 'retention', $3, $4, $5 FROM gone`,

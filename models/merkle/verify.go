@@ -468,6 +468,7 @@ func (v *Verifier) checkMissing(ctx context.Context, conn *pgx.Conn, org string,
 		WHERE l.organization_id = $1 AND NOT EXISTS (SELECT 1 FROM audit_log e
 			WHERE e.organization_id = l.organization_id AND e.id = l.audit_log_id AND e."timestamp" = l.event_timestamp)
 		AND NOT EXISTS (SELECT 1 FROM archived_events a JOIN archive_storage s ON s.id = a.archive_id AND s.deleted_at IS NULL
+				AND a.audit_log_id BETWEEN s.min_event_id AND s.max_event_id
 			WHERE a.organization_id = l.organization_id AND a.audit_log_id = l.audit_log_id)
 		AND NOT EXISTS (SELECT 1 FROM removed_events d
 			WHERE d.organization_id = l.organization_id AND d.audit_log_id = l.audit_log_id)
@@ -522,9 +523,14 @@ type archivedLeaf struct {
 }
 
 func (v *Verifier) checkArchive(ctx context.Context, conn *pgx.Conn, org, id string, r *OrgReport) error {
+	// The archive's rows through the primary key over its id range (archived_events has no
+	// index on archive_id); checkMissing counts a row only inside that range too, so a row
+	// placed outside its archive's range can hide no event.
 	rows, _ := conn.Query(ctx, `SELECT a.audit_log_id, coalesce(l.leaf_index, -1), coalesce(l.event_hash, '')
-		FROM archived_events a LEFT JOIN audit_leaf l ON l.organization_id = a.organization_id AND l.audit_log_id = a.audit_log_id
-		WHERE a.organization_id = $1 AND a.archive_id = $2`, org, id)
+		FROM archive_storage s JOIN archived_events a ON a.organization_id = s.organization_id
+			AND a.audit_log_id BETWEEN s.min_event_id AND s.max_event_id AND a.archive_id = s.id
+		LEFT JOIN audit_leaf l ON l.organization_id = a.organization_id AND l.audit_log_id = a.audit_log_id
+		WHERE s.organization_id = $1 AND s.id = $2`, org, id)
 	listed := map[int64]*archivedLeaf{}
 	var eid, li int64
 	var lh string

@@ -1,0 +1,1 @@
+CREATE INDEX archived_events_archive_idx ON archived_events (archive_id);
