@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -153,9 +154,20 @@ func (e *RetentionEngine) Run(ctx context.Context, opts RetentionOptions) (*Rete
 	// A large run changes archived_events and removed_events by far more than autovacuum's
 	// next look may come soon enough for: verification planned on the old statistics (a
 	// nested loop over 100,000 records) took minutes instead of seconds. Fresh statistics
-	// are cheap (a sample); failing to take them changes nothing the run did.
-	if !opts.DryRun && res.Archived+res.Deleted >= e.AnalyzeAfter {
-		_ = e.db.WithContext(context.WithoutCancel(ctx)).Exec(`ANALYZE archived_events, removed_events`).Error
+	// are cheap (a sample); failing to take them changes nothing the run did. Only the
+	// tables the run changed: archival writes archived_events alone, deletion from the log
+	// removed_events alone, deletion from archives both.
+	if !opts.DryRun {
+		var tables []string
+		if res.Archived+res.DeletedArchived >= e.AnalyzeAfter {
+			tables = append(tables, "archived_events")
+		}
+		if res.Deleted >= e.AnalyzeAfter {
+			tables = append(tables, "removed_events")
+		}
+		if len(tables) > 0 {
+			_ = e.db.WithContext(context.WithoutCancel(ctx)).Exec(`ANALYZE ` + strings.Join(tables, ", ")).Error
+		}
 	}
 	return res, nil
 }
