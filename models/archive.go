@@ -220,6 +220,74 @@ func (w *archiveWriter) flush() error {
 	return nil
 }
 
+// archivePipe feeds an archiveWriter from a goroutine of its own, so that the caller reads
+// and scans the next rows from PostgreSQL while the lines before them are encoded, hashed
+// and compressed: about half each of archival's time in this process, run one after the
+// other before (see docs/benchmarks.md, "Retention"). Lines travel in batches; a batch's
+// buffer returns to the caller once encoded. The caller adds lines and then waits for the
+// writer before it touches it; wait reports the writer's first error.
+type archivePipe struct {
+	w     *archiveWriter
+	batch []ArchiveLine
+	full  chan []ArchiveLine
+	free  chan []ArchiveLine
+	done  chan error
+}
+
+// archivePipeBatch is how many lines travel together; archivePipeDepth how many batches
+// may wait for the encoder (the memory held is depth + 2 batches of lines).
+const (
+	archivePipeBatch = 256
+	archivePipeDepth = 4
+)
+
+// startArchivePipe starts the encoding goroutine for w.
+func startArchivePipe(w *archiveWriter) *archivePipe {
+	p := &archivePipe{w: w, full: make(chan []ArchiveLine, archivePipeDepth),
+		free: make(chan []ArchiveLine, archivePipeDepth+1), done: make(chan error, 1)}
+	p.batch = make([]ArchiveLine, 0, archivePipeBatch)
+	go func() {
+		var err error
+		for b := range p.full {
+			for i := range b {
+				if err == nil {
+					err = w.add(&b[i])
+				}
+			}
+			select {
+			case p.free <- b[:0]:
+			default:
+			}
+		}
+		p.done <- err
+	}()
+	return p
+}
+
+// add queues a copy of l (its strings and byte slices are shared, not copied: the caller
+// must not change them afterwards, which pgx's scans into fresh values never do).
+func (p *archivePipe) add(l *ArchiveLine) {
+	p.batch = append(p.batch, *l)
+	if len(p.batch) == cap(p.batch) {
+		p.full <- p.batch
+		select {
+		case p.batch = <-p.free:
+		default:
+			p.batch = make([]ArchiveLine, 0, archivePipeBatch)
+		}
+	}
+}
+
+// wait hands over the last lines, waits until every line is in the writer and returns the
+// writer's first error. The pipe cannot be used afterwards.
+func (p *archivePipe) wait() error {
+	if len(p.batch) > 0 {
+		p.full <- p.batch
+	}
+	close(p.full)
+	return <-p.done
+}
+
 // finish closes the compressor and fills a's sizes, checksums and ranges.
 func (w *archiveWriter) finish(a *Archive) ([]byte, error) {
 	if err := w.flush(); err != nil {

@@ -85,3 +85,31 @@ func InsertArchiveRow(ctx context.Context, db *gorm.DB, a *Archive, meta string,
 		})
 	})
 }
+
+// BuildArchive builds an archive of lines, through the archiver's pipe (a goroutine encoding
+// while lines are added) when piped, else line by line; it returns the compressed bytes and
+// the archive's filled metadata. Details are validated (not read from jsonb).
+func BuildArchive(lines []ArchiveLine, piped bool) ([]byte, Archive, error) {
+	var a Archive
+	w, err := newArchiveWriter()
+	if err != nil {
+		return nil, a, err
+	}
+	if piped {
+		p := startArchivePipe(w)
+		for i := range lines {
+			p.add(&lines[i])
+		}
+		if err := p.wait(); err != nil {
+			return nil, a, err
+		}
+	} else {
+		for i := range lines {
+			if err := w.add(&lines[i]); err != nil {
+				return nil, a, err
+			}
+		}
+	}
+	content, err := w.finish(&a)
+	return bytes.Clone(content), a, err
+}

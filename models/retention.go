@@ -517,25 +517,41 @@ const archiveLinesKey = "lines"
 // storeArchive finishes the writer's archive as a (compressed content, sizes, checksums)
 // and inserts its archive_storage row.
 func (e *RetentionEngine) storeArchive(ctx context.Context, tx pgx.Tx, a *Archive) error {
-	content, err := e.writer.finish(a)
+	content, meta, err := finishArchive(e.writer, a)
 	if err != nil {
 		return err
 	}
-	meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
-		"policy": a.Policy, "month": a.Month.Format("2006-01"), "part": a.Part, archiveLinesKey: e.writer.linePairs()})
-	if err := insertArchiveRow(ctx, tx, a, string(meta), content, *a.RunID, e.Now().UTC()); err != nil {
+	if err := insertArchiveRow(ctx, tx, a, meta, content, *a.RunID, e.Now().UTC()); err != nil {
 		return fmt.Errorf("insert archive %s: %w", a.ID, err)
 	}
 	return nil
 }
 
+// finishArchive closes w's archive a (see archiveWriter.finish) and returns its compressed
+// bytes, which w's next reset overwrites, and its metadata.
+func finishArchive(w *archiveWriter, a *Archive) ([]byte, string, error) {
+	content, err := w.finish(a)
+	if err != nil {
+		return nil, "", err
+	}
+	meta, _ := json.Marshal(map[string]any{"format": "JSON Lines, one audit_log row per line, zstd-compressed",
+		"policy": a.Policy, "month": a.Month.Format("2006-01"), "part": a.Part, archiveLinesKey: w.linePairs()})
+	return content, string(meta), nil
+}
+
 // recordArchived writes the archived_events rows placing the events of e.ids (with e.times,
 // e.leaves and e.hashes) in archive a.
 func (e *RetentionEngine) recordArchived(ctx context.Context, tx pgx.Tx, a *Archive) error {
+	return copyArchivedRows(ctx, tx, a, e.ids, e.times, e.leaves, e.hashes)
+}
+
+// copyArchivedRows writes the archived_events rows placing events ids (with their times,
+// leaves and hashes, index by index) in archive a.
+func copyArchivedRows(ctx context.Context, tx pgx.Tx, a *Archive, ids []int64, times []time.Time, leaves []int64, hashes []string) error {
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"archived_events"},
 		[]string{"organization_id", "audit_log_id", "event_timestamp", "archive_id", "leaf_index", "event_hash"},
-		pgx.CopyFromSlice(len(e.ids), func(i int) ([]any, error) {
-			return []any{a.OrganizationID, e.ids[i], e.times[i], a.ID, e.leaves[i], e.hashes[i]}, nil
+		pgx.CopyFromSlice(len(ids), func(i int) ([]any, error) {
+			return []any{a.OrganizationID, ids[i], times[i], a.ID, leaves[i], hashes[i]}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("record archived events: %w", err)
