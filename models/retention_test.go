@@ -684,6 +684,39 @@ func TestRetentionWholePartitionOnlyWhenNothingElseIsInIt(t *testing.T) {
 			t.Fatalf("the partition holds %d rows, want the unsequenced 1", n)
 		}
 	})
+	// The unsequenced row comes last, in the third part: the first two archives were already
+	// written when the partition's reader met it. They go with the transaction, and the part
+	// by part path archives the two events once.
+	t.Run("a row not in the Merkle log after two parts", func(t *testing.T) {
+		f := newRetentionFixture(t)
+		f.engine.PartSize = 1
+		may := day(2016, time.May, 25, 0) // a month no other subtest writes to
+		f.write(may.Add(time.Hour), may.Add(2*time.Hour))
+		late := models.Event{OrganizationID: f.org, Timestamp: may.Add(3 * time.Hour), Action: "test.retention", Status: "success",
+			DataClassification: "INTERNAL", RetentionPolicy: "short", EventVersion: "1.0"}
+		if err := pgtest.Sealer(t).Seal(&late); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), []models.Event{late}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.Exec(`DELETE FROM audit_leaf_queue WHERE organization_id = ?`, f.org).Error; err != nil {
+			t.Fatal(err)
+		}
+		res := f.run(day(2016, time.June, 12, 0))
+		if res.Archived != 2 || res.Archives != 2 {
+			t.Fatalf("run: %+v", res)
+		}
+		if n := f.partitionRows(may); n != 1 {
+			t.Fatalf("the partition holds %d rows, want the unsequenced 1", n)
+		}
+		if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ?`); n != 2 {
+			t.Fatalf("%d archives stored, want the part by part path's 2", n)
+		}
+		if live, archived, _ := f.checkExactlyOnce(); live != 1 || archived != 2 {
+			t.Fatalf("%d live, %d archived", live, archived)
+		}
+	})
 }
 
 // While a reader holds the partition, TRUNCATE's lock does not come; the rows are deleted
