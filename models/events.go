@@ -286,7 +286,14 @@ func FilterSQL(org string, f EventFilter) (string, []any) {
 // index and stops at the page's last row: 70 – 130 ms. Each pool connection ran its first
 // five free-text searches on the custom plan, which was the server's tail that the bare
 // SQL, on one warm connection, did not show.
+//
+// A search the sketches narrowed to a small part of its range (see narrowPlan) is the
+// exception: planned for its values, PostgreSQL reads just those days (a bitmap scan per
+// range) where the generic plan reads the whole span newest first, filtering out the days.
 func PreferGenericPlan(f EventFilter) bool {
+	if narrowPlan(f) {
+		return false
+	}
 	for _, t := range f.Query.Terms {
 		if t.Field == "" && !t.Negate {
 			return true

@@ -274,6 +274,23 @@ func candidateRanges(from, to time.Time, days map[time.Time]bool) []TimeRange {
 	return out
 }
 
+// narrowPlan reports whether f's free text was narrowed to ranges covering at most a
+// quarter of [From, To). For a word on few days (a correlation id over a year at 1,000,000
+// events: 25 ranges) the plan for its values took 0.24 – 0.4 s against 2.8 – 3.8 s for the
+// generic plan; for a word on most days ("break the glass": 8 ranges over two thirds of the
+// year) the plan for its values took 1.7 – 2.4 s against 0.06 – 0.12 s for the generic one,
+// which stops at the page's last match.
+func narrowPlan(f EventFilter) bool {
+	if len(f.Within) == 0 {
+		return false
+	}
+	var covered time.Duration
+	for _, r := range f.Within {
+		covered += r.To.Sub(r.From)
+	}
+	return covered <= f.To.Sub(f.From)/4
+}
+
 // withinSQL adds the condition that keeps the events inside f.Within: the ranges' hull,
 // which PostgreSQL prunes partitions and bounds index scans with, and, for more than one
 // range, each range.
