@@ -239,3 +239,28 @@ func TestSearchSketchesDroppedWhenTextChanges(t *testing.T) {
 		t.Fatalf("after the rebuild the new text lists %d events", len(got))
 	}
 }
+
+// TestNarrowedSearchesArePlannedForTheirValues checks the plan choice of a narrowed free-text
+// search: for its values when the candidate ranges cover at most a quarter of the range, the
+// generic plan (newest first, stopping at the page's end) otherwise.
+func TestNarrowedSearchesArePlannedForTheirValues(t *testing.T) {
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := models.EventFilter{From: from, To: from.AddDate(0, 0, 100), Query: models.EventQuery{Terms: []models.QueryTerm{{Value: "word"}}}}
+	cases := []struct {
+		name    string
+		within  []models.TimeRange
+		generic bool
+	}{
+		{"not narrowed", nil, true},
+		{"a quarter", []models.TimeRange{{From: from, To: from.AddDate(0, 0, 20)}, {From: from.AddDate(0, 0, 50), To: from.AddDate(0, 0, 55)}}, false},
+		{"more than a quarter", []models.TimeRange{{From: from, To: from.AddDate(0, 0, 26)}}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.Within = c.within
+			if got := models.PreferGenericPlan(f); got != c.generic {
+				t.Fatalf("PreferGenericPlan = %v, want %v", got, c.generic)
+			}
+		})
+	}
+}
