@@ -362,7 +362,16 @@ func (s *SearchSketches) Build(ctx context.Context, org string) (SketchBuildResu
 	return res, nil
 }
 
+// sketchLockSQL serializes the builders of one organization's sketches (the job on one
+// instance, the command, the benchmark): a second builder waits, then finds the days built.
+// It is taken outside the builders' transactions, so their snapshots see the first one's work.
+const sketchLockSQL = `SELECT pg_advisory_lock(hashtextextended('auditdb.search_sketches:' || $1::text, 0))`
+
 func buildOrgSketches(ctx context.Context, conn *pgx.Conn, org string, today time.Time, res *SketchBuildResult) error {
+	if _, err := conn.Exec(ctx, sketchLockSQL, org); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended('auditdb.search_sketches:' || $1::text, 0))`, org)
 	if err := retrySerialization(ctx, conn, func(tx pgx.Tx) error { return refreshSketches(ctx, tx, org, res) }); err != nil {
 		return err
 	}
@@ -490,8 +499,8 @@ func refreshSketches(ctx context.Context, tx pgx.Tx, org string, res *SketchBuil
 }
 
 // retrySerialization runs fn in a repeatable-read transaction, again (up to five times) when
-// it ends in a serialization failure: a rewrite of the organization's events, or another
-// builder, committed after its snapshot.
+// it ends in a serialization failure: a rewrite of the organization's events committed after
+// its snapshot.
 func retrySerialization(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error) error {
 	var err error
 	for range 5 {

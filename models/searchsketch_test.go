@@ -264,3 +264,27 @@ func TestNarrowedSearchesArePlannedForTheirValues(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchSketchBuildersOfOneOrganizationTakeTurns checks that two builders of the same
+// organization at once (the job at a server's start, the command) both succeed.
+func TestSearchSketchBuildersOfOneOrganizationTakeTurns(t *testing.T) {
+	f := newSketchFixture(t)
+	if err := pgtest.DB(t).Exec(`DELETE FROM search_sketches WHERE organization_id = ?`, f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := f.builder.Build(context.Background(), f.org)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countWhere(t, `SELECT count(*) FROM search_sketches WHERE organization_id = $1`, f.org); n != 31 {
+		t.Fatalf("%d sketches, want 31", n)
+	}
+}
