@@ -63,8 +63,8 @@ func trigramBit(a, b, c byte) uint32 {
 	return (uint32(a)<<16 | uint32(b)<<8 | uint32(c)) * 2654435761 >> 16
 }
 
-// sketch is a SketchBits-bit search sketch; bit p is bit p%8 of byte p/8, as PostgreSQL's
-// get_bit numbers a bytea.
+// sketch is a SketchBits-bit search sketch; bit p is bit p%8 of byte p/8, as
+// auditdb_search_sketch_has (migration 0054) reads it.
 type sketch []byte
 
 func newSketch() sketch { return make(sketch, SketchBits/8) }
@@ -75,16 +75,6 @@ func (s sketch) add(text []byte) {
 		p := trigramBit(text[i], text[i+1], text[i+2])
 		s[p>>3] |= 1 << (p & 7)
 	}
-}
-
-// has reports whether every bit of ps is set.
-func (s sketch) has(ps []uint32) bool {
-	for _, p := range ps {
-		if s[p>>3]&(1<<(p&7)) == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // merge ORs o into s.
@@ -176,28 +166,24 @@ func (s *EventStore) resolveText(ctx context.Context, org string, f EventFilter)
 // org's sketches, or nil when no day of the range has a sketch.
 func candidateDays(ctx context.Context, tx pgx.Tx, org string, from, to time.Time, words []string) (map[time.Time]bool, error) {
 	first, last := utcDay(from), utcDay(to.Add(-time.Microsecond))
-	rows, _ := tx.Query(ctx, `SELECT day, bits, below_leaf FROM search_sketches
-		WHERE organization_id = $1 AND day >= $2::date AND day <= $3::date`,
-		org, first.Format(time.DateOnly), last.Format(time.DateOnly))
-	wbits := make([][]uint32, len(words))
-	for i, w := range words {
-		wbits[i] = wordBits(w)
+	// A day can hold a match when its sketch has every bit of every word's trigrams. Only the
+	// bit positions go to the database, not a year of 8 KiB sketches to the server.
+	var ps []int32
+	for _, w := range words {
+		for _, p := range wordBits(w) {
+			ps = append(ps, int32(p))
+		}
 	}
+	rows, _ := tx.Query(ctx, `SELECT day, below_leaf, length(bits) <> $4 OR auditdb_search_sketch_has(bits, $5)
+		FROM search_sketches WHERE organization_id = $1 AND day >= $2::date AND day <= $3::date`,
+		org, first.Format(time.DateOnly), last.Format(time.DateOnly), SketchBits/8, ps)
 	sketched, excluded := map[time.Time]bool{}, false
 	minLeaf := int64(-1)
 	var day time.Time
-	var b []byte
 	var below int64
-	_, err := pgx.ForEachRow(rows, []any{&day, &b, &below}, func() error {
-		if len(b) != SketchBits/8 {
-			return nil // not a sketch of this size: the day stays a candidate
-		}
-		can := true
-		for _, ps := range wbits {
-			can = can && sketch(b).has(ps)
-		}
-		d := utcDay(day)
-		sketched[d] = can
+	var can bool
+	_, err := pgx.ForEachRow(rows, []any{&day, &below, &can}, func() error {
+		sketched[utcDay(day)] = can
 		if !can {
 			excluded = true
 			if minLeaf < 0 || below < minLeaf {

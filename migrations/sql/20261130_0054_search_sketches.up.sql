@@ -18,6 +18,24 @@ CREATE TABLE search_sketches (
     PRIMARY KEY (organization_id, day)
 );
 
+-- Whether every bit of positions is set in bits (bit p is bit p % 8 of byte p / 8). A search
+-- sends only its word's bit positions: a year's sketches stay in the database. The sketch is
+-- decompressed once, into plain (a copy): get_byte on the stored, compressed value would
+-- decompress all 8 KiB again for every bit.
+CREATE FUNCTION auditdb_search_sketch_has(bits bytea, positions int[]) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    plain bytea := bits || ''::bytea;
+    p int;
+BEGIN
+    FOREACH p IN ARRAY positions LOOP
+        IF get_byte(plain, p >> 3) & (1 << (p & 7)) = 0 THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END $$;
+
 -- One row per organization whose events' search text was rewritten (erasure, pseudonymization,
 -- redaction). The sketch builder touches the row in its snapshot transaction: a rewrite that
 -- commits after the builder's snapshot makes the builder's write fail with a serialization
