@@ -38,6 +38,7 @@ Commands:
                                           manage monthly partitions
   retention run [--org ID] [--dry-run]  archive events past their policy's archive day and delete
                                           those at the end of retention (legal holds honoured)
+  search-sketch build [--org ID]          build the per-day sketches free-text search skips days with
   apikey create --org ID --name N [--scope ingest|read|gdpr]
                                           create an API key and print it (shown once)
   apikey list --org ID                    list an organization's API keys
@@ -100,6 +101,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return apikeyCmd(ctx, cfg, args[1:], stdout)
 	case "retention":
 		return retentionCmd(ctx, cfg, args[1:], stdout)
+	case "search-sketch":
+		return searchSketchCmd(ctx, cfg, args[1:], stdout)
 	case "verify":
 		return verifyCmd(ctx, cfg, args[1:], stdout)
 	case "checkpoint-key":

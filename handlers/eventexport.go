@@ -19,6 +19,7 @@ import (
 
 // EventExporter reads pages of events with every column an export carries.
 type EventExporter interface {
+	ResolveFilter(ctx context.Context, org string, f models.EventFilter) (models.EventFilter, error)
 	ListFull(ctx context.Context, org string, f models.EventFilter, after *models.Cursor, limit int) (models.EventPage, error)
 }
 
@@ -111,10 +112,15 @@ func streamEvents(ctx context.Context, events EventExporter, org string, filter 
 			return
 		}
 	}
+	// Resolved once, not for every page: a resolved filter is not looked up again.
+	filter, err := events.ResolveFilter(ctx, org, filter)
 	var after *models.Cursor
 	for {
 		progress()
-		page, err := events.ListFull(ctx, org, filter, after, exportPage)
+		var page models.EventPage
+		if err == nil {
+			page, err = events.ListFull(ctx, org, filter, after, exportPage)
+		}
 		if err != nil {
 			if csvw != nil {
 				csvw.Write([]string{exportFailed(err)})

@@ -72,3 +72,25 @@ func TestMaintainPartitions(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildSearchSketchesBuildsClosedDays(t *testing.T) {
+	db := pgtest.DB(t)
+	ctx := context.Background()
+	org := pgtest.NewOrg(t, "sketch-job")
+	pgtest.WriteEvents(t, db, org, 3)
+	var first time.Time
+	if err := db.Raw(`SELECT min("timestamp") FROM audit_log WHERE organization_id = ?`, org).Scan(&first).Error; err != nil {
+		t.Fatal(err)
+	}
+	// Two days after the first event, its day and the next are closed.
+	now := func() time.Time { return first.UTC().AddDate(0, 0, 2) }
+	run := jobs.BuildSearchSketches(models.NewSearchSketches(db, now), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	db.Raw(`SELECT count(*) FROM search_sketches WHERE organization_id = ?`, org).Scan(&n)
+	if n != 2 {
+		t.Fatalf("%d sketches, want 2", n)
+	}
+}

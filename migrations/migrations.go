@@ -66,6 +66,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0050_removed_events_time_index"),
 		sqlMigration("20261130_0051_archive_records_guard"),
 		sqlMigration("20261130_0052_jsonb_regexp_replace"),
+		sqlMigration("20261130_0054_search_sketches"),
 		sqlMigration("20261130_0055_archived_events_by_id_range"),
 	}
 }

@@ -30,7 +30,8 @@ const MaxResolvedValues = 500
 
 // ResolveFilter returns f with each positive action: term resolved (QueryTerm.Resolved) into
 // the exact actions of org's events in f's range that it matches case-insensitively, exactly
-// or as a prefix. f itself is not changed. It returns a KindInvalid error for a bad filter
+// or as a prefix, and its free text looked up in org's search sketches (TextResolved; see
+// searchsketch.go). f itself is not changed. It returns a KindInvalid error for a bad filter
 // and an error when the database cannot be read.
 func (s *EventStore) ResolveFilter(ctx context.Context, org string, f EventFilter) (EventFilter, error) {
 	if err := f.Validate(); err != nil {
@@ -59,11 +60,18 @@ func (s *EventStore) ResolveFilter(ctx context.Context, org string, f EventFilte
 	if terms != nil {
 		f.Query.Terms = terms
 	}
-	return f, nil
+	if f.MatchesNothing() {
+		return f, nil
+	}
+	return s.resolveText(ctx, org, f)
 }
 
-// MatchesNothing reports whether a resolved term of f has no value: no event can match f.
+// MatchesNothing reports whether a resolved term of f has no value, or the search sketches
+// rule out every day of the range for its free text: no event can match f.
 func (f EventFilter) MatchesNothing() bool {
+	if f.TextNowhere {
+		return true
+	}
 	for _, t := range f.Query.Terms {
 		if t.Resolved && !t.Negate && len(t.Values) == 0 {
 			return true

@@ -99,6 +99,8 @@ type Services struct {
 	Merkle *merkle.Log
 	// Retention archives and deletes events by policy (the daily job, `auditdb retention run`).
 	Retention *models.RetentionEngine
+	// Sketches builds free-text search's per-day sketches (the daily job, `auditdb search-sketch build`).
+	Sketches  *models.SearchSketches
 	Integrity *merkle.Verifier
 	Replayer  *ingest.DeadLetterReplayer
 	// Bundles writes evidence bundles of events (the events page's download).
@@ -293,6 +295,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Merkle:            merkle.NewLog(db, c.CheckpointKey),
 	}
 	s.Retention = models.NewRetentionEngine(db, trail, parts)
+	s.Sketches = models.NewSearchSketches(db, time.Now)
 	s.Archives = models.NewArchiveStore(db, trail, s.Alerts)
 	s.ErrorLog = models.NewErrorLogStore(db, parts)
 	s.Errors = models.NewErrorWriter(s.ErrorLog, models.ErrorWriterConfig{}, log)

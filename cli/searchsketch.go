@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"auditdb/models"
+)
+
+// searchSketchCmd is `auditdb search-sketch build [--org ID]`.
+func searchSketchCmd(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "build" {
+		return fmt.Errorf("usage: auditdb search-sketch build [--org ID]")
+	}
+	fs := newFlags("search-sketch build", stdout)
+	org := fs.String("org", "", "only this organization")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	if *org != "" {
+		if _, err := models.NewOrgStore(db).Get(ctx, *org); err != nil {
+			return models.Invalid("--org", fmt.Sprintf("no organization %q", *org))
+		}
+	}
+	res, err := models.NewSearchSketches(db, time.Now).Build(ctx, *org)
+	fmt.Fprintf(stdout, "search sketches: %d organizations, %d days built, %d refreshed, %d events read, largest fill %.1f %%, %s\n",
+		res.Orgs, res.Built, res.Refreshed, res.Events, 100*res.MaxFill, res.Took.Round(time.Millisecond))
+	return err
+}
