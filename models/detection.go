@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 )
@@ -109,13 +110,22 @@ func (d *Detector) Pass(ctx context.Context) (DetectResult, error) {
 	}
 	// One query over every organization: those with a leaf to read (and, with a hold,
 	// half a batch of them or one logged hold ago). The log is gap-free, so the leaf at
-	// cursor + n - 1 exists exactly when n leaves are pending.
+	// cursor + n - 1 exists exactly when n leaves are pending. Each cursor's leaf is looked
+	// up by itself (LATERAL … LIMIT 1, which PostgreSQL does not flatten into a join), and
+	// the statement is planned on every pass: as a prepared join, the plan made while
+	// audit_leaf was small (a hash join over a sequential scan of it) stayed cached as the
+	// log grew, and every pass read the whole log, 60 ms a pass at 1,200,000 events,
+	// detection's costliest statement (docs/benchmarks.md).
 	var orgs []string
-	if err := db.Raw(`SELECT c.organization_id FROM detection_cursor c
-		JOIN audit_leaf p ON p.organization_id = c.organization_id AND p.leaf_index = c.leaf_index
-		WHERE ?::bigint = 0 OR p.sequenced_at <= clock_timestamp() - make_interval(secs => ?::bigint / 1e6)
-			OR EXISTS (SELECT 1 FROM audit_leaf l WHERE l.organization_id = c.organization_id AND l.leaf_index = c.leaf_index + ?::bigint - 1)
-		ORDER BY c.organization_id`, d.hold.Microseconds(), d.hold.Microseconds(), max(d.batch/2, 1)).Scan(&orgs).Error; err != nil {
+	err := WithPgx(ctx, d.db, func(conn *pgx.Conn) error {
+		// The simple protocol: planned afresh on every pass, for the log's size then.
+		rows, _ := conn.Query(ctx, detectionBacklogSQL, pgx.QueryExecModeSimpleProtocol, d.hold.Microseconds(),
+			d.hold.Microseconds(), max(d.batch/2, 1))
+		var err error
+		orgs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
 		return res, fmt.Errorf("models: detection backlog: %w", err)
 	}
 	for _, org := range orgs {
@@ -134,6 +144,15 @@ func (d *Detector) Pass(ctx context.Context) (DetectResult, error) {
 	}
 	return res, nil
 }
+
+// detectionBacklogSQL lists the organizations a pass processes: $1 and $2 the hold in
+// microseconds, $3 half a batch (see Pass).
+const detectionBacklogSQL = `SELECT c.organization_id FROM detection_cursor c
+	CROSS JOIN LATERAL (SELECT p.sequenced_at FROM audit_leaf p
+		WHERE p.organization_id = c.organization_id AND p.leaf_index = c.leaf_index LIMIT 1) p
+	WHERE $1::bigint = 0 OR p.sequenced_at <= clock_timestamp() - make_interval(secs => $2::bigint / 1e6)
+		OR EXISTS (SELECT 1 FROM audit_leaf l WHERE l.organization_id = c.organization_id AND l.leaf_index = c.leaf_index + $3::bigint - 1)
+	ORDER BY c.organization_id`
 
 // detectLeaf is one leaf of the batch.
 type detectLeaf struct {
