@@ -113,6 +113,3 @@ func BuildArchive(lines []ArchiveLine, piped bool) ([]byte, Archive, error) {
 	content, err := w.finish(&a)
 	return bytes.Clone(content), a, err
 }
-
-// DetectionBacklogSQL is the query a detection pass starts with.
-func DetectionBacklogSQL() string { return detectionBacklogSQL }
