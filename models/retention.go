@@ -186,6 +186,9 @@ func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now ti
 		}
 	}
 	months := map[time.Time]bool{}
+	// One organization's failure does not keep the others from their retention: the run
+	// goes on to the next and reports every failure at its end.
+	var failed []error
 	for _, org := range orgs {
 		or := &OrgRetention{Policies: map[string]bool{}}
 		res.Orgs[org] = or
@@ -197,11 +200,14 @@ func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now ti
 			}
 		}
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			failed = append(failed, err)
 		}
 	}
 	if opts.DryRun || e.parts == nil {
-		return nil
+		return errors.Join(failed...)
 	}
 	current := MonthStart(now)
 	sorted := make([]time.Time, 0, len(months))
@@ -215,13 +221,13 @@ func (e *RetentionEngine) run(ctx context.Context, opts RetentionOptions, now ti
 		}
 		dropped, err := e.parts.DropIfEmpty(ctx, "audit_log", m)
 		if err != nil {
-			return err
+			return errors.Join(append(failed, err)...)
 		}
 		if dropped != "" {
 			res.DroppedPartitions = append(res.DroppedPartitions, dropped)
 		}
 	}
-	return nil
+	return errors.Join(failed...)
 }
 
 // analyzeUnanalyzed gathers statistics on the partitions of audit_log that have rows and
@@ -299,6 +305,30 @@ func (e *RetentionEngine) withPurpose(ctx context.Context, opts pgx.TxOptions, f
 	})
 }
 
+// withPurposeSnapshot runs fn in one REPEATABLE READ transaction with the retention purpose
+// and, once it has committed, bumps org's cache version. Inside such a transaction the
+// cache triggers leave the bump out (migration 0056): as an upsert of the organization's one
+// version row inside an older snapshot, it failed with a serialization error whenever
+// anything else of the organization had bumped it meanwhile, rolling the month back.
+func (e *RetentionEngine) withPurposeSnapshot(ctx context.Context, org string, fn func(tx pgx.Tx) error) error {
+	if err := e.withPurpose(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, fn); err != nil {
+		return err
+	}
+	// Committed: a failed bump leaves cached figures (the dashboard's, reports') to expire
+	// with their time to live instead of failing a run whose change already stands.
+	_ = bumpCacheVersion(context.WithoutCancel(ctx), e.db, org)
+	return nil
+}
+
+// bumpCacheVersion retires org's cached answers on every instance, as the cache triggers do.
+func bumpCacheVersion(ctx context.Context, db *gorm.DB, org string) error {
+	return db.WithContext(ctx).Exec(`WITH bumped AS (
+			INSERT INTO query_cache_versions AS v (organization_id, version) VALUES (?, 1)
+			ON CONFLICT (organization_id) DO UPDATE SET version = v.version + 1
+			RETURNING v.organization_id, v.version)
+		SELECT count(pg_notify('auditdb_cache', organization_id || ':' || version)) FROM bumped`, org).Error
+}
+
 func monthEnd(m, cutoff time.Time) time.Time {
 	end := m.AddDate(0, 1, 0)
 	if cutoff.Before(end) {
@@ -333,7 +363,7 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 		}
 		var n int64
 		read := 0
-		err := e.withPurpose(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		err := e.withPurposeSnapshot(ctx, org, func(tx pgx.Tx) error {
 			e.ids, e.times, e.hashes = e.ids[:0], e.times[:0], e.hashes[:0]
 			rows, _ := tx.Query(ctx, due, append(dueArgs, lo, e.DeleteBatch)...)
 			var id int64
@@ -572,7 +602,7 @@ func (e *RetentionEngine) archivePartTx(ctx context.Context, rules *retentionRul
 	partArgs := append(append([]any{}, whereArgs...), lo, hi)
 	var n int64
 	w := e.writer
-	err := e.withPurpose(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+	err := e.withPurposeSnapshot(ctx, org, func(tx pgx.Tx) error {
 		w.reset()
 		// A part's rows are sorted by id in memory rather than on disk.
 		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {

@@ -57,7 +57,7 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 		return 0, nil, false, nil
 	}
 	ident := pgx.Identifier{name}.Sanitize()
-	err = e.withPurpose(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+	err = e.withPurposeSnapshot(ctx, org, func(tx pgx.Tx) error {
 		n, archives = 0, archives[:0]
 		// Before any query: the snapshot is taken after the lock is granted.
 		if _, err := tx.Exec(ctx, `LOCK TABLE `+ident+` IN SHARE MODE`); err != nil {
@@ -135,8 +135,8 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 
 // emptyPartition removes the total rows of partition ident (quoted), all of org's, in tx:
 // by TRUNCATE when its exclusive lock comes within truncateLockTimeout, otherwise by DELETE
-// checked by count; then it bumps org's cache version as audit_log's delete trigger would
-// (neither fires that trigger: it is the parent's statement trigger).
+// checked by count. Neither fires audit_log's cache trigger (it is the parent's statement
+// trigger): org's cache version is bumped after the commit (withPurposeSnapshot).
 func (e *RetentionEngine) emptyPartition(ctx context.Context, tx pgx.Tx, org, ident string, total int64) error {
 	if _, err := tx.Exec(ctx, `SAVEPOINT retention_truncate`); err != nil {
 		return err
@@ -158,7 +158,7 @@ func (e *RetentionEngine) emptyPartition(ctx context.Context, tx pgx.Tx, org, id
 			return fmt.Errorf("removed %d rows for %d archived events", tag.RowsAffected(), total)
 		}
 		// A DELETE on the partition itself fires none of audit_log's statement triggers
-		// either (they are the parent's): the cache version is bumped below all the same.
+		// either (they are the parent's): the cache version is bumped after the commit all the same.
 	} else {
 		if err != nil {
 			return fmt.Errorf("truncate archived partition: %w", err)
@@ -169,14 +169,6 @@ func (e *RetentionEngine) emptyPartition(ctx context.Context, tx pgx.Tx, org, id
 		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout TO DEFAULT`); err != nil {
 			return err
 		}
-	}
-	_, err = tx.Exec(ctx, `WITH bumped AS (
-			INSERT INTO query_cache_versions AS v (organization_id, version) VALUES ($1, 1)
-			ON CONFLICT (organization_id) DO UPDATE SET version = v.version + 1
-			RETURNING v.organization_id, v.version)
-		SELECT count(pg_notify('auditdb_cache', organization_id || ':' || version)) FROM bumped`, org)
-	if err != nil {
-		return fmt.Errorf("bump cache version: %w", err)
 	}
 	return nil
 }

@@ -829,3 +829,64 @@ func TestRetentionRefreshesTheRecordsStatistics(t *testing.T) {
 		t.Fatalf("archived_events: statistics say %.0f rows, it holds %d", reltuples, n)
 	}
 }
+
+// A run's transactions read and delete under one snapshot; the organization's cache version
+// bumped meanwhile by anything else (an event sequenced, an alert) made their own bump inside
+// that snapshot fail with a serialization error and the month roll back. With a bump every
+// few milliseconds throughout, deletion and whole-partition archival still complete, and the
+// organization's cache version moves past what the bumper alone did.
+func TestRetentionCompletesWhileTheCacheVersionIsBumped(t *testing.T) {
+	f := newRetentionFixture(t)
+	f.engine.PartSize, f.engine.DeleteBatch = 50, 60
+	var times []time.Time
+	for i := range 300 { // January 2015: due for deletion on the run's day
+		times = append(times, day(2015, time.January, 2, 0).Add(time.Duration(i)*time.Minute))
+	}
+	for i := range 300 { // February 2015: due for the archive only, a whole partition
+		times = append(times, day(2015, time.February, 20, 0).Add(time.Duration(i)*time.Minute))
+	}
+	f.write(times...)
+	bump := func() (int64, error) {
+		var v int64
+		err := f.db.Raw(`INSERT INTO query_cache_versions AS v (organization_id, version) VALUES (?, 1)
+			ON CONFLICT (organization_id) DO UPDATE SET version = v.version + 1 RETURNING v.version`, f.org).Row().Scan(&v)
+		return v, err
+	}
+	v0, err := bump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if _, err := bump(); err == nil {
+				n++
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	f.now = day(2015, time.March, 12, 0)
+	res, runErr := f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org})
+	close(stop)
+	bumps := <-done
+	err = runErr
+	if err != nil {
+		t.Fatalf("run under %d concurrent bumps: %v", bumps, err)
+	}
+	if res.Deleted != 300 || res.Archived != 300 {
+		t.Fatalf("run: %+v", res)
+	}
+	if live, archived, removed := f.checkExactlyOnce(); live != 0 || archived != 300 || removed != 300 {
+		t.Fatalf("%d live, %d archived, %d removed", live, archived, removed)
+	}
+	if v, err := bump(); err != nil || v <= v0+int64(bumps)+1 {
+		t.Fatalf("cache version %d → %d with %d concurrent bumps (%v): the run's commits did not bump it", v0, v, bumps, err)
+	}
+}
