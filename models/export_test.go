@@ -113,3 +113,8 @@ func BuildArchive(lines []ArchiveLine, piped bool) ([]byte, Archive, error) {
 	content, err := w.finish(&a)
 	return bytes.Clone(content), a, err
 }
+
+// CandidateRanges is candidateRanges: [from, to) without the excluded UTC days.
+func CandidateRanges(from, to time.Time, excluded []time.Time) []TimeRange {
+	return candidateRanges(from, to, excluded)
+}

@@ -132,14 +132,15 @@ func (s *EventStore) resolveText(ctx context.Context, org string, f EventFilter)
 	if len(words) == 0 || f.TextResolved {
 		return f, nil
 	}
-	var candidates map[time.Time]bool
+	var excluded []time.Time
+	var sketched bool
 	err := WithPgx(ctx, s.db, func(conn *pgx.Conn) error {
 		// One snapshot for the sketches and the events they do not cover: an erasure or a
 		// build between the two reads cannot make a day look covered when it is not.
 		return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
 			func(tx pgx.Tx) error {
 				var err error
-				candidates, err = candidateDays(ctx, tx, org, f.From, f.To, words)
+				excluded, sketched, err = excludedDays(ctx, tx, org, f.From, f.To, words)
 				return err
 			})
 	})
@@ -147,10 +148,10 @@ func (s *EventStore) resolveText(ctx context.Context, org string, f EventFilter)
 		return f, fmt.Errorf("models: look up free text in search sketches: %w", err)
 	}
 	f.TextResolved = true
-	if candidates == nil {
+	if !sketched {
 		return f, nil // no sketch in the range: nothing to rule out
 	}
-	ranges := candidateRanges(f.From, f.To, candidates)
+	ranges := candidateRanges(f.From, f.To, excluded)
 	switch {
 	case len(ranges) == 0:
 		f.TextNowhere = true
@@ -162,9 +163,11 @@ func (s *EventStore) resolveText(ctx context.Context, org string, f EventFilter)
 	return f, nil
 }
 
-// candidateDays returns the UTC days of [from, to) where every word can occur according to
-// org's sketches, or nil when no day of the range has a sketch.
-func candidateDays(ctx context.Context, tx pgx.Tx, org string, from, to time.Time, words []string) (map[time.Time]bool, error) {
+// excludedDays returns, oldest first, the UTC days of [from, to) whose sketch rules out one of
+// the words and that no event the sketches may not cover matches on; sketched is false when
+// no day of the range has a sketch. Its work follows the sketches found, not the range's
+// length: a range from year 1 to 9999 is one query over the organization's sketch rows.
+func excludedDays(ctx context.Context, tx pgx.Tx, org string, from, to time.Time, words []string) (excluded []time.Time, sketched bool, err error) {
 	first, last := utcDay(from), utcDay(to.Add(-time.Microsecond))
 	// A day can hold a match when its sketch has every bit of every word's trigrams. Only the
 	// bit positions go to the database, not a year of 8 KiB sketches to the server.
@@ -175,40 +178,35 @@ func candidateDays(ctx context.Context, tx pgx.Tx, org string, from, to time.Tim
 		}
 	}
 	rows, _ := tx.Query(ctx, `SELECT day, below_leaf, length(bits) <> $4 OR auditdb_search_sketch_has(bits, $5)
-		FROM search_sketches WHERE organization_id = $1 AND day >= $2::date AND day <= $3::date`,
+		FROM search_sketches WHERE organization_id = $1 AND day >= $2::date AND day <= $3::date ORDER BY day`,
 		org, first.Format(time.DateOnly), last.Format(time.DateOnly), SketchBits/8, ps)
-	sketched, excluded := map[time.Time]bool{}, false
 	minLeaf := int64(-1)
 	var day time.Time
 	var below int64
 	var can bool
-	_, err := pgx.ForEachRow(rows, []any{&day, &below, &can}, func() error {
-		sketched[utcDay(day)] = can
+	_, err = pgx.ForEachRow(rows, []any{&day, &below, &can}, func() error {
+		sketched = true
 		if !can {
-			excluded = true
+			excluded = append(excluded, utcDay(day))
 			if minLeaf < 0 || below < minLeaf {
 				minLeaf = below
 			}
 		}
 		return nil
 	})
-	if err != nil || len(sketched) == 0 {
-		return nil, err
-	}
-	out := map[time.Time]bool{}
-	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
-		if can, ok := sketched[d]; !ok || can {
-			out[d] = true
-		}
-	}
-	if !excluded {
-		return out, nil
+	if err != nil || len(excluded) == 0 {
+		return nil, sketched, err
 	}
 	pending, err := pendingMatchDays(ctx, tx, org, from, to, minLeaf, words)
-	for _, d := range pending {
-		out[utcDay(d)] = true
+	if err != nil {
+		return nil, sketched, err
 	}
-	return out, err
+	matched := map[time.Time]bool{}
+	for _, d := range pending {
+		matched[utcDay(d)] = true
+	}
+	excluded = slices.DeleteFunc(excluded, func(d time.Time) bool { return matched[d] })
+	return excluded, sketched, nil
 }
 
 // pendingIDSQL is the first id of org's events that a sketch built at log size $2 may not
@@ -243,20 +241,19 @@ func freeTextTerms(words []string) []QueryTerm {
 	return terms
 }
 
-// candidateRanges merges the candidate days into ranges of consecutive days, clipped to
-// [from, to), oldest first.
-func candidateRanges(from, to time.Time, days map[time.Time]bool) []TimeRange {
+// candidateRanges returns [from, to) without the excluded days (UTC days, oldest first), as
+// ranges oldest first.
+func candidateRanges(from, to time.Time, excluded []time.Time) []TimeRange {
 	var out []TimeRange
-	for d := utcDay(from); d.Before(to); d = d.AddDate(0, 0, 1) {
-		if !days[d] {
-			continue
+	cur := from
+	for _, d := range excluded {
+		if end := minTime(d, to); cur.Before(end) {
+			out = append(out, TimeRange{From: cur, To: end})
 		}
-		start, end := maxTime(d, from), minTime(d.AddDate(0, 0, 1), to)
-		if n := len(out); n > 0 && out[n-1].To.Equal(start) {
-			out[n-1].To = end
-			continue
-		}
-		out = append(out, TimeRange{From: start, To: end})
+		cur = maxTime(cur, d.AddDate(0, 0, 1))
+	}
+	if cur.Before(to) {
+		out = append(out, TimeRange{From: cur, To: to})
 	}
 	return out
 }

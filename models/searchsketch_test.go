@@ -288,3 +288,38 @@ func TestSearchSketchBuildersOfOneOrganizationTakeTurns(t *testing.T) {
 		t.Fatalf("%d sketches, want 31", n)
 	}
 }
+
+// The ranges a narrowed search reads are its range without the days the sketches rule out,
+// computed from those days alone: a range from year 1 to 9999 costs what its sketched days
+// cost (it used to walk every day of the range in the server, 4 s and 155 MB a request).
+func TestSearchSketchCandidateRangesFollowTheExcludedDays(t *testing.T) {
+	d := func(y int, m time.Month, day int) time.Time { return time.Date(y, m, day, 0, 0, 0, 0, time.UTC) }
+	from, to := d(1, 1, 1), d(9999, 12, 31)
+	mid := d(2026, 3, 10).Add(7 * time.Hour)
+	cases := []struct {
+		name     string
+		from, to time.Time
+		excluded []time.Time
+		want     []models.TimeRange
+	}{
+		{"nothing excluded", from, to, nil, []models.TimeRange{{From: from, To: to}}},
+		{"two days of an endless range", from, to, []time.Time{d(2026, 3, 10), d(2026, 3, 12)},
+			[]models.TimeRange{{From: from, To: d(2026, 3, 10)}, {From: d(2026, 3, 11), To: d(2026, 3, 12)}, {From: d(2026, 3, 13), To: to}}},
+		{"adjacent days merge into one gap", from, to, []time.Time{d(2026, 3, 10), d(2026, 3, 11)},
+			[]models.TimeRange{{From: from, To: d(2026, 3, 10)}, {From: d(2026, 3, 12), To: to}}},
+		{"a range inside one excluded day", mid, mid.Add(time.Hour), []time.Time{d(2026, 3, 10)}, nil},
+		{"ends cut inside days", mid, mid.Add(48 * time.Hour), []time.Time{d(2026, 3, 11)},
+			[]models.TimeRange{{From: mid, To: d(2026, 3, 11)}, {From: d(2026, 3, 12), To: mid.Add(48 * time.Hour)}}},
+	}
+	for _, c := range cases {
+		got := models.CandidateRanges(c.from, c.to, c.excluded)
+		if len(got) != len(c.want) {
+			t.Fatalf("%s: %v, want %v", c.name, got, c.want)
+		}
+		for i := range got {
+			if !got[i].From.Equal(c.want[i].From) || !got[i].To.Equal(c.want[i].To) {
+				t.Fatalf("%s: %v, want %v", c.name, got, c.want)
+			}
+		}
+	}
+}
