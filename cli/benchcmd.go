@@ -560,6 +560,8 @@ func benchRetention(ctx context.Context, cfg config, args []string, stdout io.Wr
 	if *events < 100 {
 		return models.Invalid("--events", "need at least 100 events")
 	}
+	// The engine as serve runs the daily job, with serve's collector settings.
+	tuneGC(os.Getenv)
 	env, err := freshBench(ctx, cfg, *dbName, "_bench_retention", stdout)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"auditdb/models"
@@ -20,6 +21,7 @@ func retentionCmd(ctx context.Context, cfg config, args []string, stdout io.Writ
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	tuneGC(os.Getenv) // the collector as serve runs the daily job
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err

@@ -227,11 +227,13 @@ func (w *archiveWriter) flush() error {
 // buffer returns to the caller once encoded. The caller adds lines and then waits for the
 // writer before it touches it; wait reports the writer's first error.
 type archivePipe struct {
-	w     *archiveWriter
-	batch []ArchiveLine
-	full  chan []ArchiveLine
-	free  chan []ArchiveLine
-	done  chan error
+	w      *archiveWriter
+	batch  []ArchiveLine
+	full   chan []ArchiveLine
+	free   chan []ArchiveLine
+	done   chan error
+	waited bool // wait has run; err is its answer
+	err    error
 }
 
 // archivePipeBatch is how many lines travel together; archivePipeDepth how many batches
@@ -279,13 +281,17 @@ func (p *archivePipe) add(l *ArchiveLine) {
 }
 
 // wait hands over the last lines, waits until every line is in the writer and returns the
-// writer's first error. The pipe cannot be used afterwards.
+// writer's first error. Lines cannot be added afterwards; waiting again returns the same.
 func (p *archivePipe) wait() error {
+	if p.waited {
+		return p.err
+	}
 	if len(p.batch) > 0 {
 		p.full <- p.batch
 	}
 	close(p.full)
-	return <-p.done
+	p.waited, p.err = true, <-p.done
+	return p.err
 }
 
 // finish closes the compressor and fills a's sizes, checksums and ranges.

@@ -118,3 +118,32 @@ func BuildArchive(lines []ArchiveLine, piped bool) ([]byte, Archive, error) {
 func CandidateRanges(from, to time.Time, excluded []time.Time) []TimeRange {
 	return candidateRanges(from, to, excluded)
 }
+
+// PlanRow is one row of a retention plan: policy name, month and counts.
+type PlanRow struct {
+	Policy                string
+	Month                 time.Time
+	Archive, Delete, Kept int64
+}
+
+// RetentionPlans returns org's retention plan at now both ways: by (policy, classification,
+// day) groups with the Go rules, and by the SQL rules over every row.
+func RetentionPlans(ctx context.Context, db *gorm.DB, org string, now time.Time) (byDay, byCase []PlanRow, err error) {
+	r, err := loadRetentionRules(ctx, db, org, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	conv := func(rows []retentionPlanRow) []PlanRow {
+		out := make([]PlanRow, len(rows))
+		for i, p := range rows {
+			out[i] = PlanRow{p.Policy.Name, p.Month, p.Archive, p.Delete, p.Kept}
+		}
+		return out
+	}
+	d, err := r.planByDay(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := r.planByCase(ctx, db)
+	return conv(d), conv(c), err
+}

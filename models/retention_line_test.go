@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -352,5 +353,49 @@ func TestArchivePipeBuildsTheSameArchive(t *testing.T) {
 	lines[1200].Details = json.RawMessage(`{"n":`)
 	if _, _, err := models.BuildArchive(lines, true); err == nil {
 		t.Fatal("a line with invalid details was archived")
+	}
+}
+
+// Without holds the plan counts (policy, classification, day) groups and applies the rules in
+// Go; it agrees with the SQL rules applied to every row, at every cutoff, for every policy the
+// organization's own and the global ones can make govern.
+func TestRetentionPlanByDayAgreesWithTheSQLRules(t *testing.T) {
+	f := newRetentionFixture(t) // the organization's own "short" (INTERNAL): archive after 10 days, delete after 30
+	ctx := context.Background()
+	if err := f.db.Exec(`INSERT INTO audit_retention_policy (organization_id, policy_name, retention_days, archive_after_days,
+		data_classification, description) VALUES (?, 'minimal', 50, 20, 'CONFIDENTIAL', 'own policy named like a global one')`,
+		f.org).Error; err != nil {
+		t.Fatal(err)
+	}
+	sealer := pgtest.Sealer(t)
+	now := day(2026, 6, 15, 12)
+	var evs []models.Event
+	for d := 0; d < 120; d += 3 {
+		for i, n := range []string{"short", "minimal", "standard", "confidential", "phi_extended", "unknown"} {
+			class := []string{"PUBLIC", "INTERNAL", "CONFIDENTIAL", "PHI"}[(d/3+i)%4]
+			ev := models.Event{OrganizationID: f.org, Timestamp: now.AddDate(0, 0, -d).Add(-time.Duration(i) * time.Hour),
+				Action: "test.plan", Status: "success", DataClassification: class, RetentionPolicy: n, EventVersion: "1.0"}
+			if err := sealer.Seal(&ev); err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	if _, err := ingest.CopyEvents(ctx, f.db, models.NewPartitionManager(f.db), evs); err != nil {
+		t.Fatal(err)
+	}
+	byDay, byCase, err := models.RetentionPlans(ctx, f.db, f.org, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(byDay) != fmt.Sprint(byCase) {
+		t.Fatalf("plans differ:\nby day  %v\nby case %v", byDay, byCase)
+	}
+	var archive, del int64
+	for _, r := range byCase {
+		archive, del = archive+r.Archive, del+r.Delete
+	}
+	if archive == 0 || del == 0 {
+		t.Fatalf("the data exercises too little: %v", byCase)
 	}
 }

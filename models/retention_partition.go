@@ -59,19 +59,32 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 	ident := pgx.Identifier{name}.Sanitize()
 	err = e.withPurposeSnapshot(ctx, org, func(tx pgx.Tx) error {
 		n, archives = 0, archives[:0]
-		// Before any query: the snapshot is taken after the lock is granted.
+		// Before any query: the snapshot is taken after the lock is granted. The lock is not
+		// waited for long: a request queued behind a writer of the month would hold off every
+		// later writer too; past the timeout the month is archived part by part.
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '`+truncateLockTimeout+`'`); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `LOCK TABLE `+ident+` IN SHARE MODE`); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+				return errNotWholePartition
+			}
 			return err
 		}
-		var total, due int64
-		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil { // the count is one scan: nothing to compile for
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout TO DEFAULT`); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, pgxSQL(`SELECT count(*), count(*) FILTER (WHERE `+where+`) FROM `+ident+` e`),
-			whereArgs...).Scan(&total, &due); err != nil {
-			return fmt.Errorf("count the partition: %w", err)
+		// Another organization's row, or none of org's, rules the path out at once, through the
+		// partition's (organization_id, …) index. Whether every row of org's is one this
+		// archival moves, the reader checks on each row it reads anyway (a count here was a
+		// whole scan of the partition more).
+		var others, mine bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+` WHERE organization_id < $1 OR organization_id > $1),
+			EXISTS (SELECT 1 FROM `+ident+` WHERE organization_id = $1)`, org).Scan(&others, &mine); err != nil {
+			return fmt.Errorf("look at the partition: %w", err)
 		}
-		if total == 0 || total != due {
+		if others || !mine {
 			return errNotWholePartition
 		}
 		var part int
@@ -89,11 +102,11 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 			return fmt.Errorf("export the snapshot: %w", err)
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		parts := make(chan *archivedPart, 1)
+		parts := make(chan *archivedPart, 4)
 		readErr := make(chan error, 1)
 		go func() {
 			defer close(parts)
-			readErr <- e.readPartition(rctx, snap, ident, org, func(k int) Archive {
+			readErr <- e.readPartition(rctx, snap, ident, org, where, whereArgs, func(k int) Archive {
 				num := part + k + 1 // after the month's archives so far
 				return Archive{ID: fmt.Sprintf("%s/%s/%s/%d", org, p.Name, m.Format("2006-01"), num), OrganizationID: org,
 					Policy: p.Name, Month: m, Part: num, RunID: &runID}
@@ -107,22 +120,24 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 			}
 		}()
 		for pt := range parts {
-			if err := insertArchiveRow(ctx, tx, &pt.a, pt.meta, pt.content, runID, e.Now().UTC()); err != nil {
-				return fmt.Errorf("insert archive %s: %w", pt.a.ID, err)
+			if len(pt.ids) > 0 { // a chunk's records, ahead of its archive (archived_events has no foreign key)
+				if err := copyArchivedRows(ctx, tx, &pt.a, pt.ids, pt.times, pt.leaves, pt.hashes); err != nil {
+					return err
+				}
+				n += int64(len(pt.ids))
 			}
-			if err := copyArchivedRows(ctx, tx, &pt.a, pt.ids, pt.times, pt.leaves, pt.hashes); err != nil {
-				return err
+			if pt.content != nil {
+				if err := insertArchiveRow(ctx, tx, &pt.a, pt.meta, pt.content, runID, e.Now().UTC()); err != nil {
+					return fmt.Errorf("insert archive %s: %w", pt.a.ID, err)
+				}
+				archives = append(archives, pt.a.ID)
 			}
-			n += pt.a.EventCount
-			archives = append(archives, pt.a.ID)
 		}
 		if err := <-readErr; err != nil {
 			return err
 		}
-		if n != total {
-			return fmt.Errorf("archived %d events of a partition of %d rows", n, total)
-		}
-		return e.emptyPartition(ctx, tx, org, ident, total)
+		// The reader read every row of the partition and failed on any it would not move.
+		return e.emptyPartition(ctx, tx, org, ident, n)
 	})
 	switch {
 	case errors.Is(err, errNotWholePartition), errors.Is(err, errUnsequenced):
@@ -173,8 +188,9 @@ func (e *RetentionEngine) emptyPartition(ctx context.Context, tx pgx.Tx, org, id
 	return nil
 }
 
-// archivedPart is one archive built by readPartition, with the events it holds for their
-// archived_events rows.
+// archivedPart is what readPartition hands the writer: a chunk of an archive's events for
+// their archived_events rows (ids, times, leaves, hashes), or the finished archive (content
+// and metadata), never both.
 type archivedPart struct {
 	a       Archive
 	meta    string
@@ -185,21 +201,28 @@ type archivedPart struct {
 	hashes  []string
 }
 
+// archiveRecordChunk is how many rows readPartition reads at a time, and so how many
+// archived_events rows the writer receives at once.
+const archiveRecordChunk = 5_000
+
 // snapshotID is the shape of a pg_export_snapshot() id, checked before it is written into SET
 // TRANSACTION SNAPSHOT (which takes no parameter).
 var snapshotID = regexp.MustCompile(`^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$`)
 
 // readPartition reads the rows of partition ident (quoted), all of org's, with their Merkle
 // log entries, in a read-only transaction of its own that imports snapshot snap. It reads
-// them through a cursor in id order by the partition's primary key (the heap is in about that
-// order: rows are appended as their ids are drawn), each with its log entry by the
-// (organization, event id) index, so the cost follows the partition, not the organization's
-// whole log, and needs no sort (a hash join read every log entry of the organization per
-// month, then sorted 50 MB per 50,000 rows). Every e.PartSize rows become one archive (the
-// k-th, from 0, described by mk(k)), sent on out. It returns errUnsequenced for a row not in
-// the log yet, and stops when ctx ends.
-func (e *RetentionEngine) readPartition(ctx context.Context, snap, ident, org string, mk func(k int) Archive,
-	out chan<- *archivedPart) error {
+// them through a cursor in the heap's order, which is about id order (rows are appended as
+// their ids are drawn), so parts cover about disjoint id ranges; each archive's range is
+// taken from its content all the same. Each row's log entry comes by the (organization,
+// event id) index, so the cost follows the partition, not the organization's whole log (a
+// hash join read every log entry of the organization per month); reading by the primary
+// key in strict id order cost a fifth more than the heap scan. Every e.PartSize rows
+// become one archive (the k-th, from 0, described by mk(k)), sent on out after its chunks'
+// records. It returns errNotWholePartition for a row where (the month's condition, over
+// alias e, with whereArgs) does not select, errUnsequenced for a row not in the log yet,
+// and stops when ctx ends.
+func (e *RetentionEngine) readPartition(ctx context.Context, snap, ident, org, where string, whereArgs []any,
+	mk func(k int) Archive, out chan<- *archivedPart) error {
 	if !snapshotID.MatchString(snap) {
 		return fmt.Errorf("models: %q is not a snapshot id", snap)
 	}
@@ -213,32 +236,52 @@ func (e *RetentionEngine) readPartition(ctx context.Context, snap, ident, org st
 			if _, err := tx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+snap+`'`); err != nil {
 				return fmt.Errorf("import the snapshot: %w", err)
 			}
-			// JIT compiled the cursor's expressions for 50 – 300 ms per partition, more than
-			// it saved on rows that are only read and sent.
-			for _, set := range []string{`enable_hashjoin = off`, `enable_mergejoin = off`, `enable_sort = off`, `jit = off`} {
+			// Each row's log entry by index, never a hash join (which read every log entry of
+			// the organization per partition).
+			for _, set := range []string{`enable_hashjoin = off`, `enable_mergejoin = off`} {
 				if _, err := tx.Exec(ctx, `SET LOCAL `+set); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.Exec(ctx, `DECLARE retention_rows NO SCROLL CURSOR FOR SELECT `+archiveColumnsSelect+`, l.leaf_index
-				FROM `+ident+` e LEFT JOIN audit_leaf l ON l.organization_id = $1 AND l.audit_log_id = e.id ORDER BY e.id`, org); err != nil {
+			if _, err := tx.Exec(ctx, pgxSQL(`DECLARE retention_rows NO SCROLL CURSOR FOR SELECT `+archiveColumnsSelect+`,
+				l.leaf_index, coalesce(`+where+`, false)
+				FROM `+ident+` e LEFT JOIN audit_leaf l ON l.organization_id = ? AND l.audit_log_id = e.id`),
+				append(append([]any{}, whereArgs...), org)...); err != nil {
 				return fmt.Errorf("open the partition's rows: %w", err)
 			}
-			fetch := fmt.Sprintf(`FETCH %d FROM retention_rows`, e.PartSize)
 			var l ArchiveLine
 			var hash, digest, sig *string
 			var details, commitments []byte
 			var leaf *int64
+			var due bool
 			dest := []any{&l.ID, &l.Timestamp, &l.TTL, &l.PrincipalID, &l.Action, &l.TargetResourceType,
 				&l.TargetResourceID, &l.Status, &l.OutcomeDescription, &hash, &l.HashAlgorithm, &l.EventVersion,
 				&l.CorrelationID, &l.DataClassification, &l.RetentionPolicy, &l.ProcessingLatency, &l.ArchivedAt,
-				&details, &l.SubjectSalt, &digest, &sig, &commitments, &leaf}
-			for k := 0; ; k++ {
-				w.reset()
-				pt := &archivedPart{a: mk(k)}
-				pipe := startArchivePipe(w)
-				rows, _ := tx.Query(ctx, fetch)
-				_, err := pgx.ForEachRow(rows, dest, func() error {
+				&details, &l.SubjectSalt, &digest, &sig, &commitments, &leaf, &due}
+			// Rows come in chunks; each chunk's archived_events rows go to the writer at once,
+			// so that it records them while the rest of the part is read, and the part's
+			// archive follows when the part is full or the rows end.
+			k, inPart := 0, 0
+			a := mk(k)
+			w.reset()
+			pipe := startArchivePipe(w)
+			defer func() { pipe.wait() }() // any path out waits for the encoder (a second wait is harmless)
+			send := func(pt *archivedPart) error {
+				select {
+				case out <- pt:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			for {
+				want := min(archiveRecordChunk, e.PartSize-inPart)
+				rec := &archivedPart{a: a}
+				rows, _ := tx.Query(ctx, fmt.Sprintf(`FETCH %d FROM retention_rows`, want))
+				tag, err := pgx.ForEachRow(rows, dest, func() error {
+					if !due {
+						return errNotWholePartition // a row of org's this archival does not move
+					}
 					if leaf == nil {
 						return errUnsequenced // the part by part path leaves such rows for a later run
 					}
@@ -248,30 +291,40 @@ func (e *RetentionEngine) readPartition(ctx context.Context, snap, ident, org st
 					l.Hash, l.SubjectDigest, l.Signature = derefString(hash), derefString(digest), derefString(sig)
 					l.Details = json.RawMessage(details)
 					l.FieldCommitments = json.RawMessage(commitments)
-					pt.ids, pt.times = append(pt.ids, l.ID), append(pt.times, l.Timestamp)
-					pt.leaves, pt.hashes = append(pt.leaves, l.LeafIndex), append(pt.hashes, l.Hash)
+					rec.ids, rec.times = append(rec.ids, l.ID), append(rec.times, l.Timestamp)
+					rec.leaves, rec.hashes = append(rec.leaves, l.LeafIndex), append(rec.hashes, l.Hash)
 					pipe.add(&l)
 					return nil
 				})
-				// The writer is waited for on every path: no goroutine outlives the part.
-				if werr := pipe.wait(); err == nil {
-					err = werr
-				}
 				if err != nil {
 					return err
 				}
-				if w.count == 0 {
-					return nil
+				got := int(tag.RowsAffected())
+				if got > 0 {
+					if err := send(rec); err != nil {
+						return err
+					}
 				}
-				content, meta, err := finishArchive(w, &pt.a)
-				if err != nil {
-					return err
+				inPart += got
+				last := got < want
+				if inPart == e.PartSize || last && inPart > 0 {
+					if err := pipe.wait(); err != nil {
+						return err
+					}
+					content, meta, err := finishArchive(w, &a)
+					if err != nil {
+						return err
+					}
+					if err := send(&archivedPart{a: a, meta: meta, content: bytes.Clone(content)}); err != nil {
+						return err
+					}
+					k, inPart = k+1, 0
+					a = mk(k)
+					w.reset()
+					pipe = startArchivePipe(w)
 				}
-				pt.content, pt.meta = bytes.Clone(content), meta
-				select {
-				case out <- pt:
-				case <-ctx.Done():
-					return ctx.Err()
+				if last {
+					return pipe.wait()
 				}
 			}
 		})

@@ -203,12 +203,20 @@ type retentionPlanRow struct {
 
 // plan counts, per governing policy and month, what a run at r.now would archive, delete
 // and keep because of holds, in audit_log: one scan of the organization's range of the
-// (organization_id, timestamp) index older than the latest cutoff, each row assigned to the
-// policy governing it by governsSQL, and the hold lookup only for rows due for deletion.
+// (organization_id, timestamp) index older than the latest cutoff.
 func (r *retentionRules) plan(ctx context.Context, db *gorm.DB) ([]retentionPlanRow, error) {
 	if len(r.policies) == 0 {
 		return nil, nil
 	}
+	if r.holds == 0 {
+		return r.planByDay(ctx, db)
+	}
+	return r.planByCase(ctx, db)
+}
+
+// planByCase is plan with holds: each row assigned to its governing policy by governsSQL, and
+// the hold lookup only for rows due for deletion.
+func (r *retentionRules) planByCase(ctx context.Context, db *gorm.DB) ([]retentionPlanRow, error) {
 	var which, delCut, archCut strings.Builder
 	var whichArgs, delArgs, archArgs []any
 	var bound time.Time
@@ -254,6 +262,78 @@ func (r *retentionRules) plan(ctx context.Context, db *gorm.DB) ([]retentionPlan
 	if err != nil {
 		return nil, fmt.Errorf("models: plan retention: %w", err)
 	}
+	return out, nil
+}
+
+// planByDay is plan for an organization without active holds: nothing is held, and every
+// cutoff is a UTC midnight, so an event's fate follows from its policy, classification and
+// UTC day alone. PostgreSQL counts the events per (policy, classification, day) — a hash of
+// a few hundred groups — and the governing policy and cutoffs are applied here to each group
+// with the Go side of the rules (governing), which a test holds to the SQL side. The CASE
+// over every row took twice as long at 1,000,000 events.
+func (r *retentionRules) planByDay(ctx context.Context, db *gorm.DB) ([]retentionPlanRow, error) {
+	var bound time.Time
+	index := map[*retentionPolicy]int{}
+	for i, p := range r.policies {
+		index[p] = i
+		if p.bound().After(bound) {
+			bound = p.bound()
+		}
+	}
+	type key struct {
+		pi    int
+		month time.Time
+	}
+	rows := map[key]*retentionPlanRow{}
+	err := WithPgx(ctx, db, func(conn *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL jit = off; SET LOCAL work_mem = '64MB'`); err != nil {
+				return err
+			}
+			res, _ := tx.Query(ctx, `SELECT e.retention_policy, e.data_classification, (e."timestamp" AT TIME ZONE 'UTC')::date, count(*)
+				FROM audit_log e WHERE e.organization_id = $1 AND e."timestamp" < $2 GROUP BY 1, 2, 3`, r.org, bound)
+			var name, class string
+			var day time.Time
+			var n int64
+			_, err := pgx.ForEachRow(res, []any{&name, &class, &day, &n}, func() error {
+				p := r.governing(name, class)
+				if p == nil {
+					return nil
+				}
+				day = time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)
+				del, arch := day.Before(p.DeleteCutoff), day.Before(p.ArchiveCutoff)
+				if !del && !arch {
+					return nil
+				}
+				k := key{index[p], time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, time.UTC)}
+				row := rows[k]
+				if row == nil {
+					row = &retentionPlanRow{Policy: p, Month: k.month}
+					rows[k] = row
+				}
+				if del {
+					row.Delete += n
+				} else {
+					row.Archive += n
+				}
+				return nil
+			})
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("models: plan retention: %w", err)
+	}
+	out := make([]retentionPlanRow, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, *row)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if pi, pj := index[out[i].Policy], index[out[j].Policy]; pi != pj {
+			return pi < pj
+		}
+		return out[i].Month.Before(out[j].Month)
+	})
 	return out, nil
 }
 

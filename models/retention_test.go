@@ -684,6 +684,36 @@ func TestRetentionWholePartitionOnlyWhenNothingElseIsInIt(t *testing.T) {
 			t.Fatalf("the partition holds %d rows, want the unsequenced 1", n)
 		}
 	})
+	// A row of the organization's own that is not due (another policy) comes after a part
+	// was written: the reader meets it, the transaction rolls back, and the month is archived
+	// part by part without it.
+	t.Run("a row of another policy", func(t *testing.T) {
+		f := newRetentionFixture(t)
+		f.engine.PartSize = 1
+		apr := day(2016, time.April, 20, 0) // a month no other subtest writes to
+		f.write(apr.Add(time.Hour), apr.Add(2*time.Hour))
+		kept := models.Event{OrganizationID: f.org, Timestamp: apr.Add(3 * time.Hour), Action: "test.retention", Status: "success",
+			DataClassification: "CONFIDENTIAL", RetentionPolicy: "confidential", EventVersion: "1.0"}
+		if err := pgtest.Sealer(t).Seal(&kept); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), []models.Event{kept}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.log.Sequence(context.Background(), 100_000); err != nil {
+			t.Fatal(err)
+		}
+		res := f.run(day(2016, time.May, 12, 0))
+		if res.Archived != 2 || res.Archives != 2 {
+			t.Fatalf("run: %+v", res)
+		}
+		if n := f.partitionRows(apr); n != 1 {
+			t.Fatalf("the partition holds %d rows, want the other policy's 1", n)
+		}
+		if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ?`); n != 2 {
+			t.Fatalf("%d archives stored, want the part by part path's 2", n)
+		}
+	})
 	// The unsequenced row comes last, in the third part: the first two archives were already
 	// written when the partition's reader met it. They go with the transaction, and the part
 	// by part path archives the two events once.
