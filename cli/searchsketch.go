@@ -19,6 +19,9 @@ func searchSketchCmd(ctx context.Context, cfg config, args []string, stdout io.W
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("search-sketch build: unexpected argument %q (usage: auditdb search-sketch build [--org ID])", fs.Arg(0))
+	}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err

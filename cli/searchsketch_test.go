@@ -53,6 +53,9 @@ func TestSearchSketchBuild(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("%d sketches, want 3", n)
 	}
+	if err := Run(ctx, []string{"search-sketch", "build", "extra"}, env(vars), &out); err == nil || !strings.Contains(err.Error(), `unexpected argument "extra"`) {
+		t.Fatalf("a stray argument: %v", err)
+	}
 	if err := Run(ctx, []string{"search-sketch"}, env(vars), &out); err == nil || !strings.Contains(err.Error(), "usage") {
 		t.Fatalf("without build: %v", err)
 	}

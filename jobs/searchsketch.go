@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/go-co-op/gocron/v2"
 
@@ -28,12 +29,15 @@ func BuildSearchSketches(b SketchBuilder, log *slog.Logger) func(context.Context
 	}
 }
 
-// SearchSketchJob runs BuildSearchSketches daily at 00:20 UTC, when the day before has
-// closed, and once at start so that a server down at that time catches up.
+// SearchSketchJob runs BuildSearchSketches hourly and once at start: a day that has closed
+// gets its sketch within the hour, and the events a sketch does not cover yet (which every
+// search reads by id) stay about an hour's worth. Once a day the sketches built at a start
+// while the Merkle sequencer was still behind (covering almost nothing) left searches
+// reading the whole range until the next night; a run with nothing to do takes milliseconds.
 func SearchSketchJob(b SketchBuilder, log *slog.Logger) Job {
 	return Job{
 		Name:       "search-sketches",
-		Definition: gocron.DailyJob(1, gocron.NewAtTimes(gocron.NewAtTime(0, 20, 0))),
+		Definition: gocron.DurationJob(time.Hour),
 		Run:        BuildSearchSketches(b, log),
 		StartNow:   true,
 	}
