@@ -60,14 +60,15 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 }
 
 // withoutJIT turns PostgreSQL's JIT compilation off for the server's connections unless the
-// database URL sets jit itself. Its thresholds are plan costs, which the console's short
+// database URL (or PGOPTIONS) sets jit itself. Its thresholds are plan costs, which the console's short
 // queries over many partitions exceed while running in milliseconds: the events histogram's
 // custom plan compiled for 300 ms to run for 7 ms (the summary's p95 tail), and retention's
 // plan and archival cursor lost a third of their time to it (docs/benchmarks.md).
 func withoutJIT(params map[string]string) {
-	if _, set := params["jit"]; !set {
-		params["jit"] = "off"
+	if _, set := params["jit"]; set || strings.Contains(params["options"], "jit") {
+		return // the URL's jit=…, or -c jit=… in its options (or PGOPTIONS), stands
 	}
+	params["jit"] = "off"
 }
 
 // OpenPool returns a native pgx pool of at most maxConns connections on dsn, for the ingest

@@ -46,4 +46,7 @@ func TestConnectionsRunWithoutJITUnlessTheURLSetsIt(t *testing.T) {
 	if g, p := show(t, dsn+sep+"jit=on"); g != "on" || p != "on" {
 		t.Fatalf("jit with ?jit=on: %s (console), %s (ingest pool); want on", g, p)
 	}
+	if g, p := show(t, dsn+sep+"options=-c%20jit%3Don"); g != "on" || p != "on" {
+		t.Fatalf("jit with options=-c jit=on: %s (console), %s (ingest pool); want on", g, p)
+	}
 }
