@@ -86,6 +86,26 @@ func (f *retentionFixture) writeWith(seal func(*models.Event) error, times ...ti
 	return evs
 }
 
+// writeOne seals and copies one event of the organization at ts under policy and class,
+// without sequencing it; with unsequenced, it is also taken out of the leaf queue, so it
+// never reaches the Merkle log.
+func (f *retentionFixture) writeOne(ts time.Time, policy, class string, unsequenced bool) {
+	f.t.Helper()
+	ev := models.Event{OrganizationID: f.org, Timestamp: ts, Action: "test.retention", Status: "success",
+		DataClassification: class, RetentionPolicy: policy, EventVersion: "1.0"}
+	if err := pgtest.Sealer(f.t).Seal(&ev); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), []models.Event{ev}); err != nil {
+		f.t.Fatal(err)
+	}
+	if unsequenced {
+		if err := f.db.Exec(`DELETE FROM audit_leaf_queue WHERE organization_id = ?`, f.org).Error; err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
 func (f *retentionFixture) run(at time.Time) *models.RetentionResult {
 	f.t.Helper()
 	f.now = at
@@ -666,17 +686,7 @@ func TestRetentionWholePartitionOnlyWhenNothingElseIsInIt(t *testing.T) {
 		f := newRetentionFixture(t)
 		aug := day(2017, time.August, 25, 0)
 		f.write(aug.Add(time.Hour), aug.Add(2*time.Hour))
-		late := models.Event{OrganizationID: f.org, Timestamp: aug.Add(3 * time.Hour), Action: "test.retention", Status: "success",
-			DataClassification: "INTERNAL", RetentionPolicy: "short", EventVersion: "1.0"}
-		if err := pgtest.Sealer(t).Seal(&late); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), []models.Event{late}); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.db.Exec(`DELETE FROM audit_leaf_queue WHERE organization_id = ?`, f.org).Error; err != nil {
-			t.Fatal(err)
-		}
+		f.writeOne(aug.Add(3*time.Hour), "short", "INTERNAL", true)
 		if res := f.run(day(2017, time.September, 12, 0)); res.Archived != 2 {
 			t.Fatalf("run: %+v", res)
 		}
@@ -692,14 +702,7 @@ func TestRetentionWholePartitionOnlyWhenNothingElseIsInIt(t *testing.T) {
 		f.engine.PartSize = 1
 		apr := day(2016, time.April, 20, 0) // a month no other subtest writes to
 		f.write(apr.Add(time.Hour), apr.Add(2*time.Hour))
-		kept := models.Event{OrganizationID: f.org, Timestamp: apr.Add(3 * time.Hour), Action: "test.retention", Status: "success",
-			DataClassification: "CONFIDENTIAL", RetentionPolicy: "confidential", EventVersion: "1.0"}
-		if err := pgtest.Sealer(t).Seal(&kept); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), []models.Event{kept}); err != nil {
-			t.Fatal(err)
-		}
+		f.writeOne(apr.Add(3*time.Hour), "confidential", "CONFIDENTIAL", false)
 		if _, err := f.log.Sequence(context.Background(), 100_000); err != nil {
 			t.Fatal(err)
 		}
@@ -722,17 +725,7 @@ func TestRetentionWholePartitionOnlyWhenNothingElseIsInIt(t *testing.T) {
 		f.engine.PartSize = 1
 		may := day(2016, time.May, 25, 0) // a month no other subtest writes to
 		f.write(may.Add(time.Hour), may.Add(2*time.Hour))
-		late := models.Event{OrganizationID: f.org, Timestamp: may.Add(3 * time.Hour), Action: "test.retention", Status: "success",
-			DataClassification: "INTERNAL", RetentionPolicy: "short", EventVersion: "1.0"}
-		if err := pgtest.Sealer(t).Seal(&late); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), []models.Event{late}); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.db.Exec(`DELETE FROM audit_leaf_queue WHERE organization_id = ?`, f.org).Error; err != nil {
-			t.Fatal(err)
-		}
+		f.writeOne(may.Add(3*time.Hour), "short", "INTERNAL", true)
 		res := f.run(day(2016, time.June, 12, 0))
 		if res.Archived != 2 || res.Archives != 2 {
 			t.Fatalf("run: %+v", res)
