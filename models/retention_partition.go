@@ -26,14 +26,16 @@ const truncateLockTimeout = "2s"
 // archiveWholePartition archives month m of org under policy p in one transaction when every
 // row of the month's partition of audit_log is one this archival moves (the caller passes
 // where, the month's condition, covering the whole month). The transaction first takes a
-// SHARE lock on the partition, before its snapshot: no row can arrive in or leave the
-// partition until it commits, while readers go on. It checks that where selects every row,
-// has readPartition read the rows with their Merkle log entries on a second connection in
-// the same snapshot, PartSize at a time, and writes one archive and its archived_events rows
-// per part as they come, exactly as the part by part path would. Then it empties the partition with TRUNCATE (no row-by-row delete,
-// no dead rows, no per-row WAL) and bumps org's cache version, which TRUNCATE's missing
-// row triggers would otherwise not. When the exclusive lock TRUNCATE needs is not granted
-// within truncateLockTimeout, the rows are deleted instead, in the same transaction.
+// SHARE lock on the partition (waiting truncateLockTimeout at most), before its snapshot: no
+// row can arrive in or leave the partition until it commits, while readers go on. It rules
+// out a partition with another organization's rows by index, has readPartition read the rows
+// with their Merkle log entries on a second connection in the same snapshot (checking each
+// against where), and writes their archived_events rows and one archive per PartSize as they
+// come, exactly as the part by part path would. Then it empties the partition with TRUNCATE
+// (no row-by-row delete, no dead rows, no per-row WAL); org's cache version, which
+// TRUNCATE's missing row triggers would not bump, is bumped after the commit. When the
+// exclusive lock TRUNCATE needs is not granted within truncateLockTimeout, the rows are
+// deleted instead, in the same transaction.
 //
 // It returns done=false, having changed nothing, when the partition does not exist, holds
 // rows the archival does not move, or holds a row not in the Merkle log yet; the caller
@@ -93,8 +95,8 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 			return err
 		}
 		// The rows are read, encoded and compressed on a second connection whose transaction
-		// imports this one's snapshot (the lock above was granted before it, so it sees
-		// exactly the rows counted), while this connection writes the part before: one
+		// imports this one's snapshot (taken after the lock was granted, so it sees exactly
+		// the rows the lock froze), while this connection writes what came before: one
 		// connection did the reading and the writing one after the other, and on two cores
 		// archival took their sum.
 		var snap string
