@@ -329,6 +329,25 @@ func bumpCacheVersion(ctx context.Context, db *gorm.DB, org string) error {
 		SELECT count(pg_notify('auditdb_cache', organization_id || ':' || version)) FROM bumped`, org).Error
 }
 
+// lockHolds makes tx see every legal hold of org placed before it and keeps any new hold or
+// release from committing until tx ends, and returns org's active holds. It must come before
+// tx's first query: a SHARE lock on legal_holds takes no snapshot (an advisory lock taken by
+// a SELECT would fix a REPEATABLE READ snapshot before it waited), and PlaceHold's insert
+// waits for it. Every deletion batch takes it, so a hold placed while a run goes on keeps
+// its events from the next batch on; counting the holds once at the run's start let a run
+// delete what a hold placed meanwhile covered.
+func lockHolds(ctx context.Context, tx pgx.Tx, org string) (int64, error) {
+	if _, err := tx.Exec(ctx, `LOCK TABLE legal_holds IN SHARE MODE`); err != nil {
+		return 0, fmt.Errorf("lock legal holds: %w", err)
+	}
+	var n int64
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM legal_holds WHERE organization_id = $1 AND released_at IS NULL`,
+		org).Scan(&n); err != nil {
+		return 0, fmt.Errorf("legal holds: %w", err)
+	}
+	return n, nil
+}
+
 func monthEnd(m, cutoff time.Time) time.Time {
 	end := m.AddDate(0, 1, 0)
 	if cutoff.Before(end) {
@@ -346,16 +365,21 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 	org := rules.org
 	end := monthEnd(m, p.DeleteCutoff)
 	gov, gArgs := rules.governsSQL(p, "e")
-	held, hArgs := rules.heldSQL("e")
+	held, hArgs := HeldPredicate("e", org)
 	// Plain statements rather than one of CTEs joined to each other or to audit_leaf: such
 	// joins are planned on guesses (a CTE has no statistics, a freshly loaded table has
 	// none) and went quadratic, or walked the whole log, on fresh data. The batch is the
 	// next DeleteBatch due rows by id (a keyset, so rows not yet in the Merkle log are
 	// stepped over, not read again); their log entries are looked up by id.
-	due := pgxSQL(`SELECT e.id, e."timestamp", e.hash FROM audit_log e
+	// Two forms of the batch's query: without a hold in force none is asked about per row.
+	dueSQL := func(held string) string {
+		return pgxSQL(`SELECT e.id, e."timestamp", e.hash FROM audit_log e
 		WHERE e.organization_id = ? AND e."timestamp" >= ? AND e."timestamp" < ? AND ` + gov + ` AND NOT ` + held + `
 		AND e.id > ? ORDER BY e.id LIMIT ?`)
-	dueArgs := append(append(append([]any{}, org, m, end), gArgs...), hArgs...)
+	}
+	dueHeld, dueFree := dueSQL(held), dueSQL("false")
+	heldArgs := append(append(append([]any{}, org, m, end), gArgs...), hArgs...)
+	freeArgs := append(append([]any{}, org, m, end), gArgs...)
 	lo := int64(math.MinInt64)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -365,7 +389,15 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 		read := 0
 		err := e.withPurposeSnapshot(ctx, org, func(tx pgx.Tx) error {
 			e.ids, e.times, e.hashes = e.ids[:0], e.times[:0], e.hashes[:0]
-			rows, _ := tx.Query(ctx, due, append(dueArgs, lo, e.DeleteBatch)...)
+			holds, err := lockHolds(ctx, tx, org)
+			if err != nil {
+				return err
+			}
+			due, dueArgs := dueFree, freeArgs
+			if holds > 0 {
+				due, dueArgs = dueHeld, heldArgs
+			}
+			rows, _ := tx.Query(ctx, due, append(slices.Clip(dueArgs), lo, e.DeleteBatch)...)
 			var id int64
 			var ts time.Time
 			var hash *string
@@ -807,9 +839,13 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 			// archive); the archive is read line by line below.
 		}
 		err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			holds, err := lockHolds(ctx, tx, org)
+			if err != nil {
+				return err
+			}
 			var meta Archive
 			var content []byte
-			err := tx.QueryRow(ctx, `SELECT id, organization_id, month, part, event_count, original_size, compressed_size,
+			err = tx.QueryRow(ctx, `SELECT id, organization_id, month, part, event_count, original_size, compressed_size,
 				sha256_original, sha256_compressed, content FROM archive_storage WHERE id = $1 FOR UPDATE`, id).Scan(
 				&meta.ID, &meta.OrganizationID, &meta.Month, &meta.Part, &meta.EventCount, &meta.OriginalSize,
 				&meta.CompressedSize, &meta.SHA256Original, &meta.SHA256Compressed, &content)
@@ -839,7 +875,7 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 				if p := rules.governing(l.RetentionPolicy, l.DataClassification); p != nil && l.Timestamp.Before(p.DeleteCutoff) {
 					dIDs, dTimes = append(dIDs, l.ID), append(dTimes, l.Timestamp)
 					dLeaves, dHashes, dPolicies = append(dLeaves, l.LeafIndex), append(dHashes, l.Hash), append(dPolicies, p.Name)
-					if rules.holds > 0 { // the fields a hold matches on, kept only when some hold may
+					if holds > 0 { // the fields a hold matches on, kept only when some hold may
 						dPrincipals, dTypes = append(dPrincipals, l.PrincipalID), append(dTypes, l.TargetResourceType)
 						dResources, dCorrelations = append(dResources, l.TargetResourceID), append(dCorrelations, l.CorrelationID)
 					}
@@ -850,7 +886,7 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 				return nil
 			}
 			isHeld := map[int64]bool{}
-			if rules.holds > 0 {
+			if holds > 0 {
 				rows, _ := tx.Query(ctx, heldQ, append([]any{org, dIDs, dTimes, dPrincipals, dTypes, dResources, dCorrelations}, heldArgs...)...)
 				var hid int64
 				if _, err := pgx.ForEachRow(rows, []any{&hid}, func() error { isHeld[hid] = true; return nil }); err != nil {
@@ -964,10 +1000,14 @@ var errNotWhole = errors.New("models: archive not removable whole")
 func (e *RetentionEngine) dropWholeArchive(ctx context.Context, org, id, policy string, runID int64) (int64, error) {
 	var n int64
 	err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		holds, err := lockHolds(ctx, tx, org)
+		if err != nil {
+			return err
+		}
 		var count, size int64
 		var sum, gotSum string
 		var gotSize int64
-		err := tx.QueryRow(ctx, `SELECT event_count, compressed_size, sha256_compressed,
+		err = tx.QueryRow(ctx, `SELECT event_count, compressed_size, sha256_compressed,
 			coalesce(encode(sha256(content), 'hex'), ''), coalesce(octet_length(content), 0)
 			FROM archive_storage WHERE id = $1 AND organization_id = $2 AND deleted_at IS NULL FOR UPDATE`, id, org).Scan(
 			&count, &size, &sum, &gotSum, &gotSize)
@@ -980,11 +1020,6 @@ func (e *RetentionEngine) dropWholeArchive(ctx context.Context, org, id, policy 
 		if gotSum != sum || gotSize != size {
 			return fmt.Errorf("%w: archive %s: the compressed bytes' SHA-256 is %s, the recorded one %s",
 				ErrArchiveCorrupt, id, gotSum, sum)
-		}
-		var holds int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM legal_holds WHERE organization_id = $1 AND released_at IS NULL`,
-			org).Scan(&holds); err != nil {
-			return err
 		}
 		if holds > 0 {
 			return errNotWhole

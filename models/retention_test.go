@@ -913,3 +913,36 @@ func TestRetentionCompletesWhileTheCacheVersionIsBumped(t *testing.T) {
 		t.Fatalf("cache version %d → %d with %d concurrent bumps (%v): the run's commits did not bump it", v0, v, bumps, err)
 	}
 }
+
+// A legal hold placed while a run goes on keeps its events from the run's next batch on:
+// every deletion batch looks at the holds anew, under a lock that makes a hold being placed
+// wait for the batch or the batch see it. (The holds were counted once, at the run's start:
+// an attack placed a hold on the organization 1.2 s into a run, and the run went on to delete
+// 70,100 of the events it covered.)
+func TestRetentionHoldPlacedDuringARunStopsItsDeletions(t *testing.T) {
+	f := newRetentionFixture(t)
+	var times []time.Time
+	for i := range 7 {
+		times = append(times, day(2014, time.March, 3, 0).Add(time.Duration(i)*time.Hour)) // due for deletion
+	}
+	f.write(times...)
+	f.engine.DeleteBatch = 2
+	placed := false
+	f.engine.AfterBatch = func() {
+		if placed {
+			return
+		}
+		placed = true
+		if err := f.db.Exec(`INSERT INTO legal_holds (organization_id, name, reason, scope, placed_by)
+			VALUES (?, 'audit', 'regulator''s inquiry', 'organization', 'counsel')`, f.org).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := f.run(day(2014, time.May, 20, 0))
+	if res.Deleted != 2 {
+		t.Fatalf("the run deleted %d events, want the first batch's 2 only: %+v", res.Deleted, res)
+	}
+	if live, _, removed := f.checkExactlyOnce(); live != 5 || removed != 2 {
+		t.Fatalf("%d live, %d removed; want the 5 the hold keeps live", live, removed)
+	}
+}
