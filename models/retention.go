@@ -123,6 +123,9 @@ func (e *RetentionEngine) Run(ctx context.Context, opts RetentionOptions) (*Rete
 	}
 	defer lockConn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, retentionLockKey)
 
+	if err := e.closeInterrupted(ctx); err != nil {
+		return nil, err
+	}
 	now := e.Now().UTC()
 	res := &RetentionResult{DryRun: opts.DryRun, Orgs: map[string]*OrgRetention{}}
 	var org *string
@@ -1102,6 +1105,75 @@ func (e *RetentionEngine) audit(ctx context.Context, org string, runID int64, or
 		Details: map[string]any{"runId": runID, "archived": or.Archived, "archives": or.Archives, "removed": n,
 			"keptByHolds": or.KeptByHolds, "policies": policies, "removedIdRange": []any{minID, maxID},
 			"removedLeafRange": []any{minLeaf, maxLeaf}, "removedIdsSha256": hex.EncodeToString(h.Sum(nil))}})
+}
+
+// closeInterrupted finishes the record of runs a process left running: under the retention
+// lock no other run is under way, so such a run's process ended (killed, crashed) after some
+// of its transactions had committed and before it wrote its gdpr.retention.apply events.
+// Each organization it changed gets that event now, from what the archives and removal
+// records say the run did, and the run is marked failed with the reason.
+func (e *RetentionEngine) closeInterrupted(ctx context.Context) error {
+	db := e.db.WithContext(ctx)
+	var runs []int64
+	if err := db.Raw(`SELECT id FROM retention_runs WHERE kind = 'retention' AND status = 'running' AND NOT dry_run
+		ORDER BY id`).Scan(&runs).Error; err != nil {
+		return fmt.Errorf("models: interrupted retention runs: %w", err)
+	}
+	for _, run := range runs {
+		var archives []struct {
+			OrganizationID, ID, Policy string
+			EventCount                 int64
+		}
+		if err := db.Raw(`SELECT organization_id, id, policy, event_count FROM archive_storage WHERE run_id = ? ORDER BY id`,
+			run).Scan(&archives).Error; err != nil {
+			return fmt.Errorf("models: archives of run %d: %w", run, err)
+		}
+		var removed []struct {
+			OrganizationID, Policy string
+			N                      int64
+		}
+		if err := db.Raw(`SELECT organization_id, policy, count(*) AS n FROM removed_events WHERE run_id = ? AND reason = 'retention'
+			GROUP BY 1, 2`, run).Scan(&removed).Error; err != nil {
+			return fmt.Errorf("models: removals of run %d: %w", run, err)
+		}
+		orgs := map[string]*OrgRetention{}
+		of := func(org string) *OrgRetention {
+			if orgs[org] == nil {
+				orgs[org] = &OrgRetention{Policies: map[string]bool{}}
+			}
+			return orgs[org]
+		}
+		var archived, deleted int64
+		for _, a := range archives {
+			or := of(a.OrganizationID)
+			or.Archived += a.EventCount
+			or.Archives = append(or.Archives, a.ID)
+			or.Policies[a.Policy] = true
+			archived += a.EventCount
+		}
+		for _, r := range removed {
+			or := of(r.OrganizationID)
+			or.Deleted += r.N
+			or.Policies[r.Policy] = true
+			deleted += r.N
+		}
+		names := make([]string, 0, len(orgs))
+		for org := range orgs {
+			names = append(names, org)
+		}
+		sort.Strings(names)
+		for _, org := range names {
+			if err := e.audit(ctx, org, run, orgs[org]); err != nil {
+				return err
+			}
+		}
+		if err := db.Exec(`UPDATE retention_runs SET status = 'failed', finished_at = ?, archived = ?, deleted = ?, error = ?
+			WHERE id = ?`, e.Now().UTC(), archived, deleted,
+			"the run's process ended before the run did; what it had committed was recorded by the next run", run).Error; err != nil {
+			return fmt.Errorf("models: close run %d: %w", run, err)
+		}
+	}
+	return nil
 }
 
 func derefString(p *string) string {

@@ -946,3 +946,48 @@ func TestRetentionHoldPlacedDuringARunStopsItsDeletions(t *testing.T) {
 		t.Fatalf("%d live, %d removed; want the 5 the hold keeps live", live, removed)
 	}
 }
+
+// A run whose process ends after some of its transactions committed (simulated by a panic
+// after the first batch) leaves its retention_runs row running and no gdpr.retention.apply
+// event; the next run records what it did and marks it failed, before doing its own work.
+func TestRetentionRecordsWhatAnInterruptedRunDid(t *testing.T) {
+	f := newRetentionFixture(t)
+	var times []time.Time
+	for i := range 5 {
+		times = append(times, day(2013, time.March, 3, 0).Add(time.Duration(i)*time.Hour)) // due for deletion
+	}
+	f.write(times...)
+	f.engine.DeleteBatch = 2
+	f.engine.AfterBatch = func() { panic("the process ends") }
+	f.now = day(2013, time.May, 20, 0)
+	func() {
+		defer func() { recover() }()
+		f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org})
+	}()
+	var dead int64
+	f.db.Raw(`SELECT id FROM retention_runs WHERE organization_id = ? AND status = 'running'`, f.org).Scan(&dead)
+	if dead == 0 {
+		t.Fatal("the interrupted run is not left running")
+	}
+	audited := func(run int64) int64 {
+		return f.count(`SELECT count(*) FROM audit_log WHERE organization_id = ? AND action = 'gdpr.retention.apply' AND
+			target_resource_id = '` + strconv.FormatInt(run, 10) + `'`)
+	}
+	if audited(dead) != 0 {
+		t.Fatal("the interrupted run wrote its event")
+	}
+	f.engine.AfterBatch = nil
+	res := f.run(day(2013, time.May, 20, 0))
+	if res.Deleted != 3 {
+		t.Fatalf("the next run deleted %d, want the 3 left", res.Deleted)
+	}
+	var status, reason string
+	var deleted int64
+	f.db.Raw(`SELECT status, coalesce(error, ''), deleted FROM retention_runs WHERE id = ?`, dead).Row().Scan(&status, &reason, &deleted)
+	if status != "failed" || deleted != 2 || !strings.Contains(reason, "ended before the run did") {
+		t.Fatalf("the interrupted run is recorded as %s, %d deleted (%q)", status, deleted, reason)
+	}
+	if audited(dead) != 1 || audited(res.RunID) != 1 {
+		t.Fatalf("gdpr.retention.apply events: %d for the interrupted run, %d for the next", audited(dead), audited(res.RunID))
+	}
+}
