@@ -396,6 +396,9 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 			if err != nil {
 				return err
 			}
+			if err := rules.checkPolicies(ctx, tx); err != nil {
+				return err
+			}
 			due, dueArgs := dueFree, freeArgs
 			if holds > 0 {
 				due, dueArgs = dueHeld, heldArgs
@@ -826,7 +829,7 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 		var removed, kept int64
 		policies := map[string]bool{}
 		if name, ok := whole[id]; ok && !dry && rules.holds == 0 {
-			n, err := e.dropWholeArchive(ctx, org, id, name, res.RunID)
+			n, err := e.dropWholeArchive(ctx, rules, id, name, res.RunID)
 			if err != nil {
 				return fmt.Errorf("models: delete archive %s: %w", id, err)
 			}
@@ -844,6 +847,9 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 		err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 			holds, err := lockHolds(ctx, tx, org)
 			if err != nil {
+				return err
+			}
+			if err := rules.checkPolicies(ctx, tx); err != nil {
 				return err
 			}
 			var meta Archive
@@ -999,12 +1005,17 @@ var errNotWhole = errors.New("models: archive not removable whole")
 // removed_events rows in one statement, and the archive is emptied. It returns 0, with
 // nothing changed, when the organization has an active legal hold (the lines must then be
 // read to match them) or the archive's archived_events rows do not account for its events;
-// the caller then takes the line-by-line path. A checksum mismatch is an ErrArchiveCorrupt.
-func (e *RetentionEngine) dropWholeArchive(ctx context.Context, org, id, policy string, runID int64) (int64, error) {
+// the caller then takes the line-by-line path. A checksum mismatch is an ErrArchiveCorrupt;
+// policies changed since rules were read, ErrPoliciesChanged.
+func (e *RetentionEngine) dropWholeArchive(ctx context.Context, rules *retentionRules, id, policy string, runID int64) (int64, error) {
+	org := rules.org
 	var n int64
 	err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		holds, err := lockHolds(ctx, tx, org)
 		if err != nil {
+			return err
+		}
+		if err := rules.checkPolicies(ctx, tx); err != nil {
 			return err
 		}
 		var count, size int64

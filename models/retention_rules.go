@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -69,7 +70,32 @@ type retentionRules struct {
 	classOwner map[string]*retentionPolicy // the organization's own policy of a classification
 	ownNames   []string
 	ownClasses []string
-	holds      int64 // active legal holds of the organization
+	holds      int64  // active legal holds of the organization
+	policySet  string // policiesSQL's answer when the rules were read
+}
+
+// policiesSQL describes organization $1's active policies (its own and the global ones) in one
+// string that any change to what they decide changes.
+const policiesSQL = `SELECT coalesce(string_agg(id || ':' || organization_id || ':' || policy_name || ':' || data_classification
+	|| ':' || retention_days || ':' || coalesce(archive_after_days, -1) || ':' || coalesce(delete_after_days, -1), ',' ORDER BY id), '')
+	FROM audit_retention_policy WHERE is_active AND organization_id IN ('*', $1)`
+
+// ErrPoliciesChanged stops an organization's part of a retention run whose policies changed
+// after the run read them: nothing more is deleted under the old rules; the next run
+// applies the new ones.
+var ErrPoliciesChanged = errors.New("models: the retention policies changed during the run; the next run applies them")
+
+// checkPolicies returns ErrPoliciesChanged when org's active policies, as tx sees them, are not
+// the ones r was read from. Every deletion batch asks, after lockHolds.
+func (r *retentionRules) checkPolicies(ctx context.Context, tx pgx.Tx) error {
+	var now string
+	if err := tx.QueryRow(ctx, policiesSQL, r.org).Scan(&now); err != nil {
+		return fmt.Errorf("retention policies: %w", err)
+	}
+	if now != r.policySet {
+		return ErrPoliciesChanged
+	}
+	return nil
 }
 
 // loadRetentionRules reads org's active policies (its own and the global ones) and counts
@@ -133,6 +159,9 @@ func loadRetentionRules(ctx context.Context, db *gorm.DB, org string, now time.T
 	if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM legal_holds WHERE organization_id = ? AND released_at IS NULL`,
 		org).Scan(&r.holds).Error; err != nil {
 		return nil, fmt.Errorf("models: legal holds: %w", err)
+	}
+	if err := db.WithContext(ctx).Raw(strings.Replace(policiesSQL, "$1", "?", 1), org).Scan(&r.policySet).Error; err != nil {
+		return nil, fmt.Errorf("models: retention policies: %w", err)
 	}
 	return r, nil
 }

@@ -991,3 +991,43 @@ func TestRetentionRecordsWhatAnInterruptedRunDid(t *testing.T) {
 		t.Fatalf("gdpr.retention.apply events: %d for the interrupted run, %d for the next", audited(dead), audited(res.RunID))
 	}
 }
+
+// A policy changed while a run goes on stops the organization's deletions from the next batch
+// on; the run says why, and the next run applies the new policy (here: archive, no longer
+// delete). (The policies were read once:
+// an attack lengthened a policy 1.2 s into a run, and 95,000 deletions followed.)
+func TestRetentionPolicyChangedDuringARunStopsItsDeletions(t *testing.T) {
+	f := newRetentionFixture(t)
+	var times []time.Time
+	for i := range 7 {
+		times = append(times, day(2012, time.March, 3, 0).Add(time.Duration(i)*time.Hour)) // due for deletion
+	}
+	f.write(times...)
+	f.engine.DeleteBatch = 2
+	changed := false
+	f.engine.AfterBatch = func() {
+		if changed {
+			return
+		}
+		changed = true
+		if err := f.db.Exec(`UPDATE audit_retention_policy SET retention_days = 3650 WHERE organization_id = ? AND policy_name = 'short'`,
+			f.org).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.now = day(2012, time.May, 20, 0)
+	res, err := f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org})
+	if !errors.Is(err, models.ErrPoliciesChanged) {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Deleted != 2 {
+		t.Fatalf("the run deleted %d events, want the first batch's 2 only", res.Deleted)
+	}
+	f.engine.AfterBatch = nil
+	if res := f.run(day(2012, time.May, 20, 0)); res.Deleted != 0 || res.Archived != 5 {
+		t.Fatalf("the next run under the lengthened policy: %+v; want the 5 archived, none deleted", res)
+	}
+	if live, archived, removed := f.checkExactlyOnce(); live != 0 || archived != 5 || removed != 2 {
+		t.Fatalf("%d live, %d archived, %d removed", live, archived, removed)
+	}
+}
