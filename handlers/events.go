@@ -28,6 +28,7 @@ type EventReader interface {
 
 // EventSummarizer counts, buckets and facets the matches of an events query.
 type EventSummarizer interface {
+	ResolveFilter(ctx context.Context, org string, f models.EventFilter) (models.EventFilter, error)
 	Count(ctx context.Context, org string, f models.EventFilter) (models.EventCount, error)
 	Facets(ctx context.Context, org string, f models.EventFilter) (models.EventFacets, error)
 	Histogram(ctx context.Context, org string, f models.EventFilter, width time.Duration) ([]models.HistogramBucket, error)
@@ -306,6 +307,12 @@ func EventsSummary(summary EventSummarizer, now func() time.Time) fiber.Handler 
 			if n, err := strconv.Atoi(c.Query("pos")); err == nil && n >= 0 && n <= 1_000_000_000 {
 				props.Start = n + 1
 			}
+		}
+		// Resolved once here (its action: terms into exact actions, its free text against the
+		// search sketches); the three reads below then skip their own resolution.
+		filter, err = summary.ResolveFilter(ctx, v.OrgID, filter)
+		if err != nil {
+			return err
 		}
 		count, err := summary.Count(ctx, v.OrgID, filter)
 		if err != nil {
