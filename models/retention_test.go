@@ -106,6 +106,31 @@ func (f *retentionFixture) writeOne(ts time.Time, policy, class string, unsequen
 	}
 }
 
+// writeHours writes n events an hour apart from start (see write).
+func (f *retentionFixture) writeHours(start time.Time, n int) []models.Event {
+	f.t.Helper()
+	times := make([]time.Time, n)
+	for i := range times {
+		times[i] = start.Add(time.Duration(i) * time.Hour)
+	}
+	return f.write(times...)
+}
+
+// afterFirstBatch makes the engine run statement q (with args) once, after its first
+// committed batch: a change made while a run goes on.
+func (f *retentionFixture) afterFirstBatch(q string, args ...any) {
+	done := false
+	f.engine.AfterBatch = func() {
+		if done {
+			return
+		}
+		done = true
+		if err := f.db.Exec(q, args...).Error; err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
 func (f *retentionFixture) run(at time.Time) *models.RetentionResult {
 	f.t.Helper()
 	f.now = at
@@ -921,23 +946,10 @@ func TestRetentionCompletesWhileTheCacheVersionIsBumped(t *testing.T) {
 // 70,100 of the events it covered.)
 func TestRetentionHoldPlacedDuringARunStopsItsDeletions(t *testing.T) {
 	f := newRetentionFixture(t)
-	var times []time.Time
-	for i := range 7 {
-		times = append(times, day(2014, time.March, 3, 0).Add(time.Duration(i)*time.Hour)) // due for deletion
-	}
-	f.write(times...)
+	f.writeHours(day(2014, time.March, 3, 0), 7) // due for deletion
 	f.engine.DeleteBatch = 2
-	placed := false
-	f.engine.AfterBatch = func() {
-		if placed {
-			return
-		}
-		placed = true
-		if err := f.db.Exec(`INSERT INTO legal_holds (organization_id, name, reason, scope, placed_by)
-			VALUES (?, 'audit', 'regulator''s inquiry', 'organization', 'counsel')`, f.org).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.afterFirstBatch(`INSERT INTO legal_holds (organization_id, name, reason, scope, placed_by)
+		VALUES (?, 'audit', 'regulator''s inquiry', 'organization', 'counsel')`, f.org)
 	res := f.run(day(2014, time.May, 20, 0))
 	if res.Deleted != 2 {
 		t.Fatalf("the run deleted %d events, want the first batch's 2 only: %+v", res.Deleted, res)
@@ -952,11 +964,7 @@ func TestRetentionHoldPlacedDuringARunStopsItsDeletions(t *testing.T) {
 // event; the next run records what it did and marks it failed, before doing its own work.
 func TestRetentionRecordsWhatAnInterruptedRunDid(t *testing.T) {
 	f := newRetentionFixture(t)
-	var times []time.Time
-	for i := range 5 {
-		times = append(times, day(2013, time.March, 3, 0).Add(time.Duration(i)*time.Hour)) // due for deletion
-	}
-	f.write(times...)
+	f.writeHours(day(2013, time.March, 3, 0), 5) // due for deletion
 	f.engine.DeleteBatch = 2
 	f.engine.AfterBatch = func() { panic("the process ends") }
 	f.now = day(2013, time.May, 20, 0)
@@ -994,27 +1002,14 @@ func TestRetentionRecordsWhatAnInterruptedRunDid(t *testing.T) {
 
 // A policy changed while a run goes on stops the organization's deletions from the next batch
 // on; the run says why, and the next run applies the new policy (here: archive, no longer
-// delete). (The policies were read once:
-// an attack lengthened a policy 1.2 s into a run, and 95,000 deletions followed.)
+// delete). (The policies were read once: an attack lengthened a policy 1.2 s into a run,
+// and 95,000 deletions followed.)
 func TestRetentionPolicyChangedDuringARunStopsItsDeletions(t *testing.T) {
 	f := newRetentionFixture(t)
-	var times []time.Time
-	for i := range 7 {
-		times = append(times, day(2012, time.March, 3, 0).Add(time.Duration(i)*time.Hour)) // due for deletion
-	}
-	f.write(times...)
+	f.writeHours(day(2012, time.March, 3, 0), 7) // due for deletion
 	f.engine.DeleteBatch = 2
-	changed := false
-	f.engine.AfterBatch = func() {
-		if changed {
-			return
-		}
-		changed = true
-		if err := f.db.Exec(`UPDATE audit_retention_policy SET retention_days = 3650 WHERE organization_id = ? AND policy_name = 'short'`,
-			f.org).Error; err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.afterFirstBatch(`UPDATE audit_retention_policy SET retention_days = 3650 WHERE organization_id = ? AND policy_name = 'short'`,
+		f.org)
 	f.now = day(2012, time.May, 20, 0)
 	res, err := f.engine.Run(context.Background(), models.RetentionOptions{Org: f.org})
 	if !errors.Is(err, models.ErrPoliciesChanged) {
