@@ -454,11 +454,7 @@ func EventFieldCommitments(ev *Event) (map[string]FieldCommitment, error) {
 	if !PerFieldScheme(ev.HashAlgorithm) {
 		return nil, nil
 	}
-	_, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
-	if err != nil {
-		return nil, err
-	}
-	fc, _, err := commitmentsOf(ev, personal)
+	_, fc, _, err := eventCommitments(ev)
 	return fc, err
 }
 
@@ -500,6 +496,17 @@ func FieldSalt(eventSalt, name string) (string, error) {
 	}
 	salt := newSaltDeriver(key).salt([]byte(name))
 	return base64.RawURLEncoding.EncodeToString(salt[:]), nil
+}
+
+// eventCommitments reads ev's committed details (personal) and field commitments
+// (commitmentsOf) from the event alone.
+func eventCommitments(ev *Event) ([]byte, map[string]FieldCommitment, map[string]string, error) {
+	_, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fc, empty, err := commitmentsOf(ev, personal)
+	return personal, fc, empty, err
 }
 
 // commitmentsOf reads ev's field commitments in either form (personal: its canonical
@@ -667,11 +674,7 @@ func (s *Sealer) CheckFieldCommitments(ev *Event) ([]FieldCheck, error) {
 	if !PerFieldScheme(ev.HashAlgorithm) {
 		return nil, nil
 	}
-	_, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
-	if err != nil {
-		return nil, err
-	}
-	fc, empty, err := commitmentsOf(ev, personal)
+	personal, fc, empty, err := eventCommitments(ev)
 	if err != nil {
 		return nil, err
 	}
@@ -687,11 +690,7 @@ func (s *Sealer) CheckRedactions(ev *Event) error {
 		!bytes.Contains(ev.FieldCommitments, []byte(`"mac"`)) {
 		return nil
 	}
-	_, personal, err := keyless.splitFor(ev.HashAlgorithm, ev.Details)
-	if err != nil {
-		return err
-	}
-	fc, empty, err := commitmentsOf(ev, personal)
+	personal, fc, empty, err := eventCommitments(ev)
 	if err != nil {
 		return err
 	}
