@@ -129,6 +129,19 @@ func newSchemeFixture(t *testing.T, n, archived int, scheme string) *fixture {
 	return f
 }
 
+// seal seals evs and copies them into audit_log, as ingest writes them (not yet sequenced).
+func (f *fixture) seal(evs []models.Event) {
+	f.t.Helper()
+	for i := range evs {
+		if err := f.sealer.Seal(&evs[i]); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if _, err := ingest.CopyEvents(context.Background(), f.db, models.NewPartitionManager(f.db), evs); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func (f *fixture) sequence() {
 	f.t.Helper()
 	if _, err := f.log.Sequence(context.Background(), 1_000_000); err != nil {

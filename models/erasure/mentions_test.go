@@ -224,14 +224,7 @@ func TestPseudonymizeRedactsMentions(t *testing.T) {
 	f := newFixture(t, 50, 0)
 	ctx := context.Background()
 	evs := mentionEvents(f.org, time.Now().UTC().Add(-time.Minute), "standard")
-	for i := range evs {
-		if err := f.sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ingest.CopyEvents(ctx, f.db, models.NewPartitionManager(f.db), evs); err != nil {
-		t.Fatal(err)
-	}
+	f.seal(evs)
 	f.sequence()
 	res, err := f.engine.Pseudonymize(ctx, f.org, "req-pm", subject, erasure.StrategyHash, dpo, nil)
 	if err != nil {
@@ -299,15 +292,8 @@ func TestEraseLeavesHeldAndUnredactableMentions(t *testing.T) {
 		ev(now, "standard", "admin", "counted", `{"ref":424242}`),
 		ev(now, "standard", "admin", "exported 424242", `{"format":"csv"}`),
 	}
-	for i := range evs {
-		if err := f.sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.seal(evs)
 	parts := models.NewPartitionManager(f.db)
-	if _, err := ingest.CopyEvents(ctx, f.db, parts, evs); err != nil {
-		t.Fatal(err)
-	}
 	f.sequence()
 	trail := models.NewAuditTrail(f.db, f.sealer, parts)
 	re := models.NewRetentionEngine(f.db, trail, parts)
@@ -418,15 +404,7 @@ func TestEraseReachesOtherColumnsNamingTheSubject(t *testing.T) {
 		ev("record.read", "dr-jones", "", "", "PAT-123"),                 // 4: the correlation id
 		ev("record.read", "dr-jones", "Patient", "pat-1234", ""),         // 5: another patient
 	}
-	for i := range evs {
-		if err := f.sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	parts := models.NewPartitionManager(f.db)
-	if _, err := ingest.CopyEvents(ctx, f.db, parts, evs); err != nil {
-		t.Fatal(err)
-	}
+	f.seal(evs)
 	var ids []int64
 	f.db.Raw(`SELECT id FROM audit_log WHERE organization_id = ? AND "timestamp" = ? ORDER BY id`, f.org, evs[0].Timestamp).Scan(&ids)
 	if len(ids) != len(evs) {

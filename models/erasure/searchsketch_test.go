@@ -7,7 +7,6 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/erasure"
-	"auditdb/models/ingest"
 )
 
 // TestRewritesDropTheSearchSketchesOfTheirDays checks that after a pseudonymization, and
@@ -19,14 +18,7 @@ func TestRewritesDropTheSearchSketchesOfTheirDays(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	evs := mentionEvents(f.org, now.Add(-time.Minute), "standard")
-	for i := range evs {
-		if err := f.sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ingest.CopyEvents(ctx, f.db, models.NewPartitionManager(f.db), evs); err != nil {
-		t.Fatal(err)
-	}
+	f.seal(evs)
 	f.sequence()
 	// Two days ahead, today is a closed day: its sketch is built.
 	builder := models.NewSearchSketches(f.db, func() time.Time { return now.AddDate(0, 0, 2) })
