@@ -42,7 +42,7 @@ type DetectResult struct {
 	// CatchUpRates is detection's own speed in events/s, alone on the machine's share it
 	// gets: the time it took to read the backlog each detection-off phase left.
 	CatchUpRates   []float64
-	LagP50, LagP95 time.Duration // detection lag sampled while detection was on
+	LagP50, LagP95 time.Duration // detection lag sampled while detection was on (models.Detector.Lag)
 	Samples        int
 	// CPU time (server + PostgreSQL backends of the bench database + this process, which
 	// posts the events and runs detection) per event: ingest with detection off, ingest
@@ -55,7 +55,7 @@ type DetectResult struct {
 
 // Detect measures what detection costs ingest: batch ingest with detection off and on in
 // alternating rounds (the order flips every round, so both share the machine's
-// conditions), and detection's lag (models.DetectionStatus) sampled four times a second
+// conditions), and detection's lag (models.Detector.Lag) sampled four times a second
 // while it runs. Detection runs as the serve job does, every o.Every, in this process
 // against the same database. Between phases the sequencer and detection catch up
 // untimed, so no phase inherits another's backlog.
@@ -208,8 +208,8 @@ func runDetection(ctx context.Context, o DetectOptions) func() []time.Duration {
 			case <-done:
 				return
 			case <-t.C:
-				if s, err := o.Detector.Status(ctx, o.Org); err == nil {
-					lags = append(lags, s.Lag)
+				if lag, _, err := o.Detector.Lag(ctx, o.Org); err == nil {
+					lags = append(lags, lag)
 				}
 			}
 		}

@@ -1259,6 +1259,32 @@ func (d *Detector) Status(ctx context.Context, org string) (DetectionStatus, err
 	return s, nil
 }
 
+// Lag returns how long org's oldest unprocessed leaf has been in the log (0 when detection
+// is caught up) and whether detection has read org's log yet, from the cursor and the one
+// leaf it points at. Status's count of the log's leaves walks back over every leaf the
+// sequencer is writing and has not committed yet: 3.6 ms a call during sustained ingest,
+// and the dashboard and the detection benchmark only want the lag.
+func (d *Detector) Lag(ctx context.Context, org string) (time.Duration, bool, error) {
+	var rows []struct {
+		UpdatedAt   *time.Time
+		SequencedAt *time.Time
+	}
+	err := d.db.WithContext(ctx).Raw(`SELECT c.updated_at, l.sequenced_at FROM detection_cursor c
+		LEFT JOIN audit_leaf l ON l.organization_id = c.organization_id AND l.leaf_index = c.leaf_index
+		WHERE c.organization_id = ?`, org).Scan(&rows).Error
+	if err != nil {
+		return 0, false, fmt.Errorf("models: detection lag: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, false, nil
+	}
+	var lag time.Duration
+	if at := rows[0].SequencedAt; at != nil {
+		lag = max(d.now().Sub(*at), 0)
+	}
+	return lag, rows[0].UpdatedAt != nil, nil
+}
+
 // DetectionOverview is detection's state over every organization, for /healthz.
 type DetectionOverview struct {
 	Pending    int64         // leaves not processed yet

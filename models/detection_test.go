@@ -486,6 +486,9 @@ func TestDetectionRestartNeitherMissesNorDoubleCounts(t *testing.T) {
 	if err != nil || st.Cursor != 20 || st.Pending() != 75 || st.Lag <= 0 {
 		t.Fatalf("status after two batches: %+v (%v)", st, err)
 	}
+	if lag, running, err := models.NewDetector(pgtest.DB(t), nil).Lag(ctx, org); err != nil || !running || lag <= 0 || lag > st.Lag+time.Minute {
+		t.Fatalf("lag after two batches: %s, running %v (%v); status says %s", lag, running, err, st.Lag)
+	}
 	if got := alertsOf(t, org, models.RuleFailedLogins); len(got) != 0 {
 		t.Fatalf("two failures raised %v", got)
 	}
@@ -503,6 +506,12 @@ func TestDetectionRestartNeitherMissesNorDoubleCounts(t *testing.T) {
 	f.drain(f.detector(10))
 	if h, _, _ := eventCounts(t, org); h != 95 {
 		t.Fatalf("a pass after the end counted again: %d", h)
+	}
+	if lag, running, err := f.detector(10).Lag(ctx, org); err != nil || !running || lag != 0 {
+		t.Fatalf("lag when caught up: %s, running %v (%v); want 0, running", lag, running, err)
+	}
+	if lag, running, err := f.detector(10).Lag(ctx, pgtest.NewOrg(t, "")); err != nil || running || lag != 0 {
+		t.Fatalf("lag of an organization detection never read: %s, running %v (%v); want 0, not running", lag, running, err)
 	}
 }
 

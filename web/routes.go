@@ -332,9 +332,5 @@ func readiness(d *Services) handlers.Readiness {
 type detectionLag struct{ d *models.Detector }
 
 func (l detectionLag) Lag(ctx context.Context, org string) (time.Duration, bool, error) {
-	st, err := l.d.Status(ctx, org)
-	if err != nil {
-		return 0, false, err
-	}
-	return st.Lag, st.UpdatedAt != nil, nil
+	return l.d.Lag(ctx, org)
 }
