@@ -152,7 +152,7 @@ func machineIdle() (time.Duration, error) {
 
 // perEvent formats a CPU time per event in microseconds.
 func perEvent(d time.Duration, events int) string {
-	return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(events))
+	return fmt.Sprintf("%.1f µs", float64(d.Microseconds())/float64(events))
 }
 
 // PeakRSSOf returns a function reading VmHWM (peak resident set) of process pid from
