@@ -1285,6 +1285,22 @@ func (d *Detector) Lag(ctx context.Context, org string) (time.Duration, bool, er
 	return lag, rows[0].UpdatedAt != nil, nil
 }
 
+// MaxLag returns the largest lag over every organization (see Lag), for the metrics and
+// the performance page, which read it on every scrape and sample: from each cursor's own
+// leaf, without Overview's count of each log.
+func (d *Detector) MaxLag(ctx context.Context) (time.Duration, error) {
+	var row struct{ Oldest *time.Time }
+	err := d.db.WithContext(ctx).Raw(`SELECT min(l.sequenced_at) AS oldest FROM detection_cursor c
+		JOIN audit_leaf l ON l.organization_id = c.organization_id AND l.leaf_index = c.leaf_index`).Scan(&row).Error
+	if err != nil {
+		return 0, fmt.Errorf("models: detection lag: %w", err)
+	}
+	if row.Oldest == nil {
+		return 0, nil
+	}
+	return max(d.now().Sub(*row.Oldest), 0), nil
+}
+
 // DetectionOverview is detection's state over every organization, for /healthz.
 type DetectionOverview struct {
 	Pending    int64         // leaves not processed yet

@@ -397,8 +397,7 @@ func NewServices(c ServicesConfig) (*Services, error) {
 
 // detectionLag is detection's largest lag over every organization.
 func (s *Services) detectionLag(ctx context.Context) (time.Duration, error) {
-	o, err := s.Detector.Overview(ctx)
-	return o.MaxLag, err
+	return s.Detector.MaxLag(ctx)
 }
 
 // Start starts the error log's writer, the group-commit writer, the change signals and
