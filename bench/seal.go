@@ -8,10 +8,10 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 	"gorm.io/gorm"
 
 	"auditdb/models"
@@ -126,15 +126,15 @@ func Seal(ctx context.Context, o SealOptions) (SealResult, error) {
 	return r, nil
 }
 
-// threadCPU returns the CPU time (user + system) the calling OS thread has used, in
-// nanoseconds (Linux RUSAGE_THREAD).
+// threadCPU returns the CPU time the calling OS thread has used, in nanoseconds, from the
+// scheduler's own count (CLOCK_THREAD_CPUTIME_ID). getrusage(RUSAGE_THREAD) counts in clock
+// ticks on this kernel: a short run could read 0 and a ratio of 0 (a CI failure).
 func threadCPU() int64 {
-	const rusageThread = 1
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
 		return 0
 	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	return ts.Nano()
 }
 
 // sealAndCopy writes o.Batches batches, each sealed with seal and committed with one binary
