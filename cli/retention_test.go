@@ -8,27 +8,13 @@ import (
 	"time"
 
 	"auditdb/models"
-	"auditdb/models/ingest"
-	"auditdb/models/merkle"
 	"auditdb/models/pgtest"
 )
 
 func TestRetentionRunThenVerify(t *testing.T) {
-	vars := map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir()}
-	ctx := context.Background()
+	w := newCLIWorld(t, "retention-org", "Retention")
+	vars, ctx := w.vars, context.Background()
 	var out bytes.Buffer
-	if err := Run(ctx, []string{"org", "create", "--id", "retention-org", "--name", "Retention"}, env(vars), &out); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(env(vars))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, ck, err := integrityKeys(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := pgtest.DB(t)
 	// "standard": archive after 365 days, delete after 2555. Two events past deletion, three
 	// past the archive day, one recent.
 	now := time.Now().UTC()
@@ -37,18 +23,9 @@ func TestRetentionRunThenVerify(t *testing.T) {
 	for i, days := range ages {
 		evs[i] = models.Event{OrganizationID: "retention-org", Timestamp: now.AddDate(0, 0, -days), Action: "cli.retention",
 			Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0"}
-		if err := sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
 	}
-	if _, err := ingest.CopyEvents(ctx, db, models.NewPartitionManager(db), evs); err != nil {
-		t.Fatal(err)
-	}
-	mlog := merkle.NewLog(db, ck)
-	mlog.CheckpointEvery = 0
-	if _, err := mlog.Sequence(ctx, 1000); err != nil {
-		t.Fatal(err)
-	}
+	w.write(evs)
+	w.sequence()
 
 	// While another run holds the lock, the command says so and changes nothing.
 	conn, err := pgtest.DB(t).DB()
@@ -82,9 +59,7 @@ func TestRetentionRunThenVerify(t *testing.T) {
 		!strings.Contains(out.String(), "archived 3 events into 1 archives, deleted 2") {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	if _, err := mlog.Sequence(ctx, 1000); err != nil { // the run's own gdpr.retention.apply event
-		t.Fatal(err)
-	}
+	w.sequence() // the run's own gdpr.retention.apply event
 	out.Reset()
 	if err := Run(ctx, []string{"verify", "--org", "retention-org"}, env(vars), &out); err != nil ||
 		!strings.Contains(out.String(), "retention-org: OK — 2 events") ||

@@ -8,34 +8,14 @@ import (
 	"time"
 
 	"auditdb/models"
-	"auditdb/models/ingest"
-	"auditdb/models/pgtest"
 )
 
 func TestSearchSketchBuild(t *testing.T) {
-	vars := map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir()}
-	ctx := context.Background()
+	w := newCLIWorld(t, "sketch-org", "Sketch")
+	vars, db, ctx := w.vars, w.db, context.Background()
 	var out bytes.Buffer
-	if err := Run(ctx, []string{"org", "create", "--id", "sketch-org", "--name", "Sketch"}, env(vars), &out); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(env(vars))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, _, err := integrityKeys(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := pgtest.DB(t)
-	ev := models.Event{OrganizationID: "sketch-org", Timestamp: time.Now().UTC().AddDate(0, 0, -3), Action: "cli.sketch",
-		Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0"}
-	if err := sealer.Seal(&ev); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ingest.CopyEvents(ctx, db, models.NewPartitionManager(db), []models.Event{ev}); err != nil {
-		t.Fatal(err)
-	}
+	w.write([]models.Event{{OrganizationID: "sketch-org", Timestamp: time.Now().UTC().AddDate(0, 0, -3), Action: "cli.sketch",
+		Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0"}})
 
 	if err := Run(ctx, []string{"search-sketch", "build", "--org", "no-such-org"}, env(vars), &out); models.FieldOf(err) != "--org" {
 		t.Fatalf("an unknown organization: %v", err)

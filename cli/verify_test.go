@@ -13,46 +13,22 @@ import (
 
 	"auditdb/models"
 	"auditdb/models/erasure"
-	"auditdb/models/ingest"
-	"auditdb/models/merkle"
-	"auditdb/models/pgtest"
 )
 
 func TestVerifyCommand(t *testing.T) {
-	vars := map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir()}
-	ctx := context.Background()
-	var out bytes.Buffer
-	if err := Run(ctx, []string{"org", "create", "--id", "verify-org", "--name", "Verify"}, env(vars), &out); err != nil {
-		t.Fatal(err)
-	}
 	// Events sealed and logged with the keys the command line finds in the data directory.
-	cfg, err := loadConfig(env(vars))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, ck, err := integrityKeys(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := pgtest.DB(t)
+	w := newCLIWorld(t, "verify-org", "Verify")
+	vars, db, sealer, ck, ctx := w.vars, w.db, w.sealer, w.ck, context.Background()
+	var out bytes.Buffer
 	evs := make([]models.Event, 5)
 	principal := "dr.cli"
 	for i := range evs {
 		evs[i] = models.Event{OrganizationID: "verify-org", Timestamp: time.Now().UTC().Add(-time.Duration(i) * time.Second),
 			Action: "cli.verify", Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0",
 			PrincipalID: &principal}
-		if err := sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
 	}
-	if _, err := ingest.CopyEvents(ctx, db, models.NewPartitionManager(db), evs); err != nil {
-		t.Fatal(err)
-	}
-	mlog := merkle.NewLog(db, ck)
-	mlog.CheckpointEvery = 0
-	if _, err := mlog.Sequence(ctx, 1000); err != nil {
-		t.Fatal(err)
-	}
+	w.write(evs)
+	w.sequence()
 
 	for _, args := range [][]string{{"verify"}, {"verify", "--org", "verify-org", "--all"}} {
 		if err := Run(ctx, args, env(vars), &out); err == nil || models.FieldOf(err) != "--org" {
@@ -132,21 +108,9 @@ func TestVerifyCommand(t *testing.T) {
 // TestVerifyNamesWhatAGDPRRequestRemoved: after an erasure, verify passes and names the
 // request, how many events it removed and how many it kept pseudonymized.
 func TestVerifyNamesWhatAGDPRRequestRemoved(t *testing.T) {
-	vars := map[string]string{"AUDITDB_DATABASE_URL": pgtest.DSN(t), "AUDITDB_DATA_DIR": t.TempDir()}
-	ctx := context.Background()
+	w := newCLIWorld(t, "gdpr-verify-org", "GDPR")
+	vars, db, ctx := w.vars, w.db, context.Background()
 	var out bytes.Buffer
-	if err := Run(ctx, []string{"org", "create", "--id", "gdpr-verify-org", "--name", "GDPR"}, env(vars), &out); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(env(vars))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, ck, err := integrityKeys(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := pgtest.DB(t)
 	evs := make([]models.Event, 12)
 	for i := range evs {
 		p := "alice"
@@ -160,31 +124,19 @@ func TestVerifyNamesWhatAGDPRRequestRemoved(t *testing.T) {
 		evs[i] = models.Event{OrganizationID: "gdpr-verify-org", Timestamp: time.Now().UTC().Add(-time.Duration(i) * time.Second),
 			Action: action, Status: "success", DataClassification: "INTERNAL", RetentionPolicy: "standard", EventVersion: "1.0",
 			PrincipalID: &p}
-		if err := sealer.Seal(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
 	}
-	parts := models.NewPartitionManager(db)
-	if _, err := ingest.CopyEvents(ctx, db, parts, evs); err != nil {
-		t.Fatal(err)
-	}
-	mlog := merkle.NewLog(db, ck)
-	mlog.CheckpointEvery = 0
-	if _, err := mlog.Sequence(ctx, 1000); err != nil {
-		t.Fatal(err)
-	}
-	key, err := cfg.pseudonymKey()
+	w.write(evs)
+	w.sequence()
+	key, err := w.cfg.pseudonymKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := erasure.NewEngine(db, models.NewAuditTrail(db, sealer, parts), key)
+	engine := erasure.NewEngine(db, models.NewAuditTrail(db, w.sealer, models.NewPartitionManager(db)), key)
 	res, err := engine.Erase(ctx, "gdpr-verify-org", "REQ-77", erasure.Subject{PrincipalID: "alice"}, models.SystemActor("test"), nil)
 	if err != nil || res.Deleted != 7 || res.Pseudonymized != 1 {
 		t.Fatalf("erase: %+v %v", res, err)
 	}
-	if _, err := mlog.Sequence(ctx, 1000); err != nil {
-		t.Fatal(err)
-	}
+	w.sequence()
 	out.Reset()
 	if err := Run(ctx, []string{"verify", "--org", "gdpr-verify-org"}, env(vars), &out); err != nil {
 		t.Fatalf("verify: %v\n%s", err, out.String())
