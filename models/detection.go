@@ -195,8 +195,9 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 		if !ok {
 			return fmt.Errorf("models: detection's connection is %T", c.Statement.ConnPool)
 		}
-		return c.Transaction(func(tx *gorm.DB) error {
-			return d.processBatch(ctx, conn, tx, org, &processed, &raised)
+		return c.Transaction(func(tx *gorm.DB) (err error) {
+			processed, raised, err = d.processBatch(ctx, conn, tx, org)
+			return err
 		})
 	})
 	if err != nil {
@@ -205,16 +206,16 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 	return processed, raised, nil
 }
 
-// processBatch is processOrg's work in its transaction tx, whose connection is conn: it
-// sets processed and raised once the batch is done.
-func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB, org string, processed, raised *int) error {
+// processBatch is processOrg's work in its transaction tx, whose connection is conn. It
+// returns how many leaves it processed and how many alerts it raised.
+func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB, org string) (int, int, error) {
 	var cur []int64
 	if err := tx.Raw(`SELECT leaf_index FROM detection_cursor WHERE organization_id = ? FOR UPDATE SKIP LOCKED`,
 		org).Scan(&cur).Error; err != nil {
-		return fmt.Errorf("models: lock detection cursor: %w", err)
+		return 0, 0, fmt.Errorf("models: lock detection cursor: %w", err)
 	}
 	if len(cur) == 0 {
-		return nil // another instance is on it
+		return 0, 0, nil // another instance is on it
 	}
 	var leaves []detectLeaf
 	var events []detectEvent
@@ -241,36 +242,35 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 		return err
 	})
 	if err != nil || len(leaves) == 0 {
-		return err
+		return 0, 0, err
 	}
 	now := d.now().UTC()
 	rules, err := listAlertRules(tx, org)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	loc, err := orgLocation(tx, org)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	hits := matchRules(events, rules, loc, now)
 	n, err := d.evaluate(tx, org, rules, hits, loc, now)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	if err := d.purgeHits(tx, org, rules, now); err != nil {
-		return err
+		return 0, 0, err
 	}
 	// Last before the cursor: the counts' upserts bump the organization's cache version,
 	// whose row lock the sequencer's next leaves wait for until this commits.
 	if err := addEventCounts(tx, org, events); err != nil {
-		return err
+		return 0, 0, err
 	}
 	if err := tx.Exec(`UPDATE detection_cursor SET leaf_index = ?, updated_at = ? WHERE organization_id = ?`,
 		leaves[len(leaves)-1].LeafIndex+1, now, org).Error; err != nil {
-		return fmt.Errorf("models: advance detection cursor: %w", err)
+		return 0, 0, fmt.Errorf("models: advance detection cursor: %w", err)
 	}
-	*processed, *raised = len(leaves), n
-	return nil
+	return len(leaves), n, nil
 }
 
 // readDetectEvents reads the leaves' events, bounded by their time range (so PostgreSQL
@@ -1072,7 +1072,7 @@ func (d *Detector) purgeHits(tx *gorm.DB, org string, rules []AlertRule, now tim
 	}
 	if err := tx.Exec(`DELETE FROM detection_hit_run h USING unnest(?::text[], ?::timestamptz[]) AS c (rule, cutoff)
 		WHERE h.organization_id = ? AND h.rule = c.rule AND h.last_time < c.cutoff`,
-		textArray(names), timeArray(cutoffs), org).Error; err != nil {
+		pgArray(names), pgArray(cutoffs), org).Error; err != nil {
 		return fmt.Errorf("models: purge detection hits: %w", err)
 	}
 	return nil
@@ -1177,93 +1177,10 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 	return nil
 }
 
-// textArray is ss as a PostgreSQL text[] literal.
-func textArray(ss []string) string {
-	p := make([]*string, len(ss))
-	for i := range ss {
-		p[i] = &ss[i]
-	}
-	return nullTextArray(p)
-}
-
-// nullTextArray is ss as a PostgreSQL text[] literal, nil elements as NULL.
-func nullTextArray(ss []*string) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, s := range ss {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if s == nil {
-			b.WriteString("NULL")
-			continue
-		}
-		b.WriteByte('"')
-		for _, r := range *s {
-			if r == '"' || r == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteRune(r)
-		}
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-// timeArray is ts as a PostgreSQL timestamptz[] literal.
-func timeArray(ts []time.Time) string {
-	ss := make([]string, len(ts))
-	for i, t := range ts {
-		ss[i] = t.UTC().Format(time.RFC3339Nano)
-	}
-	return textArray(ss)
-}
-
-// DetectionStatus is how far detection has read an organization's log.
-type DetectionStatus struct {
-	Cursor int64 // leaves processed (the next leaf index to read)
-	Leaves int64 // leaves in the log
-	// Lag is how long the oldest unprocessed leaf has been in the log (0 when detection
-	// is caught up).
-	Lag       time.Duration
-	UpdatedAt *time.Time // when the cursor last moved; nil before the first pass
-}
-
-// Pending is the number of leaves not processed yet.
-func (s DetectionStatus) Pending() int64 { return max(s.Leaves-s.Cursor, 0) }
-
-// Status returns org's detection status. It returns an error when the database cannot be
-// read.
-func (d *Detector) Status(ctx context.Context, org string) (DetectionStatus, error) {
-	var row struct {
-		Cursor      *int64
-		UpdatedAt   *time.Time
-		Leaves      int64
-		SequencedAt *time.Time
-	}
-	err := d.db.WithContext(ctx).Raw(`SELECT c.leaf_index AS cursor, c.updated_at,
-			coalesce((SELECT leaf_index + 1 FROM audit_leaf WHERE organization_id = ? ORDER BY leaf_index DESC LIMIT 1), 0) AS leaves,
-			(SELECT sequenced_at FROM audit_leaf WHERE organization_id = ? AND leaf_index = coalesce(c.leaf_index, 0)) AS sequenced_at
-		FROM (SELECT 1) one LEFT JOIN detection_cursor c ON c.organization_id = ?`, org, org, org).Scan(&row).Error
-	if err != nil {
-		return DetectionStatus{}, fmt.Errorf("models: detection status: %w", err)
-	}
-	s := DetectionStatus{Leaves: row.Leaves}
-	if row.Cursor != nil {
-		s.Cursor, s.UpdatedAt = *row.Cursor, row.UpdatedAt
-	}
-	if s.Pending() > 0 && row.SequencedAt != nil {
-		s.Lag = max(d.now().Sub(*row.SequencedAt), 0)
-	}
-	return s, nil
-}
-
 // Lag returns how long org's oldest unprocessed leaf has been in the log (0 when detection
 // is caught up) and whether detection has read org's log yet, from the cursor and the one
-// leaf it points at. Status's count of the log's leaves walks back over every leaf the
-// sequencer is writing and has not committed yet: 3.6 ms a call during sustained ingest,
-// and the dashboard and the detection benchmark only want the lag.
+// leaf it points at (a count of the log's leaves walks back over every leaf the sequencer is
+// writing and has not committed yet: 3.6 ms a call during sustained ingest).
 func (d *Detector) Lag(ctx context.Context, org string) (time.Duration, bool, error) {
 	var rows []struct {
 		UpdatedAt   *time.Time
