@@ -152,9 +152,7 @@ func DashboardQueries(org string, now time.Time) []DashboardQuery {
 		// Leaves are numbered 0, 1, … in the order they were sequenced, and sequenced_at
 		// grows with the number, so a binary search over the primary key finds the first
 		// leaf of the window in about log2(size) index probes.
-		{Name: "ingest", SQL: `WITH RECURSIVE size AS (
-				SELECT coalesce((SELECT leaf_index + 1 FROM audit_leaf WHERE organization_id = $1
-					ORDER BY leaf_index DESC LIMIT 1), 0) AS n),
+		{Name: "ingest", SQL: `WITH RECURSIVE size AS (SELECT (` + LogSizeSQL + `) AS n),
 			search(lo, hi) AS (
 				SELECT 0::bigint, n FROM size
 				UNION ALL

@@ -383,8 +383,9 @@ func buildOrgSketches(ctx context.Context, conn *pgx.Conn, org string, today tim
 	return nil
 }
 
-// logSizeSQL is org's Merkle log size in the transaction's snapshot.
-const logSizeSQL = `SELECT coalesce((SELECT leaf_index + 1 FROM audit_leaf WHERE organization_id = $1
+// LogSizeSQL is the size of organization $1's Merkle log (its leaves, numbered from 0
+// without gaps) in the statement's snapshot.
+const LogSizeSQL = `SELECT coalesce((SELECT leaf_index + 1 FROM audit_leaf WHERE organization_id = $1
 	ORDER BY leaf_index DESC LIMIT 1), 0)`
 
 // touchGuardSQL writes org's row of search_sketch_changes without changing it: in the
@@ -397,7 +398,7 @@ const touchGuardSQL = `INSERT INTO search_sketch_changes (organization_id) VALUE
 // buildDaySketch builds org's sketch of day from every event of the day in the snapshot.
 func buildDaySketch(ctx context.Context, tx pgx.Tx, org string, day time.Time, res *SketchBuildResult) error {
 	var below int64
-	if err := tx.QueryRow(ctx, logSizeSQL, org).Scan(&below); err != nil {
+	if err := tx.QueryRow(ctx, LogSizeSQL, org).Scan(&below); err != nil {
 		return err
 	}
 	sk := newSketch()
@@ -433,7 +434,7 @@ func buildDaySketch(ctx context.Context, tx pgx.Tx, org string, day time.Time, r
 func refreshSketches(ctx context.Context, tx pgx.Tx, org string, res *SketchBuildResult) error {
 	var size int64
 	var oldest *int64
-	err := tx.QueryRow(ctx, `SELECT (`+logSizeSQL+`), (SELECT min(below_leaf) FROM search_sketches WHERE organization_id = $1)`,
+	err := tx.QueryRow(ctx, `SELECT (`+LogSizeSQL+`), (SELECT min(below_leaf) FROM search_sketches WHERE organization_id = $1)`,
 		org).Scan(&size, &oldest)
 	if err != nil || oldest == nil || *oldest >= size {
 		return err

@@ -169,7 +169,7 @@ func consoleRoutes(d *Services) []route {
 	g := gdprDeps(d)
 	return []route{
 		{get, "/", SignedIn, handlers.Dashboard(handlers.DashboardSources{Events: d.Events, Invitations: d.Members,
-			Figures: d.Figures, Checkpoints: d.Merkle, Detection: detectionLag{d.Detector}, Now: d.Now})},
+			Figures: d.Figures, Checkpoints: d.Merkle, Detection: d.Detector, Now: d.Now})},
 		{post, "/invitations/:id/accept", SignedIn, handlers.AcceptInvitation(d.Members, d.Sessions)},
 		{post, "/invitations/:id/decline", SignedIn, handlers.DeclineInvitation(d.Members)},
 		{post, "/logout", SignedIn, handlers.Logout(d.Sessions, d.Users, d.Audit, d.Log)},
@@ -325,12 +325,4 @@ func readiness(d *Services) handlers.Readiness {
 		r.Schema = models.SchemaHas(d.DB, d.SchemaVersion)
 	}
 	return r
-}
-
-// detectionLag reports the detector's lag for the dashboard; detection counts as running
-// once it has read the organization's log at least once.
-type detectionLag struct{ d *models.Detector }
-
-func (l detectionLag) Lag(ctx context.Context, org string) (time.Duration, bool, error) {
-	return l.d.Lag(ctx, org)
 }

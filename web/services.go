@@ -316,13 +316,13 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		Ping:         models.Pinger(db),
 		Partitions:   s.PartitionConsole.PartitionRecommendations,
 		SequencerLag: s.Merkle.QueueLag,
-		DetectionLag: s.detectionLag,
+		DetectionLag: s.Detector.MaxLag,
 	}
 	if rdb != nil {
 		s.Health.Redis = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
 	if db != nil {
-		metrics.SetLags(s.Merkle.QueueLag, s.detectionLag)
+		metrics.SetLags(s.Merkle.QueueLag, s.Detector.MaxLag)
 		if sqlDB, err := db.DB(); err == nil {
 			metrics.SetPool("console", func() metrics.PoolStats {
 				st := sqlDB.Stats()
@@ -393,11 +393,6 @@ func NewServices(c ServicesConfig) (*Services, error) {
 		}
 	}
 	return s, nil
-}
-
-// detectionLag is detection's largest lag over every organization.
-func (s *Services) detectionLag(ctx context.Context) (time.Duration, error) {
-	return s.Detector.MaxLag(ctx)
 }
 
 // Start starts the error log's writer, the group-commit writer, the change signals and

@@ -376,8 +376,7 @@ type querier interface {
 
 func logSize(ctx context.Context, q querier, org string) (int64, error) {
 	var size int64
-	err := q.QueryRow(ctx, `SELECT coalesce((SELECT leaf_index + 1 FROM audit_leaf WHERE organization_id = $1
-		ORDER BY leaf_index DESC LIMIT 1), 0)`, org).Scan(&size)
+	err := q.QueryRow(ctx, models.LogSizeSQL, org).Scan(&size)
 	return size, err
 }
 
