@@ -211,8 +211,13 @@ func fillResults(c *fiber.Ctx, v *render.Viewer, events EventReader, summary Eve
 	cur pageCursor, props *eventviews.ListProps) error {
 	ctx := c.UserContext()
 	pos := listPos(c)
+	// Resolved once (action: terms, free text against the search sketches): a page read
+	// backwards that falls back to the first page reads twice.
+	filter, err := summary.ResolveFilter(ctx, v.OrgID, filter)
+	if err != nil {
+		return err
+	}
 	var page models.EventPage
-	var err error
 	newer := cur.after != nil // whether newer rows exist above this page
 	if cur.before != nil {
 		page, err = events.ListBefore(ctx, v.OrgID, filter, *cur.before, EventsPageSize)
