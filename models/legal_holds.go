@@ -204,7 +204,7 @@ func (h LegalHold) details() map[string]any {
 // hold is then either committed before the batch checks, or placed after the batch has
 // committed, never in between. Retention's batches, which read in a REPEATABLE READ snapshot
 // that a SELECT taking this lock would fix before it waited, lock the legal_holds table in
-// SHARE mode instead (lockHolds), which PlaceHold's insert waits for in the same way.
+// SHARE mode instead (retentionRules.recheck), which PlaceHold's insert waits for in the same way.
 const LockHoldsSQL = `SELECT pg_advisory_xact_lock(hashtextextended('auditdb.legal_holds:' || $1::text, 0))`
 
 // PlaceHold places a legal hold on org's events, self-audited. It returns KindInvalid

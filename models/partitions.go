@@ -287,6 +287,20 @@ func BumpAllCacheVersions(tx *gorm.DB) error {
 	return nil
 }
 
+// BumpCacheVersion retires org's cached answers on every instance, as the cache version
+// triggers do: it raises the organization's version (at the commit of q's transaction, when
+// q is one) and announces it on auditdb_cache.
+func BumpCacheVersion(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, org string) error {
+	_, err := q.Exec(ctx, `WITH bumped AS (
+			INSERT INTO query_cache_versions AS v (organization_id, version) VALUES ($1, 1)
+			ON CONFLICT (organization_id) DO UPDATE SET version = v.version + 1
+			RETURNING v.organization_id, v.version)
+		SELECT count(pg_notify('auditdb_cache', organization_id || ':' || version)) FROM bumped`, org)
+	return err
+}
+
 // DropIfEmpty drops table's partition of month m when it holds no row, checked under an
 // exclusive lock so that no row arrives in between. It returns the dropped partition's name,
 // or "" when the partition does not exist or still holds rows.

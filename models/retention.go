@@ -319,36 +319,9 @@ func (e *RetentionEngine) withPurposeSnapshot(ctx context.Context, org string, f
 	}
 	// Committed: a failed bump leaves cached figures (the dashboard's, reports') to expire
 	// with their time to live instead of failing a run whose change already stands.
-	_ = bumpCacheVersion(context.WithoutCancel(ctx), e.db, org)
+	bg := context.WithoutCancel(ctx)
+	_ = WithPgx(bg, e.db, func(conn *pgx.Conn) error { return BumpCacheVersion(bg, conn, org) })
 	return nil
-}
-
-// bumpCacheVersion retires org's cached answers on every instance, as the cache triggers do.
-func bumpCacheVersion(ctx context.Context, db *gorm.DB, org string) error {
-	return db.WithContext(ctx).Exec(`WITH bumped AS (
-			INSERT INTO query_cache_versions AS v (organization_id, version) VALUES (?, 1)
-			ON CONFLICT (organization_id) DO UPDATE SET version = v.version + 1
-			RETURNING v.organization_id, v.version)
-		SELECT count(pg_notify('auditdb_cache', organization_id || ':' || version)) FROM bumped`, org).Error
-}
-
-// lockHolds makes tx see every legal hold of org placed before it and keeps any new hold or
-// release from committing until tx ends, and returns org's active holds. It must come before
-// tx's first query: a SHARE lock on legal_holds takes no snapshot (an advisory lock taken by
-// a SELECT would fix a REPEATABLE READ snapshot before it waited), and PlaceHold's insert
-// waits for it. Every deletion batch takes it, so a hold placed while a run goes on keeps
-// its events from the next batch on; counting the holds once at the run's start let a run
-// delete what a hold placed meanwhile covered.
-func lockHolds(ctx context.Context, tx pgx.Tx, org string) (int64, error) {
-	if _, err := tx.Exec(ctx, `LOCK TABLE legal_holds IN SHARE MODE`); err != nil {
-		return 0, fmt.Errorf("lock legal holds: %w", err)
-	}
-	var n int64
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM legal_holds WHERE organization_id = $1 AND released_at IS NULL`,
-		org).Scan(&n); err != nil {
-		return 0, fmt.Errorf("legal holds: %w", err)
-	}
-	return n, nil
 }
 
 func monthEnd(m, cutoff time.Time) time.Time {
@@ -392,11 +365,8 @@ func (e *RetentionEngine) deleteFromLog(ctx context.Context, rules *retentionRul
 		read := 0
 		err := e.withPurposeSnapshot(ctx, org, func(tx pgx.Tx) error {
 			e.ids, e.times, e.hashes = e.ids[:0], e.times[:0], e.hashes[:0]
-			holds, err := lockHolds(ctx, tx, org)
+			holds, err := rules.recheck(ctx, tx)
 			if err != nil {
-				return err
-			}
-			if err := rules.checkPolicies(ctx, tx); err != nil {
 				return err
 			}
 			due, dueArgs := dueFree, freeArgs
@@ -845,11 +815,8 @@ func (e *RetentionEngine) deleteFromArchives(ctx context.Context, rules *retenti
 			// archive); the archive is read line by line below.
 		}
 		err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			holds, err := lockHolds(ctx, tx, org)
+			holds, err := rules.recheck(ctx, tx)
 			if err != nil {
-				return err
-			}
-			if err := rules.checkPolicies(ctx, tx); err != nil {
 				return err
 			}
 			var meta Archive
@@ -1011,11 +978,8 @@ func (e *RetentionEngine) dropWholeArchive(ctx context.Context, rules *retention
 	org := rules.org
 	var n int64
 	err := e.withPurpose(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		holds, err := lockHolds(ctx, tx, org)
+		holds, err := rules.recheck(ctx, tx)
 		if err != nil {
-			return err
-		}
-		if err := rules.checkPolicies(ctx, tx); err != nil {
 			return err
 		}
 		var count, size int64

@@ -85,17 +85,32 @@ const policiesSQL = `SELECT coalesce(string_agg(id || ':' || organization_id || 
 // applies the new ones.
 var ErrPoliciesChanged = errors.New("models: the retention policies changed during the run; the next run applies them")
 
-// checkPolicies returns ErrPoliciesChanged when org's active policies, as tx sees them, are not
-// the ones r was read from. Every deletion batch asks, after lockHolds.
-func (r *retentionRules) checkPolicies(ctx context.Context, tx pgx.Tx) error {
-	var now string
-	if err := tx.QueryRow(ctx, policiesSQL, r.org).Scan(&now); err != nil {
-		return fmt.Errorf("retention policies: %w", err)
+// rulesStateSQL is organization $1's active legal holds and policiesSQL's description of
+// its active policies.
+const rulesStateSQL = `SELECT (SELECT count(*) FROM legal_holds WHERE organization_id = $1 AND released_at IS NULL), (` +
+	policiesSQL + `)`
+
+// recheck makes tx see every legal hold of the organization placed before it, keeps any new
+// hold or release from committing until tx ends, and returns the organization's active holds;
+// it returns ErrPoliciesChanged when the active policies, as tx sees them, are not the ones r
+// was read from. Every deletion batch starts with it, so a hold placed or a policy changed
+// while a run goes on counts from the next batch on (counted once at the run's start, a hold
+// placed meanwhile did not stop the run's deletions). It must come before tx's first query: a
+// SHARE lock on legal_holds takes no snapshot (an advisory lock taken by a SELECT would fix a
+// REPEATABLE READ snapshot before it waited), and PlaceHold's insert waits for it.
+func (r *retentionRules) recheck(ctx context.Context, tx pgx.Tx) (int64, error) {
+	if _, err := tx.Exec(ctx, `LOCK TABLE legal_holds IN SHARE MODE`); err != nil {
+		return 0, fmt.Errorf("lock legal holds: %w", err)
 	}
-	if now != r.policySet {
-		return ErrPoliciesChanged
+	var holds int64
+	var policies string
+	if err := tx.QueryRow(ctx, rulesStateSQL, r.org).Scan(&holds, &policies); err != nil {
+		return 0, fmt.Errorf("legal holds and retention policies: %w", err)
 	}
-	return nil
+	if policies != r.policySet {
+		return 0, ErrPoliciesChanged
+	}
+	return holds, nil
 }
 
 // loadRetentionRules reads org's active policies (its own and the global ones) and counts
@@ -156,12 +171,10 @@ func loadRetentionRules(ctx context.Context, db *gorm.DB, org string, now time.T
 	if r.ownClasses == nil {
 		r.ownClasses = []string{}
 	}
-	if err := db.WithContext(ctx).Raw(`SELECT count(*) FROM legal_holds WHERE organization_id = ? AND released_at IS NULL`,
-		org).Scan(&r.holds).Error; err != nil {
-		return nil, fmt.Errorf("models: legal holds: %w", err)
-	}
-	if err := db.WithContext(ctx).Raw(strings.Replace(policiesSQL, "$1", "?", 1), org).Scan(&r.policySet).Error; err != nil {
-		return nil, fmt.Errorf("models: retention policies: %w", err)
+	if err := WithPgx(ctx, db, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, rulesStateSQL, org).Scan(&r.holds, &r.policySet)
+	}); err != nil {
+		return nil, fmt.Errorf("models: legal holds and retention policies: %w", err)
 	}
 	return r, nil
 }

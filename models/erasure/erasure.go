@@ -801,7 +801,7 @@ func (r *run) eraseLog(ctx context.Context) error {
 				return err
 			}
 			c.deleted, c.pseudonymized = int64(len(del)), int64(len(upd))
-			if err := bumpCache(ctx, tx, r.org); err != nil {
+			if err := models.BumpCacheVersion(ctx, tx, r.org); err != nil {
 				return err
 			}
 			return r.addCounts(ctx, tx, c)
@@ -1038,18 +1038,6 @@ func checkReturned(rows pgx.Rows, org string, ids []int64, n *int64) error {
 	}
 	*n += got
 	return nil
-}
-
-// bumpCache retires org's cached answers at commit (see the query_cache_versions migration).
-func bumpCache(ctx context.Context, tx pgx.Tx, org string) error {
-	var v int64
-	err := tx.QueryRow(ctx, `INSERT INTO query_cache_versions AS v (organization_id, version) VALUES ($1, 1)
-		ON CONFLICT (organization_id) DO UPDATE SET version = v.version + 1 RETURNING v.version`, org).Scan(&v)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify('auditdb_cache', $1)`, org+":"+strconv.FormatInt(v, 10))
-	return err
 }
 
 // finish scrubs the identifiers from the organization's other tables, marks the run

@@ -578,7 +578,7 @@ func (r *run) commitBatch(ctx context.Context, what string, work func(tx pgx.Tx)
 		if c, err = work(tx); err != nil || c == (counts{}) {
 			return err
 		}
-		if err := bumpCache(ctx, tx, r.org); err != nil {
+		if err := models.BumpCacheVersion(ctx, tx, r.org); err != nil {
 			return err
 		}
 		return r.addCounts(ctx, tx, c)

@@ -60,7 +60,7 @@ func (r *run) scrub(ctx context.Context) error {
 			if err := r.forgetAliases(ctx, tx); err != nil {
 				return err
 			}
-			return bumpCache(ctx, tx, r.org)
+			return models.BumpCacheVersion(ctx, tx, r.org)
 		})
 	})
 	if err != nil {
