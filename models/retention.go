@@ -1138,6 +1138,17 @@ func (e *RetentionEngine) closeInterrupted(ctx context.Context) error {
 		}
 		sort.Strings(names)
 		for _, org := range names {
+			// A run (or an earlier recovery) that ended between two organizations' events
+			// wrote some already.
+			var written []int
+			if err := db.Raw(`SELECT 1 FROM audit_log WHERE organization_id = ? AND action = ?
+				AND target_resource_type = 'retention_run' AND target_resource_id = ? LIMIT 1`,
+				org, ActionRetentionApply, strconv.FormatInt(run, 10)).Scan(&written).Error; err != nil {
+				return fmt.Errorf("models: events of run %d: %w", run, err)
+			}
+			if len(written) > 0 {
+				continue
+			}
 			if err := e.audit(ctx, org, run, orgs[org]); err != nil {
 				return err
 			}

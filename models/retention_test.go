@@ -998,6 +998,14 @@ func TestRetentionRecordsWhatAnInterruptedRunDid(t *testing.T) {
 	if audited(dead) != 1 || audited(res.RunID) != 1 {
 		t.Fatalf("gdpr.retention.apply events: %d for the interrupted run, %d for the next", audited(dead), audited(res.RunID))
 	}
+	// A recovery that ended after writing the event and before closing the run: the next
+	// one closes it without a second event.
+	f.db.Exec(`UPDATE retention_runs SET status = 'running' WHERE id = ?`, dead)
+	f.run(day(2013, time.May, 20, 0))
+	f.db.Raw(`SELECT status FROM retention_runs WHERE id = ?`, dead).Scan(&status)
+	if status != "failed" || audited(dead) != 1 {
+		t.Fatalf("after a second recovery: the run is %s with %d events, want failed with 1", status, audited(dead))
+	}
 }
 
 // A policy changed while a run goes on stops the organization's deletions from the next batch
