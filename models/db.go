@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -59,14 +60,17 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 	return db, nil
 }
 
+// jitOption finds jit itself set in a connection's options (not jit_above_cost and the like).
+var jitOption = regexp.MustCompile(`(^|\s)(-c\s*|--)jit\s*=`)
+
 // withoutJIT turns PostgreSQL's JIT compilation off for the server's connections unless the
 // database URL (or PGOPTIONS) sets jit itself. Its thresholds are plan costs, which the console's short
 // queries over many partitions exceed while running in milliseconds: the events histogram's
 // custom plan compiled for 300 ms to run for 7 ms (the summary's p95 tail), and retention's
 // plan and archival cursor lost a third of their time to it (docs/benchmarks.md).
 func withoutJIT(params map[string]string) {
-	if _, set := params["jit"]; set || strings.Contains(params["options"], "jit") {
-		return // the URL's jit=…, or -c jit=… in its options (or PGOPTIONS), stands
+	if _, set := params["jit"]; set || jitOption.MatchString(params["options"]) {
+		return // the URL's jit=…, or -c jit=… (--jit=…) in its options (or PGOPTIONS), stands
 	}
 	params["jit"] = "off"
 }

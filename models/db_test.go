@@ -49,4 +49,8 @@ func TestConnectionsRunWithoutJITUnlessTheURLSetsIt(t *testing.T) {
 	if g, p := show(t, dsn+sep+"options=-c%20jit%3Don"); g != "on" || p != "on" {
 		t.Fatalf("jit with options=-c jit=on: %s (console), %s (ingest pool); want on", g, p)
 	}
+	// Another jit setting leaves jit itself to the server's default: off.
+	if g, p := show(t, dsn+sep+"options=-c%20jit_above_cost%3D1"); g != "off" || p != "off" {
+		t.Fatalf("jit with options=-c jit_above_cost=1: %s (console), %s (ingest pool); want off", g, p)
+	}
 }
