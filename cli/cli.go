@@ -195,3 +195,16 @@ func integrityKeys(cfg config) (*models.Sealer, *merkle.CheckpointKey, error) {
 	}
 	return sealer, ck, nil
 }
+
+// requireOrg returns a --org error when org is set and names no organization (an empty
+// org means every organization).
+func requireOrg(ctx context.Context, db *gorm.DB, org string) error {
+	if org == "" {
+		return nil
+	}
+	_, err := models.NewOrgStore(db).Get(ctx, org)
+	if models.KindOf(err) == models.KindNotFound {
+		return models.Invalid("--org", fmt.Sprintf("no organization %q", org))
+	}
+	return err
+}

@@ -21,16 +21,17 @@ func retentionCmd(ctx context.Context, cfg config, args []string, stdout io.Writ
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("retention run: unexpected argument %q (usage: auditdb retention run [--org ID] [--dry-run])", fs.Arg(0))
+	}
 	tuneGC(os.Getenv) // the collector as serve runs the daily job
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB(db)
-	if *org != "" {
-		if _, err := models.NewOrgStore(db).Get(ctx, *org); err != nil {
-			return models.Invalid("--org", fmt.Sprintf("no organization %q", *org))
-		}
+	if err := requireOrg(ctx, db, *org); err != nil {
+		return err
 	}
 	sealer, _, err := integrityKeys(cfg)
 	if err != nil {

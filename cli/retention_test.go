@@ -48,6 +48,9 @@ func TestRetentionRunThenVerify(t *testing.T) {
 	if err := Run(ctx, []string{"retention", "run", "--org", "no-such-org"}, env(vars), &out); models.FieldOf(err) != "--org" {
 		t.Fatalf("unknown org: %v", err)
 	}
+	if err := Run(ctx, []string{"retention", "run", "extra"}, env(vars), &out); err == nil || !strings.Contains(err.Error(), `unexpected argument "extra"`) {
+		t.Fatalf("a stray argument: %v", err)
+	}
 
 	out.Reset()
 	if err := Run(ctx, []string{"retention", "run", "--org", "retention-org", "--dry-run"}, env(vars), &out); err != nil ||

@@ -27,10 +27,8 @@ func searchSketchCmd(ctx context.Context, cfg config, args []string, stdout io.W
 		return err
 	}
 	defer closeDB(db)
-	if *org != "" {
-		if _, err := models.NewOrgStore(db).Get(ctx, *org); err != nil {
-			return models.Invalid("--org", fmt.Sprintf("no organization %q", *org))
-		}
+	if err := requireOrg(ctx, db, *org); err != nil {
+		return err
 	}
 	res, err := models.NewSearchSketches(db, time.Now).Build(ctx, *org)
 	fmt.Fprintf(stdout, "search sketches: %d organizations, %d days built, %d refreshed, %d events read, largest fill %.1f %%, %s\n",
