@@ -71,7 +71,7 @@ const benchOrg = "acme-health"
 // (first page, and a page o.DeepPages keyset pages deep), the qualifier query o.Qualifier
 // and the free text o.Text over 30 days, the list's summary (count, histogram and facets)
 // for 30 days, and the worst cases, a word and an action that match nothing over a year.
-// Before it measures it builds the search sketches as the server's daily job does. It
+// Before it measures it builds the search sketches as the server's hourly job does. It
 // prints a table with the target for each case and returns an error if any request
 // fails.
 func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
@@ -100,7 +100,7 @@ func EventsList(ctx context.Context, db *gorm.DB, o EventsListOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "search sketches built as the daily job builds them: %d days of %d organizations, %d refreshed, %d events read in %s (largest fill %.1f %%)\n",
+	fmt.Fprintf(o.Out, "search sketches built as the hourly job builds them: %d days of %d organizations, %d refreshed, %d events read in %s (largest fill %.1f %%)\n",
 		built.Built, built.Orgs, built.Refreshed, built.Events, built.Took.Round(time.Millisecond), 100*built.MaxFill)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: o.Timeout}

@@ -31,9 +31,10 @@ func BuildSearchSketches(b SketchBuilder, log *slog.Logger) func(context.Context
 
 // SearchSketchJob runs BuildSearchSketches hourly and once at start: a day that has closed
 // gets its sketch within the hour, and the events a sketch does not cover yet (which every
-// search reads by id) stay about an hour's worth. Once a day the sketches built at a start
-// while the Merkle sequencer was still behind (covering almost nothing) left searches
-// reading the whole range until the next night; a run with nothing to do takes milliseconds.
+// search reads by id) stay about an hour's worth. Hourly rather than daily: a sketch built at
+// a start while the Merkle sequencer was still behind covers almost nothing, and a daily job
+// left searches reading the whole range until the next night. A run with nothing to do takes
+// milliseconds.
 func SearchSketchJob(b SketchBuilder, log *slog.Logger) Job {
 	return Job{
 		Name:       "search-sketches",

@@ -19,7 +19,7 @@ import (
 // about 60 % slower. A word that matches nothing therefore read the whole range. Search
 // sketches answer the cheaper question "can this word occur on this day?": per organization
 // and UTC day, a Bloom filter with one hash of every byte trigram of the day's search text,
-// built off the ingest path by a daily job (SearchSketches.Build).
+// built off the ingest path by an hourly job (SearchSketches.Build).
 //
 // Why byte trigrams are a sound necessary condition: the list's condition is
 // SearchText LIKE '%' || escaped(w) || '%', where SearchText is PostgreSQL's lower() of the

@@ -99,7 +99,7 @@ type Services struct {
 	Merkle *merkle.Log
 	// Retention archives and deletes events by policy (the daily job, `auditdb retention run`).
 	Retention *models.RetentionEngine
-	// Sketches builds free-text search's per-day sketches (the daily job, `auditdb search-sketch build`).
+	// Sketches builds free-text search's per-day sketches (the hourly job, `auditdb search-sketch build`).
 	Sketches  *models.SearchSketches
 	Integrity *merkle.Verifier
 	Replayer  *ingest.DeadLetterReplayer
