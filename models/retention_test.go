@@ -719,52 +719,40 @@ func TestRetentionWholePartitionOnlyWhenNothingElseIsInIt(t *testing.T) {
 			t.Fatalf("the partition holds %d rows, want the unsequenced 1", n)
 		}
 	})
-	// A row of the organization's own that is not due (another policy) comes after a part
-	// was written: the reader meets it, the transaction rolls back, and the month is archived
-	// part by part without it.
-	t.Run("a row of another policy", func(t *testing.T) {
-		f := newRetentionFixture(t)
-		f.engine.PartSize = 1
-		apr := day(2016, time.April, 20, 0) // a month no other subtest writes to
-		f.write(apr.Add(time.Hour), apr.Add(2*time.Hour))
-		f.writeOne(apr.Add(3*time.Hour), "confidential", "CONFIDENTIAL", false)
-		if _, err := f.log.Sequence(context.Background(), 100_000); err != nil {
-			t.Fatal(err)
-		}
-		res := f.run(day(2016, time.May, 12, 0))
-		if res.Archived != 2 || res.Archives != 2 {
-			t.Fatalf("run: %+v", res)
-		}
-		if n := f.partitionRows(apr); n != 1 {
-			t.Fatalf("the partition holds %d rows, want the other policy's 1", n)
-		}
-		if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ?`); n != 2 {
-			t.Fatalf("%d archives stored, want the part by part path's 2", n)
-		}
-	})
-	// The unsequenced row comes last, in the third part: the first two archives were already
-	// written when the partition's reader met it. They go with the transaction, and the part
-	// by part path archives the two events once.
-	t.Run("a row not in the Merkle log after two parts", func(t *testing.T) {
-		f := newRetentionFixture(t)
-		f.engine.PartSize = 1
-		may := day(2016, time.May, 25, 0) // a month no other subtest writes to
-		f.write(may.Add(time.Hour), may.Add(2*time.Hour))
-		f.writeOne(may.Add(3*time.Hour), "short", "INTERNAL", true)
-		res := f.run(day(2016, time.June, 12, 0))
-		if res.Archived != 2 || res.Archives != 2 {
-			t.Fatalf("run: %+v", res)
-		}
-		if n := f.partitionRows(may); n != 1 {
-			t.Fatalf("the partition holds %d rows, want the unsequenced 1", n)
-		}
-		if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ?`); n != 2 {
-			t.Fatalf("%d archives stored, want the part by part path's 2", n)
-		}
-		if live, archived, _ := f.checkExactlyOnce(); live != 1 || archived != 2 {
-			t.Fatalf("%d live, %d archived", live, archived)
-		}
-	})
+	// A row the whole-partition path cannot take comes after parts were written: the
+	// partition's reader meets it, the transaction (archives written so far included) rolls
+	// back, and the part by part path archives the two due events once, without that row.
+	for _, c := range []struct {
+		name, policy, class string
+		month, runAt        time.Time // a month no other subtest writes to
+		unsequenced         bool
+	}{
+		{"a row of another policy", "confidential", "CONFIDENTIAL", day(2016, time.April, 20, 0), day(2016, time.May, 12, 0), false},
+		{"a row not in the Merkle log after two parts", "short", "INTERNAL", day(2016, time.May, 25, 0), day(2016, time.June, 12, 0), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newRetentionFixture(t)
+			f.engine.PartSize = 1
+			f.write(c.month.Add(time.Hour), c.month.Add(2*time.Hour))
+			f.writeOne(c.month.Add(3*time.Hour), c.policy, c.class, c.unsequenced)
+			if _, err := f.log.Sequence(context.Background(), 100_000); err != nil {
+				t.Fatal(err)
+			}
+			res := f.run(c.runAt)
+			if res.Archived != 2 || res.Archives != 2 {
+				t.Fatalf("run: %+v", res)
+			}
+			if n := f.partitionRows(c.month); n != 1 {
+				t.Fatalf("the partition holds %d rows, want the one left out", n)
+			}
+			if n := f.count(`SELECT count(*) FROM archive_storage WHERE organization_id = ?`); n != 2 {
+				t.Fatalf("%d archives stored, want the part by part path's 2", n)
+			}
+			if live, archived, _ := f.checkExactlyOnce(); live != 1 || archived != 2 {
+				t.Fatalf("%d live, %d archived", live, archived)
+			}
+		})
+	}
 }
 
 // While a reader holds the partition, TRUNCATE's lock does not come; the rows are deleted
