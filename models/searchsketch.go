@@ -349,13 +349,16 @@ func (s *SearchSketches) Build(ctx context.Context, org string) (SketchBuildResu
 // sketchLockSQL serializes the builders of one organization's sketches (the job on one
 // instance, the command, the benchmark): a second builder waits, then finds the days built.
 // It is taken outside the builders' transactions, so their snapshots see the first one's work.
-const sketchLockSQL = `SELECT pg_advisory_lock(hashtextextended('auditdb.search_sketches:' || $1::text, 0))`
+const sketchLockSQL = `SELECT pg_advisory_lock(` + sketchLockKey + `)`
+
+// sketchLockKey is organization $1's sketch lock.
+const sketchLockKey = `hashtextextended('auditdb.search_sketches:' || $1::text, 0)`
 
 func buildOrgSketches(ctx context.Context, conn *pgx.Conn, org string, today time.Time, res *SketchBuildResult) error {
 	if _, err := conn.Exec(ctx, sketchLockSQL, org); err != nil {
 		return err
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended('auditdb.search_sketches:' || $1::text, 0))`, org)
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+sketchLockKey+`)`, org)
 	if err := retrySerialization(ctx, conn, func(tx pgx.Tx) error { return refreshSketches(ctx, tx, org, res) }); err != nil {
 		return err
 	}
