@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,7 +146,8 @@ func TestSearchSketchesNarrowFreeText(t *testing.T) {
 		}
 	})
 
-	t.Run("negated and short words are not narrowed", func(t *testing.T) {
+	// (Free text under 3 characters is refused when the query is parsed.)
+	t.Run("negated words are not narrowed", func(t *testing.T) {
 		for _, q := range []string{"-aspirin", "action:record.read -zzq"} {
 			resolved, got := f.search(t, f.org, q)
 			if resolved.MatchesNothing() || resolved.Within != nil {
@@ -158,7 +160,8 @@ func TestSearchSketchesNarrowFreeText(t *testing.T) {
 	})
 
 	t.Run("the same rows as without sketches", func(t *testing.T) {
-		for _, q := range []string{"medication", "500", "aspirin", "metformin", "bestanden", "record", "zzq-no-such-word", "café"} {
+		for _, q := range []string{"medication", "500", "aspirin", "metformin", "bestanden", "record", "zzq-no-such-word", "café",
+			"50%", "a_b", `back\slash`, "a%b", strings.Repeat("aspirin", 28), "ASPIRIN", "rin"} {
 			_, got := f.search(t, f.org, q)
 			if want := f.plain(t, f.org, q); !slices.Equal(eventIDs(got), eventIDs(want)) {
 				t.Fatalf("%q listed %v with sketches, %v without", q, eventIDs(got), eventIDs(want))
