@@ -139,7 +139,7 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 			return err
 		}
 		// The reader read every row of the partition and failed on any it would not move.
-		return e.emptyPartition(ctx, tx, org, ident, n)
+		return e.emptyPartition(ctx, tx, ident, n)
 	})
 	switch {
 	case errors.Is(err, errNotWholePartition), errors.Is(err, errUnsequenced):
@@ -150,11 +150,11 @@ func (e *RetentionEngine) archiveWholePartition(ctx context.Context, rules *rete
 	return n, archives, true, nil
 }
 
-// emptyPartition removes the total rows of partition ident (quoted), all of org's, in tx:
+// emptyPartition removes the total rows of partition ident (quoted), all of one organization's, in tx:
 // by TRUNCATE when its exclusive lock comes within truncateLockTimeout, otherwise by DELETE
 // checked by count. Neither fires audit_log's cache trigger (it is the parent's statement
-// trigger): org's cache version is bumped after the commit (withPurposeSnapshot).
-func (e *RetentionEngine) emptyPartition(ctx context.Context, tx pgx.Tx, org, ident string, total int64) error {
+// trigger): the organization's cache version is bumped after the commit (withPurposeSnapshot).
+func (e *RetentionEngine) emptyPartition(ctx context.Context, tx pgx.Tx, ident string, total int64) error {
 	if _, err := tx.Exec(ctx, `SAVEPOINT retention_truncate`); err != nil {
 		return err
 	}
