@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -196,11 +197,17 @@ func integrityKeys(cfg config) (*models.Sealer, *merkle.CheckpointKey, error) {
 	return sealer, ck, nil
 }
 
-// requireOrg returns a --org error when org is set and names no organization (an empty
-// org means every organization).
-func requireOrg(ctx context.Context, db *gorm.DB, org string) error {
-	if org == "" {
+// requireOrg returns a --org error when fs's --org was given and names no organization; not
+// given, it means every organization. An empty --org (a script's unset variable) is refused,
+// not taken for every organization.
+func requireOrg(ctx context.Context, db *gorm.DB, fs *flag.FlagSet, org string) error {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "org" })
+	if !given {
 		return nil
+	}
+	if strings.TrimSpace(org) == "" {
+		return models.Invalid("--org", "must name an organization; leave --org out to mean every organization")
 	}
 	_, err := models.NewOrgStore(db).Get(ctx, org)
 	if models.KindOf(err) == models.KindNotFound {

@@ -30,7 +30,7 @@ func retentionCmd(ctx context.Context, cfg config, args []string, stdout io.Writ
 		return err
 	}
 	defer closeDB(db)
-	if err := requireOrg(ctx, db, *org); err != nil {
+	if err := requireOrg(ctx, db, fs, *org); err != nil {
 		return err
 	}
 	sealer, _, err := integrityKeys(cfg)

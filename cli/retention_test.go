@@ -48,6 +48,11 @@ func TestRetentionRunThenVerify(t *testing.T) {
 	if err := Run(ctx, []string{"retention", "run", "--org", "no-such-org"}, env(vars), &out); models.FieldOf(err) != "--org" {
 		t.Fatalf("unknown org: %v", err)
 	}
+	for _, empty := range []string{"--org=", "--org= "} {
+		if err := Run(ctx, []string{"retention", "run", empty, "--dry-run"}, env(vars), &out); models.FieldOf(err) != "--org" {
+			t.Fatalf("retention run %s: %v, want an --org error (not a run over every organization)", empty, err)
+		}
+	}
 	if err := Run(ctx, []string{"retention", "run", "extra"}, env(vars), &out); err == nil || !strings.Contains(err.Error(), `unexpected argument "extra"`) {
 		t.Fatalf("a stray argument: %v", err)
 	}

@@ -27,7 +27,7 @@ func searchSketchCmd(ctx context.Context, cfg config, args []string, stdout io.W
 		return err
 	}
 	defer closeDB(db)
-	if err := requireOrg(ctx, db, *org); err != nil {
+	if err := requireOrg(ctx, db, fs, *org); err != nil {
 		return err
 	}
 	res, err := models.NewSearchSketches(db, time.Now).Build(ctx, *org)

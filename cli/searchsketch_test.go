@@ -20,6 +20,9 @@ func TestSearchSketchBuild(t *testing.T) {
 	if err := Run(ctx, []string{"search-sketch", "build", "--org", "no-such-org"}, env(vars), &out); models.FieldOf(err) != "--org" {
 		t.Fatalf("an unknown organization: %v", err)
 	}
+	if err := Run(ctx, []string{"search-sketch", "build", "--org="}, env(vars), &out); models.FieldOf(err) != "--org" {
+		t.Fatalf("an empty --org: %v", err)
+	}
 	out.Reset()
 	if err := Run(ctx, []string{"search-sketch", "build", "--org", "sketch-org"}, env(vars), &out); err != nil {
 		t.Fatal(err)
