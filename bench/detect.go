@@ -17,7 +17,11 @@ import (
 
 // DetectOptions configure the detection benchmark.
 type DetectOptions struct {
-	URL          string // the server's base URL (a server running no detection of its own)
+	// OffURL and OnURL are the base URLs of two servers on the same database, neither running
+	// detection of its own: OffURL's writes events only, OnURL's also feeds detection
+	// (AUDITDB_DETECT_FEED=true), as a server running detection does. Phases with detection
+	// off post to the first, phases with it on to the second.
+	OffURL, OnURL string
 	Key          string // an ingest key of Org
 	Org          string
 	Events       int // events sent in all, half with detection on
@@ -25,7 +29,7 @@ type DetectOptions struct {
 	BatchClients int // concurrent batch clients
 	Rounds       int // detection off and on alternate this many times
 	Every        time.Duration
-	ServerPID    int              // the server's process id, for its CPU time (0: not measured)
+	ServerPIDs   []int            // the servers' process ids, for their CPU time (none: not measured)
 	DB           *gorm.DB         // the server's database (the sequencer queue)
 	Detector     *models.Detector // detection as the server's job runs it, on the same database
 	CatchUp      *models.Detector // detection reading every pending leaf, between phases (nil: Detector)
@@ -57,38 +61,49 @@ type DetectResult struct {
 // alternating rounds (the order flips every round, so both share the machine's
 // conditions), and detection's lag (models.Detector.Lag) sampled four times a second
 // while it runs. Detection runs as the serve job does, every o.Every, in this process
-// against the same database. Between phases the sequencer and detection catch up
-// untimed, so no phase inherits another's backlog.
+// against the same database; while it is on, the events go to a server that feeds it
+// (o.OnURL), as a server running detection does, so the feed's cost at ingest counts as
+// detection's. Between phases the sequencer and detection catch up untimed, so no phase
+// inherits another's backlog.
 func Detect(ctx context.Context, o DetectOptions) (DetectResult, error) {
 	var res DetectResult
 	per := o.Events / (2 * o.Rounds)
 	fmt.Fprintf(o.Out, "detection benchmark: %d events in batches of %d (%d clients), %d rounds of detection off and on, detection every %s\n",
 		2*per*o.Rounds, o.BatchSize, o.BatchClients, o.Rounds, o.Every)
-	client, err := newPoster(o.URL, o.Key, 2*o.BatchClients, batchPath)
+	offClient, err := newPoster(o.OffURL, o.Key, 2*o.BatchClients, batchPath)
 	if err != nil {
 		return res, err
 	}
-	defer client.close()
+	defer offClient.close()
+	onClient, err := newPoster(o.OnURL, o.Key, 2*o.BatchClients, batchPath)
+	if err != nil {
+		return res, err
+	}
+	defer onClient.close()
 	bodies := makeEvents(per, time.Now().UnixNano())
 	batches := make([][]byte, 0, per/o.BatchSize+1)
 	for lo := 0; lo < per; lo += o.BatchSize {
 		batches = append(batches, []byte("["+strings.Join(bodies[lo:min(lo+o.BatchSize, per)], ",")+"]"))
 	}
-	if err := post(client, batchPath, batches[0]); err != nil { // warm up
-		return res, err
+	for _, c := range []*poster{offClient, onClient} { // warm up
+		if err := post(c, batchPath, batches[0]); err != nil {
+			return res, err
+		}
 	}
 	if _, _, _, err := catchUp(ctx, o); err != nil {
 		return res, err
 	}
-	res.CPUKnown = o.ServerPID > 0
+	res.CPUKnown = len(o.ServerPIDs) > 0
 	var offTime, onTime time.Duration
 	var lags []time.Duration
 	for r := 0; r < o.Rounds; r++ {
 		var roundOff, roundOn time.Duration
 		for _, on := range [][]bool{{false, true}, {true, false}}[r%2] {
 			var stop func() []time.Duration
+			client := offClient
 			if on {
 				stop = runDetection(ctx, o)
+				client = onClient
 			}
 			c0, pg := procCPU(o), startDBCPU(ctx, o.DB)
 			start := time.Now()
@@ -151,7 +166,7 @@ func Detect(ctx context.Context, o DetectOptions) (DetectResult, error) {
 	if len(res.CatchUpRates) > 0 {
 		rates := slices.Clone(res.CatchUpRates)
 		slices.Sort(rates)
-		fmt.Fprintf(o.Out, "detection alone, reading each off phase's backlog: median %.0f events/s (spread %.0f – %.0f)\n",
+		fmt.Fprintf(o.Out, "detection alone, reading each off phase's backlog (not fed: from audit_log): median %.0f events/s (spread %.0f – %.0f)\n",
 			median(rates), rates[0], rates[len(rates)-1])
 	}
 	fmt.Fprintf(o.Out, "detection lag while on: p50 %s, p95 %s over %d samples (target p95 ≤ 2s)\n",
@@ -268,13 +283,15 @@ type procStart struct {
 }
 
 func procCPU(o DetectOptions) procStart {
-	p := procStart{at: time.Now(), ok: o.ServerPID > 0}
-	var err1, err2 error
-	if p.ok {
-		p.server, err1 = processCPU(o.ServerPID)
+	p := procStart{at: time.Now(), ok: len(o.ServerPIDs) > 0}
+	for _, pid := range o.ServerPIDs {
+		c, err := processCPU(pid)
+		p.server += c
+		p.ok = p.ok && err == nil
 	}
-	p.self, err2 = processCPU(os.Getpid())
-	p.ok = p.ok && err1 == nil && err2 == nil
+	self, err := processCPU(os.Getpid())
+	p.self = self
+	p.ok = p.ok && err == nil
 	return p
 }
 

@@ -458,8 +458,9 @@ func benchIndexCost(ctx context.Context, cfg config, args []string, stdout io.Wr
 }
 
 // benchDetect measures batch ingest with detection off and on, in alternating rounds,
-// against a server of its own that runs no detection job (AUDITDB_DETECT_EVERY=off):
-// detection runs in this process as the job would, on the same database.
+// against two servers of its own on one database that run no detection job
+// (AUDITDB_DETECT_EVERY=off), one feeding detection as a server running it does: detection
+// runs in this process as the job would, on the same database.
 func benchDetect(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	fs := newFlags("bench detect", stdout)
 	events := fs.Int("events", 640_000, "events sent in all (half with detection on)")
@@ -487,14 +488,21 @@ func benchDetect(ctx context.Context, cfg config, args []string, stdout io.Write
 	if err != nil {
 		return err
 	}
-	srv, err := startServer(ctx, withDSN(cfg, dsn), "AUDITDB_DETECT_EVERY=off")
+	off, err := startServer(ctx, withDSN(cfg, dsn), "AUDITDB_DETECT_EVERY=off", "AUDITDB_DETECT_FEED=false")
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	fmt.Fprintf(stdout, "server: %s (pid %d) on %s\n", srv.url, srv.cmd.Process.Pid, redactedDB(dsn))
-	_, err = bench.Detect(ctx, bench.DetectOptions{URL: srv.url, Key: raw, Org: *org, Events: *events, BatchSize: *batch,
-		BatchClients: *batchClients, Rounds: *rounds, Every: defaultDetectEvery, ServerPID: srv.cmd.Process.Pid, DB: db,
+	defer off.stop()
+	on, err := startServer(ctx, withDSN(cfg, dsn), "AUDITDB_DETECT_EVERY=off", "AUDITDB_DETECT_FEED=true")
+	if err != nil {
+		return err
+	}
+	defer on.stop()
+	fmt.Fprintf(stdout, "servers: %s (pid %d) for detection off, %s (pid %d, feeding detection) for detection on, on %s\n",
+		off.url, off.cmd.Process.Pid, on.url, on.cmd.Process.Pid, redactedDB(dsn))
+	_, err = bench.Detect(ctx, bench.DetectOptions{OffURL: off.url, OnURL: on.url, Key: raw, Org: *org, Events: *events,
+		BatchSize: *batch, BatchClients: *batchClients, Rounds: *rounds, Every: defaultDetectEvery,
+		ServerPIDs: []int{off.cmd.Process.Pid, on.cmd.Process.Pid}, DB: db,
 		Detector: models.NewDetector(db, nil).WithHold(models.DefaultDetectHold), CatchUp: models.NewDetector(db, nil), Out: stdout})
 	return err
 }

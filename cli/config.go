@@ -51,7 +51,9 @@ type config struct {
 	// steadier pieces.
 	SequencerEvery time.Duration
 	// DetectEvery is how often detection reads newly logged events (AUDITDB_DETECT_EVERY,
-	// 100ms to 1m, or "off" to run no detection on this instance).
+	// 100ms to 1m, or "off" to run no detection on this instance). Where it runs, the
+	// writer also feeds detection the events it writes (Writer.DetectionFeed;
+	// AUDITDB_DETECT_FEED=true or false decides instead).
 	DetectEvery time.Duration
 	// PprofAddr, when set (AUDITDB_PPROF_ADDR, a loopback address such as 127.0.0.1:6060),
 	// serves Go's runtime profiles there for diagnosing performance; off by default.
@@ -200,6 +202,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, models.Invalid("AUDITDB_DETECT_EVERY", "must be a duration from 100ms to 1m, such as 500ms, or off")
 		}
 		cfg.DetectEvery = d
+	}
+	// Detection's feed is written where detection runs, unless said otherwise.
+	cfg.Writer.DetectionFeed = cfg.DetectEvery > 0
+	if v := getenv("AUDITDB_DETECT_FEED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, models.Invalid("AUDITDB_DETECT_FEED", "must be true or false")
+		}
+		cfg.Writer.DetectionFeed = b
 	}
 	if v := getenv("AUDITDB_STATEMENT_TIMEOUT"); v == "off" {
 		cfg.StatementTimeout = -1

@@ -70,6 +70,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0055_archived_events_by_id_range"),
 		sqlMigration("20261130_0056_retention_bumps_after_commit"),
 		sqlMigration("20261130_0057_archived_events_statistics"),
+		sqlMigration("20261130_0058_detection_feed"),
 	}
 }
 

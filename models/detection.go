@@ -219,6 +219,7 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 	}
 	var leaves []detectLeaf
 	var events []detectEvent
+	var fed []int64 // last ids of the feed rows this batch finishes
 	err := conn.Raw(func(driverConn any) error {
 		c, ok := driverConn.(*stdlib.Conn)
 		if !ok {
@@ -238,7 +239,7 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 		if len(leaves) == 0 {
 			return nil
 		}
-		events, err = readDetectEvents(ctx, c.Conn(), org, leaves)
+		events, fed, err = readBatchEvents(ctx, c.Conn(), org, leaves)
 		return err
 	})
 	if err != nil || len(leaves) == 0 {
@@ -266,11 +267,77 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 	if err := addEventCounts(tx, org, events); err != nil {
 		return 0, 0, err
 	}
+	if err := consumeFeed(tx, org, fed); err != nil {
+		return 0, 0, err
+	}
 	if err := tx.Exec(`UPDATE detection_cursor SET leaf_index = ?, updated_at = ? WHERE organization_id = ?`,
 		leaves[len(leaves)-1].LeafIndex+1, now, org).Error; err != nil {
 		return 0, 0, fmt.Errorf("models: advance detection cursor: %w", err)
 	}
 	return len(leaves), n, nil
+}
+
+// readBatchEvents returns the leaves' events: from the detection feed where it holds them,
+// the others from audit_log (readDetectEvents). It also returns the last ids of the feed
+// rows whose last event is a leaf of this batch: the rows the batch finishes (a write's
+// events are sequenced as one run of leaves, in id order), and of those it could not decode.
+func readBatchEvents(ctx context.Context, conn *pgx.Conn, org string, leaves []detectLeaf) ([]detectEvent, []int64, error) {
+	minID, maxID := leaves[0].AuditLogID, leaves[0].AuditLogID
+	for _, l := range leaves {
+		minID, maxID = min(minID, l.AuditLogID), max(maxID, l.AuditLogID)
+	}
+	want, batch := newIDSet(minID, maxID, len(leaves)), newIDSet(minID, maxID, len(leaves))
+	for _, l := range leaves {
+		want.add(l.AuditLogID)
+		batch.add(l.AuditLogID)
+	}
+	fed, lasts, bad, err := readFeed(ctx, conn, org, minID, maxID, want.has)
+	if err != nil {
+		return nil, nil, err
+	}
+	events := make([]detectEvent, 0, len(leaves))
+	for _, e := range fed {
+		if want.take(e.ID) { // an id is one event, even if two rows held it
+			events = append(events, e)
+		}
+	}
+	done := bad // rows that cannot be decoded go too
+	for _, last := range lasts {
+		if batch.has(last) {
+			done = append(done, last)
+		}
+	}
+	if len(events) == len(leaves) {
+		return events, done, nil
+	}
+	rest := make([]detectLeaf, 0, len(leaves)-len(events))
+	for _, l := range leaves {
+		if want.has(l.AuditLogID) {
+			rest = append(rest, l)
+		}
+	}
+	more, err := readDetectEvents(ctx, conn, org, rest)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(events, more...), done, nil
+}
+
+// feedTTL is how long a detection feed row is kept: one whose events detection has not
+// read by then (detection stopped, or a write's events split oddly across batches) is
+// deleted, and its events are read from audit_log. It goes by the database's clock.
+const feedTTL = 2 * time.Minute
+
+// consumeFeed deletes the feed rows the batch finished (their last ids) and org's rows older
+// than feedTTL. Rows another transaction holds are left to it: an erasure deleting them
+// (ClearDetectionFeed), so detection never waits on one.
+func consumeFeed(tx *gorm.DB, org string, lasts []int64) error {
+	if err := tx.Exec(`DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
+		WHERE organization_id = ? AND (last_id = ANY(?::bigint[]) OR written_at < now() - make_interval(secs => ?))
+		FOR UPDATE SKIP LOCKED))`, org, pgArray(lasts), feedTTL.Seconds()).Error; err != nil {
+		return fmt.Errorf("models: consume the detection feed: %w", err)
+	}
+	return nil
 }
 
 // readDetectEvents reads the leaves' events, bounded by their time range (so PostgreSQL
@@ -369,6 +436,16 @@ func (s idSet) add(id int64) {
 	}
 	i := id - s.lo
 	s.bits[i/64] |= 1 << (i % 64)
+}
+
+// has reports whether id is in the set.
+func (s idSet) has(id int64) bool {
+	if s.ids != nil {
+		_, ok := s.ids[id]
+		return ok
+	}
+	i := id - s.lo
+	return i >= 0 && i/64 < int64(len(s.bits)) && s.bits[i/64]&(1<<(i%64)) != 0
 }
 
 // take reports whether id is in the set and removes it.

@@ -147,3 +147,27 @@ func RetentionPlans(ctx context.Context, db *gorm.DB, org string, now time.Time)
 	c, err := r.planByCase(ctx, db)
 	return conv(d), conv(c), err
 }
+
+// DetectEventForTest is what detection reads of an event.
+type DetectEventForTest = detectEvent
+
+// ReadDetectionBatch reads org's leaves [from, from+n) as a detection pass does (the feed,
+// then audit_log for the rest: batch), and also what the feed alone gave (fed) and what
+// audit_log alone holds (logged), and the feed rows the batch finished.
+func ReadDetectionBatch(ctx context.Context, db *gorm.DB, org string, from int64, n int) (batch, fed, logged []DetectEventForTest, finished []int64, err error) {
+	err = WithPgx(ctx, db, func(conn *pgx.Conn) error {
+		leaves, err := readLeaves(ctx, conn, org, from, n)
+		if err != nil || len(leaves) == 0 {
+			return err
+		}
+		if batch, finished, err = readBatchEvents(ctx, conn, org, leaves); err != nil {
+			return err
+		}
+		if logged, err = readDetectEvents(ctx, conn, org, leaves); err != nil {
+			return err
+		}
+		fed, _, _, err = readFeed(ctx, conn, org, 0, 1<<62, func(int64) bool { return true })
+		return err
+	})
+	return
+}

@@ -375,3 +375,45 @@ func TestEraseScrubsReleasedHoldsAndKeptFreeText(t *testing.T) {
 		t.Errorf("the released hold does not name the pseudonym (%d)", n)
 	}
 }
+
+// Erasure clears the organization's detection feed in its own transactions: events fed to
+// detection and not read by it yet are then read from audit_log as the erasure left them,
+// so no count or hit of detection names the erased principal.
+func TestEraseClearsTheDetectionFeed(t *testing.T) {
+	f := newFixture(t, 2000, 300)
+	var evs []models.Event
+	if err := f.db.Where("organization_id = ?", f.org).Order("id").Find(&evs).Error; err != nil {
+		t.Fatal(err)
+	}
+	ptrs := make([]*models.Event, len(evs))
+	for i := range evs {
+		ptrs[i] = &evs[i]
+	}
+	feed, err := models.DetectionFeedSQL(ptrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Exec(strings.TrimPrefix(feed, ";\n")).Error; err != nil {
+		t.Fatal(err)
+	}
+	const rows = `SELECT count(*) FROM detection_feed WHERE organization_id = ?`
+	if f.count(rows, f.org) == 0 {
+		t.Fatal("no feed rows to clear")
+	}
+	res, err := f.engine.Erase(context.Background(), f.org, "req-feed", erasure.Subject{PrincipalID: "user-3"}, dpo, nil)
+	if err != nil || res.Pseudonymized == 0 {
+		t.Fatalf("erase: %+v %v; the fixture should keep events under a pseudonym", res, err)
+	}
+	if n := f.count(rows, f.org); n != 0 {
+		t.Fatalf("%d feed rows left after the erasure", n)
+	}
+	f.sequence()
+	f.detect()
+	f.checkRollups("after")
+	if n := f.count(`SELECT count(*) FROM event_counts_daily WHERE organization_id = ? AND value = 'user-3'`, f.org); n != 0 {
+		t.Errorf("%d rollup rows counted under the erased principal", n)
+	}
+	if n := f.count(`SELECT count(*) FROM detection_hit_run WHERE organization_id = ? AND group_key = 'user-3'`, f.org); n != 0 {
+		t.Errorf("%d detection hit runs keyed by the erased principal", n)
+	}
+}

@@ -86,14 +86,22 @@ func (b *idBlock) take(ctx context.Context, pool *pgxpool.Pool, n int) ([]int64,
 
 // copyEvents writes events (ids assigned) into audit_log and queues them for the Merkle
 // sequencer, one queue row per organization, in one round trip: a simple query holding a
-// binary COPY of the rows and the INSERT of the queue rows. Outside a transaction block
+// binary COPY of the rows and the INSERT of the queue rows (and, with feed, of the rows of
+// detection's feed: models.DetectionFeedSQL). Outside a transaction block
 // the two statements run as one implicit transaction; inside one (a writer transaction
 // that also stores Idempotency-Keys) they join it. Either way, on error neither took
 // effect.
-func copyEvents(ctx context.Context, conn *pgx.Conn, events []*models.Event) error {
+func copyEvents(ctx context.Context, conn *pgx.Conn, events []*models.Event, feed bool) error {
 	queue, err := models.LeafQueueSQL(events)
 	if err != nil {
 		return err
+	}
+	if feed {
+		more, err := models.DetectionFeedSQL(events)
+		if err != nil {
+			return err
+		}
+		queue += more
 	}
 	stream := make([]byte, 0, len(copySignature)+len(copyTrailer)+len(events)*1024)
 	stream = append(stream, copySignature...)
@@ -149,7 +157,7 @@ func CopyEvents(ctx context.Context, db *gorm.DB, parts *models.PartitionManager
 			for i := range events {
 				events[i].ID = ids[i]
 			}
-			return copyEvents(ctx, tx.Conn(), ptrs)
+			return copyEvents(ctx, tx.Conn(), ptrs, false)
 		})
 	})
 	if err != nil {

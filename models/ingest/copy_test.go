@@ -50,7 +50,7 @@ func TestCopyEventsWritesRowsAndQueue(t *testing.T) {
 	if err := models.NewPartitionManager(db).EnsureFor(ctx, "audit_log", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := ingest.CopyEventsOn(ctx, conn, evs); err != nil {
+	if err := ingest.CopyEventsOn(ctx, conn, evs, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
@@ -74,11 +74,28 @@ func TestCopyEventsWritesRowsAndQueue(t *testing.T) {
 	if len(rows) != 2 || rows[0].N+rows[1].N != 5 {
 		t.Fatalf("queue rows %+v; want one per organization holding 5 events", rows)
 	}
+	// And detection's feed: one row per organization, over its events' ids.
+	var feed []struct {
+		OrganizationID  string
+		FirstID, LastID int64
+	}
+	db.Raw(`SELECT organization_id, first_id, last_id FROM detection_feed WHERE organization_id IN (?, ?)
+		ORDER BY first_id`, org, other).Scan(&feed)
+	if len(feed) != 2 || feed[0].OrganizationID != org || feed[0].FirstID != evs[0].ID || feed[0].LastID != evs[2].ID ||
+		feed[1].OrganizationID != other || feed[1].FirstID != evs[3].ID || feed[1].LastID != evs[4].ID {
+		t.Fatalf("feed rows %+v; want one per organization over its ids", feed)
+	}
 }
 
-// The COPY and the queue INSERT travel in one simple query: when the INSERT fails, the
-// COPY's rows are gone too.
+// The COPY and the queue and feed INSERTs travel in one simple query: when an INSERT
+// fails, the COPY's rows are gone too.
 func TestCopyEventsIsAtomic(t *testing.T) {
+	for _, table := range []string{"audit_leaf_queue", "detection_feed"} {
+		t.Run(table, func(t *testing.T) { testCopyEventsIsAtomic(t, table) })
+	}
+}
+
+func testCopyEventsIsAtomic(t *testing.T, table string) {
 	db := pgtest.DB(t)
 	conn := pgxConn(t)
 	ctx := context.Background()
@@ -89,13 +106,13 @@ func TestCopyEventsIsAtomic(t *testing.T) {
 	}
 	blocker := db.Begin()
 	defer blocker.Rollback()
-	if err := blocker.Exec(`LOCK TABLE audit_leaf_queue IN ACCESS EXCLUSIVE MODE`).Error; err != nil {
+	if err := blocker.Exec(`LOCK TABLE ` + table + ` IN ACCESS EXCLUSIVE MODE`).Error; err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, `SET lock_timeout = '200ms'`); err != nil {
 		t.Fatal(err)
 	}
-	err := ingest.CopyEventsOn(ctx, conn, evs)
+	err := ingest.CopyEventsOn(ctx, conn, evs, true)
 	if err == nil || !strings.Contains(err.Error(), "lock") {
 		t.Fatalf("with the queue locked: err = %v, want a lock timeout", err)
 	}
@@ -103,13 +120,13 @@ func TestCopyEventsIsAtomic(t *testing.T) {
 	var n int64
 	db.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ?`, org).Scan(&n)
 	if n != 0 {
-		t.Fatalf("%d events written although their queue rows were not", n)
+		t.Fatalf("%d events written although their %s rows were not", n, table)
 	}
 	// The connection is usable afterwards, outside any transaction.
 	if _, err := conn.Exec(ctx, `SET lock_timeout = 0`); err != nil {
 		t.Fatal(err)
 	}
-	if err := ingest.CopyEventsOn(ctx, conn, evs); err != nil {
+	if err := ingest.CopyEventsOn(ctx, conn, evs, true); err != nil {
 		t.Fatal(err)
 	}
 	db.Raw(`SELECT count(*) FROM audit_log WHERE organization_id = ?`, org).Scan(&n)

@@ -44,6 +44,10 @@ type WriterConfig struct {
 	HoldFor time.Duration
 	// TxTimeout bounds one transaction, commit included. Default 15 s.
 	TxTimeout time.Duration
+	// DetectionFeed writes, with the events, what detection reads of them into its feed
+	// (models.DetectionFeedSQL), so detection need not read them back from audit_log. On
+	// where this instance runs detection; its cost is detection's.
+	DetectionFeed bool
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
@@ -523,7 +527,7 @@ func (w *Writer) write(ctx context.Context, batch []*pendingWrite, outs []writeO
 	var settled []writeOutcome // answers of the requests whose key was recorded by another
 	if !claims {
 		// One round trip: the COPY and the queue rows commit together (see copyEvents).
-		err = copyEvents(ctx, conn.Conn(), events)
+		err = copyEvents(ctx, conn.Conn(), events, w.cfg.DetectionFeed)
 	} else {
 		err = pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
 			if include, settled, err = w.claimKeys(ctx, tx, batch); err != nil {
@@ -540,7 +544,7 @@ func (w *Writer) write(ctx context.Context, batch []*pendingWrite, outs []writeO
 			if len(events) == 0 {
 				return nil
 			}
-			return copyEvents(ctx, tx.Conn(), events)
+			return copyEvents(ctx, tx.Conn(), events, w.cfg.DetectionFeed)
 		})
 	}
 	if err != nil {

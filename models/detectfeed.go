@@ -1,0 +1,287 @@
+package models
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Detection's feed: the ingest writer, when asked to (ingest.WriterConfig.DetectionFeed),
+// hands detection what its rules and counts read of each event in the transaction that
+// writes the events, as one detection_feed row per write and organization (migration
+// 0058). Detection then reads a batch's events from a few feed rows instead of from
+// audit_log, where reading them back was half of its cost: on a busy server most of the
+// month's heap pages have left PostgreSQL's buffers by the time detection reads them
+// (docs/benchmarks.md). The feed is only a shortcut: an event it lacks (written another
+// way, its row trimmed, or its address not a plain string) is read from audit_log as
+// before, so the feed holds nothing detection needs to be correct.
+//
+// A feed row is exactly what audit_log held for its events when they committed. Erasure
+// deletes the organization's feed rows in each transaction that changes events, so no row
+// outlives the values it copied (see ClearDetectionFeed). Retention does not: detection
+// counts every event that was committed to the log, including one retention deleted
+// seconds later, as it counts one retention deletes after detection read it. The table is
+// unlogged (a crash empties it; detection then reads audit_log) and the database owner's
+// only, like the rollups.
+
+// feedVersion starts every encoded feed row.
+const feedVersion = 1
+
+// feedIPUnknown marks an event without a principal whose details.ipAddress is not a JSON
+// string or null: PostgreSQL's text for it (details->>'ipAddress') is not worked out here;
+// detection reads that event from audit_log.
+const feedIPUnknown = 1
+
+// DetectionFeedSQL returns the INSERT statements that feed events (ids assigned) to
+// detection, one row per organization, values written in like LeafQueueSQL's (a simple
+// query cannot carry parameters): the organization id checked, the rest numbers and hex.
+// It returns a KindInvalid error for an organization id of another shape.
+func DetectionFeedSQL(events []*Event) (string, error) {
+	var groups [][]*Event
+	for _, ev := range events {
+		i := len(groups) - 1
+		if i < 0 || groups[i][0].OrganizationID != ev.OrganizationID {
+			i = -1
+			for j := range groups {
+				if groups[j][0].OrganizationID == ev.OrganizationID {
+					i = j
+				}
+			}
+			if i < 0 {
+				groups = append(groups, nil)
+				i = len(groups) - 1
+			}
+		}
+		groups[i] = append(groups[i], ev)
+	}
+	var b []byte
+	for _, g := range groups {
+		org := g[0].OrganizationID
+		if !orgIDPattern.MatchString(org) {
+			return "", Invalid("organizationId", fmt.Sprintf("%q is not an organization id", org))
+		}
+		first, last := g[0].ID, g[0].ID
+		for _, ev := range g {
+			first, last = min(first, ev.ID), max(last, ev.ID)
+		}
+		enc := encodeFeed(g)
+		b = append(b, ";\nINSERT INTO detection_feed (organization_id, first_id, last_id, events) VALUES ('"...)
+		b = append(b, org...)
+		b = append(b, "', "...)
+		b = strconv.AppendInt(b, first, 10)
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, last, 10)
+		b = append(b, ", decode('"...)
+		b = hex.AppendEncode(b, enc)
+		b = append(b, "', 'hex'))"...)
+	}
+	return string(b), nil
+}
+
+// encodeFeed encodes one organization's events: the version, the event count, a table of
+// the distinct strings, then per event its id and timestamp (microseconds, as audit_log
+// stores it) as deltas from the previous event's, and references into the table (0 for
+// none) to its principal, action, status, resource type, outcome (failures only) and
+// address (events without a principal only; feedIPUnknown when not worked out here).
+func encodeFeed(events []*Event) []byte {
+	refs := map[string]uint64{}
+	var table, body []byte
+	ref := func(s string) uint64 {
+		if s == "" {
+			return 0
+		}
+		if r, ok := refs[s]; ok {
+			return r
+		}
+		table = binary.AppendUvarint(table, uint64(len(s)))
+		table = append(table, s...)
+		refs[s] = uint64(len(refs) + 1)
+		return refs[s]
+	}
+	var prevID, prevTS int64
+	for _, ev := range events {
+		ts := ev.Timestamp.UnixMicro() // as the COPY writes it
+		body = binary.AppendVarint(body, ev.ID-prevID)
+		body = binary.AppendVarint(body, ts-prevTS)
+		prevID, prevTS = ev.ID, ts
+		principal := deref(ev.PrincipalID)
+		body = binary.AppendUvarint(body, ref(principal))
+		body = binary.AppendUvarint(body, ref(ev.Action))
+		body = binary.AppendUvarint(body, ref(ev.Status))
+		body = binary.AppendUvarint(body, ref(deref(ev.TargetResourceType)))
+		outcome := ""
+		if ev.Status == "failure" {
+			outcome = deref(ev.OutcomeDescription)
+		}
+		body = binary.AppendUvarint(body, ref(outcome))
+		var ip uint64
+		if principal == "" {
+			if addr, ok := detailsIPAddress(ev.Details); !ok {
+				ip = feedIPUnknown
+			} else if addr != "" {
+				ip = 1 + ref(addr)
+			}
+		}
+		body = binary.AppendUvarint(body, ip)
+	}
+	out := make([]byte, 0, 16+len(table)+len(body))
+	out = append(out, feedVersion)
+	out = binary.AppendUvarint(out, uint64(len(events)))
+	out = binary.AppendUvarint(out, uint64(len(refs)))
+	out = append(out, table...)
+	return append(out, body...)
+}
+
+var ipAddressKey = []byte("ipAddress")
+
+// detailsIPAddress returns what details->>'ipAddress' gives for details as stored (NULL as
+// ""), and false when that is not a JSON string or null (a number or object, whose text
+// PostgreSQL normalizes) or details cannot be read.
+func detailsIPAddress(details []byte) (string, bool) {
+	if len(details) == 0 || !bytes.Contains(details, ipAddressKey) && bytes.IndexByte(details, '\\') < 0 {
+		return "", true // no such key, not even escaped
+	}
+	if bytes.TrimSpace(details)[0] != '{' {
+		return "", true // ->> of anything but an object is NULL
+	}
+	var m map[string]json.RawMessage // duplicate keys: the last wins, as in jsonb
+	if err := json.Unmarshal(details, &m); err != nil {
+		return "", false
+	}
+	raw, ok := m["ipAddress"]
+	if !ok || string(raw) == "null" {
+		return "", true
+	}
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// errFeed is a feed row detection cannot decode.
+var errFeed = errors.New("malformed detection feed row")
+
+// decodeFeed decodes an encoded feed row and returns the events keep wants (keep sees each
+// id once; an event whose values the row does not hold, see feedIPUnknown, is never kept:
+// it is left to audit_log). A malformed row returns an error and no event.
+func decodeFeed(b []byte, keep func(id int64) bool) ([]detectEvent, error) {
+	if len(b) == 0 || b[0] != feedVersion {
+		return nil, errFeed
+	}
+	b = b[1:]
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			b = nil
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	varint := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			b = nil
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	count, nStrings := uvarint(), uvarint()
+	if b == nil || nStrings > uint64(len(b)) || count > uint64(len(b)) {
+		return nil, errFeed
+	}
+	strs := make([]string, 1, nStrings+1) // strs[0] is ""
+	for range nStrings {
+		n := uvarint()
+		if b == nil || n > uint64(len(b)) {
+			return nil, errFeed
+		}
+		strs = append(strs, string(b[:n]))
+		b = b[n:]
+	}
+	str := func(r uint64) string {
+		if r >= uint64(len(strs)) {
+			b = nil
+			return ""
+		}
+		return strs[r]
+	}
+	var events []detectEvent
+	var id, ts int64
+	for range count {
+		id += varint()
+		ts += varint()
+		e := detectEvent{ID: id}
+		e.PrincipalID, e.Action, e.Status = str(uvarint()), str(uvarint()), str(uvarint())
+		e.TargetResourceType, e.OutcomeDescription = str(uvarint()), str(uvarint())
+		ip := uvarint()
+		if ip > feedIPUnknown {
+			e.IPAddress = str(ip - 1)
+		}
+		if b == nil {
+			return nil, errFeed
+		}
+		if ip != feedIPUnknown && keep(id) {
+			e.Timestamp = time.UnixMicro(ts).UTC()
+			events = append(events, e)
+		}
+	}
+	if len(b) != 0 {
+		return nil, errFeed
+	}
+	return events, nil
+}
+
+// readFeed reads org's feed rows overlapping the ids [minID, maxID] and returns the events
+// of them keep wants (see decodeFeed), the rows' last ids, and the last ids of the rows it
+// could not decode. A row that cannot be decoded is a fault of the writer; its events are
+// read from audit_log like any the feed lacks, and the row is to be deleted.
+func readFeed(ctx context.Context, conn *pgx.Conn, org string, minID, maxID int64, keep func(id int64) bool) (
+	events []detectEvent, lasts, bad []int64, err error) {
+	rows, err := conn.Query(ctx, `SELECT last_id, events FROM detection_feed
+		WHERE organization_id = $1 AND last_id >= $2 AND first_id <= $3`,
+		pgx.QueryResultFormats{pgx.BinaryFormatCode}, org, minID, maxID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("models: read detection feed: %w", err)
+	}
+	defer rows.Close()
+	var r batchReader
+	for rows.Next() {
+		v := rows.RawValues()
+		last := r.int8(v[0])
+		if r.err != nil {
+			return nil, nil, nil, fmt.Errorf("models: read detection feed: %w", r.err)
+		}
+		evs, err := decodeFeed(v[1], keep)
+		if err != nil {
+			bad = append(bad, last)
+			continue
+		}
+		events = append(events, evs...)
+		lasts = append(lasts, last)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("models: read detection feed: %w", err)
+	}
+	return events, lasts, bad, nil
+}
+
+// ClearDetectionFeed deletes org's detection feed rows. Erasure calls it in every
+// transaction that changes org's events, after the changes: a row committed before them
+// is visible then, and one committed after them holds values they did not touch.
+func ClearDetectionFeed(ctx context.Context, tx pgx.Tx, org string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM detection_feed WHERE organization_id = $1`, org); err != nil {
+		return fmt.Errorf("models: clear the detection feed: %w", err)
+	}
+	return nil
+}

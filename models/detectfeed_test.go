@@ -1,0 +1,229 @@
+package models_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"auditdb/models"
+	"auditdb/models/pgtest"
+)
+
+// writeFed writes events as seedEvents does and then their detection feed rows, as the
+// ingest writer would in the same transaction, then sequences them.
+func (f *detectFixture) writeFed(events ...models.Event) []int64 {
+	f.t.Helper()
+	ids := seedEvents(f.t, events)
+	ptrs := make([]*models.Event, len(events))
+	for i := range events {
+		ptrs[i] = &events[i]
+	}
+	sql, err := models.DetectionFeedSQL(ptrs)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := pgtest.DB(f.t).Exec(sql[2:]).Error; err != nil { // after the leading ";\n"
+		f.t.Fatal(err)
+	}
+	f.write()
+	return ids
+}
+
+func feedRows(t *testing.T, org string) int64 {
+	t.Helper()
+	var n int64
+	if err := pgtest.DB(t).Raw(`SELECT count(*) FROM detection_feed WHERE organization_id = ?`, org).Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// What the feed hands detection is exactly what audit_log holds for the same events, as
+// detection's own query reads it back: NULLs and empty strings, outcomes of failures only,
+// addresses of events without a principal only, escaped JSON keys and strings, and an
+// address that is not a string (left to audit_log, not guessed).
+func TestDetectionFeedReadsWhatTheLogHolds(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	at := detectBase.Add(-time.Minute).Add(123456789 * time.Nanosecond) // below a microsecond too
+	details := func(s string) func(*models.Event) {
+		return func(e *models.Event) { e.Details = json.RawMessage(s) }
+	}
+	events := []models.Event{
+		ev(org, at, "data.read", "success", by("alice"), resource("Patient")),
+		ev(org, at, "auth.login.failure", "failure", by("bob"), outcome("Access denied for bob")),
+		ev(org, at, "data.export", "success", by("carol"), outcome("an outcome a success does not carry")),
+		ev(org, at, "auth.login.failure", "failure", fromIP("10.1.1.1")),
+		ev(org, at, "auth.login.failure", "failure", details(`{"ip\u0041ddress": "10.2.2.2", "other": 1}`)),
+		ev(org, at, "auth.login.failure", "failure", details(`{"ipAddress": null}`)),
+		ev(org, at, "auth.login.failure", "failure", details(`{"ipAddress": "caf\u00e9 \"quoted\" \\ 🚀"}`)),
+		ev(org, at, "auth.login.failure", "failure", details(`{"nested": {"ipAddress": "10.5.5.5"}}`)),
+		ev(org, at, "auth.login.failure", "failure", by(""), fromIP("10.6.6.6")),
+		ev(org, at, "data.read", "success", by("dave"), fromIP("10.7.7.7")),
+		ev(org, at.Add(-48*time.Hour), "fhir.Patient.read", "failure", by("Zoë 🚀"), outcome("Forbidden")),
+		ev(org, at, "auth.login.failure", "failure"),
+	}
+	unknown := ev(org, at, "auth.login.failure", "failure", details(`{"ipAddress": 10.08}`))
+	events = append(events, unknown)
+	f.writeFed(events...)
+	if n := feedRows(t, org); n != 1 {
+		t.Fatalf("%d feed rows for one write of one organization, want 1", n)
+	}
+
+	batch, fed, logged, finished, err := models.ReadDetectionBatch(context.Background(), pgtest.DB(t), org, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := func(a, b models.DetectEventForTest) int { return int(a.ID - b.ID) }
+	slices.SortFunc(batch, byID)
+	slices.SortFunc(logged, byID)
+	if len(logged) != len(events) {
+		t.Fatalf("audit_log gave %d events, want %d", len(logged), len(events))
+	}
+	if !slices.Equal(batch, logged) {
+		for i := range logged {
+			if i >= len(batch) || batch[i] != logged[i] {
+				t.Errorf("event %d: through the feed %+v, in audit_log %+v", logged[i].ID, at1(batch, i), logged[i])
+			}
+		}
+		t.FailNow()
+	}
+	// Every event but the one whose address is a number came from the feed.
+	if len(fed) != len(events)-1 || slices.ContainsFunc(fed, func(e models.DetectEventForTest) bool { return e.ID == unknown.ID }) {
+		t.Fatalf("the feed gave %d events (want %d, all but event %d)", len(fed), len(events)-1, unknown.ID)
+	}
+	if want := []int64{events[len(events)-1].ID}; !slices.Equal(finished, want) {
+		t.Fatalf("the batch finished feed rows ending at %v, want %v", finished, want)
+	}
+	if got := logged[len(logged)-1].IPAddress; got != "10.08" {
+		t.Fatalf("audit_log gives the numeric address as %q", got)
+	}
+}
+
+func at1(s []models.DetectEventForTest, i int) any {
+	if i < len(s) {
+		return s[i]
+	}
+	return "nothing"
+}
+
+// A detection pass over fed events raises, counts and records exactly what it does over the
+// same events read from audit_log, and deletes the feed rows it finished; a batch boundary
+// inside a write's events keeps that write's row until its last event is read.
+func TestDetectionFromTheFeedMatchesDetectionFromTheLog(t *testing.T) {
+	f := newDetectFixture(t)
+	fedOrg, loggedOrg := pgtest.NewOrg(t, "fed"), pgtest.NewOrg(t, "logged")
+	mix := func(org string) []models.Event {
+		out := repeat(12, func(i int) models.Event {
+			return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "auth.login.failure", "failure", by("mallory"))
+		})
+		out = append(out, repeat(6, func(i int) models.Event {
+			return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "auth.login.failure", "failure", fromIP("198.51.100.7"))
+		})...)
+		out = append(out, repeat(7, func(i int) models.Event {
+			return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.read", "failure", by("eve"), outcome("Unauthorized"))
+		})...)
+		out = append(out, repeat(30, func(i int) models.Event {
+			return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.export", "success", by("trent"), resource("Patient"))
+		})...)
+		return append(out, repeat(5, func(i int) models.Event {
+			return ev(org, detectBase.Add(-3*time.Hour-time.Duration(i)*time.Minute).Add(-10*time.Hour), "data.read", "success", by("night"))
+		})...)
+	}
+	fedIDs := f.writeFed(mix(fedOrg)...)
+	f.write(mix(loggedOrg)...)
+	if n := feedRows(t, fedOrg); n != 1 {
+		t.Fatalf("%d feed rows before detection, want 1", n)
+	}
+	d := f.detector(25) // batches end inside the write's 60 events
+	if _, err := d.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := feedRows(t, fedOrg); n != 1 {
+		t.Fatalf("after a batch of 25 of the write's %d events: %d feed rows, want the row kept", len(fedIDs), n)
+	}
+	f.drain(d)
+	if n := feedRows(t, fedOrg); n != 0 {
+		t.Fatalf("%d feed rows left once detection read every event", n)
+	}
+	for _, rule := range []string{models.RuleFailedLogins, models.RuleUnauthorizedAccess, models.RuleBulkOperations,
+		models.RuleDataAccessVelocity, models.RuleOffHoursAccess} {
+		a, b := alertsOf(t, fedOrg, rule), alertsOf(t, loggedOrg, rule)
+		if len(a) != len(b) {
+			t.Fatalf("%s: %d alerts from the feed, %d from the log", rule, len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Title != b[i].Title || a[i].Severity != b[i].Severity || !equalPtr(a[i].Principal, b[i].Principal) {
+				t.Errorf("%s alert %d: from the feed %+v, from the log %+v", rule, i, a[i], b[i])
+			}
+		}
+	}
+	if a, b := len(alertsOf(t, fedOrg, models.RuleFailedLogins)), 2; a != b {
+		t.Fatalf("%d failed-login alerts (mallory and the address), want %d", a, b)
+	}
+	ha, aa, pa := eventCounts(t, fedOrg)
+	hb, ab, pb := eventCounts(t, loggedOrg)
+	if ha != hb || aa != ab || pa != pb || ha != int64(len(fedIDs)) {
+		t.Fatalf("counts from the feed %d/%d/%d, from the log %d/%d/%d, want %d events", ha, aa, pa, hb, ab, pb, len(fedIDs))
+	}
+}
+
+func equalPtr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// A feed row nobody reads (detection stopped, then the row's events read from audit_log)
+// is deleted once it is feedTTL old; its events are still counted once.
+func TestDetectionTrimsStaleFeedRows(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	f.writeFed(ev(org, detectBase, "data.read", "success", by("alice")))
+	// A row whose events are not in the log at all (as if its ids were reused): a stale row.
+	if err := pgtest.DB(t).Exec(`INSERT INTO detection_feed (organization_id, first_id, last_id, events, written_at)
+		VALUES (?, 9000000000000, 9000000000001, '\x01', now() - interval '3 minutes')`, org).Error; err != nil {
+		t.Fatal(err)
+	}
+	f.drain(f.detector(100))
+	if n := feedRows(t, org); n != 0 {
+		t.Fatalf("%d feed rows left, want the finished and the stale one deleted", n)
+	}
+	if h, _, _ := eventCounts(t, org); h != 1 {
+		t.Fatalf("%d events counted, want 1", h)
+	}
+}
+
+// A feed row detection cannot decode (a fault of the writer) is not trusted in part: the
+// batch reads its events from audit_log, counts each once, and deletes the row.
+func TestDetectionReadsTheLogPastAMalformedFeedRow(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	ids := f.write(repeat(3, func(i int) models.Event {
+		return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.read", "success", by("alice"))
+	})...)
+	// A row that decodes its first event and then breaks off.
+	good, err := models.DetectionFeedSQL([]*models.Event{{ID: ids[0], OrganizationID: org, Timestamp: detectBase,
+		Action: "data.read", Status: "success", PrincipalID: ptr("mallory")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.DB(t).Exec(strings.Replace(good[2:], "', 'hex')", "ff', 'hex')", 1)).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.DB(t).Exec(`UPDATE detection_feed SET last_id = ? WHERE organization_id = ?`, ids[2], org).Error; err != nil {
+		t.Fatal(err)
+	}
+	f.drain(f.detector(100))
+	if n := feedRows(t, org); n != 0 {
+		t.Fatalf("%d feed rows left, want the malformed one deleted", n)
+	}
+	hourly, _, principals := eventCounts(t, org)
+	if hourly != 3 || principals != 3 {
+		t.Fatalf("counted %d events (%d by principal), want 3", hourly, principals)
+	}
+	var mallory int64
+	pgtest.DB(t).Raw(`SELECT count(*) FROM event_counts_daily WHERE organization_id = ? AND value = 'mallory'`, org).Scan(&mallory)
+	if mallory != 0 {
+		t.Fatal("the malformed row's decodable part was trusted")
+	}
+}
