@@ -22,18 +22,18 @@ type DetectOptions struct {
 	// (AUDITDB_DETECT_FEED=true), as a server running detection does. Phases with detection
 	// off post to the first, phases with it on to the second.
 	OffURL, OnURL string
-	Key          string // an ingest key of Org
-	Org          string
-	Events       int // events sent in all, half with detection on
-	BatchSize    int // events per batch request
-	BatchClients int // concurrent batch clients
-	Rounds       int // detection off and on alternate this many times
-	Every        time.Duration
-	ServerPIDs   []int            // the servers' process ids, for their CPU time (none: not measured)
-	DB           *gorm.DB         // the server's database (the sequencer queue)
-	Detector     *models.Detector // detection as the server's job runs it, on the same database
-	CatchUp      *models.Detector // detection reading every pending leaf, between phases (nil: Detector)
-	Out          io.Writer
+	Key           string // an ingest key of Org
+	Org           string
+	Events        int // events sent in all, half with detection on
+	BatchSize     int // events per batch request
+	BatchClients  int // concurrent batch clients
+	Rounds        int // detection off and on alternate this many times
+	Every         time.Duration
+	ServerPIDs    []int            // the servers' process ids, for their CPU time (none: not measured)
+	DB            *gorm.DB         // the server's database (the sequencer queue)
+	Detector      *models.Detector // detection as the server's job runs it, on the same database
+	CatchUp       *models.Detector // detection reading every pending leaf, between phases (nil: Detector)
+	Out           io.Writer
 }
 
 // DetectResult is what the detection benchmark measured.
