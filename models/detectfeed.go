@@ -63,7 +63,7 @@ func DetectionFeedSQL(events []*Event) (string, error) {
 		groups[i] = append(groups[i], ev)
 	}
 	var b []byte
-	for _, g := range groups {
+	for gi, g := range groups {
 		org := g[0].OrganizationID
 		if !orgIDPattern.MatchString(org) {
 			return "", Invalid("organizationId", fmt.Sprintf("%q is not an organization id", org))
@@ -73,6 +73,9 @@ func DetectionFeedSQL(events []*Event) (string, error) {
 			first, last = min(first, ev.ID), max(last, ev.ID)
 		}
 		enc := encodeFeed(g)
+		if gi == 0 {
+			b = make([]byte, 0, 2*len(enc)+256*len(groups))
+		}
 		b = append(b, ";\nINSERT INTO detection_feed (organization_id, first_id, last_id, events) VALUES ('"...)
 		b = append(b, org...)
 		b = append(b, "', "...)
@@ -93,18 +96,30 @@ func DetectionFeedSQL(events []*Event) (string, error) {
 // address (events without a principal only; feedIPUnknown when not worked out here).
 func encodeFeed(events []*Event) []byte {
 	refs := map[string]uint64{}
-	var table, body []byte
-	ref := func(s string) uint64 {
+	table, body := make([]byte, 0, 4096), make([]byte, 0, 12*len(events))
+	// Per field, the last value and its reference: a write's statuses, actions and resource
+	// types mostly repeat, and comparing with the last one costs less than a map lookup.
+	type lastRef struct {
+		s string
+		r uint64
+	}
+	var lasts [6]lastRef
+	ref := func(field int, s string) uint64 {
 		if s == "" {
 			return 0
 		}
-		if r, ok := refs[s]; ok {
-			return r
+		if l := &lasts[field]; l.r != 0 && l.s == s {
+			return l.r
 		}
-		table = binary.AppendUvarint(table, uint64(len(s)))
-		table = append(table, s...)
-		refs[s] = uint64(len(refs) + 1)
-		return refs[s]
+		r, ok := refs[s]
+		if !ok {
+			table = binary.AppendUvarint(table, uint64(len(s)))
+			table = append(table, s...)
+			r = uint64(len(refs) + 1)
+			refs[s] = r
+		}
+		lasts[field] = lastRef{s, r}
+		return r
 	}
 	var prevID, prevTS int64
 	for _, ev := range events {
@@ -113,21 +128,21 @@ func encodeFeed(events []*Event) []byte {
 		body = binary.AppendVarint(body, ts-prevTS)
 		prevID, prevTS = ev.ID, ts
 		principal := deref(ev.PrincipalID)
-		body = binary.AppendUvarint(body, ref(principal))
-		body = binary.AppendUvarint(body, ref(ev.Action))
-		body = binary.AppendUvarint(body, ref(ev.Status))
-		body = binary.AppendUvarint(body, ref(deref(ev.TargetResourceType)))
+		body = binary.AppendUvarint(body, ref(0, principal))
+		body = binary.AppendUvarint(body, ref(1, ev.Action))
+		body = binary.AppendUvarint(body, ref(2, ev.Status))
+		body = binary.AppendUvarint(body, ref(3, deref(ev.TargetResourceType)))
 		outcome := ""
 		if ev.Status == "failure" {
 			outcome = deref(ev.OutcomeDescription)
 		}
-		body = binary.AppendUvarint(body, ref(outcome))
+		body = binary.AppendUvarint(body, ref(4, outcome))
 		var ip uint64
 		if principal == "" {
 			if addr, ok := detailsIPAddress(ev.Details); !ok {
 				ip = feedIPUnknown
 			} else if addr != "" {
-				ip = 1 + ref(addr)
+				ip = 1 + ref(5, addr)
 			}
 		}
 		body = binary.AppendUvarint(body, ip)

@@ -614,6 +614,10 @@ func matchRules(events []detectEvent, rules []AlertRule, loc *time.Location, now
 	if len(enabled) == 0 {
 		return nil
 	}
+	cutoffs := make([]time.Time, len(enabled)) // per rule: older events count in no window
+	for i, r := range enabled {
+		cutoffs[i] = now.Add(-2 * r.Window)
+	}
 	hits := make([]detectHit, 0, len(events)) // most events match one rule at most
 	words := map[string]actionWords{}
 	denials := map[string]bool{} // by outcome: a batch's outcomes repeat
@@ -625,8 +629,8 @@ func matchRules(events []detectEvent, rules []AlertRule, loc *time.Location, now
 			words[e.Action] = w
 		}
 		group := "" // who(e), worked out once it is needed
-		for _, r := range enabled {
-			if e.Timestamp.Before(now.Add(-2 * r.Window)) {
+		for i, r := range enabled {
+			if e.Timestamp.Before(cutoffs[i]) {
 				continue
 			}
 			var ok bool
@@ -1163,10 +1167,13 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 		return nil
 	}
 	type tally struct{ events, failures int64 }
-	hourly := map[time.Time]*tally{}
+	// Hours and days as whole Unix hours and days (UTC's are whole multiples of them): map
+	// keys that hash as one integer, not a time.Time.
+	hourly := map[int64]*tally{}
 	type dayKey struct {
-		day         time.Time // midnight UTC
-		kind, value string
+		day       int64
+		principal bool // else the action
+		value     string
 	}
 	daily := map[dayKey]*tally{}
 	add := func(t *tally, failed bool) {
@@ -1175,33 +1182,37 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 			t.failures++
 		}
 	}
+	count := func(k dayKey, failed bool) {
+		t := daily[k]
+		if t == nil {
+			t = &tally{}
+			daily[k] = t
+		}
+		add(t, failed)
+	}
+	lastHour, last := int64(math.MinInt64), (*tally)(nil) // a batch's events mostly share their hour
 	for i := range events {
 		e := &events[i]
-		ts := e.Timestamp.UTC()
+		sec := e.Timestamp.Unix()
 		failed := e.Status == "failure"
-		h := ts.Truncate(time.Hour)
-		if hourly[h] == nil {
-			hourly[h] = &tally{}
-		}
-		add(hourly[h], failed)
-		day := ts.Truncate(24 * time.Hour) // UTC days are whole multiples of 24 h since the zero time
-		count := func(k dayKey) {
-			t := daily[k]
-			if t == nil {
-				t = &tally{}
-				daily[k] = t
+		if h := floorDiv(sec, 3600); h != lastHour {
+			if last = hourly[h]; last == nil {
+				last = &tally{}
+				hourly[h] = last
 			}
-			add(t, failed)
+			lastHour = h
 		}
-		count(dayKey{day, "action", e.Action})
+		add(last, failed)
+		day := floorDiv(sec, 86400)
+		count(dayKey{day, false, e.Action}, failed)
 		if e.PrincipalID != "" {
-			count(dayKey{day, "principal", e.PrincipalID})
+			count(dayKey{day, true, e.PrincipalID}, failed)
 		}
 	}
 	var hours []time.Time
 	var hEvents, hFailures []int64
 	for h, t := range hourly {
-		hours, hEvents, hFailures = append(hours, h), append(hEvents, t.events), append(hFailures, t.failures)
+		hours, hEvents, hFailures = append(hours, time.Unix(h*3600, 0).UTC()), append(hEvents, t.events), append(hFailures, t.failures)
 	}
 	err := tx.Exec(`INSERT INTO event_counts_hourly (organization_id, hour, events, failures)
 		SELECT ?, * FROM unnest(?::timestamptz[], ?::bigint[], ?::bigint[])
@@ -1229,18 +1240,24 @@ func addEventCounts(tx *gorm.DB, org string, events []detectEvent) error {
 	}
 	// A stable order keeps concurrent upserts of the same rows from deadlocking.
 	slices.SortFunc(keys, func(a, b dayKey) int {
-		if c := a.day.Compare(b.day); c != 0 {
+		if c := cmp.Compare(a.day, b.day); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.kind, b.kind); c != 0 {
-			return c
+		if a.principal != b.principal { // "action" before "principal"
+			if a.principal {
+				return 1
+			}
+			return -1
 		}
 		return strings.Compare(a.value, b.value)
 	})
 	days, kinds, values := make([]time.Time, len(keys)), make([]string, len(keys)), make([]string, len(keys))
 	dEvents, dFailures := make([]int64, len(keys)), make([]int64, len(keys))
 	for i, k := range keys {
-		days[i], kinds[i], values[i] = k.day, k.kind, k.value
+		days[i], kinds[i], values[i] = time.Unix(k.day*86400, 0).UTC(), "action", k.value
+		if k.principal {
+			kinds[i] = "principal"
+		}
 		dEvents[i], dFailures[i] = daily[k].events, daily[k].failures
 	}
 	err = tx.Exec(`INSERT INTO event_counts_daily (organization_id, day, kind, value, events, failures)
@@ -1329,4 +1346,13 @@ func (d *Detector) Overview(ctx context.Context) (DetectionOverview, error) {
 		}
 	}
 	return o, nil
+}
+
+// floorDiv is a / b rounded down (b > 0), for times before 1970 too.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }

@@ -1,6 +1,9 @@
 package models
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Both forms of the batch's id set (a bitmap over a narrow id range, a map over a wide
 // one) hold exactly the ids added and give each up once.
@@ -36,5 +39,24 @@ func TestIDSetTakesEachAddedIDOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The counts' hours and days, worked out as whole Unix hours and days, are the UTC hour and
+// day Truncate gives, before 1970 and at the ends of the range too.
+func TestCountHoursAndDaysAreUTCHoursAndDays(t *testing.T) {
+	for _, ts := range []time.Time{
+		time.Date(2026, 11, 30, 23, 59, 59, 999999000, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 30, 0, 0, time.UTC), time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1, 1, 1, 0, 30, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(1960, 3, 1, 0, 0, 0, 1000, time.UTC),
+	} {
+		sec := ts.Unix()
+		if got, want := time.Unix(floorDiv(sec, 3600)*3600, 0).UTC(), ts.Truncate(time.Hour); !got.Equal(want) {
+			t.Errorf("%s: hour %s, want %s", ts, got, want)
+		}
+		if got, want := time.Unix(floorDiv(sec, 86400)*86400, 0).UTC(), ts.Truncate(24*time.Hour); !got.Equal(want) {
+			t.Errorf("%s: day %s, want %s", ts, got, want)
+		}
 	}
 }
