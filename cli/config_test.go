@@ -33,6 +33,7 @@ func TestBadConfig(t *testing.T) {
 		{"metrics address without a port", "AUDITDB_METRICS_ADDR", "127.0.0.1"},
 		{"pseudonym key of the wrong size", "AUDITDB_PSEUDONYM_KEY", "abcd"},
 		{"pseudonym key not hex nor base64", "AUDITDB_PSEUDONYM_KEY", strings.Repeat("z", 64)},
+		{"detection feed neither true nor false", "AUDITDB_DETECT_FEED", "sometimes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,5 +120,25 @@ func TestStatementTimeoutConfig(t *testing.T) {
 				t.Fatalf("%q: %v, %v; want %v", c.value, cfg.StatementTimeout, err, c.want)
 			}
 		})
+	}
+}
+
+// The writer feeds detection where the instance runs it, unless AUDITDB_DETECT_FEED says.
+func TestDetectionFeedConfig(t *testing.T) {
+	for _, c := range []struct {
+		every, feed string
+		want        bool
+	}{
+		{"", "", true},
+		{"off", "", false},
+		{"2s", "", true},
+		{"off", "true", true},
+		{"", "false", false},
+	} {
+		cfg, err := loadConfig(env(map[string]string{"AUDITDB_DETECT_EVERY": c.every, "AUDITDB_DETECT_FEED": c.feed}))
+		if err != nil || cfg.Writer.DetectionFeed != c.want {
+			t.Errorf("AUDITDB_DETECT_EVERY=%q AUDITDB_DETECT_FEED=%q: feed %v (%v), want %v", c.every, c.feed,
+				cfg.Writer.DetectionFeed, err, c.want)
+		}
 	}
 }

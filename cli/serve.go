@@ -181,6 +181,11 @@ func schedule(svc *web.Services, cfg config, log *slog.Logger) (*jobs.Scheduler,
 			return nil, err
 		}
 	}
+	if cfg.Writer.DetectionFeed {
+		if err := sched.Add(jobs.DetectionFeedTrimJob(svc.DB)); err != nil {
+			return nil, err
+		}
+	}
 	return sched, nil
 }
 

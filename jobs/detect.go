@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
+	"gorm.io/gorm"
 
 	"auditdb/models"
 )
@@ -41,5 +42,20 @@ func DetectionJob(d DetectionPasser, interval time.Duration) Job {
 		Definition: gocron.DurationJob(interval),
 		Run:        Detect(d, 10*interval),
 		Quiet:      true,
+	}
+}
+
+// DetectionFeedTrimJob deletes, every minute, detection feed rows older than
+// models.FeedTTL: rows detection did not finish, such as all of them while no instance runs
+// detection. It runs where the ingest writer feeds detection.
+func DetectionFeedTrimJob(db *gorm.DB) Job {
+	return Job{
+		Name:       "detection-feed-trim",
+		Definition: gocron.DurationJob(time.Minute),
+		Run: func(ctx context.Context) error {
+			_, err := models.TrimDetectionFeed(ctx, db)
+			return err
+		},
+		Quiet: true,
 	}
 }

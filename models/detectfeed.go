@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
 )
 
 // Detection's feed: the ingest writer, when asked to (ingest.WriterConfig.DetectionFeed),
@@ -24,21 +25,31 @@ import (
 // way, its row trimmed, or its address not a plain string) is read from audit_log as
 // before, so the feed holds nothing detection needs to be correct.
 //
-// A feed row is exactly what audit_log held for its events when they committed. Erasure
-// deletes the organization's feed rows in each transaction that changes events, so no row
-// outlives the values it copied (see ClearDetectionFeed). Retention does not: detection
-// counts every event that was committed to the log, including one retention deleted
-// seconds later, as it counts one retention deletes after detection read it. The table is
-// unlogged (a crash empties it; detection then reads audit_log) and the database owner's
-// only, like the rollups.
+// A feed row is exactly what audit_log held for its events when they committed. A GDPR
+// change of events deletes every feed row in its own transaction (a trigger, migration
+// 0058), so no row outlives the values it copied. Retention does not: detection counts
+// every event that was committed to the log, including one retention deleted seconds
+// later, as it counts one retention deletes after detection read it. Rows detection does
+// not finish (detection stopped, or a write's events split oddly across batches) are
+// deleted by TrimDetectionFeed once FeedTTL old. The table is unlogged (a crash empties it;
+// detection then reads audit_log) and the database owner's only, like the rollups.
 
 // feedVersion starts every encoded feed row.
 const feedVersion = 1
 
-// feedIPUnknown marks an event without a principal whose details.ipAddress is not a JSON
-// string or null: PostgreSQL's text for it (details->>'ipAddress') is not worked out here;
-// detection reads that event from audit_log.
+// feedIPUnknown marks an event the feed does not hold, in place of its address: one
+// without a principal whose details.ipAddress is not a JSON string or null (PostgreSQL's
+// text for it, details->>'ipAddress', is not worked out here), or one whose values are
+// longer than feedMaxValues. Detection reads that event from audit_log.
 const feedIPUnknown = 1
+
+// feedMaxValues bounds the bytes of an event's values the feed holds: a longer event (a
+// long outcome or address) is left to audit_log, so a write of large events does not
+// write them a second time.
+const feedMaxValues = 1024
+
+// FeedTTL is how long a detection feed row is kept (TrimDetectionFeed).
+const FeedTTL = 2 * time.Minute
 
 // DetectionFeedSQL returns the INSERT statements that feed events (ids assigned) to
 // detection, one row per organization, values written in like LeafQueueSQL's (a simple
@@ -93,7 +104,8 @@ func DetectionFeedSQL(events []*Event) (string, error) {
 // the distinct strings, then per event its id and timestamp (microseconds, as audit_log
 // stores it) as deltas from the previous event's, and references into the table (0 for
 // none) to its principal, action, status, resource type, outcome (failures only) and
-// address (events without a principal only; feedIPUnknown when not worked out here).
+// address (events without a principal only), or, for an event the feed does not hold, five
+// zeros and feedIPUnknown.
 func encodeFeed(events []*Event) []byte {
 	refs := map[string]uint64{}
 	table, body := make([]byte, 0, 4096), make([]byte, 0, 12*len(events))
@@ -127,23 +139,26 @@ func encodeFeed(events []*Event) []byte {
 		body = binary.AppendVarint(body, ev.ID-prevID)
 		body = binary.AppendVarint(body, ts-prevTS)
 		prevID, prevTS = ev.ID, ts
-		principal := deref(ev.PrincipalID)
-		body = binary.AppendUvarint(body, ref(0, principal))
-		body = binary.AppendUvarint(body, ref(1, ev.Action))
-		body = binary.AppendUvarint(body, ref(2, ev.Status))
-		body = binary.AppendUvarint(body, ref(3, deref(ev.TargetResourceType)))
-		outcome := ""
+		principal, outcome, resource := deref(ev.PrincipalID), "", deref(ev.TargetResourceType)
 		if ev.Status == "failure" {
 			outcome = deref(ev.OutcomeDescription)
 		}
+		addr, addrOK := "", true
+		if principal == "" {
+			addr, addrOK = detailsIPAddress(ev.Details)
+		}
+		if !addrOK || len(principal)+len(ev.Action)+len(ev.Status)+len(resource)+len(outcome)+len(addr) > feedMaxValues {
+			body = append(body, 0, 0, 0, 0, 0, feedIPUnknown)
+			continue
+		}
+		body = binary.AppendUvarint(body, ref(0, principal))
+		body = binary.AppendUvarint(body, ref(1, ev.Action))
+		body = binary.AppendUvarint(body, ref(2, ev.Status))
+		body = binary.AppendUvarint(body, ref(3, resource))
 		body = binary.AppendUvarint(body, ref(4, outcome))
 		var ip uint64
-		if principal == "" {
-			if addr, ok := detailsIPAddress(ev.Details); !ok {
-				ip = feedIPUnknown
-			} else if addr != "" {
-				ip = 1 + ref(5, addr)
-			}
+		if addr != "" {
+			ip = 1 + ref(5, addr)
 		}
 		body = binary.AppendUvarint(body, ip)
 	}
@@ -291,12 +306,13 @@ func readFeed(ctx context.Context, conn *pgx.Conn, org string, minID, maxID int6
 	return events, lasts, bad, nil
 }
 
-// ClearDetectionFeed deletes org's detection feed rows. Erasure calls it in every
-// transaction that changes org's events, after the changes: a row committed before them
-// is visible then, and one committed after them holds values they did not touch.
-func ClearDetectionFeed(ctx context.Context, tx pgx.Tx, org string) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM detection_feed WHERE organization_id = $1`, org); err != nil {
-		return fmt.Errorf("models: clear the detection feed: %w", err)
+// TrimDetectionFeed deletes the detection feed rows older than FeedTTL (by the database's
+// clock), skipping rows another transaction holds, and returns how many it deleted.
+func TrimDetectionFeed(ctx context.Context, db *gorm.DB) (int64, error) {
+	res := db.WithContext(ctx).Exec(`DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
+		WHERE written_at < now() - make_interval(secs => ?) FOR UPDATE SKIP LOCKED))`, FeedTTL.Seconds())
+	if res.Error != nil {
+		return 0, fmt.Errorf("models: trim the detection feed: %w", res.Error)
 	}
-	return nil
+	return res.RowsAffected, nil
 }

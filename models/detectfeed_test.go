@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"auditdb/models"
 	"auditdb/models/pgtest"
 )
@@ -66,9 +68,11 @@ func TestDetectionFeedReadsWhatTheLogHolds(t *testing.T) {
 		ev(org, at.Add(-48*time.Hour), "fhir.Patient.read", "failure", by("Zoë 🚀"), outcome("Forbidden")),
 		ev(org, at, "auth.login.failure", "failure"),
 	}
+	long := ev(org, at, "data.read", "failure", by("erin"), outcome(strings.Repeat("access denied ", 80)))
 	unknown := ev(org, at, "auth.login.failure", "failure", details(`{"ipAddress": 10.08}`))
-	events = append(events, unknown)
+	events = append(events, long, unknown)
 	f.writeFed(events...)
+	long, unknown = events[len(events)-2], events[len(events)-1] // with their ids
 	if n := feedRows(t, org); n != 1 {
 		t.Fatalf("%d feed rows for one write of one organization, want 1", n)
 	}
@@ -91,9 +95,12 @@ func TestDetectionFeedReadsWhatTheLogHolds(t *testing.T) {
 		}
 		t.FailNow()
 	}
-	// Every event but the one whose address is a number came from the feed.
-	if len(fed) != len(events)-1 || slices.ContainsFunc(fed, func(e models.DetectEventForTest) bool { return e.ID == unknown.ID }) {
-		t.Fatalf("the feed gave %d events (want %d, all but event %d)", len(fed), len(events)-1, unknown.ID)
+	// Every event but the one whose address is a number and the one with a long outcome
+	// came from the feed.
+	if len(fed) != len(events)-2 || slices.ContainsFunc(fed, func(e models.DetectEventForTest) bool {
+		return e.ID == unknown.ID || e.ID == long.ID
+	}) {
+		t.Fatalf("the feed gave %d events (want %d, all but events %d and %d)", len(fed), len(events)-2, long.ID, unknown.ID)
 	}
 	if want := []int64{events[len(events)-1].ID}; !slices.Equal(finished, want) {
 		t.Fatalf("the batch finished feed rows ending at %v, want %v", finished, want)
@@ -173,23 +180,71 @@ func TestDetectionFromTheFeedMatchesDetectionFromTheLog(t *testing.T) {
 
 func equalPtr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
-// A feed row nobody reads (detection stopped, then the row's events read from audit_log)
-// is deleted once it is feedTTL old; its events are still counted once.
-func TestDetectionTrimsStaleFeedRows(t *testing.T) {
+// A feed row nobody finishes is trimmed once FeedTTL old, and only then: detection reads
+// its events from audit_log and counts each once.
+func TestTrimDetectionFeedDeletesOnlyOldRows(t *testing.T) {
 	f := newDetectFixture(t)
 	org := pgtest.NewOrg(t, "")
 	f.writeFed(ev(org, detectBase, "data.read", "success", by("alice")))
-	// A row whose events are not in the log at all (as if its ids were reused): a stale row.
-	if err := pgtest.DB(t).Exec(`INSERT INTO detection_feed (organization_id, first_id, last_id, events, written_at)
-		VALUES (?, 9000000000000, 9000000000001, '\x01', now() - interval '3 minutes')`, org).Error; err != nil {
+	f.writeFed(ev(org, detectBase, "data.read", "success", by("bob")))
+	db := pgtest.DB(t)
+	if err := db.Exec(`UPDATE detection_feed SET written_at = now() - make_interval(secs => ?) - interval '1 second'
+		WHERE organization_id = ? AND first_id = (SELECT min(first_id) FROM detection_feed WHERE organization_id = ?)`,
+		models.FeedTTL.Seconds(), org, org).Error; err != nil {
 		t.Fatal(err)
 	}
-	f.drain(f.detector(100))
-	if n := feedRows(t, org); n != 0 {
-		t.Fatalf("%d feed rows left, want the finished and the stale one deleted", n)
+	n, err := models.TrimDetectionFeed(context.Background(), db)
+	if err != nil || n < 1 {
+		t.Fatalf("trim: %d rows, %v", n, err)
 	}
-	if h, _, _ := eventCounts(t, org); h != 1 {
-		t.Fatalf("%d events counted, want 1", h)
+	if left := feedRows(t, org); left != 1 {
+		t.Fatalf("%d feed rows left, want the younger one", left)
+	}
+	f.drain(f.detector(100))
+	if h, _, p := eventCounts(t, org); h != 2 || p != 2 {
+		t.Fatalf("%d events counted (%d by principal), want 2", h, p)
+	}
+}
+
+// Any change of events under the purpose 'gdpr', whatever code makes it, deletes the feed
+// (a trigger); retention's deletions leave it.
+func TestGDPRChangesOfEventsClearTheDetectionFeed(t *testing.T) {
+	f := newDetectFixture(t)
+	org, other := pgtest.NewOrg(t, "a"), pgtest.NewOrg(t, "b")
+	ids := f.writeFed(ev(org, detectBase, "auth.login.failure", "failure", by("alice")),
+		ev(org, detectBase, "data.read", "success", by("alice")))
+	f.writeFed(ev(other, detectBase, "data.read", "success", by("carol")))
+	db := pgtest.DB(t)
+	change := func(purpose, stmt string, args ...any) {
+		t.Helper()
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`SET LOCAL auditdb.purpose = '` + purpose + `'`).Error; err != nil {
+				return err
+			}
+			return tx.Exec(stmt, args...).Error
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	change("retention", `DELETE FROM audit_log WHERE organization_id = ? AND id = ?`, org, ids[1])
+	if feedRows(t, org) != 1 || feedRows(t, other) != 1 {
+		t.Fatal("a retention deletion cleared the feed")
+	}
+	change("gdpr", `UPDATE audit_log SET principal_id = 'pseudonym-1' WHERE organization_id = ? AND id = ?`, org, ids[0])
+	if feedRows(t, org) != 0 || feedRows(t, other) != 0 {
+		t.Fatal("an erasure's update left feed rows")
+	}
+	f.drain(f.detector(100))
+	var alice int64
+	db.Raw(`SELECT count(*) FROM event_counts_daily WHERE organization_id = ? AND value = 'alice'`, org).Scan(&alice)
+	if alice != 0 {
+		t.Fatal("detection counted the erased principal")
+	}
+	f.writeFed(ev(org, detectBase, "data.read", "success", by("dave")))
+	change("gdpr", `DELETE FROM audit_log WHERE organization_id = ? AND principal_id = 'nobody'`, org)
+	if feedRows(t, org) != 0 {
+		t.Fatal("an erasure's deletion left feed rows")
 	}
 }
 

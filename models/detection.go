@@ -323,18 +323,15 @@ func readBatchEvents(ctx context.Context, conn *pgx.Conn, org string, leaves []d
 	return append(events, more...), done, nil
 }
 
-// feedTTL is how long a detection feed row is kept: one whose events detection has not
-// read by then (detection stopped, or a write's events split oddly across batches) is
-// deleted, and its events are read from audit_log. It goes by the database's clock.
-const feedTTL = 2 * time.Minute
-
-// consumeFeed deletes the feed rows the batch finished (their last ids) and org's rows older
-// than feedTTL. Rows another transaction holds are left to it: an erasure deleting them
-// (ClearDetectionFeed), so detection never waits on one.
+// consumeFeed deletes the feed rows the batch finished (their last ids). Rows another
+// transaction holds are left to it (an erasure's trigger deleting every row), so detection
+// never waits on one.
 func consumeFeed(tx *gorm.DB, org string, lasts []int64) error {
+	if len(lasts) == 0 {
+		return nil
+	}
 	if err := tx.Exec(`DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
-		WHERE organization_id = ? AND (last_id = ANY(?::bigint[]) OR written_at < now() - make_interval(secs => ?))
-		FOR UPDATE SKIP LOCKED))`, org, pgArray(lasts), feedTTL.Seconds()).Error; err != nil {
+		WHERE organization_id = ? AND last_id = ANY(?::bigint[]) FOR UPDATE SKIP LOCKED))`, org, pgArray(lasts)).Error; err != nil {
 		return fmt.Errorf("models: consume the detection feed: %w", err)
 	}
 	return nil

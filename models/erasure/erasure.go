@@ -641,18 +641,15 @@ func (r *run) erasedBy(ctx context.Context) error {
 	return nil
 }
 
-// withPurpose runs fn in one transaction that declared the purpose 'gdpr' and, after fn,
-// clears org's detection feed, which may hold copies of values fn changed.
-func (e *Engine) withPurpose(ctx context.Context, org string, fn func(tx pgx.Tx) error) error {
+// withPurpose runs fn in one transaction that declared the purpose 'gdpr'. (Its changes of
+// audit_log also clear detection's feed: a trigger, migration 0058.)
+func (e *Engine) withPurpose(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return models.WithPgx(ctx, e.db, func(conn *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL auditdb.purpose = 'gdpr'`); err != nil {
 				return err
 			}
-			if err := fn(tx); err != nil {
-				return err
-			}
-			return models.ClearDetectionFeed(ctx, tx, org)
+			return fn(tx)
 		})
 	})
 }
@@ -727,7 +724,7 @@ func (r *run) eraseLog(ctx context.Context) error {
 		var seen int
 		var last int64
 		var pending, inClear int64
-		err := e.withPurpose(ctx, r.org, func(tx pgx.Tx) error {
+		err := e.withPurpose(ctx, func(tx pgx.Tx) error {
 			if err := r.lockHolds(ctx, tx); err != nil {
 				return err
 			}

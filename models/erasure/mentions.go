@@ -573,7 +573,7 @@ func (r *run) subjectResource(typ *string, id string) bool {
 // record in the same transaction. A failure of the database is wrapped with what.
 func (r *run) commitBatch(ctx context.Context, what string, work func(tx pgx.Tx) (counts, error)) (counts, error) {
 	var c counts
-	err := r.e.withPurpose(ctx, r.org, func(tx pgx.Tx) error {
+	err := r.e.withPurpose(ctx, func(tx pgx.Tx) error {
 		var err error
 		if c, err = work(tx); err != nil || c == (counts{}) {
 			return err
