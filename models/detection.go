@@ -34,6 +34,9 @@ import (
 // for events inside its window relative to now (no flood of stale alerts for old history).
 // The same holds for events that reach the log late: one older than its rule's window when
 // detection reads it is counted, not alerted on.
+//
+// A batch takes its events' values from detection's feed where the ingest writer left them
+// there (detectfeed.go), and reads the rest from audit_log.
 
 // DetectionSource is the source of the alerts detection raises.
 const DetectionSource = "detection"
@@ -189,16 +192,24 @@ type detectHit struct {
 // alerts it raised.
 func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error) {
 	var processed, raised int
+	var fed []int64 // last ids of the feed rows the batch finished
 	// The batch is read with pgx on the transaction's own connection (see batchReader).
 	err := d.db.WithContext(ctx).Connection(func(c *gorm.DB) error {
 		conn, ok := c.Statement.ConnPool.(*sql.Conn)
 		if !ok {
 			return fmt.Errorf("models: detection's connection is %T", c.Statement.ConnPool)
 		}
-		return c.Transaction(func(tx *gorm.DB) (err error) {
-			processed, raised, err = d.processBatch(ctx, conn, tx, org)
+		if err := c.Transaction(func(tx *gorm.DB) (err error) {
+			processed, raised, fed, err = d.processBatch(ctx, conn, tx, org)
 			return err
-		})
+		}); err != nil {
+			return err
+		}
+		// Committed: the feed rows it finished are of no more use. Deleted after the commit,
+		// not inside the batch's transaction, which holds the organization's cache version
+		// from its counts on (see processBatch); one left behind (this failing) is never read
+		// again, since its events are all below the cursor, and the trim job deletes it.
+		return consumeFeed(c, org, fed)
 	})
 	if err != nil {
 		return 0, 0, err
@@ -207,19 +218,20 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 }
 
 // processBatch is processOrg's work in its transaction tx, whose connection is conn. It
-// returns how many leaves it processed and how many alerts it raised.
-func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB, org string) (int, int, error) {
+// returns how many leaves it processed, how many alerts it raised and the last ids of the
+// feed rows it finished.
+func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB, org string) (int, int, []int64, error) {
 	var cur []int64
 	if err := tx.Raw(`SELECT leaf_index FROM detection_cursor WHERE organization_id = ? FOR UPDATE SKIP LOCKED`,
 		org).Scan(&cur).Error; err != nil {
-		return 0, 0, fmt.Errorf("models: lock detection cursor: %w", err)
+		return 0, 0, nil, fmt.Errorf("models: lock detection cursor: %w", err)
 	}
 	if len(cur) == 0 {
-		return 0, 0, nil // another instance is on it
+		return 0, 0, nil, nil // another instance is on it
 	}
 	var leaves []detectLeaf
 	var events []detectEvent
-	var fed []int64 // last ids of the feed rows this batch finishes
+	var fed []int64
 	err := conn.Raw(func(driverConn any) error {
 		c, ok := driverConn.(*stdlib.Conn)
 		if !ok {
@@ -243,38 +255,38 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 		return err
 	})
 	if err != nil || len(leaves) == 0 {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	now := d.now().UTC()
 	rules, err := listAlertRules(tx, org)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	loc, err := orgLocation(tx, org)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	hits := matchRules(events, rules, loc, now)
 	n, err := d.evaluate(tx, org, rules, hits, loc, now)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	if err := d.purgeHits(tx, org, rules, now); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	// Last before the cursor: the counts' upserts bump the organization's cache version,
 	// whose row lock the sequencer's next leaves wait for until this commits.
 	if err := addEventCounts(tx, org, events); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	if err := consumeFeed(tx, org, fed); err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	if err := tx.Exec(`UPDATE detection_cursor SET leaf_index = ?, updated_at = ? WHERE organization_id = ?`,
 		leaves[len(leaves)-1].LeafIndex+1, now, org).Error; err != nil {
-		return 0, 0, fmt.Errorf("models: advance detection cursor: %w", err)
+		return 0, 0, nil, fmt.Errorf("models: advance detection cursor: %w", err)
 	}
-	return len(leaves), n, nil
+	return len(leaves), n, fed, nil
 }
 
 // readBatchEvents returns the leaves' events: from the detection feed where it holds them,
@@ -323,14 +335,14 @@ func readBatchEvents(ctx context.Context, conn *pgx.Conn, org string, leaves []d
 	return append(events, more...), done, nil
 }
 
-// consumeFeed deletes the feed rows the batch finished (their last ids). Rows another
+// consumeFeed deletes the feed rows a batch finished (their last ids). Rows another
 // transaction holds are left to it (an erasure's trigger deleting every row), so detection
 // never waits on one.
-func consumeFeed(tx *gorm.DB, org string, lasts []int64) error {
+func consumeFeed(db *gorm.DB, org string, lasts []int64) error {
 	if len(lasts) == 0 {
 		return nil
 	}
-	if err := tx.Exec(`DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
+	if err := db.Exec(`DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
 		WHERE organization_id = ? AND last_id = ANY(?::bigint[]) FOR UPDATE SKIP LOCKED))`, org, pgArray(lasts)).Error; err != nil {
 		return fmt.Errorf("models: consume the detection feed: %w", err)
 	}
