@@ -206,8 +206,9 @@ func TestTrimDetectionFeedDeletesOnlyOldRows(t *testing.T) {
 	}
 }
 
-// Any change of events under the purpose 'gdpr', whatever code makes it, deletes the feed
-// (a trigger); retention's deletions leave it.
+// Any change of events under the purpose 'gdpr', whatever code makes it and whether it names
+// audit_log or a partition, deletes the feed (triggers), as does any update of events;
+// retention's deletions leave it.
 func TestGDPRChangesOfEventsClearTheDetectionFeed(t *testing.T) {
 	f := newDetectFixture(t)
 	org, other := pgtest.NewOrg(t, "a"), pgtest.NewOrg(t, "b")
@@ -245,6 +246,33 @@ func TestGDPRChangesOfEventsClearTheDetectionFeed(t *testing.T) {
 	change("gdpr", `DELETE FROM audit_log WHERE organization_id = ? AND principal_id = 'nobody'`, org)
 	if feedRows(t, org) != 0 {
 		t.Fatal("an erasure's deletion left feed rows")
+	}
+	// A statement naming the partition fires the partition's own triggers, not audit_log's.
+	ids = f.writeFed(ev(org, detectBase, "data.read", "success", by("erin")))
+	var part string
+	if err := db.Raw(`SELECT tableoid::regclass::text FROM audit_log WHERE id = ?`, ids[0]).Scan(&part).Error; err != nil {
+		t.Fatal(err)
+	}
+	change("gdpr", `UPDATE `+part+` SET principal_id = 'pseudonym-2' WHERE id = ?`, ids[0])
+	if feedRows(t, org) != 0 {
+		t.Fatalf("an erasure's update of partition %s left feed rows", part)
+	}
+	// Only GDPR changes update events; an update under another purpose clears the feed too.
+	ids = f.writeFed(ev(org, detectBase, "data.read", "success", by("frank")))
+	change("retention", `UPDATE `+part+` SET principal_id = 'pseudonym-3' WHERE id = ?`, ids[0])
+	if feedRows(t, org) != 0 {
+		t.Fatal("an update under the purpose 'retention' left feed rows")
+	}
+	// A partition made later gets the triggers when it is made.
+	later := time.Date(2031, 3, 1, 0, 0, 0, 0, time.UTC)
+	if err := models.NewPartitionManager(db).EnsureFor(context.Background(), "audit_log", later); err != nil {
+		t.Fatal(err)
+	}
+	var guards int64
+	db.Raw(`SELECT count(*) FROM pg_trigger WHERE tgrelid = 'audit_log_2031_03'::regclass
+		AND tgname IN ('audit_log_detection_feed_clear_upd', 'audit_log_detection_feed_clear_del')`).Scan(&guards)
+	if guards != 2 {
+		t.Fatalf("a new partition has %d of the feed's two triggers", guards)
 	}
 }
 

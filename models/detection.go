@@ -283,9 +283,6 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 	if err := addEventCounts(tx, org, events); err != nil {
 		return 0, 0, nil, err
 	}
-	if err := consumeFeed(tx, org, fed); err != nil {
-		return 0, 0, nil, err
-	}
 	if err := tx.Exec(`UPDATE detection_cursor SET leaf_index = ?, updated_at = ? WHERE organization_id = ?`,
 		leaves[len(leaves)-1].LeafIndex+1, now, org).Error; err != nil {
 		return 0, 0, nil, fmt.Errorf("models: advance detection cursor: %w", err)

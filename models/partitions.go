@@ -138,11 +138,15 @@ func (p *PartitionManager) ensureMonth(ctx context.Context, table string, m time
 		if table != "audit_log" {
 			return nil
 		}
-		// The statement trigger refusing TRUNCATE on audit_log does not reach its partitions
-		// (migration 20261130_0047): each gets its own, created with it.
-		return tx.Exec(`CREATE OR REPLACE TRIGGER audit_log_partition_no_truncate BEFORE TRUNCATE ON ` + name + `
+		// The statement triggers of audit_log do not reach its partitions: the one refusing
+		// TRUNCATE (migration 20261130_0047) and those clearing detection's feed on a GDPR
+		// change (20261130_0058). Each partition gets its own, created with it.
+		if err := tx.Exec(`CREATE OR REPLACE TRIGGER audit_log_partition_no_truncate BEFORE TRUNCATE ON ` + name + `
 			FOR EACH STATEMENT WHEN (coalesce(current_setting('auditdb.purpose', true), '') <> 'retention')
-			EXECUTE FUNCTION auditdb_refuse_partition_truncate()`).Error
+			EXECUTE FUNCTION auditdb_refuse_partition_truncate()`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`SELECT auditdb_detection_feed_guard(?::regclass)`, name).Error
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505") {
