@@ -19,20 +19,21 @@ import (
 // hands detection what its rules and counts read of each event in the transaction that
 // writes the events, as one detection_feed row per write and organization (migration
 // 0058). Detection then reads a batch's events from a few feed rows instead of from
-// audit_log, where reading them back was half of its cost: on a busy server most of the
-// month's heap pages have left PostgreSQL's buffers by the time detection reads them
-// (docs/benchmarks.md). The feed is only a shortcut: an event it lacks (written another
-// way, its row trimmed, or its address not a plain string) is read from audit_log as
-// before, so the feed holds nothing detection needs to be correct.
+// audit_log, where reading them back was half of its cost: on a busy server a tenth to a
+// sixth of the freshly written heap pages have left PostgreSQL's buffers by the time
+// detection reads them (docs/benchmarks.md). The feed is only a shortcut: an event it lacks
+// (written another way, its row trimmed, or its address not a plain string) is read from
+// audit_log as before, so the feed holds nothing detection needs to be correct.
 //
 // A feed row is exactly what audit_log held for its events when they committed. A GDPR
-// change of events deletes every feed row in its own transaction (a trigger, migration
-// 0058), so no row outlives the values it copied. Retention does not: detection counts
-// every event that was committed to the log, including one retention deleted seconds
-// later, as it counts one retention deletes after detection read it. Rows detection does
-// not finish (detection stopped, or a write's events split oddly across batches) are
-// deleted by TrimDetectionFeed once FeedTTL old. The table is unlogged (a crash empties it;
-// detection then reads audit_log) and the database owner's only, like the rollups.
+// change of events, and any update of events, deletes every feed row in its own
+// transaction (triggers on audit_log and each partition, migration 0058), so no row
+// outlives the values it copied. Retention's deletions do not: detection counts every
+// event that was committed to the log, including one retention deleted seconds later, as
+// it counts one retention deletes after detection read it. Rows detection does not finish
+// (detection stopped, or a write's events split oddly across batches) are deleted by
+// TrimDetectionFeed once FeedTTL old. The table is unlogged (a crash empties it; detection
+// then reads audit_log) and the database owner's only, like the rollups.
 
 // feedVersion starts every encoded feed row.
 const feedVersion = 1
