@@ -139,14 +139,16 @@ func (p *PartitionManager) ensureMonth(ctx context.Context, table string, m time
 			return nil
 		}
 		// The statement triggers of audit_log do not reach its partitions: the one refusing
-		// TRUNCATE (migration 20261130_0047) and those clearing detection's feed on a GDPR
-		// change (20261130_0058). Each partition gets its own, created with it.
+		// TRUNCATE (migration 20261130_0047), those clearing detection's feed on a GDPR
+		// change (20261130_0058) and the one dropping the search sketches of rewritten text
+		// (20261130_0059). Each partition gets its own, created with it.
 		if err := tx.Exec(`CREATE OR REPLACE TRIGGER audit_log_partition_no_truncate BEFORE TRUNCATE ON ` + name + `
 			FOR EACH STATEMENT WHEN (coalesce(current_setting('auditdb.purpose', true), '') <> 'retention')
 			EXECUTE FUNCTION auditdb_refuse_partition_truncate()`).Error; err != nil {
 			return err
 		}
-		return tx.Exec(`SELECT auditdb_detection_feed_guard(?::regclass)`, name).Error
+		return tx.Exec(`SELECT auditdb_detection_feed_guard(?::regclass), auditdb_search_sketch_guard(?::regclass)`,
+			name, name).Error
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "42P07" || pgErr.Code == "23505") {

@@ -241,6 +241,28 @@ func TestSearchSketchesDroppedWhenTextChanges(t *testing.T) {
 	if _, got := f.search(t, f.org, "pst_0123abcd"); len(got) != 1 {
 		t.Fatalf("after the rebuild the new text lists %d events", len(got))
 	}
+	// An UPDATE naming the partition fires the partition's own trigger, not audit_log's.
+	var part string
+	if err := db.Raw(`SELECT tableoid::regclass::text FROM audit_log WHERE organization_id = ? AND "timestamp" = ? LIMIT 1`,
+		f.org, sketchDay(10)).Scan(&part).Error; err != nil || part == "" {
+		t.Fatalf("partition of day 10: %q %v", part, err)
+	}
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SET LOCAL auditdb.purpose = 'gdpr'`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE `+part+` SET outcome_description = 'pst_4567cdef given' WHERE organization_id = ? AND "timestamp" = ?`,
+			f.org, sketchDay(10)).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if countWhere(t, `SELECT count(*) FROM search_sketches WHERE organization_id = $1 AND day = '2026-05-10'`, f.org) != 0 {
+		t.Fatalf("an update of partition %s left the sketch of the rewritten day", part)
+	}
+	if _, got := f.search(t, f.org, "pst_4567cdef"); len(got) != 1 {
+		t.Fatalf("the text rewritten through the partition lists %d events", len(got))
+	}
 }
 
 // TestNarrowedSearchesArePlannedForTheirValues checks the plan choice of a narrowed free-text
