@@ -210,7 +210,10 @@ func (f *fixture) traces(rdb *redis.Client, prefix string, ids ...string) []stri
 		for _, table := range []string{"audit_log", "pseudonym_mapping", "alerts", "alert_deliveries", "detection_hit_run",
 			"error_log", "error_aggregation", "archive_dlq_event", "gdpr_erasure_runs", "archive_rewrites", "removed_events"} {
 			if n := f.count(`SELECT count(*) FROM `+table+` x WHERE x.organization_id = ? AND strpos(x::text, ?) > 0`, f.org, id); n > 0 {
-				found = append(found, fmt.Sprintf("%d rows of %s hold %q", n, table, id))
+				var rows []string // the first of them, to tell which were missed
+				f.db.Raw(`SELECT left(x::text, 400) FROM `+table+` x WHERE x.organization_id = ? AND strpos(x::text, ?) > 0 LIMIT 3`,
+					f.org, id).Scan(&rows)
+				found = append(found, fmt.Sprintf("%d rows of %s hold %q, such as:\n  %s", n, table, id, strings.Join(rows, "\n  ")))
 			}
 		}
 		eachArchivedLine(t, f, func(l *models.ArchiveLine) {
