@@ -57,23 +57,7 @@ const FeedTTL = 2 * time.Minute
 // query cannot carry parameters): the organization id checked, the rest numbers and hex.
 // It returns a KindInvalid error for an organization id of another shape.
 func DetectionFeedSQL(events []*Event) (string, error) {
-	var groups [][]*Event
-	for _, ev := range events {
-		i := len(groups) - 1
-		if i < 0 || groups[i][0].OrganizationID != ev.OrganizationID {
-			i = -1
-			for j := range groups {
-				if groups[j][0].OrganizationID == ev.OrganizationID {
-					i = j
-				}
-			}
-			if i < 0 {
-				groups = append(groups, nil)
-				i = len(groups) - 1
-			}
-		}
-		groups[i] = append(groups[i], ev)
-	}
+	groups := byOrganization(events)
 	var b []byte
 	for gi, g := range groups {
 		org := g[0].OrganizationID
@@ -208,58 +192,35 @@ func decodeFeed(b []byte, keep func(id int64) bool) ([]detectEvent, error) {
 	if len(b) == 0 || b[0] != feedVersion {
 		return nil, errFeed
 	}
-	b = b[1:]
-	uvarint := func() uint64 {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			b = nil
-			return 0
-		}
-		b = b[n:]
-		return v
-	}
-	varint := func() int64 {
-		v, n := binary.Varint(b)
-		if n <= 0 {
-			b = nil
-			return 0
-		}
-		b = b[n:]
-		return v
-	}
-	count, nStrings := uvarint(), uvarint()
-	if b == nil || nStrings > uint64(len(b)) || count > uint64(len(b)) {
+	r := feedReader{b: b[1:]}
+	count, nStrings := r.uvarint(), r.uvarint()
+	if r.bad || nStrings > uint64(len(r.b)) || count > uint64(len(r.b)) {
 		return nil, errFeed
 	}
 	strs := make([]string, 1, nStrings+1) // strs[0] is ""
 	for range nStrings {
-		n := uvarint()
-		if b == nil || n > uint64(len(b)) {
-			return nil, errFeed
-		}
-		strs = append(strs, string(b[:n]))
-		b = b[n:]
+		strs = append(strs, string(r.bytes(r.uvarint())))
 	}
-	str := func(r uint64) string {
-		if r >= uint64(len(strs)) {
-			b = nil
+	str := func(ref uint64) string {
+		if ref >= uint64(len(strs)) {
+			r.bad = true
 			return ""
 		}
-		return strs[r]
+		return strs[ref]
 	}
 	var events []detectEvent
 	var id, ts int64
 	for range count {
-		id += varint()
-		ts += varint()
+		id += r.varint()
+		ts += r.varint()
 		e := detectEvent{ID: id}
-		e.PrincipalID, e.Action, e.Status = str(uvarint()), str(uvarint()), str(uvarint())
-		e.TargetResourceType, e.OutcomeDescription = str(uvarint()), str(uvarint())
-		ip := uvarint()
+		e.PrincipalID, e.Action, e.Status = str(r.uvarint()), str(r.uvarint()), str(r.uvarint())
+		e.TargetResourceType, e.OutcomeDescription = str(r.uvarint()), str(r.uvarint())
+		ip := r.uvarint()
 		if ip > feedIPUnknown {
 			e.IPAddress = str(ip - 1)
 		}
-		if b == nil {
+		if r.bad {
 			return nil, errFeed
 		}
 		if ip != feedIPUnknown && keep(id) {
@@ -267,10 +228,43 @@ func decodeFeed(b []byte, keep func(id int64) bool) ([]detectEvent, error) {
 			events = append(events, e)
 		}
 	}
-	if len(b) != 0 {
+	if r.bad || len(r.b) != 0 {
 		return nil, errFeed
 	}
 	return events, nil
+}
+
+// feedReader reads an encoded feed row; the first malformed or missing value sets bad, and
+// every read after it gives zero.
+type feedReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *feedReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || r.bad {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// varint reads a signed varint (binary.AppendVarint's zig-zag form).
+func (r *feedReader) varint() int64 {
+	u := r.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+func (r *feedReader) bytes(n uint64) []byte {
+	if r.bad || n > uint64(len(r.b)) {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
 }
 
 // readFeed reads org's feed rows overlapping the ids [minID, maxID] and returns the events

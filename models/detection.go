@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -299,11 +300,11 @@ func readBatchEvents(ctx context.Context, conn *pgx.Conn, org string, leaves []d
 	for _, l := range leaves {
 		minID, maxID = min(minID, l.AuditLogID), max(maxID, l.AuditLogID)
 	}
-	want, batch := newIDSet(minID, maxID, len(leaves)), newIDSet(minID, maxID, len(leaves))
+	want := newIDSet(minID, maxID, len(leaves))
 	for _, l := range leaves {
 		want.add(l.AuditLogID)
-		batch.add(l.AuditLogID)
 	}
+	batch := want.clone() // want gives ids up as their events are found
 	fed, lasts, bad, err := readFeed(ctx, conn, org, minID, maxID, want.has)
 	if err != nil {
 		return nil, nil, err
@@ -355,7 +356,8 @@ func consumeFeed(db *gorm.DB, org string, lasts []int64) error {
 // are not leaves of this batch are dropped here. (An id list in SQL, id = ANY($1), is
 // searched element by element once PostgreSQL caches a generic plan for the statement:
 // 20,000 ids cost about 400 million comparisons per batch.) An event no longer there
-// (removed by retention) is skipped. The address is read from details only for events
+// (removed by retention) is skipped here; one the feed held is counted all the same
+// (detectfeed.go). The address is read from details only for events
 // without a principal, and the outcome only for failures: the only ones that use them.
 // Rows are decoded from their binary form by batchReader (see there).
 func readDetectEvents(ctx context.Context, conn *pgx.Conn, org string, leaves []detectLeaf) ([]detectEvent, error) {
@@ -446,6 +448,10 @@ func (s idSet) add(id int64) {
 	}
 	i := id - s.lo
 	s.bits[i/64] |= 1 << (i % 64)
+}
+
+func (s idSet) clone() idSet {
+	return idSet{lo: s.lo, bits: slices.Clone(s.bits), ids: maps.Clone(s.ids)}
 }
 
 // has reports whether id is in the set.

@@ -30,12 +30,16 @@ func TestIDSetTakesEachAddedIDOnce(t *testing.T) {
 					t.Errorf("id %d was never added but was taken", id)
 				}
 			}
+			kept := s.clone()
 			for _, id := range c.ids {
 				if !s.take(id) {
 					t.Errorf("id %d was added but not taken", id)
 				}
 				if s.take(id) {
 					t.Errorf("id %d was taken twice", id)
+				}
+				if !kept.has(id) {
+					t.Errorf("taking id %d from the set took it from its clone", id)
 				}
 			}
 		})
@@ -58,5 +62,37 @@ func TestCountHoursAndDaysAreUTCHoursAndDays(t *testing.T) {
 		if got, want := time.Unix(floorDiv(sec, 86400)*86400, 0).UTC(), ts.Truncate(24*time.Hour); !got.Equal(want) {
 			t.Errorf("%s: day %s, want %s", ts, got, want)
 		}
+	}
+}
+
+// A feed row decodes to what was encoded, and every truncation of it, or a byte too many,
+// is refused as a whole: no event of a broken row is trusted.
+func TestFeedRowDecodesWholeOrNotAtAll(t *testing.T) {
+	p, r, o := "dr.smith", "Patient", "access denied"
+	at := time.Date(2026, 11, 30, 12, 0, 0, 123456000, time.UTC)
+	evs := []*Event{
+		{ID: 1000, Timestamp: at, OrganizationID: "o", PrincipalID: &p, Action: "data.read", Status: "success", TargetResourceType: &r},
+		{ID: 1001, Timestamp: at.Add(-time.Hour), OrganizationID: "o", Action: "auth.login.failure", Status: "failure",
+			OutcomeDescription: &o, Details: []byte(`{"ipAddress":"10.0.0.1"}`)},
+		{ID: 1003, Timestamp: at, OrganizationID: "o", Action: "auth.login.failure", Status: "failure",
+			Details: []byte(`{"ipAddress":7}`)},
+	}
+	row := encodeFeed(evs)
+	all := func(int64) bool { return true }
+	got, err := decodeFeed(row, all)
+	want := []detectEvent{
+		{ID: 1000, Timestamp: at, PrincipalID: p, Action: "data.read", Status: "success", TargetResourceType: r},
+		{ID: 1001, Timestamp: at.Add(-time.Hour), Action: "auth.login.failure", Status: "failure", OutcomeDescription: o, IPAddress: "10.0.0.1"},
+	} // 1003's address is not a string: left to audit_log
+	if err != nil || len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, want)
+	}
+	for n := 0; n < len(row); n++ {
+		if evs, err := decodeFeed(row[:n], all); err == nil || evs != nil {
+			t.Fatalf("the first %d of %d bytes decoded to %d events, %v", n, len(row), len(evs), err)
+		}
+	}
+	if _, err := decodeFeed(append(row, 0), all); err == nil {
+		t.Fatal("a byte too many was accepted")
 	}
 }

@@ -87,18 +87,33 @@ type queueRow struct {
 // queueRows groups events (ids assigned) into queue rows, one per organization, in the
 // order the organizations first appear.
 func queueRows(events []*Event) []queueRow {
-	var rows []queueRow
-	for _, ev := range events {
-		i := len(rows) - 1
-		if i < 0 || rows[i].org != ev.OrganizationID {
-			i = slices.IndexFunc(rows, func(r queueRow) bool { return r.org == ev.OrganizationID })
-			if i < 0 {
-				rows = append(rows, queueRow{org: ev.OrganizationID})
-				i = len(rows) - 1
-			}
-		}
+	groups := byOrganization(events)
+	rows := make([]queueRow, len(groups))
+	for i, g := range groups {
 		r := &rows[i]
-		r.ids, r.timestamps, r.hashes = append(r.ids, ev.ID), append(r.timestamps, ev.Timestamp.UTC()), append(r.hashes, ev.Hash)
+		r.org = g[0].OrganizationID
+		for _, ev := range g {
+			r.ids, r.timestamps, r.hashes = append(r.ids, ev.ID), append(r.timestamps, ev.Timestamp.UTC()), append(r.hashes, ev.Hash)
+		}
 	}
 	return rows
+}
+
+// byOrganization groups events by organization, keeping their order, the organizations in
+// the order they first appear: the rows one write adds to the leaf queue and to
+// detection's feed.
+func byOrganization(events []*Event) [][]*Event {
+	var groups [][]*Event
+	for _, ev := range events {
+		i := len(groups) - 1
+		if i < 0 || groups[i][0].OrganizationID != ev.OrganizationID {
+			i = slices.IndexFunc(groups, func(g []*Event) bool { return g[0].OrganizationID == ev.OrganizationID })
+			if i < 0 {
+				groups = append(groups, nil)
+				i = len(groups) - 1
+			}
+		}
+		groups[i] = append(groups[i], ev)
+	}
+	return groups
 }
