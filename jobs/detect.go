@@ -45,7 +45,7 @@ func DetectionJob(d DetectionPasser, interval time.Duration) Job {
 	}
 }
 
-// DetectionFeedTrimJob deletes, every minute, detection feed rows older than
+// DetectionFeedTrimJob deletes, every minute, detection feed rows and runs older than
 // models.FeedTTL: rows detection did not finish, such as all of them while no instance runs
 // detection. It runs where the ingest writer feeds detection.
 func DetectionFeedTrimJob(db *gorm.DB) Job {

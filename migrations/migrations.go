@@ -72,6 +72,7 @@ func list() []*gormigrate.Migration {
 		sqlMigration("20261130_0057_archived_events_statistics"),
 		sqlMigration("20261130_0058_detection_feed"),
 		sqlMigration("20261130_0059_search_sketch_partition_guard"),
+		sqlMigration("20261130_0060_detection_runs"),
 	}
 }
 

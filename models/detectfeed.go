@@ -3,11 +3,13 @@ package models
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -186,16 +188,17 @@ func detailsIPAddress(details []byte) (string, bool) {
 var errFeed = errors.New("malformed detection feed row")
 
 // decodeFeed decodes an encoded feed row and returns the events keep wants (keep sees each
-// id once; an event whose values the row does not hold, see feedIPUnknown, is never kept:
-// it is left to audit_log). A malformed row returns an error and no event.
-func decodeFeed(b []byte, keep func(id int64) bool) ([]detectEvent, error) {
+// id once), and, apart, the id and time of those of them whose values the row does not hold
+// (see feedIPUnknown), to be read from audit_log. A malformed row returns an error and no
+// event.
+func decodeFeed(b []byte, keep func(id int64) bool) ([]detectEvent, []detectLeaf, error) {
 	if len(b) == 0 || b[0] != feedVersion {
-		return nil, errFeed
+		return nil, nil, errFeed
 	}
 	r := feedReader{b: b[1:]}
 	count, nStrings := r.uvarint(), r.uvarint()
 	if r.bad || nStrings > uint64(len(r.b)) || count > uint64(len(r.b)) {
-		return nil, errFeed
+		return nil, nil, errFeed
 	}
 	strs := make([]string, 1, nStrings+1) // strs[0] is ""
 	for range nStrings {
@@ -209,6 +212,7 @@ func decodeFeed(b []byte, keep func(id int64) bool) ([]detectEvent, error) {
 		return strs[ref]
 	}
 	var events []detectEvent
+	var held []detectLeaf
 	var id, ts int64
 	for range count {
 		id += r.varint()
@@ -221,17 +225,21 @@ func decodeFeed(b []byte, keep func(id int64) bool) ([]detectEvent, error) {
 			e.IPAddress = str(ip - 1)
 		}
 		if r.bad {
-			return nil, errFeed
+			return nil, nil, errFeed
 		}
-		if ip != feedIPUnknown && keep(id) {
+		switch {
+		case !keep(id):
+		case ip == feedIPUnknown:
+			held = append(held, detectLeaf{AuditLogID: id, EventTimestamp: time.UnixMicro(ts).UTC()})
+		default:
 			e.Timestamp = time.UnixMicro(ts).UTC()
 			events = append(events, e)
 		}
 	}
 	if r.bad || len(r.b) != 0 {
-		return nil, errFeed
+		return nil, nil, errFeed
 	}
-	return events, nil
+	return events, held, nil
 }
 
 // feedReader reads an encoded feed row; the first malformed or missing value sets bad, and
@@ -287,7 +295,7 @@ func readFeed(ctx context.Context, conn *pgx.Conn, org string, minID, maxID int6
 		if r.err != nil {
 			return nil, nil, nil, fmt.Errorf("models: read detection feed: %w", r.err)
 		}
-		evs, err := decodeFeed(v[1], keep)
+		evs, _, err := decodeFeed(v[1], keep) // the events it does not hold stay wanted
 		if err != nil {
 			bad = append(bad, last)
 			continue
@@ -301,11 +309,155 @@ func readFeed(ctx context.Context, conn *pgx.Conn, org string, minID, maxID int6
 	return events, lasts, bad, nil
 }
 
+// detectRun is a row of detection_run (migration 0060): the Merkle sequencer appended the
+// events of the writes whose feed rows end at lasts as the leaves [first, first+leaves) of
+// the organization's log, their ids summing (wrapping) to idSum.
+type detectRun struct {
+	first  int64
+	leaves int
+	lasts  []int64
+	idSum  int64
+}
+
+// fedWrite is one decoded feed row: the events it holds, the ones it left to audit_log,
+// and their count and id sum (wrapping).
+type fedWrite struct {
+	events []detectEvent
+	held   []detectLeaf
+	n      int
+	idSum  int64
+}
+
+// whole reports whether the feed rows writes holds the run's events and nothing else: each of
+// its rows once, as many events as the run has leaves, summing to its id sum. The rows are
+// the server's own (owner-only), so this guards against a run and rows that do not belong
+// together (a row trimmed, a run of writes fed by an older version), not against forgery.
+func (r detectRun) whole(writes map[int64]*fedWrite) bool {
+	n, sum := 0, int64(0)
+	for i, last := range r.lasts {
+		w := writes[last]
+		if w == nil || slices.Contains(r.lasts[:i], last) {
+			return false
+		}
+		n, sum = n+w.n, sum+w.idSum
+	}
+	return n == r.leaves && sum == r.idSum
+}
+
+// readRunBatch takes up to n leaves of org's log from the leaf from on out of detection's
+// runs and feed: the whole runs (see detectRun.whole) that follow on from it, their events
+// from their feed rows, and those the rows do not hold from audit_log. Without the leaves'
+// index read, that is about half of detection's PostgreSQL time per event
+// (docs/benchmarks.md). It returns an empty batch when no whole run starts at from, with how
+// many leaves to read from audit_leaf instead: up to the next whole run, so the batch after
+// that one takes the runs again.
+func readRunBatch(ctx context.Context, conn *pgx.Conn, org string, from int64, n int) (detectBatch, int, error) {
+	rows, _ := conn.Query(ctx, `SELECT first_leaf, leaves, feed_last_ids, id_sum FROM detection_run
+		WHERE organization_id = $1 AND first_leaf >= $2 AND first_leaf < $3 ORDER BY first_leaf`, org, from, from+int64(n))
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (detectRun, error) {
+		var r detectRun
+		err := row.Scan(&r.first, &r.leaves, &r.lasts, &r.idSum)
+		return r, err
+	})
+	if err != nil {
+		return detectBatch{}, 0, fmt.Errorf("models: read detection runs: %w", err)
+	}
+	if len(runs) == 0 {
+		return detectBatch{}, n, nil
+	}
+	var lasts []int64
+	for _, r := range runs {
+		lasts = append(lasts, r.lasts...)
+	}
+	writes, err := readFedWrites(ctx, conn, org, lasts)
+	if err != nil {
+		return detectBatch{}, 0, err
+	}
+	var b detectBatch
+	var held []detectLeaf
+	for _, r := range runs {
+		if r.first != from+int64(b.leaves) || b.leaves+r.leaves > n || !r.whole(writes) {
+			break
+		}
+		for _, last := range r.lasts {
+			w := writes[last]
+			b.events = append(b.events, w.events...)
+			held = append(held, w.held...)
+		}
+		b.fed = append(b.fed, r.lasts...)
+		b.leaves += r.leaves
+	}
+	if b.leaves == 0 {
+		limit := n
+		for _, r := range runs {
+			if r.first > from && r.whole(writes) {
+				limit = int(r.first - from)
+				break
+			}
+		}
+		return detectBatch{}, limit, nil
+	}
+	if len(held) > 0 {
+		more, err := readDetectEvents(ctx, conn, org, held)
+		if err != nil {
+			return detectBatch{}, 0, err
+		}
+		b.events = append(b.events, more...)
+	}
+	return b, 0, nil
+}
+
+// readFedWrites reads and decodes org's feed rows with the given last ids, by last id. A
+// row that cannot be decoded, or a last id two rows share, is left out.
+func readFedWrites(ctx context.Context, conn *pgx.Conn, org string, lasts []int64) (map[int64]*fedWrite, error) {
+	rows, err := conn.Query(ctx, `SELECT last_id, events FROM detection_feed WHERE organization_id = $1 AND last_id = ANY($2)`,
+		pgx.QueryResultFormats{pgx.BinaryFormatCode}, org, lasts)
+	if err != nil {
+		return nil, fmt.Errorf("models: read detection feed: %w", err)
+	}
+	defer rows.Close()
+	writes := map[int64]*fedWrite{}
+	twice := map[int64]bool{}
+	all := func(int64) bool { return true }
+	var r batchReader
+	for rows.Next() {
+		v := rows.RawValues()
+		last := r.int8(v[0])
+		if r.err != nil {
+			return nil, fmt.Errorf("models: read detection feed: %w", r.err)
+		}
+		events, held, err := decodeFeed(v[1], all)
+		if err != nil || twice[last] {
+			continue
+		}
+		if _, ok := writes[last]; ok {
+			delete(writes, last)
+			twice[last] = true
+			continue
+		}
+		w := &fedWrite{events: events, held: held, n: len(events) + len(held)}
+		for _, e := range events {
+			w.idSum += e.ID
+		}
+		for _, h := range held {
+			w.idSum += h.AuditLogID
+		}
+		writes[last] = w
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("models: read detection feed: %w", err)
+	}
+	return writes, nil
+}
+
 // TrimDetectionFeed deletes the detection feed rows older than FeedTTL (by the database's
-// clock), skipping rows another transaction holds, and returns how many it deleted.
+// clock), skipping rows another transaction holds, and returns how many it deleted; it
+// deletes the runs as old too.
 func TrimDetectionFeed(ctx context.Context, db *gorm.DB) (int64, error) {
-	res := db.WithContext(ctx).Exec(`DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
-		WHERE written_at < now() - make_interval(secs => ?) FOR UPDATE SKIP LOCKED))`, FeedTTL.Seconds())
+	res := db.WithContext(ctx).Exec(`WITH runs AS (DELETE FROM detection_run WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_run
+			WHERE written_at < now() - make_interval(secs => @ttl) FOR UPDATE SKIP LOCKED)))
+		DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
+		WHERE written_at < now() - make_interval(secs => @ttl) FOR UPDATE SKIP LOCKED))`, sql.Named("ttl", FeedTTL.Seconds()))
 	if res.Error != nil {
 		return 0, fmt.Errorf("models: trim the detection feed: %w", res.Error)
 	}

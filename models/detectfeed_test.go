@@ -180,8 +180,8 @@ func TestDetectionFromTheFeedMatchesDetectionFromTheLog(t *testing.T) {
 
 func equalPtr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
-// A feed row nobody finishes is trimmed once FeedTTL old, and only then: detection reads
-// its events from audit_log and counts each once.
+// A feed row or run nobody finishes is trimmed once FeedTTL old, and only then: detection
+// reads its events from audit_log and counts each once.
 func TestTrimDetectionFeedDeletesOnlyOldRows(t *testing.T) {
 	f := newDetectFixture(t)
 	org := pgtest.NewOrg(t, "")
@@ -193,12 +193,19 @@ func TestTrimDetectionFeedDeletesOnlyOldRows(t *testing.T) {
 		models.FeedTTL.Seconds(), org, org).Error; err != nil {
 		t.Fatal(err)
 	}
+	if err := db.Exec(`UPDATE detection_run SET written_at = now() - make_interval(secs => ?) - interval '1 second'
+		WHERE organization_id = ? AND first_leaf = 0`, models.FeedTTL.Seconds(), org).Error; err != nil {
+		t.Fatal(err)
+	}
 	n, err := models.TrimDetectionFeed(context.Background(), db)
 	if err != nil || n < 1 {
 		t.Fatalf("trim: %d rows, %v", n, err)
 	}
 	if left := feedRows(t, org); left != 1 {
 		t.Fatalf("%d feed rows left, want the younger one", left)
+	}
+	if runs := runRows(t, org); len(runs) != 1 || runs[0].FirstLeaf != 1 {
+		t.Fatalf("runs left %v, want the younger one (from leaf 1)", runs)
 	}
 	f.drain(f.detector(100))
 	if h, _, p := eventCounts(t, org); h != 2 || p != 2 {
@@ -308,5 +315,120 @@ func TestDetectionReadsTheLogPastAMalformedFeedRow(t *testing.T) {
 	pgtest.DB(t).Raw(`SELECT count(*) FROM event_counts_daily WHERE organization_id = ? AND value = 'mallory'`, org).Scan(&mallory)
 	if mallory != 0 {
 		t.Fatal("the malformed row's decodable part was trusted")
+	}
+}
+
+func runRows(t *testing.T, org string) []struct{ FirstLeaf, Leaves int64 } {
+	t.Helper()
+	var runs []struct{ FirstLeaf, Leaves int64 }
+	if err := pgtest.DB(t).Raw(`SELECT first_leaf, leaves FROM detection_run WHERE organization_id = ? ORDER BY first_leaf`,
+		org).Scan(&runs).Error; err != nil {
+		t.Fatal(err)
+	}
+	return runs
+}
+
+// The sequencer records a run for each call's fed writes, and none for writes without a
+// feed row. A batch takes the whole runs that follow on from its cursor, with exactly the
+// events audit_log holds for their leaves (an event the feed does not hold read from
+// audit_log); where no whole run starts, it reads the leaves up to the next whole one; a run
+// whose feed rows do not add up to it is not trusted. Detection over runs raises and counts
+// what it does over the log, and leaves no run or feed row behind.
+func TestDetectionTakesWholeRunsFromTheFeed(t *testing.T) {
+	f := newDetectFixture(t)
+	fedOrg, loggedOrg := pgtest.NewOrg(t, "fed"), pgtest.NewOrg(t, "logged")
+	writes := func(org string) [][]models.Event {
+		failures := repeat(12, func(i int) models.Event {
+			return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "auth.login.failure", "failure", by("mallory"))
+		})
+		failures = append(failures, ev(org, detectBase, "auth.login.failure", "failure",
+			func(e *models.Event) { e.Details = json.RawMessage(`{"ipAddress": 7}`) }))
+		return [][]models.Event{
+			failures,
+			repeat(30, func(i int) models.Event {
+				return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.export", "success", by("trent"), resource("Patient"))
+			}),
+			repeat(4, func(i int) models.Event { // written without a feed row: no run
+				return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.read", "failure", by("eve"), outcome("Unauthorized"))
+			}),
+			repeat(5, func(i int) models.Event {
+				return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.read", "failure", by("eve"), outcome("Unauthorized"))
+			}),
+			repeat(3, func(i int) models.Event {
+				return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.read", "success", by("zed"))
+			}),
+		}
+	}
+	fw, lw := writes(fedOrg), writes(loggedOrg)
+	for i := range fw {
+		if i == 2 {
+			f.write(fw[i]...)
+		} else {
+			f.writeFed(fw[i]...)
+		}
+		f.write(lw[i]...)
+	}
+	want := []struct{ FirstLeaf, Leaves int64 }{{0, 13}, {13, 30}, {47, 5}, {52, 3}}
+	if got := runRows(t, fedOrg); !slices.Equal(got, want) {
+		t.Fatalf("runs %v, want %v", got, want)
+	}
+	if got := runRows(t, loggedOrg); len(got) != 0 {
+		t.Fatalf("runs %v for writes without a feed", got)
+	}
+	ctx, db := context.Background(), pgtest.DB(t)
+	byID := func(a, b models.DetectEventForTest) int { return int(a.ID - b.ID) }
+
+	events, leaves, _, finished, err := models.ReadDetectionRunBatch(ctx, db, fedOrg, 0, 1000)
+	if err != nil || leaves != 43 || len(finished) != 2 {
+		t.Fatalf("from leaf 0: %d leaves, %d rows finished, %v; want the first two runs (43 leaves, 2 rows)", leaves, len(finished), err)
+	}
+	_, _, logged, _, err := models.ReadDetectionBatch(ctx, db, fedOrg, 0, 43)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(events, byID)
+	slices.SortFunc(logged, byID)
+	if !slices.Equal(events, logged) {
+		t.Fatalf("the runs gave %d events, audit_log holds %d for their leaves:\n%+v\n%+v", len(events), len(logged), events, logged)
+	}
+	if _, leaves, _, _, _ = models.ReadDetectionRunBatch(ctx, db, fedOrg, 0, 42); leaves != 13 {
+		t.Fatalf("a batch of 42 took %d leaves, want the first run's 13 (a run is taken whole or not at all)", leaves)
+	}
+	if _, leaves, limit, _, _ := models.ReadDetectionRunBatch(ctx, db, fedOrg, 43, 1000); leaves != 0 || limit != 4 {
+		t.Fatalf("from leaf 43 (no run): %d leaves, read %d from the log; want 0 and the 4 up to the next run", leaves, limit)
+	}
+	if _, leaves, limit, _, _ := models.ReadDetectionRunBatch(ctx, db, fedOrg, 5, 1000); leaves != 0 || limit != 8 {
+		t.Fatalf("from leaf 5 (inside a run): %d leaves, read %d from the log; want 0 and 8", leaves, limit)
+	}
+	// A run whose rows do not add up to it is not trusted: a wrong id sum, a row gone.
+	if err := db.Exec(`UPDATE detection_run SET id_sum = id_sum + 1 WHERE organization_id = ? AND first_leaf = 47`, fedOrg).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, leaves, limit, _, _ := models.ReadDetectionRunBatch(ctx, db, fedOrg, 47, 1000); leaves != 0 || limit != 5 {
+		t.Fatalf("a run with a wrong id sum: %d leaves taken, read %d from the log; want 0 and 5", leaves, limit)
+	}
+	if err := db.Exec(`DELETE FROM detection_feed WHERE organization_id = ? AND last_id = (SELECT max(last_id) FROM detection_feed
+		WHERE organization_id = ?)`, fedOrg, fedOrg).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, leaves, limit, _, _ := models.ReadDetectionRunBatch(ctx, db, fedOrg, 52, 1000); leaves != 0 || limit != 1000 {
+		t.Fatalf("a run without its feed row: %d leaves taken, read %d from the log; want 0 and the batch", leaves, limit)
+	}
+
+	f.drain(f.detector(1000))
+	for _, rule := range []string{models.RuleFailedLogins, models.RuleUnauthorizedAccess, models.RuleBulkOperations,
+		models.RuleDataAccessVelocity} {
+		a, b := alertsOf(t, fedOrg, rule), alertsOf(t, loggedOrg, rule)
+		if len(a) != len(b) {
+			t.Fatalf("%s: %d alerts over runs, %d over the log", rule, len(a), len(b))
+		}
+	}
+	ha, aa, pa := eventCounts(t, fedOrg)
+	hb, ab, pb := eventCounts(t, loggedOrg)
+	if ha != hb || aa != ab || pa != pb || ha != 55 {
+		t.Fatalf("counts over runs %d/%d/%d, over the log %d/%d/%d, want 55 events", ha, aa, pa, hb, ab, pb)
+	}
+	if n, runs := feedRows(t, fedOrg), runRows(t, fedOrg); n != 0 || len(runs) != 0 {
+		t.Fatalf("%d feed rows and runs %v left once detection read every event", n, runs)
 	}
 }

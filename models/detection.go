@@ -210,10 +210,14 @@ func (d *Detector) processOrg(ctx context.Context, org string) (int, int, error)
 		}); err != nil {
 			return err
 		}
-		// Committed: the feed rows it finished are of no more use. Deleted after the commit,
-		// not inside the batch's transaction, which holds the organization's cache version
-		// from its counts on (see processBatch); one left behind (this failing) is never read
-		// again, since its events are all below the cursor, and the trim job deletes it.
+		// Committed: the feed rows it finished, and the runs below the cursor, are of no more
+		// use. Deleted after the commit, not inside the batch's transaction, which holds the
+		// organization's cache version from its counts on (see processBatch); one left behind
+		// (this failing) is never read again, since its events are all below the cursor, and
+		// the trim job deletes it.
+		if processed == 0 {
+			return nil
+		}
 		return consumeFeed(c, org, fed)
 	})
 	if err != nil {
@@ -234,34 +238,20 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 	if len(cur) == 0 {
 		return 0, 0, nil, nil // another instance is on it
 	}
-	var leaves []detectLeaf
-	var events []detectEvent
-	var fed []int64
+	var b detectBatch
 	err := conn.Raw(func(driverConn any) error {
 		c, ok := driverConn.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("models: driver connection is %T, not pgx", driverConn)
 		}
 		var err error
-		if leaves, err = readLeaves(ctx, c.Conn(), org, cur[0], d.batch); err != nil {
-			return err
-		}
-		// The log is gap-free; stop at a gap rather than skip a leaf.
-		for i := range leaves {
-			if leaves[i].LeafIndex != cur[0]+int64(i) {
-				leaves = leaves[:i]
-				break
-			}
-		}
-		if len(leaves) == 0 {
-			return nil
-		}
-		events, fed, err = readBatchEvents(ctx, c.Conn(), org, leaves)
+		b, err = readBatch(ctx, c.Conn(), org, cur[0], d.batch)
 		return err
 	})
-	if err != nil || len(leaves) == 0 {
+	if err != nil || b.leaves == 0 {
 		return 0, 0, nil, err
 	}
+	events := b.events
 	now := d.now().UTC()
 	rules, err := listAlertRules(tx, org)
 	if err != nil {
@@ -285,10 +275,45 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 		return 0, 0, nil, err
 	}
 	if err := tx.Exec(`UPDATE detection_cursor SET leaf_index = ?, updated_at = ? WHERE organization_id = ?`,
-		leaves[len(leaves)-1].LeafIndex+1, now, org).Error; err != nil {
+		cur[0]+int64(b.leaves), now, org).Error; err != nil {
 		return 0, 0, nil, fmt.Errorf("models: advance detection cursor: %w", err)
 	}
-	return len(leaves), n, fed, nil
+	return b.leaves, n, b.fed, nil
+}
+
+// detectBatch is a batch of an organization's log: how many leaves from the cursor on, their
+// events, and the last ids of the feed rows it finishes.
+type detectBatch struct {
+	leaves int
+	events []detectEvent
+	fed    []int64
+}
+
+// readBatch reads up to n leaves of org's log from the leaf from on: from detection's runs
+// and feed when a whole run starts there (readRunBatch), else the leaves themselves, up to
+// the next whole run, and their events.
+func readBatch(ctx context.Context, conn *pgx.Conn, org string, from int64, n int) (detectBatch, error) {
+	b, limit, err := readRunBatch(ctx, conn, org, from, n)
+	if err != nil || b.leaves > 0 {
+		return b, err
+	}
+	leaves, err := readLeaves(ctx, conn, org, from, limit)
+	if err != nil {
+		return detectBatch{}, err
+	}
+	// The log is gap-free; stop at a gap rather than skip a leaf.
+	for i := range leaves {
+		if leaves[i].LeafIndex != from+int64(i) {
+			leaves = leaves[:i]
+			break
+		}
+	}
+	if len(leaves) == 0 {
+		return detectBatch{}, nil
+	}
+	b = detectBatch{leaves: len(leaves)}
+	b.events, b.fed, err = readBatchEvents(ctx, conn, org, leaves)
+	return b, err
 }
 
 // readBatchEvents returns the leaves' events: from the detection feed where it holds them,
@@ -337,15 +362,16 @@ func readBatchEvents(ctx context.Context, conn *pgx.Conn, org string, leaves []d
 	return append(events, more...), done, nil
 }
 
-// consumeFeed deletes the feed rows a batch finished (their last ids). Rows another
-// transaction holds are left to it (an erasure's trigger deleting every row), so detection
-// never waits on one.
+// consumeFeed deletes the feed rows a batch finished (their last ids) and org's runs below
+// its cursor. Rows another transaction holds are left to it (an erasure's trigger deleting
+// every feed row, the trim job), so detection never waits on one.
 func consumeFeed(db *gorm.DB, org string, lasts []int64) error {
-	if len(lasts) == 0 {
-		return nil
-	}
-	if err := db.Exec(`DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
-		WHERE organization_id = ? AND last_id = ANY(?::bigint[]) FOR UPDATE SKIP LOCKED))`, org, pgArray(lasts)).Error; err != nil {
+	if err := db.Exec(`WITH runs AS (DELETE FROM detection_run WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_run
+			WHERE organization_id = @org AND first_leaf < (SELECT leaf_index FROM detection_cursor WHERE organization_id = @org)
+			FOR UPDATE SKIP LOCKED)))
+		DELETE FROM detection_feed WHERE ctid = ANY(ARRAY(SELECT ctid FROM detection_feed
+		WHERE organization_id = @org AND last_id = ANY(CAST(@lasts AS bigint[])) FOR UPDATE SKIP LOCKED))`,
+		sql.Named("org", org), sql.Named("lasts", pgArray(lasts))).Error; err != nil {
 		return fmt.Errorf("models: consume the detection feed: %w", err)
 	}
 	return nil

@@ -79,7 +79,7 @@ func TestFeedRowDecodesWholeOrNotAtAll(t *testing.T) {
 	}
 	row := encodeFeed(evs)
 	all := func(int64) bool { return true }
-	got, err := decodeFeed(row, all)
+	got, held, err := decodeFeed(row, all)
 	want := []detectEvent{
 		{ID: 1000, Timestamp: at, PrincipalID: p, Action: "data.read", Status: "success", TargetResourceType: r},
 		{ID: 1001, Timestamp: at.Add(-time.Hour), Action: "auth.login.failure", Status: "failure", OutcomeDescription: o, IPAddress: "10.0.0.1"},
@@ -87,12 +87,15 @@ func TestFeedRowDecodesWholeOrNotAtAll(t *testing.T) {
 	if err != nil || len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("decoded %+v, %v; want %+v", got, err, want)
 	}
+	if len(held) != 1 || held[0] != (detectLeaf{AuditLogID: 1003, EventTimestamp: at}) {
+		t.Fatalf("the events the row does not hold: %+v, want 1003 at %s", held, at)
+	}
 	for n := 0; n < len(row); n++ {
-		if evs, err := decodeFeed(row[:n], all); err == nil || evs != nil {
+		if evs, held, err := decodeFeed(row[:n], all); err == nil || evs != nil || held != nil {
 			t.Fatalf("the first %d of %d bytes decoded to %d events, %v", n, len(row), len(evs), err)
 		}
 	}
-	if _, err := decodeFeed(append(row, 0), all); err == nil {
+	if _, _, err := decodeFeed(append(row, 0), all); err == nil {
 		t.Fatal("a byte too many was accepted")
 	}
 }

@@ -148,6 +148,20 @@ func RetentionPlans(ctx context.Context, db *gorm.DB, org string, now time.Time)
 	return conv(d), conv(c), err
 }
 
+// ReadDetectionRunBatch is readRunBatch: the whole runs from the leaf from on (leaves, their
+// events and the feed rows they finish), or, when none starts there, how many leaves to read
+// instead (limit).
+func ReadDetectionRunBatch(ctx context.Context, db *gorm.DB, org string, from int64, n int) (events []DetectEventForTest,
+	leaves, limit int, finished []int64, err error) {
+	err = WithPgx(ctx, db, func(conn *pgx.Conn) error {
+		var b detectBatch
+		b, limit, err = readRunBatch(ctx, conn, org, from, n)
+		events, leaves, finished = b.events, b.leaves, b.fed
+		return err
+	})
+	return
+}
+
 // DetectEventForTest is what detection reads of an event.
 type DetectEventForTest = detectEvent
 

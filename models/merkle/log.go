@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -177,6 +178,7 @@ func (l *Log) Sequence(ctx context.Context, limit int) (SequenceResult, error) {
 					WHERE before < $1))
 				RETURNING organization_id, audit_log_ids, event_timestamps, hashes`, limit)
 			var queued []queuedLeaf
+			lasts := map[string][]int64{} // per organization, the last id of each queue row
 			var org string
 			var ids []int64
 			var times []time.Time
@@ -187,6 +189,9 @@ func (l *Log) Sequence(ctx context.Context, limit int) (SequenceResult, error) {
 				}
 				for i := range ids {
 					queued = append(queued, queuedLeaf{id: ids[i], org: org, ts: times[i], hash: hashes[i]})
+				}
+				if len(ids) > 0 {
+					lasts[org] = append(lasts[org], slices.Max(ids))
 				}
 				return nil
 			})
@@ -199,7 +204,11 @@ func (l *Log) Sequence(ctx context.Context, limit int) (SequenceResult, error) {
 			}
 			for org, qs := range byOrg {
 				sort.Slice(qs, func(i, j int) bool { return qs[i].id < qs[j].id })
-				if err := l.appendLeaves(ctx, tx, org, qs); err != nil {
+				first, err := l.appendLeaves(ctx, tx, org, qs)
+				if err != nil {
+					return err
+				}
+				if err := recordDetectionRun(ctx, tx, org, first, qs, lasts[org]); err != nil {
 					return err
 				}
 				res.Leaves += len(qs)
@@ -234,15 +243,32 @@ func (l *Log) VacuumQueue(ctx context.Context) error {
 	return nil
 }
 
-// appendLeaves appends qs to org's log with their complete interior nodes.
-func (l *Log) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queuedLeaf) error {
+// recordDetectionRun tells detection which writes' events the leaves from first on are:
+// the last ids of their queue rows (lasts), which are those of their detection feed rows,
+// and the sum of the events' ids (wrapping), when a feed row of them exists
+// (models/detectfeed.go, migration 0060). One small row per organization and call.
+func recordDetectionRun(ctx context.Context, tx pgx.Tx, org string, first int64, qs []queuedLeaf, lasts []int64) error {
+	var sum int64
+	for _, q := range qs {
+		sum += q.id
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO detection_run (organization_id, first_leaf, leaves, feed_last_ids, id_sum)
+		SELECT $1::text, $2::bigint, $3::integer, $4::bigint[], $5::bigint
+		WHERE EXISTS (SELECT 1 FROM detection_feed WHERE organization_id = $1::text AND last_id = ANY($4::bigint[]))
+		ON CONFLICT DO NOTHING`, org, first, len(qs), lasts, sum)
+	return err
+}
+
+// appendLeaves appends qs to org's log with their complete interior nodes and returns the
+// index of the first.
+func (l *Log) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queuedLeaf) (int64, error) {
 	size, err := logSize(ctx, tx, org)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	r, err := l.rangeAt(ctx, tx, org, size)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	type nodeRow struct {
 		level int16
@@ -258,10 +284,10 @@ func (l *Log) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queu
 	for _, q := range qs {
 		lh, err := LeafHash(q.hash)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if err := r.Append(lh, visit); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_leaf"},
@@ -269,7 +295,7 @@ func (l *Log) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queu
 		pgx.CopyFromSlice(len(qs), func(i int) ([]any, error) {
 			return []any{org, size + int64(i), qs[i].id, qs[i].ts, qs[i].hash}, nil
 		})); err != nil {
-		return err
+		return 0, err
 	}
 	if len(nodes) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_merkle_node"},
@@ -277,10 +303,10 @@ func (l *Log) appendLeaves(ctx context.Context, tx pgx.Tx, org string, qs []queu
 			pgx.CopyFromSlice(len(nodes), func(i int) ([]any, error) {
 				return []any{org, nodes[i].level, nodes[i].index, nodes[i].hash}, nil
 			})); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return size, nil
 }
 
 // dueForCheckpoint lists the organizations whose log holds leaves past their latest

@@ -1,0 +1,1 @@
+DROP TABLE detection_run;
