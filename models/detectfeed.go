@@ -374,20 +374,22 @@ func readRunBatch(ctx context.Context, conn *pgx.Conn, org string, from int64, n
 		return detectBatch{}, 0, err
 	}
 	var b detectBatch
-	var held []detectLeaf
+	taken := 0 // runs
 	for _, r := range runs {
 		if r.first != from+int64(b.leaves) || b.leaves+r.leaves > n || !r.whole(writes) {
 			break
 		}
-		for _, last := range r.lasts {
-			w := writes[last]
-			b.events = append(b.events, w.events...)
-			held = append(held, w.held...)
-		}
 		b.fed = append(b.fed, r.lasts...)
 		b.leaves += r.leaves
+		taken++
 	}
-	if b.leaves == 0 {
+	var held []detectLeaf
+	b.events = make([]detectEvent, 0, b.leaves) // an event is 128 bytes: copied once
+	for _, last := range b.fed {
+		b.events = append(b.events, writes[last].events...)
+		held = append(held, writes[last].held...)
+	}
+	if taken == 0 {
 		limit := n
 		for _, r := range runs {
 			if r.first > from && r.whole(writes) {
