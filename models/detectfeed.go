@@ -374,22 +374,14 @@ func readRunBatch(ctx context.Context, conn *pgx.Conn, org string, from int64, n
 		return detectBatch{}, 0, err
 	}
 	var b detectBatch
-	taken := 0 // runs
 	for _, r := range runs {
 		if r.first != from+int64(b.leaves) || b.leaves+r.leaves > n || !r.whole(writes) {
 			break
 		}
 		b.fed = append(b.fed, r.lasts...)
 		b.leaves += r.leaves
-		taken++
 	}
-	var held []detectLeaf
-	b.events = make([]detectEvent, 0, b.leaves) // an event is 128 bytes: copied once
-	for _, last := range b.fed {
-		b.events = append(b.events, writes[last].events...)
-		held = append(held, writes[last].held...)
-	}
-	if taken == 0 {
+	if b.leaves == 0 {
 		limit := n
 		for _, r := range runs {
 			if r.first > from && r.whole(writes) {
@@ -398,6 +390,12 @@ func readRunBatch(ctx context.Context, conn *pgx.Conn, org string, from int64, n
 			}
 		}
 		return detectBatch{}, limit, nil
+	}
+	var held []detectLeaf
+	b.events = make([]detectEvent, 0, b.leaves) // an event is 128 bytes: copied once
+	for _, last := range b.fed {
+		b.events = append(b.events, writes[last].events...)
+		held = append(held, writes[last].held...)
 	}
 	if len(held) > 0 {
 		more, err := readDetectEvents(ctx, conn, org, held)

@@ -432,3 +432,28 @@ func TestDetectionTakesWholeRunsFromTheFeed(t *testing.T) {
 		t.Fatalf("%d feed rows and runs %v left once detection read every event", n, runs)
 	}
 }
+
+// A run that adds up to nothing (no leaves, no rows: the sequencer never writes one) is no
+// batch: detection reads the leaves past it rather than stand still at its cursor.
+func TestDetectionReadsPastAnEmptyRun(t *testing.T) {
+	f := newDetectFixture(t)
+	org := pgtest.NewOrg(t, "")
+	f.write(repeat(3, func(i int) models.Event {
+		return ev(org, detectBase.Add(-time.Duration(i)*time.Second), "data.read", "success", by("alice"))
+	})...)
+	if err := pgtest.DB(t).Exec(`INSERT INTO detection_run (organization_id, first_leaf, leaves, feed_last_ids, id_sum)
+		VALUES (?, 0, 0, '{}', 0)`, org).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, leaves, limit, _, err := models.ReadDetectionRunBatch(context.Background(), pgtest.DB(t), org, 0, 100); err != nil ||
+		leaves != 0 || limit != 100 {
+		t.Fatalf("from an empty run: %d leaves taken, read %d from the log, %v; want 0 and the batch", leaves, limit, err)
+	}
+	f.drain(f.detector(100))
+	if h, _, p := eventCounts(t, org); h != 3 || p != 3 {
+		t.Fatalf("%d events counted (%d by principal), want 3", h, p)
+	}
+	if runs := runRows(t, org); len(runs) != 0 {
+		t.Fatalf("runs %v left below the cursor", runs)
+	}
+}

@@ -251,7 +251,6 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 	if err != nil || b.leaves == 0 {
 		return 0, 0, nil, err
 	}
-	events := b.events
 	now := d.now().UTC()
 	rules, err := listAlertRules(tx, org)
 	if err != nil {
@@ -261,7 +260,7 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 	if err != nil {
 		return 0, 0, nil, err
 	}
-	hits := matchRules(events, rules, loc, now)
+	hits := matchRules(b.events, rules, loc, now)
 	n, err := d.evaluate(tx, org, rules, hits, loc, now)
 	if err != nil {
 		return 0, 0, nil, err
@@ -271,7 +270,7 @@ func (d *Detector) processBatch(ctx context.Context, conn *sql.Conn, tx *gorm.DB
 	}
 	// Last before the cursor: the counts' upserts bump the organization's cache version,
 	// whose row lock the sequencer's next leaves wait for until this commits.
-	if err := addEventCounts(tx, org, events); err != nil {
+	if err := addEventCounts(tx, org, b.events); err != nil {
 		return 0, 0, nil, err
 	}
 	if err := tx.Exec(`UPDATE detection_cursor SET leaf_index = ?, updated_at = ? WHERE organization_id = ?`,
