@@ -1,6 +1,7 @@
 package models
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -97,5 +98,33 @@ func TestFeedRowDecodesWholeOrNotAtAll(t *testing.T) {
 	}
 	if _, _, err := decodeFeed(append(row, 0), all); err == nil {
 		t.Fatal("a byte too many was accepted")
+	}
+}
+
+// A write's events group by organization in the order the organizations first appear, each
+// group in the write's order; a write of one organization is one group of all its events.
+func TestByOrganizationKeepsOrder(t *testing.T) {
+	e := func(id int64, org string) *Event { return &Event{ID: id, OrganizationID: org} }
+	ids := func(groups [][]*Event) [][]int64 {
+		var out [][]int64
+		for _, g := range groups {
+			var row []int64
+			for _, ev := range g {
+				row = append(row, ev.ID)
+			}
+			out = append(out, row)
+		}
+		return out
+	}
+	mixed := []*Event{e(1, "b"), e(2, "a"), e(3, "b"), e(4, "c"), e(5, "a")}
+	if got := ids(byOrganization(mixed)); !slices.EqualFunc(got, [][]int64{{1, 3}, {2, 5}, {4}}, slices.Equal) {
+		t.Fatalf("mixed write grouped as %v", got)
+	}
+	one := []*Event{e(1, "a"), e(2, "a"), e(3, "a")}
+	if got := ids(byOrganization(one)); !slices.EqualFunc(got, [][]int64{{1, 2, 3}}, slices.Equal) {
+		t.Fatalf("one organization's write grouped as %v", got)
+	}
+	if got := byOrganization(nil); len(got) != 0 {
+		t.Fatalf("no events grouped as %v", got)
 	}
 }

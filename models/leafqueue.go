@@ -103,6 +103,9 @@ func queueRows(events []*Event) []queueRow {
 // the order they first appear: the rows one write adds to the leaf queue and to
 // detection's feed.
 func byOrganization(events []*Event) [][]*Event {
+	if len(events) > 0 && !slices.ContainsFunc(events, func(ev *Event) bool { return ev.OrganizationID != events[0].OrganizationID }) {
+		return [][]*Event{events} // most writes: one organization's events, grouped as they are
+	}
 	var groups [][]*Event
 	for _, ev := range events {
 		i := len(groups) - 1
